@@ -1,0 +1,13 @@
+using System.CommandLine;
+
+namespace Sharpformer.Cli.Commands;
+
+/// <summary><c>sharpformer bench ...</c>: side-by-side measurements; each sub-verb adds itself here.</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var bench = new Command("bench", "Measure kernels and models on this machine, with ratios against the hardware peak or a peer engine.");
+        return bench;
+    }
+}

@@ -1,0 +1,25 @@
+namespace Sharpformer.Tensors.Tests;
+
+/// <summary>
+/// Every numeric tolerance the test suite uses, stated once. Change a figure here, with a reason, never inline in a test.
+/// </summary>
+public static class Tolerances
+{
+    /// <summary>A SIMD kernel vs its scalar reference on the same math (reordered float sums only).</summary>
+    public const float KernelVsReference = 1e-5f;
+
+    /// <summary>A SIMD kernel vs its scalar reference, relative to the magnitude of the result (long dot products).</summary>
+    public const float KernelVsReferenceRelative = 1e-5f;
+
+    /// <summary>Analytic gradient vs central finite differences in float64-accumulated float32 (step 1e-3).</summary>
+    public const float GradCheckAbsolute = 2e-3f;
+
+    /// <summary>Relative part of the finite-difference check.</summary>
+    public const float GradCheckRelative = 2e-2f;
+
+    /// <summary>Sharpformer vs a PyTorch fixture computed in float32.</summary>
+    public const float VsPyTorch = 1e-4f;
+
+    /// <summary>Sharpformer vs ONNX Runtime on real checkpoints (issue: max abs difference ≤ 1e-4).</summary>
+    public const float VsOnnxRuntime = 1e-4f;
+}
