@@ -238,8 +238,14 @@ public sealed class SafeTensorsHeader
         }
         catch (JsonException e)
         {
-            throw Error(SafeTensorsErrorKind.InvalidHeaderDeserialization, fileName, current,
+            throw Error(SafeTensorsErrorKind.InvalidHeaderDeserialization, fileName, current == MetadataKey ? null : current,
                 $"the header is not valid JSON ({e.Message}).", e);
+        }
+        catch (InvalidOperationException e)
+        {
+            // GetString on an escaped lone surrogate ("\ud800"): valid JSON, but not a valid name.
+            throw Error(SafeTensorsErrorKind.InvalidHeaderDeserialization, fileName, current == MetadataKey ? null : current,
+                $"the header holds a string that is not valid Unicode ({e.Message}).", e);
         }
 
         return (tensors, metadata);

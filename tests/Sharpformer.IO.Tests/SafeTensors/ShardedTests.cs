@@ -112,6 +112,28 @@ public sealed class ShardedTests : IDisposable
     }
 
     [Fact]
+    public void ParseIndex_InvalidUtf8InsideString_InvalidIndex()
+    {
+        // Found by the fuzzer: JsonDocument only checks UTF-8 inside strings when they are read, and then throws
+        // InvalidOperationException instead of JsonException.
+        byte[] json = [.. "{\"metadata\":{\"total_size\":\"m"u8, 0xE3, .. "ds\"}}"u8];
+
+        var error = Assert.Throws<SafeTensorsException>(() => ShardedSafeTensors.ParseIndex(json, "index.json"));
+
+        Assert.Equal(SafeTensorsErrorKind.InvalidIndex, error.Kind);
+    }
+
+    [Fact]
+    public void ParseIndex_EscapedLoneSurrogate_InvalidIndex()
+    {
+        var json = Encoding.UTF8.GetBytes("{\"weight_map\":{\"\\ud800\":\"a.safetensors\"}}");
+
+        var error = Assert.Throws<SafeTensorsException>(() => ShardedSafeTensors.ParseIndex(json, "index.json"));
+
+        Assert.Equal(SafeTensorsErrorKind.InvalidIndex, error.Kind);
+    }
+
+    [Fact]
     public void Open_ShardSymlinkOutsideFolder_PathEscape()
     {
         using var outside = new TempDir();

@@ -49,6 +49,8 @@ public sealed class ValidationTests : IDisposable
         { "too_long_for_shape", "{" + T("a", "BF16", "[3]", 0, 8) + "}", 8, SafeTensorsErrorKind.TensorInvalidInfo, "a" },
         { "subbyte_misaligned", "{" + T("a", "F4", "[3]", 0, 2) + "}", 2, SafeTensorsErrorKind.MisalignedSlice, "a" },
         { "data_past_end", "{" + T("a", "F32", "[4]", 0, 16) + "}", 12, SafeTensorsErrorKind.MetadataIncompleteBuffer, "a" },
+        { "lone_surrogate_name", "{\"\\ud800\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, SafeTensorsErrorKind.InvalidHeaderDeserialization, null },
+        { "lone_surrogate_metadata", "{\"__metadata__\":{\"k\":\"\\udc00\"}}", 0, SafeTensorsErrorKind.InvalidHeaderDeserialization, null },
         { "deep_nesting", "{\"a\":{\"x\":" + new string('[', 100) + new string(']', 100) + "}}", 0, SafeTensorsErrorKind.InvalidHeaderDeserialization, "a" },
     };
 
