@@ -111,6 +111,28 @@ internal sealed class HubCache
         return pointer;
     }
 
+    /// <summary>
+    /// Deletes temp files of <paramref name="etag"/> that a killed process left behind (no write for
+    /// <paramref name="staleAfter"/>). Called under the blob's lock, so no lock-respecting downloader is writing them.
+    /// </summary>
+    public void DeleteStaleTemps(string etag, TimeSpan staleAfter)
+    {
+        if (!Directory.Exists(BlobsDir))
+            return;
+        foreach (var temp in Directory.EnumerateFiles(BlobsDir, etag + ".*.incomplete"))
+        {
+            try
+            {
+                if (DateTime.UtcNow - File.GetLastWriteTimeUtc(temp) > staleAfter)
+                    File.Delete(temp);
+            }
+            catch (IOException)
+            {
+                // Vanished or in use: someone else is handling it.
+            }
+        }
+    }
+
     private string Contained(string path)
     {
         var full = Path.GetFullPath(path);

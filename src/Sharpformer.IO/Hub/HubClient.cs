@@ -222,7 +222,10 @@ public sealed class HubClient : IDisposable
         {
             // Another process may have finished this blob while we waited for the lock.
             if (!File.Exists(blob))
+            {
+                cache.DeleteStaleTemps(meta.Etag, TimeSpan.FromHours(1));
                 await DownloadBlobAsync(cache, meta, filename, blob, progress, ct).ConfigureAwait(false);
+            }
             return new Resolved(cache.LinkSnapshot(meta.Commit, filename, meta.Etag), meta.Commit);
         }
     }

@@ -270,7 +270,7 @@ public sealed class FakeHubServer : IAsyncDisposable
             await ctx.Response.Body.WriteAsync(body.AsMemory(offset, Math.Min(chunk, send - offset)));
             await ctx.Response.Body.FlushAsync();
             if (ChunkDelayMs > 0)
-                await Task.Delay(ChunkDelayMs);
+                await Task.Delay(ChunkDelayMs, ctx.RequestAborted);
         }
         if (CutBodyHalfway)
             ctx.Abort();

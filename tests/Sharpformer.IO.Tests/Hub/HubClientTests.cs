@@ -489,6 +489,67 @@ public sealed class HubClientTests : HubTestContext
         Assert.Contains("never unpickles", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task DownloadFile_ServerStallsMidBody_TimesOutWithNetworkErrorAndNoBlob()
+    {
+        Server.ChunkDelayMs = 5_000;
+        using var client = new HubClient(Options() with { ReadTimeout = TimeSpan.FromMilliseconds(300) });
+
+        var e = await Assert.ThrowsAsync<HubNetworkException>(() => client.DownloadFileAsync("org/tiny", "model.safetensors"));
+
+        Assert.Contains("HF_HUB_DOWNLOAD_TIMEOUT", e.Message, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(RepoDir("org/tiny"), "blobs")));
+    }
+
+    [Fact]
+    public async Task DownloadFile_StaleTempFromKilledProcess_IsCleanedUp()
+    {
+        var etag = Tiny().Commits[CommitMain]["model.safetensors"].Sha256;
+        var blobs = Path.Combine(RepoDir("org/tiny"), "blobs");
+        Directory.CreateDirectory(blobs);
+        var stale = Path.Combine(blobs, etag + ".4242-dead.incomplete");
+        var fresh = Path.Combine(blobs, "0123456789012345678901234567890123456789.1-live.incomplete");
+        File.WriteAllBytes(stale, [1, 2, 3]);
+        File.WriteAllBytes(fresh, [1]);
+        File.SetLastWriteTimeUtc(stale, DateTime.UtcNow.AddDays(-1));
+        using var client = Client();
+
+        await client.DownloadFileAsync("org/tiny", "model.safetensors");
+
+        Assert.False(File.Exists(stale));
+        Assert.True(File.Exists(fresh)); // another blob's temp is not ours to touch
+    }
+
+    [Fact]
+    public async Task Snapshot_ServerListsEscapingFileName_RejectedAndNothingOutsideCache()
+    {
+        var repo = Server.AddRepo(new FakeRepo("org/evil") { Refs = { ["main"] = CommitV1 } });
+        repo.Commits[CommitV1] = new(StringComparer.Ordinal) { ["config.json"] = Git("{}"), ["../../../escaped.txt"] = Git("x") };
+        using var client = Client();
+
+        var e = await Assert.ThrowsAsync<HubIntegrityException>(() => client.SnapshotAsync("org/evil"));
+
+        Assert.Contains("unsafe file name", e.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(CacheDir, "escaped.txt")));
+        Assert.False(File.Exists(Path.Combine(Path.GetDirectoryName(CacheDir)!, "escaped.txt")));
+    }
+
+    [Fact]
+    public async Task ResolveModelFiles_IndexNamesEscapingShard_Rejected()
+    {
+        var repo = Server.AddRepo(new FakeRepo("org/evilshards") { Refs = { ["main"] = CommitV1 } });
+        repo.Commits[CommitV1] = new(StringComparer.Ordinal)
+        {
+            ["config.json"] = Git("{}"),
+            ["model.safetensors.index.json"] = Git("{\"weight_map\": {\"w\": \"../../../../x.safetensors\"}}"),
+        };
+        using var client = Client();
+
+        var e = await Assert.ThrowsAsync<HubIntegrityException>(() => client.ResolveModelFilesAsync("org/evilshards"));
+
+        Assert.Contains("unsafe shard path", e.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>Progress&lt;T&gt; posts to the thread pool; tests need the reports in order and complete.</summary>
     private sealed class SynchronousProgress(Action<DownloadProgress> report) : IProgress<DownloadProgress>
     {
