@@ -203,9 +203,10 @@ public sealed class HubClient : IDisposable
         {
             return new Resolved(null, cache.ResolveCommit(revision));
         }
-        catch (HubNetworkException) when (cache.ResolveCommit(revision) is { } cachedCommit && cache.TryGetFile(cachedCommit, filename) is not null)
+        catch (HubNetworkException) when (cache.ResolveCommit(revision) is { } cachedCommit
+            && (cache.TryGetFile(cachedCommit, filename) is not null || (optional && cache.IsKnownMissing(cachedCommit, filename))))
         {
-            // As huggingface_hub does: an unreachable Hub falls back to the cached copy of this revision.
+            // As huggingface_hub does: an unreachable Hub falls back to what the cache knows about this revision.
             return new Resolved(cache.TryGetFile(cachedCommit, filename), cachedCommit);
         }
 

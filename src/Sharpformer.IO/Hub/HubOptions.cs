@@ -36,6 +36,16 @@ public sealed record HubOptions
     /// <summary>Test hook: skip the cross-process lock, as on file systems where locks silently succeed.</summary>
     internal bool LockingDisabled { get; init; }
 
+    /// <summary>Prints the settings with the token masked, so options can be logged safely.</summary>
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append("Endpoint = ").Append(Endpoint)
+            .Append(", Token = ").Append(Token is null ? "(none)" : "***")
+            .Append(", CacheDir = ").Append(CacheDir)
+            .Append(", Offline = ").Append(Offline);
+        return true;
+    }
+
     /// <summary>
     /// Reads <c>HF_ENDPOINT</c>, <c>HF_TOKEN</c> (else <c>HF_TOKEN_PATH</c> or <c>$HF_HOME/token</c>), <c>HF_HUB_CACHE</c>
     /// (else <c>$HF_HOME/hub</c>, <c>HF_HOME</c> defaulting to <c>$XDG_CACHE_HOME/huggingface</c> or

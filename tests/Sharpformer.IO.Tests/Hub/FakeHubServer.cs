@@ -86,6 +86,9 @@ public sealed class FakeHubServer : IAsyncDisposable
     /// <summary>Replace X-Repo-Commit with this value.</summary>
     public string? EvilCommit { get; set; }
 
+    /// <summary>Renamed repos: old id → new id, answered with a relative 307 as the Hub does.</summary>
+    public ConcurrentDictionary<string, string> Renames { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Pause between 16 KiB body chunks, so concurrent downloads overlap.</summary>
     public int ChunkDelayMs { get; set; }
 
@@ -163,6 +166,12 @@ public sealed class FakeHubServer : IAsyncDisposable
             return;
         }
         var repoId = path[1..resolve];
+        if (Renames.TryGetValue(repoId, out var renamed))
+        {
+            ctx.Response.StatusCode = 307;
+            ctx.Response.Headers.Location = "/" + renamed + path[resolve..];
+            return;
+        }
         var tail = path[(resolve + "/resolve/".Length)..];
         var slash = tail.IndexOf('/', StringComparison.Ordinal);
         if (slash < 0)

@@ -58,6 +58,35 @@ public sealed class HubClientTests : HubTestContext
     }
 
     [Fact]
+    public async Task DownloadFile_RenamedRepo_FollowsRelativeRedirectAndCachesUnderRequestedId()
+    {
+        Server.Renames["old-org/tiny"] = "org/tiny";
+        using var client = Client();
+
+        var config = await client.DownloadFileAsync("old-org/tiny", "config.json");
+        var weights = await client.DownloadFileAsync("old-org/tiny", "model.safetensors");
+
+        Assert.Equal(Path.Combine(RepoDir("old-org/tiny"), "snapshots", CommitMain, "config.json"), config);
+        Assert.Equal(Tiny().Commits[CommitMain]["config.json"].Content, File.ReadAllBytes(config));
+        Assert.Equal(Tiny().Commits[CommitMain]["model.safetensors"].Content, File.ReadAllBytes(weights));
+    }
+
+    [Fact]
+    public async Task TryDownloadFile_UnreachableButMissRecorded_ReturnsNull()
+    {
+        using (var client = Client())
+        {
+            await client.DownloadFileAsync("org/tiny", "config.json");
+            Assert.Null(await client.TryDownloadFileAsync("org/tiny", "vocab.txt"));
+        }
+        await Server.DisposeAsync();
+
+        using (var client = Client())
+            Assert.Null(await client.TryDownloadFileAsync("org/tiny", "vocab.txt"));
+        Server = await FakeHubServer.StartAsync();
+    }
+
+    [Fact]
     public async Task DownloadFile_SecondCall_HitsCacheWithoutGet()
     {
         using var client = Client();

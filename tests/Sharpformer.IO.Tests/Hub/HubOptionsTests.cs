@@ -82,4 +82,14 @@ public sealed class HubOptionsTests
 
         Assert.Contains("HF_ENDPOINT", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void ToString_WithToken_MasksIt()
+    {
+        var text = new HubOptions { Token = "hf_secret_value", CacheDir = "/c" }.ToString();
+
+        Assert.DoesNotContain("hf_secret_value", text, StringComparison.Ordinal);
+        Assert.Contains("Token = ***", text, StringComparison.Ordinal);
+        Assert.Contains("/c", text, StringComparison.Ordinal);
+    }
 }
