@@ -180,6 +180,8 @@ public abstract record ModelConfig
         var warnings = new List<string>();
         if (dto.AutoMap is { ValueKind: not JsonValueKind.Null })
             warnings.Add($"{source}: 'auto_map' names remote code; it is ignored (Sharpformer never runs code from a checkpoint).");
+        if (dto.Extra is not null && dto.Extra.ContainsKey("trust_remote_code"))
+            warnings.Add($"{source}: 'trust_remote_code' is ignored (Sharpformer never runs code from a checkpoint).");
 
         var id2label = new Dictionary<int, string>();
         if (dto.Id2Label is not null)

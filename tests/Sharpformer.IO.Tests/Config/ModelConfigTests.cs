@@ -185,9 +185,10 @@ public sealed class ModelConfigTests
     [Fact]
     public void Load_AutoMapAndLabels_WarnsAndParsesLabels()
     {
-        var c = ModelConfig.Load("""{"model_type": "bert", "auto_map": {"AutoModel": "x.Y"}, "id2label": {"0": "NEG", "1": "POS"}}""");
+        var c = ModelConfig.Load("""{"model_type": "bert", "auto_map": {"AutoModel": "x.Y"}, "trust_remote_code": true, "id2label": {"0": "NEG", "1": "POS"}}""");
 
         Assert.Contains(c.Warnings, w => w.Contains("auto_map", StringComparison.Ordinal));
+        Assert.Contains(c.Warnings, w => w.Contains("trust_remote_code", StringComparison.Ordinal));
         Assert.Equal("POS", c.Id2Label[1]);
     }
 
