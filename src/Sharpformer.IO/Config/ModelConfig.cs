@@ -1,0 +1,230 @@
+using System.Collections.ObjectModel;
+using System.Text.Json;
+
+namespace Sharpformer.IO.Config;
+
+/// <summary>
+/// An immutable, validated model configuration with Hugging Face's defaults resolved. Read one with
+/// <see cref="Load"/>; the concrete type (<see cref="BertConfig"/>, <see cref="RobertaConfig"/>,
+/// <see cref="DistilBertConfig"/>, <see cref="Gpt2Config"/>, <see cref="LlamaConfig"/>) follows config.json's
+/// <c>model_type</c>.
+/// </summary>
+public abstract record ModelConfig
+{
+    /// <summary>The model types <see cref="Load"/> understands, sorted.</summary>
+    public static IReadOnlyList<string> SupportedModelTypes { get; } = ["bert", "distilbert", "gpt2", "llama", "roberta"];
+
+    /// <summary>The <c>model_type</c> this record describes (e.g. <c>bert</c>).</summary>
+    public abstract string ModelType { get; }
+
+    /// <summary>Embedding width C (HF <c>hidden_size</c>; <c>n_embd</c> in GPT-2, <c>dim</c> in DistilBERT).</summary>
+    public int HiddenSize { get; init; }
+
+    /// <summary>Number of transformer blocks (<c>num_hidden_layers</c> / <c>n_layer</c> / <c>n_layers</c>).</summary>
+    public int NumHiddenLayers { get; init; }
+
+    /// <summary>Number of attention heads H (<c>num_attention_heads</c> / <c>n_head</c> / <c>n_heads</c>).</summary>
+    public int NumAttentionHeads { get; init; }
+
+    /// <summary>Vocabulary size V.</summary>
+    public int VocabSize { get; init; }
+
+    /// <summary>Longest sequence T the position embeddings cover (<c>max_position_embeddings</c> / <c>n_positions</c>).</summary>
+    public int MaxPositionEmbeddings { get; init; }
+
+    /// <summary>Width of the feed-forward hidden layer (<c>intermediate_size</c> / <c>n_inner</c> / <c>hidden_dim</c>).</summary>
+    public int IntermediateSize { get; init; }
+
+    /// <summary><c>architectures</c> from the file (empty when absent).</summary>
+    public IReadOnlyList<string> Architectures { get; init; } = [];
+
+    /// <summary>The dtype the checkpoint was saved in (<c>torch_dtype</c> or <c>dtype</c>), or null.</summary>
+    public string? TorchDtype { get; init; }
+
+    /// <summary><c>bos_token_id</c> with the architecture's default resolved (may be null).</summary>
+    public int? BosTokenId { get; init; }
+
+    /// <summary><c>eos_token_id</c> as a list (one id for most models, several for Llama 3 instruct); empty when unset.</summary>
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+
+    /// <summary><c>pad_token_id</c> with the architecture's default resolved (may be null).</summary>
+    public int? PadTokenId { get; init; }
+
+    /// <summary>Whether the output projection shares the input embedding (<c>tie_word_embeddings</c>).</summary>
+    public bool TieWordEmbeddings { get; init; }
+
+    /// <summary><c>id2label</c>: class index to label for classification heads (empty when absent).</summary>
+    public IReadOnlyDictionary<int, string> Id2Label { get; init; } = ReadOnlyDictionary<int, string>.Empty;
+
+    /// <summary>Keys of the file that this record does not model, kept verbatim.</summary>
+    public IReadOnlyDictionary<string, JsonElement> ExtraKeys { get; init; } = ReadOnlyDictionary<string, JsonElement>.Empty;
+
+    /// <summary>Non-fatal findings, e.g. an <c>auto_map</c> that is ignored because remote code never runs.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>
+    /// Reads a config: <paramref name="pathOrJson"/> is inline JSON (starts with <c>{</c>), a config.json path, or a
+    /// model folder holding config.json. Dispatches on <c>model_type</c>, or on <c>architectures</c> when an old
+    /// checkpoint has no <c>model_type</c>.
+    /// </summary>
+    /// <exception cref="ModelConfigException">The file is missing, is not JSON, names an unsupported model type, or
+    /// fails validation; the message names the source and the key.</exception>
+    public static ModelConfig Load(string pathOrJson)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(pathOrJson);
+        if (pathOrJson.TrimStart().StartsWith('{'))
+            return Parse(pathOrJson, "inline JSON");
+
+        var path = Directory.Exists(pathOrJson) ? Path.Combine(pathOrJson, "config.json") : pathOrJson;
+        if (!File.Exists(path))
+            throw new ModelConfigException($"config.json not found at '{path}': pass a model folder, a config.json path, or the JSON text itself.");
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    /// <summary>Parses config.json text; <paramref name="source"/> names it in error messages.</summary>
+    /// <exception cref="ModelConfigException">See <see cref="Load"/>.</exception>
+    public static ModelConfig Parse(string json, string source = "inline JSON")
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        ArgumentNullException.ThrowIfNull(source);
+        var modelType = DetectModelType(json, source);
+        return modelType switch
+        {
+            "bert" => BertConfig.FromJson(Deserialize<BertConfigJson>(json, source), source),
+            "roberta" => RobertaConfig.FromJson(Deserialize<RobertaConfigJson>(json, source), source),
+            "distilbert" => DistilBertConfig.FromJson(Deserialize<DistilBertConfigJson>(json, source), source),
+            "gpt2" => Gpt2Config.FromJson(Deserialize<Gpt2ConfigJson>(json, source), source),
+            "llama" => LlamaConfig.FromJson(Deserialize<LlamaConfigJson>(json, source), source),
+            _ => throw new ModelConfigException(
+                $"{source}: model_type '{modelType}' is not supported; supported model types: {string.Join(", ", SupportedModelTypes)}."),
+        };
+    }
+
+    /// <summary>Reads <c>model_type</c>, or infers it from <c>architectures</c> (e.g. <c>BertForMaskedLM</c> → bert).</summary>
+    private static string DetectModelType(string json, string source)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException e)
+        {
+            throw new ModelConfigException($"{source}: not valid JSON ({e.Message}).", e);
+        }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+                throw new ModelConfigException($"{source}: config.json must be a JSON object, found {root.ValueKind}.");
+            if (root.TryGetProperty("model_type", out var mt) && mt.ValueKind != JsonValueKind.Null)
+            {
+                if (mt.ValueKind != JsonValueKind.String || string.IsNullOrEmpty(mt.GetString()))
+                    throw new ModelConfigException($"{source}: 'model_type' must be a non-empty string.");
+                return mt.GetString()!;
+            }
+            if (root.TryGetProperty("architectures", out var archs) && archs.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var arch in archs.EnumerateArray())
+                {
+                    if (arch.ValueKind != JsonValueKind.String)
+                        continue;
+                    var type = ModelTypeFromArchitecture(arch.GetString()!);
+                    if (type is not null)
+                        return type;
+                }
+            }
+            throw new ModelConfigException(
+                $"{source}: no 'model_type' key and no recognizable 'architectures' entry; add \"model_type\" (one of: {string.Join(", ", SupportedModelTypes)}).");
+        }
+    }
+
+    private static string? ModelTypeFromArchitecture(string architecture)
+    {
+        // Longest prefixes first: "DistilBert..." must not be read as "Bert...".
+        if (architecture.StartsWith("DistilBert", StringComparison.Ordinal)) return "distilbert";
+        if (architecture.StartsWith("Roberta", StringComparison.Ordinal)) return "roberta";
+        if (architecture.StartsWith("Bert", StringComparison.Ordinal)) return "bert";
+        if (architecture.StartsWith("GPT2", StringComparison.Ordinal)) return "gpt2";
+        if (architecture.StartsWith("Llama", StringComparison.Ordinal)) return "llama";
+        return null;
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        AllowDuplicateProperties = false,
+        MaxDepth = 64,
+    };
+
+    private static T Deserialize<T>(string json, string source) where T : ConfigJson
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<T>(json, JsonOptions)
+                ?? throw new ModelConfigException($"{source}: config.json is 'null'.");
+        }
+        catch (JsonException e)
+        {
+            var key = string.IsNullOrEmpty(e.Path) ? "" : $" at '{e.Path.TrimStart('$', '.')}'";
+            throw new ModelConfigException($"{source}: wrong value{key} ({e.Message}).", e);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ModelConfigException($"{source}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Copies the common PretrainedConfig keys; <paramref name="defaults"/> carries the per-architecture values.</summary>
+    private protected static CommonValues ResolveCommon(ConfigJson dto, string source, CommonDefaults defaults)
+    {
+        var warnings = new List<string>();
+        if (dto.AutoMap is { ValueKind: not JsonValueKind.Null })
+            warnings.Add($"{source}: 'auto_map' names remote code; it is ignored (Sharpformer never runs code from a checkpoint).");
+        if (dto.Extra is not null && dto.Extra.ContainsKey("trust_remote_code"))
+            warnings.Add($"{source}: 'trust_remote_code' is ignored (Sharpformer never runs code from a checkpoint).");
+
+        var id2label = new Dictionary<int, string>();
+        if (dto.Id2Label is not null)
+        {
+            foreach (var (key, label) in dto.Id2Label)
+            {
+                if (!int.TryParse(key, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id))
+                    throw new ModelConfigException($"{source}: 'id2label' key '{key}' is not a class index; keys must be \"0\", \"1\", ...");
+                id2label[id] = label;
+            }
+        }
+
+        var extra = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+        if (dto.Extra is not null)
+        {
+            foreach (var (key, value) in dto.Extra)
+                extra[key] = value.Clone();
+        }
+
+        return new CommonValues(
+            dto.Architectures is null ? [] : [.. dto.Architectures],
+            dto.TorchDtype ?? dto.Dtype,
+            dto.BosTokenId ?? defaults.BosTokenId,
+            dto.EosTokenId is null ? (defaults.EosTokenId is { } eos ? [eos] : []) : [.. dto.EosTokenId],
+            dto.PadTokenId ?? defaults.PadTokenId,
+            dto.TieWordEmbeddings ?? defaults.TieWordEmbeddings,
+            new ReadOnlyDictionary<int, string>(id2label),
+            new ReadOnlyDictionary<string, JsonElement>(extra),
+            warnings);
+    }
+
+    /// <summary>Per-architecture defaults of the common keys (HF's PretrainedConfig subclasses differ here).</summary>
+    private protected readonly record struct CommonDefaults(int? BosTokenId, int? EosTokenId, int? PadTokenId, bool TieWordEmbeddings);
+
+    /// <summary>The common keys after defaults, ready to copy into a record.</summary>
+    private protected sealed record CommonValues(
+        IReadOnlyList<string> Architectures,
+        string? TorchDtype,
+        int? BosTokenId,
+        IReadOnlyList<int> EosTokenIds,
+        int? PadTokenId,
+        bool TieWordEmbeddings,
+        IReadOnlyDictionary<int, string> Id2Label,
+        IReadOnlyDictionary<string, JsonElement> ExtraKeys,
+        IReadOnlyList<string> Warnings);
+}
