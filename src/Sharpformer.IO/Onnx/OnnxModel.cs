@@ -196,6 +196,10 @@ public sealed class OnnxTensor
         };
     }
 
+    /// <summary>The values of a floating-point tensor as a new F32 <see cref="Tensor"/> of the same shape.</summary>
+    /// <exception cref="InvalidOperationException">The tensor does not hold floating-point values.</exception>
+    public Tensor ToFloatTensor() => Tensor.FromArray(ToFloatArray(), new Shape(IntDims()));
+
     /// <summary>Copies the data into a new <see cref="Tensor"/> of the matching dtype (F32, F16, BF16, I32, I64).</summary>
     /// <exception cref="NotSupportedException">The element type has no <see cref="DType"/>, or a dimension exceeds int range.</exception>
     public Tensor ToTensor()
@@ -209,6 +213,19 @@ public sealed class OnnxTensor
             OnnxDataType.Int64 => DType.I64,
             _ => throw new NotSupportedException($"ONNX tensor '{Name}' holds {DataType}, which has no Sharpformer dtype; only FLOAT, FLOAT16, BFLOAT16, INT32 and INT64 convert."),
         };
+        var tensor = Tensor.Empty(new Shape(IntDims()), dtype);
+        var dst = tensor.Storage.GetBytes(0, Data.Length);
+        Data.Span.CopyTo(dst);
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("ONNX tensors are little-endian; big-endian hosts are not supported.");
+        }
+
+        return tensor;
+    }
+
+    private int[] IntDims()
+    {
         var dims = new int[Dims.Count];
         for (int i = 0; i < dims.Length; i++)
         {
@@ -220,15 +237,7 @@ public sealed class OnnxTensor
             dims[i] = (int)Dims[i];
         }
 
-        var tensor = Tensor.Empty(new Shape(dims), dtype);
-        var dst = tensor.Storage.GetBytes(0, Data.Length);
-        Data.Span.CopyTo(dst);
-        if (!BitConverter.IsLittleEndian)
-        {
-            throw new PlatformNotSupportedException("ONNX tensors are little-endian; big-endian hosts are not supported.");
-        }
-
-        return tensor;
+        return dims;
     }
 
     /// <summary>Bytes per element of <paramref name="type"/>, or 0 when the type has no fixed size.</summary>
