@@ -163,21 +163,23 @@ public sealed class SafeTensorsHeader
 
     private static long ExpectedByteLength(SafeTensorInfo info, string fileName)
     {
-        // ElementCount was computed with checked math at parse time; here the bit count may still overflow.
-        if (info.ElementCount > long.MaxValue / info.DType.BitSize())
+        // ElementCount (< 2^63) was computed with checked math at parse time; the bit count is checked in unsigned
+        // 64-bit arithmetic, exactly like upstream's usize, so the same files overflow.
+        ulong bitSize = (ulong)info.DType.BitSize();
+        if ((ulong)info.ElementCount > ulong.MaxValue / bitSize)
         {
             throw Error(SafeTensorsErrorKind.ValidationOverflow, fileName, info.Name,
-                $"{info.DType} {info.ShapeString} has more bytes than 64-bit arithmetic can count.");
+                $"{info.DType} {info.ShapeString} has more bits than 64-bit arithmetic can count.");
         }
 
-        long bits = info.ElementCount * info.DType.BitSize();
+        ulong bits = (ulong)info.ElementCount * bitSize;
         if (bits % 8 != 0)
         {
             throw Error(SafeTensorsErrorKind.MisalignedSlice, fileName, info.Name,
                 $"{info.ElementCount} elements of {info.DType} fill {bits} bits, not a whole number of bytes.");
         }
 
-        return bits / 8;
+        return (long)(bits / 8);
     }
 
     private static (List<SafeTensorInfo> Tensors, Dictionary<string, string> Metadata) ParseJson(ReadOnlySpan<byte> json, string fileName)
@@ -236,8 +238,14 @@ public sealed class SafeTensorsHeader
         }
         catch (JsonException e)
         {
-            throw Error(SafeTensorsErrorKind.InvalidHeaderDeserialization, fileName, current,
+            throw Error(SafeTensorsErrorKind.InvalidHeaderDeserialization, fileName, current == MetadataKey ? null : current,
                 $"the header is not valid JSON ({e.Message}).", e);
+        }
+        catch (InvalidOperationException e)
+        {
+            // GetString on an escaped lone surrogate ("\ud800"): valid JSON, but not a valid name.
+            throw Error(SafeTensorsErrorKind.InvalidHeaderDeserialization, fileName, current == MetadataKey ? null : current,
+                $"the header holds a string that is not valid Unicode ({e.Message}).", e);
         }
 
         return (tensors, metadata);
@@ -348,7 +356,7 @@ public sealed class SafeTensorsHeader
             dims[i] = (long)shape[i];
             if (dims[i] != 0 && count > long.MaxValue / dims[i])
             {
-                // A zero dimension anywhere still makes the count 0, but upstream's checked product overflows first too.
+                // Left to right like upstream's checked product: a later zero does not excuse an earlier overflow.
                 throw Overflow(fileName, name, shape);
             }
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Unicode;
 using Sharpformer.Tensors;
 
 namespace Sharpformer.IO.SafeTensors;
@@ -155,6 +156,13 @@ public sealed class ShardedSafeTensors : ISafeTensorsSource
     /// <exception cref="SafeTensorsException">The JSON is malformed, has duplicate keys, or a field has the wrong type.</exception>
     internal static (List<KeyValuePair<string, string>> WeightMap, long? TotalSize) ParseIndex(ReadOnlyMemory<byte> json, string indexPath)
     {
+        // JsonDocument defers UTF-8 checks inside strings until GetString, which then throws InvalidOperationException
+        // (found by the fuzzer): validate up front so every bad byte becomes an index error.
+        if (!Utf8.IsValid(json.Span))
+        {
+            throw Invalid(indexPath, null, "the index is not valid UTF-8; the file is corrupt.");
+        }
+
         JsonDocument doc;
         try
         {
@@ -167,61 +175,73 @@ public sealed class ShardedSafeTensors : ISafeTensorsSource
 
         using (doc)
         {
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
+            try
             {
-                throw Invalid(indexPath, null, "the index must be a JSON object with \"weight_map\".");
+                return ReadIndex(doc.RootElement, indexPath);
             }
-
-            JsonElement? weightMapElement = null;
-            long? totalSize = null;
-            var topKeys = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var p in root.EnumerateObject())
+            catch (InvalidOperationException e)
             {
-                if (!topKeys.Add(p.Name))
-                {
-                    throw Invalid(indexPath, null, $"the key \"{p.Name}\" appears twice at the top level.");
-                }
-
-                if (p.NameEquals("weight_map"))
-                {
-                    weightMapElement = p.Value;
-                }
-                else if (p.NameEquals("metadata"))
-                {
-                    totalSize = ParseMetadata(p.Value, indexPath);
-                }
+                // An escaped lone surrogate ("\ud800") is valid JSON but not a valid .NET string.
+                throw Invalid(indexPath, null, $"the index holds a string that is not valid Unicode ({e.Message}).", e);
             }
-
-            if (weightMapElement is not { ValueKind: JsonValueKind.Object } map)
-            {
-                throw Invalid(indexPath, null, "\"weight_map\" must be an object mapping tensor names to shard file names.");
-            }
-
-            var result = new List<KeyValuePair<string, string>>();
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var p in map.EnumerateObject())
-            {
-                if (!seen.Add(p.Name))
-                {
-                    throw new SafeTensorsException(SafeTensorsErrorKind.DuplicateName, indexPath, p.Name, "weight_map lists the tensor twice; the index is ambiguous.");
-                }
-
-                if (p.Value.ValueKind != JsonValueKind.String)
-                {
-                    throw Invalid(indexPath, p.Name, $"its weight_map value must be a shard file name (a string), found {p.Value.ValueKind}.");
-                }
-
-                result.Add(new(p.Name, p.Value.GetString()!));
-            }
-
-            if (result.Count == 0)
-            {
-                throw Invalid(indexPath, null, "weight_map is empty; an index must map at least one tensor.");
-            }
-
-            return (result, totalSize);
         }
+    }
+
+    private static (List<KeyValuePair<string, string>> WeightMap, long? TotalSize) ReadIndex(JsonElement root, string indexPath)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw Invalid(indexPath, null, "the index must be a JSON object with \"weight_map\".");
+        }
+
+        JsonElement? weightMapElement = null;
+        long? totalSize = null;
+        var topKeys = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var p in root.EnumerateObject())
+        {
+            if (!topKeys.Add(p.Name))
+            {
+                throw Invalid(indexPath, null, $"the key \"{p.Name}\" appears twice at the top level.");
+            }
+
+            if (p.NameEquals("weight_map"))
+            {
+                weightMapElement = p.Value;
+            }
+            else if (p.NameEquals("metadata"))
+            {
+                totalSize = ParseMetadata(p.Value, indexPath);
+            }
+        }
+
+        if (weightMapElement is not { ValueKind: JsonValueKind.Object } map)
+        {
+            throw Invalid(indexPath, null, "\"weight_map\" must be an object mapping tensor names to shard file names.");
+        }
+
+        var result = new List<KeyValuePair<string, string>>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var p in map.EnumerateObject())
+        {
+            if (!seen.Add(p.Name))
+            {
+                throw new SafeTensorsException(SafeTensorsErrorKind.DuplicateName, indexPath, p.Name, "weight_map lists the tensor twice; the index is ambiguous.");
+            }
+
+            if (p.Value.ValueKind != JsonValueKind.String)
+            {
+                throw Invalid(indexPath, p.Name, $"its weight_map value must be a shard file name (a string), found {p.Value.ValueKind}.");
+            }
+
+            result.Add(new(p.Name, p.Value.GetString()!));
+        }
+
+        if (result.Count == 0)
+        {
+            throw Invalid(indexPath, null, "weight_map is empty; an index must map at least one tensor.");
+        }
+
+        return (result, totalSize);
     }
 
     private static long? ParseMetadata(JsonElement metadata, string indexPath)

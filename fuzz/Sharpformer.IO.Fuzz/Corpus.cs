@@ -1,0 +1,64 @@
+using System.Text;
+using Sharpformer.IO.SafeTensors;
+using Sharpformer.Tensors;
+
+namespace Sharpformer.IO.Fuzz;
+
+/// <summary>Writes the seed corpus: small valid files of every dtype family, an index, and the upstream negative vectors.</summary>
+internal static class Corpus
+{
+    public static void Write(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        string P(string name) => Path.Combine(directory, name);
+
+        SafeTensorsWriter.Write(P("valid-f32-bf16-i64.safetensors"),
+        [
+            ("w", Tensor.FromArray(new float[] { 1, -2, 3.5f, 0 }, new Shape(2, 2))),
+            ("b", Tensor.FromArray(new float[] { 0.5f, 1 }).To(DType.BF16)),
+            ("ids", Tensor.FromArray(new long[] { 1, 2 })),
+            ("s", Tensor.Full(Shape.Scalar, 2f)),
+            ("e", Tensor.Zeros(new Shape(0, 3))),
+        ], new Dictionary<string, string> { ["format"] = "pt" });
+        SafeTensorsWriter.WriteRaw(P("valid-narrow.safetensors"),
+        [
+            new("u8", SafeTensorsDType.U8, [3], new byte[] { 1, 2, 3 }),
+            new("f8", SafeTensorsDType.F8_E4M3, [2], new byte[] { 0x38, 0x7E }),
+            new("f4", SafeTensorsDType.F4, [2], new byte[] { 0x12 }),
+            new("f16", SafeTensorsDType.F16, [1], new byte[] { 0, 0x3C }),
+            new("f64", SafeTensorsDType.F64, [1], new byte[8]),
+        ]);
+        SafeTensorsWriter.Write(P("valid-empty.safetensors"), []);
+        File.WriteAllText(P("index.json"), "{\"metadata\":{\"total_size\":16},\"weight_map\":{\"a\":\"model-00001-of-00002.safetensors\",\"b\":\"model-00002-of-00002.safetensors\"}}");
+
+        // Upstream tensor.rs negative vectors (header too large, too small, bad length, non-UTF-8, not JSON, polyglot,
+        // missing bytes, invalid info, overflow), and an offset attack.
+        const string I32 = "{\"test\":{\"dtype\":\"I32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
+        File.WriteAllBytes(P("bad-header-too-large.safetensors"), [0x3C, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, .. Encoding.UTF8.GetBytes(I32), .. new byte[16]]);
+        File.WriteAllBytes(P("bad-header-too-small.safetensors"), [1, 2, 3]);
+        File.WriteAllBytes(P("bad-header-length.safetensors"), [0x3C, 0, 0, 0, 0, 0, 0, 0]);
+        File.WriteAllBytes(P("bad-non-utf8.safetensors"), [1, 0, 0, 0, 0, 0, 0, 0, 0xFF]);
+        File.WriteAllBytes(P("bad-not-json.safetensors"), [1, 0, 0, 0, 0, 0, 0, 0, (byte)'{']);
+        File.WriteAllBytes(P("bad-polyglot.safetensors"), Build(I32, new byte[16], "extra_bogus_data_for_polyglot_file"u8.ToArray()));
+        File.WriteAllBytes(P("bad-missing-bytes.safetensors"), Build(I32, new byte[14], []));
+        File.WriteAllBytes(P("bad-invalid-info.safetensors"), Build("{\"test\":{\"dtype\":\"I32\",\"shape\":[2,2],\"data_offsets\":[0,4]}}", new byte[4], []));
+        File.WriteAllBytes(P("bad-overflow.safetensors"), Build("{\"test\":{\"dtype\":\"I32\",\"shape\":[2,9223372036854775807],\"data_offsets\":[0,16]}}", new byte[16], []));
+        File.WriteAllBytes(P("bad-overlap.safetensors"), Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[8], []));
+        File.WriteAllBytes(P("bad-duplicate.safetensors"), Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", new byte[4], []));
+
+        // Regressions: inputs afl-fuzz once crashed the index parser with (invalid UTF-8 / a lone surrogate in a string).
+        File.WriteAllBytes(P("regress-index-non-utf8.json"), [.. "{\"metadata\":{\"total_size\":\"m"u8, 0xE3, .. "ds\"}}"u8]);
+        File.WriteAllText(P("regress-index-lone-surrogate.json"), "{\"weight_map\":{\"\\ud800\":\"a.safetensors\"}}");
+    }
+
+    private static byte[] Build(string header, byte[] data, byte[] trailer)
+    {
+        var h = Encoding.UTF8.GetBytes(header);
+        var bytes = new byte[8 + h.Length + data.Length + trailer.Length];
+        BitConverter.TryWriteBytes(bytes.AsSpan(0, 8), (ulong)h.Length);
+        h.CopyTo(bytes, 8);
+        data.CopyTo(bytes, 8 + h.Length);
+        trailer.CopyTo(bytes, 8 + h.Length + data.Length);
+        return bytes;
+    }
+}

@@ -1,0 +1,123 @@
+using Sharpformer.IO.SafeTensors;
+using Sharpformer.Tensors;
+
+namespace Sharpformer.IO.Fuzz;
+
+/// <summary>
+/// One fuzz iteration. The only exception allowed out of the readers is <see cref="SafeTensorsException"/>; anything else
+/// escapes and afl-fuzz records a crash. Inputs that parse as a valid file are also mapped, read tensor by tensor, and
+/// re-written and re-read, and any disagreement throws (a crash too).
+/// </summary>
+internal static class Target
+{
+    private static readonly string Scratch = Path.Combine(
+        Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath(), $"sharpformer-fuzz-{Environment.ProcessId}");
+
+    /// <summary>Bytes parsing may allocate for an input of <paramref name="length"/> bytes: linear in the input, never in what it claims.</summary>
+    public static long ParseAllocationBudget(long length) => (32 * length) + (64 * 1024);
+
+    /// <summary>Managed bytes allocated by parsing <paramref name="bytes"/> as a header and as a sharded index.</summary>
+    public static long MeasureParseAllocation(byte[] bytes)
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        ParseBoth(bytes);
+        return GC.GetAllocatedBytesForCurrentThread() - before;
+    }
+
+    public static void Run(byte[] bytes)
+    {
+        var header = ParseBoth(bytes);
+        if (header is not null)
+        {
+            CheckValidFile(bytes, header);
+        }
+    }
+
+    private static SafeTensorsHeader? ParseBoth(byte[] bytes)
+    {
+        try
+        {
+            ShardedSafeTensors.ParseIndex(bytes, "fuzz-index.json");
+        }
+        catch (SafeTensorsException)
+        {
+        }
+
+        try
+        {
+            return SafeTensorsHeader.Parse(bytes, "fuzz-input.safetensors");
+        }
+        catch (SafeTensorsException)
+        {
+            return null;
+        }
+    }
+
+    private static void CheckValidFile(byte[] bytes, SafeTensorsHeader header)
+    {
+        Directory.CreateDirectory(Scratch);
+        string input = Path.Combine(Scratch, "input.safetensors");
+        string rewritten = Path.Combine(Scratch, "rewritten.safetensors");
+        File.WriteAllBytes(input, bytes);
+        var raws = new List<SafeTensorsRawTensor>();
+        using (var file = SafeTensorsFile.Open(input))
+        {
+            Require(file.Tensors.Count == header.Tensors.Count, "mapped file and in-memory parse disagree on the tensor count");
+            foreach (var info in file.Tensors)
+            {
+                var raw = file.GetBytes(info.Name).ToArray();
+                var expected = bytes.AsSpan((int)(header.DataOffset + info.Begin), (int)info.ByteLength);
+                Require(expected.SequenceEqual(raw), $"GetBytes('{info.Name}') differs from the file bytes");
+                ReadAsTensors(file, info, raw);
+                raws.Add(new SafeTensorsRawTensor(info.Name, info.DType, info.Shape, raw));
+            }
+        }
+
+        SafeTensorsWriter.WriteRaw(rewritten, raws, header.Metadata.ToDictionary());
+        using var again = SafeTensorsFile.Open(rewritten);
+        Require(again.Tensors.Count == raws.Count, "the rewritten file lost tensors");
+        foreach (var raw in raws)
+        {
+            var info = again.GetInfo(raw.Name);
+            Require(info.DType == raw.DType && info.Shape.SequenceEqual(raw.Shape), $"'{raw.Name}' changed dtype or shape in the round trip");
+            Require(again.GetBytes(raw.Name).SequenceEqual(raw.Data.Span), $"'{raw.Name}' changed bytes in the round trip");
+        }
+
+        Require(again.Metadata.Count == header.Metadata.Count && header.Metadata.All(kv => again.Metadata.TryGetValue(kv.Key, out var v) && v == kv.Value),
+            "metadata changed in the round trip");
+    }
+
+    private static void ReadAsTensors(SafeTensorsFile file, SafeTensorInfo info, byte[] raw)
+    {
+        try
+        {
+            var t = file.GetTensor(info.Name);
+            Require(t.ElementCount == info.ElementCount, $"GetTensor('{info.Name}') has the wrong element count");
+            if (t.ElementCount > 0)
+            {
+                var bytes = t.Storage.GetReadOnlyBytes(t.Offset * t.DType.SizeOf(), raw.Length);
+                Require(bytes.SequenceEqual(raw), $"GetTensor('{info.Name}') views the wrong bytes");
+            }
+        }
+        catch (SafeTensorsException e) when (e.Kind == SafeTensorsErrorKind.UnsupportedDType)
+        {
+        }
+
+        try
+        {
+            var f = file.GetTensorAsF32(info.Name);
+            Require(f.ElementCount == info.ElementCount, $"GetTensorAsF32('{info.Name}') has the wrong element count");
+        }
+        catch (SafeTensorsException e) when (e.Kind == SafeTensorsErrorKind.UnsupportedDType)
+        {
+        }
+    }
+
+    private static void Require(bool condition, string what)
+    {
+        if (!condition)
+        {
+            throw new InvalidOperationException("fuzz invariant broken: " + what);
+        }
+    }
+}
