@@ -70,26 +70,26 @@ public static class BertOnnxImporter
         {
             // ---- embeddings: Gathers on 2-D float tables.
             var gathers = model.Graph.Nodes
-                .Where(n => n.OpType == "Gather" && n.Inputs.Count == 2 && _g.FloatConstant(n.Inputs[0], 2) is not null)
+                .Where(n => n.OpType == "Gather" && n.Inputs.Count == 2 && _g.FloatConstant(n.In(0), 2) is not null)
                 .ToList();
             var inputs = model.Graph.Inputs.ToHashSet(StringComparer.Ordinal);
-            var onInputs = gathers.Where(n => inputs.Contains(n.Inputs[1])).OrderByDescending(n => _g.Constant(n.Inputs[0])!.Dims[0]).ToList();
+            var onInputs = gathers.Where(n => inputs.Contains(n.In(1))).OrderByDescending(n => _g.Constant(n.In(0))!.Dims[0]).ToList();
             if (onInputs.Count == 0)
             {
                 Fail("graph", "no Gather reads an embedding table with a graph input as indices (expected input_ids → word embeddings)");
             }
 
-            var word = onInputs.FirstOrDefault(n => n.Inputs[1] == "input_ids") ?? onInputs[0];
+            var word = onInputs.FirstOrDefault(n => n.In(1) == "input_ids") ?? onInputs[0];
             var tokenType = onInputs.FirstOrDefault(n => n != word);
-            var position = gathers.FirstOrDefault(n => n != word && n != tokenType && !inputs.Contains(n.Inputs[1]));
+            var position = gathers.FirstOrDefault(n => n != word && n != tokenType && !inputs.Contains(n.In(1)));
             if (tokenType is null || position is null)
             {
                 Fail("embeddings", $"found the word-embedding Gather but no {(tokenType is null ? "token-type" : "position")} embedding Gather");
             }
 
-            var wordTable = _g.Constant(word.Inputs[0])!;
-            var posTable = _g.Constant(position.Inputs[0])!;
-            var typeTable = _g.Constant(tokenType.Inputs[0])!;
+            var wordTable = _g.Constant(word.In(0))!;
+            var posTable = _g.Constant(position.In(0))!;
+            var typeTable = _g.Constant(tokenType.In(0))!;
             int hidden = (int)wordTable.Dims[1];
             if (posTable.Dims[1] != hidden || typeTable.Dims[1] != hidden)
             {
@@ -97,8 +97,8 @@ public static class BertOnnxImporter
             }
 
             // Sum of the three lookups, then the embedding LayerNorm.
-            string v = word.Outputs[0];
-            var summed = new HashSet<string>(StringComparer.Ordinal) { word.Outputs[0] };
+            string v = word.Out;
+            var summed = new HashSet<string>(StringComparer.Ordinal) { word.Out };
             LayerNormMatch? embLn = null;
             for (int step = 0; step < 4 && embLn is null; step++)
             {
@@ -107,7 +107,7 @@ public static class BertOnnxImporter
                 var add = _g.OnlyConsumer(v, "Add");
                 if (add is null) break;
                 summed.Add(OnnxGraphIndex.OtherInput(add, v) ?? string.Empty);
-                v = add.Outputs[0];
+                v = add.Out;
             }
 
             if (embLn is null)
@@ -115,7 +115,7 @@ public static class BertOnnxImporter
                 Fail("embeddings", "the word + position + token-type sum does not feed a LayerNorm (LayerNormalization or ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add)");
             }
 
-            if (!summed.Contains(position.Outputs[0]) || !summed.Contains(tokenType.Outputs[0]))
+            if (!summed.Contains(position.Out) || !summed.Contains(tokenType.Out))
             {
                 Fail("embeddings", "the LayerNorm input is not the sum of the word, position and token-type lookups");
             }
@@ -232,13 +232,13 @@ public static class BertOnnxImporter
             }
 
             var ctxMatMul = vHit[0].Hit.Node!;
-            if (!FromSoftmaxOf(ctxMatMul.Inputs[0], score.Outputs[0]))
+            if (!FromSoftmaxOf(ctxMatMul.In(0), score.Out))
             {
                 Fail(layer, $"the left operand of {ctxMatMul.Label} is not a Softmax of the scores from {score.Label}");
             }
 
             int heads = HeadsFromReshape(layer, qHit[0].Hit.Reshape, hidden);
-            return (qHit[0].Linear, kHit[0].Linear, vHit[0].Linear, heads, ctxMatMul.Outputs[0]);
+            return (qHit[0].Linear, kHit[0].Linear, vHit[0].Linear, heads, ctxMatMul.Out);
         }
 
         private bool FromSoftmaxOf(string value, string scores)
@@ -246,9 +246,9 @@ public static class BertOnnxImporter
             // Walk back from the probabilities through Dropout/Cast/Identity to the Softmax, then from its input back
             // through the scaling and mask Add/Div/Mul to the score MatMul output.
             var node = _g.Producer(value);
-            for (int i = 0; i < 4 && node is not null && node.OpType is "Dropout" or "Cast" or "Identity"; i++) node = _g.Producer(node.Inputs[0]);
+            for (int i = 0; i < 4 && node is not null && node.OpType is "Dropout" or "Cast" or "Identity"; i++) node = _g.Producer(node.In(0));
             if (node?.OpType != "Softmax") return false;
-            var frontier = new Queue<string>([node.Inputs[0]]);
+            var frontier = new Queue<string>([node.In(0)]);
             for (int visited = 0; frontier.Count > 0 && visited < 16; visited++)
             {
                 string v = frontier.Dequeue();
@@ -275,8 +275,8 @@ public static class BertOnnxImporter
                 var node = next[0];
                 switch (node.OpType)
                 {
-                    case "MatMul" when _g.Constant(node.Inputs[0]) is null && _g.Constant(node.Inputs[1]) is null:
-                        return (node, node.Inputs[0] == value ? 0 : 1, transposed, reshape);
+                    case "MatMul" when _g.Constant(node.In(0)) is null && _g.Constant(node.In(1)) is null:
+                        return (node, node.In(0) == value ? 0 : 1, transposed, reshape);
                     case "Reshape":
                         reshape ??= node;
                         break;
@@ -295,7 +295,7 @@ public static class BertOnnxImporter
                         return (null, -1, false, null);
                 }
 
-                value = node.Outputs[0];
+                value = node.Out;
             }
 
             return (null, -1, false, null);
@@ -310,22 +310,22 @@ public static class BertOnnxImporter
 
             // The target shape is a constant [B, T, H, D] / [0, 0, H, D], or a Concat whose last two parts are constants.
             var dims = new List<long>();
-            var shapeConst = _g.Constant(reshape.Inputs[1]);
+            var shapeConst = _g.IntConstant(reshape.In(1));
             if (shapeConst is not null)
             {
-                dims.AddRange(shapeConst.ToInt64Array());
+                dims.AddRange(shapeConst);
             }
-            else if (_g.Producer(reshape.Inputs[1]) is { OpType: "Concat" } concat)
+            else if (_g.Producer(reshape.In(1)) is { OpType: "Concat" } concat)
             {
                 foreach (string part in concat.Inputs)
                 {
-                    var c = _g.Constant(part);
+                    var c = _g.IntConstant(part);
                     if (c is null) dims.Add(-1);
-                    else dims.AddRange(c.ToInt64Array());
+                    else dims.AddRange(c);
                 }
             }
 
-            if (dims.Count != 4 || dims[2] <= 0 || dims[3] <= 0 || dims[2] * dims[3] != hidden)
+            if (dims.Count != 4 || dims[2] <= 0 || dims[3] <= 0 || dims[2] > hidden || dims[3] > hidden || dims[2] * dims[3] != hidden)
             {
                 Fail(layer, $"the Q Reshape target [{string.Join(", ", dims)}] is not [B, T, H, D] with H·D = {hidden}");
             }
@@ -342,7 +342,7 @@ public static class BertOnnxImporter
                 if (linear is not null) return linear;
                 var next = _g.Consumers(value).Where(n => n.OpType != "Shape").ToList();
                 if (next.Count != 1 || next[0].OpType is not ("Transpose" or "Reshape" or "Identity")) return null;
-                value = next[0].Outputs[0];
+                value = next[0].Out;
             }
 
             return null;
@@ -373,7 +373,7 @@ public static class BertOnnxImporter
                     if (node.OpType is "Div" or "Mul" or "Add" or "Erf" or "Tanh" or "Pow" or "Gelu" or "FastGelu" or "Relu" or "Sigmoid")
                     {
                         ops.Add(node.OpType);
-                        frontier.Enqueue(node.Outputs[0]);
+                        frontier.Enqueue(node.Out);
                     }
                 }
             }
@@ -385,7 +385,7 @@ public static class BertOnnxImporter
         {
             var add = _g.Consumers(dense).FirstOrDefault(n => n.OpType == "Add" && OnnxGraphIndex.OtherInput(n, dense) == residual)
                 ?? Fail<OnnxNode>(prefix, $"the dense output '{dense}' is not added to the residual '{residual}'");
-            return TryLayerNorm(add.Outputs[0]) ?? Fail<LayerNormMatch>(prefix, $"the residual sum '{add.Outputs[0]}' does not feed a LayerNorm");
+            return TryLayerNorm(add.Out) ?? Fail<LayerNormMatch>(prefix, $"the residual sum '{add.Out}' does not feed a LayerNorm");
         }
 
         private Linear? MatchPooler(string h, int hidden)
@@ -393,9 +393,9 @@ public static class BertOnnxImporter
             foreach (var gather in _g.Consumers(h).Where(n => n.OpType == "Gather"))
             {
                 long axis = gather.Attributes.TryGetValue("axis", out var a) ? a.Int : 0;
-                var index = _g.Constant(gather.Inputs[1]);
-                if (axis != 1 || index is null || index.ElementCount != 1 || index.ToInt64Array()[0] != 0) continue;
-                var dense = Linears(gather.Outputs[0]).FirstOrDefault(l => l.In == hidden && l.Out == hidden);
+                var index = _g.IntConstant(gather.In(1));
+                if (axis != 1 || index is null || index.Length != 1 || index[0] != 0) continue;
+                var dense = Linears(gather.Out).FirstOrDefault(l => l.In == hidden && l.Out == hidden);
                 if (dense is not null && _g.OnlyConsumer(dense.Output, "Tanh") is not null) return dense;
             }
 
@@ -408,16 +408,16 @@ public static class BertOnnxImporter
             var result = new List<Linear>();
             foreach (var node in _g.Consumers(x))
             {
-                if (node.OpType == "MatMul" && node.Inputs[0] == x && _g.FloatConstant(node.Inputs[1], 2) is { } w)
+                if (node.OpType == "MatMul" && node.In(0) == x && _g.FloatConstant(node.In(1), 2) is { } w)
                 {
-                    var add = _g.OnlyConsumer(node.Outputs[0], "Add");
-                    var bias = add is null ? null : _g.FloatConstant(OnnxGraphIndex.OtherInput(add, node.Outputs[0]) ?? string.Empty, 1);
+                    var add = _g.OnlyConsumer(node.Out, "Add");
+                    var bias = add is null ? null : _g.FloatConstant(OnnxGraphIndex.OtherInput(add, node.Out) ?? string.Empty, 1);
                     if (add is not null && bias is not null && bias.Dims[0] == w.Dims[1])
                     {
-                        result.Add(new Linear(node, w, bias, add.Outputs[0], WeightIsOutIn: false));
+                        result.Add(new Linear(node, w, bias, add.Out, WeightIsOutIn: false));
                     }
                 }
-                else if (node.OpType == "Gemm" && node.Inputs[0] == x && node.Inputs.Count == 3 && _g.FloatConstant(node.Inputs[1], 2) is { } gw && _g.FloatConstant(node.Inputs[2], 1) is { } gb)
+                else if (node.OpType == "Gemm" && node.In(0) == x && node.Inputs.Count == 3 && _g.FloatConstant(node.In(1), 2) is { } gw && _g.FloatConstant(node.In(2), 1) is { } gb)
                 {
                     bool transA = node.Attributes.TryGetValue("transA", out var ta) && ta.Int != 0;
                     bool transB = node.Attributes.TryGetValue("transB", out var tb) && tb.Int != 0;
@@ -425,7 +425,7 @@ public static class BertOnnxImporter
                     float beta = node.Attributes.TryGetValue("beta", out var be) ? be.Float : 1f;
                     if (!transA && alpha == 1f && beta == 1f && gb.Dims[0] == gw.Dims[transB ? 0 : 1])
                     {
-                        result.Add(new Linear(node, gw, gb, node.Outputs[0], WeightIsOutIn: transB));
+                        result.Add(new Linear(node, gw, gb, node.Out, WeightIsOutIn: transB));
                     }
                 }
             }
@@ -437,33 +437,33 @@ public static class BertOnnxImporter
         {
             foreach (var node in _g.Consumers(x))
             {
-                if (node.OpType == "LayerNormalization" && node.Inputs[0] == x && node.Inputs.Count >= 3)
+                if (node.OpType == "LayerNormalization" && node.In(0) == x && node.Inputs.Count >= 3)
                 {
                     long axis = node.Attributes.TryGetValue("axis", out var a) ? a.Int : -1;
                     float eps = node.Attributes.TryGetValue("epsilon", out var e) ? e.Float : 1e-5f;
-                    var gamma = _g.FloatConstant(node.Inputs[1], 1);
-                    var beta = _g.FloatConstant(node.Inputs[2], 1);
-                    if (axis == -1 && gamma is not null && beta is not null) return new LayerNormMatch(gamma, beta, eps, node.Outputs[0]);
+                    var gamma = _g.FloatConstant(node.In(1), 1);
+                    var beta = _g.FloatConstant(node.In(2), 1);
+                    if (axis == -1 && gamma is not null && beta is not null) return new LayerNormMatch(gamma, beta, eps, node.Out);
                 }
             }
 
             // Decomposed: (x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * gamma + beta.
-            var sub = _g.Consumers(x).FirstOrDefault(n => n.OpType == "Sub" && n.Inputs[0] == x && _g.Producer(n.Inputs[1]) is { OpType: "ReduceMean" } m && m.Inputs[0] == x);
+            var sub = _g.Consumers(x).FirstOrDefault(n => n.OpType == "Sub" && n.In(0) == x && _g.Producer(n.In(1)) is { OpType: "ReduceMean" } m && m.In(0) == x);
             if (sub is null) return null;
-            string centered = sub.Outputs[0];
+            string centered = sub.Out;
             var pow = _g.OnlyConsumer(centered, "Pow");
-            if (pow is null || pow.Inputs[0] != centered || _g.ScalarFloat(pow.Inputs[1]) != 2f) return null;
-            var mean2 = _g.OnlyConsumer(pow.Outputs[0], "ReduceMean");
-            var addEps = mean2 is null ? null : _g.OnlyConsumer(mean2.Outputs[0], "Add");
-            float? epsValue = addEps is null ? null : _g.ScalarFloat(OnnxGraphIndex.OtherInput(addEps, mean2!.Outputs[0]) ?? string.Empty);
-            var sqrt = addEps is null ? null : _g.OnlyConsumer(addEps.Outputs[0], "Sqrt");
-            var div = sqrt is null ? null : _g.OnlyConsumer(sqrt.Outputs[0], "Div");
-            if (epsValue is null || div is null || div.Inputs[0] != centered || div.Inputs[1] != sqrt!.Outputs[0]) return null;
-            var mul = _g.OnlyConsumer(div.Outputs[0], "Mul");
-            var gammaT = mul is null ? null : _g.FloatConstant(OnnxGraphIndex.OtherInput(mul, div.Outputs[0]) ?? string.Empty, 1);
-            var addB = mul is null ? null : _g.OnlyConsumer(mul.Outputs[0], "Add");
-            var betaT = addB is null ? null : _g.FloatConstant(OnnxGraphIndex.OtherInput(addB, mul!.Outputs[0]) ?? string.Empty, 1);
-            return gammaT is null || betaT is null ? null : new LayerNormMatch(gammaT, betaT, epsValue.Value, addB!.Outputs[0]);
+            if (pow is null || pow.In(0) != centered || _g.ScalarFloat(pow.In(1)) != 2f) return null;
+            var mean2 = _g.OnlyConsumer(pow.Out, "ReduceMean");
+            var addEps = mean2 is null ? null : _g.OnlyConsumer(mean2.Out, "Add");
+            float? epsValue = addEps is null ? null : _g.ScalarFloat(OnnxGraphIndex.OtherInput(addEps, mean2!.Out) ?? string.Empty);
+            var sqrt = addEps is null ? null : _g.OnlyConsumer(addEps.Out, "Sqrt");
+            var div = sqrt is null ? null : _g.OnlyConsumer(sqrt.Out, "Div");
+            if (epsValue is null || div is null || div.In(0) != centered || div.In(1) != sqrt!.Out) return null;
+            var mul = _g.OnlyConsumer(div.Out, "Mul");
+            var gammaT = mul is null ? null : _g.FloatConstant(OnnxGraphIndex.OtherInput(mul, div.Out) ?? string.Empty, 1);
+            var addB = mul is null ? null : _g.OnlyConsumer(mul.Out, "Add");
+            var betaT = addB is null ? null : _g.FloatConstant(OnnxGraphIndex.OtherInput(addB, mul!.Out) ?? string.Empty, 1);
+            return gammaT is null || betaT is null ? null : new LayerNormMatch(gammaT, betaT, epsValue.Value, addB!.Out);
         }
 
         private void Add(string name, Tensor tensor) => _tensors.Add(new(name, tensor));

@@ -14,10 +14,19 @@ internal sealed class OnnxGraphIndex
     public OnnxGraphIndex(OnnxGraph graph)
     {
         Graph = graph;
-        foreach (var (name, tensor) in graph.Initializers) _constants[name] = tensor;
+        // Empty names mark omitted optional inputs in ONNX: they never name a value.
+        foreach (var (name, tensor) in graph.Initializers)
+        {
+            if (name.Length > 0) _constants[name] = tensor;
+        }
+
         foreach (var node in graph.Nodes)
         {
-            foreach (string output in node.Outputs) _producers[output] = node;
+            foreach (string output in node.Outputs)
+            {
+                if (output.Length > 0) _producers[output] = node;
+            }
+
             foreach (string input in node.Inputs)
             {
                 if (input.Length == 0) continue;
@@ -25,7 +34,7 @@ internal sealed class OnnxGraphIndex
                 list.Add(node);
             }
 
-            if (node.OpType == "Constant" && node.Outputs.Count == 1 && node.Attributes.TryGetValue("value", out var value) && value.Tensor is not null)
+            if (node.OpType == "Constant" && node.Outputs.Count == 1 && node.Outputs[0].Length > 0 && node.Attributes.TryGetValue("value", out var value) && value.Tensor is not null)
             {
                 _constants[node.Outputs[0]] = value.Tensor;
             }
@@ -43,11 +52,31 @@ internal sealed class OnnxGraphIndex
     /// <summary>The constant tensor named <paramref name="value"/>, or null when it is computed at run time.</summary>
     public OnnxTensor? Constant(string value) => _constants.GetValueOrDefault(value);
 
-    /// <summary>A floating-point constant of rank <paramref name="rank"/> named <paramref name="value"/>, or null.</summary>
+    /// <summary>
+    /// A non-empty floating-point constant of rank <paramref name="rank"/> named <paramref name="value"/> whose dimensions
+    /// all fit in int, or null.
+    /// </summary>
     public OnnxTensor? FloatConstant(string value, int rank)
     {
         var t = Constant(value);
-        return t is not null && t.Dims.Count == rank && t.DataType is OnnxDataType.Float or OnnxDataType.Float16 or OnnxDataType.BFloat16 or OnnxDataType.Double ? t : null;
+        if (t is null || t.Dims.Count != rank || t.DataType is not (OnnxDataType.Float or OnnxDataType.Float16 or OnnxDataType.BFloat16 or OnnxDataType.Double))
+        {
+            return null;
+        }
+
+        foreach (long d in t.Dims)
+        {
+            if (d <= 0 || d > int.MaxValue) return null;
+        }
+
+        return t;
+    }
+
+    /// <summary>The values of an integer (INT64 or INT32) constant named <paramref name="value"/>, or null.</summary>
+    public long[]? IntConstant(string value)
+    {
+        var t = Constant(value);
+        return t is not null && t.DataType is OnnxDataType.Int64 or OnnxDataType.Int32 ? t.ToInt64Array() : null;
     }
 
     /// <summary>The single scalar value of a one-element floating-point constant, or null.</summary>

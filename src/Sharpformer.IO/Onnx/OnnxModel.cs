@@ -80,6 +80,12 @@ public sealed record OnnxNode(string Name, string OpType, string Domain, IReadOn
 {
     /// <summary>A name for error messages: the node name, else its op type and first output.</summary>
     public string Label => Name.Length > 0 ? $"node '{Name}' ({OpType})" : $"{OpType} node producing '{(Outputs.Count > 0 ? Outputs[0] : "?")}'";
+
+    /// <summary>Input <paramref name="index"/>, or "" when the node has fewer inputs (pattern matching never indexes out of range).</summary>
+    internal string In(int index) => index < Inputs.Count ? Inputs[index] : string.Empty;
+
+    /// <summary>The first output, or "" when the node has none.</summary>
+    internal string Out => Outputs.Count > 0 ? Outputs[0] : string.Empty;
 }
 
 /// <summary>AttributeProto.AttributeType values.</summary>

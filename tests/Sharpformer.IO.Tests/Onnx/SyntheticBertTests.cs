@@ -60,6 +60,9 @@ public class SyntheticBertTests
         return t;
     }
 
+    /// <summary>The synthetic graph's bytes, for the mutation tests.</summary>
+    internal static byte[] SyntheticBytes(bool fusedLayerNorm) => Build(fusedLayerNorm, 2).Bytes;
+
     private static (byte[] Bytes, Dictionary<string, (Source Source, bool Transposed)> Sources) Build(bool fusedLayerNorm, int layers, string softmaxOp = "Softmax")
     {
         var random = new Random(1234);
