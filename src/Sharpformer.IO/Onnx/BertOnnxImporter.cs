@@ -79,9 +79,14 @@ public static class BertOnnxImporter
                 Fail("graph", "no Gather reads an embedding table with a graph input as indices (expected input_ids → word embeddings)");
             }
 
+            // Word: indexed by input_ids (else the largest table on a graph input). Token type: indexed by token_type_ids
+            // (else the smallest table on another graph input). Position: indexed by a computed value (a Slice of the
+            // position_ids buffer) or by a position_ids graph input.
             var word = onInputs.FirstOrDefault(n => n.In(1) == "input_ids") ?? onInputs[0];
-            var tokenType = onInputs.FirstOrDefault(n => n != word);
-            var position = gathers.FirstOrDefault(n => n != word && n != tokenType && !inputs.Contains(n.In(1)));
+            var rest = gathers.Where(n => n != word).ToList();
+            var tokenType = rest.FirstOrDefault(n => n.In(1) == "token_type_ids")
+                ?? rest.Where(n => inputs.Contains(n.In(1)) && n.In(1) != "position_ids").OrderBy(n => _g.Constant(n.In(0))!.Dims[0]).FirstOrDefault();
+            var position = rest.FirstOrDefault(n => n != tokenType && (n.In(1) == "position_ids" || !inputs.Contains(n.In(1))));
             if (tokenType is null || position is null)
             {
                 Fail("embeddings", $"found the word-embedding Gather but no {(tokenType is null ? "token-type" : "position")} embedding Gather");

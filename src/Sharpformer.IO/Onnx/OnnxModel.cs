@@ -219,14 +219,13 @@ public sealed class OnnxTensor
             OnnxDataType.Int64 => DType.I64,
             _ => throw new NotSupportedException($"ONNX tensor '{Name}' holds {DataType}, which has no Sharpformer dtype; only FLOAT, FLOAT16, BFLOAT16, INT32 and INT64 convert."),
         };
-        var tensor = Tensor.Empty(new Shape(IntDims()), dtype);
-        var dst = tensor.Storage.GetBytes(0, Data.Length);
-        Data.Span.CopyTo(dst);
         if (!BitConverter.IsLittleEndian)
         {
             throw new PlatformNotSupportedException("ONNX tensors are little-endian; big-endian hosts are not supported.");
         }
 
+        var tensor = Tensor.Empty(new Shape(IntDims()), dtype);
+        Data.Span.CopyTo(tensor.Storage.GetBytes(0, Data.Length));
         return tensor;
     }
 

@@ -21,6 +21,7 @@ internal enum WireType
 /// </summary>
 internal ref struct ProtoReader
 {
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
     private readonly ReadOnlySpan<byte> _data;
     private readonly string _file;
     private readonly string _where;
@@ -126,7 +127,7 @@ internal ref struct ProtoReader
         var bytes = ReadBytes();
         try
         {
-            return new System.Text.UTF8Encoding(false, true).GetString(bytes);
+            return StrictUtf8.GetString(bytes);
         }
         catch (System.Text.DecoderFallbackException)
         {

@@ -12,12 +12,13 @@ public class SyntheticBertTests
     private const int C = 4, H = 2, I = 8, V = 10, P = 6, Types = 2;
 
     [Theory]
-    [InlineData(false, 1)]
-    [InlineData(true, 1)]
-    [InlineData(false, 3)]
-    public void Import_SyntheticBert_MapsEveryTensorByDataFlow(bool fusedLayerNorm, int layers)
+    [InlineData(false, 1, false)]
+    [InlineData(true, 1, false)]
+    [InlineData(false, 3, false)]
+    [InlineData(true, 2, true)]
+    public void Import_SyntheticBert_MapsEveryTensorByDataFlow(bool fusedLayerNorm, int layers, bool positionIdsInput)
     {
-        var (bytes, sources) = Build(fusedLayerNorm, layers);
+        var (bytes, sources) = Build(fusedLayerNorm, layers, positionIdsInput: positionIdsInput);
         var import = BertOnnxImporter.Import(OnnxReader.Parse(bytes, "synthetic.onnx", null));
 
         Assert.Equal(new BertOnnxConfig(V, C, layers, H, I, P, Types, 1e-12, "gelu", HasPooler: true), import.Config);
@@ -63,7 +64,7 @@ public class SyntheticBertTests
     /// <summary>The synthetic graph's bytes, for the mutation tests.</summary>
     internal static byte[] SyntheticBytes(bool fusedLayerNorm) => Build(fusedLayerNorm, 2).Bytes;
 
-    private static (byte[] Bytes, Dictionary<string, (Source Source, bool Transposed)> Sources) Build(bool fusedLayerNorm, int layers, string softmaxOp = "Softmax")
+    private static (byte[] Bytes, Dictionary<string, (Source Source, bool Transposed)> Sources) Build(bool fusedLayerNorm, int layers, string softmaxOp = "Softmax", bool positionIdsInput = false)
     {
         var random = new Random(1234);
         var nodes = new List<ProtoBuilder>();
@@ -137,7 +138,7 @@ public class SyntheticBertTests
 
         string word = Op("Gather", Weight("embeddings.word_embeddings.weight", false, V, C), "input_ids");
         string type = Op("Gather", Weight("embeddings.token_type_embeddings.weight", false, Types, C), "token_type_ids");
-        string pos = Op("Gather", Weight("embeddings.position_embeddings.weight", false, P, C), Ints(0, 1, 2));
+        string pos = Op("Gather", Weight("embeddings.position_embeddings.weight", false, P, C), positionIdsInput ? "position_ids" : Ints(0, 1, 2));
         string h = LayerNorm(Op("Add", Op("Add", word, type), pos), "embeddings.LayerNorm");
         for (int l = 0; l < layers; l++)
         {
@@ -168,7 +169,7 @@ public class SyntheticBertTests
 
         // Shuffle the initializers so their order says nothing about their role.
         var shuffled = inits.OrderBy(_ => random.Next()).Select(i => i.Tensor).ToArray();
-        var graph = Onnx.Graph("synthetic-bert", nodes.ToArray(), shuffled, ["input_ids", "token_type_ids"], [h, tanh]);
+        var graph = Onnx.Graph("synthetic-bert", nodes.ToArray(), shuffled, positionIdsInput ? ["input_ids", "position_ids", "token_type_ids"] : ["input_ids", "token_type_ids"], [h, tanh]);
         return (Onnx.Model(graph), sources);
     }
 }
