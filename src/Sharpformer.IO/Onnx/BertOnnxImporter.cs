@@ -135,11 +135,18 @@ public static class BertOnnxImporter
             int layers = 0, heads = 0, intermediate = 0;
             string? act = null;
             float eps = embLn.Eps;
+            var layerInputs = new HashSet<string>(StringComparer.Ordinal);
             while (true)
             {
                 var qkv = Linears(h).Where(l => l.In == hidden && l.Out == hidden).ToList();
                 if (qkv.Count == 0) break;
                 string layer = $"encoder.layer.{layers}";
+                if (!layerInputs.Add(h))
+                {
+                    // A valid ONNX graph is acyclic; a hostile one could loop a layer's output back to an earlier input.
+                    Fail(layer, $"the layer input '{h}' was already the input of an earlier layer: the graph has a cycle");
+                }
+
                 if (qkv.Count != 3)
                 {
                     Fail(layer, $"{qkv.Count} hidden×hidden projections read the layer input '{h}'; self-attention needs exactly three (Q, K, V)");

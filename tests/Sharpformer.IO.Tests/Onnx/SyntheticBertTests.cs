@@ -43,6 +43,14 @@ public class SyntheticBertTests
         Assert.Contains("Softmax", ex.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Import_GraphWithCycle_ThrowsInsteadOfLooping()
+    {
+        var (bytes, _) = Build(fusedLayerNorm: true, layers: 2, cycle: true);
+        var ex = Assert.Throws<OnnxFormatException>(() => BertOnnxImporter.Import(OnnxReader.Parse(bytes, "cycle.onnx", null)));
+        Assert.Contains("cycle", ex.Message, StringComparison.Ordinal);
+    }
+
     private sealed record Source(int[] Shape, float[] Values)
     {
         public int Rows => Shape[0];
@@ -64,7 +72,7 @@ public class SyntheticBertTests
     /// <summary>The synthetic graph's bytes, for the mutation tests.</summary>
     internal static byte[] SyntheticBytes(bool fusedLayerNorm) => Build(fusedLayerNorm, 2).Bytes;
 
-    private static (byte[] Bytes, Dictionary<string, (Source Source, bool Transposed)> Sources) Build(bool fusedLayerNorm, int layers, string softmaxOp = "Softmax", bool positionIdsInput = false)
+    private static (byte[] Bytes, Dictionary<string, (Source Source, bool Transposed)> Sources) Build(bool fusedLayerNorm, int layers, string softmaxOp = "Softmax", bool positionIdsInput = false, bool cycle = false)
     {
         var random = new Random(1234);
         var nodes = new List<ProtoBuilder>();
@@ -99,9 +107,10 @@ public class SyntheticBertTests
             return name;
         }
 
-        string Op(string op, params string[] inputs)
+        string Op(string op, params string[] inputs) => OpTo(Fresh(), op, inputs);
+
+        string OpTo(string output, string op, params string[] inputs)
         {
-            string output = Fresh();
             nodes.Add(Onnx.Node(op, inputs, [output]));
             return output;
         }
@@ -115,12 +124,12 @@ public class SyntheticBertTests
             return output;
         }
 
-        string LayerNorm(string x, string prefix)
+        string LayerNorm(string x, string prefix, string? output = null)
         {
             string gamma = Weight(prefix + ".weight", false, C), beta = Weight(prefix + ".bias", false, C);
             if (fusedLayerNorm)
             {
-                string output = Fresh();
+                output ??= Fresh();
                 nodes.Add(Onnx.Node("LayerNormalization", [x, gamma, beta], [output], new ProtoBuilder().String(1, "epsilon").Float(2, 1e-12f).Varint(20, 1)));
                 return output;
             }
@@ -129,7 +138,7 @@ public class SyntheticBertTests
             string centered = Op("Sub", x, mean);
             string variance = Op("ReduceMean", Op("Pow", centered, Scalar(2)));
             string std = Op("Sqrt", Op("Add", variance, Scalar(1e-12f)));
-            return Op("Add", Op("Mul", Op("Div", centered, std), gamma), beta);
+            return OpTo(output ?? Fresh(), "Add", Op("Mul", Op("Div", centered, std), gamma), beta);
         }
 
         // MatMul with an [in, out] weight, then the bias added on the left (as the PyTorch exporter writes it).
@@ -140,6 +149,7 @@ public class SyntheticBertTests
         string type = Op("Gather", Weight("embeddings.token_type_embeddings.weight", false, Types, C), "token_type_ids");
         string pos = Op("Gather", Weight("embeddings.position_embeddings.weight", false, P, C), positionIdsInput ? "position_ids" : Ints(0, 1, 2));
         string h = LayerNorm(Op("Add", Op("Add", word, type), pos), "embeddings.LayerNorm");
+        string embeddingsOut = h;
         for (int l = 0; l < layers; l++)
         {
             string p = $"encoder.layer.{l}";
@@ -155,7 +165,8 @@ public class SyntheticBertTests
             string attn = LayerNorm(Op("Add", Dense(context, p + ".attention.output.dense", C, C), h), p + ".attention.output.LayerNorm");
             string inter = Dense(attn, p + ".intermediate.dense", C, I);
             string gelu = Op("Mul", Op("Mul", inter, Op("Add", Op("Erf", Op("Div", inter, Scalar(MathF.Sqrt(2)))), Scalar(1))), Scalar(0.5f));
-            h = LayerNorm(Op("Add", Dense(gelu, p + ".output.dense", I, C), attn), p + ".output.LayerNorm");
+            // With cycle, the last layer writes its output back into the embedding output (a loop no valid graph has).
+            h = LayerNorm(Op("Add", Dense(gelu, p + ".output.dense", I, C), attn), p + ".output.LayerNorm", cycle && l == layers - 1 ? embeddingsOut : null);
         }
 
         // Pooler as Gemm with transB = 1: its weight is already [out, in].
