@@ -65,6 +65,7 @@ public static class BertOnnxImporter
     {
         private readonly OnnxGraphIndex _g = new(model.Graph);
         private readonly List<KeyValuePair<string, Tensor>> _tensors = [];
+        private readonly Dictionary<(OnnxTensor, bool), Tensor> _converted = [];
 
         public BertOnnxImport Run()
         {
@@ -125,9 +126,9 @@ public static class BertOnnxImporter
                 Fail("embeddings", "the LayerNorm input is not the sum of the word, position and token-type lookups");
             }
 
-            Add("embeddings.word_embeddings.weight", wordTable.ToFloatTensor());
-            Add("embeddings.position_embeddings.weight", posTable.ToFloatTensor());
-            Add("embeddings.token_type_embeddings.weight", typeTable.ToFloatTensor());
+            Add("embeddings.word_embeddings.weight", Convert(wordTable, false));
+            Add("embeddings.position_embeddings.weight", Convert(posTable, false));
+            Add("embeddings.token_type_embeddings.weight", Convert(typeTable, false));
             AddLayerNorm("embeddings.LayerNorm", embLn);
 
             // ---- encoder layers.
@@ -480,18 +481,31 @@ public static class BertOnnxImporter
 
         private void Add(string name, Tensor tensor) => _tensors.Add(new(name, tensor));
 
+        // F32 copy of an initializer, optionally transposed [in, out] → [out, in]. Cached per initializer, so a hostile
+        // graph that points many roles at one large initializer cannot multiply the memory it takes.
+        private Tensor Convert(OnnxTensor source, bool transpose)
+        {
+            if (!_converted.TryGetValue((source, transpose), out var tensor))
+            {
+                tensor = source.ToFloatTensor();
+                if (transpose) tensor = tensor.Transpose(0, 1).Contiguous();
+                _converted[(source, transpose)] = tensor;
+            }
+
+            return tensor;
+        }
+
         private void AddLayerNorm(string prefix, LayerNormMatch ln)
         {
-            Add(prefix + ".weight", ln.Gamma.ToFloatTensor());
-            Add(prefix + ".bias", ln.Beta.ToFloatTensor());
+            Add(prefix + ".weight", Convert(ln.Gamma, false));
+            Add(prefix + ".bias", Convert(ln.Beta, false));
         }
 
         private void AddLinear(string prefix, Linear linear)
         {
             // Hugging Face Linear stores [out, in]; MatMul exports store [in, out] (x · W), Gemm with transB stores [out, in].
-            var w = linear.Weight.ToFloatTensor();
-            Add(prefix + ".weight", linear.WeightIsOutIn ? w : w.Transpose(0, 1).Contiguous());
-            Add(prefix + ".bias", linear.Bias.ToFloatTensor());
+            Add(prefix + ".weight", Convert(linear.Weight, transpose: !linear.WeightIsOutIn));
+            Add(prefix + ".bias", Convert(linear.Bias, false));
         }
 
         [DoesNotReturn]

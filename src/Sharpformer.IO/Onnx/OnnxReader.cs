@@ -45,11 +45,12 @@ public static class OnnxReader
     public static OnnxModel Parse(ReadOnlyMemory<byte> data, string sourceName, string? baseDirectory)
     {
         ArgumentNullException.ThrowIfNull(sourceName);
-        var ctx = new Context(data, sourceName, baseDirectory);
         if (data.IsEmpty)
         {
             throw new OnnxFormatException(sourceName, "model", "the file is empty");
         }
+
+        var ctx = new Context(data, sourceName, baseDirectory);
 
         var r = new ProtoReader(data.Span, sourceName, "model", 0);
         long irVersion = 0;

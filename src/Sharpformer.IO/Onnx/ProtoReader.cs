@@ -72,7 +72,7 @@ internal ref struct ProtoReader
     public ulong ReadVarint()
     {
         ulong result = 0;
-        for (int shift = 0; shift < 70; shift += 7)
+        for (int shift = 0; ; shift += 7)
         {
             if (_pos >= _data.Length)
             {
@@ -80,6 +80,8 @@ internal ref struct ProtoReader
             }
 
             byte b = _data[_pos++];
+
+            // The 10th byte carries bit 63 only: anything more (or a continuation bit) overflows 64 bits.
             if (shift == 63 && b > 1)
             {
                 Fail($"a varint ending at byte {FileOffset} does not fit in 64 bits");
@@ -91,9 +93,6 @@ internal ref struct ProtoReader
                 return result;
             }
         }
-
-        Fail($"a varint ending at byte {FileOffset} is longer than 10 bytes");
-        return 0;
     }
 
     /// <summary>Reads a varint as a signed 64-bit value (two's complement, as protobuf int64/int32 fields are written).</summary>
