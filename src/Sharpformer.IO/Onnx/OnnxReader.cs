@@ -13,8 +13,8 @@ public static class OnnxReader
     /// <summary>Deepest nesting of messages accepted (model → graph → node → attribute → graph → ...).</summary>
     public const int MaxDepth = 32;
 
-    /// <summary>Largest .onnx file read into memory; bigger models keep their weights in external data files.</summary>
-    public const long MaxFileBytes = int.MaxValue;
+    /// <summary>Largest .onnx file read into memory (the largest byte array); bigger models keep their weights in external data files.</summary>
+    public static readonly long MaxFileBytes = Array.MaxLength;
 
     /// <summary>Reads the ONNX model at <paramref name="path"/>; external data is resolved against its folder.</summary>
     /// <exception cref="OnnxFormatException">The file breaks the format or one of the safety rules.</exception>
