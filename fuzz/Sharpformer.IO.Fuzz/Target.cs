@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Tensors;
 
@@ -30,6 +31,61 @@ internal static class Target
         if (header is not null)
         {
             CheckValidFile(bytes, header);
+        }
+
+        StructuredRoundTrip(bytes);
+    }
+
+    /// <summary>
+    /// Reads the input as a recipe (like upstream's structured_roundtrip target): up to 8 tensors of any dtype, rank ≤ 4,
+    /// dimensions ≤ 8, filled from the input; serializes them, parses the bytes back, and demands identical dtype,
+    /// shape and data. Most random inputs are invalid files, so this keeps the writer and the valid path under pressure.
+    /// </summary>
+    private static void StructuredRoundTrip(byte[] recipe)
+    {
+        var dtypes = Enum.GetValues<SafeTensorsDType>();
+        var raws = new List<SafeTensorsRawTensor>();
+        int pos = 0;
+        byte Next() => pos < recipe.Length ? recipe[pos++] : (byte)0;
+        int count = Next() % 9;
+        for (int i = 0; i < count; i++)
+        {
+            var dtype = dtypes[Next() % dtypes.Length];
+            var shape = new long[Next() % 5];
+            long elements = 1;
+            for (int d = 0; d < shape.Length; d++)
+            {
+                shape[d] = Next() % 9;
+                elements *= shape[d];
+            }
+
+            if (elements * dtype.BitSize() % 8 != 0)
+            {
+                continue; // sub-byte dtypes need a whole number of bytes; the writer rightly refuses the rest
+            }
+
+            var data = new byte[elements * dtype.BitSize() / 8];
+            for (int b = 0; b < data.Length; b++)
+            {
+                data[b] = Next();
+            }
+
+            raws.Add(new SafeTensorsRawTensor($"t{i}.{dtype}", dtype, shape, data));
+        }
+
+        var entries = raws.Select(SafeTensorsWriter.Entry.FromRaw).ToList();
+        using var buffer = new MemoryStream();
+        SafeTensorsWriter.WriteTo(buffer, entries, null, "structured");
+        var bytes = buffer.ToArray();
+        var header = SafeTensorsHeader.Parse(bytes, "structured"); // must not throw: we wrote it
+        Require(header.DataOffset % 8 == 0, "the writer left the data section unaligned");
+        foreach (var raw in raws)
+        {
+            Require(header.TryGetInfo(raw.Name, out var info), $"'{raw.Name}' vanished in the structured round trip");
+            Require(info.DType == raw.DType && info.Shape.SequenceEqual(raw.Shape), $"'{raw.Name}' changed dtype or shape");
+            Require(bytes.AsSpan((int)(header.DataOffset + info.Begin), (int)info.ByteLength).SequenceEqual(raw.Data.Span), $"'{raw.Name}' changed bytes");
+            long alignment = Math.Max(1, raw.DType.BitSize() / 8);
+            Require((header.DataOffset + info.Begin) % alignment == 0, $"'{raw.Name}' is not aligned to its element size");
         }
     }
 
@@ -113,7 +169,7 @@ internal static class Target
         }
     }
 
-    private static void Require(bool condition, string what)
+    private static void Require([DoesNotReturnIf(false)] bool condition, string what)
     {
         if (!condition)
         {

@@ -15,6 +15,7 @@ public static class Program
         var root = new RootCommand("Sharpformer: transformers and LLMs in pure C#.");
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(ConvertCommand.Create());
+        root.Subcommands.Add(InspectCommand.Create());
         return root;
     }
 }

@@ -27,6 +27,8 @@ public static class SafeTensorsWriter
     /// <summary>The file name of a single-file checkpoint.</summary>
     public const string SingleFileName = "model.safetensors";
 
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     // Span-based copies move at most this many bytes at once (spans are int-indexed; tensors may exceed 2 GiB).
     private const int ChunkBytes = 1 << 30;
 
@@ -185,11 +187,26 @@ public static class SafeTensorsWriter
                     "\"__metadata__\" is reserved for the metadata map; rename the tensor.");
             }
 
+            RequireValidUnicode(e.Name, target, e.Name, "the tensor name");
             if (!seen.Add(e.Name))
             {
                 throw new SafeTensorsException(SafeTensorsErrorKind.InvalidWriteRequest, target, e.Name,
                     "two tensors share this name; every name must be unique.");
             }
+        }
+    }
+
+    private static void RequireValidUnicode(string text, string target, string? tensor, string what)
+    {
+        // A lone surrogate has no UTF-8 form; encoding it would silently write U+FFFD and change the name.
+        try
+        {
+            _ = StrictUtf8.GetByteCount(text);
+        }
+        catch (EncoderFallbackException)
+        {
+            throw new SafeTensorsException(SafeTensorsErrorKind.InvalidWriteRequest, target, tensor,
+                $"{what} holds an unpaired UTF-16 surrogate, which UTF-8 JSON cannot represent; fix the string.");
         }
     }
 
@@ -216,6 +233,8 @@ public static class SafeTensorsWriter
                 json.WriteStartObject("__metadata__");
                 foreach (var (key, value) in metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal))
                 {
+                    RequireValidUnicode(key, target, null, "a metadata key");
+                    RequireValidUnicode(value, target, null, $"metadata[\"{key}\"]");
                     json.WriteString(key, value);
                 }
 

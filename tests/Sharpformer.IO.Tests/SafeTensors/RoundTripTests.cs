@@ -279,6 +279,19 @@ public sealed class RoundTripTests : IDisposable
     }
 
     [Fact]
+    public void Write_LoneSurrogateInNameOrMetadata_Rejected()
+    {
+        string path = _dir.File("s.safetensors");
+
+        var name = Assert.Throws<SafeTensorsException>(() => SafeTensorsWriter.Write(path, [("a\uD800", Tensor.Arange(2))]));
+        var meta = Assert.Throws<SafeTensorsException>(() => SafeTensorsWriter.Write(path, [], new Dictionary<string, string> { ["k"] = "\uDC00" }));
+
+        Assert.Equal(SafeTensorsErrorKind.InvalidWriteRequest, name.Kind);
+        Assert.Equal(SafeTensorsErrorKind.InvalidWriteRequest, meta.Kind);
+        Assert.False(File.Exists(path));
+    }
+
+    [Fact]
     public void WriteRaw_WrongByteLength_Rejected()
     {
         var error = Assert.Throws<SafeTensorsException>(() =>

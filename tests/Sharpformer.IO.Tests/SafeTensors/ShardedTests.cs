@@ -191,6 +191,18 @@ public sealed class ShardedTests : IDisposable
     }
 
     [Fact]
+    public void LoaderOpen_FolderWithSeveralUnnamedFiles_AsksWhichOne()
+    {
+        SafeTensorsWriter.Write(_dir.File("a.safetensors"), [("x", Tensor.Arange(2))]);
+        SafeTensorsWriter.Write(_dir.File("b.safetensors"), [("y", Tensor.Arange(2))]);
+
+        var error = Assert.Throws<SafeTensorsException>(() => SafeTensorsLoader.Open(_dir.Path));
+
+        Assert.Equal(SafeTensorsErrorKind.NotFound, error.Kind);
+        Assert.Contains("2 .safetensors files", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void LoaderOpen_IndexFileOrSingleFilePath_OpensIt()
     {
         SafeTensorsWriter.WriteSharded(_dir.Path, Model(), maxShardBytes: 600);

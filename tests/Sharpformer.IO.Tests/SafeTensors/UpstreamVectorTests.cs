@@ -10,7 +10,7 @@ namespace Sharpformer.IO.Tests.SafeTensors;
 public sealed class UpstreamVectorTests : IDisposable
 {
     // Opening maps the file and builds an exception message: a few KB. Anything header-proportional would be far more.
-    private const long AllocationBudget = 64 * 1024;
+    internal const long AllocationBudget = 64 * 1024;
 
     private readonly TempDir _dir = new();
 

@@ -60,11 +60,12 @@ public sealed class ValidationTests : IDisposable
     {
         string path = _dir.Write(name + ".safetensors", TempDir.Build(header, dataBytes));
 
-        var (error, _) = UpstreamVectorTests.OpenExpectingError(path);
+        var (error, allocated) = UpstreamVectorTests.OpenExpectingError(path);
 
         Assert.Equal(kind, error.Kind);
         Assert.Equal(tensor, error.TensorName);
         Assert.Contains(path, error.Message, StringComparison.Ordinal);
+        Assert.True(allocated < UpstreamVectorTests.AllocationBudget, $"allocated {allocated} bytes");
         if (tensor is not null)
         {
             Assert.Contains($"'{tensor}'", error.Message, StringComparison.Ordinal);
