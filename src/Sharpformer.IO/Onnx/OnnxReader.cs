@@ -186,7 +186,7 @@ public static class OnnxReader
         var inputs = new List<string>();
         var outputs = new List<string>();
         var attributeSpans = new List<(long Offset, int Length)>();
-        var r = new ProtoReader(bytes, ctx.File, $"{graphWhere} / node #{offset}", offset);
+        var r = new ProtoReader(bytes, ctx.File, $"{graphWhere} / node at byte {offset}", offset);
         while (r.HasMore)
         {
             var (field, wire) = r.ReadKey();
