@@ -48,6 +48,22 @@ public sealed class ConvertCommandTests : IDisposable
     }
 
     [Fact]
+    public void ConvertOnnxBert_Json_PrintsConfigAndCounts()
+    {
+        string model = Path.Combine(OnnxTestModels.MiniLm, "model.onnx");
+        var (code, stdout, stderr) = Invoke(["convert", "onnx-bert", model, _out, "--json"]);
+
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var root = doc.RootElement;
+        Assert.Equal(103, root.GetProperty("tensors").GetInt32());
+        Assert.Equal(22_713_216, root.GetProperty("parameters").GetInt64());
+        Assert.Equal(6, root.GetProperty("config").GetProperty("num_hidden_layers").GetInt32());
+        Assert.True(root.GetProperty("config").GetProperty("has_pooler").GetBoolean());
+        Assert.Equal(4, root.GetProperty("files").GetArrayLength());
+    }
+
+    [Fact]
     public void ConvertOnnxBert_MissingModel_FailsWithOneLineError()
     {
         var (code, _, stderr) = Invoke(["convert", "onnx-bert", Path.Combine(_out, "nope.onnx"), _out, "--vocab", Path.Combine(OnnxTestModels.MiniLm, "vocab.txt")]);

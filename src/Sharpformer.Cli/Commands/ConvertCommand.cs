@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using Sharpformer.IO.Onnx;
 
 namespace Sharpformer.Cli.Commands;
@@ -7,6 +9,13 @@ namespace Sharpformer.Cli.Commands;
 /// <summary><c>sharpformer convert ...</c>: checkpoint importers; each source format is a sub-command.</summary>
 internal static class ConvertCommand
 {
+    private static readonly JsonSerializerOptions JsonOut = new()
+    {
+        WriteIndented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+    };
+
     public static Command Create()
     {
         var convert = new Command("convert", "Convert checkpoints from other formats into Hugging Face model folders.");
@@ -19,15 +28,17 @@ internal static class ConvertCommand
         var model = new Argument<string>("model.onnx") { Description = "The ONNX BERT export (e.g. a sentence-transformers model.onnx)." };
         var output = new Argument<string>("out-dir") { Description = "The Hugging Face folder to write (created if missing)." };
         var vocab = new Option<string?>("--vocab") { Description = "The WordPiece vocab.txt (default: vocab.txt next to the model)." };
+        var json = new Option<bool>("--json") { Description = "Print the result (config, counts, files) as JSON instead of a summary." };
         var command = new Command("onnx-bert", "Import an ONNX-exported BERT into a Hugging Face folder: config.json, model.safetensors, vocab.txt, tokenizer_config.json.");
         command.Arguments.Add(model);
         command.Arguments.Add(output);
         command.Options.Add(vocab);
-        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(vocab), Console.Out, Console.Error));
+        command.Options.Add(json);
+        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(vocab), parse.GetValue(json), Console.Out, Console.Error));
         return command;
     }
 
-    internal static int Run(string model, string output, string? vocab, TextWriter stdout, TextWriter stderr)
+    internal static int Run(string model, string output, string? vocab, bool json, TextWriter stdout, TextWriter stderr)
     {
         BertOnnxConversion result;
         try
@@ -39,6 +50,14 @@ internal static class ConvertCommand
             // One line: the message already names the file, the element and the rule.
             stderr.WriteLine($"error: convert onnx-bert: {ex.Message.ReplaceLineEndings(" ")}");
             return 1;
+        }
+
+        if (json)
+        {
+            stdout.WriteLine(JsonSerializer.Serialize(
+                new { output_dir = result.OutputDirectory, tensors = result.TensorCount, parameters = result.ParameterCount, config = result.Config, files = result.Files },
+                JsonOut));
+            return 0;
         }
 
         var c = result.Config;
