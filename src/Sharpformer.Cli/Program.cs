@@ -14,6 +14,7 @@ public static class Program
     {
         var root = new RootCommand("Sharpformer: transformers and LLMs in pure C#.");
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(ConvertCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(DownloadCommand.Create());
         return root;

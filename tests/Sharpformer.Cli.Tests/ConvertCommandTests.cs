@@ -1,0 +1,111 @@
+using System.Text.Json;
+using Sharpformer.IO.SafeTensors;
+using Sharpformer.IO.Tests.Onnx;
+
+// CLI tests swap Console.Out/Error to capture what a verb prints; run them one at a time so captures never interleave.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
+namespace Sharpformer.Cli.Tests;
+
+public sealed class ConvertCommandTests : IDisposable
+{
+    private readonly string _out = Path.Combine(Path.GetTempPath(), $"sharpformer-cli-convert-{Guid.NewGuid():N}");
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_out)) Directory.Delete(_out, recursive: true);
+    }
+
+    [Fact]
+    public void ConvertOnnxBert_MiniLm_WritesHuggingFaceFolderAndSummary()
+    {
+        string model = Path.Combine(OnnxTestModels.MiniLm, "model.onnx");
+        var (code, stdout, stderr) = Invoke(["convert", "onnx-bert", model, _out]);
+
+        Assert.True(code == 0, stderr);
+        Assert.Contains("6 layers, hidden 384, 12 heads", stdout, StringComparison.Ordinal);
+        Assert.Contains("103 tensors", stdout, StringComparison.Ordinal);
+        foreach (string file in new[] { "config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json" })
+        {
+            Assert.True(File.Exists(Path.Combine(_out, file)), $"{file} was not written");
+        }
+
+        using var weights = SafeTensorsFile.Open(Path.Combine(_out, "model.safetensors"));
+        Assert.Equal([1536L, 384L], weights.GetInfo("encoder.layer.5.intermediate.dense.weight").Shape);
+        using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(_out, "config.json")));
+        Assert.Equal(12, config.RootElement.GetProperty("num_attention_heads").GetInt32());
+    }
+
+    [Fact]
+    public void ConvertOnnxBert_ExplicitVocab_IsCopied()
+    {
+        string model = Path.Combine(OnnxTestModels.MiniLm, "model.onnx");
+        string vocab = Path.Combine(OnnxTestModels.MiniLm, "vocab.txt");
+        var (code, _, stderr) = Invoke(["convert", "onnx-bert", model, _out, "--vocab", vocab]);
+
+        Assert.True(code == 0, stderr);
+        Assert.Equal(File.ReadAllBytes(vocab), File.ReadAllBytes(Path.Combine(_out, "vocab.txt")));
+    }
+
+    [Fact]
+    public void ConvertOnnxBert_Json_PrintsConfigAndCounts()
+    {
+        string model = Path.Combine(OnnxTestModels.MiniLm, "model.onnx");
+        var (code, stdout, stderr) = Invoke(["convert", "onnx-bert", model, _out, "--json"]);
+
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var root = doc.RootElement;
+        Assert.Equal(103, root.GetProperty("tensors").GetInt32());
+        Assert.Equal(22_713_216, root.GetProperty("parameters").GetInt64());
+        Assert.Equal(6, root.GetProperty("config").GetProperty("num_hidden_layers").GetInt32());
+        Assert.True(root.GetProperty("config").GetProperty("has_pooler").GetBoolean());
+        Assert.Equal(4, root.GetProperty("files").GetArrayLength());
+    }
+
+    [Fact]
+    public void ConvertOnnxBert_MissingModel_FailsWithOneLineError()
+    {
+        var (code, _, stderr) = Invoke(["convert", "onnx-bert", Path.Combine(_out, "nope.onnx"), _out, "--vocab", Path.Combine(OnnxTestModels.MiniLm, "vocab.txt")]);
+
+        Assert.NotEqual(0, code);
+        Assert.Contains("nope.onnx", stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public void ConvertOnnxBert_NotAnOnnxFile_FailsWithOneLineError()
+    {
+        Directory.CreateDirectory(_out);
+        string bogus = Path.Combine(_out, "model.onnx");
+        File.WriteAllText(bogus, "this is not protobuf\n");
+        File.WriteAllText(Path.Combine(_out, "vocab.txt"), "[PAD]\n");
+
+        var (code, _, stderr) = Invoke(["convert", "onnx-bert", bogus, Path.Combine(_out, "hf")]);
+
+        Assert.NotEqual(0, code);
+        Assert.StartsWith("error: convert onnx-bert:", stderr, StringComparison.Ordinal);
+        Assert.Contains("model.onnx", stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    private static (int Code, string Stdout, string Stderr) Invoke(string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var previousOut = Console.Out;
+        var previousErr = Console.Error;
+        Console.SetOut(stdout);
+        Console.SetError(stderr);
+        try
+        {
+            int code = Program.Main(args);
+            return (code, stdout.ToString(), stderr.ToString());
+        }
+        finally
+        {
+            Console.SetOut(previousOut);
+            Console.SetError(previousErr);
+        }
+    }
+}
