@@ -14,6 +14,7 @@ public static class Program
     {
         var root = new RootCommand("Sharpformer: transformers and LLMs in pure C#.");
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(TokenizeCommand.Create());
         return root;
     }
 }

@@ -14,8 +14,9 @@ internal static class TestData
 {
     private static readonly Lazy<string> Root = new(() =>
     {
-        var dir = Path.Combine(Path.GetTempPath(), "sharpformer-text-tests-" + Environment.ProcessId);
+        var dir = Path.Combine(Path.GetTempPath(), "sharpformer-text-tests-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(dir, recursive: true);
         return dir;
     });
 
