@@ -33,13 +33,17 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
     /// <summary>Vocabularies (and merge lists) larger than this are rejected as malformed input.</summary>
     public const int MaxVocabularySize = 4_000_000;
 
+    /// <summary>Pre-tokens longer than this (in chars) use <see cref="BytePairMerger"/> instead of Microsoft.ML.Tokenizers' quadratic merge loop.</summary>
+    internal const int DefaultLongPieceThreshold = 256;
+
     private readonly BpeTokenizer _bpe;
+    private readonly BytePairMerger? _longPieces;
     private readonly Dictionary<string, int> _vocab;
     private readonly Dictionary<int, string> _idToToken;
     private readonly AddedTokenMatcher _matcher;
     private readonly bool _addPrefixSpace;
 
-    private ByteLevelBpeTokenizer(BpeTokenizer bpe, Dictionary<string, int> vocab, IReadOnlyList<AddedToken> added, ByteLevelBpeOptions options)
+    private ByteLevelBpeTokenizer(BpeTokenizer bpe, Dictionary<string, int> vocab, IReadOnlyList<(string, string)> merges, IReadOnlyList<AddedToken> added, ByteLevelBpeOptions options)
         : base(added, options.SpecialTokens, options.ModelMaxLength)
     {
         _bpe = bpe;
@@ -58,7 +62,11 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
 
         _matcher = new AddedTokenMatcher(added);
         _addPrefixSpace = options.AddPrefixSpace;
+        _longPieces = BytePairMerger.TryCreate(vocab, merges, _idToToken);
     }
+
+    /// <summary>Pre-tokens longer than this many chars go through the O(n log n) merger; tests lower it to compare both paths.</summary>
+    internal int LongPieceThreshold { get; set; } = DefaultLongPieceThreshold;
 
     /// <inheritdoc />
     public override int VocabularySize => _idToToken.Count;
@@ -140,7 +148,7 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
             Merges = mergeLines,
             ByteLevel = true,
         });
-        return new ByteLevelBpeTokenizer(bpe, new Dictionary<string, int>(vocab, StringComparer.Ordinal), added, options);
+        return new ByteLevelBpeTokenizer(bpe, new Dictionary<string, int>(vocab, StringComparer.Ordinal), merges, added, options);
     }
 
     /// <inheritdoc />
@@ -250,6 +258,18 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
         }
 
         var text = piece.ToString();
+        if (_longPieces is not null && text.Length > LongPieceThreshold)
+        {
+            foreach (var (id, value, startChar, endChar) in _longPieces.Encode(text))
+            {
+                var firstChar = chars[charAt[startChar]];
+                var lastChar = chars[charAt[endChar - 1]];
+                output.Add(new RawToken(id, value, new TextSpan(firstChar.Start, Math.Max(firstChar.Start, lastChar.End))));
+            }
+
+            return;
+        }
+
         foreach (var token in _bpe.EncodeToTokens(text, out _, considerPreTokenization: false, considerNormalization: false))
         {
             var (offset, length) = token.Offset.GetOffsetAndLength(text.Length);
