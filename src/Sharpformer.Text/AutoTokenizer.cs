@@ -44,8 +44,9 @@ public static class AutoTokenizer
             return ByteLevelBpeTokenizer.FromFiles(vocabJson, mergesTxt, config.ToBpeOptions(addPrefixSpace: null));
         }
 
+        var named = config.TokenizerClass is { } name ? $" (tokenizer_config.json names {name})" : "";
         throw new FileNotFoundException(
-            $"No tokenizer files in '{folder}': looked for {string.Join(", ", LookedFor)} (with optional tokenizer_config.json and special_tokens_map.json). Download the model's tokenizer files into this folder.");
+            $"No tokenizer files in '{folder}'{named}: looked for {string.Join(", ", LookedFor)} (with optional tokenizer_config.json and special_tokens_map.json). Download the model's tokenizer files into this folder.");
     }
 
     private static TextTokenizer FromTokenizerJson(string path, TokenizerConfig config)
@@ -78,6 +79,7 @@ public static class AutoTokenizer
         {
             case "WordPiece":
                 {
+                    RequireBertPreTokenizer(root, path);
                     var vocab = TokenizerFiles.ReadVocabObject(vocabElement, $"{path} model.vocab");
                     var tokens = new string[vocab.Count];
                     foreach (var (token, id) in vocab)
@@ -139,6 +141,14 @@ public static class AutoTokenizer
         }
 
         return order.Select(c => byContent[c]).ToList();
+    }
+
+    private static void RequireBertPreTokenizer(JsonElement root, string path)
+    {
+        if (root.TryGetProperty("pre_tokenizer", out var pre) && pre.ValueKind != JsonValueKind.Null && FindComponent(pre, "BertPreTokenizer") is null)
+        {
+            throw new NotSupportedException($"{path}: WordPiece with pre-tokenizer '{TokenizerFiles.GetString(pre, "type")}' is not supported yet; only BertPreTokenizer is.");
+        }
     }
 
     private static void RequireByteLevel(JsonElement root, string path)
