@@ -224,7 +224,7 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
             var piecesOf = chars;
             var from = segment.Start;
             var to = segment.End;
-            if (_addPrefixSpace && chars[segment.Start].CodePoint != ' ')
+            if (_addPrefixSpace && !Unicode.UnicodeTables.IsWhiteSpace(chars[segment.Start].CodePoint))
             {
                 // The added space has no source text: it is aligned to an empty span where the segment starts.
                 var start = chars[segment.Start].Start;
@@ -237,7 +237,6 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
             {
                 AddPieces(piecesOf, start, end, output);
             }
-
         }
 
         return output;
