@@ -224,8 +224,9 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
             var piecesOf = chars;
             var from = segment.Start;
             var to = segment.End;
-            if (_addPrefixSpace && !Unicode.UnicodeTables.IsWhiteSpace(chars[segment.Start].CodePoint))
+            if (_addPrefixSpace && chars[segment.Start].CodePoint != ' ')
             {
+                // HF adds the space unless the text starts with a space itself (a tab or newline still gets one).
                 // The added space has no source text: it is aligned to an empty span where the segment starts.
                 var start = chars[segment.Start].Start;
                 piecesOf = [new AlignedChar(' ', start, start), .. chars.GetRange(segment.Start, segment.End - segment.Start)];

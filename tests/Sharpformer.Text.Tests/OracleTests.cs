@@ -96,6 +96,32 @@ public class OracleTests
         Assert.True(report.Length == 0, report.ToString());
     }
 
+    [Fact]
+    public void Gpt2AddPrefixSpace_CorpusAgainstHuggingFace_NoMismatches()
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.Gpt2TokenizerJsonFolder, "tokenizer.json")))!;
+        json["pre_tokenizer"]!["add_prefix_space"] = true;
+        var folder = TestData.NewFolder("gpt2-prefix-space");
+        var path = Path.Combine(folder, "tokenizer.json");
+        File.WriteAllText(path, json.ToJsonString());
+        var oracle = new HfTokenizer(path);
+        var ours = AutoTokenizer.FromPretrained(folder);
+
+        var report = new StringBuilder();
+        foreach (var text in TestData.Corpus)
+        {
+            var expected = oracle.Encode(text).Select(i => (int)i).ToArray();
+            var actual = ours.Encode(text).Ids.ToArray();
+            if (!expected.SequenceEqual(actual))
+            {
+                report.AppendLine(Describe(text, expected, actual, ours));
+            }
+        }
+
+        Assert.True(report.Length == 0, report.ToString());
+        Assert.Equal([995], ours.Encode("world").Ids); // "world" encodes as " world"
+    }
+
     private static string Describe(string text, int[] expected, int[] actual, TextTokenizer ours) =>
         $"{Escape(text)}\n  HF:   {string.Join(' ', expected.Select(i => $"{i}:{ours.IdToToken(i)}"))}\n  ours: {string.Join(' ', actual.Select(i => $"{i}:{ours.IdToToken(i)}"))}";
 
