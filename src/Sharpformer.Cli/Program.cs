@@ -17,6 +17,7 @@ public static class Program
         root.Subcommands.Add(ConvertCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(DownloadCommand.Create());
+        root.Subcommands.Add(TokenizeCommand.Create());
         return root;
     }
 }

@@ -2,9 +2,6 @@ using System.Text.Json;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.IO.Tests.Onnx;
 
-// CLI tests swap Console.Out/Error to capture what a verb prints; run them one at a time so captures never interleave.
-[assembly: CollectionBehavior(DisableTestParallelization = true)]
-
 namespace Sharpformer.Cli.Tests;
 
 public sealed class ConvertCommandTests : IDisposable
