@@ -176,21 +176,21 @@ public static partial class Gemm
             GemmBatch batched = GemmBatch.Rent(isa, transA, transB, m, n, k, alpha, pa, lda, strideA, pb, ldb, strideB, beta, pc, ldc, strideC, bias.IsEmpty ? null : pbias);
             try
             {
-            double flops = 2.0 * m * n * k;
-            if (maxThreads <= 1 || flops * batch < GemmDriver.ParallelFlops)
-            {
-                batched.Run(0, batch, 1);
-            }
-            else if (batch < 2 * maxThreads && flops >= GemmDriver.ParallelFlops)
-            {
-                // Few large products: each one is split into tiles across all threads.
-                batched.Run(0, batch, maxThreads);
-            }
-            else
-            {
-                // Many products: one thread per product keeps each product's packed panels in one core's caches.
-                ParallelFor.For(batch, 1, batched.RunOne);
-            }
+                double flops = 2.0 * m * n * k;
+                if (maxThreads <= 1 || flops * batch < GemmDriver.ParallelFlops)
+                {
+                    batched.Run(0, batch, 1);
+                }
+                else if (batch < 2 * maxThreads && flops >= GemmDriver.ParallelFlops)
+                {
+                    // Few large products: each one is split into tiles across all threads.
+                    batched.Run(0, batch, maxThreads);
+                }
+                else
+                {
+                    // Many products: one thread per product keeps each product's packed panels in one core's caches.
+                    ParallelFor.For(batch, 1, batched.RunOne);
+                }
             }
             finally
             {

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Sharpformer.Tensors.Threading;
@@ -132,6 +133,7 @@ internal static unsafe class GemmDriver
     /// Packs rows [i0, i0 + rows) of op(A) into one MR-wide panel per k block: panel of block p0 at
     /// dst + p0 · mPad, element (i, p) at [p · MR + i]; rows past the end are zero.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackAPanel(bool transA, float* a, int lda, int i0, int rows, int k, int kc, int mr, int mPad, int panel, float* dst)
     {
         for (int p0 = 0; p0 < k; p0 += kc)
@@ -168,6 +170,7 @@ internal static unsafe class GemmDriver
     /// Packs columns [j0, j0 + cols) of op(B) into one NR-wide panel per k block: panel of block p0 at
     /// dst + p0 · nPad, element (p, j) at [p · NR + j]; columns past the end are zero.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackBPanel(bool transB, float* b, int ldb, int j0, int cols, int k, int kc, int nr, int nPad, int panel, float* dst)
     {
         for (int p0 = 0; p0 < k; p0 += kc)
@@ -211,6 +214,7 @@ internal static unsafe class GemmDriver
     /// Transposing pack of a full panel, 8×8 blocks at a time in registers: 8 weight rows × 8 k values in, 8 k steps × 8
     /// columns out. The scalar transpose costs about one cycle per float, as much as the multiply itself at m = 128.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackBTransposed8(float* b, int ldb, int j0, int p0, int kcb, int nr, float* d)
     {
         int p = 0;
@@ -474,6 +478,7 @@ internal static unsafe class GemmDriver
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void TileRange<TKernel>(int start, int end)
             where TKernel : struct, IGemmKernel
         {

@@ -55,6 +55,7 @@ internal readonly unsafe struct Kernel512 : IGemmKernel
 
     public static int NR => 32;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Tile(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge)
     {
         if (mr > 8)
@@ -71,6 +72,7 @@ internal readonly unsafe struct Kernel512 : IGemmKernel
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows<TRows>(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge)
         where TRows : struct, IRowCount
     {
@@ -232,6 +234,7 @@ internal readonly unsafe struct Kernel256 : IGemmKernel
 
     public static int NR => 16;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Tile(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge)
     {
         Vector256<float> acc0a = default, acc0b = default,
@@ -270,27 +273,27 @@ internal readonly unsafe struct Kernel256 : IGemmKernel
 
         if (mr == 6 && nr == 16)
         {
-                Store(c + (0 * ldc), acc0a, acc0b, alpha, beta, bias);
-                Store(c + (1 * ldc), acc1a, acc1b, alpha, beta, bias);
-                Store(c + (2 * ldc), acc2a, acc2b, alpha, beta, bias);
-                Store(c + (3 * ldc), acc3a, acc3b, alpha, beta, bias);
-                Store(c + (4 * ldc), acc4a, acc4b, alpha, beta, bias);
-                Store(c + (5 * ldc), acc5a, acc5b, alpha, beta, bias);
+            Store(c + (0 * ldc), acc0a, acc0b, alpha, beta, bias);
+            Store(c + (1 * ldc), acc1a, acc1b, alpha, beta, bias);
+            Store(c + (2 * ldc), acc2a, acc2b, alpha, beta, bias);
+            Store(c + (3 * ldc), acc3a, acc3b, alpha, beta, bias);
+            Store(c + (4 * ldc), acc4a, acc4b, alpha, beta, bias);
+            Store(c + (5 * ldc), acc5a, acc5b, alpha, beta, bias);
         }
         else
         {
-                acc0a.Store(edge + 0);
-                acc0b.Store(edge + 8);
-                acc1a.Store(edge + 16);
-                acc1b.Store(edge + 24);
-                acc2a.Store(edge + 32);
-                acc2b.Store(edge + 40);
-                acc3a.Store(edge + 48);
-                acc3b.Store(edge + 56);
-                acc4a.Store(edge + 64);
-                acc4b.Store(edge + 72);
-                acc5a.Store(edge + 80);
-                acc5b.Store(edge + 88);
+            acc0a.Store(edge + 0);
+            acc0b.Store(edge + 8);
+            acc1a.Store(edge + 16);
+            acc1b.Store(edge + 24);
+            acc2a.Store(edge + 32);
+            acc2b.Store(edge + 40);
+            acc3a.Store(edge + 48);
+            acc3b.Store(edge + 56);
+            acc4a.Store(edge + 64);
+            acc4b.Store(edge + 72);
+            acc5a.Store(edge + 80);
+            acc5b.Store(edge + 88);
 
             GemmEdge.Store(edge, 16, c, ldc, mr, nr, alpha, beta, bias);
         }
@@ -325,6 +328,7 @@ internal readonly unsafe struct Kernel128 : IGemmKernel
 
     public static int NR => 8;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Tile(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge)
     {
         Vector128<float> acc0a = default, acc0b = default,
@@ -363,27 +367,27 @@ internal readonly unsafe struct Kernel128 : IGemmKernel
 
         if (mr == 6 && nr == 8)
         {
-                Store(c + (0 * ldc), acc0a, acc0b, alpha, beta, bias);
-                Store(c + (1 * ldc), acc1a, acc1b, alpha, beta, bias);
-                Store(c + (2 * ldc), acc2a, acc2b, alpha, beta, bias);
-                Store(c + (3 * ldc), acc3a, acc3b, alpha, beta, bias);
-                Store(c + (4 * ldc), acc4a, acc4b, alpha, beta, bias);
-                Store(c + (5 * ldc), acc5a, acc5b, alpha, beta, bias);
+            Store(c + (0 * ldc), acc0a, acc0b, alpha, beta, bias);
+            Store(c + (1 * ldc), acc1a, acc1b, alpha, beta, bias);
+            Store(c + (2 * ldc), acc2a, acc2b, alpha, beta, bias);
+            Store(c + (3 * ldc), acc3a, acc3b, alpha, beta, bias);
+            Store(c + (4 * ldc), acc4a, acc4b, alpha, beta, bias);
+            Store(c + (5 * ldc), acc5a, acc5b, alpha, beta, bias);
         }
         else
         {
-                acc0a.Store(edge + 0);
-                acc0b.Store(edge + 4);
-                acc1a.Store(edge + 8);
-                acc1b.Store(edge + 12);
-                acc2a.Store(edge + 16);
-                acc2b.Store(edge + 20);
-                acc3a.Store(edge + 24);
-                acc3b.Store(edge + 28);
-                acc4a.Store(edge + 32);
-                acc4b.Store(edge + 36);
-                acc5a.Store(edge + 40);
-                acc5b.Store(edge + 44);
+            acc0a.Store(edge + 0);
+            acc0b.Store(edge + 4);
+            acc1a.Store(edge + 8);
+            acc1b.Store(edge + 12);
+            acc2a.Store(edge + 16);
+            acc2b.Store(edge + 20);
+            acc3a.Store(edge + 24);
+            acc3b.Store(edge + 28);
+            acc4a.Store(edge + 32);
+            acc4b.Store(edge + 36);
+            acc5a.Store(edge + 40);
+            acc5b.Store(edge + 44);
 
             GemmEdge.Store(edge, 8, c, ldc, mr, nr, alpha, beta, bias);
         }
@@ -415,6 +419,7 @@ internal readonly unsafe struct Kernel128 : IGemmKernel
 internal static unsafe class GemmEdge
 {
     /// <summary>C[r, j] = alpha · tile[r, j] + beta · C[r, j] + bias[j] for r &lt; mr, j &lt; nr; beta 0 never reads C.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Store(float* tile, int tileStride, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias)
     {
         for (int r = 0; r < mr; r++)
