@@ -201,14 +201,14 @@ internal static class BenchGemmCommand
         long iterations = quick ? 20_000 : 2_000_000;
         double flops = (double)iterations * 16 * Vector512<float>.Count * 2 * threads;
         (double best, _) = Measure(
-            () => ParallelFor.For(threads, 1, (_, _) => Volatile.Write(ref s_sink, PeakLoop(iterations, 1.0000001f, 1e-7f))),
+            () => ParallelFor.For(threads, 1, (_, _) => Volatile.Write(ref _sink, PeakLoop(iterations, 1.0000001f, 1e-7f))),
             flops,
             repeat,
             quick ? 0.002 : 0.04);
         return best;
     }
 
-    private static float s_sink;
+    private static float _sink;
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static float PeakLoop(long iterations, float x, float y)

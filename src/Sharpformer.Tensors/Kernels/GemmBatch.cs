@@ -7,7 +7,7 @@ namespace Sharpformer.Tensors.Kernels;
 internal sealed unsafe class GemmBatch
 {
     [ThreadStatic]
-    private static GemmBatch? t_cached;
+    private static GemmBatch? _cached;
 
     private GemmIsa _isa;
     private bool _transA, _transB;
@@ -27,8 +27,8 @@ internal sealed unsafe class GemmBatch
         float* a, int lda, long strideA, float* b, int ldb, long strideB,
         float beta, float* c, int ldc, long strideC, float* bias)
     {
-        GemmBatch batch = t_cached ?? new GemmBatch();
-        t_cached = null;
+        GemmBatch batch = _cached ?? new GemmBatch();
+        _cached = null;
         batch._isa = isa;
         batch._transA = transA;
         batch._transB = transB;
@@ -54,7 +54,7 @@ internal sealed unsafe class GemmBatch
     public void Return()
     {
         _a = _b = _c = _bias = null;
-        t_cached = this;
+        _cached = this;
     }
 
     /// <summary>Runs products [start, end) one after another, each on up to <paramref name="threads"/> threads.</summary>

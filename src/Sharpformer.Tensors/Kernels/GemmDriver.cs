@@ -44,7 +44,7 @@ internal static unsafe class GemmDriver
     public static GemmIsa BestIsa { get; } = Detect();
 
     [ThreadStatic]
-    private static GemmJob? t_job;
+    private static GemmJob? _cachedJob;
 
     private static GemmIsa Detect()
     {
@@ -103,15 +103,15 @@ internal static unsafe class GemmDriver
         }
 
         int threads = 2.0 * m * n * k >= ParallelFlops ? Math.Max(1, maxThreads) : 1;
-        GemmJob job = t_job ?? new GemmJob();
-        t_job = null; // a nested call on this thread (e.g. from a batched body) gets its own job
+        GemmJob job = _cachedJob ?? new GemmJob();
+        _cachedJob = null; // a nested call on this thread (e.g. from a batched body) gets its own job
         try
         {
             job.Execute(isa, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, packedB);
         }
         finally
         {
-            t_job = job;
+            _cachedJob = job;
         }
     }
 

@@ -17,16 +17,16 @@ namespace Sharpformer.Tensors.Threading;
 /// </remarks>
 public static class ParallelFor
 {
-    private static int s_maxDegree = Environment.ProcessorCount;
+    private static int _maxDegree = Environment.ProcessorCount;
 
     /// <summary>Upper bound on threads per loop, the caller included (default: <see cref="Environment.ProcessorCount"/>). 1 runs everything inline.</summary>
     public static int MaxDegreeOfParallelism
     {
-        get => s_maxDegree;
+        get => _maxDegree;
         set
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            s_maxDegree = value;
+            _maxDegree = value;
         }
     }
 
@@ -41,7 +41,7 @@ public static class ParallelFor
         if (count <= 0) return;
         grain = Math.Max(1, grain);
         int chunks = (int)(((long)count + grain - 1) / grain);
-        int threads = Math.Min(s_maxDegree, chunks);
+        int threads = Math.Min(_maxDegree, chunks);
         if (threads <= 1 || !WorkerPool.TryRun(count, grain, chunks, threads, body))
         {
             body(0, count);
@@ -52,23 +52,23 @@ public static class ParallelFor
     private static class WorkerPool
     {
         /// <summary>How long a worker keeps polling for the next loop before it sleeps (≈ 50 µs).</summary>
-        private static readonly long s_spinTicks = Math.Max(1, Stopwatch.Frequency / 20_000);
+        private static readonly long SpinTicks = Math.Max(1, Stopwatch.Frequency / 20_000);
 
-        private static readonly Job s_job = new();
-        private static readonly SemaphoreSlim s_wake = new(0);
-        private static readonly Lock s_growLock = new();
-        private static int s_busy;
-        private static int s_generation;
-        private static int s_threadCount;
+        private static readonly Job TheJob = new();
+        private static readonly SemaphoreSlim Wake = new(0);
+        private static readonly Lock GrowLock = new();
+        private static int _busy;
+        private static int _generation;
+        private static int _threadCount;
 
         public static bool TryRun(int count, int grain, int chunks, int threads, Action<int, int> body)
         {
-            if (Interlocked.CompareExchange(ref s_busy, 1, 0) != 0)
+            if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
             {
                 return false;
             }
 
-            Job job = s_job;
+            Job job = TheJob;
             try
             {
                 int helpers = threads - 1;
@@ -77,11 +77,11 @@ public static class ParallelFor
 
                 // Publish: the fields above become visible to any worker that claims a slot (Interlocked is a full fence).
                 Volatile.Write(ref job.Slots, helpers);
-                Interlocked.Increment(ref s_generation);
-                int sleeping = helpers - s_wake.CurrentCount;
+                Interlocked.Increment(ref _generation);
+                int sleeping = helpers - Wake.CurrentCount;
                 if (sleeping > 0)
                 {
-                    s_wake.Release(sleeping);
+                    Wake.Release(sleeping);
                 }
 
                 job.RunChunks();
@@ -104,7 +104,7 @@ public static class ParallelFor
             }
             finally
             {
-                Volatile.Write(ref s_busy, 0);
+                Volatile.Write(ref _busy, 0);
             }
 
             return true;
@@ -112,37 +112,37 @@ public static class ParallelFor
 
         private static void EnsureThreads(int wanted)
         {
-            if (Volatile.Read(ref s_threadCount) >= wanted) return;
-            lock (s_growLock)
+            if (Volatile.Read(ref _threadCount) >= wanted) return;
+            lock (GrowLock)
             {
-                while (s_threadCount < wanted)
+                while (_threadCount < wanted)
                 {
-                    var thread = new Thread(WorkerLoop) { IsBackground = true, Name = $"Sharpformer worker {s_threadCount + 1}" };
+                    var thread = new Thread(WorkerLoop) { IsBackground = true, Name = $"Sharpformer worker {_threadCount + 1}" };
                     thread.Start();
-                    s_threadCount++;
+                    _threadCount++;
                 }
             }
         }
 
         private static void WorkerLoop()
         {
-            int seen = Volatile.Read(ref s_generation);
+            int seen = Volatile.Read(ref _generation);
             while (true)
             {
                 // Poll for a new loop for a short while: kernels often run back to back (pack, then multiply).
-                long deadline = Stopwatch.GetTimestamp() + s_spinTicks;
-                while (Volatile.Read(ref s_generation) == seen && Stopwatch.GetTimestamp() < deadline)
+                long deadline = Stopwatch.GetTimestamp() + SpinTicks;
+                while (Volatile.Read(ref _generation) == seen && Stopwatch.GetTimestamp() < deadline)
                 {
                     Thread.SpinWait(20);
                 }
 
-                if (Volatile.Read(ref s_generation) == seen)
+                if (Volatile.Read(ref _generation) == seen)
                 {
-                    s_wake.Wait();
+                    Wake.Wait();
                 }
 
-                seen = Volatile.Read(ref s_generation);
-                Job job = s_job;
+                seen = Volatile.Read(ref _generation);
+                Job job = TheJob;
                 if (Interlocked.Decrement(ref job.Slots) >= 0)
                 {
                     job.RunChunks();
