@@ -3,6 +3,7 @@ using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Tests;
 
+[Collection("ParallelFor degree")]
 public class GemmTests
 {
     /// <summary>Every kernel tier this machine (and these DOTNET_Enable* settings) can run, scalar included.</summary>
