@@ -33,8 +33,8 @@ internal static class BenchGemmCommand
         };
         var repeat = new Option<int>("--repeat")
         {
-            Description = "Timed samples per measurement; each sample runs ≥ 40 ms after a warm-up. Best and median are reported.",
-            DefaultValueFactory = _ => 7,
+            Description = "Timed samples per measurement; each sample runs ≥ 10 ms after a warm-up (short samples let best-of dodge a noisy host). Best and median are reported.",
+            DefaultValueFactory = _ => 21,
         };
         var json = new Option<bool>("--json") { Description = "Print the results as JSON instead of a table." };
         var shapes = new Option<string?>("--shapes")
@@ -110,7 +110,7 @@ internal static class BenchGemmCommand
     private static void Run(GemmShape[] shapes, int threads, int repeat, bool quick, bool json, TextWriter output)
     {
         int savedDegree = ParallelFor.MaxDegreeOfParallelism;
-        double sampleSeconds = quick ? 0.002 : 0.04;
+        double sampleSeconds = quick ? 0.002 : 0.01;
         try
         {
             if (!json)
@@ -204,7 +204,7 @@ internal static class BenchGemmCommand
             () => ParallelFor.For(threads, 1, (_, _) => Volatile.Write(ref _sink, PeakLoop(iterations, 1.0000001f, 1e-7f))),
             flops,
             repeat,
-            quick ? 0.002 : 0.04);
+            quick ? 0.002 : 0.01);
         return best;
     }
 
