@@ -194,47 +194,52 @@ internal static unsafe class GemmDriver
     /// Packs columns [j0, j0 + cols) of op(B) into one NR-wide panel per k block: panel of block p0 at
     /// dst + p0 · nPad, element (p, j) at [p · NR + j]; columns past the end are zero.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackBPanel(bool transB, float* b, int ldb, int j0, int cols, int k, int kc, int nr, int nPad, int panel, float* dst)
     {
         for (int p0 = 0; p0 < k; p0 += kc)
         {
             int kcb = Math.Min(kc, k - p0);
-            float* d = dst + ((long)p0 * nPad) + ((long)panel * kcb * nr);
-            if (!transB)
-            {
-                // B[p, j] at b[p · ldb + j]: each k step is a contiguous copy.
-                for (int p = 0; p < kcb; p++)
-                {
-                    float* src = b + ((long)(p0 + p) * ldb) + j0;
-                    float* row = d + (p * nr);
-                    int j = 0;
-                    if (Vector256.IsHardwareAccelerated)
-                    {
-                        for (; j + 8 <= cols; j += 8) Vector256.Store(Vector256.Load(src + j), row + j);
-                    }
+            PackBBlock(transB, b, ldb, j0, cols, p0, kcb, nr, dst + ((long)p0 * nPad) + ((long)panel * kcb * nr));
+        }
+    }
 
-                    for (; j < cols; j++) row[j] = src[j];
-                    for (; j < nr; j++) row[j] = 0f;
-                }
-            }
-            else if (cols == nr && nr % 8 == 0 && Vector256.IsHardwareAccelerated)
+    /// <summary>Packs op(B)[p0 .. p0 + kcb, j0 .. j0 + cols) into one panel d[p · NR + j], zero past cols.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void PackBBlock(bool transB, float* b, int ldb, int j0, int cols, int p0, int kcb, int nr, float* d)
+    {
+        if (!transB)
+        {
+            // B[p, j] at b[p · ldb + j]: each k step is a contiguous copy.
+            for (int p = 0; p < kcb; p++)
             {
-                PackBTransposed8(b, ldb, j0, p0, kcb, nr, d);
-            }
-            else
-            {
-                // Bᵀ stored [n, k] (Linear weights): a transpose; read each weight row once.
-                for (int jj = 0; jj < cols; jj++)
+                float* src = b + ((long)(p0 + p) * ldb) + j0;
+                float* row = d + (p * nr);
+                int j = 0;
+                if (Vector256.IsHardwareAccelerated)
                 {
-                    float* src = b + ((long)(j0 + jj) * ldb) + p0;
-                    for (int p = 0; p < kcb; p++) d[(p * nr) + jj] = src[p];
+                    for (; j + 8 <= cols; j += 8) Vector256.Store(Vector256.Load(src + j), row + j);
                 }
 
-                for (int jj = cols; jj < nr; jj++)
-                {
-                    for (int p = 0; p < kcb; p++) d[(p * nr) + jj] = 0f;
-                }
+                for (; j < cols; j++) row[j] = src[j];
+                for (; j < nr; j++) row[j] = 0f;
+            }
+        }
+        else if (cols == nr && nr % 8 == 0 && Avx.IsSupported)
+        {
+            PackBTransposed8(b, ldb, j0, p0, kcb, nr, d);
+        }
+        else
+        {
+            // Bᵀ stored [n, k] (Linear weights): a transpose; read each weight row once.
+            for (int jj = 0; jj < cols; jj++)
+            {
+                float* src = b + ((long)(j0 + jj) * ldb) + p0;
+                for (int p = 0; p < kcb; p++) d[(p * nr) + jj] = src[p];
+            }
+
+            for (int jj = cols; jj < nr; jj++)
+            {
+                for (int p = 0; p < kcb; p++) d[(p * nr) + jj] = 0f;
             }
         }
     }
@@ -330,56 +335,29 @@ internal static unsafe class GemmDriver
         }
     }
 
-    /// <summary>In-register 8×8 transpose: interleave pairs, then quads, then swap 128-bit halves.</summary>
+    /// <summary>In-register 8×8 transpose (AVX): interleave pairs, then quads, then swap 128-bit halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Transpose8x8(
         ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3,
         ref Vector256<float> r4, ref Vector256<float> r5, ref Vector256<float> r6, ref Vector256<float> r7)
     {
-        if (Avx.IsSupported)
-        {
-            Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
-            Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
-            Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5);
-            Vector256<float> t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
-            Vector256<float> s0 = Avx.Shuffle(t0, t2, 0x44), s1 = Avx.Shuffle(t0, t2, 0xEE);
-            Vector256<float> s2 = Avx.Shuffle(t1, t3, 0x44), s3 = Avx.Shuffle(t1, t3, 0xEE);
-            Vector256<float> s4 = Avx.Shuffle(t4, t6, 0x44), s5 = Avx.Shuffle(t4, t6, 0xEE);
-            Vector256<float> s6 = Avx.Shuffle(t5, t7, 0x44), s7 = Avx.Shuffle(t5, t7, 0xEE);
-            r0 = Avx.Permute2x128(s0, s4, 0x20);
-            r1 = Avx.Permute2x128(s1, s5, 0x20);
-            r2 = Avx.Permute2x128(s2, s6, 0x20);
-            r3 = Avx.Permute2x128(s3, s7, 0x20);
-            r4 = Avx.Permute2x128(s0, s4, 0x31);
-            r5 = Avx.Permute2x128(s1, s5, 0x31);
-            r6 = Avx.Permute2x128(s2, s6, 0x31);
-            r7 = Avx.Permute2x128(s3, s7, 0x31);
-            return;
-        }
-
-        // Other accelerated targets (Arm64 reports Vector256 as not accelerated, so this is a safety net only).
-        float* tile = stackalloc float[64];
-        r0.Store(tile);
-        r1.Store(tile + 8);
-        r2.Store(tile + 16);
-        r3.Store(tile + 24);
-        r4.Store(tile + 32);
-        r5.Store(tile + 40);
-        r6.Store(tile + 48);
-        r7.Store(tile + 56);
-        float* t = stackalloc float[64];
-        for (int i = 0; i < 8; i++)
-        {
-            for (int j = 0; j < 8; j++) t[(j * 8) + i] = tile[(i * 8) + j];
-        }
-
-        r0 = Vector256.Load(t);
-        r1 = Vector256.Load(t + 8);
-        r2 = Vector256.Load(t + 16);
-        r3 = Vector256.Load(t + 24);
-        r4 = Vector256.Load(t + 32);
-        r5 = Vector256.Load(t + 40);
-        r6 = Vector256.Load(t + 48);
-        r7 = Vector256.Load(t + 56);
+        Debug.Assert(Avx.IsSupported, "callers check Avx.IsSupported");
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
+        Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5);
+        Vector256<float> t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> s0 = Avx.Shuffle(t0, t2, 0x44), s1 = Avx.Shuffle(t0, t2, 0xEE);
+        Vector256<float> s2 = Avx.Shuffle(t1, t3, 0x44), s3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> s4 = Avx.Shuffle(t4, t6, 0x44), s5 = Avx.Shuffle(t4, t6, 0xEE);
+        Vector256<float> s6 = Avx.Shuffle(t5, t7, 0x44), s7 = Avx.Shuffle(t5, t7, 0xEE);
+        r0 = Avx.Permute2x128(s0, s4, 0x20);
+        r1 = Avx.Permute2x128(s1, s5, 0x20);
+        r2 = Avx.Permute2x128(s2, s6, 0x20);
+        r3 = Avx.Permute2x128(s3, s7, 0x20);
+        r4 = Avx.Permute2x128(s0, s4, 0x31);
+        r5 = Avx.Permute2x128(s1, s5, 0x31);
+        r6 = Avx.Permute2x128(s2, s6, 0x31);
+        r7 = Avx.Permute2x128(s3, s7, 0x31);
     }
 
     /// <summary>Rents a float buffer with room to align its start to 64 bytes (a cache line, one zmm load).</summary>
@@ -408,6 +386,10 @@ internal static unsafe class GemmDriver
         private float* _ap, _bp;
         private int _row0, _rows, _mPad, _col0, _cols, _nPad, _bpCol0;
         private bool _packB;
+
+        // B is packed panel by panel inside the tiles (into L1, right before use) instead of all at once into a
+        // buffer that outgrows L2: only when every column tile is visited by exactly one row tile (m ≤ one tile).
+        private bool _packBInTile;
         private int _bPanels, _aPanels;
 
         // Tiles of C: _mc × _nc, _mTiles × _nTiles of them in the current chunk.
@@ -508,6 +490,8 @@ internal static unsafe class GemmDriver
 
             _mTiles = (_rows + _mc - 1) / _mc;
             _nTiles = (_cols + _nc - 1) / _nc;
+            _packBInTile = _packB && _mTiles == 1;
+            if (_packBInTile) _bPanels = 0;
             int packItems = _aPanels + _bPanels;
             int tiles = _mTiles * _nTiles;
             if (threads > 1)
@@ -565,6 +549,8 @@ internal static unsafe class GemmDriver
             int mr = TKernel.MR, nr = TKernel.NR;
             float* edge = stackalloc float[12 * 32];
             Debug.Assert(mr * nr <= 12 * 32, "edge scratch holds the largest tile");
+            float* panelScratch = stackalloc float[_packBInTile ? (KcMax * nr) + 16 : 1];
+            panelScratch = Align64(panelScratch);
             for (int t = start; t < end; t++)
             {
                 // Tiles along m first: neighbouring claims share B columns.
@@ -582,8 +568,18 @@ internal static unsafe class GemmDriver
                     for (int j = j0; j < j1; j += nr)
                     {
                         // One B panel [kcb][nr], kept in L1 while it meets every A panel of the tile.
-                        float* bPanel = bBlock + ((long)((j - _bpCol0) / nr) * kcb * nr);
+                        float* bPanel;
                         int nrValid = Math.Min(nr, j1 - j);
+                        if (_packBInTile)
+                        {
+                            bPanel = panelScratch;
+                            PackBBlock(_transB, _b, _ldb, j, nrValid, p0, kcb, nr, bPanel);
+                        }
+                        else
+                        {
+                            bPanel = bBlock + ((long)((j - _bpCol0) / nr) * kcb * nr);
+                        }
+
                         float* biasJ = bias == null ? null : bias + j;
                         for (int i = i0; i < i1; i += mr)
                         {
