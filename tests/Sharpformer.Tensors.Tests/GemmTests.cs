@@ -128,6 +128,27 @@ public class GemmTests
 
     [Theory]
     [MemberData(nameof(Tiers))]
+    public void SgemmCore_ThinATimesBTransposed_MatchesReference(string tier)
+    {
+        // m ≤ 8 with B stored [n, k] takes the dot-product path: every row and column count, k below, at and past 8.
+        GemmIsa isa = Enum.Parse<GemmIsa>(tier);
+        for (int m = 1; m <= 9; m++)
+        {
+            for (int n = 1; n <= 13; n++)
+            {
+                foreach (int k in new[] { 3, 8, 17, 64 })
+                {
+                    Check(isa, false, true, m, n, k, alpha: 0.5f, beta: 0.25f, padA: 1, padB: 2, padC: 3, withBias: n % 2 == 0);
+                }
+            }
+        }
+
+        Check(isa, false, true, 8, 1536, 384, maxThreads: 4); // decode-like, large enough to split across threads
+        Check(isa, false, true, 3, 100, 300, beta: 0f, nanInC: true);
+    }
+
+    [Theory]
+    [MemberData(nameof(Tiers))]
     public void SgemmCore_LeadingDimensionsLargerThanRows_MatchesReferenceAndKeepsPadding(string tier)
     {
         GemmIsa isa = Enum.Parse<GemmIsa>(tier);

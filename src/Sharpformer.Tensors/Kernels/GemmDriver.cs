@@ -26,7 +26,7 @@ internal enum GemmIsa
 /// <summary>
 /// The blocked SGEMM (BLIS loop structure): op(A) is packed into MR-row panels and op(B) into NR-column panels, k cut
 /// into blocks of at most <see cref="KcMax"/> so one B panel (KC·NR floats, 32 KiB for 12×32) stays in the 48 KiB L1d
-/// while the A block it meets (≤ 192 rows · KC, 192 KiB) stays in the 2 MiB L2. C is cut into tiles that threads claim
+/// while the A block it meets (≤ 192 rows · KC, 192 KiB) stays in L2 (1 MiB on Zen 5, 2 MiB on Emerald Rapids). C is cut into tiles that threads claim
 /// dynamically; every tile runs the k blocks in order, so beta and the bias apply on the first block only.
 /// </summary>
 internal static unsafe class GemmDriver
@@ -70,6 +70,7 @@ internal static unsafe class GemmDriver
         _ => false,
     };
 
+    /// <summary>Tile rows (A panel width) of <paramref name="isa"/>'s micro-kernel.</summary>
     public static int Mr(GemmIsa isa) => isa switch
     {
         GemmIsa.Vector512 => Kernel512.MR,
@@ -77,6 +78,7 @@ internal static unsafe class GemmDriver
         _ => Kernel128.MR,
     };
 
+    /// <summary>Tile columns (B panel width) of <paramref name="isa"/>'s micro-kernel.</summary>
     public static int Nr(GemmIsa isa) => isa switch
     {
         GemmIsa.Vector512 => Kernel512.NR,
@@ -113,7 +115,14 @@ internal static unsafe class GemmDriver
         _cachedJob = null; // a nested call on this thread (e.g. from a batched body) gets its own job
         try
         {
-            job.Execute(isa, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, packedB);
+            if (packedB == null && transB && !transA && m <= GemmThinA.MaxRows && isa >= GemmIsa.Vector256)
+            {
+                job.ExecuteThin(threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+            }
+            else
+            {
+                job.Execute(isa, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, packedB);
+            }
         }
         finally
         {
@@ -373,6 +382,7 @@ internal static unsafe class GemmDriver
     {
         private readonly Action<int, int> _packBody;
         private readonly Action<int, int> _tileBody;
+        private readonly Action<int, int> _thinBody;
 
         private GemmIsa _isa;
         private bool _transA, _transB;
@@ -399,7 +409,41 @@ internal static unsafe class GemmDriver
         {
             _packBody = PackRange;
             _tileBody = TileRange;
+            _thinBody = ThinRange;
         }
+
+        /// <summary>The thin-A path (<see cref="GemmThinA"/>): columns of C split across threads, nothing packed.</summary>
+        public void ExecuteThin(int threads, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias)
+        {
+            _m = m;
+            _k = k;
+            _alpha = alpha;
+            _beta = beta;
+            _a = a;
+            _lda = lda;
+            _b = b;
+            _ldb = ldb;
+            _c = c;
+            _ldc = ldc;
+            _bias = bias;
+            try
+            {
+                if (threads > 1)
+                {
+                    ParallelFor.For(n, Math.Max(64, RoundUp(n / (8 * threads), 4)), _thinBody);
+                }
+                else
+                {
+                    ThinRange(0, n);
+                }
+            }
+            finally
+            {
+                _a = _b = _c = _bias = null;
+            }
+        }
+
+        private void ThinRange(int start, int end) => GemmThinA.Run(_m, _k, _alpha, _a, _lda, _b, _ldb, _beta, _c, _ldc, _bias, start, end);
 
         public void Execute(
             GemmIsa isa, int threads, bool transA, bool transB, int m, int n, int k, float alpha,

@@ -428,8 +428,9 @@ internal static unsafe class GemmEdge
             float* tRow = tile + (r * tileStride);
             for (int j = 0; j < nr; j++)
             {
+                // The same rounding as the vector epilogue: alpha · acc, then fused beta · C + that.
                 float v = alpha * tRow[j];
-                if (beta != 0f) v += beta * cRow[j];
+                if (beta != 0f) v = MathF.FusedMultiplyAdd(cRow[j], beta, v);
                 if (bias != null) v += bias[j];
                 cRow[j] = v;
             }
