@@ -260,10 +260,11 @@ internal static unsafe class GemmDriver
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackBTransposed8(float* b, int ldb, int j0, int p0, int kcb, int nr, float* d)
     {
-        int p = 0;
-        for (; p + 8 <= kcb; p += 8)
+        // Eight weight rows at a time, walked along k: eight sequential streams the hardware prefetcher can follow.
+        int pEnd = kcb & ~7;
+        for (int jj = 0; jj < nr; jj += 8)
         {
-            for (int jj = 0; jj < nr; jj += 8)
+            for (int p = 0; p < pEnd; p += 8)
             {
                 float* src = b + ((long)(j0 + jj) * ldb) + p0 + p;
                 Vector256<float> r0 = Vector256.Load(src);
@@ -287,7 +288,7 @@ internal static unsafe class GemmDriver
             }
         }
 
-        for (; p < kcb; p++)
+        for (int p = pEnd; p < kcb; p++)
         {
             for (int jj = 0; jj < nr; jj++) d[(p * nr) + jj] = b[((long)(j0 + jj) * ldb) + p0 + p];
         }
