@@ -32,7 +32,8 @@ public static partial class Gemm
     /// <remarks>
     /// Runs the packed, cache-blocked SIMD kernel (Vector512 12×32, else Vector256 6×16, else Vector128 6×8 tiles) on up
     /// to <see cref="ParallelFor.MaxDegreeOfParallelism"/> threads; products under about 3 MFLOP stay on the caller's
-    /// thread. Without SIMD it runs <see cref="Reference"/>. The sums run in a different order from the reference, so
+    /// thread. A thin A (m ≤ 8) times a B stored [n, k] skips packing and runs as dot products (decode-like Linear
+    /// calls). Without SIMD it runs <see cref="Reference"/>. The sums run in a different order from the reference, so
     /// results agree to rounding, not bit for bit; the thread count never changes the result. alpha 0 still
     /// computes op(A)·op(B) (NaN in A or B propagates), as the reference does. For a B used many times (a weight),
     /// <see cref="PackB"/> once and call the packed overload.
