@@ -1,5 +1,6 @@
 namespace Sharpformer.Cli.Tests;
 
+[Collection("Console")]
 public class CliTests
 {
     [Fact]

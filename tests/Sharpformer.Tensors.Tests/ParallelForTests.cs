@@ -2,6 +2,8 @@ using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Tests;
 
+// Tests here and in GemmTests change ParallelFor.MaxDegreeOfParallelism, a process-wide setting: one collection runs them one at a time.
+[Collection("ParallelFor degree")]
 public class ParallelForTests
 {
     [Theory]
@@ -27,5 +29,70 @@ public class ParallelForTests
             if (s == 57) throw new InvalidOperationException("chunk 57");
         }));
         Assert.Equal("chunk 57", e.Message);
+    }
+
+    [Fact]
+    public void For_NestedLoop_RunsInlineAndVisitsEveryIndex()
+    {
+        var hits = new int[64 * 32];
+        ParallelFor.For(64, 1, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                int row = i;
+                ParallelFor.For(32, 4, (s, e) =>
+                {
+                    for (int j = s; j < e; j++) Interlocked.Increment(ref hits[(row * 32) + j]);
+                });
+            }
+        });
+        Assert.All(hits, h => Assert.Equal(1, h));
+    }
+
+    [Fact]
+    public void For_ConcurrentCallersFromManyThreads_EachVisitsEveryIndex()
+    {
+        // Only one loop uses the workers at a time; the others run inline. All must finish and be complete.
+        const int Callers = 6, Count = 5000;
+        var hits = new int[Callers, Count];
+        Parallel.For(0, Callers, new ParallelOptions { MaxDegreeOfParallelism = Callers }, caller =>
+        {
+            for (int round = 0; round < 20; round++)
+            {
+                ParallelFor.For(Count, 64, (start, end) =>
+                {
+                    for (int i = start; i < end; i++) Interlocked.Increment(ref hits[caller, i]);
+                });
+            }
+        });
+        foreach (int h in hits) Assert.Equal(20, h);
+    }
+
+    [Fact]
+    public void For_MaxDegreeOne_RunsWholeRangeOnCallerThread()
+    {
+        int saved = ParallelFor.MaxDegreeOfParallelism;
+        try
+        {
+            ParallelFor.MaxDegreeOfParallelism = 1;
+            int caller = Environment.CurrentManagedThreadId, calls = 0;
+            ParallelFor.For(1000, 10, (start, end) =>
+            {
+                Assert.Equal(caller, Environment.CurrentManagedThreadId);
+                Assert.Equal((0, 1000), (start, end));
+                calls++;
+            });
+            Assert.Equal(1, calls);
+        }
+        finally
+        {
+            ParallelFor.MaxDegreeOfParallelism = saved;
+        }
+    }
+
+    [Fact]
+    public void MaxDegreeOfParallelism_BelowOne_Throws()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => ParallelFor.MaxDegreeOfParallelism = 0);
     }
 }

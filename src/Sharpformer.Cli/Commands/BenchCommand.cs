@@ -8,6 +8,7 @@ internal static class BenchCommand
     public static Command Create()
     {
         var bench = new Command("bench", "Measure kernels and models on this machine, with ratios against the hardware peak or a peer engine.");
+        bench.Subcommands.Add(BenchGemmCommand.Create());
         return bench;
     }
 }

@@ -1,0 +1,641 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Sharpformer.Tensors.Threading;
+
+namespace Sharpformer.Tensors.Kernels;
+
+/// <summary>Which micro-kernel a GEMM runs: the widest vectors this machine accelerates, or the scalar reference.</summary>
+internal enum GemmIsa
+{
+    /// <summary><see cref="Gemm.Reference"/>: no SIMD available.</summary>
+    Scalar,
+
+    /// <summary><see cref="Kernel128"/>, 6×8 tiles.</summary>
+    Vector128,
+
+    /// <summary><see cref="Kernel256"/>, 6×16 tiles (needs FMA).</summary>
+    Vector256,
+
+    /// <summary><see cref="Kernel512"/>, 12×32 tiles.</summary>
+    Vector512,
+}
+
+/// <summary>
+/// The blocked SGEMM (BLIS loop structure): op(A) is packed into MR-row panels and op(B) into NR-column panels, k cut
+/// into blocks of at most <see cref="KcMax"/> so one B panel (KC·NR floats, 32 KiB for 12×32) stays in the 48 KiB L1d
+/// while the A block it meets (≤ 192 rows · KC, 192 KiB) stays in L2 (1 MiB on Zen 5, 2 MiB on Emerald Rapids). C is cut into tiles that threads claim
+/// dynamically; every tile runs the k blocks in order, so beta and the bias apply on the first block only.
+/// </summary>
+internal static unsafe class GemmDriver
+{
+    /// <summary>Largest k block; k is split into equal blocks (384 → 2 × 192) so the last is not a sliver.</summary>
+    public const int KcMax = 256;
+
+    /// <summary>Products below this many FLOPs run on the caller alone: a fork-join costs a few microseconds.</summary>
+    public const double ParallelFlops = 3e6;
+
+    /// <summary>Tile height in A panels for one thread: 16 · 12 rows · KC floats = 192 KiB of packed A, resident in L2.</summary>
+    private const int McPanels = 16;
+
+    /// <summary>Tile width in B panels for one thread; threads shrink tiles further until each has ≥ 6 to claim.</summary>
+    private const int NcPanels = 8;
+
+    /// <summary>Largest packed chunk of A or B in floats (16 MiB); bigger operands are packed and multiplied chunk by chunk.</summary>
+    private const int ChunkFloats = 1 << 22;
+
+    /// <summary>The kernel this process uses: the widest accelerated vectors (with FMA on x86), else the scalar reference.</summary>
+    public static GemmIsa BestIsa { get; } = Detect();
+
+    [ThreadStatic]
+    private static GemmJob? _cachedJob;
+
+    private static GemmIsa Detect()
+    {
+        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported) return GemmIsa.Vector512;
+        if (Vector256.IsHardwareAccelerated && Fma.IsSupported) return GemmIsa.Vector256;
+        if (Vector128.IsHardwareAccelerated) return GemmIsa.Vector128;
+        return GemmIsa.Scalar;
+    }
+
+    /// <summary>Whether <paramref name="isa"/> can run here (tests force each supported tier).</summary>
+    public static bool IsSupported(GemmIsa isa) => isa switch
+    {
+        GemmIsa.Scalar => true,
+        GemmIsa.Vector128 => Vector128.IsHardwareAccelerated,
+        GemmIsa.Vector256 => Vector256.IsHardwareAccelerated && Fma.IsSupported,
+        GemmIsa.Vector512 => Vector512.IsHardwareAccelerated && Avx512F.IsSupported,
+        _ => false,
+    };
+
+    /// <summary>Tile rows (A panel width) of <paramref name="isa"/>'s micro-kernel.</summary>
+    public static int Mr(GemmIsa isa) => isa switch
+    {
+        GemmIsa.Vector512 => Kernel512.MR,
+        GemmIsa.Vector256 => Kernel256.MR,
+        _ => Kernel128.MR,
+    };
+
+    /// <summary>Tile columns (B panel width) of <paramref name="isa"/>'s micro-kernel.</summary>
+    public static int Nr(GemmIsa isa) => isa switch
+    {
+        GemmIsa.Vector512 => Kernel512.NR,
+        GemmIsa.Vector256 => Kernel256.NR,
+        _ => Kernel128.NR,
+    };
+
+    /// <summary>The k block size for a given k: the blocks are equal up to rounding, none larger than <see cref="KcMax"/>.</summary>
+    public static int KBlock(int k)
+    {
+        int blocks = (k + KcMax - 1) / KcMax;
+        return (k + blocks - 1) / blocks;
+    }
+
+    /// <summary>
+    /// C = alpha · op(A) · op(B) + beta · C (+ bias) on validated pointers with a SIMD <paramref name="isa"/>.
+    /// <paramref name="packedB"/>, when given, replaces <paramref name="b"/> (its layout matches <paramref name="isa"/>).
+    /// Uses up to <paramref name="maxThreads"/> threads when the product is large enough to pay for them.
+    /// </summary>
+    public static void Run(
+        GemmIsa isa, int maxThreads, bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, float* packedB)
+    {
+        Debug.Assert(isa != GemmIsa.Scalar, "the scalar tier runs Gemm.Reference");
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            ScaleOnly(m, n, beta, c, ldc, bias);
+            return;
+        }
+
+        int threads = 2.0 * m * n * k >= ParallelFlops ? Math.Max(1, maxThreads) : 1;
+        GemmJob job = _cachedJob ?? new GemmJob();
+        _cachedJob = null; // a nested call on this thread (e.g. from a batched body) gets its own job
+        try
+        {
+            if (packedB == null && transB && !transA && m <= GemmThinA.MaxRows && isa >= GemmIsa.Vector256)
+            {
+                job.ExecuteThin(threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+            }
+            else
+            {
+                job.Execute(isa, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, packedB);
+            }
+        }
+        finally
+        {
+            _cachedJob = job;
+        }
+    }
+
+    /// <summary>k = 0: the product is empty, so C = beta · C + bias (beta 0 never reads C).</summary>
+    private static void ScaleOnly(int m, int n, float beta, float* c, int ldc, float* bias)
+    {
+        for (int i = 0; i < m; i++)
+        {
+            float* row = c + ((long)i * ldc);
+            for (int j = 0; j < n; j++)
+            {
+                float v = beta == 0f ? 0f : beta * row[j];
+                row[j] = bias == null ? v : v + bias[j];
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs rows [i0, i0 + rows) of op(A) into one MR-wide panel per k block: panel of block p0 at
+    /// dst + p0 · mPad, element (i, p) at [p · MR + i]; rows past the end are zero.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void PackAPanel(bool transA, float* a, int lda, int i0, int rows, int k, int kc, int mr, int mPad, int panel, float* dst)
+    {
+        for (int p0 = 0; p0 < k; p0 += kc)
+        {
+            int kcb = Math.Min(kc, k - p0);
+            float* d = dst + ((long)p0 * mPad) + ((long)panel * kcb * mr);
+            if (!transA)
+            {
+                // A[i, p] at a[i · lda + p]: a transpose. Rows go 8 (then 4) at a time through in-register 8×8
+                // transposes; the scalar copy costs about a cycle per float, 8% of the multiply at 128×1536×384.
+                int r = 0, pv = 0;
+                if (Avx.IsSupported)
+                {
+                    pv = kcb & ~7;
+                    for (; r + 8 <= rows; r += 8)
+                    {
+                        PackARowsTransposed8(a + ((long)(i0 + r) * lda) + p0, lda, 8, pv, mr, d + r);
+                    }
+
+                    if (r + 4 <= rows)
+                    {
+                        PackARowsTransposed8(a + ((long)(i0 + r) * lda) + p0, lda, 4, pv, mr, d + r);
+                        r += 4;
+                    }
+                }
+
+                for (int rr = 0; rr < rows; rr++)
+                {
+                    // What the transposes left: the k tail of every row, and whole rows past the last block of 4.
+                    float* src = a + ((long)(i0 + rr) * lda) + p0;
+                    for (int p = rr < r ? pv : 0; p < kcb; p++) d[(p * mr) + rr] = src[p];
+                }
+            }
+            else
+            {
+                // Aᵀ stored [k, m]: the panel's rows at one p are contiguous already.
+                for (int p = 0; p < kcb; p++)
+                {
+                    float* src = a + ((long)(p0 + p) * lda) + i0;
+                    for (int r = 0; r < rows; r++) d[(p * mr) + r] = src[r];
+                }
+            }
+
+            for (int r = rows; r < mr; r++)
+            {
+                for (int p = 0; p < kcb; p++) d[(p * mr) + r] = 0f;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs columns [j0, j0 + cols) of op(B) into one NR-wide panel per k block: panel of block p0 at
+    /// dst + p0 · nPad, element (p, j) at [p · NR + j]; columns past the end are zero.
+    /// </summary>
+    public static void PackBPanel(bool transB, float* b, int ldb, int j0, int cols, int k, int kc, int nr, int nPad, int panel, float* dst)
+    {
+        for (int p0 = 0; p0 < k; p0 += kc)
+        {
+            int kcb = Math.Min(kc, k - p0);
+            PackBBlock(transB, b, ldb, j0, cols, p0, kcb, nr, dst + ((long)p0 * nPad) + ((long)panel * kcb * nr));
+        }
+    }
+
+    /// <summary>Packs op(B)[p0 .. p0 + kcb, j0 .. j0 + cols) into one panel d[p · NR + j], zero past cols.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void PackBBlock(bool transB, float* b, int ldb, int j0, int cols, int p0, int kcb, int nr, float* d)
+    {
+        if (!transB)
+        {
+            // B[p, j] at b[p · ldb + j]: each k step is a contiguous copy.
+            for (int p = 0; p < kcb; p++)
+            {
+                float* src = b + ((long)(p0 + p) * ldb) + j0;
+                float* row = d + (p * nr);
+                int j = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    for (; j + 8 <= cols; j += 8) Vector256.Store(Vector256.Load(src + j), row + j);
+                }
+
+                for (; j < cols; j++) row[j] = src[j];
+                for (; j < nr; j++) row[j] = 0f;
+            }
+        }
+        else if (cols == nr && nr % 8 == 0 && Avx.IsSupported)
+        {
+            PackBTransposed8(b, ldb, j0, p0, kcb, nr, d);
+        }
+        else
+        {
+            // Bᵀ stored [n, k] (Linear weights): a transpose; read each weight row once.
+            for (int jj = 0; jj < cols; jj++)
+            {
+                float* src = b + ((long)(j0 + jj) * ldb) + p0;
+                for (int p = 0; p < kcb; p++) d[(p * nr) + jj] = src[p];
+            }
+
+            for (int jj = cols; jj < nr; jj++)
+            {
+                for (int p = 0; p < kcb; p++) d[(p * nr) + jj] = 0f;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Transposing pack of a full panel, 8×8 blocks at a time in registers: 8 weight rows × 8 k values in, 8 k steps × 8
+    /// columns out. The scalar transpose costs about one cycle per float, as much as the multiply itself at m = 128.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackBTransposed8(float* b, int ldb, int j0, int p0, int kcb, int nr, float* d)
+    {
+        // Eight weight rows at a time, walked along k: eight sequential streams the hardware prefetcher can follow.
+        int pEnd = kcb & ~7;
+        for (int jj = 0; jj < nr; jj += 8)
+        {
+            for (int p = 0; p < pEnd; p += 8)
+            {
+                float* src = b + ((long)(j0 + jj) * ldb) + p0 + p;
+                Vector256<float> r0 = Vector256.Load(src);
+                Vector256<float> r1 = Vector256.Load(src + ldb);
+                Vector256<float> r2 = Vector256.Load(src + (2L * ldb));
+                Vector256<float> r3 = Vector256.Load(src + (3L * ldb));
+                Vector256<float> r4 = Vector256.Load(src + (4L * ldb));
+                Vector256<float> r5 = Vector256.Load(src + (5L * ldb));
+                Vector256<float> r6 = Vector256.Load(src + (6L * ldb));
+                Vector256<float> r7 = Vector256.Load(src + (7L * ldb));
+                Transpose8x8(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+                float* dst = d + (p * nr) + jj;
+                r0.Store(dst);
+                r1.Store(dst + nr);
+                r2.Store(dst + (2 * nr));
+                r3.Store(dst + (3 * nr));
+                r4.Store(dst + (4 * nr));
+                r5.Store(dst + (5 * nr));
+                r6.Store(dst + (6 * nr));
+                r7.Store(dst + (7 * nr));
+            }
+        }
+
+        for (int p = pEnd; p < kcb; p++)
+        {
+            for (int jj = 0; jj < nr; jj++) d[(p * nr) + jj] = b[((long)(j0 + jj) * ldb) + p0 + p];
+        }
+    }
+
+    /// <summary>
+    /// Transposes <paramref name="rowCount"/> (4 or 8) rows of A, k steps [0, <paramref name="kEnd"/>) (a multiple of 8),
+    /// into the panel: dst[p · mr + r] = src[r · lda + p]. Four rows use half of each transposed vector.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackARowsTransposed8(float* src, int lda, int rowCount, int kEnd, int mr, float* dst)
+    {
+        Debug.Assert(rowCount is 4 or 8 && kEnd % 8 == 0, "whole 8×8 or 4×8 blocks only");
+        for (int p = 0; p < kEnd; p += 8)
+        {
+            float* s = src + p;
+            Vector256<float> r0 = Vector256.Load(s);
+            Vector256<float> r1 = Vector256.Load(s + lda);
+            Vector256<float> r2 = Vector256.Load(s + (2L * lda));
+            Vector256<float> r3 = Vector256.Load(s + (3L * lda));
+            Vector256<float> r4 = default, r5 = default, r6 = default, r7 = default;
+            if (rowCount == 8)
+            {
+                r4 = Vector256.Load(s + (4L * lda));
+                r5 = Vector256.Load(s + (5L * lda));
+                r6 = Vector256.Load(s + (6L * lda));
+                r7 = Vector256.Load(s + (7L * lda));
+            }
+
+            Transpose8x8(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+            float* d = dst + (p * mr);
+            if (rowCount == 8)
+            {
+                r0.Store(d);
+                r1.Store(d + mr);
+                r2.Store(d + (2 * mr));
+                r3.Store(d + (3 * mr));
+                r4.Store(d + (4 * mr));
+                r5.Store(d + (5 * mr));
+                r6.Store(d + (6 * mr));
+                r7.Store(d + (7 * mr));
+            }
+            else
+            {
+                r0.GetLower().Store(d);
+                r1.GetLower().Store(d + mr);
+                r2.GetLower().Store(d + (2 * mr));
+                r3.GetLower().Store(d + (3 * mr));
+                r4.GetLower().Store(d + (4 * mr));
+                r5.GetLower().Store(d + (5 * mr));
+                r6.GetLower().Store(d + (6 * mr));
+                r7.GetLower().Store(d + (7 * mr));
+            }
+        }
+    }
+
+    /// <summary>In-register 8×8 transpose (AVX): interleave pairs, then quads, then swap 128-bit halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(
+        ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3,
+        ref Vector256<float> r4, ref Vector256<float> r5, ref Vector256<float> r6, ref Vector256<float> r7)
+    {
+        Debug.Assert(Avx.IsSupported, "callers check Avx.IsSupported");
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
+        Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5);
+        Vector256<float> t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> s0 = Avx.Shuffle(t0, t2, 0x44), s1 = Avx.Shuffle(t0, t2, 0xEE);
+        Vector256<float> s2 = Avx.Shuffle(t1, t3, 0x44), s3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> s4 = Avx.Shuffle(t4, t6, 0x44), s5 = Avx.Shuffle(t4, t6, 0xEE);
+        Vector256<float> s6 = Avx.Shuffle(t5, t7, 0x44), s7 = Avx.Shuffle(t5, t7, 0xEE);
+        r0 = Avx.Permute2x128(s0, s4, 0x20);
+        r1 = Avx.Permute2x128(s1, s5, 0x20);
+        r2 = Avx.Permute2x128(s2, s6, 0x20);
+        r3 = Avx.Permute2x128(s3, s7, 0x20);
+        r4 = Avx.Permute2x128(s0, s4, 0x31);
+        r5 = Avx.Permute2x128(s1, s5, 0x31);
+        r6 = Avx.Permute2x128(s2, s6, 0x31);
+        r7 = Avx.Permute2x128(s3, s7, 0x31);
+    }
+
+    /// <summary>Rents a float buffer with room to align its start to 64 bytes (a cache line, one zmm load).</summary>
+    public static float[] RentAligned(long floats) => ArrayPool<float>.Shared.Rent(checked((int)floats + 16));
+
+    public static float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
+
+    /// <summary>
+    /// One GEMM call's state, reused across calls on the same thread so the hot path allocates nothing; the
+    /// parallel bodies are cached delegates over it.
+    /// </summary>
+    private sealed class GemmJob
+    {
+        private readonly Action<int, int> _packBody;
+        private readonly Action<int, int> _tileBody;
+        private readonly Action<int, int> _thinBody;
+
+        private GemmIsa _isa;
+        private bool _transA, _transB;
+        private int _m, _n, _k, _lda, _ldb, _ldc;
+        private float _alpha, _beta;
+        private float* _a, _b, _c, _bias;
+        private int _mr, _nr, _kc;
+
+        // The current chunk: rows [_row0, _row0 + _rows) of A packed at _ap (stride _mPad per k), columns
+        // [_col0, _col0 + _cols) of C whose B panels start at _bp (stride _nPad per k; panel 0 = column _bpCol0).
+        private float* _ap, _bp;
+        private int _row0, _rows, _mPad, _col0, _cols, _nPad, _bpCol0;
+        private bool _packB;
+
+        // B is packed panel by panel inside the tiles (into L1, right before use) instead of all at once into a
+        // buffer that outgrows L2: only when every column tile is visited by exactly one row tile (m ≤ one tile).
+        private bool _packBInTile;
+        private int _bPanels, _aPanels;
+
+        // Tiles of C: _mc × _nc, _mTiles × _nTiles of them in the current chunk.
+        private int _mc, _nc, _mTiles, _nTiles;
+
+        public GemmJob()
+        {
+            _packBody = PackRange;
+            _tileBody = TileRange;
+            _thinBody = ThinRange;
+        }
+
+        /// <summary>The thin-A path (<see cref="GemmThinA"/>): columns of C split across threads, nothing packed.</summary>
+        public void ExecuteThin(int threads, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias)
+        {
+            _m = m;
+            _k = k;
+            _alpha = alpha;
+            _beta = beta;
+            _a = a;
+            _lda = lda;
+            _b = b;
+            _ldb = ldb;
+            _c = c;
+            _ldc = ldc;
+            _bias = bias;
+            try
+            {
+                if (threads > 1)
+                {
+                    ParallelFor.For(n, Math.Max(64, RoundUp(n / (8 * threads), 4)), _thinBody);
+                }
+                else
+                {
+                    ThinRange(0, n);
+                }
+            }
+            finally
+            {
+                _a = _b = _c = _bias = null;
+            }
+        }
+
+        private void ThinRange(int start, int end) => GemmThinA.Run(_m, _k, _alpha, _a, _lda, _b, _ldb, _beta, _c, _ldc, _bias, start, end);
+
+        public void Execute(
+            GemmIsa isa, int threads, bool transA, bool transB, int m, int n, int k, float alpha,
+            float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, float* packedB)
+        {
+            _isa = isa;
+            _transA = transA;
+            _transB = transB;
+            _m = m;
+            _n = n;
+            _k = k;
+            _alpha = alpha;
+            _beta = beta;
+            _a = a;
+            _lda = lda;
+            _b = b;
+            _ldb = ldb;
+            _c = c;
+            _ldc = ldc;
+            _bias = bias;
+            _mr = Mr(isa);
+            _nr = Nr(isa);
+            _kc = KBlock(k);
+
+            int rowChunk = Math.Max(_mr, ChunkFloats / k / _mr * _mr);
+            int colChunk = packedB != null ? RoundUp(n, _nr) : Math.Max(_nr, ChunkFloats / k / _nr * _nr);
+            int rowsMax = Math.Min(m, rowChunk), colsMax = Math.Min(n, colChunk);
+            float[] aBuf = RentAligned((long)RoundUp(rowsMax, _mr) * k);
+            float[]? bBuf = packedB == null ? RentAligned((long)RoundUp(colsMax, _nr) * k) : null;
+            try
+            {
+                fixed (float* aRaw = aBuf, bRaw = bBuf)
+                {
+                    _ap = Align64(aRaw);
+                    for (int col0 = 0; col0 < n; col0 += colChunk)
+                    {
+                        _col0 = col0;
+                        _cols = Math.Min(colChunk, n - col0);
+                        if (packedB != null)
+                        {
+                            _bp = packedB;
+                            _nPad = RoundUp(n, _nr);
+                            _bpCol0 = 0;
+                        }
+                        else
+                        {
+                            _bp = Align64(bRaw);
+                            _nPad = RoundUp(_cols, _nr);
+                            _bpCol0 = col0;
+                        }
+
+                        for (int row0 = 0; row0 < m; row0 += rowChunk)
+                        {
+                            _row0 = row0;
+                            _rows = Math.Min(rowChunk, m - row0);
+                            _mPad = RoundUp(_rows, _mr);
+                            _packB = packedB == null && row0 == 0;
+                            RunChunk(threads);
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(aBuf);
+                if (bBuf != null) ArrayPool<float>.Shared.Return(bBuf);
+                _a = _b = _c = _bias = _ap = _bp = null;
+            }
+        }
+
+        private void RunChunk(int threads)
+        {
+            _aPanels = _mPad / _mr;
+            _bPanels = _packB ? _nPad / _nr : 0;
+            _mc = Math.Min(_mPad, McPanels * _mr);
+            _nc = Math.Min(_nPad, NcPanels * _nr);
+            if (threads > 1)
+            {
+                // Enough tiles that a slowed core simply claims fewer of them (≥ 6 per thread), not so small that
+                // a tile stops reusing its B panels across the A block.
+                while (TileCount() < 6 * threads)
+                {
+                    if (_nc >= 4 * _nr) _nc = RoundUp(_nc / 2, _nr);
+                    else if (_mc >= 2 * _mr) _mc = RoundUp(_mc / 2, _mr);
+                    else break;
+                }
+            }
+
+            _mTiles = (_rows + _mc - 1) / _mc;
+            _nTiles = (_cols + _nc - 1) / _nc;
+            _packBInTile = _packB && _mTiles == 1;
+            if (_packBInTile) _bPanels = 0;
+            int packItems = _aPanels + _bPanels;
+            int tiles = _mTiles * _nTiles;
+            if (threads > 1)
+            {
+                ParallelFor.For(packItems, Math.Max(1, packItems / (8 * threads)), _packBody);
+                ParallelFor.For(tiles, 1, _tileBody);
+            }
+            else
+            {
+                PackRange(0, packItems);
+                TileRange(0, tiles);
+            }
+        }
+
+        private int TileCount() => ((_rows + _mc - 1) / _mc) * ((_cols + _nc - 1) / _nc);
+
+        private void PackRange(int start, int end)
+        {
+            for (int item = start; item < end; item++)
+            {
+                if (item < _bPanels)
+                {
+                    int j0 = _col0 + (item * _nr);
+                    PackBPanel(_transB, _b, _ldb, j0, Math.Min(_nr, _col0 + _cols - j0), _k, _kc, _nr, _nPad, item, _bp);
+                }
+                else
+                {
+                    int panel = item - _bPanels;
+                    int i0 = _row0 + (panel * _mr);
+                    PackAPanel(_transA, _a, _lda, i0, Math.Min(_mr, _row0 + _rows - i0), _k, _kc, _mr, _mPad, panel, _ap);
+                }
+            }
+        }
+
+        private void TileRange(int start, int end)
+        {
+            switch (_isa)
+            {
+                case GemmIsa.Vector512:
+                    TileRange<Kernel512>(start, end);
+                    break;
+                case GemmIsa.Vector256:
+                    TileRange<Kernel256>(start, end);
+                    break;
+                default:
+                    TileRange<Kernel128>(start, end);
+                    break;
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void TileRange<TKernel>(int start, int end)
+            where TKernel : struct, IGemmKernel
+        {
+            int mr = TKernel.MR, nr = TKernel.NR;
+            float* edge = stackalloc float[12 * 32];
+            Debug.Assert(mr * nr <= 12 * 32, "edge scratch holds the largest tile");
+            float* panelScratch = stackalloc float[_packBInTile ? (KcMax * nr) + 16 : 1];
+            panelScratch = Align64(panelScratch);
+            for (int t = start; t < end; t++)
+            {
+                // Tiles along m first: neighbouring claims share B columns.
+                int mb = t % _mTiles, nb = t / _mTiles;
+                int i0 = _row0 + (mb * _mc), i1 = Math.Min(_row0 + _rows, i0 + _mc);
+                int j0 = _col0 + (nb * _nc), j1 = Math.Min(_col0 + _cols, j0 + _nc);
+                for (int p0 = 0; p0 < _k; p0 += _kc)
+                {
+                    int kcb = Math.Min(_kc, _k - p0);
+                    bool first = p0 == 0;
+                    float beta = first ? _beta : 1f;
+                    float* bias = first ? _bias : null;
+                    float* aBlock = _ap + ((long)p0 * _mPad);
+                    float* bBlock = _bp + ((long)p0 * _nPad);
+                    for (int j = j0; j < j1; j += nr)
+                    {
+                        // One B panel [kcb][nr], kept in L1 while it meets every A panel of the tile.
+                        float* bPanel;
+                        int nrValid = Math.Min(nr, j1 - j);
+                        if (_packBInTile)
+                        {
+                            bPanel = panelScratch;
+                            PackBBlock(_transB, _b, _ldb, j, nrValid, p0, kcb, nr, bPanel);
+                        }
+                        else
+                        {
+                            bPanel = bBlock + ((long)((j - _bpCol0) / nr) * kcb * nr);
+                        }
+
+                        float* biasJ = bias == null ? null : bias + j;
+                        for (int i = i0; i < i1; i += mr)
+                        {
+                            float* aPanel = aBlock + ((long)((i - _row0) / mr) * kcb * mr);
+                            TKernel.Tile(aPanel, bPanel, kcb, _c + ((long)i * _ldc) + j, _ldc, Math.Min(mr, i1 - i), nrValid, _alpha, beta, biasJ, edge);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    public static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
+}
