@@ -5,7 +5,7 @@ namespace Sharpformer.IO.Tests.Onnx;
 
 /// <summary>
 /// A deliberately plain BERT encoder forward for tests: it reads Hugging Face BertModel tensor names and runs them with
-/// <see cref="Gemm.Sgemm"/> and simple loops (embedding sum, LayerNorm, multi-head attention with a padding mask, erf
+/// Gemm.Sgemm and simple loops (embedding sum, LayerNorm, multi-head attention with a padding mask, erf
 /// GELU, residuals). It is the oracle that proves a converted checkpoint's names and layouts are right.
 /// </summary>
 internal sealed class ReferenceBert(Func<string, Tensor> weight, int layers, int heads, float eps)
