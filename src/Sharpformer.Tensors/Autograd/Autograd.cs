@@ -13,10 +13,10 @@ public static class Autograd
     // A plain thread-static counter: checking it is one load and one branch per op, so inference inside NoGrad() costs
     // nothing measurable. It does not flow across threads; open the scope on the thread that runs the forward pass.
     [ThreadStatic]
-    private static int t_noGradDepth;
+    private static int _noGradDepth;
 
     /// <summary>True when ops record gradients on this thread (outside every <see cref="NoGrad"/> scope).</summary>
-    public static bool IsGradEnabled => t_noGradDepth == 0;
+    public static bool IsGradEnabled => _noGradDepth == 0;
 
     /// <summary>
     /// Turns gradient recording off on this thread until the returned scope is disposed:
@@ -24,28 +24,28 @@ public static class Autograd
     /// </summary>
     public static NoGradScope NoGrad()
     {
-        t_noGradDepth++;
+        _noGradDepth++;
         return new NoGradScope(Environment.CurrentManagedThreadId);
     }
 
     internal static void ExitNoGrad(int threadId)
     {
-        if (threadId != Environment.CurrentManagedThreadId || t_noGradDepth == 0)
+        if (threadId != Environment.CurrentManagedThreadId || _noGradDepth == 0)
         {
             throw new InvalidOperationException("Autograd.NoGrad(): the scope was disposed twice or on another thread; dispose it with `using` on the thread that opened it.");
         }
 
-        t_noGradDepth--;
+        _noGradDepth--;
     }
 
     /// <summary>True when an op over <paramref name="a"/> must record a node.</summary>
-    internal static bool Needs(Tensor a) => t_noGradDepth == 0 && a.RequiresGrad;
+    internal static bool Needs(Tensor a) => _noGradDepth == 0 && a.RequiresGrad;
 
     /// <summary>True when an op over <paramref name="a"/>, <paramref name="b"/> must record a node.</summary>
-    internal static bool Needs(Tensor a, Tensor? b) => t_noGradDepth == 0 && (a.RequiresGrad || (b?.RequiresGrad ?? false));
+    internal static bool Needs(Tensor a, Tensor? b) => _noGradDepth == 0 && (a.RequiresGrad || (b?.RequiresGrad ?? false));
 
     /// <summary>True when an op over <paramref name="a"/>, <paramref name="b"/>, <paramref name="c"/> must record a node.</summary>
-    internal static bool Needs(Tensor a, Tensor? b, Tensor? c) => t_noGradDepth == 0 && (a.RequiresGrad || (b?.RequiresGrad ?? false) || (c?.RequiresGrad ?? false));
+    internal static bool Needs(Tensor a, Tensor? b, Tensor? c) => _noGradDepth == 0 && (a.RequiresGrad || (b?.RequiresGrad ?? false) || (c?.RequiresGrad ?? false));
 
     /// <summary>
     /// Attaches a node to <paramref name="output"/>. <paramref name="backward"/> maps the output gradient (contiguous F32)
