@@ -22,8 +22,9 @@ public static partial class Ops
         int rows = target.Length;
         var xs = Read(logits);
 
-        // Saved for backward: the softmax of each counted row (log-sum-exp form for stability).
-        var probs = new float[xs.Length];
+        // Saved for backward (only when recording): the softmax of each counted row.
+        bool record = Autograd.Needs(logits);
+        var probs = record ? new float[xs.Length] : [];
         double total = 0;
         int count = 0;
         for (int r = 0; r < rows; r++)
@@ -41,12 +42,16 @@ public static partial class Ops
             for (int j = 0; j < v; j++) sum += Math.Exp(row[j] - max);
             double logSumExp = max + Math.Log(sum);
             total += logSumExp - row[target[r]];
-            for (int j = 0; j < v; j++) probs[(r * v) + j] = (float)(Math.Exp(row[j] - max) / sum);
+            if (record)
+            {
+                for (int j = 0; j < v; j++) probs[(r * v) + j] = (float)(Math.Exp(row[j] - max) / sum);
+            }
+
             count++;
         }
 
         var output = Tensor.FromArray([(float)(total / count)], Shape.Scalar);
-        if (!Autograd.Needs(logits)) return output;
+        if (!record) return output;
         return Autograd.Record(output, nameof(CrossEntropy), [logits, targets], g =>
         {
             // d loss / d logits[r, j] = (softmax[r, j] − [j = target_r]) / count for counted rows, 0 for ignored rows.

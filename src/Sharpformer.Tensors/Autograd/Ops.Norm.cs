@@ -20,9 +20,10 @@ public static partial class Ops
         var output = Tensor.Empty(x.Shape);
         var o = output.AsSpan<float>();
 
-        // Saved for backward: the normalized input x̂ and 1/σ per row.
-        var xhat = new float[xs.Length];
-        var rstd = new float[rows];
+        // Saved for backward (only when recording): the normalized input x̂ and 1/σ per row.
+        bool record = Autograd.Needs(x, weight, bias);
+        var xhat = record ? new float[xs.Length] : [];
+        var rstd = record ? new float[rows] : [];
         for (int r = 0; r < rows; r++)
         {
             var row = xs.Slice(r * c, c);
@@ -33,16 +34,16 @@ public static partial class Ops
             for (int i = 0; i < c; i++) variance += (row[i] - mean) * (row[i] - mean);
             variance /= c;
             float rs = (float)(1.0 / Math.Sqrt(variance + eps));
-            rstd[r] = rs;
+            if (record) rstd[r] = rs;
             for (int i = 0; i < c; i++)
             {
                 float n = (float)((row[i] - mean) * rs);
-                xhat[(r * c) + i] = n;
+                if (record) xhat[(r * c) + i] = n;
                 o[(r * c) + i] = (n * (w.IsEmpty ? 1f : w[i])) + (b.IsEmpty ? 0f : b[i]);
             }
         }
 
-        if (!Autograd.Needs(x, weight, bias)) return output;
+        if (!record) return output;
         var wc = weight?.Contiguous();
         return Autograd.Record(output, nameof(LayerNorm), [x, weight, bias], g =>
         {
@@ -99,23 +100,25 @@ public static partial class Ops
         var w = weight is null ? default : Read(weight);
         var output = Tensor.Empty(x.Shape);
         var o = output.AsSpan<float>();
-        var xhat = new float[xs.Length];
-        var rrms = new float[rows];
+        bool record = Autograd.Needs(x, weight);
+        var xhat = record ? new float[xs.Length] : [];
+        var rrms = record ? new float[rows] : [];
         for (int r = 0; r < rows; r++)
         {
             double sq = 0;
             for (int i = 0; i < c; i++) sq += (double)xs[(r * c) + i] * xs[(r * c) + i];
             float rs = (float)(1.0 / Math.Sqrt((sq / c) + eps));
-            rrms[r] = rs;
+            if (record) rrms[r] = rs;
             for (int i = 0; i < c; i++)
             {
                 int at = (r * c) + i;
-                xhat[at] = xs[at] * rs;
-                o[at] = xhat[at] * (w.IsEmpty ? 1f : w[i]);
+                float n = xs[at] * rs;
+                if (record) xhat[at] = n;
+                o[at] = n * (w.IsEmpty ? 1f : w[i]);
             }
         }
 
-        if (!Autograd.Needs(x, weight)) return output;
+        if (!record) return output;
         var wc = weight?.Contiguous();
         return Autograd.Record(output, nameof(RmsNorm), [x, weight], g =>
         {
