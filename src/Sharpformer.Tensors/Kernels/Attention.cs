@@ -1,0 +1,311 @@
+using System.Buffers;
+using Sharpformer.Tensors.Threading;
+
+namespace Sharpformer.Tensors.Kernels;
+
+/// <summary>
+/// Sizes and strides of one attention call. Q is read as a strided [B, H, Tq, D] view of a [B, Tq, H·D] projection
+/// (element [b, h, i, d] at (b·Tq + i)·QueryRowStride + h·D + d), and likewise K and V over Tk rows and the output over
+/// Tq rows, so head splits are never materialized. A row stride of 0 means the packed default H·D; a fused QKV projection
+/// [B, T, 3·H·D] passes 3·H·D and slices the spans at offsets 0, H·D and 2·H·D.
+/// </summary>
+/// <param name="Batch">B.</param>
+/// <param name="Heads">H.</param>
+/// <param name="QueryLength">Tq, the number of queries (new tokens).</param>
+/// <param name="KeyLength">Tk, the number of keys and values (cached plus new tokens).</param>
+/// <param name="HeadDim">D, the width of one head.</param>
+public readonly record struct AttentionShape(int Batch, int Heads, int QueryLength, int KeyLength, int HeadDim)
+{
+    /// <summary>Elements between consecutive query rows (tokens) of Q; 0 means H·D.</summary>
+    public int QueryRowStride { get; init; }
+
+    /// <summary>Elements between consecutive key rows of K; 0 means H·D.</summary>
+    public int KeyRowStride { get; init; }
+
+    /// <summary>Elements between consecutive value rows of V; 0 means H·D.</summary>
+    public int ValueRowStride { get; init; }
+
+    /// <summary>Elements between consecutive rows of the output (and of its gradient); 0 means H·D.</summary>
+    public int OutputRowStride { get; init; }
+
+    internal int Width => Heads * HeadDim;
+
+    internal int QStride => QueryRowStride == 0 ? Width : QueryRowStride;
+
+    internal int KStride => KeyRowStride == 0 ? Width : KeyRowStride;
+
+    internal int VStride => ValueRowStride == 0 ? Width : ValueRowStride;
+
+    internal int OStride => OutputRowStride == 0 ? Width : OutputRowStride;
+}
+
+/// <summary>
+/// Fused scaled-dot-product attention per head: O = softmax(Q·Kᵀ · scale + mask) · V over strided [B, H, T, D] views,
+/// with a causal mask (query i sees keys j ≤ i + (Tk − Tq), so a KV cache works), an optional key-padding mask per batch,
+/// optional returned probabilities, and the backward (dQ, dK, dV from the saved probabilities).
+/// Each (b, h) is one task for <see cref="ParallelFor"/>; its two products go through <see cref="Gemm.Sgemm"/>.
+/// </summary>
+public static class Attention
+{
+    /// <summary>
+    /// Q [B, H, Tq, D], K [B, H, Tk, D], V [B, H, Tk, D] → O [B, H, Tq, D] (strided views, see <see cref="AttentionShape"/>):
+    /// O = softmax(Q·Kᵀ · scale + mask) · V. A query whose keys are all masked gets a zero output row.
+    /// </summary>
+    /// <param name="shape">Sizes and row strides.</param>
+    /// <param name="q">Queries, starting at Q[0, 0, 0, 0].</param>
+    /// <param name="k">Keys, starting at K[0, 0, 0, 0].</param>
+    /// <param name="v">Values, starting at V[0, 0, 0, 0].</param>
+    /// <param name="output">Output view, starting at O[0, 0, 0, 0]; only its [B, H, Tq, D] elements are written.</param>
+    /// <param name="causal">Apply the causal mask with offset Tk − Tq.</param>
+    /// <param name="keyPaddingMask">Empty, or [B, Tk]: 1 = attend, 0 = padding.</param>
+    /// <param name="scale">Score scale; null means 1/√D.</param>
+    /// <param name="probabilities">Empty, or [B, H, Tq, Tk] contiguous to receive the attention weights (needed by the backward).</param>
+    /// <exception cref="ArgumentException">A size or stride is invalid or a span is too short.</exception>
+    public static unsafe void Forward(
+        AttentionShape shape, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> output,
+        bool causal = false, ReadOnlySpan<float> keyPaddingMask = default, float? scale = null, Span<float> probabilities = default)
+    {
+        const string Op = "Attention.Forward";
+        Validate(Op, shape, q.Length, k.Length, v.Length, output.Length, "output");
+        int b = shape.Batch, h = shape.Heads, tq = shape.QueryLength, tk = shape.KeyLength;
+        KernelChecks.Optional(Op, nameof(keyPaddingMask), keyPaddingMask.Length, (long)b * tk, $"[B={b}, Tk={tk}]");
+        KernelChecks.Optional(Op, nameof(probabilities), probabilities.Length, (long)b * h * tq * tk, $"[B={b}, H={h}, Tq={tq}, Tk={tk}]");
+        float s = scale ?? ScaleFor(shape.HeadDim);
+        fixed (float* pq = q, pk = k, pv = v, po = output, pm = keyPaddingMask, pp = probabilities)
+        {
+            nint aq = (nint)pq, ak = (nint)pk, av = (nint)pv, ao = (nint)po, am = (nint)pm, ap = (nint)pp;
+            int lq = q.Length, lk = k.Length, lv = v.Length, lo = output.Length, lm = keyPaddingMask.Length, lp = probabilities.Length;
+            ParallelFor.For(b * h, 1, (start, end) =>
+            {
+                var qs = new ReadOnlySpan<float>((void*)aq, lq);
+                var ks = new ReadOnlySpan<float>((void*)ak, lk);
+                var vs = new ReadOnlySpan<float>((void*)av, lv);
+                var os = new Span<float>((void*)ao, lo);
+                var ms = new ReadOnlySpan<float>((void*)am, lm);
+                var ps = new Span<float>((void*)ap, lp);
+                float[]? scratch = ps.IsEmpty ? ArrayPool<float>.Shared.Rent(Math.Max(1, tq * tk)) : null;
+                for (int bh = start; bh < end; bh++)
+                {
+                    var scores = scratch is null ? ps.Slice(bh * tq * tk, tq * tk) : scratch.AsSpan(0, tq * tk);
+                    Head(shape, bh, s, causal, qs, ks, vs, os, ms, scores);
+                }
+
+                if (scratch is not null) ArrayPool<float>.Shared.Return(scratch);
+            });
+        }
+    }
+
+    /// <summary>
+    /// Backward of <see cref="Forward"/> from the saved probabilities P [B, H, Tq, Tk]: with dO [B, H, Tq, D],
+    /// dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = scale · dS·K, dK = scale · dSᵀ·Q.
+    /// Masks need no repeating: masked entries of P are 0, so they pass no gradient.
+    /// </summary>
+    /// <param name="shape">The forward's sizes and strides; dQ, dK, dV use the Q, K, V strides and dO the output stride.</param>
+    /// <param name="q">The forward queries.</param>
+    /// <param name="k">The forward keys.</param>
+    /// <param name="v">The forward values.</param>
+    /// <param name="probabilities">The forward's attention weights [B, H, Tq, Tk], contiguous.</param>
+    /// <param name="dOutput">Gradient with respect to the output view.</param>
+    /// <param name="dq">Gradient with respect to Q (its view's elements are overwritten).</param>
+    /// <param name="dk">Gradient with respect to K (overwritten).</param>
+    /// <param name="dv">Gradient with respect to V (overwritten).</param>
+    /// <param name="scale">The forward's score scale; null means 1/√D.</param>
+    /// <exception cref="ArgumentException">A size or stride is invalid or a span is too short.</exception>
+    public static unsafe void Backward(
+        AttentionShape shape, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> probabilities,
+        ReadOnlySpan<float> dOutput, Span<float> dq, Span<float> dk, Span<float> dv, float? scale = null)
+    {
+        const string Op = "Attention.Backward";
+        Validate(Op, shape, q.Length, k.Length, v.Length, dOutput.Length, nameof(dOutput));
+        Validate(Op, shape, dq.Length, dk.Length, dv.Length, dOutput.Length, nameof(dOutput), "dq", "dk", "dv");
+        int b = shape.Batch, h = shape.Heads, tq = shape.QueryLength, tk = shape.KeyLength;
+        KernelChecks.AtLeast(Op, nameof(probabilities), probabilities.Length, (long)b * h * tq * tk, $"[B={b}, H={h}, Tq={tq}, Tk={tk}]");
+        float s = scale ?? ScaleFor(shape.HeadDim);
+        fixed (float* pq = q, pk = k, pv = v, pp = probabilities, pdo = dOutput, pdq = dq, pdk = dk, pdv = dv)
+        {
+            nint aq = (nint)pq, ak = (nint)pk, av = (nint)pv, ap = (nint)pp, ado = (nint)pdo, adq = (nint)pdq, adk = (nint)pdk, adv = (nint)pdv;
+            int lq = q.Length, lk = k.Length, lv = v.Length, lp = probabilities.Length, ldo = dOutput.Length, ldq = dq.Length, ldk = dk.Length, ldv = dv.Length;
+            ParallelFor.For(b * h, 1, (start, end) =>
+            {
+                float[] scratch = ArrayPool<float>.Shared.Rent(Math.Max(1, tq * tk));
+                for (int bh = start; bh < end; bh++)
+                {
+                    HeadBackward(
+                        shape, bh, s,
+                        new ReadOnlySpan<float>((void*)aq, lq), new ReadOnlySpan<float>((void*)ak, lk), new ReadOnlySpan<float>((void*)av, lv),
+                        new ReadOnlySpan<float>((void*)ap, lp), new ReadOnlySpan<float>((void*)ado, ldo),
+                        new Span<float>((void*)adq, ldq), new Span<float>((void*)adk, ldk), new Span<float>((void*)adv, ldv),
+                        scratch.AsSpan(0, tq * tk));
+                }
+
+                ArrayPool<float>.Shared.Return(scratch);
+            });
+        }
+    }
+
+    /// <summary>1/√D, the default score scale.</summary>
+    internal static float ScaleFor(int headDim) => headDim == 0 ? 1f : 1f / MathF.Sqrt(headDim);
+
+    /// <summary>One (b, h): S = scale · Q·Kᵀ, masked softmax in place, O = P·V.</summary>
+    private static void Head(
+        AttentionShape shape, int bh, float scale, bool causal, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        Span<float> output, ReadOnlySpan<float> keyPaddingMask, Span<float> scores)
+    {
+        int b = bh / shape.Heads, h = bh % shape.Heads;
+        int tq = shape.QueryLength, tk = shape.KeyLength, d = shape.HeadDim;
+        if (tq == 0 || d == 0) return;
+        long oOff = ((long)b * tq * shape.OStride) + ((long)h * d);
+        if (tk == 0)
+        {
+            // No keys at all: every query is fully masked, so its output is zero.
+            ClearRows(output, oOff, tq, shape.OStride, d);
+            return;
+        }
+
+        var qh = q[(((long)b * tq * shape.QStride) + ((long)h * d)).ToInt()..];
+        var kh = k[(((long)b * tk * shape.KStride) + ((long)h * d)).ToInt()..];
+        var vh = v[(((long)b * tk * shape.VStride) + ((long)h * d)).ToInt()..];
+        var oh = output[oOff.ToInt()..];
+
+        // scores [Tq, Tk] = scale · Q_bh [Tq, D] · K_bhᵀ [D, Tk]
+        Gemm.Sgemm(false, true, tq, tk, d, scale, qh, shape.QStride, kh, shape.KStride, 0f, scores, tk);
+        var mask = keyPaddingMask.IsEmpty ? keyPaddingMask : keyPaddingMask.Slice(b * tk, tk);
+        for (int i = 0; i < tq; i++)
+        {
+            var row = scores.Slice(i * tk, tk);
+            Softmax.MaskedRow(row, row, Softmax.VisibleKeys(i, tq, tk, causal), mask);
+        }
+
+        // O_bh [Tq, D] = P [Tq, Tk] · V_bh [Tk, D]
+        Gemm.Sgemm(false, false, tq, d, tk, 1f, scores, tk, vh, shape.VStride, 0f, oh, shape.OStride);
+    }
+
+    /// <summary>One (b, h) of the backward; <paramref name="dScores"/> is [Tq, Tk] scratch.</summary>
+    private static void HeadBackward(
+        AttentionShape shape, int bh, float scale, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> probabilities, ReadOnlySpan<float> dOutput, Span<float> dq, Span<float> dk, Span<float> dv, Span<float> dScores)
+    {
+        int b = bh / shape.Heads, h = bh % shape.Heads;
+        int tq = shape.QueryLength, tk = shape.KeyLength, d = shape.HeadDim;
+        if (d == 0) return;
+        long qOff = ((long)b * tq * shape.QStride) + ((long)h * d);
+        long kOff = ((long)b * tk * shape.KStride) + ((long)h * d);
+        long vOff = ((long)b * tk * shape.VStride) + ((long)h * d);
+        long oOff = ((long)b * tq * shape.OStride) + ((long)h * d);
+        if (tq == 0 || tk == 0)
+        {
+            // Nothing was attended: every gradient this head owns is zero.
+            ClearRows(dq, qOff, tq, shape.QStride, d);
+            ClearRows(dk, kOff, tk, shape.KStride, d);
+            ClearRows(dv, vOff, tk, shape.VStride, d);
+            return;
+        }
+
+        int ldp = tk;
+        var p = probabilities.Slice(bh * tq * tk, tq * tk);
+        var dO = dOutput[oOff.ToInt()..];
+
+        // dV [Tk, D] = Pᵀ [Tk, Tq] · dO [Tq, D]
+        Gemm.Sgemm(true, false, tk, d, tq, 1f, p, ldp, dO, shape.OStride, 0f, dv[vOff.ToInt()..], shape.VStride);
+
+        // dP [Tq, Tk] = dO [Tq, D] · Vᵀ [D, Tk], then dS = softmax backward of dP (in place).
+        Gemm.Sgemm(false, true, tq, tk, d, 1f, dO, shape.OStride, v[vOff.ToInt()..], shape.VStride, 0f, dScores, ldp);
+        Softmax.Backward(p, dScores, dScores, tq, tk);
+
+        // dQ [Tq, D] = scale · dS [Tq, Tk] · K [Tk, D]; dK [Tk, D] = scale · dSᵀ [Tk, Tq] · Q [Tq, D].
+        Gemm.Sgemm(false, false, tq, d, tk, scale, dScores, ldp, k[kOff.ToInt()..], shape.KStride, 0f, dq[qOff.ToInt()..], shape.QStride);
+        Gemm.Sgemm(true, false, tk, d, tq, scale, dScores, ldp, q[qOff.ToInt()..], shape.QStride, 0f, dk[kOff.ToInt()..], shape.KStride);
+    }
+
+    /// <summary>Naive reference of <see cref="Forward"/>: per (b, h, i) scores, masked softmax and weighted sum in double.</summary>
+    internal static void ForwardReference(
+        AttentionShape shape, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> output,
+        bool causal, ReadOnlySpan<float> keyPaddingMask, float scale, Span<float> probabilities)
+    {
+        int tq = shape.QueryLength, tk = shape.KeyLength, d = shape.HeadDim;
+        var p = new double[tk];
+        for (int b = 0; b < shape.Batch; b++)
+        {
+            for (int h = 0; h < shape.Heads; h++)
+            {
+                for (int i = 0; i < tq; i++)
+                {
+                    double max = double.NegativeInfinity;
+                    for (int j = 0; j < tk; j++)
+                    {
+                        bool keep = (!causal || j <= i + tk - tq) && (keyPaddingMask.IsEmpty || keyPaddingMask[(b * tk) + j] != 0f);
+                        double sc = double.NegativeInfinity;
+                        if (keep)
+                        {
+                            sc = 0;
+                            for (int e = 0; e < d; e++)
+                            {
+                                sc += (double)q[((b * tq) + i) * shape.QStride + (h * d) + e] * k[((b * tk) + j) * shape.KStride + (h * d) + e];
+                            }
+
+                            sc *= scale;
+                        }
+
+                        p[j] = sc;
+                        max = Math.Max(max, sc);
+                    }
+
+                    double sum = 0;
+                    for (int j = 0; j < tk; j++)
+                    {
+                        p[j] = double.IsNegativeInfinity(max) || double.IsNegativeInfinity(p[j]) ? 0 : Math.Exp(p[j] - max);
+                        sum += p[j];
+                    }
+
+                    for (int j = 0; j < tk; j++)
+                    {
+                        if (sum > 0) p[j] /= sum;
+                        if (!probabilities.IsEmpty) probabilities[((((b * shape.Heads) + h) * tq) + i) * tk + j] = (float)p[j];
+                    }
+
+                    for (int e = 0; e < d; e++)
+                    {
+                        double o = 0;
+                        for (int j = 0; j < tk; j++) o += p[j] * v[((b * tk) + j) * shape.VStride + (h * d) + e];
+                        output[((b * tq) + i) * shape.OStride + (h * d) + e] = (float)o;
+                    }
+                }
+            }
+        }
+    }
+
+    private static void Validate(
+        string op, AttentionShape shape, int qLength, int kLength, int vLength, int oLength, string oName,
+        string qName = "q", string kName = "k", string vName = "v")
+    {
+        if (shape.Batch < 0 || shape.Heads < 0 || shape.QueryLength < 0 || shape.KeyLength < 0 || shape.HeadDim < 0)
+        {
+            KernelChecks.Invalid(op, nameof(shape), $"sizes must be non-negative, got {shape}.");
+        }
+
+        if (shape.QStride < shape.Width || shape.KStride < shape.Width || shape.VStride < shape.Width || shape.OStride < shape.Width)
+        {
+            KernelChecks.Invalid(
+                op, nameof(shape), $"every row stride must be at least H·D = {shape.Width} (or 0 for that default), got {shape}.");
+        }
+
+        string dims = $"[B={shape.Batch}, H={shape.Heads}, T={{0}}, D={shape.HeadDim}] with row stride {{1}}";
+        KernelChecks.AtLeast(op, qName, qLength, Needed(shape, shape.QueryLength, shape.QStride), string.Format(null, dims, shape.QueryLength, shape.QStride));
+        KernelChecks.AtLeast(op, kName, kLength, Needed(shape, shape.KeyLength, shape.KStride), string.Format(null, dims, shape.KeyLength, shape.KStride));
+        KernelChecks.AtLeast(op, vName, vLength, Needed(shape, shape.KeyLength, shape.VStride), string.Format(null, dims, shape.KeyLength, shape.VStride));
+        KernelChecks.AtLeast(op, oName, oLength, Needed(shape, shape.QueryLength, shape.OStride), string.Format(null, dims, shape.QueryLength, shape.OStride));
+    }
+
+    private static long Needed(AttentionShape shape, int tokens, int stride)
+    {
+        long rows = (long)shape.Batch * tokens;
+        return rows == 0 || shape.Width == 0 ? 0 : ((rows - 1) * stride) + shape.Width;
+    }
+
+    private static void ClearRows(Span<float> x, long offset, int rows, int stride, int width)
+    {
+        for (int r = 0; r < rows; r++) x.Slice((offset + ((long)r * stride)).ToInt(), width).Clear();
+    }
+
+    private static int ToInt(this long value) => checked((int)value);
+}

@@ -1,0 +1,150 @@
+using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
+using System.Numerics.Tensors;
+
+namespace Sharpformer.Tensors.Kernels;
+
+/// <summary>
+/// Fused cross-entropy per row: log-softmax over the V logits of each of N rows plus the negative log-likelihood of the
+/// target, loss[n] = logsumexp(logits[n, :]) − logits[n, target[n]], and its backward dlogits = (softmax − onehot) · dloss.
+/// Rows whose target equals the ignore index (padding, prompt tokens) have loss 0 and gradient 0.
+/// </summary>
+public static class CrossEntropy
+{
+    /// <summary>Hugging Face / PyTorch default ignore index.</summary>
+    public const int DefaultIgnoreIndex = -100;
+
+    /// <summary>
+    /// [N, V] logits, [N] targets → [N] losses: loss[n] = logsumexp(logits[n]) − logits[n, targets[n]]; 0 for ignored rows.
+    /// The mean loss is Σ losses / (returned count).
+    /// </summary>
+    /// <param name="logits">Unnormalized scores, N · V elements.</param>
+    /// <param name="targets">Target class per row, in [0, V) or equal to <paramref name="ignoreIndex"/>.</param>
+    /// <param name="losses">Per-row losses [N] (overwritten).</param>
+    /// <param name="rows">N.</param>
+    /// <param name="vocab">V.</param>
+    /// <param name="ignoreIndex">Target value that marks a row to skip.</param>
+    /// <returns>The number of rows that were not ignored.</returns>
+    /// <exception cref="ArgumentException">A size is negative, a span is too short, or a target is out of range.</exception>
+    public static int Forward(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex)
+    {
+        const string Op = "CrossEntropy.Forward";
+        Check(Op, logits.Length, targets, rows, vocab, ignoreIndex);
+        KernelChecks.AtLeast(Op, nameof(losses), losses.Length, rows, $"[N={rows}]");
+        float[] scratch = ArrayPool<float>.Shared.Rent(Math.Max(vocab, 1));
+        var e = scratch.AsSpan(0, vocab);
+        int counted = 0;
+        for (int n = 0; n < rows; n++)
+        {
+            if (targets[n] == ignoreIndex)
+            {
+                losses[n] = 0f;
+                continue;
+            }
+
+            var row = logits.Slice(n * vocab, vocab);
+            float max = TensorPrimitives.Max(row);
+            float sum = Softmax.ExpSubtractSum(row, max, e);
+            losses[n] = MathF.Log(sum) + max - row[targets[n]];
+            counted++;
+        }
+
+        ArrayPool<float>.Shared.Return(scratch);
+        return counted;
+    }
+
+    /// <summary>
+    /// [N, V] logits, [N] targets, [N] dloss → [N, V]: dlogits[n] = (softmax(logits[n]) − onehot(targets[n])) · dLosses[n];
+    /// zero for ignored rows. For a mean loss pass dLosses[n] = 1 / count.
+    /// </summary>
+    /// <param name="logits">The forward logits, N · V elements.</param>
+    /// <param name="targets">The forward targets [N].</param>
+    /// <param name="dLosses">Gradient of the final loss with respect to each row's loss [N].</param>
+    /// <param name="dLogits">Gradient with respect to the logits (overwritten), N · V elements; may be <paramref name="logits"/>.</param>
+    /// <param name="rows">N.</param>
+    /// <param name="vocab">V.</param>
+    /// <param name="ignoreIndex">Target value that marks a row to skip.</param>
+    /// <exception cref="ArgumentException">A size is negative, a span is too short, or a target is out of range.</exception>
+    public static void Backward(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits,
+        int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex)
+    {
+        const string Op = "CrossEntropy.Backward";
+        Check(Op, logits.Length, targets, rows, vocab, ignoreIndex);
+        KernelChecks.AtLeast(Op, nameof(dLosses), dLosses.Length, rows, $"[N={rows}]");
+        KernelChecks.AtLeast(Op, nameof(dLogits), dLogits.Length, (long)rows * vocab, $"[N={rows}, V={vocab}]");
+        for (int n = 0; n < rows; n++)
+        {
+            var d = dLogits.Slice(n * vocab, vocab);
+            if (targets[n] == ignoreIndex)
+            {
+                d.Clear();
+                continue;
+            }
+
+            Softmax.Row(logits.Slice(n * vocab, vocab), d);
+            TensorPrimitives.Multiply(d, dLosses[n], d);
+            d[targets[n]] -= dLosses[n];
+        }
+    }
+
+    /// <summary>Scalar reference of <see cref="Forward"/> (double log-sum-exp).</summary>
+    internal static int ForwardReference(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex)
+    {
+        int counted = 0;
+        for (int n = 0; n < rows; n++)
+        {
+            if (targets[n] == ignoreIndex)
+            {
+                losses[n] = 0f;
+                continue;
+            }
+
+            double max = double.NegativeInfinity;
+            for (int v = 0; v < vocab; v++) max = Math.Max(max, logits[(n * vocab) + v]);
+            double sum = 0;
+            for (int v = 0; v < vocab; v++) sum += Math.Exp(logits[(n * vocab) + v] - max);
+            losses[n] = (float)(Math.Log(sum) + max - logits[(n * vocab) + targets[n]]);
+            counted++;
+        }
+
+        return counted;
+    }
+
+    /// <summary>Scalar reference of <see cref="Backward"/> (double softmax).</summary>
+    internal static void BackwardReference(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits, int rows, int vocab, int ignoreIndex)
+    {
+        for (int n = 0; n < rows; n++)
+        {
+            bool ignored = targets[n] == ignoreIndex;
+            double max = double.NegativeInfinity;
+            for (int v = 0; v < vocab; v++) max = Math.Max(max, logits[(n * vocab) + v]);
+            double sum = 0;
+            for (int v = 0; v < vocab; v++) sum += Math.Exp(logits[(n * vocab) + v] - max);
+            for (int v = 0; v < vocab; v++)
+            {
+                double p = Math.Exp(logits[(n * vocab) + v] - max) / sum;
+                double onehot = v == targets[n] ? 1.0 : 0.0;
+                dLogits[(n * vocab) + v] = ignored ? 0f : (float)((p - onehot) * dLosses[n]);
+            }
+        }
+    }
+
+    private static void Check(string op, int logitsLength, ReadOnlySpan<int> targets, int rows, int vocab, int ignoreIndex)
+    {
+        KernelChecks.Dims(op, rows, vocab);
+        KernelChecks.AtLeast(op, "logits", logitsLength, (long)rows * vocab, $"[N={rows}, V={vocab}]");
+        KernelChecks.AtLeast(op, nameof(targets), targets.Length, rows, $"[N={rows}]");
+        for (int n = 0; n < rows; n++)
+        {
+            int t = targets[n];
+            if (t != ignoreIndex && (uint)t >= (uint)vocab) ThrowTarget(op, n, t, vocab, ignoreIndex);
+        }
+    }
+
+    [DoesNotReturn]
+    private static void ThrowTarget(string op, int n, int target, int vocab, int ignoreIndex) =>
+        KernelChecks.Invalid(
+            op, "targets", $"targets[{n}] = {target} is neither a class in [0, {vocab}) nor the ignore index {ignoreIndex}; check the labels and the vocabulary size.");
+}
