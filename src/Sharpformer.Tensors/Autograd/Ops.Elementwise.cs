@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Sharpformer.Tensors.Kernels;
 
 namespace Sharpformer.Tensors;
 
@@ -35,41 +36,35 @@ public static partial class Ops
             ShapeError.Mismatch(op, a.Shape, b.Shape, "the second shape must equal the first or a suffix of it (it repeats over the leading dimensions)");
         }
 
+        // a viewed as [rows, cols] with b one row of cols (rows = 1 when the shapes are equal).
         var ac = a.Contiguous();
         var bc = b.Contiguous();
-        int inner = (int)b.ElementCount;
-        int outer = inner == 0 ? 0 : (int)(a.ElementCount / inner);
+        int cols = (int)b.ElementCount;
+        int rows = cols == 0 ? 0 : (int)(a.ElementCount / cols);
         var output = Tensor.Empty(a.Shape);
+        var av = ac.AsReadOnlySpan<float>();
+        var bv = bc.AsReadOnlySpan<float>();
         var ov = output.AsSpan<float>();
-        for (int r = 0; r < outer; r++)
+        switch (kind)
         {
-            var ar = ac.AsReadOnlySpan<float>().Slice(r * inner, inner);
-            var bv = bc.AsReadOnlySpan<float>();
-            var or = ov.Slice(r * inner, inner);
-            switch (kind)
-            {
-                case BinaryKind.Add: TensorPrimitives.Add(ar, bv, or); break;
-                case BinaryKind.Sub: TensorPrimitives.Subtract(ar, bv, or); break;
-                default: TensorPrimitives.Multiply(ar, bv, or); break;
-            }
+            case BinaryKind.Add: Elementwise.AddBroadcast(av, bv, ov, rows, cols); break;
+            case BinaryKind.Sub: Elementwise.SubtractBroadcast(av, bv, ov, rows, cols); break;
+            default: Elementwise.MultiplyBroadcast(av, bv, ov, rows, cols); break;
         }
 
         if (!Autograd.Needs(a, b)) return output;
 
         return Autograd.Record(output, op, [a, b], g =>
         {
-            // d(a ± b)/da = 1, d/db = ±1 summed over the repeats; d(a·b)/da = b, d/db = Σ a·g over the repeats.
+            // d(a ± b)/da = 1, d/db = ±1 summed over the repeated rows; d(a·b)/da = b, d/db = Σ_rows a·g.
             var gs = g.AsReadOnlySpan<float>();
-            var av = ac.AsReadOnlySpan<float>();
-            var bv = bc.AsReadOnlySpan<float>();
             Tensor? da = null, db = null;
             if (a.RequiresGrad)
             {
                 if (kind == BinaryKind.Mul)
                 {
                     da = Tensor.Empty(a.Shape);
-                    var d = da.AsSpan<float>();
-                    for (int r = 0; r < outer; r++) TensorPrimitives.Multiply(gs.Slice(r * inner, inner), bv, d.Slice(r * inner, inner));
+                    Elementwise.MultiplyBroadcast(gs, bc.AsReadOnlySpan<float>(), da.AsSpan<float>(), rows, cols);
                 }
                 else
                 {
@@ -79,17 +74,18 @@ public static partial class Ops
 
             if (b.RequiresGrad)
             {
-                db = Tensor.Zeros(b.Shape);
+                db = Tensor.Empty(b.Shape);
                 var d = db.AsSpan<float>();
-                for (int r = 0; r < outer; r++)
+                if (kind == BinaryKind.Mul)
                 {
-                    var gr = gs.Slice(r * inner, inner);
-                    switch (kind)
-                    {
-                        case BinaryKind.Add: TensorPrimitives.Add(d, gr, d); break;
-                        case BinaryKind.Sub: TensorPrimitives.Subtract(d, gr, d); break;
-                        default: TensorPrimitives.FusedMultiplyAdd(gr, av.Slice(r * inner, inner), d, d); break;
-                    }
+                    var product = new float[gs.Length];
+                    Elementwise.Multiply(gs, ac.AsReadOnlySpan<float>(), product);
+                    Reductions.SumColumns(product, d, rows, cols);
+                }
+                else
+                {
+                    Reductions.SumColumns(gs, d, rows, cols);
+                    if (kind == BinaryKind.Sub) Elementwise.Scale(d, -1f, d);
                 }
             }
 
@@ -102,135 +98,46 @@ public static partial class Ops
     {
         CheckF32(nameof(Scale), x, nameof(x));
         var output = Tensor.Empty(x.Shape);
-        TensorPrimitives.Multiply(Read(x), s, output.AsSpan<float>());
+        Elementwise.Scale(Read(x), s, output.AsSpan<float>());
         if (!Autograd.Needs(x)) return output;
         return Autograd.Record(output, nameof(Scale), [x], g =>
         {
             var dx = Tensor.Empty(x.Shape);
-            TensorPrimitives.Multiply(g.AsReadOnlySpan<float>(), s, dx.AsSpan<float>());
+            Elementwise.Scale(g.AsReadOnlySpan<float>(), s, dx.AsSpan<float>());
             return [dx];
         });
     }
 
     /// <summary>x[...] → [...]: max(x, 0). The gradient at exactly 0 is 0, as in PyTorch.</summary>
-    public static Tensor Relu(Tensor x)
-    {
-        CheckF32(nameof(Relu), x, nameof(x));
-        var xc = x.Contiguous();
-        var output = Tensor.Empty(x.Shape);
-        TensorPrimitives.Max(xc.AsReadOnlySpan<float>(), 0f, output.AsSpan<float>());
-        if (!Autograd.Needs(x)) return output;
-        return Autograd.Record(output, nameof(Relu), [x], g =>
-        {
-            var xs = xc.AsReadOnlySpan<float>();
-            var gs = g.AsReadOnlySpan<float>();
-            var dx = Tensor.Empty(x.Shape);
-            var d = dx.AsSpan<float>();
-            for (int i = 0; i < d.Length; i++) d[i] = xs[i] > 0f ? gs[i] : 0f;
-            return [dx];
-        });
-    }
+    public static Tensor Relu(Tensor x) => Activation(nameof(Relu), x, Activations.Relu, Activations.ReluBackward);
 
     /// <summary>x[...] → [...]: x·σ(x) (SiLU / swish, the Llama MLP activation).</summary>
-    public static Tensor Silu(Tensor x)
-    {
-        CheckF32(nameof(Silu), x, nameof(x));
-        var xc = x.Contiguous();
-        var output = Tensor.Empty(x.Shape);
-        var xs = xc.AsReadOnlySpan<float>();
-        var o = output.AsSpan<float>();
-        for (int i = 0; i < o.Length; i++) o[i] = xs[i] / (1f + MathF.Exp(-xs[i]));
-        if (!Autograd.Needs(x)) return output;
-        return Autograd.Record(output, nameof(Silu), [x], g =>
-        {
-            // d/dx x·σ(x) = σ(x) · (1 + x · (1 − σ(x))).
-            var xv = xc.AsReadOnlySpan<float>();
-            var gs = g.AsReadOnlySpan<float>();
-            var dx = Tensor.Empty(x.Shape);
-            var d = dx.AsSpan<float>();
-            for (int i = 0; i < d.Length; i++)
-            {
-                float sig = 1f / (1f + MathF.Exp(-xv[i]));
-                d[i] = gs[i] * sig * (1f + (xv[i] * (1f - sig)));
-            }
-
-            return [dx];
-        });
-    }
+    public static Tensor Silu(Tensor x) => Activation(nameof(Silu), x, Activations.Silu, Activations.SiluBackward);
 
     /// <summary>x[...] → [...]: the Gaussian error linear unit, exact (erf, BERT) or the tanh approximation (GPT-2).</summary>
-    public static Tensor Gelu(Tensor x, GeluApproximation approximation = GeluApproximation.None)
+    public static Tensor Gelu(Tensor x, GeluApproximation approximation = GeluApproximation.None) =>
+        approximation == GeluApproximation.Tanh
+            ? Activation(nameof(Gelu), x, Activations.GeluTanh, Activations.GeluTanhBackward)
+            : Activation(nameof(Gelu), x, Activations.Gelu, Activations.GeluBackward);
+
+    private delegate void ForwardKernel(ReadOnlySpan<float> x, Span<float> y);
+
+    private delegate void BackwardKernel(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx);
+
+    /// <summary>An elementwise activation: y = f(x) forward, dx = dy · f′(x) backward from the saved input.</summary>
+    private static Tensor Activation(string op, Tensor x, ForwardKernel forward, BackwardKernel backward)
     {
-        CheckF32(nameof(Gelu), x, nameof(x));
+        CheckF32(op, x, nameof(x));
         var xc = x.Contiguous();
         var output = Tensor.Empty(x.Shape);
-        var xs = xc.AsReadOnlySpan<float>();
-        var o = output.AsSpan<float>();
-        bool tanh = approximation == GeluApproximation.Tanh;
-        for (int i = 0; i < o.Length; i++) o[i] = (float)(tanh ? GeluTanh(xs[i], out _) : GeluErf(xs[i], out _));
+        forward(xc.AsReadOnlySpan<float>(), output.AsSpan<float>());
         if (!Autograd.Needs(x)) return output;
-        return Autograd.Record(output, nameof(Gelu), [x], g =>
+        return Autograd.Record(output, op, [x], g =>
         {
-            var xv = xc.AsReadOnlySpan<float>();
-            var gs = g.AsReadOnlySpan<float>();
             var dx = Tensor.Empty(x.Shape);
-            var d = dx.AsSpan<float>();
-            for (int i = 0; i < d.Length; i++)
-            {
-                double derivative;
-                _ = tanh ? GeluTanh(xv[i], out derivative) : GeluErf(xv[i], out derivative);
-                d[i] = (float)(gs[i] * derivative);
-            }
-
+            backward(xc.AsReadOnlySpan<float>(), g.AsReadOnlySpan<float>(), dx.AsSpan<float>());
             return [dx];
         });
-    }
-
-    // GELU(x) = x·Φ(x) with Φ(x) = ½(1 + erf(x/√2)); GELU'(x) = Φ(x) + x·φ(x), φ the standard normal density.
-    private static double GeluErf(double x, out double derivative)
-    {
-        double cdf = 0.5 * (1.0 + Erf(x / Math.Sqrt(2.0)));
-        derivative = cdf + (x * Math.Exp(-0.5 * x * x) / Math.Sqrt(2.0 * Math.PI));
-        return x * cdf;
-    }
-
-    // tanh form: ½x(1 + tanh(u)), u = √(2/π)(x + 0.044715x³); derivative by the chain rule through u.
-    private static double GeluTanh(double x, out double derivative)
-    {
-        const double K = 0.7978845608028654; // √(2/π)
-        double u = K * (x + (0.044715 * x * x * x));
-        double t = Math.Tanh(u);
-        derivative = (0.5 * (1.0 + t)) + (0.5 * x * (1.0 - (t * t)) * K * (1.0 + (3.0 * 0.044715 * x * x)));
-        return 0.5 * x * (1.0 + t);
-    }
-
-    /// <summary>
-    /// The error function in double, accurate to ~1e-15 for |x| &lt; 3 (Maclaurin series) and to ~1e-8 absolute beyond
-    /// (asymptotic erfc series), which is far below float resolution. .NET has no Math.Erf.
-    /// </summary>
-    internal static double Erf(double x)
-    {
-        double ax = Math.Abs(x);
-        if (ax < 3.0)
-        {
-            // erf(x) = 2/√π Σ (−1)ⁿ x^(2n+1) / (n! (2n+1)).
-            double term = ax, sum = ax, x2 = ax * ax;
-            for (int n = 1; n < 80; n++)
-            {
-                term *= -x2 / n;
-                double add = term / ((2 * n) + 1);
-                sum += add;
-                if (Math.Abs(add) < 1e-17 * Math.Abs(sum)) break;
-            }
-
-            return Math.CopySign(sum * 2.0 / Math.Sqrt(Math.PI), x);
-        }
-
-        // erfc(x) ≈ e^(−x²)/(x√π) · (1 − 1/(2x²) + 3/(4x⁴) − 15/(8x⁶) + 105/(16x⁸)).
-        double inv = 1.0 / (2.0 * ax * ax);
-        double series = 1.0 - inv + (3.0 * inv * inv) - (15.0 * inv * inv * inv) + (105.0 * inv * inv * inv * inv);
-        double erfc = Math.Exp(-ax * ax) / (ax * Math.Sqrt(Math.PI)) * series;
-        return Math.CopySign(1.0 - erfc, x);
     }
 
     /// <summary>

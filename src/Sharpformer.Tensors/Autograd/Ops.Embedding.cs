@@ -24,21 +24,12 @@ public static partial class Ops
 
         var dims = ids.Shape.Dims.ToArray().Append(c).ToArray();
         var output = Tensor.Empty(new Shape(dims));
-        var tv = Read(table);
-        var o = output.AsSpan<float>();
-        for (int i = 0; i < index.Length; i++) tv.Slice(index[i] * c, c).CopyTo(o.Slice(i * c, c));
+        Kernels.Embedding.Forward(index, Read(table), output.AsSpan<float>(), vocab, c);
         if (!Autograd.Needs(table)) return output;
         return Autograd.Record(output, nameof(Embedding), [ids, table], g =>
         {
-            var gs = g.AsReadOnlySpan<float>();
             var dt = Tensor.Zeros(table.Shape);
-            var d = dt.AsSpan<float>();
-            for (int i = 0; i < index.Length; i++)
-            {
-                var row = d.Slice(index[i] * c, c);
-                System.Numerics.Tensors.TensorPrimitives.Add(row, gs.Slice(i * c, c), row);
-            }
-
+            Kernels.Embedding.Backward(index, g.AsReadOnlySpan<float>(), dt.AsSpan<float>(), vocab, c);
             return [null, dt];
         });
     }

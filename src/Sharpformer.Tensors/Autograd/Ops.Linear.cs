@@ -122,7 +122,11 @@ public static partial class Ops
                 Gemm.Sgemm(true, false, outF, inF, rows, 1f, gs, outF, xc.AsReadOnlySpan<float>(), inF, 0f, dw.AsSpan<float>(), inF);
             }
 
-            if (bias is not null && bias.RequiresGrad) db = SumRows(gs, outF, bias.Shape);
+            if (bias is not null && bias.RequiresGrad)
+            {
+                db = Tensor.Empty(bias.Shape);
+                Reductions.SumColumns(gs, db.AsSpan<float>(), rows, outF);
+            }
             return [dx, dw, db];
         });
     }

@@ -20,51 +20,28 @@ public static partial class Ops
         var target = ReadIds(nameof(CrossEntropy), targets, nameof(targets));
         int v = logits.Shape.Last;
         int rows = target.Length;
-        var xs = Read(logits);
-
-        // Saved for backward (only when recording): the softmax of each counted row.
-        bool record = Autograd.Needs(logits);
-        var probs = record ? new float[xs.Length] : [];
-        double total = 0;
-        int count = 0;
         for (int r = 0; r < rows; r++)
         {
-            if (target[r] == ignoreIndex) continue;
-            if ((uint)target[r] >= (uint)v)
+            if (target[r] != ignoreIndex && (uint)target[r] >= (uint)v)
             {
-                throw new ArgumentException($"CrossEntropy: target {target[r]} in row {r} is outside [0, {v}) and is not the ignore index {ignoreIndex}.", nameof(targets));
+                throw new ArgumentException($"CrossEntropy: target {target[r]} in row {r} is outside [0, {v}) and is not the ignore index {ignoreIndex}; logits {logits.Shape}, targets {targets.Shape}.", nameof(targets));
             }
-
-            var row = xs.Slice(r * v, v);
-            float max = float.NegativeInfinity;
-            for (int j = 0; j < v; j++) max = MathF.Max(max, row[j]);
-            double sum = 0;
-            for (int j = 0; j < v; j++) sum += Math.Exp(row[j] - max);
-            double logSumExp = max + Math.Log(sum);
-            total += logSumExp - row[target[r]];
-            if (record)
-            {
-                for (int j = 0; j < v; j++) probs[(r * v) + j] = (float)(Math.Exp(row[j] - max) / sum);
-            }
-
-            count++;
         }
 
+        var xc = logits.Contiguous();
+        var losses = new float[rows];
+        int count = Kernels.CrossEntropy.Forward(xc.AsReadOnlySpan<float>(), target, losses, rows, v, ignoreIndex);
+        double total = 0;
+        foreach (float l in losses) total += l;
         var output = Tensor.FromArray([(float)(total / count)], Shape.Scalar);
-        if (!record) return output;
+        if (!Autograd.Needs(logits)) return output;
         return Autograd.Record(output, nameof(CrossEntropy), [logits, targets], g =>
         {
-            // d loss / d logits[r, j] = (softmax[r, j] − [j = target_r]) / count for counted rows, 0 for ignored rows.
-            float scale = g.AsReadOnlySpan<float>()[0] / count;
-            var dx = Tensor.Zeros(logits.Shape);
-            var d = dx.AsSpan<float>();
-            for (int r = 0; r < rows; r++)
-            {
-                if (target[r] == ignoreIndex) continue;
-                for (int j = 0; j < v; j++) d[(r * v) + j] = probs[(r * v) + j] * scale;
-                d[(r * v) + target[r]] -= scale;
-            }
-
+            // d loss / d logits[r] = (softmax(logits[r]) − onehot(target_r)) / count for counted rows, 0 for ignored ones.
+            var dLosses = new float[rows];
+            Array.Fill(dLosses, g.AsReadOnlySpan<float>()[0] / count);
+            var dx = Tensor.Empty(logits.Shape);
+            Kernels.CrossEntropy.Backward(xc.AsReadOnlySpan<float>(), target, dLosses, dx.AsSpan<float>(), rows, v, ignoreIndex);
             return [dx, null];
         });
     }

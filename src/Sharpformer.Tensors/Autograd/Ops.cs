@@ -30,17 +30,4 @@ public static partial class Ops
         dims[^1] = last;
         return new Shape(dims);
     }
-
-    /// <summary>Column sums of a [rows, cols] row-major block: the gradient of a value broadcast over rows.</summary>
-    private static Tensor SumRows(ReadOnlySpan<float> g, int cols, Shape shape)
-    {
-        var result = Tensor.Zeros(shape);
-        var acc = result.AsSpan<float>();
-        for (int r = 0; r < g.Length / cols; r++)
-        {
-            System.Numerics.Tensors.TensorPrimitives.Add(acc, g.Slice(r * cols, cols), acc);
-        }
-
-        return result;
-    }
 }

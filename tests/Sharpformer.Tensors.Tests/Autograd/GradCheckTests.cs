@@ -218,6 +218,20 @@ public class GradCheckTests
     }
 
     [Fact]
+    public void ScaledDotProductAttention_ContiguousHeadsKvCacheShape_MatchesFiniteDifferences()
+    {
+        // Plain [B, H, T, D] tensors (copied into the kernel's layout), Tq = 2 new queries over Tk = 4 keys, padded key.
+        var mask = Ids([1, 1, 1, 1, 0, 1, 1, 1], 2, 4);
+        GradCheck.Check(
+            x => Ops.ScaledDotProductAttention(x[0], x[1], x[2], causal: true, attentionMask: mask),
+            P(58, 2, 2, 2, 3), P(59, 2, 2, 4, 3), P(60, 2, 2, 4, 3));
+    }
+
+    [Fact]
+    public void ScaledDotProductAttention_ValueWidthDiffers_MatchesFiniteDifferences() =>
+        GradCheck.Check(x => Ops.ScaledDotProductAttention(x[0], x[1], x[2]), P(61, 1, 2, 3, 2), P(62, 1, 2, 3, 2), P(63, 1, 2, 3, 5));
+
+    [Fact]
     public void ScaledDotProductAttention_CrossAttentionReturnedWeights_MatchFiniteDifferences()
     {
         // Tq = 2 queries over Tk = 3 keys; the loss also reads the returned probabilities.

@@ -87,15 +87,6 @@ public class OpsForwardTests
         Assert.Equal(8f / rms, y[1], Tolerances.KernelVsReference);
     }
 
-    [Theory]
-    [InlineData(0.0, 0.0)]
-    [InlineData(0.5, 0.5204998778130465)]
-    [InlineData(1.0, 0.8427007929497149)]
-    [InlineData(-2.0, -0.9953222650189527)]
-    [InlineData(2.9, 0.9999589021219005)]
-    [InlineData(3.5, 0.9999992569016276)]
-    public void Erf_MatchesKnownValues(double x, double expected) => Assert.Equal(expected, Ops.Erf(x), 1e-9);
-
     [Fact]
     public void Gelu_KnownValues()
     {
@@ -103,6 +94,9 @@ public class OpsForwardTests
         var x = T([1f], 1);
         Assert.Equal(0.841344746f, Ops.Gelu(x).GetFloat(0), Tolerances.KernelVsReference);
         Assert.Equal(0.841191990f, Ops.Gelu(x, GeluApproximation.Tanh).GetFloat(0), Tolerances.KernelVsReference);
+
+        // Φ(−2) = 0.022750131948179195, so GELU(−2) = −0.04550026389635839.
+        Assert.Equal(-0.0455002639f, Ops.Gelu(Ops.Scale(x, -2f)).GetFloat(0), Tolerances.KernelVsReference);
     }
 
     [Fact]
@@ -180,6 +174,27 @@ public class OpsForwardTests
 
         var causal = Ops.ScaledDotProductAttention(q, k, v, causal: true).ToArray();
         Assert.Equal(new float[] { 2, 4, 4, 6 }, causal);
+    }
+
+    [Fact]
+    public void ScaledDotProductAttention_FusedKernel_MatchesComposedOps()
+    {
+        // Under NoGrad the weights overload runs the fused kernel; with a recorded input it composes MatMul/Softmax.
+        var random = new Random(4);
+        var q = Tensor.RandomUniform(new Shape(2, 2, 3, 4), random, -1f, 1f);
+        var k = Tensor.RandomUniform(new Shape(2, 2, 5, 4), random, -1f, 1f);
+        var v = Tensor.RandomUniform(new Shape(2, 2, 5, 4), random, -1f, 1f);
+        var mask = Tensor.FromArray(new[] { 1, 1, 1, 1, 1, 1, 0, 1, 1, 1 }, new Shape(2, 5));
+        Tensor fused, fusedWeights;
+        using (Autograd.NoGrad())
+        {
+            fused = Ops.ScaledDotProductAttention(q, k, v, out fusedWeights, causal: true, attentionMask: mask);
+        }
+
+        q.RequiresGrad = true;
+        var composed = Ops.ScaledDotProductAttention(q, k, v, out var composedWeights, causal: true, attentionMask: mask);
+        Assert.True(fused.MaxAbsDiff(composed) <= Tolerances.KernelVsReference);
+        Assert.True(fusedWeights.MaxAbsDiff(composedWeights) <= Tolerances.KernelVsReference);
     }
 
     [Fact]
