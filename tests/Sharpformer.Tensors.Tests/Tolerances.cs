@@ -11,11 +11,14 @@ public static class Tolerances
     /// <summary>A SIMD kernel vs its scalar reference, relative to the magnitude of the result (long dot products).</summary>
     public const float KernelVsReferenceRelative = 1e-5f;
 
-    /// <summary>Analytic gradient vs central finite differences in float64-accumulated float32 (step 1e-3).</summary>
-    public const float GradCheckAbsolute = 2e-3f;
+    /// <summary>
+    /// Analytic gradient vs central finite differences in float64-accumulated float32 (step 1e-3). Every op passes at
+    /// 3e-4 / 3e-3 on all ISA tiers; 2e-3 / 2e-2 let a backward that was 2% off (a wrong scale) through, so this is tight.
+    /// </summary>
+    public const float GradCheckAbsolute = 5e-4f;
 
-    /// <summary>Relative part of the finite-difference check.</summary>
-    public const float GradCheckRelative = 2e-2f;
+    /// <summary>Relative part of the finite-difference check (see <see cref="GradCheckAbsolute"/>).</summary>
+    public const float GradCheckRelative = 5e-3f;
 
     /// <summary>Sharpformer vs a PyTorch fixture computed in float32.</summary>
     public const float VsPyTorch = 1e-4f;
