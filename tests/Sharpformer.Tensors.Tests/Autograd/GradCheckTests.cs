@@ -200,6 +200,16 @@ public class GradCheckTests
     public void RmsNorm_MatchesFiniteDifferences() => GradCheck.Check(x => Ops.RmsNorm(x[0], x[1]), P(46, 2, 3, 6), P(47, 6));
 
     [Fact]
+    public void RmsNorm_NoWeight_MatchesFiniteDifferences() => GradCheck.Check(x => Ops.RmsNorm(x[0], null), P(64, 3, 5));
+
+    [Fact]
+    public void LayerNorm_OnlyWeightRequiresGrad_InputGetsNone()
+    {
+        var x = Tensor.RandomUniform(new Shape(2, 4), new Random(65), -1f, 1f);
+        GradCheck.Check(t => Ops.LayerNorm(t[0], t[1], null), x, P(66, 4));
+    }
+
+    [Fact]
     public void Embedding_RepeatedIds_AccumulatesTableGradient() =>
         GradCheck.Check(x => Ops.Embedding(Ids([1, 3, 1, 0, 4, 1], 2, 3), x[0]), P(48, 5, 4));
 
