@@ -17,6 +17,12 @@ public static class Tolerances
     /// <summary>Relative part of the finite-difference check.</summary>
     public const float GradCheckRelative = 2e-2f;
 
+    /// <summary>
+    /// A float activation (GELU, SiLU) vs its formula in double: exp is ≤ 2 ulp and erf ≤ 1e-6 absolute, and the
+    /// activation's own few float roundings add a few ulp; 2e-6 absolute plus relative covers both.
+    /// </summary>
+    public const float ActivationVsDouble = 2e-6f;
+
     /// <summary>Sharpformer vs a PyTorch fixture computed in float32.</summary>
     public const float VsPyTorch = 1e-4f;
 
