@@ -20,6 +20,18 @@ public static class Tolerances
     /// <summary>Relative part of the finite-difference check (see <see cref="GradCheckAbsolute"/>).</summary>
     public const float GradCheckRelative = 5e-3f;
 
+    /// <summary>
+    /// A float activation (GELU, SiLU) vs its formula in double: exp is ≤ 2 ulp and erf ≤ 1e-6 absolute, and the
+    /// activation's own few float roundings add a few ulp; 2e-6 absolute plus relative covers both.
+    /// </summary>
+    public const float ActivationVsDouble = 2e-6f;
+
+    /// <summary>
+    /// A float norm (two-pass statistics in float) vs the same norm in double, relative and absolute on outputs of order 1:
+    /// the float sums over up to ~4k elements carry a few 1e-7 relative error into mean and rstd.
+    /// </summary>
+    public const float NormVsDouble = 5e-6f;
+
     /// <summary>Sharpformer vs a PyTorch fixture computed in float32.</summary>
     public const float VsPyTorch = 1e-4f;
 
