@@ -24,7 +24,8 @@ public static partial class Ops
             ShapeError.Mismatch(nameof(MatMul), a.Shape, b.Shape, "batch dimensions must be equal, or B must be rank 2");
         }
 
-        int batch = (int)(a.ElementCount / ((long)m * k));
+        int batch = 1;
+        foreach (int dim in a.Shape.Dims[..^2]) batch *= dim;
         var outDims = a.Shape.Dims.ToArray();
         outDims[^2] = m;
         outDims[^1] = n;
@@ -97,7 +98,8 @@ public static partial class Ops
             if (bias.Rank != 1 || bias.Shape[0] != outF) ShapeError.Mismatch(nameof(Linear), weight.Shape, bias.Shape, $"the bias must be [{outF}]");
         }
 
-        int rows = (int)(x.ElementCount / Math.Max(1, inF));
+        int rows = 1;
+        foreach (int dim in x.Shape.Dims[..^1]) rows *= dim;
         var xc = x.Contiguous();
         var wc = weight.Contiguous();
         var bc = bias?.Contiguous();

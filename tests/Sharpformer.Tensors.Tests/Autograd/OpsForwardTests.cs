@@ -19,6 +19,22 @@ public class OpsForwardTests
     }
 
     [Fact]
+    public void MatMulAndLinear_EmptyInnerDimension_GiveZerosAndZeroGradients()
+    {
+        // K = 0: the product is an empty sum (zeros), as in PyTorch; shapes still flow through.
+        var a = Tensor.Zeros(new Shape(2, 3, 0));
+        a.RequiresGrad = true;
+        var y = Ops.MatMul(a, Tensor.Zeros(new Shape(0, 4)));
+        Assert.Equal(new Shape(2, 3, 4), y.Shape);
+        Assert.All(y.ToArray(), v => Assert.Equal(0f, v));
+        Ops.Sum(y).Backward();
+        Assert.Equal(a.Shape, a.Grad!.Shape);
+
+        var z = Ops.Linear(Tensor.Zeros(new Shape(2, 0)), Tensor.Zeros(new Shape(3, 0)), Tensor.Ones(new Shape(3)));
+        Assert.Equal(new float[] { 1, 1, 1, 1, 1, 1 }, z.ToArray());
+    }
+
+    [Fact]
     public void MatMul_InnerMismatch_NamesOpAndBothShapes()
     {
         var e = Assert.Throws<ArgumentException>(() => Ops.MatMul(Tensor.Zeros(new Shape(2, 3)), Tensor.Zeros(new Shape(4, 5))));
