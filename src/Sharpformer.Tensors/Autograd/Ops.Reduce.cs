@@ -36,9 +36,9 @@ public static partial class Ops
         CheckF32(op, x, nameof(x));
         int a = x.Shape.NormalizeAxis(axis);
         int size = x.Shape[a];
-        long inner = 1;
+        long outer = 1, inner = 1;
+        for (int i = 0; i < a; i++) outer *= x.Shape[i];
         for (int i = a + 1; i < x.Rank; i++) inner *= x.Shape[i];
-        long outer = x.ElementCount / Math.Max(1, size * inner);
         var dims = x.Shape.Dims.ToArray().ToList();
         if (keepDim) dims[a] = 1;
         else dims.RemoveAt(a);

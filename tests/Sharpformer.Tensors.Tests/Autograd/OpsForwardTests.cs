@@ -230,6 +230,11 @@ public class OpsForwardTests
         Assert.Equal(new float[] { 2, 5 }, Ops.Mean(x, 1).ToArray());
         Assert.Equal(new Shape(2, 1), Ops.Mean(x, 1, keepDim: true).Shape);
         Assert.Equal(21f, Ops.Sum(x).GetFloat());
+
+        // Reducing an empty axis: sums are 0 and means NaN, as in PyTorch.
+        var empty = Tensor.Zeros(new Shape(2, 0, 3));
+        Assert.Equal(new float[6], Ops.Sum(empty, 1).ToArray());
+        Assert.All(Ops.Mean(empty, 1).ToArray(), v => Assert.True(float.IsNaN(v)));
     }
 
     [Fact]
