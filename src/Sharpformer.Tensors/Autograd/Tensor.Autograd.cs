@@ -10,7 +10,9 @@ public sealed partial class Tensor
 
     /// <summary>
     /// True when gradients flow to this tensor. Set it on leaves (parameters, inputs); op outputs get it when any input
-    /// requires gradients and gradient recording is on (see <see cref="Autograd.NoGrad"/>).
+    /// requires gradients and gradient recording is on (see <see cref="Autograd.NoGrad"/>). Only <see cref="Ops"/>
+    /// record: Tensor's own view methods (<see cref="Reshape"/>, <see cref="Transpose"/>, ...) return plain views, so use
+    /// <see cref="Ops.Reshape"/>, <see cref="Ops.Transpose"/>, ... on tensors that are part of a graph.
     /// </summary>
     /// <exception cref="InvalidOperationException">Set on a non-F32 tensor, or cleared on a non-leaf.</exception>
     public bool RequiresGrad
