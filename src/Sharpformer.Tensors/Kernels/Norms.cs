@@ -30,10 +30,10 @@ public static class Norms
     {
         const string Op = "Norms.LayerNorm";
         CheckRows(Op, "y", x.Length, y.Length, rows, cols);
-        KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, $"[C={cols}]");
-        KernelChecks.Optional(Op, nameof(beta), beta.Length, cols, $"[C={cols}]");
-        KernelChecks.Optional(Op, nameof(mean), mean.Length, rows, $"[N={rows}]");
-        KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, $"[N={rows}]");
+        KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
+        KernelChecks.Optional(Op, nameof(beta), beta.Length, cols, "[C={0}]", cols);
+        KernelChecks.Optional(Op, nameof(mean), mean.Length, rows, "[N={0}]", rows);
+        KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
         if (cols == 0) return;
         var g = gamma.IsEmpty ? gamma : gamma[..cols];
         var b = beta.IsEmpty ? beta : beta[..cols];
@@ -73,8 +73,8 @@ public static class Norms
     {
         const string Op = "Norms.LayerNormBackward";
         CheckBackward(Op, dy, x, gamma, rstd, dx, dgamma, rows, cols);
-        KernelChecks.AtLeast(Op, nameof(mean), mean.Length, rows, $"[N={rows}]");
-        KernelChecks.Optional(Op, nameof(dbeta), dbeta.Length, cols, $"[C={cols}]");
+        KernelChecks.AtLeast(Op, nameof(mean), mean.Length, rows, "[N={0}]", rows);
+        KernelChecks.Optional(Op, nameof(dbeta), dbeta.Length, cols, "[C={0}]", cols);
         var dg = dgamma.IsEmpty ? dgamma : dgamma[..cols];
         var db = dbeta.IsEmpty ? dbeta : dbeta[..cols];
         dg.Clear();
@@ -125,8 +125,8 @@ public static class Norms
     {
         const string Op = "Norms.RmsNorm";
         CheckRows(Op, "y", x.Length, y.Length, rows, cols);
-        KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, $"[C={cols}]");
-        KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, $"[N={rows}]");
+        KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
+        KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
         if (cols == 0) return;
         var g = gamma.IsEmpty ? gamma : gamma[..cols];
         for (int r = 0; r < rows; r++)
@@ -307,8 +307,8 @@ public static class Norms
     {
         KernelChecks.Dims(op, rows, cols);
         long n = (long)rows * cols;
-        KernelChecks.AtLeast(op, "x", xLength, n, $"[N={rows}, C={cols}]");
-        KernelChecks.AtLeast(op, outName, yLength, n, $"[N={rows}, C={cols}]");
+        KernelChecks.AtLeast(op, "x", xLength, n, "[N={0}, C={1}]", rows, cols);
+        KernelChecks.AtLeast(op, outName, yLength, n, "[N={0}, C={1}]", rows, cols);
     }
 
     private static void CheckBackward(
@@ -316,9 +316,9 @@ public static class Norms
         Span<float> dx, Span<float> dgamma, int rows, int cols)
     {
         CheckRows(op, "dx", x.Length, dx.Length, rows, cols);
-        KernelChecks.AtLeast(op, nameof(dy), dy.Length, (long)rows * cols, $"[N={rows}, C={cols}]");
-        KernelChecks.Optional(op, nameof(gamma), gamma.Length, cols, $"[C={cols}]");
-        KernelChecks.AtLeast(op, nameof(rstd), rstd.Length, rows, $"[N={rows}]");
-        KernelChecks.Optional(op, nameof(dgamma), dgamma.Length, cols, $"[C={cols}]");
+        KernelChecks.AtLeast(op, nameof(dy), dy.Length, (long)rows * cols, "[N={0}, C={1}]", rows, cols);
+        KernelChecks.Optional(op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
+        KernelChecks.AtLeast(op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
+        KernelChecks.Optional(op, nameof(dgamma), dgamma.Length, cols, "[C={0}]", cols);
     }
 }
