@@ -5,8 +5,8 @@ namespace Sharpformer.Tensors.Kernels;
 
 /// <summary>
 /// LayerNorm and RMSNorm over the last dimension C of [N, C] rows (N = B·T tokens), forward and backward.
-/// Statistics are two-pass in float (mean, then the mean of squared deviations), which matches a double reference to
-/// ~1e-6 relative at transformer scales; the forward can save mean and rstd = 1/√(var + eps) for the backward.
+/// Statistics are a corrected two-pass in float (mean, then the squared deviations minus their mean's square), which
+/// matches a double reference to ~1e-6 even for rows with a large common offset; the forward can save mean and rstd = 1/√(var + eps) for the backward.
 /// Backward outputs are overwritten, not accumulated: dgamma and dbeta are the sums over all N rows of this call.
 /// </summary>
 public static class Norms
@@ -43,7 +43,14 @@ public static class Norms
             var yr = y.Slice(r * cols, cols);
             float m = TensorPrimitives.Sum(xr) / cols;
             TensorPrimitives.Subtract(xr, m, yr);
-            float s = 1f / MathF.Sqrt((TensorPrimitives.SumOfSquares(yr) / cols) + eps);
+
+            // Corrected two-pass: the deviations' own mean c is the rounding error of m; removing it (here and in the
+            // variance, Σd² − n·c²) keeps rows with a large common offset as accurate as centred ones.
+            float c = TensorPrimitives.Sum(yr) / cols;
+            float variance = Math.Max(0f, (TensorPrimitives.SumOfSquares(yr) / cols) - (c * c));
+            float s = 1f / MathF.Sqrt(variance + eps);
+            m += c;
+            TensorPrimitives.Subtract(yr, c, yr);
             TensorPrimitives.Multiply(yr, s, yr);
             Affine(yr, g, b);
             if (!mean.IsEmpty) mean[r] = m;
