@@ -1,4 +1,9 @@
 using System.Buffers;
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Kernels;
@@ -43,7 +48,8 @@ public readonly record struct AttentionShape(int Batch, int Heads, int QueryLeng
 /// Fused scaled-dot-product attention per head: O = softmax(Q·Kᵀ · scale + mask) · V over strided [B, H, T, D] views,
 /// with a causal mask (query i sees keys j ≤ i + (Tk − Tq), so a KV cache works), an optional key-padding mask per batch,
 /// optional returned probabilities, and the backward (dQ, dK, dV from the saved probabilities).
-/// Each (b, h) is one task for <see cref="ParallelFor"/>; its two products go through <see cref="Gemm.Sgemm"/>.
+/// Each (b, h) is one task for <see cref="ParallelFor"/>; inside it, vector-times-matrix loops over one transposed copy
+/// of the head's keys skip every key past the causal limit, so a causal prefill does about half the work.
 /// </summary>
 public static class Attention
 {
@@ -68,8 +74,8 @@ public static class Attention
         const string Op = "Attention.Forward";
         Validate(Op, shape, q.Length, k.Length, v.Length, output.Length, "output");
         int b = shape.Batch, h = shape.Heads, tq = shape.QueryLength, tk = shape.KeyLength;
-        KernelChecks.Optional(Op, nameof(keyPaddingMask), keyPaddingMask.Length, (long)b * tk, $"[B={b}, Tk={tk}]");
-        KernelChecks.Optional(Op, nameof(probabilities), probabilities.Length, (long)b * h * tq * tk, $"[B={b}, H={h}, Tq={tq}, Tk={tk}]");
+        KernelChecks.Optional(Op, nameof(keyPaddingMask), keyPaddingMask.Length, (long)b * tk, "[B={0}, Tk={1}]", b, tk);
+        KernelChecks.Optional(Op, nameof(probabilities), probabilities.Length, (long)b * h * tq * tk, "[B={0}, H={1}, Tq={2}, Tk={3}]", b, h, tq, tk);
         float s = scale ?? ScaleFor(shape.HeadDim);
         fixed (float* pq = q, pk = k, pv = v, po = output, pm = keyPaddingMask, pp = probabilities)
         {
@@ -83,14 +89,16 @@ public static class Attention
                 var os = new Span<float>((void*)ao, lo);
                 var ms = new ReadOnlySpan<float>((void*)am, lm);
                 var ps = new Span<float>((void*)ap, lp);
-                float[]? scratch = ps.IsEmpty ? ArrayPool<float>.Shared.Rent(Math.Max(1, tq * tk)) : null;
+                // Per worker: Kᵀ [D, Tk], plus the scores [Tq, Tk] when the caller does not keep the probabilities.
+                int ktLength = Math.Max(1, shape.HeadDim * tk);
+                float[] scratch = ArrayPool<float>.Shared.Rent(ktLength + (ps.IsEmpty ? tq * tk : 0));
                 for (int bh = start; bh < end; bh++)
                 {
-                    var scores = scratch is null ? ps.Slice(bh * tq * tk, tq * tk) : scratch.AsSpan(0, tq * tk);
-                    Head(shape, bh, s, causal, qs, ks, vs, os, ms, scores);
+                    var scores = ps.IsEmpty ? scratch.AsSpan(ktLength, tq * tk) : ps.Slice(bh * tq * tk, tq * tk);
+                    Head(shape, bh, s, causal, qs, ks, vs, os, ms, scores, scratch.AsSpan(0, ktLength));
                 }
 
-                if (scratch is not null) ArrayPool<float>.Shared.Return(scratch);
+                ArrayPool<float>.Shared.Return(scratch);
             });
         }
     }
@@ -98,6 +106,7 @@ public static class Attention
     /// <summary>
     /// Backward of <see cref="Forward"/> from the saved probabilities P [B, H, Tq, Tk]: with dO [B, H, Tq, D],
     /// dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = scale · dS·K, dK = scale · dSᵀ·Q.
+    /// dQ, dK and dV may be views of one fused gradient buffer (they are written only inside their own views).
     /// Masks need no repeating: masked entries of P are 0, so they pass no gradient.
     /// </summary>
     /// <param name="shape">The forward's sizes and strides; dQ, dK, dV use the Q, K, V strides and dO the output stride.</param>
@@ -119,7 +128,7 @@ public static class Attention
         Validate(Op, shape, q.Length, k.Length, v.Length, dOutput.Length, nameof(dOutput));
         Validate(Op, shape, dq.Length, dk.Length, dv.Length, dOutput.Length, nameof(dOutput), "dq", "dk", "dv");
         int b = shape.Batch, h = shape.Heads, tq = shape.QueryLength, tk = shape.KeyLength;
-        KernelChecks.AtLeast(Op, nameof(probabilities), probabilities.Length, (long)b * h * tq * tk, $"[B={b}, H={h}, Tq={tq}, Tk={tk}]");
+        KernelChecks.AtLeast(Op, nameof(probabilities), probabilities.Length, (long)b * h * tq * tk, "[B={0}, H={1}, Tq={2}, Tk={3}]", b, h, tq, tk);
         float s = scale ?? ScaleFor(shape.HeadDim);
         fixed (float* pq = q, pk = k, pv = v, pp = probabilities, pdo = dOutput, pdq = dq, pdk = dk, pdv = dv)
         {
@@ -127,7 +136,8 @@ public static class Attention
             int lq = q.Length, lk = k.Length, lv = v.Length, lp = probabilities.Length, ldo = dOutput.Length, ldq = dq.Length, ldk = dk.Length, ldv = dv.Length;
             ParallelFor.For(b * h, 1, (start, end) =>
             {
-                float[] scratch = ArrayPool<float>.Shared.Rent(Math.Max(1, tq * tk));
+                int scratchLength = (shape.HeadDim * tk) + (2 * tq * tk);
+                float[] scratch = ArrayPool<float>.Shared.Rent(Math.Max(1, scratchLength));
                 for (int bh = start; bh < end; bh++)
                 {
                     HeadBackward(
@@ -135,7 +145,7 @@ public static class Attention
                         new ReadOnlySpan<float>((void*)aq, lq), new ReadOnlySpan<float>((void*)ak, lk), new ReadOnlySpan<float>((void*)av, lv),
                         new ReadOnlySpan<float>((void*)ap, lp), new ReadOnlySpan<float>((void*)ado, ldo),
                         new Span<float>((void*)adq, ldq), new Span<float>((void*)adk, ldk), new Span<float>((void*)adv, ldv),
-                        scratch.AsSpan(0, tq * tk));
+                        scratch.AsSpan(0, scratchLength));
                 }
 
                 ArrayPool<float>.Shared.Return(scratch);
@@ -146,14 +156,22 @@ public static class Attention
     /// <summary>1/√D, the default score scale.</summary>
     internal static float ScaleFor(int headDim) => headDim == 0 ? 1f : 1f / MathF.Sqrt(headDim);
 
-    /// <summary>One (b, h): S = scale · Q·Kᵀ, masked softmax in place, O = P·V.</summary>
+    /// <summary>
+    /// One (b, h), row by row: scores_i = scale · q_i·Kᵀ over the keys query i may see, masked softmax in place,
+    /// o_i = p_i·V. Keys past the causal limit are never touched, which halves the work of a causal prefill.
+    /// Kᵀ is copied once per head into <paramref name="kt"/> [D, Tk] so both products are vector-times-matrix loops
+    /// over contiguous rows (<see cref="VecMat"/>), with no horizontal sums.
+    /// </summary>
     private static void Head(
         AttentionShape shape, int bh, float scale, bool causal, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        Span<float> output, ReadOnlySpan<float> keyPaddingMask, Span<float> scores)
+        Span<float> output, ReadOnlySpan<float> keyPaddingMask, Span<float> scores, Span<float> kt)
     {
         int b = bh / shape.Heads, h = bh % shape.Heads;
         int tq = shape.QueryLength, tk = shape.KeyLength, d = shape.HeadDim;
         if (tq == 0 || d == 0) return;
+        long qOff = ((long)b * tq * shape.QStride) + ((long)h * d);
+        long kOff = ((long)b * tk * shape.KStride) + ((long)h * d);
+        long vOff = ((long)b * tk * shape.VStride) + ((long)h * d);
         long oOff = ((long)b * tq * shape.OStride) + ((long)h * d);
         if (tk == 0)
         {
@@ -162,28 +180,33 @@ public static class Attention
             return;
         }
 
-        var qh = q[(((long)b * tq * shape.QStride) + ((long)h * d)).ToInt()..];
-        var kh = k[(((long)b * tk * shape.KStride) + ((long)h * d)).ToInt()..];
-        var vh = v[(((long)b * tk * shape.VStride) + ((long)h * d)).ToInt()..];
-        var oh = output[oOff.ToInt()..];
-
-        // scores [Tq, Tk] = scale · Q_bh [Tq, D] · K_bhᵀ [D, Tk]
-        Gemm.Sgemm(false, true, tq, tk, d, scale, qh, shape.QStride, kh, shape.KStride, 0f, scores, tk);
+        Transpose(k[kOff.ToInt()..], shape.KStride, tk, d, kt);
+        var vh = v[vOff.ToInt()..];
         var mask = keyPaddingMask.IsEmpty ? keyPaddingMask : keyPaddingMask.Slice(b * tk, tk);
         for (int i = 0; i < tq; i++)
         {
+            var qi = q.Slice((qOff + ((long)i * shape.QStride)).ToInt(), d);
+            var oi = output.Slice((oOff + ((long)i * shape.OStride)).ToInt(), d);
             var row = scores.Slice(i * tk, tk);
-            Softmax.MaskedRow(row, row, Softmax.VisibleKeys(i, tq, tk, causal), mask);
-        }
+            int visible = Softmax.VisibleKeys(i, tq, tk, causal);
 
-        // O_bh [Tq, D] = P [Tq, Tk] · V_bh [Tk, D]
-        Gemm.Sgemm(false, false, tq, d, tk, 1f, scores, tk, vh, shape.VStride, 0f, oh, shape.OStride);
+            // scores_i [visible] = scale · q_i [D] · Kᵀ [D, visible]
+            VecMat(qi, kt, tk, visible, row, scale);
+            Softmax.MaskedRow(row, row, visible, mask);
+
+            // o_i [D] = p_i [visible] · V [visible, D]
+            VecMat(row[..visible], vh, shape.VStride, d, oi, 1f);
+        }
     }
 
-    /// <summary>One (b, h) of the backward; <paramref name="dScores"/> is [Tq, Tk] scratch.</summary>
+    /// <summary>
+    /// One (b, h) of the backward. Per query row: dP_i = do_i·Vᵀ, dS_i = scale · p_i ⊙ (dP_i − p_i·dP_i), dq_i = dS_i·K.
+    /// Then, over the transposed P and dS: dV = Pᵀ·dO and dK = dSᵀ·Q, row by row. <paramref name="scratch"/> holds
+    /// Vᵀ [D, Tk], dS [Tq, Tk] and one [Tk, Tq] transpose.
+    /// </summary>
     private static void HeadBackward(
         AttentionShape shape, int bh, float scale, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        ReadOnlySpan<float> probabilities, ReadOnlySpan<float> dOutput, Span<float> dq, Span<float> dk, Span<float> dv, Span<float> dScores)
+        ReadOnlySpan<float> probabilities, ReadOnlySpan<float> dOutput, Span<float> dq, Span<float> dk, Span<float> dv, Span<float> scratch)
     {
         int b = bh / shape.Heads, h = bh % shape.Heads;
         int tq = shape.QueryLength, tk = shape.KeyLength, d = shape.HeadDim;
@@ -201,20 +224,120 @@ public static class Attention
             return;
         }
 
-        int ldp = tk;
+        var vt = scratch[..(d * tk)];
+        var ds = scratch.Slice(d * tk, tq * tk);
+        var tr = scratch.Slice((d * tk) + (tq * tk), tq * tk);
         var p = probabilities.Slice(bh * tq * tk, tq * tk);
         var dO = dOutput[oOff.ToInt()..];
+        var qh = q[qOff.ToInt()..];
+        var kh = k[kOff.ToInt()..];
+        Transpose(v[vOff.ToInt()..], shape.VStride, tk, d, vt);
+        for (int i = 0; i < tq; i++)
+        {
+            var pi = p.Slice(i * tk, tk);
+            var dsi = ds.Slice(i * tk, tk);
 
-        // dV [Tk, D] = Pᵀ [Tk, Tq] · dO [Tq, D]
-        Gemm.Sgemm(true, false, tk, d, tq, 1f, p, ldp, dO, shape.OStride, 0f, dv[vOff.ToInt()..], shape.VStride);
+            // Masked keys have p = 0 and so dS = 0; only the keys up to the last non-zero weight need work.
+            int used = tk;
+            while (used > 0 && pi[used - 1] == 0f) used--;
+            dsi[used..].Clear();
 
-        // dP [Tq, Tk] = dO [Tq, D] · Vᵀ [D, Tk], then dS = softmax backward of dP (in place).
-        Gemm.Sgemm(false, true, tq, tk, d, 1f, dO, shape.OStride, v[vOff.ToInt()..], shape.VStride, 0f, dScores, ldp);
-        Softmax.Backward(p, dScores, dScores, tq, tk);
+            // dP_i [used] = do_i [D] · Vᵀ [D, used]; dS_i = scale · p_i ⊙ (dP_i − p_i·dP_i)
+            VecMat(dO.Slice(i * shape.OStride, d), vt, tk, used, dsi, 1f);
+            float dot = TensorPrimitives.Dot(pi[..used], dsi[..used]);
+            TensorPrimitives.Subtract(dsi[..used], dot, dsi[..used]);
+            TensorPrimitives.Multiply(dsi[..used], pi[..used], dsi[..used]);
+            TensorPrimitives.Multiply(dsi[..used], scale, dsi[..used]);
 
-        // dQ [Tq, D] = scale · dS [Tq, Tk] · K [Tk, D]; dK [Tk, D] = scale · dSᵀ [Tk, Tq] · Q [Tq, D].
-        Gemm.Sgemm(false, false, tq, d, tk, scale, dScores, ldp, k[kOff.ToInt()..], shape.KStride, 0f, dq[qOff.ToInt()..], shape.QStride);
-        Gemm.Sgemm(true, false, tk, d, tq, scale, dScores, ldp, q[qOff.ToInt()..], shape.QStride, 0f, dk[kOff.ToInt()..], shape.KStride);
+            // dq_i [D] = dS_i [used] · K [used, D]
+            VecMat(dsi[..used], kh, shape.KStride, d, dq.Slice((qOff + ((long)i * shape.QStride)).ToInt(), d), 1f);
+        }
+
+        // dV [Tk, D] = Pᵀ [Tk, Tq] · dO [Tq, D], one key row at a time.
+        Transpose(p, tk, tq, tk, tr);
+        for (int j = 0; j < tk; j++)
+        {
+            VecMat(tr.Slice(j * tq, tq), dO, shape.OStride, d, dv.Slice((vOff + ((long)j * shape.VStride)).ToInt(), d), 1f);
+        }
+
+        // dK [Tk, D] = dSᵀ [Tk, Tq] · Q [Tq, D]
+        Transpose(ds, tk, tq, tk, tr);
+        for (int j = 0; j < tk; j++)
+        {
+            VecMat(tr.Slice(j * tq, tq), qh, shape.QStride, d, dk.Slice((kOff + ((long)j * shape.KStride)).ToInt(), d), 1f);
+        }
+    }
+
+    /// <summary>dst [cols, rows] = src [rows, cols]ᵀ, src with row stride <paramref name="lds"/>, dst packed.</summary>
+    private static void Transpose(ReadOnlySpan<float> src, int lds, int rows, int cols, Span<float> dst)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var row = src.Slice(r * lds, cols);
+            for (int c = 0; c < cols; c++) dst[(c * rows) + r] = row[c];
+        }
+    }
+
+    /// <summary>
+    /// c [n] = alpha · a [m] · B [m, n] (B with row stride <paramref name="ldb"/>): each output vector block stays in a
+    /// register while a[t] is broadcast and the B rows stream through, Vector512 → 256 → 128 → scalar over n.
+    /// </summary>
+    internal static void VecMat(ReadOnlySpan<float> a, ReadOnlySpan<float> bm, int ldb, int n, Span<float> c, float alpha)
+    {
+        int m = a.Length;
+        Debug.Assert(c.Length >= n && (m == 0 || bm.Length >= ((m - 1) * ldb) + n));
+        ref float ar = ref MemoryMarshal.GetReference(a);
+        ref float br = ref MemoryMarshal.GetReference(bm);
+        ref float cr = ref MemoryMarshal.GetReference(c);
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; j <= n - 16; j += 16)
+            {
+                var acc = Vector512<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    acc = Vector512.FusedMultiplyAdd(Vector512.Create(Unsafe.Add(ref ar, t)), Vector512.LoadUnsafe(ref br, (nuint)((t * ldb) + j)), acc);
+                }
+
+                (acc * alpha).StoreUnsafe(ref cr, (nuint)j);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; j <= n - 8; j += 8)
+            {
+                var acc = Vector256<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    acc = Vector256.FusedMultiplyAdd(Vector256.Create(Unsafe.Add(ref ar, t)), Vector256.LoadUnsafe(ref br, (nuint)((t * ldb) + j)), acc);
+                }
+
+                (acc * alpha).StoreUnsafe(ref cr, (nuint)j);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; j <= n - 4; j += 4)
+            {
+                var acc = Vector128<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    acc = Vector128.FusedMultiplyAdd(Vector128.Create(Unsafe.Add(ref ar, t)), Vector128.LoadUnsafe(ref br, (nuint)((t * ldb) + j)), acc);
+                }
+
+                (acc * alpha).StoreUnsafe(ref cr, (nuint)j);
+            }
+        }
+
+        for (; j < n; j++)
+        {
+            float acc = 0f;
+            for (int t = 0; t < m; t++) acc = MathF.FusedMultiplyAdd(Unsafe.Add(ref ar, t), Unsafe.Add(ref br, (t * ldb) + j), acc);
+            Unsafe.Add(ref cr, j) = acc * alpha;
+        }
     }
 
     /// <summary>Naive reference of <see cref="Forward"/>: per (b, h, i) scores, masked softmax and weighted sum in double.</summary>
@@ -289,11 +412,12 @@ public static class Attention
                 op, nameof(shape), $"every row stride must be at least H·D = {shape.Width} (or 0 for that default), got {shape}.");
         }
 
-        string dims = $"[B={shape.Batch}, H={shape.Heads}, T={{0}}, D={shape.HeadDim}] with row stride {{1}}";
-        KernelChecks.AtLeast(op, qName, qLength, Needed(shape, shape.QueryLength, shape.QStride), string.Format(null, dims, shape.QueryLength, shape.QStride));
-        KernelChecks.AtLeast(op, kName, kLength, Needed(shape, shape.KeyLength, shape.KStride), string.Format(null, dims, shape.KeyLength, shape.KStride));
-        KernelChecks.AtLeast(op, vName, vLength, Needed(shape, shape.KeyLength, shape.VStride), string.Format(null, dims, shape.KeyLength, shape.VStride));
-        KernelChecks.AtLeast(op, oName, oLength, Needed(shape, shape.QueryLength, shape.OStride), string.Format(null, dims, shape.QueryLength, shape.OStride));
+        const string Dims = "[B={0}, H={1}, T={2}, D={3}] with row stride {4}";
+        int bb = shape.Batch, hh = shape.Heads, d = shape.HeadDim, tq = shape.QueryLength, tk = shape.KeyLength;
+        KernelChecks.AtLeast(op, qName, qLength, Needed(shape, tq, shape.QStride), Dims, bb, hh, tq, d, shape.QStride);
+        KernelChecks.AtLeast(op, kName, kLength, Needed(shape, tk, shape.KStride), Dims, bb, hh, tk, d, shape.KStride);
+        KernelChecks.AtLeast(op, vName, vLength, Needed(shape, tk, shape.VStride), Dims, bb, hh, tk, d, shape.VStride);
+        KernelChecks.AtLeast(op, oName, oLength, Needed(shape, tq, shape.OStride), Dims, bb, hh, tq, d, shape.OStride);
     }
 
     private static long Needed(AttentionShape shape, int tokens, int stride)

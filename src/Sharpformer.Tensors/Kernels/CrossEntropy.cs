@@ -30,7 +30,7 @@ public static class CrossEntropy
     {
         const string Op = "CrossEntropy.Forward";
         Check(Op, logits.Length, targets, rows, vocab, ignoreIndex);
-        KernelChecks.AtLeast(Op, nameof(losses), losses.Length, rows, $"[N={rows}]");
+        KernelChecks.AtLeast(Op, nameof(losses), losses.Length, rows, "[N={0}]", rows);
         float[] scratch = ArrayPool<float>.Shared.Rent(Math.Max(vocab, 1));
         var e = scratch.AsSpan(0, vocab);
         int counted = 0;
@@ -71,8 +71,8 @@ public static class CrossEntropy
     {
         const string Op = "CrossEntropy.Backward";
         Check(Op, logits.Length, targets, rows, vocab, ignoreIndex);
-        KernelChecks.AtLeast(Op, nameof(dLosses), dLosses.Length, rows, $"[N={rows}]");
-        KernelChecks.AtLeast(Op, nameof(dLogits), dLogits.Length, (long)rows * vocab, $"[N={rows}, V={vocab}]");
+        KernelChecks.AtLeast(Op, nameof(dLosses), dLosses.Length, rows, "[N={0}]", rows);
+        KernelChecks.AtLeast(Op, nameof(dLogits), dLogits.Length, (long)rows * vocab, "[N={0}, V={1}]", rows, vocab);
         for (int n = 0; n < rows; n++)
         {
             var d = dLogits.Slice(n * vocab, vocab);
@@ -134,8 +134,8 @@ public static class CrossEntropy
     private static void Check(string op, int logitsLength, ReadOnlySpan<int> targets, int rows, int vocab, int ignoreIndex)
     {
         KernelChecks.Dims(op, rows, vocab);
-        KernelChecks.AtLeast(op, "logits", logitsLength, (long)rows * vocab, $"[N={rows}, V={vocab}]");
-        KernelChecks.AtLeast(op, nameof(targets), targets.Length, rows, $"[N={rows}]");
+        KernelChecks.AtLeast(op, "logits", logitsLength, (long)rows * vocab, "[N={0}, V={1}]", rows, vocab);
+        KernelChecks.AtLeast(op, nameof(targets), targets.Length, rows, "[N={0}]", rows);
         for (int n = 0; n < rows; n++)
         {
             int t = targets[n];

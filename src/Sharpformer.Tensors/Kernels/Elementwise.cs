@@ -111,19 +111,32 @@ public static class Elementwise
 
     private static void Same(BinaryKind kind, ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> destination)
     {
-        KernelChecks.SameLength($"Elementwise.{kind}", "x", x.Length, "y", y.Length);
-        KernelChecks.SameLength($"Elementwise.{kind}", "x", x.Length, "destination", destination.Length);
+        string op = kind switch
+        {
+            BinaryKind.Add => "Elementwise.Add",
+            BinaryKind.Subtract => "Elementwise.Subtract",
+            BinaryKind.Multiply => "Elementwise.Multiply",
+            _ => "Elementwise.Divide",
+        };
+        KernelChecks.SameLength(op, "x", x.Length, "y", y.Length);
+        KernelChecks.SameLength(op, "x", x.Length, "destination", destination.Length);
         Fast(kind, x, y[..x.Length], destination[..x.Length]);
     }
 
     private static void Broadcast(BinaryKind kind, ReadOnlySpan<float> x, ReadOnlySpan<float> row, Span<float> destination, int rows, int cols)
     {
-        string op = $"Elementwise.{kind}Broadcast";
+        string op = kind switch
+        {
+            BinaryKind.Add => "Elementwise.AddBroadcast",
+            BinaryKind.Subtract => "Elementwise.SubtractBroadcast",
+            BinaryKind.Multiply => "Elementwise.MultiplyBroadcast",
+            _ => "Elementwise.DivideBroadcast",
+        };
         KernelChecks.Dims(op, rows, cols);
         long n = (long)rows * cols;
-        KernelChecks.AtLeast(op, "x", x.Length, n, $"[rows={rows}, cols={cols}]");
-        KernelChecks.AtLeast(op, "row", row.Length, cols, $"[cols={cols}]");
-        KernelChecks.AtLeast(op, "destination", destination.Length, n, $"[rows={rows}, cols={cols}]");
+        KernelChecks.AtLeast(op, "x", x.Length, n, "[rows={0}, cols={1}]", rows, cols);
+        KernelChecks.AtLeast(op, "row", row.Length, cols, "[cols={0}]", cols);
+        KernelChecks.AtLeast(op, "destination", destination.Length, n, "[rows={0}, cols={1}]", rows, cols);
         var r = row[..cols];
         for (int i = 0; i < rows; i++)
         {

@@ -56,8 +56,8 @@ public static class Embedding
     private static void Check(string op, ReadOnlySpan<int> ids, int tableLength, int rowsLength, int vocab, int dim, string tableName, string rowsName)
     {
         KernelChecks.Dims(op, vocab, dim);
-        KernelChecks.AtLeast(op, tableName, tableLength, (long)vocab * dim, $"[V={vocab}, C={dim}]");
-        KernelChecks.AtLeast(op, rowsName, rowsLength, (long)ids.Length * dim, $"[N={ids.Length}, C={dim}]");
+        KernelChecks.AtLeast(op, tableName, tableLength, (long)vocab * dim, "[V={0}, C={1}]", vocab, dim);
+        KernelChecks.AtLeast(op, rowsName, rowsLength, (long)ids.Length * dim, "[N={0}, C={1}]", ids.Length, dim);
         for (int n = 0; n < ids.Length; n++)
         {
             if ((uint)ids[n] >= (uint)vocab) ThrowId(op, n, ids[n], vocab);

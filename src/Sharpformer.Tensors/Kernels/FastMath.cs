@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Sharpformer.Tensors.Kernels;
 
@@ -127,10 +128,20 @@ public static class FastMath
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(C2));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512<float>.One);
         p = Vector512.FusedMultiplyAdd(p, r, Vector512<float>.One);
-        var n1 = Vector512.ShiftRightArithmetic(n, 1);
-        var n2 = n - n1;
-        var bias = Vector512.Create(127);
-        var result = p * Vector512.ShiftLeft(n1 + bias, 23).AsSingle() * Vector512.ShiftLeft(n2 + bias, 23).AsSingle();
+        Vector512<float> result;
+        if (Avx512F.IsSupported)
+        {
+            // vscalefps computes p · 2^kf with one rounding, subnormal and overflow results included.
+            result = Avx512F.Scale(p, kf);
+        }
+        else
+        {
+            var n1 = Vector512.ShiftRightArithmetic(n, 1);
+            var n2 = n - n1;
+            var bias = Vector512.Create(127);
+            result = p * Vector512.ShiftLeft(n1 + bias, 23).AsSingle() * Vector512.ShiftLeft(n2 + bias, 23).AsSingle();
+        }
+
         return Vector512.ConditionalSelect(Vector512.Equals(x, x), result, x);
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
 
 namespace Sharpformer.Tensors.Kernels;
 
@@ -14,16 +15,20 @@ internal static class KernelChecks
         if (rows < 0 || cols < 0) ThrowDims(op, rows, cols);
     }
 
-    /// <summary>Throws unless a span named <paramref name="name"/> holds at least <paramref name="needed"/> elements.</summary>
-    public static void AtLeast(string op, string name, int length, long needed, string shape)
+    /// <summary>
+    /// Throws unless a span named <paramref name="name"/> holds at least <paramref name="needed"/> elements.
+    /// <paramref name="layout"/> is a composite format ("[N={0}, C={1}]") filled with the sizes only when throwing, so the
+    /// check allocates nothing on the hot path.
+    /// </summary>
+    public static void AtLeast(string op, string name, int length, long needed, string layout, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0)
     {
-        if (length < needed) ThrowShort(op, name, length, needed, shape);
+        if (length < needed) ThrowShort(op, name, length, needed, string.Format(CultureInfo.InvariantCulture, layout, a, b, c, d, e));
     }
 
     /// <summary>Throws unless an optional span is empty or holds at least <paramref name="needed"/> elements.</summary>
-    public static void Optional(string op, string name, int length, long needed, string shape)
+    public static void Optional(string op, string name, int length, long needed, string layout, long a = 0, long b = 0, long c = 0, long d = 0)
     {
-        if (length != 0 && length < needed) ThrowShort(op, name, length, needed, shape);
+        if (length != 0 && length < needed) ThrowShort(op, name, length, needed, string.Format(CultureInfo.InvariantCulture, layout, a, b, c, d));
     }
 
     /// <summary>Throws unless two spans have the same length.</summary>

@@ -5,8 +5,8 @@ namespace Sharpformer.Tensors.Kernels;
 
 /// <summary>
 /// LayerNorm and RMSNorm over the last dimension C of [N, C] rows (N = B·T tokens), forward and backward.
-/// Statistics are two-pass in float (mean, then the mean of squared deviations), which matches a double reference to
-/// ~1e-6 relative at transformer scales; the forward can save mean and rstd = 1/√(var + eps) for the backward.
+/// Statistics are a corrected two-pass in float (mean, then the squared deviations minus their mean's square), which
+/// matches a double reference to ~1e-6 even for rows with a large common offset; the forward can save mean and rstd = 1/√(var + eps) for the backward.
 /// Backward outputs are overwritten, not accumulated: dgamma and dbeta are the sums over all N rows of this call.
 /// </summary>
 public static class Norms
@@ -30,10 +30,10 @@ public static class Norms
     {
         const string Op = "Norms.LayerNorm";
         CheckRows(Op, "y", x.Length, y.Length, rows, cols);
-        KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, $"[C={cols}]");
-        KernelChecks.Optional(Op, nameof(beta), beta.Length, cols, $"[C={cols}]");
-        KernelChecks.Optional(Op, nameof(mean), mean.Length, rows, $"[N={rows}]");
-        KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, $"[N={rows}]");
+        KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
+        KernelChecks.Optional(Op, nameof(beta), beta.Length, cols, "[C={0}]", cols);
+        KernelChecks.Optional(Op, nameof(mean), mean.Length, rows, "[N={0}]", rows);
+        KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
         if (cols == 0) return;
         var g = gamma.IsEmpty ? gamma : gamma[..cols];
         var b = beta.IsEmpty ? beta : beta[..cols];
@@ -43,7 +43,14 @@ public static class Norms
             var yr = y.Slice(r * cols, cols);
             float m = TensorPrimitives.Sum(xr) / cols;
             TensorPrimitives.Subtract(xr, m, yr);
-            float s = 1f / MathF.Sqrt((TensorPrimitives.SumOfSquares(yr) / cols) + eps);
+
+            // Corrected two-pass: the deviations' own mean c is the rounding error of m; removing it (here and in the
+            // variance, Σd² − n·c²) keeps rows with a large common offset as accurate as centred ones.
+            float c = TensorPrimitives.Sum(yr) / cols;
+            float variance = Math.Max(0f, (TensorPrimitives.SumOfSquares(yr) / cols) - (c * c));
+            float s = 1f / MathF.Sqrt(variance + eps);
+            m += c;
+            TensorPrimitives.Subtract(yr, c, yr);
             TensorPrimitives.Multiply(yr, s, yr);
             Affine(yr, g, b);
             if (!mean.IsEmpty) mean[r] = m;
@@ -73,8 +80,8 @@ public static class Norms
     {
         const string Op = "Norms.LayerNormBackward";
         CheckBackward(Op, dy, x, gamma, rstd, dx, dgamma, rows, cols);
-        KernelChecks.AtLeast(Op, nameof(mean), mean.Length, rows, $"[N={rows}]");
-        KernelChecks.Optional(Op, nameof(dbeta), dbeta.Length, cols, $"[C={cols}]");
+        KernelChecks.AtLeast(Op, nameof(mean), mean.Length, rows, "[N={0}]", rows);
+        KernelChecks.Optional(Op, nameof(dbeta), dbeta.Length, cols, "[C={0}]", cols);
         var dg = dgamma.IsEmpty ? dgamma : dgamma[..cols];
         var db = dbeta.IsEmpty ? dbeta : dbeta[..cols];
         dg.Clear();
@@ -125,8 +132,8 @@ public static class Norms
     {
         const string Op = "Norms.RmsNorm";
         CheckRows(Op, "y", x.Length, y.Length, rows, cols);
-        KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, $"[C={cols}]");
-        KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, $"[N={rows}]");
+        KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
+        KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
         if (cols == 0) return;
         var g = gamma.IsEmpty ? gamma : gamma[..cols];
         for (int r = 0; r < rows; r++)
@@ -307,8 +314,8 @@ public static class Norms
     {
         KernelChecks.Dims(op, rows, cols);
         long n = (long)rows * cols;
-        KernelChecks.AtLeast(op, "x", xLength, n, $"[N={rows}, C={cols}]");
-        KernelChecks.AtLeast(op, outName, yLength, n, $"[N={rows}, C={cols}]");
+        KernelChecks.AtLeast(op, "x", xLength, n, "[N={0}, C={1}]", rows, cols);
+        KernelChecks.AtLeast(op, outName, yLength, n, "[N={0}, C={1}]", rows, cols);
     }
 
     private static void CheckBackward(
@@ -316,9 +323,9 @@ public static class Norms
         Span<float> dx, Span<float> dgamma, int rows, int cols)
     {
         CheckRows(op, "dx", x.Length, dx.Length, rows, cols);
-        KernelChecks.AtLeast(op, nameof(dy), dy.Length, (long)rows * cols, $"[N={rows}, C={cols}]");
-        KernelChecks.Optional(op, nameof(gamma), gamma.Length, cols, $"[C={cols}]");
-        KernelChecks.AtLeast(op, nameof(rstd), rstd.Length, rows, $"[N={rows}]");
-        KernelChecks.Optional(op, nameof(dgamma), dgamma.Length, cols, $"[C={cols}]");
+        KernelChecks.AtLeast(op, nameof(dy), dy.Length, (long)rows * cols, "[N={0}, C={1}]", rows, cols);
+        KernelChecks.Optional(op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
+        KernelChecks.AtLeast(op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
+        KernelChecks.Optional(op, nameof(dgamma), dgamma.Length, cols, "[C={0}]", cols);
     }
 }

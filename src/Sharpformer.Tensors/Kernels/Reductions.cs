@@ -71,8 +71,8 @@ public static class Reductions
     public static void SumColumns(ReadOnlySpan<float> x, Span<float> destination, int rows, int cols, bool accumulate = false)
     {
         KernelChecks.Dims("Reductions.SumColumns", rows, cols);
-        KernelChecks.AtLeast("Reductions.SumColumns", "x", x.Length, (long)rows * cols, $"[rows={rows}, cols={cols}]");
-        KernelChecks.AtLeast("Reductions.SumColumns", "destination", destination.Length, cols, $"[cols={cols}]");
+        KernelChecks.AtLeast("Reductions.SumColumns", "x", x.Length, (long)rows * cols, "[rows={0}, cols={1}]", rows, cols);
+        KernelChecks.AtLeast("Reductions.SumColumns", "destination", destination.Length, cols, "[cols={0}]", cols);
         var d = destination[..cols];
         if (!accumulate) d.Clear();
         for (int r = 0; r < rows; r++) TensorPrimitives.Add(d, x.Slice(r * cols, cols), d);
@@ -120,7 +120,7 @@ public static class Reductions
     private static void CheckRows(string op, ReadOnlySpan<float> x, Span<float> destination, int rows, int cols)
     {
         KernelChecks.Dims(op, rows, cols);
-        KernelChecks.AtLeast(op, "x", x.Length, (long)rows * cols, $"[rows={rows}, cols={cols}]");
-        KernelChecks.AtLeast(op, "destination", destination.Length, rows, $"[rows={rows}]");
+        KernelChecks.AtLeast(op, "x", x.Length, (long)rows * cols, "[rows={0}, cols={1}]", rows, cols);
+        KernelChecks.AtLeast(op, "destination", destination.Length, rows, "[rows={0}]", rows);
     }
 }

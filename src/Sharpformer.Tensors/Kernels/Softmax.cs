@@ -39,7 +39,7 @@ public static class Softmax
     public static void ForwardMasked(ReadOnlySpan<float> x, Span<float> y, int queries, int keys, bool causal, ReadOnlySpan<float> keyMask)
     {
         Check("Softmax.ForwardMasked", x.Length, y.Length, queries, keys);
-        KernelChecks.Optional("Softmax.ForwardMasked", nameof(keyMask), keyMask.Length, keys, $"[Tk={keys}]");
+        KernelChecks.Optional("Softmax.ForwardMasked", nameof(keyMask), keyMask.Length, keys, "[Tk={0}]", keys);
         for (int i = 0; i < queries; i++)
         {
             MaskedRow(x.Slice(i * keys, keys), y.Slice(i * keys, keys), VisibleKeys(i, queries, keys, causal), keyMask);
@@ -58,8 +58,8 @@ public static class Softmax
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
     public static void Backward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int rows, int cols)
     {
-        Check("Softmax.Backward", y.Length, dx.Length, rows, cols);
-        KernelChecks.AtLeast("Softmax.Backward", nameof(dy), dy.Length, (long)rows * cols, $"[rows={rows}, cols={cols}]");
+        Check("Softmax.Backward", y.Length, dx.Length, rows, cols, "y", "dx");
+        KernelChecks.AtLeast("Softmax.Backward", nameof(dy), dy.Length, (long)rows * cols, "[rows={0}, cols={1}]", rows, cols);
         for (int r = 0; r < rows; r++)
         {
             var yr = y.Slice(r * cols, cols);
@@ -205,11 +205,11 @@ public static class Softmax
         }
     }
 
-    private static void Check(string op, int xLength, int yLength, int rows, int cols)
+    private static void Check(string op, int xLength, int yLength, int rows, int cols, string xName = "x", string yName = "y")
     {
         KernelChecks.Dims(op, rows, cols);
         long n = (long)rows * cols;
-        KernelChecks.AtLeast(op, "x", xLength, n, $"[rows={rows}, cols={cols}]");
-        KernelChecks.AtLeast(op, "y", yLength, n, $"[rows={rows}, cols={cols}]");
+        KernelChecks.AtLeast(op, xName, xLength, n, "[rows={0}, cols={1}]", rows, cols);
+        KernelChecks.AtLeast(op, yName, yLength, n, "[rows={0}, cols={1}]", rows, cols);
     }
 }
