@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace Sharpformer.Tensors.Tests;
 
 /// <summary>
-/// One pre-norm transformer block (embeddings, causal + padded attention, GELU MLP, final norm, tied-free head,
+/// One pre-norm transformer block (embeddings, causal + padded attention, GELU MLP, final norm, an untied output head,
 /// cross-entropy with ignored targets) rebuilt with <see cref="Ops"/> and compared with PyTorch: block output, logits,
 /// loss and the gradient of every parameter. The fixture and the script that made it live in
 /// tests/fixtures/transformer_block/ (make_fixture.py explains how to regenerate it).
