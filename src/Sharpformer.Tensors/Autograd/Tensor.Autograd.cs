@@ -51,7 +51,11 @@ public sealed partial class Tensor
         Backward(Ones(Shape));
     }
 
-    /// <summary>Back-propagates <paramref name="grad"/> (same shape as this tensor) through the recorded graph.</summary>
+    /// <summary>
+    /// Back-propagates <paramref name="grad"/> (same shape as this tensor) through the recorded graph. The graph is kept,
+    /// so calling Backward again adds the same gradients once more. Leaves' <see cref="Grad"/> are updated without
+    /// locks: do not run Backward concurrently on graphs that share leaves.
+    /// </summary>
     /// <exception cref="InvalidOperationException">The tensor does not require gradients.</exception>
     /// <exception cref="ArgumentException"><paramref name="grad"/>'s shape differs from this tensor's.</exception>
     public void Backward(Tensor grad)
