@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Kernels;
 
@@ -24,7 +25,7 @@ public static class Norms
     /// <param name="mean">Empty, or [N] to receive each row's mean (for the backward).</param>
     /// <param name="rstd">Empty, or [N] to receive each row's 1/√(var + eps) (for the backward).</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static void LayerNorm(
+    public static unsafe void LayerNorm(
         ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
         int rows, int cols, float eps, Span<float> mean = default, Span<float> rstd = default)
     {
@@ -35,9 +36,29 @@ public static class Norms
         KernelChecks.Optional(Op, nameof(mean), mean.Length, rows, "[N={0}]", rows);
         KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
         if (cols == 0) return;
+        if (!RowParallel.Worth(rows, cols))
+        {
+            LayerNormRows(x, gamma, beta, y, 0, rows, cols, eps, mean, rstd);
+            return;
+        }
+
+        fixed (float* px = x, pg = gamma, pb = beta, py = y, pm = mean, ps = rstd)
+        {
+            nint ax = (nint)px, ag = (nint)pg, ab = (nint)pb, ay = (nint)py, am = (nint)pm, ars = (nint)ps;
+            int lx = x.Length, lg = gamma.Length, lb = beta.Length, ly = y.Length, lm = mean.Length, lr = rstd.Length;
+            ParallelFor.For(rows, RowParallel.Grain(cols), (start, end) => LayerNormRows(
+                new ReadOnlySpan<float>((void*)ax, lx), new ReadOnlySpan<float>((void*)ag, lg), new ReadOnlySpan<float>((void*)ab, lb),
+                new Span<float>((void*)ay, ly), start, end, cols, eps, new Span<float>((void*)am, lm), new Span<float>((void*)ars, lr)));
+        }
+    }
+
+    private static void LayerNormRows(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        int start, int end, int cols, float eps, Span<float> mean, Span<float> rstd)
+    {
         var g = gamma.IsEmpty ? gamma : gamma[..cols];
         var b = beta.IsEmpty ? beta : beta[..cols];
-        for (int r = 0; r < rows; r++)
+        for (int r = start; r < end; r++)
         {
             var xr = x.Slice(r * cols, cols);
             var yr = y.Slice(r * cols, cols);
@@ -127,7 +148,7 @@ public static class Norms
     /// <param name="eps">Added to the mean square (Llama 1e-5 or 1e-6).</param>
     /// <param name="rstd">Empty, or [N] to receive each row's rstd (for the backward).</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static void RmsNorm(
+    public static unsafe void RmsNorm(
         ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, Span<float> y, int rows, int cols, float eps, Span<float> rstd = default)
     {
         const string Op = "Norms.RmsNorm";
@@ -135,8 +156,27 @@ public static class Norms
         KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
         KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
         if (cols == 0) return;
+        if (!RowParallel.Worth(rows, cols))
+        {
+            RmsNormRows(x, gamma, y, 0, rows, cols, eps, rstd);
+            return;
+        }
+
+        fixed (float* px = x, pg = gamma, py = y, ps = rstd)
+        {
+            nint ax = (nint)px, ag = (nint)pg, ay = (nint)py, ars = (nint)ps;
+            int lx = x.Length, lg = gamma.Length, ly = y.Length, lr = rstd.Length;
+            ParallelFor.For(rows, RowParallel.Grain(cols), (start, end) => RmsNormRows(
+                new ReadOnlySpan<float>((void*)ax, lx), new ReadOnlySpan<float>((void*)ag, lg), new Span<float>((void*)ay, ly),
+                start, end, cols, eps, new Span<float>((void*)ars, lr)));
+        }
+    }
+
+    private static void RmsNormRows(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, Span<float> y, int start, int end, int cols, float eps, Span<float> rstd)
+    {
         var g = gamma.IsEmpty ? gamma : gamma[..cols];
-        for (int r = 0; r < rows; r++)
+        for (int r = start; r < end; r++)
         {
             var xr = x.Slice(r * cols, cols);
             var yr = y.Slice(r * cols, cols);

@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Kernels;
 
@@ -18,10 +19,27 @@ public static class Softmax
     /// <param name="rows">Number of rows.</param>
     /// <param name="cols">Row length (the softmax dimension).</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static void Forward(ReadOnlySpan<float> x, Span<float> y, int rows, int cols)
+    public static unsafe void Forward(ReadOnlySpan<float> x, Span<float> y, int rows, int cols)
     {
         Check("Softmax.Forward", x.Length, y.Length, rows, cols);
-        for (int r = 0; r < rows; r++) Row(x.Slice(r * cols, cols), y.Slice(r * cols, cols));
+        if (!RowParallel.Worth(rows, cols))
+        {
+            ForwardRows(x, y, 0, rows, cols);
+            return;
+        }
+
+        fixed (float* px = x, py = y)
+        {
+            nint ax = (nint)px, ay = (nint)py;
+            int lx = x.Length, ly = y.Length;
+            ParallelFor.For(rows, RowParallel.Grain(cols), (start, end) =>
+                ForwardRows(new ReadOnlySpan<float>((void*)ax, lx), new Span<float>((void*)ay, ly), start, end, cols));
+        }
+    }
+
+    private static void ForwardRows(ReadOnlySpan<float> x, Span<float> y, int start, int end, int cols)
+    {
+        for (int r = start; r < end; r++) Row(x.Slice(r * cols, cols), y.Slice(r * cols, cols));
     }
 
     /// <summary>
