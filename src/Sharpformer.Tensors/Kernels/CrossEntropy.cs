@@ -66,7 +66,7 @@ public static class CrossEntropy
             }
 
             var row = logits.Slice(n * vocab, vocab);
-            float max = TensorPrimitives.Max(row);
+            float max = Softmax.RowMax(row);
             float sum = Softmax.ExpSubtractSum(row, max, e);
             losses[n] = MathF.Log(sum) + max - row[targets[n]];
             counted++;
