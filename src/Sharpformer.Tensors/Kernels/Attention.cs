@@ -153,6 +153,9 @@ public static class Attention
         }
     }
 
+    // Below this many queries per head the scores come from one dot product per key instead of a transposed copy of K.
+    private const int MinQueriesForTranspose = 8;
+
     /// <summary>1/√D, the default score scale.</summary>
     internal static float ScaleFor(int headDim) => headDim == 0 ? 1f : 1f / MathF.Sqrt(headDim);
 
@@ -180,7 +183,9 @@ public static class Attention
             return;
         }
 
-        Transpose(k[kOff.ToInt()..], shape.KStride, tk, d, kt);
+        // A transposed copy costs Tk·D strided stores; it pays off over many queries, not for a few decoding steps.
+        bool transposed = tq >= MinQueriesForTranspose;
+        if (transposed) Transpose(k[kOff.ToInt()..], shape.KStride, tk, d, kt);
         var vh = v[vOff.ToInt()..];
         var mask = keyPaddingMask.IsEmpty ? keyPaddingMask : keyPaddingMask.Slice(b * tk, tk);
         for (int i = 0; i < tq; i++)
@@ -191,7 +196,18 @@ public static class Attention
             int visible = Softmax.VisibleKeys(i, tq, tk, causal);
 
             // scores_i [visible] = scale · q_i [D] · Kᵀ [D, visible]
-            VecMat(qi, kt, tk, visible, row, scale);
+            if (transposed)
+            {
+                VecMat(qi, kt, tk, visible, row, scale);
+            }
+            else
+            {
+                for (int j = 0; j < visible; j++)
+                {
+                    row[j] = scale * TensorPrimitives.Dot(qi, k.Slice((kOff + ((long)j * shape.KStride)).ToInt(), d));
+                }
+            }
+
             Softmax.MaskedRow(row, row, visible, mask);
 
             // o_i [D] = p_i [visible] · V [visible, D]

@@ -13,6 +13,9 @@ public class AttentionTests
         { 3, 2, 7, 7, 4, false, true, true },   // strided views into a fused [B, T, 3·H·D] projection
         { 1, 4, 1, 17, 32, true, true, true },  // one decoding step
         { 2, 1, 6, 3, 5, true, false, false },  // Tq > Tk: the first queries see no key at all
+        { 1, 2, 9, 9, 16, true, true, true },   // from 8 queries on, scores go through a transposed copy of K
+        { 2, 1, 12, 20, 8, true, false, false }, // chunked prefill against a cache, transposed path
+        { 1, 1, 10, 4, 3, true, true, false },  // Tq > Tk on the transposed path, odd D
     };
 
     private sealed record Problem(AttentionShape Shape, float[] Q, float[] K, float[] V, int QOff, int KOff, int VOff, float[] Mask, int OutLength);
