@@ -273,15 +273,41 @@ public static class Attention
         Transpose(p, tk, tq, tk, tr);
         for (int j = 0; j < tk; j++)
         {
-            VecMat(tr.Slice(j * tq, tq), dO, shape.OStride, d, dv.Slice((vOff + ((long)j * shape.VStride)).ToInt(), d), 1f);
+            // Under a causal mask the column's leading queries never saw key j: start at the first non-zero weight.
+            var col = tr.Slice(j * tq, tq);
+            int first = FirstNonZero(col);
+            if (first == tq)
+            {
+                // No query attended to key j (padding): its value gradient is zero.
+                dv.Slice((vOff + ((long)j * shape.VStride)).ToInt(), d).Clear();
+                continue;
+            }
+
+            VecMat(col[first..], dO[(first * shape.OStride)..], shape.OStride, d, dv.Slice((vOff + ((long)j * shape.VStride)).ToInt(), d), 1f);
         }
 
         // dK [Tk, D] = dSᵀ [Tk, Tq] · Q [Tq, D]
         Transpose(ds, tk, tq, tk, tr);
         for (int j = 0; j < tk; j++)
         {
-            VecMat(tr.Slice(j * tq, tq), qh, shape.QStride, d, dk.Slice((kOff + ((long)j * shape.KStride)).ToInt(), d), 1f);
+            var col = tr.Slice(j * tq, tq);
+            int first = FirstNonZero(col);
+            if (first == tq)
+            {
+                dk.Slice((kOff + ((long)j * shape.KStride)).ToInt(), d).Clear();
+                continue;
+            }
+
+            VecMat(col[first..], qh[(first * shape.QStride)..], shape.QStride, d, dk.Slice((kOff + ((long)j * shape.KStride)).ToInt(), d), 1f);
         }
+    }
+
+    /// <summary>Index of the first non-zero element, or the length when all are zero.</summary>
+    private static int FirstNonZero(ReadOnlySpan<float> x)
+    {
+        int i = 0;
+        while (i < x.Length && x[i] == 0f) i++;
+        return i;
     }
 
     /// <summary>dst [cols, rows] = src [rows, cols]ᵀ, src with row stride <paramref name="lds"/>, dst packed.</summary>
