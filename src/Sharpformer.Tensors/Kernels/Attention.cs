@@ -322,7 +322,8 @@ public static class Attention
 
     /// <summary>
     /// c [n] = alpha · a [m] · B [m, n] (B with row stride <paramref name="ldb"/>): each output vector block stays in a
-    /// register while a[t] is broadcast and the B rows stream through, Vector512 → 256 → 128 → scalar over n.
+    /// register while a[t] is broadcast and the B rows stream through, four (then two, then one) blocks at a time so
+    /// independent FMA chains hide the FMA latency; Vector512 → 256 → 128 → scalar over n.
     /// </summary>
     internal static void VecMat(ReadOnlySpan<float> a, ReadOnlySpan<float> bm, int ldb, int n, Span<float> c, float alpha)
     {
@@ -334,6 +335,45 @@ public static class Attention
         int j = 0;
         if (Vector512.IsHardwareAccelerated)
         {
+            // Four output blocks at once: four independent FMA chains hide the FMA latency and share each broadcast.
+            for (; j <= n - 64; j += 64)
+            {
+                var acc0 = Vector512<float>.Zero;
+                var acc1 = Vector512<float>.Zero;
+                var acc2 = Vector512<float>.Zero;
+                var acc3 = Vector512<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    var at = Vector512.Create(Unsafe.Add(ref ar, t));
+                    ref float bt = ref Unsafe.Add(ref br, (t * ldb) + j);
+                    acc0 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt), acc0);
+                    acc1 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt, 16), acc1);
+                    acc2 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt, 32), acc2);
+                    acc3 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt, 48), acc3);
+                }
+
+                (acc0 * alpha).StoreUnsafe(ref cr, (nuint)j);
+                (acc1 * alpha).StoreUnsafe(ref cr, (nuint)(j + 16));
+                (acc2 * alpha).StoreUnsafe(ref cr, (nuint)(j + 32));
+                (acc3 * alpha).StoreUnsafe(ref cr, (nuint)(j + 48));
+            }
+
+            for (; j <= n - 32; j += 32)
+            {
+                var acc0 = Vector512<float>.Zero;
+                var acc1 = Vector512<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    var at = Vector512.Create(Unsafe.Add(ref ar, t));
+                    ref float bt = ref Unsafe.Add(ref br, (t * ldb) + j);
+                    acc0 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt), acc0);
+                    acc1 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt, 16), acc1);
+                }
+
+                (acc0 * alpha).StoreUnsafe(ref cr, (nuint)j);
+                (acc1 * alpha).StoreUnsafe(ref cr, (nuint)(j + 16));
+            }
+
             for (; j <= n - 16; j += 16)
             {
                 var acc = Vector512<float>.Zero;
@@ -348,6 +388,28 @@ public static class Attention
 
         if (Vector256.IsHardwareAccelerated)
         {
+            for (; j <= n - 32; j += 32)
+            {
+                var acc0 = Vector256<float>.Zero;
+                var acc1 = Vector256<float>.Zero;
+                var acc2 = Vector256<float>.Zero;
+                var acc3 = Vector256<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    var at = Vector256.Create(Unsafe.Add(ref ar, t));
+                    ref float bt = ref Unsafe.Add(ref br, (t * ldb) + j);
+                    acc0 = Vector256.FusedMultiplyAdd(at, Vector256.LoadUnsafe(ref bt), acc0);
+                    acc1 = Vector256.FusedMultiplyAdd(at, Vector256.LoadUnsafe(ref bt, 8), acc1);
+                    acc2 = Vector256.FusedMultiplyAdd(at, Vector256.LoadUnsafe(ref bt, 16), acc2);
+                    acc3 = Vector256.FusedMultiplyAdd(at, Vector256.LoadUnsafe(ref bt, 24), acc3);
+                }
+
+                (acc0 * alpha).StoreUnsafe(ref cr, (nuint)j);
+                (acc1 * alpha).StoreUnsafe(ref cr, (nuint)(j + 8));
+                (acc2 * alpha).StoreUnsafe(ref cr, (nuint)(j + 16));
+                (acc3 * alpha).StoreUnsafe(ref cr, (nuint)(j + 24));
+            }
+
             for (; j <= n - 8; j += 8)
             {
                 var acc = Vector256<float>.Zero;
