@@ -47,6 +47,30 @@ public class ParallelPathTests
     }
 
     [Fact]
+    public void NormBackwards_ManyRows_MatchReferences()
+    {
+        const int Rows = 90, Cols = 777;
+        var x = KernelTestData.Uniform(Rows * Cols, -3f, 3f, 7);
+        var dy = KernelTestData.Uniform(Rows * Cols, -1f, 1f, 8);
+        var gamma = KernelTestData.Uniform(Cols, 0.5f, 1.5f, 9);
+        float[] mean = new float[Rows], rstd = new float[Rows];
+        Norms.LayerNorm(x, gamma, default, new float[x.Length], Rows, Cols, 1e-5f, mean, rstd);
+        float[] dx = new float[x.Length], dg = new float[Cols], db = new float[Cols];
+        float[] edx = new float[x.Length], edg = new float[Cols], edb = new float[Cols];
+        Norms.LayerNormBackward(dy, x, gamma, mean, rstd, dx, dg, db, Rows, Cols);
+        Norms.LayerNormBackwardReference(dy, x, gamma, mean, rstd, edx, edg, edb, Rows, Cols);
+        KernelTestData.Close(edx, dx, 1e-5f, 1e-4f, "layernorm dx");
+        KernelTestData.Close(edg, dg, 1e-4f, 1e-4f, "layernorm dgamma");
+        KernelTestData.Close(edb, db, 1e-4f, 1e-4f, "layernorm dbeta");
+
+        Norms.RmsNorm(x, gamma, new float[x.Length], Rows, Cols, 1e-6f, rstd);
+        Norms.RmsNormBackward(dy, x, gamma, rstd, dx, dg, Rows, Cols);
+        Norms.RmsNormBackwardReference(dy, x, gamma, rstd, edx, edg, Rows, Cols);
+        KernelTestData.Close(edx, dx, 1e-5f, 1e-4f, "rmsnorm dx");
+        KernelTestData.Close(edg, dg, 1e-4f, 1e-4f, "rmsnorm dgamma");
+    }
+
+    [Fact]
     public void CrossEntropy_ManyRows_MatchesReferenceAndCountsAllChunks()
     {
         const int Rows = 70, V = 1003;
