@@ -22,7 +22,7 @@ public static class Activations
     public static void Gelu(ReadOnlySpan<float> x, Span<float> y)
     {
         KernelChecks.SameLength("Activations.Gelu", "x", x.Length, "y", y.Length);
-        SimdDriver.Unary<GeluOp>(x, y);
+        SimdDriver.UnaryParallel<GeluOp>(x, y);
     }
 
     /// <summary>[N], [N] → [N]: backward of <see cref="Gelu"/>, dx = dy · f′(x) from the forward input x.</summary>
@@ -34,7 +34,7 @@ public static class Activations
     {
         KernelChecks.SameLength("Activations.GeluBackward", "x", x.Length, "dy", dy.Length);
         KernelChecks.SameLength("Activations.GeluBackward", "x", x.Length, "dx", dx.Length);
-        SimdDriver.Binary<GeluBackwardOp>(x, dy, dx);
+        SimdDriver.BinaryParallel<GeluBackwardOp>(x, dy, dx);
     }
 
     /// <summary>[N] → [N]: GELU, tanh approximation (GPT-2 "gelu_new", "gelu_pytorch_tanh").</summary>
@@ -44,7 +44,7 @@ public static class Activations
     public static void GeluTanh(ReadOnlySpan<float> x, Span<float> y)
     {
         KernelChecks.SameLength("Activations.GeluTanh", "x", x.Length, "y", y.Length);
-        SimdDriver.Unary<GeluTanhOp>(x, y);
+        SimdDriver.UnaryParallel<GeluTanhOp>(x, y);
     }
 
     /// <summary>[N], [N] → [N]: backward of <see cref="GeluTanh"/>, dx = dy · f′(x) from the forward input x.</summary>
@@ -56,7 +56,7 @@ public static class Activations
     {
         KernelChecks.SameLength("Activations.GeluTanhBackward", "x", x.Length, "dy", dy.Length);
         KernelChecks.SameLength("Activations.GeluTanhBackward", "x", x.Length, "dx", dx.Length);
-        SimdDriver.Binary<GeluTanhBackwardOp>(x, dy, dx);
+        SimdDriver.BinaryParallel<GeluTanhBackwardOp>(x, dy, dx);
     }
 
     /// <summary>[N] → [N]: SiLU / swish: x · sigmoid(x) (Llama MLP).</summary>
@@ -66,7 +66,7 @@ public static class Activations
     public static void Silu(ReadOnlySpan<float> x, Span<float> y)
     {
         KernelChecks.SameLength("Activations.Silu", "x", x.Length, "y", y.Length);
-        SimdDriver.Unary<SiluOp>(x, y);
+        SimdDriver.UnaryParallel<SiluOp>(x, y);
     }
 
     /// <summary>[N], [N] → [N]: backward of <see cref="Silu"/>, dx = dy · f′(x) from the forward input x.</summary>
@@ -78,7 +78,7 @@ public static class Activations
     {
         KernelChecks.SameLength("Activations.SiluBackward", "x", x.Length, "dy", dy.Length);
         KernelChecks.SameLength("Activations.SiluBackward", "x", x.Length, "dx", dx.Length);
-        SimdDriver.Binary<SiluBackwardOp>(x, dy, dx);
+        SimdDriver.BinaryParallel<SiluBackwardOp>(x, dy, dx);
     }
 
     /// <summary>[N] → [N]: ReLU: max(x, 0), NaN propagates.</summary>
@@ -88,7 +88,7 @@ public static class Activations
     public static void Relu(ReadOnlySpan<float> x, Span<float> y)
     {
         KernelChecks.SameLength("Activations.Relu", "x", x.Length, "y", y.Length);
-        SimdDriver.Unary<ReluOp>(x, y);
+        SimdDriver.UnaryParallel<ReluOp>(x, y);
     }
 
     /// <summary>[N], [N] → [N]: backward of <see cref="Relu"/>, dx = dy · f′(x) from the forward input x.</summary>
@@ -100,7 +100,7 @@ public static class Activations
     {
         KernelChecks.SameLength("Activations.ReluBackward", "x", x.Length, "dy", dy.Length);
         KernelChecks.SameLength("Activations.ReluBackward", "x", x.Length, "dx", dx.Length);
-        SimdDriver.Binary<ReluBackwardOp>(x, dy, dx);
+        SimdDriver.BinaryParallel<ReluBackwardOp>(x, dy, dx);
     }
 
     /// <summary>Gelu (exact erf form): y = x · Φ(x) = 0.5 · x · (1 + erf(x / √2)).</summary>

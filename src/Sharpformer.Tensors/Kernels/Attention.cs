@@ -153,6 +153,9 @@ public static class Attention
         }
     }
 
+    // Below this many queries per head the scores come from one dot product per key instead of a transposed copy of K.
+    private const int MinQueriesForTranspose = 8;
+
     /// <summary>1/√D, the default score scale.</summary>
     internal static float ScaleFor(int headDim) => headDim == 0 ? 1f : 1f / MathF.Sqrt(headDim);
 
@@ -180,7 +183,9 @@ public static class Attention
             return;
         }
 
-        Transpose(k[kOff.ToInt()..], shape.KStride, tk, d, kt);
+        // A transposed copy costs Tk·D strided stores; it pays off over many queries, not for a few decoding steps.
+        bool transposed = tq >= MinQueriesForTranspose;
+        if (transposed) Transpose(k[kOff.ToInt()..], shape.KStride, tk, d, kt);
         var vh = v[vOff.ToInt()..];
         var mask = keyPaddingMask.IsEmpty ? keyPaddingMask : keyPaddingMask.Slice(b * tk, tk);
         for (int i = 0; i < tq; i++)
@@ -191,7 +196,18 @@ public static class Attention
             int visible = Softmax.VisibleKeys(i, tq, tk, causal);
 
             // scores_i [visible] = scale · q_i [D] · Kᵀ [D, visible]
-            VecMat(qi, kt, tk, visible, row, scale);
+            if (transposed)
+            {
+                VecMat(qi, kt, tk, visible, row, scale);
+            }
+            else
+            {
+                for (int j = 0; j < visible; j++)
+                {
+                    row[j] = scale * TensorPrimitives.Dot(qi, k.Slice((kOff + ((long)j * shape.KStride)).ToInt(), d));
+                }
+            }
+
             Softmax.MaskedRow(row, row, visible, mask);
 
             // o_i [D] = p_i [visible] · V [visible, D]
@@ -257,15 +273,41 @@ public static class Attention
         Transpose(p, tk, tq, tk, tr);
         for (int j = 0; j < tk; j++)
         {
-            VecMat(tr.Slice(j * tq, tq), dO, shape.OStride, d, dv.Slice((vOff + ((long)j * shape.VStride)).ToInt(), d), 1f);
+            // Under a causal mask the column's leading queries never saw key j: start at the first non-zero weight.
+            var col = tr.Slice(j * tq, tq);
+            int first = FirstNonZero(col);
+            if (first == tq)
+            {
+                // No query attended to key j (padding): its value gradient is zero.
+                dv.Slice((vOff + ((long)j * shape.VStride)).ToInt(), d).Clear();
+                continue;
+            }
+
+            VecMat(col[first..], dO[(first * shape.OStride)..], shape.OStride, d, dv.Slice((vOff + ((long)j * shape.VStride)).ToInt(), d), 1f);
         }
 
         // dK [Tk, D] = dSᵀ [Tk, Tq] · Q [Tq, D]
         Transpose(ds, tk, tq, tk, tr);
         for (int j = 0; j < tk; j++)
         {
-            VecMat(tr.Slice(j * tq, tq), qh, shape.QStride, d, dk.Slice((kOff + ((long)j * shape.KStride)).ToInt(), d), 1f);
+            var col = tr.Slice(j * tq, tq);
+            int first = FirstNonZero(col);
+            if (first == tq)
+            {
+                dk.Slice((kOff + ((long)j * shape.KStride)).ToInt(), d).Clear();
+                continue;
+            }
+
+            VecMat(col[first..], qh[(first * shape.QStride)..], shape.QStride, d, dk.Slice((kOff + ((long)j * shape.KStride)).ToInt(), d), 1f);
         }
+    }
+
+    /// <summary>Index of the first non-zero element, or the length when all are zero.</summary>
+    private static int FirstNonZero(ReadOnlySpan<float> x)
+    {
+        int i = 0;
+        while (i < x.Length && x[i] == 0f) i++;
+        return i;
     }
 
     /// <summary>dst [cols, rows] = src [rows, cols]ᵀ, src with row stride <paramref name="lds"/>, dst packed.</summary>
@@ -280,7 +322,8 @@ public static class Attention
 
     /// <summary>
     /// c [n] = alpha · a [m] · B [m, n] (B with row stride <paramref name="ldb"/>): each output vector block stays in a
-    /// register while a[t] is broadcast and the B rows stream through, Vector512 → 256 → 128 → scalar over n.
+    /// register while a[t] is broadcast and the B rows stream through, four (then two, then one) blocks at a time so
+    /// independent FMA chains hide the FMA latency; Vector512 → 256 → 128 → scalar over n.
     /// </summary>
     internal static void VecMat(ReadOnlySpan<float> a, ReadOnlySpan<float> bm, int ldb, int n, Span<float> c, float alpha)
     {
@@ -292,6 +335,45 @@ public static class Attention
         int j = 0;
         if (Vector512.IsHardwareAccelerated)
         {
+            // Four output blocks at once: four independent FMA chains hide the FMA latency and share each broadcast.
+            for (; j <= n - 64; j += 64)
+            {
+                var acc0 = Vector512<float>.Zero;
+                var acc1 = Vector512<float>.Zero;
+                var acc2 = Vector512<float>.Zero;
+                var acc3 = Vector512<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    var at = Vector512.Create(Unsafe.Add(ref ar, t));
+                    ref float bt = ref Unsafe.Add(ref br, (t * ldb) + j);
+                    acc0 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt), acc0);
+                    acc1 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt, 16), acc1);
+                    acc2 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt, 32), acc2);
+                    acc3 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt, 48), acc3);
+                }
+
+                (acc0 * alpha).StoreUnsafe(ref cr, (nuint)j);
+                (acc1 * alpha).StoreUnsafe(ref cr, (nuint)(j + 16));
+                (acc2 * alpha).StoreUnsafe(ref cr, (nuint)(j + 32));
+                (acc3 * alpha).StoreUnsafe(ref cr, (nuint)(j + 48));
+            }
+
+            for (; j <= n - 32; j += 32)
+            {
+                var acc0 = Vector512<float>.Zero;
+                var acc1 = Vector512<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    var at = Vector512.Create(Unsafe.Add(ref ar, t));
+                    ref float bt = ref Unsafe.Add(ref br, (t * ldb) + j);
+                    acc0 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt), acc0);
+                    acc1 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt, 16), acc1);
+                }
+
+                (acc0 * alpha).StoreUnsafe(ref cr, (nuint)j);
+                (acc1 * alpha).StoreUnsafe(ref cr, (nuint)(j + 16));
+            }
+
             for (; j <= n - 16; j += 16)
             {
                 var acc = Vector512<float>.Zero;
@@ -306,6 +388,28 @@ public static class Attention
 
         if (Vector256.IsHardwareAccelerated)
         {
+            for (; j <= n - 32; j += 32)
+            {
+                var acc0 = Vector256<float>.Zero;
+                var acc1 = Vector256<float>.Zero;
+                var acc2 = Vector256<float>.Zero;
+                var acc3 = Vector256<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    var at = Vector256.Create(Unsafe.Add(ref ar, t));
+                    ref float bt = ref Unsafe.Add(ref br, (t * ldb) + j);
+                    acc0 = Vector256.FusedMultiplyAdd(at, Vector256.LoadUnsafe(ref bt), acc0);
+                    acc1 = Vector256.FusedMultiplyAdd(at, Vector256.LoadUnsafe(ref bt, 8), acc1);
+                    acc2 = Vector256.FusedMultiplyAdd(at, Vector256.LoadUnsafe(ref bt, 16), acc2);
+                    acc3 = Vector256.FusedMultiplyAdd(at, Vector256.LoadUnsafe(ref bt, 24), acc3);
+                }
+
+                (acc0 * alpha).StoreUnsafe(ref cr, (nuint)j);
+                (acc1 * alpha).StoreUnsafe(ref cr, (nuint)(j + 8));
+                (acc2 * alpha).StoreUnsafe(ref cr, (nuint)(j + 16));
+                (acc3 * alpha).StoreUnsafe(ref cr, (nuint)(j + 24));
+            }
+
             for (; j <= n - 8; j += 8)
             {
                 var acc = Vector256<float>.Zero;

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics.CodeAnalysis;
 using System.Numerics.Tensors;
+using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Kernels;
 
@@ -26,15 +27,37 @@ public static class CrossEntropy
     /// <param name="ignoreIndex">Target value that marks a row to skip.</param>
     /// <returns>The number of rows that were not ignored.</returns>
     /// <exception cref="ArgumentException">A size is negative, a span is too short, or a target is out of range.</exception>
-    public static int Forward(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex)
+    public static unsafe int Forward(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex)
     {
         const string Op = "CrossEntropy.Forward";
         Check(Op, logits.Length, targets, rows, vocab, ignoreIndex);
         KernelChecks.AtLeast(Op, nameof(losses), losses.Length, rows, "[N={0}]", rows);
+        if (!RowParallel.Worth(rows, vocab)) return ForwardRows(logits, targets, losses, 0, rows, vocab, ignoreIndex);
+        int counted = 0;
+        fixed (float* pl = logits, ploss = losses)
+        fixed (int* pt = targets)
+        {
+            nint al = (nint)pl, at = (nint)pt, aloss = (nint)ploss;
+            int ll = logits.Length, lt = targets.Length, lloss = losses.Length;
+            ParallelFor.For(rows, RowParallel.Grain(vocab), (start, end) =>
+            {
+                int c = ForwardRows(
+                    new ReadOnlySpan<float>((void*)al, ll), new ReadOnlySpan<int>((void*)at, lt), new Span<float>((void*)aloss, lloss),
+                    start, end, vocab, ignoreIndex);
+                Interlocked.Add(ref counted, c);
+            });
+        }
+
+        return counted;
+    }
+
+    private static int ForwardRows(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int start, int end, int vocab, int ignoreIndex)
+    {
         float[] scratch = ArrayPool<float>.Shared.Rent(Math.Max(vocab, 1));
         var e = scratch.AsSpan(0, vocab);
         int counted = 0;
-        for (int n = 0; n < rows; n++)
+        for (int n = start; n < end; n++)
         {
             if (targets[n] == ignoreIndex)
             {
@@ -43,7 +66,7 @@ public static class CrossEntropy
             }
 
             var row = logits.Slice(n * vocab, vocab);
-            float max = TensorPrimitives.Max(row);
+            float max = Softmax.RowMax(row);
             float sum = Softmax.ExpSubtractSum(row, max, e);
             losses[n] = MathF.Log(sum) + max - row[targets[n]];
             counted++;
@@ -65,7 +88,7 @@ public static class CrossEntropy
     /// <param name="vocab">V.</param>
     /// <param name="ignoreIndex">Target value that marks a row to skip.</param>
     /// <exception cref="ArgumentException">A size is negative, a span is too short, or a target is out of range.</exception>
-    public static void Backward(
+    public static unsafe void Backward(
         ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits,
         int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex)
     {
@@ -73,7 +96,28 @@ public static class CrossEntropy
         Check(Op, logits.Length, targets, rows, vocab, ignoreIndex);
         KernelChecks.AtLeast(Op, nameof(dLosses), dLosses.Length, rows, "[N={0}]", rows);
         KernelChecks.AtLeast(Op, nameof(dLogits), dLogits.Length, (long)rows * vocab, "[N={0}, V={1}]", rows, vocab);
-        for (int n = 0; n < rows; n++)
+        if (!RowParallel.Worth(rows, vocab))
+        {
+            BackwardRows(logits, targets, dLosses, dLogits, 0, rows, vocab, ignoreIndex);
+            return;
+        }
+
+        fixed (float* pl = logits, pdl = dLosses, pd = dLogits)
+        fixed (int* pt = targets)
+        {
+            nint al = (nint)pl, at = (nint)pt, adl = (nint)pdl, ad = (nint)pd;
+            int ll = logits.Length, lt = targets.Length, ldl = dLosses.Length, ld = dLogits.Length;
+            ParallelFor.For(rows, RowParallel.Grain(vocab), (start, end) => BackwardRows(
+                new ReadOnlySpan<float>((void*)al, ll), new ReadOnlySpan<int>((void*)at, lt), new ReadOnlySpan<float>((void*)adl, ldl),
+                new Span<float>((void*)ad, ld), start, end, vocab, ignoreIndex));
+        }
+    }
+
+    private static void BackwardRows(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits,
+        int start, int end, int vocab, int ignoreIndex)
+    {
+        for (int n = start; n < end; n++)
         {
             var d = dLogits.Slice(n * vocab, vocab);
             if (targets[n] == ignoreIndex)

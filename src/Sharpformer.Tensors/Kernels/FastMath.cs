@@ -76,7 +76,7 @@ public static class FastMath
     public static void Exp(ReadOnlySpan<float> x, Span<float> destination)
     {
         KernelChecks.SameLength("FastMath.Exp", "x", x.Length, "destination", destination.Length);
-        SimdDriver.Unary<ExpOp>(x, destination);
+        SimdDriver.UnaryParallel<ExpOp>(x, destination);
     }
 
     /// <summary>erf(x) for one float (the scalar reference of the vector forms), absolute error below 1e-6.</summary>
@@ -102,7 +102,7 @@ public static class FastMath
     public static void Erf(ReadOnlySpan<float> x, Span<float> destination)
     {
         KernelChecks.SameLength("FastMath.Erf", "x", x.Length, "destination", destination.Length);
-        SimdDriver.Unary<ErfOp>(x, destination);
+        SimdDriver.UnaryParallel<ErfOp>(x, destination);
     }
 
     /// <summary>Scalar reference of the span <see cref="Exp(ReadOnlySpan{float}, Span{float})"/>.</summary>

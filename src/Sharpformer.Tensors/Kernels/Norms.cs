@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Kernels;
 
@@ -24,7 +25,7 @@ public static class Norms
     /// <param name="mean">Empty, or [N] to receive each row's mean (for the backward).</param>
     /// <param name="rstd">Empty, or [N] to receive each row's 1/√(var + eps) (for the backward).</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static void LayerNorm(
+    public static unsafe void LayerNorm(
         ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
         int rows, int cols, float eps, Span<float> mean = default, Span<float> rstd = default)
     {
@@ -35,9 +36,29 @@ public static class Norms
         KernelChecks.Optional(Op, nameof(mean), mean.Length, rows, "[N={0}]", rows);
         KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
         if (cols == 0) return;
+        if (!RowParallel.Worth(rows, cols))
+        {
+            LayerNormRows(x, gamma, beta, y, 0, rows, cols, eps, mean, rstd);
+            return;
+        }
+
+        fixed (float* px = x, pg = gamma, pb = beta, py = y, pm = mean, ps = rstd)
+        {
+            nint ax = (nint)px, ag = (nint)pg, ab = (nint)pb, ay = (nint)py, am = (nint)pm, ars = (nint)ps;
+            int lx = x.Length, lg = gamma.Length, lb = beta.Length, ly = y.Length, lm = mean.Length, lr = rstd.Length;
+            ParallelFor.For(rows, RowParallel.Grain(cols), (start, end) => LayerNormRows(
+                new ReadOnlySpan<float>((void*)ax, lx), new ReadOnlySpan<float>((void*)ag, lg), new ReadOnlySpan<float>((void*)ab, lb),
+                new Span<float>((void*)ay, ly), start, end, cols, eps, new Span<float>((void*)am, lm), new Span<float>((void*)ars, lr)));
+        }
+    }
+
+    private static void LayerNormRows(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        int start, int end, int cols, float eps, Span<float> mean, Span<float> rstd)
+    {
         var g = gamma.IsEmpty ? gamma : gamma[..cols];
         var b = beta.IsEmpty ? beta : beta[..cols];
-        for (int r = 0; r < rows; r++)
+        for (int r = start; r < end; r++)
         {
             var xr = x.Slice(r * cols, cols);
             var yr = y.Slice(r * cols, cols);
@@ -74,7 +95,7 @@ public static class Norms
     /// <param name="rows">N.</param>
     /// <param name="cols">C.</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static void LayerNormBackward(
+    public static unsafe void LayerNormBackward(
         ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd,
         Span<float> dx, Span<float> dgamma, Span<float> dbeta, int rows, int cols)
     {
@@ -87,10 +108,54 @@ public static class Norms
         dg.Clear();
         db.Clear();
         if (cols == 0) return;
+        if (!RowParallel.Worth(rows, cols))
+        {
+            LayerNormBackwardRows(dy, x, gamma, mean, rstd, dx, dg, db, 0, rows, cols);
+            return;
+        }
+
+        // Each chunk sums its own dgamma/dbeta partials; adding them in chunk order keeps the result deterministic.
+        int grain = RowParallel.Grain(cols);
+        int chunks = (rows + grain - 1) / grain;
+        float[] partials = ArrayPool<float>.Shared.Rent(2 * chunks * cols);
+        Array.Clear(partials, 0, 2 * chunks * cols);
+        bool wantG = !dg.IsEmpty, wantB = !db.IsEmpty;
+        fixed (float* pdy = dy, px = x, pg = gamma, pm = mean, pr = rstd, pdx = dx)
+        {
+            nint ady = (nint)pdy, ax = (nint)px, ag = (nint)pg, am = (nint)pm, ar = (nint)pr, adx = (nint)pdx;
+            int ldy = dy.Length, lx = x.Length, lg = gamma.Length, lm = mean.Length, lr = rstd.Length, ldx = dx.Length;
+            ParallelFor.For(chunks, 1, (start, end) =>
+            {
+                for (int c = start; c < end; c++)
+                {
+                    var pgc = wantG ? partials.AsSpan(2 * c * cols, cols) : default;
+                    var pbc = wantB ? partials.AsSpan(((2 * c) + 1) * cols, cols) : default;
+                    LayerNormBackwardRows(
+                        new ReadOnlySpan<float>((void*)ady, ldy), new ReadOnlySpan<float>((void*)ax, lx), new ReadOnlySpan<float>((void*)ag, lg),
+                        new ReadOnlySpan<float>((void*)am, lm), new ReadOnlySpan<float>((void*)ar, lr), new Span<float>((void*)adx, ldx),
+                        pgc, pbc, c * grain, Math.Min(rows, (c + 1) * grain), cols);
+                }
+            });
+        }
+
+        for (int c = 0; c < chunks; c++)
+        {
+            if (wantG) TensorPrimitives.Add(dg, partials.AsSpan(2 * c * cols, cols), dg);
+            if (wantB) TensorPrimitives.Add(db, partials.AsSpan(((2 * c) + 1) * cols, cols), db);
+        }
+
+        ArrayPool<float>.Shared.Return(partials);
+    }
+
+    /// <summary>Rows [start, end) of the LayerNorm backward; adds into <paramref name="dg"/> and <paramref name="db"/>.</summary>
+    private static void LayerNormBackwardRows(
+        ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dg, Span<float> db, int start, int end, int cols)
+    {
         float[] scratch = ArrayPool<float>.Shared.Rent(2 * cols);
         var xhat = scratch.AsSpan(0, cols);
         var gy = scratch.AsSpan(cols, cols);
-        for (int r = 0; r < rows; r++)
+        for (int r = start; r < end; r++)
         {
             var dyr = dy.Slice(r * cols, cols);
             var dxr = dx.Slice(r * cols, cols);
@@ -127,7 +192,7 @@ public static class Norms
     /// <param name="eps">Added to the mean square (Llama 1e-5 or 1e-6).</param>
     /// <param name="rstd">Empty, or [N] to receive each row's rstd (for the backward).</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static void RmsNorm(
+    public static unsafe void RmsNorm(
         ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, Span<float> y, int rows, int cols, float eps, Span<float> rstd = default)
     {
         const string Op = "Norms.RmsNorm";
@@ -135,8 +200,27 @@ public static class Norms
         KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
         KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
         if (cols == 0) return;
+        if (!RowParallel.Worth(rows, cols))
+        {
+            RmsNormRows(x, gamma, y, 0, rows, cols, eps, rstd);
+            return;
+        }
+
+        fixed (float* px = x, pg = gamma, py = y, ps = rstd)
+        {
+            nint ax = (nint)px, ag = (nint)pg, ay = (nint)py, ars = (nint)ps;
+            int lx = x.Length, lg = gamma.Length, ly = y.Length, lr = rstd.Length;
+            ParallelFor.For(rows, RowParallel.Grain(cols), (start, end) => RmsNormRows(
+                new ReadOnlySpan<float>((void*)ax, lx), new ReadOnlySpan<float>((void*)ag, lg), new Span<float>((void*)ay, ly),
+                start, end, cols, eps, new Span<float>((void*)ars, lr)));
+        }
+    }
+
+    private static void RmsNormRows(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, Span<float> y, int start, int end, int cols, float eps, Span<float> rstd)
+    {
         var g = gamma.IsEmpty ? gamma : gamma[..cols];
-        for (int r = 0; r < rows; r++)
+        for (int r = start; r < end; r++)
         {
             var xr = x.Slice(r * cols, cols);
             var yr = y.Slice(r * cols, cols);
@@ -160,7 +244,7 @@ public static class Norms
     /// <param name="rows">N.</param>
     /// <param name="cols">C.</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static void RmsNormBackward(
+    public static unsafe void RmsNormBackward(
         ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> rstd,
         Span<float> dx, Span<float> dgamma, int rows, int cols)
     {
@@ -168,10 +252,46 @@ public static class Norms
         var dg = dgamma.IsEmpty ? dgamma : dgamma[..cols];
         dg.Clear();
         if (cols == 0) return;
+        if (!RowParallel.Worth(rows, cols))
+        {
+            RmsNormBackwardRows(dy, x, gamma, rstd, dx, dg, 0, rows, cols);
+            return;
+        }
+
+        int grain = RowParallel.Grain(cols);
+        int chunks = (rows + grain - 1) / grain;
+        float[] partials = ArrayPool<float>.Shared.Rent(chunks * cols);
+        Array.Clear(partials, 0, chunks * cols);
+        bool wantG = !dg.IsEmpty;
+        fixed (float* pdy = dy, px = x, pg = gamma, pr = rstd, pdx = dx)
+        {
+            nint ady = (nint)pdy, ax = (nint)px, ag = (nint)pg, ar = (nint)pr, adx = (nint)pdx;
+            int ldy = dy.Length, lx = x.Length, lg = gamma.Length, lr = rstd.Length, ldx = dx.Length;
+            ParallelFor.For(chunks, 1, (start, end) =>
+            {
+                for (int c = start; c < end; c++)
+                {
+                    RmsNormBackwardRows(
+                        new ReadOnlySpan<float>((void*)ady, ldy), new ReadOnlySpan<float>((void*)ax, lx), new ReadOnlySpan<float>((void*)ag, lg),
+                        new ReadOnlySpan<float>((void*)ar, lr), new Span<float>((void*)adx, ldx),
+                        wantG ? partials.AsSpan(c * cols, cols) : default, c * grain, Math.Min(rows, (c + 1) * grain), cols);
+                }
+            });
+        }
+
+        for (int c = 0; c < chunks && wantG; c++) TensorPrimitives.Add(dg, partials.AsSpan(c * cols, cols), dg);
+        ArrayPool<float>.Shared.Return(partials);
+    }
+
+    /// <summary>Rows [start, end) of the RMSNorm backward; adds into <paramref name="dg"/>.</summary>
+    private static void RmsNormBackwardRows(
+        ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dg, int start, int end, int cols)
+    {
         float[] scratch = ArrayPool<float>.Shared.Rent(2 * cols);
         var xhat = scratch.AsSpan(0, cols);
         var gy = scratch.AsSpan(cols, cols);
-        for (int r = 0; r < rows; r++)
+        for (int r = start; r < end; r++)
         {
             var dyr = dy.Slice(r * cols, cols);
             var dxr = dx.Slice(r * cols, cols);

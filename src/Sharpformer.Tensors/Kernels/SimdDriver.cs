@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Kernels;
 
@@ -113,6 +114,56 @@ internal static class SimdDriver
         for (; i < n; i++)
         {
             Unsafe.Add(ref ds, i) = TOp.Invoke(Unsafe.Add(ref xs, i), Unsafe.Add(ref ys, i));
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Unary{TOp}"/> split into chunks of <see cref="RowParallel.ChunkElements"/> across cores when the span is
+    /// long enough to pay for the hand-off (chunk starts are multiples of 16, so every chunk but the last is tail-free).
+    /// </summary>
+    public static unsafe void UnaryParallel<TOp>(ReadOnlySpan<float> x, Span<float> destination)
+        where TOp : struct, IUnaryOp
+    {
+        int n = x.Length;
+        if (!RowParallel.Worth(n / RowParallel.ChunkElements, RowParallel.ChunkElements))
+        {
+            Unary<TOp>(x, destination);
+            return;
+        }
+
+        fixed (float* px = x, pd = destination)
+        {
+            nint ax = (nint)px, ad = (nint)pd;
+            ParallelFor.For((n + RowParallel.ChunkElements - 1) / RowParallel.ChunkElements, 1, (start, end) =>
+            {
+                int from = start * RowParallel.ChunkElements, to = Math.Min(n, end * RowParallel.ChunkElements);
+                Unary<TOp>(new ReadOnlySpan<float>((void*)(ax + (from * sizeof(float))), to - from), new Span<float>((void*)(ad + (from * sizeof(float))), to - from));
+            });
+        }
+    }
+
+    /// <summary><see cref="Binary{TOp}"/> split across cores like <see cref="UnaryParallel{TOp}"/>.</summary>
+    public static unsafe void BinaryParallel<TOp>(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> destination)
+        where TOp : struct, IBinaryOp
+    {
+        int n = x.Length;
+        if (!RowParallel.Worth(n / RowParallel.ChunkElements, RowParallel.ChunkElements))
+        {
+            Binary<TOp>(x, y, destination);
+            return;
+        }
+
+        fixed (float* px = x, py = y, pd = destination)
+        {
+            nint ax = (nint)px, ay = (nint)py, ad = (nint)pd;
+            ParallelFor.For((n + RowParallel.ChunkElements - 1) / RowParallel.ChunkElements, 1, (start, end) =>
+            {
+                int from = start * RowParallel.ChunkElements, to = Math.Min(n, end * RowParallel.ChunkElements);
+                nint offset = from * sizeof(float);
+                Binary<TOp>(
+                    new ReadOnlySpan<float>((void*)(ax + offset), to - from), new ReadOnlySpan<float>((void*)(ay + offset), to - from),
+                    new Span<float>((void*)(ad + offset), to - from));
+            });
         }
     }
 

@@ -13,6 +13,9 @@ public class AttentionTests
         { 3, 2, 7, 7, 4, false, true, true },   // strided views into a fused [B, T, 3·H·D] projection
         { 1, 4, 1, 17, 32, true, true, true },  // one decoding step
         { 2, 1, 6, 3, 5, true, false, false },  // Tq > Tk: the first queries see no key at all
+        { 1, 2, 9, 9, 16, true, true, true },   // from 8 queries on, scores go through a transposed copy of K
+        { 2, 1, 12, 20, 8, true, false, false }, // chunked prefill against a cache, transposed path
+        { 1, 1, 10, 4, 3, true, true, false },  // Tq > Tk on the transposed path, odd D
     };
 
     private sealed record Problem(AttentionShape Shape, float[] Q, float[] K, float[] V, int QOff, int KOff, int VOff, float[] Mask, int OutLength);
@@ -90,6 +93,78 @@ public class AttentionTests
         KernelTestData.GradClose(KernelTestData.NumericGradient(p.Q, q => Loss(q, p.K, p.V)), dq, "dQ");
         KernelTestData.GradClose(KernelTestData.NumericGradient(p.K, k => Loss(p.Q, k, p.V)), dk, "dK");
         KernelTestData.GradClose(KernelTestData.NumericGradient(p.V, v => Loss(p.Q, p.K, v)), dv, "dV");
+    }
+
+    public static TheoryData<int, int, int, int, int, bool> LargeCases() => new()
+    {
+        // Wide enough for the 4- and 2-block vector loops: Tk ≥ 64 keys and D = 64 / 80 / 96.
+        { 1, 2, 70, 70, 64, true },
+        { 2, 1, 9, 100, 80, false },
+        { 1, 1, 33, 130, 96, true },
+    };
+
+    [Theory]
+    [MemberData(nameof(LargeCases))]
+    public void LargeHeads_ForwardAndBackward_MatchNaiveDouble(int b, int h, int tq, int tk, int d, bool causal)
+    {
+        var p = Make(b, h, tq, tk, d, false, false, tq + tk + d);
+        var output = new float[p.OutLength];
+        var probs = new float[b * h * tq * tk];
+        Attention.Forward(p.Shape, p.Q, p.K, p.V, output, causal, default, null, probs);
+        var expected = new float[p.OutLength];
+        var expectedProbs = new float[probs.Length];
+        float scale = 1f / MathF.Sqrt(d);
+        Attention.ForwardReference(p.Shape, p.Q, p.K, p.V, expected, causal, default, scale, expectedProbs);
+        KernelTestData.Close(expectedProbs, probs, 1e-6f, 1e-5f, "probabilities");
+        KernelTestData.Close(expected, output, 1e-5f, 1e-5f, "output");
+
+        var dOut = KernelTestData.Uniform(p.OutLength, -1f, 1f, 5);
+        float[] dq = new float[p.Q.Length], dk = new float[p.K.Length], dv = new float[p.V.Length];
+        Attention.Backward(p.Shape, p.Q, p.K, p.V, probs, dOut, dq, dk, dv);
+        var (eq, ek, ev) = NaiveBackward(b, h, tq, tk, d, p.Q, p.K, p.V, probs, dOut, scale);
+        KernelTestData.Close(eq, dq, 1e-5f, 1e-4f, "dQ");
+        KernelTestData.Close(ek, dk, 1e-5f, 1e-4f, "dK");
+        KernelTestData.Close(ev, dv, 1e-5f, 1e-4f, "dV");
+    }
+
+    /// <summary>The attention backward written out element by element in double, on packed [B, T, H·D] buffers.</summary>
+    private static (float[] Dq, float[] Dk, float[] Dv) NaiveBackward(
+        int b, int h, int tq, int tk, int d, float[] q, float[] k, float[] v, float[] p, float[] dOut, float scale)
+    {
+        int w = h * d;
+        double[] dq = new double[q.Length], dk = new double[k.Length], dv = new double[v.Length];
+        for (int bi = 0; bi < b; bi++)
+        {
+            for (int hi = 0; hi < h; hi++)
+            {
+                for (int i = 0; i < tq; i++)
+                {
+                    var dp = new double[tk];
+                    double rowDot = 0;
+                    for (int j = 0; j < tk; j++)
+                    {
+                        for (int e = 0; e < d; e++) dp[j] += (double)dOut[((bi * tq) + i) * w + (hi * d) + e] * v[((bi * tk) + j) * w + (hi * d) + e];
+                        rowDot += p[((((bi * h) + hi) * tq) + i) * tk + j] * dp[j];
+                    }
+
+                    for (int j = 0; j < tk; j++)
+                    {
+                        double pij = p[((((bi * h) + hi) * tq) + i) * tk + j];
+                        double ds = scale * pij * (dp[j] - rowDot);
+                        for (int e = 0; e < d; e++)
+                        {
+                            int qi = ((bi * tq) + i) * w + (hi * d) + e, kj = ((bi * tk) + j) * w + (hi * d) + e;
+                            dv[kj] += pij * dOut[qi];
+                            dq[qi] += ds * k[kj];
+                            dk[kj] += ds * q[qi];
+                        }
+                    }
+                }
+            }
+        }
+
+        static float[] F(double[] x) => x.Select(t => (float)t).ToArray();
+        return (F(dq), F(dk), F(dv));
     }
 
     [Fact]
