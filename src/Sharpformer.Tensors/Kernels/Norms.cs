@@ -25,7 +25,7 @@ public static class Norms
     /// <param name="mean">Empty, or [N] to receive each row's mean (for the backward).</param>
     /// <param name="rstd">Empty, or [N] to receive each row's 1/√(var + eps) (for the backward).</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static unsafe void LayerNorm(
+    public static void LayerNorm(
         ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
         int rows, int cols, float eps, Span<float> mean = default, Span<float> rstd = default)
     {
@@ -42,6 +42,14 @@ public static class Norms
             return;
         }
 
+        LayerNormParallel(x, gamma, beta, y, rows, cols, eps, mean, rstd);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the work is actually split.
+    private static unsafe void LayerNormParallel(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        int rows, int cols, float eps, Span<float> mean, Span<float> rstd)
+    {
         fixed (float* px = x, pg = gamma, pb = beta, py = y, pm = mean, ps = rstd)
         {
             nint ax = (nint)px, ag = (nint)pg, ab = (nint)pb, ay = (nint)py, am = (nint)pm, ars = (nint)ps;
@@ -95,7 +103,7 @@ public static class Norms
     /// <param name="rows">N.</param>
     /// <param name="cols">C.</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static unsafe void LayerNormBackward(
+    public static void LayerNormBackward(
         ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd,
         Span<float> dx, Span<float> dgamma, Span<float> dbeta, int rows, int cols)
     {
@@ -114,6 +122,14 @@ public static class Norms
             return;
         }
 
+        LayerNormBackwardParallel(dy, x, gamma, mean, rstd, dx, dg, db, rows, cols);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the work is actually split.
+    private static unsafe void LayerNormBackwardParallel(
+        ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dg, Span<float> db, int rows, int cols)
+    {
         // Each chunk sums its own dgamma/dbeta partials; adding them in chunk order keeps the result deterministic.
         int grain = RowParallel.Grain(cols);
         int chunks = (rows + grain - 1) / grain;
@@ -192,7 +208,7 @@ public static class Norms
     /// <param name="eps">Added to the mean square (Llama 1e-5 or 1e-6).</param>
     /// <param name="rstd">Empty, or [N] to receive each row's rstd (for the backward).</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static unsafe void RmsNorm(
+    public static void RmsNorm(
         ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, Span<float> y, int rows, int cols, float eps, Span<float> rstd = default)
     {
         const string Op = "Norms.RmsNorm";
@@ -206,6 +222,13 @@ public static class Norms
             return;
         }
 
+        RmsNormParallel(x, gamma, y, rows, cols, eps, rstd);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the work is actually split.
+    private static unsafe void RmsNormParallel(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, Span<float> y, int rows, int cols, float eps, Span<float> rstd)
+    {
         fixed (float* px = x, pg = gamma, py = y, ps = rstd)
         {
             nint ax = (nint)px, ag = (nint)pg, ay = (nint)py, ars = (nint)ps;
@@ -244,7 +267,7 @@ public static class Norms
     /// <param name="rows">N.</param>
     /// <param name="cols">C.</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static unsafe void RmsNormBackward(
+    public static void RmsNormBackward(
         ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> rstd,
         Span<float> dx, Span<float> dgamma, int rows, int cols)
     {
@@ -258,6 +281,14 @@ public static class Norms
             return;
         }
 
+        RmsNormBackwardParallel(dy, x, gamma, rstd, dx, dg, rows, cols);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the work is actually split.
+    private static unsafe void RmsNormBackwardParallel(
+        ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dg, int rows, int cols)
+    {
         int grain = RowParallel.Grain(cols);
         int chunks = (rows + grain - 1) / grain;
         float[] partials = ArrayPool<float>.Shared.Rent(chunks * cols);
