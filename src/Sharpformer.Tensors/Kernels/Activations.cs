@@ -6,7 +6,8 @@ namespace Sharpformer.Tensors.Kernels;
 /// Activations and their backward passes, elementwise over any shape (pass the flattened [N] span). Forward:
 /// y = f(x); backward: dx = dy · f′(x) from the saved input x. In place is allowed (y may be x; dx may be dy or x).
 /// Every op is a small operator struct run by the generic SIMD driver; its scalar form is the reference.
-/// ±inf and NaN follow IEEE arithmetic as PyTorch does (e.g. GELU(−inf) = NaN, GELU(+inf) = +inf).
+/// ±inf and NaN give what the formula gives in IEEE arithmetic (e.g. GELU(−inf) = NaN, GELU(+inf) = +inf); the backward
+/// passes clamp x inside terms that are already 0 at large |x|, so their derivatives at ±inf are 1 or 0, not NaN.
 /// </summary>
 public static class Activations
 {
@@ -15,7 +16,7 @@ public static class Activations
     private const float SqrtTwoOverPi = 0.7978845608028654f;
     private const float GeluCubic = 0.044715f;
 
-    /// <summary>[N] → [N]: GELU, exact erf form (BERT, GPT-2's "gelu" in HF is the tanh form: see GeluTanh).</summary>
+    /// <summary>[N] → [N]: GELU, exact erf form (BERT's "gelu"; GPT-2 uses the tanh form, see <see cref="GeluTanh"/>).</summary>
     /// <param name="x">Input.</param>
     /// <param name="y">Output, at least as long as <paramref name="x"/>; may be <paramref name="x"/>.</param>
     /// <exception cref="ArgumentException"><paramref name="y"/> is shorter than <paramref name="x"/>.</exception>

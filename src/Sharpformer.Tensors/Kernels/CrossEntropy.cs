@@ -27,12 +27,19 @@ public static class CrossEntropy
     /// <param name="ignoreIndex">Target value that marks a row to skip.</param>
     /// <returns>The number of rows that were not ignored.</returns>
     /// <exception cref="ArgumentException">A size is negative, a span is too short, or a target is out of range.</exception>
-    public static unsafe int Forward(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex)
+    public static int Forward(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex)
     {
         const string Op = "CrossEntropy.Forward";
         Check(Op, logits.Length, targets, rows, vocab, ignoreIndex);
         KernelChecks.AtLeast(Op, nameof(losses), losses.Length, rows, "[N={0}]", rows);
         if (!RowParallel.Worth(rows, vocab)) return ForwardRows(logits, targets, losses, 0, rows, vocab, ignoreIndex);
+        return ForwardParallel(logits, targets, losses, rows, vocab, ignoreIndex);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the rows are actually split.
+    private static unsafe int ForwardParallel(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex)
+    {
         int counted = 0;
         fixed (float* pl = logits, ploss = losses)
         fixed (int* pt = targets)
@@ -88,7 +95,7 @@ public static class CrossEntropy
     /// <param name="vocab">V.</param>
     /// <param name="ignoreIndex">Target value that marks a row to skip.</param>
     /// <exception cref="ArgumentException">A size is negative, a span is too short, or a target is out of range.</exception>
-    public static unsafe void Backward(
+    public static void Backward(
         ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits,
         int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex)
     {
@@ -102,6 +109,14 @@ public static class CrossEntropy
             return;
         }
 
+        BackwardParallel(logits, targets, dLosses, dLogits, rows, vocab, ignoreIndex);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the work is actually split.
+    private static unsafe void BackwardParallel(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits,
+        int rows, int vocab, int ignoreIndex)
+    {
         fixed (float* pl = logits, pdl = dLosses, pd = dLogits)
         fixed (int* pt = targets)
         {

@@ -1,5 +1,8 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Kernels;
@@ -25,7 +28,7 @@ public static class Norms
     /// <param name="mean">Empty, or [N] to receive each row's mean (for the backward).</param>
     /// <param name="rstd">Empty, or [N] to receive each row's 1/√(var + eps) (for the backward).</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static unsafe void LayerNorm(
+    public static void LayerNorm(
         ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
         int rows, int cols, float eps, Span<float> mean = default, Span<float> rstd = default)
     {
@@ -42,6 +45,14 @@ public static class Norms
             return;
         }
 
+        LayerNormParallel(x, gamma, beta, y, rows, cols, eps, mean, rstd);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the work is actually split.
+    private static unsafe void LayerNormParallel(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        int rows, int cols, float eps, Span<float> mean, Span<float> rstd)
+    {
         fixed (float* px = x, pg = gamma, pb = beta, py = y, pm = mean, ps = rstd)
         {
             nint ax = (nint)px, ag = (nint)pg, ab = (nint)pb, ay = (nint)py, am = (nint)pm, ars = (nint)ps;
@@ -63,19 +74,132 @@ public static class Norms
             var xr = x.Slice(r * cols, cols);
             var yr = y.Slice(r * cols, cols);
             float m = TensorPrimitives.Sum(xr) / cols;
-            TensorPrimitives.Subtract(xr, m, yr);
 
-            // Corrected two-pass: the deviations' own mean c is the rounding error of m; removing it (here and in the
-            // variance, Σd² − n·c²) keeps rows with a large common offset as accurate as centred ones.
-            float c = TensorPrimitives.Sum(yr) / cols;
-            float variance = Math.Max(0f, (TensorPrimitives.SumOfSquares(yr) / cols) - (c * c));
+            // Corrected two-pass: the deviations' own mean c is the rounding error of m; removing it (from the mean,
+            // and from the variance as Σd²/n − c²) keeps rows with a large common offset as accurate as centred ones.
+            (float sumD, float sumD2) = DeviationSums(xr, m);
+            float c = sumD / cols;
+            float variance = Math.Max(0f, (sumD2 / cols) - (c * c));
             float s = 1f / MathF.Sqrt(variance + eps);
             m += c;
-            TensorPrimitives.Subtract(yr, c, yr);
-            TensorPrimitives.Multiply(yr, s, yr);
-            Affine(yr, g, b);
+            if (!g.IsEmpty && !b.IsEmpty)
+            {
+                NormalizeAffine(xr, m, s, g, b, yr);
+            }
+            else
+            {
+                TensorPrimitives.Subtract(xr, m, yr);
+                TensorPrimitives.Multiply(yr, s, yr);
+                Affine(yr, g, b);
+            }
+
             if (!mean.IsEmpty) mean[r] = m;
             if (!rstd.IsEmpty) rstd[r] = s;
+        }
+    }
+
+    /// <summary>(Σ (x − m), Σ (x − m)²) in one pass, Vector512 → 256 → 128 → scalar.</summary>
+    private static (float SumD, float SumD2) DeviationSums(ReadOnlySpan<float> x, float m)
+    {
+        int n = x.Length, i = 0;
+        ref float xs = ref MemoryMarshal.GetReference(x);
+        float s1 = 0f, s2 = 0f;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            var mv = Vector512.Create(m);
+            Vector512<float> a1 = Vector512<float>.Zero, a2 = Vector512<float>.Zero;
+            for (; i <= n - 16; i += 16)
+            {
+                var d = Vector512.LoadUnsafe(ref xs, (nuint)i) - mv;
+                a1 += d;
+                a2 = Vector512.FusedMultiplyAdd(d, d, a2);
+            }
+
+            s1 += Vector512.Sum(a1);
+            s2 += Vector512.Sum(a2);
+        }
+
+        if (Vector256.IsHardwareAccelerated && n - i >= 8)
+        {
+            var mv = Vector256.Create(m);
+            Vector256<float> a1 = Vector256<float>.Zero, a2 = Vector256<float>.Zero;
+            for (; i <= n - 8; i += 8)
+            {
+                var d = Vector256.LoadUnsafe(ref xs, (nuint)i) - mv;
+                a1 += d;
+                a2 = Vector256.FusedMultiplyAdd(d, d, a2);
+            }
+
+            s1 += Vector256.Sum(a1);
+            s2 += Vector256.Sum(a2);
+        }
+
+        if (Vector128.IsHardwareAccelerated && n - i >= 4)
+        {
+            var mv = Vector128.Create(m);
+            Vector128<float> a1 = Vector128<float>.Zero, a2 = Vector128<float>.Zero;
+            for (; i <= n - 4; i += 4)
+            {
+                var d = Vector128.LoadUnsafe(ref xs, (nuint)i) - mv;
+                a1 += d;
+                a2 = Vector128.FusedMultiplyAdd(d, d, a2);
+            }
+
+            s1 += Vector128.Sum(a1);
+            s2 += Vector128.Sum(a2);
+        }
+
+        for (; i < n; i++)
+        {
+            float d = Unsafe.Add(ref xs, i) - m;
+            s1 += d;
+            s2 = MathF.FusedMultiplyAdd(d, d, s2);
+        }
+
+        return (s1, s2);
+    }
+
+    /// <summary>y = (x − m) · s · gamma + beta in one pass, Vector512 → 256 → 128 → scalar.</summary>
+    private static void NormalizeAffine(ReadOnlySpan<float> x, float m, float s, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y)
+    {
+        int n = x.Length, i = 0;
+        ref float xs = ref MemoryMarshal.GetReference(x);
+        ref float gs = ref MemoryMarshal.GetReference(gamma);
+        ref float bs = ref MemoryMarshal.GetReference(beta);
+        ref float ys = ref MemoryMarshal.GetReference(y);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> mv = Vector512.Create(m), sv = Vector512.Create(s);
+            for (; i <= n - 16; i += 16)
+            {
+                var t = (Vector512.LoadUnsafe(ref xs, (nuint)i) - mv) * sv;
+                Vector512.FusedMultiplyAdd(t, Vector512.LoadUnsafe(ref gs, (nuint)i), Vector512.LoadUnsafe(ref bs, (nuint)i)).StoreUnsafe(ref ys, (nuint)i);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> mv = Vector256.Create(m), sv = Vector256.Create(s);
+            for (; i <= n - 8; i += 8)
+            {
+                var t = (Vector256.LoadUnsafe(ref xs, (nuint)i) - mv) * sv;
+                Vector256.FusedMultiplyAdd(t, Vector256.LoadUnsafe(ref gs, (nuint)i), Vector256.LoadUnsafe(ref bs, (nuint)i)).StoreUnsafe(ref ys, (nuint)i);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            Vector128<float> mv = Vector128.Create(m), sv = Vector128.Create(s);
+            for (; i <= n - 4; i += 4)
+            {
+                var t = (Vector128.LoadUnsafe(ref xs, (nuint)i) - mv) * sv;
+                Vector128.FusedMultiplyAdd(t, Vector128.LoadUnsafe(ref gs, (nuint)i), Vector128.LoadUnsafe(ref bs, (nuint)i)).StoreUnsafe(ref ys, (nuint)i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            Unsafe.Add(ref ys, i) = MathF.FusedMultiplyAdd((Unsafe.Add(ref xs, i) - m) * s, Unsafe.Add(ref gs, i), Unsafe.Add(ref bs, i));
         }
     }
 
@@ -95,7 +219,7 @@ public static class Norms
     /// <param name="rows">N.</param>
     /// <param name="cols">C.</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static unsafe void LayerNormBackward(
+    public static void LayerNormBackward(
         ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd,
         Span<float> dx, Span<float> dgamma, Span<float> dbeta, int rows, int cols)
     {
@@ -114,6 +238,14 @@ public static class Norms
             return;
         }
 
+        LayerNormBackwardParallel(dy, x, gamma, mean, rstd, dx, dg, db, rows, cols);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the work is actually split.
+    private static unsafe void LayerNormBackwardParallel(
+        ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dg, Span<float> db, int rows, int cols)
+    {
         // Each chunk sums its own dgamma/dbeta partials; adding them in chunk order keeps the result deterministic.
         int grain = RowParallel.Grain(cols);
         int chunks = (rows + grain - 1) / grain;
@@ -192,7 +324,7 @@ public static class Norms
     /// <param name="eps">Added to the mean square (Llama 1e-5 or 1e-6).</param>
     /// <param name="rstd">Empty, or [N] to receive each row's rstd (for the backward).</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static unsafe void RmsNorm(
+    public static void RmsNorm(
         ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, Span<float> y, int rows, int cols, float eps, Span<float> rstd = default)
     {
         const string Op = "Norms.RmsNorm";
@@ -206,6 +338,13 @@ public static class Norms
             return;
         }
 
+        RmsNormParallel(x, gamma, y, rows, cols, eps, rstd);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the work is actually split.
+    private static unsafe void RmsNormParallel(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, Span<float> y, int rows, int cols, float eps, Span<float> rstd)
+    {
         fixed (float* px = x, pg = gamma, py = y, ps = rstd)
         {
             nint ax = (nint)px, ag = (nint)pg, ay = (nint)py, ars = (nint)ps;
@@ -244,7 +383,7 @@ public static class Norms
     /// <param name="rows">N.</param>
     /// <param name="cols">C.</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static unsafe void RmsNormBackward(
+    public static void RmsNormBackward(
         ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> rstd,
         Span<float> dx, Span<float> dgamma, int rows, int cols)
     {
@@ -258,6 +397,14 @@ public static class Norms
             return;
         }
 
+        RmsNormBackwardParallel(dy, x, gamma, rstd, dx, dg, rows, cols);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the work is actually split.
+    private static unsafe void RmsNormBackwardParallel(
+        ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dg, int rows, int cols)
+    {
         int grain = RowParallel.Grain(cols);
         int chunks = (rows + grain - 1) / grain;
         float[] partials = ArrayPool<float>.Shared.Rent(chunks * cols);

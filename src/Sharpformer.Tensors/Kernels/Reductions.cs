@@ -36,7 +36,7 @@ public static class Reductions
         for (int r = 0; r < rows; r++) destination[r] = TensorPrimitives.Sum(x.Slice(r * cols, cols));
     }
 
-    /// <summary>[rows, cols] → [rows]: destination[r] = (1/cols) · Σ_c x[r, cols].</summary>
+    /// <summary>[rows, cols] → [rows]: destination[r] = (1/cols) · Σ_c x[r, c].</summary>
     /// <param name="x">The matrix, rows · cols elements.</param>
     /// <param name="destination">Row means, rows elements (overwritten); NaN when cols is 0.</param>
     /// <param name="rows">Number of rows.</param>

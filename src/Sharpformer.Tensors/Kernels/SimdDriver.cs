@@ -121,16 +121,23 @@ internal static class SimdDriver
     /// <see cref="Unary{TOp}"/> split into chunks of <see cref="RowParallel.ChunkElements"/> across cores when the span is
     /// long enough to pay for the hand-off (chunk starts are multiples of 16, so every chunk but the last is tail-free).
     /// </summary>
-    public static unsafe void UnaryParallel<TOp>(ReadOnlySpan<float> x, Span<float> destination)
+    public static void UnaryParallel<TOp>(ReadOnlySpan<float> x, Span<float> destination)
         where TOp : struct, IUnaryOp
     {
-        int n = x.Length;
-        if (!RowParallel.Worth(n / RowParallel.ChunkElements, RowParallel.ChunkElements))
+        if (!RowParallel.Worth(x.Length / RowParallel.ChunkElements, RowParallel.ChunkElements))
         {
             Unary<TOp>(x, destination);
             return;
         }
 
+        UnarySplit<TOp>(x, destination);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the span is actually split.
+    private static unsafe void UnarySplit<TOp>(ReadOnlySpan<float> x, Span<float> destination)
+        where TOp : struct, IUnaryOp
+    {
+        int n = x.Length;
         fixed (float* px = x, pd = destination)
         {
             nint ax = (nint)px, ad = (nint)pd;
@@ -143,16 +150,22 @@ internal static class SimdDriver
     }
 
     /// <summary><see cref="Binary{TOp}"/> split across cores like <see cref="UnaryParallel{TOp}"/>.</summary>
-    public static unsafe void BinaryParallel<TOp>(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> destination)
+    public static void BinaryParallel<TOp>(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> destination)
         where TOp : struct, IBinaryOp
     {
-        int n = x.Length;
-        if (!RowParallel.Worth(n / RowParallel.ChunkElements, RowParallel.ChunkElements))
+        if (!RowParallel.Worth(x.Length / RowParallel.ChunkElements, RowParallel.ChunkElements))
         {
             Binary<TOp>(x, y, destination);
             return;
         }
 
+        BinarySplit<TOp>(x, y, destination);
+    }
+
+    private static unsafe void BinarySplit<TOp>(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> destination)
+        where TOp : struct, IBinaryOp
+    {
+        int n = x.Length;
         fixed (float* px = x, py = y, pd = destination)
         {
             nint ax = (nint)px, ay = (nint)py, ad = (nint)pd;

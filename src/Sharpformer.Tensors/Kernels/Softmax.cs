@@ -19,7 +19,7 @@ public static class Softmax
     /// <param name="rows">Number of rows.</param>
     /// <param name="cols">Row length (the softmax dimension).</param>
     /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
-    public static unsafe void Forward(ReadOnlySpan<float> x, Span<float> y, int rows, int cols)
+    public static void Forward(ReadOnlySpan<float> x, Span<float> y, int rows, int cols)
     {
         Check("Softmax.Forward", x.Length, y.Length, rows, cols);
         if (!RowParallel.Worth(rows, cols))
@@ -28,6 +28,12 @@ public static class Softmax
             return;
         }
 
+        ForwardParallel(x, y, rows, cols);
+    }
+
+    // Separate from Forward so that the lambda's captured state is allocated only when the rows are actually split.
+    private static unsafe void ForwardParallel(ReadOnlySpan<float> x, Span<float> y, int rows, int cols)
+    {
         fixed (float* px = x, py = y)
         {
             nint ax = (nint)px, ay = (nint)py;
@@ -150,19 +156,22 @@ public static class Softmax
 
             for (; i <= n - 16; i += 16) m0 = Vector512.MaxNative(m0, Vector512.LoadUnsafe(ref xs, (nuint)i));
             m0 = Vector512.MaxNative(Vector512.MaxNative(m0, m1), Vector512.MaxNative(m2, m3));
-            for (int l = 0; l < 16; l++) max = MathF.Max(max, m0[l]);
+            var m256 = Vector256.MaxNative(m0.GetLower(), m0.GetUpper());
+            var m128 = Vector128.MaxNative(m256.GetLower(), m256.GetUpper());
+            max = MathF.Max(MathF.Max(m128[0], m128[1]), MathF.Max(m128[2], m128[3]));
         }
         else if (Vector256.IsHardwareAccelerated && n >= 8)
         {
             var m0 = Vector256.Create(float.NegativeInfinity);
             for (; i <= n - 8; i += 8) m0 = Vector256.MaxNative(m0, Vector256.LoadUnsafe(ref xs, (nuint)i));
-            for (int l = 0; l < 8; l++) max = MathF.Max(max, m0[l]);
+            var m128 = Vector128.MaxNative(m0.GetLower(), m0.GetUpper());
+            max = MathF.Max(MathF.Max(m128[0], m128[1]), MathF.Max(m128[2], m128[3]));
         }
         else if (Vector128.IsHardwareAccelerated && n >= 4)
         {
             var m0 = Vector128.Create(float.NegativeInfinity);
             for (; i <= n - 4; i += 4) m0 = Vector128.MaxNative(m0, Vector128.LoadUnsafe(ref xs, (nuint)i));
-            for (int l = 0; l < 4; l++) max = MathF.Max(max, m0[l]);
+            max = MathF.Max(MathF.Max(m0[0], m0[1]), MathF.Max(m0[2], m0[3]));
         }
 
         for (; i < n; i++) max = MathF.Max(max, Unsafe.Add(ref xs, i));
