@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Sharpformer.Models;
 
 /// <summary>
@@ -56,7 +54,7 @@ public sealed class KvCache
     public int Width { get; }
 
     /// <summary>Tokens (padding included) stored per sequence so far.</summary>
-    public int Length { get; internal set; }
+    public int Length { get; private set; }
 
     /// <summary>Keys of layer <paramref name="layer"/>, [B, Tmax, H·D].</summary>
     /// <param name="layer">Layer index.</param>
@@ -122,10 +120,27 @@ public sealed class KvCache
         }
     }
 
-    /// <summary>Records T new tokens per sequence: their mask bits and position ids [B, T] (HF: cumsum(mask) − 1, 1 at padding).</summary>
-    internal void Append(ReadOnlySpan<float> attentionMask, int tokens, Span<int> positions)
+    /// <summary>
+    /// Claims T new rows per sequence (a model calls this once per forward, then writes K/V into rows
+    /// [old Length, old Length + T)): records their mask bits, writes their position ids [B, T] (HF generate:
+    /// cumsum(mask) − 1 over real tokens, 1 at padding) and advances <see cref="Length"/> by T.
+    /// </summary>
+    /// <param name="attentionMask">Empty (all tokens) or [B, T]: 1 = token, 0 = left padding.</param>
+    /// <param name="tokens">T.</param>
+    /// <param name="positions">[B, T] receives the position ids.</param>
+    /// <exception cref="ArgumentException">The cache is too small, or a span does not hold [B, T] values.</exception>
+    public void Advance(ReadOnlySpan<float> attentionMask, int tokens, Span<int> positions)
     {
-        Debug.Assert(Length + tokens <= Capacity);
+        if (tokens < 0 || Length + tokens > Capacity)
+        {
+            throw new ArgumentException($"KvCache: {Length} cached + {tokens} new tokens exceed its capacity of {Capacity}; allocate a larger cache.", nameof(tokens));
+        }
+
+        if ((!attentionMask.IsEmpty && attentionMask.Length != Batch * tokens) || positions.Length < Batch * tokens)
+        {
+            throw new ArgumentException($"KvCache.Advance: the mask ({attentionMask.Length}) and positions ({positions.Length}) must hold [B={Batch}, T={tokens}] values.", nameof(attentionMask));
+        }
+
         for (int b = 0; b < Batch; b++)
         {
             for (int t = 0; t < tokens; t++)
@@ -135,6 +150,8 @@ public sealed class KvCache
                 positions[b * tokens + t] = m != 0f ? _nextPosition[b]++ : 1;
             }
         }
+
+        Length += tokens;
     }
 
     private static float[] Gather(float[] source, ReadOnlySpan<int> sources, int rowBlock, int used)

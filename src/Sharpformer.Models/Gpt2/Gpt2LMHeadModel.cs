@@ -217,7 +217,7 @@ public sealed class Gpt2Model
         var positions = _positions.AsSpan(0, rows);
 
         // Position ids from the mask like HF generate: cumsum(mask) − 1 over real tokens, continuing the cache's count.
-        cache.Append(attentionMask, tokens, positions);
+        cache.Advance(attentionMask, tokens, positions);
         for (int r = 0; r < rows; r++)
         {
             Debug.Assert(positions[r] < Config.MaxPositionEmbeddings);
@@ -280,7 +280,6 @@ public sealed class Gpt2Model
             block.MlpProj.Apply(ff, rows, h, accumulate: true);
         }
 
-        cache.Length += tokens;
         if (finalNorm)
         {
             Norms.LayerNorm(h, _lnFGamma, _lnFBeta, h, rows, c, eps);
