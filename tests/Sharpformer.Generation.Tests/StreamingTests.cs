@@ -86,6 +86,17 @@ public class StreamingTests
     }
 
     [Fact]
+    public void Generate_EmptyPrompt_StartsFromBos()
+    {
+        // The fixture's BOS is <|endoftext|> = 256; the continuation must be the model's greedy one after it.
+        var tokenizer = ByteTokenizer();
+        var model = Fixture.LoadModel();
+        var expected = new TextGenerator(model).Generate([256], new GenerationOptions { MaxNewTokens = 8, StopTokenIds = [256] });
+        string text = new TextGenerator(model).Generate(tokenizer, "", new GenerationOptions { MaxNewTokens = 8 });
+        Assert.Equal(tokenizer.Decode(expected.Tokens), text);
+    }
+
+    [Fact]
     public async Task GenerateStreamingAsync_Cancelled_Throws()
     {
         var tokenizer = Gpt2Tokenizer.Instance;
