@@ -205,3 +205,15 @@ public class Gpt2ModelTests
         Assert.Equal(1f, cache.Mask[4]);
     }
 }
+
+public class AutoModelForCausalLMTests
+{
+    [Fact]
+    public void FromPretrained_Gpt2Folder_IsGpt2LMHeadModel()
+    {
+        var model = AutoModelForCausalLM.FromPretrained(Fixture.Folder);
+        Assert.IsType<Gpt2LMHeadModel>(model);
+        Assert.Equal(257, model.VocabSize);
+        Assert.Equal(48, model.MaxPositions);
+    }
+}
