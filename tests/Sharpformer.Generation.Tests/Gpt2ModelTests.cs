@@ -2,6 +2,7 @@ using Sharpformer.IO.Config;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models;
 using Sharpformer.Models.Gpt2;
+using Sharpformer.NN;
 using Sharpformer.Tensors;
 
 namespace Sharpformer.Generation.Tests;
@@ -152,6 +153,15 @@ public class Gpt2ModelTests
     }
 
     [Fact]
+    public void FromPretrained_Fixture_ReportHasNoMissingOrUnusedTensors()
+    {
+        var report = Model.Value.LoadReport!;
+        Assert.Empty(report.Missing);
+        Assert.Empty(report.Unused);
+        Assert.Contains("transformer.h.1.mlp.c_proj.weight", report.Loaded);
+    }
+
+    [Fact]
     public void FromWeights_MissingTensor_ErrorNamesIt()
     {
         var dir = Path.Combine(AppContext.BaseDirectory, "gpt2-missing-" + Guid.NewGuid().ToString("N"));
@@ -167,7 +177,7 @@ public class Gpt2ModelTests
 
         var config = (Gpt2Config)ModelConfig.Load(Fixture.Folder);
         using var weights = SafeTensorsLoader.Open(dir);
-        var error = Assert.Throws<InvalidDataException>(() => Gpt2LMHeadModel.FromWeights(config, weights));
+        var error = Assert.Throws<ModelLoadException>(() => Gpt2LMHeadModel.FromWeights(config, weights));
         Assert.Contains("transformer.h.1.mlp.c_fc.weight", error.Message, StringComparison.Ordinal);
     }
 

@@ -4,6 +4,7 @@ using Sharpformer.IO.Config;
 using Sharpformer.IO.Hub;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models.Gpt2;
+using Sharpformer.NN;
 using Sharpformer.Text;
 
 namespace Sharpformer.Cli.Commands;
@@ -81,7 +82,7 @@ internal static class GenerateCommand
             await output.WriteLineAsync().ConfigureAwait(false);
             return 0;
         }
-        catch (Exception e) when (e is ArgumentException or ModelConfigException or InvalidDataException or SafeTensorsException or NotSupportedException or IOException)
+        catch (Exception e) when (e is ArgumentException or ModelConfigException or ModelLoadException or InvalidDataException or SafeTensorsException or NotSupportedException or IOException)
         {
             await error.WriteLineAsync("error: " + e.Message.ReplaceLineEndings(" ")).ConfigureAwait(false);
             return e is ArgumentException ? 2 : 1;
