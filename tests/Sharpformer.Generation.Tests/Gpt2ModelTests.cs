@@ -202,6 +202,14 @@ public class Gpt2ModelTests
     }
 
     [Fact]
+    public void ForwardLast_CacheOfAnotherShape_ClearError()
+    {
+        var logits = new float[Model.Value.VocabSize];
+        var error = Assert.Throws<ArgumentException>(() => Model.Value.ForwardLast([1], default, new KvCache(1, 1, 4, 3), logits));
+        Assert.Contains("CreateCache", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void KvCache_Reorder_CopiesSequencesAndPositions()
     {
         var cache = new KvCache(1, 2, 4, 3);

@@ -25,7 +25,7 @@ internal static class GenerateCommand
         };
         var maxNewTokens = new Option<int>("--max-new-tokens") { Description = "Tokens to generate at most.", DefaultValueFactory = _ => 50 };
         var temperature = new Option<float?>("--temperature") { Description = "Sample with this temperature (> 0); 0 means greedy. Sampling is on when any of --temperature, --top-k, --top-p, --seed is given." };
-        var topK = new Option<int?>("--top-k") { Description = "Sample from the K most likely tokens (0 = no limit)." };
+        var topK = new Option<int?>("--top-k") { Description = "Sample from the K most likely tokens (0 = no limit; default 50, as in HF)." };
         var topP = new Option<float?>("--top-p") { Description = "Sample from the smallest set of tokens whose probability reaches P (0 < P ≤ 1)." };
         var seed = new Option<int?>("--seed") { Description = "Seed for reproducible sampling." };
         var beams = new Option<int>("--beams") { Description = "Beam search with this many beams (prints the result at the end).", DefaultValueFactory = _ => 1 };
@@ -45,7 +45,7 @@ internal static class GenerateCommand
                 MaxNewTokens = parse.GetValue(maxNewTokens),
                 DoSample = sample,
                 Temperature = t is { } tv and not 0f ? tv : 1f,
-                TopK = k ?? (sample ? 0 : 50),
+                TopK = k ?? 50, // HF's default top_k when sampling
                 TopP = p ?? 1f,
                 Seed = s,
                 NumBeams = parse.GetValue(beams),

@@ -203,6 +203,13 @@ public sealed class Gpt2Model
             throw new ArgumentException($"GPT-2 forward: the cache holds B={cache.Batch} sequences but the ids have B={batch}.", nameof(cache));
         }
 
+        if (cache.Capacity > Config.MaxPositionEmbeddings || cache.Layers != _blocks.Length || cache.Width != Config.HiddenSize)
+        {
+            throw new ArgumentException(
+                $"GPT-2 forward: the cache ({cache.Layers} layers × {cache.Width} wide, capacity {cache.Capacity}) was not made for this model ({_blocks.Length} layers × {Config.HiddenSize}, context {Config.MaxPositionEmbeddings}); create it with CreateCache.",
+                nameof(cache));
+        }
+
         if (cache.Length + tokens > cache.Capacity)
         {
             throw new ArgumentException(
