@@ -162,6 +162,27 @@ public class Gpt2ModelTests
     }
 
     [Fact]
+    public void Forward_ConfigSwitches_MatchPyTorch()
+    {
+        // scale_attn_weights false + scale_attn_by_inverse_layer_idx + relu, and exact-erf "gelu", on the same weights.
+        foreach (var variant in Fixture.Expected.GetProperty("variants").EnumerateArray())
+        {
+            var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(Fixture.Folder, "config.json")))!.AsObject();
+            foreach (var property in variant.GetProperty("config").EnumerateObject())
+            {
+                json[property.Name] = System.Text.Json.Nodes.JsonNode.Parse(property.Value.GetRawText());
+            }
+
+            var config = (Gpt2Config)ModelConfig.Parse(json.ToJsonString());
+            using var weights = SafeTensorsLoader.Open(Fixture.Folder);
+            var model = Gpt2LMHeadModel.FromWeights(config, weights);
+            var logits = model.Forward(Fixture.Ints(variant.GetProperty("prompt")), 1).Logits.ToArray();
+            var expected = Fixture.Floats(variant.GetProperty("logits"));
+            Assert.True(Fixture.MaxAbsDiff(expected, logits) <= Tolerances.LogitsVsTorch, $"{variant.GetProperty("config")}: max |Δ| = {Fixture.MaxAbsDiff(expected, logits)}");
+        }
+    }
+
+    [Fact]
     public void FromWeights_MissingTensor_ErrorNamesIt()
     {
         var dir = Path.Combine(AppContext.BaseDirectory, "gpt2-missing-" + Guid.NewGuid().ToString("N"));
