@@ -318,6 +318,7 @@ public sealed class Gpt2Model
         _positions = new int[rows];
     }
 
+    // Method groups have no natural type inside a switch expression; this gives every arm the same delegate type.
     private static Action<ReadOnlySpan<float>, Span<float>> ActionFor(Action<ReadOnlySpan<float>, Span<float>> f) => f;
 
     private static Action<ReadOnlySpan<float>, Span<float>> ActivationFor(string name) => name switch
