@@ -1,0 +1,66 @@
+using Sharpformer.IO.Hub;
+using Sharpformer.Text;
+
+namespace Sharpformer.Pipelines;
+
+/// <summary>Resolves "org/name" or a local folder to files (through the Hub client and its cache), then loads tokenizer and model.</summary>
+internal static class ModelLoader
+{
+    public static async Task<(TextTokenizer Tokenizer, BertEncoder Model, ModelFiles Files)> LoadAsync(
+        string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
+        options ??= new PipelineOptions();
+        var files = await ResolveAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
+        var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
+        var model = BertEncoder.Load(files.ConfigPath, files.WeightPaths);
+        return (tokenizer, model, files);
+    }
+
+    public static async Task<ModelFiles> ResolveAsync(string modelIdOrFolder, PipelineOptions options, CancellationToken ct)
+    {
+        var hub = options.Hub ?? HubOptions.FromEnvironment();
+        using var client = new HubClient(hub);
+        try
+        {
+            return await client.ResolveModelFilesAsync(modelIdOrFolder, options.Revision, options.DownloadProgress, ct).ConfigureAwait(false);
+        }
+        catch (OfflineCacheMissException e)
+        {
+            throw new ModelUnavailableException(
+                $"'{modelIdOrFolder}' is not in the cache ({hub.CacheDir}) and offline mode is on (HF_HUB_OFFLINE); "
+                + "pass --model a local folder with config.json, model.safetensors and vocab.txt (e.g. one made by `sharpformer convert onnx-bert`).", e);
+        }
+        catch (HubNetworkException e)
+        {
+            throw new ModelUnavailableException(
+                $"'{modelIdOrFolder}' is not cached and the Hub at {hub.Endpoint} cannot be reached; "
+                + "pass --model a local folder with config.json, model.safetensors and vocab.txt (e.g. one made by `sharpformer convert onnx-bert`).", e);
+        }
+    }
+
+    /// <summary>HF's limit for one input: the tokenizer's model_max_length, capped by the position table.</summary>
+    public static int MaxLength(TextTokenizer tokenizer, ITextEncoder model) =>
+        Math.Min(tokenizer.ModelMaxLength > 0 ? tokenizer.ModelMaxLength : int.MaxValue, model.MaxPositions);
+
+    /// <summary>Encodes <paramref name="text"/>, failing (or truncating, if asked) when it is longer than the model allows.</summary>
+    public static TokenEncoding EncodeChecked(TextTokenizer tokenizer, ITextEncoder model, string text, bool truncation)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var limit = MaxLength(tokenizer, model);
+        if (truncation)
+        {
+            return tokenizer.Encode(text, options: new EncodeOptions { Truncation = true, MaxLength = limit });
+        }
+
+        var encoding = tokenizer.Encode(text);
+        if (encoding.Count > limit)
+        {
+            throw new ArgumentException(
+                $"The input is {encoding.Count} tokens long but the model takes at most {limit} (model_max_length); shorten it, or turn truncation on (PipelineOptions.Truncation, --truncate) to keep the first {limit} tokens.",
+                nameof(text));
+        }
+
+        return encoding;
+    }
+}
