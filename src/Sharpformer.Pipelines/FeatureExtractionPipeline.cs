@@ -27,7 +27,7 @@ public sealed class FeatureExtractionPipeline
     /// <exception cref="ModelUnavailableException">Not a local folder, not cached, and the Hub cannot be reached (or offline mode is on).</exception>
     public static async Task<FeatureExtractionPipeline> FromPretrainedAsync(string modelIdOrFolder, PipelineOptions? options = null, CancellationToken ct = default)
     {
-        var (tokenizer, model, _) = await ModelLoader.LoadAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
+        var (tokenizer, model) = await ModelLoader.LoadEncoderAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
         return new FeatureExtractionPipeline(tokenizer, model, options);
     }
 

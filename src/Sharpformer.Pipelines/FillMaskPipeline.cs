@@ -67,7 +67,7 @@ public sealed class FillMaskPipeline
     /// <exception cref="NotSupportedException">The model type is not supported, or it has no MLM head.</exception>
     public static async Task<FillMaskPipeline> FromPretrainedAsync(string modelIdOrFolder, PipelineOptions? options = null, CancellationToken ct = default)
     {
-        var (tokenizer, model, _) = await ModelLoader.LoadAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
+        var (tokenizer, model) = await ModelLoader.LoadMaskedLmAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
         return new FillMaskPipeline(tokenizer, model, options);
     }
 

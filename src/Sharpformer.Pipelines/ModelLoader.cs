@@ -1,4 +1,7 @@
 using Sharpformer.IO.Hub;
+using Sharpformer.IO.SafeTensors;
+using Sharpformer.Models;
+using Sharpformer.Models.Bert;
 using Sharpformer.Text;
 
 namespace Sharpformer.Pipelines;
@@ -6,15 +9,35 @@ namespace Sharpformer.Pipelines;
 /// <summary>Resolves "org/name" or a local folder to files (through the Hub client and its cache), then loads tokenizer and model.</summary>
 internal static class ModelLoader
 {
-    public static async Task<(TextTokenizer Tokenizer, BertEncoder Model, ModelFiles Files)> LoadAsync(
+    /// <summary>The tokenizer and the base encoder (AutoModel: bert, roberta) of a model.</summary>
+    public static async Task<(TextTokenizer Tokenizer, ITextEncoder Model)> LoadEncoderAsync(
         string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
-        options ??= new PipelineOptions();
-        var files = await ResolveAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
+        var files = await ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), ct).ConfigureAwait(false);
         var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
-        var model = BertEncoder.Load(files.ConfigPath, files.WeightPaths);
-        return (tokenizer, model, files);
+        var model = AutoModel.FromPretrained(files.Directory) as BertModel
+            ?? throw new NotSupportedException($"{files.Directory}: the pipelines run BERT-style encoders; AutoModel built another kind of model.");
+        return (tokenizer, new BertEncoderAdapter(model));
+    }
+
+    /// <summary>The tokenizer and the masked-LM model (AutoModelForMaskedLM) of a model; a checkpoint without cls.predictions is refused.</summary>
+    public static async Task<(TextTokenizer Tokenizer, IMaskedLanguageModel Model)> LoadMaskedLmAsync(
+        string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
+        var files = await ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), ct).ConfigureAwait(false);
+        using (var weights = SafeTensorsLoader.Open(files.Directory))
+        {
+            if (!weights.Contains("cls.predictions.transform.dense.weight"))
+            {
+                throw new NotSupportedException(
+                    $"{modelIdOrFolder}: fill-mask needs a model with a masked-LM head (BertForMaskedLM: cls.predictions.* tensors); this checkpoint is a bare encoder. Use a *ForMaskedLM checkpoint such as bert-base-uncased, or the embed verb for encoders.");
+            }
+        }
+
+        var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
+        return (tokenizer, new BertMaskedLmAdapter(AutoModelForMaskedLM.FromPretrained(files.Directory)));
     }
 
     public static async Task<ModelFiles> ResolveAsync(string modelIdOrFolder, PipelineOptions options, CancellationToken ct)

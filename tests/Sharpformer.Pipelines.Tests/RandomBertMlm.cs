@@ -5,8 +5,8 @@ namespace Sharpformer.Pipelines.Tests;
 
 /// <summary>
 /// A small random BertForMaskedLM folder (config.json, model.safetensors, vocab.txt, tokenizer_config.json) with HF's
-/// <c>bert.</c>-prefixed names, the legacy gamma/beta names on the embedding LayerNorm (as bert-base-uncased stores
-/// them) and the decoder tied to the word embeddings (no cls.predictions.decoder.weight). Seeded, so it is the same each run.
+/// <c>bert.</c>-prefixed names and the decoder tied to the word embeddings (no cls.predictions.decoder.weight).
+/// Seeded, so it is the same each run.
 /// </summary>
 internal static class RandomBertMlm
 {
@@ -25,16 +25,16 @@ internal static class RandomBertMlm
         var random = new Random(1234);
         var tensors = new List<(string, Tensor)>();
         void Add(string name, params int[] dims) => tensors.Add((name, Tensor.RandomNormal(dims, random, std: 0.3f)));
-        void AddNorm(string prefix, string weight = "weight", string bias = "bias")
+        void AddNorm(string prefix)
         {
-            tensors.Add(($"{prefix}.{weight}", Tensor.RandomNormal(new[] { Hidden }, random, mean: 1f, std: 0.1f)));
-            tensors.Add(($"{prefix}.{bias}", Tensor.RandomNormal(new[] { Hidden }, random, std: 0.1f)));
+            tensors.Add(($"{prefix}.weight", Tensor.RandomNormal(new[] { Hidden }, random, mean: 1f, std: 0.1f)));
+            tensors.Add(($"{prefix}.bias", Tensor.RandomNormal(new[] { Hidden }, random, std: 0.1f)));
         }
 
         Add("bert.embeddings.word_embeddings.weight", Vocab.Length, Hidden);
         Add("bert.embeddings.position_embeddings.weight", MaxPositions, Hidden);
         Add("bert.embeddings.token_type_embeddings.weight", 2, Hidden);
-        AddNorm("bert.embeddings.LayerNorm", "gamma", "beta");
+        AddNorm("bert.embeddings.LayerNorm");
         for (var l = 0; l < Layers; l++)
         {
             var p = $"bert.encoder.layer.{l}";
