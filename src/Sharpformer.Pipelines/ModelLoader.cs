@@ -14,7 +14,7 @@ internal static class ModelLoader
         string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
-        var files = await ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), ct).ConfigureAwait(false);
+        var files = await ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), EncoderFolderHint, ct).ConfigureAwait(false);
         var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
         var model = AutoModel.FromPretrained(files.Directory) as BertModel
             ?? throw new NotSupportedException($"{files.Directory}: the pipelines run BERT-style encoders; AutoModel built another kind of model.");
@@ -26,7 +26,7 @@ internal static class ModelLoader
         string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
-        var files = await ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), ct).ConfigureAwait(false);
+        var files = await ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), MaskedLmFolderHint, ct).ConfigureAwait(false);
         using (var weights = SafeTensorsLoader.Open(files.Directory))
         {
             if (!weights.Contains("cls.predictions.transform.dense.weight"))
@@ -40,7 +40,18 @@ internal static class ModelLoader
         return (tokenizer, new BertMaskedLmAdapter(AutoModelForMaskedLM.FromPretrained(files.Directory)));
     }
 
-    public static async Task<ModelFiles> ResolveAsync(string modelIdOrFolder, PipelineOptions options, CancellationToken ct)
+    private const string EncoderFolderHint =
+        "pass --model a local folder with config.json, model.safetensors and vocab.txt (e.g. one made by `sharpformer convert onnx-bert`).";
+
+    private const string MaskedLmFolderHint =
+        "pass --model a local folder with a BertForMaskedLM checkpoint (config.json, model.safetensors with cls.predictions.*, vocab.txt).";
+
+    /// <summary>
+    /// The model's files: a local folder as is, else "org/name" through the Hub client and its cache. When the Hub cannot
+    /// be reached (or offline mode is on) and nothing is cached, one line says so and <paramref name="folderHint"/> says
+    /// what local folder to pass instead.
+    /// </summary>
+    public static async Task<ModelFiles> ResolveAsync(string modelIdOrFolder, PipelineOptions options, string folderHint, CancellationToken ct)
     {
         var hub = options.Hub ?? HubOptions.FromEnvironment();
         using var client = new HubClient(hub);
@@ -51,14 +62,12 @@ internal static class ModelLoader
         catch (OfflineCacheMissException e)
         {
             throw new ModelUnavailableException(
-                $"'{modelIdOrFolder}' is not in the cache ({hub.CacheDir}) and offline mode is on (HF_HUB_OFFLINE); "
-                + "pass --model a local folder with config.json, model.safetensors and vocab.txt (e.g. one made by `sharpformer convert onnx-bert`).", e);
+                $"'{modelIdOrFolder}' is not in the cache ({hub.CacheDir}) and offline mode is on (HF_HUB_OFFLINE); {folderHint}", e);
         }
         catch (HubNetworkException e)
         {
             throw new ModelUnavailableException(
-                $"'{modelIdOrFolder}' is not cached and the Hub at {hub.Endpoint} cannot be reached; "
-                + "pass --model a local folder with config.json, model.safetensors and vocab.txt (e.g. one made by `sharpformer convert onnx-bert`).", e);
+                $"'{modelIdOrFolder}' is not cached and the Hub at {hub.Endpoint} cannot be reached; {folderHint}", e);
         }
     }
 

@@ -20,7 +20,7 @@ internal static class PipelineVerbs
 
     public static Option<string> ModelOption(string defaultModel) => new("--model")
     {
-        Description = $"Hub repo id ('org/name', fetched into the HF cache) or a local model folder (e.g. made by `sharpformer convert onnx-bert`). Default: {defaultModel}.",
+        Description = "Hub repo id ('org/name', fetched into the HF cache; HF_ENDPOINT and HF_HUB_OFFLINE apply) or a local model folder.",
         DefaultValueFactory = _ => defaultModel,
     };
 
