@@ -89,7 +89,12 @@ public sealed class FillMaskPipeline
 
         var targetIds = targets is null ? null : ResolveTargets(targets);
         var encoding = ModelLoader.EncodeChecked(Tokenizer, Model, text, _options.Truncation);
-        var ids = encoding.Ids.ToArray();
+        return RunIds(encoding.Ids.ToArray(), encoding.TypeIds.ToArray(), topK, targetIds, text);
+    }
+
+    /// <summary>The part of <see cref="Run"/> after tokenization: [T] ids and token types of one unpadded input.</summary>
+    internal IReadOnlyList<IReadOnlyList<FillMaskResult>> RunIds(int[] ids, int[] typeIds, int topK, int[]? targetIds, string text)
+    {
         var positions = new List<int>();
         for (var t = 0; t < ids.Length; t++)
         {
@@ -105,7 +110,9 @@ public sealed class FillMaskPipeline
         }
 
         // [1, T] → hidden [T, C]; only the masked rows go through the MLM head (→ [P, V]).
-        var hidden = Model.Encode(ids, encoding.AttentionMask.ToArray(), encoding.TypeIds.ToArray(), 1, ids.Length);
+        var mask = new int[ids.Length];
+        Array.Fill(mask, 1);
+        var hidden = Model.Encode(ids, mask, typeIds, 1, ids.Length);
         int c = Model.HiddenSize;
         var masked = new float[positions.Count * c];
         for (var i = 0; i < positions.Count; i++)
