@@ -117,7 +117,16 @@ public abstract class OnnxParityTests(ParityModelFixture fixture)
     [Fact]
     public void Forward_FastPath_MatchesModulePath()
     {
-        var encodings = new[] { "The fast path fuses kernels.", "Padding too: short" }.Select(t => fixture.Tokenizer.Encode(t)).ToList();
+        // One short batch (row-wise attention kernel) and one past 32 tokens (batched-GEMM attention), both padded.
+        foreach (var texts in new[] { new[] { "The fast path fuses kernels.", "Padding too: short" }, new[] { LongText[..300], "Padding too: short" } })
+        {
+            CheckFastPath(texts);
+        }
+    }
+
+    private void CheckFastPath(string[] texts)
+    {
+        var encodings = texts.Select(t => fixture.Tokenizer.Encode(t)).ToList();
         var batch = BertBatch.FromEncodings(encodings);
         using var noGrad = Autograd.NoGrad();
         Assert.True(fixture.Model.UsesFastPath);
