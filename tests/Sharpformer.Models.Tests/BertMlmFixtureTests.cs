@@ -164,3 +164,26 @@ public class BertMlmFixtureTests
         Assert.NotNull(model.Pooler);
     }
 }
+
+public class RobertaPositionTests
+{
+    [Fact]
+    public void PositionIds_Roberta_StartAfterPaddingIdxAndPaddingKeepsIt()
+    {
+        var config = (RobertaConfig)ModelConfig.Parse("""
+            {"model_type": "roberta", "vocab_size": 30, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
+             "intermediate_size": 16, "max_position_embeddings": 12, "type_vocab_size": 1, "pad_token_id": 1, "layer_norm_eps": 1e-5}
+            """);
+        var model = new BertModel(config, VarBuilder.FromInit(seed: 4));
+        Assert.Equal([2, 3, 4, 1, 2, 3, 4, 1], model.Embeddings.PositionIds([0, 7, 2, 1, 0, 9, 2, 1], 2, 4));
+
+        // The fused path numbers positions the same way as the module path.
+        model.Eval();
+        var ids = Tensor.FromArray(new[] { 0, 7, 2, 1, 0, 9, 2, 1 }, new Shape(2, 4));
+        var mask = Tensor.FromArray(new[] { 1, 1, 1, 0, 1, 1, 1, 0 }, new Shape(2, 4));
+        var reference = model.Forward(ids, mask).LastHiddenState.ToArray();
+        using var noGrad = Autograd.NoGrad();
+        var fast = model.Forward(ids, mask).LastHiddenState.ToArray();
+        Assert.True(OnnxParityTests.MaxAbsDiff(reference, fast) <= Tolerances.FastVsModules);
+    }
+}

@@ -57,6 +57,13 @@ public sealed unsafe class SafeTensorsFile : ISafeTensorsSource
         }
 
         var info = new FileInfo(path);
+        // A FileInfo of a symbolic link describes the link (Length = the target path's length); the HF cache's snapshot
+        // files are links to blobs, so size the file the link points to.
+        if (info.LinkTarget is not null && info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target)
+        {
+            info = target;
+        }
+
         if (!info.Exists)
         {
             throw new FileNotFoundException($"No safetensors file at '{path}'.", path);

@@ -29,6 +29,13 @@ public sealed unsafe class MemoryMappedStorage : TensorStorage
     public static MemoryMappedStorage Open(string path, long fileOffset = 0, long? byteLength = null)
     {
         var info = new FileInfo(path);
+        // A FileInfo of a symbolic link describes the link (Length = the target path's length); the HF cache's snapshot
+        // files are links to blobs, so size the file the link points to.
+        if (info.LinkTarget is not null && info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target)
+        {
+            info = target;
+        }
+
         if (!info.Exists)
         {
             throw new FileNotFoundException($"Cannot map '{path}': the file does not exist.", path);

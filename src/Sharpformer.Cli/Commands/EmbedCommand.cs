@@ -1,0 +1,71 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Sharpformer.Pipelines;
+
+namespace Sharpformer.Cli.Commands;
+
+/// <summary>
+/// <c>sharpformer embed [--model sentence-transformers/all-MiniLM-L6-v2] [--json] "text"…</c>: sentence embeddings
+/// (mean pooling over the attention mask, then L2 normalisation).
+/// </summary>
+internal static class EmbedCommand
+{
+    public const string DefaultModel = "sentence-transformers/all-MiniLM-L6-v2";
+    private const int Shown = 8;
+
+    public static Command Create()
+    {
+        var texts = new Argument<string[]>("text") { Description = "One or more texts to embed.", Arity = ArgumentArity.OneOrMore };
+        var model = PipelineVerbs.ModelOption(DefaultModel);
+        var json = PipelineVerbs.JsonOption();
+        var truncate = PipelineVerbs.TruncateOption();
+        var batchSize = new Option<int>("--batch-size") { Description = "Texts per forward pass.", DefaultValueFactory = _ => 32 };
+        var command = new Command("embed", "Sentence embeddings: mean-pooled, L2-normalised encoder output (sentence-transformers style).")
+        {
+            texts, model, json, truncate, batchSize,
+        };
+        command.SetAction((parse, ct) => RunAsync(
+            parse.GetValue(texts)!, parse.GetValue(model)!, parse.GetValue(json), parse.GetValue(truncate), parse.GetValue(batchSize),
+            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct));
+        return command;
+    }
+
+    internal static Task<int> RunAsync(string[] texts, string model, bool json, bool truncate, int batchSize,
+        TextWriter output, TextWriter error, CancellationToken ct) =>
+        PipelineVerbs.GuardAsync("embed", error, async () =>
+        {
+            var pipeline = await SentenceEmbeddingPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate), ct).ConfigureAwait(false);
+            var embeddings = EmbedWithProgress(pipeline, texts, batchSize, error, ct);
+            if (json)
+            {
+                var data = embeddings.Select((e, i) => new { index = i, text = texts[i], embedding = e }).ToList();
+                output.WriteLine(JsonSerializer.Serialize(new { model, dimensions = pipeline.Dimensions, data }, PipelineVerbs.Json));
+                return 0;
+            }
+
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{model}: {texts.Length} embedding(s) of {pipeline.Dimensions} dimensions (mean-pooled, L2-normalised)"));
+            for (var i = 0; i < texts.Length; i++)
+            {
+                var head = string.Join(", ", embeddings[i].Take(Shown).Select(v => PipelineVerbs.F(v, "F4")));
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{i}] \"{texts[i]}\""));
+                output.WriteLine($"    [{head}{(embeddings[i].Length > Shown ? ", …" : "")}]");
+            }
+
+            return 0;
+        });
+
+    /// <summary>Embeds <paramref name="texts"/>, printing "embedded n/N" on stderr when there is more than one batch.</summary>
+    internal static IReadOnlyList<float[]> EmbedWithProgress(SentenceEmbeddingPipeline pipeline, IReadOnlyList<string> texts, int batchSize,
+        TextWriter error, CancellationToken ct)
+    {
+        var progress = texts.Count > batchSize ? new LineProgress(error) : null;
+        return pipeline.Embed(texts, batchSize, progress, ct);
+    }
+
+    private sealed class LineProgress(TextWriter error) : IProgress<EmbeddingProgress>
+    {
+        public void Report(EmbeddingProgress value) =>
+            error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"embedded {value.Done}/{value.Total}"));
+    }
+}

@@ -1,0 +1,87 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Sharpformer.IO.Hub;
+using Sharpformer.IO.SafeTensors;
+using Sharpformer.Pipelines;
+
+namespace Sharpformer.Cli.Commands;
+
+/// <summary>What the pipeline verbs (fill-mask, embed, similarity) share: options, Hub progress, warnings and one-line errors.</summary>
+internal static class PipelineVerbs
+{
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+    };
+
+    public static Option<string> ModelOption(string defaultModel) => new("--model")
+    {
+        Description = "Hub repo id ('org/name', fetched into the HF cache; HF_ENDPOINT and HF_HUB_OFFLINE apply) or a local model folder.",
+        DefaultValueFactory = _ => defaultModel,
+    };
+
+    public static Option<bool> JsonOption() => new("--json") { Description = "Print the result as JSON." };
+
+    public static Option<bool> TruncateOption() => new("--truncate")
+    {
+        Description = "Cut inputs longer than the model's limit (model_max_length) instead of failing.",
+    };
+
+    /// <summary>Pipeline options that print finished downloads and HF-style warnings on stderr.</summary>
+    public static PipelineOptions Options(TextWriter error, bool truncate) => new()
+    {
+        Truncation = truncate,
+        Warning = message => error.WriteLine("warning: " + message),
+        DownloadProgress = new DownloadLines(error),
+    };
+
+    /// <summary>Runs a verb's body; every expected failure becomes one "error: verb: …" line on stderr and a non-zero exit.</summary>
+    public static async Task<int> GuardAsync(string verb, TextWriter error, Func<Task<int>> body)
+    {
+        try
+        {
+            return await body().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ArgumentException)
+        {
+            await error.WriteLineAsync($"error: {verb}: {OneLine(e.Message)}").ConfigureAwait(false);
+            return 2;
+        }
+        catch (Exception e) when (e is ModelUnavailableException or HubException or NotSupportedException or IOException
+            or InvalidDataException or UnauthorizedAccessException or SafeTensorsException or InvalidOperationException)
+        {
+            await error.WriteLineAsync($"error: {verb}: {OneLine(e.Message)}").ConfigureAwait(false);
+            return 1;
+        }
+        catch (OperationCanceledException)
+        {
+            await error.WriteLineAsync($"error: {verb}: cancelled.").ConfigureAwait(false);
+            return 130;
+        }
+    }
+
+    public static string F(float value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
+
+    // ArgumentException appends " (Parameter 'x')"; the message before it already says what to do.
+    private static string OneLine(string message)
+    {
+        var cut = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
+        return (cut > 0 ? message[..cut] : message).ReplaceLineEndings(" ");
+    }
+
+    /// <summary>One stderr line per file once it is downloaded; cached files report nothing.</summary>
+    private sealed class DownloadLines(TextWriter error) : IProgress<DownloadProgress>
+    {
+        public void Report(DownloadProgress value)
+        {
+            if (value.TotalBytes is { } total && value.BytesDownloaded == total)
+            {
+                error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"downloaded {value.FileName} ({total / 1e6:F1} MB)"));
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+using Sharpformer.IO.Hub;
+using Sharpformer.IO.SafeTensors;
+using Sharpformer.Models;
+using Sharpformer.Models.Bert;
+using Sharpformer.Text;
+
+namespace Sharpformer.Pipelines;
+
+/// <summary>Resolves "org/name" or a local folder to files (through the Hub client and its cache), then loads tokenizer and model.</summary>
+internal static class ModelLoader
+{
+    /// <summary>The tokenizer and the base encoder (AutoModel: bert, roberta) of a model.</summary>
+    public static async Task<(TextTokenizer Tokenizer, ITextEncoder Model)> LoadEncoderAsync(
+        string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
+        var files = await ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), EncoderFolderHint, ct).ConfigureAwait(false);
+        var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
+        var model = AutoModel.FromPretrained(files.Directory) as BertModel
+            ?? throw new NotSupportedException($"{files.Directory}: the pipelines run BERT-style encoders; AutoModel built another kind of model.");
+        return (tokenizer, new BertEncoderAdapter(model));
+    }
+
+    /// <summary>The tokenizer and the masked-LM model (AutoModelForMaskedLM) of a model; a checkpoint without cls.predictions is refused.</summary>
+    public static async Task<(TextTokenizer Tokenizer, IMaskedLanguageModel Model)> LoadMaskedLmAsync(
+        string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
+        var files = await ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), MaskedLmFolderHint, ct).ConfigureAwait(false);
+        using (var weights = SafeTensorsLoader.Open(files.Directory))
+        {
+            if (!weights.Contains("cls.predictions.transform.dense.weight"))
+            {
+                throw new NotSupportedException(
+                    $"{modelIdOrFolder}: fill-mask needs a model with a masked-LM head (BertForMaskedLM: cls.predictions.* tensors); this checkpoint is a bare encoder. Use a *ForMaskedLM checkpoint such as bert-base-uncased, or the embed verb for encoders.");
+            }
+        }
+
+        var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
+        return (tokenizer, new BertMaskedLmAdapter(AutoModelForMaskedLM.FromPretrained(files.Directory)));
+    }
+
+    private const string EncoderFolderHint =
+        "pass --model a local folder with config.json, model.safetensors and vocab.txt (e.g. one made by `sharpformer convert onnx-bert`).";
+
+    private const string MaskedLmFolderHint =
+        "pass --model a local folder with a BertForMaskedLM checkpoint (config.json, model.safetensors with cls.predictions.*, vocab.txt).";
+
+    /// <summary>
+    /// The model's files: a local folder as is, else "org/name" through the Hub client and its cache. When the Hub cannot
+    /// be reached (or offline mode is on) and nothing is cached, one line says so and <paramref name="folderHint"/> says
+    /// what local folder to pass instead.
+    /// </summary>
+    public static async Task<ModelFiles> ResolveAsync(string modelIdOrFolder, PipelineOptions options, string folderHint, CancellationToken ct)
+    {
+        var hub = options.Hub ?? HubOptions.FromEnvironment();
+        using var client = new HubClient(hub);
+        try
+        {
+            return await client.ResolveModelFilesAsync(modelIdOrFolder, options.Revision, options.DownloadProgress, ct).ConfigureAwait(false);
+        }
+        catch (OfflineCacheMissException e)
+        {
+            throw new ModelUnavailableException(
+                $"'{modelIdOrFolder}' is not in the cache ({hub.CacheDir}) and offline mode is on (HF_HUB_OFFLINE); {folderHint}", e);
+        }
+        catch (HubNetworkException e)
+        {
+            throw new ModelUnavailableException(
+                $"'{modelIdOrFolder}' is not cached and the Hub at {hub.Endpoint} cannot be reached; {folderHint}", e);
+        }
+    }
+
+    /// <summary>HF's limit for one input: the tokenizer's model_max_length, capped by the position table.</summary>
+    public static int MaxLength(TextTokenizer tokenizer, ITextEncoder model) =>
+        Math.Min(tokenizer.ModelMaxLength > 0 ? tokenizer.ModelMaxLength : int.MaxValue, model.MaxPositions);
+
+    /// <summary>Encodes <paramref name="text"/>, failing (or truncating, if asked) when it is longer than the model allows.</summary>
+    public static TokenEncoding EncodeChecked(TextTokenizer tokenizer, ITextEncoder model, string text, bool truncation)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var limit = MaxLength(tokenizer, model);
+        if (truncation)
+        {
+            return tokenizer.Encode(text, options: new EncodeOptions { Truncation = true, MaxLength = limit });
+        }
+
+        var encoding = tokenizer.Encode(text);
+        if (encoding.Count > limit)
+        {
+            throw new ArgumentException(
+                $"The input is {encoding.Count} tokens long but the model takes at most {limit} (model_max_length); shorten it, or turn truncation on (PipelineOptions.Truncation, --truncate) to keep the first {limit} tokens.",
+                nameof(text));
+        }
+
+        return encoding;
+    }
+}
