@@ -98,6 +98,18 @@ internal static class EncoderBench
         var gamma = Rand(c);
         var mask = Enumerable.Repeat(1f, n).ToArray();
         var shape = new AttentionShape(b, h, t, t, d) { QueryRowStride = 3 * c, KeyRowStride = 3 * c, ValueRowStride = 3 * c, OutputRowStride = c };
+        void FfnChunked(int rows)
+        {
+            for (int r0 = 0; r0 < n; r0 += rows)
+            {
+                int m = Math.Min(rows, n - r0);
+                var f = ffn.AsSpan(0, m * inner);
+                Gemm.Sgemm(false, m, 1f, x.AsSpan(r0 * c, m * c), c, w1, 0f, f, inner, default);
+                Activations.Gelu(f, f);
+                Gemm.Sgemm(false, m, 1f, f, inner, w2, 0f, tmp.AsSpan(r0 * c, m * c), c, gamma);
+            }
+        }
+
         var scores = new float[h * t * t];
         var heads = new float[h * t * d];
         var stages = new (string Name, Action Run)[]
@@ -110,6 +122,14 @@ internal static class EncoderBench
             ("ffn1 gemm", () => Gemm.Sgemm(false, n, 1f, x, c, w1, 0f, ffn, inner, default)),
             ("gelu", () => Activations.Gelu(ffn, ffn)),
             ("ffn2 gemm", () => Gemm.Sgemm(false, n, 1f, ffn, inner, w2, 0f, tmp, c, gamma)),
+            ("ffn whole", () =>
+            {
+                Gemm.Sgemm(false, n, 1f, x, c, w1, 0f, ffn, inner, default);
+                Activations.Gelu(ffn, ffn);
+                Gemm.Sgemm(false, n, 1f, ffn, inner, w2, 0f, tmp, c, gamma);
+            }),
+            ("ffn chunk 256", () => FfnChunked(256)),
+            ("ffn chunk 512", () => FfnChunked(512)),
         };
         foreach (var (name, run) in stages)
         {
@@ -185,7 +205,7 @@ internal static class EncoderBench
         // Warm-up (JIT tiers, weight packing, ORT's arena), then size N so each engine gets about 1.5 s.
         double warm = 0;
         for (int i = 0; i < 3; i++) warm = RunOurs() + RunTheirs();
-        int n = repeat > 0 ? repeat : Math.Clamp((int)(3000 / Math.Max(warm, 0.01)), 5, 200);
+        int n = repeat > 0 ? repeat : Math.Clamp((int)(3000 / Math.Max(warm, 0.01)), 9, 200);
         var ours = new double[n];
         var theirs = new double[n];
         for (int i = 0; i < n; i++)
