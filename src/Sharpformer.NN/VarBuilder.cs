@@ -217,9 +217,49 @@ internal sealed class VarStore
     private VarStore(string description, Func<string, bool> contains, Func<string, (Tensor, string)> read, Func<IEnumerable<string>> names)
     {
         Description = description;
-        _contains = contains;
-        _read = read;
-        _names = names;
+
+        // Checkpoints converted from TensorFlow-era BERT name LayerNorm parameters "gamma"/"beta" (bert-base-uncased's own
+        // model.safetensors does). Hugging Face renames them to "weight"/"bias" on load; so do we, here and only here, so
+        // every model sees one naming. The report lists the canonical names.
+        var legacy = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string name in names())
+        {
+            string? canonical = CanonicalName(name);
+            if (canonical is not null && !contains(canonical))
+            {
+                legacy[canonical] = name;
+            }
+        }
+
+        if (legacy.Count == 0)
+        {
+            _contains = contains;
+            _read = read;
+            _names = names;
+        }
+        else
+        {
+            var renamed = new HashSet<string>(legacy.Values, StringComparer.Ordinal);
+            _contains = name => legacy.ContainsKey(name) || (!renamed.Contains(name) && contains(name));
+            _read = name => read(legacy.GetValueOrDefault(name, name));
+            _names = () => names().Select(n => renamed.Contains(n) ? CanonicalName(n)! : n);
+        }
+    }
+
+    /// <summary>The Hugging Face name of a legacy "….LayerNorm.gamma" / "….LayerNorm.beta" tensor, or null for any other name.</summary>
+    internal static string? CanonicalName(string name)
+    {
+        if (name.EndsWith("LayerNorm.gamma", StringComparison.Ordinal))
+        {
+            return string.Concat(name.AsSpan(0, name.Length - "gamma".Length), "weight");
+        }
+
+        if (name.EndsWith("LayerNorm.beta", StringComparison.Ordinal))
+        {
+            return string.Concat(name.AsSpan(0, name.Length - "beta".Length), "bias");
+        }
+
+        return null;
     }
 
     public string Description { get; }

@@ -152,4 +152,37 @@ public sealed class LoaderTests : IDisposable
         Assert.Equal(["head.bias"], report.Missing);
         Assert.Equal(["pooler.dense.weight"], report.Unused);
     }
+
+    [Fact]
+    public void LoadStateDict_LegacyLayerNormGammaBeta_LoadsAsWeightAndBias()
+    {
+        // bert-base-uncased's model.safetensors names its LayerNorm parameters "gamma"/"beta", as TensorFlow did.
+        var source = new TinyModel(VarBuilder.FromInit(seed: 3));
+        var state = new Dictionary<string, Tensor>();
+        foreach (var (name, value) in source.StateDict())
+        {
+            string legacy = name.Replace("LayerNorm.weight", "LayerNorm.gamma", StringComparison.Ordinal)
+                .Replace("LayerNorm.bias", "LayerNorm.beta", StringComparison.Ordinal);
+            state[legacy] = value;
+        }
+
+        Assert.Contains("encoder.layer.1.LayerNorm.gamma", state.Keys);
+        var model = new TinyModel(VarBuilder.FromInit(seed: 4));
+        var report = model.LoadStateDict(state);
+        Assert.Empty(report.Unused);
+        Assert.Empty(report.Missing);
+        var expected = source.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());
+        foreach (var (name, value) in model.StateDict())
+        {
+            Assert.Equal(expected[name], value.ToArray());
+        }
+    }
+
+    [Theory]
+    [InlineData("bert.encoder.layer.0.attention.output.LayerNorm.gamma", "bert.encoder.layer.0.attention.output.LayerNorm.weight")]
+    [InlineData("embeddings.LayerNorm.beta", "embeddings.LayerNorm.bias")]
+    [InlineData("encoder.layer.0.dense.gamma", null)]
+    [InlineData("LayerNorm.weight", null)]
+    public void CanonicalName_MapsOnlyLegacyLayerNormNames(string name, string? expected) =>
+        Assert.Equal(expected, VarStore.CanonicalName(name));
 }
