@@ -11,11 +11,26 @@ public static class Tolerances
     /// <summary>A SIMD kernel vs its scalar reference, relative to the magnitude of the result (long dot products).</summary>
     public const float KernelVsReferenceRelative = 1e-5f;
 
-    /// <summary>Analytic gradient vs central finite differences in float64-accumulated float32 (step 1e-3).</summary>
-    public const float GradCheckAbsolute = 2e-3f;
+    /// <summary>
+    /// Analytic gradient vs central finite differences in float64-accumulated float32 (step 1e-3). Every op passes at
+    /// 3e-4 / 3e-3 on all ISA tiers; 2e-3 / 2e-2 let a backward that was 2% off (a wrong scale) through, so this is tight.
+    /// </summary>
+    public const float GradCheckAbsolute = 5e-4f;
 
-    /// <summary>Relative part of the finite-difference check.</summary>
-    public const float GradCheckRelative = 2e-2f;
+    /// <summary>Relative part of the finite-difference check (see <see cref="GradCheckAbsolute"/>).</summary>
+    public const float GradCheckRelative = 5e-3f;
+
+    /// <summary>
+    /// A float activation (GELU, SiLU) vs its formula in double: exp is ≤ 2 ulp and erf ≤ 1e-6 absolute, and the
+    /// activation's own few float roundings add a few ulp; 2e-6 absolute plus relative covers both.
+    /// </summary>
+    public const float ActivationVsDouble = 2e-6f;
+
+    /// <summary>
+    /// A float norm (two-pass statistics in float) vs the same norm in double, relative and absolute on outputs of order 1:
+    /// the float sums over up to ~4k elements carry a few 1e-7 relative error into mean and rstd.
+    /// </summary>
+    public const float NormVsDouble = 5e-6f;
 
     /// <summary>Sharpformer vs a PyTorch fixture computed in float32.</summary>
     public const float VsPyTorch = 1e-4f;

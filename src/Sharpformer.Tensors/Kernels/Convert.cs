@@ -1,4 +1,7 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Sharpformer.Tensors.Kernels;
 
@@ -59,18 +62,119 @@ public static class Convert
         }
     }
 
-    /// <summary>bfloat16 → float: exact (shift into the upper half).</summary>
+    /// <summary>bfloat16 → float: exact (shift into the upper half). SIMD: widen 16-bit lanes to 32 and shift.</summary>
     public static void BF16ToF32(ReadOnlySpan<BFloat16> source, Span<float> destination)
     {
         CheckLengths(source.Length, destination.Length);
-        BF16ToF32Reference(source, destination);
+        ReadOnlySpan<ushort> bits = MemoryMarshal.Cast<BFloat16, ushort>(source);
+        Span<uint> dst = MemoryMarshal.Cast<float, uint>(destination);
+        int n = bits.Length, i = 0;
+        ref ushort s = ref MemoryMarshal.GetReference(bits);
+        ref uint d = ref MemoryMarshal.GetReference(dst);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= n - 32; i += 32)
+            {
+                var (lo, hi) = Vector512.Widen(Vector512.LoadUnsafe(ref s, (nuint)i));
+                Vector512.ShiftLeft(lo, 16).StoreUnsafe(ref d, (nuint)i);
+                Vector512.ShiftLeft(hi, 16).StoreUnsafe(ref d, (nuint)(i + 16));
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= n - 16; i += 16)
+            {
+                var (lo, hi) = Vector256.Widen(Vector256.LoadUnsafe(ref s, (nuint)i));
+                Vector256.ShiftLeft(lo, 16).StoreUnsafe(ref d, (nuint)i);
+                Vector256.ShiftLeft(hi, 16).StoreUnsafe(ref d, (nuint)(i + 8));
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i <= n - 8; i += 8)
+            {
+                var (lo, hi) = Vector128.Widen(Vector128.LoadUnsafe(ref s, (nuint)i));
+                Vector128.ShiftLeft(lo, 16).StoreUnsafe(ref d, (nuint)i);
+                Vector128.ShiftLeft(hi, 16).StoreUnsafe(ref d, (nuint)(i + 4));
+            }
+        }
+
+        for (; i < n; i++) Unsafe.Add(ref d, i) = (uint)Unsafe.Add(ref s, i) << 16;
     }
 
-    /// <summary>float → bfloat16, rounding to nearest even; NaN stays NaN.</summary>
+    /// <summary>
+    /// float → bfloat16, rounding to nearest even; NaN stays a quiet NaN. SIMD: the same bit arithmetic as
+    /// <see cref="BFloat16.FromSingle"/> on 32-bit lanes, then a narrowing pack of the upper halves.
+    /// </summary>
     public static void F32ToBF16(ReadOnlySpan<float> source, Span<BFloat16> destination)
     {
         CheckLengths(source.Length, destination.Length);
-        F32ToBF16Reference(source, destination);
+        ReadOnlySpan<uint> bits = MemoryMarshal.Cast<float, uint>(source);
+        Span<ushort> dst = MemoryMarshal.Cast<BFloat16, ushort>(destination);
+        int n = bits.Length, i = 0;
+        ref uint s = ref MemoryMarshal.GetReference(bits);
+        ref ushort d = ref MemoryMarshal.GetReference(dst);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= n - 32; i += 32)
+            {
+                var lo = RoundToBF16(Vector512.LoadUnsafe(ref s, (nuint)i));
+                var hi = RoundToBF16(Vector512.LoadUnsafe(ref s, (nuint)(i + 16)));
+                Vector512.Narrow(lo, hi).StoreUnsafe(ref d, (nuint)i);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= n - 16; i += 16)
+            {
+                var lo = RoundToBF16(Vector256.LoadUnsafe(ref s, (nuint)i));
+                var hi = RoundToBF16(Vector256.LoadUnsafe(ref s, (nuint)(i + 8)));
+                Vector256.Narrow(lo, hi).StoreUnsafe(ref d, (nuint)i);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i <= n - 8; i += 8)
+            {
+                var lo = RoundToBF16(Vector128.LoadUnsafe(ref s, (nuint)i));
+                var hi = RoundToBF16(Vector128.LoadUnsafe(ref s, (nuint)(i + 4)));
+                Vector128.Narrow(lo, hi).StoreUnsafe(ref d, (nuint)i);
+            }
+        }
+
+        for (; i < n; i++) Unsafe.Add(ref d, i) = BFloat16.FromSingle(BitConverter.UInt32BitsToSingle(Unsafe.Add(ref s, i))).Bits;
+    }
+
+    // u → bfloat16 bits in the low half: NaN → (u >> 16) | 0x40 (quiet), else (u + 0x7FFF + ((u >> 16) & 1)) >> 16.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<uint> RoundToBF16(Vector512<uint> u)
+    {
+        var high = Vector512.ShiftRightLogical(u, 16);
+        var rounded = Vector512.ShiftRightLogical(u + Vector512.Create(0x7FFFu) + (high & Vector512<uint>.One), 16);
+        var isNaN = Vector512.GreaterThan(u & Vector512.Create(0x7FFF_FFFFu), Vector512.Create(0x7F80_0000u));
+        return Vector512.ConditionalSelect(isNaN, high | Vector512.Create(0x40u), rounded);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<uint> RoundToBF16(Vector256<uint> u)
+    {
+        var high = Vector256.ShiftRightLogical(u, 16);
+        var rounded = Vector256.ShiftRightLogical(u + Vector256.Create(0x7FFFu) + (high & Vector256<uint>.One), 16);
+        var isNaN = Vector256.GreaterThan(u & Vector256.Create(0x7FFF_FFFFu), Vector256.Create(0x7F80_0000u));
+        return Vector256.ConditionalSelect(isNaN, high | Vector256.Create(0x40u), rounded);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<uint> RoundToBF16(Vector128<uint> u)
+    {
+        var high = Vector128.ShiftRightLogical(u, 16);
+        var rounded = Vector128.ShiftRightLogical(u + Vector128.Create(0x7FFFu) + (high & Vector128<uint>.One), 16);
+        var isNaN = Vector128.GreaterThan(u & Vector128.Create(0x7FFF_FFFFu), Vector128.Create(0x7F80_0000u));
+        return Vector128.ConditionalSelect(isNaN, high | Vector128.Create(0x40u), rounded);
     }
 
     /// <summary>Scalar reference for <see cref="BF16ToF32"/>.</summary>

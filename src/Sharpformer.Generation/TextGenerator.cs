@@ -1,0 +1,201 @@
+using System.Runtime.CompilerServices;
+using Sharpformer.Models;
+using Sharpformer.Text;
+
+namespace Sharpformer.Generation;
+
+/// <summary>
+/// Generates continuations from a causal language model: greedy, sampling (temperature, top-k, top-p, min-p,
+/// repetition penalty, seeded), beam search, stop tokens and stop sequences, and streaming text. Not thread-safe (the
+/// model reuses its buffers); use one generator per thread.
+/// </summary>
+public sealed class TextGenerator
+{
+    /// <summary>Wraps <paramref name="model"/>.</summary>
+    /// <param name="model">The model.</param>
+    public TextGenerator(ICausalLM model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        Model = model;
+    }
+
+    /// <summary>The model.</summary>
+    public ICausalLM Model { get; }
+
+    /// <summary>Token ids in → new token ids out, for one prompt. Stop sequences need text: see the tokenizer overloads.</summary>
+    /// <param name="prompt">[T] prompt ids.</param>
+    /// <param name="options">The options (validated).</param>
+    /// <param name="ct">Stops generation early (the result so far is returned, reason Cancelled).</param>
+    /// <returns>The continuation.</returns>
+    /// <exception cref="ArgumentException">An option is invalid, or the prompt (plus MaxNewTokens) does not fit the context.</exception>
+    public GeneratedSequence Generate(IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        return GenerateBatch([prompt], options, padTokenId: 0, ct)[0];
+    }
+
+    /// <summary>
+    /// B prompts of any lengths, decoded together with left padding and an attention mask (beam search runs them one
+    /// after another).
+    /// </summary>
+    /// <param name="prompts">B prompts of token ids.</param>
+    /// <param name="options">The options (validated).</param>
+    /// <param name="padTokenId">The id fed at padding positions (masked out, so any valid id works; HF uses pad or EOS).</param>
+    /// <param name="ct">Stops generation early.</param>
+    /// <returns>B continuations.</returns>
+    /// <exception cref="ArgumentException">An option is invalid, or a prompt (plus MaxNewTokens) does not fit the context.</exception>
+    public IReadOnlyList<GeneratedSequence> GenerateBatch(IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, int padTokenId = 0, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var stopIds = options.StopTokenIds ?? [];
+        if (options.NumBeams > 1)
+        {
+            return [.. prompts.Select(p => BeamSearch.Run(Model, p, options, stopIds, ct))];
+        }
+
+        var session = new DecodingSession(Model, prompts, options, stopIds, padTokenId);
+        while (!ct.IsCancellationRequested && session.Step())
+        {
+        }
+
+        return [.. Enumerable.Range(0, session.Batch).Select(b => new GeneratedSequence(session.Generated(b), session.Finished(b) ?? FinishReason.Cancelled))];
+    }
+
+    /// <summary>Text in, text out for one prompt: stop tokens default to the tokenizer's EOS, stop sequences are trimmed.</summary>
+    /// <param name="tokenizer">The model's tokenizer.</param>
+    /// <param name="prompt">The prompt text.</param>
+    /// <param name="options">The options (validated).</param>
+    /// <param name="ct">Stops generation early.</param>
+    /// <returns>The generated text (without the prompt).</returns>
+    /// <exception cref="ArgumentException">An option is invalid, or the prompt (plus MaxNewTokens) does not fit the context.</exception>
+    public string Generate(TextTokenizer tokenizer, string prompt, GenerationOptions options, CancellationToken ct = default) =>
+        GenerateBatch(tokenizer, [prompt], options, ct)[0];
+
+    /// <summary>Text in, text out for B prompts (left-padded batch; see <see cref="Generate(TextTokenizer, string, GenerationOptions, CancellationToken)"/>).</summary>
+    /// <param name="tokenizer">The model's tokenizer.</param>
+    /// <param name="prompts">The prompt texts.</param>
+    /// <param name="options">The options (validated).</param>
+    /// <param name="ct">Stops generation early.</param>
+    /// <returns>B generated texts.</returns>
+    /// <exception cref="ArgumentException">An option is invalid, or a prompt (plus MaxNewTokens) does not fit the context.</exception>
+    public IReadOnlyList<string> GenerateBatch(TextTokenizer tokenizer, IReadOnlyList<string> prompts, GenerationOptions options, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(prompts);
+        ArgumentNullException.ThrowIfNull(options);
+        options = WithTokenizerDefaults(tokenizer, options);
+        var ids = prompts.Select(p => (IReadOnlyList<int>)tokenizer.Encode(p).Ids.ToArray()).ToList();
+        if (options.NumBeams > 1)
+        {
+            // Beam search picks whole hypotheses, so stop sequences cut the chosen text afterwards.
+            return [.. GenerateBatch(ids, options, 0, ct).Select(s => CutAtStop(tokenizer, s.Tokens, options.StopSequences))];
+        }
+
+        options.Validate();
+        var session = new DecodingSession(Model, ids, options, options.StopTokenIds ?? [], PadId(tokenizer, options));
+        var texts = prompts.Select(_ => new StreamingDetokenizer(tokenizer, options.StopSequences)).ToArray();
+        var pushed = new int[texts.Length];
+        while (!ct.IsCancellationRequested && session.Step())
+        {
+            for (int b = 0; b < texts.Length; b++)
+            {
+                // Only sequences that got a token this step (finished ones are fed padding).
+                if (pushed[b] < session.Generated(b).Count)
+                {
+                    pushed[b]++;
+                    PushLast(session, texts[b], b);
+                }
+            }
+        }
+
+        return [.. texts.Select(t => t.Text)];
+    }
+
+    /// <summary>
+    /// Streams the continuation of <paramref name="prompt"/> as text pieces, each yielded as soon as it is complete
+    /// UTF-8 and cannot be part of a stop sequence. Greedy or sampling (not beam search). Cancelling
+    /// <paramref name="ct"/> ends the stream with <see cref="OperationCanceledException"/>.
+    /// </summary>
+    /// <param name="tokenizer">The model's tokenizer.</param>
+    /// <param name="prompt">The prompt text.</param>
+    /// <param name="options">The options (validated; NumBeams must be 1).</param>
+    /// <param name="ct">Cancels generation.</param>
+    /// <returns>The text pieces; concatenated they equal <see cref="Generate(TextTokenizer, string, GenerationOptions, CancellationToken)"/>'s result.</returns>
+    /// <exception cref="ArgumentException">An option is invalid, NumBeams &gt; 1, or the prompt does not fit the context.</exception>
+    public async IAsyncEnumerable<string> GenerateStreamingAsync(TextTokenizer tokenizer, string prompt, GenerationOptions options,
+        [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentNullException.ThrowIfNull(options);
+        options = WithTokenizerDefaults(tokenizer, options);
+        options.Validate();
+        if (options.NumBeams > 1)
+        {
+            throw new ArgumentException("Streaming needs NumBeams = 1: beam search only knows its output at the end; call Generate instead.", nameof(options));
+        }
+
+        var session = new DecodingSession(Model, [tokenizer.Encode(prompt).Ids.ToArray()], options, options.StopTokenIds ?? [], PadId(tokenizer, options));
+        var text = new StreamingDetokenizer(tokenizer, options.StopSequences);
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            // Each step is a burst of compute: run it off the caller's context so a UI thread stays responsive.
+            bool stepped = await Task.Run(session.Step, ct).ConfigureAwait(false);
+            if (!stepped)
+            {
+                break;
+            }
+
+            string piece = PushLast(session, text, 0);
+            if (piece.Length > 0)
+            {
+                yield return piece;
+            }
+        }
+
+        string rest = text.Flush();
+        if (rest.Length > 0)
+        {
+            yield return rest;
+        }
+    }
+
+    private static string PushLast(DecodingSession session, StreamingDetokenizer text, int b)
+    {
+        var generated = session.Generated(b);
+        string piece = text.Push(generated[^1]);
+        if (text.Stopped)
+        {
+            session.Finish(b, FinishReason.StopSequence);
+        }
+
+        return piece;
+    }
+
+    private static GenerationOptions WithTokenizerDefaults(TextTokenizer tokenizer, GenerationOptions options)
+    {
+        if (options.StopTokenIds is not null || tokenizer.SpecialTokens.Eos is not { } eos || tokenizer.TokenToId(eos) is not { } eosId)
+        {
+            return options;
+        }
+
+        return options with { StopTokenIds = [eosId] };
+    }
+
+    private static int PadId(TextTokenizer tokenizer, GenerationOptions options) =>
+        tokenizer.PadTokenId ?? (options.StopTokenIds is { Count: > 0 } stops ? stops[0] : 0);
+
+    private static string CutAtStop(TextTokenizer tokenizer, IReadOnlyList<int> tokens, IReadOnlyList<string> stops)
+    {
+        var text = new StreamingDetokenizer(tokenizer, stops);
+        foreach (int token in tokens)
+        {
+            text.Push(token);
+        }
+
+        return text.Text;
+    }
+}

@@ -1,0 +1,472 @@
+using System.Diagnostics;
+using Sharpformer.IO.Config;
+using Sharpformer.IO.SafeTensors;
+using Sharpformer.Tensors;
+using Sharpformer.Tensors.Kernels;
+
+namespace Sharpformer.Models.Gpt2;
+
+/// <summary>What one GPT-2 forward returns.</summary>
+/// <param name="Logits">[B, T, V] next-token logits (from <see cref="Gpt2LMHeadModel"/>), or the last hidden state [B, T, C] (from <see cref="Gpt2Model"/>).</param>
+/// <param name="HiddenStates">When asked: the embeddings and the input of every later block, then the final ln_f output (n_layer + 1 tensors [B, T, C]), as HF returns them.</param>
+/// <param name="Attentions">When asked: every layer's attention weights [B, H, T, Tk].</param>
+public sealed record Gpt2Output(Tensor Logits, IReadOnlyList<Tensor>? HiddenStates, IReadOnlyList<Tensor>? Attentions);
+
+/// <summary>
+/// One dense layer stored [out, in] (HF's Conv1D keeps [in, out]; it is transposed once at load), with its bias and a
+/// lazily packed copy for prefills (several rows), while single-token decode steps use the thin-A GEMM path on [out, in].
+/// </summary>
+internal sealed class DenseWeight
+{
+    private GemmPackedB? _packed;
+
+    public DenseWeight(float[] weightOutIn, float[] bias, int inFeatures, int outFeatures)
+    {
+        Weight = weightOutIn;
+        Bias = bias;
+        In = inFeatures;
+        Out = outFeatures;
+    }
+
+    public float[] Weight { get; }
+
+    public float[] Bias { get; }
+
+    public int In { get; }
+
+    public int Out { get; }
+
+    /// <summary>y [rows, out] = x [rows, in] · Wᵀ + bias (+ y when <paramref name="accumulate"/>: the residual add).</summary>
+    public void Apply(ReadOnlySpan<float> x, int rows, Span<float> y, bool accumulate)
+    {
+        float beta = accumulate ? 1f : 0f;
+        if (rows <= 8)
+        {
+            // Decode: dot products straight off [out, in], no packing.
+            Gemm.Sgemm(false, true, rows, Out, In, 1f, x, In, Weight, In, beta, y, Out, Bias);
+            return;
+        }
+
+        _packed ??= Gemm.PackB(true, In, Out, Weight, In);
+        Gemm.Sgemm(false, rows, 1f, x, In, _packed, beta, y, Out, Bias);
+    }
+}
+
+/// <summary>
+/// GPT-2's transformer body (HF <c>GPT2Model</c>): token + learned position embeddings, n_layer pre-LN blocks of causal
+/// self-attention and an MLP, and the final LayerNorm ln_f. Loads HF checkpoints (<c>transformer.wte</c>, <c>wpe</c>,
+/// <c>h.{i}.ln_1</c>, <c>attn.c_attn</c>, <c>attn.c_proj</c>, <c>ln_2</c>, <c>mlp.c_fc</c>, <c>mlp.c_proj</c>,
+/// <c>ln_f</c>), with or without the <c>transformer.</c> prefix. Inference only (no dropout, no autograd).
+/// Not thread-safe: a model reuses its work buffers between calls.
+/// </summary>
+public sealed class Gpt2Model
+{
+    private readonly Block[] _blocks;
+    private readonly float[] _lnFGamma;
+    private readonly float[] _lnFBeta;
+    private readonly Action<ReadOnlySpan<float>, Span<float>> _activation;
+
+    // Work buffers, grown to the largest B·T seen and reused (decode steps allocate nothing).
+    private float[] _hidden = [];
+    private float[] _normed = [];
+    private float[] _qkv = [];
+    private float[] _attn = [];
+    private float[] _mlp = [];
+    private int[] _positions = [];
+
+    private Gpt2Model(Gpt2Config config, float[] wte, float[] wpe, Block[] blocks, float[] lnFGamma, float[] lnFBeta)
+    {
+        Config = config;
+        TokenEmbedding = wte;
+        PositionEmbedding = wpe;
+        _blocks = blocks;
+        _lnFGamma = lnFGamma;
+        _lnFBeta = lnFBeta;
+        _activation = ActivationFor(config.ActivationFunction);
+    }
+
+    /// <summary>The validated config.json.</summary>
+    public Gpt2Config Config { get; }
+
+    /// <summary>wte [V, C]; the LM head reuses it (tied).</summary>
+    internal float[] TokenEmbedding { get; }
+
+    /// <summary>wpe [n_positions, C].</summary>
+    internal float[] PositionEmbedding { get; }
+
+    /// <summary>
+    /// Reads the body's weights from <paramref name="weights"/> for <paramref name="config"/>.
+    /// </summary>
+    /// <param name="config">The model's config.</param>
+    /// <param name="weights">An open safetensors checkpoint.</param>
+    /// <returns>The model, weights copied to F32.</returns>
+    /// <exception cref="InvalidDataException">A tensor is missing or has the wrong shape; the message names it.</exception>
+    public static Gpt2Model Load(Gpt2Config config, ISafeTensorsSource weights)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(weights);
+        var loader = new WeightReader(weights);
+        int c = config.HiddenSize, inner = config.IntermediateSize;
+        var wte = loader.Read("wte.weight", config.VocabSize, c);
+        var wpe = loader.Read("wpe.weight", config.MaxPositionEmbeddings, c);
+        var blocks = new Block[config.NumHiddenLayers];
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            string p = $"h.{i}.";
+            blocks[i] = new Block(
+                loader.Read(p + "ln_1.weight", c), loader.Read(p + "ln_1.bias", c),
+                loader.Conv1D(p + "attn.c_attn", c, 3 * c),
+                loader.Conv1D(p + "attn.c_proj", c, c),
+                loader.Read(p + "ln_2.weight", c), loader.Read(p + "ln_2.bias", c),
+                loader.Conv1D(p + "mlp.c_fc", c, inner),
+                loader.Conv1D(p + "mlp.c_proj", inner, c));
+        }
+
+        return new Gpt2Model(config, wte, wpe, blocks, loader.Read("ln_f.weight", c), loader.Read("ln_f.bias", c));
+    }
+
+    /// <summary>
+    /// ids [B, T] → last hidden state [B, T, C] after ln_f (HF <c>last_hidden_state</c>).
+    /// </summary>
+    /// <param name="ids">[B, T] token ids, row-major.</param>
+    /// <param name="batch">B.</param>
+    /// <param name="attentionMask">Null (no padding) or [B, T]: 1 = token, 0 = left padding.</param>
+    /// <param name="cache">Null for a stand-alone run, or a cache holding earlier tokens; it grows by T.</param>
+    /// <param name="outputAttentions">Also return each layer's attention weights.</param>
+    /// <param name="outputHiddenStates">Also return the hidden states.</param>
+    /// <returns>The hidden state in <see cref="Gpt2Output.Logits"/>, plus what was asked.</returns>
+    /// <exception cref="ArgumentException">The ids or mask do not match B, an id is outside the vocabulary, or the cache is full.</exception>
+    public Gpt2Output Forward(int[] ids, int batch, float[]? attentionMask = null, KvCache? cache = null, bool outputAttentions = false, bool outputHiddenStates = false)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        int tokens = CheckInputs(ids, batch, attentionMask);
+        cache ??= CreateCache(batch, tokens);
+        var hiddenStates = outputHiddenStates ? new List<Tensor>() : null;
+        var attentions = outputAttentions ? new List<Tensor>() : null;
+        Run(ids, attentionMask ?? [], batch, tokens, cache, hiddenStates, attentions);
+        int c = Config.HiddenSize;
+        var last = Tensor.FromSpan<float>(_hidden.AsSpan(0, batch * tokens * c), new Shape(batch, tokens, c));
+        hiddenStates?.Add(last);
+        return new Gpt2Output(last, hiddenStates, attentions);
+    }
+
+    /// <summary>Allocates a KV cache for this model.</summary>
+    /// <param name="batch">B.</param>
+    /// <param name="capacity">Tmax, at most n_positions.</param>
+    /// <returns>An empty cache.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">The capacity exceeds n_positions or a size is not positive.</exception>
+    public KvCache CreateCache(int batch, int capacity)
+    {
+        if (capacity > Config.MaxPositionEmbeddings)
+        {
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity,
+                $"GPT-2 cache capacity {capacity} exceeds the model's context n_positions={Config.MaxPositionEmbeddings}.");
+        }
+
+        return new KvCache(Config.NumHiddenLayers, batch, capacity, Config.HiddenSize);
+    }
+
+    internal int CheckInputs(ReadOnlySpan<int> ids, int batch, ReadOnlySpan<float> attentionMask)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        if (ids.Length == 0 || ids.Length % batch != 0)
+        {
+            throw new ArgumentException($"GPT-2 forward: {ids.Length} ids do not form [B={batch}, T] with T ≥ 1; pass B equal rows of ids.", nameof(ids));
+        }
+
+        if (!attentionMask.IsEmpty && attentionMask.Length != ids.Length)
+        {
+            throw new ArgumentException($"GPT-2 forward: attention mask has {attentionMask.Length} values, ids [B={batch}, T={ids.Length / batch}] need {ids.Length}.", nameof(attentionMask));
+        }
+
+        foreach (int id in ids)
+        {
+            if ((uint)id >= (uint)Config.VocabSize)
+            {
+                throw new ArgumentException($"GPT-2 forward: token id {id} is outside the vocabulary [0, {Config.VocabSize}); use the model's own tokenizer.", nameof(ids));
+            }
+        }
+
+        return ids.Length / batch;
+    }
+
+    /// <summary>Runs the body; the result (after ln_f) is left in <see cref="_hidden"/> [B·T, C].</summary>
+    internal Span<float> Run(ReadOnlySpan<int> ids, ReadOnlySpan<float> attentionMask, int batch, int tokens, KvCache cache,
+        List<Tensor>? hiddenStates, List<Tensor>? attentions, bool finalNorm = true)
+    {
+        if (cache.Batch != batch)
+        {
+            throw new ArgumentException($"GPT-2 forward: the cache holds B={cache.Batch} sequences but the ids have B={batch}.", nameof(cache));
+        }
+
+        if (cache.Length + tokens > cache.Capacity)
+        {
+            throw new ArgumentException(
+                $"GPT-2 forward: {cache.Length} cached + {tokens} new tokens exceed the cache capacity {cache.Capacity} (context n_positions={Config.MaxPositionEmbeddings}); shorten the input or allocate a larger cache.",
+                nameof(cache));
+        }
+
+        int c = Config.HiddenSize, heads = Config.NumAttentionHeads, d = c / heads, rows = batch * tokens;
+        int past = cache.Length, keys = past + tokens;
+        EnsureBuffers(rows);
+        var h = _hidden.AsSpan(0, rows * c);
+        var x = _normed.AsSpan(0, rows * c);
+        var qkv = _qkv.AsSpan(0, rows * 3 * c);
+        var att = _attn.AsSpan(0, rows * c);
+        var ff = _mlp.AsSpan(0, rows * Config.IntermediateSize);
+        var positions = _positions.AsSpan(0, rows);
+
+        // Position ids from the mask like HF generate: cumsum(mask) − 1 over real tokens, continuing the cache's count.
+        cache.Advance(attentionMask, tokens, positions);
+        for (int r = 0; r < rows; r++)
+        {
+            Debug.Assert(positions[r] < Config.MaxPositionEmbeddings);
+            var row = h.Slice(r * c, c);
+            TokenEmbedding.AsSpan(ids[r] * c, c).CopyTo(row);
+            Elementwise.Add(row, PositionEmbedding.AsSpan(positions[r] * c, c), row);
+        }
+
+        float eps = (float)Config.LayerNormEpsilon;
+        for (int layer = 0; layer < _blocks.Length; layer++)
+        {
+            hiddenStates?.Add(Tensor.FromSpan<float>(h, new Shape(batch, tokens, c)));
+            var block = _blocks[layer];
+
+            // Attention: x = ln_1(h); qkv = x · W_attn + b → [B, T, 3C]; new K/V go into the cache at rows past..past+T.
+            Norms.LayerNorm(h, block.Ln1Gamma, block.Ln1Beta, x, rows, c, eps);
+            block.Attn.Apply(x, rows, qkv, accumulate: false);
+            var cacheK = cache.Keys(layer);
+            var cacheV = cache.Values(layer);
+            for (int b = 0; b < batch; b++)
+            {
+                for (int t = 0; t < tokens; t++)
+                {
+                    var src = qkv.Slice((b * tokens + t) * 3 * c, 3 * c);
+                    int dst = (b * cache.Capacity + past + t) * c;
+                    src.Slice(c, c).CopyTo(cacheK.Slice(dst, c));
+                    src.Slice(2 * c, c).CopyTo(cacheV.Slice(dst, c));
+                }
+            }
+
+            float scale = (Config.ScaleAttnWeights ? 1f / MathF.Sqrt(d) : 1f) / (Config.ScaleAttnByInverseLayerIdx ? layer + 1 : 1);
+            float[]? probs = attentions is null ? null : new float[batch * heads * tokens * keys];
+            for (int b = 0; b < batch; b++)
+            {
+                // One call per sequence: the cache's batch stride is Tmax rows, not Tk, so each sequence is its own view.
+                var shape = new AttentionShape(1, heads, tokens, keys, d) { QueryRowStride = 3 * c };
+                Attention.Forward(
+                    shape,
+                    qkv.Slice(b * tokens * 3 * c),
+                    cacheK.Slice(b * cache.Capacity * c),
+                    cacheV.Slice(b * cache.Capacity * c),
+                    att.Slice(b * tokens * c, tokens * c),
+                    causal: true,
+                    keyPaddingMask: cache.Mask.Slice(b * cache.Capacity, keys),
+                    scale: scale,
+                    probabilities: probs is null ? default : probs.AsSpan(b * heads * tokens * keys, heads * tokens * keys));
+            }
+
+            if (probs is not null)
+            {
+                attentions!.Add(Tensor.FromArray(probs, new Shape(batch, heads, tokens, keys)));
+            }
+
+            block.Proj.Apply(att, rows, h, accumulate: true);
+
+            // MLP: h += c_proj(act(c_fc(ln_2(h)))).
+            Norms.LayerNorm(h, block.Ln2Gamma, block.Ln2Beta, x, rows, c, eps);
+            block.Fc.Apply(x, rows, ff, accumulate: false);
+            _activation(ff, ff);
+            block.MlpProj.Apply(ff, rows, h, accumulate: true);
+        }
+
+        if (finalNorm)
+        {
+            Norms.LayerNorm(h, _lnFGamma, _lnFBeta, h, rows, c, eps);
+        }
+
+        return h;
+    }
+
+    internal void FinalNorm(Span<float> rows, int count) =>
+        Norms.LayerNorm(rows, _lnFGamma, _lnFBeta, rows, count, Config.HiddenSize, (float)Config.LayerNormEpsilon);
+
+    private void EnsureBuffers(int rows)
+    {
+        int c = Config.HiddenSize;
+        if (_hidden.Length >= rows * c)
+        {
+            return;
+        }
+
+        _hidden = new float[rows * c];
+        _normed = new float[rows * c];
+        _qkv = new float[rows * 3 * c];
+        _attn = new float[rows * c];
+        _mlp = new float[rows * Config.IntermediateSize];
+        _positions = new int[rows];
+    }
+
+    private static Action<ReadOnlySpan<float>, Span<float>> ActionFor(Action<ReadOnlySpan<float>, Span<float>> f) => f;
+
+    private static Action<ReadOnlySpan<float>, Span<float>> ActivationFor(string name) => name switch
+    {
+        // HF ACT2FN: gelu_new / gelu_pytorch_tanh / gelu_fast are the tanh form; plain "gelu" is the exact erf form.
+        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => ActionFor(Activations.GeluTanh),
+        "gelu" => ActionFor(Activations.Gelu),
+        "relu" => ActionFor(Activations.Relu),
+        "silu" or "swish" => ActionFor(Activations.Silu),
+        _ => throw new NotSupportedException(
+            $"GPT-2 activation_function '{name}' is not supported; use gelu_new, gelu_pytorch_tanh, gelu_fast, gelu, relu or silu."),
+    };
+
+    private sealed record Block(
+        float[] Ln1Gamma, float[] Ln1Beta, DenseWeight Attn, DenseWeight Proj,
+        float[] Ln2Gamma, float[] Ln2Beta, DenseWeight Fc, DenseWeight MlpProj);
+
+    /// <summary>Reads tensors by HF name, with or without the <c>transformer.</c> prefix, checking shapes.</summary>
+    private sealed class WeightReader(ISafeTensorsSource source)
+    {
+        private readonly string _prefix = source.Contains("transformer.wte.weight") ? "transformer." : "";
+
+        public float[] Read(string name, params int[] shape)
+        {
+            string full = _prefix + name;
+            if (!source.Contains(full))
+            {
+                throw new InvalidDataException(
+                    $"GPT-2 checkpoint has no tensor '{full}' (expected [{string.Join(", ", shape)}]); is this a GPT-2 model and does config.json match it?");
+            }
+
+            var tensor = source.GetTensorAsF32(full);
+            var actual = tensor.Shape.Dims.ToArray();
+            if (!actual.SequenceEqual(shape))
+            {
+                throw new InvalidDataException(
+                    $"GPT-2 tensor '{full}' has shape [{string.Join(", ", actual)}], config.json implies [{string.Join(", ", shape)}].");
+            }
+
+            return tensor.Contiguous().ToArray();
+        }
+
+        /// <summary>An HF Conv1D: weight [in, out] transposed to [out, in] once, bias [out].</summary>
+        public DenseWeight Conv1D(string name, int inFeatures, int outFeatures)
+        {
+            var w = Read(name + ".weight", inFeatures, outFeatures);
+            var transposed = new float[w.Length];
+            for (int i = 0; i < inFeatures; i++)
+            {
+                for (int o = 0; o < outFeatures; o++)
+                {
+                    transposed[o * inFeatures + i] = w[i * outFeatures + o];
+                }
+            }
+
+            return new DenseWeight(transposed, Read(name + ".bias", outFeatures), inFeatures, outFeatures);
+        }
+    }
+}
+
+/// <summary>
+/// GPT-2 with its language-model head (HF <c>GPT2LMHeadModel</c>): the <see cref="Gpt2Model"/> body and logits
+/// = ln_f(h) · wteᵀ (lm_head tied to the token embedding). Not thread-safe: it reuses work buffers between calls.
+/// </summary>
+public sealed class Gpt2LMHeadModel : ICausalLM
+{
+    private readonly DenseWeight _lmHead;
+    private float[] _lastRows = [];
+
+    private Gpt2LMHeadModel(Gpt2Model transformer)
+    {
+        Transformer = transformer;
+        // The tied head: W [V, C] is wte itself, so the logits are h · wteᵀ with no bias.
+        _lmHead = new DenseWeight(transformer.TokenEmbedding, [], transformer.Config.HiddenSize, transformer.Config.VocabSize);
+    }
+
+    /// <summary>The transformer body.</summary>
+    public Gpt2Model Transformer { get; }
+
+    /// <summary>The validated config.json.</summary>
+    public Gpt2Config Config => Transformer.Config;
+
+    /// <inheritdoc/>
+    public int VocabSize => Config.VocabSize;
+
+    /// <inheritdoc/>
+    public int MaxPositions => Config.MaxPositionEmbeddings;
+
+    /// <summary>
+    /// Loads an HF GPT-2 folder: config.json (model_type gpt2) and model.safetensors (or a sharded index).
+    /// The <c>attn.bias</c> / <c>attn.masked_bias</c> buffers and a stored <c>lm_head.weight</c> (a copy of wte) are ignored.
+    /// </summary>
+    /// <param name="folder">The model folder.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="ModelConfigException">config.json is missing or invalid.</exception>
+    /// <exception cref="InvalidDataException">config.json is not a GPT-2 config, or a tensor is missing or misshapen.</exception>
+    public static Gpt2LMHeadModel FromPretrained(string folder)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        var config = ModelConfig.Load(folder) as Gpt2Config
+            ?? throw new InvalidDataException($"{Path.Combine(folder, "config.json")}: model_type is not gpt2; Gpt2LMHeadModel loads GPT-2 checkpoints only.");
+        using var weights = SafeTensorsLoader.Open(folder);
+        return FromWeights(config, weights);
+    }
+
+    /// <summary>Builds the model from a config and an open checkpoint.</summary>
+    /// <param name="config">The config.</param>
+    /// <param name="weights">The checkpoint.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="InvalidDataException">A tensor is missing or misshapen.</exception>
+    public static Gpt2LMHeadModel FromWeights(Gpt2Config config, ISafeTensorsSource weights) => new(Gpt2Model.Load(config, weights));
+
+    /// <summary>
+    /// ids [B, T] → logits [B, T, V]. Left-padded batches pass a mask; position ids come from it as in HF generate.
+    /// </summary>
+    /// <param name="ids">[B, T] token ids, row-major.</param>
+    /// <param name="batch">B.</param>
+    /// <param name="attentionMask">Null (no padding) or [B, T]: 1 = token, 0 = left padding.</param>
+    /// <param name="cache">Null for a stand-alone run, or a cache with earlier tokens (it grows by T).</param>
+    /// <param name="outputAttentions">Also return each layer's attention weights [B, H, T, Tk].</param>
+    /// <param name="outputHiddenStates">Also return the hidden states (n_layer + 1 tensors [B, T, C]).</param>
+    /// <returns>Logits and what was asked.</returns>
+    /// <exception cref="ArgumentException">The ids or mask do not match B, an id is outside the vocabulary, or the cache is full.</exception>
+    public Gpt2Output Forward(int[] ids, int batch, float[]? attentionMask = null, KvCache? cache = null, bool outputAttentions = false, bool outputHiddenStates = false)
+    {
+        var body = Transformer.Forward(ids, batch, attentionMask, cache, outputAttentions, outputHiddenStates);
+        int rows = (int)(body.Logits.ElementCount / Config.HiddenSize), tokens = rows / batch;
+        var logits = new float[(long)rows * VocabSize];
+        _lmHead.Apply(body.Logits.AsReadOnlySpan<float>(), rows, logits, accumulate: false);
+        return body with { Logits = Tensor.FromArray(logits, new Shape(batch, tokens, VocabSize)) };
+    }
+
+    /// <inheritdoc/>
+    public KvCache CreateCache(int batch, int capacity) => Transformer.CreateCache(batch, capacity);
+
+    /// <inheritdoc/>
+    /// <remarks>Only the B last rows go through ln_f and the head, so a prefill does not pay for T·V logits.</remarks>
+    public void ForwardLast(ReadOnlySpan<int> ids, ReadOnlySpan<float> attentionMask, KvCache cache, Span<float> lastLogits)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        int batch = cache.Batch, c = Config.HiddenSize;
+        int tokens = Transformer.CheckInputs(ids, batch, attentionMask);
+        if (lastLogits.Length < batch * VocabSize)
+        {
+            throw new ArgumentException($"GPT-2 ForwardLast: logits span holds {lastLogits.Length} values, [B={batch}, V={VocabSize}] needs {batch * VocabSize}.", nameof(lastLogits));
+        }
+
+        var h = Transformer.Run(ids, attentionMask, batch, tokens, cache, null, null, finalNorm: false);
+        if (_lastRows.Length < batch * c)
+        {
+            _lastRows = new float[batch * c];
+        }
+
+        var last = _lastRows.AsSpan(0, batch * c);
+        for (int b = 0; b < batch; b++)
+        {
+            h.Slice(((b * tokens) + tokens - 1) * c, c).CopyTo(last.Slice(b * c, c));
+        }
+
+        Transformer.FinalNorm(last, batch);
+        _lmHead.Apply(last, batch, lastLogits, accumulate: false);
+    }
+}

@@ -1,0 +1,167 @@
+namespace Sharpformer.Models;
+
+/// <summary>
+/// Keys and values of every layer for B sequences, preallocated to a fixed capacity so decoding never reallocates.
+/// Each layer holds K and V as [B, Tmax, H·D] (the layout the attention kernel reads as a strided [B, H, T, D] view),
+/// plus a key mask [B, Tmax] (1 = token, 0 = left padding) and the next position id of each sequence.
+/// All sequences share one length: left padding aligns them.
+/// </summary>
+public sealed class KvCache
+{
+    private readonly float[][] _keys;
+    private readonly float[][] _values;
+    private readonly float[] _mask;
+    private readonly int[] _nextPosition;
+
+    /// <summary>Allocates an empty cache.</summary>
+    /// <param name="layers">Number of layers.</param>
+    /// <param name="batch">B.</param>
+    /// <param name="capacity">Tmax, the most tokens per sequence.</param>
+    /// <param name="width">H·D, the width of one key or value row.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
+    public KvCache(int layers, int batch, int capacity, int width)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        Layers = layers;
+        Batch = batch;
+        Capacity = capacity;
+        Width = width;
+        _keys = new float[layers][];
+        _values = new float[layers][];
+        for (int l = 0; l < layers; l++)
+        {
+            _keys[l] = new float[(long)batch * capacity * width];
+            _values[l] = new float[(long)batch * capacity * width];
+        }
+
+        _mask = new float[batch * capacity];
+        _nextPosition = new int[batch];
+    }
+
+    /// <summary>Number of layers.</summary>
+    public int Layers { get; }
+
+    /// <summary>B, the number of sequences.</summary>
+    public int Batch { get; }
+
+    /// <summary>Tmax, the most tokens (padding included) each sequence can hold.</summary>
+    public int Capacity { get; }
+
+    /// <summary>H·D, the width of a key or value row.</summary>
+    public int Width { get; }
+
+    /// <summary>Tokens (padding included) stored per sequence so far.</summary>
+    public int Length { get; private set; }
+
+    /// <summary>Keys of layer <paramref name="layer"/>, [B, Tmax, H·D].</summary>
+    /// <param name="layer">Layer index.</param>
+    /// <returns>The whole buffer; rows at or past <see cref="Length"/> are stale.</returns>
+    public Span<float> Keys(int layer) => _keys[layer];
+
+    /// <summary>Values of layer <paramref name="layer"/>, [B, Tmax, H·D].</summary>
+    /// <param name="layer">Layer index.</param>
+    /// <returns>The whole buffer; rows at or past <see cref="Length"/> are stale.</returns>
+    public Span<float> Values(int layer) => _values[layer];
+
+    /// <summary>The key mask [B, Tmax]: 1 = token, 0 = padding.</summary>
+    public ReadOnlySpan<float> Mask => _mask;
+
+    /// <summary>The position id the next real token of sequence <paramref name="sequence"/> gets (its count of real tokens).</summary>
+    /// <param name="sequence">Index in the batch.</param>
+    /// <returns>The position id.</returns>
+    public int NextPosition(int sequence) => _nextPosition[sequence];
+
+    /// <summary>Forgets every token so the cache can serve new sequences.</summary>
+    public void Clear()
+    {
+        Length = 0;
+        Array.Clear(_mask);
+        Array.Clear(_nextPosition);
+    }
+
+    /// <summary>
+    /// Rearranges the sequences: new sequence i becomes a copy of old sequence <paramref name="sources"/>[i]
+    /// (beam search keeps the best beams and drops the rest).
+    /// </summary>
+    /// <param name="sources">[B] old indices, each in [0, B).</param>
+    /// <exception cref="ArgumentException">The index count is not B or an index is out of range.</exception>
+    public void Reorder(ReadOnlySpan<int> sources)
+    {
+        if (sources.Length != Batch)
+        {
+            throw new ArgumentException($"KvCache.Reorder: got {sources.Length} indices for a cache of B={Batch} sequences; pass one source index per sequence.", nameof(sources));
+        }
+
+        foreach (int s in sources)
+        {
+            if ((uint)s >= (uint)Batch)
+            {
+                throw new ArgumentException($"KvCache.Reorder: index {s} is outside [0, {Batch}).", nameof(sources));
+            }
+        }
+
+        int rowBlock = Capacity * Width;
+        int used = Length * Width;
+        for (int l = 0; l < Layers; l++)
+        {
+            _keys[l] = Gather(_keys[l], sources, rowBlock, used);
+            _values[l] = Gather(_values[l], sources, rowBlock, used);
+        }
+
+        var mask = (float[])_mask.Clone();
+        var next = (int[])_nextPosition.Clone();
+        for (int b = 0; b < Batch; b++)
+        {
+            Array.Copy(mask, sources[b] * Capacity, _mask, b * Capacity, Capacity);
+            _nextPosition[b] = next[sources[b]];
+        }
+    }
+
+    /// <summary>
+    /// Claims T new rows per sequence (a model calls this once per forward, then writes K/V into rows
+    /// [old Length, old Length + T)): records their mask bits, writes their position ids [B, T] (HF generate:
+    /// cumsum(mask) − 1 over real tokens, 1 at padding) and advances <see cref="Length"/> by T.
+    /// </summary>
+    /// <param name="attentionMask">Empty (all tokens) or [B, T]: 1 = token, 0 = left padding.</param>
+    /// <param name="tokens">T.</param>
+    /// <param name="positions">[B, T] receives the position ids.</param>
+    /// <exception cref="ArgumentException">The cache is too small, or a span does not hold [B, T] values.</exception>
+    public void Advance(ReadOnlySpan<float> attentionMask, int tokens, Span<int> positions)
+    {
+        if (tokens < 0 || Length + tokens > Capacity)
+        {
+            throw new ArgumentException($"KvCache: {Length} cached + {tokens} new tokens exceed its capacity of {Capacity}; allocate a larger cache.", nameof(tokens));
+        }
+
+        if ((!attentionMask.IsEmpty && attentionMask.Length != Batch * tokens) || positions.Length < Batch * tokens)
+        {
+            throw new ArgumentException($"KvCache.Advance: the mask ({attentionMask.Length}) and positions ({positions.Length}) must hold [B={Batch}, T={tokens}] values.", nameof(attentionMask));
+        }
+
+        for (int b = 0; b < Batch; b++)
+        {
+            for (int t = 0; t < tokens; t++)
+            {
+                float m = attentionMask.IsEmpty ? 1f : attentionMask[b * tokens + t];
+                _mask[b * Capacity + Length + t] = m;
+                positions[b * tokens + t] = m != 0f ? _nextPosition[b]++ : 1;
+            }
+        }
+
+        Length += tokens;
+    }
+
+    private static float[] Gather(float[] source, ReadOnlySpan<int> sources, int rowBlock, int used)
+    {
+        var result = new float[source.Length];
+        for (int b = 0; b < sources.Length; b++)
+        {
+            Array.Copy(source, sources[b] * rowBlock, result, b * rowBlock, used);
+        }
+
+        return result;
+    }
+}

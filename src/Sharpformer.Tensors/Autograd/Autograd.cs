@@ -1,0 +1,177 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+
+namespace Sharpformer.Tensors;
+
+/// <summary>
+/// Reverse-mode automatic differentiation: gradient-recording control and the backward pass. Ops in <see cref="Ops"/>
+/// record a <see cref="GradNode"/> on their output when an input requires gradients; <see cref="Tensor.Backward()"/>
+/// walks the nodes in reverse topological order.
+/// </summary>
+public static class Autograd
+{
+    // A plain thread-static counter: checking it is one load and one branch per op, so inference inside NoGrad() costs
+    // nothing measurable. It does not flow across threads; open the scope on the thread that runs the forward pass.
+    [ThreadStatic]
+    private static int _noGradDepth;
+
+    /// <summary>True when ops record gradients on this thread (outside every <see cref="NoGrad"/> scope).</summary>
+    public static bool IsGradEnabled => _noGradDepth == 0;
+
+    /// <summary>
+    /// Turns gradient recording off on this thread until the returned scope is disposed:
+    /// <c>using (Autograd.NoGrad()) { ... }</c>. Scopes nest.
+    /// </summary>
+    public static NoGradScope NoGrad()
+    {
+        _noGradDepth++;
+        return new NoGradScope(Environment.CurrentManagedThreadId);
+    }
+
+    internal static void ExitNoGrad(int threadId)
+    {
+        if (threadId != Environment.CurrentManagedThreadId || _noGradDepth == 0)
+        {
+            throw new InvalidOperationException("Autograd.NoGrad(): the scope was disposed twice or on another thread; dispose it with `using` on the thread that opened it.");
+        }
+
+        _noGradDepth--;
+    }
+
+    /// <summary>True when an op over <paramref name="a"/> must record a node.</summary>
+    internal static bool Needs(Tensor a) => _noGradDepth == 0 && a.RequiresGrad;
+
+    /// <summary>True when an op over <paramref name="a"/>, <paramref name="b"/> must record a node.</summary>
+    internal static bool Needs(Tensor a, Tensor? b) => _noGradDepth == 0 && (a.RequiresGrad || (b?.RequiresGrad ?? false));
+
+    /// <summary>True when an op over <paramref name="a"/>, <paramref name="b"/>, <paramref name="c"/> must record a node.</summary>
+    internal static bool Needs(Tensor a, Tensor? b, Tensor? c) => _noGradDepth == 0 && (a.RequiresGrad || (b?.RequiresGrad ?? false) || (c?.RequiresGrad ?? false));
+
+    /// <summary>
+    /// Attaches a node to <paramref name="output"/>. <paramref name="backward"/> maps the output gradient (contiguous F32)
+    /// to one gradient per input, in order (null where an input needs none); it runs only during Backward.
+    /// </summary>
+    internal static Tensor Record(Tensor output, string op, Tensor?[] inputs, Func<Tensor, Tensor?[]> backward)
+    {
+        output.SetGradFn(new GradNode(op, inputs, backward));
+        return output;
+    }
+
+    internal static void RunBackward(Tensor root, Tensor seed)
+    {
+        var order = TopologicalOrder(root);
+
+        // Pending gradients of non-leaf tensors, dropped as soon as their node has run so memory follows the frontier.
+        var pending = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [root] = seed };
+        if (root.IsLeaf)
+        {
+            root.AccumulateGrad(seed);
+            return;
+        }
+
+        for (int i = order.Count - 1; i >= 0; i--)
+        {
+            var tensor = order[i];
+            if (!pending.Remove(tensor, out var grad)) continue; // no path from this node to the root's loss
+            var node = tensor.GradFn!;
+            var inputGrads = node.Backward(grad);
+            Debug.Assert(inputGrads.Length == node.Inputs.Length, $"{node.Op}: backward returned {inputGrads.Length} gradients for {node.Inputs.Length} inputs");
+            for (int j = 0; j < node.Inputs.Length; j++)
+            {
+                var input = node.Inputs[j];
+                var g = inputGrads[j];
+                if (input is null || g is null || !input.RequiresGrad) continue;
+                if (g.Shape != input.Shape)
+                {
+                    throw new InvalidOperationException($"Autograd internal error: {node.Op} returned a gradient of shape {g.Shape} for an input of shape {input.Shape}.");
+                }
+
+                g = g.Contiguous();
+                if (input.IsLeaf)
+                {
+                    input.AccumulateGrad(g);
+                }
+                else if (pending.TryGetValue(input, out var existing))
+                {
+                    // Two uses of one tensor: sum the gradients. Clone first when the existing buffer may be shared.
+                    var sum = Tensor.Empty(existing.Shape);
+                    TensorPrimitives.Add(existing.AsReadOnlySpan<float>(), g.AsReadOnlySpan<float>(), sum.AsSpan<float>());
+                    pending[input] = sum;
+                }
+                else
+                {
+                    pending[input] = g;
+                }
+            }
+        }
+    }
+
+    /// <summary>Non-leaf tensors reachable from <paramref name="root"/>, each after all tensors it depends on.</summary>
+    private static List<Tensor> TopologicalOrder(Tensor root)
+    {
+        var order = new List<Tensor>();
+        if (root.IsLeaf) return order;
+        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+
+        // Iterative depth-first search (deep graphs would overflow the call stack): a tensor is emitted after its inputs.
+        var stack = new Stack<(Tensor Tensor, int NextInput)>();
+        stack.Push((root, 0));
+        visited.Add(root);
+        while (stack.Count > 0)
+        {
+            var (tensor, next) = stack.Pop();
+            var inputs = tensor.GradFn!.Inputs;
+            if (next < inputs.Length)
+            {
+                stack.Push((tensor, next + 1));
+                var input = inputs[next];
+                if (input is not null && !input.IsLeaf && input.RequiresGrad && visited.Add(input))
+                {
+                    stack.Push((input, 0));
+                }
+            }
+            else
+            {
+                order.Add(tensor);
+            }
+        }
+
+        return order;
+    }
+}
+
+/// <summary>The scope returned by <see cref="Autograd.NoGrad"/>; disposing it turns recording back on.</summary>
+public readonly struct NoGradScope : IDisposable, IEquatable<NoGradScope>
+{
+    private readonly int _threadId;
+
+    internal NoGradScope(int threadId) => _threadId = threadId;
+
+    /// <summary>Leaves the no-grad scope.</summary>
+    public void Dispose() => Autograd.ExitNoGrad(_threadId);
+
+    /// <inheritdoc/>
+    public bool Equals(NoGradScope other) => _threadId == other._threadId;
+
+    /// <inheritdoc/>
+    public override bool Equals(object? obj) => obj is NoGradScope other && Equals(other);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => _threadId;
+
+    /// <summary>Same thread.</summary>
+    public static bool operator ==(NoGradScope left, NoGradScope right) => left.Equals(right);
+
+    /// <summary>Different thread.</summary>
+    public static bool operator !=(NoGradScope left, NoGradScope right) => !left.Equals(right);
+}
+
+/// <summary>One recorded op: its name, its inputs and the function that turns the output gradient into input gradients.</summary>
+internal sealed class GradNode(string op, Tensor?[] inputs, Func<Tensor, Tensor?[]> backward)
+{
+    public string Op { get; } = op;
+
+    public Tensor?[] Inputs { get; } = inputs;
+
+    public Func<Tensor, Tensor?[]> Backward { get; } = backward;
+}

@@ -1,0 +1,48 @@
+namespace Sharpformer.Tensors;
+
+public static partial class Ops
+{
+    /// <summary>
+    /// logits[N, V] with targets[N] (I32 or I64) → []: mean cross-entropy −log softmax(logits)[target] over the rows whose
+    /// target is not <paramref name="ignoreIndex"/>, like PyTorch's cross_entropy (NaN when every row is ignored).
+    /// Logits may also be [B, T, V] with targets [B, T].
+    /// </summary>
+    /// <exception cref="ArgumentException">The shapes disagree, or a target is outside [0, V) and not the ignore index.</exception>
+    public static Tensor CrossEntropy(Tensor logits, Tensor targets, int ignoreIndex = -100)
+    {
+        CheckF32(nameof(CrossEntropy), logits, nameof(logits));
+        ArgumentNullException.ThrowIfNull(targets);
+        if (logits.Rank < 2 || !logits.Shape.Dims[..^1].SequenceEqual(targets.Shape.Dims))
+        {
+            ShapeError.Mismatch(nameof(CrossEntropy), logits.Shape, targets.Shape, "logits must be [N, V] and targets [N] (or [B, T, V] and [B, T])");
+        }
+
+        var target = ReadIds(nameof(CrossEntropy), targets, nameof(targets));
+        int v = logits.Shape.Last;
+        int rows = target.Length;
+        for (int r = 0; r < rows; r++)
+        {
+            if (target[r] != ignoreIndex && (uint)target[r] >= (uint)v)
+            {
+                throw new ArgumentException($"CrossEntropy: target {target[r]} in row {r} is outside [0, {v}) and is not the ignore index {ignoreIndex}; logits {logits.Shape}, targets {targets.Shape}.", nameof(targets));
+            }
+        }
+
+        var xc = logits.Contiguous();
+        var losses = new float[rows];
+        int count = Kernels.CrossEntropy.Forward(xc.AsReadOnlySpan<float>(), target, losses, rows, v, ignoreIndex);
+        double total = 0;
+        foreach (float l in losses) total += l;
+        var output = Tensor.FromArray([(float)(total / count)], Shape.Scalar);
+        if (!Autograd.Needs(logits)) return output;
+        return Autograd.Record(output, nameof(CrossEntropy), [logits, targets], g =>
+        {
+            // d loss / d logits[r] = (softmax(logits[r]) − onehot(target_r)) / count for counted rows, 0 for ignored ones.
+            var dLosses = new float[rows];
+            Array.Fill(dLosses, g.AsReadOnlySpan<float>()[0] / count);
+            var dx = Tensor.Empty(logits.Shape);
+            Kernels.CrossEntropy.Backward(xc.AsReadOnlySpan<float>(), target, dLosses, dx.AsSpan<float>(), rows, v, ignoreIndex);
+            return [dx, null];
+        });
+    }
+}

@@ -1,0 +1,109 @@
+using System.Diagnostics.CodeAnalysis;
+
+namespace Sharpformer.Tensors;
+
+// Autograd members of Tensor. A tensor produced by an op on inputs that require gradients holds a GradNode (its
+// creator); leaves (tensors made directly, e.g. parameters) have none and receive gradients in Grad.
+public sealed partial class Tensor
+{
+    private bool _requiresGrad;
+
+    /// <summary>
+    /// True when gradients flow to this tensor. Set it on leaves (parameters, inputs); op outputs get it when any input
+    /// requires gradients and gradient recording is on (see <see cref="Autograd.NoGrad"/>). Only <see cref="Ops"/>
+    /// record: Tensor's own view methods (<see cref="Reshape"/>, <see cref="Transpose"/>, ...) return plain views, so use
+    /// <see cref="Ops.Reshape"/>, <see cref="Ops.Transpose"/>, ... on tensors that are part of a graph.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Set on a non-F32 tensor, or cleared on a non-leaf.</exception>
+    public bool RequiresGrad
+    {
+        get => _requiresGrad;
+        set
+        {
+            if (value && DType != DType.F32) ThrowRequiresGradDType(DType, Shape);
+            if (!value && !IsLeaf) ThrowClearNonLeaf(Shape);
+            _requiresGrad = value;
+        }
+    }
+
+    /// <summary>
+    /// The gradient of the last <see cref="Backward()"/> loss(es) with respect to this leaf: same shape, F32, contiguous.
+    /// Successive Backward calls add into it (like PyTorch); <see cref="ZeroGrad"/> clears it. Null until a gradient
+    /// arrives. Non-leaf tensors do not keep their gradients.
+    /// </summary>
+    public Tensor? Grad { get; private set; }
+
+    /// <summary>True for tensors not produced by a recorded op (parameters, data, detached tensors).</summary>
+    public bool IsLeaf => GradFn is null;
+
+    /// <summary>The recorded op that produced this tensor, or null for a leaf.</summary>
+    internal GradNode? GradFn { get; private set; }
+
+    /// <summary>Back-propagates from this scalar (one-element) tensor, seeding its gradient with 1.</summary>
+    /// <exception cref="InvalidOperationException">The tensor has more than one element or does not require gradients.</exception>
+    public void Backward()
+    {
+        if (ElementCount != 1)
+        {
+            throw new InvalidOperationException($"Backward(): the tensor of shape {Shape} is not a scalar; reduce it (Ops.Sum/Ops.Mean) or pass the output gradient to Backward(grad).");
+        }
+
+        Backward(Ones(Shape));
+    }
+
+    /// <summary>
+    /// Back-propagates <paramref name="grad"/> (same shape as this tensor) through the recorded graph. The graph is kept,
+    /// so calling Backward again adds the same gradients once more. Leaves' <see cref="Grad"/> are updated without
+    /// locks: do not run Backward concurrently on graphs that share leaves.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The tensor does not require gradients.</exception>
+    /// <exception cref="ArgumentException"><paramref name="grad"/>'s shape differs from this tensor's.</exception>
+    public void Backward(Tensor grad)
+    {
+        ArgumentNullException.ThrowIfNull(grad);
+        if (!RequiresGrad)
+        {
+            throw new InvalidOperationException($"Backward: the tensor of shape {Shape} does not require gradients; set RequiresGrad on the parameters before the forward pass, outside Autograd.NoGrad().");
+        }
+
+        if (grad.Shape != Shape) ShapeError.Mismatch("Backward", Shape, grad.Shape, "the gradient must have the output's shape");
+        if (grad.DType != DType.F32) throw new ArgumentException($"Backward: the gradient must be F32, got {grad.DType}.", nameof(grad));
+        Autograd.RunBackward(this, grad.Contiguous());
+    }
+
+    /// <summary>Clears <see cref="Grad"/> so the next Backward starts from zero.</summary>
+    public void ZeroGrad() => Grad = null;
+
+    /// <summary>A leaf that shares this tensor's storage but is cut from the graph (no gradient flows through it).</summary>
+    public Tensor Detach() => new(Storage, DType, Shape, _strides, Offset);
+
+    /// <summary>Makes this tensor the output of <paramref name="node"/>.</summary>
+    internal void SetGradFn(GradNode node)
+    {
+        GradFn = node;
+        _requiresGrad = true;
+    }
+
+    /// <summary>Adds <paramref name="grad"/> (contiguous F32, this tensor's shape) into <see cref="Grad"/>.</summary>
+    internal void AccumulateGrad(Tensor grad)
+    {
+        if (Grad is null)
+        {
+            // Own the buffer: the incoming gradient may alias another tensor's gradient or a saved activation.
+            Grad = grad.Clone();
+        }
+        else
+        {
+            var acc = Grad.AsSpan<float>();
+            System.Numerics.Tensors.TensorPrimitives.Add(acc, grad.AsReadOnlySpan<float>(), acc);
+        }
+    }
+
+    [DoesNotReturn]
+    private static void ThrowRequiresGradDType(DType dtype, Shape shape) =>
+        throw new InvalidOperationException($"RequiresGrad: only F32 tensors can require gradients, but this tensor of shape {shape} is {dtype}; convert with To(DType.F32) first.");
+
+    [DoesNotReturn]
+    private static void ThrowClearNonLeaf(Shape shape) =>
+        throw new InvalidOperationException($"RequiresGrad: the tensor of shape {shape} is the output of an op; use Detach() to get a tensor without gradients.");
+}

@@ -1,0 +1,539 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using Sharpformer.Tensors.Threading;
+
+namespace Sharpformer.Tensors.Kernels;
+
+/// <summary>
+/// Sizes and strides of one attention call. Q is read as a strided [B, H, Tq, D] view of a [B, Tq, H·D] projection
+/// (element [b, h, i, d] at (b·Tq + i)·QueryRowStride + h·D + d), and likewise K and V over Tk rows and the output over
+/// Tq rows, so head splits are never materialized. A row stride of 0 means the packed default H·D; a fused QKV projection
+/// [B, T, 3·H·D] passes 3·H·D and slices the spans at offsets 0, H·D and 2·H·D.
+/// </summary>
+/// <param name="Batch">B.</param>
+/// <param name="Heads">H.</param>
+/// <param name="QueryLength">Tq, the number of queries (new tokens).</param>
+/// <param name="KeyLength">Tk, the number of keys and values (cached plus new tokens).</param>
+/// <param name="HeadDim">D, the width of one head.</param>
+public readonly record struct AttentionShape(int Batch, int Heads, int QueryLength, int KeyLength, int HeadDim)
+{
+    /// <summary>Elements between consecutive query rows (tokens) of Q; 0 means H·D.</summary>
+    public int QueryRowStride { get; init; }
+
+    /// <summary>Elements between consecutive key rows of K; 0 means H·D.</summary>
+    public int KeyRowStride { get; init; }
+
+    /// <summary>Elements between consecutive value rows of V; 0 means H·D.</summary>
+    public int ValueRowStride { get; init; }
+
+    /// <summary>Elements between consecutive rows of the output (and of its gradient); 0 means H·D.</summary>
+    public int OutputRowStride { get; init; }
+
+    internal int Width => Heads * HeadDim;
+
+    internal int QStride => QueryRowStride == 0 ? Width : QueryRowStride;
+
+    internal int KStride => KeyRowStride == 0 ? Width : KeyRowStride;
+
+    internal int VStride => ValueRowStride == 0 ? Width : ValueRowStride;
+
+    internal int OStride => OutputRowStride == 0 ? Width : OutputRowStride;
+}
+
+/// <summary>
+/// Fused scaled-dot-product attention per head: O = softmax(Q·Kᵀ · scale + mask) · V over strided [B, H, T, D] views,
+/// with a causal mask (query i sees keys j ≤ i + (Tk − Tq), so a KV cache works), an optional key-padding mask per batch,
+/// optional returned probabilities, and the backward (dQ, dK, dV from the saved probabilities).
+/// Each (b, h) is one task for <see cref="ParallelFor"/>; inside it, vector-times-matrix loops over one transposed copy
+/// of the head's keys skip every key past the causal limit, so a causal prefill does about half the work.
+/// </summary>
+public static class Attention
+{
+    /// <summary>
+    /// Q [B, H, Tq, D], K [B, H, Tk, D], V [B, H, Tk, D] → O [B, H, Tq, D] (strided views, see <see cref="AttentionShape"/>):
+    /// O = softmax(Q·Kᵀ · scale + mask) · V. A query whose keys are all masked gets a zero output row.
+    /// </summary>
+    /// <param name="shape">Sizes and row strides.</param>
+    /// <param name="q">Queries, starting at Q[0, 0, 0, 0].</param>
+    /// <param name="k">Keys, starting at K[0, 0, 0, 0].</param>
+    /// <param name="v">Values, starting at V[0, 0, 0, 0].</param>
+    /// <param name="output">Output view, starting at O[0, 0, 0, 0]; only its [B, H, Tq, D] elements are written.</param>
+    /// <param name="causal">Apply the causal mask with offset Tk − Tq.</param>
+    /// <param name="keyPaddingMask">Empty, or [B, Tk]: 1 = attend, 0 = padding.</param>
+    /// <param name="scale">Score scale; null means 1/√D.</param>
+    /// <param name="probabilities">Empty, or [B, H, Tq, Tk] contiguous to receive the attention weights (needed by the backward).</param>
+    /// <exception cref="ArgumentException">A size or stride is invalid or a span is too short.</exception>
+    public static unsafe void Forward(
+        AttentionShape shape, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> output,
+        bool causal = false, ReadOnlySpan<float> keyPaddingMask = default, float? scale = null, Span<float> probabilities = default)
+    {
+        const string Op = "Attention.Forward";
+        Validate(Op, shape, q.Length, k.Length, v.Length, output.Length, "output");
+        int b = shape.Batch, h = shape.Heads, tq = shape.QueryLength, tk = shape.KeyLength;
+        KernelChecks.Optional(Op, nameof(keyPaddingMask), keyPaddingMask.Length, (long)b * tk, "[B={0}, Tk={1}]", b, tk);
+        KernelChecks.Optional(Op, nameof(probabilities), probabilities.Length, (long)b * h * tq * tk, "[B={0}, H={1}, Tq={2}, Tk={3}]", b, h, tq, tk);
+        float s = scale ?? ScaleFor(shape.HeadDim);
+        fixed (float* pq = q, pk = k, pv = v, po = output, pm = keyPaddingMask, pp = probabilities)
+        {
+            nint aq = (nint)pq, ak = (nint)pk, av = (nint)pv, ao = (nint)po, am = (nint)pm, ap = (nint)pp;
+            int lq = q.Length, lk = k.Length, lv = v.Length, lo = output.Length, lm = keyPaddingMask.Length, lp = probabilities.Length;
+            ParallelFor.For(b * h, 1, (start, end) =>
+            {
+                var qs = new ReadOnlySpan<float>((void*)aq, lq);
+                var ks = new ReadOnlySpan<float>((void*)ak, lk);
+                var vs = new ReadOnlySpan<float>((void*)av, lv);
+                var os = new Span<float>((void*)ao, lo);
+                var ms = new ReadOnlySpan<float>((void*)am, lm);
+                var ps = new Span<float>((void*)ap, lp);
+                // Per worker: Kᵀ [D, Tk], plus the scores [Tq, Tk] when the caller does not keep the probabilities.
+                int ktLength = Math.Max(1, shape.HeadDim * tk);
+                float[] scratch = ArrayPool<float>.Shared.Rent(ktLength + (ps.IsEmpty ? tq * tk : 0));
+                for (int bh = start; bh < end; bh++)
+                {
+                    var scores = ps.IsEmpty ? scratch.AsSpan(ktLength, tq * tk) : ps.Slice(bh * tq * tk, tq * tk);
+                    Head(shape, bh, s, causal, qs, ks, vs, os, ms, scores, scratch.AsSpan(0, ktLength));
+                }
+
+                ArrayPool<float>.Shared.Return(scratch);
+            });
+        }
+    }
+
+    /// <summary>
+    /// Backward of <see cref="Forward"/> from the saved probabilities P [B, H, Tq, Tk]: with dO [B, H, Tq, D],
+    /// dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = scale · dS·K, dK = scale · dSᵀ·Q.
+    /// dQ, dK and dV may be views of one fused gradient buffer (they are written only inside their own views).
+    /// Masks need no repeating: masked entries of P are 0, so they pass no gradient.
+    /// </summary>
+    /// <param name="shape">The forward's sizes and strides; dQ, dK, dV use the Q, K, V strides and dO the output stride.</param>
+    /// <param name="q">The forward queries.</param>
+    /// <param name="k">The forward keys.</param>
+    /// <param name="v">The forward values.</param>
+    /// <param name="probabilities">The forward's attention weights [B, H, Tq, Tk], contiguous.</param>
+    /// <param name="dOutput">Gradient with respect to the output view.</param>
+    /// <param name="dq">Gradient with respect to Q (its view's elements are overwritten).</param>
+    /// <param name="dk">Gradient with respect to K (overwritten).</param>
+    /// <param name="dv">Gradient with respect to V (overwritten).</param>
+    /// <param name="scale">The forward's score scale; null means 1/√D.</param>
+    /// <exception cref="ArgumentException">A size or stride is invalid or a span is too short.</exception>
+    public static unsafe void Backward(
+        AttentionShape shape, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> probabilities,
+        ReadOnlySpan<float> dOutput, Span<float> dq, Span<float> dk, Span<float> dv, float? scale = null)
+    {
+        const string Op = "Attention.Backward";
+        Validate(Op, shape, q.Length, k.Length, v.Length, dOutput.Length, nameof(dOutput));
+        Validate(Op, shape, dq.Length, dk.Length, dv.Length, dOutput.Length, nameof(dOutput), "dq", "dk", "dv");
+        int b = shape.Batch, h = shape.Heads, tq = shape.QueryLength, tk = shape.KeyLength;
+        KernelChecks.AtLeast(Op, nameof(probabilities), probabilities.Length, (long)b * h * tq * tk, "[B={0}, H={1}, Tq={2}, Tk={3}]", b, h, tq, tk);
+        float s = scale ?? ScaleFor(shape.HeadDim);
+        fixed (float* pq = q, pk = k, pv = v, pp = probabilities, pdo = dOutput, pdq = dq, pdk = dk, pdv = dv)
+        {
+            nint aq = (nint)pq, ak = (nint)pk, av = (nint)pv, ap = (nint)pp, ado = (nint)pdo, adq = (nint)pdq, adk = (nint)pdk, adv = (nint)pdv;
+            int lq = q.Length, lk = k.Length, lv = v.Length, lp = probabilities.Length, ldo = dOutput.Length, ldq = dq.Length, ldk = dk.Length, ldv = dv.Length;
+            ParallelFor.For(b * h, 1, (start, end) =>
+            {
+                int scratchLength = (shape.HeadDim * tk) + (2 * tq * tk);
+                float[] scratch = ArrayPool<float>.Shared.Rent(Math.Max(1, scratchLength));
+                for (int bh = start; bh < end; bh++)
+                {
+                    HeadBackward(
+                        shape, bh, s,
+                        new ReadOnlySpan<float>((void*)aq, lq), new ReadOnlySpan<float>((void*)ak, lk), new ReadOnlySpan<float>((void*)av, lv),
+                        new ReadOnlySpan<float>((void*)ap, lp), new ReadOnlySpan<float>((void*)ado, ldo),
+                        new Span<float>((void*)adq, ldq), new Span<float>((void*)adk, ldk), new Span<float>((void*)adv, ldv),
+                        scratch.AsSpan(0, scratchLength));
+                }
+
+                ArrayPool<float>.Shared.Return(scratch);
+            });
+        }
+    }
+
+    // Below this many queries per head the scores come from one dot product per key instead of a transposed copy of K.
+    private const int MinQueriesForTranspose = 8;
+
+    /// <summary>1/√D, the default score scale.</summary>
+    internal static float ScaleFor(int headDim) => headDim == 0 ? 1f : 1f / MathF.Sqrt(headDim);
+
+    /// <summary>
+    /// One (b, h), row by row: scores_i = scale · q_i·Kᵀ over the keys query i may see, masked softmax in place,
+    /// o_i = p_i·V. Keys past the causal limit are never touched, which halves the work of a causal prefill.
+    /// Kᵀ is copied once per head into <paramref name="kt"/> [D, Tk] so both products are vector-times-matrix loops
+    /// over contiguous rows (<see cref="VecMat"/>), with no horizontal sums.
+    /// </summary>
+    private static void Head(
+        AttentionShape shape, int bh, float scale, bool causal, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        Span<float> output, ReadOnlySpan<float> keyPaddingMask, Span<float> scores, Span<float> kt)
+    {
+        int b = bh / shape.Heads, h = bh % shape.Heads;
+        int tq = shape.QueryLength, tk = shape.KeyLength, d = shape.HeadDim;
+        if (tq == 0 || d == 0) return;
+        long qOff = ((long)b * tq * shape.QStride) + ((long)h * d);
+        long kOff = ((long)b * tk * shape.KStride) + ((long)h * d);
+        long vOff = ((long)b * tk * shape.VStride) + ((long)h * d);
+        long oOff = ((long)b * tq * shape.OStride) + ((long)h * d);
+        if (tk == 0)
+        {
+            // No keys at all: every query is fully masked, so its output is zero.
+            ClearRows(output, oOff, tq, shape.OStride, d);
+            return;
+        }
+
+        // A transposed copy costs Tk·D strided stores; it pays off over many queries, not for a few decoding steps.
+        bool transposed = tq >= MinQueriesForTranspose;
+        if (transposed) Transpose(k[kOff.ToInt()..], shape.KStride, tk, d, kt);
+        var vh = v[vOff.ToInt()..];
+        var mask = keyPaddingMask.IsEmpty ? keyPaddingMask : keyPaddingMask.Slice(b * tk, tk);
+        for (int i = 0; i < tq; i++)
+        {
+            var qi = q.Slice((qOff + ((long)i * shape.QStride)).ToInt(), d);
+            var oi = output.Slice((oOff + ((long)i * shape.OStride)).ToInt(), d);
+            var row = scores.Slice(i * tk, tk);
+            int visible = Softmax.VisibleKeys(i, tq, tk, causal);
+
+            // scores_i [visible] = scale · q_i [D] · Kᵀ [D, visible]
+            if (transposed)
+            {
+                VecMat(qi, kt, tk, visible, row, scale);
+            }
+            else
+            {
+                for (int j = 0; j < visible; j++)
+                {
+                    row[j] = scale * TensorPrimitives.Dot(qi, k.Slice((kOff + ((long)j * shape.KStride)).ToInt(), d));
+                }
+            }
+
+            Softmax.MaskedRow(row, row, visible, mask);
+
+            // o_i [D] = p_i [visible] · V [visible, D]
+            VecMat(row[..visible], vh, shape.VStride, d, oi, 1f);
+        }
+    }
+
+    /// <summary>
+    /// One (b, h) of the backward. Per query row: dP_i = do_i·Vᵀ, dS_i = scale · p_i ⊙ (dP_i − p_i·dP_i), dq_i = dS_i·K.
+    /// Then, over the transposed P and dS: dV = Pᵀ·dO and dK = dSᵀ·Q, row by row. <paramref name="scratch"/> holds
+    /// Vᵀ [D, Tk], dS [Tq, Tk] and one [Tk, Tq] transpose.
+    /// </summary>
+    private static void HeadBackward(
+        AttentionShape shape, int bh, float scale, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> probabilities, ReadOnlySpan<float> dOutput, Span<float> dq, Span<float> dk, Span<float> dv, Span<float> scratch)
+    {
+        int b = bh / shape.Heads, h = bh % shape.Heads;
+        int tq = shape.QueryLength, tk = shape.KeyLength, d = shape.HeadDim;
+        if (d == 0) return;
+        long qOff = ((long)b * tq * shape.QStride) + ((long)h * d);
+        long kOff = ((long)b * tk * shape.KStride) + ((long)h * d);
+        long vOff = ((long)b * tk * shape.VStride) + ((long)h * d);
+        long oOff = ((long)b * tq * shape.OStride) + ((long)h * d);
+        if (tq == 0 || tk == 0)
+        {
+            // Nothing was attended: every gradient this head owns is zero.
+            ClearRows(dq, qOff, tq, shape.QStride, d);
+            ClearRows(dk, kOff, tk, shape.KStride, d);
+            ClearRows(dv, vOff, tk, shape.VStride, d);
+            return;
+        }
+
+        var vt = scratch[..(d * tk)];
+        var ds = scratch.Slice(d * tk, tq * tk);
+        var tr = scratch.Slice((d * tk) + (tq * tk), tq * tk);
+        var p = probabilities.Slice(bh * tq * tk, tq * tk);
+        var dO = dOutput[oOff.ToInt()..];
+        var qh = q[qOff.ToInt()..];
+        var kh = k[kOff.ToInt()..];
+        Transpose(v[vOff.ToInt()..], shape.VStride, tk, d, vt);
+        for (int i = 0; i < tq; i++)
+        {
+            var pi = p.Slice(i * tk, tk);
+            var dsi = ds.Slice(i * tk, tk);
+
+            // Masked keys have p = 0 and so dS = 0; only the keys up to the last non-zero weight need work.
+            int used = tk;
+            while (used > 0 && pi[used - 1] == 0f) used--;
+            dsi[used..].Clear();
+
+            // dP_i [used] = do_i [D] · Vᵀ [D, used]; dS_i = scale · p_i ⊙ (dP_i − p_i·dP_i)
+            VecMat(dO.Slice(i * shape.OStride, d), vt, tk, used, dsi, 1f);
+            float dot = TensorPrimitives.Dot(pi[..used], dsi[..used]);
+            TensorPrimitives.Subtract(dsi[..used], dot, dsi[..used]);
+            TensorPrimitives.Multiply(dsi[..used], pi[..used], dsi[..used]);
+            TensorPrimitives.Multiply(dsi[..used], scale, dsi[..used]);
+
+            // dq_i [D] = dS_i [used] · K [used, D]
+            VecMat(dsi[..used], kh, shape.KStride, d, dq.Slice((qOff + ((long)i * shape.QStride)).ToInt(), d), 1f);
+        }
+
+        // dV [Tk, D] = Pᵀ [Tk, Tq] · dO [Tq, D], one key row at a time.
+        Transpose(p, tk, tq, tk, tr);
+        for (int j = 0; j < tk; j++)
+        {
+            // Under a causal mask the column's leading queries never saw key j: start at the first non-zero weight.
+            var col = tr.Slice(j * tq, tq);
+            int first = FirstNonZero(col);
+            if (first == tq)
+            {
+                // No query attended to key j (padding): its value gradient is zero.
+                dv.Slice((vOff + ((long)j * shape.VStride)).ToInt(), d).Clear();
+                continue;
+            }
+
+            VecMat(col[first..], dO[(first * shape.OStride)..], shape.OStride, d, dv.Slice((vOff + ((long)j * shape.VStride)).ToInt(), d), 1f);
+        }
+
+        // dK [Tk, D] = dSᵀ [Tk, Tq] · Q [Tq, D]
+        Transpose(ds, tk, tq, tk, tr);
+        for (int j = 0; j < tk; j++)
+        {
+            var col = tr.Slice(j * tq, tq);
+            int first = FirstNonZero(col);
+            if (first == tq)
+            {
+                dk.Slice((kOff + ((long)j * shape.KStride)).ToInt(), d).Clear();
+                continue;
+            }
+
+            VecMat(col[first..], qh[(first * shape.QStride)..], shape.QStride, d, dk.Slice((kOff + ((long)j * shape.KStride)).ToInt(), d), 1f);
+        }
+    }
+
+    /// <summary>Index of the first non-zero element, or the length when all are zero.</summary>
+    private static int FirstNonZero(ReadOnlySpan<float> x)
+    {
+        int i = 0;
+        while (i < x.Length && x[i] == 0f) i++;
+        return i;
+    }
+
+    /// <summary>dst [cols, rows] = src [rows, cols]ᵀ, src with row stride <paramref name="lds"/>, dst packed.</summary>
+    private static void Transpose(ReadOnlySpan<float> src, int lds, int rows, int cols, Span<float> dst)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var row = src.Slice(r * lds, cols);
+            for (int c = 0; c < cols; c++) dst[(c * rows) + r] = row[c];
+        }
+    }
+
+    /// <summary>
+    /// c [n] = alpha · a [m] · B [m, n] (B with row stride <paramref name="ldb"/>): each output vector block stays in a
+    /// register while a[t] is broadcast and the B rows stream through, four (then two, then one) blocks at a time so
+    /// independent FMA chains hide the FMA latency; Vector512 → 256 → 128 → scalar over n.
+    /// </summary>
+    internal static void VecMat(ReadOnlySpan<float> a, ReadOnlySpan<float> bm, int ldb, int n, Span<float> c, float alpha)
+    {
+        int m = a.Length;
+        Debug.Assert(c.Length >= n && (m == 0 || bm.Length >= ((m - 1) * ldb) + n));
+        ref float ar = ref MemoryMarshal.GetReference(a);
+        ref float br = ref MemoryMarshal.GetReference(bm);
+        ref float cr = ref MemoryMarshal.GetReference(c);
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            // Four output blocks at once: four independent FMA chains hide the FMA latency and share each broadcast.
+            for (; j <= n - 64; j += 64)
+            {
+                var acc0 = Vector512<float>.Zero;
+                var acc1 = Vector512<float>.Zero;
+                var acc2 = Vector512<float>.Zero;
+                var acc3 = Vector512<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    var at = Vector512.Create(Unsafe.Add(ref ar, t));
+                    ref float bt = ref Unsafe.Add(ref br, (t * ldb) + j);
+                    acc0 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt), acc0);
+                    acc1 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt, 16), acc1);
+                    acc2 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt, 32), acc2);
+                    acc3 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt, 48), acc3);
+                }
+
+                (acc0 * alpha).StoreUnsafe(ref cr, (nuint)j);
+                (acc1 * alpha).StoreUnsafe(ref cr, (nuint)(j + 16));
+                (acc2 * alpha).StoreUnsafe(ref cr, (nuint)(j + 32));
+                (acc3 * alpha).StoreUnsafe(ref cr, (nuint)(j + 48));
+            }
+
+            for (; j <= n - 32; j += 32)
+            {
+                var acc0 = Vector512<float>.Zero;
+                var acc1 = Vector512<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    var at = Vector512.Create(Unsafe.Add(ref ar, t));
+                    ref float bt = ref Unsafe.Add(ref br, (t * ldb) + j);
+                    acc0 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt), acc0);
+                    acc1 = Vector512.FusedMultiplyAdd(at, Vector512.LoadUnsafe(ref bt, 16), acc1);
+                }
+
+                (acc0 * alpha).StoreUnsafe(ref cr, (nuint)j);
+                (acc1 * alpha).StoreUnsafe(ref cr, (nuint)(j + 16));
+            }
+
+            for (; j <= n - 16; j += 16)
+            {
+                var acc = Vector512<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    acc = Vector512.FusedMultiplyAdd(Vector512.Create(Unsafe.Add(ref ar, t)), Vector512.LoadUnsafe(ref br, (nuint)((t * ldb) + j)), acc);
+                }
+
+                (acc * alpha).StoreUnsafe(ref cr, (nuint)j);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; j <= n - 32; j += 32)
+            {
+                var acc0 = Vector256<float>.Zero;
+                var acc1 = Vector256<float>.Zero;
+                var acc2 = Vector256<float>.Zero;
+                var acc3 = Vector256<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    var at = Vector256.Create(Unsafe.Add(ref ar, t));
+                    ref float bt = ref Unsafe.Add(ref br, (t * ldb) + j);
+                    acc0 = Vector256.FusedMultiplyAdd(at, Vector256.LoadUnsafe(ref bt), acc0);
+                    acc1 = Vector256.FusedMultiplyAdd(at, Vector256.LoadUnsafe(ref bt, 8), acc1);
+                    acc2 = Vector256.FusedMultiplyAdd(at, Vector256.LoadUnsafe(ref bt, 16), acc2);
+                    acc3 = Vector256.FusedMultiplyAdd(at, Vector256.LoadUnsafe(ref bt, 24), acc3);
+                }
+
+                (acc0 * alpha).StoreUnsafe(ref cr, (nuint)j);
+                (acc1 * alpha).StoreUnsafe(ref cr, (nuint)(j + 8));
+                (acc2 * alpha).StoreUnsafe(ref cr, (nuint)(j + 16));
+                (acc3 * alpha).StoreUnsafe(ref cr, (nuint)(j + 24));
+            }
+
+            for (; j <= n - 8; j += 8)
+            {
+                var acc = Vector256<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    acc = Vector256.FusedMultiplyAdd(Vector256.Create(Unsafe.Add(ref ar, t)), Vector256.LoadUnsafe(ref br, (nuint)((t * ldb) + j)), acc);
+                }
+
+                (acc * alpha).StoreUnsafe(ref cr, (nuint)j);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; j <= n - 4; j += 4)
+            {
+                var acc = Vector128<float>.Zero;
+                for (int t = 0; t < m; t++)
+                {
+                    acc = Vector128.FusedMultiplyAdd(Vector128.Create(Unsafe.Add(ref ar, t)), Vector128.LoadUnsafe(ref br, (nuint)((t * ldb) + j)), acc);
+                }
+
+                (acc * alpha).StoreUnsafe(ref cr, (nuint)j);
+            }
+        }
+
+        for (; j < n; j++)
+        {
+            float acc = 0f;
+            for (int t = 0; t < m; t++) acc = MathF.FusedMultiplyAdd(Unsafe.Add(ref ar, t), Unsafe.Add(ref br, (t * ldb) + j), acc);
+            Unsafe.Add(ref cr, j) = acc * alpha;
+        }
+    }
+
+    /// <summary>Naive reference of <see cref="Forward"/>: per (b, h, i) scores, masked softmax and weighted sum in double.</summary>
+    internal static void ForwardReference(
+        AttentionShape shape, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> output,
+        bool causal, ReadOnlySpan<float> keyPaddingMask, float scale, Span<float> probabilities)
+    {
+        int tq = shape.QueryLength, tk = shape.KeyLength, d = shape.HeadDim;
+        var p = new double[tk];
+        for (int b = 0; b < shape.Batch; b++)
+        {
+            for (int h = 0; h < shape.Heads; h++)
+            {
+                for (int i = 0; i < tq; i++)
+                {
+                    double max = double.NegativeInfinity;
+                    for (int j = 0; j < tk; j++)
+                    {
+                        bool keep = (!causal || j <= i + tk - tq) && (keyPaddingMask.IsEmpty || keyPaddingMask[(b * tk) + j] != 0f);
+                        double sc = double.NegativeInfinity;
+                        if (keep)
+                        {
+                            sc = 0;
+                            for (int e = 0; e < d; e++)
+                            {
+                                sc += (double)q[((b * tq) + i) * shape.QStride + (h * d) + e] * k[((b * tk) + j) * shape.KStride + (h * d) + e];
+                            }
+
+                            sc *= scale;
+                        }
+
+                        p[j] = sc;
+                        max = Math.Max(max, sc);
+                    }
+
+                    double sum = 0;
+                    for (int j = 0; j < tk; j++)
+                    {
+                        p[j] = double.IsNegativeInfinity(max) || double.IsNegativeInfinity(p[j]) ? 0 : Math.Exp(p[j] - max);
+                        sum += p[j];
+                    }
+
+                    for (int j = 0; j < tk; j++)
+                    {
+                        if (sum > 0) p[j] /= sum;
+                        if (!probabilities.IsEmpty) probabilities[((((b * shape.Heads) + h) * tq) + i) * tk + j] = (float)p[j];
+                    }
+
+                    for (int e = 0; e < d; e++)
+                    {
+                        double o = 0;
+                        for (int j = 0; j < tk; j++) o += p[j] * v[((b * tk) + j) * shape.VStride + (h * d) + e];
+                        output[((b * tq) + i) * shape.OStride + (h * d) + e] = (float)o;
+                    }
+                }
+            }
+        }
+    }
+
+    private static void Validate(
+        string op, AttentionShape shape, int qLength, int kLength, int vLength, int oLength, string oName,
+        string qName = "q", string kName = "k", string vName = "v")
+    {
+        if (shape.Batch < 0 || shape.Heads < 0 || shape.QueryLength < 0 || shape.KeyLength < 0 || shape.HeadDim < 0)
+        {
+            KernelChecks.Invalid(op, nameof(shape), $"sizes must be non-negative, got {shape}.");
+        }
+
+        if (shape.QStride < shape.Width || shape.KStride < shape.Width || shape.VStride < shape.Width || shape.OStride < shape.Width)
+        {
+            KernelChecks.Invalid(
+                op, nameof(shape), $"every row stride must be at least H·D = {shape.Width} (or 0 for that default), got {shape}.");
+        }
+
+        const string Dims = "[B={0}, H={1}, T={2}, D={3}] with row stride {4}";
+        int bb = shape.Batch, hh = shape.Heads, d = shape.HeadDim, tq = shape.QueryLength, tk = shape.KeyLength;
+        KernelChecks.AtLeast(op, qName, qLength, Needed(shape, tq, shape.QStride), Dims, bb, hh, tq, d, shape.QStride);
+        KernelChecks.AtLeast(op, kName, kLength, Needed(shape, tk, shape.KStride), Dims, bb, hh, tk, d, shape.KStride);
+        KernelChecks.AtLeast(op, vName, vLength, Needed(shape, tk, shape.VStride), Dims, bb, hh, tk, d, shape.VStride);
+        KernelChecks.AtLeast(op, oName, oLength, Needed(shape, tq, shape.OStride), Dims, bb, hh, tq, d, shape.OStride);
+    }
+
+    private static long Needed(AttentionShape shape, int tokens, int stride)
+    {
+        long rows = (long)shape.Batch * tokens;
+        return rows == 0 || shape.Width == 0 ? 0 : ((rows - 1) * stride) + shape.Width;
+    }
+
+    private static void ClearRows(Span<float> x, long offset, int rows, int stride, int width)
+    {
+        for (int r = 0; r < rows; r++) x.Slice((offset + ((long)r * stride)).ToInt(), width).Clear();
+    }
+
+    private static int ToInt(this long value) => checked((int)value);
+}

@@ -1,0 +1,194 @@
+using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
+using System.Numerics.Tensors;
+using Sharpformer.Tensors.Threading;
+
+namespace Sharpformer.Tensors.Kernels;
+
+/// <summary>
+/// Fused cross-entropy per row: log-softmax over the V logits of each of N rows plus the negative log-likelihood of the
+/// target, loss[n] = logsumexp(logits[n, :]) − logits[n, target[n]], and its backward dlogits = (softmax − onehot) · dloss.
+/// Rows whose target equals the ignore index (padding, prompt tokens) have loss 0 and gradient 0.
+/// </summary>
+public static class CrossEntropy
+{
+    /// <summary>Hugging Face / PyTorch default ignore index.</summary>
+    public const int DefaultIgnoreIndex = -100;
+
+    /// <summary>
+    /// [N, V] logits, [N] targets → [N] losses: loss[n] = logsumexp(logits[n]) − logits[n, targets[n]]; 0 for ignored rows.
+    /// The mean loss is Σ losses / (returned count).
+    /// </summary>
+    /// <param name="logits">Unnormalized scores, N · V elements.</param>
+    /// <param name="targets">Target class per row, in [0, V) or equal to <paramref name="ignoreIndex"/>.</param>
+    /// <param name="losses">Per-row losses [N] (overwritten).</param>
+    /// <param name="rows">N.</param>
+    /// <param name="vocab">V.</param>
+    /// <param name="ignoreIndex">Target value that marks a row to skip.</param>
+    /// <returns>The number of rows that were not ignored.</returns>
+    /// <exception cref="ArgumentException">A size is negative, a span is too short, or a target is out of range.</exception>
+    public static unsafe int Forward(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex)
+    {
+        const string Op = "CrossEntropy.Forward";
+        Check(Op, logits.Length, targets, rows, vocab, ignoreIndex);
+        KernelChecks.AtLeast(Op, nameof(losses), losses.Length, rows, "[N={0}]", rows);
+        if (!RowParallel.Worth(rows, vocab)) return ForwardRows(logits, targets, losses, 0, rows, vocab, ignoreIndex);
+        int counted = 0;
+        fixed (float* pl = logits, ploss = losses)
+        fixed (int* pt = targets)
+        {
+            nint al = (nint)pl, at = (nint)pt, aloss = (nint)ploss;
+            int ll = logits.Length, lt = targets.Length, lloss = losses.Length;
+            ParallelFor.For(rows, RowParallel.Grain(vocab), (start, end) =>
+            {
+                int c = ForwardRows(
+                    new ReadOnlySpan<float>((void*)al, ll), new ReadOnlySpan<int>((void*)at, lt), new Span<float>((void*)aloss, lloss),
+                    start, end, vocab, ignoreIndex);
+                Interlocked.Add(ref counted, c);
+            });
+        }
+
+        return counted;
+    }
+
+    private static int ForwardRows(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int start, int end, int vocab, int ignoreIndex)
+    {
+        float[] scratch = ArrayPool<float>.Shared.Rent(Math.Max(vocab, 1));
+        var e = scratch.AsSpan(0, vocab);
+        int counted = 0;
+        for (int n = start; n < end; n++)
+        {
+            if (targets[n] == ignoreIndex)
+            {
+                losses[n] = 0f;
+                continue;
+            }
+
+            var row = logits.Slice(n * vocab, vocab);
+            float max = Softmax.RowMax(row);
+            float sum = Softmax.ExpSubtractSum(row, max, e);
+            losses[n] = MathF.Log(sum) + max - row[targets[n]];
+            counted++;
+        }
+
+        ArrayPool<float>.Shared.Return(scratch);
+        return counted;
+    }
+
+    /// <summary>
+    /// [N, V] logits, [N] targets, [N] dloss → [N, V]: dlogits[n] = (softmax(logits[n]) − onehot(targets[n])) · dLosses[n];
+    /// zero for ignored rows. For a mean loss pass dLosses[n] = 1 / count.
+    /// </summary>
+    /// <param name="logits">The forward logits, N · V elements.</param>
+    /// <param name="targets">The forward targets [N].</param>
+    /// <param name="dLosses">Gradient of the final loss with respect to each row's loss [N].</param>
+    /// <param name="dLogits">Gradient with respect to the logits (overwritten), N · V elements; may be <paramref name="logits"/>.</param>
+    /// <param name="rows">N.</param>
+    /// <param name="vocab">V.</param>
+    /// <param name="ignoreIndex">Target value that marks a row to skip.</param>
+    /// <exception cref="ArgumentException">A size is negative, a span is too short, or a target is out of range.</exception>
+    public static unsafe void Backward(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits,
+        int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex)
+    {
+        const string Op = "CrossEntropy.Backward";
+        Check(Op, logits.Length, targets, rows, vocab, ignoreIndex);
+        KernelChecks.AtLeast(Op, nameof(dLosses), dLosses.Length, rows, "[N={0}]", rows);
+        KernelChecks.AtLeast(Op, nameof(dLogits), dLogits.Length, (long)rows * vocab, "[N={0}, V={1}]", rows, vocab);
+        if (!RowParallel.Worth(rows, vocab))
+        {
+            BackwardRows(logits, targets, dLosses, dLogits, 0, rows, vocab, ignoreIndex);
+            return;
+        }
+
+        fixed (float* pl = logits, pdl = dLosses, pd = dLogits)
+        fixed (int* pt = targets)
+        {
+            nint al = (nint)pl, at = (nint)pt, adl = (nint)pdl, ad = (nint)pd;
+            int ll = logits.Length, lt = targets.Length, ldl = dLosses.Length, ld = dLogits.Length;
+            ParallelFor.For(rows, RowParallel.Grain(vocab), (start, end) => BackwardRows(
+                new ReadOnlySpan<float>((void*)al, ll), new ReadOnlySpan<int>((void*)at, lt), new ReadOnlySpan<float>((void*)adl, ldl),
+                new Span<float>((void*)ad, ld), start, end, vocab, ignoreIndex));
+        }
+    }
+
+    private static void BackwardRows(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits,
+        int start, int end, int vocab, int ignoreIndex)
+    {
+        for (int n = start; n < end; n++)
+        {
+            var d = dLogits.Slice(n * vocab, vocab);
+            if (targets[n] == ignoreIndex)
+            {
+                d.Clear();
+                continue;
+            }
+
+            Softmax.Row(logits.Slice(n * vocab, vocab), d);
+            TensorPrimitives.Multiply(d, dLosses[n], d);
+            d[targets[n]] -= dLosses[n];
+        }
+    }
+
+    /// <summary>Scalar reference of <see cref="Forward"/> (double log-sum-exp).</summary>
+    internal static int ForwardReference(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex)
+    {
+        int counted = 0;
+        for (int n = 0; n < rows; n++)
+        {
+            if (targets[n] == ignoreIndex)
+            {
+                losses[n] = 0f;
+                continue;
+            }
+
+            double max = double.NegativeInfinity;
+            for (int v = 0; v < vocab; v++) max = Math.Max(max, logits[(n * vocab) + v]);
+            double sum = 0;
+            for (int v = 0; v < vocab; v++) sum += Math.Exp(logits[(n * vocab) + v] - max);
+            losses[n] = (float)(Math.Log(sum) + max - logits[(n * vocab) + targets[n]]);
+            counted++;
+        }
+
+        return counted;
+    }
+
+    /// <summary>Scalar reference of <see cref="Backward"/> (double softmax).</summary>
+    internal static void BackwardReference(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits, int rows, int vocab, int ignoreIndex)
+    {
+        for (int n = 0; n < rows; n++)
+        {
+            bool ignored = targets[n] == ignoreIndex;
+            double max = double.NegativeInfinity;
+            for (int v = 0; v < vocab; v++) max = Math.Max(max, logits[(n * vocab) + v]);
+            double sum = 0;
+            for (int v = 0; v < vocab; v++) sum += Math.Exp(logits[(n * vocab) + v] - max);
+            for (int v = 0; v < vocab; v++)
+            {
+                double p = Math.Exp(logits[(n * vocab) + v] - max) / sum;
+                double onehot = v == targets[n] ? 1.0 : 0.0;
+                dLogits[(n * vocab) + v] = ignored ? 0f : (float)((p - onehot) * dLosses[n]);
+            }
+        }
+    }
+
+    private static void Check(string op, int logitsLength, ReadOnlySpan<int> targets, int rows, int vocab, int ignoreIndex)
+    {
+        KernelChecks.Dims(op, rows, vocab);
+        KernelChecks.AtLeast(op, "logits", logitsLength, (long)rows * vocab, "[N={0}, V={1}]", rows, vocab);
+        KernelChecks.AtLeast(op, nameof(targets), targets.Length, rows, "[N={0}]", rows);
+        for (int n = 0; n < rows; n++)
+        {
+            int t = targets[n];
+            if (t != ignoreIndex && (uint)t >= (uint)vocab) ThrowTarget(op, n, t, vocab, ignoreIndex);
+        }
+    }
+
+    [DoesNotReturn]
+    private static void ThrowTarget(string op, int n, int target, int vocab, int ignoreIndex) =>
+        KernelChecks.Invalid(
+            op, "targets", $"targets[{n}] = {target} is neither a class in [0, {vocab}) nor the ignore index {ignoreIndex}; check the labels and the vocabulary size.");
+}

@@ -1,0 +1,451 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using Sharpformer.Tensors.Threading;
+
+namespace Sharpformer.Tensors.Kernels;
+
+/// <summary>
+/// LayerNorm and RMSNorm over the last dimension C of [N, C] rows (N = B·T tokens), forward and backward.
+/// Statistics are a corrected two-pass in float (mean, then the squared deviations minus their mean's square), which
+/// matches a double reference to ~1e-6 even for rows with a large common offset; the forward can save mean and rstd = 1/√(var + eps) for the backward.
+/// Backward outputs are overwritten, not accumulated: dgamma and dbeta are the sums over all N rows of this call.
+/// </summary>
+public static class Norms
+{
+    /// <summary>
+    /// [N, C] → [N, C]: y = (x − mean) · rstd · gamma + beta per row, rstd = 1/√(var + eps), var the biased variance.
+    /// </summary>
+    /// <param name="x">Input, N · C elements.</param>
+    /// <param name="gamma">Scale [C], or empty for none (1).</param>
+    /// <param name="beta">Shift [C], or empty for none (0).</param>
+    /// <param name="y">Output, N · C elements; may be <paramref name="x"/>.</param>
+    /// <param name="rows">N, the number of rows.</param>
+    /// <param name="cols">C, the normalized dimension.</param>
+    /// <param name="eps">Added to the variance (BERT 1e-12, GPT-2 1e-5).</param>
+    /// <param name="mean">Empty, or [N] to receive each row's mean (for the backward).</param>
+    /// <param name="rstd">Empty, or [N] to receive each row's 1/√(var + eps) (for the backward).</param>
+    /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
+    public static unsafe void LayerNorm(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        int rows, int cols, float eps, Span<float> mean = default, Span<float> rstd = default)
+    {
+        const string Op = "Norms.LayerNorm";
+        CheckRows(Op, "y", x.Length, y.Length, rows, cols);
+        KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
+        KernelChecks.Optional(Op, nameof(beta), beta.Length, cols, "[C={0}]", cols);
+        KernelChecks.Optional(Op, nameof(mean), mean.Length, rows, "[N={0}]", rows);
+        KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
+        if (cols == 0) return;
+        if (!RowParallel.Worth(rows, cols))
+        {
+            LayerNormRows(x, gamma, beta, y, 0, rows, cols, eps, mean, rstd);
+            return;
+        }
+
+        fixed (float* px = x, pg = gamma, pb = beta, py = y, pm = mean, ps = rstd)
+        {
+            nint ax = (nint)px, ag = (nint)pg, ab = (nint)pb, ay = (nint)py, am = (nint)pm, ars = (nint)ps;
+            int lx = x.Length, lg = gamma.Length, lb = beta.Length, ly = y.Length, lm = mean.Length, lr = rstd.Length;
+            ParallelFor.For(rows, RowParallel.Grain(cols), (start, end) => LayerNormRows(
+                new ReadOnlySpan<float>((void*)ax, lx), new ReadOnlySpan<float>((void*)ag, lg), new ReadOnlySpan<float>((void*)ab, lb),
+                new Span<float>((void*)ay, ly), start, end, cols, eps, new Span<float>((void*)am, lm), new Span<float>((void*)ars, lr)));
+        }
+    }
+
+    private static void LayerNormRows(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        int start, int end, int cols, float eps, Span<float> mean, Span<float> rstd)
+    {
+        var g = gamma.IsEmpty ? gamma : gamma[..cols];
+        var b = beta.IsEmpty ? beta : beta[..cols];
+        for (int r = start; r < end; r++)
+        {
+            var xr = x.Slice(r * cols, cols);
+            var yr = y.Slice(r * cols, cols);
+            float m = TensorPrimitives.Sum(xr) / cols;
+            TensorPrimitives.Subtract(xr, m, yr);
+
+            // Corrected two-pass: the deviations' own mean c is the rounding error of m; removing it (here and in the
+            // variance, Σd² − n·c²) keeps rows with a large common offset as accurate as centred ones.
+            float c = TensorPrimitives.Sum(yr) / cols;
+            float variance = Math.Max(0f, (TensorPrimitives.SumOfSquares(yr) / cols) - (c * c));
+            float s = 1f / MathF.Sqrt(variance + eps);
+            m += c;
+            TensorPrimitives.Subtract(yr, c, yr);
+            TensorPrimitives.Multiply(yr, s, yr);
+            Affine(yr, g, b);
+            if (!mean.IsEmpty) mean[r] = m;
+            if (!rstd.IsEmpty) rstd[r] = s;
+        }
+    }
+
+    /// <summary>
+    /// [N, C] → [N, C] and [C], [C]: backward of <see cref="LayerNorm"/> from the saved mean and rstd.
+    /// With x̂ = (x − mean) · rstd and g = dy · gamma: dx = rstd · (g − mean(g) − x̂ · mean(g · x̂)),
+    /// dgamma = Σ_rows dy · x̂, dbeta = Σ_rows dy.
+    /// </summary>
+    /// <param name="dy">Gradient with respect to the output, N · C elements.</param>
+    /// <param name="x">The forward input, N · C elements.</param>
+    /// <param name="gamma">The forward scale [C], or empty if the forward had none.</param>
+    /// <param name="mean">Saved row means [N].</param>
+    /// <param name="rstd">Saved row 1/√(var + eps) [N].</param>
+    /// <param name="dx">Gradient with respect to x (overwritten), N · C elements; may be <paramref name="dy"/>, not <paramref name="x"/>.</param>
+    /// <param name="dgamma">Empty, or [C] to receive the gradient of gamma (overwritten).</param>
+    /// <param name="dbeta">Empty, or [C] to receive the gradient of beta (overwritten).</param>
+    /// <param name="rows">N.</param>
+    /// <param name="cols">C.</param>
+    /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
+    public static unsafe void LayerNormBackward(
+        ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dgamma, Span<float> dbeta, int rows, int cols)
+    {
+        const string Op = "Norms.LayerNormBackward";
+        CheckBackward(Op, dy, x, gamma, rstd, dx, dgamma, rows, cols);
+        KernelChecks.AtLeast(Op, nameof(mean), mean.Length, rows, "[N={0}]", rows);
+        KernelChecks.Optional(Op, nameof(dbeta), dbeta.Length, cols, "[C={0}]", cols);
+        var dg = dgamma.IsEmpty ? dgamma : dgamma[..cols];
+        var db = dbeta.IsEmpty ? dbeta : dbeta[..cols];
+        dg.Clear();
+        db.Clear();
+        if (cols == 0) return;
+        if (!RowParallel.Worth(rows, cols))
+        {
+            LayerNormBackwardRows(dy, x, gamma, mean, rstd, dx, dg, db, 0, rows, cols);
+            return;
+        }
+
+        // Each chunk sums its own dgamma/dbeta partials; adding them in chunk order keeps the result deterministic.
+        int grain = RowParallel.Grain(cols);
+        int chunks = (rows + grain - 1) / grain;
+        float[] partials = ArrayPool<float>.Shared.Rent(2 * chunks * cols);
+        Array.Clear(partials, 0, 2 * chunks * cols);
+        bool wantG = !dg.IsEmpty, wantB = !db.IsEmpty;
+        fixed (float* pdy = dy, px = x, pg = gamma, pm = mean, pr = rstd, pdx = dx)
+        {
+            nint ady = (nint)pdy, ax = (nint)px, ag = (nint)pg, am = (nint)pm, ar = (nint)pr, adx = (nint)pdx;
+            int ldy = dy.Length, lx = x.Length, lg = gamma.Length, lm = mean.Length, lr = rstd.Length, ldx = dx.Length;
+            ParallelFor.For(chunks, 1, (start, end) =>
+            {
+                for (int c = start; c < end; c++)
+                {
+                    var pgc = wantG ? partials.AsSpan(2 * c * cols, cols) : default;
+                    var pbc = wantB ? partials.AsSpan(((2 * c) + 1) * cols, cols) : default;
+                    LayerNormBackwardRows(
+                        new ReadOnlySpan<float>((void*)ady, ldy), new ReadOnlySpan<float>((void*)ax, lx), new ReadOnlySpan<float>((void*)ag, lg),
+                        new ReadOnlySpan<float>((void*)am, lm), new ReadOnlySpan<float>((void*)ar, lr), new Span<float>((void*)adx, ldx),
+                        pgc, pbc, c * grain, Math.Min(rows, (c + 1) * grain), cols);
+                }
+            });
+        }
+
+        for (int c = 0; c < chunks; c++)
+        {
+            if (wantG) TensorPrimitives.Add(dg, partials.AsSpan(2 * c * cols, cols), dg);
+            if (wantB) TensorPrimitives.Add(db, partials.AsSpan(((2 * c) + 1) * cols, cols), db);
+        }
+
+        ArrayPool<float>.Shared.Return(partials);
+    }
+
+    /// <summary>Rows [start, end) of the LayerNorm backward; adds into <paramref name="dg"/> and <paramref name="db"/>.</summary>
+    private static void LayerNormBackwardRows(
+        ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dg, Span<float> db, int start, int end, int cols)
+    {
+        float[] scratch = ArrayPool<float>.Shared.Rent(2 * cols);
+        var xhat = scratch.AsSpan(0, cols);
+        var gy = scratch.AsSpan(cols, cols);
+        for (int r = start; r < end; r++)
+        {
+            var dyr = dy.Slice(r * cols, cols);
+            var dxr = dx.Slice(r * cols, cols);
+            float s = rstd[r];
+            TensorPrimitives.Subtract(x.Slice(r * cols, cols), mean[r], xhat);
+            TensorPrimitives.Multiply(xhat, s, xhat);
+            if (!db.IsEmpty) TensorPrimitives.Add(db, dyr, db);
+            if (!dg.IsEmpty) TensorPrimitives.MultiplyAdd(dyr, xhat, dg, dg);
+            ReadOnlySpan<float> g = dyr;
+            if (!gamma.IsEmpty)
+            {
+                TensorPrimitives.Multiply(dyr, gamma[..cols], gy);
+                g = gy;
+            }
+
+            float meanG = TensorPrimitives.Sum(g) / cols;
+            float meanGx = TensorPrimitives.Dot(g, xhat) / cols;
+
+            // dx = rstd · (g − meanG − x̂ · meanGx), written once dy (which dx may alias) is no longer needed.
+            TensorPrimitives.MultiplyAdd(xhat, -meanGx, g, dxr);
+            TensorPrimitives.Subtract(dxr, meanG, dxr);
+            TensorPrimitives.Multiply(dxr, s, dxr);
+        }
+
+        ArrayPool<float>.Shared.Return(scratch);
+    }
+
+    /// <summary>[N, C] → [N, C]: y = x · rstd · gamma per row, rstd = 1/√(mean(x²) + eps) (Llama, T5).</summary>
+    /// <param name="x">Input, N · C elements.</param>
+    /// <param name="gamma">Scale [C], or empty for none (1).</param>
+    /// <param name="y">Output, N · C elements; may be <paramref name="x"/>.</param>
+    /// <param name="rows">N.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="eps">Added to the mean square (Llama 1e-5 or 1e-6).</param>
+    /// <param name="rstd">Empty, or [N] to receive each row's rstd (for the backward).</param>
+    /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
+    public static unsafe void RmsNorm(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, Span<float> y, int rows, int cols, float eps, Span<float> rstd = default)
+    {
+        const string Op = "Norms.RmsNorm";
+        CheckRows(Op, "y", x.Length, y.Length, rows, cols);
+        KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
+        KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
+        if (cols == 0) return;
+        if (!RowParallel.Worth(rows, cols))
+        {
+            RmsNormRows(x, gamma, y, 0, rows, cols, eps, rstd);
+            return;
+        }
+
+        fixed (float* px = x, pg = gamma, py = y, ps = rstd)
+        {
+            nint ax = (nint)px, ag = (nint)pg, ay = (nint)py, ars = (nint)ps;
+            int lx = x.Length, lg = gamma.Length, ly = y.Length, lr = rstd.Length;
+            ParallelFor.For(rows, RowParallel.Grain(cols), (start, end) => RmsNormRows(
+                new ReadOnlySpan<float>((void*)ax, lx), new ReadOnlySpan<float>((void*)ag, lg), new Span<float>((void*)ay, ly),
+                start, end, cols, eps, new Span<float>((void*)ars, lr)));
+        }
+    }
+
+    private static void RmsNormRows(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, Span<float> y, int start, int end, int cols, float eps, Span<float> rstd)
+    {
+        var g = gamma.IsEmpty ? gamma : gamma[..cols];
+        for (int r = start; r < end; r++)
+        {
+            var xr = x.Slice(r * cols, cols);
+            var yr = y.Slice(r * cols, cols);
+            float s = 1f / MathF.Sqrt((TensorPrimitives.SumOfSquares(xr) / cols) + eps);
+            TensorPrimitives.Multiply(xr, s, yr);
+            if (!g.IsEmpty) TensorPrimitives.Multiply(yr, g, yr);
+            if (!rstd.IsEmpty) rstd[r] = s;
+        }
+    }
+
+    /// <summary>
+    /// [N, C] → [N, C] and [C]: backward of <see cref="RmsNorm"/> from the saved rstd. With x̂ = x · rstd and
+    /// g = dy · gamma: dx = rstd · (g − x̂ · mean(g · x̂)), dgamma = Σ_rows dy · x̂.
+    /// </summary>
+    /// <param name="dy">Gradient with respect to the output, N · C elements.</param>
+    /// <param name="x">The forward input, N · C elements.</param>
+    /// <param name="gamma">The forward scale [C], or empty if the forward had none.</param>
+    /// <param name="rstd">Saved row rstd [N].</param>
+    /// <param name="dx">Gradient with respect to x (overwritten), N · C elements; may be <paramref name="dy"/>, not <paramref name="x"/>.</param>
+    /// <param name="dgamma">Empty, or [C] to receive the gradient of gamma (overwritten).</param>
+    /// <param name="rows">N.</param>
+    /// <param name="cols">C.</param>
+    /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
+    public static unsafe void RmsNormBackward(
+        ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dgamma, int rows, int cols)
+    {
+        CheckBackward("Norms.RmsNormBackward", dy, x, gamma, rstd, dx, dgamma, rows, cols);
+        var dg = dgamma.IsEmpty ? dgamma : dgamma[..cols];
+        dg.Clear();
+        if (cols == 0) return;
+        if (!RowParallel.Worth(rows, cols))
+        {
+            RmsNormBackwardRows(dy, x, gamma, rstd, dx, dg, 0, rows, cols);
+            return;
+        }
+
+        int grain = RowParallel.Grain(cols);
+        int chunks = (rows + grain - 1) / grain;
+        float[] partials = ArrayPool<float>.Shared.Rent(chunks * cols);
+        Array.Clear(partials, 0, chunks * cols);
+        bool wantG = !dg.IsEmpty;
+        fixed (float* pdy = dy, px = x, pg = gamma, pr = rstd, pdx = dx)
+        {
+            nint ady = (nint)pdy, ax = (nint)px, ag = (nint)pg, ar = (nint)pr, adx = (nint)pdx;
+            int ldy = dy.Length, lx = x.Length, lg = gamma.Length, lr = rstd.Length, ldx = dx.Length;
+            ParallelFor.For(chunks, 1, (start, end) =>
+            {
+                for (int c = start; c < end; c++)
+                {
+                    RmsNormBackwardRows(
+                        new ReadOnlySpan<float>((void*)ady, ldy), new ReadOnlySpan<float>((void*)ax, lx), new ReadOnlySpan<float>((void*)ag, lg),
+                        new ReadOnlySpan<float>((void*)ar, lr), new Span<float>((void*)adx, ldx),
+                        wantG ? partials.AsSpan(c * cols, cols) : default, c * grain, Math.Min(rows, (c + 1) * grain), cols);
+                }
+            });
+        }
+
+        for (int c = 0; c < chunks && wantG; c++) TensorPrimitives.Add(dg, partials.AsSpan(c * cols, cols), dg);
+        ArrayPool<float>.Shared.Return(partials);
+    }
+
+    /// <summary>Rows [start, end) of the RMSNorm backward; adds into <paramref name="dg"/>.</summary>
+    private static void RmsNormBackwardRows(
+        ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dg, int start, int end, int cols)
+    {
+        float[] scratch = ArrayPool<float>.Shared.Rent(2 * cols);
+        var xhat = scratch.AsSpan(0, cols);
+        var gy = scratch.AsSpan(cols, cols);
+        for (int r = start; r < end; r++)
+        {
+            var dyr = dy.Slice(r * cols, cols);
+            var dxr = dx.Slice(r * cols, cols);
+            float s = rstd[r];
+            TensorPrimitives.Multiply(x.Slice(r * cols, cols), s, xhat);
+            if (!dg.IsEmpty) TensorPrimitives.MultiplyAdd(dyr, xhat, dg, dg);
+            ReadOnlySpan<float> g = dyr;
+            if (!gamma.IsEmpty)
+            {
+                TensorPrimitives.Multiply(dyr, gamma[..cols], gy);
+                g = gy;
+            }
+
+            float meanGx = TensorPrimitives.Dot(g, xhat) / cols;
+            TensorPrimitives.MultiplyAdd(xhat, -meanGx, g, dxr);
+            TensorPrimitives.Multiply(dxr, s, dxr);
+        }
+
+        ArrayPool<float>.Shared.Return(scratch);
+    }
+
+    /// <summary>Scalar reference of <see cref="LayerNorm"/> (double statistics).</summary>
+    internal static void LayerNormReference(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        int rows, int cols, float eps, Span<float> mean, Span<float> rstd)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            double m = 0;
+            for (int c = 0; c < cols; c++) m += x[(r * cols) + c];
+            m /= cols;
+            double v = 0;
+            for (int c = 0; c < cols; c++)
+            {
+                double d = x[(r * cols) + c] - m;
+                v += d * d;
+            }
+
+            double s = 1.0 / Math.Sqrt((v / cols) + eps);
+            for (int c = 0; c < cols; c++)
+            {
+                double o = (x[(r * cols) + c] - m) * s;
+                if (!gamma.IsEmpty) o *= gamma[c];
+                if (!beta.IsEmpty) o += beta[c];
+                y[(r * cols) + c] = (float)o;
+            }
+
+            if (!mean.IsEmpty) mean[r] = (float)m;
+            if (!rstd.IsEmpty) rstd[r] = (float)s;
+        }
+    }
+
+    /// <summary>Scalar reference of <see cref="LayerNormBackward"/> (double sums).</summary>
+    internal static void LayerNormBackwardReference(
+        ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dgamma, Span<float> dbeta, int rows, int cols)
+    {
+        var dg = new double[cols];
+        var db = new double[cols];
+        for (int r = 0; r < rows; r++)
+        {
+            double sumG = 0, sumGx = 0;
+            for (int c = 0; c < cols; c++)
+            {
+                int i = (r * cols) + c;
+                double xhat = (x[i] - mean[r]) * (double)rstd[r];
+                double g = dy[i] * (gamma.IsEmpty ? 1.0 : gamma[c]);
+                sumG += g;
+                sumGx += g * xhat;
+                dg[c] += dy[i] * xhat;
+                db[c] += dy[i];
+            }
+
+            for (int c = 0; c < cols; c++)
+            {
+                int i = (r * cols) + c;
+                double xhat = (x[i] - mean[r]) * (double)rstd[r];
+                double g = dy[i] * (gamma.IsEmpty ? 1.0 : gamma[c]);
+                dx[i] = (float)(rstd[r] * (g - (sumG / cols) - (xhat * sumGx / cols)));
+            }
+        }
+
+        for (int c = 0; c < cols; c++)
+        {
+            if (!dgamma.IsEmpty) dgamma[c] = (float)dg[c];
+            if (!dbeta.IsEmpty) dbeta[c] = (float)db[c];
+        }
+    }
+
+    /// <summary>Scalar reference of <see cref="RmsNorm"/> (double statistics).</summary>
+    internal static void RmsNormReference(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, Span<float> y, int rows, int cols, float eps, Span<float> rstd)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            double ss = 0;
+            for (int c = 0; c < cols; c++) ss += (double)x[(r * cols) + c] * x[(r * cols) + c];
+            double s = 1.0 / Math.Sqrt((ss / cols) + eps);
+            for (int c = 0; c < cols; c++) y[(r * cols) + c] = (float)(x[(r * cols) + c] * s * (gamma.IsEmpty ? 1.0 : gamma[c]));
+            if (!rstd.IsEmpty) rstd[r] = (float)s;
+        }
+    }
+
+    /// <summary>Scalar reference of <see cref="RmsNormBackward"/> (double sums).</summary>
+    internal static void RmsNormBackwardReference(
+        ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dgamma, int rows, int cols)
+    {
+        var dg = new double[cols];
+        for (int r = 0; r < rows; r++)
+        {
+            double sumGx = 0;
+            for (int c = 0; c < cols; c++)
+            {
+                int i = (r * cols) + c;
+                double xhat = x[i] * (double)rstd[r];
+                sumGx += dy[i] * (gamma.IsEmpty ? 1.0 : gamma[c]) * xhat;
+                dg[c] += dy[i] * xhat;
+            }
+
+            for (int c = 0; c < cols; c++)
+            {
+                int i = (r * cols) + c;
+                double xhat = x[i] * (double)rstd[r];
+                double g = dy[i] * (gamma.IsEmpty ? 1.0 : gamma[c]);
+                dx[i] = (float)(rstd[r] * (g - (xhat * sumGx / cols)));
+            }
+        }
+
+        for (int c = 0; c < cols && !dgamma.IsEmpty; c++) dgamma[c] = (float)dg[c];
+    }
+
+    private static void Affine(Span<float> yr, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta)
+    {
+        if (!gamma.IsEmpty && !beta.IsEmpty) TensorPrimitives.MultiplyAdd(yr, gamma, beta, yr);
+        else if (!gamma.IsEmpty) TensorPrimitives.Multiply(yr, gamma, yr);
+        else if (!beta.IsEmpty) TensorPrimitives.Add(yr, beta, yr);
+    }
+
+    private static void CheckRows(string op, string outName, int xLength, int yLength, int rows, int cols)
+    {
+        KernelChecks.Dims(op, rows, cols);
+        long n = (long)rows * cols;
+        KernelChecks.AtLeast(op, "x", xLength, n, "[N={0}, C={1}]", rows, cols);
+        KernelChecks.AtLeast(op, outName, yLength, n, "[N={0}, C={1}]", rows, cols);
+    }
+
+    private static void CheckBackward(
+        string op, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dgamma, int rows, int cols)
+    {
+        CheckRows(op, "dx", x.Length, dx.Length, rows, cols);
+        KernelChecks.AtLeast(op, nameof(dy), dy.Length, (long)rows * cols, "[N={0}, C={1}]", rows, cols);
+        KernelChecks.Optional(op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
+        KernelChecks.AtLeast(op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
+        KernelChecks.Optional(op, nameof(dgamma), dgamma.Length, cols, "[C={0}]", cols);
+    }
+}

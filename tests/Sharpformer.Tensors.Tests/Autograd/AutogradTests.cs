@@ -1,0 +1,148 @@
+namespace Sharpformer.Tensors.Tests;
+
+/// <summary>Tape behaviour: accumulation, no-grad mode, leaves, detaching, and errors at the boundary.</summary>
+public class AutogradTests
+{
+    private static Tensor Leaf(params float[] values)
+    {
+        var t = Tensor.FromArray(values);
+        t.RequiresGrad = true;
+        return t;
+    }
+
+    [Fact]
+    public void Backward_TwoCalls_AddIntoGrad()
+    {
+        var x = Leaf(1f, -2f, 3f);
+        var w = Tensor.FromArray(new[] { 0.5f, 2f, -1f });
+        var loss = Ops.Sum(Ops.Mul(Ops.Mul(x, x), w)); // Σ w·x², gradient 2·w·x
+        loss.Backward();
+        Assert.Equal(new[] { 1f, -8f, -6f }, x.Grad!.ToArray());
+
+        loss.Backward();
+        Assert.Equal(new[] { 2f, -16f, -12f }, x.Grad!.ToArray());
+    }
+
+    [Fact]
+    public void ZeroGrad_ClearsAccumulatedGradient()
+    {
+        var x = Leaf(1f, 2f);
+        Ops.Sum(x).Backward();
+        x.ZeroGrad();
+        Assert.Null(x.Grad);
+        Ops.Sum(Ops.Scale(x, 3f)).Backward();
+        Assert.Equal(new[] { 3f, 3f }, x.Grad!.ToArray());
+    }
+
+    [Fact]
+    public void NoGrad_RecordsNothing_AndRecordingResumesAfterTheScope()
+    {
+        var x = Leaf(1f, 2f);
+        using (Autograd.NoGrad())
+        {
+            Assert.False(Autograd.IsGradEnabled);
+            using (Autograd.NoGrad())
+            {
+                var inner = Ops.Scale(x, 2f);
+                Assert.False(inner.RequiresGrad);
+            }
+
+            var y = Ops.Sum(Ops.Mul(x, x));
+            Assert.False(y.RequiresGrad);
+            Assert.True(y.IsLeaf);
+            Assert.Throws<InvalidOperationException>(() => y.Backward());
+        }
+
+        Assert.True(Autograd.IsGradEnabled);
+        Assert.Null(x.Grad);
+        var z = Ops.Sum(x);
+        Assert.True(z.RequiresGrad);
+        Assert.False(z.IsLeaf);
+    }
+
+    [Fact]
+    public void Ops_OnInputsWithoutGrad_RecordNoGraph()
+    {
+        var a = Tensor.FromArray(new[] { 1f, 2f, 3f, 4f }, new Shape(2, 2));
+        var y = Ops.MatMul(a, a);
+        Assert.False(y.RequiresGrad);
+        Assert.True(y.IsLeaf);
+    }
+
+    [Fact]
+    public void Detach_CutsTheGraph_AndSharesStorage()
+    {
+        var x = Leaf(1f, 2f);
+        var y = Ops.Scale(x, 2f);
+        var d = y.Detach();
+        Assert.True(d.IsLeaf);
+        Assert.False(d.RequiresGrad);
+        Assert.Same(y.Storage, d.Storage);
+
+        // Only the attached path carries gradient: d(2x + stop(2x))/dx = 2.
+        Ops.Sum(Ops.Add(y, d)).Backward();
+        Assert.Equal(new[] { 2f, 2f }, x.Grad!.ToArray());
+    }
+
+    [Fact]
+    public void Backward_OnLeaf_SetsItsGradToTheSeed()
+    {
+        var x = Leaf(5f);
+        x.Backward();
+        Assert.Equal(new[] { 1f }, x.Grad!.ToArray());
+    }
+
+    [Fact]
+    public void Backward_NonScalar_ThrowsAndNamesShape()
+    {
+        var y = Ops.Scale(Leaf(1f, 2f), 2f);
+        var e = Assert.Throws<InvalidOperationException>(() => y.Backward());
+        Assert.Contains("[2]", e.Message, StringComparison.Ordinal);
+        Assert.Contains("Backward(grad)", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Backward_WrongGradShape_NamesBothShapes()
+    {
+        var y = Ops.Scale(Leaf(1f, 2f), 2f);
+        var e = Assert.Throws<ArgumentException>(() => y.Backward(Tensor.Ones(new Shape(3))));
+        Assert.Contains("[2]", e.Message, StringComparison.Ordinal);
+        Assert.Contains("[3]", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RequiresGrad_OnIntegerTensor_Throws()
+    {
+        var ids = Tensor.FromArray(new[] { 1, 2 });
+        var e = Assert.Throws<InvalidOperationException>(() => ids.RequiresGrad = true);
+        Assert.Contains("I32", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RequiresGrad_ClearedOnOpOutput_Throws()
+    {
+        var y = Ops.Scale(Leaf(1f), 2f);
+        Assert.Throws<InvalidOperationException>(() => y.RequiresGrad = false);
+    }
+
+    [Fact]
+    public void NonLeafGradients_AreNotKept()
+    {
+        var x = Leaf(1f, 2f);
+        var y = Ops.Scale(x, 2f);
+        Ops.Sum(y).Backward();
+        Assert.Null(y.Grad);
+        Assert.NotNull(x.Grad);
+    }
+
+    [Fact]
+    public void Backward_DeepChain_DoesNotOverflowTheStack()
+    {
+        // 20 000 recorded ops: the topological sort must be iterative.
+        var x = Leaf(1f);
+        var y = x;
+        for (int i = 0; i < 20_000; i++) y = Ops.Scale(y, 1f);
+        y.Backward();
+        Assert.Equal(new[] { 1f }, x.Grad!.ToArray());
+    }
+}

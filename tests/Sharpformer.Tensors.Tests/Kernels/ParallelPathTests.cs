@@ -1,0 +1,90 @@
+using Sharpformer.Tensors.Kernels;
+
+namespace Sharpformer.Tensors.Tests.Kernels;
+
+/// <summary>Inputs large enough that the kernels split across cores: the split results must equal the references.</summary>
+public class ParallelPathTests
+{
+    [Fact]
+    public void ExpAndActivations_LongSpans_MatchScalarReferences()
+    {
+        const int N = (5 * RowParallel.ChunkElements) + 13;
+        var x = KernelTestData.Uniform(N, -10f, 10f, 1);
+        var y = new float[N];
+        var expected = new float[N];
+        FastMath.Exp(x, y);
+        FastMath.ExpReference(x, expected);
+        KernelTestData.Close(expected, y, 0f, 2e-7f, "exp");
+
+        var dy = KernelTestData.Uniform(N, -1f, 1f, 2);
+        Activations.SiluBackward(x, dy, y);
+        SimdDriver.BinaryReference<Activations.SiluBackwardOp>(x, dy, expected);
+        KernelTestData.Close(expected, y, Tolerances.KernelVsReference, Tolerances.KernelVsReference, "silu backward");
+    }
+
+    [Fact]
+    public void SoftmaxAndNorms_ManyRows_MatchReferences()
+    {
+        const int Rows = 96, Cols = 771;
+        var x = KernelTestData.Uniform(Rows * Cols, -8f, 8f, 3);
+        var y = new float[x.Length];
+        var expected = new float[x.Length];
+        Softmax.Forward(x, y, Rows, Cols);
+        Softmax.Reference(x, expected, Rows, Cols, false, default);
+        KernelTestData.Close(expected, y, 1e-7f, Tolerances.KernelVsReference, "softmax");
+
+        var gamma = KernelTestData.Uniform(Cols, 0.5f, 1.5f, 4);
+        var beta = KernelTestData.Uniform(Cols, -1f, 1f, 5);
+        float[] mean = new float[Rows], rstd = new float[Rows], eMean = new float[Rows], eRstd = new float[Rows];
+        Norms.LayerNorm(x, gamma, beta, y, Rows, Cols, 1e-5f, mean, rstd);
+        Norms.LayerNormReference(x, gamma, beta, expected, Rows, Cols, 1e-5f, eMean, eRstd);
+        KernelTestData.Close(expected, y, Tolerances.NormVsDouble, Tolerances.NormVsDouble, "layernorm");
+        KernelTestData.Close(eRstd, rstd, 0f, Tolerances.NormVsDouble, "layernorm rstd");
+
+        Norms.RmsNorm(x, gamma, y, Rows, Cols, 1e-6f, rstd);
+        Norms.RmsNormReference(x, gamma, expected, Rows, Cols, 1e-6f, eRstd);
+        KernelTestData.Close(expected, y, Tolerances.NormVsDouble, Tolerances.NormVsDouble, "rmsnorm");
+    }
+
+    [Fact]
+    public void NormBackwards_ManyRows_MatchReferences()
+    {
+        const int Rows = 90, Cols = 777;
+        var x = KernelTestData.Uniform(Rows * Cols, -3f, 3f, 7);
+        var dy = KernelTestData.Uniform(Rows * Cols, -1f, 1f, 8);
+        var gamma = KernelTestData.Uniform(Cols, 0.5f, 1.5f, 9);
+        float[] mean = new float[Rows], rstd = new float[Rows];
+        Norms.LayerNorm(x, gamma, default, new float[x.Length], Rows, Cols, 1e-5f, mean, rstd);
+        float[] dx = new float[x.Length], dg = new float[Cols], db = new float[Cols];
+        float[] edx = new float[x.Length], edg = new float[Cols], edb = new float[Cols];
+        Norms.LayerNormBackward(dy, x, gamma, mean, rstd, dx, dg, db, Rows, Cols);
+        Norms.LayerNormBackwardReference(dy, x, gamma, mean, rstd, edx, edg, edb, Rows, Cols);
+        KernelTestData.Close(edx, dx, 1e-5f, 1e-4f, "layernorm dx");
+        KernelTestData.Close(edg, dg, 1e-4f, 1e-4f, "layernorm dgamma");
+        KernelTestData.Close(edb, db, 1e-4f, 1e-4f, "layernorm dbeta");
+
+        Norms.RmsNorm(x, gamma, new float[x.Length], Rows, Cols, 1e-6f, rstd);
+        Norms.RmsNormBackward(dy, x, gamma, rstd, dx, dg, Rows, Cols);
+        Norms.RmsNormBackwardReference(dy, x, gamma, rstd, edx, edg, Rows, Cols);
+        KernelTestData.Close(edx, dx, 1e-5f, 1e-4f, "rmsnorm dx");
+        KernelTestData.Close(edg, dg, 1e-4f, 1e-4f, "rmsnorm dgamma");
+    }
+
+    [Fact]
+    public void CrossEntropy_ManyRows_MatchesReferenceAndCountsAllChunks()
+    {
+        const int Rows = 70, V = 1003;
+        var logits = KernelTestData.Uniform(Rows * V, -10f, 10f, 6);
+        var targets = Enumerable.Range(0, Rows).Select(i => i % 7 == 0 ? CrossEntropy.DefaultIgnoreIndex : (i * 31) % V).ToArray();
+        float[] losses = new float[Rows], eLosses = new float[Rows];
+        int count = CrossEntropy.Forward(logits, targets, losses, Rows, V);
+        Assert.Equal(CrossEntropy.ForwardReference(logits, targets, eLosses, Rows, V, CrossEntropy.DefaultIgnoreIndex), count);
+        KernelTestData.Close(eLosses, losses, 1e-5f, 1e-5f, "losses");
+
+        var dLoss = Enumerable.Repeat(1f / count, Rows).ToArray();
+        float[] d = new float[logits.Length], eD = new float[logits.Length];
+        CrossEntropy.Backward(logits, targets, dLoss, d, Rows, V);
+        CrossEntropy.BackwardReference(logits, targets, dLoss, eD, Rows, V, CrossEntropy.DefaultIgnoreIndex);
+        KernelTestData.Close(eD, d, 1e-8f, 1e-5f, "dlogits");
+    }
+}
