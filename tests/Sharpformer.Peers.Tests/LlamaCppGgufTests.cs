@@ -2,12 +2,13 @@ using LLama;
 using LLama.Common;
 using LLama.Native;
 using Sharpformer.IO.Gguf;
+using Sharpformer.Models.Gpt2;
 using Sharpformer.Text;
 
 namespace Sharpformer.Peers.Tests;
 
 /// <summary>
-/// The GGUF export run by llama.cpp (LLamaSharp + its CPU backend) against the reference GPT-2 on the same weights:
+/// The GGUF export run by llama.cpp (LLamaSharp + its CPU backend) against Sharpformer's GPT-2 on the same weights:
 /// tokenization, next-token logits and greedy continuations.
 /// </summary>
 public sealed class LlamaCppGgufTests
@@ -26,7 +27,7 @@ public sealed class LlamaCppGgufTests
 
     private static readonly Lazy<string> F32Gguf = new(() => Export(GgufFileType.AllF32));
     private static readonly Lazy<string> F16Gguf = new(() => Export(GgufFileType.MostlyF16));
-    private static readonly Lazy<ReferenceGpt2> Reference = new(() => new ReferenceGpt2(Gpt2Fixture.Folder, Gpt2Fixture.Embd, Gpt2Fixture.Heads, Gpt2Fixture.Layers, Gpt2Fixture.Vocab, 1e-5));
+    private static readonly Lazy<Gpt2LMHeadModel> Model = new(() => Gpt2LMHeadModel.FromPretrained(Gpt2Fixture.Folder));
 
     [Fact]
     public void Tokenize_RealGpt2Vocabulary_MatchesSharpformerTokenizer()
@@ -47,7 +48,7 @@ public sealed class LlamaCppGgufTests
         foreach (var prompt in Prompts)
         {
             var ids = ours.Encode(prompt).Ids.ToArray();
-            var expected = Reference.Value.LastLogits(ids);
+            var expected = LastLogits(ids);
             var actual = peer.LastLogits(ids);
             var diff = MaxAbsDiff(expected, actual);
             Assert.True(diff <= Tolerances.LogitsVsLlamaCppF32, $"prompt '{prompt}': max |Δlogit| = {diff:E3} > {Tolerances.LogitsVsLlamaCppF32:E0}");
@@ -68,7 +69,7 @@ public sealed class LlamaCppGgufTests
             var context = new List<int>(ids);
             for (var step = 0; step < 12; step++)
             {
-                var next = ArgMax(Reference.Value.LastLogits(context));
+                var next = ArgMax(LastLogits(context));
                 expected.Add(next);
                 context.Add(next);
             }
@@ -86,9 +87,20 @@ public sealed class LlamaCppGgufTests
         using var peer = new Peer(F16Gguf.Value);
         var ours = AutoTokenizer.FromPretrained(Gpt2Fixture.Folder);
         var ids = ours.Encode(Prompts[0]).Ids.ToArray();
-        var diff = MaxAbsDiff(Reference.Value.LastLogits(ids), peer.LastLogits(ids));
+        var diff = MaxAbsDiff(LastLogits(ids), peer.LastLogits(ids));
         Assert.True(diff <= Tolerances.LogitsVsLlamaCppF16, $"F16 export: max |Δlogit| = {diff:E3}");
         Assert.Equal(12, peer.Greedy(ids, 12).Count);
+    }
+
+    /// <summary>Sharpformer's GPT-2 (branch gpt2), whole sequence, no cache. ids: [T] → logits of the last position [V].</summary>
+    private static float[] LastLogits(IReadOnlyList<int> ids)
+    {
+        lock (Model)
+        {
+            // The model reuses work buffers (not thread-safe); xUnit runs test classes in parallel.
+            var logits = Model.Value.Forward(ids.ToArray(), batch: 1).Logits.AsReadOnlySpan<float>();
+            return logits[^Gpt2Fixture.Vocab..].ToArray();
+        }
     }
 
     private static string Export(GgufFileType type)
