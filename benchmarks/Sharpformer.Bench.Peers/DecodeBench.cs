@@ -9,6 +9,7 @@ using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models;
 using Sharpformer.Models.Gpt2;
 using Sharpformer.Tensors;
+using Sharpformer.Tensors.Kernels;
 using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Bench.Peers;
@@ -54,6 +55,9 @@ internal static class DecodeBench
                 rows.Add((label, "sharpformer", RunSharpformer(folder, o, prompt, next), weightBytes));
             }
 
+            output.WriteLine($"sharpformer Gemv-only {label} ...");
+            rows.Add((label, "sf gemv-only", RunGemvOnly(folder, o, type == GgufFileType.MostlyF16), weightBytes));
+
             output.WriteLine($"llama.cpp {label} ...");
             rows.Add((label, "llama.cpp", RunLlama(gguf, o, prompt, next), weightBytes));
         }
@@ -64,7 +68,8 @@ internal static class DecodeBench
         foreach (var (dtype, engine, s, bytes) in rows)
         {
             var bound = bandwidth / bytes;
-            output.WriteLine(string.Create(inv, $"{dtype,-5} {engine,-12} {s.Prefill,14:F1} {s.Decode1,16:F1} {s.DecodeBatch,16:F1} {bytes / 1e6,10:F1} {s.Decode1 / bound,11:F2}"));
+            var prefill = double.IsNaN(s.Prefill) ? "-" : s.Prefill.ToString("F1", inv);
+            output.WriteLine(string.Create(inv, $"{dtype,-5} {engine,-12} {prefill,14} {s.Decode1,16:F1} {s.DecodeBatch,16:F1} {bytes / 1e6,10:F1} {s.Decode1 / bound,11:F2}"));
         }
 
         foreach (var dtype in rows.Select(r => r.DType).Distinct())
@@ -81,6 +86,8 @@ internal static class DecodeBench
             }
         }
 
+        output.WriteLine("sf gemv-only: Gemv.MatVec over every weight matrix of the model per token (no attention, norms or");
+        output.WriteLine("  sampling): the weight-streaming part of a decode step that used the F16/F32 GEMV kernel.");
         output.WriteLine(string.Create(inv, $"bound = read bandwidth / weight bytes = {bandwidth / 1e9:F1} GB/s / weight MB; ratios are Sharpformer / llama.cpp"));
         return 0;
     }
@@ -191,6 +198,65 @@ internal static class DecodeBench
         var decode1 = Timing.BestSeconds(3, () => Prefill(1), () => Steps(1));
         var decodeB = Timing.BestSeconds(3, () => Prefill(b), () => Steps(b));
         return new Speeds(t / prefill, n / decode1, b * n / decodeB);
+    }
+
+    /// <summary>
+    /// Tokens/s of the weight-streaming part of decoding alone: per token, Gemv.MatVec through every matrix of the
+    /// model (per layer c_attn, attn c_proj, c_fc, mlp c_proj; then the tied head), batch 1 and batch B.
+    /// </summary>
+    private static Speeds RunGemvOnly(string folder, DecodeOptions o, bool half)
+    {
+        var config = (IO.Config.Gpt2Config)IO.Config.ModelConfig.Load(folder);
+        int c = config.HiddenSize, ff = config.IntermediateSize;
+        var shapes = new List<(int Out, int In)>();
+        for (var l = 0; l < config.NumHiddenLayers; l++)
+        {
+            shapes.AddRange([(3 * c, c), (c, c), (ff, c), (c, ff)]);
+        }
+
+        shapes.Add((config.VocabSize, c));
+        // Values do not change the speed; a cheap deterministic fill keeps setup short.
+        var f32 = half ? null : shapes.Select(s => Filled(s.Out * s.In, i => (float)((i % 17) - 8) * 1e-3f)).ToArray();
+        var f16 = half ? shapes.Select(s => Filled(s.Out * s.In, i => (Half)(((i % 17) - 8) * 1e-3f))).ToArray() : null;
+        var bias = new float[Math.Max(ff, config.VocabSize)];
+        int width = Math.Max(ff, c), b = o.Batch, n = o.NewTokens;
+        var x = Filled(b * width, i => 0.01f * (i % 7));
+        var y = new float[b * Math.Max(width, config.VocabSize)];
+
+        void Steps(int rows)
+        {
+            for (var step = 0; step < n; step++)
+            {
+                for (var m = 0; m < shapes.Count; m++)
+                {
+                    var (outs, ins) = shapes[m];
+                    if (half)
+                    {
+                        Gemv.MatVec(x.AsSpan(0, rows * ins), rows, f16![m], ins, outs, bias.AsSpan(0, outs), y.AsSpan(0, rows * outs));
+                    }
+                    else
+                    {
+                        Gemv.MatVec(x.AsSpan(0, rows * ins), rows, f32![m], ins, outs, bias.AsSpan(0, outs), y.AsSpan(0, rows * outs));
+                    }
+                }
+            }
+        }
+
+        Steps(1);
+        var decode1 = Timing.BestSeconds(3, () => { }, () => Steps(1));
+        var decodeB = Timing.BestSeconds(3, () => { }, () => Steps(b));
+        return new Speeds(double.NaN, n / decode1, b * n / decodeB);
+    }
+
+    private static T[] Filled<T>(int length, Func<int, T> value)
+    {
+        var a = GC.AllocateUninitializedArray<T>(length);
+        for (var i = 0; i < a.Length; i++)
+        {
+            a[i] = value(i);
+        }
+
+        return a;
     }
 
     /// <summary>Bytes per second of a streaming read of 1 GiB with <paramref name="threads"/> threads (best of 5).</summary>
