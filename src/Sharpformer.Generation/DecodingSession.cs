@@ -83,15 +83,13 @@ internal sealed class DecodingSession
         if (length > model.MaxPositions)
         {
             throw new ArgumentException(
-                $"The prompt is {length} tokens but the model's context is {model.MaxPositions} (n_positions): it is {length - model.MaxPositions} tokens too long. Shorten the prompt (e.g. keep its last {model.MaxPositions - 1} tokens).",
-                nameof(prompts));
+                $"The prompt is {length} tokens but the model's context is {model.MaxPositions} (n_positions): it is {length - model.MaxPositions} tokens too long. Shorten the prompt (e.g. keep its last {model.MaxPositions - 1} tokens).");
         }
 
         if (length + options.MaxNewTokens > model.MaxPositions)
         {
             throw new ArgumentException(
-                $"The prompt ({length} tokens) plus MaxNewTokens ({options.MaxNewTokens}) = {length + options.MaxNewTokens} exceeds the model's context of {model.MaxPositions} tokens; set MaxNewTokens to at most {model.MaxPositions - length} or shorten the prompt.",
-                nameof(options));
+                $"The prompt ({length} tokens) plus MaxNewTokens ({options.MaxNewTokens}) = {length + options.MaxNewTokens} exceeds the model's context of {model.MaxPositions} tokens; set MaxNewTokens to at most {model.MaxPositions - length} or shorten the prompt.");
         }
 
         return length;

@@ -101,5 +101,5 @@ public sealed record GenerationOptions
     }
 
     private static void Fail(string name, object value, string rule) =>
-        throw new ArgumentOutOfRangeException(name, value, $"GenerationOptions.{name} = {value} {rule}.");
+        throw new ArgumentException(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"GenerationOptions.{name} = {value} {rule}."));
 }

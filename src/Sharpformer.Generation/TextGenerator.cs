@@ -22,6 +22,20 @@ public sealed class TextGenerator
     /// <summary>The model.</summary>
     public ICausalLM Model { get; }
 
+    /// <summary>
+    /// Checks, before any work, that a prompt of <paramref name="promptTokens"/> tokens plus MaxNewTokens fits the
+    /// model's context and that the options are valid (generation checks the same).
+    /// </summary>
+    /// <param name="promptTokens">The prompt's length in tokens.</param>
+    /// <param name="options">The options.</param>
+    /// <exception cref="ArgumentException">An option is invalid, or the prompt (plus MaxNewTokens) does not fit; the message says by how much.</exception>
+    public void EnsureFits(int promptTokens, GenerationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        DecodingSession.CheckContext(Model, [new int[Math.Max(1, promptTokens)]], options);
+    }
+
     /// <summary>Token ids in → new token ids out, for one prompt. Stop sequences need text: see the tokenizer overloads.</summary>
     /// <param name="prompt">[T] prompt ids.</param>
     /// <param name="options">The options (validated).</param>
@@ -86,7 +100,7 @@ public sealed class TextGenerator
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(options);
         options = WithTokenizerDefaults(tokenizer, options);
-        var ids = prompts.Select(p => (IReadOnlyList<int>)tokenizer.Encode(p).Ids.ToArray()).ToList();
+        var ids = prompts.Select(p => PromptIds(tokenizer, p)).ToList();
         if (options.NumBeams > 1)
         {
             // Beam search picks whole hypotheses, so stop sequences cut the chosen text afterwards.
@@ -137,7 +151,7 @@ public sealed class TextGenerator
             throw new ArgumentException("Streaming needs NumBeams = 1: beam search only knows its output at the end; call Generate instead.", nameof(options));
         }
 
-        var session = new DecodingSession(Model, [tokenizer.Encode(prompt).Ids.ToArray()], options, options.StopTokenIds ?? [], PadId(tokenizer, options));
+        var session = new DecodingSession(Model, [PromptIds(tokenizer, prompt)], options, options.StopTokenIds ?? [], PadId(tokenizer, options));
         var text = new StreamingDetokenizer(tokenizer, options.StopSequences);
         while (true)
         {
@@ -173,6 +187,18 @@ public sealed class TextGenerator
         }
 
         return piece;
+    }
+
+    /// <summary>The prompt's ids; an empty prompt starts from the BOS token (GPT-2: &lt;|endoftext|&gt;) as HF does for unconditional generation.</summary>
+    private static IReadOnlyList<int> PromptIds(TextTokenizer tokenizer, string prompt)
+    {
+        var ids = tokenizer.Encode(prompt).Ids;
+        if (ids.Count == 0 && tokenizer.SpecialTokens.Bos is { } bos && tokenizer.TokenToId(bos) is { } bosId)
+        {
+            return [bosId];
+        }
+
+        return [.. ids];
     }
 
     private static GenerationOptions WithTokenizerDefaults(TextTokenizer tokenizer, GenerationOptions options)

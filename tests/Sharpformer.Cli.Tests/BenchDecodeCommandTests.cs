@@ -35,22 +35,19 @@ public sealed class BenchDecodeCommandTests
     }
 
     [Fact]
-    public void FindRepositoryRoot_FromTestOutput_FindsCheckoutWithHarness()
-    {
-        var root = BenchDecodeCommand.FindRepositoryRoot(AppContext.BaseDirectory);
-        Assert.NotNull(root);
-        Assert.True(File.Exists(Path.Combine(root, BenchDecodeCommand.HarnessProject)));
-        Assert.Null(BenchDecodeCommand.FindRepositoryRoot(Path.GetTempPath()));
-    }
-
-    [Fact]
     public void CliProjects_DoNotReferenceThePeer()
     {
-        // The peer engine stays out of src/: only the benchmark harness and test projects may name LLamaSharp.
-        var root = BenchDecodeCommand.FindRepositoryRoot(AppContext.BaseDirectory)!;
-        foreach (var project in Directory.GetFiles(Path.Combine(root, "src"), "*.csproj", SearchOption.AllDirectories))
+        // The peer engines stay out of src/: only the benchmark harness and test projects may name LLamaSharp.
+        var project = BenchEncoderCommand.FindPeersProject();
+        Assert.NotNull(project);
+        var root = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(project)!, "..", ".."));
+        var sources = Directory.GetFiles(Path.Combine(root, "src"), "*.csproj", SearchOption.AllDirectories);
+        Assert.NotEmpty(sources);
+        foreach (var source in sources)
         {
-            Assert.DoesNotContain("LLamaSharp", File.ReadAllText(project), StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain("LLamaSharp", File.ReadAllText(source), StringComparison.OrdinalIgnoreCase);
         }
+
+        Assert.Contains("LLamaSharp", File.ReadAllText(project), StringComparison.Ordinal);
     }
 }

@@ -2,6 +2,7 @@ using Sharpformer.IO.Config;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models;
 using Sharpformer.Models.Gpt2;
+using Sharpformer.NN;
 using Sharpformer.Tensors;
 
 namespace Sharpformer.Generation.Tests;
@@ -152,6 +153,36 @@ public class Gpt2ModelTests
     }
 
     [Fact]
+    public void FromPretrained_Fixture_ReportHasNoMissingOrUnusedTensors()
+    {
+        var report = Model.Value.LoadReport!;
+        Assert.Empty(report.Missing);
+        Assert.Empty(report.Unused);
+        Assert.Contains("transformer.h.1.mlp.c_proj.weight", report.Loaded);
+    }
+
+    [Fact]
+    public void Forward_ConfigSwitches_MatchPyTorch()
+    {
+        // scale_attn_weights false + scale_attn_by_inverse_layer_idx + relu, and exact-erf "gelu", on the same weights.
+        foreach (var variant in Fixture.Expected.GetProperty("variants").EnumerateArray())
+        {
+            var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(Fixture.Folder, "config.json")))!.AsObject();
+            foreach (var property in variant.GetProperty("config").EnumerateObject())
+            {
+                json[property.Name] = System.Text.Json.Nodes.JsonNode.Parse(property.Value.GetRawText());
+            }
+
+            var config = (Gpt2Config)ModelConfig.Parse(json.ToJsonString());
+            using var weights = SafeTensorsLoader.Open(Fixture.Folder);
+            var model = Gpt2LMHeadModel.FromWeights(config, weights);
+            var logits = model.Forward(Fixture.Ints(variant.GetProperty("prompt")), 1).Logits.ToArray();
+            var expected = Fixture.Floats(variant.GetProperty("logits"));
+            Assert.True(Fixture.MaxAbsDiff(expected, logits) <= Tolerances.LogitsVsTorch, $"{variant.GetProperty("config")}: max |Δ| = {Fixture.MaxAbsDiff(expected, logits)}");
+        }
+    }
+
+    [Fact]
     public void FromWeights_MissingTensor_ErrorNamesIt()
     {
         var dir = Path.Combine(AppContext.BaseDirectory, "gpt2-missing-" + Guid.NewGuid().ToString("N"));
@@ -167,7 +198,7 @@ public class Gpt2ModelTests
 
         var config = (Gpt2Config)ModelConfig.Load(Fixture.Folder);
         using var weights = SafeTensorsLoader.Open(dir);
-        var error = Assert.Throws<InvalidDataException>(() => Gpt2LMHeadModel.FromWeights(config, weights));
+        var error = Assert.Throws<ModelLoadException>(() => Gpt2LMHeadModel.FromWeights(config, weights));
         Assert.Contains("transformer.h.1.mlp.c_fc.weight", error.Message, StringComparison.Ordinal);
     }
 
@@ -192,6 +223,14 @@ public class Gpt2ModelTests
     }
 
     [Fact]
+    public void ForwardLast_CacheOfAnotherShape_ClearError()
+    {
+        var logits = new float[Model.Value.VocabSize];
+        var error = Assert.Throws<ArgumentException>(() => Model.Value.ForwardLast([1], default, new KvCache(1, 1, 4, 3), logits));
+        Assert.Contains("CreateCache", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void KvCache_Reorder_CopiesSequencesAndPositions()
     {
         var cache = new KvCache(1, 2, 4, 3);
@@ -203,5 +242,17 @@ public class Gpt2ModelTests
         Assert.Equal(5f, cache.Keys(0)[4 * 3]);
         Assert.Equal(1, cache.NextPosition(1));
         Assert.Equal(1f, cache.Mask[4]);
+    }
+}
+
+public class AutoModelForCausalLMTests
+{
+    [Fact]
+    public void FromPretrained_Gpt2Folder_IsGpt2LMHeadModel()
+    {
+        var model = AutoModelForCausalLM.FromPretrained(Fixture.Folder);
+        Assert.IsType<Gpt2LMHeadModel>(model);
+        Assert.Equal(257, model.VocabSize);
+        Assert.Equal(48, model.MaxPositions);
     }
 }

@@ -8,14 +8,11 @@ namespace Sharpformer.Cli.Commands;
 /// <c>sharpformer bench decode</c>: GPT-2 prompt processing and decoding side by side with llama.cpp on the GGUF export
 /// of the same weights. The peer (LLamaSharp and its native llama.cpp) must never be a dependency of src/, so this verb
 /// runs the harness in benchmarks/Sharpformer.Bench.Peers as a child process (<c>dotnet run</c>, which builds it on
-/// first use) and streams its output: the CLI stays free of native engines, and the harness measures both engines and
-/// the read bandwidth in one process and one run.
+/// first use), the same mechanism as <c>bench encoder</c>: the CLI stays free of native engines, and the harness
+/// measures both engines and the read bandwidth in one process and one run.
 /// </summary>
 internal static class BenchDecodeCommand
 {
-    /// <summary>The harness project, relative to the repository root.</summary>
-    internal const string HarnessProject = "benchmarks/Sharpformer.Bench.Peers/Sharpformer.Bench.Peers.csproj";
-
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "A Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer files)." };
@@ -74,31 +71,19 @@ internal static class BenchDecodeCommand
         return [.. args];
     }
 
-    /// <summary>The repository root (the folder holding Sharpformer.slnx) above <paramref name="start"/>, or null.</summary>
-    internal static string? FindRepositoryRoot(string start)
-    {
-        for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Sharpformer.slnx")) && File.Exists(Path.Combine(dir.FullName, HarnessProject)))
-            {
-                return dir.FullName;
-            }
-        }
-
-        return null;
-    }
-
     private static int Run(string[] harnessArgs, TextWriter stderr)
     {
-        var root = FindRepositoryRoot(Environment.CurrentDirectory) ?? FindRepositoryRoot(AppContext.BaseDirectory);
-        if (root is null)
+        // The same harness and lookup as bench encoder (SHARPFORMER_BENCH_PEERS, else a checkout above the current or
+        // the program's folder).
+        var project = BenchEncoderCommand.FindPeersProject();
+        if (project is null)
         {
-            stderr.WriteLine($"error: bench decode: the llama.cpp harness ({HarnessProject}) is not here; run this command inside a Sharpformer checkout.");
-            return 1;
+            stderr.WriteLine($"error: bench decode: cannot find {BenchEncoderCommand.PeersProject}; run inside the Sharpformer repository, or set SHARPFORMER_BENCH_PEERS to that .csproj.");
+            return 2;
         }
 
-        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = root, UseShellExecute = false };
-        foreach (var arg in new[] { "run", "-c", "Release", "--project", Path.Combine(root, HarnessProject), "--" }.Concat(harnessArgs))
+        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false };
+        foreach (var arg in new[] { "run", "-c", "Release", "--project", project, "--" }.Concat(harnessArgs))
         {
             start.ArgumentList.Add(arg);
         }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Sharpformer.IO.Config;
 using Sharpformer.IO.SafeTensors;
+using Sharpformer.NN;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
 
@@ -95,34 +96,37 @@ public sealed class Gpt2Model
     internal float[] PositionEmbedding { get; }
 
     /// <summary>
-    /// Reads the body's weights from <paramref name="weights"/> for <paramref name="config"/>.
+    /// Reads the body's weights through <paramref name="vb"/>, rooted at the body (HF's <c>transformer.</c> prefix
+    /// already pushed when the checkpoint has it); <see cref="VarBuilder.FromInit"/> gives a random model.
     /// </summary>
     /// <param name="config">The model's config.</param>
-    /// <param name="weights">An open safetensors checkpoint.</param>
+    /// <param name="vb">The weights' builder.</param>
     /// <returns>The model, weights copied to F32.</returns>
-    /// <exception cref="InvalidDataException">A tensor is missing or has the wrong shape; the message names it.</exception>
-    public static Gpt2Model Load(Gpt2Config config, ISafeTensorsSource weights)
+    /// <exception cref="ModelLoadException">A tensor is missing or has the wrong shape; the message names it.</exception>
+    public static Gpt2Model Load(Gpt2Config config, VarBuilder vb)
     {
         ArgumentNullException.ThrowIfNull(config);
-        ArgumentNullException.ThrowIfNull(weights);
-        var loader = new WeightReader(weights);
+        ArgumentNullException.ThrowIfNull(vb);
         int c = config.HiddenSize, inner = config.IntermediateSize;
-        var wte = loader.Read("wte.weight", config.VocabSize, c);
-        var wpe = loader.Read("wpe.weight", config.MaxPositionEmbeddings, c);
+        var wte = Read(vb, "wte.weight", config.VocabSize, c);
+        var wpe = Read(vb, "wpe.weight", config.MaxPositionEmbeddings, c);
         var blocks = new Block[config.NumHiddenLayers];
         for (int i = 0; i < blocks.Length; i++)
         {
-            string p = $"h.{i}.";
+            var h = vb.Push("h", i);
+            // The causal-mask buffers old checkpoints carry are not weights: count them as used so the report stays clean.
+            h.MarkUsed("attn.bias");
+            h.MarkUsed("attn.masked_bias");
             blocks[i] = new Block(
-                loader.Read(p + "ln_1.weight", c), loader.Read(p + "ln_1.bias", c),
-                loader.Conv1D(p + "attn.c_attn", c, 3 * c),
-                loader.Conv1D(p + "attn.c_proj", c, c),
-                loader.Read(p + "ln_2.weight", c), loader.Read(p + "ln_2.bias", c),
-                loader.Conv1D(p + "mlp.c_fc", c, inner),
-                loader.Conv1D(p + "mlp.c_proj", inner, c));
+                Read(h, "ln_1.weight", c, Init.Ones), Read(h, "ln_1.bias", c, Init.Zeros),
+                Conv1D(h.Push("attn.c_attn"), c, 3 * c),
+                Conv1D(h.Push("attn.c_proj"), c, c),
+                Read(h, "ln_2.weight", c, Init.Ones), Read(h, "ln_2.bias", c, Init.Zeros),
+                Conv1D(h.Push("mlp.c_fc"), c, inner),
+                Conv1D(h.Push("mlp.c_proj"), inner, c));
         }
 
-        return new Gpt2Model(config, wte, wpe, blocks, loader.Read("ln_f.weight", c), loader.Read("ln_f.bias", c));
+        return new Gpt2Model(config, wte, wpe, blocks, Read(vb, "ln_f.weight", c, Init.Ones), Read(vb, "ln_f.bias", c, Init.Zeros));
     }
 
     /// <summary>
@@ -197,6 +201,13 @@ public sealed class Gpt2Model
         if (cache.Batch != batch)
         {
             throw new ArgumentException($"GPT-2 forward: the cache holds B={cache.Batch} sequences but the ids have B={batch}.", nameof(cache));
+        }
+
+        if (cache.Capacity > Config.MaxPositionEmbeddings || cache.Layers != _blocks.Length || cache.Width != Config.HiddenSize)
+        {
+            throw new ArgumentException(
+                $"GPT-2 forward: the cache ({cache.Layers} layers × {cache.Width} wide, capacity {cache.Capacity}) was not made for this model ({_blocks.Length} layers × {Config.HiddenSize}, context {Config.MaxPositionEmbeddings}); create it with CreateCache.",
+                nameof(cache));
         }
 
         if (cache.Length + tokens > cache.Capacity)
@@ -307,6 +318,7 @@ public sealed class Gpt2Model
         _positions = new int[rows];
     }
 
+    // Method groups have no natural type inside a switch expression; this gives every arm the same delegate type.
     private static Action<ReadOnlySpan<float>, Span<float>> ActionFor(Action<ReadOnlySpan<float>, Span<float>> f) => f;
 
     private static Action<ReadOnlySpan<float>, Span<float>> ActivationFor(string name) => name switch
@@ -324,46 +336,24 @@ public sealed class Gpt2Model
         float[] Ln1Gamma, float[] Ln1Beta, DenseWeight Attn, DenseWeight Proj,
         float[] Ln2Gamma, float[] Ln2Beta, DenseWeight Fc, DenseWeight MlpProj);
 
-    /// <summary>Reads tensors by HF name, with or without the <c>transformer.</c> prefix, checking shapes.</summary>
-    private sealed class WeightReader(ISafeTensorsSource source)
+    private static float[] Read(VarBuilder vb, string name, int rows, int cols) => vb.Get(new Shape(rows, cols), name).ToArray();
+
+    private static float[] Read(VarBuilder vb, string name, int length, Init init) => vb.Get(new Shape(length), name, init).ToArray();
+
+    /// <summary>An HF Conv1D: weight [in, out] transposed to [out, in] once, bias [out].</summary>
+    private static DenseWeight Conv1D(VarBuilder vb, int inFeatures, int outFeatures)
     {
-        private readonly string _prefix = source.Contains("transformer.wte.weight") ? "transformer." : "";
-
-        public float[] Read(string name, params int[] shape)
+        var w = Read(vb, "weight", inFeatures, outFeatures);
+        var transposed = new float[w.Length];
+        for (int i = 0; i < inFeatures; i++)
         {
-            string full = _prefix + name;
-            if (!source.Contains(full))
+            for (int o = 0; o < outFeatures; o++)
             {
-                throw new InvalidDataException(
-                    $"GPT-2 checkpoint has no tensor '{full}' (expected [{string.Join(", ", shape)}]); is this a GPT-2 model and does config.json match it?");
+                transposed[o * inFeatures + i] = w[i * outFeatures + o];
             }
-
-            var tensor = source.GetTensorAsF32(full);
-            var actual = tensor.Shape.Dims.ToArray();
-            if (!actual.SequenceEqual(shape))
-            {
-                throw new InvalidDataException(
-                    $"GPT-2 tensor '{full}' has shape [{string.Join(", ", actual)}], config.json implies [{string.Join(", ", shape)}].");
-            }
-
-            return tensor.Contiguous().ToArray();
         }
 
-        /// <summary>An HF Conv1D: weight [in, out] transposed to [out, in] once, bias [out].</summary>
-        public DenseWeight Conv1D(string name, int inFeatures, int outFeatures)
-        {
-            var w = Read(name + ".weight", inFeatures, outFeatures);
-            var transposed = new float[w.Length];
-            for (int i = 0; i < inFeatures; i++)
-            {
-                for (int o = 0; o < outFeatures; o++)
-                {
-                    transposed[o * inFeatures + i] = w[i * outFeatures + o];
-                }
-            }
-
-            return new DenseWeight(transposed, Read(name + ".bias", outFeatures), inFeatures, outFeatures);
-        }
+        return new DenseWeight(transposed, Read(vb, "bias", outFeatures, Init.Zeros), inFeatures, outFeatures);
     }
 }
 
@@ -395,29 +385,49 @@ public sealed class Gpt2LMHeadModel : ICausalLM
     /// <inheritdoc/>
     public int MaxPositions => Config.MaxPositionEmbeddings;
 
+    /// <summary>What loading read, what the checkpoint lacked, and which of its tensors went unused (null when built from a VarBuilder directly).</summary>
+    public LoadReport? LoadReport { get; private set; }
+
     /// <summary>
-    /// Loads an HF GPT-2 folder: config.json (model_type gpt2) and model.safetensors (or a sharded index).
-    /// The <c>attn.bias</c> / <c>attn.masked_bias</c> buffers and a stored <c>lm_head.weight</c> (a copy of wte) are ignored.
+    /// Loads an HF GPT-2 folder: config.json (model_type gpt2) and model.safetensors (or a sharded index), with or
+    /// without the <c>transformer.</c> prefix. The <c>attn.bias</c> / <c>attn.masked_bias</c> buffers and a stored
+    /// <c>lm_head.weight</c> (a copy of wte: the head is tied) are not read.
     /// </summary>
     /// <param name="folder">The model folder.</param>
     /// <returns>The model.</returns>
     /// <exception cref="ModelConfigException">config.json is missing or invalid.</exception>
-    /// <exception cref="InvalidDataException">config.json is not a GPT-2 config, or a tensor is missing or misshapen.</exception>
+    /// <exception cref="InvalidDataException">config.json is not a GPT-2 config.</exception>
+    /// <exception cref="ModelLoadException">A tensor is missing or misshapen; the message names it.</exception>
     public static Gpt2LMHeadModel FromPretrained(string folder)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         var config = ModelConfig.Load(folder) as Gpt2Config
-            ?? throw new InvalidDataException($"{Path.Combine(folder, "config.json")}: model_type is not gpt2; Gpt2LMHeadModel loads GPT-2 checkpoints only.");
+            ?? throw new InvalidDataException($"{Path.Combine(folder, "config.json")}: model_type is not gpt2; Gpt2LMHeadModel loads GPT-2 checkpoints only (AutoModelForCausalLM picks the class).");
         using var weights = SafeTensorsLoader.Open(folder);
         return FromWeights(config, weights);
     }
 
-    /// <summary>Builds the model from a config and an open checkpoint.</summary>
+    /// <summary>Builds the model from a config and an open checkpoint (with or without the <c>transformer.</c> prefix).</summary>
     /// <param name="config">The config.</param>
-    /// <param name="weights">The checkpoint.</param>
+    /// <param name="weights">The checkpoint; it may be disposed afterwards.</param>
     /// <returns>The model.</returns>
-    /// <exception cref="InvalidDataException">A tensor is missing or misshapen.</exception>
-    public static Gpt2LMHeadModel FromWeights(Gpt2Config config, ISafeTensorsSource weights) => new(Gpt2Model.Load(config, weights));
+    /// <exception cref="ModelLoadException">A tensor is missing or misshapen.</exception>
+    public static Gpt2LMHeadModel FromWeights(Gpt2Config config, ISafeTensorsSource weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        var root = VarBuilder.FromSafeTensors(weights);
+        root.MarkUsed("lm_head.weight");
+        var model = FromVarBuilder(config, root.Contains("transformer.wte.weight") ? root.Push("transformer") : root);
+        model.LoadReport = root.Report();
+        return model;
+    }
+
+    /// <summary>Builds the model through <paramref name="vb"/> rooted at the body (e.g. <see cref="VarBuilder.FromInit"/> for a random GPT-2 of any size).</summary>
+    /// <param name="config">The config.</param>
+    /// <param name="vb">The builder.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="ModelLoadException">A tensor is missing or misshapen.</exception>
+    public static Gpt2LMHeadModel FromVarBuilder(Gpt2Config config, VarBuilder vb) => new(Gpt2Model.Load(config, vb));
 
     /// <summary>
     /// ids [B, T] → logits [B, T, V]. Left-padded batches pass a mask; position ids come from it as in HF generate.

@@ -1,0 +1,117 @@
+using System.CommandLine;
+using Sharpformer.Generation;
+using Sharpformer.IO.Config;
+using Sharpformer.IO.Hub;
+using Sharpformer.IO.SafeTensors;
+using Sharpformer.Models.Gpt2;
+using Sharpformer.NN;
+using Sharpformer.Text;
+
+namespace Sharpformer.Cli.Commands;
+
+/// <summary>
+/// <c>sharpformer generate "prompt" [--model gpt2] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
+/// [--seed S] [--beams N]</c>: continues the prompt with a GPT-2 model, streaming the text to the console.
+/// </summary>
+internal static class GenerateCommand
+{
+    public static Command Create()
+    {
+        var prompt = new Argument<string>("prompt") { Description = "The text to continue." };
+        var model = new Option<string>("--model")
+        {
+            Description = "Hub repo id or local folder (config.json, model.safetensors, vocab.json + merges.txt or tokenizer.json).",
+            DefaultValueFactory = _ => "gpt2",
+        };
+        var maxNewTokens = new Option<int>("--max-new-tokens") { Description = "Tokens to generate at most.", DefaultValueFactory = _ => 50 };
+        var temperature = new Option<float?>("--temperature") { Description = "Sample with this temperature (> 0); 0 means greedy. Sampling is on when any of --temperature, --top-k, --top-p, --seed is given." };
+        var topK = new Option<int?>("--top-k") { Description = "Sample from the K most likely tokens (0 = no limit; default 50, as in HF)." };
+        var topP = new Option<float?>("--top-p") { Description = "Sample from the smallest set of tokens whose probability reaches P (0 < P ≤ 1)." };
+        var seed = new Option<int?>("--seed") { Description = "Seed for reproducible sampling." };
+        var beams = new Option<int>("--beams") { Description = "Beam search with this many beams (prints the result at the end).", DefaultValueFactory = _ => 1 };
+        var command = new Command("generate", "Continue a prompt with a GPT-2 model (greedy, sampling or beam search), streaming the text.")
+        {
+            prompt, model, maxNewTokens, temperature, topK, topP, seed, beams,
+        };
+        command.SetAction((parse, ct) =>
+        {
+            var t = parse.GetValue(temperature);
+            var k = parse.GetValue(topK);
+            var p = parse.GetValue(topP);
+            var s = parse.GetValue(seed);
+            bool sample = t is not 0f && (t is not null || k is not null || p is not null || s is not null);
+            var options = new GenerationOptions
+            {
+                MaxNewTokens = parse.GetValue(maxNewTokens),
+                DoSample = sample,
+                Temperature = t is { } tv and not 0f ? tv : 1f,
+                TopK = k ?? 50, // HF's default top_k when sampling
+                TopP = p ?? 1f,
+                Seed = s,
+                NumBeams = parse.GetValue(beams),
+            };
+            return RunAsync(parse.GetValue(prompt)!, parse.GetValue(model)!, options, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct);
+        });
+        return command;
+    }
+
+    internal static async Task<int> RunAsync(string prompt, string model, GenerationOptions options, TextWriter output, TextWriter error, CancellationToken ct, HubOptions? hub = null)
+    {
+        try
+        {
+            options.Validate();
+            string folder = await ResolveFolderAsync(model, hub ?? HubOptions.FromEnvironment(), ct).ConfigureAwait(false);
+            var lm = Gpt2LMHeadModel.FromPretrained(folder);
+            var tokenizer = AutoTokenizer.FromPretrained(folder);
+            var generator = new TextGenerator(lm);
+            generator.EnsureFits(tokenizer.Encode(prompt).Ids.Count, options);
+            await output.WriteAsync(prompt).ConfigureAwait(false);
+            if (options.NumBeams > 1)
+            {
+                await output.WriteAsync(generator.Generate(tokenizer, prompt, options, ct)).ConfigureAwait(false);
+            }
+            else
+            {
+                await foreach (var piece in generator.GenerateStreamingAsync(tokenizer, prompt, options, ct).ConfigureAwait(false))
+                {
+                    await output.WriteAsync(piece).ConfigureAwait(false);
+                    await output.FlushAsync(ct).ConfigureAwait(false);
+                }
+            }
+
+            await output.WriteLineAsync().ConfigureAwait(false);
+            return 0;
+        }
+        catch (Exception e) when (e is ArgumentException or ModelConfigException or ModelLoadException or InvalidDataException or SafeTensorsException or NotSupportedException or IOException)
+        {
+            await error.WriteLineAsync("error: " + e.Message.ReplaceLineEndings(" ")).ConfigureAwait(false);
+            return e is ArgumentException ? 2 : 1;
+        }
+        catch (OperationCanceledException)
+        {
+            await error.WriteLineAsync().ConfigureAwait(false);
+            return 130;
+        }
+    }
+
+    /// <summary>A local folder as is; otherwise the Hub repo's model files (from the cache when offline).</summary>
+    private static async Task<string> ResolveFolderAsync(string model, HubOptions hub, CancellationToken ct)
+    {
+        if (Directory.Exists(model))
+        {
+            return model;
+        }
+
+        try
+        {
+            using var client = new HubClient(hub);
+            return (await client.ResolveModelFilesAsync(model, "main", null, ct).ConfigureAwait(false)).Directory;
+        }
+        catch (Exception e) when (e is HubException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+        {
+            throw new IOException(
+                $"cannot get model '{model}' from the Hugging Face Hub and it is not in the local cache ({e.Message.ReplaceLineEndings(" ")}); "
+                + "when offline, pass --model <folder> with config.json, model.safetensors and the tokenizer files.", e);
+        }
+    }
+}

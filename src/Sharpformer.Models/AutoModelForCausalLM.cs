@@ -1,0 +1,27 @@
+using Sharpformer.IO.Config;
+using Sharpformer.Models.Gpt2;
+
+namespace Sharpformer.Models;
+
+/// <summary>Builds the causal (next-token) language model of a Hugging Face folder from its config.json <c>model_type</c>.</summary>
+public static class AutoModelForCausalLM
+{
+    /// <summary>The model types <see cref="FromPretrained"/> can build.</summary>
+    public static IReadOnlyList<string> SupportedModelTypes { get; } = ["gpt2"];
+
+    /// <summary>Loads <paramref name="folder"/> as a causal LM (<see cref="Gpt2LMHeadModel"/> for gpt2).</summary>
+    /// <param name="folder">A folder with config.json and safetensors weights.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="NotSupportedException">The model_type has no causal-LM implementation; the message lists the supported ones.</exception>
+    public static ICausalLM FromPretrained(string folder)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        var config = ModelConfig.Load(folder);
+        return config.ModelType switch
+        {
+            "gpt2" => Gpt2LMHeadModel.FromPretrained(folder),
+            _ => throw new NotSupportedException(
+                $"AutoModelForCausalLM: model_type '{config.ModelType}' in {folder} has no causal-LM implementation yet; supported model types: {string.Join(", ", SupportedModelTypes)}."),
+        };
+    }
+}
