@@ -71,6 +71,28 @@ public sealed class GemvTests
     }
 
     [Fact]
+    public unsafe void WidenHalf_Every16BitPattern_MatchesHalfToSingle()
+    {
+        // All 65536 halves (subnormals, ±0, ±inf, NaNs) through every vector width and the scalar tail.
+        var bits = Enumerable.Range(0, 65536).Select(i => (ushort)i).ToArray();
+        var wide = new float[bits.Length + 3];
+        fixed (ushort* src = bits)
+        fixed (float* dst = wide)
+        {
+            Gemv.WidenHalf(src, dst, bits.Length);
+            Gemv.WidenHalf(src + 5, dst + bits.Length, 3);
+        }
+
+        for (var i = 0; i < bits.Length; i++)
+        {
+            var expected = (float)BitConverter.UInt16BitsToHalf(bits[i]);
+            Assert.True(float.IsNaN(expected) ? float.IsNaN(wide[i]) : BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(wide[i]), $"half 0x{i:X4}: {wide[i]} vs {expected}");
+        }
+
+        Assert.Equal((float)BitConverter.UInt16BitsToHalf(7), wide[^1]);
+    }
+
+    [Fact]
     public void MatVec_ShortOutput_ThrowsNamingShapes()
     {
         var (x, w, bias) = Make(1, 8, 4, 1);

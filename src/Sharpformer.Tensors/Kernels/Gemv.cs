@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Sharpformer.Tensors.Threading;
@@ -143,8 +142,7 @@ public static unsafe class Gemv
             float* wRow;
             if (half)
             {
-                var src = new ReadOnlySpan<Half>((Half*)job.W + ((long)o * n) + i0, len);
-                TensorPrimitives.ConvertToSingle(src, new Span<float>(tile, len));
+                WidenHalf((ushort*)job.W + ((long)o * n) + i0, tile, len);
                 wRow = tile;
             }
             else
@@ -164,6 +162,89 @@ public static unsafe class Gemv
             var dst = (float*)job.Y + ((long)r * job.Out) + o;
             *dst = job.Accumulate ? *dst + s : s;
         }
+    }
+
+    /// <summary>
+    /// F16 bits → F32, exactly (normals, subnormals, zeros, inf, NaN): the 15 magnitude bits moved to F32's exponent and
+    /// mantissa place, then scaled by 2^112 (which rebiases the exponent from 15 to 127 and normalizes subnormals);
+    /// inf/NaN take F32's all-ones exponent instead. Vector512 → Vector256 → Vector128 → scalar.
+    /// </summary>
+    internal static void WidenHalf(ushort* src, float* dst, int n)
+    {
+        var i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i + 32 <= n; i += 32)
+            {
+                var (lo, hi) = Vector512.Widen(Vector512.Load(src + i));
+                Widen512(lo).Store(dst + i);
+                Widen512(hi).Store(dst + i + 16);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i + 16 <= n; i += 16)
+            {
+                var (lo, hi) = Vector256.Widen(Vector256.Load(src + i));
+                Widen256(lo).Store(dst + i);
+                Widen256(hi).Store(dst + i + 8);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i + 8 <= n; i += 8)
+            {
+                var (lo, hi) = Vector128.Widen(Vector128.Load(src + i));
+                Widen128(lo).Store(dst + i);
+                Widen128(hi).Store(dst + i + 4);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            dst[i] = (float)BitConverter.UInt16BitsToHalf(src[i]);
+        }
+    }
+
+    private const uint HalfExponentMask = 0x7C00;
+    private const uint F32ExponentMask = 0x7F800000;
+
+    /// <summary>2^112 as a float: rebiases a half's exponent (15) to a float's (127).</summary>
+    private static float Rebias => BitConverter.Int32BitsToSingle(0x77800000);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Widen512(Vector512<uint> h)
+    {
+        var sign = (h & Vector512.Create(0x8000u)) << 16;
+        var magnitude = (h & Vector512.Create(0x7FFFu)) << 13;
+        var scaled = magnitude.AsSingle() * Vector512.Create(Rebias);
+        var special = Vector512.Equals(h & Vector512.Create(HalfExponentMask), Vector512.Create(HalfExponentMask));
+        var value = Vector512.ConditionalSelect(special.AsSingle(), (magnitude | Vector512.Create(F32ExponentMask)).AsSingle(), scaled);
+        return (value.AsUInt32() | sign).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Widen256(Vector256<uint> h)
+    {
+        var sign = (h & Vector256.Create(0x8000u)) << 16;
+        var magnitude = (h & Vector256.Create(0x7FFFu)) << 13;
+        var scaled = magnitude.AsSingle() * Vector256.Create(Rebias);
+        var special = Vector256.Equals(h & Vector256.Create(HalfExponentMask), Vector256.Create(HalfExponentMask));
+        var value = Vector256.ConditionalSelect(special.AsSingle(), (magnitude | Vector256.Create(F32ExponentMask)).AsSingle(), scaled);
+        return (value.AsUInt32() | sign).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Widen128(Vector128<uint> h)
+    {
+        var sign = (h & Vector128.Create(0x8000u)) << 16;
+        var magnitude = (h & Vector128.Create(0x7FFFu)) << 13;
+        var scaled = magnitude.AsSingle() * Vector128.Create(Rebias);
+        var special = Vector128.Equals(h & Vector128.Create(HalfExponentMask), Vector128.Create(HalfExponentMask));
+        var value = Vector128.ConditionalSelect(special.AsSingle(), (magnitude | Vector128.Create(F32ExponentMask)).AsSingle(), scaled);
+        return (value.AsUInt32() | sign).AsSingle();
     }
 
     /// <summary>Dot product of two float runs: Vector512 → Vector256 → Vector128 → scalar, four accumulators.</summary>
