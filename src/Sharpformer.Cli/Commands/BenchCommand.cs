@@ -9,6 +9,7 @@ internal static class BenchCommand
     {
         var bench = new Command("bench", "Measure kernels and models on this machine, with ratios against the hardware peak or a peer engine.");
         bench.Subcommands.Add(BenchGemmCommand.Create());
+        bench.Subcommands.Add(BenchDecodeCommand.Create());
         bench.Subcommands.Add(BenchEncoderCommand.Create());
         return bench;
     }

@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Sharpformer.IO.Config;
+using Sharpformer.IO.Gguf;
 using Sharpformer.IO.Onnx;
 
 namespace Sharpformer.Cli.Commands;
@@ -18,8 +20,9 @@ internal static class ConvertCommand
 
     public static Command Create()
     {
-        var convert = new Command("convert", "Convert checkpoints from other formats into Hugging Face model folders.");
+        var convert = new Command("convert", "Convert checkpoints between Hugging Face folders and other formats (ONNX in, GGUF out).");
         convert.Subcommands.Add(CreateOnnxBert());
+        convert.Subcommands.Add(CreateGguf());
         return convert;
     }
 
@@ -36,6 +39,47 @@ internal static class ConvertCommand
         command.Options.Add(json);
         command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(vocab), parse.GetValue(json), Console.Out, Console.Error));
         return command;
+    }
+
+    private static Command CreateGguf()
+    {
+        var folder = new Argument<string>("hf-folder") { Description = "The Hugging Face GPT-2 folder: config.json, model.safetensors, tokenizer.json or vocab.json + merges.txt." };
+        var output = new Argument<string>("out.gguf") { Description = "The GGUF file to write (replaced if present)." };
+        var dtype = new Option<string>("--dtype") { Description = "Weight type: f32, or f16 (matrices in F16, norms and biases F32).", DefaultValueFactory = _ => "f32" };
+        dtype.AcceptOnlyFromAmong("f32", "f16");
+        var name = new Option<string?>("--name") { Description = "general.name (default: the folder's name)." };
+        var command = new Command("gguf", "Export a GPT-2 checkpoint to GGUF for llama.cpp (gpt2 architecture, GPT-2 tokenizer metadata).");
+        command.Arguments.Add(folder);
+        command.Arguments.Add(output);
+        command.Options.Add(dtype);
+        command.Options.Add(name);
+        command.SetAction(parse => RunGguf(parse.GetValue(folder)!, parse.GetValue(output)!, parse.GetValue(dtype)!, parse.GetValue(name), Console.Out, Console.Error));
+        return command;
+    }
+
+    internal static int RunGguf(string folder, string output, string dtype, string? name, TextWriter stdout, TextWriter stderr)
+    {
+        Gpt2GgufExport result;
+        GgufFile check;
+        try
+        {
+            result = Gpt2GgufExporter.Export(folder, output, Gpt2GgufExporter.ParseFileType(dtype), name);
+            // Read the file back through the bounds-checked reader: what we hand to llama.cpp must parse.
+            check = GgufFile.Open(result.OutputPath);
+        }
+        catch (Exception ex) when (ex is GgufFormatException or ModelConfigException or IO.SafeTensors.SafeTensorsException or IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            stderr.WriteLine($"error: convert gguf: {ex.Message.ReplaceLineEndings(" ")}");
+            return 1;
+        }
+
+        var c = result.Config;
+        var inv = CultureInfo.InvariantCulture;
+        stdout.WriteLine(string.Create(inv, $"Converted {folder} → {result.OutputPath}"));
+        stdout.WriteLine(string.Create(inv, $"  GPT-2: {c.NumHiddenLayers} layers, n_embd {c.HiddenSize}, {c.NumAttentionHeads} heads, n_inner {c.IntermediateSize}, context {c.MaxPositionEmbeddings}, vocab {c.VocabSize}"));
+        stdout.WriteLine(string.Create(inv, $"  {(result.FileType == GgufFileType.AllF32 ? "F32" : "F16 (norms and biases F32)")}, {result.TensorCount} tensors, {result.ParameterCount:N0} parameters, {result.FileBytes:N0} bytes{(result.TiedOutput ? ", head tied to token_embd" : "")}"));
+        stdout.WriteLine(string.Create(inv, $"  verified: GGUF v{check.Version}, {check.MetadataInOrder.Count} metadata keys, {check.Tensors.Count} tensors"));
+        return 0;
     }
 
     internal static int Run(string model, string output, string? vocab, bool json, TextWriter stdout, TextWriter stderr)

@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Globalization;
+using Sharpformer.IO.Gguf;
+
+namespace Sharpformer.Bench.Peers;
+
+/// <summary>
+/// <c>decode</c>: GPT-2 prompt processing and decoding, Sharpformer vs llama.cpp on the same weights and thread count,
+/// plus the machine's read bandwidth measured in the same run. <c>sharpformer bench decode</c> runs it.
+/// </summary>
+internal static class DecodeCli
+{
+    /// <summary>Runs <c>decode</c> with the arguments after the verb.</summary>
+    public static int Run(string[] args)
+    {
+        DecodeOptions options;
+        try
+        {
+            options = DecodeOptions.Parse(args);
+        }
+        catch (ArgumentException ex)
+        {
+            Console.Error.WriteLine($"error: bench decode: {ex.Message}");
+            return 2;
+        }
+
+        try
+        {
+            return DecodeBench.Run(options, Console.Out);
+        }
+        catch (Exception ex) when (ex is GgufFormatException or IOException or InvalidDataException or IO.Config.ModelConfigException or IO.SafeTensors.SafeTensorsException)
+        {
+            Console.Error.WriteLine($"error: bench decode: {ex.Message.ReplaceLineEndings(" ")}");
+            return 1;
+        }
+    }
+}
+
+/// <summary>Options of <c>decode</c>.</summary>
+internal sealed record DecodeOptions(string? Model, bool Random124M, bool F32, bool F16, int Threads, int PromptTokens, int NewTokens, int Batch)
+{
+    public static DecodeOptions Parse(string[] args)
+    {
+        string? model = null;
+        bool random = false, f32 = true, f16 = true;
+        int threads = Environment.ProcessorCount, prompt = 128, generated = 64, batch = 8;
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
+            int NextInt()
+            {
+                var name = args[i];
+                return int.TryParse(Next(), CultureInfo.InvariantCulture, out var v) && v > 0 ? v : throw new ArgumentException($"{name} needs a positive integer.");
+            }
+
+            switch (args[i])
+            {
+                case "--model": model = Next(); break;
+                case "--random-124m": random = true; break;
+                case "--dtype":
+                    var d = Next();
+                    (f32, f16) = d switch
+                    {
+                        "f32" => (true, false),
+                        "f16" => (false, true),
+                        "both" => (true, true),
+                        _ => throw new ArgumentException($"--dtype '{d}': use f32, f16 or both."),
+                    };
+                    break;
+                case "--threads": threads = NextInt(); break;
+                case "--prompt-tokens": prompt = NextInt(); break;
+                case "--new-tokens": generated = NextInt(); break;
+                case "--batch": batch = NextInt(); break;
+                default: throw new ArgumentException($"unknown option '{args[i]}'.");
+            }
+        }
+
+        if ((model is null) == !random)
+        {
+            throw new ArgumentException("pass exactly one of --model <hf-dir> and --random-124m.");
+        }
+
+        return new DecodeOptions(model, random, f32, f16, threads, prompt, generated, batch);
+    }
+}
+
+/// <summary>Tokens per second of one engine on one weight type.</summary>
+internal sealed record Speeds(double Prefill, double Decode1, double DecodeBatch);
+
+/// <summary>Wall-clock timing helpers: best of several repetitions (the machine is shared and noisy).</summary>
+internal static class Timing
+{
+    public static double BestSeconds(int repetitions, Action setup, Action run)
+    {
+        var best = double.MaxValue;
+        for (var r = 0; r < repetitions; r++)
+        {
+            setup();
+            var sw = Stopwatch.StartNew();
+            run();
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+
+        return best;
+    }
+}

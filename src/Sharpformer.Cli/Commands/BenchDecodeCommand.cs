@@ -1,0 +1,95 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Sharpformer.Cli.Commands;
+
+/// <summary>
+/// <c>sharpformer bench decode</c>: GPT-2 prompt processing and decoding side by side with llama.cpp on the GGUF export
+/// of the same weights. The peer (LLamaSharp and its native llama.cpp) must never be a dependency of src/, so this verb
+/// runs the harness in benchmarks/Sharpformer.Bench.Peers as a child process (<c>dotnet run</c>, which builds it on
+/// first use), the same mechanism as <c>bench encoder</c>: the CLI stays free of native engines, and the harness
+/// measures both engines and the read bandwidth in one process and one run.
+/// </summary>
+internal static class BenchDecodeCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "A Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer files)." };
+        var random = new Option<bool>("--random-124m") { Description = "Use a GPT-2 124M-shaped model with random weights and the real tokenizer (made once under the temp folder, ~500 MB)." };
+        var dtype = new Option<string>("--dtype") { Description = "Weights for llama.cpp's GGUF: f32, f16 or both (Sharpformer runs F32).", DefaultValueFactory = _ => "both" };
+        dtype.AcceptOnlyFromAmong("f32", "f16", "both");
+        var threads = new Option<int>("--threads") { Description = "Threads for both engines (default: every core).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var prompt = new Option<int>("--prompt-tokens") { Description = "Prompt length T.", DefaultValueFactory = _ => 128 };
+        var generated = new Option<int>("--new-tokens") { Description = "Tokens decoded after the prompt.", DefaultValueFactory = _ => 64 };
+        var batch = new Option<int>("--batch") { Description = "Sequences decoded together in the batched column.", DefaultValueFactory = _ => 8 };
+        var command = new Command("decode", "GPT-2 prefill and decode tokens/s (batch 1 and 8) vs llama.cpp on the same weights, and decode speed as a fraction of the bandwidth bound.");
+        foreach (var option in new Option[] { model, random, dtype, threads, prompt, generated, batch })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction(parse =>
+        {
+            string[] args;
+            try
+            {
+                args = HarnessArguments(parse.GetValue(model), parse.GetValue(random), parse.GetValue(dtype)!, parse.GetValue(threads), parse.GetValue(prompt), parse.GetValue(generated), parse.GetValue(batch));
+            }
+            catch (ArgumentException ex)
+            {
+                Console.Error.WriteLine($"error: bench decode: {ex.Message}");
+                return 2;
+            }
+
+            return Run(args, Console.Error);
+        });
+        return command;
+    }
+
+    /// <summary>The harness's command line (after <c>--</c>), validated.</summary>
+    /// <exception cref="ArgumentException">Neither or both model sources, or a non-positive count.</exception>
+    internal static string[] HarnessArguments(string? model, bool random124M, string dtype, int threads, int promptTokens, int newTokens, int batch)
+    {
+        if ((model is null) == !random124M)
+        {
+            throw new ArgumentException("pass exactly one of --model <hf-dir> and --random-124m.");
+        }
+
+        foreach (var (name, value) in new[] { ("--threads", threads), ("--prompt-tokens", promptTokens), ("--new-tokens", newTokens), ("--batch", batch) })
+        {
+            if (value < 1)
+            {
+                throw new ArgumentException($"{name} must be at least 1 (got {value}).");
+            }
+        }
+
+        var inv = CultureInfo.InvariantCulture;
+        var args = new List<string> { "decode" };
+        args.AddRange(model is null ? ["--random-124m"] : ["--model", Path.GetFullPath(model)]);
+        args.AddRange(["--dtype", dtype, "--threads", threads.ToString(inv), "--prompt-tokens", promptTokens.ToString(inv), "--new-tokens", newTokens.ToString(inv), "--batch", batch.ToString(inv)]);
+        return [.. args];
+    }
+
+    private static int Run(string[] harnessArgs, TextWriter stderr)
+    {
+        // The same harness and lookup as bench encoder (SHARPFORMER_BENCH_PEERS, else a checkout above the current or
+        // the program's folder).
+        var project = BenchEncoderCommand.FindPeersProject();
+        if (project is null)
+        {
+            stderr.WriteLine($"error: bench decode: cannot find {BenchEncoderCommand.PeersProject}; run inside the Sharpformer repository, or set SHARPFORMER_BENCH_PEERS to that .csproj.");
+            return 2;
+        }
+
+        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false };
+        foreach (var arg in new[] { "run", "-c", "Release", "--project", project, "--" }.Concat(harnessArgs))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start dotnet for the benchmark harness.");
+        process.WaitForExit();
+        return process.ExitCode;
+    }
+}

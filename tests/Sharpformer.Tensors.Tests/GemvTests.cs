@@ -1,0 +1,103 @@
+using Sharpformer.Tensors.Kernels;
+
+namespace Sharpformer.Tensors.Tests;
+
+/// <summary>
+/// Gemv against its scalar reference. CI runs this class again with AVX-512 off and with all SIMD off, so each ISA tier
+/// of the dot product meets the reference.
+/// </summary>
+public sealed class GemvTests
+{
+    private static (float[] X, Half[] W, float[] Bias) Make(int rows, int inFeatures, int outFeatures, int seed)
+    {
+        var rng = new Random(seed);
+        var x = Enumerable.Range(0, rows * inFeatures).Select(_ => (float)((rng.NextDouble() * 2) - 1)).ToArray();
+        var w = Enumerable.Range(0, outFeatures * inFeatures).Select(_ => (Half)((rng.NextDouble() * 2) - 1)).ToArray();
+        var bias = Enumerable.Range(0, outFeatures).Select(_ => (float)rng.NextDouble()).ToArray();
+        return (x, w, bias);
+    }
+
+    private static void AssertClose(float[] expected, float[] actual, int inFeatures)
+    {
+        // Reordered float sums of `in` products of magnitude ≤ 1: the error grows with the sum's length.
+        var bound = Tolerances.KernelVsReferenceRelative * inFeatures;
+        for (var i = 0; i < expected.Length; i++)
+        {
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= bound, $"y[{i}]: {actual[i]} vs reference {expected[i]} (bound {bound})");
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 768, 2304)] // GPT-2 c_attn, batch 1
+    [InlineData(8, 768, 3072)] // c_fc, batch 8
+    [InlineData(3, 3072, 768)] // c_proj of the MLP: in spans three tiles
+    [InlineData(2, 1, 5)]
+    [InlineData(5, 77, 33)] // every tail path, out not a multiple of the chunk
+    [InlineData(1, 1030, 17)] // a tile plus a 6-value remainder
+    public void MatVecF16_Shapes_MatchesReference(int rows, int inFeatures, int outFeatures)
+    {
+        var (x, w, bias) = Make(rows, inFeatures, outFeatures, rows * 31 + inFeatures);
+        var expected = new float[rows * outFeatures];
+        var actual = new float[rows * outFeatures];
+        Gemv.MatVecReference(x, rows, w, inFeatures, outFeatures, bias, expected);
+        Gemv.MatVec(x, rows, w, inFeatures, outFeatures, bias, actual);
+        AssertClose(expected, actual, inFeatures);
+    }
+
+    [Theory]
+    [InlineData(1, 768, 2304)]
+    [InlineData(8, 100, 50)]
+    public void MatVecF32_SameWeightsAsF16_MatchesReference(int rows, int inFeatures, int outFeatures)
+    {
+        var (x, w, bias) = Make(rows, inFeatures, outFeatures, 5);
+        var wide = w.Select(h => (float)h).ToArray();
+        var expected = new float[rows * outFeatures];
+        var actual = new float[rows * outFeatures];
+        Gemv.MatVecReference(x, rows, w, inFeatures, outFeatures, bias, expected);
+        Gemv.MatVec(x, rows, wide, inFeatures, outFeatures, bias, actual);
+        AssertClose(expected, actual, inFeatures);
+    }
+
+    [Fact]
+    public void MatVec_AccumulateWithoutBias_AddsToY()
+    {
+        var (x, w, _) = Make(2, 64, 40, 9);
+        var expected = Enumerable.Range(0, 80).Select(i => (float)i).ToArray();
+        var actual = (float[])expected.Clone();
+        Gemv.MatVecReference(x, 2, w, 64, 40, [], expected, accumulate: true);
+        Gemv.MatVec(x, 2, w, 64, 40, [], actual, accumulate: true);
+        AssertClose(expected, actual, 64);
+        Assert.NotEqual(79f, actual[79]);
+    }
+
+    [Fact]
+    public unsafe void WidenHalf_Every16BitPattern_MatchesHalfToSingle()
+    {
+        // All 65536 halves (subnormals, ±0, ±inf, NaNs) through every vector width and the scalar tail.
+        var bits = Enumerable.Range(0, 65536).Select(i => (ushort)i).ToArray();
+        var wide = new float[bits.Length + 3];
+        fixed (ushort* src = bits)
+        fixed (float* dst = wide)
+        {
+            Gemv.WidenHalf(src, dst, bits.Length);
+            Gemv.WidenHalf(src + 5, dst + bits.Length, 3);
+        }
+
+        for (var i = 0; i < bits.Length; i++)
+        {
+            var expected = (float)BitConverter.UInt16BitsToHalf(bits[i]);
+            Assert.True(float.IsNaN(expected) ? float.IsNaN(wide[i]) : BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(wide[i]), $"half 0x{i:X4}: {wide[i]} vs {expected}");
+        }
+
+        Assert.Equal((float)BitConverter.UInt16BitsToHalf(7), wide[^1]);
+    }
+
+    [Fact]
+    public void MatVec_ShortOutput_ThrowsNamingShapes()
+    {
+        var (x, w, bias) = Make(1, 8, 4, 1);
+        var ex = Assert.Throws<ArgumentException>(() => Gemv.MatVec(x, 1, w, 8, 4, bias, new float[3]));
+        Assert.Contains("[R, out]", ex.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => Gemv.MatVec(x, 9, w, 8, 4, bias, new float[36]));
+    }
+}
