@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Sharpformer.Tensors.Threading;
@@ -384,6 +385,11 @@ internal static unsafe class GemmDriver
         private readonly Action<int, int> _packBody;
         private readonly Action<int, int> _tileBody;
         private readonly Action<int, int> _thinBody;
+        private readonly Action<int, int> _ownedBody;
+
+        // Multithreaded chunks: one claim flag per tile, and how many participants the tiles are dealt among.
+        private int[] _claimed = [];
+        private int _parts;
 
         private GemmIsa _isa;
         private bool _transA, _transB;
@@ -411,6 +417,7 @@ internal static unsafe class GemmDriver
             _packBody = PackRange;
             _tileBody = TileRange;
             _thinBody = ThinRange;
+            _ownedBody = OwnedRange;
         }
 
         /// <summary>The thin-A path (<see cref="GemmThinA"/>): columns of C split across threads, nothing packed.</summary>
@@ -524,10 +531,18 @@ internal static unsafe class GemmDriver
             if (threads > 1)
             {
                 // Enough tiles that a slowed core simply claims fewer of them (≥ 6 per thread), not so small that
-                // a tile stops reusing its B panels across the A block.
+                // a tile stops reusing its B panels across the A block. When one row tile covers every row and B
+                // still needs packing, narrow the column tiles down to one panel rather than cutting the rows: with a
+                // single row tile each thread packs the B panels of its own tiles straight into L1 (in parallel, and
+                // read from op(B) once), where two row tiles would need all of B packed up front into a buffer that
+                // outgrows L2 (at 128×1536×384 that pack ran about as slowly on two threads as on one).
+                // B packed once before the call is shared read-only, so split the rows first: each thread then packs
+                // and reads only its own rows of A.
+                int ncMin = _packB && _mc == _mPad ? 2 * _nr : 4 * _nr;
                 while (TileCount() < 6 * threads)
                 {
-                    if (_nc >= 4 * _nr) _nc = RoundUp(_nc / 2, _nr);
+                    if (!_packB && _mc >= 2 * _mr && (_rows + _mc - 1) / _mc < threads) _mc = RoundUp(_mc / 2, _mr);
+                    else if (_nc >= ncMin) _nc = RoundUp(_nc / 2, _nr);
                     else if (_mc >= 2 * _mr) _mc = RoundUp(_mc / 2, _mr);
                     else break;
                 }
@@ -537,16 +552,22 @@ internal static unsafe class GemmDriver
             _nTiles = (_cols + _nc - 1) / _nc;
             _packBInTile = _packB && _mTiles == 1;
             if (_packBInTile) _bPanels = 0;
-            int packItems = _aPanels + _bPanels;
             int tiles = _mTiles * _nTiles;
             if (threads > 1)
             {
-                ParallelFor.For(packItems, Math.Max(1, packItems / (8 * threads)), _packBody);
-                ParallelFor.For(tiles, 1, _tileBody);
+                // Only B (when it is packed up front) is packed by everyone together: each thread packs the A rows
+                // of its own tiles itself. A panel packed by one core and read by the other crosses between the
+                // cores' caches on every use, which cost up to a third of the two-thread speed on this VM.
+                _aPanels = 0;
+                if (_bPanels > 0) ParallelFor.For(_bPanels, Math.Max(1, _bPanels / (8 * threads)), _packBody);
+                if (_claimed.Length < tiles) _claimed = new int[tiles];
+                Array.Clear(_claimed, 0, tiles);
+                _parts = Math.Min(threads, tiles);
+                ParallelFor.For(_parts, 1, _ownedBody);
             }
             else
             {
-                PackRange(0, packItems);
+                PackRange(0, _aPanels + _bPanels);
                 TileRange(0, tiles);
             }
         }
@@ -587,13 +608,33 @@ internal static unsafe class GemmDriver
             }
         }
 
+        private void OwnedRange(int start, int end)
+        {
+            for (int part = start; part < end; part++)
+            {
+                switch (_isa)
+                {
+                    case GemmIsa.Vector512:
+                        OwnedTiles<Kernel512>(part);
+                        break;
+                    case GemmIsa.Vector256:
+                        OwnedTiles<Kernel256>(part);
+                        break;
+                    default:
+                        OwnedTiles<Kernel128>(part);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Single thread: every tile in turn, reading the A block packed up front for the whole chunk.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void TileRange<TKernel>(int start, int end)
             where TKernel : struct, IGemmKernel
         {
-            int mr = TKernel.MR, nr = TKernel.NR;
+            int nr = TKernel.NR;
             float* edge = stackalloc float[12 * 32];
-            Debug.Assert(mr * nr <= 12 * 32, "edge scratch holds the largest tile");
+            Debug.Assert(TKernel.MR * nr <= 12 * 32, "edge scratch holds the largest tile");
             float* panelScratch = stackalloc float[_packBInTile ? (KcMax * nr) + 16 : 1];
             panelScratch = Align64(panelScratch);
             for (int t = start; t < end; t++)
@@ -602,35 +643,109 @@ internal static unsafe class GemmDriver
                 int mb = t % _mTiles, nb = t / _mTiles;
                 int i0 = _row0 + (mb * _mc), i1 = Math.Min(_row0 + _rows, i0 + _mc);
                 int j0 = _col0 + (nb * _nc), j1 = Math.Min(_col0 + _cols, j0 + _nc);
-                for (int p0 = 0; p0 < _k; p0 += _kc)
+                MultiplyTile<TKernel>(i0, i1, j0, j1, _ap, _mPad, (i0 - _row0) / TKernel.MR, panelScratch, edge);
+            }
+        }
+
+        /// <summary>
+        /// One participant of a multithreaded chunk: deals itself the tiles from its own stretch of the (row tile,
+        /// column tile) order first, so it keeps meeting the same rows and packs each row tile of A once into its own
+        /// buffer; then it takes whatever the others have not claimed yet, so a slowed core does less of the work.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void OwnedTiles<TKernel>(int part)
+            where TKernel : struct, IGemmKernel
+        {
+            int mr = TKernel.MR, nr = TKernel.NR;
+            float* edge = stackalloc float[12 * 32];
+            float* panelScratch = stackalloc float[_packBInTile ? (KcMax * nr) + 16 : 1];
+            panelScratch = Align64(panelScratch);
+            int tiles = _mTiles * _nTiles;
+            float[]? aBuf = null; // rented on the first claim: a participant that finds nothing left needs none
+            GCHandle pin = default;
+            try
+            {
+                float* ap = null;
+                int packedRowTile = -1;
+                int first = (int)((long)part * tiles / _parts);
+                for (int step = 0; step < tiles; step++)
                 {
-                    int kcb = Math.Min(_kc, _k - p0);
-                    bool first = p0 == 0;
-                    float beta = first ? _beta : 1f;
-                    float* bias = first ? _bias : null;
-                    float* aBlock = _ap + ((long)p0 * _mPad);
-                    float* bBlock = _bp + ((long)p0 * _nPad);
-                    for (int j = j0; j < j1; j += nr)
+                    int t = first + step;
+                    if (t >= tiles) t -= tiles;
+                    if (Volatile.Read(ref _claimed[t]) != 0 || Interlocked.Exchange(ref _claimed[t], 1) != 0) continue;
+
+                    // Row tiles major: consecutive tiles of one participant share its packed A rows.
+                    int mb = t / _nTiles, nb = t % _nTiles;
+                    int i0 = _row0 + (mb * _mc), i1 = Math.Min(_row0 + _rows, i0 + _mc);
+                    int j0 = _col0 + (nb * _nc), j1 = Math.Min(_col0 + _cols, j0 + _nc);
+                    if (mb != packedRowTile)
                     {
-                        // One B panel [kcb][nr], kept in L1 while it meets every A panel of the tile.
-                        float* bPanel;
-                        int nrValid = Math.Min(nr, j1 - j);
-                        if (_packBInTile)
+                        if (aBuf == null)
                         {
-                            bPanel = panelScratch;
-                            PackBBlock(_transB, _b, _ldb, j, nrValid, p0, kcb, nr, bPanel);
-                        }
-                        else
-                        {
-                            bPanel = bBlock + ((long)((j - _bpCol0) / nr) * kcb * nr);
+                            aBuf = RentAligned((long)_mc * _k);
+                            pin = GCHandle.Alloc(aBuf, GCHandleType.Pinned);
+                            ap = Align64((float*)pin.AddrOfPinnedObject());
                         }
 
-                        float* biasJ = bias == null ? null : bias + j;
                         for (int i = i0; i < i1; i += mr)
                         {
-                            float* aPanel = aBlock + ((long)((i - _row0) / mr) * kcb * mr);
-                            TKernel.Tile(aPanel, bPanel, kcb, _c + ((long)i * _ldc) + j, _ldc, Math.Min(mr, i1 - i), nrValid, _alpha, beta, biasJ, edge);
+                            PackAPanel(_transA, _a, _lda, i, Math.Min(mr, i1 - i), _k, _kc, mr, _mc, (i - i0) / mr, ap);
                         }
+
+                        packedRowTile = mb;
+                    }
+
+                    MultiplyTile<TKernel>(i0, i1, j0, j1, ap, _mc, 0, panelScratch, edge);
+                }
+            }
+            finally
+            {
+                if (aBuf != null)
+                {
+                    pin.Free();
+                    ArrayPool<float>.Shared.Return(aBuf);
+                }
+            }
+        }
+
+        /// <summary>
+        /// C[i0..i1, j0..j1) over the whole k loop. <paramref name="aPack"/> holds packed A panels (k block p0 at
+        /// aPack + p0 · <paramref name="aStride"/>), row i0's panel being number <paramref name="aFirstPanel"/>; B comes
+        /// from the shared pack, or is packed here panel by panel into <paramref name="panelScratch"/>.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void MultiplyTile<TKernel>(int i0, int i1, int j0, int j1, float* aPack, int aStride, int aFirstPanel, float* panelScratch, float* edge)
+            where TKernel : struct, IGemmKernel
+        {
+            int mr = TKernel.MR, nr = TKernel.NR;
+            for (int p0 = 0; p0 < _k; p0 += _kc)
+            {
+                int kcb = Math.Min(_kc, _k - p0);
+                bool first = p0 == 0;
+                float beta = first ? _beta : 1f;
+                float* bias = first ? _bias : null;
+                float* aBlock = aPack + ((long)p0 * aStride);
+                float* bBlock = _bp + ((long)p0 * _nPad);
+                for (int j = j0; j < j1; j += nr)
+                {
+                    // One B panel [kcb][nr], kept in L1 while it meets every A panel of the tile.
+                    float* bPanel;
+                    int nrValid = Math.Min(nr, j1 - j);
+                    if (_packBInTile)
+                    {
+                        bPanel = panelScratch;
+                        PackBBlock(_transB, _b, _ldb, j, nrValid, p0, kcb, nr, bPanel);
+                    }
+                    else
+                    {
+                        bPanel = bBlock + ((long)((j - _bpCol0) / nr) * kcb * nr);
+                    }
+
+                    float* biasJ = bias == null ? null : bias + j;
+                    for (int i = i0; i < i1; i += mr)
+                    {
+                        float* aPanel = aBlock + ((long)(aFirstPanel + ((i - i0) / mr)) * kcb * mr);
+                        TKernel.Tile(aPanel, bPanel, kcb, _c + ((long)i * _ldc) + j, _ldc, Math.Min(mr, i1 - i), nrValid, _alpha, beta, biasJ, edge);
                     }
                 }
             }
