@@ -531,18 +531,16 @@ internal static unsafe class GemmDriver
             if (threads > 1)
             {
                 // Enough tiles that a slowed core simply claims fewer of them (≥ 6 per thread), not so small that
-                // a tile stops reusing its B panels across the A block. When one row tile covers every row and B
-                // still needs packing, narrow the column tiles down to one panel rather than cutting the rows: with a
-                // single row tile each thread packs the B panels of its own tiles straight into L1 (in parallel, and
-                // read from op(B) once), where two row tiles would need all of B packed up front into a buffer that
+                // a tile stops reusing its B panels across the A block. When one row tile covers every row, narrow
+                // the column tiles down to one panel rather than cutting the rows: each thread then packs all of A
+                // once (A is the small operand here) and reads only its own share of B, packed inside its tiles
+                // straight into L1, or packed once before the call. Cutting the rows instead makes both threads read
+                // all of B, and a B packed per call would then have to be packed up front into a shared buffer that
                 // outgrows L2 (at 128×1536×384 that pack ran about as slowly on two threads as on one).
-                // B packed once before the call is shared read-only, so split the rows first: each thread then packs
-                // and reads only its own rows of A.
-                int ncMin = _packB && _mc == _mPad ? 2 * _nr : 4 * _nr;
+                int ncMin = _mc == _mPad ? 2 * _nr : 4 * _nr;
                 while (TileCount() < 6 * threads)
                 {
-                    if (!_packB && _mc >= 2 * _mr && (_rows + _mc - 1) / _mc < threads) _mc = RoundUp(_mc / 2, _mr);
-                    else if (_nc >= ncMin) _nc = RoundUp(_nc / 2, _nr);
+                    if (_nc >= ncMin) _nc = RoundUp(_nc / 2, _nr);
                     else if (_mc >= 2 * _mr) _mc = RoundUp(_mc / 2, _mr);
                     else break;
                 }
