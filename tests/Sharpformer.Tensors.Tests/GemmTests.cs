@@ -124,6 +124,10 @@ public class GemmTests
         {
             for (int t = 0; t < 4; t++) Check(isa, (t & 1) != 0, (t & 2) != 0, m, n, k);
         }
+
+        // k so long that A is packed in chunks of rows (ChunkFloats / k): every chunk must see B, on 1 and 2 threads.
+        Check(isa, false, true, 200, 8, 22_000);
+        Check(isa, false, false, 150, 40, 30_000, maxThreads: 2);
     }
 
     [Theory]

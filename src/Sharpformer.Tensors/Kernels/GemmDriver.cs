@@ -404,6 +404,9 @@ internal static unsafe class GemmDriver
         private int _row0, _rows, _mPad, _col0, _cols, _nPad, _bpCol0;
         private bool _packB;
 
+        // Whether _bp holds this column chunk's packed B already (packed once by the caller, or by an earlier row chunk).
+        private bool _bSharedReady;
+
         // B is packed panel by panel inside the tiles (into L1, right before use) instead of all at once into a
         // buffer that outgrows L2: only when every column tile is visited by exactly one row tile (m ≤ one tile).
         private bool _packBInTile;
@@ -490,6 +493,7 @@ internal static unsafe class GemmDriver
                     {
                         _col0 = col0;
                         _cols = Math.Min(colChunk, n - col0);
+                        _bSharedReady = packedB != null;
                         if (packedB != null)
                         {
                             _bp = packedB;
@@ -508,7 +512,7 @@ internal static unsafe class GemmDriver
                             _row0 = row0;
                             _rows = Math.Min(rowChunk, m - row0);
                             _mPad = RoundUp(_rows, _mr);
-                            _packB = packedB == null && row0 == 0;
+                            _packB = packedB == null;
                             RunChunk(threads);
                         }
                     }
@@ -525,7 +529,6 @@ internal static unsafe class GemmDriver
         private void RunChunk(int threads)
         {
             _aPanels = _mPad / _mr;
-            _bPanels = _packB ? _nPad / _nr : 0;
             _mc = Math.Min(_mPad, McPanels * _mr);
             _nc = Math.Min(_nPad, NcPanels * _nr);
             if (threads > 1)
@@ -549,7 +552,11 @@ internal static unsafe class GemmDriver
             _mTiles = (_rows + _mc - 1) / _mc;
             _nTiles = (_cols + _nc - 1) / _nc;
             _packBInTile = _packB && _mTiles == 1;
-            if (_packBInTile) _bPanels = 0;
+
+            // The shared B buffer is filled once per column chunk, by the first row chunk that reads it (one that
+            // packs B inside its tiles leaves it empty for the next).
+            _bPanels = _packB && !_packBInTile && !_bSharedReady ? _nPad / _nr : 0;
+            if (_bPanels > 0) _bSharedReady = true;
             int tiles = _mTiles * _nTiles;
             if (threads > 1)
             {
