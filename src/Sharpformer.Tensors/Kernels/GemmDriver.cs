@@ -410,6 +410,10 @@ internal static unsafe class GemmDriver
         // B is packed panel by panel inside the tiles (into L1, right before use) instead of all at once into a
         // buffer that outgrows L2: only when every column tile is visited by exactly one row tile (m ≤ one tile).
         private bool _packBInTile;
+
+        // Multithreaded, B packed per call and met by several row tiles: every thread packs the column tiles it
+        // meets into its own buffer instead of all threads sharing one.
+        private bool _privateB;
         private int _bPanels, _aPanels;
 
         // Tiles of C: _mc × _nc, _mTiles × _nTiles of them in the current chunk.
@@ -555,7 +559,8 @@ internal static unsafe class GemmDriver
 
             // The shared B buffer is filled once per column chunk, by the first row chunk that reads it (one that
             // packs B inside its tiles leaves it empty for the next).
-            _bPanels = _packB && !_packBInTile && !_bSharedReady ? _nPad / _nr : 0;
+            _privateB = threads > 1 && _packB && !_packBInTile;
+            _bPanels = _packB && !_packBInTile && !_privateB && !_bSharedReady ? _nPad / _nr : 0;
             if (_bPanels > 0) _bSharedReady = true;
             int tiles = _mTiles * _nTiles;
             if (threads > 1)
@@ -648,7 +653,7 @@ internal static unsafe class GemmDriver
                 int mb = t % _mTiles, nb = t / _mTiles;
                 int i0 = _row0 + (mb * _mc), i1 = Math.Min(_row0 + _rows, i0 + _mc);
                 int j0 = _col0 + (nb * _nc), j1 = Math.Min(_col0 + _cols, j0 + _nc);
-                MultiplyTile<TKernel>(i0, i1, j0, j1, _ap, _mPad, (i0 - _row0) / TKernel.MR, panelScratch, edge);
+                MultiplyTile<TKernel>(i0, i1, j0, j1, _ap, _mPad, (i0 - _row0) / TKernel.MR, _bp, panelScratch, edge);
             }
         }
 
@@ -666,11 +671,12 @@ internal static unsafe class GemmDriver
             float* panelScratch = stackalloc float[_packBInTile ? (KcMax * nr) + 16 : 1];
             panelScratch = Align64(panelScratch);
             int tiles = _mTiles * _nTiles;
-            float[]? aBuf = null; // rented on the first claim: a participant that finds nothing left needs none
-            GCHandle pin = default;
+            float[]? aBuf = null, bBuf = null; // rented on the first claim: a participant that finds nothing left needs none
+            GCHandle pin = default, bPin = default;
+            bool[]? bTilePacked = null;
             try
             {
-                float* ap = null;
+                float* ap = null, bp = _bp;
                 int packedRowTile = -1;
                 int first = (int)((long)part * tiles / _parts);
                 for (int step = 0; step < tiles; step++)
@@ -700,7 +706,28 @@ internal static unsafe class GemmDriver
                         packedRowTile = mb;
                     }
 
-                    MultiplyTile<TKernel>(i0, i1, j0, j1, ap, _mc, 0, panelScratch, edge);
+                    if (_privateB)
+                    {
+                        if (bBuf == null)
+                        {
+                            bBuf = RentAligned((long)_nPad * _k);
+                            bPin = GCHandle.Alloc(bBuf, GCHandleType.Pinned);
+                            bp = Align64((float*)bPin.AddrOfPinnedObject());
+                            bTilePacked = new bool[_nTiles];
+                        }
+
+                        if (!bTilePacked![nb])
+                        {
+                            for (int j = j0; j < j1; j += nr)
+                            {
+                                PackBPanel(_transB, _b, _ldb, j, Math.Min(nr, j1 - j), _k, _kc, nr, _nPad, (j - _col0) / nr, bp);
+                            }
+
+                            bTilePacked[nb] = true;
+                        }
+                    }
+
+                    MultiplyTile<TKernel>(i0, i1, j0, j1, ap, _mc, 0, bp, panelScratch, edge);
                 }
             }
             finally
@@ -709,6 +736,12 @@ internal static unsafe class GemmDriver
                 {
                     pin.Free();
                     ArrayPool<float>.Shared.Return(aBuf);
+                }
+
+                if (bBuf != null)
+                {
+                    bPin.Free();
+                    ArrayPool<float>.Shared.Return(bBuf);
                 }
             }
         }
@@ -719,7 +752,7 @@ internal static unsafe class GemmDriver
         /// from the shared pack, or is packed here panel by panel into <paramref name="panelScratch"/>.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void MultiplyTile<TKernel>(int i0, int i1, int j0, int j1, float* aPack, int aStride, int aFirstPanel, float* panelScratch, float* edge)
+        private void MultiplyTile<TKernel>(int i0, int i1, int j0, int j1, float* aPack, int aStride, int aFirstPanel, float* bPack, float* panelScratch, float* edge)
             where TKernel : struct, IGemmKernel
         {
             int mr = TKernel.MR, nr = TKernel.NR;
@@ -730,7 +763,7 @@ internal static unsafe class GemmDriver
                 float beta = first ? _beta : 1f;
                 float* bias = first ? _bias : null;
                 float* aBlock = aPack + ((long)p0 * aStride);
-                float* bBlock = _bp + ((long)p0 * _nPad);
+                float* bBlock = bPack + ((long)p0 * _nPad);
                 for (int j = j0; j < j1; j += nr)
                 {
                     // One B panel [kcb][nr], kept in L1 while it meets every A panel of the tile.
