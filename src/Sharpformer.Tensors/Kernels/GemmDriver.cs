@@ -384,7 +384,6 @@ internal static unsafe class GemmDriver
     private sealed class GemmJob
     {
         private readonly Action<int, int> _packBody;
-        private readonly Action<int, int> _tileBody;
         private readonly Action<int, int> _thinBody;
         private readonly Action<int, int> _ownedBody;
 
@@ -426,7 +425,6 @@ internal static unsafe class GemmDriver
         public GemmJob()
         {
             _packBody = PackRange;
-            _tileBody = TileRange;
             _thinBody = ThinRange;
             _ownedBody = OwnedRange;
         }
@@ -543,11 +541,10 @@ internal static unsafe class GemmDriver
             {
                 // Enough tiles that a slowed core simply claims fewer of them (≥ 6 per thread), not so small that
                 // a tile stops reusing its B panels across the A block. When one row tile covers every row, narrow
-                // the column tiles down to one panel rather than cutting the rows: each thread then packs all of A
-                // once (A is the small operand here) and reads only its own share of B, packed inside its tiles
-                // straight into L1, or packed once before the call. Cutting the rows instead makes both threads read
-                // all of B, and a B packed per call would then have to be packed up front into a shared buffer that
-                // outgrows L2 (at 128×1536×384 that pack ran about as slowly on two threads as on one).
+                // the column tiles down to one panel rather than cutting the rows: each thread then reads all of A
+                // (the small operand here, packed by the threads together) and only its own share of B, packed
+                // inside its tiles straight into L1, or packed once before the call. Cutting the rows instead makes
+                // every thread read or pack all of B.
                 int ncMin = _mc == _mPad ? 2 * _nr : 4 * _nr;
                 while (TileCount() < 6 * threads)
                 {
@@ -560,10 +557,10 @@ internal static unsafe class GemmDriver
             _mTiles = (_rows + _mc - 1) / _mc;
             _nTiles = (_cols + _nc - 1) / _nc;
             _packBInTile = _packB && _mTiles == 1;
+            _privateB = threads > 1 && _packB && !_packBInTile;
 
             // The shared B buffer is filled once per column chunk, by the first row chunk that reads it (one that
             // packs B inside its tiles leaves it empty for the next).
-            _privateB = threads > 1 && _packB && !_packBInTile;
             _bPanels = _packB && !_packBInTile && !_privateB && !_bSharedReady ? _nPad / _nr : 0;
             if (_bPanels > 0) _bSharedReady = true;
             int tiles = _mTiles * _nTiles;
@@ -571,8 +568,9 @@ internal static unsafe class GemmDriver
             {
                 // One row tile (m ≤ 192): every tile needs all of A, so the threads pack it together once, then
                 // each reads the other's half. Several row tiles: each thread packs the A rows of the tiles it
-                // claims itself (and B, see _privateB), so no tile reads panels packed on the other core; the shared
-                // packs of A and B that this replaced ran at 71–73% of the two-thread peak at 1024³ on this VM.
+                // claims itself (and B, see _privateB), so no tile reads panels packed on the other core: with
+                // shared packs of A and B, 1024³ fell to 71–73% of the two-thread peak whenever this VM made reads
+                // across cores slow, while two single-threaded processes kept their full speed side by side.
                 _sharedA = _mTiles == 1;
                 if (!_sharedA) _aPanels = 0;
                 int packItems = _aPanels + _bPanels;
@@ -681,7 +679,7 @@ internal static unsafe class GemmDriver
             int tiles = _mTiles * _nTiles;
             float[]? aBuf = null, bBuf = null; // rented on the first claim: a participant that finds nothing left needs none
             GCHandle pin = default, bPin = default;
-            bool[]? bTilePacked = null;
+            bool[]? bTilePacked = null; // which column tiles this participant has packed into bBuf
             try
             {
                 float* ap = null, bp = _bp;
@@ -727,7 +725,8 @@ internal static unsafe class GemmDriver
                             bBuf = RentAligned((long)_nPad * _k);
                             bPin = GCHandle.Alloc(bBuf, GCHandleType.Pinned);
                             bp = Align64((float*)bPin.AddrOfPinnedObject());
-                            bTilePacked = new bool[_nTiles];
+                            bTilePacked = ArrayPool<bool>.Shared.Rent(_nTiles);
+                            Array.Clear(bTilePacked, 0, _nTiles);
                         }
 
                         if (!bTilePacked![nb])
@@ -756,14 +755,16 @@ internal static unsafe class GemmDriver
                 {
                     bPin.Free();
                     ArrayPool<float>.Shared.Return(bBuf);
+                    ArrayPool<bool>.Shared.Return(bTilePacked!);
                 }
             }
         }
 
         /// <summary>
         /// C[i0..i1, j0..j1) over the whole k loop. <paramref name="aPack"/> holds packed A panels (k block p0 at
-        /// aPack + p0 · <paramref name="aStride"/>), row i0's panel being number <paramref name="aFirstPanel"/>; B comes
-        /// from the shared pack, or is packed here panel by panel into <paramref name="panelScratch"/>.
+        /// aPack + p0 · <paramref name="aStride"/>), row i0's panel being number <paramref name="aFirstPanel"/>. B comes
+        /// from <paramref name="bPack"/> (k block p0 at bPack + p0 · _nPad, panel 0 = column _bpCol0), or is packed
+        /// here panel by panel into <paramref name="panelScratch"/>.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private void MultiplyTile<TKernel>(int i0, int i1, int j0, int j1, float* aPack, int aStride, int aFirstPanel, float* bPack, float* panelScratch, float* edge)
