@@ -245,12 +245,12 @@ public class GemmTests
     [MemberData(nameof(Tiers))]
     public void SgemmCore_MultiThreadedTilesAndPackedB_EqualSingleThreadedBitForBit(string tier)
     {
-        // Shapes past ParallelFlops that give one row tile (columns split, B packed inside the tiles), several row
-        // tiles (B packed up front), ragged row and column tails, and several k blocks; each with B packed per call
-        // and packed once (rows split first). Every thread packs its own A rows, in either transpose.
+        // Shapes past ParallelFlops that give one row tile (columns split, B packed inside the tiles; A shared when
+        // small, per thread when k is long), several row tiles (A and B packed per thread), ragged row and column
+        // tails, and several k blocks; each with B packed per call and packed once, in every transpose.
         GemmIsa isa = Enum.Parse<GemmIsa>(tier);
         if (isa == GemmIsa.Scalar) return; // the scalar tier is Gemm.Reference itself, single-threaded
-        foreach ((int m, int n, int k) in new[] { (128, 200, 600), (100, 70, 530), (257, 190, 130), (30, 1000, 100) })
+        foreach ((int m, int n, int k) in new[] { (128, 200, 600), (100, 70, 530), (257, 190, 130), (30, 1000, 100), (64, 700, 2100) })
         {
             for (int t = 0; t < 4; t++)
             {

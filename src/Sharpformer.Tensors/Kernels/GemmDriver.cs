@@ -45,6 +45,9 @@ internal static unsafe class GemmDriver
     /// <summary>Tile width in B panels for one thread; threads shrink tiles further until each has ≥ 6 to claim.</summary>
     private const int NcPanels = 8;
 
+    /// <summary>Largest packed A (512 KiB, half an L2) that the threads of a one-row-tile product pack together and share.</summary>
+    private const int SharedAFloats = 1 << 17;
+
     /// <summary>Largest packed chunk of A or B in floats (16 MiB); bigger operands are packed and multiplied chunk by chunk.</summary>
     private const int ChunkFloats = 1 << 22;
 
@@ -417,6 +420,10 @@ internal static unsafe class GemmDriver
 
         // Multithreaded with one row tile: A is packed up front by all threads into _ap and shared.
         private bool _sharedA;
+
+        // Shared A is packed inside the tile loop's fork-join (no extra one): panels claimed through _aNext, counted
+        // done in _aDone; a participant starts its tiles once all _aPanels are done.
+        private int _aNext, _aDone;
         private int _bPanels, _aPanels;
 
         // Tiles of C: _mc × _nc, _mTiles × _nTiles of them in the current chunk.
@@ -566,15 +573,19 @@ internal static unsafe class GemmDriver
             int tiles = _mTiles * _nTiles;
             if (threads > 1)
             {
-                // One row tile (m ≤ 192): every tile needs all of A, so the threads pack it together once, then
-                // each reads the other's half. Several row tiles: each thread packs the A rows of the tiles it
-                // claims itself (and B, see _privateB), so no tile reads panels packed on the other core: with
-                // shared packs of A and B, 1024³ fell to 71–73% of the two-thread peak whenever this VM made reads
-                // across cores slow, while two single-threaded processes kept their full speed side by side.
-                _sharedA = _mTiles == 1;
-                if (!_sharedA) _aPanels = 0;
-                int packItems = _aPanels + _bPanels;
-                if (packItems > 0) ParallelFor.For(packItems, Math.Max(1, packItems / (8 * threads)), _packBody);
+                // Each thread packs the A rows of the tiles it claims itself (and B, see _privateB), so no tile
+                // reads panels packed on the other core: with shared packs of A and B, 1024³ fell to 71–73% of the
+                // two-thread peak whenever this VM made reads across cores slow, while two single-threaded processes
+                // kept their full speed side by side. The exception is one small row tile (m ≤ 192, packed A ≤
+                // SharedAFloats): every tile needs all of it, so the threads pack it together once and each reads
+                // the other's half, which then stays in its L2 (at 128×384×1536 that beat each packing all of A, 88%
+                // vs 80% of peak for B packed once; at 128×1536×384, A outgrows half of L2 and the shared A lost, 72%
+                // vs 89%).
+                // One fork-join: nothing is packed up front (B is private, packed in the tiles, or packed before the call).
+                Debug.Assert(_bPanels == 0, "threads never share a B packed by this call");
+                _sharedA = _mTiles == 1 && (long)_mPad * _k <= SharedAFloats;
+                _aNext = -1;
+                _aDone = 0;
                 if (_claimed.Length < tiles) _claimed = new int[tiles];
                 Array.Clear(_claimed, 0, tiles);
                 _parts = Math.Min(threads, tiles);
@@ -684,6 +695,22 @@ internal static unsafe class GemmDriver
             {
                 float* ap = null, bp = _bp;
                 int packedRowTile = -1;
+                if (_sharedA)
+                {
+                    // Help pack A, then wait for the panels others claimed: they are being packed by running
+                    // threads, so the wait ends even if some worker never joined this loop.
+                    int item;
+                    while ((item = Interlocked.Increment(ref _aNext)) < _aPanels)
+                    {
+                        int i0 = _row0 + (item * mr);
+                        PackAPanel(_transA, _a, _lda, i0, Math.Min(mr, _row0 + _rows - i0), _k, _kc, mr, _mPad, item, _ap);
+                        Interlocked.Increment(ref _aDone);
+                    }
+
+                    var spinner = default(SpinWait);
+                    while (Volatile.Read(ref _aDone) < _aPanels) spinner.SpinOnce(sleep1Threshold: -1);
+                }
+
                 int first = (int)((long)part * tiles / _parts);
                 for (int step = 0; step < tiles; step++)
                 {
