@@ -124,6 +124,10 @@ public class GemmTests
         {
             for (int t = 0; t < 4; t++) Check(isa, (t & 1) != 0, (t & 2) != 0, m, n, k);
         }
+
+        // k so long that A is packed in chunks of rows (ChunkFloats / k): every chunk must see B, on 1 and 2 threads.
+        Check(isa, false, true, 200, 8, 22_000);
+        Check(isa, false, false, 150, 40, 30_000, maxThreads: 2);
     }
 
     [Theory]
@@ -234,6 +238,35 @@ public class GemmTests
         finally
         {
             ParallelFor.MaxDegreeOfParallelism = saved;
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Tiers))]
+    public void SgemmCore_MultiThreadedTilesAndPackedB_EqualSingleThreadedBitForBit(string tier)
+    {
+        // Shapes past ParallelFlops that give one row tile (columns split, B packed inside the tiles; A shared when
+        // small, per thread when k is long), several row tiles (A and B packed per thread), ragged row and column
+        // tails, and several k blocks; each with B packed per call and packed once, in every transpose.
+        GemmIsa isa = Enum.Parse<GemmIsa>(tier);
+        if (isa == GemmIsa.Scalar) return; // the scalar tier is Gemm.Reference itself, single-threaded
+        foreach ((int m, int n, int k) in new[] { (128, 200, 600), (100, 70, 530), (257, 190, 130), (30, 1000, 100), (64, 700, 2100) })
+        {
+            for (int t = 0; t < 4; t++)
+            {
+                bool transA = (t & 1) != 0, transB = (t & 2) != 0;
+                int lda = transA ? m : k, ldb = transB ? k : n;
+                float[] a = Random(m + t, m * k), b = Random(n + t, n * k), bias = Random(7, n);
+                float[] one = Random(8, m * n), many = (float[])one.Clone(), packedOne = (float[])one.Clone(), packedMany = (float[])one.Clone();
+                Gemm.SgemmCore(isa, 1, transA, transB, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, one, n, bias);
+                Gemm.SgemmCore(isa, 3, transA, transB, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, many, n, bias);
+                Assert.True(one.AsSpan().SequenceEqual(many), $"{isa} t={t} {m}×{k}×{n}: 3 threads differ from 1");
+                GemmPackedB packed = GemmPackedB.Create(isa, transB, k, n, b, ldb);
+                packed.Multiply(1, transA, m, 0.75f, a, lda, 0.5f, packedOne, n, bias);
+                packed.Multiply(3, transA, m, 0.75f, a, lda, 0.5f, packedMany, n, bias);
+                Assert.True(one.AsSpan().SequenceEqual(packedOne), $"{isa} t={t} {m}×{k}×{n}: packed B differs from plain");
+                Assert.True(one.AsSpan().SequenceEqual(packedMany), $"{isa} t={t} {m}×{k}×{n}: packed B on 3 threads differs from 1");
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Sharpformer.Tensors.Threading;
@@ -27,7 +28,8 @@ internal enum GemmIsa
 /// The blocked SGEMM (BLIS loop structure): op(A) is packed into MR-row panels and op(B) into NR-column panels, k cut
 /// into blocks of at most <see cref="KcMax"/> so one B panel (KC·NR floats, 32 KiB for 12×32) stays in the 48 KiB L1d
 /// while the A block it meets (≤ 192 rows · KC, 192 KiB) stays in L2 (1 MiB on Zen 5, 2 MiB on Emerald Rapids). C is cut into tiles that threads claim
-/// dynamically; every tile runs the k blocks in order, so beta and the bias apply on the first block only.
+/// dynamically, each thread from its own stretch first, with one fork-join per chunk for the tiles; every tile runs
+/// the k blocks in order, so beta and the bias apply on the first block only.
 /// </summary>
 internal static unsafe class GemmDriver
 {
@@ -42,6 +44,9 @@ internal static unsafe class GemmDriver
 
     /// <summary>Tile width in B panels for one thread; threads shrink tiles further until each has ≥ 6 to claim.</summary>
     private const int NcPanels = 8;
+
+    /// <summary>Largest packed A (512 KiB, half an L2) that the threads of a one-row-tile product pack together and share.</summary>
+    private const int SharedAFloats = 1 << 17;
 
     /// <summary>Largest packed chunk of A or B in floats (16 MiB); bigger operands are packed and multiplied chunk by chunk.</summary>
     private const int ChunkFloats = 1 << 22;
@@ -382,8 +387,12 @@ internal static unsafe class GemmDriver
     private sealed class GemmJob
     {
         private readonly Action<int, int> _packBody;
-        private readonly Action<int, int> _tileBody;
         private readonly Action<int, int> _thinBody;
+        private readonly Action<int, int> _ownedBody;
+
+        // Multithreaded chunks: one claim flag per tile, and how many participants the tiles are dealt among.
+        private int[] _claimed = [];
+        private int _parts;
 
         private GemmIsa _isa;
         private bool _transA, _transB;
@@ -398,9 +407,23 @@ internal static unsafe class GemmDriver
         private int _row0, _rows, _mPad, _col0, _cols, _nPad, _bpCol0;
         private bool _packB;
 
+        // Whether _bp holds this column chunk's packed B already (packed once by the caller, or by an earlier row chunk).
+        private bool _bSharedReady;
+
         // B is packed panel by panel inside the tiles (into L1, right before use) instead of all at once into a
         // buffer that outgrows L2: only when every column tile is visited by exactly one row tile (m ≤ one tile).
         private bool _packBInTile;
+
+        // Multithreaded, B packed per call and met by several row tiles: every thread packs the column tiles it
+        // meets into its own buffer instead of all threads sharing one.
+        private bool _privateB;
+
+        // Multithreaded with one row tile: A is packed up front by all threads into _ap and shared.
+        private bool _sharedA;
+
+        // Shared A is packed inside the tile loop's fork-join (no extra one): panels claimed through _aNext, counted
+        // done in _aDone; a participant starts its tiles once all _aPanels are done.
+        private int _aNext, _aDone;
         private int _bPanels, _aPanels;
 
         // Tiles of C: _mc × _nc, _mTiles × _nTiles of them in the current chunk.
@@ -409,8 +432,8 @@ internal static unsafe class GemmDriver
         public GemmJob()
         {
             _packBody = PackRange;
-            _tileBody = TileRange;
             _thinBody = ThinRange;
+            _ownedBody = OwnedRange;
         }
 
         /// <summary>The thin-A path (<see cref="GemmThinA"/>): columns of C split across threads, nothing packed.</summary>
@@ -483,6 +506,7 @@ internal static unsafe class GemmDriver
                     {
                         _col0 = col0;
                         _cols = Math.Min(colChunk, n - col0);
+                        _bSharedReady = packedB != null;
                         if (packedB != null)
                         {
                             _bp = packedB;
@@ -501,7 +525,7 @@ internal static unsafe class GemmDriver
                             _row0 = row0;
                             _rows = Math.Min(rowChunk, m - row0);
                             _mPad = RoundUp(_rows, _mr);
-                            _packB = packedB == null && row0 == 0;
+                            _packB = packedB == null;
                             RunChunk(threads);
                         }
                     }
@@ -518,16 +542,20 @@ internal static unsafe class GemmDriver
         private void RunChunk(int threads)
         {
             _aPanels = _mPad / _mr;
-            _bPanels = _packB ? _nPad / _nr : 0;
             _mc = Math.Min(_mPad, McPanels * _mr);
             _nc = Math.Min(_nPad, NcPanels * _nr);
             if (threads > 1)
             {
                 // Enough tiles that a slowed core simply claims fewer of them (≥ 6 per thread), not so small that
-                // a tile stops reusing its B panels across the A block.
+                // a tile stops reusing its B panels across the A block. When one row tile covers every row, narrow
+                // the column tiles down to one panel rather than cutting the rows: each thread then reads all of A
+                // (the small operand here, packed by the threads together) and only its own share of B, packed
+                // inside its tiles straight into L1, or packed once before the call. Cutting the rows instead makes
+                // every thread read or pack all of B.
+                int ncMin = _mc == _mPad ? 2 * _nr : 4 * _nr;
                 while (TileCount() < 6 * threads)
                 {
-                    if (_nc >= 4 * _nr) _nc = RoundUp(_nc / 2, _nr);
+                    if (_nc >= ncMin) _nc = RoundUp(_nc / 2, _nr);
                     else if (_mc >= 2 * _mr) _mc = RoundUp(_mc / 2, _mr);
                     else break;
                 }
@@ -536,17 +564,36 @@ internal static unsafe class GemmDriver
             _mTiles = (_rows + _mc - 1) / _mc;
             _nTiles = (_cols + _nc - 1) / _nc;
             _packBInTile = _packB && _mTiles == 1;
-            if (_packBInTile) _bPanels = 0;
-            int packItems = _aPanels + _bPanels;
+            _privateB = threads > 1 && _packB && !_packBInTile;
+
+            // The shared B buffer is filled once per column chunk, by the first row chunk that reads it (one that
+            // packs B inside its tiles leaves it empty for the next).
+            _bPanels = _packB && !_packBInTile && !_privateB && !_bSharedReady ? _nPad / _nr : 0;
+            if (_bPanels > 0) _bSharedReady = true;
             int tiles = _mTiles * _nTiles;
             if (threads > 1)
             {
-                ParallelFor.For(packItems, Math.Max(1, packItems / (8 * threads)), _packBody);
-                ParallelFor.For(tiles, 1, _tileBody);
+                // Each thread packs the A rows of the tiles it claims itself (and B, see _privateB), so no tile
+                // reads panels packed on the other core: with shared packs of A and B, 1024³ fell to 71–73% of the
+                // two-thread peak whenever this VM made reads across cores slow, while two single-threaded processes
+                // kept their full speed side by side. The exception is one small row tile (m ≤ 192, packed A ≤
+                // SharedAFloats): every tile needs all of it, so the threads pack it together once and each reads
+                // the other's half, which then stays in its L2 (at 128×384×1536 that beat each packing all of A, 88%
+                // vs 80% of peak for B packed once; at 128×1536×384, A outgrows half of L2 and the shared A lost, 72%
+                // vs 89%).
+                // One fork-join: nothing is packed up front (B is private, packed in the tiles, or packed before the call).
+                Debug.Assert(_bPanels == 0, "threads never share a B packed by this call");
+                _sharedA = _mTiles == 1 && (long)_mPad * _k <= SharedAFloats;
+                _aNext = -1;
+                _aDone = 0;
+                if (_claimed.Length < tiles) _claimed = new int[tiles];
+                Array.Clear(_claimed, 0, tiles);
+                _parts = Math.Min(threads, tiles);
+                ParallelFor.For(_parts, 1, _ownedBody);
             }
             else
             {
-                PackRange(0, packItems);
+                PackRange(0, _aPanels + _bPanels);
                 TileRange(0, tiles);
             }
         }
@@ -587,13 +634,33 @@ internal static unsafe class GemmDriver
             }
         }
 
+        private void OwnedRange(int start, int end)
+        {
+            for (int part = start; part < end; part++)
+            {
+                switch (_isa)
+                {
+                    case GemmIsa.Vector512:
+                        OwnedTiles<Kernel512>(part);
+                        break;
+                    case GemmIsa.Vector256:
+                        OwnedTiles<Kernel256>(part);
+                        break;
+                    default:
+                        OwnedTiles<Kernel128>(part);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Single thread: every tile in turn, reading the A block packed up front for the whole chunk.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void TileRange<TKernel>(int start, int end)
             where TKernel : struct, IGemmKernel
         {
-            int mr = TKernel.MR, nr = TKernel.NR;
+            int nr = TKernel.NR;
             float* edge = stackalloc float[12 * 32];
-            Debug.Assert(mr * nr <= 12 * 32, "edge scratch holds the largest tile");
+            Debug.Assert(TKernel.MR * nr <= 12 * 32, "edge scratch holds the largest tile");
             float* panelScratch = stackalloc float[_packBInTile ? (KcMax * nr) + 16 : 1];
             panelScratch = Align64(panelScratch);
             for (int t = start; t < end; t++)
@@ -602,35 +669,163 @@ internal static unsafe class GemmDriver
                 int mb = t % _mTiles, nb = t / _mTiles;
                 int i0 = _row0 + (mb * _mc), i1 = Math.Min(_row0 + _rows, i0 + _mc);
                 int j0 = _col0 + (nb * _nc), j1 = Math.Min(_col0 + _cols, j0 + _nc);
-                for (int p0 = 0; p0 < _k; p0 += _kc)
+                MultiplyTile<TKernel>(i0, i1, j0, j1, _ap, _mPad, (i0 - _row0) / TKernel.MR, _bp, panelScratch, edge);
+            }
+        }
+
+        /// <summary>
+        /// One participant of a multithreaded chunk: deals itself the tiles from its own stretch of the (row tile,
+        /// column tile) order first, so it keeps meeting the same rows and packs each row tile of A once into its own
+        /// buffer (unless A is shared), and each column tile of B once when B is private; then it takes whatever the
+        /// others have not claimed yet, so a slowed core does less of the work.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void OwnedTiles<TKernel>(int part)
+            where TKernel : struct, IGemmKernel
+        {
+            int mr = TKernel.MR, nr = TKernel.NR;
+            float* edge = stackalloc float[12 * 32];
+            float* panelScratch = stackalloc float[_packBInTile ? (KcMax * nr) + 16 : 1];
+            panelScratch = Align64(panelScratch);
+            int tiles = _mTiles * _nTiles;
+            float[]? aBuf = null, bBuf = null; // rented on the first claim: a participant that finds nothing left needs none
+            GCHandle pin = default, bPin = default;
+            bool[]? bTilePacked = null; // which column tiles this participant has packed into bBuf
+            try
+            {
+                float* ap = null, bp = _bp;
+                int packedRowTile = -1;
+                if (_sharedA)
                 {
-                    int kcb = Math.Min(_kc, _k - p0);
-                    bool first = p0 == 0;
-                    float beta = first ? _beta : 1f;
-                    float* bias = first ? _bias : null;
-                    float* aBlock = _ap + ((long)p0 * _mPad);
-                    float* bBlock = _bp + ((long)p0 * _nPad);
-                    for (int j = j0; j < j1; j += nr)
+                    // Help pack A, then wait for the panels others claimed: they are being packed by running
+                    // threads, so the wait ends even if some worker never joined this loop.
+                    int item;
+                    while ((item = Interlocked.Increment(ref _aNext)) < _aPanels)
                     {
-                        // One B panel [kcb][nr], kept in L1 while it meets every A panel of the tile.
-                        float* bPanel;
-                        int nrValid = Math.Min(nr, j1 - j);
-                        if (_packBInTile)
+                        int i0 = _row0 + (item * mr);
+                        PackAPanel(_transA, _a, _lda, i0, Math.Min(mr, _row0 + _rows - i0), _k, _kc, mr, _mPad, item, _ap);
+                        Interlocked.Increment(ref _aDone);
+                    }
+
+                    var spinner = default(SpinWait);
+                    while (Volatile.Read(ref _aDone) < _aPanels) spinner.SpinOnce(sleep1Threshold: -1);
+                }
+
+                int first = (int)((long)part * tiles / _parts);
+                for (int step = 0; step < tiles; step++)
+                {
+                    int t = first + step;
+                    if (t >= tiles) t -= tiles;
+                    if (Volatile.Read(ref _claimed[t]) != 0 || Interlocked.Exchange(ref _claimed[t], 1) != 0) continue;
+
+                    // Row tiles major: consecutive tiles of one participant share its packed A rows.
+                    int mb = t / _nTiles, nb = t % _nTiles;
+                    int i0 = _row0 + (mb * _mc), i1 = Math.Min(_row0 + _rows, i0 + _mc);
+                    int j0 = _col0 + (nb * _nc), j1 = Math.Min(_col0 + _cols, j0 + _nc);
+                    if (_sharedA)
+                    {
+                        MultiplyTile<TKernel>(i0, i1, j0, j1, _ap, _mPad, (i0 - _row0) / mr, bp, panelScratch, edge);
+                        continue;
+                    }
+
+                    if (mb != packedRowTile)
+                    {
+                        if (aBuf == null)
                         {
-                            bPanel = panelScratch;
-                            PackBBlock(_transB, _b, _ldb, j, nrValid, p0, kcb, nr, bPanel);
-                        }
-                        else
-                        {
-                            bPanel = bBlock + ((long)((j - _bpCol0) / nr) * kcb * nr);
+                            aBuf = RentAligned((long)_mc * _k);
+                            pin = GCHandle.Alloc(aBuf, GCHandleType.Pinned);
+                            ap = Align64((float*)pin.AddrOfPinnedObject());
                         }
 
-                        float* biasJ = bias == null ? null : bias + j;
                         for (int i = i0; i < i1; i += mr)
                         {
-                            float* aPanel = aBlock + ((long)((i - _row0) / mr) * kcb * mr);
-                            TKernel.Tile(aPanel, bPanel, kcb, _c + ((long)i * _ldc) + j, _ldc, Math.Min(mr, i1 - i), nrValid, _alpha, beta, biasJ, edge);
+                            PackAPanel(_transA, _a, _lda, i, Math.Min(mr, i1 - i), _k, _kc, mr, _mc, (i - i0) / mr, ap);
                         }
+
+                        packedRowTile = mb;
+                    }
+
+                    if (_privateB)
+                    {
+                        if (bBuf == null)
+                        {
+                            bBuf = RentAligned((long)_nPad * _k);
+                            bPin = GCHandle.Alloc(bBuf, GCHandleType.Pinned);
+                            bp = Align64((float*)bPin.AddrOfPinnedObject());
+                            bTilePacked = ArrayPool<bool>.Shared.Rent(_nTiles);
+                            Array.Clear(bTilePacked, 0, _nTiles);
+                        }
+
+                        if (!bTilePacked![nb])
+                        {
+                            for (int j = j0; j < j1; j += nr)
+                            {
+                                PackBPanel(_transB, _b, _ldb, j, Math.Min(nr, j1 - j), _k, _kc, nr, _nPad, (j - _col0) / nr, bp);
+                            }
+
+                            bTilePacked[nb] = true;
+                        }
+                    }
+
+                    MultiplyTile<TKernel>(i0, i1, j0, j1, ap, _mc, 0, bp, panelScratch, edge);
+                }
+            }
+            finally
+            {
+                if (aBuf != null)
+                {
+                    pin.Free();
+                    ArrayPool<float>.Shared.Return(aBuf);
+                }
+
+                if (bBuf != null)
+                {
+                    bPin.Free();
+                    ArrayPool<float>.Shared.Return(bBuf);
+                    ArrayPool<bool>.Shared.Return(bTilePacked!);
+                }
+            }
+        }
+
+        /// <summary>
+        /// C[i0..i1, j0..j1) over the whole k loop. <paramref name="aPack"/> holds packed A panels (k block p0 at
+        /// aPack + p0 · <paramref name="aStride"/>), row i0's panel being number <paramref name="aFirstPanel"/>. B comes
+        /// from <paramref name="bPack"/> (k block p0 at bPack + p0 · _nPad, panel 0 = column _bpCol0), or is packed
+        /// here panel by panel into <paramref name="panelScratch"/>.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void MultiplyTile<TKernel>(int i0, int i1, int j0, int j1, float* aPack, int aStride, int aFirstPanel, float* bPack, float* panelScratch, float* edge)
+            where TKernel : struct, IGemmKernel
+        {
+            int mr = TKernel.MR, nr = TKernel.NR;
+            for (int p0 = 0; p0 < _k; p0 += _kc)
+            {
+                int kcb = Math.Min(_kc, _k - p0);
+                bool first = p0 == 0;
+                float beta = first ? _beta : 1f;
+                float* bias = first ? _bias : null;
+                float* aBlock = aPack + ((long)p0 * aStride);
+                float* bBlock = bPack + ((long)p0 * _nPad);
+                for (int j = j0; j < j1; j += nr)
+                {
+                    // One B panel [kcb][nr], kept in L1 while it meets every A panel of the tile.
+                    float* bPanel;
+                    int nrValid = Math.Min(nr, j1 - j);
+                    if (_packBInTile)
+                    {
+                        bPanel = panelScratch;
+                        PackBBlock(_transB, _b, _ldb, j, nrValid, p0, kcb, nr, bPanel);
+                    }
+                    else
+                    {
+                        bPanel = bBlock + ((long)((j - _bpCol0) / nr) * kcb * nr);
+                    }
+
+                    float* biasJ = bias == null ? null : bias + j;
+                    for (int i = i0; i < i1; i += mr)
+                    {
+                        float* aPanel = aBlock + ((long)(aFirstPanel + ((i - i0) / mr)) * kcb * mr);
+                        TKernel.Tile(aPanel, bPanel, kcb, _c + ((long)i * _ldc) + j, _ldc, Math.Min(mr, i1 - i), nrValid, _alpha, beta, biasJ, edge);
                     }
                 }
             }
