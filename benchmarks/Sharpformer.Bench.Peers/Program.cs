@@ -208,9 +208,13 @@ internal static class EncoderBench
             return sw.Elapsed.TotalMilliseconds;
         }
 
-        // Warm-up (JIT tiers, weight packing, ORT's arena), then size N so each engine gets about 1.5 s.
+        // Warm-up (JIT tiers, weight packing, ORT's arena), then size N so each engine gets about 1.5 s. The warm-up
+        // runs for at least 2 s, not a fixed count: the .NET JIT recompiles hot methods (tier 0 → optimized tier 1)
+        // only after ~30 calls plus a quiet delay, so three runs left 1×8 timing partly unoptimized code (1.97 vs
+        // 1.55 ms with tiering off), a cost that ORT's native code never pays.
         double warm = 0;
-        for (int i = 0; i < 3; i++) warm = RunOurs() + RunTheirs();
+        var warmClock = Stopwatch.StartNew();
+        for (int i = 0; i < 3 || warmClock.ElapsedMilliseconds < 2000; i++) warm = RunOurs() + RunTheirs();
         int n = repeat > 0 ? repeat : Math.Clamp((int)(3000 / Math.Max(warm, 0.01)), 9, 200);
         // Blocks, not sample-by-sample alternation: ORT's intra-op threads spin-wait after each run and would steal the
         // second core from the next Sharpformer run (and ours from ORT's). Two rounds of blocks, each block opening
