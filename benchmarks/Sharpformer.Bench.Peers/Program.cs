@@ -116,13 +116,11 @@ internal static class EncoderBench
             }
         }
 
-        var scores = new float[h * t * t];
-        var heads = new float[h * t * d];
         var stages = new (string Name, Action Run)[]
         {
             ("qkv gemm", () => Gemm.Sgemm(false, n, 1f, x, c, wqkv, 0f, qkv, 3 * c, bias3)),
             ("attention", () => Attention.Forward(shape, qkv, qkv.AsSpan(c), qkv.AsSpan(2 * c), ctx, keyPaddingMask: mask)),
-            ("attention gemm", () => BertInference.AttentionByGemm(qkv, mask, ctx, default, b, t, h, d, scores, heads)),
+            ("attention gemm", () => BertInference.AttentionByGemm(qkv, mask, ctx, null, b, t, h, d)),
             ("out gemm", () => Gemm.Sgemm(false, n, 1f, ctx, c, wo, 0f, tmp, c, gamma)),
             ("add+layernorm", () => ResidualNorm.AddLayerNorm(tmp, x, gamma, gamma, ctx, n, c, 1e-12f)),
             ("ffn1 gemm", () => Gemm.Sgemm(false, n, 1f, x, c, w1, 0f, ffn, inner, default)),
