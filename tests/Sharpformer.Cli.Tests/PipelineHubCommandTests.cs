@@ -68,4 +68,30 @@ public sealed class PipelineHubCommandTests : IAsyncLifetime
         Assert.Equal(Directory.GetFiles(_folder).Length, _server.ContentGetCount);
         Assert.Equal(requestsOnline, _server.TotalRequests);
     }
+
+    [Fact]
+    public async Task Tokenize_HubRepoId_FetchesTokenizerFilesThenWorksOffline()
+    {
+        var online = await RunAsync(false, "tokenize", "--json", "--model", "org/tiny-mlm", "the cat sat");
+        var offline = await RunAsync(true, "tokenize", "--json", "--model", "org/tiny-mlm", "the cat sat");
+        var local = await RunAsync(true, "tokenize", "--json", "--model", _folder, "the cat sat");
+
+        Assert.True(online.Exit == 0, online.Err);
+        Assert.True(offline.Exit == 0, offline.Err);
+        Assert.Contains("\"input_ids\"", local.Out, StringComparison.Ordinal);
+        // The JSON names the model it was given; the encodings themselves are identical.
+        Assert.Equal(local.Out.Replace(_folder, "org/tiny-mlm", StringComparison.Ordinal), online.Out);
+        Assert.Equal(online.Out, offline.Out);
+    }
+
+    [Fact]
+    public async Task Tokenize_DefaultModelOfflineAndNotCached_OneLineSayingToPassModel()
+    {
+        var result = await RunAsync(true, "tokenize", "hello");
+
+        Assert.Equal(1, result.Exit);
+        Assert.Contains("bert-base-uncased", result.Err, StringComparison.Ordinal);
+        Assert.Contains("--model <folder with vocab.txt or tokenizer.json>", result.Err, StringComparison.Ordinal);
+        Assert.Single(result.Err.Trim().Split('\n'));
+    }
 }

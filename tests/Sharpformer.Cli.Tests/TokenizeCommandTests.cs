@@ -62,15 +62,6 @@ public class TokenizeCommandTests
     }
 
     [Fact]
-    public void Tokenize_WithoutModel_FailsSayingToPassModel()
-    {
-        var (exit, _, error) = Invoke("tokenize", "hello");
-
-        Assert.Equal(1, exit);
-        Assert.Contains("--model <folder with vocab.txt or tokenizer.json>", error, StringComparison.Ordinal);
-    }
-
-    [Fact]
     public void Tokenize_FolderWithoutTokenizer_FailsNamingTheFiles()
     {
         var empty = Path.Combine(AppContext.BaseDirectory, "tokenize-empty");

@@ -3,19 +3,27 @@ using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Sharpformer.IO.Hub;
 using Sharpformer.Text;
 
 namespace Sharpformer.Cli.Commands;
 
-/// <summary><c>sharpformer tokenize [--model folder] [--pair "text b"] [--json] "text"</c>: tokens, ids and offsets.</summary>
+/// <summary><c>sharpformer tokenize [--model folder-or-repo] [--pair "text b"] [--json] "text"</c>: tokens, ids and offsets.</summary>
 internal static class TokenizeCommand
 {
     private static readonly string[] Header = ["#", "token", "id", "type", "offsets", "text"];
 
+    /// <summary>The tokenizer of the lecture's fill-mask demo.</summary>
+    internal const string DefaultModel = "bert-base-uncased";
+
     public static Command Create()
     {
         var text = new Argument<string>("text") { Description = "The text to tokenize." };
-        var model = new Option<string?>("--model") { Description = "Folder with the tokenizer files (tokenizer.json, or vocab.txt, or vocab.json + merges.txt)." };
+        var model = new Option<string>("--model")
+        {
+            Description = "A Hugging Face repo id (fetched into the HF cache) or a folder with tokenizer.json, or vocab.txt, or vocab.json + merges.txt.",
+            DefaultValueFactory = _ => DefaultModel,
+        };
         var pair = new Option<string?>("--pair") { Description = "A second text, encoded as a pair (BERT: after [SEP], token type 1)." };
         var json = new Option<bool>("--json") { Description = "Print the encoding as JSON instead of a table." };
         var command = new Command("tokenize", "Show how a tokenizer splits text: each token with its id, offsets and the original text it covers.")
@@ -30,14 +38,23 @@ internal static class TokenizeCommand
     {
         if (string.IsNullOrEmpty(model))
         {
-            error.WriteLine("tokenize needs a tokenizer: pass --model <folder with vocab.txt or tokenizer.json> (e.g. a downloaded bert-base-uncased).");
-            return 1;
+            model = DefaultModel;
         }
 
         TextTokenizer tokenizer;
         try
         {
-            tokenizer = AutoTokenizer.FromPretrained(model);
+            tokenizer = AutoTokenizer.FromPretrained(Directory.Exists(model) ? model : FetchTokenizerFiles(model));
+        }
+        catch (HubException e)
+        {
+            error.WriteLine($"tokenize: cannot get the tokenizer of '{model}' from the Hugging Face Hub: {OneLine(e.Message)} Pass --model <folder with vocab.txt or tokenizer.json> to work offline.");
+            return 1;
+        }
+        catch (ArgumentException e)
+        {
+            error.WriteLine($"tokenize: '{model}' is neither a folder nor a valid Hub repo id: {OneLine(e.Message)}");
+            return 2;
         }
         catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or UnauthorizedAccessException)
         {
@@ -91,6 +108,29 @@ internal static class TokenizeCommand
 
         output.WriteLine($"ids: [{string.Join(", ", encoding.Ids)}]");
     }
+
+    /// <summary>
+    /// Fetches the tokenizer files <paramref name="repoId"/> has (the tokenizer subset of <see cref="HubClient.OptionalModelFiles"/>)
+    /// into the Hugging Face cache and returns their snapshot folder. Honours HF_ENDPOINT, HF_TOKEN, HF_HUB_CACHE, HF_HUB_OFFLINE.
+    /// </summary>
+    private static string FetchTokenizerFiles(string repoId)
+    {
+        using var hub = new HubClient(HubOptions.FromEnvironment());
+        string? folder = null;
+        foreach (string file in TokenizerFiles)
+        {
+            string? path = hub.TryDownloadFileAsync(repoId, file).GetAwaiter().GetResult();
+            folder ??= path is null ? null : Path.GetDirectoryName(path);
+        }
+
+        // No tokenizer file at all: AutoTokenizer's error on an empty folder names what it looked for.
+        return folder ?? throw new FileNotFoundException($"'{repoId}' has none of {string.Join(", ", TokenizerFiles)}.");
+    }
+
+    private static readonly string[] TokenizerFiles =
+        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt"];
+
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
 
     private static void WriteJson(TextWriter output, string model, string text, string? pair, TokenEncoding encoding)
     {
