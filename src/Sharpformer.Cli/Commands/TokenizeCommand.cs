@@ -127,8 +127,9 @@ internal static class TokenizeCommand
         return folder ?? throw new FileNotFoundException($"'{repoId}' has none of {string.Join(", ", TokenizerFiles)}.");
     }
 
+    // The Hub client's list of optional model files is the one source of these names; generation settings are not needed here.
     private static readonly string[] TokenizerFiles =
-        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt"];
+        [.. HubClient.OptionalModelFiles.Where(f => f != "generation_config.json")];
 
     private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
 
