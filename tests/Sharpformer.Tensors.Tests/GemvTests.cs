@@ -58,6 +58,25 @@ public sealed class GemvTests
         AssertClose(expected, actual, inFeatures);
     }
 
+    [Theory]
+    [InlineData(1, 768, 2304)]
+    [InlineData(8, 100, 50)]
+    [InlineData(3, 1030, 17)]
+    public void MatVecBF16_Shapes_MatchesReferenceOnWidenedWeights(int rows, int inFeatures, int outFeatures)
+    {
+        var (x, w, bias) = Make(rows, inFeatures, outFeatures, 11);
+        // BF16 rounding of the F16 values, then the same values as halves (every BF16 of magnitude ≤ 1 away from the
+        // subnormal range is exactly an F16 too), so the F16 reference applies unchanged.
+        var brain = w.Select(h => BFloat16.FromSingle((float)h)).ToArray();
+        var asHalf = brain.Select(b => (Half)b.ToSingle()).ToArray();
+        Assert.All(brain.Zip(asHalf), p => Assert.Equal(p.First.ToSingle(), (float)p.Second));
+        var expected = new float[rows * outFeatures];
+        var actual = new float[rows * outFeatures];
+        Gemv.MatVecReference(x, rows, asHalf, inFeatures, outFeatures, bias, expected);
+        Gemv.MatVec(x, rows, brain, inFeatures, outFeatures, bias, actual);
+        AssertClose(expected, actual, inFeatures);
+    }
+
     [Fact]
     public void MatVec_AccumulateWithoutBias_AddsToY()
     {

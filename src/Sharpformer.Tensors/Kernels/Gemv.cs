@@ -41,7 +41,28 @@ public static unsafe class Gemv
         fixed (Half* pw = w)
         {
             var job = new Job((nint)px, rows, (nint)pw, inFeatures, outFeatures, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate);
-            Run(job, half: true);
+            Run(job, WeightKind.F16);
+        }
+    }
+
+    /// <summary>y [R, out] = x [R, in] · Wᵀ + bias (+ y when <paramref name="accumulate"/>), W [out, in] in BF16.</summary>
+    /// <param name="x">[R, in] row-major.</param>
+    /// <param name="rows">R, 1 to <see cref="MaxRows"/>.</param>
+    /// <param name="w">[out, in] row-major.</param>
+    /// <param name="inFeatures">in.</param>
+    /// <param name="outFeatures">out.</param>
+    /// <param name="bias">[out], or empty for none.</param>
+    /// <param name="y">[R, out] row-major.</param>
+    /// <param name="accumulate">Add to y instead of overwriting it.</param>
+    /// <exception cref="ArgumentException">A span is shorter than its shape needs, or R is out of range.</exception>
+    public static void MatVec(ReadOnlySpan<float> x, int rows, ReadOnlySpan<BFloat16> w, int inFeatures, int outFeatures, ReadOnlySpan<float> bias, Span<float> y, bool accumulate = false)
+    {
+        Check(x.Length, rows, w.Length, inFeatures, outFeatures, bias.Length, y.Length);
+        fixed (float* px = x, pb = bias, py = y)
+        fixed (BFloat16* pw = w)
+        {
+            var job = new Job((nint)px, rows, (nint)pw, inFeatures, outFeatures, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate);
+            Run(job, WeightKind.BF16);
         }
     }
 
@@ -61,7 +82,7 @@ public static unsafe class Gemv
         fixed (float* px = x, pb = bias, py = y, pw = w)
         {
             var job = new Job((nint)px, rows, (nint)pw, inFeatures, outFeatures, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate);
-            Run(job, half: false);
+            Run(job, WeightKind.F32);
         }
     }
 
@@ -107,7 +128,7 @@ public static unsafe class Gemv
         }
     }
 
-    private static void Run(Job job, bool half)
+    private static void Run(Job job, WeightKind kind)
     {
         var chunks = (job.Out + OutputsPerChunk - 1) / OutputsPerChunk;
         ParallelFor.For(chunks, 1, (start, end) =>
@@ -120,14 +141,14 @@ public static unsafe class Gemv
                 var o1 = Math.Min(job.Out, o0 + OutputsPerChunk);
                 for (var o = o0; o < o1; o++)
                 {
-                    OneOutput(job, o, half, tile);
+                    OneOutput(job, o, kind, tile);
                 }
             }
         });
     }
 
     /// <summary>All R outputs of weight row <paramref name="o"/>: the row is read once, tile by tile.</summary>
-    private static void OneOutput(in Job job, int o, bool half, float* tile)
+    private static void OneOutput(in Job job, int o, WeightKind kind, float* tile)
     {
         int n = job.In, rows = job.Rows;
         var sums = stackalloc float[MaxRows];
@@ -140,9 +161,14 @@ public static unsafe class Gemv
         {
             var len = Math.Min(Tile, n - i0);
             float* wRow;
-            if (half)
+            if (kind == WeightKind.F16)
             {
                 WidenHalf((ushort*)job.W + ((long)o * n) + i0, tile, len);
+                wRow = tile;
+            }
+            else if (kind == WeightKind.BF16)
+            {
+                Convert.BF16ToF32(new ReadOnlySpan<BFloat16>((BFloat16*)job.W + ((long)o * n) + i0, len), new Span<float>(tile, len));
                 wRow = tile;
             }
             else
@@ -299,6 +325,13 @@ public static unsafe class Gemv
         }
 
         return s;
+    }
+
+    private enum WeightKind
+    {
+        F32,
+        F16,
+        BF16,
     }
 
     /// <summary>One call's operands as raw addresses (the spans are pinned by the caller for the loop's duration).</summary>
