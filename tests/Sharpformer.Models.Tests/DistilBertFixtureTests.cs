@@ -158,6 +158,21 @@ public class DistilBertFixtureTests
     }
 
     [Fact]
+    public void Constructor_TieWeightsFalse_ProjectorHasItsOwnWeight()
+    {
+        var config = (DistilBertConfig)ModelConfig.Parse("""
+            {"model_type": "distilbert", "vocab_size": 12, "dim": 8, "n_layers": 1, "n_heads": 2, "hidden_dim": 16,
+             "max_position_embeddings": 8, "tie_weights_": false}
+            """);
+        var model = new DistilBertForMaskedLM(config, VarBuilder.FromInit(seed: 7));
+        Assert.NotSame(model.DistilBert.Embeddings.WordEmbeddings.Weight, model.VocabProjectorWeight);
+        Assert.Contains("vocab_projector.weight", model.NamedParameters().Select(p => p.Name));
+        model.Eval();
+        var logits = model.Forward(Tensor.FromArray(new[] { 2, 5, 4, 3 }, new Shape(1, 4))).Logits;
+        Assert.Equal([1, 4, 12], logits.Shape.Dims.ToArray());
+    }
+
+    [Fact]
     public void FromPretrained_MissingTensor_ThrowsNamingTensor()
     {
         string dir = Directory.CreateTempSubdirectory("sharpformer-distilbert-").FullName;

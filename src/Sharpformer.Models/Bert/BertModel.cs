@@ -732,13 +732,14 @@ public enum BertActivationKind
 /// <summary>Parsing and applying <see cref="BertActivationKind"/>.</summary>
 internal static class BertActivation
 {
-    public static BertActivationKind Parse(string name) => name switch
+    /// <summary>The kind named <paramref name="name"/>; <paramref name="key"/> is the config key it came from (for the error).</summary>
+    public static BertActivationKind Parse(string name, string key = "hidden_act") => name switch
     {
         "gelu" => BertActivationKind.Gelu,
         "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => BertActivationKind.GeluTanh,
         "relu" => BertActivationKind.Relu,
         "silu" or "swish" => BertActivationKind.Silu,
-        _ => throw new NotSupportedException($"hidden_act '{name}' is not supported; supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu, swish."),
+        _ => throw new NotSupportedException($"{key} '{name}' is not supported; supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu, swish."),
     };
 
     public static Tensor Apply(BertActivationKind kind, Tensor x) => kind switch

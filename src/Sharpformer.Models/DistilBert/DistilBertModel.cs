@@ -143,7 +143,7 @@ public sealed class DistilBertFfn : Module
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(vb);
-        Activation = BertActivation.Parse(config.Activation);
+        Activation = BertActivation.Parse(config.Activation, "activation");
         Lin1 = RegisterModule("lin1", new Linear(config.HiddenSize, config.IntermediateSize, vb.Push("lin1")));
         Lin2 = RegisterModule("lin2", new Linear(config.IntermediateSize, config.HiddenSize, vb.Push("lin2")));
         Dropout = RegisterModule("dropout", new Dropout((float)config.Dropout));
@@ -359,7 +359,7 @@ public sealed class DistilBertForMaskedLM : Module
         ArgumentNullException.ThrowIfNull(vb);
         Config = config;
         int c = config.HiddenSize;
-        Activation = BertActivation.Parse(config.Activation);
+        Activation = BertActivation.Parse(config.Activation, "activation");
         DistilBert = RegisterModule("distilbert", new DistilBertModel(config, vb.Push("distilbert")));
         VocabTransform = RegisterModule("vocab_transform", new Linear(c, c, vb.Push("vocab_transform")));
         VocabLayerNorm = RegisterModule("vocab_layer_norm", new LayerNorm(c, DistilBertModel.LayerNormEps, vb.Push("vocab_layer_norm")));
