@@ -120,7 +120,7 @@ internal static class EncoderBench
         {
             ("qkv gemm", () => Gemm.Sgemm(false, n, 1f, x, c, wqkv, 0f, qkv, 3 * c, bias3)),
             ("attention", () => Attention.Forward(shape, qkv, qkv.AsSpan(c), qkv.AsSpan(2 * c), ctx, keyPaddingMask: mask)),
-            ("attention gemm", () => BertInference.AttentionByGemm(qkv, mask, ctx, null, b, t, h, d)),
+            ("attention gemm", () => PostLnEncoderInference.AttentionByGemm(qkv, mask, ctx, null, b, t, h, d)),
             ("out gemm", () => Gemm.Sgemm(false, n, 1f, ctx, c, wo, 0f, tmp, c, gamma)),
             ("add+layernorm", () => ResidualNorm.AddLayerNorm(tmp, x, gamma, gamma, ctx, n, c, 1e-12f)),
             ("ffn1 gemm", () => Gemm.Sgemm(false, n, 1f, x, c, w1, 0f, ffn, inner, default)),

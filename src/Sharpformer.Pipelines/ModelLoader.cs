@@ -2,6 +2,7 @@ using Sharpformer.IO.Hub;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models;
 using Sharpformer.Models.Bert;
+using Sharpformer.Models.DistilBert;
 using Sharpformer.Text;
 
 namespace Sharpformer.Pipelines;
@@ -9,19 +10,23 @@ namespace Sharpformer.Pipelines;
 /// <summary>Resolves "org/name" or a local folder to files (through the Hub client and its cache), then loads tokenizer and model.</summary>
 internal static class ModelLoader
 {
-    /// <summary>The tokenizer and the base encoder (AutoModel: bert, roberta) of a model.</summary>
+    /// <summary>The tokenizer and the base encoder (AutoModel: bert, roberta, distilbert) of a model.</summary>
     public static async Task<(TextTokenizer Tokenizer, ITextEncoder Model)> LoadEncoderAsync(
         string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
         var files = await ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), EncoderFolderHint, ct).ConfigureAwait(false);
         var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
-        var model = AutoModel.FromPretrained(files.Directory) as BertModel
-            ?? throw new NotSupportedException($"{files.Directory}: the pipelines run BERT-style encoders; AutoModel built another kind of model.");
-        return (tokenizer, new BertEncoderAdapter(model));
+        ITextEncoder model = AutoModel.FromPretrained(files.Directory) switch
+        {
+            BertModel bert => new BertEncoderAdapter(bert),
+            DistilBertModel distilBert => new DistilBertEncoderAdapter(distilBert),
+            var other => throw new NotSupportedException($"{files.Directory}: the pipelines run BERT-style encoders; AutoModel built a {other.GetType().Name}."),
+        };
+        return (tokenizer, model);
     }
 
-    /// <summary>The tokenizer and the masked-LM model (AutoModelForMaskedLM) of a model; a checkpoint without cls.predictions is refused.</summary>
+    /// <summary>The tokenizer and the masked-LM model (AutoModelForMaskedLM) of a model; a checkpoint without an MLM head (cls.predictions, vocab_transform) is refused.</summary>
     public static async Task<(TextTokenizer Tokenizer, IMaskedLanguageModel Model)> LoadMaskedLmAsync(
         string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
     {
@@ -29,22 +34,28 @@ internal static class ModelLoader
         var files = await ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), MaskedLmFolderHint, ct).ConfigureAwait(false);
         using (var weights = SafeTensorsLoader.Open(files.Directory))
         {
-            if (!weights.Contains("cls.predictions.transform.dense.weight"))
+            if (!weights.Contains("cls.predictions.transform.dense.weight") && !weights.Contains("vocab_transform.weight"))
             {
                 throw new NotSupportedException(
-                    $"{modelIdOrFolder}: fill-mask needs a model with a masked-LM head (BertForMaskedLM: cls.predictions.* tensors); this checkpoint is a bare encoder. Use a *ForMaskedLM checkpoint such as bert-base-uncased, or the embed verb for encoders.");
+                    $"{modelIdOrFolder}: fill-mask needs a model with a masked-LM head (BertForMaskedLM: cls.predictions.* tensors; DistilBertForMaskedLM: vocab_transform.*); this checkpoint is a bare encoder. Use a *ForMaskedLM checkpoint such as bert-base-uncased, or the embed verb for encoders.");
             }
         }
 
         var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
-        return (tokenizer, new BertMaskedLmAdapter(AutoModelForMaskedLM.FromPretrained(files.Directory)));
+        IMaskedLanguageModel model = AutoModelForMaskedLM.FromPretrained(files.Directory) switch
+        {
+            BertForMaskedLM bert => new BertMaskedLmAdapter(bert),
+            DistilBertForMaskedLM distilBert => new DistilBertMaskedLmAdapter(distilBert),
+            var other => throw new NotSupportedException($"{files.Directory}: fill-mask runs BERT-style masked LMs; AutoModelForMaskedLM built a {other.GetType().Name}."),
+        };
+        return (tokenizer, model);
     }
 
     private const string EncoderFolderHint =
         "pass --model a local folder with config.json, model.safetensors and vocab.txt (e.g. one made by `sharpformer convert onnx-bert`).";
 
     private const string MaskedLmFolderHint =
-        "pass --model a local folder with a BertForMaskedLM checkpoint (config.json, model.safetensors with cls.predictions.*, vocab.txt).";
+        "pass --model a local folder with a BertForMaskedLM or DistilBertForMaskedLM checkpoint (config.json, model.safetensors with cls.predictions.* or vocab_transform.*, vocab.txt).";
 
     /// <summary>
     /// The model's files: a local folder as is, else "org/name" through the Hub client and its cache. When the Hub cannot

@@ -9,20 +9,19 @@ using Tensor = Sharpformer.Tensors.Tensor;
 namespace Sharpformer.Models.Bert;
 
 /// <summary>
-/// The eval-mode forward of a <see cref="BertModel"/> without autograd, over reused buffers:
-/// embeddings gathered and summed straight into one buffer, then per layer
+/// The eval-mode forward of a post-LN transformer encoder (BERT, RoBERTa, DistilBERT: the same layer under other
+/// names) without autograd, over reused buffers: the model's embeddings written into one buffer, then per layer
 /// QKV in one GEMM against a packed [C, 3C] weight → attention read in place from the QKV rows (no head transposes)
-/// → output GEMM (bias in the GEMM) → residual + LayerNorm fused → FFN GEMM (bias) + GELU in place → GEMM (bias)
-/// → residual + LayerNorm fused. Computes the same function as the module path (<see cref="BertModel.ForwardModules"/>).
+/// → output GEMM (bias in the GEMM) → residual + LayerNorm fused → FFN GEMM (bias) + activation in place → GEMM (bias)
+/// → residual + LayerNorm fused. A subclass supplies the embeddings, the layers' weights and an optional pooler.
 /// Forward calls on one model are serialized (the buffers are shared).
 /// </summary>
-internal sealed class BertInference
+internal abstract class PostLnEncoderInference
 {
-    private readonly BertModel _model;
+    private readonly Module _model;
     private readonly object _gate = new();
     private readonly int _c, _h, _d, _i;
-    private readonly float _eps;
-    private LayerWeights[] _layers = [];
+    private EncoderLayerWeights[] _layers = [];
     private long _weightsStamp = -1;
 
     /// <summary>From this length on, attention runs as batched GEMMs (measured: 35% faster at T = 128, slower at T = 8).</summary>
@@ -34,16 +33,30 @@ internal sealed class BertInference
     // The workspace: grown to the largest B·T (and T for the per-sequence attention buffers) seen, reused by every call.
     private float[] _x = [], _qkv = [], _ctx = [], _tmp = [], _x1 = [], _ffn = [];
 
-    public BertInference(BertModel model)
+    /// <param name="model">The module whose parameters the layers read (their versions tell when to repack).</param>
+    /// <param name="c">C, the hidden size.</param>
+    /// <param name="h">H, the number of heads.</param>
+    /// <param name="intermediate">I, the feed-forward width.</param>
+    protected PostLnEncoderInference(Module model, int c, int h, int intermediate)
     {
         _model = model;
-        var config = model.Config;
-        _c = config.HiddenSize;
-        _h = config.NumAttentionHeads;
-        _d = _c / _h;
-        _i = config.IntermediateSize;
-        _eps = (float)config.LayerNormEps;
+        _c = c;
+        _h = h;
+        _d = c / h;
+        _i = intermediate;
     }
+
+    /// <summary>C.</summary>
+    protected int HiddenSize => _c;
+
+    /// <summary>The layers' weights, in order, read from the model now.</summary>
+    protected abstract IEnumerable<EncoderLayerWeights> ReadLayers();
+
+    /// <summary>x [B·T, C] = the normalized embeddings of ids [B·T] (and token types [B, T], which a model may ignore).</summary>
+    protected abstract void Embed(int[] ids, Tensor? tokenTypeIds, int b, int t, Span<float> x);
+
+    /// <summary>The pooled output [B, C] of the last hidden state x [B·T, C], or null for a model without a pooler.</summary>
+    protected virtual Tensor? Pool(ReadOnlySpan<float> x, int b, int t) => null;
 
     public BertModelOutput Forward(Tensor inputIds, Tensor? attentionMask, Tensor? tokenTypeIds, bool outputHiddenStates, bool outputAttentions)
     {
@@ -53,12 +66,11 @@ internal sealed class BertInference
             int b = inputIds.Shape[0], t = inputIds.Shape[1], n = b * t, c = _c;
             EnsureCapacity(n);
             var ids = BertLoading.ReadIds(inputIds);
-            var types = tokenTypeIds is null ? new int[n] : BertLoading.ReadIds(tokenTypeIds);
             float[] mask = attentionMask is null ? [] : attentionMask.ToArray();
             if (!HasPadding(mask)) mask = []; // all ones: the unmasked softmax gives the same result, faster
 
             var x = _x.AsSpan(0, n * c);
-            Embed(ids, types, b, t, x);
+            Embed(ids, tokenTypeIds, b, t, x);
             var hiddenStates = outputHiddenStates ? new List<Tensor> { Snapshot(x, b, t) } : null;
             var attentions = outputAttentions ? new List<Tensor>() : null;
 
@@ -85,7 +97,7 @@ internal sealed class BertInference
                 if (probabilities is not null) attentions!.Add(Tensor.FromArray(probabilities, new Shape(b, _h, t, t)));
 
                 layer.AttentionOutput.Forward(ctx, n, tmp);
-                ResidualNorm.AddLayerNorm(tmp, x, layer.Norm1Gamma, layer.Norm1Beta, x1, n, c, _eps);
+                ResidualNorm.AddLayerNorm(tmp, x, layer.Norm1Gamma, layer.Norm1Beta, x1, n, c, layer.Norm1Eps);
 
                 // The FFN in row chunks: the [rows, I] intermediate (bias and activation applied in place) stays in
                 // cache between the two GEMMs instead of a [N, I] round trip through memory (9% faster at 32×128).
@@ -98,38 +110,13 @@ internal sealed class BertInference
                     layer.Output.Forward(f, m, tmp.Slice(r0 * c, m * c));
                 }
 
-                ResidualNorm.AddLayerNorm(tmp, x1, layer.Norm2Gamma, layer.Norm2Beta, x, n, c, _eps);
+                ResidualNorm.AddLayerNorm(tmp, x1, layer.Norm2Gamma, layer.Norm2Beta, x, n, c, layer.Norm2Eps);
                 hiddenStates?.Add(Snapshot(x, b, t));
             }
 
             var last = hiddenStates is null ? Snapshot(x, b, t) : hiddenStates[^1];
             return new BertModelOutput(last, Pool(x, b, t), hiddenStates, attentions);
         }
-    }
-
-    /// <summary>x [N, C] = LN(word[id] + position[p] + type[tt]) per token.</summary>
-    private void Embed(int[] ids, int[] types, int b, int t, Span<float> x)
-    {
-        var emb = _model.Embeddings;
-        int c = _c;
-        var positions = emb.PositionIds(ids, b, t);
-        var word = emb.WordEmbeddings.Weight.Value.AsReadOnlySpan<float>();
-        var position = emb.PositionEmbeddings.Weight.Value.AsReadOnlySpan<float>();
-        var type = emb.TokenTypeEmbeddings.Weight.Value.AsReadOnlySpan<float>();
-        int vocab = emb.WordEmbeddings.Count, typeCount = emb.TokenTypeEmbeddings.Count;
-        for (int i = 0; i < ids.Length; i++)
-        {
-            if ((uint)ids[i] >= (uint)vocab || (uint)types[i] >= (uint)typeCount)
-            {
-                ThrowId(ids[i], types[i], i, vocab, typeCount);
-            }
-
-            var row = x.Slice(i * c, c);
-            TensorPrimitives.Add(word.Slice(ids[i] * c, c), position.Slice(positions[i] * c, c), row);
-            TensorPrimitives.Add(row, type.Slice(types[i] * c, c), row);
-        }
-
-        Norms.LayerNorm(x, emb.LayerNorm.Weight.Value.AsReadOnlySpan<float>(), emb.LayerNorm.Bias.Value.AsReadOnlySpan<float>(), x, ids.Length, c, emb.LayerNorm.Eps);
     }
 
     /// <summary>
@@ -182,9 +169,6 @@ internal sealed class BertInference
         return false;
     }
 
-    private static void ThrowId(int id, int type, int position, int vocab, int typeCount) => throw new ArgumentException(
-        $"BERT: token id {id} or token type {type} at flat position {position} is outside the model's vocab_size {vocab} / type_vocab_size {typeCount}; the tokenizer does not match the model.");
-
     private static void Activate(BertActivationKind kind, Span<float> h)
     {
         switch (kind)
@@ -194,20 +178,6 @@ internal sealed class BertInference
             case BertActivationKind.Relu: Activations.Relu(h, h); break;
             default: Activations.Silu(h, h); break;
         }
-    }
-
-    private Tensor? Pool(ReadOnlySpan<float> x, int b, int t)
-    {
-        var pooler = _model.Pooler;
-        if (pooler is null) return null;
-        int c = _c;
-        var first = new float[b * c];
-        for (int i = 0; i < b; i++) x.Slice(i * t * c, c).CopyTo(first.AsSpan(i * c, c));
-        var pooled = Tensor.Empty(new Shape(b, c));
-        var span = pooled.AsSpan<float>();
-        pooler.Dense.Forward(first, b, span);
-        TensorPrimitives.Tanh(span, span);
-        return pooled;
     }
 
     private Tensor Snapshot(ReadOnlySpan<float> x, int b, int t) => Tensor.FromSpan(x, new Shape(b, t, _c));
@@ -229,55 +199,118 @@ internal sealed class BertInference
         long stamp = 0;
         foreach (var p in _model.Parameters()) stamp += p.Version;
         if (stamp == _weightsStamp && _layers.Length > 0) return;
-        _layers = [.. _model.Encoder.Layers.Select(l => new LayerWeights(l, _c))];
+        _layers = [.. ReadLayers()];
         _weightsStamp = stamp;
     }
+}
 
-    private sealed class LayerWeights
+/// <summary>
+/// One post-LN encoder layer's weights as the fused path uses them, whatever the checkpoint calls them:
+/// Wq, Wk, Wv packed into one [C, 3C] GEMM operand, the attention output projection, the first LayerNorm, the FFN
+/// expansion + activation + contraction, the second LayerNorm.
+/// </summary>
+internal sealed class EncoderLayerWeights
+{
+    public EncoderLayerWeights(Linear query, Linear key, Linear value, Linear attentionOutput, LayerNorm norm1, Linear intermediate, BertActivationKind activation, Linear output, LayerNorm norm2)
     {
-        public LayerWeights(BertLayer layer, int c)
+        int c = attentionOutput.InFeatures;
+        // Wq, Wk, Wv [C, C] stacked into [3C, C] (the Linear layout), packed once: one GEMM instead of three.
+        var stacked = new float[3 * c * c];
+        QkvBias = new float[3 * c];
+        int part = 0;
+        foreach (var linear in new[] { query, key, value })
         {
-            var self = layer.Attention.Self;
-            // Wq, Wk, Wv [C, C] stacked into [3C, C] (the Linear layout), packed once: one GEMM instead of three.
-            var stacked = new float[3 * c * c];
-            QkvBias = new float[3 * c];
-            int part = 0;
-            foreach (var linear in new[] { self.Query, self.Key, self.Value })
-            {
-                linear.Weight.Value.AsReadOnlySpan<float>().CopyTo(stacked.AsSpan(part * c * c, c * c));
-                linear.Bias!.Value.AsReadOnlySpan<float>().CopyTo(QkvBias.AsSpan(part * c, c));
-                part++;
-            }
-
-            Qkv = Gemm.PackB(true, c, 3 * c, stacked, c);
-            AttentionOutput = layer.Attention.Output.Dense;
-            Norm1Gamma = layer.Attention.Output.LayerNorm.Weight.Value.ToArray();
-            Norm1Beta = layer.Attention.Output.LayerNorm.Bias.Value.ToArray();
-            Intermediate = layer.Intermediate.Dense;
-            Activation = layer.Intermediate.Activation;
-            Output = layer.Output.Dense;
-            Norm2Gamma = layer.Output.LayerNorm.Weight.Value.ToArray();
-            Norm2Beta = layer.Output.LayerNorm.Bias.Value.ToArray();
+            linear.Weight.Value.AsReadOnlySpan<float>().CopyTo(stacked.AsSpan(part * c * c, c * c));
+            linear.Bias!.Value.AsReadOnlySpan<float>().CopyTo(QkvBias.AsSpan(part * c, c));
+            part++;
         }
 
-        public GemmPackedB Qkv { get; }
-
-        public float[] QkvBias { get; }
-
-        public Linear AttentionOutput { get; }
-
-        public float[] Norm1Gamma { get; }
-
-        public float[] Norm1Beta { get; }
-
-        public Linear Intermediate { get; }
-
-        public BertActivationKind Activation { get; }
-
-        public Linear Output { get; }
-
-        public float[] Norm2Gamma { get; }
-
-        public float[] Norm2Beta { get; }
+        Qkv = Gemm.PackB(true, c, 3 * c, stacked, c);
+        AttentionOutput = attentionOutput;
+        Norm1Gamma = norm1.Weight.Value.ToArray();
+        Norm1Beta = norm1.Bias.Value.ToArray();
+        Norm1Eps = norm1.Eps;
+        Intermediate = intermediate;
+        Activation = activation;
+        Output = output;
+        Norm2Gamma = norm2.Weight.Value.ToArray();
+        Norm2Beta = norm2.Bias.Value.ToArray();
+        Norm2Eps = norm2.Eps;
     }
+
+    public GemmPackedB Qkv { get; }
+
+    public float[] QkvBias { get; }
+
+    public Linear AttentionOutput { get; }
+
+    public float[] Norm1Gamma { get; }
+
+    public float[] Norm1Beta { get; }
+
+    public float Norm1Eps { get; }
+
+    public Linear Intermediate { get; }
+
+    public BertActivationKind Activation { get; }
+
+    public Linear Output { get; }
+
+    public float[] Norm2Gamma { get; }
+
+    public float[] Norm2Beta { get; }
+
+    public float Norm2Eps { get; }
+}
+
+/// <summary>The fused inference path of a <see cref="BertModel"/> (bert, roberta): word + position + token-type embeddings, optional pooler.</summary>
+internal sealed class BertInference(BertModel model)
+    : PostLnEncoderInference(model, model.Config.HiddenSize, model.Config.NumAttentionHeads, model.Config.IntermediateSize)
+{
+    protected override IEnumerable<EncoderLayerWeights> ReadLayers() => model.Encoder.Layers.Select(l => new EncoderLayerWeights(
+        l.Attention.Self.Query, l.Attention.Self.Key, l.Attention.Self.Value, l.Attention.Output.Dense, l.Attention.Output.LayerNorm,
+        l.Intermediate.Dense, l.Intermediate.Activation, l.Output.Dense, l.Output.LayerNorm));
+
+    /// <summary>x [N, C] = LN(word[id] + position[p] + type[tt]) per token.</summary>
+    protected override void Embed(int[] ids, Tensor? tokenTypeIds, int b, int t, Span<float> x)
+    {
+        var emb = model.Embeddings;
+        int c = HiddenSize;
+        var types = tokenTypeIds is null ? new int[ids.Length] : BertLoading.ReadIds(tokenTypeIds);
+        var positions = emb.PositionIds(ids, b, t);
+        var word = emb.WordEmbeddings.Weight.Value.AsReadOnlySpan<float>();
+        var position = emb.PositionEmbeddings.Weight.Value.AsReadOnlySpan<float>();
+        var type = emb.TokenTypeEmbeddings.Weight.Value.AsReadOnlySpan<float>();
+        int vocab = emb.WordEmbeddings.Count, typeCount = emb.TokenTypeEmbeddings.Count;
+        for (int i = 0; i < ids.Length; i++)
+        {
+            if ((uint)ids[i] >= (uint)vocab || (uint)types[i] >= (uint)typeCount)
+            {
+                ThrowId(ids[i], types[i], i, vocab, typeCount);
+            }
+
+            var row = x.Slice(i * c, c);
+            TensorPrimitives.Add(word.Slice(ids[i] * c, c), position.Slice(positions[i] * c, c), row);
+            TensorPrimitives.Add(row, type.Slice(types[i] * c, c), row);
+        }
+
+        Norms.LayerNorm(x, emb.LayerNorm.Weight.Value.AsReadOnlySpan<float>(), emb.LayerNorm.Bias.Value.AsReadOnlySpan<float>(), x, ids.Length, c, emb.LayerNorm.Eps);
+    }
+
+    protected override Tensor? Pool(ReadOnlySpan<float> x, int b, int t)
+    {
+        var pooler = model.Pooler;
+        if (pooler is null) return null;
+        int c = HiddenSize;
+        var first = new float[b * c];
+        for (int i = 0; i < b; i++) x.Slice(i * t * c, c).CopyTo(first.AsSpan(i * c, c));
+        var pooled = Tensor.Empty(new Shape(b, c));
+        var span = pooled.AsSpan<float>();
+        pooler.Dense.Forward(first, b, span);
+        TensorPrimitives.Tanh(span, span);
+        return pooled;
+    }
+
+    private static void ThrowId(int id, int type, int position, int vocab, int typeCount) => throw new ArgumentException(
+        $"BERT: token id {id} or token type {type} at flat position {position} is outside the model's vocab_size {vocab} / type_vocab_size {typeCount}; the tokenizer does not match the model.");
 }

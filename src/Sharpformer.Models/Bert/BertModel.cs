@@ -193,20 +193,28 @@ public sealed class BertSelfAttention : Module
     /// <param name="outputAttentions">Whether to return the probabilities.</param>
     /// <param name="probabilities">[B, H, T, T] when requested, else null.</param>
     /// <returns>The attention context [B, T, C].</returns>
-    public Tensor Forward(Tensor hidden, Tensor? attentionMask, bool outputAttentions, out Tensor? probabilities)
+    public Tensor Forward(Tensor hidden, Tensor? attentionMask, bool outputAttentions, out Tensor? probabilities) =>
+        Attend(Query.Forward(hidden), Key.Forward(hidden), Value.Forward(hidden), NumHeads, attentionMask, Dropout, outputAttentions, out probabilities);
+
+    /// <summary>
+    /// Projected q, k, v [B, T, C] → context [B, T, C] = softmax(Q·Kᵀ/√D + mask)·V per head, heads merged; the module
+    /// path of every BERT-style encoder (DistilBERT's MultiHeadSelfAttention computes the same).
+    /// </summary>
+    internal static Tensor Attend(Tensor query, Tensor key, Tensor value, int numHeads, Tensor? attentionMask, Dropout dropout, bool outputAttentions, out Tensor? probabilities)
     {
-        var q = Ops.SplitHeads(Query.Forward(hidden), NumHeads);
-        var k = Ops.SplitHeads(Key.Forward(hidden), NumHeads);
-        var v = Ops.SplitHeads(Value.Forward(hidden), NumHeads);
+        var q = Ops.SplitHeads(query, numHeads);
+        var k = Ops.SplitHeads(key, numHeads);
+        var v = Ops.SplitHeads(value, numHeads);
+        int headDim = q.Shape[q.Rank - 1];
         Tensor context;
         probabilities = null;
-        if (Training && Dropout.P > 0f)
+        if (dropout.Training && dropout.P > 0f)
         {
             // Dropout on the probabilities needs them as a tensor: the composed form (scores, softmax, dropout, ·V).
-            var scores = Ops.Scale(Ops.MatMul(q.Contiguous(), k.Contiguous(), transposeB: true), 1f / MathF.Sqrt(HeadDim));
+            var scores = Ops.Scale(Ops.MatMul(q.Contiguous(), k.Contiguous(), transposeB: true), 1f / MathF.Sqrt(headDim));
             var p = Ops.Softmax(scores, attentionMask: attentionMask);
             probabilities = outputAttentions ? p : null;
-            context = Ops.MatMul(Dropout.Forward(p), v.Contiguous());
+            context = Ops.MatMul(dropout.Forward(p), v.Contiguous());
         }
         else if (outputAttentions)
         {
@@ -724,13 +732,14 @@ public enum BertActivationKind
 /// <summary>Parsing and applying <see cref="BertActivationKind"/>.</summary>
 internal static class BertActivation
 {
-    public static BertActivationKind Parse(string name) => name switch
+    /// <summary>The kind named <paramref name="name"/>; <paramref name="key"/> is the config key it came from (for the error).</summary>
+    public static BertActivationKind Parse(string name, string key = "hidden_act") => name switch
     {
         "gelu" => BertActivationKind.Gelu,
         "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => BertActivationKind.GeluTanh,
         "relu" => BertActivationKind.Relu,
         "silu" or "swish" => BertActivationKind.Silu,
-        _ => throw new NotSupportedException($"hidden_act '{name}' is not supported; supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu, swish."),
+        _ => throw new NotSupportedException($"{key} '{name}' is not supported; supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu, swish."),
     };
 
     public static Tensor Apply(BertActivationKind kind, Tensor x) => kind switch
@@ -766,27 +775,31 @@ internal static class BertLoading
         ? ids.ToArray<int>()
         : Array.ConvertAll(ids.ToArray<long>(), v => v is < int.MinValue or > int.MaxValue ? -1 : (int)v);
 
-    public static void CheckInputs(BertStyleConfig config, Tensor inputIds, Tensor? attentionMask, Tensor? tokenTypeIds)
+    public static void CheckInputs(BertStyleConfig config, Tensor inputIds, Tensor? attentionMask, Tensor? tokenTypeIds) =>
+        CheckInputs("BERT", config.MaxPositionEmbeddings, inputIds, attentionMask, tokenTypeIds);
+
+    /// <summary>Validates [B, T] inputs of an encoder named <paramref name="model"/> whose position table has <paramref name="maxPositions"/> rows.</summary>
+    public static void CheckInputs(string model, int maxPositions, Tensor inputIds, Tensor? attentionMask, Tensor? tokenTypeIds)
     {
         ArgumentNullException.ThrowIfNull(inputIds);
         if (inputIds.Rank != 2 || inputIds.DType is not (DType.I32 or DType.I64))
         {
-            throw new ArgumentException($"BERT: input_ids must be an I32/I64 tensor [B, T], got {inputIds.DType} {inputIds.Shape}.", nameof(inputIds));
+            throw new ArgumentException($"{model}: input_ids must be an I32/I64 tensor [B, T], got {inputIds.DType} {inputIds.Shape}.", nameof(inputIds));
         }
 
-        if (inputIds.Shape[1] > config.MaxPositionEmbeddings)
+        if (inputIds.Shape[1] > maxPositions)
         {
-            throw new ArgumentException($"BERT: sequence length {inputIds.Shape[1]} exceeds max_position_embeddings {config.MaxPositionEmbeddings}; truncate the input (EncodeOptions.Truncation).", nameof(inputIds));
+            throw new ArgumentException($"{model}: sequence length {inputIds.Shape[1]} exceeds max_position_embeddings {maxPositions}; truncate the input (EncodeOptions.Truncation).", nameof(inputIds));
         }
 
         if (attentionMask is not null && attentionMask.Shape != inputIds.Shape)
         {
-            throw new ArgumentException($"BERT: attention_mask {attentionMask.Shape} must have input_ids' shape {inputIds.Shape}.", nameof(attentionMask));
+            throw new ArgumentException($"{model}: attention_mask {attentionMask.Shape} must have input_ids' shape {inputIds.Shape}.", nameof(attentionMask));
         }
 
         if (tokenTypeIds is not null && (tokenTypeIds.Shape != inputIds.Shape || tokenTypeIds.DType is not (DType.I32 or DType.I64)))
         {
-            throw new ArgumentException($"BERT: token_type_ids must be I32/I64 with input_ids' shape {inputIds.Shape}, got {tokenTypeIds.DType} {tokenTypeIds.Shape}.", nameof(tokenTypeIds));
+            throw new ArgumentException($"{model}: token_type_ids must be I32/I64 with input_ids' shape {inputIds.Shape}, got {tokenTypeIds.DType} {tokenTypeIds.Shape}.", nameof(tokenTypeIds));
         }
     }
 }
