@@ -45,6 +45,31 @@ public sealed class GemvTests
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(5)]
+    [InlineData(6)]
+    [InlineData(7)]
+    [InlineData(8)]
+    public void MatVec_EveryRowCount_AllWeightTypesMatchReference(int rows)
+    {
+        // Every specialized kernel (R = 1..8; one-row and two-row forms), an odd output count (the two-row form's lone
+        // last row) and an input length with a vector remainder and a scalar tail.
+        const int inFeatures = 16 * 7 + 3, outFeatures = 37;
+        var (x, w, bias) = Make(rows, inFeatures, outFeatures, 100 + rows);
+        var expected = new float[rows * outFeatures];
+        Gemv.MatVecReference(x, rows, w, inFeatures, outFeatures, bias, expected);
+        var actual = new float[rows * outFeatures];
+        Gemv.MatVec(x, rows, w, inFeatures, outFeatures, bias, actual);
+        AssertClose(expected, actual, inFeatures);
+        Array.Clear(actual);
+        Gemv.MatVec(x, rows, w.Select(h => (float)h).ToArray(), inFeatures, outFeatures, bias, actual);
+        AssertClose(expected, actual, inFeatures);
+    }
+
+    [Theory]
     [InlineData(1, 768, 2304)]
     [InlineData(8, 100, 50)]
     public void MatVecF32_SameWeightsAsF16_MatchesReference(int rows, int inFeatures, int outFeatures)

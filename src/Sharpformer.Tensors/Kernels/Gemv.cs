@@ -1,26 +1,49 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Kernels;
 
 /// <summary>
 /// Decode-time matrix–vector products against weights stored [out, in] (the Linear layout), for a few rows at once:
-/// y [R, out] = x [R, in] · Wᵀ + bias, with R ≤ <see cref="MaxRows"/>. Each weight row is streamed from memory exactly
-/// once for all R input rows, which is what bounds batch-1 decoding. F16 weights are widened to F32 one L1-sized tile at
-/// a time right before the dot products (never a full F32 copy), so F16 halves the bytes read. Output rows are split
-/// into chunks that idle threads claim dynamically (<see cref="ParallelFor"/>). Allocates nothing.
+/// y [R, out] = x [R, in] · Wᵀ + bias, with R ≤ <see cref="MaxRows"/>. Batch-1 decoding is bound by reading the weights,
+/// so each weight row is streamed from memory exactly once for all R input rows, two adjacent rows at a time, and F16 /
+/// BF16 weights are widened to F32 in registers right before the multiply (no F32 copy, not even of a tile): the narrow
+/// types halve the bytes read. The kernel is generic over the vector width (Vector512 → Vector256 → Vector128 → scalar,
+/// the scalar form also being the tail), the weight type and R, so the JIT emits one specialized loop per combination
+/// with its 2·R accumulators in registers. Output rows are split into chunks that idle threads claim dynamically
+/// (<see cref="ParallelFor"/>).
 /// </summary>
 public static unsafe class Gemv
 {
     /// <summary>The most input rows one call takes (the decode batch).</summary>
     public const int MaxRows = 8;
 
-    /// <summary>Weight values widened per tile: 1024 floats = 4 KiB, comfortably inside L1 beside the x rows.</summary>
-    private const int Tile = 1024;
+    /// <summary>
+    /// How far ahead of the loads the one-row kernel asks for weight lines (bytes). The hardware prefetchers alone left
+    /// batch-1 GPT-2 decoding at 60 GB/s (F32) on the 2-core Zen 5 host; 4 KiB ahead, one request per 64-byte line, reached
+    /// 77 GB/s (8 KiB measured the same within noise).
+    /// </summary>
+    private const int SeqPrefetch = 4096;
 
-    /// <summary>Output features per parallel chunk: enough work to amortize a claim, small enough to balance two noisy cores.</summary>
-    private const int OutputsPerChunk = 16;
+    /// <summary>Up to this many rows the kernel reads one weight row at a time (memory-bound); above, two (load-bound).</summary>
+    private const int SequentialMaxRows = 2;
+
+    /// <summary>
+    /// Weight bytes per parallel chunk: long enough that a chunk is one stream the prefetchers settle into (chunks of a
+    /// few rows, claimed alternately by two threads, measured slower), short enough to balance noisy cores.
+    /// </summary>
+    private const int ChunkBytes = 1 << 20;
+
+    /// <summary>Output rows per chunk for a weight of <paramref name="rowBytes"/> bytes per row: about <see cref="ChunkBytes"/>, at least 2, and at least 4 chunks per thread.</summary>
+    private static int RowsPerChunk(int outFeatures, long rowBytes)
+    {
+        var rows = (int)Math.Clamp(ChunkBytes / rowBytes, 2, int.MaxValue);
+        var perThread = (outFeatures + (4 * ParallelFor.MaxDegreeOfParallelism) - 1) / (4 * ParallelFor.MaxDegreeOfParallelism);
+        return Math.Max(2, Math.Min(rows, perThread)) & ~1;
+    }
 
     /// <summary>
     /// y [R, out] = x [R, in] · Wᵀ + bias (+ y when <paramref name="accumulate"/>), W [out, in] in F16.
@@ -41,7 +64,7 @@ public static unsafe class Gemv
         fixed (Half* pw = w)
         {
             var job = new Job((nint)px, rows, (nint)pw, inFeatures, outFeatures, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate);
-            Run(job, WeightKind.F16);
+            Run<F16>(job);
         }
     }
 
@@ -62,7 +85,7 @@ public static unsafe class Gemv
         fixed (BFloat16* pw = w)
         {
             var job = new Job((nint)px, rows, (nint)pw, inFeatures, outFeatures, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate);
-            Run(job, WeightKind.BF16);
+            Run<BF16>(job);
         }
     }
 
@@ -82,7 +105,7 @@ public static unsafe class Gemv
         fixed (float* px = x, pb = bias, py = y, pw = w)
         {
             var job = new Job((nint)px, rows, (nint)pw, inFeatures, outFeatures, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate);
-            Run(job, WeightKind.F32);
+            Run<F32>(job);
         }
     }
 
@@ -128,210 +151,582 @@ public static unsafe class Gemv
         }
     }
 
-    private static void Run(Job job, WeightKind kind)
+    /// <summary>Picks the kernel specialized for the row count R (a type parameter, so its accumulators are registers).</summary>
+    private static void Run<TW>(Job job)
+        where TW : struct, IWeightFormat
     {
-        var chunks = (job.Out + OutputsPerChunk - 1) / OutputsPerChunk;
+        switch (job.Rows)
+        {
+            case 1: Run<TW, R1>(job); break;
+            case 2: Run<TW, R2>(job); break;
+            case 3: Run<TW, R3>(job); break;
+            case 4: Run<TW, R4>(job); break;
+            case 5: Run<TW, R5>(job); break;
+            case 6: Run<TW, R6>(job); break;
+            case 7: Run<TW, R7>(job); break;
+            default: Run<TW, R8>(job); break;
+        }
+    }
+
+    private static void Run<TW, TR>(Job job)
+        where TW : struct, IWeightFormat
+        where TR : struct, IRowCount
+    {
+        var rowsPerChunk = RowsPerChunk(job.Out, TW.Offset(0, job.In));
+        var chunks = (job.Out + rowsPerChunk - 1) / rowsPerChunk;
         ParallelFor.For(chunks, 1, (start, end) =>
         {
-            // Per-thread tile on the stack: F16 widening target.
-            var tile = stackalloc float[Tile];
-            for (var chunk = start; chunk < end; chunk++)
+            var o1 = Math.Min(job.Out, end * rowsPerChunk);
+            for (var o = start * rowsPerChunk; o < o1; o += TR.Count <= SequentialMaxRows ? 1 : 2)
             {
-                var o0 = chunk * OutputsPerChunk;
-                var o1 = Math.Min(job.Out, o0 + OutputsPerChunk);
-                for (var o = o0; o < o1; o++)
+                if (TR.Count <= SequentialMaxRows)
                 {
-                    OneOutput(job, o, kind, tile);
+                    OneOutput<TW, TR>(job, o);
+                }
+                else
+                {
+                    TwoOutputs<TW, TR>(job, o, o + 1 < o1);
                 }
             }
         });
     }
 
-    /// <summary>All R outputs of weight row <paramref name="o"/>: the row is read once, tile by tile.</summary>
-    private static void OneOutput(in Job job, int o, WeightKind kind, float* tile)
+    /// <summary>
+    /// Output o for R ≤ 2 rows: weight row o is read once, front to back. Rows are visited in order, so a thread's reads
+    /// form one sequential stream across its chunk, which the hardware prefetchers follow: at R = 1 the loop is bound by
+    /// memory, and reading two rows side by side (two short streams) measured 2–2.5× slower from DRAM than this.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void OneOutput<TW, TR>(in Job job, int o)
+        where TW : struct, IWeightFormat
+        where TR : struct, IRowCount
     {
-        int n = job.In, rows = job.Rows;
+        int n = job.In;
         var sums = stackalloc float[MaxRows];
-        for (var r = 0; r < rows; r++)
+        new Span<float>(sums, MaxRows).Clear();
+        nint w = TW.Offset(job.W, (long)o * n);
+        var x = (float*)job.X;
+        var i = 0;
+        if (Vector512.IsHardwareAccelerated)
         {
-            sums[r] = 0f;
+            i = Dots<Simd512, Vector512<float>, TW, TR>(w, x, n, 0, sums);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            i = Dots<Simd256, Vector256<float>, TW, TR>(w, x, n, 0, sums);
+        }
+        else if (Vector128.IsHardwareAccelerated)
+        {
+            i = Dots<Simd128, Vector128<float>, TW, TR>(w, x, n, 0, sums);
         }
 
-        for (var i0 = 0; i0 < n; i0 += Tile)
-        {
-            var len = Math.Min(Tile, n - i0);
-            float* wRow;
-            if (kind == WeightKind.F16)
-            {
-                WidenHalf((ushort*)job.W + ((long)o * n) + i0, tile, len);
-                wRow = tile;
-            }
-            else if (kind == WeightKind.BF16)
-            {
-                Convert.BF16ToF32(new ReadOnlySpan<BFloat16>((BFloat16*)job.W + ((long)o * n) + i0, len), new Span<float>(tile, len));
-                wRow = tile;
-            }
-            else
-            {
-                wRow = (float*)job.W + ((long)o * n) + i0;
-            }
+        // The remainder (or everything, without SIMD): the same loop one value at a time.
+        Dots<SimdScalar, float, TW, TR>(w, x, n, i, sums);
+        Store<TR>(job, o, sums);
+    }
 
-            for (var r = 0; r < rows; r++)
-            {
-                sums[r] += Dot(wRow, (float*)job.X + ((long)r * n) + i0, len);
-            }
+    /// <summary>
+    /// Outputs o and o + 1 for R ≥ 3 rows: each weight vector is widened once and multiplied into all R rows of x, and
+    /// each x vector serves both weight rows, so a step loads 2 + R vectors for 2·R FMAs (one row at a time would load
+    /// 1 + R for R: at R = 8 the loop is bound by loads, not memory). When only o remains, its row is read twice and the
+    /// second result is dropped.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TwoOutputs<TW, TR>(in Job job, int o, bool both)
+        where TW : struct, IWeightFormat
+        where TR : struct, IRowCount
+    {
+        int n = job.In;
+        var sums = stackalloc float[2 * MaxRows];
+        new Span<float>(sums, 2 * MaxRows).Clear();
+        nint w0 = TW.Offset(job.W, (long)o * n);
+        nint w1 = both ? TW.Offset(job.W, (long)(o + 1) * n) : w0;
+        var x = (float*)job.X;
+        var i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            i = PairDots<Simd512, Vector512<float>, TW, TR>(w0, w1, x, n, 0, sums);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            i = PairDots<Simd256, Vector256<float>, TW, TR>(w0, w1, x, n, 0, sums);
+        }
+        else if (Vector128.IsHardwareAccelerated)
+        {
+            i = PairDots<Simd128, Vector128<float>, TW, TR>(w0, w1, x, n, 0, sums);
         }
 
-        for (var r = 0; r < rows; r++)
+        PairDots<SimdScalar, float, TW, TR>(w0, w1, x, n, i, sums);
+        Store<TR>(job, o, sums);
+        if (both)
         {
-            var s = sums[r] + (job.Bias == 0 ? 0f : ((float*)job.Bias)[o]);
+            Store<TR>(job, o + 1, sums + MaxRows);
+        }
+    }
+
+    /// <summary>y[r, o] = sums[r] + bias[o] (+ y[r, o]) for the R rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store<TR>(in Job job, int o, float* sums)
+        where TR : struct, IRowCount
+    {
+        var bias = job.Bias == 0 ? 0f : ((float*)job.Bias)[o];
+        for (var r = 0; r < TR.Count; r++)
+        {
             var dst = (float*)job.Y + ((long)r * job.Out) + o;
-            *dst = job.Accumulate ? *dst + s : s;
+            *dst = job.Accumulate ? *dst + sums[r] + bias : sums[r] + bias;
         }
     }
 
     /// <summary>
-    /// F16 bits → F32, exactly (normals, subnormals, zeros, inf, NaN): the 15 magnitude bits moved to F32's exponent and
-    /// mantissa place, then scaled by 2^112 (which rebiases the exponent from 15 to 127 and normalizes subnormals);
-    /// inf/NaN take F32's all-ones exponent instead. Vector512 → Vector256 → Vector128 → scalar.
+    /// sums[r] += Σ_i w[i]·x_r[i] (R ≤ 2) over i from <paramref name="i"/> while a whole vector remains; returns where it
+    /// stopped. Two vectors per step into two accumulator sets, so R = 1 is not bound by the FMA latency.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Dots<TS, TV, TW, TR>(nint w, float* x, int n, int i, float* sums)
+        where TS : struct, ISimd<TV>
+        where TV : struct
+        where TW : struct, IWeightFormat
+        where TR : struct, IRowCount
+    {
+        Debug.Assert(TR.Count <= SequentialMaxRows);
+        TV a00 = TS.Zero, a01 = TS.Zero, a10 = TS.Zero, a11 = TS.Zero;
+        for (; i <= n - (2 * TS.Count); i += 2 * TS.Count)
+        {
+            if (Sse.IsSupported)
+            {
+                Sse.Prefetch0((void*)(TW.Offset(w, i) + SeqPrefetch));
+                if (TW.Offset(0, 2 * TS.Count) > 64)
+                {
+                    Sse.Prefetch0((void*)(TW.Offset(w, i) + SeqPrefetch + 64));
+                }
+            }
+
+            var v0 = TS.LoadWeights<TW>(w, i);
+            var v1 = TS.LoadWeights<TW>(w, i + TS.Count);
+            a00 = TS.Fma(v0, TS.Load(x + i), a00);
+            a10 = TS.Fma(v1, TS.Load(x + i + TS.Count), a10);
+            if (TR.Count > 1)
+            {
+                a01 = TS.Fma(v0, TS.Load(x + n + i), a01);
+                a11 = TS.Fma(v1, TS.Load(x + n + i + TS.Count), a11);
+            }
+        }
+
+        // One odd vector left: into the first set.
+        if (i <= n - TS.Count)
+        {
+            var v0 = TS.LoadWeights<TW>(w, i);
+            a00 = TS.Fma(v0, TS.Load(x + i), a00);
+            if (TR.Count > 1)
+            {
+                a01 = TS.Fma(v0, TS.Load(x + n + i), a01);
+            }
+
+            i += TS.Count;
+        }
+
+        sums[0] += TS.Sum(TS.Add(a00, a10));
+        if (TR.Count > 1)
+        {
+            sums[1] += TS.Sum(TS.Add(a01, a11));
+        }
+
+        return i;
+    }
+
+    /// <summary>
+    /// sums[k·8 + r] += Σ_i w_k[i]·x_r[i] for the two weight rows k over i from <paramref name="i"/> while a whole vector
+    /// remains; returns where it stopped. 2·R accumulators, each reduced once at the end.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int PairDots<TS, TV, TW, TR>(nint w0, nint w1, float* x, int n, int i, float* sums)
+        where TS : struct, ISimd<TV>
+        where TV : struct
+        where TW : struct, IWeightFormat
+        where TR : struct, IRowCount
+    {
+        TV a00 = TS.Zero, a01 = TS.Zero, a02 = TS.Zero, a03 = TS.Zero, a04 = TS.Zero, a05 = TS.Zero, a06 = TS.Zero, a07 = TS.Zero;
+        TV a10 = TS.Zero, a11 = TS.Zero, a12 = TS.Zero, a13 = TS.Zero, a14 = TS.Zero, a15 = TS.Zero, a16 = TS.Zero, a17 = TS.Zero;
+        for (; i <= n - TS.Count; i += TS.Count)
+        {
+            if (Sse.IsSupported)
+            {
+                // Two rows read side by side are two short streams that the hardware prefetchers pick up late: ask for
+                // the same place in the next pair of rows, 2·in values ahead.
+                Sse.Prefetch0((void*)TW.Offset(w0, i + (2L * n)));
+                Sse.Prefetch0((void*)TW.Offset(w1, i + (2L * n)));
+            }
+
+            var v0 = TS.LoadWeights<TW>(w0, i);
+            var v1 = TS.LoadWeights<TW>(w1, i);
+            var xv = TS.Load(x + i);
+            a00 = TS.Fma(v0, xv, a00);
+            a10 = TS.Fma(v1, xv, a10);
+
+            if (TR.Count > 1)
+            {
+                xv = TS.Load(x + (1 * n) + i);
+                a01 = TS.Fma(v0, xv, a01);
+                a11 = TS.Fma(v1, xv, a11);
+            }
+
+            if (TR.Count > 2)
+            {
+                xv = TS.Load(x + (2 * n) + i);
+                a02 = TS.Fma(v0, xv, a02);
+                a12 = TS.Fma(v1, xv, a12);
+            }
+
+            if (TR.Count > 3)
+            {
+                xv = TS.Load(x + (3 * n) + i);
+                a03 = TS.Fma(v0, xv, a03);
+                a13 = TS.Fma(v1, xv, a13);
+            }
+
+            if (TR.Count > 4)
+            {
+                xv = TS.Load(x + (4 * n) + i);
+                a04 = TS.Fma(v0, xv, a04);
+                a14 = TS.Fma(v1, xv, a14);
+            }
+
+            if (TR.Count > 5)
+            {
+                xv = TS.Load(x + (5 * n) + i);
+                a05 = TS.Fma(v0, xv, a05);
+                a15 = TS.Fma(v1, xv, a15);
+            }
+
+            if (TR.Count > 6)
+            {
+                xv = TS.Load(x + (6 * n) + i);
+                a06 = TS.Fma(v0, xv, a06);
+                a16 = TS.Fma(v1, xv, a16);
+            }
+
+            if (TR.Count > 7)
+            {
+                xv = TS.Load(x + (7 * n) + i);
+                a07 = TS.Fma(v0, xv, a07);
+                a17 = TS.Fma(v1, xv, a17);
+            }
+        }
+
+        sums[0] += TS.Sum(a00);
+        sums[MaxRows] += TS.Sum(a10);
+        if (TR.Count > 1) { sums[1] += TS.Sum(a01); sums[MaxRows + 1] += TS.Sum(a11); }
+        if (TR.Count > 2) { sums[2] += TS.Sum(a02); sums[MaxRows + 2] += TS.Sum(a12); }
+        if (TR.Count > 3) { sums[3] += TS.Sum(a03); sums[MaxRows + 3] += TS.Sum(a13); }
+        if (TR.Count > 4) { sums[4] += TS.Sum(a04); sums[MaxRows + 4] += TS.Sum(a14); }
+        if (TR.Count > 5) { sums[5] += TS.Sum(a05); sums[MaxRows + 5] += TS.Sum(a15); }
+        if (TR.Count > 6) { sums[6] += TS.Sum(a06); sums[MaxRows + 6] += TS.Sum(a16); }
+        if (TR.Count > 7) { sums[7] += TS.Sum(a07); sums[MaxRows + 7] += TS.Sum(a17); }
+        return i;
+    }
+
+    /// <summary>
+    /// F16 bits → F32, exactly (normals, subnormals, zeros, inf, NaN), the scalar reference of the vector forms below and
+    /// of <see cref="WidenHalf"/>.
     /// </summary>
     internal static void WidenHalf(ushort* src, float* dst, int n)
     {
         var i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
-            for (; i + 32 <= n; i += 32)
+            for (; i + 16 <= n; i += 16)
             {
-                var (lo, hi) = Vector512.Widen(Vector512.Load(src + i));
-                Widen512(lo).Store(dst + i);
-                Widen512(hi).Store(dst + i + 16);
+                F16.Load512((nint)src, i).Store(dst + i);
             }
         }
 
         if (Vector256.IsHardwareAccelerated)
         {
-            for (; i + 16 <= n; i += 16)
+            for (; i + 8 <= n; i += 8)
             {
-                var (lo, hi) = Vector256.Widen(Vector256.Load(src + i));
-                Widen256(lo).Store(dst + i);
-                Widen256(hi).Store(dst + i + 8);
+                F16.Load256((nint)src, i).Store(dst + i);
             }
         }
 
         if (Vector128.IsHardwareAccelerated)
         {
-            for (; i + 8 <= n; i += 8)
+            for (; i + 4 <= n; i += 4)
             {
-                var (lo, hi) = Vector128.Widen(Vector128.Load(src + i));
-                Widen128(lo).Store(dst + i);
-                Widen128(hi).Store(dst + i + 4);
+                F16.Load128((nint)src, i).Store(dst + i);
             }
         }
 
         for (; i < n; i++)
         {
-            dst[i] = (float)BitConverter.UInt16BitsToHalf(src[i]);
+            dst[i] = F16.Scalar((nint)src, i);
         }
     }
 
-    private const uint HalfExponentMask = 0x7C00;
-    private const uint F32ExponentMask = 0x7F800000;
-
-    /// <summary>2^112 as a float: rebiases a half's exponent (15) to a float's (127).</summary>
-    private static float Rebias => BitConverter.Int32BitsToSingle(0x77800000);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Widen512(Vector512<uint> h)
+    /// <summary>How one weight element type is read and widened to F32, per vector width.</summary>
+    private interface IWeightFormat
     {
-        var sign = (h & Vector512.Create(0x8000u)) << 16;
-        var magnitude = (h & Vector512.Create(0x7FFFu)) << 13;
-        var scaled = magnitude.AsSingle() * Vector512.Create(Rebias);
-        var special = Vector512.Equals(h & Vector512.Create(HalfExponentMask), Vector512.Create(HalfExponentMask));
-        var value = Vector512.ConditionalSelect(special.AsSingle(), (magnitude | Vector512.Create(F32ExponentMask)).AsSingle(), scaled);
-        return (value.AsUInt32() | sign).AsSingle();
+        static abstract nint Offset(nint w, long elements);
+
+        static abstract float Scalar(nint w, nint i);
+
+        static abstract Vector128<float> Load128(nint w, nint i);
+
+        static abstract Vector256<float> Load256(nint w, nint i);
+
+        static abstract Vector512<float> Load512(nint w, nint i);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Widen256(Vector256<uint> h)
+    private readonly struct F32 : IWeightFormat
     {
-        var sign = (h & Vector256.Create(0x8000u)) << 16;
-        var magnitude = (h & Vector256.Create(0x7FFFu)) << 13;
-        var scaled = magnitude.AsSingle() * Vector256.Create(Rebias);
-        var special = Vector256.Equals(h & Vector256.Create(HalfExponentMask), Vector256.Create(HalfExponentMask));
-        var value = Vector256.ConditionalSelect(special.AsSingle(), (magnitude | Vector256.Create(F32ExponentMask)).AsSingle(), scaled);
-        return (value.AsUInt32() | sign).AsSingle();
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static nint Offset(nint w, long elements) => w + (nint)(elements * sizeof(float));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Scalar(nint w, nint i) => ((float*)w)[i];
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Load128(nint w, nint i) => Vector128.Load((float*)w + i);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load256(nint w, nint i) => Vector256.Load((float*)w + i);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Load512(nint w, nint i) => Vector512.Load((float*)w + i);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Widen128(Vector128<uint> h)
+    /// <summary>
+    /// F16 widened in registers: the 15 magnitude bits moved to F32's exponent and mantissa place and scaled by 2^112
+    /// (which rebiases the exponent from 15 to 127 and normalizes subnormals); inf/NaN (a half exponent of 31, i.e. a
+    /// shifted magnitude ≥ 0x0F800000) take F32's all-ones exponent instead; the sign bit is copied last.
+    /// </summary>
+    private readonly struct F16 : IWeightFormat
     {
-        var sign = (h & Vector128.Create(0x8000u)) << 16;
-        var magnitude = (h & Vector128.Create(0x7FFFu)) << 13;
-        var scaled = magnitude.AsSingle() * Vector128.Create(Rebias);
-        var special = Vector128.Equals(h & Vector128.Create(HalfExponentMask), Vector128.Create(HalfExponentMask));
-        var value = Vector128.ConditionalSelect(special.AsSingle(), (magnitude | Vector128.Create(F32ExponentMask)).AsSingle(), scaled);
-        return (value.AsUInt32() | sign).AsSingle();
-    }
+        private const uint SpecialThreshold = 0x0F800000;
+        private const uint F32ExponentMask = 0x7F800000;
+        private const uint SignMask = 0x80000000;
 
-    /// <summary>Dot product of two float runs: Vector512 → Vector256 → Vector128 → scalar, four accumulators.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot(float* a, float* b, int n)
-    {
-        var i = 0;
-        var s = 0f;
-        if (Vector512.IsHardwareAccelerated && n >= 64)
+        /// <summary>2^112 as a float: rebiases a half's exponent (15) to a float's (127).</summary>
+        private static float Rebias => BitConverter.Int32BitsToSingle(0x77800000);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static nint Offset(nint w, long elements) => w + (nint)(elements * sizeof(ushort));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Scalar(nint w, nint i) => (float)BitConverter.UInt16BitsToHalf(((ushort*)w)[i]);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Load128(nint w, nint i)
         {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; i + 64 <= n; i += 64)
-            {
-                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 16), Vector512.Load(b + i + 16), a1);
-                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 32), Vector512.Load(b + i + 32), a2);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 48), Vector512.Load(b + i + 48), a3);
-            }
-
-            s = Vector512.Sum((a0 + a1) + (a2 + a3));
+            var h = Vector128.WidenLower(Vector128.CreateScalarUnsafe(*(ulong*)((ushort*)w + i)).AsUInt16());
+            var magnitude = Vector128.ShiftRightLogical(Vector128.ShiftLeft(h, 17), 4);
+            var scaled = magnitude.AsSingle() * Vector128.Create(Rebias);
+            var special = Vector128.GreaterThanOrEqual(magnitude, Vector128.Create(SpecialThreshold));
+            var value = Vector128.ConditionalSelect(special, magnitude | Vector128.Create(F32ExponentMask), scaled.AsUInt32());
+            return (value | (Vector128.ShiftLeft(h, 16) & Vector128.Create(SignMask))).AsSingle();
         }
-        else if (Vector256.IsHardwareAccelerated && n >= 32)
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load256(nint w, nint i)
         {
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; i + 32 <= n; i += 32)
-            {
-                a0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), a0);
-                a1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 8), Vector256.Load(b + i + 8), a1);
-                a2 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 16), Vector256.Load(b + i + 16), a2);
-                a3 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 24), Vector256.Load(b + i + 24), a3);
-            }
-
-            s = Vector256.Sum((a0 + a1) + (a2 + a3));
+            var h = Vector256.WidenLower(Vector128.Load((ushort*)w + i).ToVector256Unsafe());
+            var magnitude = Vector256.ShiftRightLogical(Vector256.ShiftLeft(h, 17), 4);
+            var scaled = magnitude.AsSingle() * Vector256.Create(Rebias);
+            var special = Vector256.GreaterThanOrEqual(magnitude, Vector256.Create(SpecialThreshold));
+            var value = Vector256.ConditionalSelect(special, magnitude | Vector256.Create(F32ExponentMask), scaled.AsUInt32());
+            return (value | (Vector256.ShiftLeft(h, 16) & Vector256.Create(SignMask))).AsSingle();
         }
-        else if (Vector128.IsHardwareAccelerated && n >= 16)
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Load512(nint w, nint i)
         {
-            Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; i + 16 <= n; i += 16)
-            {
-                a0 = Vector128.FusedMultiplyAdd(Vector128.Load(a + i), Vector128.Load(b + i), a0);
-                a1 = Vector128.FusedMultiplyAdd(Vector128.Load(a + i + 4), Vector128.Load(b + i + 4), a1);
-                a2 = Vector128.FusedMultiplyAdd(Vector128.Load(a + i + 8), Vector128.Load(b + i + 8), a2);
-                a3 = Vector128.FusedMultiplyAdd(Vector128.Load(a + i + 12), Vector128.Load(b + i + 12), a3);
-            }
-
-            s = Vector128.Sum((a0 + a1) + (a2 + a3));
+            var h = Vector512.WidenLower(Vector256.Load((ushort*)w + i).ToVector512Unsafe());
+            var magnitude = Vector512.ShiftRightLogical(Vector512.ShiftLeft(h, 17), 4);
+            var scaled = magnitude.AsSingle() * Vector512.Create(Rebias);
+            var special = Vector512.GreaterThanOrEqual(magnitude, Vector512.Create(SpecialThreshold));
+            var value = Vector512.ConditionalSelect(special, magnitude | Vector512.Create(F32ExponentMask), scaled.AsUInt32());
+            return (value | (Vector512.ShiftLeft(h, 16) & Vector512.Create(SignMask))).AsSingle();
         }
-
-        for (; i < n; i++)
-        {
-            s += a[i] * b[i];
-        }
-
-        return s;
     }
 
-    private enum WeightKind
+    /// <summary>BF16 widened in registers: the 16 bits become the upper half of an F32 (exact).</summary>
+    private readonly struct BF16 : IWeightFormat
     {
-        F32,
-        F16,
-        BF16,
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static nint Offset(nint w, long elements) => w + (nint)(elements * sizeof(ushort));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Scalar(nint w, nint i) => BitConverter.UInt32BitsToSingle((uint)((ushort*)w)[i] << 16);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Load128(nint w, nint i) =>
+            Vector128.ShiftLeft(Vector128.WidenLower(Vector128.CreateScalarUnsafe(*(ulong*)((ushort*)w + i)).AsUInt16()), 16).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load256(nint w, nint i) =>
+            Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load((ushort*)w + i).ToVector256Unsafe()), 16).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Load512(nint w, nint i) =>
+            Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load((ushort*)w + i).ToVector512Unsafe()), 16).AsSingle();
+    }
+
+    /// <summary>One vector width (or scalar) for <see cref="Dots{TS, TV, TW, TR}"/>.</summary>
+    private interface ISimd<TV>
+        where TV : struct
+    {
+        static abstract int Count { get; }
+
+        static abstract TV Zero { get; }
+
+        static abstract TV Load(float* p);
+
+        static abstract TV LoadWeights<TW>(nint w, nint i)
+            where TW : struct, IWeightFormat;
+
+        static abstract TV Fma(TV a, TV b, TV c);
+
+        static abstract TV Add(TV a, TV b);
+
+        static abstract float Sum(TV v);
+    }
+
+    private readonly struct Simd512 : ISimd<Vector512<float>>
+    {
+        public static int Count => Vector512<float>.Count;
+
+        public static Vector512<float> Zero => Vector512<float>.Zero;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Load(float* p) => Vector512.Load(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> LoadWeights<TW>(nint w, nint i)
+            where TW : struct, IWeightFormat => TW.Load512(w, i);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Sum(Vector512<float> v) => Vector512.Sum(v);
+    }
+
+    private readonly struct Simd256 : ISimd<Vector256<float>>
+    {
+        public static int Count => Vector256<float>.Count;
+
+        public static Vector256<float> Zero => Vector256<float>.Zero;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load(float* p) => Vector256.Load(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> LoadWeights<TW>(nint w, nint i)
+            where TW : struct, IWeightFormat => TW.Load256(w, i);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Sum(Vector256<float> v) => Vector256.Sum(v);
+    }
+
+    private readonly struct Simd128 : ISimd<Vector128<float>>
+    {
+        public static int Count => Vector128<float>.Count;
+
+        public static Vector128<float> Zero => Vector128<float>.Zero;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Load(float* p) => Vector128.Load(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> LoadWeights<TW>(nint w, nint i)
+            where TW : struct, IWeightFormat => TW.Load128(w, i);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Fma(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.FusedMultiplyAdd(a, b, c);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Sum(Vector128<float> v) => Vector128.Sum(v);
+    }
+
+    /// <summary>One value at a time: the tail after the vectors, and the whole loop without SIMD.</summary>
+    private readonly struct SimdScalar : ISimd<float>
+    {
+        public static int Count => 1;
+
+        public static float Zero => 0f;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Load(float* p) => *p;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float LoadWeights<TW>(nint w, nint i)
+            where TW : struct, IWeightFormat => TW.Scalar(w, i);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Fma(float a, float b, float c) => (a * b) + c;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Add(float a, float b) => a + b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Sum(float v) => v;
+    }
+
+    /// <summary>R, the number of input rows, as a type so each R gets its own kernel.</summary>
+    private interface IRowCount
+    {
+        static abstract int Count { get; }
+    }
+
+    private readonly struct R1 : IRowCount
+    {
+        public static int Count => 1;
+    }
+
+    private readonly struct R2 : IRowCount
+    {
+        public static int Count => 2;
+    }
+
+    private readonly struct R3 : IRowCount
+    {
+        public static int Count => 3;
+    }
+
+    private readonly struct R4 : IRowCount
+    {
+        public static int Count => 4;
+    }
+
+    private readonly struct R5 : IRowCount
+    {
+        public static int Count => 5;
+    }
+
+    private readonly struct R6 : IRowCount
+    {
+        public static int Count => 6;
+    }
+
+    private readonly struct R7 : IRowCount
+    {
+        public static int Count => 7;
+    }
+
+    private readonly struct R8 : IRowCount
+    {
+        public static int Count => 8;
     }
 
     /// <summary>One call's operands as raw addresses (the spans are pinned by the caller for the loop's duration).</summary>
