@@ -1,10 +1,10 @@
 using System.Diagnostics;
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Sharpformer.IO.Config;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.NN;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace Sharpformer.Models.Gpt2;
 
