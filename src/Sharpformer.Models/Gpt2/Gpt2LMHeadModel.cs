@@ -4,6 +4,7 @@ using Sharpformer.IO.SafeTensors;
 using Sharpformer.NN;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
+using Sharpformer.Tensors.Threading;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace Sharpformer.Models.Gpt2;
@@ -113,10 +114,20 @@ internal sealed class DenseWeight
         for (int n0 = 0; n0 < Out; n0 += block)
         {
             int count = Math.Min(block, Out - n0);
-            var widened = scratch[..(count * In)];
-            WidenRows(n0, count, widened);
-            Gemm.Sgemm(false, true, rows, count, In, 1f, x, In, widened, In, beta, y[n0..], Out, Bias.Length == 0 ? default : Bias.AsSpan(n0, count));
+            WidenRowsParallel(n0, count, scratch);
+            Gemm.Sgemm(false, true, rows, count, In, 1f, x, In, scratch.AsSpan(0, count * In), In, beta, y[n0..], Out, Bias.Length == 0 ? default : Bias.AsSpan(n0, count));
         }
+    }
+
+    /// <summary>
+    /// <see cref="WidenRows"/> split over the cores by rows: the widening is one streaming pass over the weight, and on
+    /// one thread it would leave the other cores idle between the (parallel) GEMMs.
+    /// </summary>
+    private void WidenRowsParallel(int start, int count, float[] destination)
+    {
+        // About 64K weights per chunk: large enough to amortize a claim, small enough to balance.
+        int grain = Math.Max(1, (1 << 16) / In);
+        ParallelFor.For(count, grain, (from, to) => WidenRows(start + from, to - from, destination.AsSpan(from * In, (to - from) * In)));
     }
 
     /// <summary>Rows [start, start + count) of W [out, in] as F32 into <paramref name="destination"/> [count, in].</summary>
@@ -166,8 +177,8 @@ internal sealed class WidenScratch
         return fit >= outFeatures ? outFeatures : Math.Max(1, fit / 64 * 64);
     }
 
-    /// <summary>A span of at least <paramref name="floats"/> elements, grown (never shrunk) on demand.</summary>
-    public Span<float> Get(int floats)
+    /// <summary>A buffer of at least <paramref name="floats"/> elements, grown (never shrunk) on demand.</summary>
+    public float[] Get(int floats)
     {
         if (_buffer.Length < floats)
         {
