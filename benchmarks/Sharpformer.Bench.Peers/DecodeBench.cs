@@ -49,11 +49,9 @@ internal static class DecodeBench
             Gpt2GgufExporter.Export(folder, gguf, type);
             // Batch-1 decoding reads every weight once per token except the position table (one row).
             var weightBytes = GgufFile.Open(gguf).Tensors.Where(t => t.Name != "position_embd.weight").Sum(t => t.ByteLength);
-            if (type == GgufFileType.AllF32)
-            {
-                output.WriteLine($"sharpformer {label} ...");
-                rows.Add((label, "sharpformer", RunSharpformer(folder, o, prompt, next), weightBytes));
-            }
+            output.WriteLine($"sharpformer {label} ...");
+            var dtype = type == GgufFileType.MostlyF16 ? Tensors.DType.F16 : Tensors.DType.F32;
+            rows.Add((label, "sharpformer", RunSharpformer(folder, o, prompt, next, dtype), weightBytes));
 
             output.WriteLine($"sharpformer Gemv-only {label} ...");
             rows.Add((label, "sf gemv-only", RunGemvOnly(folder, o, type == GgufFileType.MostlyF16), weightBytes));
@@ -82,7 +80,7 @@ internal static class DecodeBench
             }
             else
             {
-                output.WriteLine($"{dtype,-5} {"ratio",-12} (Sharpformer's GPT-2 loads F32 weights only; no {dtype} row)");
+                output.WriteLine($"{dtype,-5} {"ratio",-12} (no Sharpformer or llama.cpp row for {dtype})");
             }
         }
 
@@ -95,9 +93,10 @@ internal static class DecodeBench
     private static int Gpt2IdsUpperBound(string folder) =>
         (IO.Config.ModelConfig.Load(folder) as IO.Config.Gpt2Config)?.VocabSize ?? throw new InvalidDataException($"{folder}: not a GPT-2 folder.");
 
-    private static Speeds RunSharpformer(string folder, DecodeOptions o, int[] prompt, int[] next)
+    private static Speeds RunSharpformer(string folder, DecodeOptions o, int[] prompt, int[] next, Tensors.DType dtype)
     {
-        var model = Gpt2LMHeadModel.FromPretrained(folder);
+        // The same matrices type as the GGUF llama.cpp runs (F16 export ↔ F16 weights, as llama.cpp keeps them).
+        var model = Gpt2LMHeadModel.FromPretrained(folder, dtype);
         int t = o.PromptTokens, n = o.NewTokens, b = o.Batch, v = model.VocabSize;
         var logits = new float[b * v];
         KvCache cache = model.CreateCache(1, t + n);

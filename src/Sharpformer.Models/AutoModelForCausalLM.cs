@@ -1,5 +1,6 @@
 using Sharpformer.IO.Config;
 using Sharpformer.Models.Gpt2;
+using Sharpformer.Tensors;
 
 namespace Sharpformer.Models;
 
@@ -11,15 +12,17 @@ public static class AutoModelForCausalLM
 
     /// <summary>Loads <paramref name="folder"/> as a causal LM (<see cref="Gpt2LMHeadModel"/> for gpt2).</summary>
     /// <param name="folder">A folder with config.json and safetensors weights.</param>
+    /// <param name="dtype">The type the weight matrices are kept in (HF's <c>torch_dtype</c>): F32 (default), F16 or BF16; compute stays F32.</param>
     /// <returns>The model.</returns>
+    /// <exception cref="ArgumentException"><paramref name="dtype"/> is not F32, F16 or BF16.</exception>
     /// <exception cref="NotSupportedException">The model_type has no causal-LM implementation; the message lists the supported ones.</exception>
-    public static ICausalLM FromPretrained(string folder)
+    public static ICausalLM FromPretrained(string folder, DType dtype = DType.F32)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         var config = ModelConfig.Load(folder);
         return config.ModelType switch
         {
-            "gpt2" => Gpt2LMHeadModel.FromPretrained(folder),
+            "gpt2" => Gpt2LMHeadModel.FromPretrained(folder, dtype),
             _ => throw new NotSupportedException(
                 $"AutoModelForCausalLM: model_type '{config.ModelType}' in {folder} has no causal-LM implementation yet; supported model types: {string.Join(", ", SupportedModelTypes)}."),
         };

@@ -146,12 +146,41 @@ public sealed class VarBuilder
         return _store.Create(shape, init ?? Init.Normal(_store.DefaultStd));
     }
 
-    /// <summary>A <see cref="Parameter"/> holding <see cref="Get"/>(<paramref name="shape"/>, <paramref name="name"/>, <paramref name="init"/>).</summary>
+    /// <summary>
+    /// The tensor <see cref="Path"/>(<paramref name="name"/>) of shape <paramref name="shape"/> in <paramref name="dtype"/>
+    /// (HF's <c>torch_dtype</c>): a checkpoint tensor already stored in that type is copied as is (no F32 detour);
+    /// otherwise it is converted (F32 → F16/BF16 rounds to nearest even).
+    /// </summary>
+    /// <param name="shape">The shape the layer expects.</param>
+    /// <param name="name">A name relative to <see cref="Prefix"/>.</param>
+    /// <param name="dtype">F32, F16 or BF16.</param>
+    /// <param name="init">How to create it when it is not read from a checkpoint (default normal(0, std)).</param>
+    /// <returns>A managed, contiguous tensor of <paramref name="dtype"/> the caller may own.</returns>
+    /// <exception cref="ArgumentException"><paramref name="dtype"/> is not a floating-point type.</exception>
+    /// <exception cref="ModelLoadException">As <see cref="Get(Shape, string, Init?)"/>.</exception>
+    public Tensor Get(Shape shape, string name, DType dtype, Init? init = null)
+    {
+        if (dtype is not (DType.F32 or DType.F16 or DType.BF16))
+        {
+            throw new ArgumentException($"VarBuilder.Get('{Path(name)}'): dtype {dtype} is not a weight type; use F32, F16 or BF16.", nameof(dtype));
+        }
+
+        string path = Path(name);
+        if (!_store.InitOnly && _store.Contains(path))
+        {
+            return _store.Fetch(path, shape, dtype);
+        }
+
+        var created = Get(shape, name, init);
+        return dtype == DType.F32 ? created : created.To(dtype);
+    }
+
+    /// <summary>A <see cref="Parameter"/> holding <see cref="Get(Shape, string, Init?)"/>(<paramref name="shape"/>, <paramref name="name"/>, <paramref name="init"/>).</summary>
     /// <param name="shape">The shape the layer expects.</param>
     /// <param name="name">A name relative to <see cref="Prefix"/>.</param>
     /// <param name="init">How to create it when it is not read from a checkpoint.</param>
     /// <returns>The parameter.</returns>
-    /// <exception cref="ModelLoadException">As <see cref="Get"/>.</exception>
+    /// <exception cref="ModelLoadException">As <see cref="Get(Shape, string, Init?)"/>.</exception>
     public Parameter GetParameter(Shape shape, string name, Init? init = null) => new(Get(shape, name, init));
 
     /// <summary>Marks <see cref="Path"/>(<paramref name="name"/>) as used without loading it (a tied copy the model shares).</summary>
@@ -212,9 +241,10 @@ internal sealed class VarStore
 {
     private readonly Func<string, bool> _contains;
     private readonly Func<string, (Tensor Tensor, string DType)> _read;
+    private readonly Func<string, Tensor> _readStored;
     private readonly Func<IEnumerable<string>> _names;
 
-    private VarStore(string description, Func<string, bool> contains, Func<string, (Tensor, string)> read, Func<IEnumerable<string>> names)
+    private VarStore(string description, Func<string, bool> contains, Func<string, (Tensor, string)> read, Func<string, Tensor> readStored, Func<IEnumerable<string>> names)
     {
         Description = description;
 
@@ -235,6 +265,7 @@ internal sealed class VarStore
         {
             _contains = contains;
             _read = read;
+            _readStored = readStored;
             _names = names;
         }
         else
@@ -242,6 +273,7 @@ internal sealed class VarStore
             var renamed = new HashSet<string>(legacy.Values, StringComparer.Ordinal);
             _contains = name => legacy.ContainsKey(name) || (!renamed.Contains(name) && contains(name));
             _read = name => read(legacy.GetValueOrDefault(name, name));
+            _readStored = name => readStored(legacy.GetValueOrDefault(name, name));
             _names = () => names().Select(n => renamed.Contains(n) ? CanonicalName(n)! : n);
         }
     }
@@ -282,6 +314,8 @@ internal sealed class VarStore
         "safetensors checkpoint",
         source.Contains,
         name => (source.GetTensorAsF32(name), source.GetInfo(name).DType.ToString()),
+        // As stored when it has a tensor type (a zero-copy view of the map); other float types (F64, FP8) widened.
+        name => source.GetInfo(name).DType.ToTensorDType() is null ? source.GetTensorAsF32(name) : source.GetTensor(name),
         () => source.Tensors.Select(t => t.Name));
 
     public static VarStore FromTensors(IReadOnlyDictionary<string, Tensor> tensors, string description) => new(
@@ -292,6 +326,7 @@ internal sealed class VarStore
             var t = tensors[name];
             return (t, t.DType.ToString());
         },
+        name => tensors[name],
         () => tensors.Keys);
 
     public bool Contains(string name) => _contains(name);
@@ -319,6 +354,31 @@ internal sealed class VarStore
 
         // Always copy: the model then owns writable memory and the source may be disposed.
         return tensor.DType == DType.F32 ? tensor.Clone() : tensor.To(DType.F32);
+    }
+
+    /// <summary>Reads <paramref name="name"/> as stored, checks <paramref name="shape"/>, and returns an owned, contiguous copy in <paramref name="dtype"/>.</summary>
+    public Tensor Fetch(string name, Shape shape, DType dtype)
+    {
+        var tensor = _readStored(name);
+        if (tensor.Shape != shape)
+        {
+            throw new ModelLoadException(
+                $"{Description}: tensor '{name}' has shape {tensor.Shape} but the model expects {shape}. The checkpoint was made for another configuration: check config.json (hidden_size, vocab_size, intermediate_size, ...).");
+        }
+
+        if (tensor.DType is DType.I32 or DType.I64)
+        {
+            throw new ModelLoadException($"{Description}: tensor '{name}' {shape} holds integers ({tensor.DType}) but the model expects floating-point weights; the checkpoint is not a model of this type.");
+        }
+
+        Used.Add(name);
+        if (dtype == DType.F32 && tensor.DType is DType.F16 or DType.BF16)
+        {
+            Converted.Add(name);
+        }
+
+        // One tensor at a time: a stored F16 weight asked for as F16 is copied as is, never through F32.
+        return tensor.DType == dtype ? tensor.Clone() : tensor.To(dtype);
     }
 
     public Tensor Create(Shape shape, Init init) => init.Kind switch

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Sharpformer.Cli.Commands;
 using Sharpformer.Generation;
 using Sharpformer.IO.Hub;
+using Sharpformer.Tensors;
 using Sharpformer.Text;
 
 namespace Sharpformer.Cli.Tests;
@@ -40,11 +41,11 @@ public class GenerateCommandTests
         return [.. doc.RootElement.GetProperty("greedy")[prompt].EnumerateArray().Select(e => e.GetInt32())];
     }
 
-    private static (int Exit, string Out, string Err) Run(string prompt, string model, GenerationOptions options, HubOptions? hub = null)
+    private static (int Exit, string Out, string Err) Run(string prompt, string model, GenerationOptions options, HubOptions? hub = null, DType dtype = DType.F32)
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int exit = GenerateCommand.RunAsync(prompt, model, options, output, error, CancellationToken.None, hub).GetAwaiter().GetResult();
+        int exit = GenerateCommand.RunAsync(prompt, model, options, output, error, CancellationToken.None, hub, dtype).GetAwaiter().GetResult();
         return (exit, output.ToString(), error.ToString());
     }
 
@@ -70,6 +71,57 @@ public class GenerateCommandTests
 
         var direct = Run("The cat ", ModelFolder.Value, new GenerationOptions { MaxNewTokens = 6, DoSample = true, Seed = 4, TopK = 5 });
         Assert.Equal(direct.Out, writer.ToString());
+    }
+
+    [Fact]
+    public void Generate_F16Weights_StillPrintsPyTorchGreedyText()
+    {
+        // fp16 matrices move this fixture's logits by ≤ 7.3e-3 (Generation.Tests' tolerance note): not enough to change 12 greedy tokens.
+        var (exit, output, error) = Run("The cat ", ModelFolder.Value, new GenerationOptions { MaxNewTokens = 12 }, dtype: DType.F16);
+
+        Assert.Equal(0, exit);
+        Assert.Equal("", error);
+        var tokenizer = AutoTokenizer.FromPretrained(ModelFolder.Value);
+        Assert.Equal("The cat " + tokenizer.Decode(Greedy(1)[..12]) + Environment.NewLine, output);
+    }
+
+    [Theory]
+    [InlineData("f16", DType.F16)]
+    [InlineData("bf16", DType.BF16)]
+    [InlineData("f32", DType.F32)]
+    public void Generate_ParsedDtype_SameTextAsDirectRun(string option, DType dtype)
+    {
+        var writer = new StringWriter();
+        var parse = Program.BuildRoot().Parse(["generate", "The cat ", "--model", ModelFolder.Value, "--max-new-tokens", "8", "--seed", "3", "--dtype", option]);
+        parse.InvocationConfiguration.Output = writer;
+        Assert.Equal(0, parse.Invoke());
+
+        var direct = Run("The cat ", ModelFolder.Value, new GenerationOptions { MaxNewTokens = 8, DoSample = true, Seed = 3 }, dtype: dtype);
+        Assert.Equal(direct.Out, writer.ToString());
+    }
+
+    [Fact]
+    public void Generate_UnknownDtype_RejectedNamingTheValue()
+    {
+        var error = new StringWriter();
+        var parse = Program.BuildRoot().Parse(["generate", "x", "--model", ModelFolder.Value, "--dtype", "f64"]);
+        parse.InvocationConfiguration.Output = new StringWriter();
+        parse.InvocationConfiguration.Error = error;
+
+        Assert.NotEqual(0, parse.Invoke());
+        Assert.Contains("f64", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Generate_Help_ListsDtypeChoices()
+    {
+        var output = new StringWriter();
+        var parse = Program.BuildRoot().Parse(["generate", "--help"]);
+        parse.InvocationConfiguration.Output = output;
+        Assert.Equal(0, parse.Invoke());
+
+        Assert.Contains("--dtype", output.ToString(), StringComparison.Ordinal);
+        Assert.Contains("bf16", output.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

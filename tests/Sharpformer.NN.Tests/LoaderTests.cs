@@ -139,6 +139,59 @@ public sealed class LoaderTests : IDisposable
     }
 
     [Fact]
+    public void GetInDType_F16Checkpoint_CopiesStoredBitsAndReportsNothingWidened()
+    {
+        // Values that are not exactly F32 either: the stored fp16 bits must come back untouched.
+        var values = new[] { (Half)0.1f, (Half)(-2.7f), (Half)65504f, Half.Epsilon };
+        string path = Path.Combine(_dir, "f16.safetensors");
+        SafeTensorsWriter.Write(path, [("w", Tensor.FromArray(values, new Shape(2, 2)))]);
+        using var source = SafeTensorsLoader.Open(path);
+        var vb = VarBuilder.FromSafeTensors(source);
+
+        var loaded = vb.Get(new Shape(2, 2), "w", DType.F16);
+
+        Assert.Equal(DType.F16, loaded.DType);
+        Assert.Equal(values, loaded.ToArray<Half>());
+        Assert.Empty(vb.Report().Converted);
+        Assert.Equal(["w"], vb.Report().Loaded);
+    }
+
+    [Fact]
+    public void GetInDType_F32ToF16AndBF16_RoundsToNearestEven()
+    {
+        // 1 + 2^-11 lies halfway between fp16 neighbours 1 and 1 + 2^-10: ties go to the even one, 1. 1 + 3·2^-11 lies
+        // halfway between 1 + 2^-10 and 1 + 2^-9: even is 1 + 2^-9. The same at 2^-8 / bf16's 8-bit mantissa.
+        float h = MathF.Pow(2, -11), b = MathF.Pow(2, -8);
+        var tensors = new Dictionary<string, Tensor>
+        {
+            ["h"] = Tensor.FromArray(new[] { 1f + h, 1f + 3 * h }, new Shape(2)),
+            ["b"] = Tensor.FromArray(new[] { 1f + b, 1f + 3 * b }, new Shape(2)),
+        };
+        var vb = VarBuilder.FromTensors(tensors);
+
+        Assert.Equal([1f, 1f + 4 * h], vb.Get(new Shape(2), "h", DType.F16).ToArray<Half>().Select(x => (float)x));
+        Assert.Equal([1f, 1f + 4 * b], vb.Get(new Shape(2), "b", DType.BF16).ToArray<BFloat16>().Select(x => (float)x));
+    }
+
+    [Theory]
+    [InlineData(DType.I32)]
+    [InlineData(DType.I64)]
+    public void GetInDType_IntegerType_ThrowsNamingAllowedTypes(DType dtype)
+    {
+        var vb = VarBuilder.FromTensors(new Dictionary<string, Tensor> { ["w"] = Tensor.Zeros(new Shape(2)) });
+        var e = Assert.Throws<ArgumentException>(() => vb.Get(new Shape(2), "w", dtype));
+        Assert.Contains("F32, F16 or BF16", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void GetInDType_WrongShape_ThrowsNamingTensor()
+    {
+        var vb = VarBuilder.FromTensors(new Dictionary<string, Tensor> { ["w"] = Tensor.Zeros(new Shape(2, 3)) });
+        var e = Assert.Throws<ModelLoadException>(() => vb.Get(new Shape(3, 2), "w", DType.F16));
+        Assert.Contains("'w'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void LoadStateDict_UnexpectedTensor_StrictThrowsLenientReports()
     {
         var model = new TinyModel(VarBuilder.FromInit());

@@ -27,6 +27,7 @@ internal static class Gpt2Fixture
     public const float MlpProjStd = 0.003f;
 
     private static readonly Lazy<string> FolderLazy = new(Make);
+    private static readonly Lazy<string> F16FolderLazy = new(MakeF16);
 
     // Emptied once per run before anything is written under it, so nothing leaks between runs.
     private static readonly Lazy<string> Root = new(() =>
@@ -43,6 +44,12 @@ internal static class Gpt2Fixture
 
     /// <summary>The HF folder (vocab.json + merges.txt layout).</summary>
     public static string Folder => FolderLazy.Value;
+
+    /// <summary>
+    /// The same model saved with every 2-D tensor (wte, wpe, the four matrices per block) stored as F16 — the tensors an
+    /// F16 GGUF export stores as F16 — so the export is lossless and llama.cpp and our F16 model hold identical weights.
+    /// </summary>
+    public static string F16Folder => F16FolderLazy.Value;
 
     /// <summary>A fresh empty folder under the test output folder.</summary>
     public static string NewFolder(string name)
@@ -72,6 +79,18 @@ internal static class Gpt2Fixture
             """);
         SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"), RandomWeights());
         Gpt2VocabFiles.Write(dir);
+        return dir;
+    }
+
+    private static string MakeF16()
+    {
+        var dir = NewFolder("gpt2-random-f16");
+        foreach (var name in new[] { "config.json", "vocab.json", "merges.txt" })
+        {
+            File.Copy(Path.Combine(Folder, name), Path.Combine(dir, name));
+        }
+
+        SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"), RandomWeights().Select(t => (t.Item1, t.Item2.Rank == 2 ? t.Item2.To(DType.F16) : t.Item2)));
         return dir;
     }
 

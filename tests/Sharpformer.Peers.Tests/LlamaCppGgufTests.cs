@@ -3,6 +3,7 @@ using LLama.Common;
 using LLama.Native;
 using Sharpformer.IO.Gguf;
 using Sharpformer.Models.Gpt2;
+using Sharpformer.Tensors;
 using Sharpformer.Text;
 
 namespace Sharpformer.Peers.Tests;
@@ -28,6 +29,10 @@ public sealed class LlamaCppGgufTests
     private static readonly Lazy<string> F32Gguf = new(() => Export(GgufFileType.AllF32));
     private static readonly Lazy<string> F16Gguf = new(() => Export(GgufFileType.MostlyF16));
     private static readonly Lazy<Gpt2LMHeadModel> Model = new(() => Gpt2LMHeadModel.FromPretrained(Gpt2Fixture.Folder));
+
+    // The F16-stored copy of the fixture, exported losslessly at MostlyF16 and loaded by us with F16 matrices.
+    private static readonly Lazy<string> F16StoredGguf = new(() => Export(GgufFileType.MostlyF16, Gpt2Fixture.F16Folder));
+    private static readonly Lazy<Gpt2LMHeadModel> F16Model = new(() => Gpt2LMHeadModel.FromPretrained(Gpt2Fixture.F16Folder, DType.F16));
 
     [Fact]
     public void Tokenize_RealGpt2Vocabulary_MatchesSharpformerTokenizer()
@@ -92,21 +97,66 @@ public sealed class LlamaCppGgufTests
         Assert.Equal(12, peer.Greedy(ids, 12).Count);
     }
 
-    /// <summary>Sharpformer's GPT-2 (branch gpt2), whole sequence, no cache. ids: [T] → logits of the last position [V].</summary>
-    private static float[] LastLogits(IReadOnlyList<int> ids)
+    [Fact]
+    public void NextTokenLogits_F16ExportVsF16Model_MatchWithinActivationRounding()
     {
-        lock (Model)
+        var file = GgufFile.Open(F16StoredGguf.Value);
+        Assert.Equal(GgufTensorType.F16, file.GetTensor("token_embd.weight").Type);
+        Assert.Equal(GgufTensorType.F16, file.GetTensor("blk.1.ffn_down.weight").Type);
+        Assert.Equal(DType.F16, F16Model.Value.WeightType);
+        using var peer = new Peer(F16StoredGguf.Value);
+        var ours = AutoTokenizer.FromPretrained(Gpt2Fixture.F16Folder);
+        foreach (var prompt in Prompts)
+        {
+            var ids = ours.Encode(prompt).Ids.ToArray();
+            var expected = LastLogits(F16Model, ids);
+            var diff = MaxAbsDiff(expected, peer.LastLogits(ids));
+            Assert.True(diff <= Tolerances.LogitsVsLlamaCppF16Weights, $"prompt '{prompt}': max |Δlogit| = {diff:E3} > {Tolerances.LogitsVsLlamaCppF16Weights:E0}");
+            Assert.True(expected.Max() - expected.Min() > 1f);
+        }
+    }
+
+    [Fact]
+    public void GreedyContinuation_F16ExportVsF16Model_MatchesTokenForToken()
+    {
+        using var peer = new Peer(F16StoredGguf.Value);
+        var ours = AutoTokenizer.FromPretrained(Gpt2Fixture.F16Folder);
+        foreach (var prompt in Prompts.Take(4))
+        {
+            var ids = ours.Encode(prompt).Ids.ToList();
+            var expected = new List<int>();
+            var context = new List<int>(ids);
+            for (var step = 0; step < 12; step++)
+            {
+                var next = ArgMax(LastLogits(F16Model, context));
+                expected.Add(next);
+                context.Add(next);
+            }
+
+            Assert.Equal(expected, peer.Greedy(ids, 12));
+        }
+    }
+
+    /// <summary>Sharpformer's GPT-2 (branch gpt2), whole sequence, no cache. ids: [T] → logits of the last position [V].</summary>
+    private static float[] LastLogits(IReadOnlyList<int> ids) => LastLogits(Model, ids);
+
+    /// <summary>As above with the given model. ids: [T] → logits of the last position [V].</summary>
+    private static float[] LastLogits(Lazy<Gpt2LMHeadModel> model, IReadOnlyList<int> ids)
+    {
+        lock (model)
         {
             // The model reuses work buffers (not thread-safe); xUnit runs test classes in parallel.
-            var logits = Model.Value.Forward(ids.ToArray(), batch: 1).Logits.AsReadOnlySpan<float>();
+            var logits = model.Value.Forward(ids.ToArray(), batch: 1).Logits.AsReadOnlySpan<float>();
             return logits[^Gpt2Fixture.Vocab..].ToArray();
         }
     }
 
-    private static string Export(GgufFileType type)
+    private static string Export(GgufFileType type) => Export(type, Gpt2Fixture.Folder);
+
+    private static string Export(GgufFileType type, string folder)
     {
         var path = Path.Combine(Gpt2Fixture.NewFolder("gguf"), $"model-{type}.gguf");
-        Gpt2GgufExporter.Export(Gpt2Fixture.Folder, path, type);
+        Gpt2GgufExporter.Export(folder, path, type);
         return path;
     }
 

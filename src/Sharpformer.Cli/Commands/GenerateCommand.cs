@@ -5,13 +5,14 @@ using Sharpformer.IO.Hub;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models.Gpt2;
 using Sharpformer.NN;
+using Sharpformer.Tensors;
 using Sharpformer.Text;
 
 namespace Sharpformer.Cli.Commands;
 
 /// <summary>
 /// <c>sharpformer generate "prompt" [--model gpt2] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
-/// [--seed S] [--beams N]</c>: continues the prompt with a GPT-2 model, streaming the text to the console.
+/// [--seed S] [--beams N] [--dtype f32|f16|bf16]</c>: continues the prompt with a GPT-2 model, streaming the text to the console.
 /// </summary>
 internal static class GenerateCommand
 {
@@ -29,9 +30,15 @@ internal static class GenerateCommand
         var topP = new Option<float?>("--top-p") { Description = "Sample from the smallest set of tokens whose probability reaches P (0 < P ≤ 1)." };
         var seed = new Option<int?>("--seed") { Description = "Seed for reproducible sampling." };
         var beams = new Option<int>("--beams") { Description = "Beam search with this many beams (prints the result at the end).", DefaultValueFactory = _ => 1 };
+        var dtype = new Option<string>("--dtype")
+        {
+            Description = "Type the weight matrices are kept in: f32, f16 or bf16 (half the memory and the bytes each token reads; norms, biases and all sums stay f32).",
+            DefaultValueFactory = _ => "f32",
+        };
+        dtype.AcceptOnlyFromAmong("f32", "f16", "bf16");
         var command = new Command("generate", "Continue a prompt with a GPT-2 model (greedy, sampling or beam search), streaming the text.")
         {
-            prompt, model, maxNewTokens, temperature, topK, topP, seed, beams,
+            prompt, model, maxNewTokens, temperature, topK, topP, seed, beams, dtype,
         };
         command.SetAction((parse, ct) =>
         {
@@ -50,18 +57,27 @@ internal static class GenerateCommand
                 Seed = s,
                 NumBeams = parse.GetValue(beams),
             };
-            return RunAsync(parse.GetValue(prompt)!, parse.GetValue(model)!, options, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct);
+            return RunAsync(parse.GetValue(prompt)!, parse.GetValue(model)!, options, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct, dtype: ParseDType(parse.GetValue(dtype)!));
         });
         return command;
     }
 
-    internal static async Task<int> RunAsync(string prompt, string model, GenerationOptions options, TextWriter output, TextWriter error, CancellationToken ct, HubOptions? hub = null)
+    /// <summary>The weight type named by <c>--dtype</c> (f32, f16, bf16; the parser has already rejected anything else).</summary>
+    internal static DType ParseDType(string name) => name switch
+    {
+        "f16" => DType.F16,
+        "bf16" => DType.BF16,
+        "f32" => DType.F32,
+        _ => throw new ArgumentException($"--dtype '{name}' is not a weight type; use f32, f16 or bf16.", nameof(name)),
+    };
+
+    internal static async Task<int> RunAsync(string prompt, string model, GenerationOptions options, TextWriter output, TextWriter error, CancellationToken ct, HubOptions? hub = null, DType dtype = DType.F32)
     {
         try
         {
             options.Validate();
             string folder = await ResolveFolderAsync(model, hub ?? HubOptions.FromEnvironment(), ct).ConfigureAwait(false);
-            var lm = Gpt2LMHeadModel.FromPretrained(folder);
+            var lm = Gpt2LMHeadModel.FromPretrained(folder, dtype);
             var tokenizer = AutoTokenizer.FromPretrained(folder);
             var generator = new TextGenerator(lm);
             generator.EnsureFits(tokenizer.Encode(prompt).Ids.Count, options);

@@ -4,6 +4,8 @@ using Sharpformer.IO.SafeTensors;
 using Sharpformer.NN;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
+using Sharpformer.Tensors.Threading;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace Sharpformer.Models.Gpt2;
 
@@ -14,22 +16,34 @@ namespace Sharpformer.Models.Gpt2;
 public sealed record Gpt2Output(Tensor Logits, IReadOnlyList<Tensor>? HiddenStates, IReadOnlyList<Tensor>? Attentions);
 
 /// <summary>
-/// One dense layer stored [out, in] (HF's Conv1D keeps [in, out]; it is transposed once at load), with its bias and a
-/// lazily packed copy for prefills (several rows), while single-token decode steps use the thin-A GEMM path on [out, in].
+/// One dense layer stored [out, in] in F32, F16 or BF16 (HF's Conv1D keeps [in, out]; it is transposed once at load),
+/// with its F32 bias. Decode steps (≤ <see cref="Gemv.MaxRows"/> rows) stream the weight once through
+/// <see cref="Gemv.MatVec(ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, int, ReadOnlySpan{float}, Span{float}, bool)"/>
+/// in its stored type. Prefills (more rows) run the packed GEMM: F32 weights are packed once, lazily; F16/BF16 weights
+/// are widened a block of output rows at a time into the model's shared <see cref="WidenScratch"/> and multiplied from
+/// there, so no permanent F32 copy of a narrow weight ever exists.
 /// </summary>
 internal sealed class DenseWeight
 {
+    private readonly float[]? _f32;
+    private readonly Half[]? _f16;
+    private readonly BFloat16[]? _bf16;
+    private readonly WidenScratch _scratch;
     private GemmPackedB? _packed;
 
-    public DenseWeight(float[] weightOutIn, float[] bias, int inFeatures, int outFeatures)
+    private DenseWeight(float[]? f32, Half[]? f16, BFloat16[]? bf16, DType dtype, float[] bias, int inFeatures, int outFeatures, WidenScratch scratch)
     {
-        Weight = weightOutIn;
+        _f32 = f32;
+        _f16 = f16;
+        _bf16 = bf16;
+        DType = dtype;
         Bias = bias;
         In = inFeatures;
         Out = outFeatures;
+        _scratch = scratch;
     }
 
-    public float[] Weight { get; }
+    public DType DType { get; }
 
     public float[] Bias { get; }
 
@@ -37,19 +51,141 @@ internal sealed class DenseWeight
 
     public int Out { get; }
 
+    /// <summary>Wraps a contiguous [out, in] tensor of F32, F16 or BF16 (its elements are copied into an owned array).</summary>
+    public static DenseWeight FromTensor(Tensor weight, float[] bias, WidenScratch scratch)
+    {
+        Debug.Assert(weight.Rank == 2 && weight.IsContiguous);
+        int outFeatures = weight.Shape[0], inFeatures = weight.Shape[1];
+        return weight.DType switch
+        {
+            DType.F32 => new DenseWeight(weight.ToArray<float>(), null, null, DType.F32, bias, inFeatures, outFeatures, scratch),
+            DType.F16 => new DenseWeight(null, weight.ToArray<Half>(), null, DType.F16, bias, inFeatures, outFeatures, scratch),
+            DType.BF16 => new DenseWeight(null, null, weight.ToArray<BFloat16>(), DType.BF16, bias, inFeatures, outFeatures, scratch),
+            _ => throw new UnreachableException($"DenseWeight: {weight.DType} is not a weight type."),
+        };
+    }
+
+    /// <summary>An HF Conv1D weight [in, out] (any weight type) transposed to [out, in] in the same type.</summary>
+    public static DenseWeight FromConv1D(Tensor weightInOut, float[] bias, WidenScratch scratch)
+    {
+        Debug.Assert(weightInOut.Rank == 2 && weightInOut.IsContiguous);
+        int inFeatures = weightInOut.Shape[0], outFeatures = weightInOut.Shape[1];
+        return weightInOut.DType switch
+        {
+            DType.F32 => new DenseWeight(Transpose(weightInOut.AsReadOnlySpan<float>(), inFeatures, outFeatures), null, null, DType.F32, bias, inFeatures, outFeatures, scratch),
+            DType.F16 => new DenseWeight(null, Transpose(weightInOut.AsReadOnlySpan<Half>(), inFeatures, outFeatures), null, DType.F16, bias, inFeatures, outFeatures, scratch),
+            DType.BF16 => new DenseWeight(null, null, Transpose(weightInOut.AsReadOnlySpan<BFloat16>(), inFeatures, outFeatures), DType.BF16, bias, inFeatures, outFeatures, scratch),
+            _ => throw new UnreachableException($"DenseWeight: {weightInOut.DType} is not a weight type."),
+        };
+    }
+
+    /// <summary>Row <paramref name="row"/> of W [out, in] widened to F32 into <paramref name="destination"/> [in] (the embedding gather).</summary>
+    public void CopyRow(int row, Span<float> destination) => WidenRows(row, 1, destination);
+
     /// <summary>y [rows, out] = x [rows, in] · Wᵀ + bias (+ y when <paramref name="accumulate"/>: the residual add).</summary>
     public void Apply(ReadOnlySpan<float> x, int rows, Span<float> y, bool accumulate)
     {
-        float beta = accumulate ? 1f : 0f;
-        if (rows <= 8)
+        if (rows <= Gemv.MaxRows)
         {
-            // Decode: dot products straight off [out, in], no packing.
-            Gemm.Sgemm(false, true, rows, Out, In, 1f, x, In, Weight, In, beta, y, Out, Bias);
+            // Decode: each weight row streamed once, in its stored type, for all rows; no packing.
+            switch (DType)
+            {
+                case DType.F16: Gemv.MatVec(x, rows, _f16, In, Out, Bias, y, accumulate); break;
+                case DType.BF16: Gemv.MatVec(x, rows, _bf16, In, Out, Bias, y, accumulate); break;
+                default: Gemv.MatVec(x, rows, _f32, In, Out, Bias, y, accumulate); break;
+            }
+
             return;
         }
 
-        _packed ??= Gemm.PackB(true, In, Out, Weight, In);
-        Gemm.Sgemm(false, rows, 1f, x, In, _packed, beta, y, Out, Bias);
+        float beta = accumulate ? 1f : 0f;
+        if (_f32 is not null)
+        {
+            _packed ??= Gemm.PackB(true, In, Out, _f32, In);
+            Gemm.Sgemm(false, rows, 1f, x, In, _packed, beta, y, Out, Bias);
+            return;
+        }
+
+        // Prefill with a narrow weight: widen a block of output rows [n0, n0 + count) of W [out, in] into the scratch,
+        // then y[:, n0 .. n0 + count) = x · blockᵀ (+ bias); the GEMM packs the block itself. The widening reads the
+        // weight once per call, which the rows·in·out multiply-adds of a prefill amortize.
+        int block = WidenScratch.RowsPerBlock(In, Out);
+        var scratch = _scratch.Get(block * In);
+        for (int n0 = 0; n0 < Out; n0 += block)
+        {
+            int count = Math.Min(block, Out - n0);
+            WidenRowsParallel(n0, count, scratch);
+            Gemm.Sgemm(false, true, rows, count, In, 1f, x, In, scratch.AsSpan(0, count * In), In, beta, y[n0..], Out, Bias.Length == 0 ? default : Bias.AsSpan(n0, count));
+        }
+    }
+
+    /// <summary>
+    /// <see cref="WidenRows"/> split over the cores by rows: the widening is one streaming pass over the weight, and on
+    /// one thread it would leave the other cores idle between the (parallel) GEMMs.
+    /// </summary>
+    private void WidenRowsParallel(int start, int count, float[] destination)
+    {
+        // About 64K weights per chunk: large enough to amortize a claim, small enough to balance.
+        int grain = Math.Max(1, (1 << 16) / In);
+        ParallelFor.For(count, grain, (from, to) => WidenRows(start + from, to - from, destination.AsSpan(from * In, (to - from) * In)));
+    }
+
+    /// <summary>Rows [start, start + count) of W [out, in] as F32 into <paramref name="destination"/> [count, in].</summary>
+    private void WidenRows(int start, int count, Span<float> destination)
+    {
+        int offset = start * In, length = count * In;
+        switch (DType)
+        {
+            case DType.F16: TensorPrimitives.ConvertToSingle(_f16.AsSpan(offset, length), destination[..length]); break;
+            case DType.BF16: Sharpformer.Tensors.Kernels.Convert.BF16ToF32(_bf16.AsSpan(offset, length), destination[..length]); break;
+            default: _f32.AsSpan(offset, length).CopyTo(destination); break;
+        }
+    }
+
+    /// <summary>src [rows, cols] → [cols, rows], element type kept (F16/BF16 are transposed without widening).</summary>
+    private static T[] Transpose<T>(ReadOnlySpan<T> source, int rows, int cols)
+    {
+        var transposed = new T[source.Length];
+        for (int i = 0; i < rows; i++)
+        {
+            for (int o = 0; o < cols; o++)
+            {
+                transposed[o * rows + i] = source[i * cols + o];
+            }
+        }
+
+        return transposed;
+    }
+}
+
+/// <summary>
+/// One F32 buffer per model that narrow (F16/BF16) weights widen into during prefills, shared by every layer (the
+/// model runs one layer at a time and is not thread-safe). Its size is bounded: at most <see cref="MaxFloats"/>, so a
+/// large matrix (the tied LM head [V, C]) is widened and multiplied in blocks of output rows.
+/// </summary>
+internal sealed class WidenScratch
+{
+    /// <summary>16 MiB of floats: every GPT-2 (124M to 1.5B) block matrix except c_fc/c_proj of the largest fits at once.</summary>
+    public const int MaxFloats = 1 << 22;
+
+    private float[] _buffer = [];
+
+    /// <summary>Output rows per widened block of a [out, in] weight: all of them when they fit, else a multiple of 64 (whole GEMM panels).</summary>
+    public static int RowsPerBlock(int inFeatures, int outFeatures)
+    {
+        int fit = Math.Max(1, MaxFloats / inFeatures);
+        return fit >= outFeatures ? outFeatures : Math.Max(1, fit / 64 * 64);
+    }
+
+    /// <summary>A buffer of at least <paramref name="floats"/> elements, grown (never shrunk) on demand.</summary>
+    public float[] Get(int floats)
+    {
+        if (_buffer.Length < floats)
+        {
+            _buffer = new float[floats];
+        }
+
+        return _buffer;
     }
 }
 
@@ -75,7 +211,7 @@ public sealed class Gpt2Model
     private float[] _mlp = [];
     private int[] _positions = [];
 
-    private Gpt2Model(Gpt2Config config, float[] wte, float[] wpe, Block[] blocks, float[] lnFGamma, float[] lnFBeta)
+    private Gpt2Model(Gpt2Config config, DenseWeight wte, float[] wpe, Block[] blocks, float[] lnFGamma, float[] lnFBeta)
     {
         Config = config;
         TokenEmbedding = wte;
@@ -89,8 +225,11 @@ public sealed class Gpt2Model
     /// <summary>The validated config.json.</summary>
     public Gpt2Config Config { get; }
 
-    /// <summary>wte [V, C]; the LM head reuses it (tied).</summary>
-    internal float[] TokenEmbedding { get; }
+    /// <summary>The type the matrices (wte, c_attn, c_proj, c_fc) are kept in: F32, F16 or BF16.</summary>
+    public DType WeightType => TokenEmbedding.DType;
+
+    /// <summary>wte [V, C] in <see cref="WeightType"/>; the LM head reuses it (tied: [out = V, in = C], no bias).</summary>
+    internal DenseWeight TokenEmbedding { get; }
 
     /// <summary>wpe [n_positions, C].</summary>
     internal float[] PositionEmbedding { get; }
@@ -101,14 +240,21 @@ public sealed class Gpt2Model
     /// </summary>
     /// <param name="config">The model's config.</param>
     /// <param name="vb">The weights' builder.</param>
-    /// <returns>The model, weights copied to F32.</returns>
+    /// <param name="dtype">
+    /// The type the matrices (wte, which is also the tied LM head, c_attn, attn.c_proj, c_fc, mlp.c_proj) are kept in,
+    /// like HF's <c>torch_dtype</c>: F32, F16 or BF16. LayerNorm parameters, biases and wpe stay F32; compute is F32.
+    /// </param>
+    /// <returns>The model, weights copied into managed memory.</returns>
+    /// <exception cref="ArgumentException"><paramref name="dtype"/> is not F32, F16 or BF16.</exception>
     /// <exception cref="ModelLoadException">A tensor is missing or has the wrong shape; the message names it.</exception>
-    public static Gpt2Model Load(Gpt2Config config, VarBuilder vb)
+    public static Gpt2Model Load(Gpt2Config config, VarBuilder vb, DType dtype = DType.F32)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(vb);
+        CheckWeightType(dtype);
         int c = config.HiddenSize, inner = config.IntermediateSize;
-        var wte = Read(vb, "wte.weight", config.VocabSize, c);
+        var scratch = new WidenScratch();
+        var wte = DenseWeight.FromTensor(vb.Get(new Shape(config.VocabSize, c), "wte.weight", dtype), [], scratch);
         var wpe = Read(vb, "wpe.weight", config.MaxPositionEmbeddings, c);
         var blocks = new Block[config.NumHiddenLayers];
         for (int i = 0; i < blocks.Length; i++)
@@ -119,11 +265,11 @@ public sealed class Gpt2Model
             h.MarkUsed("attn.masked_bias");
             blocks[i] = new Block(
                 Read(h, "ln_1.weight", c, Init.Ones), Read(h, "ln_1.bias", c, Init.Zeros),
-                Conv1D(h.Push("attn.c_attn"), c, 3 * c),
-                Conv1D(h.Push("attn.c_proj"), c, c),
+                Conv1D(h.Push("attn.c_attn"), c, 3 * c, dtype, scratch),
+                Conv1D(h.Push("attn.c_proj"), c, c, dtype, scratch),
                 Read(h, "ln_2.weight", c, Init.Ones), Read(h, "ln_2.bias", c, Init.Zeros),
-                Conv1D(h.Push("mlp.c_fc"), c, inner),
-                Conv1D(h.Push("mlp.c_proj"), inner, c));
+                Conv1D(h.Push("mlp.c_fc"), c, inner, dtype, scratch),
+                Conv1D(h.Push("mlp.c_proj"), inner, c, dtype, scratch));
         }
 
         return new Gpt2Model(config, wte, wpe, blocks, Read(vb, "ln_f.weight", c, Init.Ones), Read(vb, "ln_f.bias", c, Init.Zeros));
@@ -233,7 +379,7 @@ public sealed class Gpt2Model
         {
             Debug.Assert(positions[r] < Config.MaxPositionEmbeddings);
             var row = h.Slice(r * c, c);
-            TokenEmbedding.AsSpan(ids[r] * c, c).CopyTo(row);
+            TokenEmbedding.CopyRow(ids[r], row);
             Elementwise.Add(row, PositionEmbedding.AsSpan(positions[r] * c, c), row);
         }
 
@@ -336,25 +482,22 @@ public sealed class Gpt2Model
         float[] Ln1Gamma, float[] Ln1Beta, DenseWeight Attn, DenseWeight Proj,
         float[] Ln2Gamma, float[] Ln2Beta, DenseWeight Fc, DenseWeight MlpProj);
 
+    /// <summary>Throws unless <paramref name="dtype"/> is a weight type GPT-2 can keep its matrices in.</summary>
+    internal static void CheckWeightType(DType dtype)
+    {
+        if (dtype is not (DType.F32 or DType.F16 or DType.BF16))
+        {
+            throw new ArgumentException($"GPT-2: weight dtype {dtype} is not supported; use DType.F32, DType.F16 or DType.BF16 (the matrices are kept in it, compute stays F32).", nameof(dtype));
+        }
+    }
+
     private static float[] Read(VarBuilder vb, string name, int rows, int cols) => vb.Get(new Shape(rows, cols), name).ToArray();
 
     private static float[] Read(VarBuilder vb, string name, int length, Init init) => vb.Get(new Shape(length), name, init).ToArray();
 
-    /// <summary>An HF Conv1D: weight [in, out] transposed to [out, in] once, bias [out].</summary>
-    private static DenseWeight Conv1D(VarBuilder vb, int inFeatures, int outFeatures)
-    {
-        var w = Read(vb, "weight", inFeatures, outFeatures);
-        var transposed = new float[w.Length];
-        for (int i = 0; i < inFeatures; i++)
-        {
-            for (int o = 0; o < outFeatures; o++)
-            {
-                transposed[o * inFeatures + i] = w[i * outFeatures + o];
-            }
-        }
-
-        return new DenseWeight(transposed, Read(vb, "bias", outFeatures, Init.Zeros), inFeatures, outFeatures);
-    }
+    /// <summary>An HF Conv1D: weight [in, out] read in <paramref name="dtype"/> and transposed to [out, in] once (in that type), bias [out] in F32.</summary>
+    private static DenseWeight Conv1D(VarBuilder vb, int inFeatures, int outFeatures, DType dtype, WidenScratch scratch) =>
+        DenseWeight.FromConv1D(vb.Get(new Shape(inFeatures, outFeatures), "weight", dtype), Read(vb, "bias", outFeatures, Init.Zeros), scratch);
 }
 
 /// <summary>
@@ -369,8 +512,8 @@ public sealed class Gpt2LMHeadModel : ICausalLM
     private Gpt2LMHeadModel(Gpt2Model transformer)
     {
         Transformer = transformer;
-        // The tied head: W [V, C] is wte itself, so the logits are h · wteᵀ with no bias.
-        _lmHead = new DenseWeight(transformer.TokenEmbedding, [], transformer.Config.HiddenSize, transformer.Config.VocabSize);
+        // The tied head: W [V, C] is wte itself (same array, same type), so the logits are h · wteᵀ with no bias.
+        _lmHead = transformer.TokenEmbedding;
     }
 
     /// <summary>The transformer body.</summary>
@@ -378,6 +521,9 @@ public sealed class Gpt2LMHeadModel : ICausalLM
 
     /// <summary>The validated config.json.</summary>
     public Gpt2Config Config => Transformer.Config;
+
+    /// <summary>The type the weight matrices are kept in (the dtype it was loaded with): F32, F16 or BF16.</summary>
+    public DType WeightType => Transformer.WeightType;
 
     /// <inheritdoc/>
     public int VocabSize => Config.VocabSize;
@@ -394,30 +540,39 @@ public sealed class Gpt2LMHeadModel : ICausalLM
     /// <c>lm_head.weight</c> (a copy of wte: the head is tied) are not read.
     /// </summary>
     /// <param name="folder">The model folder.</param>
+    /// <param name="dtype">
+    /// The type the weight matrices are kept in (HF's <c>torch_dtype</c>): F32 (default), F16 or BF16. Narrow weights
+    /// halve the memory and the bytes each decode step streams; activations and sums stay F32. A checkpoint already
+    /// stored in that type is copied as is; F32 → F16/BF16 rounds to nearest even.
+    /// </param>
     /// <returns>The model.</returns>
+    /// <exception cref="ArgumentException"><paramref name="dtype"/> is not F32, F16 or BF16.</exception>
     /// <exception cref="ModelConfigException">config.json is missing or invalid.</exception>
     /// <exception cref="InvalidDataException">config.json is not a GPT-2 config.</exception>
     /// <exception cref="ModelLoadException">A tensor is missing or misshapen; the message names it.</exception>
-    public static Gpt2LMHeadModel FromPretrained(string folder)
+    public static Gpt2LMHeadModel FromPretrained(string folder, DType dtype = DType.F32)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
+        Gpt2Model.CheckWeightType(dtype);
         var config = ModelConfig.Load(folder) as Gpt2Config
             ?? throw new InvalidDataException($"{Path.Combine(folder, "config.json")}: model_type is not gpt2; Gpt2LMHeadModel loads GPT-2 checkpoints only (AutoModelForCausalLM picks the class).");
         using var weights = SafeTensorsLoader.Open(folder);
-        return FromWeights(config, weights);
+        return FromWeights(config, weights, dtype);
     }
 
     /// <summary>Builds the model from a config and an open checkpoint (with or without the <c>transformer.</c> prefix).</summary>
     /// <param name="config">The config.</param>
     /// <param name="weights">The checkpoint; it may be disposed afterwards.</param>
+    /// <param name="dtype">The type the weight matrices are kept in: F32 (default), F16 or BF16 (see <see cref="FromPretrained"/>).</param>
     /// <returns>The model.</returns>
+    /// <exception cref="ArgumentException"><paramref name="dtype"/> is not F32, F16 or BF16.</exception>
     /// <exception cref="ModelLoadException">A tensor is missing or misshapen.</exception>
-    public static Gpt2LMHeadModel FromWeights(Gpt2Config config, ISafeTensorsSource weights)
+    public static Gpt2LMHeadModel FromWeights(Gpt2Config config, ISafeTensorsSource weights, DType dtype = DType.F32)
     {
         ArgumentNullException.ThrowIfNull(weights);
         var root = VarBuilder.FromSafeTensors(weights);
         root.MarkUsed("lm_head.weight");
-        var model = FromVarBuilder(config, root.Contains("transformer.wte.weight") ? root.Push("transformer") : root);
+        var model = FromVarBuilder(config, root.Contains("transformer.wte.weight") ? root.Push("transformer") : root, dtype);
         model.LoadReport = root.Report();
         return model;
     }
@@ -425,9 +580,11 @@ public sealed class Gpt2LMHeadModel : ICausalLM
     /// <summary>Builds the model through <paramref name="vb"/> rooted at the body (e.g. <see cref="VarBuilder.FromInit"/> for a random GPT-2 of any size).</summary>
     /// <param name="config">The config.</param>
     /// <param name="vb">The builder.</param>
+    /// <param name="dtype">The type the weight matrices are kept in: F32 (default), F16 or BF16 (see <see cref="FromPretrained"/>).</param>
     /// <returns>The model.</returns>
+    /// <exception cref="ArgumentException"><paramref name="dtype"/> is not F32, F16 or BF16.</exception>
     /// <exception cref="ModelLoadException">A tensor is missing or misshapen.</exception>
-    public static Gpt2LMHeadModel FromVarBuilder(Gpt2Config config, VarBuilder vb) => new(Gpt2Model.Load(config, vb));
+    public static Gpt2LMHeadModel FromVarBuilder(Gpt2Config config, VarBuilder vb, DType dtype = DType.F32) => new(Gpt2Model.Load(config, vb, dtype));
 
     /// <summary>
     /// ids [B, T] → logits [B, T, V]. Left-padded batches pass a mask; position ids come from it as in HF generate.
