@@ -289,6 +289,7 @@ public static unsafe class Gemv
         where TR : struct, IRowCount
     {
         Debug.Assert(TR.Count <= SequentialMaxRows);
+        var k = TS.HalfConstants;
         TV a00 = TS.Zero, a01 = TS.Zero, a10 = TS.Zero, a11 = TS.Zero;
         for (; i <= n - (2 * TS.Count); i += 2 * TS.Count)
         {
@@ -301,8 +302,8 @@ public static unsafe class Gemv
                 }
             }
 
-            var v0 = TS.LoadWeights<TW>(w, i);
-            var v1 = TS.LoadWeights<TW>(w, i + TS.Count);
+            var v0 = TS.LoadWeights<TW>(w, i, k);
+            var v1 = TS.LoadWeights<TW>(w, i + TS.Count, k);
             a00 = TS.Fma(v0, TS.Load(x + i), a00);
             a10 = TS.Fma(v1, TS.Load(x + i + TS.Count), a10);
             if (TR.Count > 1)
@@ -315,7 +316,7 @@ public static unsafe class Gemv
         // One odd vector left: into the first set.
         if (i <= n - TS.Count)
         {
-            var v0 = TS.LoadWeights<TW>(w, i);
+            var v0 = TS.LoadWeights<TW>(w, i, k);
             a00 = TS.Fma(v0, TS.Load(x + i), a00);
             if (TR.Count > 1)
             {
@@ -345,6 +346,7 @@ public static unsafe class Gemv
         where TW : struct, IWeightFormat
         where TR : struct, IRowCount
     {
+        var k = TS.HalfConstants;
         TV a00 = TS.Zero, a01 = TS.Zero, a02 = TS.Zero, a03 = TS.Zero, a04 = TS.Zero, a05 = TS.Zero, a06 = TS.Zero, a07 = TS.Zero;
         TV a10 = TS.Zero, a11 = TS.Zero, a12 = TS.Zero, a13 = TS.Zero, a14 = TS.Zero, a15 = TS.Zero, a16 = TS.Zero, a17 = TS.Zero;
         for (; i <= n - TS.Count; i += TS.Count)
@@ -357,8 +359,8 @@ public static unsafe class Gemv
                 Sse.Prefetch0((void*)TW.Offset(w1, i + (2L * n)));
             }
 
-            var v0 = TS.LoadWeights<TW>(w0, i);
-            var v1 = TS.LoadWeights<TW>(w1, i);
+            var v0 = TS.LoadWeights<TW>(w0, i, k);
+            var v1 = TS.LoadWeights<TW>(w1, i, k);
             var xv = TS.Load(x + i);
             a00 = TS.Fma(v0, xv, a00);
             a10 = TS.Fma(v1, xv, a10);
@@ -436,7 +438,7 @@ public static unsafe class Gemv
         {
             for (; i + 16 <= n; i += 16)
             {
-                F16.Load512((nint)src, i).Store(dst + i);
+                F16.Load512((nint)src, i, Simd512.HalfConstants).Store(dst + i);
             }
         }
 
@@ -444,7 +446,7 @@ public static unsafe class Gemv
         {
             for (; i + 8 <= n; i += 8)
             {
-                F16.Load256((nint)src, i).Store(dst + i);
+                F16.Load256((nint)src, i, Simd256.HalfConstants).Store(dst + i);
             }
         }
 
@@ -452,7 +454,7 @@ public static unsafe class Gemv
         {
             for (; i + 4 <= n; i += 4)
             {
-                F16.Load128((nint)src, i).Store(dst + i);
+                F16.Load128((nint)src, i, Simd128.HalfConstants).Store(dst + i);
             }
         }
 
@@ -469,11 +471,11 @@ public static unsafe class Gemv
 
         static abstract float Scalar(nint w, nint i);
 
-        static abstract Vector128<float> Load128(nint w, nint i);
+        static abstract Vector128<float> Load128(nint w, nint i, in HalfConstants<Vector128<float>> k);
 
-        static abstract Vector256<float> Load256(nint w, nint i);
+        static abstract Vector256<float> Load256(nint w, nint i, in HalfConstants<Vector256<float>> k);
 
-        static abstract Vector512<float> Load512(nint w, nint i);
+        static abstract Vector512<float> Load512(nint w, nint i, in HalfConstants<Vector512<float>> k);
     }
 
     private readonly struct F32 : IWeightFormat
@@ -485,28 +487,35 @@ public static unsafe class Gemv
         public static float Scalar(nint w, nint i) => ((float*)w)[i];
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector128<float> Load128(nint w, nint i) => Vector128.Load((float*)w + i);
+        public static Vector128<float> Load128(nint w, nint i, in HalfConstants<Vector128<float>> k) => Vector128.Load((float*)w + i);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Load256(nint w, nint i) => Vector256.Load((float*)w + i);
+        public static Vector256<float> Load256(nint w, nint i, in HalfConstants<Vector256<float>> k) => Vector256.Load((float*)w + i);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Load512(nint w, nint i) => Vector512.Load((float*)w + i);
+        public static Vector512<float> Load512(nint w, nint i, in HalfConstants<Vector512<float>> k) => Vector512.Load((float*)w + i);
     }
 
     /// <summary>
-    /// F16 widened in registers: the 15 magnitude bits moved to F32's exponent and mantissa place and scaled by 2^112
-    /// (which rebiases the exponent from 15 to 127 and normalizes subnormals); inf/NaN (a half exponent of 31, i.e. a
-    /// shifted magnitude ≥ 0x0F800000) take F32's all-ones exponent instead; the sign bit is copied last.
+    /// F16 widened in registers with integer arithmetic only on the hot path: F32 floating-point operations on subnormal
+    /// operands take a microcode assist that cost 2.5× the whole GEMV when ~1 % of a matrix's halves were subnormal (random
+    /// N(0, 0.02) weights have some), so no subnormal F32 is ever formed. The 15 magnitude bits move to F32's exponent and
+    /// mantissa place and the exponent is rebiased by adding 112 (exact for normal halves); a subnormal or zero half
+    /// (exponent 0) is 2^-14·(1 + f) − 2^-14 = f·2^-14, computed from normal floats; inf/NaN (exponent 31) get another
+    /// +112, landing on F32's all-ones exponent with the payload kept; the sign bit is copied last.
     /// </summary>
     private readonly struct F16 : IWeightFormat
     {
-        private const uint SpecialThreshold = 0x0F800000;
-        private const uint F32ExponentMask = 0x7F800000;
-        private const uint SignMask = 0x80000000;
+        /// <summary>A magnitude (F32 position) below this has half exponent 0: zero or subnormal.</summary>
+        public const uint SubnormalLimit = 0x00800000;
 
-        /// <summary>2^112 as a float: rebiases a half's exponent (15) to a float's (127).</summary>
-        private static float Rebias => BitConverter.Int32BitsToSingle(0x77800000);
+        /// <summary>A magnitude at or above this has half exponent 31: inf or NaN.</summary>
+        public const uint SpecialThreshold = 0x0F800000;
+
+        /// <summary>112 in F32's exponent field: 127 − 15.</summary>
+        public const uint Rebias = 0x38000000;
+
+        public const uint SignMask = 0x80000000;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static nint Offset(nint w, long elements) => w + (nint)(elements * sizeof(ushort));
@@ -515,36 +524,39 @@ public static unsafe class Gemv
         public static float Scalar(nint w, nint i) => (float)BitConverter.UInt16BitsToHalf(((ushort*)w)[i]);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector128<float> Load128(nint w, nint i)
+        public static Vector128<float> Load128(nint w, nint i, in HalfConstants<Vector128<float>> k)
         {
             var h = Vector128.WidenLower(Vector128.CreateScalarUnsafe(*(ulong*)((ushort*)w + i)).AsUInt16());
             var magnitude = Vector128.ShiftRightLogical(Vector128.ShiftLeft(h, 17), 4);
-            var scaled = magnitude.AsSingle() * Vector128.Create(Rebias);
-            var special = Vector128.GreaterThanOrEqual(magnitude, Vector128.Create(SpecialThreshold));
-            var value = Vector128.ConditionalSelect(special, magnitude | Vector128.Create(F32ExponentMask), scaled.AsUInt32());
-            return (value | (Vector128.ShiftLeft(h, 16) & Vector128.Create(SignMask))).AsSingle();
+            var normal = magnitude + k.Rebias.AsUInt32();
+            var small = ((normal + k.SubnormalLimit.AsUInt32()).AsSingle() - k.MinNormal).AsUInt32();
+            var value = Vector128.ConditionalSelect(Vector128.LessThan(magnitude, k.SubnormalLimit.AsUInt32()), small, normal);
+            value = Vector128.ConditionalSelect(Vector128.GreaterThanOrEqual(magnitude, k.SpecialThreshold.AsUInt32()), normal + k.Rebias.AsUInt32(), value);
+            return (value | (Vector128.ShiftLeft(h, 16) & k.SignMask.AsUInt32())).AsSingle();
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Load256(nint w, nint i)
+        public static Vector256<float> Load256(nint w, nint i, in HalfConstants<Vector256<float>> k)
         {
             var h = Vector256.WidenLower(Vector128.Load((ushort*)w + i).ToVector256Unsafe());
             var magnitude = Vector256.ShiftRightLogical(Vector256.ShiftLeft(h, 17), 4);
-            var scaled = magnitude.AsSingle() * Vector256.Create(Rebias);
-            var special = Vector256.GreaterThanOrEqual(magnitude, Vector256.Create(SpecialThreshold));
-            var value = Vector256.ConditionalSelect(special, magnitude | Vector256.Create(F32ExponentMask), scaled.AsUInt32());
-            return (value | (Vector256.ShiftLeft(h, 16) & Vector256.Create(SignMask))).AsSingle();
+            var normal = magnitude + k.Rebias.AsUInt32();
+            var small = ((normal + k.SubnormalLimit.AsUInt32()).AsSingle() - k.MinNormal).AsUInt32();
+            var value = Vector256.ConditionalSelect(Vector256.LessThan(magnitude, k.SubnormalLimit.AsUInt32()), small, normal);
+            value = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(magnitude, k.SpecialThreshold.AsUInt32()), normal + k.Rebias.AsUInt32(), value);
+            return (value | (Vector256.ShiftLeft(h, 16) & k.SignMask.AsUInt32())).AsSingle();
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Load512(nint w, nint i)
+        public static Vector512<float> Load512(nint w, nint i, in HalfConstants<Vector512<float>> k)
         {
             var h = Vector512.WidenLower(Vector256.Load((ushort*)w + i).ToVector512Unsafe());
             var magnitude = Vector512.ShiftRightLogical(Vector512.ShiftLeft(h, 17), 4);
-            var scaled = magnitude.AsSingle() * Vector512.Create(Rebias);
-            var special = Vector512.GreaterThanOrEqual(magnitude, Vector512.Create(SpecialThreshold));
-            var value = Vector512.ConditionalSelect(special, magnitude | Vector512.Create(F32ExponentMask), scaled.AsUInt32());
-            return (value | (Vector512.ShiftLeft(h, 16) & Vector512.Create(SignMask))).AsSingle();
+            var normal = magnitude + k.Rebias.AsUInt32();
+            var small = ((normal + k.SubnormalLimit.AsUInt32()).AsSingle() - k.MinNormal).AsUInt32();
+            var value = Vector512.ConditionalSelect(Vector512.LessThan(magnitude, k.SubnormalLimit.AsUInt32()), small, normal);
+            value = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(magnitude, k.SpecialThreshold.AsUInt32()), normal + k.Rebias.AsUInt32(), value);
+            return (value | (Vector512.ShiftLeft(h, 16) & k.SignMask.AsUInt32())).AsSingle();
         }
     }
 
@@ -558,16 +570,36 @@ public static unsafe class Gemv
         public static float Scalar(nint w, nint i) => BitConverter.UInt32BitsToSingle((uint)((ushort*)w)[i] << 16);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector128<float> Load128(nint w, nint i) =>
+        public static Vector128<float> Load128(nint w, nint i, in HalfConstants<Vector128<float>> k) =>
             Vector128.ShiftLeft(Vector128.WidenLower(Vector128.CreateScalarUnsafe(*(ulong*)((ushort*)w + i)).AsUInt16()), 16).AsSingle();
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Load256(nint w, nint i) =>
+        public static Vector256<float> Load256(nint w, nint i, in HalfConstants<Vector256<float>> k) =>
             Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load((ushort*)w + i).ToVector256Unsafe()), 16).AsSingle();
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Load512(nint w, nint i) =>
+        public static Vector512<float> Load512(nint w, nint i, in HalfConstants<Vector512<float>> k) =>
             Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load((ushort*)w + i).ToVector512Unsafe()), 16).AsSingle();
+    }
+
+    /// <summary>
+    /// The F16 widening constants of one width (bit patterns, in float-typed vectors): made once before a loop and passed
+    /// in, because the JIT re-broadcasts a <c>VectorN.Create(constant)</c> on every step of a loop instead of hoisting it.
+    /// Other weight formats ignore them.
+    /// </summary>
+    private readonly struct HalfConstants<TV>(TV rebias, TV subnormalLimit, TV specialThreshold, TV minNormal, TV signMask)
+        where TV : struct
+    {
+        public TV Rebias { get; } = rebias;
+
+        public TV SubnormalLimit { get; } = subnormalLimit;
+
+        public TV SpecialThreshold { get; } = specialThreshold;
+
+        /// <summary>2^-14, the smallest normal half.</summary>
+        public TV MinNormal { get; } = minNormal;
+
+        public TV SignMask { get; } = signMask;
     }
 
     /// <summary>One vector width (or scalar) for <see cref="Dots{TS, TV, TW, TR}"/>.</summary>
@@ -580,7 +612,10 @@ public static unsafe class Gemv
 
         static abstract TV Load(float* p);
 
-        static abstract TV LoadWeights<TW>(nint w, nint i)
+        /// <summary>The F16 widening constants, made once before a loop (the JIT would otherwise re-broadcast them every step).</summary>
+        static abstract HalfConstants<TV> HalfConstants { get; }
+
+        static abstract TV LoadWeights<TW>(nint w, nint i, in HalfConstants<TV> k)
             where TW : struct, IWeightFormat;
 
         static abstract TV Fma(TV a, TV b, TV c);
@@ -599,9 +634,16 @@ public static unsafe class Gemv
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Load(float* p) => Vector512.Load(p);
 
+        public static HalfConstants<Vector512<float>> HalfConstants => new(
+            Vector512.Create(F16.Rebias).AsSingle(),
+            Vector512.Create(F16.SubnormalLimit).AsSingle(),
+            Vector512.Create(F16.SpecialThreshold).AsSingle(),
+            Vector512.Create(F16.Rebias + F16.SubnormalLimit).AsSingle(),
+            Vector512.Create(F16.SignMask).AsSingle());
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> LoadWeights<TW>(nint w, nint i)
-            where TW : struct, IWeightFormat => TW.Load512(w, i);
+        public static Vector512<float> LoadWeights<TW>(nint w, nint i, in HalfConstants<Vector512<float>> k)
+            where TW : struct, IWeightFormat => TW.Load512(w, i, k);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
@@ -622,9 +664,16 @@ public static unsafe class Gemv
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Load(float* p) => Vector256.Load(p);
 
+        public static HalfConstants<Vector256<float>> HalfConstants => new(
+            Vector256.Create(F16.Rebias).AsSingle(),
+            Vector256.Create(F16.SubnormalLimit).AsSingle(),
+            Vector256.Create(F16.SpecialThreshold).AsSingle(),
+            Vector256.Create(F16.Rebias + F16.SubnormalLimit).AsSingle(),
+            Vector256.Create(F16.SignMask).AsSingle());
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> LoadWeights<TW>(nint w, nint i)
-            where TW : struct, IWeightFormat => TW.Load256(w, i);
+        public static Vector256<float> LoadWeights<TW>(nint w, nint i, in HalfConstants<Vector256<float>> k)
+            where TW : struct, IWeightFormat => TW.Load256(w, i, k);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
@@ -645,9 +694,16 @@ public static unsafe class Gemv
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<float> Load(float* p) => Vector128.Load(p);
 
+        public static HalfConstants<Vector128<float>> HalfConstants => new(
+            Vector128.Create(F16.Rebias).AsSingle(),
+            Vector128.Create(F16.SubnormalLimit).AsSingle(),
+            Vector128.Create(F16.SpecialThreshold).AsSingle(),
+            Vector128.Create(F16.Rebias + F16.SubnormalLimit).AsSingle(),
+            Vector128.Create(F16.SignMask).AsSingle());
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector128<float> LoadWeights<TW>(nint w, nint i)
-            where TW : struct, IWeightFormat => TW.Load128(w, i);
+        public static Vector128<float> LoadWeights<TW>(nint w, nint i, in HalfConstants<Vector128<float>> k)
+            where TW : struct, IWeightFormat => TW.Load128(w, i, k);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<float> Fma(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.FusedMultiplyAdd(a, b, c);
@@ -669,8 +725,10 @@ public static unsafe class Gemv
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static float Load(float* p) => *p;
 
+        public static HalfConstants<float> HalfConstants => default;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float LoadWeights<TW>(nint w, nint i)
+        public static float LoadWeights<TW>(nint w, nint i, in HalfConstants<float> k)
             where TW : struct, IWeightFormat => TW.Scalar(w, i);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
