@@ -1,12 +1,10 @@
+using System.Diagnostics;
 using System.Globalization;
-using System.Numerics;
-using System.Runtime.InteropServices;
 using LLama;
 using LLama.Common;
 using LLama.Native;
 using Sharpformer.IO.Gguf;
 using Sharpformer.IO.SafeTensors;
-using Sharpformer.Models;
 using Sharpformer.Models.Gpt2;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
@@ -15,12 +13,16 @@ using Sharpformer.Tensors.Threading;
 namespace Sharpformer.Bench.Peers;
 
 /// <summary>
-/// Prompt processing (one prompt of T tokens) and decoding (N tokens after it, batch 1 and batch B) for Sharpformer
-/// and llama.cpp, one process, same weights, same thread count; plus the streaming read bandwidth, which bounds batch-1
-/// decoding at bandwidth ÷ weight bytes tokens/s.
+/// Prompt processing (one prompt of T tokens) and decoding (N tokens after it, batch 1 and batch B) for Sharpformer and
+/// llama.cpp, one process, same weights, same thread count, plus the streaming read bandwidth, which bounds batch-1
+/// decoding at bandwidth ÷ weight bytes tokens/s. The machine is shared and its memory bandwidth drifts by ±30 % over
+/// minutes, so nothing is measured in blocks: every sample runs each measurement once per engine back to back (the
+/// order alternating between samples), and a ratio is the median of the per-sample ratios.
 /// </summary>
 internal static class DecodeBench
 {
+    private const int Samples = 7;
+
     public static int Run(DecodeOptions o, TextWriter output)
     {
         var inv = CultureInfo.InvariantCulture;
@@ -28,16 +30,14 @@ internal static class DecodeBench
         var folder = o.Model ?? Random124M(output);
         var work = Path.Combine(Path.GetTempPath(), "sharpformer-bench-decode");
         Directory.CreateDirectory(work);
-
-        var bandwidth = ReadBandwidth(o.Threads);
-        output.WriteLine(string.Create(inv, $"read bandwidth: {bandwidth / 1e9:F1} GB/s (1 GiB streamed, {o.Threads} threads, best of 5)"));
+        using var probe = new BandwidthProbe();
 
         var rng = new Random(42);
         var vocab = Gpt2IdsUpperBound(folder);
         var prompt = Enumerable.Range(0, o.Batch * o.PromptTokens).Select(_ => rng.Next(vocab)).ToArray();
         var next = Enumerable.Range(0, o.Batch * o.NewTokens).Select(_ => rng.Next(vocab)).ToArray();
 
-        var rows = new List<(string DType, string Engine, Speeds S, long WeightBytes)>();
+        var results = new List<DTypeResult>();
         foreach (var (enabled, type, label) in new[] { (o.F32, GgufFileType.AllF32, "F32"), (o.F16, GgufFileType.MostlyF16, "F16") })
         {
             if (!enabled)
@@ -49,202 +49,338 @@ internal static class DecodeBench
             Gpt2GgufExporter.Export(folder, gguf, type);
             // Batch-1 decoding reads every weight once per token except the position table (one row).
             var weightBytes = GgufFile.Open(gguf).Tensors.Where(t => t.Name != "position_embd.weight").Sum(t => t.ByteLength);
-            output.WriteLine($"sharpformer {label} ...");
             var dtype = type == GgufFileType.MostlyF16 ? Tensors.DType.F16 : Tensors.DType.F32;
-            rows.Add((label, "sharpformer", RunSharpformer(folder, o, prompt, next, dtype), weightBytes));
+            output.WriteLine($"{label}: loading both engines and warming up ...");
+            var ours = new SharpformerEngine(folder, o, prompt, next, dtype);
+            using var peer = new LlamaEngine(gguf, o, prompt, next);
+            var gemv = new GemvOnlyEngine(folder, o, dtype == Tensors.DType.F16);
+            ours.WarmUp();
+            peer.WarmUp();
+            gemv.WarmUp();
 
-            output.WriteLine($"sharpformer Gemv-only {label} ...");
-            rows.Add((label, "sf gemv-only", RunGemvOnly(folder, o, type == GgufFileType.MostlyF16), weightBytes));
-
-            output.WriteLine($"llama.cpp {label} ...");
-            rows.Add((label, "llama.cpp", RunLlama(gguf, o, prompt, next), weightBytes));
-        }
-
-        output.WriteLine();
-        output.WriteLine(string.Create(inv, $"GPT-2 {Path.GetFileName(folder)}: threads {o.Threads}, prompt {o.PromptTokens} tokens, {o.NewTokens} new tokens, decode batch 1 and {o.Batch}"));
-        output.WriteLine(string.Create(inv, $"{"dtype",-5} {"engine",-12} {"prefill tok/s",14} {"decode b1 tok/s",16} {$"decode b{o.Batch} tok/s",16} {"weight MB",10} {"b1 / bound",11}"));
-        foreach (var (dtype, engine, s, bytes) in rows)
-        {
-            var bound = bandwidth / bytes;
-            var prefill = double.IsNaN(s.Prefill) ? "-" : s.Prefill.ToString("F1", inv);
-            output.WriteLine(string.Create(inv, $"{dtype,-5} {engine,-12} {prefill,14} {s.Decode1,16:F1} {s.DecodeBatch,16:F1} {bytes / 1e6,10:F1} {s.Decode1 / bound,11:F2}"));
-        }
-
-        foreach (var dtype in rows.Select(r => r.DType).Distinct())
-        {
-            var ours = rows.Where(r => r.DType == dtype && r.Engine == "sharpformer").Select(r => r.S).FirstOrDefault();
-            var peer = rows.Where(r => r.DType == dtype && r.Engine == "llama.cpp").Select(r => r.S).FirstOrDefault();
-            if (ours is not null && peer is not null)
+            var r = new DTypeResult(label, weightBytes);
+            for (var sample = 0; sample < Samples; sample++)
             {
-                output.WriteLine(string.Create(inv, $"{dtype,-5} {"ratio",-12} {ours.Prefill / peer.Prefill,13:F2}x {ours.Decode1 / peer.Decode1,15:F2}x {ours.DecodeBatch / peer.DecodeBatch,15:F2}x"));
+                r.Bandwidth.Add(probe.Measure());
+                IEngine first = sample % 2 == 0 ? ours : peer, second = sample % 2 == 0 ? peer : ours;
+                foreach (var kind in new[] { Measure.Prefill, Measure.Decode1, Measure.DecodeBatch })
+                {
+                    var a = first.Run(kind);
+                    var b = second.Run(kind);
+                    r.Add(first.Name, kind, a);
+                    r.Add(second.Name, kind, b);
+                }
+
+                r.Add(gemv.Name, Measure.Decode1, gemv.Run(Measure.Decode1));
+                r.Add(gemv.Name, Measure.DecodeBatch, gemv.Run(Measure.DecodeBatch));
+                output.WriteLine(string.Create(inv, $"  sample {sample + 1}/{Samples}: decode b1 sharpformer {r.Last("sharpformer", Measure.Decode1):F1} vs llama.cpp {r.Last("llama.cpp", Measure.Decode1):F1} tok/s, read bandwidth {r.Bandwidth[^1] / 1e9:F1} GB/s"));
             }
-            else
-            {
-                output.WriteLine($"{dtype,-5} {"ratio",-12} (no Sharpformer or llama.cpp row for {dtype})");
-            }
+
+            results.Add(r);
         }
 
-        output.WriteLine("sf gemv-only: Gemv.MatVec over every weight matrix of the model per token (no attention, norms or");
-        output.WriteLine("  sampling): the weight-streaming part of a decode step that used the F16/F32 GEMV kernel.");
-        output.WriteLine(string.Create(inv, $"bound = read bandwidth / weight bytes = {bandwidth / 1e9:F1} GB/s / weight MB; ratios are Sharpformer / llama.cpp"));
+        Report(o, folder, results, output);
         return 0;
+    }
+
+    private static void Report(DecodeOptions o, string folder, List<DTypeResult> results, TextWriter output)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        output.WriteLine();
+        output.WriteLine(string.Create(inv, $"GPT-2 {Path.GetFileName(folder)}: threads {o.Threads}, prompt {o.PromptTokens} tokens, {o.NewTokens} new tokens, decode batch 1 and {o.Batch}; medians of {Samples} interleaved samples"));
+        output.WriteLine(string.Create(inv, $"{"dtype",-5} {"engine",-12} {"prefill tok/s",14} {"decode b1 tok/s",16} {$"decode b{o.Batch} tok/s",16} {"weight MB",10} {"b1 / bound",11}"));
+        foreach (var r in results)
+        {
+            var bandwidth = Median(r.Bandwidth);
+            foreach (var engine in new[] { "sharpformer", "llama.cpp", "sf gemv-only" })
+            {
+                var prefill = r.Has(engine, Measure.Prefill) ? Median(r.Get(engine, Measure.Prefill)).ToString("F1", inv) : "-";
+                var decode1 = Median(r.Get(engine, Measure.Decode1));
+                output.WriteLine(string.Create(inv, $"{r.Label,-5} {engine,-12} {prefill,14} {decode1,16:F1} {Median(r.Get(engine, Measure.DecodeBatch)),16:F1} {r.WeightBytes / 1e6,10:F1} {decode1 / (bandwidth / r.WeightBytes),11:F2}"));
+            }
+
+            output.WriteLine(string.Create(inv, $"{r.Label,-5} {"ratio",-12} {r.Ratio(Measure.Prefill),13:F2}x {r.Ratio(Measure.Decode1),15:F2}x {r.Ratio(Measure.DecodeBatch),15:F2}x"));
+        }
+
+        output.WriteLine("ratio: Sharpformer / llama.cpp, the median of the per-sample ratios (both engines measured back to back in each sample).");
+        output.WriteLine("sf gemv-only: Gemv.MatVec over every weight matrix of the model per token (no attention, norms or sampling):");
+        output.WriteLine("  the weight-streaming part of a decode step.");
+        var bw = string.Join(", ", results.Select(r => string.Create(inv, $"{r.Label} {Median(r.Bandwidth) / 1e9:F1} GB/s (range {r.Bandwidth.Min() / 1e9:F1}–{r.Bandwidth.Max() / 1e9:F1})")));
+        output.WriteLine($"bound = read bandwidth / weight bytes; read bandwidth, median per dtype: {bw}.");
+        output.WriteLine($"  Measured in each sample by {BandwidthProbe.Description}.");
+    }
+
+    private static double Median(IReadOnlyList<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? double.NaN : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
     private static int Gpt2IdsUpperBound(string folder) =>
         (IO.Config.ModelConfig.Load(folder) as IO.Config.Gpt2Config)?.VocabSize ?? throw new InvalidDataException($"{folder}: not a GPT-2 folder.");
 
-    private static Speeds RunSharpformer(string folder, DecodeOptions o, int[] prompt, int[] next, Tensors.DType dtype)
+    /// <summary>What one sample measures.</summary>
+    private enum Measure
     {
-        // The same matrices type as the GGUF llama.cpp runs (F16 export ↔ F16 weights, as llama.cpp keeps them).
-        var model = Gpt2LMHeadModel.FromPretrained(folder, dtype);
-        int t = o.PromptTokens, n = o.NewTokens, b = o.Batch, v = model.VocabSize;
-        var logits = new float[b * v];
-        KvCache cache = model.CreateCache(1, t + n);
-
-        void Prefill(int batch) => model.ForwardLast(prompt.AsSpan(0, batch * t), [], cache, logits);
-        void Steps(int batch)
-        {
-            for (var s = 0; s < n; s++)
-            {
-                model.ForwardLast(next.AsSpan(s * b, batch), [], cache, logits);
-            }
-        }
-
-        // Warm-up of every shape: JIT and the lazily packed prefill weights.
-        cache = model.CreateCache(1, t + n);
-        Prefill(1);
-        Steps(1);
-        cache = model.CreateCache(b, t + n);
-        Prefill(b);
-        Steps(b);
-
-        var prefill = Timing.BestSeconds(3, () => cache = model.CreateCache(1, t + n), () => Prefill(1));
-        var decode1 = Timing.BestSeconds(3, () => { cache = model.CreateCache(1, t + n); Prefill(1); }, () => Steps(1));
-        var decodeB = Timing.BestSeconds(3, () => { cache = model.CreateCache(b, t + n); Prefill(b); }, () => Steps(b));
-        return new Speeds(t / prefill, n / decode1, b * n / decodeB);
+        Prefill,
+        Decode1,
+        DecodeBatch,
     }
 
-    private static Speeds RunLlama(string gguf, DecodeOptions o, int[] prompt, int[] next)
+    /// <summary>One engine's three measurements, each returning tokens/s of one run (its setup untimed).</summary>
+    private interface IEngine
     {
-        int t = o.PromptTokens, n = o.NewTokens, b = o.Batch;
-        var perSequence = t + n;
-        // llama.cpp logs every graph reservation to the console; writing that out would be timed with the decode.
-        NativeLogConfig.llama_log_set((level, message) =>
-        {
-            if (level == LLamaLogLevel.Error)
-            {
-                Console.Error.Write(message);
-            }
-        });
-        var parameters = new ModelParams(gguf)
-        {
-            // llama.cpp splits the context evenly between the B sequences.
-            ContextSize = (uint)(((b * perSequence) + 255) / 256 * 256),
-            BatchSize = (uint)Math.Max(512, b * t),
-            Threads = o.Threads,
-            BatchThreads = o.Threads,
-            SeqMax = (uint)b,
-        };
-        using var weights = LLamaWeights.LoadFromFile(parameters);
-        using var context = weights.CreateContext(parameters);
-        var handle = context.NativeHandle;
-        var batch = new LLamaBatch();
+        string Name { get; }
 
-        void Decode()
+        void WarmUp();
+
+        double Run(Measure kind);
+    }
+
+    /// <summary>Per-sample speeds of every engine for one weight type, and the read bandwidth of each sample.</summary>
+    private sealed class DTypeResult(string label, long weightBytes)
+    {
+        private readonly Dictionary<(string, Measure), List<double>> _speeds = [];
+
+        public string Label { get; } = label;
+
+        public long WeightBytes { get; } = weightBytes;
+
+        public List<double> Bandwidth { get; } = [];
+
+        public void Add(string engine, Measure kind, double tokensPerSecond)
         {
-            var result = handle.Decode(batch);
-            if (result != DecodeResult.Ok)
+            if (!_speeds.TryGetValue((engine, kind), out var list))
             {
-                throw new InvalidOperationException($"llama_decode returned {result}");
+                _speeds[(engine, kind)] = list = [];
+            }
+
+            list.Add(tokensPerSecond);
+        }
+
+        public bool Has(string engine, Measure kind) => _speeds.ContainsKey((engine, kind));
+
+        public List<double> Get(string engine, Measure kind) => _speeds.TryGetValue((engine, kind), out var list) ? list : [];
+
+        public double Last(string engine, Measure kind) => Get(engine, kind)[^1];
+
+        /// <summary>Median over samples of sharpformer ÷ llama.cpp, each pair measured back to back.</summary>
+        public double Ratio(Measure kind) => Median(Get("sharpformer", kind).Zip(Get("llama.cpp", kind), (a, b) => a / b).ToList());
+    }
+
+    private sealed class SharpformerEngine(string folder, DecodeOptions o, int[] prompt, int[] next, Tensors.DType dtype) : IEngine
+    {
+        // The same matrix type as the GGUF llama.cpp runs (F16 export ↔ F16 weights, as llama.cpp keeps them).
+        private readonly Gpt2LMHeadModel _model = Gpt2LMHeadModel.FromPretrained(folder, dtype);
+        private readonly float[] _logits = new float[o.Batch * (IO.Config.ModelConfig.Load(folder) as IO.Config.Gpt2Config)!.VocabSize];
+
+        public string Name => "sharpformer";
+
+        public void WarmUp()
+        {
+            // Every shape twice: JIT tier-up and the lazily packed prefill weights.
+            for (var i = 0; i < 2; i++)
+            {
+                Run(Measure.Prefill);
+                Run(Measure.Decode1);
+                Run(Measure.DecodeBatch);
             }
         }
 
-        void Prefill(int sequences)
+        public double Run(Measure kind)
         {
-            handle.MemoryClear(true);
-            batch.Clear();
+            int t = o.PromptTokens, n = o.NewTokens, b = kind == Measure.DecodeBatch ? o.Batch : 1;
+            var cache = _model.CreateCache(b, t + n);
+            if (kind == Measure.Prefill)
+            {
+                var sw = Stopwatch.StartNew();
+                _model.ForwardLast(prompt.AsSpan(0, t), [], cache, _logits);
+                return t / sw.Elapsed.TotalSeconds;
+            }
+
+            _model.ForwardLast(prompt.AsSpan(0, b * t), [], cache, _logits);
+            var steps = Stopwatch.StartNew();
+            for (var s = 0; s < n; s++)
+            {
+                _model.ForwardLast(next.AsSpan(s * o.Batch, b), [], cache, _logits);
+            }
+
+            return b * n / steps.Elapsed.TotalSeconds;
+        }
+    }
+
+    private sealed class LlamaEngine : IEngine, IDisposable
+    {
+        private readonly DecodeOptions _o;
+        private readonly int[] _prompt;
+        private readonly int[] _next;
+        private readonly LLamaWeights _weights;
+        private readonly LLamaContext _context;
+        private readonly LLamaBatch _batch = new();
+
+        public LlamaEngine(string gguf, DecodeOptions o, int[] prompt, int[] next)
+        {
+            (_o, _prompt, _next) = (o, prompt, next);
+            // llama.cpp logs every graph reservation to the console; writing that out would be timed with the decode.
+            NativeLogConfig.llama_log_set((level, message) =>
+            {
+                if (level == LLamaLogLevel.Error)
+                {
+                    Console.Error.Write(message);
+                }
+            });
+            var perSequence = o.PromptTokens + o.NewTokens;
+            var parameters = new ModelParams(gguf)
+            {
+                // llama.cpp splits the context evenly between the B sequences.
+                ContextSize = (uint)(((o.Batch * perSequence) + 255) / 256 * 256),
+                BatchSize = (uint)Math.Max(512, o.Batch * o.PromptTokens),
+                Threads = o.Threads,
+                BatchThreads = o.Threads,
+                SeqMax = (uint)o.Batch,
+            };
+            _weights = LLamaWeights.LoadFromFile(parameters);
+            _context = _weights.CreateContext(parameters);
+        }
+
+        public string Name => "llama.cpp";
+
+        public void WarmUp()
+        {
+            // llama.cpp reserves a compute graph the first time it sees each batch shape.
+            for (var i = 0; i < 2; i++)
+            {
+                Run(Measure.Prefill);
+                Run(Measure.Decode1);
+                Run(Measure.DecodeBatch);
+            }
+        }
+
+        public double Run(Measure kind)
+        {
+            int t = _o.PromptTokens, n = _o.NewTokens, b = kind == Measure.DecodeBatch ? _o.Batch : 1;
+            if (kind == Measure.Prefill)
+            {
+                _context.NativeHandle.MemoryClear(true);
+                var sw = Stopwatch.StartNew();
+                Prefill(1);
+                return t / sw.Elapsed.TotalSeconds;
+            }
+
+            Prefill(b);
+            var steps = Stopwatch.StartNew();
+            for (var step = 0; step < n; step++)
+            {
+                _batch.Clear();
+                for (var s = 0; s < b; s++)
+                {
+                    _batch.Add(_next[(step * _o.Batch) + s], t + step, (LLamaSeqId)s, true);
+                }
+
+                Decode();
+            }
+
+            return b * n / steps.Elapsed.TotalSeconds;
+        }
+
+        public void Dispose()
+        {
+            _context.Dispose();
+            _weights.Dispose();
+        }
+
+        private void Prefill(int sequences)
+        {
+            int t = _o.PromptTokens;
+            _context.NativeHandle.MemoryClear(true);
+            _batch.Clear();
             for (var s = 0; s < sequences; s++)
             {
                 for (var i = 0; i < t; i++)
                 {
-                    batch.Add(prompt[(s * t) + i], i, (LLamaSeqId)s, i == t - 1);
+                    _batch.Add(_prompt[(s * t) + i], i, (LLamaSeqId)s, i == t - 1);
                 }
             }
 
             Decode();
         }
 
-        void Steps(int sequences)
+        private void Decode()
         {
-            for (var step = 0; step < n; step++)
+            var result = _context.NativeHandle.Decode(_batch);
+            if (result != DecodeResult.Ok)
             {
-                batch.Clear();
-                for (var s = 0; s < sequences; s++)
-                {
-                    batch.Add(next[(step * b) + s], t + step, (LLamaSeqId)s, true);
-                }
-
-                Decode();
+                throw new InvalidOperationException($"llama_decode returned {result}");
             }
         }
-
-        // Warm-up of every shape: llama.cpp reserves a compute graph the first time it sees each batch shape.
-        Prefill(1);
-        Steps(1);
-        Prefill(b);
-        Steps(b);
-        var prefill = Timing.BestSeconds(3, () => handle.MemoryClear(true), () => Prefill(1));
-        var decode1 = Timing.BestSeconds(3, () => Prefill(1), () => Steps(1));
-        var decodeB = Timing.BestSeconds(3, () => Prefill(b), () => Steps(b));
-        return new Speeds(t / prefill, n / decode1, b * n / decodeB);
     }
 
     /// <summary>
-    /// Tokens/s of the weight-streaming part of decoding alone: per token, Gemv.MatVec through every matrix of the
-    /// model (per layer c_attn, attn c_proj, c_fc, mlp c_proj; then the tied head), batch 1 and batch B.
+    /// The weight-streaming part of decoding alone: per token, Gemv.MatVec through every matrix of the model (per layer
+    /// c_attn, attn c_proj, c_fc, mlp c_proj; then the tied head), batch 1 and batch B, on random-valued weights.
     /// </summary>
-    private static Speeds RunGemvOnly(string folder, DecodeOptions o, bool half)
+    private sealed class GemvOnlyEngine : IEngine
     {
-        var config = (IO.Config.Gpt2Config)IO.Config.ModelConfig.Load(folder);
-        int c = config.HiddenSize, ff = config.IntermediateSize;
-        var shapes = new List<(int Out, int In)>();
-        for (var l = 0; l < config.NumHiddenLayers; l++)
+        private readonly DecodeOptions _o;
+        private readonly List<(int Out, int In)> _shapes = [];
+        private readonly float[][]? _f32;
+        private readonly Half[][]? _f16;
+        private readonly float[] _bias;
+        private readonly float[] _x;
+        private readonly float[] _y;
+
+        public GemvOnlyEngine(string folder, DecodeOptions o, bool half)
         {
-            shapes.AddRange([(3 * c, c), (c, c), (ff, c), (c, ff)]);
+            _o = o;
+            var config = (IO.Config.Gpt2Config)IO.Config.ModelConfig.Load(folder);
+            int c = config.HiddenSize, ff = config.IntermediateSize;
+            for (var l = 0; l < config.NumHiddenLayers; l++)
+            {
+                _shapes.AddRange([(3 * c, c), (c, c), (ff, c), (c, ff)]);
+            }
+
+            _shapes.Add((config.VocabSize, c));
+            // Weights like a trained or initialized model's, N(0, 0.02): the F16 ones include subnormal halves, which
+            // must not slow the kernel down.
+            var rng = new Random(7);
+            _f32 = half ? null : _shapes.Select(s => Filled(s.Out * s.In, _ => (float)(rng.NextDouble() - 0.5) * 0.07f)).ToArray();
+            _f16 = half ? _shapes.Select(s => Filled(s.Out * s.In, _ => (Half)((rng.NextDouble() - 0.5) * 0.07))).ToArray() : null;
+            _bias = new float[Math.Max(ff, config.VocabSize)];
+            int width = Math.Max(ff, c);
+            _x = Filled(o.Batch * width, i => 0.01f * (i % 7));
+            _y = new float[o.Batch * Math.Max(width, config.VocabSize)];
         }
 
-        shapes.Add((config.VocabSize, c));
-        // Values do not change the speed; a cheap deterministic fill keeps setup short.
-        var f32 = half ? null : shapes.Select(s => Filled(s.Out * s.In, i => (float)((i % 17) - 8) * 1e-3f)).ToArray();
-        var f16 = half ? shapes.Select(s => Filled(s.Out * s.In, i => (Half)(((i % 17) - 8) * 1e-3f))).ToArray() : null;
-        var bias = new float[Math.Max(ff, config.VocabSize)];
-        int width = Math.Max(ff, c), b = o.Batch, n = o.NewTokens;
-        var x = Filled(b * width, i => 0.01f * (i % 7));
-        var y = new float[b * Math.Max(width, config.VocabSize)];
+        public string Name => "sf gemv-only";
 
-        void Steps(int rows)
+        public void WarmUp()
         {
+            Run(Measure.Decode1);
+            Run(Measure.DecodeBatch);
+        }
+
+        public double Run(Measure kind)
+        {
+            int rows = kind == Measure.DecodeBatch ? _o.Batch : 1, n = _o.NewTokens;
+            var sw = Stopwatch.StartNew();
             for (var step = 0; step < n; step++)
             {
-                for (var m = 0; m < shapes.Count; m++)
+                for (var m = 0; m < _shapes.Count; m++)
                 {
-                    var (outs, ins) = shapes[m];
-                    if (half)
+                    var (outs, ins) = _shapes[m];
+                    if (_f16 is not null)
                     {
-                        Gemv.MatVec(x.AsSpan(0, rows * ins), rows, f16![m], ins, outs, bias.AsSpan(0, outs), y.AsSpan(0, rows * outs));
+                        Gemv.MatVec(_x.AsSpan(0, rows * ins), rows, _f16[m], ins, outs, _bias.AsSpan(0, outs), _y.AsSpan(0, rows * outs));
                     }
                     else
                     {
-                        Gemv.MatVec(x.AsSpan(0, rows * ins), rows, f32![m], ins, outs, bias.AsSpan(0, outs), y.AsSpan(0, rows * outs));
+                        Gemv.MatVec(_x.AsSpan(0, rows * ins), rows, _f32![m], ins, outs, _bias.AsSpan(0, outs), _y.AsSpan(0, rows * outs));
                     }
                 }
             }
-        }
 
-        Steps(1);
-        var decode1 = Timing.BestSeconds(3, () => { }, () => Steps(1));
-        var decodeB = Timing.BestSeconds(3, () => { }, () => Steps(b));
-        return new Speeds(double.NaN, n / decode1, b * n / decodeB);
+            return rows * n / sw.Elapsed.TotalSeconds;
+        }
     }
 
     private static T[] Filled<T>(int length, Func<int, T> value)
@@ -256,70 +392,6 @@ internal static class DecodeBench
         }
 
         return a;
-    }
-
-    /// <summary>Bytes per second of a streaming read of 1 GiB with <paramref name="threads"/> threads (best of 5).</summary>
-    private static double ReadBandwidth(int threads)
-    {
-        const long bytes = 1L << 30;
-        const int chunks = 256;
-        var data = GC.AllocateUninitializedArray<float>((int)(bytes / sizeof(float)));
-        Array.Fill(data, 1f);
-        var perChunk = data.Length / chunks;
-        var sums = new float[chunks];
-        var best = double.MaxValue;
-        for (var pass = 0; pass < 6; pass++)
-        {
-            var sw = System.Diagnostics.Stopwatch.StartNew();
-            ParallelFor.For(chunks, 1, (start, end) =>
-            {
-                for (var c = start; c < end; c++)
-                {
-                    sums[c] = Sum(data.AsSpan(c * perChunk, perChunk));
-                }
-            });
-            var seconds = sw.Elapsed.TotalSeconds;
-            if (pass > 0)
-            {
-                best = Math.Min(best, seconds);
-            }
-        }
-
-        if (Math.Abs(sums.Sum() - data.Length) > data.Length * 1e-3)
-        {
-            throw new InvalidOperationException("bandwidth probe summed wrong: the read was optimized away or raced.");
-        }
-
-        _ = threads;
-        return bytes / best;
-    }
-
-    /// <summary>Sums a span with four independent vector accumulators (enough loads in flight to saturate memory).</summary>
-    private static float Sum(ReadOnlySpan<float> x)
-    {
-        var v = MemoryMarshal.Cast<float, Vector<float>>(x);
-        Vector<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        var i = 0;
-        for (; i + 4 <= v.Length; i += 4)
-        {
-            a0 += v[i];
-            a1 += v[i + 1];
-            a2 += v[i + 2];
-            a3 += v[i + 3];
-        }
-
-        for (; i < v.Length; i++)
-        {
-            a0 += v[i];
-        }
-
-        var total = Vector.Sum(a0 + a1 + a2 + a3);
-        for (var j = v.Length * Vector<float>.Count; j < x.Length; j++)
-        {
-            total += x[j];
-        }
-
-        return total;
     }
 
     /// <summary>A GPT-2 124M-shaped folder with random weights and the real tokenizer, made once under the temp folder.</summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Sharpformer.IO.Gguf;
 
@@ -81,26 +80,5 @@ internal sealed record DecodeOptions(string? Model, bool Random124M, bool F32, b
         }
 
         return new DecodeOptions(model, random, f32, f16, threads, prompt, generated, batch);
-    }
-}
-
-/// <summary>Tokens per second of one engine on one weight type.</summary>
-internal sealed record Speeds(double Prefill, double Decode1, double DecodeBatch);
-
-/// <summary>Wall-clock timing helpers: best of several repetitions (the machine is shared and noisy).</summary>
-internal static class Timing
-{
-    public static double BestSeconds(int repetitions, Action setup, Action run)
-    {
-        var best = double.MaxValue;
-        for (var r = 0; r < repetitions; r++)
-        {
-            setup();
-            var sw = Stopwatch.StartNew();
-            run();
-            best = Math.Min(best, sw.Elapsed.TotalSeconds);
-        }
-
-        return best;
     }
 }
