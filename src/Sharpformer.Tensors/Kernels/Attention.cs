@@ -202,10 +202,7 @@ public static class Attention
             }
             else
             {
-                for (int j = 0; j < visible; j++)
-                {
-                    row[j] = scale * TensorPrimitives.Dot(qi, k.Slice((kOff + ((long)j * shape.KStride)).ToInt(), d));
-                }
+                KeyScores(qi, k[kOff.ToInt()..], shape.KStride, visible, row, scale);
             }
 
             Softmax.MaskedRow(row, row, visible, mask);
@@ -317,6 +314,63 @@ public static class Attention
         {
             var row = src.Slice(r * lds, cols);
             for (int c = 0; c < cols; c++) dst[(c * rows) + r] = row[c];
+        }
+    }
+
+    /// <summary>
+    /// scores [visible] = scale · q [D] · K[j]ᵀ for the keys j &lt; <paramref name="visible"/> at row stride
+    /// <paramref name="kStride"/>: one short dot product per key, inlined (a decode step makes ~28k of them per GPT-2
+    /// token, where a library call's fixed cost was a visible share of the step). Vector512 → 256 → 128 → scalar over D.
+    /// </summary>
+    internal static void KeyScores(ReadOnlySpan<float> q, ReadOnlySpan<float> k, int kStride, int visible, Span<float> scores, float scale)
+    {
+        int d = q.Length;
+        Debug.Assert(scores.Length >= visible && (visible == 0 || k.Length >= ((long)(visible - 1) * kStride) + d));
+        ref float qr = ref MemoryMarshal.GetReference(q);
+        ref float kr = ref MemoryMarshal.GetReference(k);
+        for (int j = 0; j < visible; j++)
+        {
+            ref float kj = ref Unsafe.Add(ref kr, (nint)j * kStride);
+            int i = 0;
+            float s = 0f;
+            if (Vector512.IsHardwareAccelerated && d >= 16)
+            {
+                var acc = Vector512<float>.Zero;
+                for (; i <= d - 16; i += 16)
+                {
+                    acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref qr, (nuint)i), Vector512.LoadUnsafe(ref kj, (nuint)i), acc);
+                }
+
+                var half = acc.GetLower() + acc.GetUpper();
+                s = Vector128.Sum(half.GetLower() + half.GetUpper());
+            }
+            else if (Vector256.IsHardwareAccelerated && d >= 8)
+            {
+                var acc = Vector256<float>.Zero;
+                for (; i <= d - 8; i += 8)
+                {
+                    acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref qr, (nuint)i), Vector256.LoadUnsafe(ref kj, (nuint)i), acc);
+                }
+
+                s = Vector128.Sum(acc.GetLower() + acc.GetUpper());
+            }
+            else if (Vector128.IsHardwareAccelerated && d >= 4)
+            {
+                var acc = Vector128<float>.Zero;
+                for (; i <= d - 4; i += 4)
+                {
+                    acc = Vector128.FusedMultiplyAdd(Vector128.LoadUnsafe(ref qr, (nuint)i), Vector128.LoadUnsafe(ref kj, (nuint)i), acc);
+                }
+
+                s = Vector128.Sum(acc);
+            }
+
+            for (; i < d; i++)
+            {
+                s += Unsafe.Add(ref qr, i) * Unsafe.Add(ref kj, i);
+            }
+
+            scores[j] = scale * s;
         }
     }
 

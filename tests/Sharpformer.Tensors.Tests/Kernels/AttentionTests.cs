@@ -12,6 +12,8 @@ public class AttentionTests
         { 2, 2, 3, 9, 8, true, true, false },   // KV cache: Tq < Tk, causal offset 6
         { 3, 2, 7, 7, 4, false, true, true },   // strided views into a fused [B, T, 3·H·D] projection
         { 1, 4, 1, 17, 32, true, true, true },  // one decoding step
+        { 2, 3, 1, 40, 64, true, true, true },  // decoding steps with GPT-2's head size
+        { 1, 2, 2, 9, 20, true, false, false }, // few queries, D with a vector remainder and a scalar tail
         { 2, 1, 6, 3, 5, true, false, false },  // Tq > Tk: the first queries see no key at all
         { 1, 2, 9, 9, 16, true, true, true },   // from 8 queries on, scores go through a transposed copy of K
         { 2, 1, 12, 20, 8, true, false, false }, // chunked prefill against a cache, transposed path
