@@ -340,7 +340,7 @@ internal static class DecodeBench
             }
 
             _shapes.Add((config.VocabSize, c));
-            // Weights like a trained or initialized model's, N(0, 0.02): the F16 ones include subnormal halves, which
+            // Weights spread like an initialized model's (uniform in ±0.035: standard deviation 0.02): the F16 ones include subnormal halves, which
             // must not slow the kernel down.
             var rng = new Random(7);
             _f32 = half ? null : _shapes.Select(s => Filled(s.Out * s.In, _ => (float)(rng.NextDouble() - 0.5) * 0.07f)).ToArray();
