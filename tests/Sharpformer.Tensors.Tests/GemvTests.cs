@@ -136,6 +136,35 @@ public sealed class GemvTests
         Assert.Equal((float)BitConverter.UInt16BitsToHalf(7), wide[^1]);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void MatVecF16_Every16BitPattern_ComesThroughExactly(int rows)
+    {
+        // W [65536, 32]: row p holds half pattern p at column p mod 32 and zeros elsewhere; x is all ones, so y[p] must be
+        // exactly the pattern's value (subnormals, ±inf and NaN included) through every kernel form: both halves of
+        // the paired 32-bit lanes, each table entry, and the tails.
+        const int inFeatures = 32, outFeatures = 65536;
+        var w = new Half[outFeatures * inFeatures];
+        for (var p = 0; p < outFeatures; p++)
+        {
+            w[(p * inFeatures) + (p % inFeatures)] = BitConverter.UInt16BitsToHalf((ushort)p);
+        }
+
+        var x = Enumerable.Repeat(1f, rows * inFeatures).ToArray();
+        var y = new float[rows * outFeatures];
+        Gemv.MatVec(x, rows, w, inFeatures, outFeatures, [], y);
+        for (var r = 0; r < rows; r++)
+        {
+            for (var p = 0; p < outFeatures; p++)
+            {
+                var expected = (float)BitConverter.UInt16BitsToHalf((ushort)p);
+                var actual = y[(r * outFeatures) + p];
+                Assert.True(float.IsNaN(expected) ? float.IsNaN(actual) : expected == actual, $"row {r}, half 0x{p:X4}: {actual} vs {expected}");
+            }
+        }
+    }
+
     [Fact]
     public void MatVec_ShortOutput_ThrowsNamingShapes()
     {

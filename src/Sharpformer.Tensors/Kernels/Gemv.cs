@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -71,11 +72,30 @@ public static unsafe class Gemv
     public static void MatVec(ReadOnlySpan<float> x, int rows, ReadOnlySpan<Half> w, int inFeatures, int outFeatures, ReadOnlySpan<float> bias, Span<float> y, bool accumulate = false)
     {
         Check(x.Length, rows, w.Length, inFeatures, outFeatures, bias.Length, y.Length);
-        fixed (float* px = x, pb = bias, py = y)
-        fixed (Half* pw = w)
+        // The paired loop (AVX-512, R ≤ 2) reads x with even and odd positions split; built once per call.
+        var blocks = inFeatures / 32;
+        var paired = Vector512.IsHardwareAccelerated && Avx512F.IsSupported && rows <= SequentialMaxRows && blocks > 0;
+        var pairs = paired ? ArrayPool<float>.Shared.Rent(rows * blocks * 32) : null;
+        try
         {
-            var job = new Job((nint)px, rows, (nint)pw, inFeatures, outFeatures, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate);
-            Run<F16>(job);
+            fixed (float* px = x, pb = bias, py = y, pp = pairs)
+            fixed (Half* pw = w)
+            {
+                if (paired)
+                {
+                    SplitEvenOdd(px, rows, inFeatures, blocks, pp);
+                }
+
+                var job = new Job((nint)px, rows, (nint)pw, inFeatures, outFeatures, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate) { XPairs = (nint)pp };
+                Run<F16>(job);
+            }
+        }
+        finally
+        {
+            if (pairs is not null)
+            {
+                ArrayPool<float>.Shared.Return(pairs);
+            }
         }
     }
 
@@ -218,7 +238,12 @@ public static unsafe class Gemv
         nint w = TW.Offset(job.W, (long)o * n);
         var x = (float*)job.X;
         var i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (typeof(TW) == typeof(F16) && job.XPairs != 0)
+        {
+            i = PairedF16Dots<TR>(w, (float*)job.XPairs, n, sums);
+            i = Dots<Simd512, Vector512<float>, TW, TR>(w, x, n, i, sums);
+        }
+        else if (Vector512.IsHardwareAccelerated)
         {
             i = Dots<Simd512, Vector512<float>, TW, TR>(w, x, n, 0, sums);
         }
@@ -286,6 +311,82 @@ public static unsafe class Gemv
             var dst = (float*)job.Y + ((long)r * job.Out) + o;
             *dst = job.Accumulate ? *dst + sums[r] + bias : sums[r] + bias;
         }
+    }
+
+    /// <summary>
+    /// For each of the R rows of x [R, in], its whole 32-value blocks with the 16 even positions first and the 16 odd
+    /// after: [x0, x2, …, x30, x1, x3, …, x31] per block, into <paramref name="pairs"/> [R, blocks·32].
+    /// </summary>
+    private static void SplitEvenOdd(float* x, int rows, int n, int blocks, float* pairs)
+    {
+        var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        var odd = even + Vector512<int>.One;
+        for (var r = 0; r < rows; r++)
+        {
+            for (var b = 0; b < blocks; b++)
+            {
+                var lo = Vector512.Load(x + ((long)r * n) + (32 * b));
+                var hi = Vector512.Load(x + ((long)r * n) + (32 * b) + 16);
+                var dst = pairs + ((long)r * blocks * 32) + (32 * b);
+                Avx512F.PermuteVar16x32x2(lo, even, hi).Store(dst);
+                Avx512F.PermuteVar16x32x2(lo, odd, hi).Store(dst + 16);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The F16 loop for R ≤ 2 with AVX-512, 32 halves per step read as 16 32-bit lanes without widening: each lane's low
+    /// half is an even position and its high half an odd one, and both are converted in place with shifts that pick
+    /// their bits (as <see cref="F16.Load512"/> does, table lookups included), saving the zero-extension and a shift per 16
+    /// values (8.5 operations instead of 10). x comes split into even and odd positions to match
+    /// (<see cref="SplitEvenOdd"/>). Returns the number of values done: every whole 32-value block.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int PairedF16Dots<TR>(nint w, float* pairs, int n, float* sums)
+        where TR : struct, IRowCount
+    {
+        var k = Simd512.HalfConstants;
+        var mask = k.MagnitudeMask.AsUInt32();
+        var sign = k.SignMask.AsUInt32();
+        var blocks = n / 32;
+        Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default;
+        for (var blk = 0; blk < blocks; blk++)
+        {
+            if (Sse.IsSupported)
+            {
+                Sse.Prefetch0((void*)(w + (64L * blk) + SeqPrefetch));
+            }
+
+            var lanes = Vector512.Load((uint*)w + (16L * blk));
+
+            var exponent = Vector512.ShiftRightLogical(lanes, 10);
+            var rebiased = (Vector512.ShiftLeft(lanes, 13) & mask) + Avx512F.PermuteVar16x32x2(k.RebiasLow.AsUInt32(), exponent, k.RebiasHigh.AsUInt32());
+            var even = rebiased.AsSingle() - Avx512F.PermuteVar16x32x2(k.OffsetLow, exponent.AsInt32(), k.OffsetHigh);
+            even = (even.AsUInt32() | (Vector512.ShiftLeft(lanes, 16) & sign)).AsSingle();
+
+            exponent = Vector512.ShiftRightLogical(lanes, 26);
+            rebiased = (Vector512.ShiftRightLogical(lanes, 3) & mask) + Avx512F.PermuteVar16x32x2(k.RebiasLow.AsUInt32(), exponent, k.RebiasHigh.AsUInt32());
+            var odd = rebiased.AsSingle() - Avx512F.PermuteVar16x32x2(k.OffsetLow, exponent.AsInt32(), k.OffsetHigh);
+            odd = (odd.AsUInt32() | (lanes & sign)).AsSingle();
+
+            var xp = pairs + (32L * blk);
+            a0 = Vector512.FusedMultiplyAdd(even, Vector512.Load(xp), a0);
+            a1 = Vector512.FusedMultiplyAdd(odd, Vector512.Load(xp + 16), a1);
+            if (TR.Count > 1)
+            {
+                xp += 32L * blocks;
+                b0 = Vector512.FusedMultiplyAdd(even, Vector512.Load(xp), b0);
+                b1 = Vector512.FusedMultiplyAdd(odd, Vector512.Load(xp + 16), b1);
+            }
+        }
+
+        sums[0] += Vector512.Sum(a0 + a1);
+        if (TR.Count > 1)
+        {
+            sums[1] += Vector512.Sum(b0 + b1);
+        }
+
+        return blocks * 32;
     }
 
     /// <summary>
@@ -849,5 +950,9 @@ public static unsafe class Gemv
     }
 
     /// <summary>One call's operands as raw addresses (the spans are pinned by the caller for the loop's duration).</summary>
-    private readonly record struct Job(nint X, int Rows, nint W, int In, int Out, nint Bias, nint Y, bool Accumulate);
+    private readonly record struct Job(nint X, int Rows, nint W, int In, int Out, nint Bias, nint Y, bool Accumulate)
+    {
+        /// <summary>For the paired F16 loop: x's whole 32-value blocks with even and odd positions split (see <see cref="PairedF16Dots"/>), or 0.</summary>
+        public nint XPairs { get; init; }
+    }
 }
