@@ -30,8 +30,8 @@ public static unsafe class Gemv
     /// </summary>
     private const int SeqPrefetch = 4096;
 
-    /// <summary>The F16 widening constants as data: rebias, subnormal limit, inf/NaN threshold, 2^-14, sign mask, magnitude mask.</summary>
-    private static readonly uint[] HalfTable = [F16.Rebias, F16.SubnormalLimit, F16.SpecialThreshold, F16.Rebias + F16.SubnormalLimit, F16.SignMask, 0x0FFFE000];
+    /// <summary>The widest F16 form's masks as data: the sign bit, and a half's exponent and mantissa bits shifted left by 13.</summary>
+    private static readonly uint[] HalfTable = [F16.SignMask, 0x0FFFE000];
 
     /// <summary>By half exponent e: the F32 exponent-field add, 112 (normal), 113 (e = 0: 2^-14·(1 + f)) or 224 (e = 31: all ones).</summary>
     private static readonly uint[] HalfRebiasTable = [.. Enumerable.Range(0, 32).Select(e => e == 0 ? F16.Rebias + F16.SubnormalLimit : e == 31 ? 2 * F16.Rebias : F16.Rebias)];
@@ -337,7 +337,7 @@ public static unsafe class Gemv
     /// <summary>
     /// The F16 loop for R ≤ 2 with AVX-512, 32 halves per step read as 16 32-bit lanes without widening: each lane's low
     /// half is an even position and its high half an odd one, and both are converted in place with shifts that pick
-    /// their bits (as <see cref="F16.Load512"/> does, table lookups included), saving the zero-extension and a shift per 16
+    /// their bits (<see cref="F16.Low512"/>, <see cref="F16.High512"/>), saving the zero-extension and a shift per 16
     /// values (8.5 operations instead of 10). x comes split into even and odd positions to match
     /// (<see cref="SplitEvenOdd"/>). Returns the number of values done: every whole 32-value block.
     /// </summary>
@@ -346,8 +346,6 @@ public static unsafe class Gemv
         where TR : struct, IRowCount
     {
         var k = Simd512.HalfConstants;
-        var mask = k.MagnitudeMask.AsUInt32();
-        var sign = k.SignMask.AsUInt32();
         var blocks = n / 32;
         Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default;
         for (var blk = 0; blk < blocks; blk++)
@@ -358,16 +356,8 @@ public static unsafe class Gemv
             }
 
             var lanes = Vector512.Load((uint*)w + (16L * blk));
-
-            var exponent = Vector512.ShiftRightLogical(lanes, 10);
-            var rebiased = (Vector512.ShiftLeft(lanes, 13) & mask) + Avx512F.PermuteVar16x32x2(k.RebiasLow.AsUInt32(), exponent, k.RebiasHigh.AsUInt32());
-            var even = rebiased.AsSingle() - Avx512F.PermuteVar16x32x2(k.OffsetLow, exponent.AsInt32(), k.OffsetHigh);
-            even = (even.AsUInt32() | (Vector512.ShiftLeft(lanes, 16) & sign)).AsSingle();
-
-            exponent = Vector512.ShiftRightLogical(lanes, 26);
-            rebiased = (Vector512.ShiftRightLogical(lanes, 3) & mask) + Avx512F.PermuteVar16x32x2(k.RebiasLow.AsUInt32(), exponent, k.RebiasHigh.AsUInt32());
-            var odd = rebiased.AsSingle() - Avx512F.PermuteVar16x32x2(k.OffsetLow, exponent.AsInt32(), k.OffsetHigh);
-            odd = (odd.AsUInt32() | (lanes & sign)).AsSingle();
+            var even = F16.Low512(lanes, k);
+            var odd = F16.High512(lanes, k);
 
             var xp = pairs + (32L * blk);
             a0 = Vector512.FusedMultiplyAdd(even, Vector512.Load(xp), a0);
@@ -665,27 +655,34 @@ public static unsafe class Gemv
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Load512(nint w, nint i, in HalfConstants<Vector512<float>> k)
         {
-            var h = Vector512.WidenLower(Vector256.Load((ushort*)w + i).ToVector512Unsafe());
-            if (Avx512F.IsSupported)
-            {
-                // Per-exponent tables (32 entries, looked up by the half's 5 exponent bits) instead of compares and
-                // selects: the integer rebias for each exponent (112, 113 for subnormals, 224 for inf/NaN) and the float
-                // to subtract (2^-14 for subnormals, else 0).
-                var magnitude = Vector512.ShiftLeft(h, 13) & k.MagnitudeMask.AsUInt32();
-                var exponent = Vector512.ShiftRightLogical(h, 10);
-                var rebiased = magnitude + Avx512F.PermuteVar16x32x2(k.RebiasLow.AsUInt32(), exponent, k.RebiasHigh.AsUInt32());
-                var value = rebiased.AsSingle() - Avx512F.PermuteVar16x32x2(k.OffsetLow, exponent.AsInt32(), k.OffsetHigh);
-                return (value.AsUInt32() | (Vector512.ShiftLeft(h, 16) & k.SignMask.AsUInt32())).AsSingle();
-            }
+            // Vector512 is accelerated only where AVX-512F is (x64), so the table form needs no fallback. Per-exponent
+            // tables (32 entries, looked up by the half's 5 exponent bits) instead of compares and selects: the integer
+            // rebias for each exponent (112, 113 for subnormals, 224 for inf/NaN) and the float to subtract (2^-14 for
+            // subnormals, else 0).
+            Debug.Assert(Avx512F.IsSupported);
+            return Low512(Vector512.WidenLower(Vector256.Load((ushort*)w + i).ToVector512Unsafe()), k);
+        }
 
-            {
-                var magnitude = Vector512.ShiftRightLogical(Vector512.ShiftLeft(h, 17), 4);
-                var normal = magnitude + k.Rebias.AsUInt32();
-                var small = ((normal + k.SubnormalLimit.AsUInt32()).AsSingle() - k.MinNormal).AsUInt32();
-                var value = Vector512.ConditionalSelect(Vector512.LessThan(magnitude, k.SubnormalLimit.AsUInt32()), small, normal);
-                value = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(magnitude, k.SpecialThreshold.AsUInt32()), normal + k.Rebias.AsUInt32(), value);
-                return (value | (Vector512.ShiftLeft(h, 16) & k.SignMask.AsUInt32())).AsSingle();
-            }
+        /// <summary>The half in the low 16 bits of each 32-bit lane as F32 (the high bits are ignored).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Low512(Vector512<uint> lanes, in HalfConstants<Vector512<float>> k) =>
+            FromFields(Vector512.ShiftLeft(lanes, 13) & k.MagnitudeMask.AsUInt32(), Vector512.ShiftRightLogical(lanes, 10), Vector512.ShiftLeft(lanes, 16) & k.SignMask.AsUInt32(), k);
+
+        /// <summary>The half in the high 16 bits of each 32-bit lane as F32.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> High512(Vector512<uint> lanes, in HalfConstants<Vector512<float>> k) =>
+            FromFields(Vector512.ShiftRightLogical(lanes, 3) & k.MagnitudeMask.AsUInt32(), Vector512.ShiftRightLogical(lanes, 26), lanes & k.SignMask.AsUInt32(), k);
+
+        /// <summary>
+        /// A half's fields already in F32 position (magnitude bits at 13–27, the exponent in the low 5 bits of
+        /// <paramref name="exponent"/>, the sign at bit 31) → F32: the table rebias, the subnormal subtrahend, the sign.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector512<float> FromFields(Vector512<uint> magnitude, Vector512<uint> exponent, Vector512<uint> sign, in HalfConstants<Vector512<float>> k)
+        {
+            var rebiased = magnitude + Avx512F.PermuteVar16x32x2(k.RebiasLow.AsUInt32(), exponent, k.RebiasHigh.AsUInt32());
+            var value = rebiased.AsSingle() - Avx512F.PermuteVar16x32x2(k.OffsetLow, exponent.AsInt32(), k.OffsetHigh);
+            return (value.AsUInt32() | sign).AsSingle();
         }
     }
 
@@ -790,13 +787,14 @@ public static unsafe class Gemv
         public static HalfConstants<Vector512<float>> HalfConstants
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            // The table form (F16.Load512) reads only the masks and the tables; the compare-and-select constants stay unset.
             get => new(
+                default,
+                default,
+                default,
+                default,
                 Vector512.Create(HalfTable[0]).AsSingle(),
                 Vector512.Create(HalfTable[1]).AsSingle(),
-                Vector512.Create(HalfTable[2]).AsSingle(),
-                Vector512.Create(HalfTable[3]).AsSingle(),
-                Vector512.Create(HalfTable[4]).AsSingle(),
-                Vector512.Create(HalfTable[5]).AsSingle(),
                 Vector512.Create(new ReadOnlySpan<uint>(HalfRebiasTable, 0, 16)).AsSingle(),
                 Vector512.Create(new ReadOnlySpan<uint>(HalfRebiasTable, 16, 16)).AsSingle(),
                 Vector512.Create(new ReadOnlySpan<float>(HalfOffsetTable, 0, 16)),
