@@ -54,9 +54,18 @@ internal static class DecodeBench
             var ours = new SharpformerEngine(folder, o, prompt, next, dtype);
             using var peer = new LlamaEngine(gguf, o, prompt, next);
             var gemv = new GemvOnlyEngine(folder, o, dtype == Tensors.DType.F16);
-            ours.WarmUp();
-            peer.WarmUp();
-            gemv.WarmUp();
+            // Every shape twice: JIT tier-up, our lazily packed prefill weights, the compute graph llama.cpp reserves the
+            // first time it sees a batch shape.
+            foreach (var engine in new IEngine[] { ours, peer, gemv })
+            {
+                for (var pass = 0; pass < 2; pass++)
+                {
+                    foreach (var kind in engine.Measures)
+                    {
+                        engine.Run(kind);
+                    }
+                }
+            }
 
             var r = new DTypeResult(label, weightBytes);
             for (var sample = 0; sample < Samples; sample++)
@@ -127,12 +136,13 @@ internal static class DecodeBench
         DecodeBatch,
     }
 
-    /// <summary>One engine's three measurements, each returning tokens/s of one run (its setup untimed).</summary>
+    /// <summary>One engine's measurements, each returning tokens/s of one run (its setup untimed).</summary>
     private interface IEngine
     {
         string Name { get; }
 
-        void WarmUp();
+        /// <summary>What <see cref="Run"/> can measure.</summary>
+        Measure[] Measures => [Measure.Prefill, Measure.Decode1, Measure.DecodeBatch];
 
         double Run(Measure kind);
     }
@@ -175,17 +185,6 @@ internal static class DecodeBench
         private readonly float[] _logits = new float[o.Batch * (IO.Config.ModelConfig.Load(folder) as IO.Config.Gpt2Config)!.VocabSize];
 
         public string Name => "sharpformer";
-
-        public void WarmUp()
-        {
-            // Every shape twice: JIT tier-up and the lazily packed prefill weights.
-            for (var i = 0; i < 2; i++)
-            {
-                Run(Measure.Prefill);
-                Run(Measure.Decode1);
-                Run(Measure.DecodeBatch);
-            }
-        }
 
         public double Run(Measure kind)
         {
@@ -244,17 +243,6 @@ internal static class DecodeBench
         }
 
         public string Name => "llama.cpp";
-
-        public void WarmUp()
-        {
-            // llama.cpp reserves a compute graph the first time it sees each batch shape.
-            for (var i = 0; i < 2; i++)
-            {
-                Run(Measure.Prefill);
-                Run(Measure.Decode1);
-                Run(Measure.DecodeBatch);
-            }
-        }
 
         public double Run(Measure kind)
         {
@@ -353,11 +341,7 @@ internal static class DecodeBench
 
         public string Name => "sf gemv-only";
 
-        public void WarmUp()
-        {
-            Run(Measure.Decode1);
-            Run(Measure.DecodeBatch);
-        }
+        public Measure[] Measures => [Measure.Decode1, Measure.DecodeBatch];
 
         public double Run(Measure kind)
         {
