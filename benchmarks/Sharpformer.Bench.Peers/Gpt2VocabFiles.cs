@@ -27,7 +27,7 @@ internal static class Gpt2VocabFiles
             rank[Encoding.Latin1.GetString(tokens[r])] = r;
         }
 
-        var byteToChar = ByteToChar();
+        var byteToChar = Text.ByteLevelBpeTokenizer.BytesToUnicode;
         string Visible(string latin1) => string.Concat(latin1.Select(ch => byteToChar[ch]));
         var merges = new List<string>();
         for (var r = 0; r < tokens.Count; r++)
@@ -72,19 +72,5 @@ internal static class Gpt2VocabFiles
         vocab["<|endoftext|>"] = tokens.Count;
         File.WriteAllText(Path.Combine(dir, "vocab.json"), JsonSerializer.Serialize(vocab));
         File.WriteAllLines(Path.Combine(dir, "merges.txt"), ["#version: 0.2", .. merges]);
-    }
-
-    /// <summary>GPT-2's byte → printable-char table.</summary>
-    private static char[] ByteToChar()
-    {
-        var map = new char[256];
-        var next = 256;
-        for (var b = 0; b < 256; b++)
-        {
-            var printable = b is (>= 33 and <= 126) or (>= 161 and <= 172) or (>= 174 and <= 255);
-            map[b] = printable ? (char)b : (char)next++;
-        }
-
-        return map;
     }
 }

@@ -71,6 +71,12 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
     /// <inheritdoc />
     public override int VocabularySize => _idToToken.Count;
 
+    /// <summary>
+    /// GPT-2's byte → printable-char table (HF <c>bytes_to_unicode</c>): the spelling byte-level vocab.json and
+    /// merges.txt use for each byte. Printable Latin-1 bytes map to themselves, the others to U+0100 onwards.
+    /// </summary>
+    public static IReadOnlyList<char> BytesToUnicode { get; } = Array.AsReadOnly(BytePairMerger.ByteToChar);
+
     /// <summary>Loads vocab.json and merges.txt (the files of the Hub's gpt2 repository).</summary>
     /// <param name="vocabJsonPath">vocab.json: {"token": id, …} in byte-level form ("Ġthe").</param>
     /// <param name="mergesPath">merges.txt: "#version" line, then one "left right" merge per line, highest priority first.</param>

@@ -77,6 +77,16 @@ public class Gpt2TokenizerTests
     }
 
     [Fact]
+    public void BytesToUnicode_MatchesGpt2sTable()
+    {
+        // The test data's own bytes_to_unicode and a few entries written out: '!' is itself, space is 'Ġ' (U+0120).
+        Assert.Equal(TestData.ByteToChar(), ByteLevelBpeTokenizer.BytesToUnicode);
+        Assert.Equal('!', ByteLevelBpeTokenizer.BytesToUnicode['!']);
+        Assert.Equal('\u0120', ByteLevelBpeTokenizer.BytesToUnicode[' ']);
+        Assert.Equal('\u0100', ByteLevelBpeTokenizer.BytesToUnicode[0]);
+    }
+
+    [Fact]
     public void Encode_CorpusOffsets_CoverTheTokensText()
     {
         var byteToChar = TestData.ByteToChar();
