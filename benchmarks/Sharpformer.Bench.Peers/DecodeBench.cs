@@ -8,6 +8,7 @@ using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models.Gpt2;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
+using Sharpformer.Tensors.Storage;
 using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Bench.Peers;
@@ -311,8 +312,8 @@ internal static class DecodeBench
     {
         private readonly DecodeOptions _o;
         private readonly List<(int Out, int In)> _shapes = [];
-        private readonly float[][]? _f32;
-        private readonly Half[][]? _f16;
+        private readonly ArraySegment<float>[]? _f32;
+        private readonly ArraySegment<Half>[]? _f16;
         private readonly float[] _bias;
         private readonly float[] _x;
         private readonly float[] _y;
@@ -331,8 +332,9 @@ internal static class DecodeBench
             // Weights spread like an initialized model's (uniform in ±0.035: standard deviation 0.02): the F16 ones include subnormal halves, which
             // must not slow the kernel down.
             var rng = new Random(7);
-            _f32 = half ? null : _shapes.Select(s => Filled(s.Out * s.In, _ => (float)(rng.NextDouble() - 0.5) * 0.07f)).ToArray();
-            _f16 = half ? _shapes.Select(s => Filled(s.Out * s.In, _ => (Half)((rng.NextDouble() - 0.5) * 0.07))).ToArray() : null;
+            // In aligned buffers on huge pages, as the model keeps its weights.
+            _f32 = half ? null : _shapes.Select(s => Aligned(Filled(s.Out * s.In, _ => (float)(rng.NextDouble() - 0.5) * 0.07f))).ToArray();
+            _f16 = half ? _shapes.Select(s => Aligned(Filled(s.Out * s.In, _ => (Half)((rng.NextDouble() - 0.5) * 0.07)))).ToArray() : null;
             _bias = new float[Math.Max(ff, config.VocabSize)];
             int width = Math.Max(ff, c);
             _x = Filled(o.Batch * width, i => 0.01f * (i % 7));
@@ -365,6 +367,14 @@ internal static class DecodeBench
 
             return rows * n / sw.Elapsed.TotalSeconds;
         }
+    }
+
+    private static ArraySegment<T> Aligned<T>(T[] values)
+        where T : unmanaged
+    {
+        var buffer = AlignedBuffer.Allocate<T>(values.Length);
+        values.CopyTo(buffer.AsSpan());
+        return buffer;
     }
 
     private static T[] Filled<T>(int length, Func<int, T> value)

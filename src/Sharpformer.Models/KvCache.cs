@@ -1,3 +1,5 @@
+using Sharpformer.Tensors.Storage;
+
 namespace Sharpformer.Models;
 
 /// <summary>
@@ -8,8 +10,9 @@ namespace Sharpformer.Models;
 /// </summary>
 public sealed class KvCache
 {
-    private readonly float[][] _keys;
-    private readonly float[][] _values;
+    // 64-byte aligned, on huge pages where the OS allows (AlignedBuffer): a decode step streams every layer's K and V.
+    private readonly ArraySegment<float>[] _keys;
+    private readonly ArraySegment<float>[] _values;
     private readonly float[] _mask;
     private readonly int[] _nextPosition;
 
@@ -29,12 +32,12 @@ public sealed class KvCache
         Batch = batch;
         Capacity = capacity;
         Width = width;
-        _keys = new float[layers][];
-        _values = new float[layers][];
+        _keys = new ArraySegment<float>[layers];
+        _values = new ArraySegment<float>[layers];
         for (int l = 0; l < layers; l++)
         {
-            _keys[l] = new float[(long)batch * capacity * width];
-            _values[l] = new float[(long)batch * capacity * width];
+            _keys[l] = Zeroed(checked(batch * capacity * width));
+            _values[l] = Zeroed(checked(batch * capacity * width));
         }
 
         _mask = new float[batch * capacity];
@@ -154,14 +157,21 @@ public sealed class KvCache
         Length += tokens;
     }
 
-    private static float[] Gather(float[] source, ReadOnlySpan<int> sources, int rowBlock, int used)
+    private static ArraySegment<float> Gather(ArraySegment<float> source, ReadOnlySpan<int> sources, int rowBlock, int used)
     {
-        var result = new float[source.Length];
+        var result = Zeroed(source.Count);
         for (int b = 0; b < sources.Length; b++)
         {
-            Array.Copy(source, sources[b] * rowBlock, result, b * rowBlock, used);
+            source.AsSpan(sources[b] * rowBlock, used).CopyTo(result.AsSpan(b * rowBlock, used));
         }
 
         return result;
+    }
+
+    private static ArraySegment<float> Zeroed(int length)
+    {
+        var buffer = AlignedBuffer.Allocate<float>(length);
+        buffer.AsSpan().Clear();
+        return buffer;
     }
 }

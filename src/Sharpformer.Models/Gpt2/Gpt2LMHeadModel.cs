@@ -4,6 +4,7 @@ using Sharpformer.IO.SafeTensors;
 using Sharpformer.NN;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
+using Sharpformer.Tensors.Storage;
 using Sharpformer.Tensors.Threading;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
@@ -25,13 +26,14 @@ public sealed record Gpt2Output(Tensor Logits, IReadOnlyList<Tensor>? HiddenStat
 /// </summary>
 internal sealed class DenseWeight
 {
-    private readonly float[]? _f32;
-    private readonly Half[]? _f16;
-    private readonly BFloat16[]? _bf16;
+    // Exactly one is set (by DType); each is 64-byte aligned, on huge pages where the OS allows (AlignedBuffer).
+    private readonly ArraySegment<float> _f32;
+    private readonly ArraySegment<Half> _f16;
+    private readonly ArraySegment<BFloat16> _bf16;
     private readonly WidenScratch _scratch;
     private GemmPackedB? _packed;
 
-    private DenseWeight(float[]? f32, Half[]? f16, BFloat16[]? bf16, DType dtype, float[] bias, int inFeatures, int outFeatures, WidenScratch scratch)
+    private DenseWeight(ArraySegment<float> f32, ArraySegment<Half> f16, ArraySegment<BFloat16> bf16, DType dtype, float[] bias, int inFeatures, int outFeatures, WidenScratch scratch)
     {
         _f32 = f32;
         _f16 = f16;
@@ -51,16 +53,16 @@ internal sealed class DenseWeight
 
     public int Out { get; }
 
-    /// <summary>Wraps a contiguous [out, in] tensor of F32, F16 or BF16 (its elements are copied into an owned array).</summary>
+    /// <summary>Wraps a contiguous [out, in] tensor of F32, F16 or BF16 (its elements are copied into an owned aligned buffer).</summary>
     public static DenseWeight FromTensor(Tensor weight, float[] bias, WidenScratch scratch)
     {
         Debug.Assert(weight.Rank == 2 && weight.IsContiguous);
         int outFeatures = weight.Shape[0], inFeatures = weight.Shape[1];
         return weight.DType switch
         {
-            DType.F32 => new DenseWeight(weight.ToArray<float>(), null, null, DType.F32, bias, inFeatures, outFeatures, scratch),
-            DType.F16 => new DenseWeight(null, weight.ToArray<Half>(), null, DType.F16, bias, inFeatures, outFeatures, scratch),
-            DType.BF16 => new DenseWeight(null, null, weight.ToArray<BFloat16>(), DType.BF16, bias, inFeatures, outFeatures, scratch),
+            DType.F32 => new DenseWeight(Copy(weight.AsReadOnlySpan<float>()), default, default, DType.F32, bias, inFeatures, outFeatures, scratch),
+            DType.F16 => new DenseWeight(default, Copy(weight.AsReadOnlySpan<Half>()), default, DType.F16, bias, inFeatures, outFeatures, scratch),
+            DType.BF16 => new DenseWeight(default, default, Copy(weight.AsReadOnlySpan<BFloat16>()), DType.BF16, bias, inFeatures, outFeatures, scratch),
             _ => throw new UnreachableException($"DenseWeight: {weight.DType} is not a weight type."),
         };
     }
@@ -72,9 +74,9 @@ internal sealed class DenseWeight
         int inFeatures = weightInOut.Shape[0], outFeatures = weightInOut.Shape[1];
         return weightInOut.DType switch
         {
-            DType.F32 => new DenseWeight(Transpose(weightInOut.AsReadOnlySpan<float>(), inFeatures, outFeatures), null, null, DType.F32, bias, inFeatures, outFeatures, scratch),
-            DType.F16 => new DenseWeight(null, Transpose(weightInOut.AsReadOnlySpan<Half>(), inFeatures, outFeatures), null, DType.F16, bias, inFeatures, outFeatures, scratch),
-            DType.BF16 => new DenseWeight(null, null, Transpose(weightInOut.AsReadOnlySpan<BFloat16>(), inFeatures, outFeatures), DType.BF16, bias, inFeatures, outFeatures, scratch),
+            DType.F32 => new DenseWeight(Transpose(weightInOut.AsReadOnlySpan<float>(), inFeatures, outFeatures), default, default, DType.F32, bias, inFeatures, outFeatures, scratch),
+            DType.F16 => new DenseWeight(default, Transpose(weightInOut.AsReadOnlySpan<Half>(), inFeatures, outFeatures), default, DType.F16, bias, inFeatures, outFeatures, scratch),
+            DType.BF16 => new DenseWeight(default, default, Transpose(weightInOut.AsReadOnlySpan<BFloat16>(), inFeatures, outFeatures), DType.BF16, bias, inFeatures, outFeatures, scratch),
             _ => throw new UnreachableException($"DenseWeight: {weightInOut.DType} is not a weight type."),
         };
     }
@@ -99,7 +101,7 @@ internal sealed class DenseWeight
         }
 
         float beta = accumulate ? 1f : 0f;
-        if (_f32 is not null)
+        if (DType == DType.F32)
         {
             _packed ??= Gemm.PackB(true, In, Out, _f32, In);
             Gemm.Sgemm(false, rows, 1f, x, In, _packed, beta, y, Out, Bias);
@@ -142,10 +144,21 @@ internal sealed class DenseWeight
         }
     }
 
-    /// <summary>src [rows, cols] → [cols, rows], element type kept (F16/BF16 are transposed without widening).</summary>
-    private static T[] Transpose<T>(ReadOnlySpan<T> source, int rows, int cols)
+    /// <summary>The elements in a new aligned buffer.</summary>
+    private static ArraySegment<T> Copy<T>(ReadOnlySpan<T> source)
+        where T : unmanaged
     {
-        var transposed = new T[source.Length];
+        var copy = AlignedBuffer.Allocate<T>(source.Length);
+        source.CopyTo(copy);
+        return copy;
+    }
+
+    /// <summary>src [rows, cols] → [cols, rows] in a new aligned buffer, element type kept (F16/BF16 are transposed without widening).</summary>
+    private static ArraySegment<T> Transpose<T>(ReadOnlySpan<T> source, int rows, int cols)
+        where T : unmanaged
+    {
+        var buffer = AlignedBuffer.Allocate<T>(source.Length);
+        var transposed = buffer.AsSpan();
         for (int i = 0; i < rows; i++)
         {
             for (int o = 0; o < cols; o++)
@@ -154,7 +167,7 @@ internal sealed class DenseWeight
             }
         }
 
-        return transposed;
+        return buffer;
     }
 }
 

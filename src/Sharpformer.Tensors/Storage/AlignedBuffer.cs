@@ -1,0 +1,72 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Sharpformer.Tensors.Storage;
+
+/// <summary>
+/// Managed buffers for data that kernels stream from memory again and again (decode-time weights, the KV cache): pinned
+/// (the GC never moves them), starting on a 64-byte cache line, and on Linux advised to be backed by 2 MiB transparent
+/// huge pages. A .NET array's data starts 16 bytes past a cache line, so every 64-byte vector load of an array row
+/// straddles two lines; and with 4 KiB pages, streaming hundreds of MB per token walks the page tables once per 4 KiB.
+/// Batch-1 GPT-2 124M weight streaming on the 2-core Zen 5 host (interleaved A/B, 2 threads): aligned 4 KiB pages +6 %,
+/// aligned 2 MiB pages +12 % at F32, +4 % at F16.
+/// </summary>
+public static partial class AlignedBuffer
+{
+    /// <summary>The start alignment in bytes: one cache line, and the width of a Vector512.</summary>
+    public const int Alignment = 64;
+
+    private const int HugePage = 2 << 20;
+
+    /// <summary>madvise(2) advice: back the range with transparent huge pages where the kernel allows.</summary>
+    private const int MadviseHugePage = 14;
+
+    /// <summary>
+    /// A buffer of <paramref name="length"/> elements whose first element is 64-byte aligned, inside a pinned array; not
+    /// zeroed. Where it spans whole 2 MiB pages, those are advised for huge pages on Linux (a hint: ignored when the
+    /// system has transparent huge pages off).
+    /// </summary>
+    /// <typeparam name="T">An unmanaged element type whose size divides 64.</typeparam>
+    /// <param name="length">Elements.</param>
+    /// <returns>The aligned elements, as a segment of the pinned array that owns them.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative or too large.</exception>
+    public static unsafe ArraySegment<T> Allocate<T>(int length)
+        where T : unmanaged
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if (Alignment % sizeof(T) != 0)
+        {
+            throw new ArgumentException($"AlignedBuffer: element size {sizeof(T)} does not divide the {Alignment}-byte alignment.", nameof(T));
+        }
+
+        var pad = Alignment / sizeof(T);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Array.MaxLength - pad);
+        var array = GC.AllocateUninitializedArray<T>(length + pad, pinned: true);
+        var address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
+
+        // An array's data is at least 8-byte aligned, so the distance to the next line is whole elements.
+        var offset = (int)(((Alignment - (address % Alignment)) % Alignment) / sizeof(T));
+        AdviseHugePages(address + (offset * sizeof(T)), (long)length * sizeof(T));
+        return new ArraySegment<T>(array, offset, length);
+    }
+
+    /// <summary>Advises the whole 2 MiB pages inside [start, start + bytes) for transparent huge pages (Linux only).</summary>
+    private static void AdviseHugePages(nint start, long bytes)
+    {
+        if (!OperatingSystem.IsLinux() || bytes < HugePage)
+        {
+            return;
+        }
+
+        var first = (start + HugePage - 1) & ~(nint)(HugePage - 1);
+        var last = (start + (nint)bytes) & ~(nint)(HugePage - 1);
+        if (last > first)
+        {
+            // A failure (no THP support, an old kernel) leaves ordinary pages, which work the same, only slower.
+            _ = Madvise(first, (nuint)(last - first), MadviseHugePage);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "madvise")]
+    private static partial int Madvise(nint address, nuint length, int advice);
+}
