@@ -77,6 +77,13 @@ public static class Attention
         KernelChecks.Optional(Op, nameof(keyPaddingMask), keyPaddingMask.Length, (long)b * tk, "[B={0}, Tk={1}]", b, tk);
         KernelChecks.Optional(Op, nameof(probabilities), probabilities.Length, (long)b * h * tq * tk, "[B={0}, H={1}, Tq={2}, Tk={3}]", b, h, tq, tk);
         float s = scale ?? ScaleFor(shape.HeadDim);
+        if (tq == 1 && probabilities.IsEmpty && tk > 0 && shape.HeadDim > 0)
+        {
+            // A decoding step: every key is visible to the one query, whatever the causal flag.
+            DecodeStep(shape, s, q, k, v, output, keyPaddingMask);
+            return;
+        }
+
         fixed (float* pq = q, pk = k, pv = v, po = output, pm = keyPaddingMask, pp = probabilities)
         {
             nint aq = (nint)pq, ak = (nint)pk, av = (nint)pv, ao = (nint)po, am = (nint)pm, ap = (nint)pp;
@@ -317,60 +324,262 @@ public static class Attention
         }
     }
 
+    /// <summary>Keys per block of a decoding step: enough blocks to balance the threads, few enough to merge cheaply.</summary>
+    private static int DecodeBlockKeys(int tk) =>
+        Math.Max(16, (tk + (4 * ParallelFor.MaxDegreeOfParallelism) - 1) / (4 * ParallelFor.MaxDegreeOfParallelism));
+
+    /// <summary>
+    /// One query per sequence (Tq = 1, a decoding step), all heads at once, split over blocks of keys instead of heads
+    /// (split-K, as in flash-decoding): each block reads its K rows and then its V rows front to back (a row holds every
+    /// head, so a block is two sequential streams, where a head at a time strides through the cache at the row stride)
+    /// and leaves per head its score maximum m, its sum of exp(score − m) and its unnormalized output; the blocks are then
+    /// merged with the rescaling exp(m_block − m).
+    /// </summary>
+    private static unsafe void DecodeStep(
+        AttentionShape shape, float scale, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> output,
+        ReadOnlySpan<float> keyPaddingMask)
+    {
+        int batch = shape.Batch, heads = shape.Heads, tk = shape.KeyLength, d = shape.HeadDim, width = shape.Width;
+        int blockKeys = DecodeBlockKeys(tk);
+        int blocks = (tk + blockKeys - 1) / blockKeys;
+
+        // Per (sequence, block): the unnormalized outputs [H·D], then per head its maximum, then per head its sum.
+        int slot = width + (2 * heads);
+        float[] partials = ArrayPool<float>.Shared.Rent(batch * blocks * slot);
+        try
+        {
+            fixed (float* pq = q, pk = k, pv = v, pm = keyPaddingMask, pp = partials)
+            {
+                nint aq = (nint)pq, ak = (nint)pk, av = (nint)pv, am = (nint)pm, ap = (nint)pp;
+                bool masked = !keyPaddingMask.IsEmpty;
+                ParallelFor.For(batch * blocks, 1, (start, end) =>
+                {
+                    float[] scores = ArrayPool<float>.Shared.Rent(heads * blockKeys);
+                    for (int task = start; task < end; task++)
+                    {
+                        int b = task / blocks, first = task % blocks * blockKeys, count = Math.Min(blockKeys, tk - first);
+                        long keyRow = ((long)b * tk) + first;
+                        DecodeBlock(
+                            shape,
+                            scale,
+                            (float*)aq + ((long)b * shape.QStride),
+                            (float*)ak + (keyRow * shape.KStride),
+                            (float*)av + (keyRow * shape.VStride),
+                            masked ? (float*)am + keyRow : null,
+                            count,
+                            scores,
+                            new Span<float>((float*)ap + ((long)task * slot), slot));
+                    }
+
+                    ArrayPool<float>.Shared.Return(scores);
+                });
+            }
+
+            for (int b = 0; b < batch; b++)
+            {
+                MergeBlocks(partials.AsSpan(b * blocks * slot, blocks * slot), blocks, heads, d, output.Slice(b * shape.OStride, width));
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(partials);
+        }
+    }
+
+    /// <summary>
+    /// One block of <paramref name="count"/> keys for all heads: scores [H, count] = scale · q_h·k_j (−inf where the mask
+    /// is 0), per head m = max and p = exp(score − m), and o_h = Σ_j p_j · v_j,h; into <paramref name="partial"/>: o [H·D],
+    /// then the H maxima, then the H sums of p.
+    /// </summary>
+    private static unsafe void DecodeBlock(
+        AttentionShape shape, float scale, float* q, float* k, float* v, float* mask, int count, float[] scoreBuffer, Span<float> partial)
+    {
+        int heads = shape.Heads, d = shape.HeadDim, width = shape.Width;
+        var scores = scoreBuffer.AsSpan(0, heads * count);
+        var qs = new ReadOnlySpan<float>(q, width);
+        for (int j = 0; j < count; j++)
+        {
+            var row = new ReadOnlySpan<float>(k + ((long)j * shape.KStride), width);
+            bool keep = mask == null || mask[j] != 0f;
+            for (int h = 0; h < heads; h++)
+            {
+                scores[(h * count) + j] = keep ? scale * ShortDot(qs.Slice(h * d, d), row.Slice(h * d, d)) : float.NegativeInfinity;
+            }
+        }
+
+        for (int h = 0; h < heads; h++)
+        {
+            var row = scores.Slice(h * count, count);
+            float max = Softmax.RowMax(row);
+            partial[width + h] = max;
+            if (float.IsNegativeInfinity(max))
+            {
+                // Every key of this block is masked for the head: it adds nothing.
+                partial[width + heads + h] = 0f;
+                row.Clear();
+            }
+            else
+            {
+                partial[width + heads + h] = Softmax.ExpSubtractSum(row, max, row);
+            }
+        }
+
+        var acc = partial[..width];
+        acc.Clear();
+        for (int j = 0; j < count; j++)
+        {
+            var row = new ReadOnlySpan<float>(v + ((long)j * shape.VStride), width);
+            for (int h = 0; h < heads; h++)
+            {
+                float p = scores[(h * count) + j];
+                if (p != 0f)
+                {
+                    Axpy(p, row.Slice(h * d, d), acc.Slice(h * d, d));
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// o_h = Σ_blocks exp(m_block,h − m_h) · o_block,h / Σ_blocks exp(m_block,h − m_h) · sum_block,h, m_h the largest
+    /// block maximum; a head whose keys are all masked gets zeros.
+    /// </summary>
+    private static void MergeBlocks(ReadOnlySpan<float> partials, int blocks, int heads, int d, Span<float> output)
+    {
+        int width = heads * d, slot = width + (2 * heads);
+        for (int h = 0; h < heads; h++)
+        {
+            float max = float.NegativeInfinity;
+            for (int c = 0; c < blocks; c++)
+            {
+                max = MathF.Max(max, partials[(c * slot) + width + h]);
+            }
+
+            var o = output.Slice(h * d, d);
+            o.Clear();
+            if (float.IsNegativeInfinity(max))
+            {
+                continue;
+            }
+
+            float total = 0f;
+            for (int c = 0; c < blocks; c++)
+            {
+                float m = partials[(c * slot) + width + h];
+                if (!float.IsNegativeInfinity(m))
+                {
+                    float weight = MathF.Exp(m - max);
+                    total += weight * partials[(c * slot) + width + heads + h];
+                    Axpy(weight, partials.Slice((c * slot) + (h * d), d), o);
+                }
+            }
+
+            TensorPrimitives.Multiply(o, 1f / total, o);
+        }
+    }
+
+    /// <summary>y += a · x over a short span (one head's D values), inlined: Vector512 → 256 → 128 → scalar.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Axpy(float a, ReadOnlySpan<float> x, Span<float> y)
+    {
+        int n = x.Length, i = 0;
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var av = Vector512.Create(a);
+            for (; i <= n - 16; i += 16)
+            {
+                Vector512.FusedMultiplyAdd(av, Vector512.LoadUnsafe(ref xr, (nuint)i), Vector512.LoadUnsafe(ref yr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var av = Vector256.Create(a);
+            for (; i <= n - 8; i += 8)
+            {
+                Vector256.FusedMultiplyAdd(av, Vector256.LoadUnsafe(ref xr, (nuint)i), Vector256.LoadUnsafe(ref yr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            var av = Vector128.Create(a);
+            for (; i <= n - 4; i += 4)
+            {
+                Vector128.FusedMultiplyAdd(av, Vector128.LoadUnsafe(ref xr, (nuint)i), Vector128.LoadUnsafe(ref yr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            Unsafe.Add(ref yr, i) = MathF.FusedMultiplyAdd(a, Unsafe.Add(ref xr, i), Unsafe.Add(ref yr, i));
+        }
+    }
+
+    /// <summary>
+    /// Σ q[i]·k[i] over a short span (one head's D values), inlined: a decoding step makes tens of thousands of them per
+    /// GPT-2 token, where a library call's fixed cost was a visible share of the step. Vector512 → 256 → 128 → scalar.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ShortDot(ReadOnlySpan<float> q, ReadOnlySpan<float> k)
+    {
+        int d = q.Length, i = 0;
+        ref float qr = ref MemoryMarshal.GetReference(q);
+        ref float kr = ref MemoryMarshal.GetReference(k);
+        float s = 0f;
+        if (Vector512.IsHardwareAccelerated && d >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i <= d - 16; i += 16)
+            {
+                acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref qr, (nuint)i), Vector512.LoadUnsafe(ref kr, (nuint)i), acc);
+            }
+
+            var half = acc.GetLower() + acc.GetUpper();
+            s = Vector128.Sum(half.GetLower() + half.GetUpper());
+        }
+        else if (Vector256.IsHardwareAccelerated && d >= 8)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; i <= d - 8; i += 8)
+            {
+                acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref qr, (nuint)i), Vector256.LoadUnsafe(ref kr, (nuint)i), acc);
+            }
+
+            s = Vector128.Sum(acc.GetLower() + acc.GetUpper());
+        }
+        else if (Vector128.IsHardwareAccelerated && d >= 4)
+        {
+            var acc = Vector128<float>.Zero;
+            for (; i <= d - 4; i += 4)
+            {
+                acc = Vector128.FusedMultiplyAdd(Vector128.LoadUnsafe(ref qr, (nuint)i), Vector128.LoadUnsafe(ref kr, (nuint)i), acc);
+            }
+
+            s = Vector128.Sum(acc);
+        }
+
+        for (; i < d; i++)
+        {
+            s += Unsafe.Add(ref qr, i) * Unsafe.Add(ref kr, i);
+        }
+
+        return s;
+    }
+
     /// <summary>
     /// scores [visible] = scale · q [D] · K[j]ᵀ for the keys j &lt; <paramref name="visible"/> at row stride
-    /// <paramref name="kStride"/>: one short dot product per key, inlined (a decode step makes ~28k of them per GPT-2
-    /// token, where a library call's fixed cost was a visible share of the step). Vector512 → 256 → 128 → scalar over D.
+    /// <paramref name="kStride"/>: one inlined short dot product per key (<see cref="ShortDot"/>).
     /// </summary>
     internal static void KeyScores(ReadOnlySpan<float> q, ReadOnlySpan<float> k, int kStride, int visible, Span<float> scores, float scale)
     {
         int d = q.Length;
         Debug.Assert(scores.Length >= visible && (visible == 0 || k.Length >= ((long)(visible - 1) * kStride) + d));
-        ref float qr = ref MemoryMarshal.GetReference(q);
-        ref float kr = ref MemoryMarshal.GetReference(k);
         for (int j = 0; j < visible; j++)
         {
-            ref float kj = ref Unsafe.Add(ref kr, (nint)j * kStride);
-            int i = 0;
-            float s = 0f;
-            if (Vector512.IsHardwareAccelerated && d >= 16)
-            {
-                var acc = Vector512<float>.Zero;
-                for (; i <= d - 16; i += 16)
-                {
-                    acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref qr, (nuint)i), Vector512.LoadUnsafe(ref kj, (nuint)i), acc);
-                }
-
-                var half = acc.GetLower() + acc.GetUpper();
-                s = Vector128.Sum(half.GetLower() + half.GetUpper());
-            }
-            else if (Vector256.IsHardwareAccelerated && d >= 8)
-            {
-                var acc = Vector256<float>.Zero;
-                for (; i <= d - 8; i += 8)
-                {
-                    acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref qr, (nuint)i), Vector256.LoadUnsafe(ref kj, (nuint)i), acc);
-                }
-
-                s = Vector128.Sum(acc.GetLower() + acc.GetUpper());
-            }
-            else if (Vector128.IsHardwareAccelerated && d >= 4)
-            {
-                var acc = Vector128<float>.Zero;
-                for (; i <= d - 4; i += 4)
-                {
-                    acc = Vector128.FusedMultiplyAdd(Vector128.LoadUnsafe(ref qr, (nuint)i), Vector128.LoadUnsafe(ref kj, (nuint)i), acc);
-                }
-
-                s = Vector128.Sum(acc);
-            }
-
-            for (; i < d; i++)
-            {
-                s += Unsafe.Add(ref qr, i) * Unsafe.Add(ref kj, i);
-            }
-
-            scores[j] = scale * s;
+            scores[j] = scale * ShortDot(q, k.Slice(j * kStride, d));
         }
     }
 

@@ -1,7 +1,10 @@
 using Sharpformer.Tensors.Kernels;
+using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Tests.Kernels;
 
+// The decoding-step test sets ParallelFor.MaxDegreeOfParallelism (process-wide): it shares the collection that runs such tests one at a time.
+[Collection("ParallelFor degree")]
 public class AttentionTests
 {
     public static TheoryData<int, int, int, int, int, bool, bool, bool> Cases() => new()
@@ -66,10 +69,61 @@ public class AttentionTests
         KernelTestData.Close(expected, output, 1e-5f, 1e-5f, "output");
         Assert.DoesNotContain(output, float.IsNaN);
 
-        // Without the probabilities output, the same result.
+        // Without the probabilities output, the same result: bit for bit, except that one query (a decoding step) then
+        // goes through the split-K path, whose sums run in another order.
         var again = new float[p.OutLength];
         Attention.Forward(p.Shape, p.Q.AsSpan(p.QOff), p.K.AsSpan(p.KOff), p.V.AsSpan(p.VOff), again, causal, p.Mask);
-        Assert.Equal(output, again);
+        if (tq == 1)
+        {
+            KernelTestData.Close(expected, again, 1e-5f, 1e-5f, "output without probabilities");
+        }
+        else
+        {
+            Assert.Equal(output, again);
+        }
+    }
+
+    public static TheoryData<int, int, int, int, bool, bool, int> DecodeCases() => new()
+    {
+        // B, H, Tk, D, padding, fused QKV layout, threads
+        { 1, 12, 160, 64, false, true, 2 },   // GPT-2 124M at 160 cached tokens
+        { 2, 3, 1, 64, true, true, 2 },       // one key; batch 0 fully padded
+        { 1, 2, 15, 8, false, false, 2 },     // fewer keys than one block
+        { 3, 4, 17, 20, true, false, 2 },     // a block plus one key, D with vector and scalar tails
+        { 2, 2, 1000, 16, true, true, 2 },    // many blocks; whole blocks of padding (batch 0)
+        { 2, 5, 333, 7, true, false, 1 },     // one thread: larger blocks, odd D
+        { 1, 1, 64, 3, true, false, 8 },      // more threads than blocks need
+    };
+
+    [Theory]
+    [MemberData(nameof(DecodeCases))]
+    public void Forward_DecodeStep_MatchesNaiveReference(int b, int h, int tk, int d, bool pad, bool fused, int threads)
+    {
+        // One query, no probabilities: the split-K decoding path (blocks of keys merged by log-sum-exp).
+        var p = Make(b, h, 1, tk, d, pad, fused, 7 * tk + d);
+        if (pad)
+        {
+            // Also a whole block of padding inside a sequence that has keys (the merge must skip it).
+            Array.Fill(p.Mask, 0f, ((b - 1) * tk) + (tk / 3), Math.Min(40, tk / 3));
+        }
+
+        int saved = ParallelFor.MaxDegreeOfParallelism;
+        ParallelFor.MaxDegreeOfParallelism = threads;
+        try
+        {
+            foreach (var causal in new[] { true, false })
+            {
+                var output = Enumerable.Repeat(float.NaN, p.OutLength).ToArray();
+                Attention.Forward(p.Shape, p.Q.AsSpan(p.QOff), p.K.AsSpan(p.KOff), p.V.AsSpan(p.VOff), output, causal, p.Mask, 0.3f);
+                var expected = new float[p.OutLength];
+                Attention.ForwardReference(p.Shape, p.Q.AsSpan(p.QOff), p.K.AsSpan(p.KOff), p.V.AsSpan(p.VOff), expected, causal, p.Mask, 0.3f, default);
+                KernelTestData.Close(expected, output, 1e-5f, 1e-5f, $"decode output (causal {causal})");
+            }
+        }
+        finally
+        {
+            ParallelFor.MaxDegreeOfParallelism = saved;
+        }
     }
 
     [Theory]
