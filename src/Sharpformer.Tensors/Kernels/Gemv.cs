@@ -209,9 +209,9 @@ public static unsafe class Gemv
         ParallelFor.For(chunks, 1, (start, end) =>
         {
             var o1 = Math.Min(job.Out, end * rowsPerChunk);
-            if (typeof(TW) == typeof(F16) && job.XPairs != 0)
+            if (TR.Count <= SequentialMaxRows && Vector512.IsHardwareAccelerated && job.In >= 32 && (typeof(TW) != typeof(F16) || job.XPairs != 0))
             {
-                PairedF16Rows<TR>(job, start * rowsPerChunk, o1);
+                SequentialRows<TW, TR>(job, start * rowsPerChunk, o1);
                 return;
             }
 
@@ -337,25 +337,29 @@ public static unsafe class Gemv
     }
 
     /// <summary>
-    /// Outputs [o0, o1) for F16 weights, R ≤ 2, with AVX-512: 32 halves per step read as 16 32-bit lanes without widening:
-    /// each lane's low half is an even position and its high half an odd one, and both are converted in place with
-    /// shifts that pick their bits (<see cref="F16.Low512"/>, <see cref="F16.High512"/>), saving the zero-extension and a
-    /// shift per 16 values (8.5 operations instead of 10). x comes split into even and odd positions to match
-    /// (<see cref="SplitEvenOdd"/>); a remainder of fewer than 32 values goes through <see cref="Dots"/>. Rows follow one
-    /// another in one loop with the constants made once: per row, half as many bytes as F32 make per-row setup twice as
-    /// heavy, and a call per row measured 3 % slower (interleaved, 2 threads). As in <see cref="OneOutput"/>, rows are
-    /// read front to back, one sequential stream per chunk.
+    /// Outputs [o0, o1) for R ≤ 2 with AVX-512, 32 values per step. The rows follow one another in one loop with the
+    /// constants made once (a call per row measured 3 % slower at F16, whose rows are half as many bytes), read front to
+    /// back: one sequential stream per chunk, as in <see cref="OneOutput"/>. F16 reads its 32 halves as 16 32-bit lanes
+    /// without widening: each lane's low half is an even position and its high half an odd one, and both are converted
+    /// in place with shifts that pick their bits (<see cref="F16.Low512"/>, <see cref="F16.High512"/>), saving the
+    /// zero-extension and a shift per 16 values (8.5 operations instead of 10), against x split into even and odd
+    /// positions to match (<see cref="SplitEvenOdd"/>). A row remainder of fewer than 32 values goes through
+    /// <see cref="Dots"/> afterwards.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PairedF16Rows<TR>(in Job job, int o0, int o1)
+    private static void SequentialRows<TW, TR>(in Job job, int o0, int o1)
+        where TW : struct, IWeightFormat
         where TR : struct, IRowCount
     {
         var k = Simd512.HalfConstants;
         var n = job.In;
         var blocks = n / 32;
-        var pairStride = 32L * blocks;
-        var pairs = (float*)job.XPairs;
-        var x = (float*)job.X;
+        var done = 32L * blocks;
+
+        // x as the steps read it: F16 against the even/odd split (row stride 32·blocks), the others against x itself.
+        var xs = typeof(TW) == typeof(F16) ? (float*)job.XPairs : (float*)job.X;
+        var xStride = typeof(TW) == typeof(F16) ? done : n;
+        var step = TW.Offset(0, 32);
         var sums = stackalloc float[MaxRows];
         for (var o = o0; o < o1; o++)
         {
@@ -363,25 +367,39 @@ public static unsafe class Gemv
 
             // Pointers stepped, not indexed: from the block number the JIT recomputes every address each step (9 scalar
             // instructions per 32 values), which measured 4–7 % slower on 2 threads.
-            var w = (uint*)F16.Offset(job.W, (long)o * n);
-            var end = w + (16L * blocks);
-            var xp = pairs;
-            for (var wp = w; wp < end; wp += 16, xp += 32)
+            var w = TW.Offset(job.W, (long)o * n);
+            var end = w + (blocks * step);
+            var xp = xs;
+            for (var wp = w; wp < end; wp += step, xp += 32)
             {
                 if (Sse.IsSupported)
                 {
-                    Sse.Prefetch0((byte*)wp + SeqPrefetch);
+                    Sse.Prefetch0((void*)(wp + SeqPrefetch));
+                    if (step > 64)
+                    {
+                        Sse.Prefetch0((void*)(wp + SeqPrefetch + 64));
+                    }
                 }
 
-                var lanes = Vector512.Load(wp);
-                var even = F16.Low512(lanes, k);
-                var odd = F16.High512(lanes, k);
-                a0 = Vector512.FusedMultiplyAdd(even, Vector512.Load(xp), a0);
-                a1 = Vector512.FusedMultiplyAdd(odd, Vector512.Load(xp + 16), a1);
+                Vector512<float> v0, v1;
+                if (typeof(TW) == typeof(F16))
+                {
+                    var lanes = Vector512.Load((uint*)wp);
+                    v0 = F16.Low512(lanes, k);
+                    v1 = F16.High512(lanes, k);
+                }
+                else
+                {
+                    v0 = TW.Load512(wp, 0, k);
+                    v1 = TW.Load512(wp, 16, k);
+                }
+
+                a0 = Vector512.FusedMultiplyAdd(v0, Vector512.Load(xp), a0);
+                a1 = Vector512.FusedMultiplyAdd(v1, Vector512.Load(xp + 16), a1);
                 if (TR.Count > 1)
                 {
-                    b0 = Vector512.FusedMultiplyAdd(even, Vector512.Load(xp + pairStride), b0);
-                    b1 = Vector512.FusedMultiplyAdd(odd, Vector512.Load(xp + pairStride + 16), b1);
+                    b0 = Vector512.FusedMultiplyAdd(v0, Vector512.Load(xp + xStride), b0);
+                    b1 = Vector512.FusedMultiplyAdd(v1, Vector512.Load(xp + xStride + 16), b1);
                 }
             }
 
@@ -396,15 +414,16 @@ public static unsafe class Gemv
 
         // Rows whose length is not whole blocks: the rest of each row added afterwards, in a loop of its own (with it
         // inside the loop above, the JIT spilled the constants and reloaded six of them on every step).
-        if (pairStride < n)
+        if (done < n)
         {
+            var x = (float*)job.X;
             for (var o = o0; o < o1; o++)
             {
                 sums[0] = 0f;
                 sums[1] = 0f;
-                var w = F16.Offset(job.W, (long)o * n);
-                var i = Dots<Simd512, Vector512<float>, F16, TR>(w, x, n, (int)pairStride, sums);
-                Dots<SimdScalar, float, F16, TR>(w, x, n, i, sums);
+                var w = TW.Offset(job.W, (long)o * n);
+                var i = Dots<Simd512, Vector512<float>, TW, TR>(w, x, n, (int)done, sums);
+                Dots<SimdScalar, float, TW, TR>(w, x, n, i, sums);
                 for (var r = 0; r < TR.Count; r++)
                 {
                     ((float*)job.Y)[((long)r * job.Out) + o] += sums[r];
@@ -433,7 +452,7 @@ public static unsafe class Gemv
 
         var k = TS.HalfConstants;
         TV a00 = TS.Zero, a01 = TS.Zero, a10 = TS.Zero, a11 = TS.Zero;
-        // Pointers stepped, not indexed (as in PairedF16Rows).
+        // Pointers stepped, not indexed (as in SequentialRows).
         var steps = (n - i) / (2 * TS.Count);
         var wp = TW.Offset(w, i);
         var end = TW.Offset(wp, (long)steps * 2 * TS.Count);
@@ -997,7 +1016,7 @@ public static unsafe class Gemv
     /// <summary>One call's operands as raw addresses (the spans are pinned by the caller for the loop's duration).</summary>
     private readonly record struct Job(nint X, int Rows, nint W, int In, int Out, nint Bias, nint Y, bool Accumulate)
     {
-        /// <summary>For the paired F16 loop: x's whole 32-value blocks with even and odd positions split (see <see cref="PairedF16Rows"/>), or 0.</summary>
+        /// <summary>For the paired F16 loop: x's whole 32-value blocks with even and odd positions split (see <see cref="SequentialRows"/>), or 0.</summary>
         public nint XPairs { get; init; }
     }
 }
