@@ -87,6 +87,7 @@ public sealed class GemvTests
     [InlineData(1, 768, 2304)]
     [InlineData(8, 100, 50)]
     [InlineData(3, 1030, 17)]
+    [InlineData(2, 1030, 17)] // the row-after-row loop with a 6-value remainder per row
     public void MatVecBF16_Shapes_MatchesReferenceOnWidenedWeights(int rows, int inFeatures, int outFeatures)
     {
         var (x, w, bias) = Make(rows, inFeatures, outFeatures, 11);

@@ -50,7 +50,8 @@ public readonly record struct AttentionShape(int Batch, int Heads, int QueryLeng
 /// with a causal mask (query i sees keys j ≤ i + (Tk − Tq), so a KV cache works), an optional key-padding mask per batch,
 /// optional returned probabilities, and the backward (dQ, dK, dV from the saved probabilities).
 /// Each (b, h) is one task for <see cref="ParallelFor"/>; inside it, vector-times-matrix loops over one transposed copy
-/// of the head's keys skip every key past the causal limit, so a causal prefill does about half the work.
+/// of the head's keys skip every key past the causal limit, so a causal prefill does about half the work. A decoding
+/// step (one query, no probabilities asked for) is split over blocks of keys instead, all heads at once.
 /// </summary>
 public static class Attention
 {

@@ -8,8 +8,9 @@ namespace Sharpformer.Tensors.Storage;
 /// (the GC never moves them), starting on a 64-byte cache line, and on Linux advised to be backed by 2 MiB transparent
 /// huge pages. A .NET array's data starts 16 bytes past a cache line, so every 64-byte vector load of an array row
 /// straddles two lines; and with 4 KiB pages, streaming hundreds of MB per token walks the page tables once per 4 KiB.
-/// Batch-1 GPT-2 124M weight streaming on the 2-core Zen 5 host (interleaved A/B, 2 threads): aligned 4 KiB pages +6 %,
-/// aligned 2 MiB pages +12 % at F32, +4 % at F16.
+/// On the 2-core Zen 5 host (a VM), batch-1 GPT-2 124M weight streaming, interleaved A/B on 2 threads: 64-byte aligned
+/// +6 to +12 % at F32, +2 % at F16; huge pages on top, in `bench decode` against llama.cpp in the same run, 1.00× → 1.03×
+/// at F32 and no change at F16 (in a microbenchmark on NativeMemory they once measured slower, so they stay a hint).
 /// </summary>
 public static partial class AlignedBuffer
 {
