@@ -444,19 +444,12 @@ public static class Attention
             }
         }
 
-        var acc = partial[..width];
-        acc.Clear();
-        for (int j = 0; j < count; j++)
+        // o_h = p_h [count] · V_h [count, D], a head at a time with its outputs in registers (VecMat); the block's V rows
+        // were asked for during the scores, so these strided reads come from cache.
+        int vLength = ((count - 1) * shape.VStride) + width;
+        for (int h = 0; h < heads; h++)
         {
-            var row = new ReadOnlySpan<float>(v + ((long)j * shape.VStride), width);
-            for (int h = 0; h < heads; h++)
-            {
-                float p = scores[(h * count) + j];
-                if (p != 0f)
-                {
-                    Axpy(p, row.Slice(h * d, d), acc.Slice(h * d, d));
-                }
-            }
+            VecMat(scores.Slice(h * count, count), new ReadOnlySpan<float>(v + (h * d), vLength - (h * d)), shape.VStride, d, partial.Slice(h * d, d), 1f);
         }
     }
 
