@@ -1,4 +1,5 @@
 using System.Text;
+using Sharpformer.IO.Gguf;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Tensors;
 
@@ -46,9 +47,28 @@ internal static class Corpus
         File.WriteAllBytes(P("bad-overlap.safetensors"), Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[8], []));
         File.WriteAllBytes(P("bad-duplicate.safetensors"), Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", new byte[4], []));
 
+        // GGUF (v3, from our writer): metadata of each kind the writer makes and tensors of the float types.
+        var gguf = new GgufWriter();
+        gguf.Add("general.architecture", GgufValue.FromString("gpt2"));
+        gguf.Add("gpt2.context_length", GgufValue.FromUInt32(8));
+        gguf.Add("tokenizer.ggml.tokens", GgufValue.FromStrings(["a", "b", "<|endoftext|>"]));
+        gguf.Add("tokenizer.ggml.token_type", GgufValue.FromInt32s([1, 1, 3]));
+        gguf.Add("scores", GgufValue.FromFloat32s([0f, -1f]));
+        gguf.Add("flag", GgufValue.FromBool(true));
+        gguf.AddTensor("f32", GgufTensorType.F32, [2, 2], new byte[16]);
+        gguf.AddTensor("f16", GgufTensorType.F16, [3], new byte[] { 0, 0x3C, 0, 0xC0, 0, 0 });
+        gguf.AddTensor("bf16", GgufTensorType.BF16, [1], new byte[] { 0x80, 0x3F });
+        gguf.WriteTo(P("valid.gguf"));
+        var ggufBytes = File.ReadAllBytes(P("valid.gguf"));
+        File.WriteAllBytes(P("bad-truncated.gguf"), ggufBytes[..(ggufBytes.Length / 2)]);
+
         // Regressions: inputs afl-fuzz once crashed the index parser with (invalid UTF-8 / a lone surrogate in a string).
         File.WriteAllBytes(P("regress-index-non-utf8.json"), [.. "{\"metadata\":{\"total_size\":\"m"u8, 0xE3, .. "ds\"}}"u8]);
         File.WriteAllText(P("regress-index-lone-surrogate.json"), "{\"weight_map\":{\"\\ud800\":\"a.safetensors\"}}");
+
+        // A header-only GGUF (no tensors, no metadata) shorter than its aligned data offset: valid, and once taken for
+        // a broken one by the harness's own invariant.
+        File.WriteAllBytes(P("regress-gguf-header-only.gguf"), [.. "GGUF"u8, 3, 0, 0, 0, .. new byte[16], 0, 0, 0xFC, 0, 0, 0]);
     }
 
     private static byte[] Build(string header, byte[] data, byte[] trailer)

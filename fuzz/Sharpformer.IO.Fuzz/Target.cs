@@ -1,13 +1,15 @@
 using System.Diagnostics.CodeAnalysis;
+using Sharpformer.IO.Gguf;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Tensors;
 
 namespace Sharpformer.IO.Fuzz;
 
 /// <summary>
-/// One fuzz iteration. The only exception allowed out of the readers is <see cref="SafeTensorsException"/>; anything else
-/// escapes and afl-fuzz records a crash. Inputs that parse as a valid file are also mapped, read tensor by tensor, and
-/// re-written and re-read, and any disagreement throws (a crash too).
+/// One fuzz iteration. Every input goes to the safetensors reader, the sharded-index parser and the GGUF reader; the only
+/// exceptions allowed out of them are <see cref="SafeTensorsException"/> and <see cref="GgufFormatException"/>; anything
+/// else escapes and afl-fuzz records a crash. Inputs that parse as a valid file are also read tensor by tensor (and a
+/// safetensors file re-written and re-read), and any disagreement throws (a crash too).
 /// </summary>
 internal static class Target
 {
@@ -17,11 +19,12 @@ internal static class Target
     /// <summary>Bytes parsing may allocate for an input of <paramref name="length"/> bytes: linear in the input, never in what it claims.</summary>
     public static long ParseAllocationBudget(long length) => (32 * length) + (64 * 1024);
 
-    /// <summary>Managed bytes allocated by parsing <paramref name="bytes"/> as a header and as a sharded index.</summary>
+    /// <summary>Managed bytes allocated by parsing <paramref name="bytes"/> as a header, as a sharded index and as a GGUF header.</summary>
     public static long MeasureParseAllocation(byte[] bytes)
     {
         long before = GC.GetAllocatedBytesForCurrentThread();
         ParseBoth(bytes);
+        ParseGguf(bytes);
         return GC.GetAllocatedBytesForCurrentThread() - before;
     }
 
@@ -34,6 +37,49 @@ internal static class Target
         }
 
         StructuredRoundTrip(bytes);
+        if (ParseGguf(bytes) is not null)
+        {
+            CheckValidGguf(bytes);
+        }
+    }
+
+    /// <summary>The GGUF header of <paramref name="bytes"/> from memory, or null when the reader rejects it.</summary>
+    private static GgufFile? ParseGguf(byte[] bytes)
+    {
+        try
+        {
+            using var stream = new MemoryStream(bytes, writable: false);
+            return GgufFile.Parse(stream, "fuzz-input.gguf");
+        }
+        catch (GgufFormatException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// A GGUF input the reader accepts, opened again from a file: same header, every tensor's bytes equal to the input's
+    /// bytes at its offset, and F32/F16/BF16 tensors readable as float32 with their element count.
+    /// </summary>
+    private static void CheckValidGguf(byte[] bytes)
+    {
+        Directory.CreateDirectory(Scratch);
+        string input = Path.Combine(Scratch, "input.gguf");
+        File.WriteAllBytes(input, bytes);
+        var file = GgufFile.Open(input); // must not throw: the same bytes parsed from memory
+        // With no tensors the (empty) data section may start past the end: a header-only file, as vocabulary-only GGUFs are.
+        Require(file.DataOffset % file.Alignment == 0, "the GGUF data section is unaligned");
+        Require(file.Tensors.Count == 0 || file.DataOffset <= bytes.Length, "the GGUF data section starts past the end of a file with tensors");
+        foreach (var t in file.Tensors)
+        {
+            Require(file.DataOffset + t.Offset + t.ByteLength <= bytes.Length, $"GGUF tensor '{t.Name}' ends past the file");
+            var raw = file.ReadBytes(t);
+            Require(raw.AsSpan().SequenceEqual(bytes.AsSpan((int)(file.DataOffset + t.Offset), (int)t.ByteLength)), $"ReadBytes('{t.Name}') differs from the file bytes");
+            if (t.Type is GgufTensorType.F32 or GgufTensorType.F16 or GgufTensorType.BF16)
+            {
+                Require(file.ReadAsF32(t.Name).LongLength == t.ElementCount, $"ReadAsF32('{t.Name}') has the wrong element count");
+            }
+        }
     }
 
     /// <summary>
