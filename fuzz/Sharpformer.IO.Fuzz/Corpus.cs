@@ -62,6 +62,16 @@ internal static class Corpus
         var ggufBytes = File.ReadAllBytes(P("valid.gguf"));
         File.WriteAllBytes(P("bad-truncated.gguf"), ggufBytes[..(ggufBytes.Length / 2)]);
 
+        // ONNX: a minimal ModelProto (opset 17, one MatMul node with a float attribute, a 2×2 float initializer, graph
+        // input and output), written field by field; and a truncated copy.
+        byte[] tensor = [.. Varint(1, 2), .. Varint(1, 2), .. Varint(2, 1), .. Bytes(8, "w"u8), .. Bytes(9, new byte[16])];
+        byte[] attribute = [.. Bytes(1, "alpha"u8), .. Key(2, 5), 0, 0, 0x80, 0x3F, .. Varint(20, 1)];
+        byte[] node = [.. Bytes(1, "x"u8), .. Bytes(1, "w"u8), .. Bytes(2, "y"u8), .. Bytes(4, "MatMul"u8), .. Bytes(5, attribute)];
+        byte[] graph = [.. Bytes(1, node), .. Bytes(2, "g"u8), .. Bytes(5, tensor), .. Bytes(11, Bytes(1, "x"u8)), .. Bytes(12, Bytes(1, "y"u8))];
+        byte[] model = [.. Varint(1, 8), .. Bytes(2, "fuzz"u8), .. Bytes(7, graph), .. Bytes(8, Varint(2, 17))];
+        File.WriteAllBytes(P("valid.onnx"), model);
+        File.WriteAllBytes(P("bad-truncated.onnx"), model[..(model.Length - 7)]);
+
         // Regressions: inputs afl-fuzz once crashed the index parser with (invalid UTF-8 / a lone surrogate in a string).
         File.WriteAllBytes(P("regress-index-non-utf8.json"), [.. "{\"metadata\":{\"total_size\":\"m"u8, 0xE3, .. "ds\"}}"u8]);
         File.WriteAllText(P("regress-index-lone-surrogate.json"), "{\"weight_map\":{\"\\ud800\":\"a.safetensors\"}}");
@@ -69,6 +79,26 @@ internal static class Corpus
         // A header-only GGUF (no tensors, no metadata) shorter than its aligned data offset: valid, and once taken for
         // a broken one by the harness's own invariant.
         File.WriteAllBytes(P("regress-gguf-header-only.gguf"), [.. "GGUF"u8, 3, 0, 0, 0, .. new byte[16], 0, 0, 0xFC, 0, 0, 0]);
+    }
+
+    /// <summary>A protobuf field key: field number and wire type (0 varint, 2 length-delimited, 5 fixed32).</summary>
+    private static byte[] Key(int field, int wire) => VarintBytes((ulong)((field << 3) | wire));
+
+    private static byte[] Varint(int field, ulong value) => [.. Key(field, 0), .. VarintBytes(value)];
+
+    private static byte[] Bytes(int field, ReadOnlySpan<byte> value) => [.. Key(field, 2), .. VarintBytes((ulong)value.Length), .. value];
+
+    private static byte[] VarintBytes(ulong value)
+    {
+        var bytes = new List<byte>();
+        do
+        {
+            var b = (byte)(value & 0x7F);
+            value >>= 7;
+            bytes.Add(value == 0 ? b : (byte)(b | 0x80));
+        }
+        while (value != 0);
+        return [.. bytes];
     }
 
     private static byte[] Build(string header, byte[] data, byte[] trailer)

@@ -5,8 +5,8 @@ using Sharpformer.IO.Fuzz;
 // Modes:
 //   (no arguments)          the afl-fuzz target: SharpFuzz's fork server feeds inputs to Target.Run.
 //   --replay PATH...        runs every file (or folder of files) through Target.Run in-process, checking the allocation
-//                           bound; exit code 1 on any exception other than SafeTensorsException or
-//                           GgufFormatException. CI replays the seed
+//                           bound; exit code 1 on any exception other than the readers' format exceptions
+//                           (SafeTensorsException, GgufFormatException, OnnxFormatException). CI replays the seed
 //                           corpus and afl-fuzz's queue with it.
 //   --make-corpus DIR       (re)writes the seed corpus: small valid files from our writer plus the upstream negative vectors.
 if (args.Length == 0)

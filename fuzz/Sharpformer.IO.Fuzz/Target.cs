@@ -1,13 +1,15 @@
 using System.Diagnostics.CodeAnalysis;
 using Sharpformer.IO.Gguf;
+using Sharpformer.IO.Onnx;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Tensors;
 
 namespace Sharpformer.IO.Fuzz;
 
 /// <summary>
-/// One fuzz iteration. Every input goes to the safetensors reader, the sharded-index parser and the GGUF reader; the only
-/// exceptions allowed out of them are <see cref="SafeTensorsException"/> and <see cref="GgufFormatException"/>; anything
+/// One fuzz iteration. Every input goes to the safetensors reader, the sharded-index parser, the GGUF reader and the ONNX
+/// reader (and, when it parses, the BERT ONNX importer); the only exceptions allowed out of them are
+/// <see cref="SafeTensorsException"/>, <see cref="GgufFormatException"/> and <see cref="OnnxFormatException"/>; anything
 /// else escapes and afl-fuzz records a crash. Inputs that parse as a valid file are also read tensor by tensor (and a
 /// safetensors file re-written and re-read), and any disagreement throws (a crash too).
 /// </summary>
@@ -25,6 +27,7 @@ internal static class Target
         long before = GC.GetAllocatedBytesForCurrentThread();
         ParseBoth(bytes);
         ParseGguf(bytes);
+        ParseOnnx(bytes);
         return GC.GetAllocatedBytesForCurrentThread() - before;
     }
 
@@ -40,6 +43,44 @@ internal static class Target
         if (ParseGguf(bytes) is not null)
         {
             CheckValidGguf(bytes);
+        }
+
+        if (ParseOnnx(bytes) is { } onnx)
+        {
+            CheckValidOnnx(onnx);
+        }
+    }
+
+    /// <summary>The ONNX model in <paramref name="bytes"/> (external data refused), or null when the reader rejects it.</summary>
+    private static OnnxModel? ParseOnnx(byte[] bytes)
+    {
+        try
+        {
+            return OnnxReader.Parse(bytes, "fuzz-input.onnx", null);
+        }
+        catch (OnnxFormatException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>An ONNX model the reader accepts: its float initializers convert with their element count, and the BERT importer either imports it or rejects it with <see cref="OnnxFormatException"/>.</summary>
+    private static void CheckValidOnnx(OnnxModel model)
+    {
+        foreach (var t in model.Graph.Initializers.Values)
+        {
+            if (t.DataType == OnnxDataType.Float)
+            {
+                Require(t.ToFloatArray().LongLength == t.ElementCount, $"initializer '{t.Name}' converts to the wrong element count");
+            }
+        }
+
+        try
+        {
+            BertOnnxImporter.Import(model);
+        }
+        catch (OnnxFormatException)
+        {
         }
     }
 
