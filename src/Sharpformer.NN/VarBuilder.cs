@@ -335,18 +335,7 @@ internal sealed class VarStore
     public Tensor Fetch(string name, Shape shape)
     {
         var (tensor, dtype) = _read(name);
-        if (tensor.Shape != shape)
-        {
-            throw new ModelLoadException(
-                $"{Description}: tensor '{name}' has shape {tensor.Shape} but the model expects {shape}. The checkpoint was made for another configuration: check config.json (hidden_size, vocab_size, intermediate_size, ...).");
-        }
-
-        if (tensor.DType is DType.I32 or DType.I64)
-        {
-            throw new ModelLoadException($"{Description}: tensor '{name}' {shape} holds integers ({tensor.DType}) but the model expects floating-point weights; the checkpoint is not a model of this type.");
-        }
-
-        Used.Add(name);
+        Accept(name, tensor, shape);
         if (dtype is "F16" or "BF16" || tensor.DType is DType.F16 or DType.BF16)
         {
             Converted.Add(name);
@@ -360,6 +349,19 @@ internal sealed class VarStore
     public Tensor Fetch(string name, Shape shape, DType dtype)
     {
         var tensor = _readStored(name);
+        Accept(name, tensor, shape);
+        if (dtype == DType.F32 && tensor.DType is DType.F16 or DType.BF16)
+        {
+            Converted.Add(name);
+        }
+
+        // One tensor at a time: a stored F16 weight asked for as F16 is copied as is, never through F32.
+        return tensor.DType == dtype ? tensor.Clone() : tensor.To(dtype);
+    }
+
+    /// <summary>Checks a fetched tensor's shape and that it holds floating-point values, then marks it used.</summary>
+    private void Accept(string name, Tensor tensor, Shape shape)
+    {
         if (tensor.Shape != shape)
         {
             throw new ModelLoadException(
@@ -372,13 +374,6 @@ internal sealed class VarStore
         }
 
         Used.Add(name);
-        if (dtype == DType.F32 && tensor.DType is DType.F16 or DType.BF16)
-        {
-            Converted.Add(name);
-        }
-
-        // One tensor at a time: a stored F16 weight asked for as F16 is copied as is, never through F32.
-        return tensor.DType == dtype ? tensor.Clone() : tensor.To(dtype);
     }
 
     public Tensor Create(Shape shape, Init init) => init.Kind switch
