@@ -483,7 +483,7 @@ public static class Attention
                 {
                     float weight = MathF.Exp(m - max);
                     total += weight * partials[(c * slot) + width + heads + h];
-                    Axpy(weight, partials.Slice((c * slot) + (h * d), d), o);
+                    TensorPrimitives.MultiplyAdd(partials.Slice((c * slot) + (h * d), d), weight, o, o);
                 }
             }
 
@@ -504,46 +504,6 @@ public static class Attention
             {
                 Sse.Prefetch0(p + i);
             }
-        }
-    }
-
-    /// <summary>y += a · x over a short span (one head's D values), inlined: Vector512 → 256 → 128 → scalar.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Axpy(float a, ReadOnlySpan<float> x, Span<float> y)
-    {
-        int n = x.Length, i = 0;
-        ref float xr = ref MemoryMarshal.GetReference(x);
-        ref float yr = ref MemoryMarshal.GetReference(y);
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var av = Vector512.Create(a);
-            for (; i <= n - 16; i += 16)
-            {
-                Vector512.FusedMultiplyAdd(av, Vector512.LoadUnsafe(ref xr, (nuint)i), Vector512.LoadUnsafe(ref yr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
-            }
-        }
-
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var av = Vector256.Create(a);
-            for (; i <= n - 8; i += 8)
-            {
-                Vector256.FusedMultiplyAdd(av, Vector256.LoadUnsafe(ref xr, (nuint)i), Vector256.LoadUnsafe(ref yr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
-            }
-        }
-
-        if (Vector128.IsHardwareAccelerated)
-        {
-            var av = Vector128.Create(a);
-            for (; i <= n - 4; i += 4)
-            {
-                Vector128.FusedMultiplyAdd(av, Vector128.LoadUnsafe(ref xr, (nuint)i), Vector128.LoadUnsafe(ref yr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
-            }
-        }
-
-        for (; i < n; i++)
-        {
-            Unsafe.Add(ref yr, i) = MathF.FusedMultiplyAdd(a, Unsafe.Add(ref xr, i), Unsafe.Add(ref yr, i));
         }
     }
 
