@@ -333,8 +333,8 @@ internal static class DecodeBench
             // must not slow the kernel down.
             var rng = new Random(7);
             // In aligned buffers on huge pages, as the model keeps its weights.
-            _f32 = half ? null : _shapes.Select(s => Aligned(Filled(s.Out * s.In, _ => (float)(rng.NextDouble() - 0.5) * 0.07f))).ToArray();
-            _f16 = half ? _shapes.Select(s => Aligned(Filled(s.Out * s.In, _ => (Half)((rng.NextDouble() - 0.5) * 0.07)))).ToArray() : null;
+            _f32 = half ? null : _shapes.Select(s => AlignedBuffer.Copy<float>(Filled(s.Out * s.In, _ => (float)(rng.NextDouble() - 0.5) * 0.07f))).ToArray();
+            _f16 = half ? _shapes.Select(s => AlignedBuffer.Copy<Half>(Filled(s.Out * s.In, _ => (Half)((rng.NextDouble() - 0.5) * 0.07)))).ToArray() : null;
             _bias = new float[Math.Max(ff, config.VocabSize)];
             int width = Math.Max(ff, c);
             _x = Filled(o.Batch * width, i => 0.01f * (i % 7));
@@ -367,14 +367,6 @@ internal static class DecodeBench
 
             return rows * n / sw.Elapsed.TotalSeconds;
         }
-    }
-
-    private static ArraySegment<T> Aligned<T>(T[] values)
-        where T : unmanaged
-    {
-        var buffer = AlignedBuffer.Allocate<T>(values.Length);
-        values.CopyTo(buffer.AsSpan());
-        return buffer;
     }
 
     private static T[] Filled<T>(int length, Func<int, T> value)

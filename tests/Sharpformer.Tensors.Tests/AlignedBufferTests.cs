@@ -47,6 +47,18 @@ public sealed class AlignedBufferTests
     }
 
     [Fact]
+    public unsafe void Copy_HoldsTheSourceAligned()
+    {
+        var source = Enumerable.Range(0, 1000).Select(i => (float)i).ToArray();
+        var copy = AlignedBuffer.Copy<float>(source);
+        Assert.Equal(source, copy.ToArray());
+        fixed (float* p = copy.AsSpan())
+        {
+            Assert.Equal(0, (nint)p % AlignedBuffer.Alignment);
+        }
+    }
+
+    [Fact]
     public void Allocate_NegativeLength_Throws() =>
         Assert.Throws<ArgumentOutOfRangeException>(() => AlignedBuffer.Allocate<float>(-1));
 }

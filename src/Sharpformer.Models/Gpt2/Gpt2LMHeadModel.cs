@@ -60,9 +60,9 @@ internal sealed class DenseWeight
         int outFeatures = weight.Shape[0], inFeatures = weight.Shape[1];
         return weight.DType switch
         {
-            DType.F32 => new DenseWeight(Copy(weight.AsReadOnlySpan<float>()), default, default, DType.F32, bias, inFeatures, outFeatures, scratch),
-            DType.F16 => new DenseWeight(default, Copy(weight.AsReadOnlySpan<Half>()), default, DType.F16, bias, inFeatures, outFeatures, scratch),
-            DType.BF16 => new DenseWeight(default, default, Copy(weight.AsReadOnlySpan<BFloat16>()), DType.BF16, bias, inFeatures, outFeatures, scratch),
+            DType.F32 => new DenseWeight(AlignedBuffer.Copy(weight.AsReadOnlySpan<float>()), default, default, DType.F32, bias, inFeatures, outFeatures, scratch),
+            DType.F16 => new DenseWeight(default, AlignedBuffer.Copy(weight.AsReadOnlySpan<Half>()), default, DType.F16, bias, inFeatures, outFeatures, scratch),
+            DType.BF16 => new DenseWeight(default, default, AlignedBuffer.Copy(weight.AsReadOnlySpan<BFloat16>()), DType.BF16, bias, inFeatures, outFeatures, scratch),
             _ => throw new UnreachableException($"DenseWeight: {weight.DType} is not a weight type."),
         };
     }
@@ -142,15 +142,6 @@ internal sealed class DenseWeight
             case DType.BF16: Sharpformer.Tensors.Kernels.Convert.BF16ToF32(_bf16.AsSpan(offset, length), destination[..length]); break;
             default: _f32.AsSpan(offset, length).CopyTo(destination); break;
         }
-    }
-
-    /// <summary>The elements in a new aligned buffer.</summary>
-    private static ArraySegment<T> Copy<T>(ReadOnlySpan<T> source)
-        where T : unmanaged
-    {
-        var copy = AlignedBuffer.Allocate<T>(source.Length);
-        source.CopyTo(copy);
-        return copy;
     }
 
     /// <summary>src [rows, cols] → [cols, rows] in a new aligned buffer, element type kept (F16/BF16 are transposed without widening).</summary>

@@ -51,6 +51,18 @@ public static partial class AlignedBuffer
         return new ArraySegment<T>(array, offset, length);
     }
 
+    /// <summary>A new aligned buffer (see <see cref="Allocate{T}(int)"/>) holding a copy of <paramref name="source"/>.</summary>
+    /// <typeparam name="T">An unmanaged element type whose size divides 64.</typeparam>
+    /// <param name="source">The elements to copy.</param>
+    /// <returns>The aligned copy, as a segment of the pinned array that owns it.</returns>
+    public static ArraySegment<T> Copy<T>(ReadOnlySpan<T> source)
+        where T : unmanaged
+    {
+        var copy = Allocate<T>(source.Length);
+        source.CopyTo(copy);
+        return copy;
+    }
+
     /// <summary>Advises the whole 2 MiB pages inside [start, start + bytes) for transparent huge pages (Linux only).</summary>
     private static void AdviseHugePages(nint start, long bytes)
     {
