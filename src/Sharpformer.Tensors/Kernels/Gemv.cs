@@ -446,7 +446,7 @@ public static unsafe class Gemv
         Debug.Assert(TR.Count <= SequentialMaxRows);
         if (i > n - TS.Count)
         {
-            // Nothing left for this width (e.g. the paired F16 loop took every whole block): no accumulators to reduce.
+            // Fewer values left than one vector (e.g. the row remainder SequentialRows hands over): no accumulators to reduce.
             return i;
         }
 
