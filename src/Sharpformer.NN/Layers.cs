@@ -169,7 +169,8 @@ public sealed class RmsNorm : Module
 /// <summary>x → x in evaluation mode; in training mode zeroes each element with probability p and scales the rest by 1/(1−p).</summary>
 public sealed class Dropout : Module
 {
-    private readonly Random _random;
+    private Random _random;
+    private float _p;
 
     /// <summary>Creates the layer.</summary>
     /// <param name="p">Drop probability in [0, 1).</param>
@@ -177,17 +178,32 @@ public sealed class Dropout : Module
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="p"/> is outside [0, 1).</exception>
     public Dropout(float p, int seed = 0)
     {
-        if (!(p >= 0f && p < 1f))
-        {
-            throw new ArgumentOutOfRangeException(nameof(p), p, "Dropout: the drop probability must be in [0, 1).");
-        }
-
         P = p;
         _random = new Random(seed);
     }
 
-    /// <summary>The drop probability.</summary>
-    public float P { get; }
+    /// <summary>The drop probability; a trainer may override the config's value (HF <c>--dropout</c>-style) before training.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is outside [0, 1).</exception>
+    public float P
+    {
+        get => _p;
+        set
+        {
+            if (!(value >= 0f && value < 1f))
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, "Dropout: the drop probability must be in [0, 1).");
+            }
+
+            _p = value;
+        }
+    }
+
+    /// <summary>
+    /// Restarts the mask generator from <paramref name="seed"/>. A trainer reseeds every dropout layer from (run seed,
+    /// step, layer index) before each step, so a resumed run draws the same masks without saving generator state.
+    /// </summary>
+    /// <param name="seed">The new seed.</param>
+    public void Reseed(int seed) => _random = new Random(seed);
 
     /// <summary>[...] → [...]: the identity unless <see cref="Module.Training"/>.</summary>
     /// <param name="x">Input.</param>

@@ -54,8 +54,14 @@ public sealed class Parameter
         set => _value.RequiresGrad = value;
     }
 
-    /// <summary>Incremented each time <see cref="Value"/> is replaced.</summary>
+    /// <summary>Incremented each time <see cref="Value"/> is replaced or <see cref="MarkModified"/> is called.</summary>
     public int Version { get; private set; }
+
+    /// <summary>
+    /// Records that <see cref="Value"/>'s elements were changed in place (an optimizer step), so layers that cache a
+    /// derived form of it (a packed GEMM weight) rebuild it before their next use.
+    /// </summary>
+    public void MarkModified() => Version++;
 
     private static void CheckF32(Tensor value, string name)
     {
