@@ -1,3 +1,5 @@
+using Sharpformer.Models;
+using Sharpformer.Tensors;
 using Sharpformer.Text;
 
 namespace Sharpformer.Pipelines;
@@ -37,11 +39,14 @@ public sealed class FeatureExtractionPipeline
     {
         var encoding = ModelLoader.EncodeChecked(Tokenizer, Model, text, _options.Truncation);
         int seq = encoding.Count, c = Model.HiddenSize;
-        var hidden = Model.Encode(encoding.Ids.ToArray(), encoding.AttentionMask.ToArray(), encoding.TypeIds.ToArray(), 1, seq);
+        var shape = new Shape(1, seq);
+        var hidden = Model.Encode(
+            Tensor.FromArray(encoding.Ids.ToArray(), shape), Tensor.FromArray(encoding.AttentionMask.ToArray(), shape), Tensor.FromArray(encoding.TypeIds.ToArray(), shape))
+            .Contiguous().AsReadOnlySpan<float>();
         var vectors = new float[seq][];
         for (var t = 0; t < seq; t++)
         {
-            vectors[t] = hidden.AsSpan(t * c, c).ToArray();
+            vectors[t] = hidden.Slice(t * c, c).ToArray();
         }
 
         return vectors;

@@ -1,3 +1,5 @@
+using Sharpformer.Models;
+using Sharpformer.Tensors;
 using Sharpformer.Text;
 
 namespace Sharpformer.Pipelines;
@@ -24,17 +26,11 @@ public sealed class FillMaskPipeline
     private readonly PipelineOptions _options;
 
     /// <summary>Builds the pipeline over a loaded tokenizer and masked-LM model.</summary>
-    /// <exception cref="NotSupportedException">The model has no MLM head, or the tokenizer has no mask token.</exception>
+    /// <exception cref="NotSupportedException">The tokenizer has no mask token.</exception>
     public FillMaskPipeline(TextTokenizer tokenizer, IMaskedLanguageModel model, PipelineOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(model);
-        if (!model.HasMaskedLanguageModelHead)
-        {
-            throw new NotSupportedException(
-                "fill-mask needs a model with a masked-LM head (BertForMaskedLM: cls.predictions.* tensors); this checkpoint is a bare encoder. Use a *ForMaskedLM checkpoint such as bert-base-uncased, or the embed verb for encoders.");
-        }
-
         if (tokenizer.SpecialTokens.Mask is not { } mask || tokenizer.TokenToId(mask) is not { } maskId)
         {
             throw new NotSupportedException("fill-mask needs a tokenizer with a mask token (e.g. [MASK]); this tokenizer defines none.");
@@ -109,19 +105,21 @@ public sealed class FillMaskPipeline
             throw new ArgumentException($"fill-mask: no mask token {MaskToken} found in the input \"{text}\"; put {MaskToken} where the word to predict goes.", nameof(text));
         }
 
-        // [1, T] → hidden [T, C]; only the masked rows go through the MLM head (→ [P, V]).
+        // [1, T] → hidden [1, T, C]; only the masked rows go through the MLM head ([P, C] → [P, V]).
         var mask = new int[ids.Length];
         Array.Fill(mask, 1);
-        var hidden = Model.Encode(ids, mask, typeIds, 1, ids.Length);
+        var shape = new Shape(1, ids.Length);
+        var hidden = Model.Encode(Tensor.FromArray(ids, shape), Tensor.FromArray(mask, shape), Tensor.FromArray(typeIds, shape)).Contiguous().AsReadOnlySpan<float>();
         int c = Model.HiddenSize;
-        var masked = new float[positions.Count * c];
+        var masked = Tensor.Empty(new Shape(positions.Count, c));
+        var rows = masked.AsSpan<float>();
         for (var i = 0; i < positions.Count; i++)
         {
-            hidden.AsSpan(positions[i] * c, c).CopyTo(masked.AsSpan(i * c, c));
+            hidden.Slice(positions[i] * c, c).CopyTo(rows.Slice(i * c, c));
         }
 
-        var logits = Model.PredictLogits(masked, positions.Count);
-        return FillMaskScoring.Score(Tokenizer, ids, positions, logits, Model.VocabSize, topK, targetIds);
+        var logits = Model.PredictLogits(masked).Contiguous();
+        return FillMaskScoring.Score(Tokenizer, ids, positions, logits.AsReadOnlySpan<float>(), Model.VocabSize, topK, targetIds);
     }
 
     /// <summary>HF's <c>get_target_ids</c>: a word in the vocabulary is used as is, else its first subword token.</summary>
@@ -166,7 +164,7 @@ internal static class FillMaskScoring
     /// padding removed, decoded skipping special tokens only when there is a single mask (so the other masks show).
     /// </summary>
     public static IReadOnlyList<IReadOnlyList<FillMaskResult>> Score(
-        TextTokenizer tokenizer, int[] ids, IReadOnlyList<int> positions, float[] logits, int vocab, int topK, int[]? targetIds)
+        TextTokenizer tokenizer, int[] ids, IReadOnlyList<int> positions, ReadOnlySpan<float> logits, int vocab, int topK, int[]? targetIds)
     {
         System.Diagnostics.Debug.Assert(logits.Length == positions.Count * vocab);
         var singleMask = positions.Count == 1;
@@ -177,7 +175,7 @@ internal static class FillMaskScoring
         var probabilities = new float[vocab];
         for (var p = 0; p < positions.Count; p++)
         {
-            Softmax(logits.AsSpan(p * vocab, vocab), probabilities);
+            Softmax(logits.Slice(p * vocab, vocab), probabilities);
             var best = candidates
                 .OrderByDescending(id => probabilities[id])
                 .ThenBy(id => id)

@@ -1,8 +1,6 @@
 using Sharpformer.IO.Hub;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models;
-using Sharpformer.Models.Bert;
-using Sharpformer.Models.DistilBert;
 using Sharpformer.Text;
 
 namespace Sharpformer.Pipelines;
@@ -17,12 +15,8 @@ internal static class ModelLoader
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
         var files = await ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), EncoderFolderHint, ct).ConfigureAwait(false);
         var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
-        ITextEncoder model = AutoModel.FromPretrained(files.Directory) switch
-        {
-            BertModel bert => new BertEncoderAdapter(bert),
-            DistilBertModel distilBert => new DistilBertEncoderAdapter(distilBert),
-            var other => throw new NotSupportedException($"{files.Directory}: the pipelines run BERT-style encoders; AutoModel built a {other.GetType().Name}."),
-        };
+        var model = AutoModel.FromPretrained(files.Directory) as ITextEncoder
+            ?? throw new NotSupportedException($"{files.Directory}: the pipelines run text encoders (BERT, RoBERTa, DistilBERT); this model_type is not one.");
         return (tokenizer, model);
     }
 
@@ -42,12 +36,8 @@ internal static class ModelLoader
         }
 
         var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
-        IMaskedLanguageModel model = AutoModelForMaskedLM.FromPretrained(files.Directory) switch
-        {
-            BertForMaskedLM bert => new BertMaskedLmAdapter(bert),
-            DistilBertForMaskedLM distilBert => new DistilBertMaskedLmAdapter(distilBert),
-            var other => throw new NotSupportedException($"{files.Directory}: fill-mask runs BERT-style masked LMs; AutoModelForMaskedLM built a {other.GetType().Name}."),
-        };
+        var model = AutoModelForMaskedLM.FromPretrained(files.Directory) as IMaskedLanguageModel
+            ?? throw new NotSupportedException($"{files.Directory}: fill-mask runs masked language models (BERT, DistilBERT); this model_type has no masked-LM head here.");
         return (tokenizer, model);
     }
 

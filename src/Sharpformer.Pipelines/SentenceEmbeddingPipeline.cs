@@ -1,3 +1,5 @@
+using Sharpformer.Models;
+using Sharpformer.Tensors;
 using Sharpformer.Text;
 
 namespace Sharpformer.Pipelines;
@@ -97,8 +99,9 @@ public sealed class SentenceEmbeddingPipeline
                 }
             }
 
-            var hidden = Model.Encode(ids, mask, types, batch, seq);
-            var pooled = Pooling.MeanPool(hidden, mask, batch, seq, c);
+            var shape = new Shape(batch, seq);
+            var hidden = Model.Encode(Tensor.FromArray(ids, shape), Tensor.FromArray(mask, shape), Tensor.FromArray(types, shape)).Contiguous();
+            var pooled = Pooling.MeanPool(hidden.AsReadOnlySpan<float>(), mask, batch, seq, c);
             Pooling.L2Normalize(pooled, c);
             for (var b = 0; b < batch; b++)
             {

@@ -195,12 +195,4 @@ public class FillMaskPipelineTests
         Assert.Equal("brain", top.TokenStr);
         Assert.Equal("brain " + string.Join(' ', Enumerable.Repeat("heart", 13)), top.Sequence);
     }
-
-    [Fact]
-    public void Constructor_ModelWithoutMlmHead_ThrowsNotSupported()
-    {
-        var error = Assert.Throws<NotSupportedException>(() => new FillMaskPipeline(Tiny, new FakeMaskedLm(Vocab.Length, hasHead: false)));
-
-        Assert.Contains("masked-LM head", error.Message, StringComparison.Ordinal);
-    }
 }

@@ -453,7 +453,7 @@ public sealed class BertPooler : Module
 /// In evaluation mode with no gradient to record (inside <see cref="Autograd.NoGrad"/>, or with frozen parameters),
 /// <see cref="Forward(Tensor, Tensor?, Tensor?, bool, bool)"/> runs the fused inference path; otherwise the module path with autograd and dropout.
 /// </summary>
-public sealed class BertModel : Module
+public sealed class BertModel : Module, ITextEncoder
 {
     private BertInference? _inference;
 
@@ -549,6 +549,16 @@ public sealed class BertModel : Module
     /// <summary>True when <see cref="Forward(Tensor, Tensor?, Tensor?, bool, bool)"/> would take the fused inference path (eval mode, nothing to record).</summary>
     public bool UsesFastPath => !Training && !(Autograd.IsGradEnabled && Parameters().Any(p => p.RequiresGrad));
 
+    /// <inheritdoc/>
+    int ITextEncoder.HiddenSize => Config.HiddenSize;
+
+    /// <inheritdoc/>
+    int ITextEncoder.MaxPositions => Config.MaxPositionEmbeddings;
+
+    /// <inheritdoc/>
+    Tensor ITextEncoder.Encode(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds) =>
+        TaskInterfaces.Encode(() => Forward(inputIds, attentionMask, tokenTypeIds).LastHiddenState);
+
     /// <summary>The module path (autograd, dropout), whatever the mode: the reference for the fast path.</summary>
     internal BertModelOutput ForwardModules(Tensor inputIds, Tensor? attentionMask, Tensor? tokenTypeIds, bool outputHiddenStates, bool outputAttentions)
     {
@@ -566,7 +576,7 @@ public sealed class BertModel : Module
 /// <c>cls.predictions.transform.dense</c> + activation + <c>cls.predictions.transform.LayerNorm</c>, then a decoder
 /// tied to the word embeddings plus <c>cls.predictions.bias</c>: ids [B, T] → logits [B, T, V].
 /// </summary>
-public sealed class BertForMaskedLM : Module
+public sealed class BertForMaskedLM : Module, IMaskedLanguageModel
 {
     private readonly Embedding _tiedDecoder;
 
@@ -601,6 +611,23 @@ public sealed class BertForMaskedLM : Module
 
     /// <summary>The decoder weight [V, C]: the same parameter as <c>bert.embeddings.word_embeddings.weight</c>.</summary>
     public Parameter DecoderWeight => _tiedDecoder.Weight;
+
+    /// <inheritdoc/>
+    int ITextEncoder.HiddenSize => Config.HiddenSize;
+
+    /// <inheritdoc/>
+    int ITextEncoder.MaxPositions => Config.MaxPositionEmbeddings;
+
+    /// <inheritdoc/>
+    int IMaskedLanguageModel.VocabSize => Config.VocabSize;
+
+    /// <inheritdoc/>
+    Tensor ITextEncoder.Encode(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds) =>
+        TaskInterfaces.Encode(() => Bert.Forward(inputIds, attentionMask, tokenTypeIds).LastHiddenState);
+
+    /// <inheritdoc/>
+    Tensor IMaskedLanguageModel.PredictLogits(Tensor hidden) =>
+        TaskInterfaces.PredictLogits(hidden, Config.HiddenSize, states => Cls.Forward(states, DecoderWeight.Value));
 
     /// <summary>Loads a Hugging Face BertForMaskedLM folder (config.json + safetensors); returns it in evaluation mode.</summary>
     /// <param name="folder">The model folder.</param>

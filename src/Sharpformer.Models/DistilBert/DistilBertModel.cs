@@ -256,7 +256,7 @@ public sealed class DistilBertTransformer : Module
 /// In evaluation mode with no gradient to record, <see cref="Forward"/> runs BERT's fused inference path on these
 /// weights; otherwise the module path with autograd and dropout. The output's PoolerOutput is always null.
 /// </summary>
-public sealed class DistilBertModel : Module
+public sealed class DistilBertModel : Module, ITextEncoder
 {
     /// <summary>The epsilon of every DistilBERT LayerNorm (fixed in transformers, not a config key).</summary>
     public const float LayerNormEps = 1e-12f;
@@ -289,6 +289,17 @@ public sealed class DistilBertModel : Module
 
     /// <summary>True when <see cref="Forward"/> would take the fused inference path (eval mode, nothing to record).</summary>
     public bool UsesFastPath => !Training && !(Autograd.IsGradEnabled && Parameters().Any(p => p.RequiresGrad));
+
+    /// <inheritdoc/>
+    int ITextEncoder.HiddenSize => Config.HiddenSize;
+
+    /// <inheritdoc/>
+    int ITextEncoder.MaxPositions => Config.MaxPositionEmbeddings;
+
+    /// <inheritdoc/>
+    /// <remarks>DistilBERT has no segment embeddings: <paramref name="tokenTypeIds"/> is ignored.</remarks>
+    Tensor ITextEncoder.Encode(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds) =>
+        TaskInterfaces.Encode(() => Forward(inputIds, attentionMask).LastHiddenState);
 
     /// <summary>
     /// Loads a Hugging Face folder: config.json (model_type distilbert) and its safetensors weights, with or without the
@@ -346,7 +357,7 @@ public sealed class DistilBertModel : Module
 /// <c>vocab_transform</c> [C, C] → activation → <c>vocab_layer_norm</c> → <c>vocab_projector</c> (weight tied to the
 /// word embeddings unless tie_weights_ is false, its own bias [V]): ids [B, T] → logits [B, T, V].
 /// </summary>
-public sealed class DistilBertForMaskedLM : Module
+public sealed class DistilBertForMaskedLM : Module, IMaskedLanguageModel
 {
     private readonly Parameter _projectorWeight;
 
@@ -398,6 +409,23 @@ public sealed class DistilBertForMaskedLM : Module
 
     /// <summary>The projection bias [V] (<c>vocab_projector.bias</c>).</summary>
     public Parameter VocabProjectorBias { get; }
+
+    /// <inheritdoc/>
+    int ITextEncoder.HiddenSize => Config.HiddenSize;
+
+    /// <inheritdoc/>
+    int ITextEncoder.MaxPositions => Config.MaxPositionEmbeddings;
+
+    /// <inheritdoc/>
+    int IMaskedLanguageModel.VocabSize => Config.VocabSize;
+
+    /// <inheritdoc/>
+    /// <remarks>DistilBERT has no segment embeddings: <paramref name="tokenTypeIds"/> is ignored.</remarks>
+    Tensor ITextEncoder.Encode(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds) =>
+        TaskInterfaces.Encode(() => DistilBert.Forward(inputIds, attentionMask).LastHiddenState);
+
+    /// <inheritdoc/>
+    Tensor IMaskedLanguageModel.PredictLogits(Tensor hidden) => TaskInterfaces.PredictLogits(hidden, Config.HiddenSize, PredictionHead);
 
     /// <summary>The report of the checkpoint load (null when built otherwise).</summary>
     public LoadReport? LoadReport { get; private set; }

@@ -1,0 +1,64 @@
+using Sharpformer.Tensors;
+
+namespace Sharpformer.Models;
+
+/// <summary>
+/// A transformer encoder as pipelines use it: ids in, one hidden vector per token out. Implemented by the encoder models
+/// themselves (BertModel, BertForMaskedLM, DistilBertModel, DistilBertForMaskedLM); calls run the fused inference path
+/// and record no gradients.
+/// </summary>
+public interface ITextEncoder
+{
+    /// <summary>C, the width of each hidden vector.</summary>
+    int HiddenSize { get; }
+
+    /// <summary>The longest input (in tokens) the model's position table covers.</summary>
+    int MaxPositions { get; }
+
+    /// <summary>ids, attention mask (1 = token, 0 = padding) and token type ids, each [B, T] I32 → last_hidden_state [B, T, C].</summary>
+    /// <param name="inputIds">[B, T] token ids.</param>
+    /// <param name="attentionMask">[B, T] 1 = token, 0 = padding.</param>
+    /// <param name="tokenTypeIds">[B, T] segment ids (ignored by models without segments, such as DistilBERT).</param>
+    /// <returns>The last hidden state [B, T, C].</returns>
+    /// <exception cref="ArgumentException">The tensors are not [B, T] of one shape, T exceeds <see cref="MaxPositions"/>, or an id is outside the vocabulary.</exception>
+    Tensor Encode(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds);
+}
+
+/// <summary>An encoder with a masked-language-model head (BertForMaskedLM, DistilBertForMaskedLM).</summary>
+public interface IMaskedLanguageModel : ITextEncoder
+{
+    /// <summary>V, the number of logits per token.</summary>
+    int VocabSize { get; }
+
+    /// <summary>Hidden states [N, C] → vocabulary logits [N, V] through the MLM head (only the rows that need them, e.g. the masked positions).</summary>
+    /// <param name="hidden">[N, C] rows of a last hidden state.</param>
+    /// <returns>[N, V] logits.</returns>
+    /// <exception cref="ArgumentException"><paramref name="hidden"/> is not [N, C].</exception>
+    Tensor PredictLogits(Tensor hidden);
+}
+
+/// <summary>Shared checks and plumbing of the task-interface implementations.</summary>
+internal static class TaskInterfaces
+{
+    /// <summary>Runs <paramref name="forward"/> without recording gradients and returns its [B, T, C] result.</summary>
+    public static Tensor Encode(Func<Tensor> forward)
+    {
+        using var noGrad = Autograd.NoGrad();
+        return forward();
+    }
+
+    /// <summary>[N, C] → [N, V] through <paramref name="head"/> (which maps [1, N, C] → [1, N, V]) without recording gradients.</summary>
+    public static Tensor PredictLogits(Tensor hidden, int c, Func<Tensor, Tensor> head)
+    {
+        ArgumentNullException.ThrowIfNull(hidden);
+        if (hidden.Rank != 2 || hidden.Shape[1] != c || hidden.DType != DType.F32)
+        {
+            throw new ArgumentException($"PredictLogits: hidden must be F32 [N, C={c}], got {hidden.DType} {hidden.Shape}.", nameof(hidden));
+        }
+
+        using var noGrad = Autograd.NoGrad();
+        int rows = hidden.Shape[0];
+        var logits = head(hidden.Reshape(1, rows, c));
+        return logits.Reshape(rows, logits.Shape[-1]);
+    }
+}
