@@ -1,4 +1,5 @@
 using Sharpformer.Models.Bert;
+using Sharpformer.Tensors;
 using Sharpformer.Text;
 using Xunit.Abstractions;
 
@@ -39,6 +40,47 @@ public class BertMlmReferenceTests(ITestOutputHelper output)
         }
 
         output.WriteLine($"loss relative error {lossError:G3}; worst gradient {worst.Name}: {worst.Error:G3} of its max |PyTorch|");
+    }
+
+    [Fact]
+    public void Run_TenStepsOfOurGradientsThroughTorchsAdamW_MatchPyTorchLossesNormsAndFinalWeights()
+    {
+        // Replays the fixture's run with our forward/backward and the oracle transcription of torch's clip + AdamW:
+        // shows the run is reproducible within the tolerance in float32, before the trainer lands.
+        var fixture = Fixture.Value;
+        var run = fixture.Run;
+        var model = BertForMaskedLM.FromPretrained(fixture.Folder);
+        model.Train();
+        var parameters = model.NamedParameters().ToList();
+        var adam = new TorchAdamWOracle(run.Beta1, run.Beta2, run.Eps);
+        double worstLoss = 0, worstNorm = 0;
+        foreach (var step in fixture.Steps)
+        {
+            var batch = fixture.Batches[step.Batch];
+            var loss = model.Forward(batch.InputIds, batch.AttentionMask, batch.TokenTypeIds, labels: batch.Labels).Loss!;
+            worstLoss = Math.Max(worstLoss, ReferenceCompare.AssertClose($"step {step.Step} loss", loss.ToArray()[0], step.Loss));
+            loss.Backward();
+            var grads = parameters.Select(p => p.Parameter.Value.Grad!.ToArray()).ToList();
+            double norm = TorchAdamWOracle.ClipGradNorm(grads, run.MaxGradNorm);
+            worstNorm = Math.Max(worstNorm, ReferenceCompare.AssertClose($"step {step.Step} grad norm", norm, step.GradNorm));
+            adam.BeginStep();
+            for (int i = 0; i < parameters.Count; i++)
+            {
+                var (name, parameter) = parameters[i];
+                var values = parameter.Value.ToArray();
+                adam.Update(name, values, grads[i], step.Lr, fixture.IsNoDecay(name) ? 0.0 : run.WeightDecay);
+                parameter.Value = Tensor.FromArray(values, parameter.Shape); // a fresh leaf: no gradient carried over
+            }
+        }
+
+        (string Name, float Error) worst = ("", 0f);
+        foreach (var (name, parameter) in parameters)
+        {
+            float error = fixture.AssertFinalWeight(name, parameter.Value.ToArray());
+            if (error >= worst.Error) worst = (name, error);
+        }
+
+        output.WriteLine($"10 steps: worst loss {worstLoss:G3}, worst grad norm {worstNorm:G3}, worst final weight {worst.Name}: {worst.Error:G3} of its max |PyTorch|");
     }
 
     [Fact]

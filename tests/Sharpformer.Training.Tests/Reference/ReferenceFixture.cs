@@ -224,14 +224,14 @@ internal sealed class ReferenceFixture
     /// <param name="name">The HF parameter name.</param>
     /// <param name="actual">Our parameter value, in our layout.</param>
     /// <param name="transposedConv1D">True when ours is [out, in] for an HF Conv1D weight stored [in, out].</param>
-    public void AssertFinalWeight(string name, ReadOnlySpan<float> actual, bool transposedConv1D = false)
+    /// <returns>The relative error measured outside the zero-gradient elements (for reports).</returns>
+    public float AssertFinalWeight(string name, ReadOnlySpan<float> actual, bool transposedConv1D = false)
     {
         var expected = Get(FinalWeights, name, "final weights");
         var slices = ZeroGradient.Where(z => z.Name == name).ToList();
         if (slices.Count == 0)
         {
-            ReferenceCompare.AssertClose($"final {name}", actual, expected, transposedConv1D);
-            return;
+            return ReferenceCompare.AssertClose($"final {name}", actual, expected, transposedConv1D);
         }
 
         // Zero-gradient slices are 1-D bias ranges; layout questions do not arise for them.
@@ -255,10 +255,9 @@ internal sealed class ReferenceFixture
             }
         }
 
-        if (noisy.Any(n => !n))
-        {
-            ReferenceCompare.AssertClose($"final {name} (outside its zero-gradient elements)", actualRest, expected with { Data = expectedRest }, transposedConv1D: false);
-        }
+        return noisy.Any(n => !n)
+            ? ReferenceCompare.AssertClose($"final {name} (outside its zero-gradient elements)", actualRest, expected with { Data = expectedRest }, transposedConv1D: false)
+            : 0f;
     }
 
     private static ReferenceTensor Get(IReadOnlyDictionary<string, ReferenceTensor> tensors, string name, string what) =>
