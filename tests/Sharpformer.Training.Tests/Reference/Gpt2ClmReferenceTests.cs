@@ -46,6 +46,8 @@ public class Gpt2ClmReferenceTests
 
         var step0 = fixture.Step0InputIds.ToArray<int>();
         Assert.Equal(fixture.TokenStream[..(batchSize * blockSize)], step0);
+        Assert.Equal(step0, fixture.ClmBatch(0).ToArray<int>());
+        Assert.Equal(fixture.TokenStream[(2 * batchSize * blockSize)..(3 * batchSize * blockSize)], fixture.ClmBatch(2).ToArray<int>());
         var args = fixture.CliArgs("/m", "/d/corpus.txt");
         Assert.Equal(["train", "clm", "--model", "/m", "--data", "/d/corpus.txt"], args[..6]);
         Assert.Contains("--no-shuffle", args);

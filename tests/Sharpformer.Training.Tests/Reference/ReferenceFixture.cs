@@ -149,6 +149,31 @@ internal sealed class ReferenceFixture
         }
     }
 
+    /// <summary>
+    /// CLM fixture: the input ids [B, T] of run step <paramref name="step"/>: rows are the blocks
+    /// <see cref="ReferenceStep.Blocks"/> (block i = tokens [i·T, (i+1)·T) of <see cref="TokenStream"/>); labels = the same ids.
+    /// </summary>
+    /// <param name="step">0-based run step.</param>
+    /// <returns>The batch's ids as an I32 tensor.</returns>
+    public Tensor ClmBatch(int step)
+    {
+        var blocks = Steps[step].Blocks;
+        if (blocks.Length == 0)
+        {
+            throw new InvalidOperationException($"{Folder}: an MLM fixture has no token blocks; use Batches[Steps[{step}].Batch].");
+        }
+
+        int t = Root.GetProperty("run").GetProperty("block_size").GetInt32();
+        var stream = TokenStream;
+        var ids = new int[blocks.Length * t];
+        for (int row = 0; row < blocks.Length; row++)
+        {
+            Array.Copy(stream, blocks[row] * t, ids, row * t, t);
+        }
+
+        return Tensor.FromArray(ids, new Shape(blocks.Length, t));
+    }
+
     /// <summary>CLM fixture: the whole token stream of corpus.txt (EOS included at the end).</summary>
     public int[] TokenStream => Ints(Root.GetProperty("run").GetProperty("token_stream"));
 
