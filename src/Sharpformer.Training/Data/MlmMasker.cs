@@ -75,6 +75,14 @@ internal sealed class MlmMasker
     /// <summary>HF's _whole_word_mask: which positions are chosen (before special tokens are unchosen).</summary>
     internal bool[] ChooseWholeWords(ReadOnlySpan<int> ids, ref DataRandom random)
     {
+        var words = CandidateWords(ids);
+        random.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(words));
+        return TakeWords(words, ids.Length, Budget(ids.Length, _probability));
+    }
+
+    /// <summary>The candidate words: each token starts one, a "##" token joins the word before it; [CLS] and [SEP] are skipped.</summary>
+    internal List<List<int>> CandidateWords(ReadOnlySpan<int> ids)
+    {
         var words = new List<List<int>>();
         for (var i = 0; i < ids.Length; i++)
         {
@@ -93,11 +101,20 @@ internal sealed class MlmMasker
             }
         }
 
-        random.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(words));
+        return words;
+    }
 
-        // Python's round() rounds halves to even.
-        var budget = Math.Min(MaxPredictions, Math.Max(1, (int)Math.Round(ids.Length * _probability, MidpointRounding.ToEven)));
-        var chosen = new bool[ids.Length];
+    /// <summary>HF's num_to_predict: min(512, max(1, round(T·p))), with Python's round (halves to even).</summary>
+    internal static int Budget(int length, double probability) =>
+        Math.Min(MaxPredictions, Math.Max(1, (int)Math.Round(length * probability, MidpointRounding.ToEven)));
+
+    /// <summary>
+    /// Takes <paramref name="words"/> in order until <paramref name="budget"/> tokens are chosen; a word that would
+    /// overshoot is skipped and later (shorter) words may still fit.
+    /// </summary>
+    internal static bool[] TakeWords(List<List<int>> words, int length, int budget)
+    {
+        var chosen = new bool[length];
         var count = 0;
         foreach (var word in words)
         {

@@ -266,3 +266,37 @@ public class MlmBatchSourceTests
         Assert.True(Math.Abs(k - mean) <= 5 * sd, $"{what}: {k} of {n}, expected {mean:F1} ± {5 * sd:F1} (5σ of Binomial(n, {p}))");
     }
 }
+
+public class MlmMaskerTests
+{
+    /// <summary>HF's loop: [w0 ##a ##b] fits 4, [w1 ##c] would make 5 and is skipped, [w2] makes 4, then it stops.</summary>
+    [Fact]
+    public void TakeWords_SkipsAWordThatWouldOvershoot_AndStopsAtTheBudget()
+    {
+        List<List<int>> words = [[1, 2, 3], [4, 5], [6], [7]];
+        var chosen = MlmMasker.TakeWords(words, 9, budget: 4);
+        Assert.Equal([1, 2, 3, 6], Enumerable.Range(0, 9).Where(i => chosen[i]));
+    }
+
+    [Theory]
+    [InlineData(10, 0.25, 2)] // round(2.5) = 2 in Python
+    [InlineData(14, 0.25, 4)] // round(3.5) = 4
+    [InlineData(4, 0.1, 1)] // at least one
+    [InlineData(8192, 0.15, 512)] // at most max_predictions
+    [InlineData(40, 0.15, 6)]
+    public void Budget_IsHfsNumToPredict(int length, double p, int expected) => Assert.Equal(expected, MlmMasker.Budget(length, p));
+
+    [Fact]
+    public void CandidateWords_JoinHashHashPieces_AndSkipClsSep()
+    {
+        var special = new bool[DataTestKit.BertVocabularySize];
+        var continuation = new bool[DataTestKit.BertVocabularySize];
+        continuation[DataTestKit.ContA] = continuation[DataTestKit.ContA + 1] = true;
+        var masker = new MlmMasker(special, continuation, DataTestKit.Cls, DataTestKit.Sep, DataTestKit.Mask, DataTestKit.BertVocabularySize, 0.15);
+        int[] ids = [DataTestKit.Cls, DataTestKit.ContA, 7, DataTestKit.ContA, DataTestKit.ContA + 1, 8, DataTestKit.Sep];
+
+        // A leading "##" piece has no word before it ([CLS] is not a candidate) so it starts its own word, as in HF.
+        var words = masker.CandidateWords(ids);
+        Assert.Equal([[1], [2, 3, 4], [5]], words);
+    }
+}
