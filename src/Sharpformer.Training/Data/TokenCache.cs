@@ -18,6 +18,9 @@ namespace Sharpformer.Training.Data;
 /// i64 document count, 32-byte SHA-256 key — then the ids (i32 each, documents one after another, no special
 /// tokens), then each document's end offset into the ids (i64 each). Documents that tokenize to nothing are left
 /// out. The tokenizer adds no special tokens here; the batch sources add EOS, [CLS] and [SEP] by their own rules.
+/// Opening validates the whole file (sizes, document offsets, every id in [0, V)), one sequential pass over the map.
+/// Processes that build the same cache at once each write their own temporary file; the last rename wins, and the
+/// files are identical. A cache whose key no longer matches is not deleted (several corpora may share a folder).
 /// </remarks>
 public sealed class TokenCache : IDisposable
 {
@@ -34,6 +37,7 @@ public sealed class TokenCache : IDisposable
 
     private readonly MemoryMappedStorage? _storage;
     private readonly long[] _documentEnds;
+    private bool _disposed;
 
     private TokenCache(string path, TextTokenizer tokenizer, MemoryMappedStorage? storage, long tokenCount, long[] documentEnds, string? buildReason)
     {
@@ -161,8 +165,6 @@ public sealed class TokenCache : IDisposable
         _disposed = true;
         _storage?.Dispose();
     }
-
-    private bool _disposed;
 
     /// <summary>The end offsets of the documents (for the sources' EOS placement).</summary>
     internal ReadOnlySpan<long> DocumentEnds => _documentEnds;
