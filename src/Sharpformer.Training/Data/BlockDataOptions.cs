@@ -1,0 +1,66 @@
+namespace Sharpformer.Training.Data;
+
+/// <summary>How a token stream becomes batches of fixed-length blocks (causal LM; the base of <see cref="MlmDataOptions"/>).</summary>
+public record BlockDataOptions
+{
+    /// <summary>T: tokens per sequence (for masked LM this includes [CLS] and [SEP]).</summary>
+    public required int BlockSize { get; init; }
+
+    /// <summary>B: sequences per training batch. Every training batch is full: an epoch's last partial batch is not made.</summary>
+    public int BatchSize { get; init; } = 8;
+
+    /// <summary>The seed of every random choice: the eval split, each epoch's shuffle, MLM masks.</summary>
+    public long Seed { get; init; } = 42;
+
+    /// <summary>
+    /// Shuffle block order each epoch (a permutation from (seed, epoch); the blocks of an epoch's partial last batch
+    /// are skipped that epoch and land elsewhere in the next). Off: blocks in corpus order, and an epoch that ends
+    /// inside the data continues from there, wrapping round, so no block is skipped for good.
+    /// </summary>
+    public bool Shuffle { get; init; } = true;
+
+    /// <summary>Fraction of blocks held out for evaluation (a seeded choice, never trained on); 0 for none. In [0, 1).</summary>
+    public double EvalFraction { get; init; }
+
+    /// <summary>Sequences per evaluation batch; <see cref="BatchSize"/> when null. The last eval batch may be smaller.</summary>
+    public int? EvalBatchSize { get; init; }
+}
+
+/// <summary>Masked-LM data: blocks of <see cref="BlockDataOptions.BlockSize"/> − 2 tokens wrapped in [CLS] … [SEP], masked like HF's collators.</summary>
+public sealed record MlmDataOptions : BlockDataOptions
+{
+    /// <summary>Probability that a token (or, with <see cref="WholeWordMask"/>, the share of tokens) is chosen for prediction (HF's mlm_probability).</summary>
+    public double MaskProbability { get; init; } = 0.15;
+
+    /// <summary>Choose whole words (a token and its following "##" pieces) like HF's DataCollatorForWholeWordMask.</summary>
+    public bool WholeWordMask { get; init; }
+}
+
+/// <summary>Checks of the options at the sources' constructors.</summary>
+internal static class BlockDataOptionsChecks
+{
+    /// <summary>Throws with a message naming the bad option and its valid range.</summary>
+    public static void Validate(BlockDataOptions options, int minimumBlockSize, string source)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.BlockSize < minimumBlockSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.BlockSize, $"{source}: BlockSize must be at least {minimumBlockSize}.");
+        }
+
+        if (options.BatchSize < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, $"{source}: BatchSize must be at least 1.");
+        }
+
+        if (options.EvalBatchSize is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.EvalBatchSize, $"{source}: EvalBatchSize must be at least 1 (or null for BatchSize).");
+        }
+
+        if (!(options.EvalFraction >= 0 && options.EvalFraction < 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.EvalFraction, $"{source}: EvalFraction must be in [0, 1); 0 holds nothing out.");
+        }
+    }
+}
