@@ -37,6 +37,21 @@ public interface IMaskedLanguageModel : ITextEncoder
     Tensor PredictLogits(Tensor hidden);
 }
 
+/// <summary>
+/// A language model a trainer can teach: the loss of a batch, computed as the Hugging Face class computes it when given
+/// labels (causal LMs shift the labels by one inside; masked LMs score the labelled positions), recording gradients.
+/// Implemented by GPT2LMHeadModel, BertForMaskedLM and DistilBertForMaskedLM.
+/// </summary>
+public interface ILanguageModel
+{
+    /// <summary>The mean cross-entropy of a batch: ids [B, T] I32, attention mask [B, T] (1 = token) or null, labels [B, T] I32 with −100 where nothing is scored.</summary>
+    /// <param name="inputIds">[B, T] token ids.</param>
+    /// <param name="attentionMask">[B, T] 1 = token, 0 = padding, or null for none.</param>
+    /// <param name="labels">[B, T] targets (the input ids themselves for causal LM), −100 where not scored.</param>
+    /// <returns>The scalar loss.</returns>
+    Tensor LanguageModelingLoss(Tensor inputIds, Tensor? attentionMask, Tensor labels);
+}
+
 /// <summary>Shared checks and plumbing of the task-interface implementations.</summary>
 internal static class TaskInterfaces
 {

@@ -576,7 +576,7 @@ public sealed class BertModel : Module, ITextEncoder
 /// <c>cls.predictions.transform.dense</c> + activation + <c>cls.predictions.transform.LayerNorm</c>, then a decoder
 /// tied to the word embeddings plus <c>cls.predictions.bias</c>: ids [B, T] → logits [B, T, V].
 /// </summary>
-public sealed class BertForMaskedLM : Module, IMaskedLanguageModel
+public sealed class BertForMaskedLM : Module, IMaskedLanguageModel, ILanguageModel
 {
     private readonly Embedding _tiedDecoder;
 
@@ -628,6 +628,10 @@ public sealed class BertForMaskedLM : Module, IMaskedLanguageModel
     /// <inheritdoc/>
     Tensor IMaskedLanguageModel.PredictLogits(Tensor hidden) =>
         TaskInterfaces.PredictLogits(hidden, Config.HiddenSize, states => Cls.Forward(states, DecoderWeight.Value));
+
+    /// <inheritdoc/>
+    Tensor ILanguageModel.LanguageModelingLoss(Tensor inputIds, Tensor? attentionMask, Tensor labels) =>
+        Forward(inputIds, attentionMask, labels: labels).Loss!;
 
     /// <summary>Loads a Hugging Face BertForMaskedLM folder (config.json + safetensors); returns it in evaluation mode.</summary>
     /// <param name="folder">The model folder.</param>

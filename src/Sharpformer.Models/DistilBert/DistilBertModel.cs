@@ -357,7 +357,7 @@ public sealed class DistilBertModel : Module, ITextEncoder
 /// <c>vocab_transform</c> [C, C] → activation → <c>vocab_layer_norm</c> → <c>vocab_projector</c> (weight tied to the
 /// word embeddings unless tie_weights_ is false, its own bias [V]): ids [B, T] → logits [B, T, V].
 /// </summary>
-public sealed class DistilBertForMaskedLM : Module, IMaskedLanguageModel
+public sealed class DistilBertForMaskedLM : Module, IMaskedLanguageModel, ILanguageModel
 {
     private readonly Parameter _projectorWeight;
 
@@ -426,6 +426,10 @@ public sealed class DistilBertForMaskedLM : Module, IMaskedLanguageModel
 
     /// <inheritdoc/>
     Tensor IMaskedLanguageModel.PredictLogits(Tensor hidden) => TaskInterfaces.PredictLogits(hidden, Config.HiddenSize, PredictionHead);
+
+    /// <inheritdoc/>
+    Tensor ILanguageModel.LanguageModelingLoss(Tensor inputIds, Tensor? attentionMask, Tensor labels) =>
+        Forward(inputIds, attentionMask, labels: labels).Loss!;
 
     /// <summary>The report of the checkpoint load (null when built otherwise).</summary>
     public LoadReport? LoadReport { get; private set; }
