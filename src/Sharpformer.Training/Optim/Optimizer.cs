@@ -80,25 +80,31 @@ public abstract class Optimizer
     /// and weight decay; parameters without a gradient are skipped and keep their state (PyTorch does the same).
     /// Then increments <see cref="StepCount"/>.
     /// </summary>
-    /// <exception cref="InvalidOperationException">A parameter's value is not contiguous or its storage is read-only.</exception>
+    /// <exception cref="InvalidOperationException">A parameter's value is not contiguous or its storage is read-only (checked for every parameter before any is changed).</exception>
     public void Step()
     {
-        var active = new List<ActiveParameter>();
+        var withGrad = new List<(string Name, Parameter Parameter, ParameterGroup Group, Tensor Grad)>();
         foreach (var group in _groups)
         {
             foreach (var (name, parameter) in group.Parameters)
             {
-                Tensor? grad = parameter.Value.Grad;
-                if (grad is null) continue;
+                if (parameter.Value.Grad is not { } grad) continue;
                 CheckWritable(name, parameter);
-                if (!_state.TryGetValue(parameter, out var state))
-                {
-                    state = new ParameterState(BufferNames.Count);
-                    _state.Add(parameter, state);
-                }
-
-                active.Add(new ActiveParameter(name, parameter, group, grad, state));
+                withGrad.Add((name, parameter, group, grad));
             }
+        }
+
+        // State is created only once every parameter passed its checks.
+        var active = new List<ActiveParameter>(withGrad.Count);
+        foreach (var (name, parameter, group, grad) in withGrad)
+        {
+            if (!_state.TryGetValue(parameter, out var state))
+            {
+                state = new ParameterState(BufferNames.Count);
+                _state.Add(parameter, state);
+            }
+
+            active.Add(new ActiveParameter(name, parameter, group, grad, state));
         }
 
         if (active.Count > 0)
@@ -317,6 +323,11 @@ public abstract class Optimizer
         if (!parameter.Value.IsContiguous)
         {
             ThrowNotUpdatable(name, "its value is a non-contiguous view; give it a contiguous value (Contiguous())");
+        }
+
+        if (parameter.Value.Storage.IsReadOnly)
+        {
+            ThrowNotUpdatable(name, "its value is a read-only memory-mapped view; load the model with copied weights or set Value to a Clone()");
         }
 
         if (parameter.Value.Grad!.Shape != parameter.Shape)

@@ -66,6 +66,25 @@ public class AdamWTests
     }
 
     [Fact]
+    public void Step_NonContiguousValue_ThrowsNamingItBeforeChangingAnything()
+    {
+        var a = new Parameter(Tensor.FromArray(new[] { 1f, 2f }));
+        var b = new Parameter(Tensor.FromArray(new[] { 1f, 2f, 3f, 4f, 5f, 6f }, new Shape(2, 3)).Transpose(0, 1));
+        OptimFixture.SetGrad(a, [1f, 1f]);
+        OptimFixture.SetGrad(b, [1f, 1f, 1f, 1f, 1f, 1f]);
+        var optimizer = new AdamW([new ParameterGroup([("a", a), ("b", b)], 0.1)]);
+
+        var e = Assert.Throws<InvalidOperationException>(optimizer.Step);
+
+        Assert.Contains("'b'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("Contiguous()", e.Message, StringComparison.Ordinal);
+        Assert.Equal([1f, 2f], a.Value.ToArray());
+        Assert.Empty(optimizer.StateDict().Tensors);
+        Assert.Empty(optimizer.StateDict().ParameterSteps);
+        Assert.Equal(0, optimizer.StepCount);
+    }
+
+    [Fact]
     public void StateDict_SaveLoadIntoFreshOptimizer_NextStepsIdentical()
     {
         var c = OptimFixture.Case("adamw", "hf_trainer_like");
