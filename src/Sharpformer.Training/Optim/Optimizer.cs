@@ -243,11 +243,6 @@ public abstract class Optimizer
             }
         }
 
-        if (state.StepCount < 0)
-        {
-            throw new ArgumentException($"{Name}.LoadStateDict: the step count is {state.StepCount}; it cannot be negative.", nameof(state));
-        }
-
         _state.Clear();
         foreach (var (parameter, parameterState) in loaded)
         {

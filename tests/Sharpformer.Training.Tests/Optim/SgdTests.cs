@@ -79,6 +79,37 @@ public class SgdTests
     }
 
     [Fact]
+    public void OptimizerState_PlainSgdWithoutTensors_SavesAndLoadsThroughFiles()
+    {
+        var w = new Parameter(Tensor.FromArray(new[] { 1f, 2f }));
+        var optimizer = new Sgd([new ParameterGroup([("w", w)], 0.1)]);
+        OptimFixture.SetGrad(w, [1f, 1f]);
+        optimizer.Step();
+        optimizer.Step();
+        string dir = Directory.CreateTempSubdirectory("sharpformer-optim-").FullName;
+        try
+        {
+            string tensors = Path.Combine(dir, "optimizer.safetensors"), json = Path.Combine(dir, "optimizer.json");
+            optimizer.StateDict().Save(tensors, json);
+            var loaded = OptimizerState.Load(tensors, json);
+            Assert.Equal("SGD", loaded.Optimizer);
+            Assert.Equal(2, loaded.StepCount);
+            Assert.Empty(loaded.Tensors);
+            var fresh = new Sgd([new ParameterGroup([("w", w)], 0.1)]);
+            fresh.LoadStateDict(loaded);
+            Assert.Equal(2, fresh.StepCount);
+
+            File.WriteAllText(json, """{"optimizer": "SGD", "parameter_steps": {}}""");
+            var e = Assert.Throws<InvalidDataException>(() => OptimizerState.Load(tensors, json));
+            Assert.Contains("step_count", e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Step_DoesNotChangeTheGradient()
     {
         var w = new Parameter(Tensor.FromArray(new[] { 1f, -2f }));
