@@ -1,0 +1,97 @@
+using Sharpformer.NN;
+using Sharpformer.Tensors;
+using Sharpformer.Tensors.Threading;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+
+namespace Sharpformer.Training.Optim;
+
+/// <summary>Gradient-norm clipping, as <c>torch.nn.utils.clip_grad_norm_</c> with the L2 norm.</summary>
+public static class GradientClipping
+{
+    /// <summary>Elements per parallel work item.</summary>
+    private const int ChunkElements = 1 << 16;
+
+    /// <summary>
+    /// Computes the L2 norm of all gradients together (as if concatenated into one vector; accumulated in double) and,
+    /// when it exceeds <paramref name="maxNorm"/>, scales every gradient in place by maxNorm / (norm + 1e-6), as PyTorch
+    /// does. Parameters without a gradient are ignored; with none at all the norm is 0.
+    /// A non-finite norm (an overflow or a NaN somewhere) is returned with the gradients left untouched — PyTorch would
+    /// scale them by NaN or 0 — so the caller can skip the step (zero the gradients) and go on, or stop.
+    /// </summary>
+    /// <param name="parameters">The parameters whose gradients to clip, e.g. <see cref="Module.Parameters"/>.</param>
+    /// <param name="maxNorm">The largest allowed norm; &gt; 0 (positive infinity only measures).</param>
+    /// <returns>The total norm before clipping (check <see cref="double.IsFinite"/>).</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxNorm"/> is not &gt; 0.</exception>
+    public static double ClipGradNorm(IEnumerable<Parameter> parameters, double maxNorm)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        if (!(maxNorm > 0))
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, "ClipGradNorm: maxNorm must be > 0 (HF's Trainer skips clipping when max_grad_norm is 0; do the same).");
+        }
+
+        var grads = new List<Tensor>();
+        foreach (var parameter in parameters)
+        {
+            ArgumentNullException.ThrowIfNull(parameter, nameof(parameters));
+            if (parameter.Value.Grad is { } grad) grads.Add(grad);
+        }
+
+        var (owners, starts) = Chunks(grads);
+        var partial = new double[owners.Length];
+        ParallelFor.For(owners.Length, 1, (from, to) =>
+        {
+            for (int c = from; c < to; c++)
+            {
+                partial[c] = OptimKernels.SumOfSquares(Slice(grads[owners[c]], starts[c]));
+            }
+        });
+
+        // Summed in chunk order, so the result does not depend on which thread did what.
+        double sumOfSquares = 0;
+        foreach (double value in partial)
+        {
+            sumOfSquares += value;
+        }
+
+        double total = Math.Sqrt(sumOfSquares);
+        if (!double.IsFinite(total)) return total;
+        float coefficient = (float)(maxNorm / (total + 1e-6));
+        if (coefficient < 1f)
+        {
+            ParallelFor.For(owners.Length, 1, (from, to) =>
+            {
+                for (int c = from; c < to; c++)
+                {
+                    var slice = Slice(grads[owners[c]], starts[c]);
+                    TensorPrimitives.Multiply(slice, coefficient, slice);
+                }
+            });
+        }
+
+        return total;
+    }
+
+    private static (int[] Owners, int[] Starts) Chunks(List<Tensor> grads)
+    {
+        var owners = new List<int>();
+        var starts = new List<int>();
+        for (int i = 0; i < grads.Count; i++)
+        {
+            int length = checked((int)grads[i].ElementCount);
+            for (int start = 0; start < length; start += ChunkElements)
+            {
+                owners.Add(i);
+                starts.Add(start);
+            }
+        }
+
+        return ([.. owners], [.. starts]);
+    }
+
+    private static Span<float> Slice(Tensor grad, int start)
+    {
+        var span = grad.AsSpan<float>();
+        return span.Slice(start, Math.Min(ChunkElements, span.Length - start));
+    }
+}
