@@ -1,0 +1,351 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Sharpformer.IO.SafeTensors;
+using Sharpformer.NN;
+using Sharpformer.Tensors;
+using Sharpformer.Training.Checkpoints;
+using Sharpformer.Training.Data;
+using Sharpformer.Training.Optim;
+
+namespace Sharpformer.Training;
+
+/// <summary>What the trainer reports after each optimizer step (for a progress line).</summary>
+/// <param name="Record">The step's log record.</param>
+/// <param name="MaxSteps">The run's total steps.</param>
+/// <param name="Eta">Estimated time to the end at the recent pace.</param>
+public sealed record TrainerProgress(StepRecord Record, long MaxSteps, TimeSpan Eta);
+
+/// <summary>The loss diverged (NaN or infinite); the last checkpoint written before it is intact.</summary>
+public sealed class TrainingDivergedException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public TrainingDivergedException()
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    /// <param name="message">What diverged, at which step, and what to do.</param>
+    public TrainingDivergedException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    /// <param name="message">The message.</param>
+    /// <param name="innerException">The cause.</param>
+    public TrainingDivergedException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>
+/// The training loop of a language model, as HF <c>Trainer</c> runs it: per optimizer step, <see
+/// cref="TrainerOptions.GradientAccumulationSteps"/> micro-batches forward and backward (each loss divided by that
+/// count), the global gradient norm (clipped to <see cref="TrainerOptions.MaxGradNorm"/>), one AdamW update at the
+/// scheduled learning rate, a JSONL log line; evaluations and checkpoints at their intervals and at the end.
+/// A run resumes exactly from any checkpoint: weights, AdamW moments, step count (hence the learning rate), data position
+/// and every random draw (dropout masks are reseeded from (seed, step, layer); data order and MLM masks derive from
+/// (seed, epoch, batch)) come back as they were, so k steps + resume + (N − k) steps equal N steps in one run.
+/// </summary>
+public sealed class Trainer
+{
+    private const string StateFile = "trainer_state.json";
+    private const string OptimizerFile = "optimizer.safetensors";
+    private const string OptimizerStateFile = "optimizer.json";
+
+    private readonly Module _model;
+    private readonly Func<TrainingBatch, Tensor> _loss;
+    private readonly IBatchSource _train;
+    private readonly Func<IEnumerable<TrainingBatch>>? _eval;
+    private readonly TrainerOptions _options;
+    private readonly Action<string> _writeModelFolder;
+    private readonly CheckpointStore _store;
+    private readonly AdamW _optimizer;
+    private readonly LearningRateSchedule _schedule;
+    private readonly List<Parameter> _trainable;
+    private readonly Dropout[] _dropouts;
+    private readonly string _fingerprint;
+    private long _tokens;
+    private double _elapsedBefore;
+
+    /// <summary>Prepares a run.</summary>
+    /// <param name="model">The model (its trainable parameters are those with RequiresGrad).</param>
+    /// <param name="loss">The scalar loss of a batch through the model (recording gradients).</param>
+    /// <param name="train">The training batches.</param>
+    /// <param name="eval">The held-out batches, enumerated in full at each evaluation; null for none.</param>
+    /// <param name="options">The run's settings.</param>
+    /// <param name="outputFolder">Where checkpoints, the log, its plot and the final model go.</param>
+    /// <param name="writeModelFolder">Writes the model as a Hugging Face folder (config.json, model.safetensors, tokenizer files) into the folder it is given.</param>
+    /// <exception cref="ArgumentException">An option is out of range, or the model has nothing to train.</exception>
+    public Trainer(Module model, Func<TrainingBatch, Tensor> loss, IBatchSource train, Func<IEnumerable<TrainingBatch>>? eval, TrainerOptions options, string outputFolder, Action<string> writeModelFolder)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(loss);
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentException.ThrowIfNullOrEmpty(outputFolder);
+        ArgumentNullException.ThrowIfNull(writeModelFolder);
+        options.Validate();
+        _model = model;
+        _loss = loss;
+        _train = train;
+        _eval = eval;
+        _options = options;
+        _writeModelFolder = writeModelFolder;
+        OutputFolder = Path.GetFullPath(outputFolder);
+        _store = new CheckpointStore(OutputFolder, options.KeepCheckpoints);
+        var groups = ParameterGroup.TrainerGroups(model, options.LearningRate, options.WeightDecay);
+        _trainable = groups.SelectMany(g => g.Parameters).Select(p => p.Parameter).ToList();
+        if (_trainable.Count == 0)
+        {
+            throw new ArgumentException("Trainer: the model has no trainable parameters (all are frozen); unfreeze some before training.", nameof(model));
+        }
+
+        _optimizer = new AdamW(groups, options.Beta1, options.Beta2, options.Epsilon);
+        _schedule = new LearningRateSchedule(LearningRateSchedule.Parse(options.LrSchedule), options.WarmupSteps, checked((int)options.MaxSteps));
+        _dropouts = model.NamedModules().Select(m => m.Module).OfType<Dropout>().ToArray();
+        _fingerprint = Fingerprint(model);
+        LogPath = Path.Combine(OutputFolder, "train_log.jsonl");
+    }
+
+    /// <summary>The run's output folder.</summary>
+    public string OutputFolder { get; }
+
+    /// <summary>The JSONL log (its PNG plot is beside it).</summary>
+    public string LogPath { get; }
+
+    /// <summary>The steps done so far.</summary>
+    public long Step { get; private set; }
+
+    /// <summary>Called after every optimizer step on the training thread.</summary>
+    public Action<TrainerProgress>? Progress { get; set; }
+
+    /// <summary>Called with each evaluation.</summary>
+    public Action<EvalRecord>? Evaluated { get; set; }
+
+    /// <summary>Called with each checkpoint folder once it is in place.</summary>
+    public Action<string>? Saved { get; set; }
+
+    /// <summary>A title for the loss plot.</summary>
+    public string PlotTitle { get; set; } = "training loss";
+
+    /// <summary>
+    /// Restores the state of the checkpoint in <paramref name="checkpointFolder"/>: verifies its manifest, checks it
+    /// belongs to this model and these data/batch settings, loads the weights, the optimizer state and the data position.
+    /// </summary>
+    /// <param name="checkpointFolder">A <c>checkpoint-N</c> folder.</param>
+    /// <exception cref="InvalidDataException">The checkpoint is incomplete, corrupt, of another model, or of a run with other data settings; nothing is changed on disk.</exception>
+    public void Resume(string checkpointFolder)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(checkpointFolder);
+        CheckpointStore.Verify(checkpointFolder);
+        var state = JsonNode.Parse(File.ReadAllText(Path.Combine(checkpointFolder, StateFile)))
+            ?? throw new InvalidDataException($"{checkpointFolder}: {StateFile} is empty; resume from another checkpoint.");
+        string fingerprint = state["model_fingerprint"]?.GetValue<string>() ?? string.Empty;
+        if (fingerprint != _fingerprint)
+        {
+            throw new InvalidDataException($"{checkpointFolder} was saved from another model (its parameter names and shapes differ from this model's); resume with the --model/--config the run started with, or choose another --out.");
+        }
+
+        foreach (var (key, value) in RunSettings())
+        {
+            string saved = state["settings"]?[key]?.ToString() ?? "(none)";
+            if (saved != value)
+            {
+                throw new InvalidDataException($"{checkpointFolder} was saved by a run with {key} = {saved}, this run has {value}; an exact resume needs the same data and batch settings: pass the same options, or start a new run in another --out.");
+            }
+        }
+
+        using (var weights = SafeTensorsLoader.Open(checkpointFolder))
+        {
+            _model.LoadStateDict(weights, strict: true);
+        }
+
+        _optimizer.LoadStateDict(OptimizerState.Load(Path.Combine(checkpointFolder, OptimizerFile), Path.Combine(checkpointFolder, OptimizerStateFile)));
+        Step = state["global_step"]!.GetValue<long>();
+        if (_optimizer.StepCount != Step)
+        {
+            throw new InvalidDataException($"{checkpointFolder}: the optimizer state has {_optimizer.StepCount} steps but {StateFile} says {Step}; the checkpoint is inconsistent: resume from another one.");
+        }
+
+        _train.Position = new DataPosition(state["data_position"]!["epoch"]!.GetValue<int>(), state["data_position"]!["batch"]!.GetValue<long>());
+        _tokens = state["tokens"]!.GetValue<long>();
+        _elapsedBefore = state["elapsed_s"]!.GetValue<double>();
+    }
+
+    /// <summary>Runs from <see cref="Step"/> to <see cref="TrainerOptions.MaxSteps"/>, then saves the final model into the output folder.</summary>
+    /// <param name="cancellationToken">Stops between steps (after saving a checkpoint).</param>
+    /// <returns>The log of the whole run.</returns>
+    /// <exception cref="TrainingDivergedException">The loss or the gradient norm became NaN or infinite; the message names the step.</exception>
+    public IReadOnlyList<StepRecord> Run(CancellationToken cancellationToken = default)
+    {
+        Directory.CreateDirectory(OutputFolder);
+        using var log = TrainingLog.Open(LogPath, Step);
+        var clock = Stopwatch.StartNew();
+        var recent = new Queue<(double Seconds, long Steps)>();
+        int accumulation = _options.GradientAccumulationSteps;
+        double epochLength = Math.Max(1, _train.BatchesPerEpoch);
+        _model.Train();
+        while (Step < _options.MaxSteps)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var stepClock = Stopwatch.StartNew();
+            _schedule.Apply(_optimizer);
+            double lr = _optimizer.Groups[0].LearningRate;
+            Reseed();
+
+            double lossSum = 0;
+            long stepTokens = 0;
+            for (int micro = 0; micro < accumulation; micro++)
+            {
+                var batch = _train.Next();
+                var loss = _loss(batch);
+                float value = loss.ToArray()[0];
+                if (!float.IsFinite(value))
+                {
+                    throw Diverged($"the loss is {value} at step {Step + 1} (micro-batch {micro + 1} of {accumulation})");
+                }
+
+                (accumulation == 1 ? loss : Ops.Scale(loss, 1f / accumulation)).Backward();
+                lossSum += value;
+                stepTokens += batch.TokenCount;
+            }
+
+            double norm = GradientClipping.ClipGradNorm(_trainable, _options.MaxGradNorm > 0 ? _options.MaxGradNorm : double.PositiveInfinity);
+            if (!double.IsFinite(norm))
+            {
+                throw Diverged($"the gradient norm is {norm} at step {Step + 1}");
+            }
+
+            _optimizer.Step();
+            _optimizer.ZeroGrad();
+            Step++;
+            _tokens += stepTokens;
+            double seconds = stepClock.Elapsed.TotalSeconds;
+            var position = _train.Position;
+            var record = new StepRecord(Step, position.Epoch + (position.Batch / epochLength), lossSum / accumulation, lr, norm, _tokens,
+                stepTokens / Math.Max(seconds, 1e-9), _elapsedBefore + clock.Elapsed.TotalSeconds);
+            log.Write(record);
+            recent.Enqueue((seconds, 1));
+            if (recent.Count > 20) recent.Dequeue();
+            double pace = recent.Sum(r => r.Seconds) / recent.Count;
+            Progress?.Invoke(new TrainerProgress(record, _options.MaxSteps, TimeSpan.FromSeconds(pace * (_options.MaxSteps - Step))));
+
+            bool last = Step == _options.MaxSteps;
+            if (_eval is not null && ((_options.EvalEvery > 0 && Step % _options.EvalEvery == 0) || last))
+            {
+                var eval = new EvalRecord(Step, record.Epoch, Evaluate());
+                log.Write(eval);
+                Evaluated?.Invoke(eval);
+            }
+
+            if ((_options.SaveEvery > 0 && Step % _options.SaveEvery == 0) || last || cancellationToken.IsCancellationRequested)
+            {
+                SaveCheckpoint(_elapsedBefore + clock.Elapsed.TotalSeconds);
+                log.SavePlot(PlotTitle);
+            }
+        }
+
+        // The final model in the output folder itself (HF save_model), file by file through temporary names.
+        string final = Path.Combine(OutputFolder, ".tmp-final-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(final);
+        try
+        {
+            _writeModelFolder(final);
+            foreach (var file in Directory.GetFiles(final))
+            {
+                File.Move(file, Path.Combine(OutputFolder, Path.GetFileName(file)), overwrite: true);
+            }
+        }
+        finally
+        {
+            Directory.Delete(final, recursive: true);
+        }
+
+        log.SavePlot(PlotTitle);
+        return log.Steps;
+    }
+
+    /// <summary>The mean loss over the held-out batches, in evaluation mode (no dropout, no gradients).</summary>
+    /// <returns>The mean loss.</returns>
+    public double Evaluate()
+    {
+        if (_eval is null) throw new InvalidOperationException("Trainer.Evaluate: no held-out data was given.");
+        _model.Eval();
+        try
+        {
+            double sum = 0;
+            int count = 0;
+            using (Autograd.NoGrad())
+            {
+                foreach (var batch in _eval())
+                {
+                    sum += _loss(batch).ToArray()[0];
+                    count++;
+                }
+            }
+
+            return count == 0 ? double.NaN : sum / count;
+        }
+        finally
+        {
+            _model.Train();
+        }
+    }
+
+    private void SaveCheckpoint(double elapsed)
+    {
+        string folder = _store.Save(Step, temp =>
+        {
+            _writeModelFolder(temp);
+            _optimizer.StateDict().Save(Path.Combine(temp, OptimizerFile), Path.Combine(temp, OptimizerStateFile));
+            var settings = new JsonObject();
+            foreach (var (key, value) in RunSettings()) settings[key] = value;
+            var state = new JsonObject
+            {
+                ["global_step"] = Step,
+                ["max_steps"] = _options.MaxSteps,
+                ["data_position"] = new JsonObject { ["epoch"] = _train.Position.Epoch, ["batch"] = _train.Position.Batch },
+                ["tokens"] = _tokens,
+                ["elapsed_s"] = elapsed,
+                ["seed"] = _options.Seed,
+                ["model_fingerprint"] = _fingerprint,
+                ["settings"] = settings,
+                ["lr_schedule"] = new JsonObject { ["name"] = _options.LrSchedule, ["warmup_steps"] = _options.WarmupSteps, ["step"] = Step },
+            };
+            CheckpointStore.WriteAtomically(Path.Combine(temp, StateFile), s => JsonSerializer.Serialize(s, state, Indented));
+        });
+        Saved?.Invoke(folder);
+    }
+
+    /// <summary>The settings an exact resume needs unchanged (data order, batch shapes, randomness).</summary>
+    private IEnumerable<(string Key, string Value)> RunSettings()
+    {
+        yield return ("seed", _options.Seed.ToString(CultureInfo.InvariantCulture));
+        yield return ("grad_accum", _options.GradientAccumulationSteps.ToString(CultureInfo.InvariantCulture));
+        yield return ("batches_per_epoch", _train.BatchesPerEpoch.ToString(CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Every dropout layer gets a seed from (run seed, step, layer index): the same masks in a resumed run.</summary>
+    private void Reseed()
+    {
+        for (int i = 0; i < _dropouts.Length; i++)
+        {
+            _dropouts[i].Reseed(SeedMix.Derive(_options.Seed, Step, i));
+        }
+    }
+
+    private TrainingDivergedException Diverged(string what) =>
+        new($"training diverged: {what}. Nothing was saved after the last good checkpoint ({(_store.Latest() is { } c ? c.Folder : "none yet")}); lower --lr, raise --warmup-steps or keep --max-grad-norm on, then --resume.");
+
+    private static string Fingerprint(Module model)
+    {
+        var text = string.Join(';', model.NamedParameters().Select(p => p.Name + ":" + p.Parameter.Shape));
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)))[..16];
+    }
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+}
