@@ -53,7 +53,7 @@ public readonly record struct AttentionShape(int Batch, int Heads, int QueryLeng
 /// of the head's keys skip every key past the causal limit, so a causal prefill does about half the work. A decoding
 /// step (one query, no probabilities asked for) is split over blocks of keys instead, all heads at once.
 /// </summary>
-public static class Attention
+public static partial class Attention
 {
     /// <summary>
     /// Q [B, H, Tq, D], K [B, H, Tk, D], V [B, H, Tk, D] → O [B, H, Tq, D] (strided views, see <see cref="AttentionShape"/>):
@@ -67,29 +67,36 @@ public static class Attention
     /// <param name="causal">Apply the causal mask with offset Tk − Tq.</param>
     /// <param name="keyPaddingMask">Empty, or [B, Tk]: 1 = attend, 0 = padding.</param>
     /// <param name="scale">Score scale; null means 1/√D.</param>
-    /// <param name="probabilities">Empty, or [B, H, Tq, Tk] contiguous to receive the attention weights (needed by the backward).</param>
+    /// <param name="probabilities">Empty, or [B, H, Tq, Tk] contiguous to receive the attention weights.</param>
+    /// <param name="logSumExp">
+    /// Empty, or [B, H, Tq] contiguous to receive each query's log Σ_j exp(scale · q·k_j) over its visible keys (−∞ when
+    /// it sees none): all the blocked backward needs to recompute the probabilities.
+    /// </param>
     /// <exception cref="ArgumentException">A size or stride is invalid or a span is too short.</exception>
     public static unsafe void Forward(
         AttentionShape shape, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> output,
-        bool causal = false, ReadOnlySpan<float> keyPaddingMask = default, float? scale = null, Span<float> probabilities = default)
+        bool causal = false, ReadOnlySpan<float> keyPaddingMask = default, float? scale = null, Span<float> probabilities = default,
+        Span<float> logSumExp = default)
     {
         const string Op = "Attention.Forward";
         Validate(Op, shape, q.Length, k.Length, v.Length, output.Length, "output");
         int b = shape.Batch, h = shape.Heads, tq = shape.QueryLength, tk = shape.KeyLength;
         KernelChecks.Optional(Op, nameof(keyPaddingMask), keyPaddingMask.Length, (long)b * tk, "[B={0}, Tk={1}]", b, tk);
         KernelChecks.Optional(Op, nameof(probabilities), probabilities.Length, (long)b * h * tq * tk, "[B={0}, H={1}, Tq={2}, Tk={3}]", b, h, tq, tk);
+        KernelChecks.Optional(Op, nameof(logSumExp), logSumExp.Length, (long)b * h * tq, "[B={0}, H={1}, Tq={2}]", b, h, tq);
         float s = scale ?? ScaleFor(shape.HeadDim);
-        if (tq == 1 && probabilities.IsEmpty && tk > 0 && shape.HeadDim > 0)
+        if (tq == 1 && probabilities.IsEmpty && logSumExp.IsEmpty && tk > 0 && shape.HeadDim > 0)
         {
             // A decoding step: every key is visible to the one query, whatever the causal flag.
             DecodeStep(shape, s, q, k, v, output, keyPaddingMask);
             return;
         }
 
-        fixed (float* pq = q, pk = k, pv = v, po = output, pm = keyPaddingMask, pp = probabilities)
+        fixed (float* pq = q, pk = k, pv = v, po = output, pm = keyPaddingMask, pp = probabilities, pl = logSumExp)
         {
-            nint aq = (nint)pq, ak = (nint)pk, av = (nint)pv, ao = (nint)po, am = (nint)pm, ap = (nint)pp;
+            nint aq = (nint)pq, ak = (nint)pk, av = (nint)pv, ao = (nint)po, am = (nint)pm, ap = (nint)pp, al = (nint)pl;
             int lq = q.Length, lk = k.Length, lv = v.Length, lo = output.Length, lm = keyPaddingMask.Length, lp = probabilities.Length;
+            int ll = logSumExp.Length;
             ParallelFor.For(b * h, 1, (start, end) =>
             {
                 var qs = new ReadOnlySpan<float>((void*)aq, lq);
@@ -98,13 +105,15 @@ public static class Attention
                 var os = new Span<float>((void*)ao, lo);
                 var ms = new ReadOnlySpan<float>((void*)am, lm);
                 var ps = new Span<float>((void*)ap, lp);
+                var ls = new Span<float>((void*)al, ll);
                 // Per worker: Kᵀ [D, Tk], plus the scores [Tq, Tk] when the caller does not keep the probabilities.
                 int ktLength = Math.Max(1, shape.HeadDim * tk);
                 float[] scratch = ArrayPool<float>.Shared.Rent(ktLength + (ps.IsEmpty ? tq * tk : 0));
                 for (int bh = start; bh < end; bh++)
                 {
                     var scores = ps.IsEmpty ? scratch.AsSpan(ktLength, tq * tk) : ps.Slice(bh * tq * tk, tq * tk);
-                    Head(shape, bh, s, causal, qs, ks, vs, os, ms, scores, scratch.AsSpan(0, ktLength));
+                    var lse = ls.IsEmpty ? ls : ls.Slice(bh * tq, tq);
+                    Head(shape, bh, s, causal, qs, ks, vs, os, ms, scores, scratch.AsSpan(0, ktLength), lse);
                 }
 
                 ArrayPool<float>.Shared.Return(scratch);
@@ -172,11 +181,12 @@ public static class Attention
     /// One (b, h), row by row: scores_i = scale · q_i·Kᵀ over the keys query i may see, masked softmax in place,
     /// o_i = p_i·V. Keys past the causal limit are never touched, which halves the work of a causal prefill.
     /// Kᵀ is copied once per head into <paramref name="kt"/> [D, Tk] so both products are vector-times-matrix loops
-    /// over contiguous rows (<see cref="VecMat"/>), with no horizontal sums.
+    /// over contiguous rows (<see cref="VecMat"/>), with no horizontal sums. When <paramref name="logSumExp"/> is not
+    /// empty it receives each row's log-sum-exp [Tq].
     /// </summary>
     private static void Head(
         AttentionShape shape, int bh, float scale, bool causal, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        Span<float> output, ReadOnlySpan<float> keyPaddingMask, Span<float> scores, Span<float> kt)
+        Span<float> output, ReadOnlySpan<float> keyPaddingMask, Span<float> scores, Span<float> kt, Span<float> logSumExp)
     {
         int b = bh / shape.Heads, h = bh % shape.Heads;
         int tq = shape.QueryLength, tk = shape.KeyLength, d = shape.HeadDim;
@@ -189,6 +199,7 @@ public static class Attention
         {
             // No keys at all: every query is fully masked, so its output is zero.
             ClearRows(output, oOff, tq, shape.OStride, d);
+            logSumExp.Fill(float.NegativeInfinity);
             return;
         }
 
@@ -214,11 +225,46 @@ public static class Attention
                 KeyScores(qi, k[kOff.ToInt()..], shape.KStride, visible, row, scale);
             }
 
-            Softmax.MaskedRow(row, row, visible, mask);
+            if (logSumExp.IsEmpty)
+            {
+                Softmax.MaskedRow(row, row, visible, mask);
+            }
+            else
+            {
+                logSumExp[i] = MaskedRowLogSumExp(row, visible, mask);
+            }
 
             // o_i [D] = p_i [visible] · V [visible, D]
             VecMat(row[..visible], vh, shape.VStride, d, oi, 1f);
         }
+    }
+
+    /// <summary>
+    /// <see cref="Softmax.MaskedRow"/> in place that also returns the row's log-sum-exp max + log Σ exp(x − max) over the
+    /// kept keys, or −∞ (and a zero row) when no key is kept.
+    /// </summary>
+    private static float MaskedRowLogSumExp(Span<float> row, int visible, ReadOnlySpan<float> keyMask)
+    {
+        var kept = row[..visible];
+        if (!keyMask.IsEmpty)
+        {
+            for (int j = 0; j < visible; j++)
+            {
+                if (keyMask[j] == 0f) kept[j] = float.NegativeInfinity;
+            }
+        }
+
+        row[visible..].Clear();
+        float max = visible == 0 ? float.NegativeInfinity : Softmax.RowMax(kept);
+        if (float.IsNegativeInfinity(max))
+        {
+            kept.Clear();
+            return float.NegativeInfinity;
+        }
+
+        float sum = Softmax.ExpSubtractSum(kept, max, kept);
+        TensorPrimitives.Multiply(kept, 1f / sum, kept);
+        return max + MathF.Log(sum);
     }
 
     /// <summary>
