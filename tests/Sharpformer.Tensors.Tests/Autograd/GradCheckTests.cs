@@ -262,6 +262,13 @@ public class GradCheckTests
     }
 
     [Fact]
+    public void CrossEntropy_LabelSmoothingWithIgnoredTargets_MatchesFiniteDifferences()
+    {
+        var targets = Ids([2, -100, 0, 4, -100], 5);
+        GradCheck.Check(x => Ops.CrossEntropy(Ops.Scale(x[0], 3f), targets, labelSmoothing: 0.1f), P(58, 5, 5));
+    }
+
+    [Fact]
     public void CrossEntropy_3DLogitsI64Targets_MatchesFiniteDifferences()
     {
         var targets = Tensor.FromArray(new long[] { 1, 0, 3, -1 }, new Shape(2, 2));
