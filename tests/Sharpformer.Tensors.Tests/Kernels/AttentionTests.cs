@@ -83,6 +83,56 @@ public class AttentionTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Forward_LogSumExp_MatchesDoubleAndLeavesTheOutputAsItWas(int b, int h, int tq, int tk, int d, bool causal, bool pad, bool fused)
+    {
+        var p = Make(b, h, tq, tk, d, pad, fused, 5 * (b + h + tq + tk + d));
+        var q = p.Q.AsSpan(p.QOff);
+        var k = p.K.AsSpan(p.KOff);
+        var output = new float[p.OutLength];
+        var lse = Nan(b * h * tq);
+        Attention.Forward(p.Shape, q, k, p.V.AsSpan(p.VOff), output, causal, p.Mask, 0.6f, default, lse);
+        var expectedOutput = new float[p.OutLength];
+        Attention.ForwardReference(p.Shape, q, k, p.V.AsSpan(p.VOff), expectedOutput, causal, p.Mask, 0.6f, default);
+        KernelTestData.Close(expectedOutput, output, 1e-5f, 1e-5f, "output with the log-sum-exp");
+
+        for (int bi = 0; bi < b; bi++)
+        {
+            for (int hi = 0; hi < h; hi++)
+            {
+                for (int i = 0; i < tq; i++)
+                {
+                    // log Σ_j exp(0.6 · q_i·k_j) over the keys query i sees, in double; −∞ when it sees none.
+                    double max = double.NegativeInfinity;
+                    var scores = new List<double>();
+                    for (int j = 0; j < tk; j++)
+                    {
+                        if ((causal && j > i + tk - tq) || (pad && p.Mask[(bi * tk) + j] == 0f)) continue;
+                        double sc = 0;
+                        for (int e = 0; e < d; e++)
+                        {
+                            sc += (double)q[(((bi * tq) + i) * p.Shape.QStride) + (hi * d) + e] * k[(((bi * tk) + j) * p.Shape.KStride) + (hi * d) + e];
+                        }
+
+                        scores.Add(0.6 * sc);
+                        max = Math.Max(max, 0.6 * sc);
+                    }
+
+                    float actual = lse[(((bi * h) + hi) * tq) + i];
+                    if (scores.Count == 0)
+                    {
+                        Assert.Equal(float.NegativeInfinity, actual);
+                        continue;
+                    }
+
+                    double expected = max + Math.Log(scores.Sum(sc => Math.Exp(sc - max)));
+                    Assert.True(Math.Abs(expected - actual) <= 1e-5 * Math.Max(1, Math.Abs(expected)), $"lse[{bi}, {hi}, {i}]: expected {expected:G9}, got {actual:G9}");
+                }
+            }
+        }
+    }
+
     public static TheoryData<int, int, int, int, bool, bool, int> DecodeCases() => new()
     {
         // B, H, Tk, D, padding, fused QKV layout, threads
