@@ -54,6 +54,7 @@ public class AttentionTests
 
     [Theory]
     [MemberData(nameof(Cases))]
+    [MemberData(nameof(BlockedCases))]
     public void Forward_MatchesNaiveReference(int b, int h, int tq, int tk, int d, bool causal, bool pad, bool fused)
     {
         var p = Make(b, h, tq, tk, d, pad, fused, b + h + tq + tk + d);
@@ -85,6 +86,7 @@ public class AttentionTests
 
     [Theory]
     [MemberData(nameof(Cases))]
+    [MemberData(nameof(BlockedCases))]
     public void Forward_LogSumExp_MatchesDoubleAndLeavesTheOutputAsItWas(int b, int h, int tq, int tk, int d, bool causal, bool pad, bool fused)
     {
         var p = Make(b, h, tq, tk, d, pad, fused, 5 * (b + h + tq + tk + d));
