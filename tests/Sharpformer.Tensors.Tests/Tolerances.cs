@@ -32,6 +32,13 @@ public static class Tolerances
     /// </summary>
     public const float NormVsDouble = 5e-6f;
 
+    /// <summary>
+    /// One op (forward output or input gradient) vs PyTorch in float32 (tests/fixtures/ops): |ours − torch| ≤ this ·
+    /// max(1, |torch|), absolute on values of order 1 and relative above. Single ops on small inputs differ from torch
+    /// only by summation order, a few ulp; a whole block (<see cref="VsPyTorch"/>) compounds more.
+    /// </summary>
+    public const float VsPyTorchOp = 1e-5f;
+
     /// <summary>Sharpformer vs a PyTorch fixture computed in float32.</summary>
     public const float VsPyTorch = 1e-4f;
 

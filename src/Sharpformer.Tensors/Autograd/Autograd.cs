@@ -38,6 +38,21 @@ public static class Autograd
         _noGradDepth--;
     }
 
+    /// <summary>
+    /// Turns recording on for this thread whatever the enclosing <see cref="NoGrad"/> scopes say, returning the depth to
+    /// hand back to <see cref="RestoreNoGrad"/> (used by <see cref="Ops.Checkpoint(Func{Tensor, Tensor}, Tensor)"/>, whose
+    /// recompute must record even when Backward runs inside a no-grad scope).
+    /// </summary>
+    internal static int SuspendNoGrad()
+    {
+        int depth = _noGradDepth;
+        _noGradDepth = 0;
+        return depth;
+    }
+
+    /// <summary>Restores the no-grad depth saved by <see cref="SuspendNoGrad"/>.</summary>
+    internal static void RestoreNoGrad(int depth) => _noGradDepth = depth;
+
     /// <summary>True when an op over <paramref name="a"/> must record a node.</summary>
     internal static bool Needs(Tensor a) => _noGradDepth == 0 && a.RequiresGrad;
 

@@ -124,8 +124,9 @@ public static partial class Ops
     }
 
     /// <summary>
-    /// The fused kernel over head views. The probabilities [B, H, Tq, Tk] are kept when the backward will need them or
-    /// <paramref name="keepProbabilities"/> asks; inference without them stays at O(Tq·Tk) scratch per head.
+    /// The fused kernel over head views. When recording, the forward keeps only the log-sum-exp per query [B, H, Tq]
+    /// and the backward recomputes the probabilities a block of keys at a time (<see cref="Attention.Backward(AttentionShape, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, bool, ReadOnlySpan{float}, float?)"/>);
+    /// the probabilities [B, H, Tq, Tk] are materialized only when <paramref name="keepProbabilities"/> asks.
     /// </summary>
     private static Tensor FusedAttention(Tensor q, Tensor k, Tensor v, bool causal, Tensor? attentionMask, float? scale, bool keepProbabilities, out float[] probabilities)
     {
@@ -139,20 +140,22 @@ public static partial class Ops
         // The output is stored [B, Tq, H, D] and returned as its [B, H, Tq, D] view.
         var packed = Tensor.Empty(new Shape(b, tq, h, d));
         bool record = Autograd.Needs(q, k, v);
-        probabilities = record || keepProbabilities ? new float[(long)b * h * tq * tk] : [];
-        Attention.Forward(shape, From(qv), From(kv), From(vv), packed.AsSpan<float>(), causal, mask, scale, probabilities);
+        probabilities = keepProbabilities ? new float[(long)b * h * tq * tk] : [];
+        float[] lse = record ? new float[(long)b * h * tq] : [];
+        Attention.Forward(shape, From(qv), From(kv), From(vv), packed.AsSpan<float>(), causal, mask, scale, probabilities, lse);
         var output = packed.Permute(0, 2, 1, 3);
         if (!record) return output;
 
-        var p = probabilities;
         return Autograd.Record(output, nameof(ScaledDotProductAttention), [q, k, v], g =>
         {
-            // The kernel reads dO in the output's [B, Tq, H, D] layout and writes dq, dk, dv in q, k, v's layouts.
+            // The kernel reads O and dO in the output's [B, Tq, H, D] layout and writes dq, dk, dv in q, k, v's layouts.
             var dOut = g.Permute(0, 2, 1, 3).Contiguous();
             var dq = HeadGradient(q.Shape, qStride);
             var dk = HeadGradient(k.Shape, kStride);
             var dv = HeadGradient(v.Shape, vStride);
-            Attention.Backward(shape, From(qv), From(kv), From(vv), p, dOut.AsReadOnlySpan<float>(), WritableFrom(dq), WritableFrom(dk), WritableFrom(dv), scale);
+            Attention.Backward(
+                shape, From(qv), From(kv), From(vv), packed.AsReadOnlySpan<float>(), lse, dOut.AsReadOnlySpan<float>(),
+                WritableFrom(dq), WritableFrom(dk), WritableFrom(dv), causal, mask, scale);
             return [q.RequiresGrad ? dq : null, k.RequiresGrad ? dk : null, v.RequiresGrad ? dv : null];
         });
     }

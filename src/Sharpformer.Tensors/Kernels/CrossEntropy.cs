@@ -9,6 +9,10 @@ namespace Sharpformer.Tensors.Kernels;
 /// Fused cross-entropy per row: log-softmax over the V logits of each of N rows plus the negative log-likelihood of the
 /// target, loss[n] = logsumexp(logits[n, :]) − logits[n, target[n]], and its backward dlogits = (softmax − onehot) · dloss.
 /// Rows whose target equals the ignore index (padding, prompt tokens) have loss 0 and gradient 0.
+/// With label smoothing ε (PyTorch's <c>label_smoothing</c>) the target distribution is (1 − ε)·onehot + ε/V, so
+/// loss[n] = logsumexp(logits[n]) − (1 − ε)·logits[n, target] − (ε/V)·Σ_v logits[n, v] and
+/// dlogits = (softmax − (1 − ε)·onehot − ε/V) · dloss. Rows run in parallel when a row block is worth a thread
+/// (a [B·T, 50257] GPT-2 batch is).
 /// </summary>
 public static class CrossEntropy
 {
@@ -16,8 +20,9 @@ public static class CrossEntropy
     public const int DefaultIgnoreIndex = -100;
 
     /// <summary>
-    /// [N, V] logits, [N] targets → [N] losses: loss[n] = logsumexp(logits[n]) − logits[n, targets[n]]; 0 for ignored rows.
-    /// The mean loss is Σ losses / (returned count).
+    /// [N, V] logits, [N] targets → [N] losses: loss[n] = logsumexp(logits[n]) − (1 − ε)·logits[n, targets[n]]
+    /// − (ε/V)·Σ_v logits[n, v] (ε = <paramref name="labelSmoothing"/>, 0 gives the plain negative log-likelihood);
+    /// 0 for ignored rows. The mean loss is Σ losses / (returned count).
     /// </summary>
     /// <param name="logits">Unnormalized scores, N · V elements.</param>
     /// <param name="targets">Target class per row, in [0, V) or equal to <paramref name="ignoreIndex"/>.</param>
@@ -25,20 +30,23 @@ public static class CrossEntropy
     /// <param name="rows">N.</param>
     /// <param name="vocab">V.</param>
     /// <param name="ignoreIndex">Target value that marks a row to skip.</param>
+    /// <param name="labelSmoothing">ε in [0, 1]: the share of the target mass spread evenly over all V classes.</param>
     /// <returns>The number of rows that were not ignored.</returns>
-    /// <exception cref="ArgumentException">A size is negative, a span is too short, or a target is out of range.</exception>
-    public static int Forward(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex)
+    /// <exception cref="ArgumentException">A size is negative, a span is too short, a target is out of range, or ε is outside [0, 1].</exception>
+    public static int Forward(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex,
+        float labelSmoothing = 0f)
     {
         const string Op = "CrossEntropy.Forward";
-        Check(Op, logits.Length, targets, rows, vocab, ignoreIndex);
+        Check(Op, logits.Length, targets, rows, vocab, ignoreIndex, labelSmoothing);
         KernelChecks.AtLeast(Op, nameof(losses), losses.Length, rows, "[N={0}]", rows);
-        if (!RowParallel.Worth(rows, vocab)) return ForwardRows(logits, targets, losses, 0, rows, vocab, ignoreIndex);
-        return ForwardParallel(logits, targets, losses, rows, vocab, ignoreIndex);
+        if (!RowParallel.Worth(rows, vocab)) return ForwardRows(logits, targets, losses, 0, rows, vocab, ignoreIndex, labelSmoothing);
+        return ForwardParallel(logits, targets, losses, rows, vocab, ignoreIndex, labelSmoothing);
     }
 
     // Separate so the lambda's captured state is allocated only when the rows are actually split.
     private static unsafe int ForwardParallel(
-        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex)
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex, float labelSmoothing)
     {
         int counted = 0;
         fixed (float* pl = logits, ploss = losses)
@@ -50,7 +58,7 @@ public static class CrossEntropy
             {
                 int c = ForwardRows(
                     new ReadOnlySpan<float>((void*)al, ll), new ReadOnlySpan<int>((void*)at, lt), new Span<float>((void*)aloss, lloss),
-                    start, end, vocab, ignoreIndex);
+                    start, end, vocab, ignoreIndex, labelSmoothing);
                 Interlocked.Add(ref counted, c);
             });
         }
@@ -59,7 +67,8 @@ public static class CrossEntropy
     }
 
     private static int ForwardRows(
-        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int start, int end, int vocab, int ignoreIndex)
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int start, int end, int vocab, int ignoreIndex,
+        float labelSmoothing)
     {
         float[] scratch = ArrayPool<float>.Shared.Rent(Math.Max(vocab, 1));
         var e = scratch.AsSpan(0, vocab);
@@ -75,7 +84,14 @@ public static class CrossEntropy
             var row = logits.Slice(n * vocab, vocab);
             float max = Softmax.RowMax(row);
             float sum = Softmax.ExpSubtractSum(row, max, e);
-            losses[n] = MathF.Log(sum) + max - row[targets[n]];
+            float loss = MathF.Log(sum) + max - ((1f - labelSmoothing) * row[targets[n]]);
+            if (labelSmoothing != 0f)
+            {
+                // (1 − ε)·(lse − x_t) + (ε/V)·Σ_v (lse − x_v) = lse − (1 − ε)·x_t − (ε/V)·Σ_v x_v.
+                loss -= labelSmoothing / vocab * TensorPrimitives.Sum(row);
+            }
+
+            losses[n] = loss;
             counted++;
         }
 
@@ -84,8 +100,8 @@ public static class CrossEntropy
     }
 
     /// <summary>
-    /// [N, V] logits, [N] targets, [N] dloss → [N, V]: dlogits[n] = (softmax(logits[n]) − onehot(targets[n])) · dLosses[n];
-    /// zero for ignored rows. For a mean loss pass dLosses[n] = 1 / count.
+    /// [N, V] logits, [N] targets, [N] dloss → [N, V]: dlogits[n] = (softmax(logits[n]) − (1 − ε)·onehot(targets[n]) − ε/V)
+    /// · dLosses[n] (ε = <paramref name="labelSmoothing"/>); zero for ignored rows. For a mean loss pass dLosses[n] = 1 / count.
     /// </summary>
     /// <param name="logits">The forward logits, N · V elements.</param>
     /// <param name="targets">The forward targets [N].</param>
@@ -94,28 +110,29 @@ public static class CrossEntropy
     /// <param name="rows">N.</param>
     /// <param name="vocab">V.</param>
     /// <param name="ignoreIndex">Target value that marks a row to skip.</param>
-    /// <exception cref="ArgumentException">A size is negative, a span is too short, or a target is out of range.</exception>
+    /// <param name="labelSmoothing">The forward's ε in [0, 1].</param>
+    /// <exception cref="ArgumentException">A size is negative, a span is too short, a target is out of range, or ε is outside [0, 1].</exception>
     public static void Backward(
         ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits,
-        int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex)
+        int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex, float labelSmoothing = 0f)
     {
         const string Op = "CrossEntropy.Backward";
-        Check(Op, logits.Length, targets, rows, vocab, ignoreIndex);
+        Check(Op, logits.Length, targets, rows, vocab, ignoreIndex, labelSmoothing);
         KernelChecks.AtLeast(Op, nameof(dLosses), dLosses.Length, rows, "[N={0}]", rows);
         KernelChecks.AtLeast(Op, nameof(dLogits), dLogits.Length, (long)rows * vocab, "[N={0}, V={1}]", rows, vocab);
         if (!RowParallel.Worth(rows, vocab))
         {
-            BackwardRows(logits, targets, dLosses, dLogits, 0, rows, vocab, ignoreIndex);
+            BackwardRows(logits, targets, dLosses, dLogits, 0, rows, vocab, ignoreIndex, labelSmoothing);
             return;
         }
 
-        BackwardParallel(logits, targets, dLosses, dLogits, rows, vocab, ignoreIndex);
+        BackwardParallel(logits, targets, dLosses, dLogits, rows, vocab, ignoreIndex, labelSmoothing);
     }
 
     // Separate so the lambda's captured state is allocated only when the work is actually split.
     private static unsafe void BackwardParallel(
         ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits,
-        int rows, int vocab, int ignoreIndex)
+        int rows, int vocab, int ignoreIndex, float labelSmoothing)
     {
         fixed (float* pl = logits, pdl = dLosses, pd = dLogits)
         fixed (int* pt = targets)
@@ -124,13 +141,13 @@ public static class CrossEntropy
             int ll = logits.Length, lt = targets.Length, ldl = dLosses.Length, ld = dLogits.Length;
             ParallelFor.For(rows, RowParallel.Grain(vocab), (start, end) => BackwardRows(
                 new ReadOnlySpan<float>((void*)al, ll), new ReadOnlySpan<int>((void*)at, lt), new ReadOnlySpan<float>((void*)adl, ldl),
-                new Span<float>((void*)ad, ld), start, end, vocab, ignoreIndex));
+                new Span<float>((void*)ad, ld), start, end, vocab, ignoreIndex, labelSmoothing));
         }
     }
 
     private static void BackwardRows(
         ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits,
-        int start, int end, int vocab, int ignoreIndex)
+        int start, int end, int vocab, int ignoreIndex, float labelSmoothing)
     {
         for (int n = start; n < end; n++)
         {
@@ -143,12 +160,14 @@ public static class CrossEntropy
 
             Softmax.Row(logits.Slice(n * vocab, vocab), d);
             TensorPrimitives.Multiply(d, dLosses[n], d);
-            d[targets[n]] -= dLosses[n];
+            if (labelSmoothing != 0f) TensorPrimitives.Subtract(d, labelSmoothing / vocab * dLosses[n], d);
+            d[targets[n]] -= (1f - labelSmoothing) * dLosses[n];
         }
     }
 
-    /// <summary>Scalar reference of <see cref="Forward"/> (double log-sum-exp).</summary>
-    internal static int ForwardReference(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex)
+    /// <summary>Scalar reference of <see cref="Forward"/> in double: Σ_v −q_v·log p_v with q = (1 − ε)·onehot + ε/V.</summary>
+    internal static int ForwardReference(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int rows, int vocab, int ignoreIndex, float labelSmoothing = 0f)
     {
         int counted = 0;
         for (int n = 0; n < rows; n++)
@@ -163,16 +182,24 @@ public static class CrossEntropy
             for (int v = 0; v < vocab; v++) max = Math.Max(max, logits[(n * vocab) + v]);
             double sum = 0;
             for (int v = 0; v < vocab; v++) sum += Math.Exp(logits[(n * vocab) + v] - max);
-            losses[n] = (float)(Math.Log(sum) + max - logits[(n * vocab) + targets[n]]);
+            double lse = Math.Log(sum) + max, loss = 0;
+            for (int v = 0; v < vocab; v++)
+            {
+                double target = ((v == targets[n] ? 1.0 : 0.0) * (1.0 - labelSmoothing)) + ((double)labelSmoothing / vocab);
+                loss += target * (lse - logits[(n * vocab) + v]);
+            }
+
+            losses[n] = (float)loss;
             counted++;
         }
 
         return counted;
     }
 
-    /// <summary>Scalar reference of <see cref="Backward"/> (double softmax).</summary>
+    /// <summary>Scalar reference of <see cref="Backward"/> (double softmax minus the smoothed target).</summary>
     internal static void BackwardReference(
-        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits, int rows, int vocab, int ignoreIndex)
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLosses, Span<float> dLogits, int rows, int vocab, int ignoreIndex,
+        float labelSmoothing = 0f)
     {
         for (int n = 0; n < rows; n++)
         {
@@ -184,15 +211,20 @@ public static class CrossEntropy
             for (int v = 0; v < vocab; v++)
             {
                 double p = Math.Exp(logits[(n * vocab) + v] - max) / sum;
-                double onehot = v == targets[n] ? 1.0 : 0.0;
-                dLogits[(n * vocab) + v] = ignored ? 0f : (float)((p - onehot) * dLosses[n]);
+                double target = ((v == targets[n] ? 1.0 : 0.0) * (1.0 - labelSmoothing)) + ((double)labelSmoothing / vocab);
+                dLogits[(n * vocab) + v] = ignored ? 0f : (float)((p - target) * dLosses[n]);
             }
         }
     }
 
-    private static void Check(string op, int logitsLength, ReadOnlySpan<int> targets, int rows, int vocab, int ignoreIndex)
+    private static void Check(string op, int logitsLength, ReadOnlySpan<int> targets, int rows, int vocab, int ignoreIndex, float labelSmoothing)
     {
         KernelChecks.Dims(op, rows, vocab);
+        if (!(labelSmoothing >= 0f && labelSmoothing <= 1f))
+        {
+            KernelChecks.Invalid(op, nameof(labelSmoothing), $"label smoothing must be in [0, 1] (0 = none, 0.1 is common), got {labelSmoothing}.");
+        }
+
         KernelChecks.AtLeast(op, "logits", logitsLength, (long)rows * vocab, "[N={0}, V={1}]", rows, vocab);
         KernelChecks.AtLeast(op, nameof(targets), targets.Length, rows, "[N={0}]", rows);
         for (int n = 0; n < rows; n++)

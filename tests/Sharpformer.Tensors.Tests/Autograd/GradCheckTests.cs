@@ -262,6 +262,40 @@ public class GradCheckTests
     }
 
     [Fact]
+    public void CrossEntropy_LabelSmoothingWithIgnoredTargets_MatchesFiniteDifferences()
+    {
+        var targets = Ids([2, -100, 0, 4, -100], 5);
+        GradCheck.Check(x => Ops.CrossEntropy(Ops.Scale(x[0], 3f), targets, labelSmoothing: 0.1f), P(67, 5, 5));
+    }
+
+    [Fact]
+    public void Tanh_MatchesFiniteDifferences() => GradCheck.Check(x => Ops.Tanh(Ops.Scale(x[0], 2f)), P(68, 3, 5));
+
+    [Fact]
+    public void Embedding_TiedAsOutputProjection_SumsBothGradients() =>
+        GradCheck.Check(x => Ops.Linear(Ops.Tanh(Ops.Embedding(Ids([2, 0, 2, 4], 2, 2), x[0])), x[0]), P(69, 5, 3));
+
+    [Fact]
+    public void ScaledDotProductAttention_FusedQkvWithFullyPaddedSequence_MatchesFiniteDifferences()
+    {
+        // q, k, v as head views of one fused [B, T, 3·C] projection; sequence 1 is all padding (its gradients are zero).
+        var mask = Ids([1, 1, 0, 1, 0, 0, 0, 0], 2, 4);
+        GradCheck.Check(
+            x =>
+            {
+                var q = Ops.SplitHeads(Ops.Narrow(x[0], 2, 0, 4), 2);
+                var k = Ops.SplitHeads(Ops.Narrow(x[0], 2, 4, 4), 2);
+                var v = Ops.SplitHeads(Ops.Narrow(x[0], 2, 8, 4), 2);
+                return Ops.ScaledDotProductAttention(q, k, v, causal: true, attentionMask: mask, scale: 0.8f);
+            },
+            P(70, 2, 4, 12));
+    }
+
+    [Fact]
+    public void Checkpoint_MatchesFiniteDifferences() =>
+        GradCheck.Check(x => Ops.Checkpoint(h => Ops.Linear(Ops.Gelu(Ops.Linear(h, x[1], x[2])), x[3]), x[0]), P(71, 2, 3, 4), P(72, 5, 4), P(73, 5), P(74, 4, 5));
+
+    [Fact]
     public void CrossEntropy_3DLogitsI64Targets_MatchesFiniteDifferences()
     {
         var targets = Tensor.FromArray(new long[] { 1, 0, 3, -1 }, new Shape(2, 2));

@@ -177,6 +177,41 @@ public class OpsForwardTests
         Assert.All(a, v => Assert.True(v == 0f || v == 1f / 0.75f));
     }
 
+    [Theory]
+    [InlineData(0.1f)]
+    [InlineData(0.5f)]
+    public void Dropout_KeepRateScalingAndSeed(float p)
+    {
+        // PyTorch's RNG cannot be matched, so the contract is checked instead: kept elements are scaled by 1/(1 − p)
+        // (inverted dropout: the expectation is unchanged), the keep rate is 1 − p, a seed reproduces the mask, another
+        // seed draws another, and the gradient is the upstream gradient through the same mask and scale.
+        const int N = 100_000;
+        var x = Tensor.RandomUniform(new Shape(N), new Random(7), 0.5f, 1.5f);
+        x.RequiresGrad = true;
+        var y = Ops.Dropout(x, p, training: true, new Random(123));
+        var xs = x.ToArray();
+        var ys = y.ToArray();
+        int kept = 0;
+        for (int i = 0; i < N; i++)
+        {
+            if (ys[i] == 0f) continue;
+            kept++;
+            Assert.Equal(xs[i] * (1f / (1f - p)), ys[i]);
+        }
+
+        // The kept count is Binomial(N, 1 − p): 5 standard deviations either side.
+        double sigma = Math.Sqrt(N * p * (1 - p));
+        Assert.InRange(kept, (N * (1 - p)) - (5 * sigma), (N * (1 - p)) + (5 * sigma));
+        Assert.Equal(ys, Ops.Dropout(x, p, training: true, new Random(123)).ToArray());
+        Assert.NotEqual(ys, Ops.Dropout(x, p, training: true, new Random(124)).ToArray());
+
+        var g = Tensor.RandomUniform(new Shape(N), new Random(8), -1f, 1f);
+        Ops.Sum(Ops.Mul(y, g)).Backward();
+        var gs = g.ToArray();
+        var dx = x.Grad!.ToArray();
+        for (int i = 0; i < N; i++) Assert.Equal(ys[i] == 0f ? 0f : gs[i] * (1f / (1f - p)), dx[i]);
+    }
+
     [Fact]
     public void ScaledDotProductAttention_EqualKeys_AveragesValues()
     {

@@ -54,6 +54,7 @@ public class AttentionTests
 
     [Theory]
     [MemberData(nameof(Cases))]
+    [MemberData(nameof(BlockedCases))]
     public void Forward_MatchesNaiveReference(int b, int h, int tq, int tk, int d, bool causal, bool pad, bool fused)
     {
         var p = Make(b, h, tq, tk, d, pad, fused, b + h + tq + tk + d);
@@ -80,6 +81,57 @@ public class AttentionTests
         else
         {
             Assert.Equal(output, again);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    [MemberData(nameof(BlockedCases))]
+    public void Forward_LogSumExp_MatchesDoubleAndLeavesTheOutputAsItWas(int b, int h, int tq, int tk, int d, bool causal, bool pad, bool fused)
+    {
+        var p = Make(b, h, tq, tk, d, pad, fused, 5 * (b + h + tq + tk + d));
+        var q = p.Q.AsSpan(p.QOff);
+        var k = p.K.AsSpan(p.KOff);
+        var output = new float[p.OutLength];
+        var lse = Nan(b * h * tq);
+        Attention.Forward(p.Shape, q, k, p.V.AsSpan(p.VOff), output, causal, p.Mask, 0.6f, default, lse);
+        var expectedOutput = new float[p.OutLength];
+        Attention.ForwardReference(p.Shape, q, k, p.V.AsSpan(p.VOff), expectedOutput, causal, p.Mask, 0.6f, default);
+        KernelTestData.Close(expectedOutput, output, 1e-5f, 1e-5f, "output with the log-sum-exp");
+
+        for (int bi = 0; bi < b; bi++)
+        {
+            for (int hi = 0; hi < h; hi++)
+            {
+                for (int i = 0; i < tq; i++)
+                {
+                    // log Σ_j exp(0.6 · q_i·k_j) over the keys query i sees, in double; −∞ when it sees none.
+                    double max = double.NegativeInfinity;
+                    var scores = new List<double>();
+                    for (int j = 0; j < tk; j++)
+                    {
+                        if ((causal && j > i + tk - tq) || (pad && p.Mask[(bi * tk) + j] == 0f)) continue;
+                        double sc = 0;
+                        for (int e = 0; e < d; e++)
+                        {
+                            sc += (double)q[(((bi * tq) + i) * p.Shape.QStride) + (hi * d) + e] * k[(((bi * tk) + j) * p.Shape.KStride) + (hi * d) + e];
+                        }
+
+                        scores.Add(0.6 * sc);
+                        max = Math.Max(max, 0.6 * sc);
+                    }
+
+                    float actual = lse[(((bi * h) + hi) * tq) + i];
+                    if (scores.Count == 0)
+                    {
+                        Assert.Equal(float.NegativeInfinity, actual);
+                        continue;
+                    }
+
+                    double expected = max + Math.Log(scores.Sum(sc => Math.Exp(sc - max)));
+                    Assert.True(Math.Abs(expected - actual) <= 1e-5 * Math.Max(1, Math.Abs(expected)), $"lse[{bi}, {hi}, {i}]: expected {expected:G9}, got {actual:G9}");
+                }
+            }
         }
     }
 
@@ -149,6 +201,91 @@ public class AttentionTests
         KernelTestData.GradClose(KernelTestData.NumericGradient(p.Q, q => Loss(q, p.K, p.V)), dq, "dQ");
         KernelTestData.GradClose(KernelTestData.NumericGradient(p.K, k => Loss(p.Q, k, p.V)), dk, "dK");
         KernelTestData.GradClose(KernelTestData.NumericGradient(p.V, v => Loss(p.Q, p.K, v)), dv, "dV");
+
+        // The blocked backward from the log-sum-exp against the same finite differences.
+        var lse = new float[b * h * tq];
+        Attention.Forward(p.Shape, p.Q, p.K, p.V, output, causal, p.Mask, null, default, lse);
+        float[] bq = new float[p.Q.Length], bk = new float[p.K.Length], bv = new float[p.V.Length];
+        Attention.Backward(p.Shape, p.Q, p.K, p.V, output, lse, w, bq, bk, bv, causal, p.Mask);
+        KernelTestData.GradClose(KernelTestData.NumericGradient(p.Q, q => Loss(q, p.K, p.V)), bq, "blocked dQ");
+        KernelTestData.GradClose(KernelTestData.NumericGradient(p.K, k => Loss(p.Q, k, p.V)), bk, "blocked dK");
+        KernelTestData.GradClose(KernelTestData.NumericGradient(p.V, v => Loss(p.Q, p.K, v)), bv, "blocked dV");
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    [MemberData(nameof(BlockedCases))]
+    public void BlockedBackward_MatchesDoubleReference(int b, int h, int tq, int tk, int d, bool causal, bool pad, bool fused)
+    {
+        // The log-sum-exp backward (probabilities recomputed a block of keys at a time) against the backward in double,
+        // on the same strided views; gradient views start filled with NaN, so an element the kernel skips shows.
+        var p = Make(b, h, tq, tk, d, pad, fused, 3 * (b + h + tq + tk + d));
+        float scale = 0.7f / MathF.Sqrt(d);
+        var output = new float[p.OutLength];
+        var lse = new float[b * h * tq];
+        Attention.Forward(p.Shape, p.Q.AsSpan(p.QOff), p.K.AsSpan(p.KOff), p.V.AsSpan(p.VOff), output, causal, p.Mask, scale, default, lse);
+        var dOut = KernelTestData.Uniform(p.OutLength, -1f, 1f, 11);
+        float[] dq = Nan(p.Q.Length), dk = Nan(p.K.Length), dv = Nan(p.V.Length);
+        Attention.Backward(
+            p.Shape, p.Q.AsSpan(p.QOff), p.K.AsSpan(p.KOff), p.V.AsSpan(p.VOff), output, lse, dOut,
+            dq.AsSpan(p.QOff), dk.AsSpan(p.KOff), dv.AsSpan(p.VOff), causal, p.Mask, scale);
+
+        float[] eq = Nan(p.Q.Length), ek = Nan(p.K.Length), ev = Nan(p.V.Length);
+        Attention.BackwardReference(
+            p.Shape, p.Q.AsSpan(p.QOff), p.K.AsSpan(p.KOff), p.V.AsSpan(p.VOff), dOut,
+            eq.AsSpan(p.QOff), ek.AsSpan(p.KOff), ev.AsSpan(p.VOff), causal, p.Mask, scale);
+        KernelTestData.Close(ZeroNan(eq), ZeroNan(dq), 1e-5f, 1e-4f, "dQ");
+        KernelTestData.Close(ZeroNan(ek), ZeroNan(dk), 1e-5f, 1e-4f, "dK");
+        KernelTestData.Close(ZeroNan(ev), ZeroNan(dv), 1e-5f, 1e-4f, "dV");
+
+        // Every element inside the views was written (NaN where the reference wrote means the kernel skipped it).
+        for (int i = 0; i < eq.Length; i++) Assert.Equal(float.IsNaN(eq[i]), float.IsNaN(dq[i]));
+        for (int i = 0; i < ek.Length; i++) Assert.Equal(float.IsNaN(ek[i]), float.IsNaN(dk[i]));
+        for (int i = 0; i < ev.Length; i++) Assert.Equal(float.IsNaN(ev[i]), float.IsNaN(dv[i]));
+        if (pad)
+        {
+            // Batch 0 is fully padded: no query saw a key, so every gradient of that sequence is exactly zero.
+            int w = h * d;
+            for (int t = 0; t < tq; t++)
+            {
+                Assert.All(dq.AsSpan(p.QOff + (t * p.Shape.QStride), w).ToArray(), x => Assert.Equal(0f, x));
+            }
+        }
+    }
+
+    public static TheoryData<int, int, int, int, int, bool, bool, bool> BlockedCases() => new()
+    {
+        // Several key blocks (64) and query tiles (128), partial last blocks, at GPT-2 / BERT head sizes.
+        { 1, 2, 70, 70, 64, true, false, false },
+        { 1, 1, 300, 300, 8, true, true, false },  // causal over three query tiles and five key blocks
+        { 2, 2, 130, 130, 64, false, true, true },
+        { 1, 1, 100, 37, 16, true, true, false },  // Tq > Tk: the first 63 queries see no key
+        { 1, 1, 200, 70, 16, true, false, false }, // Tq > Tk over two query tiles; the second key block starts late
+        { 1, 1, 20, 150, 24, true, false, true },  // chunked prefill: Tk − Tq = 130 cached keys
+        { 2, 3, 64, 64, 64, true, false, true },   // GPT-2 124M's tile exactly
+    };
+
+    private static float[] Nan(int n) => Enumerable.Repeat(float.NaN, n).ToArray();
+
+    private static float[] ZeroNan(float[] x) => x.Select(t => float.IsNaN(t) ? 0f : t).ToArray();
+
+    [Fact]
+    public void BlockedBackward_FusedGradientBuffer_MatchesSeparateBuffers()
+    {
+        // dQ, dK, dV written into one fused [B, T, 3·H·D] gradient (as the QKV projection's backward wants it).
+        const int B = 2, H = 3, T = 40, D = 8, W = H * D;
+        var qkv = KernelTestData.Uniform(B * T * 3 * W, -1f, 1f, 4);
+        var strided = new AttentionShape(B, H, T, T, D) { QueryRowStride = 3 * W, KeyRowStride = 3 * W, ValueRowStride = 3 * W };
+        var output = new float[B * T * W];
+        var lse = new float[B * H * T];
+        Attention.Forward(strided, qkv, qkv.AsSpan(W), qkv.AsSpan(2 * W), output, true, default, null, default, lse);
+        var dOut = KernelTestData.Uniform(B * T * W, -1f, 1f, 5);
+        var dqkv = Nan(qkv.Length);
+        Attention.Backward(strided, qkv, qkv.AsSpan(W), qkv.AsSpan(2 * W), output, lse, dOut, dqkv, dqkv.AsSpan(W), dqkv.AsSpan(2 * W), causal: true);
+
+        var expected = new float[qkv.Length];
+        Attention.BackwardReference(strided, qkv, qkv.AsSpan(W), qkv.AsSpan(2 * W), dOut, expected, expected.AsSpan(W), expected.AsSpan(2 * W), true, default, 1f / MathF.Sqrt(D));
+        KernelTestData.Close(expected, dqkv, 1e-5f, 1e-4f, "dQKV");
     }
 
     public static TheoryData<int, int, int, int, int, bool> LargeCases() => new()

@@ -139,6 +139,78 @@ public class MiscKernelTests
         KernelTestData.GradClose(numeric, d, "dlogits");
     }
 
+    [Theory]
+    [InlineData(1, 0.1f)]
+    [InlineData(17, 0.1f)]
+    [InlineData(130, 0.25f)]
+    [InlineData(1000, 1f)]
+    public void CrossEntropy_LabelSmoothing_MatchesReference(int vocab, float epsilon)
+    {
+        const int N = 6;
+        var logits = KernelTestData.Uniform(N * vocab, -20f, 20f, vocab + 1);
+        var rng = new Random(vocab);
+        var targets = Enumerable.Range(0, N).Select(i => i == 4 ? CrossEntropy.DefaultIgnoreIndex : rng.Next(vocab)).ToArray();
+        float[] losses = new float[N], eLosses = new float[N];
+        int count = CrossEntropy.Forward(logits, targets, losses, N, vocab, CrossEntropy.DefaultIgnoreIndex, epsilon);
+        int eCount = CrossEntropy.ForwardReference(logits, targets, eLosses, N, vocab, CrossEntropy.DefaultIgnoreIndex, epsilon);
+        Assert.Equal(eCount, count);
+        Assert.Equal(0f, losses[4]);
+        KernelTestData.Close(eLosses, losses, 1e-5f, 1e-5f, "smoothed losses");
+
+        var dLoss = Enumerable.Repeat(1f / count, N).ToArray();
+        float[] d = new float[logits.Length], eD = new float[logits.Length];
+        CrossEntropy.Backward(logits, targets, dLoss, d, N, vocab, CrossEntropy.DefaultIgnoreIndex, epsilon);
+        CrossEntropy.BackwardReference(logits, targets, dLoss, eD, N, vocab, CrossEntropy.DefaultIgnoreIndex, epsilon);
+        KernelTestData.Close(eD, d, 1e-7f, 1e-5f, "smoothed dlogits");
+    }
+
+    [Fact]
+    public void CrossEntropyBackward_LabelSmoothing_MatchesFiniteDifferences()
+    {
+        const int N = 4, V = 9;
+        var logits = KernelTestData.Uniform(N * V, -3f, 3f, 9);
+        int[] targets = [3, CrossEntropy.DefaultIgnoreIndex, 0, 8];
+        float[] dLoss = [0.5f, 0.25f, 1f, -2f];
+        var d = new float[logits.Length];
+        CrossEntropy.Backward(logits, targets, dLoss, d, N, V, CrossEntropy.DefaultIgnoreIndex, 0.2f);
+        var numeric = KernelTestData.NumericGradient(logits, l =>
+        {
+            var losses = new float[N];
+            CrossEntropy.Forward(l, targets, losses, N, V, CrossEntropy.DefaultIgnoreIndex, 0.2f);
+            return KernelTestData.Probe(losses, dLoss);
+        });
+        KernelTestData.GradClose(numeric, d, "smoothed dlogits");
+    }
+
+    [Fact]
+    public void CrossEntropy_GptSizedRows_ParallelMatchesReference()
+    {
+        // [B·T, 50257] logits split over rows between threads: the same losses and gradients as the scalar reference.
+        const int N = 8, V = 50257;
+        var logits = KernelTestData.Uniform(N * V, -8f, 8f, 77);
+        int[] targets = [5, 50256, CrossEntropy.DefaultIgnoreIndex, 0, 123, 40000, 7, 9];
+        float[] losses = new float[N], eLosses = new float[N];
+        int count = CrossEntropy.Forward(logits, targets, losses, N, V, CrossEntropy.DefaultIgnoreIndex, 0.1f);
+        CrossEntropy.ForwardReference(logits, targets, eLosses, N, V, CrossEntropy.DefaultIgnoreIndex, 0.1f);
+        Assert.Equal(7, count);
+        KernelTestData.Close(eLosses, losses, 1e-4f, 1e-5f, "losses");
+        var dLoss = Enumerable.Repeat(1f / count, N).ToArray();
+        float[] d = new float[logits.Length], eD = new float[logits.Length];
+        CrossEntropy.Backward(logits, targets, dLoss, d, N, V, CrossEntropy.DefaultIgnoreIndex, 0.1f);
+        CrossEntropy.BackwardReference(logits, targets, dLoss, eD, N, V, CrossEntropy.DefaultIgnoreIndex, 0.1f);
+        KernelTestData.Close(eD, d, 1e-8f, 1e-5f, "dlogits");
+    }
+
+    [Theory]
+    [InlineData(-0.1f)]
+    [InlineData(1.5f)]
+    [InlineData(float.NaN)]
+    public void CrossEntropy_LabelSmoothingOutOfRange_Throws(float epsilon)
+    {
+        var e = Assert.Throws<ArgumentException>(() => CrossEntropy.Forward(new float[6], [0, 1], new float[2], 2, 3, CrossEntropy.DefaultIgnoreIndex, epsilon));
+        Assert.Contains("label smoothing must be in [0, 1]", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void CrossEntropy_BadTarget_ThrowsNamingTarget()
     {
