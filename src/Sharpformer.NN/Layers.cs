@@ -1,12 +1,24 @@
+using System.Diagnostics.CodeAnalysis;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
+using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.NN;
 
 /// <summary>
-/// [..., In] → [..., Out]: y = x·Wᵀ + b with PyTorch's weight layout W [Out, In] (tensor names <c>weight</c>, <c>bias</c>).
-/// Outside autograd, <see cref="Forward(ReadOnlySpan{float}, int, Span{float})"/> multiplies by a copy of W packed once
-/// for the GEMM micro-kernel (rebuilt when the weight is replaced).
+/// [..., In] → [..., Out]: y = x·Wᵀ + b, the one dense layer of every model. The weight is held [Out, In] (PyTorch's
+/// nn.Linear layout; tensor names <c>weight</c>, <c>bias</c>) in a 64-byte-aligned buffer, in F32 (trainable) or F16/BF16
+/// (inference only); the bias is F32. Two forwards over the same parameters:
+/// <list type="bullet">
+/// <item><see cref="Forward(Tensor)"/>: <see cref="Ops.Linear"/>, recording gradients when enabled (F32 weights only).</item>
+/// <item><see cref="Apply"/>: the inference fast path. Decode-sized inputs (≤ <see cref="Gemv.MaxRows"/> rows) stream
+/// each weight row once, in its stored type, through the GEMV; larger inputs run the packed GEMM: an F32 weight is
+/// packed once and repacked when <see cref="Parameter.Version"/> changes (optimizers call
+/// <see cref="Parameter.MarkModified"/>), an F16/BF16 weight is widened a block of output rows at a time into a bounded
+/// per-thread scratch (<see cref="WidenScratch"/>), so no permanent F32 copy of a narrow weight exists.</item>
+/// </list>
+/// Hugging Face's Conv1D (GPT-2) stores its weight [In, Out]: <see cref="Conv1D"/> makes the same layer with
+/// <see cref="ParameterLayout.Transposed"/>, transposing once at load and back when saving.
 /// </summary>
 public sealed class Linear : Module
 {
@@ -18,17 +30,47 @@ public sealed class Linear : Module
     /// <param name="outFeatures">Out.</param>
     /// <param name="vb">Where the tensors come from (already pushed to this layer's path).</param>
     /// <param name="bias">Whether the layer has a bias.</param>
-    public Linear(int inFeatures, int outFeatures, VarBuilder vb, bool bias = true)
+    /// <param name="dtype">The weight's type: F32 (default, trainable), F16 or BF16 (inference only). The bias stays F32.</param>
+    /// <param name="weightInit">How to create the weight when it is not read from a checkpoint (default: the builder's normal(0, std)).</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
+    /// <exception cref="ArgumentException"><paramref name="dtype"/> is not F32, F16 or BF16.</exception>
+    public Linear(int inFeatures, int outFeatures, VarBuilder vb, bool bias = true, DType dtype = DType.F32, Init? weightInit = null)
+        : this(inFeatures, outFeatures, vb, bias, dtype, weightInit, ParameterLayout.AsIs)
+    {
+    }
+
+    private Linear(int inFeatures, int outFeatures, VarBuilder vb, bool bias, DType dtype, Init? weightInit, ParameterLayout layout)
     {
         ArgumentNullException.ThrowIfNull(vb);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inFeatures);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(outFeatures);
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
-        Weight = RegisterParameter("weight", vb.GetParameter(new Shape(outFeatures, inFeatures), "weight"));
+        Weight = RegisterParameter("weight", vb.GetParameter(new Shape(outFeatures, inFeatures), "weight", dtype, weightInit, layout));
         if (bias)
         {
             Bias = RegisterParameter("bias", vb.GetParameter(new Shape(outFeatures), "bias", Init.Zeros));
+        }
+    }
+
+    private Linear(Parameter weight, Parameter? bias)
+    {
+        if (weight.Shape.Rank != 2)
+        {
+            throw new ArgumentException($"Linear.Tied: the weight must be [Out, In], got {weight.Shape}.", nameof(weight));
+        }
+
+        if (bias is not null && (bias.DType != DType.F32 || bias.Shape != new Shape(weight.Shape[0])))
+        {
+            throw new ArgumentException($"Linear.Tied: the bias must be F32 [{weight.Shape[0]}], got {bias.DType} {bias.Shape}.", nameof(bias));
+        }
+
+        OutFeatures = weight.Shape[0];
+        InFeatures = weight.Shape[1];
+        Weight = RegisterParameter("weight", weight);
+        if (bias is not null)
+        {
+            Bias = RegisterParameter("bias", bias);
         }
     }
 
@@ -38,29 +80,128 @@ public sealed class Linear : Module
     /// <summary>Out.</summary>
     public int OutFeatures { get; }
 
-    /// <summary>W [Out, In].</summary>
+    /// <summary>W [Out, In] (in checkpoints [In, Out] when <see cref="Parameter.CheckpointLayout"/> is <see cref="ParameterLayout.Transposed"/>).</summary>
     public Parameter Weight { get; }
 
-    /// <summary>b [Out], or null.</summary>
+    /// <summary>b [Out] (F32), or null.</summary>
     public Parameter? Bias { get; }
+
+    /// <summary>The weight's element type: F32, F16 or BF16.</summary>
+    public DType WeightType => Weight.DType;
+
+    /// <summary>
+    /// Hugging Face's Conv1D (GPT-2's c_attn, c_proj, c_fc): the same layer, whose checkpoint stores <c>weight</c>
+    /// [In, Out]. The weight is transposed to [Out, In] once when loaded and written back [In, Out] by
+    /// <see cref="Module.StateDict"/> / <see cref="Module.SaveSafetensors"/>; <c>bias</c> [Out] as usual.
+    /// </summary>
+    /// <param name="inFeatures">In.</param>
+    /// <param name="outFeatures">Out.</param>
+    /// <param name="vb">Where the tensors come from (already pushed to this layer's path).</param>
+    /// <param name="dtype">The weight's type: F32 (default, trainable), F16 or BF16 (inference only).</param>
+    /// <param name="weightInit">How to create the weight when it is not read from a checkpoint.</param>
+    /// <returns>The layer.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
+    public static Linear Conv1D(int inFeatures, int outFeatures, VarBuilder vb, DType dtype = DType.F32, Init? weightInit = null) =>
+        new(inFeatures, outFeatures, vb, true, dtype, weightInit, ParameterLayout.Transposed);
+
+    /// <summary>
+    /// A layer over an existing weight (tied: a language-model head that multiplies by the token-embedding table
+    /// [V, C]). The parameter is shared, so <see cref="Module.NamedParameters"/> lists it once, under its first path.
+    /// </summary>
+    /// <param name="weight">W [Out, In].</param>
+    /// <param name="bias">b [Out] (F32), or null.</param>
+    /// <returns>The layer.</returns>
+    /// <exception cref="ArgumentException">The weight is not 2-D or the bias does not fit it.</exception>
+    public static Linear Tied(Parameter weight, Parameter? bias = null)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        return new Linear(weight, bias);
+    }
 
     /// <summary>[..., In] → [..., Out] through <see cref="Ops.Linear"/> (records gradients when enabled).</summary>
     /// <param name="x">Input [..., In].</param>
     /// <returns>[..., Out].</returns>
-    public Tensor Forward(Tensor x) => Ops.Linear(x, Weight.Value, Bias?.Value);
+    /// <exception cref="InvalidOperationException">The weight is F16/BF16 (inference only): load the model in F32 to train.</exception>
+    public Tensor Forward(Tensor x)
+    {
+        if (Weight.DType != DType.F32)
+        {
+            ThrowNarrow(Weight.DType, Weight.Shape);
+        }
 
-    /// <summary>x [N, In] → y [N, Out] (+ bias) with the pre-packed weight; no autograd (inference).</summary>
+        return Ops.Linear(x, Weight.Value, Bias?.Value);
+    }
+
+    /// <summary>x [N, In] → y [N, Out] (+ bias) with the inference fast path (<see cref="Apply"/>); no autograd.</summary>
     /// <param name="x">N·In inputs, row-major.</param>
     /// <param name="rows">N.</param>
     /// <param name="y">N·Out outputs.</param>
-    public void Forward(ReadOnlySpan<float> x, int rows, Span<float> y) =>
-        Gemm.Sgemm(false, rows, 1f, x, InFeatures, PackedWeight, 0f, y, OutFeatures, Bias is null ? default : Bias.Value.AsReadOnlySpan<float>());
+    public void Forward(ReadOnlySpan<float> x, int rows, Span<float> y) => Apply(x, rows, y, accumulate: false);
 
-    /// <summary>Wᵀ packed for <see cref="Gemm.Sgemm(bool, int, float, ReadOnlySpan{float}, int, GemmPackedB, float, Span{float}, int, ReadOnlySpan{float})"/>; packed on first use and after the weight changes.</summary>
+    /// <summary>
+    /// y [N, Out] = x [N, In] · Wᵀ + bias (+ y when <paramref name="accumulate"/>: a fused residual add), with no tape,
+    /// in any weight type: the GEMV for N ≤ <see cref="Gemv.MaxRows"/>, else the packed GEMM (F32) or widened blocks
+    /// (F16/BF16). Reads <see cref="Parameter.Value"/> itself; not thread-safe for F32 prefills (the packed copy is cached).
+    /// </summary>
+    /// <param name="x">N·In inputs, row-major.</param>
+    /// <param name="rows">N.</param>
+    /// <param name="y">N·Out outputs.</param>
+    /// <param name="accumulate">Add to y instead of overwriting it.</param>
+    /// <exception cref="ArgumentException">A span is shorter than N rows.</exception>
+    public void Apply(ReadOnlySpan<float> x, int rows, Span<float> y, bool accumulate)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        if (x.Length < (long)rows * InFeatures || y.Length < (long)rows * OutFeatures)
+        {
+            throw new ArgumentException($"Linear.Apply: x has {x.Length} and y {y.Length} values; [N={rows}] rows need {(long)rows * InFeatures} and {(long)rows * OutFeatures}.", nameof(x));
+        }
+
+        var bias = Bias is null ? default : Bias.Value.AsReadOnlySpan<float>();
+        var weight = Weight.Value.IsContiguous ? Weight.Value : Weight.Value.Contiguous();
+        if (rows <= Gemv.MaxRows)
+        {
+            // Decode: each weight row streamed once, in its stored type, for all rows; no packing.
+            switch (weight.DType)
+            {
+                case DType.F16: Gemv.MatVec(x, rows, weight.AsReadOnlySpan<Half>(), InFeatures, OutFeatures, bias, y, accumulate); break;
+                case DType.BF16: Gemv.MatVec(x, rows, weight.AsReadOnlySpan<BFloat16>(), InFeatures, OutFeatures, bias, y, accumulate); break;
+                default: Gemv.MatVec(x, rows, weight.AsReadOnlySpan<float>(), InFeatures, OutFeatures, bias, y, accumulate); break;
+            }
+
+            return;
+        }
+
+        float beta = accumulate ? 1f : 0f;
+        if (weight.DType == DType.F32)
+        {
+            Gemm.Sgemm(false, rows, 1f, x, InFeatures, PackedWeight, beta, y, OutFeatures, bias);
+            return;
+        }
+
+        // Prefill with a narrow weight: widen a block of output rows [n0, n0 + count) of W [Out, In] into the scratch,
+        // then y[:, n0 .. n0 + count) = x · blockᵀ (+ bias); the GEMM packs the block itself. The widening reads the
+        // weight once per call, which the rows·In·Out multiply-adds of a prefill amortize.
+        int block = WidenScratch.RowsPerBlock(InFeatures, OutFeatures);
+        var scratch = WidenScratch.Get(block * InFeatures);
+        for (int n0 = 0; n0 < OutFeatures; n0 += block)
+        {
+            int count = Math.Min(block, OutFeatures - n0);
+            WidenRowsParallel(weight, n0, count, scratch);
+            Gemm.Sgemm(false, true, rows, count, InFeatures, 1f, x, InFeatures, scratch.AsSpan(0, count * InFeatures), InFeatures, beta, y[n0..], OutFeatures, bias.IsEmpty ? default : bias.Slice(n0, count));
+        }
+    }
+
+    /// <summary>Wᵀ packed for <see cref="Gemm.Sgemm(bool, int, float, ReadOnlySpan{float}, int, GemmPackedB, float, Span{float}, int, ReadOnlySpan{float})"/>; packed on first use and after the weight changes (F32 weights only).</summary>
+    /// <exception cref="InvalidOperationException">The weight is F16/BF16.</exception>
     public GemmPackedB PackedWeight
     {
         get
         {
+            if (Weight.DType != DType.F32)
+            {
+                throw new InvalidOperationException($"Linear.PackedWeight: the weight is {Weight.DType}; only F32 weights are packed (narrow ones are widened in blocks by Apply).");
+            }
+
             if (_packed is null || _packedVersion != Weight.Version)
             {
                 _packed = Gemm.PackB(true, InFeatures, OutFeatures, Weight.Value.Contiguous().AsReadOnlySpan<float>(), InFeatures);
@@ -70,21 +211,77 @@ public sealed class Linear : Module
             return _packed;
         }
     }
+
+    /// <summary>Rows [start, start + count) of W [Out, In] as F32 into <paramref name="destination"/> [count, In], split over the cores (one streaming pass).</summary>
+    private void WidenRowsParallel(Tensor weight, int start, int count, float[] destination)
+    {
+        int inFeatures = InFeatures;
+        // About 64K weights per chunk: large enough to amortize a claim, small enough to balance.
+        int grain = Math.Max(1, (1 << 16) / inFeatures);
+        ParallelFor.For(count, grain, (from, to) =>
+            Embedding.WidenRows(weight, start + from, to - from, inFeatures, destination.AsSpan(from * inFeatures, (to - from) * inFeatures)));
+    }
+
+    [DoesNotReturn]
+    private static void ThrowNarrow(DType dtype, Shape shape) => throw new InvalidOperationException(
+        $"Linear: the weight {shape} is {dtype}, which serves inference only; the autograd forward needs F32 weights. Load the model with DType.F32 to train, or run it in eval mode under Autograd.NoGrad() for the fast path.");
 }
 
-/// <summary>ids [B, T] → [B, T, C]: rows of the table <c>weight</c> [V, C].</summary>
+/// <summary>
+/// The F32 buffer narrow (F16/BF16) weights widen into during prefills (<see cref="Linear.Apply"/>): one per thread,
+/// shared by every layer and model that thread runs, and bounded by <see cref="MaxFloats"/>, so a large matrix (a tied
+/// LM head [V, C]) is widened and multiplied in blocks of output rows.
+/// </summary>
+public static class WidenScratch
+{
+    /// <summary>16 MiB of floats: every GPT-2 (124M to 1.5B) block matrix except c_fc/c_proj of the largest fits at once.</summary>
+    public const int MaxFloats = 1 << 22;
+
+    [ThreadStatic]
+    private static float[]? _buffer;
+
+    /// <summary>Output rows per widened block of an [Out, In] weight: all of them when they fit, else a multiple of 64 (whole GEMM panels).</summary>
+    /// <param name="inFeatures">In.</param>
+    /// <param name="outFeatures">Out.</param>
+    /// <returns>Rows per block.</returns>
+    public static int RowsPerBlock(int inFeatures, int outFeatures)
+    {
+        int fit = Math.Max(1, MaxFloats / inFeatures);
+        return fit >= outFeatures ? outFeatures : Math.Max(1, fit / 64 * 64);
+    }
+
+    /// <summary>This thread's buffer of at least <paramref name="floats"/> elements, grown (never shrunk) on demand.</summary>
+    /// <param name="floats">Elements needed.</param>
+    /// <returns>The buffer.</returns>
+    internal static float[] Get(int floats)
+    {
+        if (_buffer is null || _buffer.Length < floats)
+        {
+            _buffer = new float[floats];
+        }
+
+        return _buffer;
+    }
+}
+
+/// <summary>
+/// ids [B, T] → [B, T, C]: rows of the table <c>weight</c> [V, C], held in a 64-byte-aligned buffer in F32 (trainable)
+/// or F16/BF16 (inference: <see cref="CopyRow"/> widens rows; a tied LM head streams the same buffer).
+/// </summary>
 public sealed class Embedding : Module
 {
     /// <summary>Loads or creates <c>weight</c> [<paramref name="count"/>, <paramref name="dim"/>].</summary>
     /// <param name="count">V, the number of rows.</param>
     /// <param name="dim">C.</param>
     /// <param name="vb">Where the table comes from.</param>
-    public Embedding(int count, int dim, VarBuilder vb)
+    /// <param name="dtype">The table's type: F32 (default, trainable), F16 or BF16 (inference only).</param>
+    /// <param name="init">How to create the table when it is not read from a checkpoint (default: the builder's normal(0, std)).</param>
+    public Embedding(int count, int dim, VarBuilder vb, DType dtype = DType.F32, Init? init = null)
     {
         ArgumentNullException.ThrowIfNull(vb);
         Count = count;
         Dim = dim;
-        Weight = RegisterParameter("weight", vb.GetParameter(new Shape(count, dim), "weight"));
+        Weight = RegisterParameter("weight", vb.GetParameter(new Shape(count, dim), "weight", dtype, init));
     }
 
     /// <summary>V.</summary>
@@ -99,7 +296,40 @@ public sealed class Embedding : Module
     /// <summary>ids [B, T] (I32 or I64, any shape) → [B, T, C].</summary>
     /// <param name="ids">Row indices in [0, V).</param>
     /// <returns>The gathered rows.</returns>
-    public Tensor Forward(Tensor ids) => Ops.Embedding(ids, Weight.Value);
+    /// <exception cref="InvalidOperationException">The table is F16/BF16 (inference only): load the model in F32 to train.</exception>
+    public Tensor Forward(Tensor ids)
+    {
+        if (Weight.DType != DType.F32)
+        {
+            throw new InvalidOperationException(
+                $"Embedding: the table {Weight.Shape} is {Weight.DType}, which serves inference only; the autograd forward needs F32. Load the model with DType.F32 to train, or run it in eval mode under Autograd.NoGrad() for the fast path.");
+        }
+
+        return Ops.Embedding(ids, Weight.Value);
+    }
+
+    /// <summary>Row <paramref name="row"/> of the table widened to F32 into <paramref name="destination"/> [C] (the inference gather).</summary>
+    /// <param name="row">The row, in [0, V).</param>
+    /// <param name="destination">C floats.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The row is outside the table.</exception>
+    public void CopyRow(int row, Span<float> destination)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)row, (uint)Count, nameof(row));
+        var table = Weight.Value.IsContiguous ? Weight.Value : Weight.Value.Contiguous();
+        WidenRows(table, row, 1, Dim, destination);
+    }
+
+    /// <summary>Rows [start, start + count) of a contiguous [R, <paramref name="width"/>] F32/F16/BF16 matrix as F32 into <paramref name="destination"/>.</summary>
+    internal static void WidenRows(Tensor matrix, int start, int count, int width, Span<float> destination)
+    {
+        int offset = start * width, length = count * width;
+        switch (matrix.DType)
+        {
+            case DType.F16: System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(matrix.AsReadOnlySpan<Half>().Slice(offset, length), destination[..length]); break;
+            case DType.BF16: Sharpformer.Tensors.Kernels.Convert.BF16ToF32(matrix.AsReadOnlySpan<BFloat16>().Slice(offset, length), destination[..length]); break;
+            default: matrix.AsReadOnlySpan<float>().Slice(offset, length).CopyTo(destination); break;
+        }
+    }
 }
 
 /// <summary>[..., C] → [..., C]: (x − mean) / √(var + eps) · weight + bias over the last dimension (names <c>weight</c>, <c>bias</c>).</summary>

@@ -84,21 +84,28 @@ public abstract class Module
         }
     }
 
-    /// <summary>Name → current value of every parameter (<see cref="NamedParameters"/> order).</summary>
+    /// <summary>
+    /// Name → current value of every parameter (<see cref="NamedParameters"/> order, tied weights once), in checkpoint
+    /// layout: a parameter stored transposed (<see cref="ParameterLayout.Transposed"/>, HF's Conv1D) appears as a
+    /// transposed view of its value ([In, Out]), exactly as a Hugging Face state dict holds it. No data is copied.
+    /// </summary>
+    /// <returns>The state dict.</returns>
     public IReadOnlyDictionary<string, Tensor> StateDict()
     {
         var dict = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, parameter) in NamedParameters())
         {
-            dict[name] = parameter.Value;
+            dict[name] = parameter.ToCheckpoint();
         }
 
         return dict;
     }
 
     /// <summary>
-    /// Replaces parameter values from <paramref name="stateDict"/> by name (F16/BF16 widened to F32, values copied).
-    /// With <paramref name="strict"/>, a missing or unexpected name throws; otherwise they are only reported.
+    /// Copies parameter values from <paramref name="stateDict"/> by name into the parameters' own buffers (checkpoint
+    /// layout as in <see cref="StateDict"/>: a transposed parameter is read [In, Out]; values are converted to each
+    /// parameter's dtype). A name under which a tied parameter is also reachable (GPT-2's <c>lm_head.weight</c>) is
+    /// accepted and not read. With <paramref name="strict"/>, a missing or unexpected name throws; otherwise they are only reported.
     /// </summary>
     /// <param name="stateDict">Name → tensor.</param>
     /// <param name="strict">Throw on missing or unexpected names.</param>
@@ -121,13 +128,16 @@ public abstract class Module
         return LoadFrom(VarStore.FromSafeTensors(source), strict);
     }
 
-    /// <summary>Writes every parameter to one safetensors file under its dotted name (tied weights once).</summary>
+    /// <summary>
+    /// Writes every parameter to one safetensors file under its dotted name, in checkpoint layout and in its dtype
+    /// (<see cref="StateDict"/>: tied weights once, HF Conv1D weights [In, Out]), so the file loads in Hugging Face.
+    /// </summary>
     /// <param name="path">The file to write.</param>
     /// <param name="metadata">Optional <c>__metadata__</c> entries (HF writes <c>format: pt</c>).</param>
     public void SaveSafetensors(string path, IReadOnlyDictionary<string, string>? metadata = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        SafeTensorsWriter.Write(path, NamedParameters().Select(p => (p.Name, p.Parameter.Value.Contiguous())), metadata);
+        SafeTensorsWriter.Write(path, NamedParameters().Select(p => (p.Name, p.Parameter.ToCheckpoint().Contiguous())), metadata);
     }
 
     /// <summary>Registers <paramref name="module"/> as the child <paramref name="name"/> (one path segment, or "layer.3").</summary>
@@ -156,19 +166,43 @@ public abstract class Module
         return parameter;
     }
 
+    /// <summary>Every (path, parameter) pair, tied parameters under each of their paths (first path first).</summary>
+    private IEnumerable<(string Name, Parameter Parameter)> AllParameterPaths()
+    {
+        foreach (var (prefix, module) in NamedModules())
+        {
+            foreach (var (name, parameter) in module._parameters)
+            {
+                yield return (prefix.Length == 0 ? name : prefix + "." + name, parameter);
+            }
+        }
+    }
+
     private LoadReport LoadFrom(VarStore store, bool strict)
     {
         var missing = new List<string>();
         var loaded = new List<string>();
-        foreach (var (name, parameter) in NamedParameters())
+        var seen = new HashSet<Parameter>(ReferenceEqualityComparer.Instance);
+        foreach (var (name, parameter) in AllParameterPaths())
         {
+            if (!seen.Add(parameter))
+            {
+                // A second path of a tied parameter: a checkpoint copy under it is accepted, not read.
+                if (store.Contains(name))
+                {
+                    store.Used.Add(name);
+                }
+
+                continue;
+            }
+
             if (!store.Contains(name))
             {
                 missing.Add(name);
                 continue;
             }
 
-            parameter.Value = store.Fetch(name, parameter.Shape);
+            parameter.LoadFromCheckpoint(store.Fetch(name, parameter.CheckpointShape, parameter.DType));
             loaded.Add(name);
         }
 

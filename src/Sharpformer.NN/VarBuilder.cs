@@ -181,7 +181,34 @@ public sealed class VarBuilder
     /// <param name="init">How to create it when it is not read from a checkpoint.</param>
     /// <returns>The parameter.</returns>
     /// <exception cref="ModelLoadException">As <see cref="Get(Shape, string, Init?)"/>.</exception>
-    public Parameter GetParameter(Shape shape, string name, Init? init = null) => new(Get(shape, name, init));
+    public Parameter GetParameter(Shape shape, string name, Init? init = null) => GetParameter(shape, name, DType.F32, init);
+
+    /// <summary>
+    /// A <see cref="Parameter"/> of <paramref name="shape"/> (the module's layout) in <paramref name="dtype"/>, its value
+    /// in a 64-byte-aligned buffer (<see cref="Tensor.EmptyAligned"/>) that kernels stream directly. The checkpoint
+    /// tensor is read in <paramref name="checkpointLayout"/> (for <see cref="ParameterLayout.Transposed"/>: shape
+    /// [shape[1], shape[0]], HF's Conv1D [In, Out]) and transposed once. F32 parameters require gradients; F16/BF16 ones
+    /// are inference-only.
+    /// </summary>
+    /// <param name="shape">The shape the layer holds (e.g. [Out, In]).</param>
+    /// <param name="name">A name relative to <see cref="Prefix"/>.</param>
+    /// <param name="dtype">F32 (trainable), F16 or BF16 (inference only).</param>
+    /// <param name="init">How to create it when it is not read from a checkpoint (default normal(0, std)).</param>
+    /// <param name="checkpointLayout">How the checkpoint stores it.</param>
+    /// <returns>The parameter.</returns>
+    /// <exception cref="ArgumentException"><paramref name="dtype"/> is not F32, F16 or BF16, or a transposed layout is asked for a shape that is not 2-D.</exception>
+    /// <exception cref="ModelLoadException">As <see cref="Get(Shape, string, Init?)"/>.</exception>
+    public Parameter GetParameter(Shape shape, string name, DType dtype, Init? init = null, ParameterLayout checkpointLayout = ParameterLayout.AsIs)
+    {
+        if (checkpointLayout == ParameterLayout.Transposed && shape.Rank != 2)
+        {
+            throw new ArgumentException($"VarBuilder.GetParameter('{Path(name)}'): only a 2-D parameter can be stored transposed, got {shape}.", nameof(checkpointLayout));
+        }
+
+        var stored = checkpointLayout == ParameterLayout.Transposed ? new Shape(shape[1], shape[0]) : shape;
+        var value = CheckpointLayouts.ToModel(Get(stored, name, dtype, init), checkpointLayout);
+        return new Parameter(value, requiresGrad: dtype == DType.F32, checkpointLayout);
+    }
 
     /// <summary>Marks <see cref="Path"/>(<paramref name="name"/>) as used without loading it (a tied copy the model shares).</summary>
     /// <param name="name">A name relative to <see cref="Prefix"/>.</param>

@@ -97,6 +97,37 @@ public sealed partial class Tensor
     public static Tensor Native(Shape shape, DType dtype = DType.F32, bool zeroed = true) =>
         new(new NativeStorage(checked(shape.ElementCount * dtype.SizeOf()), zeroed), dtype, shape);
 
+    /// <summary>
+    /// A new tensor whose first element starts a 64-byte cache line, in a pinned managed array advised for huge pages
+    /// (<see cref="AlignedBuffer"/>); contents unspecified. For weights that kernels stream on every call (dense layers'
+    /// [Out, In] matrices): the tensor IS the buffer the kernels read, so a parameter holding it needs no second copy.
+    /// </summary>
+    /// <param name="shape">The shape (at most <see cref="Array.MaxLength"/> elements).</param>
+    /// <param name="dtype">F32, F16, BF16, I32 or I64.</param>
+    /// <returns>The tensor, contiguous, over its own storage.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">The dtype is unknown or the shape has too many elements.</exception>
+    public static Tensor EmptyAligned(Shape shape, DType dtype = DType.F32)
+    {
+        long n = shape.ElementCount;
+        if (n > Array.MaxLength - AlignedBuffer.Alignment)
+        {
+            throw new ArgumentOutOfRangeException(nameof(shape), $"EmptyAligned: {n} elements of shape {shape} exceed one .NET array; use Tensor.Native for larger tensors.");
+        }
+
+        return dtype switch
+        {
+            DType.F32 => OverSegment(AlignedBuffer.Allocate<float>((int)n), dtype, shape),
+            DType.F16 => OverSegment(AlignedBuffer.Allocate<Half>((int)n), dtype, shape),
+            DType.BF16 => OverSegment(AlignedBuffer.Allocate<BFloat16>((int)n), dtype, shape),
+            DType.I32 => OverSegment(AlignedBuffer.Allocate<int>((int)n), dtype, shape),
+            DType.I64 => OverSegment(AlignedBuffer.Allocate<long>((int)n), dtype, shape),
+            _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "Unknown dtype."),
+        };
+
+        static Tensor OverSegment<T>(ArraySegment<T> segment, DType dtype, Shape shape)
+            where T : unmanaged => new(new ManagedStorage<T>(segment.Array!), dtype, shape, offset: segment.Offset);
+    }
+
     /// <summary>Wraps <paramref name="data"/> without copying.</summary>
     /// <exception cref="ArgumentException">The array length differs from the shape's element count.</exception>
     public static Tensor FromArray<T>(T[] data, Shape shape)

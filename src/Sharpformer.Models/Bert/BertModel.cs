@@ -515,6 +515,24 @@ public sealed class BertModel : Module, ITextEncoder
         return model;
     }
 
+    /// <summary>
+    /// A freshly initialized encoder (training mode) as HF's <c>BertPreTrainedModel._init_weights</c> makes it: dense
+    /// and embedding weights normal(0, initializer_range), the padding_idx row of the word embeddings zeroed (HF's
+    /// <c>nn.Embedding(padding_idx=pad_token_id)</c>; RoBERTa's position embeddings too), biases 0, LayerNorm weight 1
+    /// and bias 0. Seeded (not PyTorch's numbers: the generators differ).
+    /// </summary>
+    /// <param name="config">The configuration (BertConfig or RobertaConfig).</param>
+    /// <param name="seed">The initialization seed.</param>
+    /// <param name="addPoolingLayer">Whether to build <c>pooler</c>.</param>
+    /// <returns>The model, in training mode.</returns>
+    public static BertModel FromConfig(BertStyleConfig config, int seed, bool addPoolingLayer = true)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var model = new BertModel(config, VarBuilder.FromInit(seed, (float)config.InitializerRange), addPoolingLayer);
+        BertLoading.ZeroPaddingRows(model.Embeddings, config);
+        return model;
+    }
+
     /// <summary>ids [B, T] → last hidden state [B, T, C] (+ pooled [B, C], + hidden states and attentions when asked).</summary>
     /// <param name="inputIds">Token ids [B, T], I32 or I64.</param>
     /// <param name="attentionMask">[B, T], 1 for tokens and 0 for padding (any numeric dtype); null attends everywhere.</param>
@@ -645,6 +663,22 @@ public sealed class BertForMaskedLM : Module, IMaskedLanguageModel, ILanguageMod
         var model = new BertForMaskedLM(config, root);
         model.LoadReport = root.Report();
         model.Eval();
+        return model;
+    }
+
+    /// <summary>
+    /// A freshly initialized BertForMaskedLM (training mode) as HF's <c>_init_weights</c> makes it: the encoder as in
+    /// <see cref="BertModel.FromConfig"/>, the head's dense weight normal(0, initializer_range), its biases, LayerNorm
+    /// and <c>cls.predictions.bias</c> as 0 / 1 / 0 / 0; the decoder is tied to the word embeddings.
+    /// </summary>
+    /// <param name="config">The configuration.</param>
+    /// <param name="seed">The initialization seed.</param>
+    /// <returns>The model, in training mode.</returns>
+    public static BertForMaskedLM FromConfig(BertStyleConfig config, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var model = new BertForMaskedLM(config, VarBuilder.FromInit(seed, (float)config.InitializerRange));
+        BertLoading.ZeroPaddingRows(model.Bert.Embeddings, config);
         return model;
     }
 
@@ -799,6 +833,23 @@ internal static class BertLoading
         if (source.Contains("embeddings.word_embeddings.weight")) return root;
         string prefix = config is RobertaConfig ? "roberta" : "bert";
         return source.Contains(prefix + ".embeddings.word_embeddings.weight") ? root.Push(prefix) : root;
+    }
+
+    /// <summary>Zeroes the padding_idx rows HF's init zeroes: word_embeddings[pad_token_id]; for RoBERTa also position_embeddings[padding_idx].</summary>
+    public static void ZeroPaddingRows(BertEmbeddings embeddings, BertStyleConfig config)
+    {
+        ZeroRow(embeddings.WordEmbeddings, config.PadTokenId);
+        if (embeddings.PaddingIdx is int pad)
+        {
+            ZeroRow(embeddings.PositionEmbeddings, pad);
+        }
+    }
+
+    private static void ZeroRow(Embedding table, int? row)
+    {
+        if (row is not int r || (uint)r >= (uint)table.Count) return;
+        table.Weight.Value.AsSpan<float>().Slice(r * table.Dim, table.Dim).Clear();
+        table.Weight.MarkModified();
     }
 
     /// <summary>Ids of an I32 or I64 tensor as int (I64 values outside int become −1, which the range checks reject).</summary>

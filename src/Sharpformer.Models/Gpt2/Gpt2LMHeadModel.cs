@@ -1,213 +1,211 @@
+// GPT-2 (Radford et al. 2019) with the module and tensor names of Hugging Face transformers' modeling_gpt2.py, so a
+// checkpoint loads with no rename table: Gpt2LMHeadModel.Transformer.H[3].Attn.CAttn.Weight is the tensor
+// "transformer.h.3.attn.c_attn.weight". HF's Conv1D keeps its weight [In, Out]; our dense layer holds [Out, In] (the
+// layout the GEMV streams) and the parameter says the checkpoint is transposed (Linear.Conv1D), so StateDict and
+// SaveSafetensors write HF's layout back.
+//
+// One module tree, two forwards over the same parameters:
+// - the module path (Ops, autograd, dropout): training, and the reference the fast path is tested against;
+// - the fused inference path (Gpt2Model.Run): no tape, reused buffers, a KV cache, each dense layer through
+//   Linear.Apply (GEMV for decode steps, packed GEMM or widened F16/BF16 blocks for prefills).
+// Forward(Tensor ...) picks the fast path whenever no gradient would be recorded (the rule BertModel.UsesFastPath
+// uses); Forward(int[] ...) and ForwardLast (generation) are always the fast path.
 using System.Diagnostics;
 using Sharpformer.IO.Config;
 using Sharpformer.IO.SafeTensors;
+using Sharpformer.Models.Bert;
 using Sharpformer.NN;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
-using Sharpformer.Tensors.Storage;
-using Sharpformer.Tensors.Threading;
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using Embedding = Sharpformer.NN.Embedding;
 
 namespace Sharpformer.Models.Gpt2;
 
 /// <summary>What one GPT-2 forward returns.</summary>
 /// <param name="Logits">[B, T, V] next-token logits (from <see cref="Gpt2LMHeadModel"/>), or the last hidden state [B, T, C] (from <see cref="Gpt2Model"/>).</param>
+/// <param name="Loss">With labels: the mean next-token cross-entropy (a scalar, on the tape when training); else null.</param>
 /// <param name="HiddenStates">When asked: the embeddings and the input of every later block, then the final ln_f output (n_layer + 1 tensors [B, T, C]), as HF returns them.</param>
 /// <param name="Attentions">When asked: every layer's attention weights [B, H, T, Tk].</param>
-public sealed record Gpt2Output(Tensor Logits, IReadOnlyList<Tensor>? HiddenStates, IReadOnlyList<Tensor>? Attentions);
+public sealed record Gpt2Output(Tensor Logits, Tensor? Loss, IReadOnlyList<Tensor>? HiddenStates, IReadOnlyList<Tensor>? Attentions);
 
 /// <summary>
-/// One dense layer stored [out, in] in F32, F16 or BF16 (HF's Conv1D keeps [in, out]; it is transposed once at load),
-/// with its F32 bias. Decode steps (≤ <see cref="Gemv.MaxRows"/> rows) stream the weight once through
-/// <see cref="Gemv.MatVec(ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, int, ReadOnlySpan{float}, Span{float}, bool)"/>
-/// in its stored type. Prefills (more rows) run the packed GEMM: F32 weights are packed once, lazily; F16/BF16 weights
-/// are widened a block of output rows at a time into the model's shared <see cref="WidenScratch"/> and multiplied from
-/// there, so no permanent F32 copy of a narrow weight ever exists.
+/// GPT-2's causal self-attention (HF <c>GPT2Attention</c>): <c>c_attn</c> (Conv1D C → 3C: Q, K, V side by side),
+/// causal scaled dot-product attention over H heads, <c>c_proj</c> (Conv1D C → C), dropout on the probabilities
+/// (<c>attn_dropout</c>) and on the output (<c>resid_dropout</c>): [B, T, C] → [B, T, C].
 /// </summary>
-internal sealed class DenseWeight
+public sealed class Gpt2Attention : Module
 {
-    // Exactly one is set (by DType); each is 64-byte aligned, on huge pages where the OS allows (AlignedBuffer).
-    private readonly ArraySegment<float> _f32;
-    private readonly ArraySegment<Half> _f16;
-    private readonly ArraySegment<BFloat16> _bf16;
-    private readonly WidenScratch _scratch;
-    private GemmPackedB? _packed;
-
-    private DenseWeight(ArraySegment<float> f32, ArraySegment<Half> f16, ArraySegment<BFloat16> bf16, DType dtype, float[] bias, int inFeatures, int outFeatures, WidenScratch scratch)
+    /// <summary>Loads <c>c_attn</c> and <c>c_proj</c> under <paramref name="vb"/> ("h.{i}.attn").</summary>
+    /// <param name="config">The model configuration.</param>
+    /// <param name="layerIndex">The block's index (for <c>scale_attn_by_inverse_layer_idx</c>).</param>
+    /// <param name="vb">Builder at this module's path.</param>
+    /// <param name="dtype">The matrices' type: F32 (trainable), F16 or BF16 (inference only).</param>
+    public Gpt2Attention(Gpt2Config config, int layerIndex, VarBuilder vb, DType dtype = DType.F32)
     {
-        _f32 = f32;
-        _f16 = f16;
-        _bf16 = bf16;
-        DType = dtype;
-        Bias = bias;
-        In = inFeatures;
-        Out = outFeatures;
-        _scratch = scratch;
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(vb);
+        int c = config.HiddenSize;
+        NumHeads = config.NumAttentionHeads;
+        HeadDim = c / NumHeads;
+        Scale = (config.ScaleAttnWeights ? 1f / MathF.Sqrt(HeadDim) : 1f) / (config.ScaleAttnByInverseLayerIdx ? layerIndex + 1 : 1);
+
+        // The causal-mask buffers old checkpoints carry are not weights: count them as used so the report stays clean.
+        vb.MarkUsed("bias");
+        vb.MarkUsed("masked_bias");
+        CAttn = RegisterModule("c_attn", Linear.Conv1D(c, 3 * c, vb.Push("c_attn"), dtype));
+        CProj = RegisterModule("c_proj", Linear.Conv1D(c, c, vb.Push("c_proj"), dtype, Gpt2Model.ResidualProjectionInit(config)));
+        AttnDropout = RegisterModule("attn_dropout", new Dropout((float)config.AttnPdrop));
+        ResidDropout = RegisterModule("resid_dropout", new Dropout((float)config.ResidPdrop));
     }
 
-    public DType DType { get; }
+    /// <summary>H.</summary>
+    public int NumHeads { get; }
 
-    public float[] Bias { get; }
+    /// <summary>D = C / H.</summary>
+    public int HeadDim { get; }
 
-    public int In { get; }
+    /// <summary>The score scale: 1/√D when <c>scale_attn_weights</c> (else 1), divided by (layer + 1) when <c>scale_attn_by_inverse_layer_idx</c>.</summary>
+    public float Scale { get; }
 
-    public int Out { get; }
+    /// <summary>The fused Q, K, V projection C → 3C.</summary>
+    public Linear CAttn { get; }
 
-    /// <summary>Wraps a contiguous [out, in] tensor of F32, F16 or BF16 (its elements are copied into an owned aligned buffer).</summary>
-    public static DenseWeight FromTensor(Tensor weight, float[] bias, WidenScratch scratch)
+    /// <summary>The output projection C → C.</summary>
+    public Linear CProj { get; }
+
+    /// <summary>Dropout on the attention probabilities (training only).</summary>
+    public Dropout AttnDropout { get; }
+
+    /// <summary>Dropout on the output (training only).</summary>
+    public Dropout ResidDropout { get; }
+
+    /// <summary>[B, T, C] → [B, T, C]: causal attention, keys hidden where <paramref name="attentionMask"/> is 0.</summary>
+    /// <param name="hidden">ln_1's output [B, T, C].</param>
+    /// <param name="attentionMask">[B, T] F32, 1 = token, 0 = padding; null attends to every earlier token.</param>
+    /// <param name="outputAttentions">Whether to return the probabilities.</param>
+    /// <param name="probabilities">[B, H, T, T] when requested, else null.</param>
+    /// <returns>The attention block's output (before the residual add).</returns>
+    public Tensor Forward(Tensor hidden, Tensor? attentionMask, bool outputAttentions, out Tensor? probabilities)
     {
-        Debug.Assert(weight.Rank == 2 && weight.IsContiguous);
-        int outFeatures = weight.Shape[0], inFeatures = weight.Shape[1];
-        return weight.DType switch
+        ArgumentNullException.ThrowIfNull(hidden);
+        int c = NumHeads * HeadDim;
+        var qkv = CAttn.Forward(hidden);
+        var q = Ops.SplitHeads(Ops.Narrow(qkv, 2, 0, c), NumHeads);
+        var k = Ops.SplitHeads(Ops.Narrow(qkv, 2, c, c), NumHeads);
+        var v = Ops.SplitHeads(Ops.Narrow(qkv, 2, 2 * c, c), NumHeads);
+        Tensor context;
+        probabilities = null;
+        if (AttnDropout.Training && AttnDropout.P > 0f)
         {
-            DType.F32 => new DenseWeight(AlignedBuffer.Copy(weight.AsReadOnlySpan<float>()), default, default, DType.F32, bias, inFeatures, outFeatures, scratch),
-            DType.F16 => new DenseWeight(default, AlignedBuffer.Copy(weight.AsReadOnlySpan<Half>()), default, DType.F16, bias, inFeatures, outFeatures, scratch),
-            DType.BF16 => new DenseWeight(default, default, AlignedBuffer.Copy(weight.AsReadOnlySpan<BFloat16>()), DType.BF16, bias, inFeatures, outFeatures, scratch),
-            _ => throw new UnreachableException($"DenseWeight: {weight.DType} is not a weight type."),
-        };
-    }
-
-    /// <summary>An HF Conv1D weight [in, out] (any weight type) transposed to [out, in] in the same type.</summary>
-    public static DenseWeight FromConv1D(Tensor weightInOut, float[] bias, WidenScratch scratch)
-    {
-        Debug.Assert(weightInOut.Rank == 2 && weightInOut.IsContiguous);
-        int inFeatures = weightInOut.Shape[0], outFeatures = weightInOut.Shape[1];
-        return weightInOut.DType switch
+            // Dropout on the probabilities needs them as a tensor: the composed form (scores, softmax, dropout, ·V).
+            var scores = Ops.Scale(Ops.MatMul(q, k, transposeB: true), Scale);
+            var p = Ops.Softmax(scores, causal: true, attentionMask: attentionMask);
+            probabilities = outputAttentions ? p : null;
+            context = Ops.MatMul(AttnDropout.Forward(p), v);
+        }
+        else if (outputAttentions)
         {
-            DType.F32 => new DenseWeight(Transpose(weightInOut.AsReadOnlySpan<float>(), inFeatures, outFeatures), default, default, DType.F32, bias, inFeatures, outFeatures, scratch),
-            DType.F16 => new DenseWeight(default, Transpose(weightInOut.AsReadOnlySpan<Half>(), inFeatures, outFeatures), default, DType.F16, bias, inFeatures, outFeatures, scratch),
-            DType.BF16 => new DenseWeight(default, default, Transpose(weightInOut.AsReadOnlySpan<BFloat16>(), inFeatures, outFeatures), DType.BF16, bias, inFeatures, outFeatures, scratch),
-            _ => throw new UnreachableException($"DenseWeight: {weightInOut.DType} is not a weight type."),
-        };
-    }
-
-    /// <summary>Row <paramref name="row"/> of W [out, in] widened to F32 into <paramref name="destination"/> [in] (the embedding gather).</summary>
-    public void CopyRow(int row, Span<float> destination) => WidenRows(row, 1, destination);
-
-    /// <summary>y [rows, out] = x [rows, in] · Wᵀ + bias (+ y when <paramref name="accumulate"/>: the residual add).</summary>
-    public void Apply(ReadOnlySpan<float> x, int rows, Span<float> y, bool accumulate)
-    {
-        if (rows <= Gemv.MaxRows)
+            context = Ops.ScaledDotProductAttention(q, k, v, out var weights, causal: true, attentionMask: attentionMask, scale: Scale);
+            probabilities = weights;
+        }
+        else
         {
-            // Decode: each weight row streamed once, in its stored type, for all rows; no packing.
-            switch (DType)
-            {
-                case DType.F16: Gemv.MatVec(x, rows, _f16, In, Out, Bias, y, accumulate); break;
-                case DType.BF16: Gemv.MatVec(x, rows, _bf16, In, Out, Bias, y, accumulate); break;
-                default: Gemv.MatVec(x, rows, _f32, In, Out, Bias, y, accumulate); break;
-            }
-
-            return;
+            context = Ops.ScaledDotProductAttention(q, k, v, causal: true, attentionMask: attentionMask, scale: Scale);
         }
 
-        float beta = accumulate ? 1f : 0f;
-        if (DType == DType.F32)
-        {
-            _packed ??= Gemm.PackB(true, In, Out, _f32, In);
-            Gemm.Sgemm(false, rows, 1f, x, In, _packed, beta, y, Out, Bias);
-            return;
-        }
+        return ResidDropout.Forward(CProj.Forward(Ops.MergeHeads(context)));
+    }
+}
 
-        // Prefill with a narrow weight: widen a block of output rows [n0, n0 + count) of W [out, in] into the scratch,
-        // then y[:, n0 .. n0 + count) = x · blockᵀ (+ bias); the GEMM packs the block itself. The widening reads the
-        // weight once per call, which the rows·in·out multiply-adds of a prefill amortize.
-        int block = WidenScratch.RowsPerBlock(In, Out);
-        var scratch = _scratch.Get(block * In);
-        for (int n0 = 0; n0 < Out; n0 += block)
-        {
-            int count = Math.Min(block, Out - n0);
-            WidenRowsParallel(n0, count, scratch);
-            Gemm.Sgemm(false, true, rows, count, In, 1f, x, In, scratch.AsSpan(0, count * In), In, beta, y[n0..], Out, Bias.Length == 0 ? default : Bias.AsSpan(n0, count));
-        }
+/// <summary>GPT-2's feed-forward block (HF <c>GPT2MLP</c>): <c>c_fc</c> (C → I), activation, <c>c_proj</c> (I → C), dropout.</summary>
+public sealed class Gpt2Mlp : Module
+{
+    /// <summary>Loads <c>c_fc</c> and <c>c_proj</c> under <paramref name="vb"/> ("h.{i}.mlp").</summary>
+    /// <param name="config">The model configuration.</param>
+    /// <param name="vb">Builder at this module's path.</param>
+    /// <param name="dtype">The matrices' type: F32 (trainable), F16 or BF16 (inference only).</param>
+    public Gpt2Mlp(Gpt2Config config, VarBuilder vb, DType dtype = DType.F32)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(vb);
+        Activation = BertActivation.Parse(config.ActivationFunction, "activation_function");
+        CFc = RegisterModule("c_fc", Linear.Conv1D(config.HiddenSize, config.IntermediateSize, vb.Push("c_fc"), dtype));
+        CProj = RegisterModule("c_proj", Linear.Conv1D(config.IntermediateSize, config.HiddenSize, vb.Push("c_proj"), dtype, Gpt2Model.ResidualProjectionInit(config)));
+        Dropout = RegisterModule("dropout", new Dropout((float)config.ResidPdrop));
     }
 
-    /// <summary>
-    /// <see cref="WidenRows"/> split over the cores by rows: the widening is one streaming pass over the weight, and on
-    /// one thread it would leave the other cores idle between the (parallel) GEMMs.
-    /// </summary>
-    private void WidenRowsParallel(int start, int count, float[] destination)
+    /// <summary>The activation named by <c>activation_function</c> (gelu_new: the tanh form).</summary>
+    public BertActivationKind Activation { get; }
+
+    /// <summary>The expansion C → I.</summary>
+    public Linear CFc { get; }
+
+    /// <summary>The contraction I → C.</summary>
+    public Linear CProj { get; }
+
+    /// <summary>Dropout on the output (training only).</summary>
+    public Dropout Dropout { get; }
+
+    /// <summary>[B, T, C] → [B, T, C] = dropout(c_proj(act(c_fc(x)))).</summary>
+    /// <param name="hidden">ln_2's output.</param>
+    /// <returns>The block's output (before the residual add).</returns>
+    public Tensor Forward(Tensor hidden) => Dropout.Forward(CProj.Forward(BertActivation.Apply(Activation, CFc.Forward(hidden))));
+}
+
+/// <summary>One pre-LN GPT-2 block (HF <c>GPT2Block</c>): h += attn(ln_1(h)); h += mlp(ln_2(h)).</summary>
+public sealed class Gpt2Block : Module
+{
+    /// <summary>Loads <c>ln_1</c>, <c>attn</c>, <c>ln_2</c>, <c>mlp</c> under <paramref name="vb"/> ("h.{i}").</summary>
+    /// <param name="config">The model configuration.</param>
+    /// <param name="layerIndex">The block's index.</param>
+    /// <param name="vb">Builder at this module's path.</param>
+    /// <param name="dtype">The matrices' type: F32 (trainable), F16 or BF16 (inference only). LayerNorms stay F32.</param>
+    public Gpt2Block(Gpt2Config config, int layerIndex, VarBuilder vb, DType dtype = DType.F32)
     {
-        // About 64K weights per chunk: large enough to amortize a claim, small enough to balance.
-        int grain = Math.Max(1, (1 << 16) / In);
-        ParallelFor.For(count, grain, (from, to) => WidenRows(start + from, to - from, destination.AsSpan(from * In, (to - from) * In)));
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(vb);
+        float eps = (float)config.LayerNormEpsilon;
+        Ln1 = RegisterModule("ln_1", new LayerNorm(config.HiddenSize, eps, vb.Push("ln_1")));
+        Attn = RegisterModule("attn", new Gpt2Attention(config, layerIndex, vb.Push("attn"), dtype));
+        Ln2 = RegisterModule("ln_2", new LayerNorm(config.HiddenSize, eps, vb.Push("ln_2")));
+        Mlp = RegisterModule("mlp", new Gpt2Mlp(config, vb.Push("mlp"), dtype));
     }
 
-    /// <summary>Rows [start, start + count) of W [out, in] as F32 into <paramref name="destination"/> [count, in].</summary>
-    private void WidenRows(int start, int count, Span<float> destination)
-    {
-        int offset = start * In, length = count * In;
-        switch (DType)
-        {
-            case DType.F16: TensorPrimitives.ConvertToSingle(_f16.AsSpan(offset, length), destination[..length]); break;
-            case DType.BF16: Sharpformer.Tensors.Kernels.Convert.BF16ToF32(_bf16.AsSpan(offset, length), destination[..length]); break;
-            default: _f32.AsSpan(offset, length).CopyTo(destination); break;
-        }
-    }
+    /// <summary>LayerNorm before attention.</summary>
+    public LayerNorm Ln1 { get; }
 
-    /// <summary>src [rows, cols] → [cols, rows] in a new aligned buffer, element type kept (F16/BF16 are transposed without widening).</summary>
-    private static ArraySegment<T> Transpose<T>(ReadOnlySpan<T> source, int rows, int cols)
-        where T : unmanaged
-    {
-        var buffer = AlignedBuffer.Allocate<T>(source.Length);
-        var transposed = buffer.AsSpan();
-        for (int i = 0; i < rows; i++)
-        {
-            for (int o = 0; o < cols; o++)
-            {
-                transposed[o * rows + i] = source[i * cols + o];
-            }
-        }
+    /// <summary>Causal self-attention.</summary>
+    public Gpt2Attention Attn { get; }
 
-        return buffer;
+    /// <summary>LayerNorm before the MLP.</summary>
+    public LayerNorm Ln2 { get; }
+
+    /// <summary>The feed-forward block.</summary>
+    public Gpt2Mlp Mlp { get; }
+
+    /// <summary>[B, T, C] → [B, T, C].</summary>
+    /// <param name="hidden">The block's input.</param>
+    /// <param name="attentionMask">[B, T] F32 or null.</param>
+    /// <param name="outputAttentions">Whether to return the probabilities.</param>
+    /// <param name="probabilities">[B, H, T, T] when requested.</param>
+    /// <returns>The block's output.</returns>
+    public Tensor Forward(Tensor hidden, Tensor? attentionMask, bool outputAttentions, out Tensor? probabilities)
+    {
+        var attended = Ops.Add(hidden, Attn.Forward(Ln1.Forward(hidden), attentionMask, outputAttentions, out probabilities));
+        return Ops.Add(attended, Mlp.Forward(Ln2.Forward(attended)));
     }
 }
 
 /// <summary>
-/// One F32 buffer per model that narrow (F16/BF16) weights widen into during prefills, shared by every layer (the
-/// model runs one layer at a time and is not thread-safe). Its size is bounded: at most <see cref="MaxFloats"/>, so a
-/// large matrix (the tied LM head [V, C]) is widened and multiplied in blocks of output rows.
+/// GPT-2's transformer body (HF <c>GPT2Model</c>): <c>wte</c> + <c>wpe</c> embeddings, <c>drop</c>, n_layer pre-LN
+/// blocks <c>h.{i}</c>, and the final LayerNorm <c>ln_f</c>. <see cref="Forward(Tensor, Tensor?, bool, bool)"/> records
+/// gradients (module path) in training mode or when a parameter requires gradients, and otherwise takes the fused
+/// inference path, as <see cref="Forward(int[], int, float[], KvCache, bool, bool)"/> and the KV-cache entry points
+/// always do. Not thread-safe: the inference path reuses its work buffers between calls.
 /// </summary>
-internal sealed class WidenScratch
+public sealed class Gpt2Model : Module
 {
-    /// <summary>16 MiB of floats: every GPT-2 (124M to 1.5B) block matrix except c_fc/c_proj of the largest fits at once.</summary>
-    public const int MaxFloats = 1 << 22;
-
-    private float[] _buffer = [];
-
-    /// <summary>Output rows per widened block of a [out, in] weight: all of them when they fit, else a multiple of 64 (whole GEMM panels).</summary>
-    public static int RowsPerBlock(int inFeatures, int outFeatures)
-    {
-        int fit = Math.Max(1, MaxFloats / inFeatures);
-        return fit >= outFeatures ? outFeatures : Math.Max(1, fit / 64 * 64);
-    }
-
-    /// <summary>A buffer of at least <paramref name="floats"/> elements, grown (never shrunk) on demand.</summary>
-    public float[] Get(int floats)
-    {
-        if (_buffer.Length < floats)
-        {
-            _buffer = new float[floats];
-        }
-
-        return _buffer;
-    }
-}
-
-/// <summary>
-/// GPT-2's transformer body (HF <c>GPT2Model</c>): token + learned position embeddings, n_layer pre-LN blocks of causal
-/// self-attention and an MLP, and the final LayerNorm ln_f. Loads HF checkpoints (<c>transformer.wte</c>, <c>wpe</c>,
-/// <c>h.{i}.ln_1</c>, <c>attn.c_attn</c>, <c>attn.c_proj</c>, <c>ln_2</c>, <c>mlp.c_fc</c>, <c>mlp.c_proj</c>,
-/// <c>ln_f</c>), with or without the <c>transformer.</c> prefix. Inference only (no dropout, no autograd).
-/// Not thread-safe: a model reuses its work buffers between calls.
-/// </summary>
-public sealed class Gpt2Model
-{
-    private readonly Block[] _blocks;
-    private readonly float[] _lnFGamma;
-    private readonly float[] _lnFBeta;
-    private readonly Action<ReadOnlySpan<float>, Span<float>> _activation;
-
-    // Work buffers, grown to the largest B·T seen and reused (decode steps allocate nothing).
+    // Inference work buffers, grown to the largest B·T seen and reused (decode steps allocate nothing).
     private float[] _hidden = [];
     private float[] _normed = [];
     private float[] _qkv = [];
@@ -215,72 +213,90 @@ public sealed class Gpt2Model
     private float[] _mlp = [];
     private int[] _positions = [];
 
-    private Gpt2Model(Gpt2Config config, DenseWeight wte, float[] wpe, Block[] blocks, float[] lnFGamma, float[] lnFBeta)
-    {
-        Config = config;
-        TokenEmbedding = wte;
-        PositionEmbedding = wpe;
-        _blocks = blocks;
-        _lnFGamma = lnFGamma;
-        _lnFBeta = lnFBeta;
-        _activation = ActivationFor(config.ActivationFunction);
-    }
-
-    /// <summary>The validated config.json.</summary>
-    public Gpt2Config Config { get; }
-
-    /// <summary>The type the matrices (wte, c_attn, c_proj, c_fc) are kept in: F32, F16 or BF16.</summary>
-    public DType WeightType => TokenEmbedding.DType;
-
-    /// <summary>wte [V, C] in <see cref="WeightType"/>; the LM head reuses it (tied: [out = V, in = C], no bias).</summary>
-    internal DenseWeight TokenEmbedding { get; }
-
-    /// <summary>wpe [n_positions, C].</summary>
-    internal float[] PositionEmbedding { get; }
-
     /// <summary>
-    /// Reads the body's weights through <paramref name="vb"/>, rooted at the body (HF's <c>transformer.</c> prefix
-    /// already pushed when the checkpoint has it); <see cref="VarBuilder.FromInit"/> gives a random model.
+    /// Builds the body through <paramref name="vb"/>, rooted at the body (HF's <c>transformer.</c> prefix already
+    /// pushed when the checkpoint has it); <see cref="VarBuilder.FromInit"/> gives a random model.
     /// </summary>
     /// <param name="config">The model's config.</param>
     /// <param name="vb">The weights' builder.</param>
     /// <param name="dtype">
     /// The type the matrices (wte, which is also the tied LM head, c_attn, attn.c_proj, c_fc, mlp.c_proj) are kept in,
-    /// like HF's <c>torch_dtype</c>: F32, F16 or BF16. LayerNorm parameters, biases and wpe stay F32; compute is F32.
+    /// like HF's <c>torch_dtype</c>: F32 (trainable), F16 or BF16 (inference only). LayerNorm parameters, biases and
+    /// wpe stay F32; compute is F32.
     /// </param>
-    /// <returns>The model, weights copied into managed memory.</returns>
-    /// <exception cref="ArgumentException"><paramref name="dtype"/> is not F32, F16 or BF16.</exception>
+    /// <exception cref="ArgumentException"><paramref name="dtype"/> is not F32, F16 or BF16, or the config's activation is unknown.</exception>
     /// <exception cref="ModelLoadException">A tensor is missing or has the wrong shape; the message names it.</exception>
-    public static Gpt2Model Load(Gpt2Config config, VarBuilder vb, DType dtype = DType.F32)
+    public Gpt2Model(Gpt2Config config, VarBuilder vb, DType dtype = DType.F32)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(vb);
         CheckWeightType(dtype);
-        int c = config.HiddenSize, inner = config.IntermediateSize;
-        var scratch = new WidenScratch();
-        var wte = DenseWeight.FromTensor(vb.Get(new Shape(config.VocabSize, c), "wte.weight", dtype), [], scratch);
-        var wpe = Read(vb, "wpe.weight", config.MaxPositionEmbeddings, c);
-        var blocks = new Block[config.NumHiddenLayers];
+        Config = config;
+        int c = config.HiddenSize;
+        Wte = RegisterModule("wte", new Embedding(config.VocabSize, c, vb.Push("wte"), dtype));
+        Wpe = RegisterModule("wpe", new Embedding(config.MaxPositionEmbeddings, c, vb.Push("wpe")));
+        Drop = RegisterModule("drop", new Dropout((float)config.EmbdPdrop));
+        var blocks = new Gpt2Block[config.NumHiddenLayers];
         for (int i = 0; i < blocks.Length; i++)
         {
-            var h = vb.Push("h", i);
-            // The causal-mask buffers old checkpoints carry are not weights: count them as used so the report stays clean.
-            h.MarkUsed("attn.bias");
-            h.MarkUsed("attn.masked_bias");
-            blocks[i] = new Block(
-                Read(h, "ln_1.weight", c, Init.Ones), Read(h, "ln_1.bias", c, Init.Zeros),
-                Conv1D(h.Push("attn.c_attn"), c, 3 * c, dtype, scratch),
-                Conv1D(h.Push("attn.c_proj"), c, c, dtype, scratch),
-                Read(h, "ln_2.weight", c, Init.Ones), Read(h, "ln_2.bias", c, Init.Zeros),
-                Conv1D(h.Push("mlp.c_fc"), c, inner, dtype, scratch),
-                Conv1D(h.Push("mlp.c_proj"), inner, c, dtype, scratch));
+            blocks[i] = RegisterModule($"h.{i}", new Gpt2Block(config, i, vb.Push("h", i), dtype));
         }
 
-        return new Gpt2Model(config, wte, wpe, blocks, Read(vb, "ln_f.weight", c, Init.Ones), Read(vb, "ln_f.bias", c, Init.Zeros));
+        H = blocks;
+        LnF = RegisterModule("ln_f", new LayerNorm(c, (float)config.LayerNormEpsilon, vb.Push("ln_f")));
+    }
+
+    /// <summary>The validated config.json.</summary>
+    public Gpt2Config Config { get; }
+
+    /// <summary>Token embeddings [V, C] in <see cref="WeightType"/>; the LM head is tied to this parameter.</summary>
+    public Embedding Wte { get; }
+
+    /// <summary>Learned position embeddings [n_positions, C] (F32).</summary>
+    public Embedding Wpe { get; }
+
+    /// <summary>Dropout on the summed embeddings (training only).</summary>
+    public Dropout Drop { get; }
+
+    /// <summary>The blocks, in order.</summary>
+    public IReadOnlyList<Gpt2Block> H { get; }
+
+    /// <summary>The final LayerNorm.</summary>
+    public LayerNorm LnF { get; }
+
+    /// <summary>The type the matrices (wte, c_attn, c_proj, c_fc) are kept in: F32, F16 or BF16.</summary>
+    public DType WeightType => Wte.Weight.DType;
+
+    /// <summary>True when <see cref="Forward(Tensor, Tensor?, bool, bool)"/> takes the fused inference path: eval mode and nothing to record.</summary>
+    public bool UsesFastPath => !Training && !(Autograd.IsGradEnabled && Parameters().Any(p => p.RequiresGrad));
+
+    /// <summary>
+    /// ids [B, T] → last hidden state [B, T, C] after ln_f (HF <c>last_hidden_state</c>), through the module path
+    /// (autograd, dropout) or the fused path (<see cref="UsesFastPath"/>). Position ids are 0 … T − 1 without a mask;
+    /// with one they count real tokens (cumsum(mask) − 1, padding at 1) as HF generate computes them, which equals
+    /// 0 … T − 1 for every right-padded or unpadded row.
+    /// </summary>
+    /// <param name="inputIds">Token ids [B, T], I32 or I64.</param>
+    /// <param name="attentionMask">[B, T] (any numeric type): 1 = token, 0 = padding; null attends to every earlier token.</param>
+    /// <param name="outputAttentions">Also return each layer's attention weights [B, H, T, T].</param>
+    /// <param name="outputHiddenStates">Also return the hidden states (n_layer + 1 tensors [B, T, C]).</param>
+    /// <returns>The hidden state in <see cref="Gpt2Output.Logits"/>, plus what was asked.</returns>
+    /// <exception cref="ArgumentException">The inputs are not [B, T] of matching shapes, T exceeds n_positions, or an id is outside the vocabulary.</exception>
+    /// <exception cref="InvalidOperationException">The module path is needed (training, or gradients wanted) but the weights are F16/BF16.</exception>
+    public Gpt2Output Forward(Tensor inputIds, Tensor? attentionMask = null, bool outputAttentions = false, bool outputHiddenStates = false)
+    {
+        var (ids, mask, batch) = ReadInputs(inputIds, attentionMask);
+        if (UsesFastPath)
+        {
+            return Forward(ids, batch, mask, null, outputAttentions, outputHiddenStates);
+        }
+
+        return ForwardModules(inputIds, ids, mask, batch, outputAttentions, outputHiddenStates);
     }
 
     /// <summary>
-    /// ids [B, T] → last hidden state [B, T, C] after ln_f (HF <c>last_hidden_state</c>).
+    /// ids [B, T] → last hidden state [B, T, C] after ln_f through the fused inference path (no tape, no dropout, in
+    /// any mode). Position ids come from the mask as in HF generate.
     /// </summary>
     /// <param name="ids">[B, T] token ids, row-major.</param>
     /// <param name="batch">B.</param>
@@ -301,7 +317,78 @@ public sealed class Gpt2Model
         int c = Config.HiddenSize;
         var last = Tensor.FromSpan<float>(_hidden.AsSpan(0, batch * tokens * c), new Shape(batch, tokens, c));
         hiddenStates?.Add(last);
-        return new Gpt2Output(last, hiddenStates, attentions);
+        return new Gpt2Output(last, null, hiddenStates, attentions);
+    }
+
+    /// <summary>The module path (autograd, dropout), whatever the mode: the reference the fast path is tested against.</summary>
+    internal Gpt2Output ForwardModules(Tensor inputIds, int[] ids, float[]? mask, int batch, bool outputAttentions, bool outputHiddenStates)
+    {
+        if (WeightType != DType.F32)
+        {
+            throw new InvalidOperationException(
+                $"GPT-2: the weights were loaded as {WeightType}, which serves inference only; training (or a forward that records gradients) needs F32. Load with FromPretrained(folder, DType.F32) to train, or call Eval() and run under Autograd.NoGrad() for the fast path.");
+        }
+
+        int tokens = ids.Length / batch;
+        var positions = new int[ids.Length];
+        PositionIds(mask, batch, tokens, positions);
+        var maskTensor = mask is null ? null : Tensor.FromArray(mask, new Shape(batch, tokens));
+        var hiddenStates = outputHiddenStates ? new List<Tensor>() : null;
+        var attentions = outputAttentions ? new List<Tensor>() : null;
+
+        var h = Drop.Forward(Ops.Add(Wte.Forward(inputIds), Wpe.Forward(Tensor.FromArray(positions, new Shape(batch, tokens)))));
+        foreach (var block in H)
+        {
+            hiddenStates?.Add(h);
+            h = block.Forward(h, maskTensor, outputAttentions, out var probabilities);
+            if (probabilities is not null)
+            {
+                attentions!.Add(probabilities);
+            }
+        }
+
+        h = LnF.Forward(h);
+        hiddenStates?.Add(h);
+        return new Gpt2Output(h, null, hiddenStates, attentions);
+    }
+
+    /// <summary>Position ids [B·T] from a [B, T] mask, as the KV cache assigns them: real tokens count up from 0, padding gets 1; no mask: 0 … T − 1.</summary>
+    internal static void PositionIds(ReadOnlySpan<float> mask, int batch, int tokens, Span<int> positions)
+    {
+        for (int b = 0; b < batch; b++)
+        {
+            int next = 0;
+            for (int t = 0; t < tokens; t++)
+            {
+                bool real = mask.IsEmpty || mask[b * tokens + t] != 0f;
+                positions[b * tokens + t] = real ? next++ : 1;
+            }
+        }
+    }
+
+    /// <summary>Validates [B, T] tensor inputs and reads them as arrays (mask null when absent).</summary>
+    internal (int[] Ids, float[]? Mask, int Batch) ReadInputs(Tensor inputIds, Tensor? attentionMask)
+    {
+        ArgumentNullException.ThrowIfNull(inputIds);
+        if (inputIds.Rank != 2 || inputIds.DType is not (DType.I32 or DType.I64) || inputIds.Shape[1] == 0)
+        {
+            throw new ArgumentException($"GPT-2: input_ids must be an I32/I64 tensor [B, T] with T ≥ 1, got {inputIds.DType} {inputIds.Shape}.", nameof(inputIds));
+        }
+
+        if (inputIds.Shape[1] > Config.MaxPositionEmbeddings)
+        {
+            throw new ArgumentException($"GPT-2: sequence length {inputIds.Shape[1]} exceeds n_positions {Config.MaxPositionEmbeddings}; truncate the input.", nameof(inputIds));
+        }
+
+        if (attentionMask is not null && attentionMask.Shape != inputIds.Shape)
+        {
+            throw new ArgumentException($"GPT-2: attention_mask {attentionMask.Shape} must have input_ids' shape {inputIds.Shape}.", nameof(attentionMask));
+        }
+
+        var ids = BertLoading.ReadIds(inputIds);
+        var mask = attentionMask is null ? null : (attentionMask.DType == DType.F32 ? attentionMask : attentionMask.To(DType.F32)).ToArray();
+        CheckInputs(ids, inputIds.Shape[0], mask);
+        return (ids, mask, inputIds.Shape[0]);
     }
 
     /// <summary>Allocates a KV cache for this model.</summary>
@@ -344,7 +431,7 @@ public sealed class Gpt2Model
         return ids.Length / batch;
     }
 
-    /// <summary>Runs the body; the result (after ln_f) is left in <see cref="_hidden"/> [B·T, C].</summary>
+    /// <summary>Runs the body through the fused path; the result (after ln_f unless told otherwise) is left in <see cref="_hidden"/> [B·T, C].</summary>
     internal Span<float> Run(ReadOnlySpan<int> ids, ReadOnlySpan<float> attentionMask, int batch, int tokens, KvCache cache,
         List<Tensor>? hiddenStates, List<Tensor>? attentions, bool finalNorm = true)
     {
@@ -353,10 +440,10 @@ public sealed class Gpt2Model
             throw new ArgumentException($"GPT-2 forward: the cache holds B={cache.Batch} sequences but the ids have B={batch}.", nameof(cache));
         }
 
-        if (cache.Capacity > Config.MaxPositionEmbeddings || cache.Layers != _blocks.Length || cache.Width != Config.HiddenSize)
+        if (cache.Capacity > Config.MaxPositionEmbeddings || cache.Layers != H.Count || cache.Width != Config.HiddenSize)
         {
             throw new ArgumentException(
-                $"GPT-2 forward: the cache ({cache.Layers} layers × {cache.Width} wide, capacity {cache.Capacity}) was not made for this model ({_blocks.Length} layers × {Config.HiddenSize}, context {Config.MaxPositionEmbeddings}); create it with CreateCache.",
+                $"GPT-2 forward: the cache ({cache.Layers} layers × {cache.Width} wide, capacity {cache.Capacity}) was not made for this model ({H.Count} layers × {Config.HiddenSize}, context {Config.MaxPositionEmbeddings}); create it with CreateCache.",
                 nameof(cache));
         }
 
@@ -379,23 +466,24 @@ public sealed class Gpt2Model
 
         // Position ids from the mask like HF generate: cumsum(mask) − 1 over real tokens, continuing the cache's count.
         cache.Advance(attentionMask, tokens, positions);
+        var wpe = Wpe.Weight.Value.AsReadOnlySpan<float>();
         for (int r = 0; r < rows; r++)
         {
             Debug.Assert(positions[r] < Config.MaxPositionEmbeddings);
             var row = h.Slice(r * c, c);
-            TokenEmbedding.CopyRow(ids[r], row);
-            Elementwise.Add(row, PositionEmbedding.AsSpan(positions[r] * c, c), row);
+            Wte.CopyRow(ids[r], row);
+            Elementwise.Add(row, wpe.Slice(positions[r] * c, c), row);
         }
 
         float eps = (float)Config.LayerNormEpsilon;
-        for (int layer = 0; layer < _blocks.Length; layer++)
+        for (int layer = 0; layer < H.Count; layer++)
         {
             hiddenStates?.Add(Tensor.FromSpan<float>(h, new Shape(batch, tokens, c)));
-            var block = _blocks[layer];
+            var block = H[layer];
 
             // Attention: x = ln_1(h); qkv = x · W_attn + b → [B, T, 3C]; new K/V go into the cache at rows past..past+T.
-            Norms.LayerNorm(h, block.Ln1Gamma, block.Ln1Beta, x, rows, c, eps);
-            block.Attn.Apply(x, rows, qkv, accumulate: false);
+            Norms.LayerNorm(h, block.Ln1.Weight.Value.AsReadOnlySpan<float>(), block.Ln1.Bias.Value.AsReadOnlySpan<float>(), x, rows, c, eps);
+            block.Attn.CAttn.Apply(x, rows, qkv, accumulate: false);
             var cacheK = cache.Keys(layer);
             var cacheV = cache.Values(layer);
             for (int b = 0; b < batch; b++)
@@ -409,7 +497,7 @@ public sealed class Gpt2Model
                 }
             }
 
-            float scale = (Config.ScaleAttnWeights ? 1f / MathF.Sqrt(d) : 1f) / (Config.ScaleAttnByInverseLayerIdx ? layer + 1 : 1);
+            float scale = block.Attn.Scale;
             float[]? probs = attentions is null ? null : new float[batch * heads * tokens * keys];
             for (int b = 0; b < batch; b++)
             {
@@ -432,25 +520,49 @@ public sealed class Gpt2Model
                 attentions!.Add(Tensor.FromArray(probs, new Shape(batch, heads, tokens, keys)));
             }
 
-            block.Proj.Apply(att, rows, h, accumulate: true);
+            block.Attn.CProj.Apply(att, rows, h, accumulate: true);
 
             // MLP: h += c_proj(act(c_fc(ln_2(h)))).
-            Norms.LayerNorm(h, block.Ln2Gamma, block.Ln2Beta, x, rows, c, eps);
-            block.Fc.Apply(x, rows, ff, accumulate: false);
-            _activation(ff, ff);
-            block.MlpProj.Apply(ff, rows, h, accumulate: true);
+            Norms.LayerNorm(h, block.Ln2.Weight.Value.AsReadOnlySpan<float>(), block.Ln2.Bias.Value.AsReadOnlySpan<float>(), x, rows, c, eps);
+            block.Mlp.CFc.Apply(x, rows, ff, accumulate: false);
+            Activate(block.Mlp.Activation, ff);
+            block.Mlp.CProj.Apply(ff, rows, h, accumulate: true);
         }
 
         if (finalNorm)
         {
-            Norms.LayerNorm(h, _lnFGamma, _lnFBeta, h, rows, c, eps);
+            FinalNorm(h, rows);
         }
 
         return h;
     }
 
     internal void FinalNorm(Span<float> rows, int count) =>
-        Norms.LayerNorm(rows, _lnFGamma, _lnFBeta, rows, count, Config.HiddenSize, (float)Config.LayerNormEpsilon);
+        Norms.LayerNorm(rows, LnF.Weight.Value.AsReadOnlySpan<float>(), LnF.Bias.Value.AsReadOnlySpan<float>(), rows, count, Config.HiddenSize, LnF.Eps);
+
+    /// <summary>HF's init of every <c>c_proj.weight</c> (attn and mlp): normal(0, initializer_range / √(2·n_layer)), scaled for the residual stream's depth.</summary>
+    internal static Init ResidualProjectionInit(Gpt2Config config) =>
+        Init.Normal((float)(config.InitializerRange / Math.Sqrt(2.0 * config.NumHiddenLayers)));
+
+    /// <summary>Throws unless <paramref name="dtype"/> is a weight type GPT-2 can keep its matrices in.</summary>
+    internal static void CheckWeightType(DType dtype)
+    {
+        if (dtype is not (DType.F32 or DType.F16 or DType.BF16))
+        {
+            throw new ArgumentException($"GPT-2: weight dtype {dtype} is not supported; use DType.F32, DType.F16 or DType.BF16 (the matrices are kept in it, compute stays F32).", nameof(dtype));
+        }
+    }
+
+    private static void Activate(BertActivationKind kind, Span<float> h)
+    {
+        switch (kind)
+        {
+            case BertActivationKind.Gelu: Activations.Gelu(h, h); break;
+            case BertActivationKind.GeluTanh: Activations.GeluTanh(h, h); break;
+            case BertActivationKind.Relu: Activations.Relu(h, h); break;
+            default: Activations.Silu(h, h); break;
+        }
+    }
 
     private void EnsureBuffers(int rows)
     {
@@ -467,61 +579,30 @@ public sealed class Gpt2Model
         _mlp = new float[rows * Config.IntermediateSize];
         _positions = new int[rows];
     }
-
-    // Method groups have no natural type inside a switch expression; this gives every arm the same delegate type.
-    private static Action<ReadOnlySpan<float>, Span<float>> ActionFor(Action<ReadOnlySpan<float>, Span<float>> f) => f;
-
-    private static Action<ReadOnlySpan<float>, Span<float>> ActivationFor(string name) => name switch
-    {
-        // HF ACT2FN: gelu_new / gelu_pytorch_tanh / gelu_fast are the tanh form; plain "gelu" is the exact erf form.
-        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => ActionFor(Activations.GeluTanh),
-        "gelu" => ActionFor(Activations.Gelu),
-        "relu" => ActionFor(Activations.Relu),
-        "silu" or "swish" => ActionFor(Activations.Silu),
-        _ => throw new NotSupportedException(
-            $"GPT-2 activation_function '{name}' is not supported; use gelu_new, gelu_pytorch_tanh, gelu_fast, gelu, relu or silu."),
-    };
-
-    private sealed record Block(
-        float[] Ln1Gamma, float[] Ln1Beta, DenseWeight Attn, DenseWeight Proj,
-        float[] Ln2Gamma, float[] Ln2Beta, DenseWeight Fc, DenseWeight MlpProj);
-
-    /// <summary>Throws unless <paramref name="dtype"/> is a weight type GPT-2 can keep its matrices in.</summary>
-    internal static void CheckWeightType(DType dtype)
-    {
-        if (dtype is not (DType.F32 or DType.F16 or DType.BF16))
-        {
-            throw new ArgumentException($"GPT-2: weight dtype {dtype} is not supported; use DType.F32, DType.F16 or DType.BF16 (the matrices are kept in it, compute stays F32).", nameof(dtype));
-        }
-    }
-
-    private static float[] Read(VarBuilder vb, string name, int rows, int cols) => vb.Get(new Shape(rows, cols), name).ToArray();
-
-    private static float[] Read(VarBuilder vb, string name, int length, Init init) => vb.Get(new Shape(length), name, init).ToArray();
-
-    /// <summary>An HF Conv1D: weight [in, out] read in <paramref name="dtype"/> and transposed to [out, in] once (in that type), bias [out] in F32.</summary>
-    private static DenseWeight Conv1D(VarBuilder vb, int inFeatures, int outFeatures, DType dtype, WidenScratch scratch) =>
-        DenseWeight.FromConv1D(vb.Get(new Shape(inFeatures, outFeatures), "weight", dtype), Read(vb, "bias", outFeatures, Init.Zeros), scratch);
 }
 
 /// <summary>
-/// GPT-2 with its language-model head (HF <c>GPT2LMHeadModel</c>): the <see cref="Gpt2Model"/> body and logits
-/// = ln_f(h) · wteᵀ (lm_head tied to the token embedding). Not thread-safe: it reuses work buffers between calls.
+/// GPT-2 with its language-model head (HF <c>GPT2LMHeadModel</c>): the <see cref="Gpt2Model"/> body
+/// (<c>transformer</c>) and <c>lm_head</c>, a bias-free dense layer tied to <c>transformer.wte.weight</c> (one
+/// parameter, listed and saved once): logits = ln_f(h) · wteᵀ. Trains through <see cref="Forward(Tensor, Tensor?, Tensor?, bool, bool)"/>
+/// (labels → loss) and generates through <see cref="ForwardLast"/> over the same parameters. Not thread-safe.
 /// </summary>
-public sealed class Gpt2LMHeadModel : ICausalLM
+public sealed class Gpt2LMHeadModel : Module, ICausalLM
 {
-    private readonly DenseWeight _lmHead;
     private float[] _lastRows = [];
 
-    private Gpt2LMHeadModel(Gpt2Model transformer)
+    private Gpt2LMHeadModel(Gpt2Config config, VarBuilder body, DType dtype)
     {
-        Transformer = transformer;
-        // The tied head: W [V, C] is wte itself (same array, same type), so the logits are h · wteᵀ with no bias.
-        _lmHead = transformer.TokenEmbedding;
+        Transformer = RegisterModule("transformer", new Gpt2Model(config, body, dtype));
+        // The tied head: W [V, C] is wte's parameter itself (same buffer, same type), so the logits are h · wteᵀ, no bias.
+        LmHead = RegisterModule("lm_head", Linear.Tied(Transformer.Wte.Weight));
     }
 
     /// <summary>The transformer body.</summary>
     public Gpt2Model Transformer { get; }
+
+    /// <summary>The LM head [V, C], tied to <c>transformer.wte.weight</c>.</summary>
+    public Linear LmHead { get; }
 
     /// <summary>The validated config.json.</summary>
     public Gpt2Config Config => Transformer.Config;
@@ -538,16 +619,19 @@ public sealed class Gpt2LMHeadModel : ICausalLM
     /// <summary>What loading read, what the checkpoint lacked, and which of its tensors went unused (null when built from a VarBuilder directly).</summary>
     public LoadReport? LoadReport { get; private set; }
 
+    /// <summary>True when <see cref="Forward(Tensor, Tensor?, Tensor?, bool, bool)"/> takes the fused inference path: eval mode and nothing to record.</summary>
+    public bool UsesFastPath => Transformer.UsesFastPath;
+
     /// <summary>
     /// Loads an HF GPT-2 folder: config.json (model_type gpt2) and model.safetensors (or a sharded index), with or
     /// without the <c>transformer.</c> prefix. The <c>attn.bias</c> / <c>attn.masked_bias</c> buffers and a stored
-    /// <c>lm_head.weight</c> (a copy of wte: the head is tied) are not read.
+    /// <c>lm_head.weight</c> (a copy of wte: the head is tied) are not read. Returns the model in evaluation mode.
     /// </summary>
     /// <param name="folder">The model folder.</param>
     /// <param name="dtype">
-    /// The type the weight matrices are kept in (HF's <c>torch_dtype</c>): F32 (default), F16 or BF16. Narrow weights
-    /// halve the memory and the bytes each decode step streams; activations and sums stay F32. A checkpoint already
-    /// stored in that type is copied as is; F32 → F16/BF16 rounds to nearest even.
+    /// The type the weight matrices are kept in (HF's <c>torch_dtype</c>): F32 (default, trainable), F16 or BF16
+    /// (inference only). Narrow weights halve the memory and the bytes each decode step streams; activations and sums
+    /// stay F32. A checkpoint already stored in that type is copied as is; F32 → F16/BF16 rounds to nearest even.
     /// </param>
     /// <returns>The model.</returns>
     /// <exception cref="ArgumentException"><paramref name="dtype"/> is not F32, F16 or BF16.</exception>
@@ -564,7 +648,7 @@ public sealed class Gpt2LMHeadModel : ICausalLM
         return FromWeights(config, weights, dtype);
     }
 
-    /// <summary>Builds the model from a config and an open checkpoint (with or without the <c>transformer.</c> prefix).</summary>
+    /// <summary>Builds the model from a config and an open checkpoint (with or without the <c>transformer.</c> prefix), in evaluation mode.</summary>
     /// <param name="config">The config.</param>
     /// <param name="weights">The checkpoint; it may be disposed afterwards.</param>
     /// <param name="dtype">The type the weight matrices are kept in: F32 (default), F16 or BF16 (see <see cref="FromPretrained"/>).</param>
@@ -581,17 +665,84 @@ public sealed class Gpt2LMHeadModel : ICausalLM
         return model;
     }
 
-    /// <summary>Builds the model through <paramref name="vb"/> rooted at the body (e.g. <see cref="VarBuilder.FromInit"/> for a random GPT-2 of any size).</summary>
+    /// <summary>
+    /// Builds the model through <paramref name="vb"/> rooted at the body (e.g. <see cref="VarBuilder.FromInit"/> for a
+    /// random GPT-2 of any size), in evaluation mode.
+    /// </summary>
     /// <param name="config">The config.</param>
     /// <param name="vb">The builder.</param>
     /// <param name="dtype">The type the weight matrices are kept in: F32 (default), F16 or BF16 (see <see cref="FromPretrained"/>).</param>
     /// <returns>The model.</returns>
     /// <exception cref="ArgumentException"><paramref name="dtype"/> is not F32, F16 or BF16.</exception>
     /// <exception cref="ModelLoadException">A tensor is missing or misshapen.</exception>
-    public static Gpt2LMHeadModel FromVarBuilder(Gpt2Config config, VarBuilder vb, DType dtype = DType.F32) => new(Gpt2Model.Load(config, vb, dtype));
+    public static Gpt2LMHeadModel FromVarBuilder(Gpt2Config config, VarBuilder vb, DType dtype = DType.F32)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(vb);
+        Gpt2Model.CheckWeightType(dtype);
+        var model = new Gpt2LMHeadModel(config, vb, dtype);
+        model.Eval();
+        return model;
+    }
 
     /// <summary>
-    /// ids [B, T] → logits [B, T, V]. Left-padded batches pass a mask; position ids come from it as in HF generate.
+    /// A freshly initialized GPT-2 (F32, training mode) as HF's <c>_init_weights</c> makes it: Conv1D and embedding
+    /// weights normal(0, initializer_range), every <c>c_proj.weight</c> (attention and MLP) normal(0,
+    /// initializer_range / √(2·n_layer)), biases 0, LayerNorm weight 1 and bias 0. Seeded, so the same seed gives the
+    /// same model (not PyTorch's numbers: the generators differ).
+    /// </summary>
+    /// <param name="config">The configuration.</param>
+    /// <param name="seed">The initialization seed.</param>
+    /// <returns>The model, in training mode, every parameter requiring gradients.</returns>
+    public static Gpt2LMHeadModel FromConfig(Gpt2Config config, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return new Gpt2LMHeadModel(config, VarBuilder.FromInit(seed, (float)config.InitializerRange), DType.F32);
+    }
+
+    /// <summary>
+    /// ids [B, T] → logits [B, T, V], and with <paramref name="labels"/> the loss of HF's GPT2LMHeadModel: the mean
+    /// cross-entropy of logits[:, t] against labels[:, t + 1] over labels ≠ −100 (pass the input ids as labels for
+    /// plain language modelling). In training mode or when a parameter requires gradients this runs the module path
+    /// and the loss is on the tape (call <c>Backward()</c> on it); otherwise the fused inference path.
+    /// </summary>
+    /// <param name="inputIds">Token ids [B, T], I32 or I64.</param>
+    /// <param name="attentionMask">[B, T]: 1 = token, 0 = padding; null attends to every earlier token. Position ids follow it as in <see cref="Gpt2Model.Forward(Tensor, Tensor?, bool, bool)"/>.</param>
+    /// <param name="labels">Target ids [B, T] (I32/I64; −100 where no prediction is scored), or null.</param>
+    /// <param name="outputAttentions">Also return each layer's attention weights [B, H, T, T].</param>
+    /// <param name="outputHiddenStates">Also return the hidden states (n_layer + 1 tensors [B, T, C]).</param>
+    /// <returns>Logits, the loss when labels were given, and what was asked.</returns>
+    /// <exception cref="ArgumentException">The inputs or labels are not [B, T] of matching shapes, T exceeds n_positions, or an id or label is out of range.</exception>
+    /// <exception cref="InvalidOperationException">The module path is needed but the weights are F16/BF16 (load in F32 to train).</exception>
+    public Gpt2Output Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? labels = null, bool outputAttentions = false, bool outputHiddenStates = false)
+    {
+        var (ids, mask, batch) = Transformer.ReadInputs(inputIds, attentionMask);
+        int tokens = ids.Length / batch;
+        var shifted = labels is null ? null : ShiftLabels(labels, inputIds.Shape);
+        Tensor logits;
+        Gpt2Output body;
+        if (UsesFastPath)
+        {
+            body = Transformer.Forward(ids, batch, mask, null, outputAttentions, outputHiddenStates);
+            logits = Tensor.Empty(new Shape(batch, tokens, VocabSize));
+            LmHead.Apply(body.Logits.AsReadOnlySpan<float>(), batch * tokens, logits.AsSpan<float>(), accumulate: false);
+        }
+        else
+        {
+            body = Transformer.ForwardModules(inputIds, ids, mask, batch, outputAttentions, outputHiddenStates);
+            // One GEMM over all positions: [B·T, C] · [V, C]ᵀ, the tied wte receiving gradient from both ends.
+            logits = LmHead.Forward(body.Logits);
+        }
+
+        // HF shifts the logits (logits[:, :-1] vs labels[:, 1:]); shifting the labels instead gives the same mean
+        // without copying the [B, T, V] logits: labels'[b, t] = labels[b, t + 1], the last position ignored.
+        var loss = shifted is null ? null : Ops.CrossEntropy(logits, shifted);
+        return body with { Logits = logits, Loss = loss };
+    }
+
+    /// <summary>
+    /// ids [B, T] → logits [B, T, V] through the fused inference path (no tape, no dropout, in any mode). Left-padded
+    /// batches pass a mask; position ids come from it as in HF generate.
     /// </summary>
     /// <param name="ids">[B, T] token ids, row-major.</param>
     /// <param name="batch">B.</param>
@@ -606,7 +757,7 @@ public sealed class Gpt2LMHeadModel : ICausalLM
         var body = Transformer.Forward(ids, batch, attentionMask, cache, outputAttentions, outputHiddenStates);
         int rows = (int)(body.Logits.ElementCount / Config.HiddenSize), tokens = rows / batch;
         var logits = new float[(long)rows * VocabSize];
-        _lmHead.Apply(body.Logits.AsReadOnlySpan<float>(), rows, logits, accumulate: false);
+        LmHead.Apply(body.Logits.AsReadOnlySpan<float>(), rows, logits, accumulate: false);
         return body with { Logits = Tensor.FromArray(logits, new Shape(batch, tokens, VocabSize)) };
     }
 
@@ -614,7 +765,7 @@ public sealed class Gpt2LMHeadModel : ICausalLM
     public KvCache CreateCache(int batch, int capacity) => Transformer.CreateCache(batch, capacity);
 
     /// <inheritdoc/>
-    /// <remarks>Only the B last rows go through ln_f and the head, so a prefill does not pay for T·V logits.</remarks>
+    /// <remarks>Only the B last rows go through ln_f and the head, so a prefill does not pay for T·V logits. Always the fused path.</remarks>
     public void ForwardLast(ReadOnlySpan<int> ids, ReadOnlySpan<float> attentionMask, KvCache cache, Span<float> lastLogits)
     {
         ArgumentNullException.ThrowIfNull(cache);
@@ -638,6 +789,34 @@ public sealed class Gpt2LMHeadModel : ICausalLM
         }
 
         Transformer.FinalNorm(last, batch);
-        _lmHead.Apply(last, batch, lastLogits, accumulate: false);
+        LmHead.Apply(last, batch, lastLogits, accumulate: false);
+    }
+
+    /// <summary>labels [B, T] → labels' [B, T] with labels'[b, t] = labels[b, t + 1] and −100 at the last position, validated.</summary>
+    private Tensor ShiftLabels(Tensor labels, Shape inputShape)
+    {
+        if (labels.Shape != inputShape || labels.DType is not (DType.I32 or DType.I64))
+        {
+            throw new ArgumentException($"GPT-2: labels must be I32/I64 with input_ids' shape {inputShape}, got {labels.DType} {labels.Shape}; pass the input ids (−100 where no loss is wanted).", nameof(labels));
+        }
+
+        var values = BertLoading.ReadIds(labels);
+        int batch = inputShape[0], tokens = inputShape[1];
+        var shifted = new int[values.Length];
+        for (int b = 0; b < batch; b++)
+        {
+            for (int t = 0; t < tokens; t++)
+            {
+                int label = t + 1 < tokens ? values[b * tokens + t + 1] : -100;
+                if (label != -100 && (uint)label >= (uint)VocabSize)
+                {
+                    throw new ArgumentException($"GPT-2: label {label} at [{b}, {t + 1}] is outside the vocabulary [0, {VocabSize}) and is not −100.", nameof(labels));
+                }
+
+                shifted[b * tokens + t] = label;
+            }
+        }
+
+        return Tensor.FromArray(shifted, inputShape);
     }
 }
