@@ -22,6 +22,7 @@ public static class Program
         root.Subcommands.Add(FillMaskCommand.Create());
         root.Subcommands.Add(EmbedCommand.Create());
         root.Subcommands.Add(SimilarityCommand.Create());
+        root.Subcommands.Add(TrainCommand.Create());
         return root;
     }
 }

@@ -51,4 +51,23 @@ public static class AutoModelForMaskedLM
                 $"AutoModelForMaskedLM: model_type '{config.ModelType}' in {folder} has no masked-LM implementation yet; supported model types: {string.Join(", ", SupportedModelTypes)}."),
         };
     }
+
+    /// <summary>
+    /// A fresh masked language model for <paramref name="config"/>, initialised as Hugging Face's <c>_init_weights</c>
+    /// does (normal(0, initializer_range) weights, zero biases, LayerNorm 1/0, padding row zero), in training mode.
+    /// </summary>
+    /// <param name="config">A validated config (bert).</param>
+    /// <param name="seed">The seed of the initialisation.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="NotSupportedException">The model_type cannot be built from scratch here; the message lists the ones that can.</exception>
+    public static Module FromConfig(ModelConfig config, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config switch
+        {
+            BertConfig bert when config.ModelType == "bert" => BertForMaskedLM.FromConfig(bert, seed),
+            _ => throw new NotSupportedException(
+                $"AutoModelForMaskedLM: a fresh '{config.ModelType}' model cannot be built from a config yet; from scratch: bert. To continue training a checkpoint of another type, pass --model."),
+        };
+    }
 }

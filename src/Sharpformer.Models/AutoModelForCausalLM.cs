@@ -27,4 +27,24 @@ public static class AutoModelForCausalLM
                 $"AutoModelForCausalLM: model_type '{config.ModelType}' in {folder} has no causal-LM implementation yet; supported model types: {string.Join(", ", SupportedModelTypes)}."),
         };
     }
+
+    /// <summary>
+    /// A fresh causal LM for <paramref name="config"/>, initialised as Hugging Face's <c>_init_weights</c> does
+    /// (normal(0, initializer_range), GPT-2's residual projections scaled by 1/√(2·n_layer), zero biases, LayerNorm 1/0),
+    /// in training mode.
+    /// </summary>
+    /// <param name="config">A validated config (gpt2).</param>
+    /// <param name="seed">The seed of the initialisation.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="NotSupportedException">The model_type cannot be built from scratch here; the message lists the ones that can.</exception>
+    public static ICausalLM FromConfig(ModelConfig config, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config switch
+        {
+            Gpt2Config gpt2 => Gpt2LMHeadModel.FromConfig(gpt2, seed),
+            _ => throw new NotSupportedException(
+                $"AutoModelForCausalLM: a fresh '{config.ModelType}' model cannot be built from a config yet; supported model types: {string.Join(", ", SupportedModelTypes)}."),
+        };
+    }
 }

@@ -1,4 +1,3 @@
-using Sharpformer.IO.Hub;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models;
 using Sharpformer.Text;
@@ -13,7 +12,7 @@ internal static class ModelLoader
         string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
-        var files = await ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), EncoderFolderHint, ct).ConfigureAwait(false);
+        var files = await ModelFolders.ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), EncoderFolderHint, ct).ConfigureAwait(false);
         var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
         var model = AutoModel.FromPretrained(files.Directory) as ITextEncoder
             ?? throw new NotSupportedException($"{files.Directory}: the pipelines run text encoders (BERT, RoBERTa, DistilBERT); this model_type is not one.");
@@ -25,7 +24,7 @@ internal static class ModelLoader
         string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
-        var files = await ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), MaskedLmFolderHint, ct).ConfigureAwait(false);
+        var files = await ModelFolders.ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), MaskedLmFolderHint, ct).ConfigureAwait(false);
         using (var weights = SafeTensorsLoader.Open(files.Directory))
         {
             if (!weights.Contains("cls.predictions.transform.dense.weight") && !weights.Contains("vocab_transform.weight"))
@@ -46,31 +45,6 @@ internal static class ModelLoader
 
     private const string MaskedLmFolderHint =
         "pass --model a local folder with a BertForMaskedLM or DistilBertForMaskedLM checkpoint (config.json, model.safetensors with cls.predictions.* or vocab_transform.*, vocab.txt).";
-
-    /// <summary>
-    /// The model's files: a local folder as is, else "org/name" through the Hub client and its cache. When the Hub cannot
-    /// be reached (or offline mode is on) and nothing is cached, one line says so and <paramref name="folderHint"/> says
-    /// what local folder to pass instead.
-    /// </summary>
-    public static async Task<ModelFiles> ResolveAsync(string modelIdOrFolder, PipelineOptions options, string folderHint, CancellationToken ct)
-    {
-        var hub = options.Hub ?? HubOptions.FromEnvironment();
-        using var client = new HubClient(hub);
-        try
-        {
-            return await client.ResolveModelFilesAsync(modelIdOrFolder, options.Revision, options.DownloadProgress, ct).ConfigureAwait(false);
-        }
-        catch (OfflineCacheMissException e)
-        {
-            throw new ModelUnavailableException(
-                $"'{modelIdOrFolder}' is not in the cache ({hub.CacheDir}) and offline mode is on (HF_HUB_OFFLINE); {folderHint}", e);
-        }
-        catch (HubNetworkException e)
-        {
-            throw new ModelUnavailableException(
-                $"'{modelIdOrFolder}' is not cached and the Hub at {hub.Endpoint} cannot be reached; {folderHint}", e);
-        }
-    }
 
     /// <summary>HF's limit for one input: the tokenizer's model_max_length, capped by the position table.</summary>
     public static int MaxLength(TextTokenizer tokenizer, ITextEncoder model) =>

@@ -198,7 +198,7 @@ internal static class BenchGemmCommand
     /// The work is cut into 16 chunks per thread and scheduled by <see cref="ParallelFor"/>, like the GEMM tiles, so a
     /// thread that starts late still takes its share: the peak and the GEMM see the same scheduling.
     /// </summary>
-    private static double MeasurePeak(int threads, int repeat, bool quick)
+    internal static double MeasurePeak(int threads, int repeat, bool quick)
     {
         const int ChunksPerThread = 16;
         long iterations = quick ? 1_000 : 40_000; // per chunk: 40k × 16 FMAs × 16 lanes × 2 ≈ 20 MFLOP, ~80 µs

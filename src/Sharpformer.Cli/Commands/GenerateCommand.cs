@@ -5,6 +5,7 @@ using Sharpformer.IO.Hub;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models.Gpt2;
 using Sharpformer.NN;
+using Sharpformer.Pipelines;
 using Sharpformer.Tensors;
 using Sharpformer.Text;
 
@@ -16,6 +17,8 @@ namespace Sharpformer.Cli.Commands;
 /// </summary>
 internal static class GenerateCommand
 {
+    private const string FolderHint = "when offline, pass --model <folder> with config.json, model.safetensors and the tokenizer files.";
+
     public static Command Create()
     {
         var prompt = new Argument<string>("prompt") { Description = "The text to continue." };
@@ -76,7 +79,8 @@ internal static class GenerateCommand
         try
         {
             options.Validate();
-            string folder = await ResolveFolderAsync(model, hub ?? HubOptions.FromEnvironment(), ct).ConfigureAwait(false);
+            var source = new PipelineOptions { Hub = hub };
+            string folder = (await ModelFolders.ResolveAsync(model, source, FolderHint, ct).ConfigureAwait(false)).Directory;
             var lm = Gpt2LMHeadModel.FromPretrained(folder, dtype);
             var tokenizer = AutoTokenizer.FromPretrained(folder);
             var generator = new TextGenerator(lm);
@@ -98,7 +102,7 @@ internal static class GenerateCommand
             await output.WriteLineAsync().ConfigureAwait(false);
             return 0;
         }
-        catch (Exception e) when (e is ArgumentException or ModelConfigException or ModelLoadException or InvalidDataException or SafeTensorsException or NotSupportedException or IOException)
+        catch (Exception e) when (e is ArgumentException or ModelUnavailableException or ModelConfigException or ModelLoadException or InvalidDataException or SafeTensorsException or NotSupportedException or IOException)
         {
             await error.WriteLineAsync("error: " + e.Message.ReplaceLineEndings(" ")).ConfigureAwait(false);
             return e is ArgumentException ? 2 : 1;
@@ -107,27 +111,6 @@ internal static class GenerateCommand
         {
             await error.WriteLineAsync().ConfigureAwait(false);
             return 130;
-        }
-    }
-
-    /// <summary>A local folder as is; otherwise the Hub repo's model files (from the cache when offline).</summary>
-    private static async Task<string> ResolveFolderAsync(string model, HubOptions hub, CancellationToken ct)
-    {
-        if (Directory.Exists(model))
-        {
-            return model;
-        }
-
-        try
-        {
-            using var client = new HubClient(hub);
-            return (await client.ResolveModelFilesAsync(model, "main", null, ct).ConfigureAwait(false)).Directory;
-        }
-        catch (Exception e) when (e is HubException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
-        {
-            throw new IOException(
-                $"cannot get model '{model}' from the Hugging Face Hub and it is not in the local cache ({e.Message.ReplaceLineEndings(" ")}); "
-                + "when offline, pass --model <folder> with config.json, model.safetensors and the tokenizer files.", e);
         }
     }
 }

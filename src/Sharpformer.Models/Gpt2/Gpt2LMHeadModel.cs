@@ -587,7 +587,7 @@ public sealed class Gpt2Model : Module
 /// parameter, listed and saved once): logits = ln_f(h) · wteᵀ. Trains through <see cref="Forward(Tensor, Tensor?, Tensor?, bool, bool)"/>
 /// (labels → loss) and generates through <see cref="ForwardLast"/> over the same parameters. Not thread-safe.
 /// </summary>
-public sealed class Gpt2LMHeadModel : Module, ICausalLM
+public sealed class Gpt2LMHeadModel : Module, ICausalLM, ILanguageModel
 {
     private float[] _lastRows = [];
 
@@ -739,6 +739,10 @@ public sealed class Gpt2LMHeadModel : Module, ICausalLM
         var loss = shifted is null ? null : Ops.CrossEntropy(logits, shifted);
         return body with { Logits = logits, Loss = loss };
     }
+
+    /// <inheritdoc/>
+    Tensor ILanguageModel.LanguageModelingLoss(Tensor inputIds, Tensor? attentionMask, Tensor labels) =>
+        Forward(inputIds, attentionMask, labels).Loss!;
 
     /// <summary>
     /// ids [B, T] → logits [B, T, V] through the fused inference path (no tape, no dropout, in any mode). Left-padded

@@ -87,6 +87,29 @@ public class Gpt2ClmReferenceTests
     }
 
     [Fact]
+    public void Step0_AutogradLossAndEveryGradient_MatchPyTorch()
+    {
+        var fixture = Fixture.Value;
+        var model = Gpt2LMHeadModel.FromPretrained(fixture.Folder);
+        model.Train(); // dropout is 0 in the config: training mode only selects the autograd path
+        var ids = fixture.Step0InputIds;
+        var loss = model.Forward(ids, labels: ids).Loss!;
+        ReferenceCompare.AssertClose("step-0 loss", loss.ToArray()[0], fixture.Step0Loss);
+        loss.Backward();
+
+        var parameters = model.NamedParameters().ToList();
+        Assert.Equal(fixture.ParameterNames.Order(StringComparer.Ordinal), parameters.Select(p => p.Name).Order(StringComparer.Ordinal));
+        foreach (var (name, parameter) in parameters)
+        {
+            var grad = parameter.Value.Grad;
+            Assert.True(grad is not null, $"{name} has no gradient after Backward()");
+            bool transposed = parameter.CheckpointLayout == Sharpformer.NN.ParameterLayout.Transposed;
+            Assert.Equal(fixture.IsConv1D(name), transposed);
+            fixture.AssertGradient(name, grad.ToArray(), transposedConv1D: transposed);
+        }
+    }
+
+    [Fact]
     public void Fixture_GradientsAndFinalWeights_CoverEveryParameterInHfLayout()
     {
         var fixture = Fixture.Value;

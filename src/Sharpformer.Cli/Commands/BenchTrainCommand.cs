@@ -1,0 +1,247 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Sharpformer.IO.Config;
+using Sharpformer.Models.Bert;
+using Sharpformer.Models.Gpt2;
+using Sharpformer.NN;
+using Sharpformer.Tensors;
+using Sharpformer.Tensors.Threading;
+using Sharpformer.Training.Optim;
+
+namespace Sharpformer.Cli.Commands;
+
+/// <summary>
+/// <c>sharpformer bench train</c>: one training step (forward, loss, backward, AdamW) of a GPT-2-124M-shaped causal LM
+/// (B = 4, T = 64) and a BERT-base-shaped masked LM (B = 8, T = 128), in Sharpformer and in PyTorch (Debian's
+/// python3-torch, fp32, <c>benchmarks/torch/train_step.py</c>) side by side in one run, at 1 thread and at every core.
+/// Each measurement runs in its own process (so peak memory is that model's alone); PyTorch gets the fastest of its
+/// thread settings (torch intra-op threads × OpenBLAS threads, each 1 or N), and the table names the BLAS it loaded.
+/// </summary>
+internal static class BenchTrainCommand
+{
+    private const string ChildFlag = "--child";
+
+    public static Command Create()
+    {
+        var threads = new Option<int>("--threads") { Description = "The all-cores thread count (default: every core); 1 thread is always measured too.", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var steps = new Option<int>("--steps") { Description = "Timed steps per measurement (after 2 warm-up steps); the median is reported.", DefaultValueFactory = _ => 5 };
+        var models = new Option<string>("--models") { Description = "gpt2, bert or both.", DefaultValueFactory = _ => "both" };
+        models.AcceptOnlyFromAmong("gpt2", "bert", "both");
+        var python = new Option<string>("--python") { Description = "The Python with torch (Debian's python3-torch).", DefaultValueFactory = _ => File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3" };
+        var child = new Option<string?>(ChildFlag) { Description = "(internal) measure one model in this process and print JSON.", Hidden = true };
+        var command = new Command("train", "A training step of GPT-2 124M (B=4, T=64) and BERT-base MLM (B=8, T=128) vs PyTorch, ms/step and % of the FMA peak.")
+        {
+            threads, steps, models, python, child,
+        };
+        command.SetAction(parse =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(child) is { } model)
+            {
+                output.WriteLine(MeasureHere(model, parse.GetValue(threads), parse.GetValue(steps)).ToJsonString());
+                return 0;
+            }
+
+            return Run(parse.GetValue(models)!, parse.GetValue(threads), parse.GetValue(steps), parse.GetValue(python)!, output, parse.InvocationConfiguration.Error);
+        });
+        return command;
+    }
+
+    private static int Run(string models, int threads, int steps, string python, TextWriter output, TextWriter error)
+    {
+        string script = FindScript();
+        string[] names = models == "both" ? ["gpt2", "bert"] : [models];
+        int[] threadCounts = threads == 1 ? [1] : [1, threads];
+        bool torch = script.Length > 0 && HasTorch(python);
+        if (!torch) error.WriteLine($"note: PyTorch is not available ({python} cannot import torch, or benchmarks/torch/train_step.py is not found): only Sharpformer is measured. apt-get install python3-torch libopenblas0-pthread");
+
+        output.WriteLine($"CPU: {CpuName()}; {Environment.ProcessorCount} logical cores; {steps} timed steps per row (median), 2 warm-up");
+        var peaks = new Dictionary<int, double>();
+        foreach (int n in threadCounts)
+        {
+            ParallelFor.MaxDegreeOfParallelism = n;
+            peaks[n] = BenchGemmCommand.MeasurePeak(n, repeat: 7, quick: false);
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"FMA peak, {n} thread(s): {peaks[n]:F1} GFLOP/s"));
+        }
+
+        output.WriteLine();
+        output.WriteLine("| model | threads | engine | setting | ms/step | tokens/s | GFLOP/s | of FMA peak | peak RSS MB | speed vs PyTorch |");
+        output.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var name in names)
+        {
+            foreach (int n in threadCounts)
+            {
+                var ours = Child(Environment.ProcessPath!, SelfArguments(name, n, steps), null);
+                JsonObject? best = null;
+                if (torch)
+                {
+                    foreach (var (t, blas) in TorchSettings(n))
+                    {
+                        var result = Child(python, [script, "--model", name, "--threads", t.ToString(CultureInfo.InvariantCulture), "--steps", steps.ToString(CultureInfo.InvariantCulture)],
+                            new Dictionary<string, string> { ["OPENBLAS_NUM_THREADS"] = blas.ToString(CultureInfo.InvariantCulture), ["OMP_NUM_THREADS"] = t.ToString(CultureInfo.InvariantCulture) });
+                        result["setting"] = $"torch {t} × OpenBLAS {blas}";
+                        if (best is null || result["ms_per_step"]!.GetValue<double>() < best["ms_per_step"]!.GetValue<double>()) best = result;
+                    }
+                }
+
+                double oursMs = ours["ms_per_step"]!.GetValue<double>();
+                WriteRow(output, name, n, "Sharpformer", $"{n} worker(s)", ours, peaks[n], best is null ? null : best["ms_per_step"]!.GetValue<double>() / oursMs);
+                if (best is not null) WriteRow(output, name, n, "PyTorch " + best["torch"], best["setting"]!.GetValue<string>() + "; " + best["blas"], best, peaks[n], null);
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary>torch intra-op threads × OpenBLAS threads to try for <paramref name="n"/> cores: each 1 or n.</summary>
+    private static IEnumerable<(int Torch, int Blas)> TorchSettings(int n) =>
+        n == 1 ? [(1, 1)] : [(n, 1), (1, n), (n, n), (1, 1)];
+
+    private static void WriteRow(TextWriter output, string model, int threads, string engine, string setting, JsonObject r, double peak, double? ratio)
+    {
+        double ms = r["ms_per_step"]!.GetValue<double>();
+        double gflops = r["flops_per_step"]!.GetValue<double>() / (ms / 1000) / 1e9;
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {model} | {threads} | {engine} | {setting} | {ms:F1} | {r["tokens_per_s"]!.GetValue<double>():F0} | {gflops:F1} | {gflops / peak * 100:F1} % | {r["peak_rss_mb"]!.GetValue<double>():F0} | {(ratio is double x ? x.ToString("F2", CultureInfo.InvariantCulture) + "×" : "")} |"));
+    }
+
+    /// <summary>Measures one model's training step in this process (the child side) and returns the JSON the parent reads.</summary>
+    internal static JsonObject MeasureHere(string model, int threads, int steps)
+    {
+        ParallelFor.MaxDegreeOfParallelism = threads;
+        var random = new Random(0);
+        Module net;
+        Func<Tensor> loss;
+        int b, t;
+        double flops;
+        if (model == "gpt2")
+        {
+            (b, t) = (4, 64);
+            var config = (Gpt2Config)ModelConfig.Load("""{"model_type": "gpt2", "n_layer": 12, "n_head": 12, "n_embd": 768, "n_positions": 1024, "vocab_size": 50257, "resid_pdrop": 0, "embd_pdrop": 0, "attn_pdrop": 0}""");
+            var gpt = Gpt2LMHeadModel.FromConfig(config, seed: 0);
+            var ids = Tensor.FromArray(Enumerable.Range(0, b * t).Select(_ => random.Next(config.VocabSize)).ToArray(), new Shape(b, t));
+            net = gpt;
+            loss = () => gpt.Forward(ids, labels: ids).Loss!;
+            long matmul = (12L * ((768L * 3 * 768) + (768L * 768) + (2L * 768 * 4 * 768))) + (50257L * 768);
+            flops = (6.0 * matmul * b * t) + (12.0 * 12 * b * t * t * 768);
+        }
+        else
+        {
+            (b, t) = (8, 128);
+            var config = (BertConfig)ModelConfig.Load("""{"model_type": "bert", "num_hidden_layers": 12, "num_attention_heads": 12, "hidden_size": 768, "intermediate_size": 3072, "max_position_embeddings": 512, "vocab_size": 30522, "hidden_dropout_prob": 0, "attention_probs_dropout_prob": 0}""");
+            var bert = BertForMaskedLM.FromConfig(config, seed: 0);
+            var idsArray = Enumerable.Range(0, b * t).Select(_ => random.Next(config.VocabSize)).ToArray();
+            var labels = idsArray.Select(id => random.NextDouble() < 0.15 ? id : -100).ToArray();
+            var ids = Tensor.FromArray(idsArray, new Shape(b, t));
+            var mask = Tensor.FromArray(Enumerable.Repeat(1, b * t).ToArray(), new Shape(b, t));
+            var labelTensor = Tensor.FromArray(labels, new Shape(b, t));
+            net = bert;
+            loss = () => bert.Forward(ids, mask, labels: labelTensor).Loss!;
+            long matmul = (12L * ((4L * 768 * 768) + (2L * 768 * 3072))) + (768L * 768) + (30522L * 768);
+            flops = (6.0 * matmul * b * t) + (12.0 * 12 * b * t * t * 768);
+        }
+
+        net.Train();
+        var optimizer = new AdamW(ParameterGroup.TrainerGroups(net, 1e-4, 0.01));
+        var times = new List<double>();
+        for (int i = 0; i < steps + 2; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            loss().Backward();
+            optimizer.Step();
+            optimizer.ZeroGrad();
+            if (i >= 2) times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+
+        times.Sort();
+        double ms = times[times.Count / 2];
+        return new JsonObject
+        {
+            ["model"] = model,
+            ["threads"] = threads,
+            ["ms_per_step"] = ms,
+            ["ms_all"] = new JsonArray(times.Select(x => (JsonNode)x).ToArray()),
+            ["tokens_per_s"] = b * t / (ms / 1000),
+            ["flops_per_step"] = flops,
+            ["peak_rss_mb"] = Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0,
+        };
+    }
+
+    private static string[] SelfArguments(string model, int threads, int steps)
+    {
+        var self = new List<string>();
+        string entry = Environment.GetCommandLineArgs()[0];
+        if (entry.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) self.Add(entry); // run through `dotnet x.dll`
+        self.AddRange(["bench", "train", ChildFlag, model, "--threads", threads.ToString(CultureInfo.InvariantCulture), "--steps", steps.ToString(CultureInfo.InvariantCulture)]);
+        return [.. self];
+    }
+
+    private static JsonObject Child(string program, IReadOnlyList<string> arguments, IReadOnlyDictionary<string, string>? environment)
+    {
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in arguments) start.ArgumentList.Add(a);
+        if (environment is not null)
+        {
+            foreach (var (k, v) in environment) start.Environment[k] = v;
+        }
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"bench train: cannot start {program}.");
+        var stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"bench train: {program} {string.Join(' ', arguments)} failed with exit code {process.ExitCode}: {stderr.Result.Trim()}");
+        }
+
+        string line = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last(l => l.TrimStart().StartsWith('{'));
+        return JsonNode.Parse(line)!.AsObject();
+    }
+
+    private static bool HasTorch(string python)
+    {
+        try
+        {
+            var start = new ProcessStartInfo(python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add("import torch");
+            using var process = Process.Start(start)!;
+            process.WaitForExit();
+            return process.ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>benchmarks/torch/train_step.py, looked up from the working folder and from the assembly's folder upwards.</summary>
+    private static string FindScript()
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                string candidate = Path.Combine(dir.FullName, "benchmarks", "torch", "train_step.py");
+                if (File.Exists(candidate)) return candidate;
+            }
+        }
+
+        return string.Empty;
+    }
+
+    private static string CpuName()
+    {
+        try
+        {
+            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+            return line is null ? "unknown" : line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
+}
