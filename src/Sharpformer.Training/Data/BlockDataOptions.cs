@@ -26,9 +26,26 @@ public record BlockDataOptions
     public int? EvalBatchSize { get; init; }
 }
 
-/// <summary>Masked-LM data: blocks of <see cref="BlockDataOptions.BlockSize"/> − 2 tokens wrapped in [CLS] … [SEP], masked like HF's collators.</summary>
+/// <summary>How masked-LM sequences are cut from the corpus.</summary>
+public enum MlmLayout
+{
+    /// <summary>
+    /// [CLS] + as many consecutive whole lines of one document as fit in T − 2 tokens + [SEP], right-padded with [PAD]
+    /// (attention mask 0, label −100); a new sequence at every document; a line longer than T − 2 is cut into pieces
+    /// of T − 2, each its own sequence; empty lines are skipped.
+    /// </summary>
+    Lines,
+
+    /// <summary>HF run_mlm's group_texts: all tokens concatenated and cut into full blocks of T − 2 (a partial last block dropped), no padding.</summary>
+    Grouped,
+}
+
+/// <summary>Masked-LM data: sequences of at most <see cref="BlockDataOptions.BlockSize"/> − 2 tokens wrapped in [CLS] … [SEP], masked like HF's collators.</summary>
 public sealed record MlmDataOptions : BlockDataOptions
 {
+    /// <summary>How sequences are cut: whole lines packed and padded (the default), or the concatenated stream grouped.</summary>
+    public MlmLayout Layout { get; init; } = MlmLayout.Lines;
+
     /// <summary>Probability that a token (or, with <see cref="WholeWordMask"/>, the share of tokens) is chosen for prediction (HF's mlm_probability).</summary>
     public double MaskProbability { get; init; } = 0.15;
 

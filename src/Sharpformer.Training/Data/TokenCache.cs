@@ -14,20 +14,27 @@ namespace Sharpformer.Training.Data;
 /// to a temporary file and renamed into place, so a crash never leaves a half-written cache that looks valid.
 /// </summary>
 /// <remarks>
-/// Layout (little-endian): a 64-byte header — magic "SFTOKENS", u32 version, i32 vocabulary size, i64 token count,
-/// i64 document count, 32-byte SHA-256 key — then the ids (i32 each, documents one after another, no special
-/// tokens), then each document's end offset into the ids (i64 each). Documents that tokenize to nothing are left
-/// out. The tokenizer adds no special tokens here; the batch sources add EOS, [CLS] and [SEP] by their own rules.
-/// Opening validates the whole file (sizes, document offsets, every id in [0, V)), one sequential pass over the map.
+/// Layout (little-endian): a 72-byte header — magic "SFTOKENS", u32 version, i32 vocabulary size, i64 token count,
+/// i64 document count, i64 line count, 32-byte SHA-256 key — then the ids (i32 each, documents one after another,
+/// no special tokens), then each document's end offset into the ids (i64 each), then each line's end offset (i64
+/// each). Documents and lines that tokenize to nothing are left out; every document end is also a line end.
+/// The tokenizer adds no special tokens here; the batch sources add EOS, [CLS] and [SEP] by their own rules.
+/// Lines (the masked-LM <see cref="MlmLayout.Lines"/> layout packs them) are the newline-separated lines of a text
+/// document or of a JSON Lines record's text. The ids do not depend on them: a WordPiece (BERT) tokenizer treats a
+/// newline as whitespace, so the text is tokenized line by line with the same ids as whole; a byte-level (GPT-2)
+/// tokenizer keeps newlines as tokens and is tokenized exactly as before, a line ending after each token whose text
+/// holds a newline (such a token is all whitespace, so no word straddles a line end).
+/// Opening validates the whole file (sizes, document and line offsets, every id in [0, V)), one sequential pass.
 /// Processes that build the same cache at once each write their own temporary file; the last rename wins, and the
 /// files are identical. A cache whose key no longer matches is not deleted (several corpora may share a folder).
 /// </remarks>
 public sealed class TokenCache : IDisposable
 {
     /// <summary>The format version in the header; a file of another version is rebuilt.</summary>
-    public const int FormatVersion = 1;
+    public const int FormatVersion = 2;
 
-    private const int HeaderBytes = 64;
+    private const int HeaderBytes = 72;
+    private const int KeyOffset = 40;
     private const int KeyBytes = 32;
     private static readonly byte[] Magic = "SFTOKENS"u8.ToArray();
     private static readonly string[] TokenizerFileNames =
@@ -39,8 +46,9 @@ public sealed class TokenCache : IDisposable
     private readonly long[] _documentEnds;
     private bool _disposed;
 
-    private TokenCache(string path, TextTokenizer tokenizer, MemoryMappedStorage? storage, long tokenCount, long[] documentEnds, string? buildReason)
+    private TokenCache(string path, TextTokenizer tokenizer, MemoryMappedStorage? storage, long tokenCount, long[] documentEnds, long lineCount, string? buildReason)
     {
+        LineCount = lineCount;
         Path = path;
         Tokenizer = tokenizer;
         _storage = storage;
@@ -69,6 +77,9 @@ public sealed class TokenCache : IDisposable
 
     /// <summary>Number of (non-empty) documents.</summary>
     public long DocumentCount => _documentEnds.Length;
+
+    /// <summary>Number of (non-empty) lines, over all documents.</summary>
+    public long LineCount { get; }
 
     /// <summary>
     /// Opens the cache for <paramref name="corpus"/> tokenized by the tokenizer in <paramref name="tokenizerFolder"/>
@@ -159,6 +170,22 @@ public sealed class TokenCache : IDisposable
         return (document == 0 ? 0 : _documentEnds[document - 1], _documentEnds[document]);
     }
 
+    /// <summary>Line <paramref name="line"/>'s ids are [Start, End) of the cache (lines are numbered over all documents).</summary>
+    public (long Start, long End) LineRange(long line)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(line);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(line, LineCount);
+        Span<long> ends = stackalloc long[2];
+        if (line == 0)
+        {
+            CopyLineEnds(0, ends[1..]);
+            return (0, ends[1]);
+        }
+
+        CopyLineEnds(line - 1, ends);
+        return (ends[0], ends[1]);
+    }
+
     /// <summary>Unmaps the file.</summary>
     public void Dispose()
     {
@@ -168,6 +195,20 @@ public sealed class TokenCache : IDisposable
 
     /// <summary>The end offsets of the documents (for the sources' EOS placement).</summary>
     internal ReadOnlySpan<long> DocumentEnds => _documentEnds;
+
+    /// <summary>Copies the end offsets of lines [<paramref name="first"/>, first + destination.Length) (read from the map, not held in memory).</summary>
+    internal void CopyLineEnds(long first, Span<long> destination)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        System.Diagnostics.Debug.Assert(first >= 0 && first + destination.Length <= LineCount);
+        if (destination.Length == 0)
+        {
+            return;
+        }
+
+        var offset = HeaderBytes + (4 * TokenCount) + (8 * DocumentCount) + (8 * first);
+        MemoryMarshal.Cast<byte, long>(_storage!.GetReadOnlyBytes(offset, 8 * destination.Length)).CopyTo(destination);
+    }
 
     /// <summary><see cref="Open(Corpus, TextTokenizer, string, string, IProgress{CorpusProgress}?, CancellationToken)"/> with the text piece size (tests use small ones).</summary>
     internal static TokenCache Open(Corpus corpus, TextTokenizer tokenizer, string tokenizerFingerprint, string cacheDirectory, IProgress<CorpusProgress>? progress, int chunkChars, CancellationToken cancellationToken)
@@ -220,20 +261,19 @@ public sealed class TokenCache : IDisposable
         try
         {
             var length = new FileInfo(path).Length;
-            if (length < HeaderBytes)
+            // Magic and version come first in every format version, so an older file is named as such, not as truncated.
+            const int VersionBytes = 12;
+            if (length < VersionBytes)
             {
                 reason = $"'{path}' is truncated ({length} bytes, shorter than its header)";
                 return null;
             }
 
             storage = MemoryMappedStorage.Open(path);
-            var header = storage.GetReadOnlyBytes(0, HeaderBytes);
-            var version = BinaryPrimitives.ReadInt32LittleEndian(header[8..]);
-            var vocab = BinaryPrimitives.ReadInt32LittleEndian(header[12..]);
-            var tokens = BinaryPrimitives.ReadInt64LittleEndian(header[16..]);
-            var documents = BinaryPrimitives.ReadInt64LittleEndian(header[24..]);
+            var start = storage.GetReadOnlyBytes(0, VersionBytes);
+            var version = BinaryPrimitives.ReadInt32LittleEndian(start[8..]);
             string? problem = null;
-            if (!header[..8].SequenceEqual(Magic))
+            if (!start[..8].SequenceEqual(Magic))
             {
                 problem = "it is not a token cache (bad magic)";
             }
@@ -241,7 +281,24 @@ public sealed class TokenCache : IDisposable
             {
                 problem = $"it has format version {version}, this library writes {FormatVersion}";
             }
-            else if (!header.Slice(32, KeyBytes).SequenceEqual(key))
+            else if (length < HeaderBytes)
+            {
+                problem = $"it is truncated ({length} bytes, shorter than its {HeaderBytes}-byte header)";
+            }
+
+            if (problem is not null)
+            {
+                reason = $"'{path}' is stale or corrupt: {problem}";
+                storage.Dispose();
+                return null;
+            }
+
+            var header = storage.GetReadOnlyBytes(0, HeaderBytes);
+            var vocab = BinaryPrimitives.ReadInt32LittleEndian(header[12..]);
+            var tokens = BinaryPrimitives.ReadInt64LittleEndian(header[16..]);
+            var documents = BinaryPrimitives.ReadInt64LittleEndian(header[24..]);
+            var lines = BinaryPrimitives.ReadInt64LittleEndian(header[32..]);
+            if (!header.Slice(KeyOffset, KeyBytes).SequenceEqual(key))
             {
                 problem = "its key (corpus files and tokenizer) differs";
             }
@@ -249,16 +306,21 @@ public sealed class TokenCache : IDisposable
             {
                 problem = $"it was made with a vocabulary of {vocab}, the tokenizer has {tokenizer.VocabularySize}";
             }
-            else if (tokens < 0 || documents < 0 || tokens > (long.MaxValue / 8) || documents > (long.MaxValue / 16)
-                || length != HeaderBytes + (4 * tokens) + (8 * documents))
+            else if (tokens < 0 || documents < 0 || lines < 0 || tokens > (long.MaxValue / 16) || documents > (long.MaxValue / 32)
+                || lines > (long.MaxValue / 32) || length != HeaderBytes + (4 * tokens) + (8 * documents) + (8 * lines))
             {
-                problem = $"its size {length} does not match {tokens} tokens and {documents} documents (truncated or corrupt)";
+                problem = $"its size {length} does not match {tokens} tokens, {documents} documents and {lines} lines (truncated or corrupt)";
             }
 
             long[] ends = [];
             if (problem is null)
             {
                 (ends, problem) = ReadDocumentEnds(storage, tokens, documents);
+            }
+
+            if (problem is null)
+            {
+                problem = CheckLineEnds(storage, HeaderBytes + (4 * tokens) + (8 * documents), lines, tokens, ends);
             }
 
             problem ??= CheckIds(storage, tokens, vocab);
@@ -270,7 +332,7 @@ public sealed class TokenCache : IDisposable
             }
 
             reason = "";
-            var cache = new TokenCache(path, tokenizer, storage, tokens, ends, buildReason);
+            var cache = new TokenCache(path, tokenizer, storage, tokens, ends, lines, buildReason);
             storage = null;
             return cache;
         }
@@ -317,6 +379,47 @@ public sealed class TokenCache : IDisposable
         return (ends, null);
     }
 
+    /// <summary>Line ends must rise strictly to the token count and include every document end (lines never cross documents).</summary>
+    private static string? CheckLineEnds(MemoryMappedStorage storage, long offset, long lines, long tokens, long[] documentEnds)
+    {
+        const int PerRead = 1 << 16;
+        var buffer = new long[PerRead];
+        var previous = 0L;
+        var document = 0;
+        for (long l = 0; l < lines; l += PerRead)
+        {
+            var n = (int)Math.Min(PerRead, lines - l);
+            MemoryMarshal.Cast<byte, long>(storage.GetReadOnlyBytes(offset + (8 * l), 8 * n)).CopyTo(buffer);
+            for (var i = 0; i < n; i++)
+            {
+                var end = buffer[i];
+                if (end <= previous || end > tokens)
+                {
+                    return $"line {l + i} ends at {end}, after {previous} and within {tokens} tokens expected";
+                }
+
+                if (document < documentEnds.Length && end > documentEnds[document])
+                {
+                    return $"line {l + i} ends at {end}, past the end of document {document} at {documentEnds[document]}";
+                }
+
+                if (document < documentEnds.Length && end == documentEnds[document])
+                {
+                    document++;
+                }
+
+                previous = end;
+            }
+        }
+
+        if (previous != tokens || document != documentEnds.Length)
+        {
+            return $"the lines cover {previous} of {tokens} tokens and end {document} of {documentEnds.Length} documents";
+        }
+
+        return null;
+    }
+
     /// <summary>Every id must be in [0, V): one pass over the mapped ids, so a damaged cache never reaches an embedding.</summary>
     private static string? CheckIds(MemoryMappedStorage storage, long tokens, int vocab)
     {
@@ -343,11 +446,15 @@ public sealed class TokenCache : IDisposable
         try
         {
             var ends = new List<long>();
+            var lineEnds = new LineEndWriter($"{temp}.lines");
             long tokens = 0;
+            using (lineEnds)
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
             {
                 stream.Write(new byte[HeaderBytes]);
                 var bytesBefore = 0L;
+                var splitAtNewlines = tokenizer is BertWordPieceTokenizer;
+                var newlineIds = splitAtNewlines ? null : NewlineIds(tokenizer);
                 foreach (var file in corpus.Files)
                 {
                     var position = 0L;
@@ -357,21 +464,32 @@ public sealed class TokenCache : IDisposable
                         foreach (var piece in document)
                         {
                             cancellationToken.ThrowIfCancellationRequested();
-                            var ids = tokenizer.Encode(piece, options: NoSpecialTokens).Ids;
-                            var block = new int[ids.Count];
-                            for (var i = 0; i < block.Length; i++)
+                            if (splitAtNewlines)
                             {
-                                block[i] = ids[i];
+                                // WordPiece: a newline is whitespace, so each line of the piece is tokenized alone
+                                // with the ids it has in the whole text; the piece's last line may go on in the next.
+                                var lineStart = 0;
+                                while (piece.IndexOf('\n', lineStart) is var newline and >= 0)
+                                {
+                                    tokens += WriteIds(stream, tokenizer.Encode(piece[lineStart..newline], options: NoSpecialTokens).Ids, null, tokens, lineEnds);
+                                    lineEnds.EndLine(tokens);
+                                    lineStart = newline + 1;
+                                }
+
+                                tokens += WriteIds(stream, tokenizer.Encode(piece[lineStart..], options: NoSpecialTokens).Ids, null, tokens, lineEnds);
+                            }
+                            else
+                            {
+                                tokens += WriteIds(stream, tokenizer.Encode(piece, options: NoSpecialTokens).Ids, newlineIds, tokens, lineEnds);
                             }
 
-                            stream.Write(MemoryMarshal.AsBytes(block.AsSpan()));
-                            tokens += block.Length;
                             progress?.Report(new CorpusProgress(bytesBefore + position, corpus.TotalBytes, ends.Count, tokens));
                         }
 
                         if (tokens > start)
                         {
                             ends.Add(tokens);
+                            lineEnds.EndLine(tokens);
                         }
                     }
 
@@ -380,13 +498,15 @@ public sealed class TokenCache : IDisposable
                 }
 
                 stream.Write(MemoryMarshal.AsBytes(CollectionsMarshal.AsSpan(ends)));
+                var lineCount = lineEnds.CopyTo(stream);
                 var header = new byte[HeaderBytes];
                 Magic.CopyTo(header, 0);
                 BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(8), FormatVersion);
                 BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(12), tokenizer.VocabularySize);
                 BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(16), tokens);
                 BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(24), ends.Count);
-                key.CopyTo(header, 32);
+                BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(32), lineCount);
+                key.CopyTo(header, KeyOffset);
                 stream.Position = 0;
                 stream.Write(header);
                 stream.Flush(flushToDisk: true);
@@ -405,6 +525,91 @@ public sealed class TokenCache : IDisposable
             {
                 File.Delete(temp);
             }
+
+            if (File.Exists($"{temp}.lines"))
+            {
+                File.Delete($"{temp}.lines");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes <paramref name="ids"/> (which follow <paramref name="before"/> ids) and returns their count; with
+    /// <paramref name="newlineIds"/>, a line ends after each id whose text holds a newline.
+    /// </summary>
+    private static int WriteIds(Stream stream, IReadOnlyList<int> ids, bool[]? newlineIds, long before, LineEndWriter lineEnds)
+    {
+        var block = new int[ids.Count];
+        for (var i = 0; i < block.Length; i++)
+        {
+            block[i] = ids[i];
+            if (newlineIds is not null && newlineIds[ids[i]])
+            {
+                lineEnds.EndLine(before + i + 1);
+            }
+        }
+
+        stream.Write(MemoryMarshal.AsBytes(block.AsSpan()));
+        return block.Length;
+    }
+
+    /// <summary>Per id: whether its text (decoded alone, specials kept) holds a newline.</summary>
+    private static bool[] NewlineIds(TextTokenizer tokenizer)
+    {
+        var newline = new bool[tokenizer.VocabularySize];
+        for (var id = 0; id < newline.Length; id++)
+        {
+            newline[id] = tokenizer.Decode([id], skipSpecialTokens: false).Contains('\n', StringComparison.Ordinal);
+        }
+
+        return newline;
+    }
+
+    /// <summary>Line end offsets, spooled to a side file while the ids are written (a corpus can have more lines than memory holds comfortably).</summary>
+    private sealed class LineEndWriter : IDisposable
+    {
+        private readonly FileStream _file;
+        private readonly long[] _buffer = new long[1 << 13];
+        private int _buffered;
+        private long _last;
+
+        public LineEndWriter(string path) =>
+            _file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+
+        public long Count { get; private set; }
+
+        /// <summary>A line ends at <paramref name="tokens"/>; nothing is recorded when it holds no token (an empty line, or an end already recorded).</summary>
+        public void EndLine(long tokens)
+        {
+            if (tokens <= _last)
+            {
+                return;
+            }
+
+            _last = tokens;
+            _buffer[_buffered++] = tokens;
+            Count++;
+            if (_buffered == _buffer.Length)
+            {
+                Flush();
+            }
+        }
+
+        /// <summary>Appends every recorded end to <paramref name="destination"/>; returns how many.</summary>
+        public long CopyTo(Stream destination)
+        {
+            Flush();
+            _file.Position = 0;
+            _file.CopyTo(destination);
+            return Count;
+        }
+
+        public void Dispose() => _file.Dispose();
+
+        private void Flush()
+        {
+            _file.Write(MemoryMarshal.AsBytes(_buffer.AsSpan(0, _buffered)));
+            _buffered = 0;
         }
     }
 }

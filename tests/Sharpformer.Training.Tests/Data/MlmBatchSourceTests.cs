@@ -46,7 +46,7 @@ public class MlmBatchSourceTests
         Write(dir, "b.txt", "w4 . w5c w6");
         using var cache = TokenCache.Open(Corpus.FromPath(dir), Vocab.Value, NewFolder("cache"));
         // Tokens: w1 w2 w3 ##a ##b | w4 . w5 ##c w6 → 10 tokens, blocks of 5 − 2 = 3: 3 blocks, 1 token dropped.
-        var source = new MlmBatchSource(cache, new MlmDataOptions { BlockSize = 5, BatchSize = 3, Shuffle = false, MaskProbability = 1e-12 });
+        var source = new MlmBatchSource(cache, new MlmDataOptions { Layout = MlmLayout.Grouped, BlockSize = 5, BatchSize = 3, Shuffle = false, MaskProbability = 1e-12 });
         var batch = source.Next();
         int W(int n) => FirstWord + n;
         Assert.Equal(
@@ -62,7 +62,7 @@ public class MlmBatchSourceTests
     {
         using var cache = Cache(60_000);
         const double P = 0.15;
-        var options = new MlmDataOptions { BlockSize = 34, BatchSize = 16, Shuffle = false, Seed = 9, MaskProbability = P };
+        var options = new MlmDataOptions { Layout = MlmLayout.Grouped, BlockSize = 34, BatchSize = 16, Shuffle = false, Seed = 9, MaskProbability = P };
         var source = new MlmBatchSource(cache, options);
         var tokens = AllTokens(cache);
         long candidates = 0, chosen = 0, masked = 0, kept = 0, replaced = 0;
@@ -127,7 +127,7 @@ public class MlmBatchSourceTests
         using var cache = Cache(30_000, seed: 2);
         const double P = 0.15;
         const int T = 40;
-        var source = new MlmBatchSource(cache, new MlmDataOptions { BlockSize = T, BatchSize = 8, Shuffle = false, Seed = 4, WholeWordMask = true, MaskProbability = P });
+        var source = new MlmBatchSource(cache, new MlmDataOptions { Layout = MlmLayout.Grouped, BlockSize = T, BatchSize = 8, Shuffle = false, Seed = 4, WholeWordMask = true, MaskProbability = P });
         var tokens = AllTokens(cache);
         var budget = (int)Math.Round(T * P, MidpointRounding.ToEven); // HF: min(512, max(1, round(len · p))) = 6
         long rows = 0, chosenTotal = 0, maskedTotal = 0, partialWords = 0, multiTokenWordsChosen = 0;
@@ -202,7 +202,7 @@ public class MlmBatchSourceTests
     public void Resume_GivesTheSameBlocksAndTheSameMasks()
     {
         using var cache = Cache(1_500);
-        var options = new MlmDataOptions { BlockSize = 18, BatchSize = 4, Seed = 21 };
+        var options = new MlmDataOptions { Layout = MlmLayout.Grouped, BlockSize = 18, BatchSize = 4, Seed = 21 };
         var original = new MlmBatchSource(cache, options);
         Assert.True(original.BatchesPerEpoch < 100);
         for (var i = 0; i < original.BatchesPerEpoch + 3; i++)
@@ -229,7 +229,7 @@ public class MlmBatchSourceTests
     public void EvalBatches_AreMaskedTheSameEveryTime_AndHeldOutOfTraining()
     {
         using var cache = Cache(4_000);
-        var source = new MlmBatchSource(cache, new MlmDataOptions { BlockSize = 18, BatchSize = 4, EvalFraction = 0.2, Seed = 2 });
+        var source = new MlmBatchSource(cache, new MlmDataOptions { Layout = MlmLayout.Grouped, BlockSize = 18, BatchSize = 4, EvalFraction = 0.2, Seed = 2 });
         var first = source.EvalBatches().Select(b => (string.Join(",", b.InputIds.ToArray<int>()), string.Join(",", b.Labels.ToArray<int>()))).ToList();
         var second = source.EvalBatches().Select(b => (string.Join(",", b.InputIds.ToArray<int>()), string.Join(",", b.Labels.ToArray<int>()))).ToList();
         Assert.Equal(first, second);
@@ -244,17 +244,17 @@ public class MlmBatchSourceTests
         var dir = NewFolder("mlm-refuse");
         var path = Write(dir, "a.txt", string.Join(" ", Enumerable.Repeat("w1 w2", 100)));
         using var bytes = TokenCache.Open(Corpus.FromPath(path), Bytes(), "bytes", NewFolder("cache"));
-        var ex = Assert.Throws<ArgumentException>(() => new MlmBatchSource(bytes, new MlmDataOptions { BlockSize = 8 }));
+        var ex = Assert.Throws<ArgumentException>(() => new MlmBatchSource(bytes, new MlmDataOptions { Layout = MlmLayout.Grouped, BlockSize = 8 }));
         Assert.Contains("cls_token", ex.Message, StringComparison.Ordinal);
 
         var noPieces = NewFolder("bert-no-pieces");
         File.WriteAllText(Path.Combine(noPieces, "vocab.txt"), "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nw1\nw2\n");
         using var words = TokenCache.Open(Corpus.FromPath(path), noPieces, NewFolder("cache"));
-        ex = Assert.Throws<ArgumentException>(() => new MlmBatchSource(words, new MlmDataOptions { BlockSize = 8, WholeWordMask = true }));
+        ex = Assert.Throws<ArgumentException>(() => new MlmBatchSource(words, new MlmDataOptions { Layout = MlmLayout.Grouped, BlockSize = 8, WholeWordMask = true }));
         Assert.Contains("##", ex.Message, StringComparison.Ordinal);
-        Assert.Throws<ArgumentOutOfRangeException>(() => new MlmBatchSource(words, new MlmDataOptions { BlockSize = 8, MaskProbability = 0 }));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new MlmBatchSource(words, new MlmDataOptions { BlockSize = 2 }));
-        ex = Assert.Throws<ArgumentException>(() => new MlmBatchSource(words, new MlmDataOptions { BlockSize = 300, BatchSize = 1 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new MlmBatchSource(words, new MlmDataOptions { Layout = MlmLayout.Grouped, BlockSize = 8, MaskProbability = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new MlmBatchSource(words, new MlmDataOptions { Layout = MlmLayout.Grouped, BlockSize = 2 }));
+        ex = Assert.Throws<ArgumentException>(() => new MlmBatchSource(words, new MlmDataOptions { Layout = MlmLayout.Grouped, BlockSize = 300, BatchSize = 1 }));
         Assert.Contains("The data has 200 tokens", ex.Message, StringComparison.Ordinal);
     }
 
