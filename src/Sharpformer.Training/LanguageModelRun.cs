@@ -77,6 +77,9 @@ public sealed record LanguageModelRunOptions
     /// <summary>MLM: choose whole words.</summary>
     public bool WholeWordMask { get; init; }
 
+    /// <summary>MLM: whole lines packed into each sequence up to the block size (default), or the corpus cut into equal blocks.</summary>
+    public MlmLayout MlmLayout { get; init; } = MlmLayout.Lines;
+
     /// <summary>Glob patterns of parameter names to freeze (e.g. <c>bert.embeddings.*</c>).</summary>
     public IReadOnlyList<string> Freeze { get; init; } = [];
 

@@ -60,6 +60,8 @@ internal static class TrainCommand
         var cacheDir = new Option<string?>("--cache-dir") { Description = "Where tokenized corpora are cached (default ~/.cache/sharpformer/token-cache)." };
         var maskProbability = new Option<double>("--mlm-probability") { Description = "mlm: probability of choosing a token.", DefaultValueFactory = _ => 0.15 };
         var wholeWord = new Option<bool>("--whole-word-mask") { Description = "mlm: choose whole words (a token and its ## pieces)." };
+        var layout = new Option<string>("--mlm-layout") { Description = "mlm: 'lines' packs whole lines into each sequence up to --block-size (padded); 'grouped' cuts the corpus into equal blocks.", DefaultValueFactory = _ => "lines" };
+        layout.AcceptOnlyFromAmong("lines", "grouped");
 
         var command = new Command(name, description)
         {
@@ -70,6 +72,7 @@ internal static class TrainCommand
         {
             command.Options.Add(maskProbability);
             command.Options.Add(wholeWord);
+            command.Options.Add(layout);
         }
 
         command.SetAction((parse, ct) =>
@@ -102,6 +105,7 @@ internal static class TrainCommand
                     Overwrite = parse.GetValue(overwrite),
                     MaskProbability = parse.GetValue(maskProbability),
                     WholeWordMask = parse.GetValue(wholeWord),
+                    MlmLayout = parse.GetValue(layout) == "grouped" ? MlmLayout.Grouped : MlmLayout.Lines,
                     Freeze = parse.GetValue(freeze) ?? [],
                     CacheFolder = parse.GetValue(cacheDir),
                     Trainer = new TrainerOptions
