@@ -28,6 +28,16 @@ public static partial class Ops
         if (!Autograd.Needs(table)) return output;
         return Autograd.Record(output, nameof(Embedding), [ids, table], g =>
         {
+            // A parameter table gets the scatter-add straight into its gradient buffer (cleared first when nothing is
+            // pending; a tied table's other use may already have written it).
+            if (table.IsLeaf)
+            {
+                var target = table.GradTarget(out bool overwrite);
+                if (overwrite) target.AsSpan<float>().Clear();
+                Kernels.Embedding.Backward(index, g.AsReadOnlySpan<float>(), target.AsSpan<float>(), vocab, c);
+                return [null, null];
+            }
+
             var dt = Tensor.Zeros(table.Shape);
             Kernels.Embedding.Backward(index, g.AsReadOnlySpan<float>(), dt.AsSpan<float>(), vocab, c);
             return [null, dt];

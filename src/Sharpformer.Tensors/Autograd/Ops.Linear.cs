@@ -120,8 +120,11 @@ public static partial class Ops
 
             if (weight.RequiresGrad)
             {
-                dw = Tensor.Empty(weight.Shape);
-                Gemm.Sgemm(true, false, outF, inF, rows, 1f, gs, outF, xc.AsReadOnlySpan<float>(), inF, 0f, dw.AsSpan<float>(), inF);
+                // A parameter (a leaf) gets dW straight into its gradient buffer (β = 1 adds to a pending gradient, e.g.
+                // a tied weight's other use): no parameter-sized temporary, no copy.
+                bool overwrite = true;
+                var target = weight.IsLeaf ? weight.GradTarget(out overwrite) : (dw = Tensor.Empty(weight.Shape));
+                Gemm.Sgemm(true, false, outF, inF, rows, 1f, gs, outF, xc.AsReadOnlySpan<float>(), inF, overwrite ? 0f : 1f, target.AsSpan<float>(), inF);
             }
 
             if (bias is not null && bias.RequiresGrad)

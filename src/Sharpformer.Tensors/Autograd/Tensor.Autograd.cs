@@ -31,7 +31,13 @@ public sealed partial class Tensor
     /// Successive Backward calls add into it (like PyTorch); <see cref="ZeroGrad"/> clears it. Null until a gradient
     /// arrives. Non-leaf tensors do not keep their gradients.
     /// </summary>
-    public Tensor? Grad { get; private set; }
+    public Tensor? Grad => _gradStale ? null : _grad;
+
+    // The gradient buffer of a leaf. ZeroGrad marks it stale instead of dropping it, so the next backward overwrites it
+    // in place (ops write weight gradients straight into it, see GradTarget) rather than allocating and copying
+    // parameter-sized tensors every step.
+    private Tensor? _grad;
+    private bool _gradStale;
 
     /// <summary>True for tensors not produced by a recorded op (parameters, data, detached tensors).</summary>
     public bool IsLeaf => GradFn is null;
@@ -71,8 +77,14 @@ public sealed partial class Tensor
         Autograd.RunBackward(this, grad.Contiguous());
     }
 
-    /// <summary>Clears <see cref="Grad"/> so the next Backward starts from zero.</summary>
-    public void ZeroGrad() => Grad = null;
+    /// <summary>
+    /// Clears <see cref="Grad"/> (it reads null) so the next Backward starts from zero. The buffer is kept and overwritten
+    /// by that Backward, so a reference to the old <see cref="Grad"/> tensor sees the new values: copy it to keep it.
+    /// </summary>
+    public void ZeroGrad()
+    {
+        if (_grad is not null) _gradStale = true;
+    }
 
     /// <summary>A leaf that shares this tensor's storage but is cut from the graph (no gradient flows through it).</summary>
     public Tensor Detach() => new(Storage, DType, Shape, _strides, Offset);
@@ -87,16 +99,38 @@ public sealed partial class Tensor
     /// <summary>Adds <paramref name="grad"/> (contiguous F32, this tensor's shape) into <see cref="Grad"/>.</summary>
     internal void AccumulateGrad(Tensor grad)
     {
-        if (Grad is null)
+        // Copied, never adopted: the incoming gradient may alias another tensor's gradient or a saved activation.
+        var target = GradTarget(out bool overwrite).AsSpan<float>();
+        if (overwrite)
         {
-            // Own the buffer: the incoming gradient may alias another tensor's gradient or a saved activation.
-            Grad = grad.Clone();
+            grad.AsReadOnlySpan<float>().CopyTo(target);
         }
         else
         {
-            var acc = Grad.AsSpan<float>();
-            System.Numerics.Tensors.TensorPrimitives.Add(acc, grad.AsReadOnlySpan<float>(), acc);
+            System.Numerics.Tensors.TensorPrimitives.Add(target, grad.AsReadOnlySpan<float>(), target);
         }
+    }
+
+    /// <summary>
+    /// The contiguous F32 buffer a backward function may write this leaf's gradient into directly (a weight gradient
+    /// GEMM with β = 0 or 1), instead of returning a new tensor for the engine to accumulate. <paramref name="overwrite"/>
+    /// is true when no gradient is pending (a fresh or stale buffer: write it), false when one is (add to it). After the
+    /// call the buffer counts as holding a gradient.
+    /// </summary>
+    internal Tensor GradTarget(out bool overwrite)
+    {
+        if (_grad is null)
+        {
+            _grad = Empty(Shape);
+            overwrite = true;
+        }
+        else
+        {
+            overwrite = _gradStale;
+        }
+
+        _gradStale = false;
+        return _grad;
     }
 
     [DoesNotReturn]
