@@ -90,12 +90,20 @@ public sealed class Gpt2Attention : Module
         ArgumentNullException.ThrowIfNull(hidden);
         int c = NumHeads * HeadDim;
         var qkv = CAttn.Forward(hidden);
+        bool dropoutOnProbabilities = AttnDropout.Training && AttnDropout.P > 0f;
+        if (!dropoutOnProbabilities && !outputAttentions)
+        {
+            // The common training case: one fused node reads q, k, v in place and writes one [B, T, 3C] gradient.
+            probabilities = null;
+            return ResidDropout.Forward(CProj.Forward(Ops.ScaledDotProductAttentionPacked(qkv, NumHeads, causal: true, attentionMask: attentionMask, scale: Scale)));
+        }
+
         var q = Ops.SplitHeads(Ops.Narrow(qkv, 2, 0, c), NumHeads);
         var k = Ops.SplitHeads(Ops.Narrow(qkv, 2, c, c), NumHeads);
         var v = Ops.SplitHeads(Ops.Narrow(qkv, 2, 2 * c, c), NumHeads);
         Tensor context;
         probabilities = null;
-        if (AttnDropout.Training && AttnDropout.P > 0f)
+        if (dropoutOnProbabilities)
         {
             // Dropout on the probabilities needs them as a tensor: the composed form (scores, softmax, dropout, ·V).
             var scores = Ops.Scale(Ops.MatMul(q, k, transposeB: true), Scale);
@@ -103,14 +111,10 @@ public sealed class Gpt2Attention : Module
             probabilities = outputAttentions ? p : null;
             context = Ops.MatMul(AttnDropout.Forward(p), v);
         }
-        else if (outputAttentions)
+        else
         {
             context = Ops.ScaledDotProductAttention(q, k, v, out var weights, causal: true, attentionMask: attentionMask, scale: Scale);
             probabilities = weights;
-        }
-        else
-        {
-            context = Ops.ScaledDotProductAttention(q, k, v, causal: true, attentionMask: attentionMask, scale: Scale);
         }
 
         return ResidDropout.Forward(CProj.Forward(Ops.MergeHeads(context)));

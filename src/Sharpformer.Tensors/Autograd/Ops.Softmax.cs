@@ -96,6 +96,44 @@ public static partial class Ops
         return output;
     }
 
+    /// <summary>
+    /// qkv[B, T, 3·C] (q, k and v side by side, as a fused QKV projection such as GPT-2's <c>c_attn</c> produces) →
+    /// [B, T, C]: softmax(q·kᵀ · scale + masks) · v per head (C = H·D), heads merged. The same function as splitting
+    /// qkv into head views and calling <see cref="ScaledDotProductAttention(Tensor, Tensor, Tensor, bool, Tensor?, float?)"/>,
+    /// but one node: the kernel reads q, k, v in place, its output is already [B, T, C], and the backward writes dq, dk, dv
+    /// straight into one [B, T, 3·C] gradient (no per-part buffers, slices or sums).
+    /// </summary>
+    /// <exception cref="ArgumentException">qkv is not [B, T, 3·C] with C divisible by <paramref name="heads"/>, or the mask is not [B, T].</exception>
+    public static Tensor ScaledDotProductAttentionPacked(Tensor qkv, int heads, bool causal = false, Tensor? attentionMask = null, float? scale = null)
+    {
+        const string Op = nameof(ScaledDotProductAttentionPacked);
+        CheckF32(Op, qkv, nameof(qkv));
+        if (qkv.Rank != 3 || heads <= 0 || qkv.Shape[2] % (3 * heads) != 0)
+        {
+            ShapeError.Invalid(Op, qkv.Shape, $"qkv must be [B, T, 3·C] with C a multiple of heads = {heads}");
+        }
+
+        int b = qkv.Shape[0], t = qkv.Shape[1], c = qkv.Shape[2] / 3, d = c / heads;
+        var mask = KeyMask(Op, new Shape(b, heads, t, t), attentionMask, t);
+        var input = qkv.Contiguous();
+        var x = input.AsReadOnlySpan<float>();
+        var shape = new AttentionShape(b, heads, t, t, d) { QueryRowStride = 3 * c, KeyRowStride = 3 * c, ValueRowStride = 3 * c };
+        var output = Tensor.Empty(new Shape(b, t, c));
+        bool record = Autograd.Needs(qkv);
+        float[] lse = record ? new float[(long)b * heads * t] : [];
+        Attention.Forward(shape, x, x[c..], x[(2 * c)..], output.AsSpan<float>(), causal, mask, scale, default, lse);
+        if (!record) return output;
+
+        return Autograd.Record(output, Op, [qkv], g =>
+        {
+            var dqkv = Tensor.Zeros(qkv.Shape);
+            var dx = dqkv.AsSpan<float>();
+            var xs = input.AsReadOnlySpan<float>();
+            Attention.Backward(shape, xs, xs[c..], xs[(2 * c)..], output.AsReadOnlySpan<float>(), lse, g.AsReadOnlySpan<float>(), dx, dx[c..], dx[(2 * c)..], causal, mask, scale);
+            return [dqkv];
+        });
+    }
+
     private static void CheckAttention(Tensor q, Tensor k, Tensor v)
     {
         const string Op = nameof(ScaledDotProductAttention);
