@@ -435,6 +435,9 @@ public sealed class Dropout : Module
     /// <param name="seed">The new seed.</param>
     public void Reseed(int seed) => _random = new Random(seed);
 
+    /// <summary>A seed drawn from this layer's generator (a checkpointed block derives its layers' seeds from it).</summary>
+    internal int DrawSeed() => _random.Next();
+
     /// <summary>[...] → [...]: the identity unless <see cref="Module.Training"/>.</summary>
     /// <param name="x">Input.</param>
     /// <returns>The (possibly dropped-out) input.</returns>

@@ -80,6 +80,9 @@ public sealed record LanguageModelRunOptions
     /// <summary>MLM: whole lines packed into each sequence up to the block size (default), or the corpus cut into equal blocks.</summary>
     public MlmLayout MlmLayout { get; init; } = MlmLayout.Lines;
 
+    /// <summary>Recompute each block's activations in backward instead of keeping them (less memory for long sequences).</summary>
+    public bool GradientCheckpointing { get; init; }
+
     /// <summary>Glob patterns of parameter names to freeze (e.g. <c>bert.embeddings.*</c>).</summary>
     public IReadOnlyList<string> Freeze { get; init; } = [];
 
@@ -190,6 +193,13 @@ public sealed class LanguageModelRun : IDisposable
         }
 
         if (options.Freeze.Count > 0) Freezing.Freeze(model, options.Freeze);
+        if (options.GradientCheckpointing)
+        {
+            var checkpointed = model as ISupportsGradientCheckpointing
+                ?? throw new NotSupportedException($"--gradient-checkpointing: model_type '{config.ModelType}' does not support it yet (gpt2 and bert do); drop the option.");
+            checkpointed.GradientCheckpointing = true;
+        }
+
 
         // Data, tokenized once into the cache.
         string cacheFolder = options.CacheFolder ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "sharpformer", "token-cache");

@@ -108,7 +108,7 @@ public sealed class Trainer
         _schedule = new LearningRateSchedule(LearningRateSchedule.Parse(options.LrSchedule), options.WarmupSteps, checked((int)options.MaxSteps));
         _dropouts = model.NamedModules().Select(m => m.Module).OfType<Dropout>().ToArray();
         _fingerprint = Fingerprint(model);
-        LogPath = Path.Combine(OutputFolder, "train_log.jsonl");
+        LogPath = Path.GetFullPath(options.LogPath ?? Path.Combine(OutputFolder, "train_log.jsonl"));
     }
 
     /// <summary>The run's output folder.</summary>

@@ -45,6 +45,9 @@ public sealed record TrainerOptions
     /// <summary>Save a checkpoint every this many steps (0: only at the end).</summary>
     public long SaveEvery { get; init; } = 500;
 
+    /// <summary>The JSONL log's path (its PNG plot goes beside it); null for <c>train_log.jsonl</c> in the output folder.</summary>
+    public string? LogPath { get; init; }
+
     /// <summary>How many checkpoints to keep (HF <c>save_total_limit</c>).</summary>
     public int KeepCheckpoints { get; init; } = 3;
 

@@ -3,7 +3,7 @@ using Sharpformer.Generation;
 using Sharpformer.IO.Config;
 using Sharpformer.IO.Hub;
 using Sharpformer.IO.SafeTensors;
-using Sharpformer.Models.Gpt2;
+using Sharpformer.Models;
 using Sharpformer.NN;
 using Sharpformer.Pipelines;
 using Sharpformer.Tensors;
@@ -81,7 +81,7 @@ internal static class GenerateCommand
             options.Validate();
             var source = new PipelineOptions { Hub = hub };
             string folder = (await ModelFolders.ResolveAsync(model, source, FolderHint, ct).ConfigureAwait(false)).Directory;
-            var lm = Gpt2LMHeadModel.FromPretrained(folder, dtype);
+            var lm = AutoModelForCausalLM.FromPretrained(folder, dtype);
             var tokenizer = AutoTokenizer.FromPretrained(folder);
             var generator = new TextGenerator(lm);
             generator.EnsureFits(tokenizer.Encode(prompt).Ids.Count, options);

@@ -53,10 +53,12 @@ internal static class TrainCommand
         var evalEvery = new Option<long>("--eval-every") { Description = "Evaluate every N steps (0: at the end only).", DefaultValueFactory = _ => 0 };
         var saveEvery = new Option<long>("--save-every") { Description = "Save a checkpoint every N steps (0: at the end only).", DefaultValueFactory = _ => 500 };
         var keep = new Option<int>("--keep-checkpoints") { Description = "Keep the last K checkpoints.", DefaultValueFactory = _ => 2 };
+        var log = new Option<string?>("--log") { Description = "The JSONL log (one object per step and per evaluation); its loss-curve PNG goes beside it. Default: <out>/train_log.jsonl." };
         var threads = new Option<int>("--threads") { Description = "Worker threads (default: every core).", DefaultValueFactory = _ => Environment.ProcessorCount };
         var resume = new Option<bool>("--resume") { Description = "Continue from the newest checkpoint in --out (same options as the run that saved it)." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Start over in an --out that holds an earlier run (its checkpoints are deleted)." };
         var freeze = new Option<string[]>("--freeze") { Description = "Freeze parameters whose names match these globs (e.g. 'bert.embeddings.*').", AllowMultipleArgumentsPerToken = true };
+        var checkpointing = new Option<bool>("--gradient-checkpointing") { Description = "Recompute each block's activations in backward instead of storing them: less memory for long sequences, about a third more compute." };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "Where tokenized corpora are cached (default ~/.cache/sharpformer/token-cache)." };
         var maskProbability = new Option<double>("--mlm-probability") { Description = "mlm: probability of choosing a token.", DefaultValueFactory = _ => 0.15 };
         var wholeWord = new Option<bool>("--whole-word-mask") { Description = "mlm: choose whole words (a token and its ## pieces)." };
@@ -66,7 +68,7 @@ internal static class TrainCommand
         var command = new Command(name, description)
         {
             model, config, tokenizer, data, evalData, evalFraction, output, blockSize, batchSize, gradAccum, steps, epochs, lr, schedule, warmup,
-            weightDecay, beta1, beta2, eps, maxGradNorm, dropout, seed, noShuffle, evalEvery, saveEvery, keep, threads, resume, overwrite, freeze, cacheDir,
+            weightDecay, beta1, beta2, eps, maxGradNorm, dropout, seed, noShuffle, evalEvery, saveEvery, keep, log, threads, resume, overwrite, freeze, checkpointing, cacheDir,
         };
         if (objective == LanguageModelingObjective.MaskedLM)
         {
@@ -107,6 +109,7 @@ internal static class TrainCommand
                     WholeWordMask = parse.GetValue(wholeWord),
                     MlmLayout = parse.GetValue(layout) == "grouped" ? MlmLayout.Grouped : MlmLayout.Lines,
                     Freeze = parse.GetValue(freeze) ?? [],
+                    GradientCheckpointing = parse.GetValue(checkpointing),
                     CacheFolder = parse.GetValue(cacheDir),
                     Trainer = new TrainerOptions
                     {
@@ -124,6 +127,7 @@ internal static class TrainCommand
                         EvalEvery = parse.GetValue(evalEvery),
                         SaveEvery = parse.GetValue(saveEvery),
                         KeepCheckpoints = parse.GetValue(keep),
+                        LogPath = parse.GetValue(log),
                     },
                 };
                 return Run(options, stdout, error, ct);

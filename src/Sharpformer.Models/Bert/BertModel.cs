@@ -405,6 +405,9 @@ public sealed class BertEncoder : Module
     /// <summary>The layers, in order.</summary>
     public IReadOnlyList<BertLayer> Layers { get; }
 
+    /// <summary>Checkpoint every layer in the autograd path (see <see cref="NN.GradientCheckpointing"/>).</summary>
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>[B, T, C] → [B, T, C] through every layer, collecting hidden states and attentions when asked.</summary>
     /// <param name="hidden">The embeddings output.</param>
     /// <param name="attentionMask">[B, T] or null.</param>
@@ -415,9 +418,13 @@ public sealed class BertEncoder : Module
     {
         ArgumentNullException.ThrowIfNull(hidden);
         hiddenStates?.Add(hidden);
+        bool checkpoint = GradientCheckpointing && attentions is null && Autograd.IsGradEnabled;
         foreach (var layer in Layers)
         {
-            hidden = layer.Forward(hidden, attentionMask, attentions is not null, out var probabilities);
+            Tensor? probabilities = null;
+            hidden = checkpoint
+                ? NN.GradientCheckpointing.Run(layer, x => layer.Forward(x, attentionMask, false, out _), hidden)
+                : layer.Forward(hidden, attentionMask, attentions is not null, out probabilities);
             hiddenStates?.Add(hidden);
             if (probabilities is not null) attentions?.Add(probabilities);
         }
@@ -594,7 +601,7 @@ public sealed class BertModel : Module, ITextEncoder
 /// <c>cls.predictions.transform.dense</c> + activation + <c>cls.predictions.transform.LayerNorm</c>, then a decoder
 /// tied to the word embeddings plus <c>cls.predictions.bias</c>: ids [B, T] → logits [B, T, V].
 /// </summary>
-public sealed class BertForMaskedLM : Module, IMaskedLanguageModel, ILanguageModel
+public sealed class BertForMaskedLM : Module, IMaskedLanguageModel, ILanguageModel, ISupportsGradientCheckpointing
 {
     private readonly Embedding _tiedDecoder;
 
@@ -629,6 +636,13 @@ public sealed class BertForMaskedLM : Module, IMaskedLanguageModel, ILanguageMod
 
     /// <summary>The decoder weight [V, C]: the same parameter as <c>bert.embeddings.word_embeddings.weight</c>.</summary>
     public Parameter DecoderWeight => _tiedDecoder.Weight;
+
+    /// <inheritdoc/>
+    public bool GradientCheckpointing
+    {
+        get => Bert.Encoder.GradientCheckpointing;
+        set => Bert.Encoder.GradientCheckpointing = value;
+    }
 
     /// <inheritdoc/>
     int ITextEncoder.HiddenSize => Config.HiddenSize;

@@ -274,6 +274,9 @@ public sealed class Gpt2Model : Module
     /// <summary>True when <see cref="Forward(Tensor, Tensor?, bool, bool)"/> takes the fused inference path: eval mode and nothing to record.</summary>
     public bool UsesFastPath => !Training && !(Autograd.IsGradEnabled && Parameters().Any(p => p.RequiresGrad));
 
+    /// <summary>Checkpoint every block in the autograd path (see <see cref="NN.GradientCheckpointing"/>): activations inside the blocks are recomputed in backward.</summary>
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>
     /// ids [B, T] → last hidden state [B, T, C] after ln_f (HF <c>last_hidden_state</c>), through the module path
     /// (autograd, dropout) or the fused path (<see cref="UsesFastPath"/>). Position ids are 0 … T − 1 without a mask;
@@ -341,10 +344,14 @@ public sealed class Gpt2Model : Module
         var attentions = outputAttentions ? new List<Tensor>() : null;
 
         var h = Drop.Forward(Ops.Add(Wte.Forward(inputIds), Wpe.Forward(Tensor.FromArray(positions, new Shape(batch, tokens)))));
+        bool checkpoint = GradientCheckpointing && !outputAttentions && Autograd.IsGradEnabled;
         foreach (var block in H)
         {
             hiddenStates?.Add(h);
-            h = block.Forward(h, maskTensor, outputAttentions, out var probabilities);
+            Tensor? probabilities = null;
+            h = checkpoint
+                ? NN.GradientCheckpointing.Run(block, x => block.Forward(x, maskTensor, false, out _), h)
+                : block.Forward(h, maskTensor, outputAttentions, out probabilities);
             if (probabilities is not null)
             {
                 attentions!.Add(probabilities);
@@ -591,7 +598,7 @@ public sealed class Gpt2Model : Module
 /// parameter, listed and saved once): logits = ln_f(h) · wteᵀ. Trains through <see cref="Forward(Tensor, Tensor?, Tensor?, bool, bool)"/>
 /// (labels → loss) and generates through <see cref="ForwardLast"/> over the same parameters. Not thread-safe.
 /// </summary>
-public sealed class Gpt2LMHeadModel : Module, ICausalLM, ILanguageModel
+public sealed class Gpt2LMHeadModel : Module, ICausalLM, ILanguageModel, ISupportsGradientCheckpointing
 {
     private float[] _lastRows = [];
 
@@ -625,6 +632,13 @@ public sealed class Gpt2LMHeadModel : Module, ICausalLM, ILanguageModel
 
     /// <summary>True when <see cref="Forward(Tensor, Tensor?, Tensor?, bool, bool)"/> takes the fused inference path: eval mode and nothing to record.</summary>
     public bool UsesFastPath => Transformer.UsesFastPath;
+
+    /// <inheritdoc/>
+    public bool GradientCheckpointing
+    {
+        get => Transformer.GradientCheckpointing;
+        set => Transformer.GradientCheckpointing = value;
+    }
 
     /// <summary>
     /// Loads an HF GPT-2 folder: config.json (model_type gpt2) and model.safetensors (or a sharded index), with or

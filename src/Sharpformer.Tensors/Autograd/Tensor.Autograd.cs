@@ -42,6 +42,9 @@ public sealed partial class Tensor
     /// <summary>True for tensors not produced by a recorded op (parameters, data, detached tensors).</summary>
     public bool IsLeaf => GradFn is null;
 
+    /// <summary>The name of the op that recorded this tensor (e.g. <c>Linear</c>, <c>Checkpoint</c>), or null for a leaf: PyTorch's <c>grad_fn</c>, for inspection.</summary>
+    public string? GradFnName => GradFn?.Op;
+
     /// <summary>The recorded op that produced this tensor, or null for a leaf.</summary>
     internal GradNode? GradFn { get; private set; }
 
