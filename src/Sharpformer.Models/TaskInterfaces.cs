@@ -55,6 +55,42 @@ public interface ILanguageModel
 /// <summary>Shared checks and plumbing of the task-interface implementations.</summary>
 internal static class TaskInterfaces
 {
+    /// <summary>
+    /// The masked-LM loss from the last hidden state [B, T, C] and labels [B, T] (−100 = not scored), with the head
+    /// (<paramref name="head"/>: [1, N, C] → [1, N, V]) run on the N labelled rows only: the rows are gathered (their
+    /// gradient scatters back), so the mean cross-entropy and every gradient equal the full-logits computation.
+    /// </summary>
+    public static Tensor SparseMaskedLoss(Tensor hidden, Tensor labels, Func<Tensor, Tensor> head)
+    {
+        ArgumentNullException.ThrowIfNull(hidden);
+        ArgumentNullException.ThrowIfNull(labels);
+        int b = hidden.Shape[0], t = hidden.Shape[1], c = hidden.Shape[2];
+        if (labels.Shape != new Shape(b, t))
+        {
+            throw new ArgumentException($"labels {labels.Shape} must be [B, T] = [{b}, {t}], input_ids' shape.", nameof(labels));
+        }
+
+        var all = labels.DType == DType.I32 ? labels.ToArray<int>() : Array.ConvertAll(labels.ToArray<long>(), v => (int)Math.Clamp(v, int.MinValue, int.MaxValue));
+        var rows = new List<int>();
+        var targets = new List<int>();
+        for (int i = 0; i < all.Length; i++)
+        {
+            if (all[i] == -100) continue;
+            rows.Add(i);
+            targets.Add(all[i]);
+        }
+
+        if (rows.Count == 0)
+        {
+            // Nothing scored: PyTorch's mean over zero rows is NaN; keep that (the trainer reports it with the step).
+            return Ops.CrossEntropy(head(hidden), labels);
+        }
+
+        var picked = Ops.Embedding(Tensor.FromArray(rows.ToArray(), new Shape(rows.Count)), Ops.Reshape(hidden, b * t, c));
+        var logits = head(Ops.Reshape(picked, 1, rows.Count, c));
+        return Ops.CrossEntropy(logits, Tensor.FromArray(targets.ToArray(), new Shape(1, rows.Count)));
+    }
+
     /// <summary>Runs <paramref name="forward"/> without recording gradients and returns its [B, T, C] result.</summary>
     public static Tensor Encode(Func<Tensor> forward)
     {

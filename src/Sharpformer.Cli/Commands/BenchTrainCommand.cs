@@ -138,7 +138,7 @@ internal static class BenchTrainCommand
             var mask = Tensor.FromArray(Enumerable.Repeat(1, b * t).ToArray(), new Shape(b, t));
             var labelTensor = Tensor.FromArray(labels, new Shape(b, t));
             net = bert;
-            loss = () => bert.Forward(ids, mask, labels: labelTensor).Loss!;
+            loss = () => ((Sharpformer.Models.ILanguageModel)bert).LanguageModelingLoss(ids, mask, labelTensor);
             long matmul = (12L * ((4L * 768 * 768) + (2L * 768 * 3072))) + (768L * 768) + (30522L * 768);
             flops = (6.0 * matmul * b * t) + (12.0 * 12 * b * t * t * 768);
         }

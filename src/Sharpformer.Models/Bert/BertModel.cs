@@ -662,8 +662,13 @@ public sealed class BertForMaskedLM : Module, IMaskedLanguageModel, ILanguageMod
         TaskInterfaces.PredictLogits(hidden, Config.HiddenSize, states => Cls.Forward(states, DecoderWeight.Value));
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// The same loss as <see cref="Forward"/> with labels, but the prediction head (transform, then the [V, C] decoder)
+    /// runs only on the labelled rows — 15 % of them in MLM pretraining — instead of on every position: the decoder is
+    /// the largest matrix of the model, and the unlabelled rows' logits would be thrown away.
+    /// </remarks>
     Tensor ILanguageModel.LanguageModelingLoss(Tensor inputIds, Tensor? attentionMask, Tensor labels) =>
-        Forward(inputIds, attentionMask, labels: labels).Loss!;
+        TaskInterfaces.SparseMaskedLoss(Bert.Forward(inputIds, attentionMask).LastHiddenState, labels, rows => Cls.Forward(rows, DecoderWeight.Value));
 
     /// <summary>Loads a Hugging Face BertForMaskedLM folder (config.json + safetensors); returns it in evaluation mode.</summary>
     /// <param name="folder">The model folder.</param>

@@ -428,8 +428,9 @@ public sealed class DistilBertForMaskedLM : Module, IMaskedLanguageModel, ILangu
     Tensor IMaskedLanguageModel.PredictLogits(Tensor hidden) => TaskInterfaces.PredictLogits(hidden, Config.HiddenSize, PredictionHead);
 
     /// <inheritdoc/>
+    /// <remarks>As <see cref="Forward"/> with labels, with the prediction head run on the labelled rows only.</remarks>
     Tensor ILanguageModel.LanguageModelingLoss(Tensor inputIds, Tensor? attentionMask, Tensor labels) =>
-        Forward(inputIds, attentionMask, labels: labels).Loss!;
+        TaskInterfaces.SparseMaskedLoss(DistilBert.Forward(inputIds, attentionMask).LastHiddenState, labels, PredictionHead);
 
     /// <summary>The report of the checkpoint load (null when built otherwise).</summary>
     public LoadReport? LoadReport { get; private set; }
