@@ -4,7 +4,7 @@ using Sharpformer.Tensors.Threading;
 namespace Sharpformer.Tensors.Tests;
 
 [Collection("ParallelFor degree")]
-public class GemmTests
+public partial class GemmTests
 {
     /// <summary>Every kernel tier this machine (and these DOTNET_Enable* settings) can run, scalar included.</summary>
     public static TheoryData<string> Tiers()

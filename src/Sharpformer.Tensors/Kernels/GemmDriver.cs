@@ -116,11 +116,20 @@ internal static unsafe class GemmDriver
         }
 
         int threads = 2.0 * m * n * k >= ParallelFlops ? Math.Max(1, maxThreads) : 1;
+        bool thin = packedB == null && transB && !transA && m <= GemmThinA.MaxRows && isa >= GemmIsa.Vector256;
+        int sliceLength = packedB == null && !thin ? GemmSplitK.SliceLength(m, n, k) : 0;
+        if (sliceLength > 0)
+        {
+            // A long k with a small C: slices of k in parallel, partial sums added in a fixed order.
+            GemmSplitK.Run(isa, threads, sliceLength, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+            return;
+        }
+
         GemmJob job = _cachedJob ?? new GemmJob();
         _cachedJob = null; // a nested call on this thread (e.g. from a batched body) gets its own job
         try
         {
-            if (packedB == null && transB && !transA && m <= GemmThinA.MaxRows && isa >= GemmIsa.Vector256)
+            if (thin)
             {
                 job.ExecuteThin(threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
             }
