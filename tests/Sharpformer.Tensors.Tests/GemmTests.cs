@@ -132,6 +132,23 @@ public partial class GemmTests
 
     [Theory]
     [MemberData(nameof(Tiers))]
+    public void SgemmCore_RowsUpToOneTallTile_MatchReference(string tier)
+    {
+        // 193–288 rows (17–24 panels of 12) run as one row tile, B packed panel by panel inside it; around both ends,
+        // with two k blocks, on 1 and 2 threads, beta 1 and the bias.
+        GemmIsa isa = Enum.Parse<GemmIsa>(tier);
+        foreach (int m in new[] { 192, 193, 256, 288, 289 })
+        {
+            for (int t = 0; t < 4; t++)
+            {
+                bool transA = (t & 1) != 0, transB = (t & 2) != 0;
+                Check(isa, transA, transB, m, 70, 300, beta: 1f, withBias: true, maxThreads: 1 + (t % 2), padC: 3);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Tiers))]
     public void SgemmCore_ThinATimesBTransposed_MatchesReference(string tier)
     {
         // m ≤ 8 with B stored [n, k] takes the dot-product path: every row and column count, k below, at and past 8.

@@ -42,6 +42,12 @@ internal static unsafe class GemmDriver
     /// <summary>Tile height in A panels for one thread: 16 · 12 rows · KC floats = 192 KiB of packed A, resident in L2.</summary>
     private const int McPanels = 16;
 
+    /// <summary>
+    /// Up to this many A panels (288 rows of 12, 270 KiB of packed A at KC 256, a quarter of L2) stay one row tile rather
+    /// than a 16-panel tile plus a short one: B is then packed panel by panel into L1 right before use, and read once.
+    /// </summary>
+    private const int McPanelsOneTile = 24;
+
     /// <summary>Tile width in B panels for one thread; threads shrink tiles further until each has ≥ 6 to claim.</summary>
     private const int NcPanels = 8;
 
@@ -551,7 +557,7 @@ internal static unsafe class GemmDriver
         private void RunChunk(int threads)
         {
             _aPanels = _mPad / _mr;
-            _mc = Math.Min(_mPad, McPanels * _mr);
+            _mc = _aPanels <= McPanelsOneTile ? _mPad : McPanels * _mr;
             _nc = Math.Min(_nPad, NcPanels * _nr);
             if (threads > 1)
             {
