@@ -837,13 +837,78 @@ internal static unsafe class GemmDriver
                     }
 
                     float* biasJ = bias == null ? null : bias + j;
+
+                    // B packed here next: the following panel of this k block, else the tile's first of the next.
+                    int nextPanelJ = j + nr < j1 ? j + nr : j0, nextP0 = j + nr < j1 ? p0 : p0 + _kc;
+                    int tilesInPanel = (i1 - i0 + mr - 1) / mr;
                     for (int i = i0; i < i1; i += mr)
                     {
                         float* aPanel = aBlock + ((long)(aFirstPanel + ((i - i0) / mr)) * kcb * mr);
+                        if (_packBInTile && nextP0 < _k)
+                        {
+                            // Its source rows (a strided walk through the weight, one or two lines per k step) are
+                            // fetched into L2 a share per tile, so packing it next reads no line from L3 or memory.
+                            int part = (i - i0) / mr;
+                            PrefetchBSource(nextPanelJ, Math.Min(nr, j1 - nextPanelJ), nextP0, Math.Min(_kc, _k - nextP0), part, tilesInPanel);
+                        }
+
+                        if (beta != 0f)
+                        {
+                            // The next tile of C is read when its kernel starts; fetch it now, while this tile's
+                            // k loop runs (a C re-read per k block from L3 otherwise stalls every tile's start).
+                            int nextI = i + mr < i1 ? i + mr : i0, nextJ = i + mr < i1 ? j : j + nr;
+                            if (nextJ < j1) PrefetchTile(_c + ((long)nextI * _ldc) + nextJ, _ldc, Math.Min(mr, i1 - nextI), Math.Min(nr, j1 - nextJ));
+                        }
+
                         TKernel.Tile(aPanel, bPanel, kcb, _c + ((long)i * _ldc) + j, _ldc, Math.Min(mr, i1 - i), nrValid, _alpha, beta, biasJ, edge);
                     }
                 }
             }
+        }
+
+        /// <summary>
+        /// Part <paramref name="part"/> of <paramref name="parts"/> of the stored B that a panel of columns
+        /// [j, j + cols) over k [p0, p0 + kcb) packs from, asked for in L2.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void PrefetchBSource(int j, int cols, int p0, int kcb, int part, int parts)
+        {
+            if (!Sse.IsSupported) return;
+            if (!_transB)
+            {
+                // B[p, j] at b[p · ldb + j]: one short row per k step.
+                int from = (int)((long)kcb * part / parts), to = (int)((long)kcb * (part + 1) / parts);
+                for (int p = from; p < to; p++)
+                {
+                    float* row = _b + ((long)(p0 + p) * _ldb) + j;
+                    for (int jj = 0; jj < cols; jj += 16) Sse.Prefetch1(row + jj);
+                    Sse.Prefetch1(row + cols - 1);
+                }
+            }
+            else
+            {
+                // Bᵀ stored [n, k]: one k stretch per column.
+                int from = (int)((long)cols * part / parts), to = (int)((long)cols * (part + 1) / parts);
+                for (int jj = from; jj < to; jj++)
+                {
+                    float* row = _b + ((long)(j + jj) * _ldb) + p0;
+                    for (int p = 0; p < kcb; p += 16) Sse.Prefetch1(row + p);
+                    Sse.Prefetch1(row + kcb - 1);
+                }
+            }
+        }
+    }
+
+    /// <summary>Asks for a tile of C (<paramref name="rows"/> × <paramref name="cols"/>) in L1 ahead of its use; nothing without SSE.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTile(float* c, int ldc, int rows, int cols)
+    {
+        if (!Sse.IsSupported) return;
+        for (int r = 0; r < rows; r++)
+        {
+            float* row = c + ((long)r * ldc);
+            for (int j = 0; j < cols; j += 16) Sse.Prefetch0(row + j);
+            Sse.Prefetch0(row + cols - 1);
         }
     }
 
