@@ -27,7 +27,8 @@ internal enum GemmIsa
 /// <summary>
 /// The blocked SGEMM (BLIS loop structure): op(A) is packed into MR-row panels and op(B) into NR-column panels, k cut
 /// into blocks of at most <see cref="KcMax"/> so one B panel (KC·NR floats, 32 KiB for 12×32) stays in the 48 KiB L1d
-/// while the A block it meets (≤ 192 rows · KC, 192 KiB) stays in L2 (1 MiB on Zen 5, 2 MiB on Emerald Rapids). C is cut into tiles that threads claim
+/// while the A block it meets (≤ 192 rows · KC, 192 KiB; ≤ 288 rows when that spares a short second row tile) stays in
+/// L2 (1 MiB on Zen 5, 2 MiB on Emerald Rapids). The tile loop prefetches the next C tile and the next B panel's source. C is cut into tiles that threads claim
 /// dynamically, each thread from its own stretch first, with one fork-join per chunk for the tiles; every tile runs
 /// the k blocks in order, so beta and the bias apply on the first block only.
 /// </summary>
@@ -844,10 +845,12 @@ internal static unsafe class GemmDriver
                     for (int i = i0; i < i1; i += mr)
                     {
                         float* aPanel = aBlock + ((long)(aFirstPanel + ((i - i0) / mr)) * kcb * mr);
-                        if (_packBInTile && nextP0 < _k)
+                        if (_packBInTile && !_transB && nextP0 < _k)
                         {
-                            // Its source rows (a strided walk through the weight, one or two lines per k step) are
-                            // fetched into L2 a share per tile, so packing it next reads no line from L3 or memory.
+                            // Its source rows (a strided walk through B, one or two lines per k step, that the
+                            // hardware prefetcher does not follow) are fetched into L2 a share per tile, so packing it
+                            // next reads no line from L3 or memory. Bᵀ's panel source is 32 sequential streams: the
+                            // hardware follows those, and asking as well cost the 128-row Linear shapes 1–3%.
                             int part = (i - i0) / mr;
                             PrefetchBSource(nextPanelJ, Math.Min(nr, j1 - nextPanelJ), nextP0, Math.Min(_kc, _k - nextP0), part, tilesInPanel);
                         }
