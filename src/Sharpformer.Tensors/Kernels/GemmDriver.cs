@@ -52,6 +52,9 @@ internal static unsafe class GemmDriver
     /// <summary>Tile width in B panels for one thread; threads shrink tiles further until each has ≥ 6 to claim.</summary>
     private const int NcPanels = 8;
 
+    /// <summary>A tile's C from this many floats (512 KiB, half of L2) on is prefetched on every k block, not only the first.</summary>
+    private const long PrefetchCFloats = 1 << 17;
+
     /// <summary>Largest packed A (512 KiB, half an L2) that the threads of a one-row-tile product pack together and share.</summary>
     private const int SharedAFloats = 1 << 17;
 
@@ -839,6 +842,10 @@ internal static unsafe class GemmDriver
 
                     float* biasJ = bias == null ? null : bias + j;
 
+                    // C is read from afar on the first k block (beta ≠ 0), and on later ones when the tile's C outgrew
+                    // half of L2; a C tile that the last block just wrote is in L2, and asking costs 1–3% there.
+                    bool prefetchC = beta != 0f && (first || (long)(i1 - i0) * (j1 - j0) >= PrefetchCFloats);
+
                     // B packed here next: the following panel of this k block, else the tile's first of the next.
                     int nextPanelJ = j + nr < j1 ? j + nr : j0, nextP0 = j + nr < j1 ? p0 : p0 + _kc;
                     int tilesInPanel = (i1 - i0 + mr - 1) / mr;
@@ -855,10 +862,10 @@ internal static unsafe class GemmDriver
                             PrefetchBSource(nextPanelJ, Math.Min(nr, j1 - nextPanelJ), nextP0, Math.Min(_kc, _k - nextP0), part, tilesInPanel);
                         }
 
-                        if (beta != 0f)
+                        if (prefetchC)
                         {
                             // The next tile of C is read when its kernel starts; fetch it now, while this tile's
-                            // k loop runs (a C re-read per k block from L3 otherwise stalls every tile's start).
+                            // k loop runs (a C read from L3 or memory otherwise stalls every tile's start).
                             int nextI = i + mr < i1 ? i + mr : i0, nextJ = i + mr < i1 ? j : j + nr;
                             if (nextJ < j1) PrefetchTile(_c + ((long)nextI * _ldc) + nextJ, _ldc, Math.Min(mr, i1 - nextI), Math.Min(nr, j1 - nextJ));
                         }
