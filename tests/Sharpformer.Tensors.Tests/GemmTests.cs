@@ -4,7 +4,7 @@ using Sharpformer.Tensors.Threading;
 namespace Sharpformer.Tensors.Tests;
 
 [Collection("ParallelFor degree")]
-public class GemmTests
+public partial class GemmTests
 {
     /// <summary>Every kernel tier this machine (and these DOTNET_Enable* settings) can run, scalar included.</summary>
     public static TheoryData<string> Tiers()
@@ -128,6 +128,23 @@ public class GemmTests
         // k so long that A is packed in chunks of rows (ChunkFloats / k): every chunk must see B, on 1 and 2 threads.
         Check(isa, false, true, 200, 8, 22_000);
         Check(isa, false, false, 150, 40, 30_000, maxThreads: 2);
+    }
+
+    [Theory]
+    [MemberData(nameof(Tiers))]
+    public void SgemmCore_RowsUpToOneTallTile_MatchReference(string tier)
+    {
+        // 193–288 rows (17–24 panels of 12) run as one row tile, B packed panel by panel inside it; around both ends,
+        // with two k blocks, on 1 and 2 threads, beta 1 and the bias.
+        GemmIsa isa = Enum.Parse<GemmIsa>(tier);
+        foreach (int m in new[] { 192, 193, 256, 288, 289 })
+        {
+            for (int t = 0; t < 4; t++)
+            {
+                bool transA = (t & 1) != 0, transB = (t & 2) != 0;
+                Check(isa, transA, transB, m, 70, 300, beta: 1f, withBias: true, maxThreads: 1 + (t % 2), padC: 3);
+            }
+        }
     }
 
     [Theory]

@@ -34,7 +34,9 @@ public static partial class Gemm
     /// to <see cref="ParallelFor.MaxDegreeOfParallelism"/> threads; products under about 3 MFLOP stay on the caller's
     /// thread. A thin A (m ≤ 8) times a B stored [n, k] skips packing and runs as dot products (decode-like Linear
     /// calls). Without SIMD it runs <see cref="Reference"/>. The sums run in a different order from the reference, so
-    /// results agree to rounding, not bit for bit; the thread count never changes the result. alpha 0 still
+    /// results agree to rounding, not bit for bit; the thread count never changes the result. A long k with a small C
+    /// (k ≥ 8192, as in a language-model head's input gradient) is cut into slices of k summed into partial buffers in
+    /// parallel, then added in slice order, so it also rounds differently from the packed-B overload. alpha 0 still
     /// computes op(A)·op(B) (NaN in A or B propagates), as the reference does. For a B used many times (a weight),
     /// <see cref="PackB"/> once and call the packed overload.
     /// </remarks>

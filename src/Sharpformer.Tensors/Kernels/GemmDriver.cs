@@ -27,7 +27,8 @@ internal enum GemmIsa
 /// <summary>
 /// The blocked SGEMM (BLIS loop structure): op(A) is packed into MR-row panels and op(B) into NR-column panels, k cut
 /// into blocks of at most <see cref="KcMax"/> so one B panel (KC·NR floats, 32 KiB for 12×32) stays in the 48 KiB L1d
-/// while the A block it meets (≤ 192 rows · KC, 192 KiB) stays in L2 (1 MiB on Zen 5, 2 MiB on Emerald Rapids). C is cut into tiles that threads claim
+/// while the A block it meets (≤ 192 rows · KC, 192 KiB; ≤ 288 rows when that spares a short second row tile) stays in
+/// L2 (1 MiB on Zen 5, 2 MiB on Emerald Rapids). The tile loop prefetches the next C tile and the next B panel's source. C is cut into tiles that threads claim
 /// dynamically, each thread from its own stretch first, with one fork-join per chunk for the tiles; every tile runs
 /// the k blocks in order, so beta and the bias apply on the first block only.
 /// </summary>
@@ -42,8 +43,17 @@ internal static unsafe class GemmDriver
     /// <summary>Tile height in A panels for one thread: 16 · 12 rows · KC floats = 192 KiB of packed A, resident in L2.</summary>
     private const int McPanels = 16;
 
+    /// <summary>
+    /// Up to this many A panels (288 rows of 12, 270 KiB of packed A at KC 256, a quarter of L2) stay one row tile rather
+    /// than a 16-panel tile plus a short one: B is then packed panel by panel into L1 right before use, and read once.
+    /// </summary>
+    private const int McPanelsOneTile = 24;
+
     /// <summary>Tile width in B panels for one thread; threads shrink tiles further until each has ≥ 6 to claim.</summary>
     private const int NcPanels = 8;
+
+    /// <summary>A tile's C from this many floats (512 KiB, half of L2) on is prefetched on every k block, not only the first.</summary>
+    private const long PrefetchCFloats = 1 << 17;
 
     /// <summary>Largest packed A (512 KiB, half an L2) that the threads of a one-row-tile product pack together and share.</summary>
     private const int SharedAFloats = 1 << 17;
@@ -116,11 +126,20 @@ internal static unsafe class GemmDriver
         }
 
         int threads = 2.0 * m * n * k >= ParallelFlops ? Math.Max(1, maxThreads) : 1;
+        bool thin = packedB == null && transB && !transA && m <= GemmThinA.MaxRows && isa >= GemmIsa.Vector256;
+        int sliceLength = packedB == null && !thin ? GemmSplitK.SliceLength(m, n, k) : 0;
+        if (sliceLength > 0)
+        {
+            // A long k with a small C: slices of k in parallel, partial sums added in a fixed order.
+            GemmSplitK.Run(isa, threads, sliceLength, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+            return;
+        }
+
         GemmJob job = _cachedJob ?? new GemmJob();
         _cachedJob = null; // a nested call on this thread (e.g. from a batched body) gets its own job
         try
         {
-            if (packedB == null && transB && !transA && m <= GemmThinA.MaxRows && isa >= GemmIsa.Vector256)
+            if (thin)
             {
                 job.ExecuteThin(threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
             }
@@ -542,7 +561,7 @@ internal static unsafe class GemmDriver
         private void RunChunk(int threads)
         {
             _aPanels = _mPad / _mr;
-            _mc = Math.Min(_mPad, McPanels * _mr);
+            _mc = _aPanels <= McPanelsOneTile ? _mPad : McPanels * _mr;
             _nc = Math.Min(_nPad, NcPanels * _nr);
             if (threads > 1)
             {
@@ -822,13 +841,84 @@ internal static unsafe class GemmDriver
                     }
 
                     float* biasJ = bias == null ? null : bias + j;
+
+                    // C is read from afar on the first k block (beta ≠ 0), and on later ones when the tile's C outgrew
+                    // half of L2; a C tile that the last block just wrote is in L2, and asking costs 1–3% there.
+                    bool prefetchC = beta != 0f && (first || (long)(i1 - i0) * (j1 - j0) >= PrefetchCFloats);
+
+                    // B packed here next: the following panel of this k block, else the tile's first of the next.
+                    int nextPanelJ = j + nr < j1 ? j + nr : j0, nextP0 = j + nr < j1 ? p0 : p0 + _kc;
+                    int tilesInPanel = (i1 - i0 + mr - 1) / mr;
                     for (int i = i0; i < i1; i += mr)
                     {
                         float* aPanel = aBlock + ((long)(aFirstPanel + ((i - i0) / mr)) * kcb * mr);
+                        if (_packBInTile && !_transB && nextP0 < _k)
+                        {
+                            // Its source rows (a strided walk through B, one or two lines per k step, that the
+                            // hardware prefetcher does not follow) are fetched into L2 a share per tile, so packing it
+                            // next reads no line from L3 or memory. Bᵀ's panel source is 32 sequential streams: the
+                            // hardware follows those, and asking as well cost the 128-row Linear shapes 1–3%.
+                            int part = (i - i0) / mr;
+                            PrefetchBSource(nextPanelJ, Math.Min(nr, j1 - nextPanelJ), nextP0, Math.Min(_kc, _k - nextP0), part, tilesInPanel);
+                        }
+
+                        if (prefetchC)
+                        {
+                            // The next tile of C is read when its kernel starts; fetch it now, while this tile's
+                            // k loop runs (a C read from L3 or memory otherwise stalls every tile's start).
+                            int nextI = i + mr < i1 ? i + mr : i0, nextJ = i + mr < i1 ? j : j + nr;
+                            if (nextJ < j1) PrefetchTile(_c + ((long)nextI * _ldc) + nextJ, _ldc, Math.Min(mr, i1 - nextI), Math.Min(nr, j1 - nextJ));
+                        }
+
                         TKernel.Tile(aPanel, bPanel, kcb, _c + ((long)i * _ldc) + j, _ldc, Math.Min(mr, i1 - i), nrValid, _alpha, beta, biasJ, edge);
                     }
                 }
             }
+        }
+
+        /// <summary>
+        /// Part <paramref name="part"/> of <paramref name="parts"/> of the stored B that a panel of columns
+        /// [j, j + cols) over k [p0, p0 + kcb) packs from, asked for in L2.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void PrefetchBSource(int j, int cols, int p0, int kcb, int part, int parts)
+        {
+            if (!Sse.IsSupported) return;
+            if (!_transB)
+            {
+                // B[p, j] at b[p · ldb + j]: one short row per k step.
+                int from = (int)((long)kcb * part / parts), to = (int)((long)kcb * (part + 1) / parts);
+                for (int p = from; p < to; p++)
+                {
+                    float* row = _b + ((long)(p0 + p) * _ldb) + j;
+                    for (int jj = 0; jj < cols; jj += 16) Sse.Prefetch1(row + jj);
+                    Sse.Prefetch1(row + cols - 1);
+                }
+            }
+            else
+            {
+                // Bᵀ stored [n, k]: one k stretch per column.
+                int from = (int)((long)cols * part / parts), to = (int)((long)cols * (part + 1) / parts);
+                for (int jj = from; jj < to; jj++)
+                {
+                    float* row = _b + ((long)(j + jj) * _ldb) + p0;
+                    for (int p = 0; p < kcb; p += 16) Sse.Prefetch1(row + p);
+                    Sse.Prefetch1(row + kcb - 1);
+                }
+            }
+        }
+    }
+
+    /// <summary>Asks for a tile of C (<paramref name="rows"/> × <paramref name="cols"/>) in L1 ahead of its use; nothing without SSE.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTile(float* c, int ldc, int rows, int cols)
+    {
+        if (!Sse.IsSupported) return;
+        for (int r = 0; r < rows; r++)
+        {
+            float* row = c + ((long)r * ldc);
+            for (int j = 0; j < cols; j += 16) Sse.Prefetch0(row + j);
+            Sse.Prefetch0(row + cols - 1);
         }
     }
 
