@@ -104,7 +104,7 @@ class BertMlm(nn.Module):
         super().__init__()
         self.word = nn.Embedding(v, c)
         self.pos = nn.Embedding(p, c)
-        self.type = nn.Embedding(2, c)
+        self.token_type = nn.Embedding(2, c)
         self.ln = nn.LayerNorm(c, eps=1e-12)
         self.layers = nn.ModuleList([BertLayer(c, h, inner) for _ in range(layers)])
         self.transform = nn.Linear(c, c)
@@ -113,7 +113,7 @@ class BertMlm(nn.Module):
 
     def forward(self, ids, mask, labels):
         t = ids.shape[1]
-        x = self.ln(self.word(ids) + self.pos(torch.arange(t)) + self.type(torch.zeros_like(ids)))
+        x = self.ln(self.word(ids) + self.pos(torch.arange(t)) + self.token_type(torch.zeros_like(ids)))
         additive = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
         for layer in self.layers:
             x = layer(x, additive)
@@ -126,11 +126,12 @@ def blas_library():
         libs = {line.split()[-1] for line in maps if "blas" in line.lower() and "/" in line}
     names = sorted(libs)
     if any("openblas" in n for n in names):
-        return "OpenBLAS (" + ", ".join(n for n in names if "openblas" in n) + ")"
+        lib = next((n for n in names if "libopenblas" in n), names[0])
+        return "OpenBLAS (" + lib.rsplit("/", 1)[-1] + ")"
     return "reference/other BLAS (" + ", ".join(names) + ")" if names else "unknown"
 
 
-def flops(model_name, params_matmul, b, t, layers, c, v):
+def flops(params_matmul, b, t, layers, c):
     # 6 FLOPs per matmul weight per token (forward 2, backward 4) plus attention's two batched products
     # (QK^T and PV, forward 2 each per (query, key, channel), backward twice that), over all layers.
     tokens = b * t
@@ -191,7 +192,7 @@ def main():
         "ms_per_step": ms,
         "ms_all": times,
         "tokens_per_s": b * t / (ms / 1000.0),
-        "flops_per_step": flops(args.model, matmul_params, b, t, layers, c, v),
+        "flops_per_step": flops(matmul_params, b, t, layers, c),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "loss": float(loss.item()),
     }

@@ -44,7 +44,15 @@ internal static class BenchTrainCommand
                 return 0;
             }
 
-            return Run(parse.GetValue(models)!, parse.GetValue(threads), parse.GetValue(steps), parse.GetValue(python)!, output, parse.InvocationConfiguration.Error);
+            try
+            {
+                return Run(parse.GetValue(models)!, parse.GetValue(threads), parse.GetValue(steps), parse.GetValue(python)!, output, parse.InvocationConfiguration.Error);
+            }
+            catch (InvalidOperationException e)
+            {
+                parse.InvocationConfiguration.Error.WriteLine("error: " + e.Message.ReplaceLineEndings(" "));
+                return 1;
+            }
         });
         return command;
     }
@@ -64,6 +72,12 @@ internal static class BenchTrainCommand
             ParallelFor.MaxDegreeOfParallelism = n;
             peaks[n] = BenchGemmCommand.MeasurePeak(n, repeat: 7, quick: false);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"FMA peak, {n} thread(s): {peaks[n]:F1} GFLOP/s"));
+        }
+
+        output.WriteLine("GFLOP/s = the step's model FLOPs (6 per weight per token + attention, the same count for both engines) / time.");
+        if (names.Contains("bert"))
+        {
+            output.WriteLine("bert: Sharpformer's masked-LM loss runs the prediction head on the labelled 15 % of rows only (HF computes all rows), so its bert GFLOP/s is an effective rate, above the arithmetic it executes.");
         }
 
         output.WriteLine();
@@ -173,8 +187,11 @@ internal static class BenchTrainCommand
     private static string[] SelfArguments(string model, int threads, int steps)
     {
         var self = new List<string>();
-        string entry = Environment.GetCommandLineArgs()[0];
-        if (entry.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) self.Add(entry); // run through `dotnet x.dll`
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
+        {
+            self.Add(typeof(BenchTrainCommand).Assembly.Location); // run as `dotnet sharpformer.dll`: the child needs the dll too
+        }
+
         self.AddRange(["bench", "train", ChildFlag, model, "--threads", threads.ToString(CultureInfo.InvariantCulture), "--steps", steps.ToString(CultureInfo.InvariantCulture)]);
         return [.. self];
     }
