@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -195,10 +194,4 @@ public sealed class TrainingLog : IDisposable
             s.Write(bytes);
         });
     }
-}
-
-/// <summary>Formats figures for terminal lines and messages without culture surprises.</summary>
-internal static class Invariant
-{
-    public static string F(double value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
 }
