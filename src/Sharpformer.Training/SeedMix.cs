@@ -20,7 +20,8 @@ public static class SeedMix
         return (int)(x >> 33);
     }
 
-    private static ulong Mix(ulong z)
+    /// <summary>SplitMix64's finalizer: a bijective 64-bit mix (also the output function of the data generator).</summary>
+    internal static ulong Mix(ulong z)
     {
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;

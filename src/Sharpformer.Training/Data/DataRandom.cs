@@ -74,13 +74,5 @@ internal struct DataRandom
         }
     }
 
-    private static ulong Mix(ulong z)
-    {
-        unchecked
-        {
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            return z ^ (z >> 31);
-        }
-    }
+    private static ulong Mix(ulong z) => SeedMix.Mix(z);
 }
