@@ -65,12 +65,12 @@ internal static class TaskInterfaces
         ArgumentNullException.ThrowIfNull(hidden);
         ArgumentNullException.ThrowIfNull(labels);
         int b = hidden.Shape[0], t = hidden.Shape[1], c = hidden.Shape[2];
-        if (labels.Shape != new Shape(b, t))
+        if (labels.Shape != new Shape(b, t) || labels.DType is not (DType.I32 or DType.I64))
         {
-            throw new ArgumentException($"labels {labels.Shape} must be [B, T] = [{b}, {t}], input_ids' shape.", nameof(labels));
+            throw new ArgumentException($"labels must be I32/I64 [B, T] = [{b}, {t}], input_ids' shape; got {labels.DType} {labels.Shape}.", nameof(labels));
         }
 
-        var all = labels.DType == DType.I32 ? labels.ToArray<int>() : Array.ConvertAll(labels.ToArray<long>(), v => (int)Math.Clamp(v, int.MinValue, int.MaxValue));
+        var all = Bert.BertLoading.ReadIds(labels);
         var rows = new List<int>();
         var targets = new List<int>();
         for (int i = 0; i < all.Length; i++)
