@@ -63,11 +63,17 @@ internal static class BenchEncoderCommand
             return File.Exists(configured) ? configured : null;
         }
 
+        return FindInRepository(PeersProject);
+    }
+
+    /// <summary>The file at <paramref name="relativePath"/> under the first repository root above the current folder or this executable, or null.</summary>
+    internal static string? FindInRepository(string relativePath)
+    {
         foreach (string start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
         {
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             {
-                string candidate = Path.Combine(dir.FullName, PeersProject);
+                string candidate = Path.Combine(dir.FullName, relativePath);
                 if (File.Exists(candidate)) return candidate;
             }
         }

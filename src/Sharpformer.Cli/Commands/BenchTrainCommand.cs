@@ -59,7 +59,7 @@ internal static class BenchTrainCommand
 
     private static int Run(string models, int threads, int steps, string python, TextWriter output, TextWriter error)
     {
-        string script = FindScript();
+        string script = BenchEncoderCommand.FindInRepository("benchmarks/torch/train_step.py") ?? string.Empty;
         string[] names = models == "both" ? ["gpt2", "bert"] : [models];
         int[] threadCounts = threads == 1 ? [1] : [1, threads];
         bool torch = script.Length > 0 && HasTorch(python);
@@ -233,21 +233,6 @@ internal static class BenchTrainCommand
         {
             return false;
         }
-    }
-
-    /// <summary>benchmarks/torch/train_step.py, looked up from the working folder and from the assembly's folder upwards.</summary>
-    private static string FindScript()
-    {
-        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-        {
-            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-            {
-                string candidate = Path.Combine(dir.FullName, "benchmarks", "torch", "train_step.py");
-                if (File.Exists(candidate)) return candidate;
-            }
-        }
-
-        return string.Empty;
     }
 
     private static string CpuName()
