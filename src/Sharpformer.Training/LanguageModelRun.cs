@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Sharpformer.IO.Config;
+using Sharpformer.IO.Hub;
 using Sharpformer.Models;
 using Sharpformer.NN;
 using Sharpformer.Text;
@@ -100,8 +101,9 @@ public sealed record LanguageModelRunOptions
 /// </summary>
 public sealed class LanguageModelRun : IDisposable
 {
+    /// <summary>The tokenizer files a saved folder carries: the Hub client's list of them, and added_tokens.json.</summary>
     private static readonly string[] TokenizerFiles =
-        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json"];
+        [.. HubClient.OptionalModelFiles.Where(f => f != "generation_config.json"), "added_tokens.json"];
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
