@@ -52,6 +52,106 @@ public interface ILanguageModel
     Tensor LanguageModelingLoss(Tensor inputIds, Tensor? attentionMask, Tensor labels);
 }
 
+/// <summary>How a sequence classifier turns logits into scores and labels into a loss (config.json <c>problem_type</c>).</summary>
+public enum ClassificationProblem
+{
+    /// <summary><c>single_label_classification</c>: softmax scores, cross-entropy against one class index per example.</summary>
+    SingleLabel,
+
+    /// <summary><c>multi_label_classification</c>: sigmoid scores, binary cross-entropy against a 0/1 vector per example.</summary>
+    MultiLabel,
+
+    /// <summary><c>regression</c>: raw scores, mean squared error against one (or num_labels) real values per example.</summary>
+    Regression,
+}
+
+/// <summary>
+/// What every fine-tunable task model (sequence classification, token classification, question answering) tells a
+/// pipeline or a trainer about its inputs. Inputs are ids [B, T] I32, an attention mask [B, T] I32 (1 = token,
+/// 0 = padding) and token type ids [B, T] I32 or null (models without segments ignore them).
+/// </summary>
+public interface ITaskModel
+{
+    /// <summary>The longest input (in tokens) the model's position table covers.</summary>
+    int MaxPositions { get; }
+
+    /// <summary>Whether the model reads token_type_ids (BERT: yes; DistilBERT and GPT-2: no, so text pairs carry no segment signal).</summary>
+    bool UsesTokenTypes { get; }
+}
+
+/// <summary>A sequence classifier (BertForSequenceClassification, DistilBertForSequenceClassification, GPT2ForSequenceClassification).</summary>
+public interface ISequenceClassifier : ITaskModel
+{
+    /// <summary>The labels in id order (config <c>id2label</c>; <c>LABEL_i</c> where absent), one per logit.</summary>
+    IReadOnlyList<string> Labels { get; }
+
+    /// <summary>How scores and the loss are computed (config <c>problem_type</c>, resolved as HF does when absent).</summary>
+    ClassificationProblem Problem { get; }
+
+    /// <summary>ids, mask, token types [B, T] → logits [B, L], L = <see cref="Labels"/>.Count; inference, no gradients.</summary>
+    /// <param name="inputIds">[B, T] token ids.</param>
+    /// <param name="attentionMask">[B, T] 1 = token, 0 = padding.</param>
+    /// <param name="tokenTypeIds">[B, T] segment ids, or null.</param>
+    /// <returns>[B, L] logits.</returns>
+    Tensor ClassificationLogits(Tensor inputIds, Tensor attentionMask, Tensor? tokenTypeIds);
+
+    /// <summary>
+    /// The loss HF's class returns when given <c>labels</c>, recording gradients: labels [B] I32 class ids
+    /// (single-label), [B, L] F32 0/1 (multi-label), [B] or [B, L] F32 targets (regression).
+    /// </summary>
+    /// <param name="inputIds">[B, T] token ids.</param>
+    /// <param name="attentionMask">[B, T] 1 = token, 0 = padding, or null.</param>
+    /// <param name="tokenTypeIds">[B, T] segment ids, or null.</param>
+    /// <param name="labels">The targets, shaped by <see cref="Problem"/>.</param>
+    /// <returns>The scalar loss.</returns>
+    Tensor ClassificationLoss(Tensor inputIds, Tensor? attentionMask, Tensor? tokenTypeIds, Tensor labels);
+}
+
+/// <summary>A token classifier (BertForTokenClassification, DistilBertForTokenClassification): one label per token, e.g. NER tags.</summary>
+public interface ITokenClassifier : ITaskModel
+{
+    /// <summary>The labels in id order (config <c>id2label</c>; <c>LABEL_i</c> where absent), one per logit.</summary>
+    IReadOnlyList<string> Labels { get; }
+
+    /// <summary>ids, mask, token types [B, T] → logits [B, T, L]; inference, no gradients.</summary>
+    /// <param name="inputIds">[B, T] token ids.</param>
+    /// <param name="attentionMask">[B, T] 1 = token, 0 = padding.</param>
+    /// <param name="tokenTypeIds">[B, T] segment ids, or null.</param>
+    /// <returns>[B, T, L] logits.</returns>
+    Tensor TokenLogits(Tensor inputIds, Tensor attentionMask, Tensor? tokenTypeIds);
+
+    /// <summary>The mean cross-entropy over labelled tokens (labels [B, T] I32, −100 = ignored), recording gradients.</summary>
+    /// <param name="inputIds">[B, T] token ids.</param>
+    /// <param name="attentionMask">[B, T] 1 = token, 0 = padding, or null.</param>
+    /// <param name="tokenTypeIds">[B, T] segment ids, or null.</param>
+    /// <param name="labels">[B, T] class ids, −100 where not scored.</param>
+    /// <returns>The scalar loss.</returns>
+    Tensor TokenClassificationLoss(Tensor inputIds, Tensor? attentionMask, Tensor? tokenTypeIds, Tensor labels);
+}
+
+/// <summary>Extractive question answering (BertForQuestionAnswering, DistilBertForQuestionAnswering): start and end logits per token.</summary>
+public interface IQuestionAnswering : ITaskModel
+{
+    /// <summary>ids, mask, token types [B, T] → (start logits [B, T], end logits [B, T]); inference, no gradients.</summary>
+    /// <param name="inputIds">[B, T] token ids.</param>
+    /// <param name="attentionMask">[B, T] 1 = token, 0 = padding.</param>
+    /// <param name="tokenTypeIds">[B, T] segment ids, or null.</param>
+    /// <returns>The start and end logits, each [B, T].</returns>
+    (Tensor Start, Tensor End) SpanLogits(Tensor inputIds, Tensor attentionMask, Tensor? tokenTypeIds);
+
+    /// <summary>
+    /// HF's QA loss, recording gradients: the mean of the start and end cross-entropies, positions [B] I32 (clamped to
+    /// [0, T] and position T ignored, as HF does for answers truncated out of the window).
+    /// </summary>
+    /// <param name="inputIds">[B, T] token ids.</param>
+    /// <param name="attentionMask">[B, T] 1 = token, 0 = padding, or null.</param>
+    /// <param name="tokenTypeIds">[B, T] segment ids, or null.</param>
+    /// <param name="startPositions">[B] token index of each answer's first token.</param>
+    /// <param name="endPositions">[B] token index of each answer's last token.</param>
+    /// <returns>The scalar loss.</returns>
+    Tensor QuestionAnsweringLoss(Tensor inputIds, Tensor? attentionMask, Tensor? tokenTypeIds, Tensor startPositions, Tensor endPositions);
+}
+
 /// <summary>Shared checks and plumbing of the task-interface implementations.</summary>
 internal static class TaskInterfaces
 {
