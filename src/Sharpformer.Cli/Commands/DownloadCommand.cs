@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.CommandLine;
+using System.Globalization;
 using Sharpformer.IO.Hub;
 using Spectre.Console;
 
@@ -69,7 +70,7 @@ internal static class DownloadCommand
         }
         catch (OperationCanceledException)
         {
-            await error.WriteLineAsync("error: download cancelled; nothing partial was kept in the cache.").ConfigureAwait(false);
+            await error.WriteLineAsync("error: download cancelled. The bytes received are kept in the cache (blobs/*.incomplete); run the same download again to continue from them.").ConfigureAwait(false);
             return 130;
         }
     }
@@ -101,6 +102,8 @@ internal static class DownloadCommand
                     var task = tasks.GetOrAdd(p.FileName, name => ctx.AddTask(Markup.Escape(name), maxValue: Math.Max(1, p.TotalBytes ?? 1)));
                     if (p.TotalBytes is { } total)
                         task.MaxValue = Math.Max(1, total);
+                    if (p.ResumedFrom > 0)
+                        task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"{p.FileName} (resumed at {p.ResumedFrom / 1e6:F1} MB)"));
                     task.Value = p.BytesDownloaded;
                 });
                 result = await work(progress).ConfigureAwait(false);

@@ -76,8 +76,15 @@ internal static class PipelineVerbs
     /// <summary>One stderr line per file once it is downloaded; cached files report nothing.</summary>
     private sealed class DownloadLines(TextWriter error) : IProgress<DownloadProgress>
     {
+        private readonly HashSet<string> _resumed = new(StringComparer.Ordinal);
+
         public void Report(DownloadProgress value)
         {
+            if (value.ResumedFrom > 0 && _resumed.Add(value.FileName))
+            {
+                error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"resuming {value.FileName} at {value.ResumedFrom / 1e6:F1} MB"));
+            }
+
             if (value.TotalBytes is { } total && value.BytesDownloaded == total)
             {
                 error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"downloaded {value.FileName} ({total / 1e6:F1} MB)"));

@@ -315,36 +315,136 @@ public sealed class HubClient : IDisposable
         return new FileMetadata(rawCommit!, etag, size, location);
     }
 
+    /// <summary>
+    /// Downloads one blob into a temp file beside it and renames it into place once its size (and, for LFS files, its
+    /// sha256) check out. As huggingface_hub does, the temp file is <c>blobs/&lt;etag&gt;.incomplete</c> (the blob's lock
+    /// makes it ours), so a download that broke off, in this process or an earlier one, continues from the bytes on disk
+    /// with a <c>Range</c> request; transient failures (the connection dropping, stalls, 429 and 5xx answers) are retried
+    /// up to <see cref="HubOptions.MaxRetries"/> times with exponential backoff, honouring <c>Retry-After</c>.
+    /// </summary>
     private async Task DownloadBlobAsync(HubCache cache, FileMetadata meta, string filename, string blob,
         IProgress<DownloadProgress>? progress, CancellationToken ct)
     {
         Directory.CreateDirectory(cache.BlobsDir);
-        // A process-unique temp file beside the blob: concurrent downloaders never share bytes, and the rename is on
-        // one volume, hence atomic.
-        var temp = blob + "." + Environment.ProcessId + "-" + Guid.NewGuid().ToString("N") + ".incomplete";
+        // Without the lock (a test hook for file systems whose locks do nothing) concurrent downloaders must not share
+        // bytes, so each gets a process-unique temp file and nothing resumes across processes.
+        var temp = Options.LockingDisabled
+            ? blob + "." + Environment.ProcessId + "-" + Guid.NewGuid().ToString("N") + ".incomplete"
+            : blob + ".incomplete";
+        var keepPartial = false;
         try
         {
-            using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            connect.CancelAfter(Options.MetadataTimeout);
-            using var response = await SendAsync(HttpMethod.Get, meta.Location, followAbsoluteRedirects: true, cache.RepoId, filename, ct, connect.Token).ConfigureAwait(false);
-            // The connect/headers limit ends here; the body is guarded by the per-read stall timeout below.
-            connect.CancelAfter(Timeout.InfiniteTimeSpan);
-            if (!response.IsSuccessStatusCode)
-                ThrowForStatus(response, cache, meta.Commit, filename);
+            for (var attempt = 0; ; attempt++)
+            {
+                TimeSpan? retryAfter;
+                try
+                {
+                    retryAfter = await DownloadAttemptAsync(cache, meta, filename, temp, progress, ct).ConfigureAwait(false);
+                    if (retryAfter is null)
+                        break;
+                }
+                catch (HubNetworkException) when (attempt < Options.MaxRetries && !ct.IsCancellationRequested)
+                {
+                    retryAfter = null;
+                }
+                catch (Exception e) when (e is HubNetworkException || (e is OperationCanceledException && ct.IsCancellationRequested))
+                {
+                    // Out of attempts, or cancelled: what arrived stays as blobs/<etag>.incomplete for the next try to continue from.
+                    keepPartial = !Options.LockingDisabled;
+                    throw;
+                }
 
-            var isLfs = meta.Etag.Length == 64;
-            using var sha = isLfs ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
-            long received = 0;
-            progress?.Report(new DownloadProgress(filename, 0, meta.Size));
+                if (attempt >= Options.MaxRetries)
+                {
+                    keepPartial = !Options.LockingDisabled;
+                    throw new HubNetworkException(
+                        $"the Hub kept answering 'busy' (HTTP 429/5xx) for '{filename}' of {cache.RepoId} after {Options.MaxRetries + 1} attempts; "
+                        + "retry later: the bytes already received are kept and the next download continues from them.");
+                }
+
+                await Task.Delay(retryAfter ?? Backoff(attempt), ct).ConfigureAwait(false);
+            }
+
+            await VerifyAsync(cache, meta, filename, temp, ct).ConfigureAwait(false);
+            File.Move(temp, blob, overwrite: true);
+            progress?.Report(new DownloadProgress(filename, meta.Size, meta.Size));
+        }
+        finally
+        {
+            if (!keepPartial && File.Exists(temp))
+                File.Delete(temp);
+        }
+    }
+
+    /// <summary>huggingface_hub's http_backoff: the base delay doubled per attempt, capped at <see cref="HubOptions.RetryMaxDelay"/>.</summary>
+    private TimeSpan Backoff(int attempt)
+    {
+        var delay = Options.RetryBaseDelay * Math.Pow(2, Math.Min(attempt, 16));
+        return delay < Options.RetryMaxDelay ? delay : Options.RetryMaxDelay;
+    }
+
+    /// <summary>
+    /// One GET of the rest of a blob, appended to <paramref name="temp"/>. Returns null when the file is complete, or the
+    /// delay before the next attempt when the server asked to come back (429/5xx); throws <see cref="HubNetworkException"/>
+    /// when the connection broke (the bytes written so far stay) and the Hub's own exceptions for permanent errors.
+    /// </summary>
+    private async Task<TimeSpan?> DownloadAttemptAsync(HubCache cache, FileMetadata meta, string filename, string temp,
+        IProgress<DownloadProgress>? progress, CancellationToken ct)
+    {
+        long have = File.Exists(temp) ? new FileInfo(temp).Length : 0;
+        if (have > meta.Size)
+        {
+            File.Delete(temp);
+            have = 0;
+        }
+        if (have == meta.Size)
+            return null;
+
+        using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        connect.CancelAfter(Options.MetadataTimeout);
+        using var response = await SendAsync(HttpMethod.Get, meta.Location, followAbsoluteRedirects: true, cache.RepoId, filename, ct, connect.Token,
+            rangeFrom: have > 0 ? have : null).ConfigureAwait(false);
+        // The connect/headers limit ends here; the body is guarded by the per-read stall timeout below.
+        connect.CancelAfter(Timeout.InfiniteTimeSpan);
+        var status = (int)response.StatusCode;
+        if (status == 429 || status >= 500)
+            return RetryAfter(response) ?? Backoff(0);
+        if (status == 416)
+        {
+            // The range lies past the end of what the server holds: the partial file is not a prefix of this blob.
+            File.Delete(temp);
+            throw new HubIntegrityException(
+                $"{meta.Location.Host} holds fewer bytes of '{filename}' of {cache.RepoId} than the {have} already received (HTTP 416); "
+                + "the partial file was deleted: retry the download.");
+        }
+        if (!response.IsSuccessStatusCode)
+            ThrowForStatus(response, cache, meta.Commit, filename);
+
+        long received = have;
+        if (have > 0 && status != 206)
+        {
+            received = 0; // The server ignored the range and sends the whole file.
+        }
+        else if (have > 0 && response.Content.Headers.ContentRange is { } range && range.From != have)
+        {
+            throw new HubIntegrityException(
+                $"asked {meta.Location.Host} for '{filename}' of {cache.RepoId} from byte {have}, but it answered from byte {range.From}; "
+                + "delete the .incomplete file in the cache's blobs folder and retry.");
+        }
+
+        long resumedFrom = received;
+        progress?.Report(new DownloadProgress(filename, received, meta.Size) { ResumedFrom = resumedFrom });
+        try
+        {
             var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
             await using (body.ConfigureAwait(false))
             {
-                var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                var file = new FileStream(temp, received == 0 ? FileMode.Create : FileMode.Append, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
                 await using (file.ConfigureAwait(false))
                 {
                     var buffer = new byte[1 << 16];
                     using var stall = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                    long lastReport = 0;
+                    long lastReport = received;
                     while (true)
                     {
                         stall.CancelAfter(Options.ReadTimeout);
@@ -361,49 +461,74 @@ public sealed class HubClient : IDisposable
                         }
                         if (n == 0)
                             break;
-                        received += n;
-                        if (received > meta.Size)
-                            break;
-                        sha?.AppendData(buffer, 0, n);
+                        if (received + n > meta.Size)
+                        {
+                            file.SetLength(0);
+                            throw new HubIntegrityException(
+                                $"consistency check failed: '{filename}' of {cache.RepoId} should be {meta.Size} bytes but more arrived; nothing was cached. Retry the download.");
+                        }
                         await file.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                        received += n;
                         if (received - lastReport >= 1 << 20)
                         {
-                            progress?.Report(new DownloadProgress(filename, received, meta.Size));
+                            progress?.Report(new DownloadProgress(filename, received, meta.Size) { ResumedFrom = resumedFrom });
                             lastReport = received;
                         }
                     }
                     file.Flush(flushToDisk: true);
                 }
             }
-            if (received != meta.Size)
-            {
-                throw new HubIntegrityException(
-                    $"consistency check failed: '{filename}' of {cache.RepoId} should be {meta.Size} bytes but {(received > meta.Size ? "more" : received.ToString(System.Globalization.CultureInfo.InvariantCulture))} arrived; "
-                    + "nothing was cached. Retry the download.");
-            }
-            if (sha is not null)
-            {
-                var actual = Convert.ToHexStringLower(sha.GetHashAndReset());
-                if (actual != meta.Etag)
-                {
-                    throw new HubIntegrityException(
-                        $"sha256 mismatch for '{filename}' of {cache.RepoId}: expected {meta.Etag} (LFS oid), got {actual}; nothing was cached. "
-                        + "Retry the download; if it persists the server or a proxy is corrupting the file.");
-                }
-            }
-            File.Move(temp, blob, overwrite: true);
-            progress?.Report(new DownloadProgress(filename, received, meta.Size));
         }
         catch (Exception e) when (e is HttpRequestException or IOException && !ct.IsCancellationRequested)
         {
             throw new HubNetworkException(
-                $"the download of '{filename}' from {cache.RepoId} broke off ({e.Message}); nothing was cached. Retry the download.", e);
+                $"the download of '{filename}' from {cache.RepoId} broke off at byte {received} of {meta.Size} ({e.Message}); retry to continue from there.", e);
         }
-        finally
+
+        if (received != meta.Size)
         {
-            if (File.Exists(temp))
-                File.Delete(temp);
+            // The body ended cleanly (a cut connection throws above), so the server's file is not the advertised size.
+            File.Delete(temp);
+            throw new HubIntegrityException(
+                $"consistency check failed: '{filename}' of {cache.RepoId} should be {meta.Size} bytes but {received} arrived; nothing was cached. Retry the download.");
         }
+        return null;
+    }
+
+    /// <summary>The complete temp file against the advertised size and, for LFS files, the sha256 the etag names.</summary>
+    private static async Task VerifyAsync(HubCache cache, FileMetadata meta, string filename, string temp, CancellationToken ct)
+    {
+        long length = new FileInfo(temp).Length;
+        if (length != meta.Size)
+        {
+            throw new HubIntegrityException(
+                $"consistency check failed: '{filename}' of {cache.RepoId} should be {meta.Size} bytes but {length} arrived; nothing was cached. Retry the download.");
+        }
+        if (meta.Etag.Length != 64)
+            return;
+        var stream = new FileStream(temp, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        await using (stream.ConfigureAwait(false))
+        {
+            var actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, ct).ConfigureAwait(false));
+            if (actual != meta.Etag)
+            {
+                throw new HubIntegrityException(
+                    $"sha256 mismatch for '{filename}' of {cache.RepoId}: expected {meta.Etag} (LFS oid), got {actual}; nothing was cached. "
+                    + "Retry the download; if it persists the server or a proxy is corrupting the file.");
+            }
+        }
+    }
+
+    /// <summary>The server's Retry-After (seconds or an HTTP date), capped at a minute; null when absent.</summary>
+    private static TimeSpan? RetryAfter(HttpResponseMessage response)
+    {
+        var header = response.Headers.RetryAfter;
+        TimeSpan? wait = header?.Delta ?? (header?.Date is { } date ? date - DateTimeOffset.UtcNow : null);
+        if (wait is not { } w)
+            return null;
+        if (w < TimeSpan.Zero)
+            return TimeSpan.Zero;
+        return w > TimeSpan.FromMinutes(1) ? TimeSpan.FromMinutes(1) : w;
     }
 
     private async Task<(string Commit, IReadOnlyList<string> Files)> ListFilesAsync(string repoId, string revision, CancellationToken ct)
@@ -477,7 +602,7 @@ public sealed class HubClient : IDisposable
     /// relative redirects (renamed repos) are followed and an absolute one is returned for its headers.
     /// </summary>
     private async Task<HttpResponseMessage> SendAsync(HttpMethod method, Uri url, bool followAbsoluteRedirects,
-        string repoId, string filename, CancellationToken callerToken, CancellationToken token)
+        string repoId, string filename, CancellationToken callerToken, CancellationToken token, long? rangeFrom = null)
     {
         for (var hop = 0; ; hop++)
         {
@@ -485,6 +610,8 @@ public sealed class HubClient : IDisposable
             request.Headers.TryAddWithoutValidation("User-Agent", Options.UserAgent);
             if (method == HttpMethod.Head)
                 request.Headers.TryAddWithoutValidation("Accept-Encoding", "identity");
+            if (rangeFrom is { } from)
+                request.Headers.Range = new RangeHeaderValue(from, null);
             if (Options.Token is not null && SameOrigin(url, Options.Endpoint))
                 request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Options.Token);
 

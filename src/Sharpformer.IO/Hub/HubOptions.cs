@@ -33,6 +33,18 @@ public sealed record HubOptions
     /// <summary>Longest wait for another process that is downloading the same blob.</summary>
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// How many times a download that broke off (connection dropped, stalled, HTTP 429 or 5xx) is retried, each time
+    /// continuing from the bytes already on disk (default 5, as huggingface_hub's http_backoff).
+    /// </summary>
+    public int MaxRetries { get; init; } = 5;
+
+    /// <summary>The wait before the first retry; it doubles per attempt up to <see cref="RetryMaxDelay"/> (default 1 s).</summary>
+    public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The longest wait between retries (default 8 s); a server's Retry-After wins, capped at a minute.</summary>
+    public TimeSpan RetryMaxDelay { get; init; } = TimeSpan.FromSeconds(8);
+
     /// <summary>Test hook: skip the cross-process lock, as on file systems where locks silently succeed.</summary>
     internal bool LockingDisabled { get; init; }
 
@@ -125,9 +137,13 @@ public sealed record HubOptions
 
 /// <summary>Progress of one file download: bytes received so far and the expected total.</summary>
 /// <param name="FileName">The repository path of the file.</param>
-/// <param name="BytesDownloaded">Bytes written so far.</param>
+/// <param name="BytesDownloaded">Bytes on disk so far, including those an earlier attempt left.</param>
 /// <param name="TotalBytes">The advertised size, or null when unknown.</param>
-public readonly record struct DownloadProgress(string FileName, long BytesDownloaded, long? TotalBytes);
+public readonly record struct DownloadProgress(string FileName, long BytesDownloaded, long? TotalBytes)
+{
+    /// <summary>Bytes that an earlier, broken-off attempt had already saved, so this attempt continued from there (0 when it started afresh).</summary>
+    public long ResumedFrom { get; init; }
+}
 
 /// <summary>
 /// The local files of a model, as <see cref="HubClient.ResolveModelFilesAsync"/> found them. Paths point into a

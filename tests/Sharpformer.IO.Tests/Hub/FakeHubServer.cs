@@ -92,6 +92,18 @@ public sealed class FakeHubServer : IAsyncDisposable
     /// <summary>Pause between 16 KiB body chunks, so concurrent downloads overlap.</summary>
     public int ChunkDelayMs { get; set; }
 
+    /// <summary>The next this-many content GETs are cut halfway through what they send (then the connection is aborted).</summary>
+    public int CutNextBodies { get; set; }
+
+    /// <summary>The next this-many content GETs answer 503 with <c>Retry-After: 0</c>.</summary>
+    public int BusyNextGets { get; set; }
+
+    /// <summary>Answer Range requests with the whole file (200), as a server without range support does.</summary>
+    public bool IgnoreRange { get; set; }
+
+    /// <summary>The first byte each Range request asked for, in order.</summary>
+    public ConcurrentQueue<long> RangeStarts { get; } = new();
+
     public static async Task<FakeHubServer> StartAsync()
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -265,23 +277,52 @@ public sealed class FakeHubServer : IAsyncDisposable
             return;
         }
         Interlocked.Increment(ref _contentGets);
+        if (BusyNextGets > 0)
+        {
+            BusyNextGets--;
+            ctx.Response.StatusCode = 503;
+            ctx.Response.Headers.RetryAfter = "0";
+            return;
+        }
         var body = file.Content;
         if (CorruptBody)
         {
             body = (byte[])body.Clone();
             body[body.Length / 2] ^= 0xFF;
         }
-        ctx.Response.ContentLength = file.Content.Length;
-        var send = CutBodyHalfway ? body.Length / 2 : body.Length;
+        var from = 0;
+        var range = ctx.Request.Headers.Range.ToString();
+        if (range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-'))
+        {
+            var start = int.Parse(range["bytes=".Length..^1], System.Globalization.CultureInfo.InvariantCulture);
+            RangeStarts.Enqueue(start);
+            if (start >= body.Length)
+            {
+                ctx.Response.StatusCode = 416;
+                ctx.Response.Headers.ContentRange = $"bytes */{body.Length}";
+                return;
+            }
+            if (!IgnoreRange)
+            {
+                from = start;
+                ctx.Response.StatusCode = 206;
+                ctx.Response.Headers.ContentRange = $"bytes {from}-{body.Length - 1}/{body.Length}";
+            }
+        }
+        ctx.Response.ContentLength = body.Length - from;
+        var cut = CutBodyHalfway || CutNextBodies > 0;
+        if (CutNextBodies > 0)
+            CutNextBodies--;
+        var send = cut ? from + (body.Length - from) / 2 : body.Length;
         const int chunk = 16 << 10;
-        for (var offset = 0; offset < send; offset += chunk)
+        for (var offset = from; offset < send; offset += chunk)
         {
             await ctx.Response.Body.WriteAsync(body.AsMemory(offset, Math.Min(chunk, send - offset)));
             await ctx.Response.Body.FlushAsync();
             if (ChunkDelayMs > 0)
                 await Task.Delay(ChunkDelayMs, ctx.RequestAborted);
         }
-        if (CutBodyHalfway)
+        if (cut)
             ctx.Abort();
     }
 }

@@ -259,31 +259,113 @@ public sealed class HubClientTests : HubTestContext
     }
 
     [Fact]
-    public async Task DownloadFile_ConnectionCutMidBody_LeavesNoBlobAndRetrySucceeds()
+    public async Task DownloadFile_ConnectionCutMidBody_KeepsPartialAndNextDownloadResumesWithRange()
     {
         Server.CutBodyHalfway = true;
-        using var client = Client();
+        var expected = Tiny().Commits[CommitMain]["model.safetensors"];
+        using (var failing = Client(maxRetries: 0))
+        {
+            await Assert.ThrowsAsync<HubNetworkException>(() => failing.DownloadFileAsync("org/tiny", "model.safetensors"));
+        }
 
-        await Assert.ThrowsAsync<HubNetworkException>(() => client.DownloadFileAsync("org/tiny", "model.safetensors"));
-
-        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(RepoDir("org/tiny"), "blobs")));
+        // As huggingface_hub: the bytes received stay as blobs/<etag>.incomplete; no blob, no snapshot.
+        var partial = Path.Combine(RepoDir("org/tiny"), "blobs", expected.Sha256 + ".incomplete");
+        Assert.Equal([partial], Directory.EnumerateFileSystemEntries(Path.Combine(RepoDir("org/tiny"), "blobs")));
+        long kept = new FileInfo(partial).Length;
+        Assert.InRange(kept, 1, expected.Content.Length / 2);
         Assert.False(Directory.Exists(Path.Combine(RepoDir("org/tiny"), "snapshots")));
 
         Server.CutBodyHalfway = false;
-        var path = await client.DownloadFileAsync("org/tiny", "model.safetensors");
-        Assert.Equal(Tiny().Commits[CommitMain]["model.safetensors"].Content, File.ReadAllBytes(path));
+        var progress = new List<DownloadProgress>();
+        using var client = Client();
+        var path = await client.DownloadFileAsync("org/tiny", "model.safetensors", progress: new SyncProgress(progress));
+
+        Assert.Equal(expected.Content, File.ReadAllBytes(path));
+        Assert.Equal([kept], Server.RangeStarts);
+        Assert.Equal(kept, progress[0].ResumedFrom);
+        Assert.Equal(expected.Content.Length, progress[^1].BytesDownloaded);
         Assert.Single(Directory.EnumerateFileSystemEntries(Path.Combine(RepoDir("org/tiny"), "blobs")));
     }
 
     [Fact]
-    public async Task DownloadFile_GitFileCutMidBody_LeavesNoBlob()
+    public async Task DownloadFile_CutTwice_RetriesWithinOneCallEachFromWhereItStopped()
+    {
+        Server.CutNextBodies = 2;
+        var expected = Tiny().Commits[CommitMain]["model.safetensors"];
+        using var client = Client();
+
+        var path = await client.DownloadFileAsync("org/tiny", "model.safetensors");
+
+        Assert.Equal(expected.Content, File.ReadAllBytes(path));
+        // Each retry asks for the rest from the first byte it lacks: two ranges, the second further on.
+        var starts = Server.RangeStarts.ToArray();
+        Assert.Equal(2, starts.Length);
+        Assert.InRange(starts[0], 1, expected.Content.Length / 2);
+        Assert.InRange(starts[1], starts[0] + 1, expected.Content.Length - 1);
+        Assert.Equal(3, Server.ContentGetCount);
+    }
+
+    [Fact]
+    public async Task DownloadFile_ServerBusy_RetriedAfterRetryAfter()
+    {
+        Server.BusyNextGets = 2;
+        using var client = Client();
+
+        var path = await client.DownloadFileAsync("org/tiny", "model.safetensors");
+
+        Assert.Equal(Tiny().Commits[CommitMain]["model.safetensors"].Content, File.ReadAllBytes(path));
+        Assert.Equal(3, Server.ContentGetCount);
+    }
+
+    [Fact]
+    public async Task DownloadFile_ServerBusyBeyondRetries_ClearErrorNamingAttempts()
+    {
+        Server.BusyNextGets = 100;
+        using var client = Client(maxRetries: 2);
+
+        var e = await Assert.ThrowsAsync<HubNetworkException>(() => client.DownloadFileAsync("org/tiny", "model.safetensors"));
+
+        Assert.Contains("3 attempts", e.Message, StringComparison.Ordinal);
+        Assert.Equal(3, Server.ContentGetCount);
+        Assert.False(Directory.Exists(Path.Combine(RepoDir("org/tiny"), "snapshots")));
+    }
+
+    [Fact]
+    public async Task DownloadFile_ServerIgnoresRange_StartsOverAndStillVerifies()
+    {
+        Server.CutNextBodies = 1;
+        Server.IgnoreRange = true;
+        var expected = Tiny().Commits[CommitMain]["model.safetensors"];
+        using var client = Client();
+
+        var path = await client.DownloadFileAsync("org/tiny", "model.safetensors");
+
+        Assert.Equal(expected.Content, File.ReadAllBytes(path));
+        Assert.Single(Server.RangeStarts);
+        Assert.Single(Directory.EnumerateFileSystemEntries(Path.Combine(RepoDir("org/tiny"), "blobs")));
+    }
+
+    [Fact]
+    public async Task DownloadFile_GitFileCutMidBody_LeavesNoBlobOnlyThePartial()
     {
         Server.CutBodyHalfway = true;
-        using var client = Client();
+        var expected = Tiny().Commits[CommitMain]["tokenizer.json"];
+        using var client = Client(maxRetries: 1);
+        Assert.False(expected.Lfs);
 
         await Assert.ThrowsAsync<HubNetworkException>(() => client.DownloadFileAsync("org/tiny", "tokenizer.json"));
 
-        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(RepoDir("org/tiny"), "blobs")));
+        // No blob: at most the partial, under its resumable name.
+        Assert.All(
+            Directory.EnumerateFileSystemEntries(Path.Combine(RepoDir("org/tiny"), "blobs")),
+            f => Assert.Equal(Path.Combine(RepoDir("org/tiny"), "blobs", expected.GitSha1 + ".incomplete"), f));
+        Assert.False(Directory.Exists(Path.Combine(RepoDir("org/tiny"), "snapshots")));
+    }
+
+    /// <summary>Collects reports on the reporting thread, in order.</summary>
+    private sealed class SyncProgress(List<DownloadProgress> sink) : IProgress<DownloadProgress>
+    {
+        public void Report(DownloadProgress value) => sink.Add(value);
     }
 
     [Fact]
@@ -522,12 +604,13 @@ public sealed class HubClientTests : HubTestContext
     public async Task DownloadFile_ServerStallsMidBody_TimesOutWithNetworkErrorAndNoBlob()
     {
         Server.ChunkDelayMs = 5_000;
-        using var client = new HubClient(Options() with { ReadTimeout = TimeSpan.FromMilliseconds(300) });
+        using var client = new HubClient(Options(maxRetries: 1) with { ReadTimeout = TimeSpan.FromMilliseconds(300) });
 
         var e = await Assert.ThrowsAsync<HubNetworkException>(() => client.DownloadFileAsync("org/tiny", "model.safetensors"));
 
         Assert.Contains("HF_HUB_DOWNLOAD_TIMEOUT", e.Message, StringComparison.Ordinal);
-        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(RepoDir("org/tiny"), "blobs")));
+        Assert.All(Directory.EnumerateFileSystemEntries(Path.Combine(RepoDir("org/tiny"), "blobs")), f => Assert.EndsWith(".incomplete", f, StringComparison.Ordinal));
+        Assert.False(Directory.Exists(Path.Combine(RepoDir("org/tiny"), "snapshots")));
     }
 
     [Fact]

@@ -9,8 +9,11 @@ public abstract class HubTestContext : IAsyncLifetime
 
     protected string CacheDir { get; } = Path.Combine(Path.GetTempPath(), "sharpformer-hub-" + Guid.NewGuid().ToString("N"));
 
-    protected HubOptions Options(string? token = null, bool offline = false) => new()
+    protected HubOptions Options(string? token = null, bool offline = false, int maxRetries = 5) => new()
     {
+        MaxRetries = maxRetries,
+        RetryBaseDelay = TimeSpan.FromMilliseconds(5),
+        RetryMaxDelay = TimeSpan.FromMilliseconds(20),
         Endpoint = Server.Endpoint,
         CacheDir = CacheDir,
         Token = token,
@@ -19,7 +22,7 @@ public abstract class HubTestContext : IAsyncLifetime
         ReadTimeout = TimeSpan.FromSeconds(10),
     };
 
-    protected HubClient Client(string? token = null, bool offline = false) => new(Options(token, offline));
+    protected HubClient Client(string? token = null, bool offline = false, int maxRetries = 5) => new(Options(token, offline, maxRetries));
 
     protected string RepoDir(string repoId) => Path.Combine(CacheDir, "models--" + repoId.Replace("/", "--", StringComparison.Ordinal));
 
