@@ -1,5 +1,7 @@
 using System.Text.Json;
+using Sharpformer.IO.Gguf;
 using Sharpformer.IO.SafeTensors;
+using Sharpformer.IO.Tests.Onnx;
 using Sharpformer.Tensors;
 
 namespace Sharpformer.Cli.Tests;
@@ -99,7 +101,7 @@ public sealed class InspectCommandTests : IDisposable
     }
 
     [Fact]
-    public void Inspect_CorruptFile_ExitsNonZeroNamingFileAndRule()
+    public void Inspect_TruncatedFile_ExitsNonZeroNamingFileAndLength()
     {
         string path = Path.Combine(_dir, "broken.safetensors");
         File.WriteAllBytes(path, [1, 2, 3]);
@@ -109,6 +111,113 @@ public sealed class InspectCommandTests : IDisposable
         Assert.Equal(1, exit);
         Assert.Empty(output);
         Assert.Contains(path, error, StringComparison.Ordinal);
-        Assert.Contains("HeaderTooSmall", error, StringComparison.Ordinal);
+        Assert.Contains("3 bytes long: too short", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Inspect_CorruptSafetensorsHeader_ExitsNonZeroNamingFileAndRule()
+    {
+        string path = Path.Combine(_dir, "broken.safetensors");
+        byte[] header = System.Text.Encoding.ASCII.GetBytes("{not json at all!!!!");
+        File.WriteAllBytes(path, [.. BitConverter.GetBytes((ulong)header.Length), .. header]);
+
+        var (exit, output, error) = Run("inspect", path);
+
+        Assert.Equal(1, exit);
+        Assert.Empty(output);
+        Assert.Contains(path, error, StringComparison.Ordinal);
+        Assert.Contains("InvalidHeaderDeserialization", error, StringComparison.Ordinal);
+    }
+
+    /// <summary>A small GGUF file as llama.cpp's tools write one: architecture, file type, a tokenizer, F32 and Q8_0 tensors.</summary>
+    private string WriteGguf(string name)
+    {
+        var writer = new GgufWriter();
+        writer.Add("general.architecture", GgufValue.FromString("gpt2"));
+        writer.Add("general.file_type", GgufValue.FromUInt32(7));
+        writer.Add("gpt2.context_length", GgufValue.FromUInt32(64));
+        writer.Add("tokenizer.ggml.model", GgufValue.FromString("gpt2"));
+        writer.Add("tokenizer.ggml.tokens", GgufValue.FromStrings(["a", "b", "c", "ab"]));
+        writer.Add("tokenizer.ggml.merges", GgufValue.FromStrings(["a b"]));
+        writer.Add("tokenizer.chat_template", GgufValue.FromString(new string('x', 500)));
+        writer.AddTensor("token_embd.weight", GgufTensorType.F32, [8, 4], new byte[8 * 4 * 4]);
+        writer.AddTensor("blk.0.attn_qkv.weight", GgufTensorType.Q8_0, [64, 3], new byte[2 * 3 * 34]);
+        string path = Path.Combine(_dir, name);
+        writer.WriteTo(path);
+        return path;
+    }
+
+    [Fact]
+    public void Inspect_GgufFile_ShowsMetadataQuantTypesRowMajorShapesAndTokenizer()
+    {
+        string path = WriteGguf("model.gguf");
+
+        var (exit, output, error) = Run("inspect", path);
+
+        Assert.True(exit == 0, error);
+        Assert.Contains("GGUF v3", output, StringComparison.Ordinal);
+        Assert.Contains("file type: MOSTLY_Q8_0 (7)", output, StringComparison.Ordinal);
+        Assert.Contains("tokenizer: gpt2 (4 tokens, 1 merges)", output, StringComparison.Ordinal);
+        Assert.Contains("tokenizer.ggml.tokens=[4 × string]", output, StringComparison.Ordinal);
+        Assert.Contains("(500 chars)", output, StringComparison.Ordinal);
+        Assert.Matches(@"token_embd\.weight\s+F32\s+\[4, 8\]\s+32", output);
+        Assert.Matches(@"blk\.0\.attn_qkv\.weight\s+Q8_0\s+\[3, 64\]\s+192", output);
+        Assert.Matches(@"Q8_0\s+1 tensors\s+192 params\s+204 B", output);
+    }
+
+    [Fact]
+    public void Inspect_GgufNamedSafetensors_DetectedByContent()
+    {
+        string path = WriteGguf("misnamed.safetensors");
+
+        var (exit, output, _) = Run("inspect", path, "--json");
+
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        Assert.Equal("gguf", doc.RootElement.GetProperty("format").GetString());
+        Assert.Equal(new string('x', 500), doc.RootElement.GetProperty("metadata").GetProperty("tokenizer.chat_template").GetString());
+    }
+
+    [Fact]
+    public void Inspect_OnnxModel_ShowsOpsetsInputsOutputsInitializersAndOperators()
+    {
+        string model = Path.Combine(OnnxTestModels.MiniLm, "model.onnx");
+
+        var (exit, output, error) = Run("inspect", model, "--json");
+
+        Assert.True(exit == 0, error);
+        using var doc = JsonDocument.Parse(output);
+        var root = doc.RootElement;
+        Assert.Equal("onnx", root.GetProperty("format").GetString());
+        Assert.Contains("ai.onnx:", root.GetProperty("metadata").GetProperty("opsets").GetString(), StringComparison.Ordinal);
+        var details = root.GetProperty("details");
+        Assert.Contains("input_ids", details.GetProperty("inputs").GetString(), StringComparison.Ordinal);
+        Assert.Contains("MatMul×", details.GetProperty("nodes").GetString(), StringComparison.Ordinal);
+        // all-MiniLM-L6-v2: 384-wide embeddings over the 30522-token vocabulary, about 22.7 M parameters in all.
+        Assert.Contains(root.GetProperty("tensors").EnumerateArray(), t => t.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).SequenceEqual([30522L, 384L]));
+        Assert.InRange(root.GetProperty("total_parameters").GetInt64(), 22_000_000, 23_500_000);
+    }
+
+    [Fact]
+    public void Inspect_ForeignFormat_NamesTheBytesAndTheFormatsRead()
+    {
+        string path = Path.Combine(_dir, "notes.safetensors");
+        File.WriteAllText(path, "PK\u0003\u0004 a zip, not weights");
+
+        var (exit, output, error) = Run("inspect", path);
+
+        Assert.Equal(1, exit);
+        Assert.Empty(output);
+        Assert.Contains("is not a safetensors, GGUF or ONNX file", error, StringComparison.Ordinal);
+        Assert.Contains("504B0304", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Inspect_MissingPath_SaysNoSuchFileOrFolder()
+    {
+        var (exit, _, error) = Run("inspect", Path.Combine(_dir, "nope"));
+
+        Assert.Equal(1, exit);
+        Assert.Contains("no such file or folder", error, StringComparison.Ordinal);
     }
 }

@@ -2,14 +2,19 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Sharpformer.IO;
+using Sharpformer.IO.Gguf;
+using Sharpformer.IO.Onnx;
 using Sharpformer.IO.SafeTensors;
 
 namespace Sharpformer.Cli.Commands;
 
 /// <summary>
-/// <c>sharpformer inspect PATH [--json]</c>: what a checkpoint holds — tensors (name, dtype, shape, parameters), totals,
-/// a dtype breakdown, file sizes, and a summary of the <c>config.json</c> beside it. Reads headers only: no weights are
-/// loaded, so it is instant even on large models.
+/// <c>sharpformer inspect PATH [--json]</c>: what a checkpoint holds — tensors (name, dtype or quantisation, shape,
+/// parameters), totals, a dtype breakdown, file sizes, and a summary of the <c>config.json</c> beside it — for every
+/// weight format we read: safetensors (file, folder, sharded index), GGUF (metadata, tensor types, tokenizer) and ONNX
+/// (opsets, inputs/outputs, initializers, operators). The format is detected from the file's first bytes, not its
+/// name. Safetensors and GGUF are read from their headers only, so it is instant even on large models.
 /// </summary>
 internal static class InspectCommand
 {
@@ -24,9 +29,9 @@ internal static class InspectCommand
 
     public static Command Create()
     {
-        var path = new Argument<string>("path") { Description = "A .safetensors file, a model.safetensors.index.json, or a model folder." };
+        var path = new Argument<string>("path") { Description = "A safetensors file, a model.safetensors.index.json, a GGUF or ONNX file, or a model folder." };
         var json = new Option<bool>("--json") { Description = "Print machine-readable JSON instead of a table." };
-        var command = new Command("inspect", "List the tensors of a safetensors checkpoint (file, sharded index or model folder) with dtypes, shapes, parameter counts, file sizes and a config.json summary.");
+        var command = new Command("inspect", "List what a checkpoint holds — safetensors (file, sharded index or model folder), GGUF or ONNX, detected by content: tensors with dtypes or quantisation, shapes, parameter counts, file sizes, metadata and a config.json summary.");
         command.Arguments.Add(path);
         command.Options.Add(json);
         command.SetAction(parse => Run(parse.GetValue(path)!, parse.GetValue(json)));
@@ -40,7 +45,7 @@ internal static class InspectCommand
         {
             report = Build(path);
         }
-        catch (Exception e) when (e is SafeTensorsException or FileNotFoundException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is SafeTensorsException or GgufFormatException or OnnxFormatException or FileNotFoundException or IOException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
@@ -59,6 +64,132 @@ internal static class InspectCommand
     }
 
     private static Report Build(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            bool hasSafetensors = File.Exists(Path.Combine(path, "model.safetensors")) || File.Exists(Path.Combine(path, "model.safetensors.index.json"));
+            if (hasSafetensors) return BuildSafetensors(path);
+            var candidates = Directory.EnumerateFiles(path).Where(f => new FileInfo(f).Length > 0 && CheckpointFormats.Detect(f) is CheckpointFormat.Gguf or CheckpointFormat.Onnx or CheckpointFormat.Safetensors).Order(StringComparer.Ordinal).ToList();
+            if (candidates.Count == 1) return Build(candidates[0]);
+            if (candidates.Count == 0)
+            {
+                throw new FileNotFoundException($"{Path.GetFullPath(path)} holds no checkpoint (no model.safetensors, sharded index, GGUF or ONNX file); pass the weight file itself or a model folder.");
+            }
+
+            throw new IOException($"{Path.GetFullPath(path)} holds {candidates.Count} weight files ({string.Join(", ", candidates.Take(5).Select(Path.GetFileName))}); pass the one to inspect.");
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"no such file or folder: {Path.GetFullPath(path)}; pass a safetensors, GGUF or ONNX file, or a model folder.");
+        }
+
+        return CheckpointFormats.Detect(path) switch
+        {
+            CheckpointFormat.Safetensors or CheckpointFormat.SafetensorsIndex => BuildSafetensors(path),
+            CheckpointFormat.Gguf => BuildGguf(path),
+            CheckpointFormat.Onnx => BuildOnnx(path),
+            _ when new FileInfo(path).Length < 10 => throw new IOException($"{Path.GetFullPath(path)} is {new FileInfo(path).Length} bytes long: too short to be a safetensors, GGUF or ONNX file (truncated?)."),
+            _ => throw new IOException($"{Path.GetFullPath(path)} is not a safetensors, GGUF or ONNX file (it starts with {FirstBytes(path)}); inspect reads those formats, whatever the file is named."),
+        };
+    }
+
+    private static string FirstBytes(string path)
+    {
+        var head = new byte[8];
+        using var stream = File.OpenRead(path);
+        int n = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        return n == 0 ? "nothing: it is empty" : "bytes " + Convert.ToHexString(head, 0, n);
+    }
+
+    private static Report BuildGguf(string path)
+    {
+        var gguf = GgufFile.Open(path);
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, value) in gguf.MetadataInOrder)
+        {
+            metadata[key] = value.Value is Array array
+                ? $"[{array.Length} × {value.ElementType?.ToString().ToLowerInvariant()}]"
+                : Text(value);
+        }
+
+        // GGUF lists dims innermost first (ne[0] is the row length); show them row-major, as safetensors and PyTorch do.
+        var tensors = gguf.Tensors.Select(t => new TensorRow(t.Name, t.Type.ToString(), [.. t.Dims.Reverse()], t.ElementCount, t.ByteLength, null)).ToList();
+        var details = new List<KeyValuePair<string, string>>();
+        if (gguf.Metadata.TryGetValue("general.architecture", out var arch)) details.Add(new("architecture", Text(arch)));
+        if (gguf.Metadata.TryGetValue("general.file_type", out var fileType)) details.Add(new("file type", FileTypeName(fileType)));
+        if (gguf.Metadata.TryGetValue("tokenizer.ggml.model", out var tokenizerModel))
+        {
+            string tokens = gguf.Metadata.TryGetValue("tokenizer.ggml.tokens", out var t) && t.Value is Array ta ? $"{ta.Length} tokens" : "no token list";
+            string merges = gguf.Metadata.TryGetValue("tokenizer.ggml.merges", out var m) && m.Value is Array ma ? $", {ma.Length} merges" : "";
+            details.Add(new("tokenizer", $"{Text(tokenizerModel)} ({tokens}{merges})"));
+        }
+
+        string folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        return new Report(Path.GetFullPath(path), "gguf", $"GGUF v{gguf.Version} ({gguf.MetadataInOrder.Count} metadata keys, alignment {gguf.Alignment})",
+            [(Path.GetFullPath(path), gguf.FileLength)], metadata, ReadConfig(Path.Combine(folder, "config.json")), tensors, null, details);
+    }
+
+    /// <summary>A GGUF scalar as text: strings bare (not quoted), numbers invariant.</summary>
+    private static string Text(GgufValue value) => value.Value as string ?? value.ToString();
+
+    /// <summary>llama.cpp's <c>general.file_type</c> (enum llama_ftype) by name where it is one we know.</summary>
+    private static string FileTypeName(GgufValue value)
+    {
+        ulong code;
+        try
+        {
+            code = value.AsUInt64("general.file_type");
+        }
+        catch (GgufFormatException)
+        {
+            return value.ToString();
+        }
+
+        string? name = code switch
+        {
+            0 => "ALL_F32",
+            1 => "MOSTLY_F16",
+            2 => "MOSTLY_Q4_0",
+            3 => "MOSTLY_Q4_1",
+            7 => "MOSTLY_Q8_0",
+            8 => "MOSTLY_Q5_0",
+            9 => "MOSTLY_Q5_1",
+            10 => "MOSTLY_Q2_K",
+            15 => "MOSTLY_Q4_K_M",
+            14 => "MOSTLY_Q4_K_S",
+            17 => "MOSTLY_Q5_K_M",
+            18 => "MOSTLY_Q6_K",
+            32 => "MOSTLY_BF16",
+            _ => null,
+        };
+        return name is null ? code.ToString(CultureInfo.InvariantCulture) : $"{name} ({code})";
+    }
+
+    private static Report BuildOnnx(string path)
+    {
+        var model = OnnxReader.Load(path);
+        var graph = model.Graph;
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["ir_version"] = model.IrVersion.ToString(CultureInfo.InvariantCulture),
+            ["producer"] = model.ProducerName,
+            ["opsets"] = string.Join(" ", model.Opsets.Select(o => $"{(o.Domain.Length == 0 ? "ai.onnx" : o.Domain)}:{o.Version}")),
+        };
+        var tensors = graph.Initializers.Values.Select(t => new TensorRow(t.Name, t.DataType.ToString().ToUpperInvariant(), [.. t.Dims], t.ElementCount, t.Data.Length, null)).ToList();
+        var initializerNames = graph.Initializers.Keys.ToHashSet(StringComparer.Ordinal);
+        var details = new List<KeyValuePair<string, string>>
+        {
+            new("inputs", string.Join(", ", graph.Inputs.Where(i => !initializerNames.Contains(i)))),
+            new("outputs", string.Join(", ", graph.Outputs)),
+            new("nodes", $"{graph.Nodes.Count}: " + string.Join(", ", graph.Nodes.GroupBy(n => n.OpType, StringComparer.Ordinal).OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key}×{g.Count()}"))),
+        };
+        string folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        return new Report(Path.GetFullPath(path), "onnx", $"ONNX (graph '{graph.Name}', {graph.Initializers.Count} initializers)",
+            [(Path.GetFullPath(path), new FileInfo(path).Length)], metadata, ReadConfig(Path.Combine(folder, "config.json")), tensors, null, details);
+    }
+
+    private static Report BuildSafetensors(string path)
     {
         using var source = SafeTensorsLoader.Open(path);
         var files = new List<(string Path, long Bytes)>();
@@ -91,7 +222,7 @@ internal static class InspectCommand
         string folder = Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(path))!;
         var config = ReadConfig(Path.Combine(folder, "config.json"));
         var tensors = source.Tensors.Select(t => new TensorRow(t.Name, t.DType.HeaderName(), [.. t.Shape], t.ElementCount, t.ByteLength, owner.GetValueOrDefault(t.Name))).ToList();
-        return new Report(Path.GetFullPath(path), layout, files, new Dictionary<string, string>(source.Metadata), config, tensors, indexTotal);
+        return new Report(Path.GetFullPath(path), "safetensors", layout, files, new Dictionary<string, string>(source.Metadata), config, tensors, indexTotal, []);
     }
 
     /// <summary>The summary fields of a config.json, as raw JSON text per key; null when there is no config.</summary>
@@ -140,7 +271,21 @@ internal static class InspectCommand
 
         if (r.Metadata.Count > 0)
         {
-            o.WriteLine("metadata: " + string.Join(", ", r.Metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")));
+            var entries = r.Metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={Shorten(kv.Value)}").ToList();
+            if (entries.Count <= 3)
+            {
+                o.WriteLine("metadata: " + string.Join(", ", entries));
+            }
+            else
+            {
+                o.WriteLine("metadata:");
+                foreach (var entry in entries) o.WriteLine("  " + entry);
+            }
+        }
+
+        foreach (var (key, value) in r.Details)
+        {
+            o.WriteLine($"{key}: {value}");
         }
 
         if (r.Config is { } config)
@@ -176,6 +321,13 @@ internal static class InspectCommand
         }
     }
 
+    /// <summary>A metadata value for the table: one line, long texts (chat templates, say) cut with their length noted; --json keeps them whole.</summary>
+    private static string Shorten(string value)
+    {
+        string line = value.ReplaceLineEndings("\\n");
+        return line.Length <= 100 ? line : string.Create(CultureInfo.InvariantCulture, $"{line[..97]}… ({value.Length} chars)");
+    }
+
     private static string FormatJsonValue(JsonElement v) => v.ValueKind switch
     {
         JsonValueKind.String => v.GetString()!,
@@ -205,7 +357,7 @@ internal static class InspectCommand
 
     private sealed record DTypeGroup(int Tensors, long Parameters, long Bytes);
 
-    private sealed record Report(string Path, string Layout, List<(string Path, long Bytes)> Files, Dictionary<string, string> Metadata, ConfigSummary? Config, List<TensorRow> Tensors, long? IndexTotalSize)
+    private sealed record Report(string Path, string Format, string Layout, List<(string Path, long Bytes)> Files, Dictionary<string, string> Metadata, ConfigSummary? Config, List<TensorRow> Tensors, long? IndexTotalSize, List<KeyValuePair<string, string>> Details)
     {
         public long TotalParameters => Tensors.Sum(t => t.Parameters);
 
@@ -219,7 +371,9 @@ internal static class InspectCommand
         public Dictionary<string, object?> ToJson() => new()
         {
             ["path"] = Path,
+            ["format"] = Format,
             ["layout"] = Layout,
+            ["details"] = Details.ToDictionary(kv => kv.Key, kv => kv.Value),
             ["files"] = Files.Select(f => new Dictionary<string, object> { ["path"] = f.Path, ["bytes"] = f.Bytes }).ToList(),
             ["metadata"] = Metadata,
             ["config"] = Config is null ? null : new Dictionary<string, object?>
