@@ -73,6 +73,58 @@ public sealed class ConvertCommandTests : IDisposable
     }
 
     [Fact]
+    public void ConvertOnnxBert_MissingModelAndNoVocab_NamesTheModelNotTheVocab()
+    {
+        var (code, _, stderr) = Invoke(["convert", "onnx-bert", Path.Combine(_out, "missing.onnx"), Path.Combine(_out, "hf")]);
+
+        Assert.Equal(1, code);
+        Assert.Contains("no such file", stderr, StringComparison.Ordinal);
+        Assert.Contains("missing.onnx", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("vocab", stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_out, "hf")));
+    }
+
+    [Fact]
+    public void ConvertOnnxBert_NonEmptyOutput_RefusedWithoutForceAndLeftAlone()
+    {
+        Directory.CreateDirectory(_out);
+        string mine = Path.Combine(_out, "config.json");
+        File.WriteAllText(mine, "{\"mine\": true}");
+        string model = Path.Combine(OnnxTestModels.MiniLm, "model.onnx");
+
+        var (code, _, stderr) = Invoke(["convert", "onnx-bert", model, _out]);
+
+        Assert.Equal(1, code);
+        Assert.Contains("--force", stderr, StringComparison.Ordinal);
+        Assert.Equal("{\"mine\": true}", File.ReadAllText(mine));
+        Assert.Single(Directory.EnumerateFileSystemEntries(_out));
+
+        var (forced, _, forcedErr) = Invoke(["convert", "onnx-bert", model, _out, "--force"]);
+        Assert.True(forced == 0, forcedErr);
+        Assert.Contains("\"num_attention_heads\"", File.ReadAllText(mine), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ConvertGguf_ExistingFile_RefusedWithoutForce()
+    {
+        Directory.CreateDirectory(_out);
+        var folder = TinyGpt2.Make(_out);
+        var gguf = Path.Combine(_out, "model.gguf");
+        File.WriteAllText(gguf, "keep me");
+
+        var (code, _, stderr) = Invoke(["convert", "gguf", folder, gguf]);
+
+        Assert.Equal(1, code);
+        Assert.Contains("--force", stderr, StringComparison.Ordinal);
+        Assert.Equal("keep me", File.ReadAllText(gguf));
+        var (forced, _, forcedErr) = Invoke(["convert", "gguf", folder, gguf, "--force"]);
+        Assert.True(forced == 0, forcedErr);
+        Assert.Equal(GgufMagic, File.ReadAllBytes(gguf)[..4]);
+    }
+
+    private static readonly byte[] GgufMagic = "GGUF"u8.ToArray();
+
+    [Fact]
     public void ConvertOnnxBert_NotAnOnnxFile_FailsWithOneLineError()
     {
         Directory.CreateDirectory(_out);

@@ -29,36 +29,52 @@ internal static class ConvertCommand
     private static Command CreateOnnxBert()
     {
         var model = new Argument<string>("model.onnx") { Description = "The ONNX BERT export (e.g. a sentence-transformers model.onnx)." };
-        var output = new Argument<string>("out-dir") { Description = "The Hugging Face folder to write (created if missing)." };
+        var output = new Argument<string>("out-dir") { Description = "The Hugging Face folder to write (created if missing; an existing non-empty one needs --force)." };
         var vocab = new Option<string?>("--vocab") { Description = "The WordPiece vocab.txt (default: vocab.txt next to the model)." };
         var json = new Option<bool>("--json") { Description = "Print the result (config, counts, files) as JSON instead of a summary." };
+        var force = new Option<bool>("--force") { Description = "Write into out-dir even when it already holds files (they may be overwritten)." };
         var command = new Command("onnx-bert", "Import an ONNX-exported BERT into a Hugging Face folder: config.json, model.safetensors, vocab.txt, tokenizer_config.json.");
         command.Arguments.Add(model);
         command.Arguments.Add(output);
         command.Options.Add(vocab);
         command.Options.Add(json);
-        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(vocab), parse.GetValue(json), Console.Out, Console.Error));
+        command.Options.Add(force);
+        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(vocab), parse.GetValue(json), Console.Out, Console.Error, parse.GetValue(force)));
         return command;
     }
 
     private static Command CreateGguf()
     {
         var folder = new Argument<string>("hf-folder") { Description = "The Hugging Face GPT-2 folder: config.json, model.safetensors, tokenizer.json or vocab.json + merges.txt." };
-        var output = new Argument<string>("out.gguf") { Description = "The GGUF file to write (replaced if present)." };
+        var output = new Argument<string>("out.gguf") { Description = "The GGUF file to write (an existing file needs --force)." };
         var dtype = new Option<string>("--dtype") { Description = "Weight type: f32, or f16 (matrices in F16, norms and biases F32).", DefaultValueFactory = _ => "f32" };
         dtype.AcceptOnlyFromAmong("f32", "f16");
         var name = new Option<string?>("--name") { Description = "general.name (default: the folder's name)." };
+        var force = new Option<bool>("--force") { Description = "Replace out.gguf when it exists." };
         var command = new Command("gguf", "Export a GPT-2 checkpoint to GGUF for llama.cpp (gpt2 architecture, GPT-2 tokenizer metadata).");
         command.Arguments.Add(folder);
         command.Arguments.Add(output);
         command.Options.Add(dtype);
         command.Options.Add(name);
-        command.SetAction(parse => RunGguf(parse.GetValue(folder)!, parse.GetValue(output)!, parse.GetValue(dtype)!, parse.GetValue(name), Console.Out, Console.Error));
+        command.Options.Add(force);
+        command.SetAction(parse => RunGguf(parse.GetValue(folder)!, parse.GetValue(output)!, parse.GetValue(dtype)!, parse.GetValue(name), Console.Out, Console.Error, parse.GetValue(force)));
         return command;
     }
 
-    internal static int RunGguf(string folder, string output, string dtype, string? name, TextWriter stdout, TextWriter stderr)
+    internal static int RunGguf(string folder, string output, string dtype, string? name, TextWriter stdout, TextWriter stderr, bool force = false)
     {
+        if (File.Exists(output) && !force)
+        {
+            stderr.WriteLine($"error: convert gguf: {Path.GetFullPath(output)} already exists; pass --force to replace it, or choose another file name.");
+            return 1;
+        }
+
+        if (Directory.Exists(output))
+        {
+            stderr.WriteLine($"error: convert gguf: {Path.GetFullPath(output)} is a folder; name the .gguf file to write.");
+            return 1;
+        }
+
         Gpt2GgufExport result;
         GgufFile check;
         try
@@ -82,8 +98,26 @@ internal static class ConvertCommand
         return 0;
     }
 
-    internal static int Run(string model, string output, string? vocab, bool json, TextWriter stdout, TextWriter stderr)
+    internal static int Run(string model, string output, string? vocab, bool json, TextWriter stdout, TextWriter stderr, bool force = false)
     {
+        if (!File.Exists(model))
+        {
+            stderr.WriteLine($"error: convert onnx-bert: no such file: {Path.GetFullPath(model)}; pass the path of the model.onnx to import.");
+            return 1;
+        }
+
+        if (File.Exists(output))
+        {
+            stderr.WriteLine($"error: convert onnx-bert: {Path.GetFullPath(output)} is a file; out-dir must be a folder (it is created if missing).");
+            return 1;
+        }
+
+        if (!force && Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any())
+        {
+            stderr.WriteLine($"error: convert onnx-bert: {Path.GetFullPath(output)} already holds files; pass --force to write into it anyway, or choose an empty or new folder.");
+            return 1;
+        }
+
         BertOnnxConversion result;
         try
         {
