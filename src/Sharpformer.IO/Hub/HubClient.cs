@@ -147,10 +147,15 @@ public sealed class HubClient : IDisposable
             indexPath = (await ResolveAsync(repoIdOrPath, "model.safetensors.index.json", pinned, optional: true, progress, ct).ConfigureAwait(false)).Path;
             if (indexPath is null)
             {
+                string where = Directory.Exists(repoIdOrPath)
+                    ? $"the local folder {Path.GetFullPath(repoIdOrPath)}"
+                    : $"{repoIdOrPath} at revision '{revision}'";
+                string fix = Directory.Exists(repoIdOrPath)
+                    ? "put the weights there as safetensors (convert onnx-bert imports ONNX BERT exports)"
+                    : "use a repo or revision with safetensors weights, or convert the checkpoint to safetensors first";
                 throw new EntryNotFoundException(
-                    $"{repoIdOrPath} at revision '{revision}' has neither model.safetensors nor model.safetensors.index.json. "
-                    + "Sharpformer loads safetensors only (it never unpickles .bin/.pt files); use a repo or revision with "
-                    + "safetensors weights, or convert the checkpoint to safetensors first.");
+                    $"{where} has neither model.safetensors nor model.safetensors.index.json. "
+                    + $"Sharpformer loads safetensors only (it never unpickles .bin/.pt files): {fix}.");
             }
             foreach (var shard in ReadShardNames(indexPath))
                 weights.Add(await DownloadFileAsync(repoIdOrPath, shard, pinned, progress, ct).ConfigureAwait(false));
