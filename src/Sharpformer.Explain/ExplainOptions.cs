@@ -10,10 +10,10 @@ public sealed record ExplainOptions
     public int LensTopK { get; init; } = 3;
 
     /// <summary>
-    /// The logit lens is computed for at most this many positions (default 128), evenly spaced, always including the
+    /// The logit lens is computed for at most this many positions (default 64), evenly spaced, always including the
     /// [MASK] positions and the last token; every layer's head is a [T, V] product, the costliest part of the page.
     /// </summary>
-    public int LensMaxPositions { get; init; } = 128;
+    public int LensMaxPositions { get; init; } = 64;
 
     /// <summary>
     /// The largest side of a displayed matrix (default 64). Longer sides are cut into this many contiguous blocks;

@@ -183,7 +183,7 @@
     var zero = h - pad - (0 - lo) / (hi - lo) * (h - 2 * pad);
     svg.innerHTML = '<line x1="' + pad + '" x2="' + (w - pad) + '" y1="' + zero + '" y2="' + zero + '" stroke="#ccc"/>' +
       '<polyline fill="none" stroke="#1f5fa8" stroke-width="1.5" points="' + points.join(" ") + '"/>' +
-      '<text x="' + pad + '" y="14" font-size="11">similarity to position 0 (1 … ' + fmt(lo).replace(/0+$/, "") + ')</text>' +
+      '<text x="' + pad + '" y="14" font-size="11">similarity to position 0 (axis ' + lo.toFixed(2) + ' … 1)</text>' +
       '<text x="' + (w - pad) + '" y="' + (h - 8) + '" font-size="11" text-anchor="end">position ' + (values.length - 1) + '</text>';
     positionsPanel.appendChild(svg);
   })();
