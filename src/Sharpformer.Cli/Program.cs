@@ -69,6 +69,7 @@ public static class Program
         root.Subcommands.Add(EmbedCommand.Create());
         root.Subcommands.Add(SimilarityCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(ExplainCommand.Create());
         return root;
     }
 }

@@ -460,7 +460,7 @@ public sealed class BertPooler : Module
 /// In evaluation mode with no gradient to record (inside <see cref="Autograd.NoGrad"/>, or with frozen parameters),
 /// <see cref="Forward(Tensor, Tensor?, Tensor?, bool, bool)"/> runs the fused inference path; otherwise the module path with autograd and dropout.
 /// </summary>
-public sealed class BertModel : Module, ITextEncoder
+public sealed partial class BertModel : Module, ITextEncoder
 {
     private BertInference? _inference;
 
@@ -601,7 +601,7 @@ public sealed class BertModel : Module, ITextEncoder
 /// <c>cls.predictions.transform.dense</c> + activation + <c>cls.predictions.transform.LayerNorm</c>, then a decoder
 /// tied to the word embeddings plus <c>cls.predictions.bias</c>: ids [B, T] → logits [B, T, V].
 /// </summary>
-public sealed class BertForMaskedLM : Module, IMaskedLanguageModel, ILanguageModel, ISupportsGradientCheckpointing
+public sealed partial class BertForMaskedLM : Module, IMaskedLanguageModel, ILanguageModel, ISupportsGradientCheckpointing
 {
     private readonly Embedding _tiedDecoder;
 

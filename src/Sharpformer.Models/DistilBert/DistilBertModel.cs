@@ -256,7 +256,7 @@ public sealed class DistilBertTransformer : Module
 /// In evaluation mode with no gradient to record, <see cref="Forward"/> runs BERT's fused inference path on these
 /// weights; otherwise the module path with autograd and dropout. The output's PoolerOutput is always null.
 /// </summary>
-public sealed class DistilBertModel : Module, ITextEncoder
+public sealed partial class DistilBertModel : Module, ITextEncoder
 {
     /// <summary>The epsilon of every DistilBERT LayerNorm (fixed in transformers, not a config key).</summary>
     public const float LayerNormEps = 1e-12f;
@@ -357,7 +357,7 @@ public sealed class DistilBertModel : Module, ITextEncoder
 /// <c>vocab_transform</c> [C, C] → activation → <c>vocab_layer_norm</c> → <c>vocab_projector</c> (weight tied to the
 /// word embeddings unless tie_weights_ is false, its own bias [V]): ids [B, T] → logits [B, T, V].
 /// </summary>
-public sealed class DistilBertForMaskedLM : Module, IMaskedLanguageModel, ILanguageModel
+public sealed partial class DistilBertForMaskedLM : Module, IMaskedLanguageModel, ILanguageModel
 {
     private readonly Parameter _projectorWeight;
 

@@ -598,7 +598,7 @@ public sealed class Gpt2Model : Module
 /// parameter, listed and saved once): logits = ln_f(h) · wteᵀ. Trains through <see cref="Forward(Tensor, Tensor?, Tensor?, bool, bool)"/>
 /// (labels → loss) and generates through <see cref="ForwardLast"/> over the same parameters. Not thread-safe.
 /// </summary>
-public sealed class Gpt2LMHeadModel : Module, ICausalLM, ILanguageModel, ISupportsGradientCheckpointing
+public sealed partial class Gpt2LMHeadModel : Module, ICausalLM, ILanguageModel, ISupportsGradientCheckpointing
 {
     private float[] _lastRows = [];
 
