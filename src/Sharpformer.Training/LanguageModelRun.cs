@@ -1,7 +1,4 @@
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Sharpformer.IO.Config;
-using Sharpformer.IO.Hub;
 using Sharpformer.Models;
 using Sharpformer.NN;
 using Sharpformer.Text;
@@ -101,12 +98,6 @@ public sealed record LanguageModelRunOptions
 /// </summary>
 public sealed class LanguageModelRun : IDisposable
 {
-    /// <summary>The tokenizer files a saved folder carries: the Hub client's list of them, and added_tokens.json.</summary>
-    private static readonly string[] TokenizerFiles =
-        [.. HubClient.OptionalModelFiles.Where(f => f != "generation_config.json"), "added_tokens.json"];
-
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
-
     private readonly List<IDisposable> _owned = [];
 
     private LanguageModelRun(Trainer trainer, Module model, string? resumedFrom, long blocks, int blockSize)
@@ -253,9 +244,9 @@ public sealed class LanguageModelRun : IDisposable
         var trainerOptions = options.Trainer with { MaxSteps = steps };
         if (options.Overwrite) ClearRun(output);
 
-        var configJson = SavedConfig(configSource, config, model, options.Dropout);
+        var configJson = ModelFolder.SavedConfig(configSource, config, model, options.Dropout);
         var trainer = new Trainer(model, batch => task.LanguageModelingLoss(batch.InputIds, batch.AttentionMask, batch.Labels), source, evalBatches, trainerOptions, output,
-            folder => WriteModelFolder(folder, model, configJson, tokenizerFolder))
+            folder => ModelFolder.Write(folder, model, configJson, tokenizerFolder))
         {
             PlotTitle = $"{config.ModelType} {(options.Objective == LanguageModelingObjective.CausalLM ? "causal LM" : "masked LM")}, block {blockSize}, batch {options.BatchSize}×{options.Trainer.GradientAccumulationSteps}",
         };
@@ -304,7 +295,7 @@ public sealed class LanguageModelRun : IDisposable
 
     private static bool IsRunFile(string name) =>
         name.StartsWith("checkpoint-", StringComparison.Ordinal) || name.StartsWith(".tmp-", StringComparison.Ordinal)
-        || name is "config.json" or "model.safetensors" or "train_log.jsonl" or "train_log.png" || TokenizerFiles.Contains(name);
+        || name is "config.json" or "model.safetensors" or "train_log.jsonl" or "train_log.png" || ModelFolder.TokenizerFiles.Contains(name);
 
     private static void ClearRun(string output)
     {
@@ -314,42 +305,6 @@ public sealed class LanguageModelRun : IDisposable
             if (!IsRunFile(Path.GetFileName(entry))) continue;
             if (Directory.Exists(entry)) Directory.Delete(entry, recursive: true);
             else File.Delete(entry);
-        }
-    }
-
-    /// <summary>config.json as it is saved: the source file's keys, with the architecture, dtype and any dropout override.</summary>
-    private static JsonObject SavedConfig(string configSource, ModelConfig config, Module model, float? dropout)
-    {
-        string path = Directory.Exists(configSource) ? Path.Combine(configSource, "config.json") : configSource;
-        var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
-        json["architectures"] = new JsonArray(model.GetType().Name switch
-        {
-            "Gpt2LMHeadModel" => "GPT2LMHeadModel",
-            var name => name,
-        });
-        json["torch_dtype"] = "float32";
-        if (dropout is float p)
-        {
-            string[] keys = config.ModelType switch
-            {
-                "gpt2" => ["resid_pdrop", "embd_pdrop", "attn_pdrop"],
-                "distilbert" => ["dropout", "attention_dropout"],
-                _ => ["hidden_dropout_prob", "attention_probs_dropout_prob"],
-            };
-            foreach (var key in keys) json[key] = p;
-        }
-
-        return json;
-    }
-
-    private static void WriteModelFolder(string folder, Module model, JsonObject config, string tokenizerFolder)
-    {
-        CheckpointStore.WriteAtomically(Path.Combine(folder, "config.json"), s => JsonSerializer.Serialize(s, config, Indented));
-        model.SaveSafetensors(Path.Combine(folder, "model.safetensors"), new Dictionary<string, string> { ["format"] = "pt" });
-        foreach (var name in TokenizerFiles)
-        {
-            string source = Path.Combine(tokenizerFolder, name);
-            if (File.Exists(source)) File.Copy(source, Path.Combine(folder, name), overwrite: true);
         }
     }
 }

@@ -166,6 +166,12 @@ public sealed class ModelConfigTests
     [InlineData("""{"model_type": 3}""", "model_type")]
     [InlineData("""[1, 2]""", "must be a JSON object")]
     [InlineData("""{"model_type": "bert", "id2label": {"zero": "NEG"}}""", "id2label")]
+    [InlineData("""{"model_type": "bert", "num_labels": 3, "id2label": {"0": "A", "1": "B"}}""", "'num_labels' is 3 but 'id2label' has 2")]
+    [InlineData("""{"model_type": "bert", "id2label": {"0": "A", "2": "B"}}""", "no key \"1\"")]
+    [InlineData("""{"model_type": "bert", "id2label": {"0": "A", "1": "B"}, "label2id": {"A": 1, "B": 0}}""", "'label2id' maps 'A' to 1")]
+    [InlineData("""{"model_type": "bert", "id2label": {"0": "A", "1": "A"}}""", "names a label twice")]
+    [InlineData("""{"model_type": "bert", "num_labels": 0}""", "num_labels")]
+    [InlineData("""{"model_type": "distilbert", "problem_type": "ranking"}""", "'problem_type' is 'ranking'")]
     public void Load_MalformedConfig_ErrorNamesTheProblem(string json, string expected)
     {
         var e = Assert.Throws<ModelConfigException>(() => ModelConfig.Parse(json, "test.json"));
@@ -180,6 +186,43 @@ public sealed class ModelConfigTests
         var c = Assert.IsType<LlamaConfig>(ModelConfig.Load("""{"model_type": "llama", "rope_scaling": {"type": "linear", "factor": 2.0}}"""));
 
         Assert.Equal(("linear", 2.0), (c.RopeScaling!.RopeType, c.RopeScaling.Factor));
+    }
+
+    [Fact]
+    public void Load_NoLabels_DefaultsAsPretrainedConfig()
+    {
+        var two = ModelConfig.Parse("""{"model_type": "bert"}""");
+        var four = ModelConfig.Parse("""{"model_type": "gpt2", "num_labels": 4}""");
+
+        Assert.Equal(2, two.NumLabels);
+        Assert.Equal(["LABEL_0", "LABEL_1"], two.Id2Label.OrderBy(p => p.Key).Select(p => p.Value));
+        Assert.Equal(1, two.Label2Id["LABEL_1"]);
+        Assert.Null(two.ProblemType);
+        Assert.Equal(4, four.NumLabels);
+        Assert.Equal("LABEL_3", four.Id2Label[3]);
+    }
+
+    [Fact]
+    public void Load_ConsistentLabels_ParsesLabelsAndProblemType()
+    {
+        var c = ModelConfig.Parse("""{"model_type": "bert", "num_labels": 2, "id2label": {"0": "NEG", "1": "POS"}, "label2id": {"NEG": 0, "POS": 1}, "problem_type": "multi_label_classification"}""");
+
+        Assert.Equal(2, c.NumLabels);
+        Assert.Equal(0, c.Label2Id["NEG"]);
+        Assert.Equal("multi_label_classification", c.ProblemType);
+        Assert.Contains("\"problem_type\"", c.SourceJson, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void WithLabels_SetsBothMapsAndRejectsDuplicates()
+    {
+        var c = ModelConfig.Parse("""{"model_type": "bert"}""").WithLabels(["x", "y", "z"]);
+
+        Assert.Equal(3, c.NumLabels);
+        Assert.Equal("z", c.Id2Label[2]);
+        Assert.Equal(1, c.Label2Id["y"]);
+        Assert.Contains("twice", Assert.Throws<ArgumentException>(() => c.WithLabels(["a", "a"])).Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => c.WithProblemType("ranking"));
     }
 
     [Fact]
