@@ -63,10 +63,26 @@ internal static class DownloadCommand
             await output.WriteLineAsync(folder).ConfigureAwait(false);
             return 0;
         }
-        catch (Exception e) when (e is HubException or ArgumentException)
+        catch (HubNetworkException e)
         {
-            await error.WriteLineAsync("error: " + e.Message.ReplaceLineEndings(" ")).ConfigureAwait(false);
-            return e is ArgumentException ? 2 : 1;
+            // The generic advice (offline mode, the cache) cannot help a download: say what can.
+            var options = HubOptions.FromEnvironment();
+            var hub = endpoint ?? options.Endpoint.ToString();
+            string cause = e.InnerException?.Message ?? e.Message;
+            await error.WriteLineAsync(options.Offline && endpoint is null
+                ? $"error: offline mode is on (HF_HUB_OFFLINE={Environment.GetEnvironmentVariable("HF_HUB_OFFLINE")}), so {repo} cannot be downloaded; unset HF_HUB_OFFLINE to download it."
+                : $"error: the Hub at {hub} cannot be reached to download {repo} ({CliErrors.OneLine(cause)}). Check the network, a proxy, or HF_ENDPOINT / --endpoint, and retry: what was received is kept and continues.").ConfigureAwait(false);
+            return ExitCodes.Network;
+        }
+        catch (OfflineCacheMissException)
+        {
+            await error.WriteLineAsync($"error: offline mode is on (HF_HUB_OFFLINE={Environment.GetEnvironmentVariable("HF_HUB_OFFLINE")}) and {repo} is not fully in the cache, so it cannot be downloaded; unset HF_HUB_OFFLINE to download it.").ConfigureAwait(false);
+            return ExitCodes.Network;
+        }
+        catch (Exception e) when (e is HubException or ArgumentException or IOException)
+        {
+            await error.WriteLineAsync("error: " + CliErrors.OneLine(e.Message)).ConfigureAwait(false);
+            return e is ArgumentException ? ExitCodes.Usage : ExitCodes.InputOrModel;
         }
         catch (OperationCanceledException)
         {

@@ -89,6 +89,7 @@ public sealed class HubClient : IDisposable
         ArgumentNullException.ThrowIfNull(repoId);
         if (Directory.Exists(repoId))
             return Path.GetFullPath(repoId);
+        ThrowIfMissingPath(repoId);
         HubNames.ValidateRepoId(repoId);
         HubNames.ValidateRevision(revision);
         var cache = new HubCache(Options.CacheDir, repoId);
@@ -184,6 +185,7 @@ public sealed class HubClient : IDisposable
         ArgumentNullException.ThrowIfNull(repoId);
         if (Directory.Exists(repoId))
             return ResolveLocal(repoId, filename, optional);
+        ThrowIfMissingPath(repoId);
         ValidateAll(repoId, filename, revision);
         var cache = new HubCache(Options.CacheDir, repoId);
 
@@ -233,6 +235,22 @@ public sealed class HubClient : IDisposable
                 await DownloadBlobAsync(cache, meta, filename, blob, progress, ct).ConfigureAwait(false);
             }
             return new Resolved(cache.LinkSnapshot(meta.Commit, filename, meta.Etag), meta.Commit);
+        }
+    }
+
+    /// <summary>A name written as a path (<see cref="HubNames.LooksLikePath"/>) that is not a folder is a mistyped path, not a repo id.</summary>
+    private static void ThrowIfMissingPath(string repoIdOrPath)
+    {
+        if (File.Exists(repoIdOrPath))
+        {
+            throw new DirectoryNotFoundException(
+                $"{Path.GetFullPath(repoIdOrPath)} is a file; pass the model folder that holds it (config.json, the weights and the tokenizer files).");
+        }
+
+        if (HubNames.LooksLikePath(repoIdOrPath))
+        {
+            throw new DirectoryNotFoundException(
+                $"no such folder: {Path.GetFullPath(repoIdOrPath)}. Pass an existing model folder, or a Hub repo id such as 'org/name'.");
         }
     }
 

@@ -21,6 +21,20 @@ internal static partial class HubNames
     [GeneratedRegex(@"^[A-Za-z0-9._\-/]+$")]
     private static partial Regex RevisionPattern();
 
+    /// <summary>
+    /// Whether a model name is meant as a local path rather than a repo id: it starts with '/', '~' or '.', names a drive,
+    /// holds a backslash or more than one '/', or ends with a separator. Repo ids are 'name' or 'namespace/name'.
+    /// </summary>
+    public static bool LooksLikePath(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        if (value.Length == 0) return false;
+        if (value[0] is '/' or '~' or '.' || value.Contains('\\', StringComparison.Ordinal)) return true;
+        if (value.Length >= 2 && value[1] == ':' && char.IsAsciiLetter(value[0])) return true;
+        if (value.EndsWith('/')) return true;
+        return value.Count(c => c == '/') > 1;
+    }
+
     public static void ValidateRepoId(string repoId)
     {
         ArgumentNullException.ThrowIfNull(repoId);

@@ -362,6 +362,47 @@ public sealed class HubClientTests : HubTestContext
         Assert.False(Directory.Exists(Path.Combine(RepoDir("org/tiny"), "snapshots")));
     }
 
+    [Theory]
+    [InlineData("./my-model")]
+    [InlineData("models/bert/base")]
+    [InlineData("/no/such/folder")]
+    [InlineData("bert-finetuned/")]
+    public async Task ResolveModelFiles_PathThatDoesNotExist_NoSuchFolderNotRepoIdComplaint(string name)
+    {
+        using var client = Client();
+
+        var e = await Assert.ThrowsAsync<DirectoryNotFoundException>(() => client.ResolveModelFilesAsync(name));
+
+        Assert.StartsWith("no such folder: ", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("repo id '", e.Message, StringComparison.Ordinal);
+        Assert.Equal(0, Server.TotalRequests);
+    }
+
+    [Fact]
+    public async Task ResolveModelFiles_FileInsteadOfFolder_SaysPassTheFolder()
+    {
+        Directory.CreateDirectory(CacheDir);
+        string file = Path.Combine(CacheDir, "model.safetensors");
+        File.WriteAllText(file, "x");
+        using var client = Client();
+
+        var e = await Assert.ThrowsAsync<DirectoryNotFoundException>(() => client.ResolveModelFilesAsync(file));
+
+        Assert.Contains("is a file; pass the model folder", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("gpt2", false)]
+    [InlineData("org/name", false)]
+    [InlineData("org/name.v2", false)]
+    [InlineData("./gpt2", true)]
+    [InlineData("../models/gpt2", true)]
+    [InlineData("~/models/gpt2", true)]
+    [InlineData("a/b/c", true)]
+    [InlineData("C:\\models", true)]
+    [InlineData("org/", true)]
+    public void LooksLikePath_RepoIdsAreNotPaths(string value, bool expected) => Assert.Equal(expected, HubNames.LooksLikePath(value));
+
     /// <summary>Collects reports on the reporting thread, in order.</summary>
     private sealed class SyncProgress(List<DownloadProgress> sink) : IProgress<DownloadProgress>
     {
@@ -450,8 +491,10 @@ public sealed class HubClientTests : HubTestContext
     {
         using var client = Client();
 
-        await Assert.ThrowsAnyAsync<ArgumentException>(() => client.DownloadFileAsync(repoId, filename, revision));
+        var e = await Record.ExceptionAsync(() => client.DownloadFileAsync(repoId, filename, revision));
 
+        // A bad name, or (for names written as paths) "no such folder": either way, refused before any request.
+        Assert.True(e is ArgumentException or DirectoryNotFoundException, $"unexpected {e?.GetType().Name}: {e?.Message}");
         Assert.Equal(0, Server.TotalRequests);
         Assert.Empty(CacheFiles());
     }
