@@ -225,16 +225,38 @@ public sealed class BertWordPieceTokenizer : TextTokenizer
                 continue;
             }
 
-            if (index > 0)
-            {
-                token = token.StartsWith(_prefix, StringComparison.Ordinal) ? token[_prefix.Length..] : " " + token;
-            }
-
-            builder.Append(Cleanup(token));
+            AppendDecoded(builder, token, index);
             index++;
         }
 
         return builder.ToString();
+    }
+
+    /// <summary>HF's WordPiece decoder over token strings: the same joining and cleanup as <see cref="Decode"/>.</summary>
+    public override string ConvertTokensToString(IEnumerable<string> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        var builder = new System.Text.StringBuilder();
+        var index = 0;
+        foreach (var token in tokens)
+        {
+            ArgumentNullException.ThrowIfNull(token, nameof(tokens));
+            AppendDecoded(builder, token, index);
+            index++;
+        }
+
+        return builder.ToString();
+    }
+
+    // A "##" piece joins the previous token, any other token after the first gets a space; then the cleanup.
+    private void AppendDecoded(System.Text.StringBuilder builder, string token, int index)
+    {
+        if (index > 0)
+        {
+            token = token.StartsWith(_prefix, StringComparison.Ordinal) ? token[_prefix.Length..] : " " + token;
+        }
+
+        builder.Append(Cleanup(token));
     }
 
     /// <inheritdoc />

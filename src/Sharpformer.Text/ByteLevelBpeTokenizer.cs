@@ -198,6 +198,44 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
         }
     }
 
+    /// <summary>
+    /// HF's ByteLevel decoder over token strings: each char of a token is one byte of the byte-to-unicode table, and a
+    /// token holding any other char (an added token, raw text) contributes its own UTF-8 bytes; the bytes are then read
+    /// as UTF-8 with U+FFFD for invalid sequences.
+    /// </summary>
+    public override string ConvertTokensToString(IEnumerable<string> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        var byteOf = new Dictionary<char, byte>(256);
+        for (var b = 0; b < 256; b++)
+        {
+            byteOf[BytePairMerger.ByteToChar[b]] = (byte)b;
+        }
+
+        var bytes = new List<byte>();
+        var tokenBytes = new List<byte>();
+        foreach (var token in tokens)
+        {
+            ArgumentNullException.ThrowIfNull(token, nameof(tokens));
+            tokenBytes.Clear();
+            var mapped = true;
+            foreach (var c in token)
+            {
+                if (!byteOf.TryGetValue(c, out var b))
+                {
+                    mapped = false;
+                    break;
+                }
+
+                tokenBytes.Add(b);
+            }
+
+            bytes.AddRange(mapped ? tokenBytes : Encoding.UTF8.GetBytes(token));
+        }
+
+        return Encoding.UTF8.GetString(bytes.ToArray());
+    }
+
     /// <inheritdoc />
     internal override int SpecialTokenCount(bool pair) => 0;
 

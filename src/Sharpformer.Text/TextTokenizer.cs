@@ -144,6 +144,15 @@ public abstract class TextTokenizer
     /// <summary>Turns ids back into text, like HF's <c>decode</c>; ids outside the vocabulary are skipped.</summary>
     public abstract string Decode(IEnumerable<int> ids, bool skipSpecialTokens = true);
 
+    /// <summary>
+    /// Joins token strings into text as HF's fast tokenizers' <c>convert_tokens_to_string</c> does: the tokenizer's
+    /// decoder run over the strings themselves (so a string outside the vocabulary, such as the original text of an
+    /// [UNK], is kept as written). Nothing is skipped.
+    /// </summary>
+    /// <param name="tokens">Token strings as <see cref="TokenEncoding.Tokens"/> holds them ("##ing", "Ġworld").</param>
+    /// <returns>The decoded text.</returns>
+    public abstract string ConvertTokensToString(IEnumerable<string> tokens);
+
     /// <summary>The model's tokens for <paramref name="text"/>, with offsets, before templates, truncation and padding.</summary>
     internal abstract List<RawToken> TokenizeText(string text);
 
