@@ -39,22 +39,26 @@ internal static class TaskBatches
     /// B encodings → ids, attention mask and token types [B, T], right-padded to the longest with
     /// <paramref name="padId"/> (mask 0 there); token types are null when the model reads none.
     /// </summary>
-    public static (Tensor Ids, Tensor Mask, Tensor? Types) Pad(IReadOnlyList<TokenEncoding> encodings, int padId, bool withTypes)
+    public static (Tensor Ids, Tensor Mask, Tensor? Types) Pad(IReadOnlyList<TokenEncoding> encodings, int padId, bool withTypes) =>
+        Pad(encodings.Select(e => (e.Ids, e.TypeIds)).ToList(), padId, withTypes);
+
+    /// <summary>B unpadded inputs (ids and token types of equal length each) → [B, T] tensors as the overload above.</summary>
+    public static (Tensor Ids, Tensor Mask, Tensor? Types) Pad(IReadOnlyList<(IReadOnlyList<int> Ids, IReadOnlyList<int> TypeIds)> inputs, int padId, bool withTypes)
     {
-        int batch = encodings.Count;
-        int length = encodings.Max(e => e.Count);
+        int batch = inputs.Count;
+        int length = inputs.Max(e => e.Ids.Count);
         var ids = new int[batch * length];
         var mask = new int[batch * length];
         var types = new int[batch * length];
         Array.Fill(ids, padId);
         for (var b = 0; b < batch; b++)
         {
-            var encoding = encodings[b];
-            for (var t = 0; t < encoding.Count; t++)
+            var (inputIds, typeIds) = inputs[b];
+            for (var t = 0; t < inputIds.Count; t++)
             {
-                ids[(b * length) + t] = encoding.Ids[t];
-                mask[(b * length) + t] = encoding.AttentionMask[t];
-                types[(b * length) + t] = encoding.TypeIds[t];
+                ids[(b * length) + t] = inputIds[t];
+                mask[(b * length) + t] = 1;
+                types[(b * length) + t] = typeIds[t];
             }
         }
 
