@@ -131,6 +131,8 @@ public abstract record BertStyleConfig : ModelConfig
             PadTokenId = c.PadTokenId,
             TieWordEmbeddings = c.TieWordEmbeddings,
             Id2Label = c.Id2Label,
+            Label2Id = c.Label2Id,
+            ProblemType = c.ProblemType,
             ExtraKeys = c.ExtraKeys,
             Warnings = c.Warnings,
         };

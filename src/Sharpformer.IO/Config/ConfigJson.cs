@@ -41,6 +41,15 @@ public abstract class ConfigJson
     /// <summary><c>id2label</c>: class index (as a string key) to label, for classification heads.</summary>
     [JsonPropertyName("id2label")] public IDictionary<string, string>? Id2Label { get; set; }
 
+    /// <summary><c>label2id</c>: label to class index, the inverse of <see cref="Id2Label"/>.</summary>
+    [JsonPropertyName("label2id")] public IDictionary<string, int>? Label2Id { get; set; }
+
+    /// <summary><c>num_labels</c>: the number of classes when <c>id2label</c> is absent (HF's default is 2).</summary>
+    [JsonPropertyName("num_labels")] public int? NumLabels { get; set; }
+
+    /// <summary><c>problem_type</c>: <c>single_label_classification</c>, <c>multi_label_classification</c> or <c>regression</c>.</summary>
+    [JsonPropertyName("problem_type")] public string? ProblemType { get; set; }
+
     /// <summary><c>auto_map</c>: remote-code class paths. Never executed; its presence only adds a warning.</summary>
     [JsonPropertyName("auto_map")] public JsonElement? AutoMap { get; set; }
 

@@ -134,6 +134,8 @@ public sealed record Gpt2Config : ModelConfig
             PadTokenId = c.PadTokenId,
             TieWordEmbeddings = c.TieWordEmbeddings,
             Id2Label = c.Id2Label,
+            Label2Id = c.Label2Id,
+            ProblemType = c.ProblemType,
             ExtraKeys = c.ExtraKeys,
             Warnings = c.Warnings,
         };

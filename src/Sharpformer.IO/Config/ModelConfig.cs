@@ -53,8 +53,27 @@ public abstract record ModelConfig
     /// <summary>Whether the output projection shares the input embedding (<c>tie_word_embeddings</c>).</summary>
     public bool TieWordEmbeddings { get; init; }
 
-    /// <summary><c>id2label</c>: class index to label for classification heads (empty when absent).</summary>
-    public IReadOnlyDictionary<int, string> Id2Label { get; init; } = ReadOnlyDictionary<int, string>.Empty;
+    /// <summary>The problem types a classification head accepts in <c>problem_type</c>, as transformers spells them.</summary>
+    public static IReadOnlyList<string> ProblemTypes { get; } = ["regression", "single_label_classification", "multi_label_classification"];
+
+    /// <summary>
+    /// <c>id2label</c>: class index to label for classification heads, indices 0 … num_labels − 1. Resolved as
+    /// transformers' PretrainedConfig does: from the file, else <c>LABEL_0</c> … <c>LABEL_{num_labels−1}</c> with
+    /// num_labels from the file or 2.
+    /// </summary>
+    public IReadOnlyDictionary<int, string> Id2Label { get; init; } = DefaultLabels(2);
+
+    /// <summary><c>label2id</c>: the inverse of <see cref="Id2Label"/> (checked against the file's when it has one).</summary>
+    public IReadOnlyDictionary<string, int> Label2Id { get; init; } = Invert(DefaultLabels(2));
+
+    /// <summary>The number of classes of a classification head (<c>num_labels</c>): the size of <see cref="Id2Label"/>.</summary>
+    public int NumLabels => Id2Label.Count;
+
+    /// <summary><c>problem_type</c> (one of <see cref="ProblemTypes"/>), or null when the file leaves it to be decided from the labels.</summary>
+    public string? ProblemType { get; init; }
+
+    /// <summary>The config.json text this record was parsed from (null when built in code); saving a model starts from its keys.</summary>
+    public string? SourceJson { get; init; }
 
     /// <summary>Keys of the file that this record does not model, kept verbatim.</summary>
     public IReadOnlyDictionary<string, JsonElement> ExtraKeys { get; init; } = ReadOnlyDictionary<string, JsonElement>.Empty;
@@ -88,7 +107,7 @@ public abstract record ModelConfig
         ArgumentNullException.ThrowIfNull(json);
         ArgumentNullException.ThrowIfNull(source);
         var modelType = DetectModelType(json, source);
-        return modelType switch
+        ModelConfig config = modelType switch
         {
             "bert" => BertConfig.FromJson(Deserialize<BertConfigJson>(json, source), source),
             "roberta" => RobertaConfig.FromJson(Deserialize<RobertaConfigJson>(json, source), source),
@@ -98,6 +117,60 @@ public abstract record ModelConfig
             _ => throw new ModelConfigException(
                 $"{source}: model_type '{modelType}' is not supported; supported model types: {string.Join(", ", SupportedModelTypes)}."),
         };
+        return config with { SourceJson = json };
+    }
+
+    /// <summary>
+    /// A copy of this config for a classification head with <paramref name="labels"/> as its classes (id2label in order,
+    /// label2id its inverse), as transformers' <c>from_pretrained(..., id2label=...)</c> sets them.
+    /// </summary>
+    /// <param name="labels">One distinct, non-empty label per class.</param>
+    /// <returns>The new config.</returns>
+    /// <exception cref="ArgumentException">The list is empty, or a label is empty or repeated.</exception>
+    public ModelConfig WithLabels(IReadOnlyList<string> labels)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        if (labels.Count == 0)
+            throw new ArgumentException("WithLabels: give at least one label (num_labels must be positive).", nameof(labels));
+        var id2label = new Dictionary<int, string>();
+        var label2id = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < labels.Count; i++)
+        {
+            if (string.IsNullOrEmpty(labels[i]))
+                throw new ArgumentException($"WithLabels: label {i} is empty; every class needs a name.", nameof(labels));
+            if (!label2id.TryAdd(labels[i], i))
+                throw new ArgumentException($"WithLabels: label '{labels[i]}' is given twice (ids {label2id[labels[i]]} and {i}); labels must be distinct.", nameof(labels));
+            id2label[i] = labels[i];
+        }
+
+        return this with { Id2Label = new ReadOnlyDictionary<int, string>(id2label), Label2Id = new ReadOnlyDictionary<string, int>(label2id) };
+    }
+
+    /// <summary>A copy of this config with <c>problem_type</c> set (one of <see cref="ProblemTypes"/>, or null to decide from the labels).</summary>
+    /// <param name="problemType">The problem type.</param>
+    /// <returns>The new config.</returns>
+    /// <exception cref="ArgumentException">The name is not one of <see cref="ProblemTypes"/>.</exception>
+    public ModelConfig WithProblemType(string? problemType)
+    {
+        if (problemType is not null && !ProblemTypes.Contains(problemType))
+            throw new ArgumentException($"problem_type '{problemType}' is not one of: {string.Join(", ", ProblemTypes)}.", nameof(problemType));
+        return this with { ProblemType = problemType };
+    }
+
+    private static ReadOnlyDictionary<int, string> DefaultLabels(int count)
+    {
+        var labels = new Dictionary<int, string>();
+        for (int i = 0; i < count; i++)
+            labels[i] = "LABEL_" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return new ReadOnlyDictionary<int, string>(labels);
+    }
+
+    private static ReadOnlyDictionary<string, int> Invert(IReadOnlyDictionary<int, string> id2label)
+    {
+        var inverse = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var (id, label) in id2label)
+            inverse[label] = id;
+        return new ReadOnlyDictionary<string, int>(inverse);
     }
 
     /// <summary>Reads <c>model_type</c>, or infers it from <c>architectures</c> (e.g. <c>BertForMaskedLM</c> → bert).</summary>
@@ -192,7 +265,42 @@ public abstract record ModelConfig
                     throw new ModelConfigException($"{source}: 'id2label' key '{key}' is not a class index; keys must be \"0\", \"1\", ...");
                 id2label[id] = label;
             }
+
+            for (int i = 0; i < id2label.Count; i++)
+            {
+                if (!id2label.ContainsKey(i))
+                    throw new ModelConfigException($"{source}: 'id2label' has {id2label.Count} entries but no key \"{i}\"; keys must be \"0\" … \"{id2label.Count - 1}\", one per class.");
+            }
+
+            if (dto.NumLabels is int declared && declared != id2label.Count)
+                throw new ModelConfigException($"{source}: 'num_labels' is {declared} but 'id2label' has {id2label.Count} entries; they must agree (remove one of them, or fix the other).");
         }
+        else
+        {
+            int count = dto.NumLabels ?? 2;
+            if (count <= 0)
+                throw new ModelConfigException($"{source}: 'num_labels' must be positive, got {count}.");
+            foreach (var (id, label) in DefaultLabels(count))
+                id2label[id] = label;
+        }
+
+        var label2id = Invert(id2label);
+        if (label2id.Count != id2label.Count)
+            throw new ModelConfigException($"{source}: 'id2label' names a label twice; each class needs its own label.");
+        if (dto.Label2Id is not null)
+        {
+            foreach (var (label, id) in dto.Label2Id)
+            {
+                if (!id2label.TryGetValue(id, out var named) || named != label)
+                    throw new ModelConfigException($"{source}: 'label2id' maps '{label}' to {id}, but 'id2label' {(id2label.TryGetValue(id, out var other) ? $"maps {id} to '{other}'" : $"has no class {id}")}; label2id must be the inverse of id2label.");
+            }
+
+            if (dto.Label2Id.Count != id2label.Count)
+                throw new ModelConfigException($"{source}: 'label2id' has {dto.Label2Id.Count} entries but 'id2label' has {id2label.Count}; label2id must be the inverse of id2label.");
+        }
+
+        if (dto.ProblemType is not null && !ProblemTypes.Contains(dto.ProblemType))
+            throw new ModelConfigException($"{source}: 'problem_type' is '{dto.ProblemType}'; use one of: {string.Join(", ", ProblemTypes)}, or leave it out to decide from the labels.");
 
         var extra = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
         if (dto.Extra is not null)
@@ -209,6 +317,8 @@ public abstract record ModelConfig
             dto.PadTokenId ?? defaults.PadTokenId,
             dto.TieWordEmbeddings ?? defaults.TieWordEmbeddings,
             new ReadOnlyDictionary<int, string>(id2label),
+            label2id,
+            dto.ProblemType,
             new ReadOnlyDictionary<string, JsonElement>(extra),
             warnings);
     }
@@ -225,6 +335,8 @@ public abstract record ModelConfig
         int? PadTokenId,
         bool TieWordEmbeddings,
         IReadOnlyDictionary<int, string> Id2Label,
+        IReadOnlyDictionary<string, int> Label2Id,
+        string? ProblemType,
         IReadOnlyDictionary<string, JsonElement> ExtraKeys,
         IReadOnlyList<string> Warnings);
 }

@@ -452,7 +452,7 @@ public sealed class BertPooler : Module
     /// <summary>[B, T, C] → [B, C].</summary>
     /// <param name="hidden">The last hidden state.</param>
     /// <returns>tanh(dense(first token)).</returns>
-    public Tensor Forward(Tensor hidden) => Ops.Tanh(Dense.Forward(Ops.Narrow(hidden, 1, 0, 1).Reshape(hidden.Shape[0], hidden.Shape[2])));
+    public Tensor Forward(Tensor hidden) => Ops.Tanh(Dense.Forward(Ops.Reshape(Ops.Narrow(hidden, 1, 0, 1), hidden.Shape[0], hidden.Shape[2])));
 }
 
 /// <summary>

@@ -54,4 +54,94 @@ public static partial class Ops
             return [dx, null];
         });
     }
+
+    /// <summary>
+    /// logits [*] and targets [*] (same shape, F32) → []: the mean binary cross-entropy of sigmoid(logits) against
+    /// targets, as PyTorch's <c>binary_cross_entropy_with_logits</c> (reduction mean) computes it in its stable form:
+    /// loss_i = max(x_i, 0) − x_i·y_i + log(1 + exp(−|x_i|)). Gradients: d/dx = (sigmoid(x) − y) / N, d/dy = −x / N.
+    /// </summary>
+    /// <exception cref="ArgumentException">The shapes differ, a tensor is not F32, or the tensors are empty.</exception>
+    public static Tensor BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets)
+    {
+        const string op = nameof(BinaryCrossEntropyWithLogits);
+        CheckPairwiseLoss(op, logits, targets);
+        var x = Read(logits).ToArray();
+        var y = Read(targets).ToArray();
+        int n = x.Length;
+        double total = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double xi = x[i];
+            total += Math.Max(xi, 0) - (xi * y[i]) + Math.Log(1 + Math.Exp(-Math.Abs(xi)));
+        }
+
+        var output = Tensor.FromArray([(float)(total / n)], Shape.Scalar);
+        if (!Autograd.Needs(logits, targets)) return output;
+        return Autograd.Record(output, op, [logits, targets], g =>
+        {
+            float scale = g.AsReadOnlySpan<float>()[0] / n;
+            var dx = new float[n];
+            var dy = new float[n];
+            for (int i = 0; i < n; i++)
+            {
+                double sigmoid = 1 / (1 + Math.Exp(-x[i]));
+                dx[i] = (float)((sigmoid - y[i]) * scale);
+                dy[i] = -x[i] * scale;
+            }
+
+            return [Tensor.FromArray(dx, logits.Shape), Tensor.FromArray(dy, targets.Shape)];
+        });
+    }
+
+    /// <summary>
+    /// input [*] and target [*] (same shape, F32) → []: the mean squared error mean((x − y)²), PyTorch's
+    /// <c>mse_loss</c> with reduction mean. Gradients: d/dx = 2(x − y) / N, d/dy = −2(x − y) / N.
+    /// </summary>
+    /// <exception cref="ArgumentException">The shapes differ, a tensor is not F32, or the tensors are empty.</exception>
+    public static Tensor MseLoss(Tensor input, Tensor target)
+    {
+        const string op = nameof(MseLoss);
+        CheckPairwiseLoss(op, input, target);
+        var x = Read(input).ToArray();
+        var y = Read(target).ToArray();
+        int n = x.Length;
+        double total = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double d = (double)x[i] - y[i];
+            total += d * d;
+        }
+
+        var output = Tensor.FromArray([(float)(total / n)], Shape.Scalar);
+        if (!Autograd.Needs(input, target)) return output;
+        return Autograd.Record(output, op, [input, target], g =>
+        {
+            float scale = 2f * g.AsReadOnlySpan<float>()[0] / n;
+            var dx = new float[n];
+            var dy = new float[n];
+            for (int i = 0; i < n; i++)
+            {
+                float d = (x[i] - y[i]) * scale;
+                dx[i] = d;
+                dy[i] = -d;
+            }
+
+            return [Tensor.FromArray(dx, input.Shape), Tensor.FromArray(dy, target.Shape)];
+        });
+    }
+
+    private static void CheckPairwiseLoss(string op, Tensor input, Tensor target)
+    {
+        CheckF32(op, input, nameof(input));
+        CheckF32(op, target, nameof(target));
+        if (input.Shape != target.Shape)
+        {
+            ShapeError.Mismatch(op, input.Shape, target.Shape, "the input and the target must have the same shape (reshape one of them)");
+        }
+
+        if (input.Shape.ElementCount == 0)
+        {
+            ShapeError.Invalid(op, input.Shape, "the mean over zero elements is undefined; pass at least one element");
+        }
+    }
 }

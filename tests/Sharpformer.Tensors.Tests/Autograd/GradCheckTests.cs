@@ -255,6 +255,52 @@ public class GradCheckTests
     }
 
     [Fact]
+    public void BinaryCrossEntropyWithLogits_LogitsAndTargets_MatchFiniteDifferences()
+    {
+        // Soft targets in (0, 1) require gradients too; logits scaled so both signs and |x| > 1 occur.
+        GradCheck.Check(x => Ops.BinaryCrossEntropyWithLogits(Ops.Scale(x[0], 3f), x[1]), P(90, 3, 4), Probabilities(91, 3, 4));
+    }
+
+    [Fact]
+    public void MseLoss_InputAndTarget_MatchFiniteDifferences()
+    {
+        GradCheck.Check(x => Ops.MseLoss(x[0], x[1]), P(92, 2, 3, 2), P(93, 2, 3, 2));
+    }
+
+    [Fact]
+    public void BinaryCrossEntropyWithLogits_ForwardEqualsTheNaiveFormula()
+    {
+        var logits = Tensor.FromArray([-2f, 0.5f, 3f, 0f], new Shape(2, 2));
+        var targets = Tensor.FromArray([0f, 1f, 0.25f, 1f], new Shape(2, 2));
+        double expected = 0;
+        var x = logits.ToArray();
+        var y = targets.ToArray();
+        for (int i = 0; i < 4; i++)
+        {
+            double p = 1 / (1 + Math.Exp(-x[i]));
+            expected -= (y[i] * Math.Log(p)) + ((1 - y[i]) * Math.Log(1 - p));
+        }
+
+        Assert.Equal(expected / 4, Ops.BinaryCrossEntropyWithLogits(logits, targets).GetFloat(), Tolerances.ActivationVsDouble);
+    }
+
+    [Fact]
+    public void PairwiseLosses_ShapeMismatch_Throws()
+    {
+        var a = Tensor.Zeros(new Shape(2, 3));
+        var b = Tensor.Zeros(new Shape(3, 2));
+        Assert.Contains("same shape", Assert.Throws<ArgumentException>(() => Ops.MseLoss(a, b)).Message);
+        Assert.Contains("same shape", Assert.Throws<ArgumentException>(() => Ops.BinaryCrossEntropyWithLogits(a, b)).Message);
+    }
+
+    private static Tensor Probabilities(int seed, params int[] dims)
+    {
+        var t = Tensor.RandomUniform(new Shape(dims), new Random(seed), 0.05f, 0.95f);
+        t.RequiresGrad = true;
+        return t;
+    }
+
+    [Fact]
     public void CrossEntropy_WithIgnoredTargets_MatchesFiniteDifferences()
     {
         var targets = Ids([2, -100, 0, 4, -100], 5);
