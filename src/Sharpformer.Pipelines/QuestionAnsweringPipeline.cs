@@ -76,6 +76,22 @@ public sealed class QuestionAnsweringPipeline
     public IQuestionAnswering Model { get; }
 
     /// <summary>
+    /// Loads an extractive question-answering model from a local folder or the Hub ("org/name", through the HF cache;
+    /// HF_ENDPOINT and HF_HUB_OFFLINE are honoured) and builds the pipeline.
+    /// </summary>
+    /// <param name="modelIdOrFolder">"org/name" or a local folder; HF's default model when omitted.</param>
+    /// <param name="options">Hub settings and warnings.</param>
+    /// <param name="ct">Cancels downloads.</param>
+    /// <returns>The pipeline.</returns>
+    /// <exception cref="ModelUnavailableException">Not a local folder, not cached, and the Hub cannot be reached (or offline mode is on).</exception>
+    /// <exception cref="NotSupportedException">The model type has no question-answering head here.</exception>
+    public static async Task<QuestionAnsweringPipeline> FromPretrainedAsync(string modelIdOrFolder = DefaultModel, PipelineOptions? options = null, CancellationToken ct = default)
+    {
+        var (tokenizer, model) = await TaskModelLoader.LoadQuestionAnsweringAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
+        return new QuestionAnsweringPipeline(tokenizer, model);
+    }
+
+    /// <summary>
     /// The best answers to <paramref name="question"/> in <paramref name="context"/>. The context is cut into windows of
     /// max_seq_len tokens ([CLS] question [SEP] context-part [SEP]) overlapping by doc_stride tokens; in each window the
     /// start and end logits outside the context (CLS kept) are masked, softmaxed, and every span of at most
@@ -131,14 +147,15 @@ public sealed class QuestionAnsweringPipeline
 /// <param name="Ids">Token ids.</param>
 /// <param name="TypeIds">Segment ids from the tokenizer's pair template.</param>
 /// <param name="Offsets">Char spans in the context for context tokens; (0, 0) for the rest.</param>
-/// <param name="WordIds">The index of the context word a token belongs to, or -1 (question, special tokens, or no word information).</param>
+/// <param name="WordIds">The index of the context word a token belongs to (HF's word_ids), or -1 (question and special tokens).</param>
 /// <param name="Desired">Whether a token may start or end an answer as HF's p_mask says: a context token, or the CLS token.</param>
 internal sealed record QuestionWindow(int[] Ids, int[] TypeIds, TextSpan[] Offsets, int[] WordIds, bool[] Desired);
 
 /// <summary>
-/// HF's question-answering preprocess with a fast tokenizer (<c>truncation="only_second"</c>, <c>stride</c>,
-/// <c>return_overflowing_tokens</c>): the question kept whole in every window, the context cut into parts of
-/// max_seq_len − |question| − specials tokens, each part starting doc_stride tokens before the previous one ended.
+/// HF's question-answering preprocess with a fast tokenizer: the tokenizer's <c>truncation="only_second"</c> with
+/// <c>stride</c> and overflowing windows (<see cref="EncodeOptions.ReturnOverflowingTokens"/>) — the question whole in
+/// every window, the context cut into parts of max_seq_len − |question| − specials tokens, each part repeating the last
+/// doc_stride tokens of the one before.
 /// </summary>
 internal static class QuestionWindows
 {
@@ -174,15 +191,15 @@ internal static class QuestionWindows
         }
 
         var plain = new EncodeOptions { AddSpecialTokens = false };
-        var questionTokens = tokenizer.Encode(question, options: options.MaxQuestionLen is { } q ? plain with { Truncation = true, MaxLength = q } : plain);
-        var contextTokens = tokenizer.Encode(context, options: plain);
-        if (contextTokens.Count == 0)
+        var questionTokens = tokenizer.Encode(question, options: plain);
+        if (options.MaxQuestionLen is { } maxQuestion && questionTokens.Count > maxQuestion)
         {
-            throw new ArgumentException("question-answering: the context has no tokens; pass the text that holds the answer.", nameof(context));
+            // HF's slow path cuts the question's tokens; cutting the text after the last kept token gives those tokens.
+            question = question[..questionTokens.Offsets[maxQuestion - 1].End];
+            questionTokens = tokenizer.Encode(question, options: plain);
         }
 
-        var template = tokenizer.Encode(question, question);
-        var specials = template.Count - (2 * questionTokens.Count);
+        var specials = tokenizer.Encode(question, question).Count - (2 * questionTokens.Count);
         var budget = maxSeqLen - questionTokens.Count - specials;
         if (budget < 1)
         {
@@ -191,115 +208,55 @@ internal static class QuestionWindows
                 nameof(question));
         }
 
-        if (contextTokens.Count > budget && docStride >= budget)
+        var window = new EncodeOptions
+        {
+            Truncation = true,
+            MaxLength = maxSeqLen,
+            TruncationStrategy = TruncationStrategy.OnlySecond,
+            Stride = docStride,
+            ReturnOverflowingTokens = true,
+        };
+        var contextLength = tokenizer.Encode(context, options: plain).Count;
+        if (contextLength == 0)
+        {
+            throw new ArgumentException("question-answering: the context has no tokens; pass the text that holds the answer.", nameof(context));
+        }
+
+        if (contextLength > budget && docStride >= budget)
         {
             throw new ArgumentException(
                 $"question-answering: doc_stride {docStride} must be smaller than the {budget} context tokens a window holds (max_seq_len {maxSeqLen} minus the question and special tokens); lower doc_stride or raise max_seq_len.",
                 nameof(options));
         }
 
-        var wordIds = ContextWordIds(tokenizer, contextTokens);
+        var encoding = tokenizer.Encode(question, context, window);
         var clsId = tokenizer.SpecialTokens.Cls is { } cls ? tokenizer.TokenToId(cls) : null;
-        var windows = new List<QuestionWindow>();
-        var step = budget - docStride;
-        for (var start = 0; ; start += step)
+        var windows = new List<QuestionWindow> { Window(encoding, clsId) };
+        foreach (var overflow in encoding.Overflowing)
         {
-            var stop = Math.Min(start + budget, contextTokens.Count);
-            windows.Add(Window(template, questionTokens, contextTokens, wordIds, start, stop, clsId));
-            if (stop == contextTokens.Count)
-            {
-                break;
-            }
+            windows.Add(Window(overflow, clsId));
         }
 
         return windows;
     }
 
     /// <summary>
-    /// One window: the pair template of <paramref name="template"/> (its special tokens and type ids) around the question
-    /// and context tokens [<paramref name="start"/>, <paramref name="stop"/>).
+    /// One window as the postprocess needs it: HF's p_mask (desired = a context token, or a CLS token) and the context
+    /// word of each token (-1 outside the context).
     /// </summary>
-    private static QuestionWindow Window(TokenEncoding template, TokenEncoding question, TokenEncoding context, int[] contextWords, int start, int stop, int? clsId)
+    private static QuestionWindow Window(TokenEncoding encoding, int? clsId)
     {
-        var ids = new List<int>();
-        var typeIds = new List<int>();
-        var offsets = new List<TextSpan>();
-        var sequence = new List<int>();
-        var words = new List<int>();
-        for (var t = 0; t < template.Count; t++)
+        var count = encoding.Count;
+        var words = new int[count];
+        var desired = new bool[count];
+        for (var t = 0; t < count; t++)
         {
-            var seq = template.SequenceIds[t];
-            if (seq < 0)
-            {
-                Add(template.Ids[t], template.TypeIds[t], default, -1, -1);
-                continue;
-            }
-
-            // The first token of each input's run in the template stands for the whole input.
-            if (t > 0 && template.SequenceIds[t - 1] == seq)
-            {
-                continue;
-            }
-
-            if (seq == 0)
-            {
-                for (var i = 0; i < question.Count; i++)
-                {
-                    Add(question.Ids[i], template.TypeIds[t], default, 0, -1);
-                }
-            }
-            else
-            {
-                for (var i = start; i < stop; i++)
-                {
-                    Add(context.Ids[i], template.TypeIds[t], context.Offsets[i], 1, contextWords[i]);
-                }
-            }
+            var inContext = encoding.SequenceIds[t] == 1;
+            words[t] = inContext ? encoding.WordIds[t] : -1;
+            desired[t] = inContext || encoding.Ids[t] == clsId;
         }
 
-        var desired = new bool[ids.Count];
-        for (var t = 0; t < ids.Count; t++)
-        {
-            desired[t] = sequence[t] == 1 || ids[t] == clsId;
-        }
-
-        return new QuestionWindow(ids.ToArray(), typeIds.ToArray(), offsets.ToArray(), words.ToArray(), desired);
-
-        void Add(int id, int typeId, TextSpan offset, int seq, int word)
-        {
-            ids.Add(id);
-            typeIds.Add(typeId);
-            offsets.Add(offset);
-            sequence.Add(seq);
-            words.Add(word);
-        }
-    }
-
-    /// <summary>
-    /// The word of each context token, as HF's pre-tokenizer words: for WordPiece a "##" piece continues the word of the
-    /// token before it and every other token starts a new word. Other tokenizers give -1 (answers keep token offsets).
-    /// </summary>
-    private static int[] ContextWordIds(TextTokenizer tokenizer, TokenEncoding context)
-    {
-        var words = new int[context.Count];
-        if (tokenizer is not BertWordPieceTokenizer)
-        {
-            Array.Fill(words, -1);
-            return words;
-        }
-
-        var word = -1;
-        for (var t = 0; t < context.Count; t++)
-        {
-            if (t == 0 || !context.Tokens[t].StartsWith("##", StringComparison.Ordinal) || context.Offsets[t].Start != context.Offsets[t - 1].End)
-            {
-                word++;
-            }
-
-            words[t] = word;
-        }
-
-        return words;
+        return new QuestionWindow(encoding.Ids.ToArray(), encoding.TypeIds.ToArray(), encoding.Offsets.ToArray(), words, desired);
     }
 }
 

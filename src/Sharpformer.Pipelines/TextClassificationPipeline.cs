@@ -69,6 +69,22 @@ public sealed class TextClassificationPipeline
         Model.Problem == ClassificationProblem.MultiLabel || Model.Labels.Count == 1 ? ClassificationFunction.Sigmoid : ClassificationFunction.Softmax;
 
     /// <summary>
+    /// Loads a sequence-classification model from a local folder or the Hub ("org/name", through the HF cache;
+    /// HF_ENDPOINT and HF_HUB_OFFLINE are honoured) and builds the pipeline.
+    /// </summary>
+    /// <param name="modelIdOrFolder">"org/name" or a local folder; HF's default model when omitted.</param>
+    /// <param name="options">Hub settings, warnings and truncation.</param>
+    /// <param name="ct">Cancels downloads.</param>
+    /// <returns>The pipeline.</returns>
+    /// <exception cref="ModelUnavailableException">Not a local folder, not cached, and the Hub cannot be reached (or offline mode is on).</exception>
+    /// <exception cref="NotSupportedException">The model type has no sequence-classification head here.</exception>
+    public static async Task<TextClassificationPipeline> FromPretrainedAsync(string modelIdOrFolder = DefaultModel, PipelineOptions? options = null, CancellationToken ct = default)
+    {
+        var (tokenizer, model) = await TaskModelLoader.LoadSequenceClassifierAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
+        return new TextClassificationPipeline(tokenizer, model, options);
+    }
+
+    /// <summary>
     /// Classifies one text, or one text pair (encoded with the tokenizer's pair template, e.g. [CLS] A [SEP] B [SEP]).
     /// </summary>
     /// <param name="text">The text.</param>

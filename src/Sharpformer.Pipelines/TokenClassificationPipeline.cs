@@ -72,6 +72,22 @@ public sealed class TokenClassificationPipeline
     /// <summary>The token classifier.</summary>
     public ITokenClassifier Model { get; }
 
+    /// <summary>
+    /// Loads a token-classification model from a local folder or the Hub ("org/name", through the HF cache;
+    /// HF_ENDPOINT and HF_HUB_OFFLINE are honoured) and builds the pipeline.
+    /// </summary>
+    /// <param name="modelIdOrFolder">"org/name" or a local folder; HF's default model when omitted.</param>
+    /// <param name="options">Hub settings, warnings and truncation.</param>
+    /// <param name="ct">Cancels downloads.</param>
+    /// <returns>The pipeline.</returns>
+    /// <exception cref="ModelUnavailableException">Not a local folder, not cached, and the Hub cannot be reached (or offline mode is on).</exception>
+    /// <exception cref="NotSupportedException">The model type has no token-classification head here.</exception>
+    public static async Task<TokenClassificationPipeline> FromPretrainedAsync(string modelIdOrFolder = DefaultModel, PipelineOptions? options = null, CancellationToken ct = default)
+    {
+        var (tokenizer, model) = await TaskModelLoader.LoadTokenClassifierAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
+        return new TokenClassificationPipeline(tokenizer, model, options);
+    }
+
     /// <summary>Labels one text.</summary>
     /// <param name="text">The text.</param>
     /// <param name="aggregation">How tokens are fused (HF's default: none).</param>
