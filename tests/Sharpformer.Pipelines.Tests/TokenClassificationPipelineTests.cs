@@ -229,6 +229,50 @@ public class TokenClassificationPipelineTests
         Assert.Equal(pipeline.Run(Wolfgang, AggregationStrategy.Simple), batch[1]);
     }
 
+    /// <summary>A byte-level BPE (GPT-2 style) over the 256 byte symbols with merges making "new", "Ġyork".</summary>
+    private static ByteLevelBpeTokenizer ByteLevel()
+    {
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var c in ByteLevelBpeTokenizer.BytesToUnicode)
+        {
+            vocab[c.ToString()] = vocab.Count;
+        }
+
+        (string, string)[] merges = [("n", "e"), ("ne", "w"), ("o", "r"), ("or", "k"), ("\u0120", "y"), ("\u0120y", "ork")];
+        foreach (var (left, right) in merges)
+        {
+            vocab[left + right] = vocab.Count;
+        }
+
+        vocab[ByteLevelBpeOptions.Gpt2EndOfText] = vocab.Count;
+        return ByteLevelBpeTokenizer.Create(vocab, merges);
+    }
+
+    [Fact]
+    public void WordAggregation_TokenizerWithoutSubwordPrefix_HfFallbackHeuristicAndWarning()
+    {
+        // "new yorkers" → new | Ġyork | e | r | s: a token is a subword when neither it nor the char before it is a space.
+        var tokenizer = ByteLevel();
+        var model = new FakeTokenClassifier(Conll);
+        var warnings = new List<string>();
+        var pipeline = new TokenClassificationPipeline(tokenizer, model, new PipelineOptions { Warning = warnings.Add });
+        Assert.Equal(["new", "\u0120york", "e", "r", "s"], tokenizer.Encode("new yorkers").Tokens);
+        model.LogitsById[tokenizer.TokenToId("new")!.Value] = Row(Conll, ("B-LOC", 4f));
+        model.LogitsById[tokenizer.TokenToId("\u0120york")!.Value] = Row(Conll, ("I-LOC", 4f));
+        foreach (var piece in new[] { "e", "r", "s" })
+        {
+            model.LogitsById[tokenizer.TokenToId(piece)!.Value] = Row(Conll, ("I-PER", 4f));
+        }
+
+        var simple = pipeline.Run("new yorkers", AggregationStrategy.Simple);
+        Assert.Empty(warnings);
+        var first = pipeline.Run("new yorkers", AggregationStrategy.First);
+
+        Assert.Equal([("LOC", "new york", 0, 8), ("PER", "ers", 8, 11)], simple.Select(r => (r.Entity, r.Word, r.Start, r.End)));
+        Assert.Equal([("LOC", "new yorkers", 0, 11)], first.Select(r => (r.Entity, r.Word, r.Start, r.End)));
+        Assert.Equal("Tokenizer does not support real words, using fallback heuristic", Assert.Single(warnings));
+    }
+
     [Fact]
     public void EmptyText_OneClearError()
     {
