@@ -211,6 +211,40 @@ public class TaskCommandTests(TaskModelFolders models) : IClassFixture<TaskModel
     }
 
     [Fact]
+    public async Task Qa_ContextFromStdin_SameAnswerAsInline()
+    {
+        const string Context = "My name is Wolfgang and I live in Berlin";
+        var options = new QuestionAnsweringOptions { TopK = 2 };
+        var piped = new StringWriter();
+        var inline = new StringWriter();
+        var error = new StringWriter();
+
+        var pipedExit = await Commands.QaCommand.RunAsync("Where do I live?", null, "-", options, models.Qa, json: true,
+            new StringReader(Context), piped, error, CancellationToken.None);
+        var inlineExit = await Commands.QaCommand.RunAsync("Where do I live?", Context, null, options, models.Qa, json: true,
+            null, inline, error, CancellationToken.None);
+
+        Assert.True(pipedExit == 0 && inlineExit == 0, error.ToString());
+        Assert.Equal(inline.ToString(), piped.ToString());
+    }
+
+    [Fact]
+    public async Task Ner_StdinBatch_ListOfListsInLineOrder()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+
+        var exit = await Commands.NerCommand.RunAsync(["-"], "simple", ["NONE"], models.Ner, json: true, truncate: false, batchSize: 8,
+            new StringReader("I live in Berlin\nWolfgang\n"), output, error, CancellationToken.None);
+
+        Assert.True(exit == 0, error.ToString());
+        using var doc = JsonDocument.Parse(output.ToString());
+        Assert.Equal(2, doc.RootElement.GetArrayLength());
+        Assert.Equal(16, doc.RootElement[0].EnumerateArray().Last().GetProperty("end").GetInt32());
+        Assert.Equal(8, doc.RootElement[1].EnumerateArray().Last().GetProperty("end").GetInt32());
+    }
+
+    [Fact]
     public void Qa_BadInput_OneErrorLine()
     {
         var missing = Path.Combine(models.Root, "no-such-context.txt");
