@@ -68,6 +68,9 @@ public static class Program
         root.Subcommands.Add(FillMaskCommand.Create());
         root.Subcommands.Add(EmbedCommand.Create());
         root.Subcommands.Add(SimilarityCommand.Create());
+        root.Subcommands.Add(ClassifyCommand.Create());
+        root.Subcommands.Add(NerCommand.Create());
+        root.Subcommands.Add(QaCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(ExplainCommand.Create());
         return root;

@@ -225,16 +225,38 @@ public sealed class BertWordPieceTokenizer : TextTokenizer
                 continue;
             }
 
-            if (index > 0)
-            {
-                token = token.StartsWith(_prefix, StringComparison.Ordinal) ? token[_prefix.Length..] : " " + token;
-            }
-
-            builder.Append(Cleanup(token));
+            AppendDecoded(builder, token, index);
             index++;
         }
 
         return builder.ToString();
+    }
+
+    /// <summary>HF's WordPiece decoder over token strings: the same joining and cleanup as <see cref="Decode"/>.</summary>
+    public override string ConvertTokensToString(IEnumerable<string> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        var builder = new System.Text.StringBuilder();
+        var index = 0;
+        foreach (var token in tokens)
+        {
+            ArgumentNullException.ThrowIfNull(token, nameof(tokens));
+            AppendDecoded(builder, token, index);
+            index++;
+        }
+
+        return builder.ToString();
+    }
+
+    // A "##" piece joins the previous token, any other token after the first gets a space; then the cleanup.
+    private void AppendDecoded(System.Text.StringBuilder builder, string token, int index)
+    {
+        if (index > 0)
+        {
+            token = token.StartsWith(_prefix, StringComparison.Ordinal) ? token[_prefix.Length..] : " " + token;
+        }
+
+        builder.Append(Cleanup(token));
     }
 
     /// <inheritdoc />
@@ -272,13 +294,15 @@ public sealed class BertWordPieceTokenizer : TextTokenizer
     /// <inheritdoc />
     internal override List<RawToken> TokenizeText(string text)
     {
+        // Word ids count HF's pre-tokenized splits in order: each added token, then each pre-token of the text between them.
         var output = new List<RawToken>();
+        var word = 0;
         var chars = AlignedChar.FromText(text, 0, text.Length);
         foreach (var segment in _rawMatcher.Split(chars, 0, chars.Count))
         {
             if (segment.Token is { } added)
             {
-                output.Add(new RawToken(added.Id, added.Content, new TextSpan(chars[segment.Start].Start, chars[segment.End - 1].End)));
+                output.Add(new RawToken(added.Id, added.Content, new TextSpan(chars[segment.Start].Start, chars[segment.End - 1].End), word++));
                 continue;
             }
 
@@ -287,13 +311,13 @@ public sealed class BertWordPieceTokenizer : TextTokenizer
             {
                 if (part.Token is { } normalizedToken)
                 {
-                    output.Add(new RawToken(normalizedToken.Id, normalizedToken.Content, new TextSpan(normalized[part.Start].Start, normalized[part.End - 1].End)));
+                    output.Add(new RawToken(normalizedToken.Id, normalizedToken.Content, new TextSpan(normalized[part.Start].Start, normalized[part.End - 1].End), word++));
                     continue;
                 }
 
                 foreach (var (start, end) in BertPreTokenizer.Split(normalized, part.Start, part.End))
                 {
-                    AddWordPieces(normalized, start, end, output);
+                    AddWordPieces(normalized, start, end, word++, output);
                 }
             }
         }
@@ -301,12 +325,12 @@ public sealed class BertWordPieceTokenizer : TextTokenizer
         return output;
     }
 
-    private void AddWordPieces(List<AlignedChar> chars, int start, int end, List<RawToken> output)
+    private void AddWordPieces(List<AlignedChar> chars, int start, int end, int wordIndex, List<RawToken> output)
     {
         var wordSpan = new TextSpan(chars[start].Start, chars[end - 1].End);
         if (end - start > _maxInputCharsPerWord)
         {
-            output.Add(new RawToken(_unkId, SpecialTokens.Unk ?? "[UNK]", wordSpan));
+            output.Add(new RawToken(_unkId, SpecialTokens.Unk ?? "[UNK]", wordSpan, wordIndex));
             return;
         }
 
@@ -328,13 +352,13 @@ public sealed class BertWordPieceTokenizer : TextTokenizer
             var (offset, length) = piece.Offset.GetOffsetAndLength(word.Length);
             if (piece.Id == _unkId || length == 0)
             {
-                output.Add(new RawToken(piece.Id, piece.Value, wordSpan));
+                output.Add(new RawToken(piece.Id, piece.Value, wordSpan, wordIndex));
                 continue;
             }
 
             var first = chars[charAt[offset]];
             var last = chars[charAt[offset + length - 1]];
-            output.Add(new RawToken(piece.Id, piece.Value, new TextSpan(first.Start, last.End)));
+            output.Add(new RawToken(piece.Id, piece.Value, new TextSpan(first.Start, last.End), wordIndex));
         }
     }
 

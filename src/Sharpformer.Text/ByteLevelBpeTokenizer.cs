@@ -198,8 +198,55 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
         }
     }
 
+    /// <summary>
+    /// HF's ByteLevel decoder over token strings: each char of a token is one byte of the byte-to-unicode table, and a
+    /// token holding any other char (an added token, raw text) contributes its own UTF-8 bytes; the bytes are then read
+    /// as UTF-8 with U+FFFD for invalid sequences.
+    /// </summary>
+    public override string ConvertTokensToString(IEnumerable<string> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        var byteOf = new Dictionary<char, byte>(256);
+        for (var b = 0; b < 256; b++)
+        {
+            byteOf[BytePairMerger.ByteToChar[b]] = (byte)b;
+        }
+
+        var bytes = new List<byte>();
+        var tokenBytes = new List<byte>();
+        foreach (var token in tokens)
+        {
+            ArgumentNullException.ThrowIfNull(token, nameof(tokens));
+            tokenBytes.Clear();
+            var mapped = true;
+            foreach (var c in token)
+            {
+                if (!byteOf.TryGetValue(c, out var b))
+                {
+                    mapped = false;
+                    break;
+                }
+
+                tokenBytes.Add(b);
+            }
+
+            bytes.AddRange(mapped ? tokenBytes : Encoding.UTF8.GetBytes(token));
+        }
+
+        return Encoding.UTF8.GetString(bytes.ToArray());
+    }
+
     /// <inheritdoc />
     internal override int SpecialTokenCount(bool pair) => 0;
+
+    /// <summary>As HF's <c>GPT2TokenizerFast</c>: pre-split words need add_prefix_space, or each word would lose its leading "Ġ".</summary>
+    internal override void CheckPreSplitWords()
+    {
+        if (!_addPrefixSpace)
+        {
+            throw new InvalidOperationException("Encoding pre-split words with a byte-level BPE tokenizer needs add_prefix_space = true (set it in tokenizer_config.json or ByteLevelBpeOptions.AddPrefixSpace), as HF's GPT2TokenizerFast requires for is_split_into_words.");
+        }
+    }
 
     /// <summary>GPT-2 adds no template tokens; a pair is the two texts one after the other, type ids 0 then 1.</summary>
     internal override TokenEncoding PostProcess(List<RawToken> first, List<RawToken>? second, bool addSpecialTokens)
@@ -217,13 +264,15 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
     /// <inheritdoc />
     internal override List<RawToken> TokenizeText(string text)
     {
+        // Word ids count HF's pre-tokenized splits in order: each added token, then each regex piece between them.
         var output = new List<RawToken>();
+        var word = 0;
         var chars = AlignedChar.FromText(text, 0, text.Length);
         foreach (var segment in _matcher.Split(chars, 0, chars.Count))
         {
             if (segment.Token is { } added)
             {
-                output.Add(new RawToken(added.Id, added.Content, new TextSpan(chars[segment.Start].Start, chars[segment.End - 1].End)));
+                output.Add(new RawToken(added.Id, added.Content, new TextSpan(chars[segment.Start].Start, chars[segment.End - 1].End), word++));
                 continue;
             }
 
@@ -242,14 +291,14 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
 
             foreach (var (start, end) in Gpt2PreTokenizer.Split(piecesOf, from, to))
             {
-                AddPieces(piecesOf, start, end, output);
+                AddPieces(piecesOf, start, end, word++, output);
             }
         }
 
         return output;
     }
 
-    private void AddPieces(List<AlignedChar> chars, int start, int end, List<RawToken> output)
+    private void AddPieces(List<AlignedChar> chars, int start, int end, int wordIndex, List<RawToken> output)
     {
         var piece = new StringBuilder(end - start);
         var charAt = new List<int>(end - start);
@@ -270,7 +319,7 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
             {
                 var firstChar = chars[charAt[startChar]];
                 var lastChar = chars[charAt[endChar - 1]];
-                output.Add(new RawToken(id, value, new TextSpan(firstChar.Start, Math.Max(firstChar.Start, lastChar.End))));
+                output.Add(new RawToken(id, value, new TextSpan(firstChar.Start, Math.Max(firstChar.Start, lastChar.End)), wordIndex));
             }
 
             return;
@@ -281,7 +330,7 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
             var (offset, length) = token.Offset.GetOffsetAndLength(text.Length);
             var first = chars[charAt[Math.Min(offset, text.Length - 1)]];
             var last = chars[charAt[Math.Clamp(offset + length - 1, 0, text.Length - 1)]];
-            output.Add(new RawToken(token.Id, token.Value, new TextSpan(first.Start, Math.Max(first.Start, last.End))));
+            output.Add(new RawToken(token.Id, token.Value, new TextSpan(first.Start, Math.Max(first.Start, last.End)), wordIndex));
         }
     }
 }

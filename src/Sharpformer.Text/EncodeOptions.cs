@@ -59,4 +59,17 @@ public sealed record EncodeOptions
 
     /// <summary>Which side padding goes on.</summary>
     public PaddingSide PaddingSide { get; init; } = PaddingSide.Right;
+
+    /// <summary>
+    /// Keep the tokens cut by truncation as further windows (HF's <c>return_overflowing_tokens=True</c>): they land in
+    /// <see cref="TokenEncoding.Overflowing"/>, or flattened with their sample index from <see cref="TextTokenizer.EncodeWindows"/>.
+    /// </summary>
+    public bool ReturnOverflowingTokens { get; init; }
+
+    /// <summary>
+    /// HF's <c>stride</c>: how many tokens each overflowing window repeats from the end of the window before it (QA's
+    /// doc_stride). Must be 0 or more, and less than the room a truncated input has (max length minus specials and the
+    /// other input's tokens).
+    /// </summary>
+    public int Stride { get; init; }
 }

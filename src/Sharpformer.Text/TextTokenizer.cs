@@ -124,25 +124,103 @@ public abstract class TextTokenizer
             encodings.Add(EncodeOne(texts[b], textPairs?[b], options));
         }
 
-        var target = options.Padding switch
+        PadBatch(encodings, options);
+        return encodings;
+    }
+
+    /// <summary>
+    /// Encodes input that is already split into words, like HF's <c>is_split_into_words=True</c>: each word is
+    /// tokenized on its own (normalizer, added tokens and pre-tokenizer still run inside it), its tokens get the word's
+    /// index as <see cref="TokenEncoding.WordIds"/>, and — exactly as HF — their <see cref="TokenEncoding.Offsets"/> are
+    /// relative to that word, not to a joined text. An empty (or, for BERT, all-whitespace) word gives no tokens.
+    /// Byte-level BPE tokenizers need add_prefix_space, as HF's GPT2TokenizerFast does.
+    /// </summary>
+    /// <param name="words">The words of the first input.</param>
+    /// <param name="pairWords">Optional words of the second input.</param>
+    /// <param name="options">Special tokens, truncation, overflow and padding; <see cref="EncodeOptions.Default"/> when null.</param>
+    public TokenEncoding EncodeWords(IReadOnlyList<string> words, IReadOnlyList<string>? pairWords = null, EncodeOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(words);
+        options ??= EncodeOptions.Default;
+        CheckPreSplitWords();
+        var encoding = EncodeTokens(TokenizeWords(words, nameof(words)), pairWords is null ? null : TokenizeWords(pairWords, nameof(pairWords)), options);
+        if (options.Padding == PaddingStrategy.MaxLength)
         {
-            PaddingStrategy.Longest => encodings.Count == 0 ? 0 : encodings.Max(e => e.Count),
-            PaddingStrategy.MaxLength => options.MaxLength ?? ModelMaxLength,
-            _ => -1,
-        };
-        if (target >= 0)
+            encoding = Pad(encoding, options.MaxLength ?? ModelMaxLength, options.PaddingSide);
+        }
+
+        return encoding;
+    }
+
+    /// <summary>Encodes B pre-split inputs (see <see cref="EncodeWords"/>) and pads them as asked.</summary>
+    /// <param name="words">The words of each input.</param>
+    /// <param name="pairWords">Optional words of each second input (one per input, or null).</param>
+    /// <param name="options">Special tokens, truncation, overflow and padding; <see cref="EncodeOptions.Default"/> when null.</param>
+    public IReadOnlyList<TokenEncoding> EncodeWordsBatch(IReadOnlyList<IReadOnlyList<string>> words, IReadOnlyList<IReadOnlyList<string>>? pairWords = null, EncodeOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(words);
+        options ??= EncodeOptions.Default;
+        if (pairWords is not null && pairWords.Count != words.Count)
         {
-            for (var b = 0; b < encodings.Count; b++)
+            throw new ArgumentException($"EncodeWordsBatch got {words.Count} inputs but {pairWords.Count} pair inputs; pass one pair per input, or none.", nameof(pairWords));
+        }
+
+        CheckPreSplitWords();
+        var encodings = new List<TokenEncoding>(words.Count);
+        for (var b = 0; b < words.Count; b++)
+        {
+            ArgumentNullException.ThrowIfNull(words[b], nameof(words));
+            var second = pairWords?[b] is { } pair ? TokenizeWords(pair, nameof(pairWords)) : null;
+            encodings.Add(EncodeTokens(TokenizeWords(words[b], nameof(words)), second, options));
+        }
+
+        PadBatch(encodings, options);
+        return encodings;
+    }
+
+    /// <summary>
+    /// Encodes B texts (or pairs) and returns every window, as HF's fast tokenizers do with
+    /// <c>return_overflowing_tokens=True</c>: for each input its first window then its overflowing ones
+    /// (<see cref="TokenEncoding.Overflowing"/>, in HF's order), each with offsets, sequence ids and word ids, plus
+    /// <see cref="OverflowingBatch.OverflowToSampleMapping"/>. Set <see cref="EncodeOptions.Truncation"/>,
+    /// <see cref="EncodeOptions.MaxLength"/>, <see cref="EncodeOptions.Stride"/> and usually
+    /// <see cref="TruncationStrategy.OnlySecond"/> (question, context); <see cref="EncodeOptions.ReturnOverflowingTokens"/>
+    /// is implied. Padding pads every window (to the longest window with <see cref="PaddingStrategy.Longest"/>).
+    /// </summary>
+    /// <param name="texts">The first inputs (questions for QA).</param>
+    /// <param name="textPairs">Optional second inputs (contexts for QA), one per text.</param>
+    /// <param name="options">Truncation, max length, stride and padding.</param>
+    public OverflowingBatch EncodeWindows(IReadOnlyList<string> texts, IReadOnlyList<string>? textPairs = null, EncodeOptions? options = null)
+    {
+        options = (options ?? EncodeOptions.Default) with { ReturnOverflowingTokens = true };
+        var encodings = EncodeBatch(texts, textPairs, options);
+        var windows = new List<TokenEncoding>();
+        var mapping = new List<int>();
+        for (var b = 0; b < encodings.Count; b++)
+        {
+            windows.Add(encodings[b].WithOverflowing([]));
+            mapping.Add(b);
+            foreach (var window in encodings[b].Overflowing)
             {
-                encodings[b] = Pad(encodings[b], target, options.PaddingSide);
+                windows.Add(window);
+                mapping.Add(b);
             }
         }
 
-        return encodings;
+        return new OverflowingBatch(windows, mapping);
     }
 
     /// <summary>Turns ids back into text, like HF's <c>decode</c>; ids outside the vocabulary are skipped.</summary>
     public abstract string Decode(IEnumerable<int> ids, bool skipSpecialTokens = true);
+
+    /// <summary>
+    /// Joins token strings into text as HF's fast tokenizers' <c>convert_tokens_to_string</c> does: the tokenizer's
+    /// decoder run over the strings themselves (so a string outside the vocabulary, such as the original text of an
+    /// [UNK], is kept as written). Nothing is skipped.
+    /// </summary>
+    /// <param name="tokens">Token strings as <see cref="TokenEncoding.Tokens"/> holds them ("##ing", "Ġworld").</param>
+    /// <returns>The decoded text.</returns>
+    public abstract string ConvertTokensToString(IEnumerable<string> tokens);
 
     /// <summary>The model's tokens for <paramref name="text"/>, with offsets, before templates, truncation and padding.</summary>
     internal abstract List<RawToken> TokenizeText(string text);
@@ -153,36 +231,110 @@ public abstract class TextTokenizer
     /// <summary>Applies the model's template (e.g. [CLS] A [SEP] B [SEP]).</summary>
     internal abstract TokenEncoding PostProcess(List<RawToken> first, List<RawToken>? second, bool addSpecialTokens);
 
+    /// <summary>Throws when this tokenizer cannot encode pre-split words the way HF does.</summary>
+    internal virtual void CheckPreSplitWords()
+    {
+    }
+
     /// <summary>The added token with <paramref name="id"/>, if any.</summary>
     private protected AddedToken? AddedTokenById(int id) => _addedById.GetValueOrDefault(id);
 
     private TokenEncoding EncodeOne(string text, string? textPair, EncodeOptions options)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var first = TokenizeText(text);
-        var second = textPair is null ? null : TokenizeText(textPair);
-        if (options.Truncation)
-        {
-            var maxLength = options.MaxLength ?? ModelMaxLength;
-            var specials = options.AddSpecialTokens ? SpecialTokenCount(second is not null) : 0;
-            if (maxLength < specials)
-            {
-                throw new ArgumentException($"max_length {maxLength} is shorter than the {specials} special tokens this tokenizer adds; pass a larger MaxLength.", nameof(options));
-            }
-
-            Truncate(first, second, maxLength - specials, options.TruncationStrategy);
-        }
-
-        return PostProcess(first, second, options.AddSpecialTokens);
+        return EncodeTokens(TokenizeText(text), textPair is null ? null : TokenizeText(textPair), options);
     }
 
-    /// <summary>HF's <c>truncate_encodings</c>: cut the inputs (special tokens excluded) to <paramref name="maxLength"/> tokens.</summary>
-    private static void Truncate(List<RawToken> first, List<RawToken>? second, int maxLength, TruncationStrategy strategy)
+    /// <summary>Each word tokenized on its own, its tokens carrying the word's index (HF's pre-tokenized input).</summary>
+    private List<RawToken> TokenizeWords(IReadOnlyList<string> words, string parameter)
     {
+        var output = new List<RawToken>();
+        for (var w = 0; w < words.Count; w++)
+        {
+            if (words[w] is not { } word)
+            {
+                throw new ArgumentException($"Word {w} of {parameter} is null; pass a string for every word.", parameter);
+            }
+
+            foreach (var token in TokenizeText(word))
+            {
+                output.Add(token with { Word = w });
+            }
+        }
+
+        return output;
+    }
+
+    /// <summary>Truncation (with its windows), then the template, as HF's <c>post_process</c>.</summary>
+    private TokenEncoding EncodeTokens(List<RawToken> first, List<RawToken>? second, EncodeOptions options)
+    {
+        if (options.Stride < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.Stride, "EncodeOptions.Stride must be 0 or more.");
+        }
+
+        var addSpecials = options.AddSpecialTokens;
+        if (!options.Truncation)
+        {
+            return PostProcess(first, second, addSpecials);
+        }
+
+        var maxLength = options.MaxLength ?? ModelMaxLength;
+        var specials = addSpecials ? SpecialTokenCount(second is not null) : 0;
+        if (maxLength < specials)
+        {
+            throw new ArgumentException($"max_length {maxLength} is shorter than the {specials} special tokens this tokenizer adds; pass a larger MaxLength.", nameof(options));
+        }
+
+        var (firstParts, secondParts) = Truncate(first, second, maxLength - specials, options.TruncationStrategy, options.Stride);
+        var main = PostProcess(firstParts[0], secondParts?[0], addSpecials);
+        if (!options.ReturnOverflowingTokens || (firstParts.Count == 1 && (secondParts is null || secondParts.Count == 1)))
+        {
+            return main;
+        }
+
+        // HF's Encoding.merge_with order: each overflowing first window with the pair's first window and then with each
+        // of the pair's overflowing windows; then the first window with each of the pair's overflowing windows.
+        var overflowing = new List<TokenEncoding>();
+        for (var k = 1; k < firstParts.Count; k++)
+        {
+            overflowing.Add(PostProcess(firstParts[k], secondParts?[0], addSpecials));
+            if (secondParts is not null)
+            {
+                for (var j = 1; j < secondParts.Count; j++)
+                {
+                    overflowing.Add(PostProcess(firstParts[k], secondParts[j], addSpecials));
+                }
+            }
+        }
+
+        if (secondParts is not null)
+        {
+            for (var j = 1; j < secondParts.Count; j++)
+            {
+                overflowing.Add(PostProcess(firstParts[0], secondParts[j], addSpecials));
+            }
+        }
+
+        return main.WithOverflowing(overflowing);
+    }
+
+    /// <summary>
+    /// HF's <c>truncate_encodings</c>: cut the inputs (special tokens excluded) to <paramref name="maxLength"/> tokens.
+    /// Returns each input's windows: the kept part first, then the overflowing windows <see cref="Windows"/> makes.
+    /// </summary>
+    private static (List<List<RawToken>> First, List<List<RawToken>>? Second) Truncate(List<RawToken> first, List<RawToken>? second, int maxLength, TruncationStrategy strategy, int stride)
+    {
+        if (maxLength == 0)
+        {
+            // HF's special case: everything of both inputs overflows.
+            return (Windows(first, 0, stride), second is null ? null : Windows(second, 0, stride));
+        }
+
         var total = first.Count + (second?.Count ?? 0);
         if (total <= maxLength)
         {
-            return;
+            return ([first], second is null ? null : [second]);
         }
 
         var toRemove = total - maxLength;
@@ -212,27 +364,90 @@ public abstract class TextTokenizer
                         (n1, n2) = (n2, n1);
                     }
 
-                    Cut(first, n1);
-                    Cut(second, n2);
-                    break;
+                    return (Windows(first, n1, stride), Windows(second, n2, stride));
                 }
 
             case TruncationStrategy.LongestFirst:
-                Cut(first, maxLength);
-                break;
-            case TruncationStrategy.OnlyFirst:
-            case TruncationStrategy.OnlySecond:
+                return (Windows(first, maxLength, stride), null);
+            default:
                 {
-                    var target = strategy == TruncationStrategy.OnlyFirst ? first : second
+                    var onlyFirst = strategy == TruncationStrategy.OnlyFirst;
+                    var target = onlyFirst ? first : second
                         ?? throw new ArgumentException("TruncationStrategy.OnlySecond needs a text pair; pass textPair or use LongestFirst.");
                     if (target.Count <= toRemove)
                     {
                         throw new ArgumentException($"Truncation {strategy} would have to remove {toRemove} tokens from an input of {target.Count}; use LongestFirst or a larger MaxLength.");
                     }
 
-                    Cut(target, target.Count - toRemove);
-                    break;
+                    var windows = Windows(target, target.Count - toRemove, stride);
+                    return onlyFirst ? (windows, second is null ? null : [second]) : ([first], windows);
                 }
+        }
+    }
+
+    /// <summary>
+    /// HF's <c>Encoding.truncate</c> (right side): windows of <paramref name="maxLength"/> tokens starting every
+    /// maxLength − stride tokens, the last one ending at the input's end; the whole input when it fits.
+    /// </summary>
+    private static List<List<RawToken>> Windows(List<RawToken> tokens, int maxLength, int stride)
+    {
+        if (maxLength >= tokens.Count)
+        {
+            return [tokens];
+        }
+
+        if (maxLength == 0)
+        {
+            return [[], tokens];
+        }
+
+        if (stride >= maxLength)
+        {
+            throw new ArgumentException($"stride {stride} must be less than the {maxLength} tokens left for the truncated input (max_length minus the special tokens and the other input's tokens); pass a smaller Stride or a larger MaxLength.");
+        }
+
+        var windows = new List<List<RawToken>>();
+        var step = maxLength - stride;
+        for (var start = 0; start < tokens.Count; start += step)
+        {
+            var stop = Math.Min(start + maxLength, tokens.Count);
+            windows.Add(tokens.GetRange(start, stop - start));
+            if (stop == tokens.Count)
+            {
+                break;
+            }
+        }
+
+        return windows;
+    }
+
+    /// <summary>Pads a batch as <paramref name="options"/> asks (overflowing windows included).</summary>
+    private void PadBatch(List<TokenEncoding> encodings, EncodeOptions options)
+    {
+        var target = -1;
+        if (options.Padding == PaddingStrategy.Longest)
+        {
+            target = 0;
+            foreach (var encoding in encodings)
+            {
+                target = Math.Max(target, encoding.Count);
+                foreach (var window in encoding.Overflowing)
+                {
+                    target = Math.Max(target, window.Count);
+                }
+            }
+        }
+        else if (options.Padding == PaddingStrategy.MaxLength)
+        {
+            target = options.MaxLength ?? ModelMaxLength;
+        }
+
+        if (target >= 0)
+        {
+            for (var b = 0; b < encodings.Count; b++)
+            {
+                encodings[b] = Pad(encodings[b], target, options.PaddingSide);
+            }
         }
     }
 
@@ -246,10 +461,16 @@ public abstract class TextTokenizer
 
     private TokenEncoding Pad(TokenEncoding encoding, int length, PaddingSide side)
     {
+        var overflowing = encoding.Overflowing;
+        if (overflowing.Count > 0)
+        {
+            overflowing = overflowing.Select(window => Pad(window, length, side)).ToList();
+        }
+
         var missing = length - encoding.Count;
         if (missing <= 0)
         {
-            return encoding;
+            return overflowing.Count > 0 ? encoding.WithOverflowing(overflowing) : encoding;
         }
 
         var pad = SpecialTokens.Pad;
@@ -267,6 +488,7 @@ public abstract class TextTokenizer
         var offsets = encoding.Offsets.ToList();
         var special = encoding.SpecialTokensMask.ToList();
         var sequence = encoding.SequenceIds.ToList();
+        var words = encoding.WordIds.ToList();
         ids.InsertRange(insertAt, Enumerable.Repeat(padId.Value, missing));
         tokens.InsertRange(insertAt, Enumerable.Repeat(pad, missing));
         typeIds.InsertRange(insertAt, Enumerable.Repeat(0, missing));
@@ -274,6 +496,7 @@ public abstract class TextTokenizer
         offsets.InsertRange(insertAt, Enumerable.Repeat(default(TextSpan), missing));
         special.InsertRange(insertAt, Enumerable.Repeat(1, missing));
         sequence.InsertRange(insertAt, Enumerable.Repeat(-1, missing));
-        return new TokenEncoding(ids, tokens, typeIds, mask, offsets, special, sequence);
+        words.InsertRange(insertAt, Enumerable.Repeat(-1, missing));
+        return new TokenEncoding(ids, tokens, typeIds, mask, offsets, special, sequence, words, overflowing);
     }
 }

@@ -5,7 +5,7 @@ namespace Sharpformer.Text;
 /// </summary>
 public sealed class TokenEncoding
 {
-    internal TokenEncoding(List<int> ids, List<string> tokens, List<int> typeIds, List<int> attentionMask, List<TextSpan> offsets, List<int> specialTokensMask, List<int> sequenceIds)
+    internal TokenEncoding(List<int> ids, List<string> tokens, List<int> typeIds, List<int> attentionMask, List<TextSpan> offsets, List<int> specialTokensMask, List<int> sequenceIds, List<int> wordIds, IReadOnlyList<TokenEncoding>? overflowing = null)
     {
         Ids = ids;
         Tokens = tokens;
@@ -14,6 +14,8 @@ public sealed class TokenEncoding
         Offsets = offsets;
         SpecialTokensMask = specialTokensMask;
         SequenceIds = sequenceIds;
+        WordIds = wordIds;
+        Overflowing = overflowing ?? [];
     }
 
     /// <summary>[T] token ids.</summary>
@@ -37,15 +39,57 @@ public sealed class TokenEncoding
     /// <summary>[T] which input a token came from: 0 (text), 1 (pair), -1 (template specials and padding).</summary>
     public IReadOnlyList<int> SequenceIds { get; }
 
+    /// <summary>
+    /// [T] HF's <c>word_ids()</c>: the index of the pre-tokenized word each token came from, counted per input (the
+    /// pair's words start again at 0); -1 where HF has None (template specials and padding). For plain text a word is
+    /// one pre-token (BERT: a run of letters/digits or one punctuation char; GPT-2: one regex piece; an added token is
+    /// a word of its own); for pre-split input (<see cref="TextTokenizer.EncodeWords"/>) it is the index of the given word.
+    /// </summary>
+    public IReadOnlyList<int> WordIds { get; }
+
+    /// <summary>
+    /// The further windows when the input was cut with <see cref="EncodeOptions.ReturnOverflowingTokens"/> (HF's
+    /// <c>Encoding.overflowing</c>), each a full encoding with the template's special tokens, in HF's order; empty
+    /// when nothing was cut or overflow was not asked for. <see cref="TextTokenizer.EncodeWindows"/> flattens them.
+    /// </summary>
+    public IReadOnlyList<TokenEncoding> Overflowing { get; }
+
     /// <summary>Number of tokens (T).</summary>
     public int Count => Ids.Count;
+
+    /// <summary>This encoding with other overflowing windows (the token lists are shared, they are never changed).</summary>
+    internal TokenEncoding WithOverflowing(IReadOnlyList<TokenEncoding> overflowing) =>
+        new((List<int>)Ids, (List<string>)Tokens, (List<int>)TypeIds, (List<int>)AttentionMask, (List<TextSpan>)Offsets, (List<int>)SpecialTokensMask, (List<int>)SequenceIds, (List<int>)WordIds, overflowing);
+}
+
+/// <summary>
+/// All windows of a batch encoded with overflow (HF's <c>BatchEncoding</c> with <c>return_overflowing_tokens=True</c>):
+/// the windows in order and, for each, the index of the input it came from.
+/// </summary>
+public sealed class OverflowingBatch
+{
+    internal OverflowingBatch(IReadOnlyList<TokenEncoding> encodings, IReadOnlyList<int> overflowToSampleMapping)
+    {
+        Encodings = encodings;
+        OverflowToSampleMapping = overflowToSampleMapping;
+    }
+
+    /// <summary>[W] the windows: each input's first window, then its overflowing windows.</summary>
+    public IReadOnlyList<TokenEncoding> Encodings { get; }
+
+    /// <summary>[W] HF's <c>overflow_to_sample_mapping</c>: the index (in the batch) of the input each window came from.</summary>
+    public IReadOnlyList<int> OverflowToSampleMapping { get; }
+
+    /// <summary>Number of windows (W).</summary>
+    public int Count => Encodings.Count;
 }
 
 /// <summary>One token of a text before special tokens, truncation and padding.</summary>
 /// <param name="Id">Vocabulary id.</param>
 /// <param name="Value">Token string.</param>
 /// <param name="Offset">Span in the original text.</param>
-internal readonly record struct RawToken(int Id, string Value, TextSpan Offset);
+/// <param name="Word">Index of the pre-tokenized word the token belongs to (HF's word id).</param>
+internal readonly record struct RawToken(int Id, string Value, TextSpan Offset, int Word);
 
 /// <summary>Builds a <see cref="TokenEncoding"/> token by token.</summary>
 internal sealed class EncodingBuilder
@@ -64,9 +108,11 @@ internal sealed class EncodingBuilder
 
     public List<int> Sequence { get; } = [];
 
+    public List<int> Words { get; } = [];
+
     public void AddSpecial(int id, string token, int typeId)
     {
-        Add(new RawToken(id, token, default), typeId, special: true, sequence: -1);
+        Add(new RawToken(id, token, default, -1), typeId, special: true, sequence: -1);
     }
 
     public void AddRange(IEnumerable<RawToken> tokens, int typeId, int sequence)
@@ -86,7 +132,8 @@ internal sealed class EncodingBuilder
         Offsets.Add(token.Offset);
         Special.Add(special ? 1 : 0);
         Sequence.Add(sequence);
+        Words.Add(token.Word);
     }
 
-    public TokenEncoding Build() => new(Ids, Tokens, TypeIds, Mask, Offsets, Special, Sequence);
+    public TokenEncoding Build() => new(Ids, Tokens, TypeIds, Mask, Offsets, Special, Sequence, Words);
 }

@@ -8,7 +8,7 @@ using Sharpformer.Pipelines;
 
 namespace Sharpformer.Cli.Commands;
 
-/// <summary>What the pipeline verbs (fill-mask, embed, similarity) share: options, Hub progress, warnings and one-line errors.</summary>
+/// <summary>What the pipeline verbs (fill-mask, embed, similarity, classify, ner, qa) share: options, Hub progress, warnings and one-line errors.</summary>
 internal static class PipelineVerbs
 {
     public static readonly JsonSerializerOptions Json = new()
@@ -65,6 +65,43 @@ internal static class PipelineVerbs
     }
 
     public static string F(float value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
+
+    /// <summary>Standard input for verbs that read texts from it: null when it is a terminal (nothing piped in).</summary>
+    public static TextReader? PipedInput() => Console.IsInputRedirected ? Console.In : null;
+
+    /// <summary>
+    /// The texts a batch verb works on: its arguments, or — with none, or the single argument "-" — one text per
+    /// non-blank line of standard input.
+    /// </summary>
+    /// <exception cref="ArgumentException">No arguments and nothing piped in, or only blank lines.</exception>
+    public static IReadOnlyList<string> Texts(string verb, string[]? arguments, TextReader? input)
+    {
+        if (arguments is { Length: > 0 } && !(arguments.Length == 1 && arguments[0] == "-"))
+        {
+            return arguments;
+        }
+
+        if (input is null)
+        {
+            throw new ArgumentException($"{verb}: no text given; pass the text as an argument, or pipe one text per line on standard input.");
+        }
+
+        var texts = new List<string>();
+        while (input.ReadLine() is { } line)
+        {
+            if (!string.IsNullOrWhiteSpace(line))
+            {
+                texts.Add(line);
+            }
+        }
+
+        if (texts.Count == 0)
+        {
+            throw new ArgumentException($"{verb}: standard input held no text; pipe one text per line.");
+        }
+
+        return texts;
+    }
 
     // ArgumentException appends " (Parameter 'x')"; the message before it already says what to do.
     private static string OneLine(string message)
