@@ -30,26 +30,15 @@ internal sealed class ChatRetryPolicy : ClientRetryPolicy
     /// <summary>Retries after the first attempt.</summary>
     public int MaxRetries { get; }
 
-    /// <summary>Attempts made for the last request.</summary>
+    /// <summary>Failed attempts of the last request that failed.</summary>
     public int Attempts { get; private set; }
 
     /// <summary>What the server last asked to wait (Retry-After), if it asked.</summary>
     public TimeSpan? LastRetryAfter { get; private set; }
 
-    protected override void OnSendingRequest(PipelineMessage message)
-    {
-        // Each request is its own message; count its tries (a message's retries all pass through here).
-        var tries = _tries.GetOrCreateValue(message);
-        tries.Value++;
-        Attempts = tries.Value;
-        base.OnSendingRequest(message);
-    }
-
+    // The SDK's ShouldRetryAsync asks this method too, so one override sees every failed try, sync or async.
     protected override bool ShouldRetry(PipelineMessage message, Exception? exception) =>
-        base.ShouldRetry(message, exception) && WithinMaxWait(message);
-
-    protected override async ValueTask<bool> ShouldRetryAsync(PipelineMessage message, Exception? exception) =>
-        await base.ShouldRetryAsync(message, exception).ConfigureAwait(false) && WithinMaxWait(message);
+        Failed(message) && base.ShouldRetry(message, exception) && WithinMaxWait(message);
 
     protected override TimeSpan GetNextDelay(PipelineMessage message, int tryCount) =>
         RetryAfter(message) ?? TimeSpan.FromSeconds(Math.Min(30, Math.Pow(2, Math.Max(0, tryCount - 1))));
@@ -57,6 +46,15 @@ internal sealed class ChatRetryPolicy : ClientRetryPolicy
     protected override Task WaitAsync(TimeSpan time, CancellationToken cancellationToken) => _wait(time, cancellationToken);
 
     protected override void Wait(TimeSpan time, CancellationToken cancellationToken) => _wait(time, cancellationToken).GetAwaiter().GetResult();
+
+    /// <summary>Counts a failed try of <paramref name="message"/> (the policy is asked about every failed try, each request being its own message).</summary>
+    private bool Failed(PipelineMessage message)
+    {
+        var tries = _tries.GetOrCreateValue(message);
+        tries.Value++;
+        Attempts = tries.Value;
+        return true;
+    }
 
     private bool WithinMaxWait(PipelineMessage message) => RetryAfter(message) is not { } asked || asked <= MaxWait;
 

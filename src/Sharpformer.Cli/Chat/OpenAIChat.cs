@@ -82,6 +82,12 @@ internal sealed class OpenAIChat
     /// <summary>One line (without "error: ") for a failed request, or null when the exception is not a request failure.</summary>
     public string? Describe(Exception exception, CancellationToken ct)
     {
+        if (exception is AggregateException { InnerExceptions.Count: > 0 } retries)
+        {
+            // The retry policy gathers every try's failure; the last one says what is wrong now.
+            return Describe(retries.InnerExceptions[^1], ct);
+        }
+
         string? line = exception switch
         {
             ClientResultException { Status: (int)HttpStatusCode.Unauthorized } =>
