@@ -116,7 +116,13 @@ public class LocalChatClientTests
         var (generator, tokenizer, prompt) = Reference();
         string expected = generator.Generate(tokenizer, prompt, new GenerationOptions
         {
-            MaxNewTokens = 30, DoSample = true, Temperature = 1f, TopK = 0, TopP = 1f, Seed = 5, StopSequences = TranscriptPromptFormatter.Instance.StopSequences,
+            MaxNewTokens = 30,
+            DoSample = true,
+            Temperature = 1f,
+            TopK = 0,
+            TopP = 1f,
+            Seed = 5,
+            StopSequences = TranscriptPromptFormatter.Instance.StopSequences,
         });
         Assert.Equal(expected, first);
         Assert.Equal(first, again);
