@@ -271,6 +271,12 @@ public sealed class LocalChatClient : IChatClient
             Fail("MaxOutputTokens", m, "must be at least 1");
         }
 
+        if (maxOutput > room)
+        {
+            Fail("MaxOutputTokens", maxOutput, string.Create(CultureInfo.InvariantCulture,
+                $"plus the prompt's {promptTokens} tokens exceeds the model's context of {maxPositions}; set it to at most {room}, or drop earlier messages (chat: /reset)"));
+        }
+
         bool sample = temperature is not 0f && (temperature is not null || topP is not null || topK is not null || seed is not null);
         return new GenerationOptions
         {

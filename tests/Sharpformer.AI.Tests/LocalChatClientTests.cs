@@ -185,7 +185,11 @@ public class LocalChatClientTests
     {
         using var client = await LoadAsync();
         var e = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Conversation, new ChatOptions { MaxOutputTokens = TinyChatModel.Positions }));
-        Assert.Contains(TinyChatModel.Positions.ToString(System.Globalization.CultureInfo.InvariantCulture), e.Message);
+        var (_, tokenizer, prompt) = Reference();
+        int promptTokens = tokenizer.Encode(prompt).Ids.Count;
+        Assert.Contains("ChatOptions.MaxOutputTokens", e.Message);
+        Assert.Contains($"context of {TinyChatModel.Positions}", e.Message);
+        Assert.Contains($"at most {TinyChatModel.Positions - promptTokens}", e.Message);
     }
 
     [Fact]
