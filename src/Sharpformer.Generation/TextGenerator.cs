@@ -141,6 +141,31 @@ public sealed class TextGenerator
     public async IAsyncEnumerable<string> GenerateStreamingAsync(TextTokenizer tokenizer, string prompt, GenerationOptions options,
         [EnumeratorCancellation] CancellationToken ct = default)
     {
+        await foreach (var update in StreamUpdatesAsync(tokenizer, prompt, options, ct).ConfigureAwait(false))
+        {
+            if (update.Text.Length > 0)
+            {
+                yield return update.Text;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Streams the continuation of <paramref name="prompt"/> step by step, with token counts: one update per generated
+    /// token (its <see cref="GenerationUpdate.Text"/> is the text that became final, often empty), then a last update
+    /// holding the rest of the text and the <see cref="GenerationUpdate.Reason"/>. The texts concatenated equal
+    /// <see cref="GenerateStreamingAsync"/>'s. Greedy or sampling (not beam search); cancelling <paramref name="ct"/>
+    /// ends the stream with <see cref="OperationCanceledException"/>.
+    /// </summary>
+    /// <param name="tokenizer">The model's tokenizer.</param>
+    /// <param name="prompt">The prompt text.</param>
+    /// <param name="options">The options (validated; NumBeams must be 1).</param>
+    /// <param name="ct">Cancels generation.</param>
+    /// <returns>The updates; exactly the last one has a non-null reason.</returns>
+    /// <exception cref="ArgumentException">An option is invalid, NumBeams &gt; 1, or the prompt does not fit the context.</exception>
+    public async IAsyncEnumerable<GenerationUpdate> StreamUpdatesAsync(TextTokenizer tokenizer, string prompt, GenerationOptions options,
+        [EnumeratorCancellation] CancellationToken ct = default)
+    {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(prompt);
         ArgumentNullException.ThrowIfNull(options);
@@ -151,29 +176,20 @@ public sealed class TextGenerator
             throw new ArgumentException("Streaming needs NumBeams = 1: beam search only knows its output at the end; call Generate instead.", nameof(options));
         }
 
-        var session = new DecodingSession(Model, [PromptIds(tokenizer, prompt)], options, options.StopTokenIds ?? [], PadId(tokenizer, options));
+        var promptIds = PromptIds(tokenizer, prompt);
+        var session = new DecodingSession(Model, [promptIds], options, options.StopTokenIds ?? [], PadId(tokenizer, options));
         var text = new StreamingDetokenizer(tokenizer, options.StopSequences);
-        while (true)
+        FinishReason? reason = null;
+        while (reason is null)
         {
             ct.ThrowIfCancellationRequested();
-            // Each step is a burst of compute: run it off the caller's context so a UI thread stays responsive.
-            bool stepped = await Task.Run(session.Step, ct).ConfigureAwait(false);
-            if (!stepped)
-            {
-                break;
-            }
-
+            // Each step is a burst of compute: run it off the caller's context so a UI thread stays responsive. A fresh
+            // session always has a step to take, and every step either finishes the sequence or leaves one to take.
+            await Task.Run(session.Step, ct).ConfigureAwait(false);
             string piece = PushLast(session, text, 0);
-            if (piece.Length > 0)
-            {
-                yield return piece;
-            }
-        }
-
-        string rest = text.Flush();
-        if (rest.Length > 0)
-        {
-            yield return rest;
+            reason = session.Finished(0);
+            // The last step's piece goes out with whatever was held back.
+            yield return new GenerationUpdate(reason is null ? piece : piece + text.Flush(), promptIds.Count, session.Generated(0).Count, reason);
         }
     }
 

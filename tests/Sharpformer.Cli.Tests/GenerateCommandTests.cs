@@ -11,7 +11,7 @@ public class GenerateCommandTests
 {
     // The PyTorch tiny GPT-2 (tests/fixtures/gpt2_tiny, vocabulary = 256 bytes + <|endoftext|>) with a byte-level
     // tokenizer of the same vocabulary and no merges.
-    private static readonly Lazy<string> ModelFolder = new(() =>
+    internal static readonly Lazy<string> ModelFolder = new(() =>
     {
         var fixture = Path.Combine(RepoRoot(), "tests", "fixtures", "gpt2_tiny");
         var dir = Path.Combine(AppContext.BaseDirectory, "generate-tiny-gpt2");

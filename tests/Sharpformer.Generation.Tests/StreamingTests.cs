@@ -47,6 +47,42 @@ public class StreamingTests
     }
 
     [Fact]
+    public async Task StreamUpdatesAsync_CountsTokens_EndsWithTheReason_AndConcatenatesToTheStream()
+    {
+        var tokenizer = Gpt2Tokenizer.Instance;
+        var ids = tokenizer.Encode(Tricky).Ids.ToArray();
+        int eos = tokenizer.TokenToId("<|endoftext|>")!.Value;
+        var model = new ScriptedModel([.. ids, eos], tokenizer.VocabularySize);
+        var generator = new TextGenerator(model);
+        var options = new GenerationOptions { MaxNewTokens = 100 };
+
+        var updates = new List<GenerationUpdate>();
+        await foreach (var update in generator.StreamUpdatesAsync(tokenizer, "x y", options))
+        {
+            updates.Add(update);
+        }
+
+        // One update per generated token (the EOS included), the reason only on the last.
+        Assert.Equal(ids.Length + 1, updates.Count);
+        Assert.Equal(Enumerable.Range(1, ids.Length + 1), updates.Select(u => u.GeneratedTokens));
+        Assert.All(updates, u => Assert.Equal(tokenizer.Encode("x y").Ids.Count, u.PromptTokens));
+        Assert.All(updates.SkipLast(1), u => Assert.Null(u.Reason));
+        Assert.Equal(FinishReason.StopToken, updates[^1].Reason);
+        Assert.Equal(Tricky, string.Concat(updates.Select(u => u.Text)));
+        Assert.Equal(string.Concat(await Collect(generator.GenerateStreamingAsync(tokenizer, "x y", options))), string.Concat(updates.Select(u => u.Text)));
+
+        // A length stop: MaxNewTokens updates, the last one says Length.
+        var cut = new List<GenerationUpdate>();
+        await foreach (var update in generator.StreamUpdatesAsync(tokenizer, "x y", options with { MaxNewTokens = 3 }))
+        {
+            cut.Add(update);
+        }
+
+        Assert.Equal(3, cut.Count);
+        Assert.Equal(FinishReason.Length, cut[^1].Reason);
+    }
+
+    [Fact]
     public void Push_ByteTokens_HoldsPartialCharacters()
     {
         var tokenizer = ByteTokenizer();

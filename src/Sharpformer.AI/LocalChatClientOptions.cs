@@ -1,0 +1,29 @@
+using Sharpformer.Pipelines;
+using Sharpformer.Tensors;
+
+namespace Sharpformer.AI;
+
+/// <summary>How <see cref="LocalChatClient.FromPretrainedAsync"/> loads a model and turns conversations into prompts.</summary>
+public sealed record LocalChatClientOptions
+{
+    /// <summary>
+    /// Turns messages into the prompt. Required for now: Sharpformer does not render Jinja chat templates yet, so
+    /// without a formatter loading fails with a message saying whether the model has a template.
+    /// </summary>
+    public IChatPromptFormatter? PromptFormatter { get; init; }
+
+    /// <summary>Where the model comes from (Hub settings, revision, download progress); null means the defaults.</summary>
+    public PipelineOptions? Source { get; init; }
+
+    /// <summary>The type the weight matrices are kept in (F32, F16 or BF16).</summary>
+    public DType WeightType { get; init; } = DType.F32;
+
+    /// <summary>
+    /// Tokens to generate when <c>ChatOptions.MaxOutputTokens</c> is not set; capped by what is left of the context.
+    /// Default 512.
+    /// </summary>
+    public int DefaultMaxOutputTokens { get; init; } = 512;
+
+    /// <summary>The model id responses report; null means the name the model was loaded by.</summary>
+    public string? ModelId { get; init; }
+}
