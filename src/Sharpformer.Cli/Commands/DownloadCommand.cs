@@ -74,6 +74,12 @@ internal static class DownloadCommand
                 : $"error: the Hub at {hub} cannot be reached to download {repo} ({CliErrors.OneLine(cause)}). Check the network, a proxy, or HF_ENDPOINT / --endpoint, and retry: what was received is kept and continues.").ConfigureAwait(false);
             return ExitCodes.Network;
         }
+        catch (DirectoryNotFoundException)
+        {
+            // A name written as a path: download takes a repo id.
+            await error.WriteLineAsync($"error: '{repo}' is not a valid Hugging Face repo id (download takes 'name' or 'org/name'), and no such local folder exists.").ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
         catch (OfflineCacheMissException)
         {
             await error.WriteLineAsync($"error: offline mode is on (HF_HUB_OFFLINE={Environment.GetEnvironmentVariable("HF_HUB_OFFLINE")}) and {repo} is not fully in the cache, so it cannot be downloaded; unset HF_HUB_OFFLINE to download it.").ConfigureAwait(false);

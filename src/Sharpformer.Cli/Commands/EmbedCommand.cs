@@ -35,7 +35,8 @@ internal static class EmbedCommand
         TextWriter output, TextWriter error, CancellationToken ct) =>
         PipelineVerbs.GuardAsync("embed", error, async () =>
         {
-            var pipeline = await SentenceEmbeddingPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate), ct).ConfigureAwait(false);
+            var pipeline = await BundledModels.LoadWithFallbackAsync(model, error,
+                m => SentenceEmbeddingPipeline.FromPretrainedAsync(m, PipelineVerbs.Options(error, truncate), ct)).ConfigureAwait(false);
             var embeddings = EmbedWithProgress(pipeline, texts, batchSize, error, ct);
             if (json)
             {

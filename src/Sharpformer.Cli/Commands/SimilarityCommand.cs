@@ -34,7 +34,8 @@ internal static class SimilarityCommand
                 throw new ArgumentException($"similarity needs at least two texts to compare; got {texts.Length}.");
             }
 
-            var pipeline = await SentenceEmbeddingPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate), ct).ConfigureAwait(false);
+            var pipeline = await BundledModels.LoadWithFallbackAsync(model, error,
+                m => SentenceEmbeddingPipeline.FromPretrainedAsync(m, PipelineVerbs.Options(error, truncate), ct)).ConfigureAwait(false);
             var embeddings = EmbedCommand.EmbedWithProgress(pipeline, texts, batchSize, error, ct);
             var matrix = Similarity.CosineMatrix(embeddings);
             var n = texts.Length;
