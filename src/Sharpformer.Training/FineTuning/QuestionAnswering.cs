@@ -207,8 +207,12 @@ public static class QuestionAnsweringFeatures
                 while (sequence[tokenEnd] != 1) tokenEnd--;
                 if (offsets[tokenStart].Start <= startChar && offsets[tokenEnd].End >= endChar)
                 {
-                    // Move the two ends onto the answer (HF's loops, kept as written there).
-                    while (tokenStart < encoding.Count && offsets[tokenStart].Start <= startChar) tokenStart++;
+                    // Move the two ends onto the answer (HF's loops). One deliberate difference: HF's start loop runs
+                    // on past the context when the answer starts on the window's last context token, because [SEP] and
+                    // padding have offset (0, 0) ≤ start_char, and labels the last token of the window; this loop stops
+                    // at the context's end, which labels the answer's real first token.
+                    var contextEnd = tokenEnd;
+                    while (tokenStart <= contextEnd && offsets[tokenStart].Start <= startChar) tokenStart++;
                     start = tokenStart - 1;
                     while (offsets[tokenEnd].End >= endChar) tokenEnd--;
                     end = tokenEnd + 1;
