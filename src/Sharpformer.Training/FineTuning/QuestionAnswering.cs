@@ -16,7 +16,7 @@ public sealed record QaAnswer(string Text, int Start);
 /// <param name="Question">The question.</param>
 /// <param name="Answers">The answers (several in SQuAD's dev sets; none for an unanswerable v2 question).</param>
 /// <param name="IsImpossible">SQuAD v2's <c>is_impossible</c>.</param>
-/// <param name="Location">Where the question is in its file (file and JSON path), for messages.</param>
+/// <param name="Location">Where the question is: "file:line: JSON path", for messages.</param>
 public sealed record QaExample(string Id, string Title, string Context, string Question, IReadOnlyList<QaAnswer> Answers, bool IsImpossible, string Location);
 
 /// <summary>Reads SQuAD-format JSON (v1.1, and v2.0 with <c>is_impossible</c>).</summary>
@@ -28,15 +28,16 @@ public static class SquadData
     /// </summary>
     /// <param name="path">The file.</param>
     /// <returns>The questions in file order.</returns>
-    /// <exception cref="InvalidDataException">The file is empty or malformed, an answer is not at its answer_start, or a question has no answers without being impossible; the message names the file, the JSON path and the question id.</exception>
+    /// <exception cref="InvalidDataException">The file is empty or malformed, an answer is not at its answer_start, or a question has no answers without being impossible; the message names the file, the line and JSON path of the question, and its id.</exception>
     public static IReadOnlyList<QaExample> Read(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"SQuAD data '{path}' not found; pass a SQuAD-format .json file.", path);
         JsonDocument document;
+        var bytes = File.ReadAllBytes(path);
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(path));
+            document = JsonDocument.Parse(bytes);
         }
         catch (JsonException e)
         {
@@ -51,6 +52,7 @@ public static class SquadData
                 throw new InvalidDataException($"{path}: no top-level \"data\" array; this is not a SQuAD-format file.");
             }
 
+            var lines = QuestionLines(bytes);
             var examples = new List<QaExample>();
             var a = 0;
             foreach (var article in data.EnumerateArray())
@@ -64,7 +66,8 @@ public static class SquadData
                     var q = 0;
                     foreach (var qa in Array(paragraph, "qas", $"{path}: {where}"))
                     {
-                        var location = $"{path}: {where}.qas[{q}]";
+                        var line = examples.Count < lines.Count ? lines[examples.Count] : 0;
+                        var location = $"{path}:{line}: {where}.qas[{q}]";
                         examples.Add(ReadQuestion(qa, title, context, location));
                         q++;
                     }
@@ -78,6 +81,56 @@ public static class SquadData
             if (examples.Count == 0) throw new InvalidDataException($"{path}: the file has no questions.");
             return examples;
         }
+    }
+
+    /// <summary>The 1-based line of each object in a "qas" array, in document order (JsonDocument keeps no positions).</summary>
+    private static List<int> QuestionLines(byte[] json)
+    {
+        var lines = new List<int>();
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
+        // For each open container: the property name it was the value of (arrays) or null.
+        var names = new Stack<string?>();
+        string? property = null;
+        var line = 1;
+        var counted = 0;
+        while (reader.Read())
+        {
+            switch (reader.TokenType)
+            {
+                case JsonTokenType.PropertyName:
+                    property = reader.GetString();
+                    break;
+                case JsonTokenType.StartArray:
+                    names.Push(property);
+                    property = null;
+                    break;
+                case JsonTokenType.StartObject:
+                    if (names.Count > 0 && names.Peek() == "qas" && property is null)
+                    {
+                        var at = (int)reader.TokenStartIndex;
+                        for (; counted < at; counted++)
+                        {
+                            if (json[counted] == (byte)'\n') line++;
+                        }
+
+                        lines.Add(line);
+                    }
+
+                    names.Push(null);
+                    property = null;
+                    break;
+                case JsonTokenType.EndArray:
+                case JsonTokenType.EndObject:
+                    names.Pop();
+                    property = null;
+                    break;
+                default:
+                    property = null;
+                    break;
+            }
+        }
+
+        return lines;
     }
 
     private static QaExample ReadQuestion(JsonElement qa, string title, string context, string location)

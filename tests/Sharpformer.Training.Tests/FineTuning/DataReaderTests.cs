@@ -136,6 +136,8 @@ public sealed class DataReaderTests : IDisposable
         var examples = SquadData.Read(path);
 
         Assert.Equal(2, examples.Count);
+        Assert.StartsWith(path + ":2:", examples[0].Location, StringComparison.Ordinal);
+        Assert.StartsWith(path + ":3:", examples[1].Location, StringComparison.Ordinal);
         Assert.Equal("Body", examples[0].Title);
         Assert.Equal(2, examples[0].Answers.Count);
         Assert.True(examples[1].IsImpossible);
@@ -151,7 +153,7 @@ public sealed class DataReaderTests : IDisposable
             """);
 
         var error = Assert.Throws<InvalidDataException>(() => SquadData.Read(path));
-        Assert.Contains("bad.json: data[0].paragraphs[0].qas[0].answers[0] (id q1)", error.Message, StringComparison.Ordinal);
+        Assert.Contains("bad.json:2: data[0].paragraphs[0].qas[0].answers[0] (id q1)", error.Message, StringComparison.Ordinal);
         Assert.Contains("found ' hear'", error.Message, StringComparison.Ordinal);
     }
 
