@@ -126,7 +126,7 @@ public static class ClassificationMetrics
             {
                 // The heat map draws row 0 at the top; cell centres sit at integer coordinates.
                 var text = plot.Add.Text(matrix[r, c].ToString(System.Globalization.CultureInfo.InvariantCulture), c, l - 1 - r);
-                text.LabelFontColor = values[r, c] > max / 2 ? Colors.Black : Colors.White;
+                text.LabelStyle.ForeColor = values[r, c] > max / 2 ? Colors.Black : Colors.White;
                 text.LabelAlignment = Alignment.MiddleCenter;
                 text.LabelFontSize = l > 12 ? 9 : 12;
             }

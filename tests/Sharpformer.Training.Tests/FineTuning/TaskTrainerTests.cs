@@ -69,3 +69,29 @@ public sealed class TaskTrainerTests : IDisposable
         Assert.Equal(1.0, evals[^1]["eval_macro_f1"]!.GetValue<double>());
     }
 }
+
+public sealed class EvalMetricsLogTests : IDisposable
+{
+    private readonly FineTuningKit _kit = new();
+
+    public void Dispose() => _kit.Dispose();
+
+    [Fact]
+    public void EvalRecordMetrics_WrittenAsEvalFields_AndReadBackOnResume()
+    {
+        var path = Path.Combine(_kit.Folder, "log.jsonl");
+        using (var log = TrainingLog.Open(path, resumeStep: 0))
+        {
+            log.Write(new EvalRecord(5, 0.5, 0.7) { Metrics = new Dictionary<string, double> { ["accuracy"] = 0.75, ["macro_f1"] = 0.5 } });
+            log.Write(new EvalRecord(10, 1.0, 0.6));
+        }
+
+        var first = JsonNode.Parse(File.ReadLines(path).First())!;
+        Assert.Equal(0.75, first["eval_accuracy"]!.GetValue<double>());
+        Assert.Equal(0.5, first["eval_macro_f1"]!.GetValue<double>());
+
+        using var resumed = TrainingLog.Open(path, resumeStep: 10);
+        Assert.Equal(0.75, resumed.Evals[0].Metrics!["accuracy"]);
+        Assert.Null(resumed.Evals[1].Metrics);
+    }
+}
