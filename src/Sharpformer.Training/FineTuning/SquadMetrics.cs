@@ -112,6 +112,21 @@ public static partial class SquadMetrics
         return total == 0 ? new SquadScores(0, 0, 0, 0, 0) : new SquadScores(100 * exact / total, 100 * f1 / total, total, hasAnswer, noAnswer);
     }
 
+    /// <summary>Scores post-processed predictions against the questions they answer (references: each question's answer texts).</summary>
+    /// <param name="predictions">The predictions (<see cref="QuestionAnsweringFeatures.Postprocess"/>).</param>
+    /// <param name="examples">The questions, with their answers (none for unanswerable v2 questions).</param>
+    /// <returns>The scores in percent.</returns>
+    public static SquadScores Compute(IReadOnlyList<QaPrediction> predictions, IReadOnlyList<QaExample> examples)
+    {
+        ArgumentNullException.ThrowIfNull(predictions);
+        ArgumentNullException.ThrowIfNull(examples);
+        var predicted = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var p in predictions) predicted[p.Id] = p.Text;
+        var references = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        foreach (var e in examples) references[e.Id] = e.Answers.Select(a => a.Text).ToList();
+        return Compute(predicted, references);
+    }
+
     private static string[] Tokens(string text) => Normalize(text).Split(' ', StringSplitOptions.RemoveEmptyEntries);
 
     [GeneratedRegex(@"\b(a|an|the)\b")]

@@ -189,6 +189,18 @@ public sealed class MetricsTests : IDisposable
     }
 
     [Fact]
+    public void Squad_FromPredictionsAndExamples_UsesEachQuestionsAnswers()
+    {
+        QaExample Example(string id, params string[] answers) => new(id, "t", string.Join(" ", answers), "?", answers.Select(a => new QaAnswer(a, 0)).ToList(), answers.Length == 0, "test");
+        var scores = SquadMetrics.Compute(
+            [new QaPrediction("a", "aorta", [], null), new QaPrediction("b", "vein", [], null)],
+            [Example("a", "the aorta"), Example("b", "artery")]);
+
+        Assert.Equal(50.0, scores.ExactMatch, 9);
+        Assert.Equal(50.0, scores.F1, 9);
+    }
+
+    [Fact]
     public void Squad_F1_RepeatedTokensCountedOnce()
     {
         // pred "the the cat" → tokens [cat]; ref "cat cat" → [cat, cat]: 1 common, P 1, R 0.5 → 2/3.
