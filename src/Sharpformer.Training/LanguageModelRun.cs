@@ -128,7 +128,7 @@ public sealed class LanguageModelRun : IDisposable
     /// <param name="options">The run's options.</param>
     /// <param name="tokenizing">Progress of tokenizing the corpus (only when it is not cached yet).</param>
     /// <param name="cancellationToken">Cancels tokenization.</param>
-    /// <returns>The run, ready for <see cref="Trainer.Run"/>.</returns>
+    /// <returns>The run, ready for <see cref="Trainer{TBatch}.Run"/>.</returns>
     /// <exception cref="ArgumentException">An option is invalid or inconsistent; the message names it.</exception>
     /// <exception cref="IOException">The output folder holds something else and neither --resume nor --overwrite was given.</exception>
     public static LanguageModelRun Prepare(LanguageModelRunOptions options, IProgress<CorpusProgress>? tokenizing = null, CancellationToken cancellationToken = default)

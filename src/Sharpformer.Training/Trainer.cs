@@ -50,16 +50,22 @@ public sealed class TrainingDivergedException : Exception
 /// and every random draw (dropout masks are reseeded from (seed, step, layer); data order and MLM masks derive from
 /// (seed, epoch, batch)) come back as they were, so k steps + resume + (N − k) steps equal N steps in one run.
 /// </summary>
-public sealed class Trainer
+/// <remarks>
+/// Generic in the batch type so fine-tuning batches (<see cref="FineTuning.TaskBatch"/>: token types, class labels,
+/// answer positions) run through the same loop; <see cref="Trainer"/> is the language-model case.
+/// </remarks>
+/// <typeparam name="TBatch">The batch type the loss function reads.</typeparam>
+public class Trainer<TBatch>
+    where TBatch : ITrainerBatch
 {
     private const string StateFile = "trainer_state.json";
     private const string OptimizerFile = "optimizer.safetensors";
     private const string OptimizerStateFile = "optimizer.json";
 
     private readonly Module _model;
-    private readonly Func<TrainingBatch, Tensor> _loss;
-    private readonly IBatchSource _train;
-    private readonly Func<IEnumerable<TrainingBatch>>? _eval;
+    private readonly Func<TBatch, Tensor> _loss;
+    private readonly IBatchSource<TBatch> _train;
+    private readonly Func<IEnumerable<TBatch>>? _eval;
     private readonly TrainerOptions _options;
     private readonly Action<string> _writeModelFolder;
     private readonly CheckpointStore _store;
@@ -80,7 +86,7 @@ public sealed class Trainer
     /// <param name="outputFolder">Where checkpoints, the log, its plot and the final model go.</param>
     /// <param name="writeModelFolder">Writes the model as a Hugging Face folder (config.json, model.safetensors, tokenizer files) into the folder it is given.</param>
     /// <exception cref="ArgumentException">An option is out of range, or the model has nothing to train.</exception>
-    public Trainer(Module model, Func<TrainingBatch, Tensor> loss, IBatchSource train, Func<IEnumerable<TrainingBatch>>? eval, TrainerOptions options, string outputFolder, Action<string> writeModelFolder)
+    public Trainer(Module model, Func<TBatch, Tensor> loss, IBatchSource<TBatch> train, Func<IEnumerable<TBatch>>? eval, TrainerOptions options, string outputFolder, Action<string> writeModelFolder)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(loss);
@@ -128,6 +134,13 @@ public sealed class Trainer
 
     /// <summary>Called with each checkpoint folder once it is in place.</summary>
     public Action<string>? Saved { get; set; }
+
+    /// <summary>
+    /// Task metrics computed at each evaluation after the eval loss (e.g. accuracy and macro-F1 from
+    /// <see cref="FineTuning.ClassificationMetrics"/>), run in evaluation mode without gradients; they go into the
+    /// evaluation's log line and <see cref="EvalRecord.Metrics"/>. Null for none.
+    /// </summary>
+    public Func<IReadOnlyDictionary<string, double>>? EvalMetrics { get; set; }
 
     /// <summary>A title for the loss plot.</summary>
     public string PlotTitle { get; set; } = "training loss";
@@ -242,7 +255,7 @@ public sealed class Trainer
             bool last = Step == _options.MaxSteps;
             if (_eval is not null && ((_options.EvalEvery > 0 && Step % _options.EvalEvery == 0) || last))
             {
-                var eval = new EvalRecord(Step, record.Epoch, Evaluate());
+                var eval = new EvalRecord(Step, record.Epoch, Evaluate()) { Metrics = ComputeEvalMetrics() };
                 log.Write(eval);
                 Evaluated?.Invoke(eval);
             }
@@ -294,6 +307,23 @@ public sealed class Trainer
             }
 
             return count == 0 ? double.NaN : sum / count;
+        }
+        finally
+        {
+            _model.Train();
+        }
+    }
+
+    private IReadOnlyDictionary<string, double>? ComputeEvalMetrics()
+    {
+        if (EvalMetrics is null) return null;
+        _model.Eval();
+        try
+        {
+            using (Autograd.NoGrad())
+            {
+                return EvalMetrics();
+            }
         }
         finally
         {
@@ -353,4 +383,22 @@ public sealed class Trainer
     }
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+}
+
+/// <summary>The language-model trainer: <see cref="Trainer{TBatch}"/> over <see cref="TrainingBatch"/>.</summary>
+public sealed class Trainer : Trainer<TrainingBatch>
+{
+    /// <summary>Prepares a run.</summary>
+    /// <param name="model">The model (its trainable parameters are those with RequiresGrad).</param>
+    /// <param name="loss">The scalar loss of a batch through the model (recording gradients).</param>
+    /// <param name="train">The training batches.</param>
+    /// <param name="eval">The held-out batches, enumerated in full at each evaluation; null for none.</param>
+    /// <param name="options">The run's settings.</param>
+    /// <param name="outputFolder">Where checkpoints, the log, its plot and the final model go.</param>
+    /// <param name="writeModelFolder">Writes the model as a Hugging Face folder into the folder it is given.</param>
+    /// <exception cref="ArgumentException">An option is out of range, or the model has nothing to train.</exception>
+    public Trainer(Module model, Func<TrainingBatch, Tensor> loss, IBatchSource train, Func<IEnumerable<TrainingBatch>>? eval, TrainerOptions options, string outputFolder, Action<string> writeModelFolder)
+        : base(model, loss, train, eval, options, outputFolder, writeModelFolder)
+    {
+    }
 }

@@ -22,6 +22,9 @@ public sealed record StepRecord(long Step, double Epoch, double Loss, double Lea
 /// <param name="EvalLoss">Mean loss over the held-out batches.</param>
 public sealed record EvalRecord(long Step, double Epoch, double EvalLoss)
 {
+    /// <summary>Task metrics of this evaluation by name (<c>accuracy</c>, <c>macro_f1</c>, <c>f1</c>, <c>exact_match</c>, …), logged as <c>eval_&lt;name&gt;</c>; null for none.</summary>
+    public IReadOnlyDictionary<string, double>? Metrics { get; init; }
+
     /// <summary>exp(eval loss).</summary>
     public double Perplexity => Math.Exp(EvalLoss);
 }
@@ -91,7 +94,16 @@ public sealed class TrainingLog : IDisposable
                 keptLines.Add(line);
                 if (node!["eval_loss"] is not null)
                 {
-                    evals.Add(new EvalRecord(step, node["epoch"]!.GetValue<double>(), node["eval_loss"]!.GetValue<double>()));
+                    var metrics = new Dictionary<string, double>();
+                    foreach (var (key, value) in node.AsObject())
+                    {
+                        if (key.StartsWith("eval_", StringComparison.Ordinal) && key != "eval_loss" && value is JsonValue number && number.TryGetValue<double>(out var metric))
+                        {
+                            metrics[key["eval_".Length..]] = metric;
+                        }
+                    }
+
+                    evals.Add(new EvalRecord(step, node["epoch"]!.GetValue<double>(), node["eval_loss"]!.GetValue<double>()) { Metrics = metrics.Count > 0 ? metrics : null });
                 }
                 else if (node["loss"] is not null)
                 {
@@ -133,13 +145,22 @@ public sealed class TrainingLog : IDisposable
     {
         ArgumentNullException.ThrowIfNull(record);
         _evals.Add(record);
-        WriteLine(new JsonObject
+        var json = new JsonObject
         {
             ["step"] = record.Step,
             ["epoch"] = Round(record.Epoch),
             ["eval_loss"] = record.EvalLoss,
             ["perplexity"] = record.Perplexity,
-        });
+        };
+        if (record.Metrics is not null)
+        {
+            foreach (var (name, value) in record.Metrics)
+            {
+                json["eval_" + name] = value;
+            }
+        }
+
+        WriteLine(json);
     }
 
     /// <summary>Draws the training loss (and the evaluation loss, when there is any) against the step into <see cref="PlotPath"/>.</summary>

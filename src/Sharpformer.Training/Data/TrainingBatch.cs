@@ -8,7 +8,7 @@ namespace Sharpformer.Training.Data;
 /// or null when every position is a token. For causal LM the labels are the input ids themselves (the model shifts
 /// them, as HF does); for masked LM they hold the original ids at the masked positions.
 /// </summary>
-public sealed record TrainingBatch
+public sealed record TrainingBatch : ITrainerBatch
 {
     /// <summary>Checks that the tensors are I32 and of one [B, T] shape.</summary>
     /// <param name="inputIds">[B, T] token ids.</param>
@@ -59,12 +59,21 @@ public sealed record TrainingBatch
 /// <param name="Batch">0-based index of the next batch in that epoch.</param>
 public readonly record struct DataPosition(int Epoch, long Batch);
 
+/// <summary>What the trainer needs of any batch type (language-model <see cref="TrainingBatch"/>, fine-tuning <see cref="FineTuning.TaskBatch"/>).</summary>
+public interface ITrainerBatch
+{
+    /// <summary>The number of real (unpadded) tokens, for the trainer's token count and tokens/s.</summary>
+    long TokenCount { get; }
+}
+
 /// <summary>
 /// An endless, deterministic stream of training batches: after the last batch of an epoch it starts the next epoch
 /// (reshuffled from the seed and the epoch number unless shuffling is off). Everything random about a batch (its order,
 /// MLM masks) is a function of (seed, epoch, batch index), so setting <see cref="Position"/> resumes a run exactly.
 /// </summary>
-public interface IBatchSource
+/// <typeparam name="TBatch">The batch type.</typeparam>
+public interface IBatchSource<out TBatch>
+    where TBatch : ITrainerBatch
 {
     /// <summary>Batches in one epoch.</summary>
     long BatchesPerEpoch { get; }
@@ -74,5 +83,10 @@ public interface IBatchSource
 
     /// <summary>Returns the batch at <see cref="Position"/> and advances it (into the next epoch after the last batch).</summary>
     /// <returns>The batch.</returns>
-    TrainingBatch Next();
+    TBatch Next();
+}
+
+/// <summary>A stream of language-model batches (<see cref="IBatchSource{TBatch}"/> of <see cref="TrainingBatch"/>).</summary>
+public interface IBatchSource : IBatchSource<TrainingBatch>
+{
 }
