@@ -37,7 +37,7 @@ public sealed class FeatureExtractionPipeline
     /// <exception cref="ArgumentException">The input is longer than the model allows and truncation is off.</exception>
     public IReadOnlyList<float[]> Run(string text)
     {
-        var encoding = ModelLoader.EncodeChecked(Tokenizer, Model, text, _options.Truncation);
+        var encoding = ModelLoader.EncodeChecked(Tokenizer, Model, text, _options);
         int seq = encoding.Count, c = Model.HiddenSize;
         var shape = new Shape(1, seq);
         var hidden = Model.Encode(

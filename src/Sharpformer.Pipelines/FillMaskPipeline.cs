@@ -84,7 +84,7 @@ public sealed class FillMaskPipeline
         }
 
         var targetIds = targets is null ? null : ResolveTargets(targets);
-        var encoding = ModelLoader.EncodeChecked(Tokenizer, Model, text, _options.Truncation);
+        var encoding = ModelLoader.EncodeChecked(Tokenizer, Model, text, _options);
         return RunIds(encoding.Ids.ToArray(), encoding.TypeIds.ToArray(), topK, targetIds, text);
     }
 

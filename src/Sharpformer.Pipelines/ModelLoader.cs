@@ -1,3 +1,4 @@
+using System.Globalization;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models;
 using Sharpformer.Text;
@@ -47,27 +48,38 @@ internal static class ModelLoader
         "pass --model a local folder with a BertForMaskedLM or DistilBertForMaskedLM checkpoint (config.json, model.safetensors with cls.predictions.* or vocab_transform.*, vocab.txt).";
 
     /// <summary>HF's limit for one input: the tokenizer's model_max_length, capped by the position table.</summary>
-    public static int MaxLength(TextTokenizer tokenizer, ITextEncoder model) =>
-        Math.Min(tokenizer.ModelMaxLength > 0 ? tokenizer.ModelMaxLength : int.MaxValue, model.MaxPositions);
+    public static int MaxLength(TextTokenizer tokenizer, ITextEncoder model) => MaxLength(tokenizer, model.MaxPositions);
+
+    /// <summary>HF's limit for one input: the tokenizer's model_max_length, capped by <paramref name="maxPositions"/>.</summary>
+    public static int MaxLength(TextTokenizer tokenizer, int maxPositions) =>
+        Math.Min(tokenizer.ModelMaxLength > 0 ? tokenizer.ModelMaxLength : int.MaxValue, maxPositions);
 
     /// <summary>Encodes <paramref name="text"/>, failing (or truncating, if asked) when it is longer than the model allows.</summary>
-    public static TokenEncoding EncodeChecked(TextTokenizer tokenizer, ITextEncoder model, string text, bool truncation)
+    public static TokenEncoding EncodeChecked(TextTokenizer tokenizer, ITextEncoder model, string text, PipelineOptions options) =>
+        EncodeChecked(tokenizer, MaxLength(tokenizer, model), text, null, options, nameof(text));
+
+    /// <summary>
+    /// Encodes a text (or pair) within <paramref name="limit"/> tokens: too long fails with a message that names the limit,
+    /// unless <see cref="PipelineOptions.Truncation"/> is on — then it is cut down (longest first, as HF's
+    /// <c>truncation=True</c>) and a warning says how long it was and what was kept, instead of cutting silently.
+    /// </summary>
+    public static TokenEncoding EncodeChecked(TextTokenizer tokenizer, int limit, string text, string? textPair, PipelineOptions options, string parameter)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var limit = MaxLength(tokenizer, model);
-        if (truncation)
-        {
-            return tokenizer.Encode(text, options: new EncodeOptions { Truncation = true, MaxLength = limit });
-        }
-
-        var encoding = tokenizer.Encode(text);
-        if (encoding.Count > limit)
+        ArgumentNullException.ThrowIfNull(options);
+        var encoding = tokenizer.Encode(text, textPair);
+        if (encoding.Count <= limit) return encoding;
+        if (!options.Truncation)
         {
             throw new ArgumentException(
                 $"The input is {encoding.Count} tokens long but the model takes at most {limit} (model_max_length); shorten it, or turn truncation on (PipelineOptions.Truncation, --truncate) to keep the first {limit} tokens.",
-                nameof(text));
+                parameter);
         }
 
-        return encoding;
+        var cut = tokenizer.Encode(text, textPair, new EncodeOptions { Truncation = true, MaxLength = limit });
+        int keptChars = cut.Offsets.Where((o, i) => cut.SequenceIds[i] == 0).Select(o => o.End).DefaultIfEmpty(0).Max();
+        options.Warning?.Invoke(string.Create(CultureInfo.InvariantCulture,
+            $"an input of {encoding.Count:N0} tokens ({text.Length:N0} characters) was cut to the model's {limit} tokens: only its first {keptChars:N0} characters count."));
+        return cut;
     }
 }

@@ -70,7 +70,7 @@ public sealed class SentenceEmbeddingPipeline
         var encodings = new TokenEncoding[texts.Count];
         for (var i = 0; i < texts.Count; i++)
         {
-            encodings[i] = ModelLoader.EncodeChecked(Tokenizer, Model, texts[i], _options.Truncation);
+            encodings[i] = ModelLoader.EncodeChecked(Tokenizer, Model, texts[i], _options);
         }
 
         var order = Enumerable.Range(0, texts.Count).OrderByDescending(i => encodings[i].Count).ToArray();

@@ -8,32 +8,11 @@ namespace Sharpformer.Pipelines;
 internal static class TaskBatches
 {
     /// <summary>HF's limit for one input: the tokenizer's model_max_length, capped by the position table.</summary>
-    public static int MaxLength(TextTokenizer tokenizer, ITaskModel model) =>
-        Math.Min(tokenizer.ModelMaxLength > 0 ? tokenizer.ModelMaxLength : int.MaxValue, model.MaxPositions);
+    public static int MaxLength(TextTokenizer tokenizer, ITaskModel model) => ModelLoader.MaxLength(tokenizer, model.MaxPositions);
 
-    /// <summary>
-    /// Encodes a text (or pair), failing with a message that names the limit when it is too long, or cutting it down
-    /// (longest first, as HF's <c>truncation=True</c>) when <paramref name="truncation"/> is on.
-    /// </summary>
-    public static TokenEncoding EncodeChecked(TextTokenizer tokenizer, ITaskModel model, string text, string? textPair, bool truncation, string parameter)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        var limit = MaxLength(tokenizer, model);
-        if (truncation)
-        {
-            return tokenizer.Encode(text, textPair, new EncodeOptions { Truncation = true, MaxLength = limit });
-        }
-
-        var encoding = tokenizer.Encode(text, textPair);
-        if (encoding.Count > limit)
-        {
-            throw new ArgumentException(
-                $"The input is {encoding.Count} tokens long but the model takes at most {limit} (model_max_length); shorten it, or turn truncation on (PipelineOptions.Truncation, --truncate) to keep the first {limit} tokens.",
-                parameter);
-        }
-
-        return encoding;
-    }
+    /// <summary>Encodes a text (or pair) within the model's limit (<see cref="ModelLoader.EncodeChecked(TextTokenizer, int, string, string?, PipelineOptions, string)"/>).</summary>
+    public static TokenEncoding EncodeChecked(TextTokenizer tokenizer, ITaskModel model, string text, string? textPair, PipelineOptions options, string parameter) =>
+        ModelLoader.EncodeChecked(tokenizer, MaxLength(tokenizer, model), text, textPair, options, parameter);
 
     /// <summary>
     /// B encodings → ids, attention mask and token types [B, T], right-padded to the longest with

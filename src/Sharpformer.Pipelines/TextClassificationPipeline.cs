@@ -143,7 +143,7 @@ public sealed class TextClassificationPipeline
                 throw new ArgumentException($"text-classification: {which} is empty; pass some text to classify.", nameof(texts));
             }
 
-            encodings.Add(TaskBatches.EncodeChecked(Tokenizer, Model, texts[i], textPairs?[i], _options.Truncation, nameof(texts)));
+            encodings.Add(TaskBatches.EncodeChecked(Tokenizer, Model, texts[i], textPairs?[i], _options, nameof(texts)));
         }
 
         var apply = function ?? DefaultFunction;

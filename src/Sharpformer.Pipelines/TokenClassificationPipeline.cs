@@ -131,7 +131,7 @@ public sealed class TokenClassificationPipeline
                 throw new ArgumentException($"token-classification: {which} is empty; pass some text to label.", nameof(texts));
             }
 
-            encodings.Add(TaskBatches.EncodeChecked(Tokenizer, Model, texts[i], null, _options.Truncation, nameof(texts)));
+            encodings.Add(TaskBatches.EncodeChecked(Tokenizer, Model, texts[i], null, _options, nameof(texts)));
         }
 
         if ((aggregation is AggregationStrategy.First or AggregationStrategy.Average or AggregationStrategy.Max) && Tokenizer is not BertWordPieceTokenizer)

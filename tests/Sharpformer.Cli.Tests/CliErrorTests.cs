@@ -1,6 +1,7 @@
 using Sharpformer.IO.Config;
 using Sharpformer.IO.Hub;
 using Sharpformer.IO.SafeTensors;
+using Sharpformer.Pipelines.Tests;
 using Sharpformer.Tensors;
 
 namespace Sharpformer.Cli.Tests;
@@ -85,6 +86,26 @@ public sealed class CliErrorTests : IDisposable
         Assert.Equal(ExitCodes.InputOrModel, exit);
         Assert.Contains("the local folder", error, StringComparison.Ordinal);
         Assert.DoesNotContain("revision", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void EmbedTruncate_HugeInput_NotesTheCutInsteadOfEchoingTheText()
+    {
+        string folder = RandomBertMlm.Write(Path.Combine(_dir, "bert"));
+        string huge = string.Join(' ', Enumerable.Repeat("heart", 20_000));
+
+        var (exit, output, error) = Run("embed", huge, "--model", folder, "--truncate");
+
+        Assert.Equal(0, exit);
+        Assert.True(output.Length < 1_000, $"stdout echoed {output.Length} characters");
+        Assert.Contains("(119,999 characters)", output, StringComparison.Ordinal);
+        Assert.Contains("warning: an input of 20,002 tokens (119,999 characters) was cut to the model's", error, StringComparison.Ordinal);
+        Assert.True(error.Length < 1_000, $"stderr echoed {error.Length} characters");
+
+        var (failExit, _, failError) = Run("embed", huge, "--model", folder);
+        Assert.Equal(ExitCodes.Usage, failExit);
+        Assert.Contains("--truncate", failError, StringComparison.Ordinal);
+        Assert.True(failError.Length < 1_000, $"stderr echoed {failError.Length} characters");
     }
 
     [Fact]

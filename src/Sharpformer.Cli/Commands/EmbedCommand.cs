@@ -49,7 +49,7 @@ internal static class EmbedCommand
             for (var i = 0; i < texts.Length; i++)
             {
                 var head = string.Join(", ", embeddings[i].Take(Shown).Select(v => PipelineVerbs.F(v, "F4")));
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{i}] \"{texts[i]}\""));
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{i}] \"{PipelineVerbs.Preview(texts[i])}\""));
                 output.WriteLine($"    [{head}{(embeddings[i].Length > Shown ? ", …" : "")}]");
             }
 

@@ -64,6 +64,13 @@ internal static class PipelineVerbs
         }
     }
 
+    /// <summary>An input as a table shows it: on one line, and cut after 60 characters with its length noted (--json keeps it whole).</summary>
+    public static string Preview(string text)
+    {
+        string line = text.ReplaceLineEndings(" ");
+        return line.Length <= 60 ? line : string.Create(CultureInfo.InvariantCulture, $"{line[..57]}… ({text.Length:N0} characters)");
+    }
+
     public static string F(float value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
 
     /// <summary>Standard input for verbs that read texts from it: null when it is a terminal (nothing piped in).</summary>

@@ -49,7 +49,7 @@ internal static class SimilarityCommand
             output.WriteLine($"{model}: cosine similarity of sentence embeddings");
             for (var i = 0; i < n; i++)
             {
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  [{i}] \"{texts[i]}\""));
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  [{i}] \"{PipelineVerbs.Preview(texts[i])}\""));
             }
 
             output.WriteLine("       " + string.Concat(Enumerable.Range(0, n).Select(j => $"[{j}]".PadLeft(8))));
