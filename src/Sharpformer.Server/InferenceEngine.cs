@@ -25,6 +25,19 @@ public enum EngineFinish
     Error,
 }
 
+/// <summary>What <see cref="InferenceEngine.Enqueue"/> did with a request.</summary>
+public enum EnqueueResult
+{
+    /// <summary>It waits for a slot.</summary>
+    Queued,
+
+    /// <summary>Refused: <see cref="InferenceEngine.MaxQueue"/> requests are already waiting (answer 429).</summary>
+    QueueFull,
+
+    /// <summary>Refused: the engine is stopping (answer 503).</summary>
+    ShuttingDown,
+}
+
 /// <summary>One alternative the model considered at a step, with its log-probability.</summary>
 /// <param name="Token">The token id.</param>
 /// <param name="Logprob">log p(token) under the model's distribution (before temperature or top-p).</param>
@@ -210,29 +223,29 @@ public sealed class InferenceEngine : IDisposable
     public string? LastError { get; private set; }
 
     /// <summary>
-    /// Queues a request; false when the queue is full or the engine is shutting down (nothing was queued). Validate the
+    /// Queues a request unless the queue is full or the engine is shutting down (then nothing was queued). Validate the
     /// prompt length against <see cref="MaxPositions"/> before: a request that does not fit ends at once with Length.
     /// </summary>
     /// <param name="request">The request.</param>
-    /// <returns>Whether it was queued.</returns>
-    public bool TryEnqueue(EngineRequest request)
+    /// <returns>What happened.</returns>
+    public EnqueueResult Enqueue(EngineRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (_draining)
         {
-            return false;
+            return EnqueueResult.ShuttingDown;
         }
 
         if (Interlocked.Increment(ref _queued) > MaxQueue)
         {
             Interlocked.Decrement(ref _queued);
-            return false;
+            return EnqueueResult.QueueFull;
         }
 
         request.EnqueuedTimestamp = Stopwatch.GetTimestamp();
         _queue.Writer.TryWrite(request);
         _wake.Set();
-        return true;
+        return EnqueueResult.Queued;
     }
 
     /// <summary>

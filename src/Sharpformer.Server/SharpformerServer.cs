@@ -402,7 +402,8 @@ public sealed class SharpformerServer : IAsyncDisposable
 
         for (int i = 0; i < choices.Count; i++)
         {
-            if (!engine.TryEnqueue(choices[i].Request))
+            var result = engine.Enqueue(choices[i].Request);
+            if (result != EnqueueResult.Queued)
             {
                 // Nothing of a refused request may keep running: cancel the choices already queued.
                 for (int j = 0; j < i; j++)
@@ -410,7 +411,7 @@ public sealed class SharpformerServer : IAsyncDisposable
                     choices[j].Request.RequestStop();
                 }
 
-                if (engine.QueueDepth < engine.MaxQueue)
+                if (result == EnqueueResult.ShuttingDown)
                 {
                     await Fail(context, 503, "The server is shutting down; retry against another instance.", "server_error", null, "shutting_down").ConfigureAwait(false);
                     return null;

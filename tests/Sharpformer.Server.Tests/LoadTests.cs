@@ -69,11 +69,51 @@ public sealed class LoadTests
         Assert.Equal(0, server.Engines["tiny"].QueueDepth);
     }
 
+    private static ServedModel Slow() =>
+        ServedModel.Generative("tiny", new SlowModel(TestModels.Gpt2(), TimeSpan.FromMilliseconds(20)), TestModels.Tokenizer());
+
+    [Fact]
+    public async Task Disconnect_ClientCancelsMidStream_SequenceLeavesTheBatchWithinAStep()
+    {
+        await using var server = await TestModels.StartAsync(new ServerOptions(), Slow());
+        using var http = TestModels.Http(server, key: null);
+        using var cts = new CancellationTokenSource();
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("v1/completions", UriKind.Relative))
+        {
+            Content = TestModels.Body(new { model = "tiny", prompt = "go", max_tokens = 250, temperature = 0, stream = true }),
+        };
+        var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
+        Assert.StartsWith("data: ", await reader.ReadLineAsync(cts.Token), StringComparison.Ordinal);
+        Assert.Equal(1, server.Engines["tiny"].ActiveSequences);
+        await cts.CancelAsync();
+        response.Dispose();
+
+        // 250 steps would take ≥ 5 s; the sequence must leave long before.
+        var until = DateTime.UtcNow.AddSeconds(3);
+        while (server.Engines["tiny"].ActiveSequences > 0 && DateTime.UtcNow < until)
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.Equal(0, server.Engines["tiny"].ActiveSequences);
+        Assert.True(server.Engines["tiny"].Statistics.GeneratedTokens < 150, $"{server.Engines["tiny"].Statistics.GeneratedTokens} tokens generated after the client left");
+    }
+
+    [Fact]
+    public async Task Deadline_GenerationPastTheTimeout_504TimeoutError()
+    {
+        await using var server = await TestModels.StartAsync(new ServerOptions { RequestTimeout = TimeSpan.FromMilliseconds(300) }, Slow());
+        using var http = TestModels.Http(server, key: null);
+        var response = await http.PostAsync(new Uri("v1/completions", UriKind.Relative), TestModels.Body(new { model = "tiny", prompt = "go", max_tokens = 250, temperature = 0 }));
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.Equal("timeout", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("code").GetString());
+    }
+
     [Fact]
     public async Task Shutdown_InFlightStreams_EndWithDone()
     {
-        var server = await TestModels.StartAsync(new ServerOptions { ShutdownGrace = TimeSpan.Zero },
-            ServedModel.Generative("tiny", TestModels.Gpt2(), TestModels.Tokenizer()));
+        var server = await TestModels.StartAsync(new ServerOptions { ShutdownGrace = TimeSpan.Zero }, Slow());
         using var http = TestModels.Http(server, key: null);
         var streams = Enumerable.Range(0, 4).Select(i => Stream(http, $"long {i}", 250)).ToArray();
         var until = DateTime.UtcNow.AddSeconds(10);

@@ -110,3 +110,25 @@ internal static class TestModels
         return (chunks, done);
     }
 }
+
+/// <summary>A model that takes at least <paramref name="delay"/> per forward, so a test can act while a sequence is still decoding.</summary>
+internal sealed class SlowModel(ISlotCausalLM inner, TimeSpan delay) : ISlotCausalLM
+{
+    public int VocabSize => inner.VocabSize;
+
+    public int MaxPositions => inner.MaxPositions;
+
+    public KvCache CreateCache(int batch, int capacity) => inner.CreateCache(batch, capacity);
+
+    public void ForwardLast(ReadOnlySpan<int> ids, ReadOnlySpan<float> attentionMask, KvCache cache, Span<float> lastLogits)
+    {
+        Thread.Sleep(delay);
+        inner.ForwardLast(ids, attentionMask, cache, lastLogits);
+    }
+
+    public void ForwardSlots(ReadOnlySpan<int> slots, ReadOnlySpan<int> ids, KvCache cache, Span<float> lastLogits)
+    {
+        Thread.Sleep(delay);
+        inner.ForwardSlots(slots, ids, cache, lastLogits);
+    }
+}

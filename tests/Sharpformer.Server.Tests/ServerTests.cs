@@ -223,28 +223,43 @@ public sealed class ServerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Disconnect_ClientCancelsMidStream_SequenceLeavesTheBatch()
+    public async Task Completions_NWithSeed_ReturnsNChoicesAndUsageCountsThemAll()
     {
         using var http = TestModels.Http(_server);
-        using var cts = new CancellationTokenSource();
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("v1/completions", UriKind.Relative))
-        {
-            Content = TestModels.Body(new { model = "tiny", prompt = "go", max_tokens = 250, temperature = 1, stream = true }),
-        };
-        var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
-        Assert.StartsWith("data: ", await reader.ReadLineAsync(cts.Token), StringComparison.Ordinal);
-        Assert.Equal(1, _server.Engines["tiny"].ActiveSequences);
-        await cts.CancelAsync();
-        response.Dispose();
+        var response = await http.PostAsync(new Uri("v1/completions", UriKind.Relative), TestModels.Body(new { model = "plain", prompt = "abc", max_tokens = 5, temperature = 1, seed = 3, n = 3 }));
+        var root = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal([0, 1, 2], root.GetProperty("choices").EnumerateArray().Select(c => c.GetProperty("index").GetInt32()));
+        Assert.True(root.GetProperty("usage").GetProperty("completion_tokens").GetInt32() is > 3 and <= 15);
 
-        var until = DateTime.UtcNow.AddSeconds(10);
-        while (_server.Engines["tiny"].ActiveSequences > 0 && DateTime.UtcNow < until)
+        // The same seed gives the same choices again.
+        var again = await http.PostAsync(new Uri("v1/completions", UriKind.Relative), TestModels.Body(new { model = "plain", prompt = "abc", max_tokens = 5, temperature = 1, seed = 3, n = 3 }));
+        var texts = root.GetProperty("choices").EnumerateArray().Select(c => c.GetProperty("text").GetString());
+        var textsAgain = JsonDocument.Parse(await again.Content.ReadAsStringAsync()).RootElement.GetProperty("choices").EnumerateArray().Select(c => c.GetProperty("text").GetString());
+        Assert.Equal(texts, textsAgain);
+    }
+
+    [Fact]
+    public async Task Completions_JsonObjectFormatWithNonJsonOutput_422SaysTheOutputIsNotJson()
+    {
+        using var http = TestModels.Http(_server);
+        var response = await http.PostAsync(new Uri("v1/completions", UriKind.Relative), TestModels.Body(new { model = "plain", prompt = "abc", max_tokens = 8, temperature = 0, response_format = new { type = "json_object" } }));
+        string output = GreedyText("abc", 8);
+        bool parses;
+        try
         {
-            await Task.Delay(10);
+            using var document = JsonDocument.Parse(output);
+            parses = true;
+        }
+        catch (JsonException)
+        {
+            parses = false;
         }
 
-        Assert.Equal(0, _server.Engines["tiny"].ActiveSequences);
+        Assert.Equal(parses ? HttpStatusCode.OK : HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        if (!parses)
+        {
+            Assert.Contains("not valid JSON", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
     }
 
     [Fact]
