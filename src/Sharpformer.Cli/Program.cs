@@ -23,6 +23,7 @@ public static class Program
         root.Subcommands.Add(EmbedCommand.Create());
         root.Subcommands.Add(SimilarityCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         return root;
     }
 }

@@ -79,21 +79,22 @@ public sealed class ServedModel
     }
 
     /// <summary>
-    /// Loads a local Hugging Face folder (or a Hub id for encoders): a causal LM (config.json model_type among
+    /// Loads a local Hugging Face folder or a Hub id (through the HF cache): a causal LM (config.json model_type among
     /// <see cref="AutoModelForCausalLM.SupportedModelTypes"/>) or an encoder. A generative folder whose
     /// tokenizer_config.json has a <c>chat_template</c> still serves no chat: that template is Jinja, which this
     /// server does not interpret yet; the 400 says so.
     /// </summary>
     /// <param name="name">The name clients use.</param>
-    /// <param name="path">The folder (or Hub id of an encoder).</param>
+    /// <param name="path">The folder or Hub id.</param>
     /// <param name="ct">Cancels a download.</param>
     /// <returns>The served model.</returns>
     /// <exception cref="NotSupportedException">The model type can be neither generated from with continuous batching nor embedded.</exception>
+    /// <exception cref="ModelUnavailableException">Not a local folder, not cached, and the Hub cannot be reached.</exception>
     public static async Task<ServedModel> LoadAsync(string name, string path, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        if (Directory.Exists(path) && File.Exists(Path.Combine(path, "config.json"))
-            && AutoModelForCausalLM.SupportedModelTypes.Contains(ModelConfig.Load(path).ModelType))
+        path = (await ModelFolders.ResolveAsync(path, new PipelineOptions(), $"pass --model {name}=<folder> with config.json, the weights and the tokenizer files.", ct).ConfigureAwait(false)).Directory;
+        if (AutoModelForCausalLM.SupportedModelTypes.Contains(ModelConfig.Load(path).ModelType))
         {
             var model = AutoModelForCausalLM.FromPretrained(path) as ISlotCausalLM
                 ?? throw new NotSupportedException($"--model {name}={path}: this causal LM does not support continuous batching (ISlotCausalLM).");
