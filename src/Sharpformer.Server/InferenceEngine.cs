@@ -375,6 +375,12 @@ public sealed class InferenceEngine : IDisposable
                     continue;
                 }
 
+                if (candidate.StopRequested)
+                {
+                    candidate.Complete(EngineFinish.Stop);
+                    continue;
+                }
+
                 if (candidate.Prompt.Count + 1 > _model.MaxPositions)
                 {
                     candidate.Complete(EngineFinish.Length);

@@ -73,6 +73,18 @@ public abstract class GenerationRequestBase
 
     /// <summary>text or json_object.</summary>
     public ResponseFormat? ResponseFormat { get; set; }
+
+    /// <summary>Not supported: must be absent or 0 (the server answers 400 otherwise rather than ignore it).</summary>
+    public float? PresencePenalty { get; set; }
+
+    /// <summary>Not supported: must be absent or 0.</summary>
+    public float? FrequencyPenalty { get; set; }
+
+    /// <summary>Not supported: must be absent or empty.</summary>
+    public JsonElement? LogitBias { get; set; }
+
+    /// <summary>Not supported (no tool calling): must be absent or empty.</summary>
+    public JsonElement? Tools { get; set; }
 }
 
 /// <summary><c>POST /v1/completions</c>.</summary>

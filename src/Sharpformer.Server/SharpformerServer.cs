@@ -357,6 +357,10 @@ public sealed class SharpformerServer : IAsyncDisposable
         {
             (error, param) = ($"response_format.type '{request.ResponseFormat!.Type}' is not supported; use text or json_object.", "response_format");
         }
+        else if (Unsupported(request) is { } unsupported)
+        {
+            (error, param) = ($"{unsupported} is not supported by this server; leave it out.", unsupported);
+        }
         else if (request.StreamOptions is not null && request.Stream != true)
         {
             (error, param) = ("stream_options is only allowed with stream: true.", "stream_options");
@@ -683,6 +687,26 @@ public sealed class SharpformerServer : IAsyncDisposable
 
     private static List<int> Encode(Text.TextTokenizer tokenizer, string text) =>
         [.. tokenizer.Encode(text, null, new Text.EncodeOptions { AddSpecialTokens = false }).Ids];
+
+    /// <summary>The first field set that this server does not implement (rather than silently ignore), or null.</summary>
+    private static string? Unsupported(GenerationRequestBase request)
+    {
+        static bool Empty(JsonElement? e) => e is null || e.Value.ValueKind == JsonValueKind.Null
+            || (e.Value.ValueKind == JsonValueKind.Array && e.Value.GetArrayLength() == 0)
+            || (e.Value.ValueKind == JsonValueKind.Object && !e.Value.EnumerateObject().Any());
+
+        if (request.PresencePenalty is { } presence && presence != 0f)
+        {
+            return "presence_penalty";
+        }
+
+        if (request.FrequencyPenalty is { } frequency && frequency != 0f)
+        {
+            return "frequency_penalty";
+        }
+
+        return !Empty(request.LogitBias) ? "logit_bias" : !Empty(request.Tools) ? "tools" : null;
+    }
 
     private static string? ReadStops(JsonElement? stop, List<string> stops)
     {

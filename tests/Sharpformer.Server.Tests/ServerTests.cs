@@ -68,6 +68,23 @@ public sealed class ServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Chat_OpenAiSdkLogprobs_OnePerTokenWithTheAskedAlternativesBestFirst()
+    {
+        var options = new ChatCompletionOptions { Temperature = 0f, MaxOutputTokenCount = 6, IncludeLogProbabilities = true, TopLogProbabilityCount = 3 };
+        ChatCompletion completion = await Client().GetChatClient("tiny").CompleteChatAsync([new UserChatMessage("Hi")], options);
+        var tokens = completion.ContentTokenLogProbabilities;
+        Assert.Equal(completion.Usage.OutputTokenCount, tokens.Count);
+        foreach (var token in tokens)
+        {
+            Assert.Equal(3, token.TopLogProbabilities.Count);
+            Assert.True(token.LogProbability <= 0f);
+            // Greedy: the chosen token is the most likely one.
+            Assert.Equal(token.TopLogProbabilities[0].LogProbability, token.LogProbability);
+            Assert.True(token.TopLogProbabilities[0].LogProbability >= token.TopLogProbabilities[1].LogProbability);
+        }
+    }
+
+    [Fact]
     public async Task Chat_ModelWithoutTemplate_400NamesTheFix()
     {
         var error = await Assert.ThrowsAsync<ClientResultException>(() => Client().GetChatClient("plain").CompleteChatAsync([new UserChatMessage("Hi")]));
@@ -184,6 +201,9 @@ public sealed class ServerTests : IAsyncLifetime
     [InlineData("""{"model":"plain","prompt":"hi","max_tokens":"x"}""", "max_tokens", "not valid JSON")]
     [InlineData("""{"model":"plain"}""", "prompt", "prompt is required")]
     [InlineData("""{"prompt":"hi"}""", "model", "model is required")]
+    [InlineData("""{"model":"plain","prompt":"hi","presence_penalty":0.5}""", "presence_penalty", "not supported")]
+    [InlineData("""{"model":"plain","prompt":"hi","stop":[1]}""", "stop", "array of up to 4 strings")]
+    [InlineData("""{"model":"plain","prompt":"hi","stream_options":{"include_usage":true}}""", "stream_options", "only allowed with stream")]
     public async Task Completions_BadInput_400NamesTheParam(string body, string param, string message)
     {
         using var http = TestModels.Http(_server);
