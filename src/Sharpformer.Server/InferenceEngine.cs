@@ -184,8 +184,12 @@ public sealed class InferenceEngine : IDisposable
     /// <param name="maxBatch">Cache slots: the most sequences decoded together.</param>
     /// <param name="maxQueue">The most requests waiting for a slot; more are refused (the server answers 429).</param>
     /// <param name="timeToFirstToken">Called with each request's seconds from queueing to its first token (metrics), or null.</param>
-    /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
-    public InferenceEngine(ISlotCausalLM model, int maxBatch, int maxQueue, Action<double>? timeToFirstToken = null)
+    /// <param name="context">
+    /// Tokens per slot (prompt plus generated), at most the model's context; null: the model's context. The cache holds
+    /// B × context keys and values per layer (GPT-2 124M, 16 slots × 1024: 1.2 GB), so a smaller context saves memory.
+    /// </param>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive, or the context exceeds the model's.</exception>
+    public InferenceEngine(ISlotCausalLM model, int maxBatch, int maxQueue, Action<double>? timeToFirstToken = null, int? context = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatch);
@@ -194,7 +198,13 @@ public sealed class InferenceEngine : IDisposable
         MaxBatch = maxBatch;
         MaxQueue = maxQueue;
         _queue = Channel.CreateUnbounded<EngineRequest>(new UnboundedChannelOptions { SingleReader = true });
-        _cache = model.CreateCache(maxBatch, model.MaxPositions);
+        if (context is { } c && (c < 2 || c > model.MaxPositions))
+        {
+            throw new ArgumentOutOfRangeException(nameof(context), c, $"The serving context must be in [2, {model.MaxPositions}] (the model's n_positions).");
+        }
+
+        MaxPositions = context ?? model.MaxPositions;
+        _cache = model.CreateCache(maxBatch, MaxPositions);
         _slots = new Active?[maxBatch];
         _timeToFirstToken = timeToFirstToken;
         _thread = new Thread(Loop) { IsBackground = true, Name = "sharpformer-engine" };
@@ -207,8 +217,8 @@ public sealed class InferenceEngine : IDisposable
     /// <summary>The most requests waiting.</summary>
     public int MaxQueue { get; }
 
-    /// <summary>The model's context length.</summary>
-    public int MaxPositions => _model.MaxPositions;
+    /// <summary>Tokens per sequence (prompt plus generated): the model's context, or the smaller one the engine was made with.</summary>
+    public int MaxPositions { get; }
 
     /// <summary>Requests waiting for a slot.</summary>
     public int QueueDepth => Volatile.Read(ref _queued);
@@ -381,7 +391,7 @@ public sealed class InferenceEngine : IDisposable
                     continue;
                 }
 
-                if (candidate.Prompt.Count + 1 > _model.MaxPositions)
+                if (candidate.Prompt.Count + 1 > MaxPositions)
                 {
                     candidate.Complete(EngineFinish.Length);
                     continue;

@@ -18,6 +18,12 @@ public sealed record ServerOptions
     /// <summary>Per generative model: the most requests waiting for a slot; beyond it the server answers 429 with Retry-After.</summary>
     public int MaxQueue { get; init; } = 64;
 
+    /// <summary>
+    /// Per generative model: tokens per sequence (prompt plus completion), capped at the model's context; null: the
+    /// model's context. The KV cache holds MaxBatch × this many tokens per layer.
+    /// </summary>
+    public int? MaxContext { get; init; }
+
     /// <summary>The largest request body accepted, in bytes (larger: 413).</summary>
     public long MaxRequestBodyBytes { get; init; } = 1 << 20;
 
@@ -47,6 +53,11 @@ public sealed record ServerOptions
         if (MaxBatch < 1 || MaxQueue < 1)
         {
             throw new ArgumentException($"--max-batch {MaxBatch} / --max-queue {MaxQueue}: both must be at least 1.");
+        }
+
+        if (MaxContext is < 2)
+        {
+            throw new ArgumentException($"--max-context {MaxContext}: must be at least 2 tokens (leave it out for the model's context).");
         }
 
         if (MaxRequestBodyBytes < 1024)

@@ -44,7 +44,7 @@ public sealed class SharpformerServer : IAsyncDisposable
         {
             if (model.CausalLM is { } lm)
             {
-                _engines[model.Name] = new InferenceEngine(lm, options.MaxBatch, options.MaxQueue, _metrics.ObserveTimeToFirstToken);
+                _engines[model.Name] = new InferenceEngine(lm, options.MaxBatch, options.MaxQueue, _metrics.ObserveTimeToFirstToken, options.MaxContext is { } c ? Math.Min(c, lm.MaxPositions) : null);
             }
             else
             {
@@ -319,7 +319,7 @@ public sealed class SharpformerServer : IAsyncDisposable
 
         var prompt = model.Tokenizer!.Encode(format(turns), null, new Text.EncodeOptions { AddSpecialTokens = false }).Ids;
         int? maxTokens = request.MaxCompletionTokens ?? request.MaxTokens;
-        int budget = maxTokens ?? Math.Max(1, model.CausalLM!.MaxPositions - prompt.Count);
+        int budget = maxTokens ?? Math.Max(1, _engines[model.Name].MaxPositions - prompt.Count);
         var job = await Prepare(context, model, request, [prompt], budget, request.MaxCompletionTokens is not null ? "max_completion_tokens" : "max_tokens", "messages", request.Logprobs == true ? request.TopLogprobs ?? 0 : -1).ConfigureAwait(false);
         if (job is not null)
         {
@@ -331,7 +331,7 @@ public sealed class SharpformerServer : IAsyncDisposable
     private async Task<Job?> Prepare(HttpContext context, ServedModel model, GenerationRequestBase request, List<IReadOnlyList<int>> prompts, int maxTokens, string maxTokensParam, string promptParam, int topLogprobs)
     {
         string? error = null, param = null, code = null;
-        int context_ = model.CausalLM!.MaxPositions;
+        int context_ = _engines[model.Name].MaxPositions;
         var stops = new List<string>();
         if (maxTokens < 1)
         {
@@ -524,6 +524,7 @@ public sealed class SharpformerServer : IAsyncDisposable
         try
         {
             await Task.WhenAll(job.Choices.Select(Consume)).ConfigureAwait(false);
+            context.RequestAborted.ThrowIfCancellationRequested();
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {

@@ -111,6 +111,19 @@ public sealed class LoadTests
     }
 
     [Fact]
+    public async Task MaxContext_BelowTheModels_BoundsPromptPlusCompletion()
+    {
+        await using var server = await TestModels.StartAsync(new ServerOptions { MaxContext = 64 }, ServedModel.Generative("tiny", TestModels.Gpt2(), TestModels.Tokenizer()));
+        Assert.Equal(64, server.Engines["tiny"].MaxPositions);
+        using var http = TestModels.Http(server, key: null);
+        var response = await http.PostAsync(new Uri("v1/completions", UriKind.Relative), TestModels.Body(new { model = "tiny", prompt = "abcd", max_tokens = 61 }));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("maximum context length is 64 tokens. However, you requested 65 tokens (4 in the prompt, 61 in the completion)", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        var fits = await http.PostAsync(new Uri("v1/completions", UriKind.Relative), TestModels.Body(new { model = "tiny", prompt = "abcd", max_tokens = 60, temperature = 0 }));
+        Assert.Equal(HttpStatusCode.OK, fits.StatusCode);
+    }
+
+    [Fact]
     public async Task Shutdown_InFlightStreams_EndWithDone()
     {
         var server = await TestModels.StartAsync(new ServerOptions { ShutdownGrace = TimeSpan.Zero }, Slow());

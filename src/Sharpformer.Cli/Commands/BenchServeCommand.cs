@@ -84,7 +84,8 @@ internal static class BenchServeCommand
 
     private static async Task<Result> Measure(Gpt2LMHeadModel model, int streams, int promptTokens, int newTokens, CancellationToken ct)
     {
-        using var engine = new InferenceEngine(model, maxBatch: Math.Max(16, streams), maxQueue: Math.Max(64, streams));
+        // Each slot holds just this run's tokens: 16 slots of the full 1024 would be a 1.2 GB cache.
+        using var engine = new InferenceEngine(model, maxBatch: streams, maxQueue: streams, context: promptTokens + newTokens);
         var random = new Random(streams);
         // Greedy with no stop token: every stream generates exactly newTokens.
         var options = new GenerationOptions { MaxNewTokens = newTokens };

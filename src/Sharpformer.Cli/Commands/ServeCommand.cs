@@ -9,7 +9,7 @@ namespace Sharpformer.Cli.Commands;
 
 /// <summary>
 /// <c>sharpformer serve --model name=path [--model ...] [--host 127.0.0.1] [--port 8000] [--api-key K | --api-keys-file F]
-/// [--max-batch 16] [--max-queue 64] [--max-body-bytes N] [--timeout S] [--shutdown-grace S]</c>: the OpenAI-compatible
+/// [--max-batch 16] [--max-queue 64] [--max-context N] [--max-body-bytes N] [--timeout S] [--shutdown-grace S]</c>: the OpenAI-compatible
 /// server (<see cref="SharpformerServer"/>) until Ctrl+C.
 /// </summary>
 internal static class ServeCommand
@@ -30,12 +30,13 @@ internal static class ServeCommand
         var keysFile = new Option<string?>("--api-keys-file") { Description = "A file of accepted keys, one per line (blank lines and # comments ignored)." };
         var maxBatch = new Option<int>("--max-batch") { Description = "Per generative model: sequences decoded together.", DefaultValueFactory = _ => 16 };
         var maxQueue = new Option<int>("--max-queue") { Description = "Per generative model: requests waiting for a slot; beyond it 429 with Retry-After.", DefaultValueFactory = _ => 64 };
+        var maxContext = new Option<int?>("--max-context") { Description = "Tokens per sequence (prompt + completion), below the model's context to save memory: the KV cache holds --max-batch × this many tokens per layer." };
         var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body accepted (413 beyond).", DefaultValueFactory = _ => 1 << 20 };
         var timeout = new Option<double>("--timeout") { Description = "Per-request deadline in seconds (504 beyond).", DefaultValueFactory = _ => 300 };
         var grace = new Option<double>("--shutdown-grace") { Description = "On Ctrl+C, seconds in-flight requests may finish before they are cancelled.", DefaultValueFactory = _ => 10 };
         var command = new Command("serve", "Serve models over an OpenAI-compatible HTTP API (completions, chat, embeddings, fill-mask) with continuous batching.")
         {
-            models, host, port, apiKey, keysFile, maxBatch, maxQueue, maxBody, timeout, grace,
+            models, host, port, apiKey, keysFile, maxBatch, maxQueue, maxContext, maxBody, timeout, grace,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -50,6 +51,7 @@ internal static class ServeCommand
                     ApiKeys = keys,
                     MaxBatch = parse.GetValue(maxBatch),
                     MaxQueue = parse.GetValue(maxQueue),
+                    MaxContext = parse.GetValue(maxContext),
                     MaxRequestBodyBytes = parse.GetValue(maxBody),
                     RequestTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
                     ShutdownGrace = TimeSpan.FromSeconds(parse.GetValue(grace)),
