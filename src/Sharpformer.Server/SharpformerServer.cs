@@ -331,7 +331,7 @@ public sealed class SharpformerServer : IAsyncDisposable
     private async Task<Job?> Prepare(HttpContext context, ServedModel model, GenerationRequestBase request, List<IReadOnlyList<int>> prompts, int maxTokens, string maxTokensParam, string promptParam, int topLogprobs)
     {
         string? error = null, param = null, code = null;
-        int context_ = _engines[model.Name].MaxPositions;
+        int contextLength = _engines[model.Name].MaxPositions;
         var stops = new List<string>();
         if (maxTokens < 1)
         {
@@ -368,9 +368,9 @@ public sealed class SharpformerServer : IAsyncDisposable
         else
         {
             int longest = prompts.Max(p => p.Count);
-            if (longest + maxTokens > context_)
+            if (longest + maxTokens > contextLength)
             {
-                (error, param, code) = ($"This model's maximum context length is {context_} tokens. However, you requested {longest + maxTokens} tokens ({longest} in the {promptParam}, {maxTokens} in the completion). Please reduce the length of the {promptParam} or {maxTokensParam}.", promptParam, "context_length_exceeded");
+                (error, param, code) = ($"This model's maximum context length is {contextLength} tokens. However, you requested {longest + maxTokens} tokens ({longest} in the {promptParam}, {maxTokens} in the completion). Please reduce the length of the {promptParam} or {maxTokensParam}.", promptParam, "contextLengthlength_exceeded");
             }
         }
 
@@ -489,29 +489,25 @@ public sealed class SharpformerServer : IAsyncDisposable
                 choice.Tokens++;
                 bool isStopToken = e.Token >= 0 && choice.Request.StopTokenIds.Contains(e.Token);
                 string piece = isStopToken ? "" : choice.Detokenizer.Push(e.Token);
-                var logprobs = job.Logprobs ? new List<EngineEvent> { e } : null;
-                if (logprobs is not null)
-                {
-                    choice.Logprobs.Add((e, choice.Text.Length));
-                }
-
+                // The token's log-probability, with the offset of its text in the choice's output.
+                List<(EngineEvent, int)>? logprob = job.Logprobs ? [(e, choice.Text.Length)] : null;
+                choice.Logprobs.AddRange(logprob ?? []);
                 choice.Text.Append(piece);
                 if (choice.Detokenizer.Stopped)
                 {
                     choice.Request.RequestStop();
                 }
 
-                if (job.Stream && (piece.Length > 0 || logprobs is not null))
+                if (job.Stream && (piece.Length > 0 || logprob is not null))
                 {
-                    await Send(Chunk(choice, piece, logprobs, null, first)).ConfigureAwait(false);
+                    await Send(Chunk(choice, piece, logprob, null, first)).ConfigureAwait(false);
                     first = false;
                 }
             }
         }
 
-        object Chunk(Choice choice, string piece, List<EngineEvent>? events, string? finishReason, bool first)
+        object Chunk(Choice choice, string piece, List<(EngineEvent, int)>? single, string? finishReason, bool first)
         {
-            var single = events is null ? null : new List<(EngineEvent, int)> { (events[0], choice.Text.Length - piece.Length) };
             if (chat)
             {
                 var delta = new ChatMessageOut(first ? "assistant" : null, finishReason is null || piece.Length > 0 ? piece : null);
@@ -581,12 +577,11 @@ public sealed class SharpformerServer : IAsyncDisposable
         }
 
         static string Reason(Choice c) => c.Detokenizer.Stopped || c.Finish == EngineFinish.Stop ? "stop" : "length";
-        var events = (Choice c) => c.Logprobs;
         object body = chat
             ? new ChatCompletionResponse(id, "chat.completion", created, name,
-                [.. job.Choices.Select(c => new ChatChoice(c.Index, new ChatMessageOut("assistant", c.Text.ToString()), null, job.Logprobs ? ChatLogprobsOf(tokenizer, events(c)) : null, Reason(c)))], usage)
+                [.. job.Choices.Select(c => new ChatChoice(c.Index, new ChatMessageOut("assistant", c.Text.ToString()), null, job.Logprobs ? ChatLogprobsOf(tokenizer, c.Logprobs) : null, Reason(c)))], usage)
             : new CompletionResponse(id, "text_completion", created, name,
-                [.. job.Choices.Select(c => new CompletionChoice(c.Index, c.Text.ToString(), job.Logprobs ? CompletionLogprobsOf(tokenizer, events(c)) : null, Reason(c)))], usage);
+                [.. job.Choices.Select(c => new CompletionChoice(c.Index, c.Text.ToString(), job.Logprobs ? CompletionLogprobsOf(tokenizer, c.Logprobs) : null, Reason(c)))], usage);
         await Json(context, 200, body).ConfigureAwait(false);
     }
 

@@ -180,6 +180,27 @@ public sealed class ServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Completions_StreamingLogprobs_OneEntryPerTokenEqualToTheNonStreamedOnes()
+    {
+        using var http = TestModels.Http(_server);
+        var whole = await http.PostAsync(new Uri("v1/completions", UriKind.Relative), TestModels.Body(new { model = "plain", prompt = "xy", max_tokens = 6, temperature = 0, logprobs = 1 }));
+        var expected = JsonDocument.Parse(await whole.Content.ReadAsStringAsync()).RootElement.GetProperty("choices")[0].GetProperty("logprobs").GetProperty("token_logprobs")
+            .EnumerateArray().Select(x => x.GetSingle()).ToList();
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("v1/completions", UriKind.Relative))
+        {
+            Content = TestModels.Body(new { model = "plain", prompt = "xy", max_tokens = 6, temperature = 0, logprobs = 1, stream = true }),
+        };
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var (chunks, done) = await TestModels.ReadEvents(response);
+        Assert.True(done);
+        var streamed = chunks.Select(c => c.GetProperty("choices")[0].GetProperty("logprobs"))
+            .Where(l => l.ValueKind == JsonValueKind.Object)
+            .SelectMany(l => l.GetProperty("token_logprobs").EnumerateArray().Select(x => x.GetSingle())).ToList();
+        Assert.Equal(expected, streamed);
+    }
+
+    [Fact]
     public async Task Completions_StopSequenceAndLogprobs_CutBeforeTheStopAndReportLogprobs()
     {
         string full = GreedyText("Once upon", 20);
