@@ -48,7 +48,8 @@ public readonly record struct TokenLogprob(int Token, float Logprob);
 /// <param name="Logprob">log p(token) under the model's distribution.</param>
 /// <param name="TopLogprobs">The most likely tokens at this step, when the request asked for them; else null.</param>
 /// <param name="Finish">Set on the final event only.</param>
-public readonly record struct EngineEvent(int Token, float Logprob, TokenLogprob[]? TopLogprobs, EngineFinish? Finish);
+/// <param name="Timestamp">When the engine produced it (<see cref="Stopwatch.GetTimestamp"/>), for latency measurements.</param>
+public readonly record struct EngineEvent(int Token, float Logprob, TokenLogprob[]? TopLogprobs, EngineFinish? Finish, long Timestamp);
 
 /// <summary>A generation request for the engine: token ids in, a stream of <see cref="EngineEvent"/> out.</summary>
 public sealed class EngineRequest
@@ -114,7 +115,7 @@ public sealed class EngineRequest
 
     internal void Complete(EngineFinish finish)
     {
-        _events.Writer.TryWrite(new EngineEvent(-1, 0f, null, finish));
+        _events.Writer.TryWrite(new EngineEvent(-1, 0f, null, finish, Stopwatch.GetTimestamp()));
         _events.Writer.TryComplete();
     }
 }
@@ -452,7 +453,7 @@ public sealed class InferenceEngine : IDisposable
         a.Last = tokenId;
         Statistics.AddTokens(1);
         var top = logProbabilities is not null && request.TopLogprobs > 0 ? Top(logProbabilities, request.TopLogprobs) : null;
-        request.Emit(new EngineEvent(tokenId, logProbabilities?[tokenId] ?? 0f, top, null));
+        request.Emit(new EngineEvent(tokenId, logProbabilities?[tokenId] ?? 0f, top, null, Stopwatch.GetTimestamp()));
         if (request.StopTokenIds.Contains(tokenId))
         {
             Free(slot, EngineFinish.Stop);

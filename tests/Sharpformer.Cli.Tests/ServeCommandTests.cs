@@ -109,7 +109,7 @@ public class ServeCommandTests
         var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.StartsWith("      1 ", lines[1], StringComparison.Ordinal);
         Assert.StartsWith("      3      12 ", lines[2], StringComparison.Ordinal);
-        Assert.Contains("targets", lines[3], StringComparison.Ordinal);
+        Assert.Contains("targets", lines[^1], StringComparison.Ordinal);
     }
 
     private static StringContent Json(object value) => new(JsonSerializer.Serialize(value), Encoding.UTF8, "application/json");
