@@ -368,6 +368,11 @@ public sealed class InferenceEngine : IDisposable
     /// <summary>Takes queued requests into free slots; newcomers with prompts of equal length share one prefill forward.</summary>
     private void Admit(float[] logits)
     {
+        if (QueueDepth == 0)
+        {
+            return;
+        }
+
         var admitted = new List<(int Slot, EngineRequest Request)>();
         for (int s = 0; s < _slots.Length; s++)
         {
@@ -389,6 +394,12 @@ public sealed class InferenceEngine : IDisposable
                 if (candidate.StopRequested)
                 {
                     candidate.Complete(EngineFinish.Stop);
+                    continue;
+                }
+
+                if (candidate.Deadline is { } deadline && DateTime.UtcNow >= deadline)
+                {
+                    candidate.Complete(EngineFinish.Deadline);
                     continue;
                 }
 
