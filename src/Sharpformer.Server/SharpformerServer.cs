@@ -23,6 +23,15 @@ namespace Sharpformer.Server;
 /// <c>GET /metrics</c>, and the OpenAPI document at <c>/openapi/v1.json</c>. Every route but /health needs an API key
 /// when keys are configured.
 /// </summary>
+/// <remarks>
+/// Semantics where OpenAI leaves room: temperature 0 is greedy, otherwise sampling with top_p (no top-k); choice i of
+/// a request with a seed samples with seed + i; logprobs are the model's log-softmax before temperature and top_p
+/// (vLLM's default); usage counts a stop token (EOS) as generated. <c>response_format: json_object</c> does not
+/// constrain decoding: the finished text of every choice must parse as JSON, otherwise the answer is 422
+/// <c>invalid_response_format</c> (streaming: an error event before <c>[DONE]</c>). Fields the server does not
+/// implement (presence/frequency penalty, logit_bias, tools) are refused with 400 rather than ignored. A request past
+/// its deadline answers 504 (streaming: an error event); one cut by shutdown 503.
+/// </remarks>
 public sealed class SharpformerServer : IAsyncDisposable
 {
     private readonly ServerOptions _options;
