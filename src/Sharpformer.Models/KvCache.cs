@@ -5,8 +5,10 @@ namespace Sharpformer.Models;
 /// <summary>
 /// Keys and values of every layer for B sequences, preallocated to a fixed capacity so decoding never reallocates.
 /// Each layer holds K and V as [B, Tmax, H·D] (the layout the attention kernel reads as a strided [B, H, T, D] view),
-/// plus a key mask [B, Tmax] (1 = token, 0 = left padding) and the next position id of each sequence.
-/// All sequences share one length: left padding aligns them.
+/// plus a key mask [B, Tmax] (1 = token, 0 = left padding), the next position id and the length of each sequence.
+/// Two ways to fill it: in lockstep (<see cref="Advance"/>: every sequence grows by T, left padding aligns them — what
+/// generate and beam search use), or as independent slots (<see cref="AdvanceSequence"/> / <see cref="ResetSequence"/>:
+/// each sequence is claimed, grows and is freed on its own — what a continuously batching server uses).
 /// </summary>
 public sealed class KvCache
 {
@@ -18,6 +20,7 @@ public sealed class KvCache
     private ArraySegment<float>[] _values;
     private readonly float[] _mask;
     private readonly int[] _nextPosition;
+    private readonly int[] _lengths;
 
     /// <summary>Allocates an empty cache.</summary>
     /// <param name="layers">Number of layers.</param>
@@ -39,6 +42,7 @@ public sealed class KvCache
 
         _mask = new float[batch * capacity];
         _nextPosition = new int[batch];
+        _lengths = new int[batch];
     }
 
     /// <summary>Number of layers.</summary>
@@ -53,8 +57,13 @@ public sealed class KvCache
     /// <summary>H·D, the width of a key or value row.</summary>
     public int Width { get; }
 
-    /// <summary>Tokens (padding included) stored per sequence so far.</summary>
+    /// <summary>Tokens (padding included) stored per sequence so far: the longest sequence's length (in lockstep, every sequence's).</summary>
     public int Length { get; private set; }
+
+    /// <summary>Tokens (padding included) stored for sequence <paramref name="sequence"/>.</summary>
+    /// <param name="sequence">Index in the batch (the slot).</param>
+    /// <returns>Its length; its keys and values occupy rows [0, length).</returns>
+    public int SequenceLength(int sequence) => _lengths[sequence];
 
     /// <summary>Keys of layer <paramref name="layer"/>, [B, Tmax, H·D].</summary>
     /// <param name="layer">Layer index.</param>
@@ -80,6 +89,53 @@ public sealed class KvCache
         Length = 0;
         Array.Clear(_mask);
         Array.Clear(_nextPosition);
+        Array.Clear(_lengths);
+    }
+
+    /// <summary>Frees slot <paramref name="sequence"/>: its length, mask and position count return to 0; the other sequences keep theirs.</summary>
+    /// <param name="sequence">Index in the batch.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The index is outside [0, B).</exception>
+    public void ResetSequence(int sequence)
+    {
+        CheckSequence(sequence);
+        Array.Clear(_mask, sequence * Capacity, Capacity);
+        _nextPosition[sequence] = 0;
+        _lengths[sequence] = 0;
+        Length = MaxLength();
+    }
+
+    /// <summary>
+    /// Claims T new rows for sequence <paramref name="sequence"/> alone (slot use: a model calls this, then writes its
+    /// K/V into rows [old length, old length + T) of that sequence): marks them as tokens and writes their position ids
+    /// (continuing the sequence's count).
+    /// </summary>
+    /// <param name="sequence">Index in the batch.</param>
+    /// <param name="tokens">T ≥ 1.</param>
+    /// <param name="positions">[T] receives the position ids.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The index is outside [0, B).</exception>
+    /// <exception cref="ArgumentException">The sequence would exceed the capacity, or <paramref name="positions"/> holds fewer than T values.</exception>
+    public void AdvanceSequence(int sequence, int tokens, Span<int> positions)
+    {
+        CheckSequence(sequence);
+        int length = _lengths[sequence];
+        if (tokens <= 0 || length + tokens > Capacity)
+        {
+            throw new ArgumentException($"KvCache: sequence {sequence} holds {length} tokens; {tokens} more would exceed its capacity of {Capacity} (pass T ≥ 1, or free the slot with ResetSequence).", nameof(tokens));
+        }
+
+        if (positions.Length < tokens)
+        {
+            throw new ArgumentException($"KvCache.AdvanceSequence: positions holds {positions.Length} values, T={tokens} needed.", nameof(positions));
+        }
+
+        for (int t = 0; t < tokens; t++)
+        {
+            _mask[sequence * Capacity + length + t] = 1f;
+            positions[t] = _nextPosition[sequence]++;
+        }
+
+        _lengths[sequence] = length + tokens;
+        Length = Math.Max(Length, length + tokens);
     }
 
     /// <summary>
@@ -116,11 +172,15 @@ public sealed class KvCache
 
         var mask = (float[])_mask.Clone();
         var next = (int[])_nextPosition.Clone();
+        var lengths = (int[])_lengths.Clone();
         for (int b = 0; b < Batch; b++)
         {
             Array.Copy(mask, sources[b] * Capacity, _mask, b * Capacity, Capacity);
             _nextPosition[b] = next[sources[b]];
+            _lengths[b] = lengths[sources[b]];
         }
+
+        Length = MaxLength();
     }
 
     /// <summary>
@@ -132,8 +192,17 @@ public sealed class KvCache
     /// <param name="tokens">T.</param>
     /// <param name="positions">[B, T] receives the position ids.</param>
     /// <exception cref="ArgumentException">The cache is too small, or a span does not hold [B, T] values.</exception>
+    /// <exception cref="InvalidOperationException">The sequences have different lengths (the cache is in slot use: call <see cref="AdvanceSequence"/>).</exception>
     public void Advance(ReadOnlySpan<float> attentionMask, int tokens, Span<int> positions)
     {
+        foreach (int length in _lengths)
+        {
+            if (length != Length)
+            {
+                throw new InvalidOperationException($"KvCache.Advance: the sequences have different lengths (slots filled with AdvanceSequence, longest {Length}); advance them one by one with AdvanceSequence, or Clear the cache first.");
+            }
+        }
+
         if (tokens < 0 || Length + tokens > Capacity)
         {
             throw new ArgumentException($"KvCache: {Length} cached + {tokens} new tokens exceed its capacity of {Capacity}; allocate a larger cache.", nameof(tokens));
@@ -155,6 +224,26 @@ public sealed class KvCache
         }
 
         Length += tokens;
+        Array.Fill(_lengths, Length);
+    }
+
+    private void CheckSequence(int sequence)
+    {
+        if ((uint)sequence >= (uint)Batch)
+        {
+            throw new ArgumentOutOfRangeException(nameof(sequence), sequence, $"KvCache: sequence index must be in [0, {Batch}).");
+        }
+    }
+
+    private int MaxLength()
+    {
+        int max = 0;
+        foreach (int length in _lengths)
+        {
+            max = Math.Max(max, length);
+        }
+
+        return max;
     }
 
     private static void Gather(ArraySegment<float> source, ArraySegment<float> destination, ReadOnlySpan<int> sources, int rowBlock, int used)

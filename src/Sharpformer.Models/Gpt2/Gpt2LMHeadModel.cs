@@ -216,6 +216,8 @@ public sealed class Gpt2Model : Module
     private float[] _attn = [];
     private float[] _mlp = [];
     private int[] _positions = [];
+    private int[] _slotRows = [];
+    private int[] _slotPast = [];
 
     /// <summary>
     /// Builds the body through <paramref name="vb"/>, rooted at the body (HF's <c>transformer.</c> prefix already
@@ -443,10 +445,14 @@ public sealed class Gpt2Model : Module
     }
 
     /// <summary>Runs the body through the fused path; the result (after ln_f unless told otherwise) is left in <see cref="_hidden"/> [B·T, C].</summary>
+    /// <remarks>
+    /// With <paramref name="slots"/> empty every cache sequence advances in lockstep (B = the cache's B); otherwise row
+    /// b of the ids belongs to cache sequence slots[b], which advances alone from its own length.
+    /// </remarks>
     internal Span<float> Run(ReadOnlySpan<int> ids, ReadOnlySpan<float> attentionMask, int batch, int tokens, KvCache cache,
-        List<Tensor>? hiddenStates, List<Tensor>? attentions, bool finalNorm = true)
+        List<Tensor>? hiddenStates, List<Tensor>? attentions, bool finalNorm = true, ReadOnlySpan<int> slots = default)
     {
-        if (cache.Batch != batch)
+        if (slots.IsEmpty && cache.Batch != batch)
         {
             throw new ArgumentException($"GPT-2 forward: the cache holds B={cache.Batch} sequences but the ids have B={batch}.", nameof(cache));
         }
@@ -458,16 +464,23 @@ public sealed class Gpt2Model : Module
                 nameof(cache));
         }
 
-        if (cache.Length + tokens > cache.Capacity)
+        int c = Config.HiddenSize, heads = Config.NumAttentionHeads, d = c / heads, rows = batch * tokens;
+        EnsureBuffers(rows);
+        // Each sequence's cache row and its length before this step (in lockstep: b and the shared length).
+        var rowOf = _slotRows.AsSpan(0, batch);
+        var pastOf = _slotPast.AsSpan(0, batch);
+        for (int b = 0; b < batch; b++)
         {
-            throw new ArgumentException(
-                $"GPT-2 forward: {cache.Length} cached + {tokens} new tokens exceed the cache capacity {cache.Capacity} (context n_positions={Config.MaxPositionEmbeddings}); shorten the input or allocate a larger cache.",
-                nameof(cache));
+            rowOf[b] = slots.IsEmpty ? b : slots[b];
+            pastOf[b] = slots.IsEmpty ? cache.Length : cache.SequenceLength(rowOf[b]);
+            if (pastOf[b] + tokens > cache.Capacity)
+            {
+                throw new ArgumentException(
+                    $"GPT-2 forward: {pastOf[b]} cached + {tokens} new tokens exceed the cache capacity {cache.Capacity} (context n_positions={Config.MaxPositionEmbeddings}); shorten the input or allocate a larger cache.",
+                    nameof(cache));
+            }
         }
 
-        int c = Config.HiddenSize, heads = Config.NumAttentionHeads, d = c / heads, rows = batch * tokens;
-        int past = cache.Length, keys = past + tokens;
-        EnsureBuffers(rows);
         var h = _hidden.AsSpan(0, rows * c);
         var x = _normed.AsSpan(0, rows * c);
         var qkv = _qkv.AsSpan(0, rows * 3 * c);
@@ -476,7 +489,18 @@ public sealed class Gpt2Model : Module
         var positions = _positions.AsSpan(0, rows);
 
         // Position ids from the mask like HF generate: cumsum(mask) − 1 over real tokens, continuing the cache's count.
-        cache.Advance(attentionMask, tokens, positions);
+        if (slots.IsEmpty)
+        {
+            cache.Advance(attentionMask, tokens, positions);
+        }
+        else
+        {
+            for (int b = 0; b < batch; b++)
+            {
+                cache.AdvanceSequence(rowOf[b], tokens, positions.Slice(b * tokens, tokens));
+            }
+        }
+
         var wpe = Wpe.Weight.Value.AsReadOnlySpan<float>();
         for (int r = 0; r < rows; r++)
         {
@@ -502,26 +526,31 @@ public sealed class Gpt2Model : Module
                 for (int t = 0; t < tokens; t++)
                 {
                     var src = qkv.Slice((b * tokens + t) * 3 * c, 3 * c);
-                    int dst = (b * cache.Capacity + past + t) * c;
+                    int dst = (rowOf[b] * cache.Capacity + pastOf[b] + t) * c;
                     src.Slice(c, c).CopyTo(cacheK.Slice(dst, c));
                     src.Slice(2 * c, c).CopyTo(cacheV.Slice(dst, c));
                 }
             }
 
             float scale = block.Attn.Scale;
+            // Attention weights are returned only in lockstep, where every sequence has the same Tk.
+            int keys = pastOf[0] + tokens;
             float[]? probs = attentions is null ? null : new float[batch * heads * tokens * keys];
             for (int b = 0; b < batch; b++)
             {
-                // One call per sequence: the cache's batch stride is Tmax rows, not Tk, so each sequence is its own view.
+                // One call per sequence: the cache's batch stride is Tmax rows, not Tk, so each sequence is its own view
+                // (and in slot use has its own Tk).
+                keys = pastOf[b] + tokens;
+                int row = rowOf[b];
                 var shape = new AttentionShape(1, heads, tokens, keys, d) { QueryRowStride = 3 * c };
                 Attention.Forward(
                     shape,
                     qkv.Slice(b * tokens * 3 * c),
-                    cacheK.Slice(b * cache.Capacity * c),
-                    cacheV.Slice(b * cache.Capacity * c),
+                    cacheK.Slice(row * cache.Capacity * c),
+                    cacheV.Slice(row * cache.Capacity * c),
                     att.Slice(b * tokens * c, tokens * c),
                     causal: true,
-                    keyPaddingMask: cache.Mask.Slice(b * cache.Capacity, keys),
+                    keyPaddingMask: cache.Mask.Slice(row * cache.Capacity, keys),
                     scale: scale,
                     probabilities: probs is null ? default : probs.AsSpan(b * heads * tokens * keys, heads * tokens * keys));
             }
@@ -589,6 +618,8 @@ public sealed class Gpt2Model : Module
         _attn = new float[rows * c];
         _mlp = new float[rows * Config.IntermediateSize];
         _positions = new int[rows];
+        _slotRows = new int[rows];
+        _slotPast = new int[rows];
     }
 }
 
@@ -598,7 +629,7 @@ public sealed class Gpt2Model : Module
 /// parameter, listed and saved once): logits = ln_f(h) · wteᵀ. Trains through <see cref="Forward(Tensor, Tensor?, Tensor?, bool, bool)"/>
 /// (labels → loss) and generates through <see cref="ForwardLast"/> over the same parameters. Not thread-safe.
 /// </summary>
-public sealed partial class Gpt2LMHeadModel : Module, ICausalLM, ILanguageModel, ISupportsGradientCheckpointing
+public sealed partial class Gpt2LMHeadModel : Module, ISlotCausalLM, ILanguageModel, ISupportsGradientCheckpointing
 {
     private float[] _lastRows = [];
 
@@ -799,19 +830,57 @@ public sealed partial class Gpt2LMHeadModel : Module, ICausalLM, ILanguageModel,
         }
 
         var h = Transformer.Run(ids, attentionMask, batch, tokens, cache, null, null, finalNorm: false);
+        TakeLastRows(h, batch, tokens, c);
+        var last = _lastRows.AsSpan(0, batch * c);
+
+        Transformer.FinalNorm(last, batch);
+        LmHead.Apply(last, batch, lastLogits, accumulate: false);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Always the fused path; only the N last rows go through ln_f and the head.</remarks>
+    /// <exception cref="ArgumentException">The slots are empty, repeated or outside the cache, the ids do not form [N, T], an id is outside the vocabulary, a slot would exceed the cache, or the logits span is too small.</exception>
+    public void ForwardSlots(ReadOnlySpan<int> slots, ReadOnlySpan<int> ids, KvCache cache, Span<float> lastLogits)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        int count = slots.Length, c = Config.HiddenSize;
+        if (count == 0)
+        {
+            throw new ArgumentException("GPT-2 ForwardSlots: no slots given; pass at least one slot index.", nameof(slots));
+        }
+
+        for (int i = 0; i < count; i++)
+        {
+            if ((uint)slots[i] >= (uint)cache.Batch || slots[..i].Contains(slots[i]))
+            {
+                throw new ArgumentException($"GPT-2 ForwardSlots: slot {slots[i]} is outside the cache's [0, {cache.Batch}) or listed twice; pass distinct slot indices.", nameof(slots));
+            }
+        }
+
+        int tokens = Transformer.CheckInputs(ids, count, default);
+        if (lastLogits.Length < count * VocabSize)
+        {
+            throw new ArgumentException($"GPT-2 ForwardSlots: logits span holds {lastLogits.Length} values, [N={count}, V={VocabSize}] needs {count * VocabSize}.", nameof(lastLogits));
+        }
+
+        var h = Transformer.Run(ids, default, count, tokens, cache, null, null, finalNorm: false, slots);
+        TakeLastRows(h, count, tokens, c);
+        var last = _lastRows.AsSpan(0, count * c);
+        Transformer.FinalNorm(last, count);
+        LmHead.Apply(last, count, lastLogits, accumulate: false);
+    }
+
+    private void TakeLastRows(ReadOnlySpan<float> h, int batch, int tokens, int c)
+    {
         if (_lastRows.Length < batch * c)
         {
             _lastRows = new float[batch * c];
         }
 
-        var last = _lastRows.AsSpan(0, batch * c);
         for (int b = 0; b < batch; b++)
         {
-            h.Slice(((b * tokens) + tokens - 1) * c, c).CopyTo(last.Slice(b * c, c));
+            h.Slice(((b * tokens) + tokens - 1) * c, c).CopyTo(_lastRows.AsSpan(b * c, c));
         }
-
-        Transformer.FinalNorm(last, batch);
-        LmHead.Apply(last, batch, lastLogits, accumulate: false);
     }
 
     /// <summary>labels [B, T] → labels' [B, T] with labels'[b, t] = labels[b, t + 1] and −100 at the last position, validated.</summary>

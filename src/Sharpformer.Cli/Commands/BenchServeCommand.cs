@@ -1,0 +1,157 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Sharpformer.Generation;
+using Sharpformer.IO.Config;
+using Sharpformer.Models.Gpt2;
+using Sharpformer.NN;
+using Sharpformer.Server;
+
+namespace Sharpformer.Cli.Commands;
+
+/// <summary>
+/// <c>sharpformer bench serve</c>: the serving engine (<see cref="InferenceEngine"/>, continuous batching) on a GPT-2
+/// 124M-shaped model with random weights: aggregate decode tokens/s and time to first token with 1, 4 and 16 concurrent
+/// streams, and the ratios issue 14 targets (16 streams ≥ 4× the tokens/s of one; time to first token at 16 ≤ 2× that
+/// of one). It drives the engine directly with token ids, so HTTP and detokenization are not in the numbers.
+/// </summary>
+internal static class BenchServeCommand
+{
+    public static Command Create()
+    {
+        var tokens = new Option<int>("--tokens") { Description = "Tokens each stream generates.", DefaultValueFactory = _ => 64 };
+        var promptLength = new Option<int>("--prompt-tokens") { Description = "Prompt length of each stream (random ids).", DefaultValueFactory = _ => 32 };
+        var streams = new Option<string>("--streams") { Description = "Comma-separated concurrency levels.", DefaultValueFactory = _ => "1,4,16" };
+        var json = new Option<bool>("--json") { Description = "Print the results as JSON instead of a table." };
+        var tiny = new Option<bool>("--tiny") { Description = "A tiny model instead of the 124M shape (tests): checks the output, not the speed.", Hidden = true };
+        var command = new Command("serve", "Continuous batching: aggregate decode tokens/s and time to first token at 1, 4 and 16 concurrent streams (GPT-2 124M shape, random weights).")
+        {
+            tokens, promptLength, streams, json, tiny,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            int[] levels;
+            try
+            {
+                levels = [.. parse.GetValue(streams)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture))];
+            }
+            catch (FormatException)
+            {
+                await parse.InvocationConfiguration.Error.WriteLineAsync("error: --streams takes comma-separated integers, e.g. 1,4,16.").ConfigureAwait(false);
+                return 2;
+            }
+
+            int newTokens = parse.GetValue(tokens), prompt = parse.GetValue(promptLength);
+            if (levels.Length == 0 || levels.Any(l => l < 1) || newTokens < 1 || prompt < 1)
+            {
+                await parse.InvocationConfiguration.Error.WriteLineAsync("error: --streams levels, --tokens and --prompt-tokens must be at least 1.").ConfigureAwait(false);
+                return 2;
+            }
+
+            var model = RandomModel(parse.GetValue(tiny));
+            if (prompt + newTokens > model.MaxPositions)
+            {
+                await parse.InvocationConfiguration.Error.WriteLineAsync($"error: --prompt-tokens + --tokens = {prompt + newTokens} exceeds the context of {model.MaxPositions}.").ConfigureAwait(false);
+                return 2;
+            }
+
+            var results = new List<Result>();
+            foreach (int level in levels)
+            {
+                // A warm-up pass at this level, then the measured one.
+                await Measure(model, level, prompt, Math.Min(newTokens, 8), ct).ConfigureAwait(false);
+                results.Add(await Measure(model, level, prompt, newTokens, ct).ConfigureAwait(false));
+            }
+
+            Print(output, results, parse.GetValue(json));
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>One concurrency level: tokens in all, wall seconds, aggregate decode tokens/s (once every stream decodes), mean time to first token, mean sequences per decode step.</summary>
+    private sealed record Result(int Streams, int Tokens, double Seconds, double TokensPerSecond, double MeanTimeToFirstToken, double MeanBatch);
+
+    private static Gpt2LMHeadModel RandomModel(bool tiny)
+    {
+        string shape = tiny
+            ? """{"model_type": "gpt2", "vocab_size": 257, "n_positions": 128, "n_embd": 32, "n_layer": 2, "n_head": 4}"""
+            : """{"model_type": "gpt2", "vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12}""";
+        var config = (Gpt2Config)ModelConfig.Parse(shape);
+        return Gpt2LMHeadModel.FromVarBuilder(config, VarBuilder.FromInit(seed: 1, std: (float)config.InitializerRange));
+    }
+
+    private static async Task<Result> Measure(Gpt2LMHeadModel model, int streams, int promptTokens, int newTokens, CancellationToken ct)
+    {
+        // Each slot holds just this run's tokens: 16 slots of the full 1024 would be a 1.2 GB cache.
+        using var engine = new InferenceEngine(model, maxBatch: streams, maxQueue: streams, context: promptTokens + newTokens);
+        var random = new Random(streams);
+        // Greedy with no stop token: every stream generates exactly newTokens.
+        var options = new GenerationOptions { MaxNewTokens = newTokens };
+        var requests = Enumerable.Range(0, streams)
+            .Select(_ => new EngineRequest([.. Enumerable.Range(0, promptTokens).Select(_ => random.Next(model.VocabSize))], options, [], cancellation: ct))
+            .ToList();
+        long start = Stopwatch.GetTimestamp();
+        long stepsBefore = engine.Statistics.DecodeSteps, sequencesBefore = engine.Statistics.DecodeStepSequences;
+        foreach (var request in requests)
+        {
+            if (engine.Enqueue(request) != EnqueueResult.Queued)
+            {
+                throw new InvalidOperationException("bench serve: the engine refused a request; raise its queue.");
+            }
+        }
+
+        // Each stream's token times (seconds from the start, as the engine produced them).
+        var arrivals = await Task.WhenAll(requests.Select(async r =>
+        {
+            var times = new List<double>();
+            await foreach (var e in r.Events.ReadAllAsync(ct).ConfigureAwait(false))
+            {
+                if (e.Finish is null)
+                {
+                    times.Add(Stopwatch.GetElapsedTime(start, e.Timestamp).TotalSeconds);
+                }
+            }
+
+            return times;
+        })).ConfigureAwait(false);
+        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        int total = arrivals.Sum(a => a.Count);
+
+        // Decode throughput in steady state: tokens that arrived after every stream had its first token (all of them
+        // decoding together), over that window.
+        double allStarted = arrivals.Max(a => a[0]);
+        double end = arrivals.Max(a => a[^1]);
+        int decoded = arrivals.Sum(a => a.Count(t => t > allStarted));
+        double decodeRate = end > allStarted ? decoded / (end - allStarted) : 0;
+        long steps = engine.Statistics.DecodeSteps - stepsBefore;
+        double meanBatch = steps == 0 ? 0 : (double)(engine.Statistics.DecodeStepSequences - sequencesBefore) / steps;
+        return new Result(streams, total, seconds, decodeRate, arrivals.Average(a => a[0]), meanBatch);
+    }
+
+    private static void Print(TextWriter output, List<Result> results, bool json)
+    {
+        var one = results.FirstOrDefault(r => r.Streams == 1);
+        if (json)
+        {
+            output.WriteLine(JsonSerializer.Serialize(new
+            {
+                results = results.Select(r => new { streams = r.Streams, tokens = r.Tokens, seconds = r.Seconds, tokens_per_second = r.TokensPerSecond, time_to_first_token_s = r.MeanTimeToFirstToken, mean_batch = r.MeanBatch }),
+            }));
+            return;
+        }
+
+        output.WriteLine($"{"streams",7} {"tokens",7} {"seconds",8} {"decode tok/s",12} {"TTFT ms",8} {"batch",6} {"tok/s ×1",9} {"TTFT ×1",8}");
+        foreach (var r in results)
+        {
+            string speedup = one is null ? "-" : (r.TokensPerSecond / one.TokensPerSecond).ToString("F2", CultureInfo.InvariantCulture);
+            string ttft = one is null ? "-" : (r.MeanTimeToFirstToken / one.MeanTimeToFirstToken).ToString("F2", CultureInfo.InvariantCulture);
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r.Streams,7} {r.Tokens,7} {r.Seconds,8:F2} {r.TokensPerSecond,12:F1} {r.MeanTimeToFirstToken * 1000,8:F1} {r.MeanBatch,6:F1} {speedup,9} {ttft,8}"));
+        }
+
+        output.WriteLine("decode tok/s: all streams' tokens after the last stream's first token, over that window; TTFT: mean from queueing to the first token (prefill included).");
+        output.WriteLine("targets (issue 14): decode tok/s at 16 streams ≥ 4× one stream; TTFT at 16 streams ≤ 2× one stream.");
+    }
+}

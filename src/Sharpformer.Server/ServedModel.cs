@@ -1,0 +1,133 @@
+using System.Text.Json;
+using Sharpformer.IO.Config;
+using Sharpformer.Models;
+using Sharpformer.Pipelines;
+using Sharpformer.Text;
+
+namespace Sharpformer.Server;
+
+/// <summary>One chat message as the chat route hands it to a prompt formatter.</summary>
+/// <param name="Role">system, user, assistant (or another role the client sent).</param>
+/// <param name="Content">The message text.</param>
+public sealed record ChatTurn(string Role, string Content);
+
+/// <summary>
+/// A model the server offers under a name: a generative model (completions, and chat when it has a prompt formatter)
+/// or an encoder (embeddings, and fill-mask when it has an MLM head).
+/// </summary>
+public sealed class ServedModel
+{
+    private ServedModel(string name)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        Name = name;
+    }
+
+    /// <summary>The name clients pass as <c>model</c>.</summary>
+    public string Name { get; }
+
+    /// <summary>The causal LM (generative models), else null.</summary>
+    public ISlotCausalLM? CausalLM { get; private init; }
+
+    /// <summary>The tokenizer.</summary>
+    public TextTokenizer? Tokenizer { get; private init; }
+
+    /// <summary>
+    /// Turns chat messages into the prompt text (the model's chat template), or null when the model has none the
+    /// server can render; chat requests to it are then answered 400 with <see cref="ChatUnavailableReason"/>.
+    /// </summary>
+    public Func<IReadOnlyList<ChatTurn>, string>? ChatPrompt { get; private init; }
+
+    /// <summary>Why chat is unavailable (null when <see cref="ChatPrompt"/> is set).</summary>
+    public string? ChatUnavailableReason { get; private init; }
+
+    /// <summary>Sentence embeddings (encoders), else null.</summary>
+    public SentenceEmbeddingPipeline? Embeddings { get; private init; }
+
+    /// <summary>Fill-mask (encoders with an MLM head), else null.</summary>
+    public FillMaskPipeline? FillMask { get; private init; }
+
+    /// <summary>A generative model.</summary>
+    /// <param name="name">The name clients use.</param>
+    /// <param name="model">The model (the server's inference loop becomes its only user).</param>
+    /// <param name="tokenizer">Its tokenizer.</param>
+    /// <param name="chatPrompt">Renders chat messages into the prompt, or null (chat answered 400).</param>
+    /// <param name="chatUnavailableReason">With no formatter: the sentence the 400 gives (default: the model has no chat template).</param>
+    /// <returns>The served model.</returns>
+    public static ServedModel Generative(string name, ISlotCausalLM model, TextTokenizer tokenizer, Func<IReadOnlyList<ChatTurn>, string>? chatPrompt = null, string? chatUnavailableReason = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        return new ServedModel(name)
+        {
+            CausalLM = model,
+            Tokenizer = tokenizer,
+            ChatPrompt = chatPrompt,
+            ChatUnavailableReason = chatPrompt is null ? chatUnavailableReason ?? $"model {name} has no chat template; use /v1/completions" : null,
+        };
+    }
+
+    /// <summary>An encoder.</summary>
+    /// <param name="name">The name clients use.</param>
+    /// <param name="embeddings">The embedding pipeline.</param>
+    /// <param name="fillMask">The fill-mask pipeline over the same model, or null.</param>
+    /// <returns>The served model.</returns>
+    public static ServedModel Encoder(string name, SentenceEmbeddingPipeline embeddings, FillMaskPipeline? fillMask = null)
+    {
+        ArgumentNullException.ThrowIfNull(embeddings);
+        return new ServedModel(name) { Embeddings = embeddings, FillMask = fillMask, Tokenizer = embeddings.Tokenizer };
+    }
+
+    /// <summary>
+    /// Loads a local Hugging Face folder or a Hub id (through the HF cache): a causal LM (config.json model_type among
+    /// <see cref="AutoModelForCausalLM.SupportedModelTypes"/>) or an encoder. A generative folder whose
+    /// tokenizer_config.json has a <c>chat_template</c> still serves no chat: that template is Jinja, which this
+    /// server does not interpret yet; the 400 says so.
+    /// </summary>
+    /// <param name="name">The name clients use.</param>
+    /// <param name="path">The folder or Hub id.</param>
+    /// <param name="ct">Cancels a download.</param>
+    /// <returns>The served model.</returns>
+    /// <exception cref="NotSupportedException">The model type can be neither generated from with continuous batching nor embedded.</exception>
+    /// <exception cref="ModelUnavailableException">Not a local folder, not cached, and the Hub cannot be reached.</exception>
+    public static async Task<ServedModel> LoadAsync(string name, string path, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        path = (await ModelFolders.ResolveAsync(path, new PipelineOptions(), $"pass --model {name}=<folder> with config.json, the weights and the tokenizer files.", ct).ConfigureAwait(false)).Directory;
+        if (AutoModelForCausalLM.SupportedModelTypes.Contains(ModelConfig.Load(path).ModelType))
+        {
+            var model = AutoModelForCausalLM.FromPretrained(path) as ISlotCausalLM
+                ?? throw new NotSupportedException($"--model {name}={path}: this causal LM does not support continuous batching (ISlotCausalLM).");
+            var tokenizer = AutoTokenizer.FromPretrained(path);
+            string? reason = HasChatTemplate(path)
+                ? $"model {name} has a Jinja chat template (tokenizer_config.json chat_template), which this server cannot render yet; use /v1/completions"
+                : null;
+            return Generative(name, model, tokenizer, null, reason);
+        }
+
+        var embeddings = await SentenceEmbeddingPipeline.FromPretrainedAsync(path, null, ct).ConfigureAwait(false);
+        FillMaskPipeline? fillMask;
+        try
+        {
+            fillMask = await FillMaskPipeline.FromPretrainedAsync(path, null, ct).ConfigureAwait(false);
+        }
+        catch (NotSupportedException)
+        {
+            fillMask = null;
+        }
+
+        return Encoder(name, embeddings, fillMask);
+    }
+
+    private static bool HasChatTemplate(string folder)
+    {
+        string file = Path.Combine(folder, "tokenizer_config.json");
+        if (!File.Exists(file))
+        {
+            return false;
+        }
+
+        using var document = JsonDocument.Parse(File.ReadAllText(file));
+        return document.RootElement.TryGetProperty("chat_template", out var template) && template.ValueKind != JsonValueKind.Null;
+    }
+}
