@@ -24,7 +24,7 @@ public static class AutoModel
             "bert" or "roberta" => BertModel.FromPretrained(folder),
             "distilbert" => DistilBertModel.FromPretrained(folder),
             _ => throw new NotSupportedException(
-                $"AutoModel: model_type '{config.ModelType}' in {folder} has no model implementation yet; supported model types: {string.Join(", ", SupportedModelTypes)}."),
+                $"{folder}: model_type '{config.ModelType}' is not supported here yet; use a model of type {string.Join(", ", SupportedModelTypes)}."),
         };
     }
 }
@@ -48,7 +48,7 @@ public static class AutoModelForMaskedLM
             "bert" => BertForMaskedLM.FromPretrained(folder),
             "distilbert" => DistilBertForMaskedLM.FromPretrained(folder),
             _ => throw new NotSupportedException(
-                $"AutoModelForMaskedLM: model_type '{config.ModelType}' in {folder} has no masked-LM implementation yet; supported model types: {string.Join(", ", SupportedModelTypes)}."),
+                $"{folder}: model_type '{config.ModelType}' has no masked-LM (fill-mask) implementation here yet; use a model of type {string.Join(", ", SupportedModelTypes)}."),
         };
     }
 
@@ -67,7 +67,7 @@ public static class AutoModelForMaskedLM
         {
             BertConfig bert when config.ModelType == "bert" => BertForMaskedLM.FromConfig(bert, seed),
             _ => throw new NotSupportedException(
-                $"AutoModelForMaskedLM: a fresh '{config.ModelType}' model cannot be built from a config yet; from scratch: bert. To continue training a checkpoint of another type, pass --model."),
+                $"a fresh '{config.ModelType}' masked-LM cannot be built from a config yet (from scratch: bert); to continue training a checkpoint of another type, pass --model."),
         };
     }
 }

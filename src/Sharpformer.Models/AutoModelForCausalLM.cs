@@ -24,7 +24,7 @@ public static class AutoModelForCausalLM
         {
             "gpt2" => Gpt2LMHeadModel.FromPretrained(folder, dtype),
             _ => throw new NotSupportedException(
-                $"AutoModelForCausalLM: model_type '{config.ModelType}' in {folder} has no causal-LM implementation yet; supported model types: {string.Join(", ", SupportedModelTypes)}."),
+                $"{folder}: model_type '{config.ModelType}' is not a causal (text-generation) language model here; use a model of type {string.Join(", ", SupportedModelTypes)}."),
         };
     }
 
@@ -44,7 +44,7 @@ public static class AutoModelForCausalLM
         {
             Gpt2Config gpt2 => Gpt2LMHeadModel.FromConfig(gpt2, seed),
             _ => throw new NotSupportedException(
-                $"AutoModelForCausalLM: a fresh '{config.ModelType}' model cannot be built from a config yet; supported model types: {string.Join(", ", SupportedModelTypes)}."),
+                $"a fresh '{config.ModelType}' causal LM cannot be built from a config yet; use a config of type {string.Join(", ", SupportedModelTypes)}."),
         };
     }
 }

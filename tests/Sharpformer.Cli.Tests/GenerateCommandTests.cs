@@ -9,29 +9,18 @@ namespace Sharpformer.Cli.Tests;
 
 public class GenerateCommandTests
 {
-    // The PyTorch tiny GPT-2 (tests/fixtures/gpt2_tiny, vocabulary = 256 bytes + <|endoftext|>) with a byte-level
-    // tokenizer of the same vocabulary and no merges.
+    // The PyTorch tiny GPT-2 (tests/fixtures/gpt2_tiny: vocabulary = 256 bytes + <|endoftext|>) with its byte-level
+    // tokenizer files (same vocabulary, no merges; make_tokenizer.py there).
     internal static readonly Lazy<string> ModelFolder = new(() =>
     {
         var fixture = Path.Combine(RepoRoot(), "tests", "fixtures", "gpt2_tiny");
         var dir = Path.Combine(AppContext.BaseDirectory, "generate-tiny-gpt2");
         Directory.CreateDirectory(dir);
-        foreach (var name in new[] { "config.json", "model.safetensors" })
+        foreach (var name in new[] { "config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json" })
         {
             File.Copy(Path.Combine(fixture, name), Path.Combine(dir, name), overwrite: true);
         }
 
-        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        int next = 256;
-        for (int b = 0; b < 256; b++)
-        {
-            bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-            vocab[((char)(printable ? b : next++)).ToString()] = b;
-        }
-
-        vocab["<|endoftext|>"] = 256;
-        File.WriteAllText(Path.Combine(dir, "vocab.json"), JsonSerializer.Serialize(vocab));
-        File.WriteAllText(Path.Combine(dir, "merges.txt"), "#version: 0.2\n");
         return dir;
     });
 

@@ -211,11 +211,12 @@ public class PipelineCommandTests(PipelineModelFolders models) : IClassFixture<P
     [Fact]
     public async Task Embed_UnreachableEndpoint_OneClearLine()
     {
-        var (exit, _, error) = await RunProcessAsync(new() { ["HF_ENDPOINT"] = "http://127.0.0.1:9" }, "embed", "hello");
+        // A model other than the bundled all-MiniLM-L6-v2 (which falls back to its bundled copy: BundledModelTests).
+        var (exit, _, error) = await RunProcessAsync(new() { ["HF_ENDPOINT"] = "http://127.0.0.1:9" }, "embed", "hello", "--model", "org/other-embedder");
 
         Assert.Equal(1, exit);
         var line = Assert.Single(error.TrimEnd().Split('\n'));
-        Assert.StartsWith("error: embed: 'sentence-transformers/all-MiniLM-L6-v2' is not cached and the Hub at http://127.0.0.1:9/ cannot be reached", line, StringComparison.Ordinal);
+        Assert.StartsWith("error: embed: 'org/other-embedder' is not cached and the Hub at http://127.0.0.1:9/ cannot be reached", line, StringComparison.Ordinal);
         Assert.Contains("--model", line, StringComparison.Ordinal);
     }
 }
