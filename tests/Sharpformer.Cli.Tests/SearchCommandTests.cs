@@ -85,6 +85,19 @@ public sealed class SearchCommandTests(PipelineModelFolders models) : IClassFixt
     }
 
     [Fact]
+    public void Search_Text_MultiLinePassageKeepsItsLines()
+    {
+        WriteCorpus();
+
+        var (exit, output, error) = Run("search", "watering vegetables", "--docs", _docs, "--model", models.MiniLm, "--top-k", "1");
+
+        Assert.True(exit == 0, error);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).ToArray();
+        Assert.Matches(@"^1\. 0\.\d{4}  garden\.md:1-3$", lines[1]);
+        Assert.Equal(["   Roses need sun.", "   Water the tomatoes every morning."], lines[2..]);
+    }
+
+    [Fact]
     public void Search_MissingFolder_ExitOneNamesTheFolder()
     {
         var missing = Path.Combine(_docs, "nope");

@@ -12,7 +12,7 @@ namespace Sharpformer.Cli.Commands;
 /// </summary>
 internal static class SearchCommand
 {
-    private const int PassageChars = 400;
+    private const int PassageChars = 600;
 
     public static Command Create()
     {
@@ -120,23 +120,49 @@ internal static class SearchCommand
                     : string.Create(CultureInfo.InvariantCulture, $"{hit.Chunk.LineStart}-{hit.Chunk.LineEnd}");
                 output.WriteLine();
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{hit.Rank}. {PipelineVerbs.F(hit.Score, "F4")}  {hit.Chunk.File}:{lines}"));
-                output.WriteLine("   " + Passage(hit.Chunk.Text));
+                foreach (var line in Passage(hit.Chunk.Text))
+                {
+                    output.WriteLine(line);
+                }
             }
 
             return 0;
         });
 
-    /// <summary>The passage on one line, whitespace runs as single spaces, cut at a word near <see cref="PassageChars"/> characters.</summary>
-    internal static string Passage(string text)
+    /// <summary>
+    /// The passage as indented lines: one per non-blank line of the text, whitespace runs as single spaces, cut at a word
+    /// once <see cref="PassageChars"/> characters are shown.
+    /// </summary>
+    internal static IReadOnlyList<string> Passage(string text)
     {
-        var flat = string.Join(' ', text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
-        if (flat.Length <= PassageChars)
+        var shown = new List<string>();
+        int budget = PassageChars;
+        foreach (var raw in text.ReplaceLineEndings("\n").Split('\n'))
         {
-            return flat;
+            var line = string.Join(' ', raw.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
+            if (line.Length == 0)
+            {
+                continue;
+            }
+
+            if (budget <= 0)
+            {
+                shown.Add("   …");
+                break;
+            }
+
+            if (line.Length > budget)
+            {
+                int cut = line.LastIndexOf(' ', budget);
+                shown.Add("   " + line[..(cut > budget / 2 ? cut : budget)] + " …");
+                break;
+            }
+
+            shown.Add("   " + line);
+            budget -= line.Length;
         }
 
-        int cut = flat.LastIndexOf(' ', PassageChars);
-        return flat[..(cut > PassageChars / 2 ? cut : PassageChars)] + " …";
+        return shown;
     }
 
     private static void Report(IndexUpdate u, TextWriter error)
