@@ -150,6 +150,15 @@ public sealed class DocumentSearchTests(MiniLmFolder model) : IClassFixture<Mini
         Assert.True(other.Chunks.Count > first.Chunks.Count);
         Assert.All(other.Chunks, c => Assert.True(small.CountTokens(c.Text) <= 8, c.Text));
 
+        // A matrix whose bytes changed (same length) no longer matches the manifest's SHA-256.
+        var matrixPath = Path.ChangeExtension(first.Update.CachePath, ".f32");
+        var bytes = File.ReadAllBytes(matrixPath);
+        bytes[^1] ^= 0x40;
+        File.WriteAllBytes(matrixPath, bytes);
+        var resynced = search.BuildIndex(_docs);
+        Assert.Equal(first.Chunks.Count, resynced.Update.ChunksEmbedded);
+        Assert.Contains("does not match its manifest", resynced.Update.CacheNote, StringComparison.Ordinal);
+
         File.WriteAllText(first.Update.CachePath, "{ not json");
         var repaired = search.BuildIndex(_docs);
         Assert.Equal(first.Chunks.Count, repaired.Update.ChunksEmbedded);

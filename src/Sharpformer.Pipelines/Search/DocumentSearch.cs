@@ -463,7 +463,8 @@ public sealed class DocumentSearch
                 || BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(12)) != manifest.Rows
                 || BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(16)) != manifest.Dimensions
                 || manifest.Files.Sum(f => f.Chunks.Count) != manifest.Rows
-                || manifest.Files.Any(f => f.Chunks.Any(c => c.Row < 0 || c.Row >= manifest.Rows)))
+                || manifest.Files.Any(f => f.Chunks.Any(c => c.Row < 0 || c.Row >= manifest.Rows))
+                || manifest.MatrixSha256 != Convert.ToHexStringLower(SHA256.HashData(bytes)))
             {
                 note = $"{matrixPath} does not match its manifest (truncated or from another run); rebuilding it";
                 return null;
@@ -496,9 +497,12 @@ public sealed class DocumentSearch
             BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(20 + (i * sizeof(float))), matrix[i]);
         }
 
+        manifest.MatrixSha256 = Convert.ToHexStringLower(SHA256.HashData(bytes));
+
         // Write both to temporary names, then move into place: a crash leaves the old pair or a mismatch the loader rejects.
-        var tmpMatrix = matrixPath + ".tmp";
-        var tmpManifest = manifestPath + ".tmp";
+        var unique = Guid.NewGuid().ToString("N");
+        var tmpMatrix = $"{matrixPath}.{unique}.tmp";
+        var tmpManifest = $"{manifestPath}.{unique}.tmp";
         File.WriteAllBytes(tmpMatrix, bytes);
         File.WriteAllBytes(tmpManifest, JsonSerializer.SerializeToUtf8Bytes(manifest, ManifestJson));
         File.Move(tmpMatrix, matrixPath, overwrite: true);
@@ -520,6 +524,8 @@ public sealed class DocumentSearch
         public int Dimensions { get; set; }
 
         public int Rows { get; set; }
+
+        public string MatrixSha256 { get; set; } = "";
 
         public List<ManifestFile> Files { get; set; } = [];
     }
