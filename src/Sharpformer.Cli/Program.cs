@@ -69,6 +69,7 @@ public static class Program
         root.Subcommands.Add(FillMaskCommand.Create());
         root.Subcommands.Add(EmbedCommand.Create());
         root.Subcommands.Add(SimilarityCommand.Create());
+        root.Subcommands.Add(SearchCommand.Create());
         root.Subcommands.Add(ClassifyCommand.Create());
         root.Subcommands.Add(NerCommand.Create());
         root.Subcommands.Add(QaCommand.Create());

@@ -17,4 +17,16 @@ public static class Tolerances
     /// different summation orders over a few layers of width 32.
     /// </summary>
     public const float VsReference = 1e-4f;
+
+    /// <summary>
+    /// Per element of a float32 dot product: <see cref="VectorSearch.Dot"/> accumulates in float lanes, the scalar
+    /// reference in double; multiply by the length for the bound on the whole dot product.
+    /// </summary>
+    public const float SimdDot = 1e-6f;
+
+    /// <summary>
+    /// A search score vs the cosine of the pipeline's own embeddings of query and passage: the passage was embedded in a
+    /// padded batch (and the score summed in float lanes), the reference alone and in double. Rounding of float32 only.
+    /// </summary>
+    public const float SearchScore = 1e-5f;
 }
