@@ -18,7 +18,7 @@ public sealed class BadInputMatrixTests : IClassFixture<BadInputMatrixTests.Mode
     public BadInputMatrixTests(Models models) => _models = models;
 
     /// <summary>The verbs that load a model, with {m} for the model and {out} for a folder they would write.</summary>
-    public static readonly TheoryData<string> Verbs = ["fill-mask", "embed", "similarity", "classify", "ner", "qa", "generate", "chat", "explain", "train"];
+    public static readonly TheoryData<string> Verbs = ["fill-mask", "embed", "similarity", "classify", "ner", "qa", "generate", "chat", "explain", "train", "search"];
 
     public static readonly TheoryData<string> Cases = ["missing", "corrupt-weights", "truncated-weights", "gguf-as-safetensors", "invalid-config", "unknown-model-type"];
 
@@ -41,6 +41,7 @@ public sealed class BadInputMatrixTests : IClassFixture<BadInputMatrixTests.Mode
         "chat" => ["chat", "hello", "--model", model, "--prompt-format", "transcript"],
         "explain" => ["explain", "hello", "--model", model, "--out", output, "--no-images"],
         "train" => ["train", "mlm", "--model", model, "--data", corpus, "--out", output, "--steps", "1"],
+        "search" => ["search", "heart", "--docs", Path.GetDirectoryName(corpus)!, "--model", model, "--cache-dir", output],
         _ => throw new ArgumentException(verb),
     };
 
@@ -160,7 +161,8 @@ public sealed class BadInputMatrixTests : IClassFixture<BadInputMatrixTests.Mode
             Directory.CreateDirectory(Root);
             Bert = RandomBertMlm.Write(Path.Combine(Root, "bert"));
             Gpt2 = GenerateCommandTests.ModelFolder.Value;
-            Corpus = Path.Combine(Root, "corpus.txt");
+            Corpus = Path.Combine(Root, "docs", "corpus.txt");
+            Directory.CreateDirectory(Path.GetDirectoryName(Corpus)!);
             File.WriteAllText(Corpus, string.Join('\n', Enumerable.Repeat("the heart is a muscular organ.", 40)));
         }
 

@@ -75,7 +75,8 @@ internal static class SearchCommand
             chunking.Validate();
             DocumentReader.List(request.Docs, out _);
 
-            var search = await DocumentSearch.FromPretrainedAsync(request.Model, chunking, PipelineVerbs.Options(error, truncate: true), ct).ConfigureAwait(false);
+            var search = await BundledModels.LoadWithFallbackAsync(request.Model, error,
+                m => DocumentSearch.FromPretrainedAsync(m, chunking, PipelineVerbs.Options(error, truncate: true), ct)).ConfigureAwait(false);
             var index = search.BuildIndex(
                 request.Docs,
                 new SearchIndexOptions { Rebuild = request.Rebuild, BatchSize = request.BatchSize, CacheDirectory = request.CacheDir },
