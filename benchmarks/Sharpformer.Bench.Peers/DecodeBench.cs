@@ -87,9 +87,17 @@ internal static class DecodeBench
             }
 
             results.Add(r);
+            peer.Dispose(); // llama.cpp maps the file; release it before deleting (a second Dispose is a no-op).
+            File.Delete(gguf); // Exported afresh each run: nothing to keep.
         }
 
         Report(o, folder, results, output);
+        if (o.Model is null)
+        {
+            long bytes = new DirectoryInfo(folder).EnumerateFiles().Sum(f => f.Length);
+            output.WriteLine(string.Create(inv, $"The random model stays in {folder} ({bytes / 1e6:F0} MB) for the next run; delete that folder to free the space."));
+        }
+
         return 0;
     }
 
