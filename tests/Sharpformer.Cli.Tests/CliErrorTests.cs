@@ -108,6 +108,25 @@ public sealed class CliErrorTests : IDisposable
         Assert.True(failError.Length < 1_000, $"stderr echoed {failError.Length} characters");
     }
 
+    [Theory]
+    [InlineData("generate", "--temperature", "-1", "--temperature must be 0 (greedy) or more (got -1).")]
+    [InlineData("generate", "--max-new-tokens", "0", "--max-new-tokens must be at least 1 (got 0).")]
+    [InlineData("generate", "--top-p", "2", "--top-p must be in (0, 1] (got 2).")]
+    [InlineData("generate", "--top-k", "-3", "--top-k must be 0 (no limit) or more (got -3).")]
+    [InlineData("generate", "--beams", "0", "--beams must be at least 1")]
+    [InlineData("chat", "--max-tokens", "0", "--max-tokens 0 must be at least 1.")]
+    [InlineData("chat", "--temperature", "-0.5", "--temperature -0.5 must be in [0, 2]")]
+    public void BadSamplingFlag_NamedInTheFlagsWordsNotCSharpMembers(string verb, string flag, string value, string expected)
+    {
+        var (exit, output, error) = Run(verb, "hello", "--model", GenerateCommandTests.ModelFolder.Value, flag, value);
+
+        Assert.Equal(ExitCodes.Usage, exit);
+        Assert.Empty(output);
+        Assert.Contains(expected, error, StringComparison.Ordinal);
+        Assert.DoesNotContain("Options.", error, StringComparison.Ordinal);
+        Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
     [Fact]
     public void Report_ClassesOfFailure_MapToDocumentedExitCodes()
     {

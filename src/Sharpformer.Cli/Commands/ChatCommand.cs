@@ -116,6 +116,16 @@ internal static class ChatCommand
                 throw new ArgumentException($"--max-retries {settings.MaxRetries} must be in 0..10.");
             }
 
+            if (settings.MaxTokens is < 1)
+            {
+                throw new ArgumentException($"--max-tokens {settings.MaxTokens} must be at least 1.");
+            }
+
+            if (settings.Temperature is { } t && (!float.IsFinite(t) || t < 0 || t > 2))
+            {
+                throw new ArgumentException(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"--temperature {t} must be in [0, 2] (0 = greedy for a local model; OpenAI accepts up to 2)."));
+            }
+
             string? oneShot = settings.Prompt;
             if (oneShot is null && !host.InputIsTerminal)
             {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using Sharpformer.Generation;
 using Sharpformer.IO.Config;
 using Sharpformer.IO.Hub;
@@ -49,6 +50,12 @@ internal static class GenerateCommand
             var k = parse.GetValue(topK);
             var p = parse.GetValue(topP);
             var s = parse.GetValue(seed);
+            if (FlagError(parse.GetValue(maxNewTokens), t, k, p, parse.GetValue(beams)) is { } problem)
+            {
+                parse.InvocationConfiguration.Error.WriteLine("error: generate: " + problem);
+                return Task.FromResult(ExitCodes.Usage);
+            }
+
             bool sample = t is not 0f && (t is not null || k is not null || p is not null || s is not null);
             var options = new GenerationOptions
             {
@@ -63,6 +70,18 @@ internal static class GenerateCommand
             return RunAsync(parse.GetValue(prompt)!, parse.GetValue(model)!, options, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct, dtype: ParseDType(parse.GetValue(dtype)!));
         });
         return command;
+    }
+
+    /// <summary>What is wrong with the sampling flags, in the flags' own words (as <c>--help</c> states them), or null.</summary>
+    internal static string? FlagError(int maxNewTokens, float? temperature, int? topK, float? topP, int beams)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        if (maxNewTokens < 1) return string.Create(inv, $"--max-new-tokens must be at least 1 (got {maxNewTokens}).");
+        if (temperature is { } t && (!float.IsFinite(t) || t < 0)) return string.Create(inv, $"--temperature must be 0 (greedy) or more (got {t}).");
+        if (topK is < 0) return string.Create(inv, $"--top-k must be 0 (no limit) or more (got {topK}).");
+        if (topP is { } p && (!float.IsFinite(p) || p <= 0 || p > 1)) return string.Create(inv, $"--top-p must be in (0, 1] (got {p}).");
+        if (beams < 1) return string.Create(inv, $"--beams must be at least 1 (got {beams}; 1 means no beam search).");
+        return null;
     }
 
     /// <summary>The weight type named by <c>--dtype</c> (f32, f16, bf16; the parser has already rejected anything else).</summary>
