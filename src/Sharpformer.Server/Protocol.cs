@@ -152,6 +152,59 @@ public sealed class FillMaskRequest
     public int? TopK { get; set; }
 }
 
+/// <summary><c>POST /v1/classify</c> (not in OpenAI's API): HF's text-classification pipeline on a sequence classifier.</summary>
+public sealed class ClassifyRequest
+{
+    /// <summary>The served model's name (a *ForSequenceClassification checkpoint).</summary>
+    public string? Model { get; set; }
+
+    /// <summary>A text, or an array of 1 to 2048 texts.</summary>
+    public JsonElement? Input { get; set; }
+
+    /// <summary>Labels per text, best first (default 1; 0 = all labels, as HF's top_k=None).</summary>
+    public int? TopK { get; set; }
+
+    /// <summary>sigmoid, softmax or none (default: HF's — sigmoid for multi-label or one-label models, else softmax).</summary>
+    public string? FunctionToApply { get; set; }
+}
+
+/// <summary><c>POST /v1/ner</c> (not in OpenAI's API): HF's token-classification pipeline on a token classifier.</summary>
+public sealed class NerRequest
+{
+    /// <summary>The served model's name (a *ForTokenClassification checkpoint).</summary>
+    public string? Model { get; set; }
+
+    /// <summary>A text, or an array of 1 to 2048 texts.</summary>
+    public JsonElement? Input { get; set; }
+
+    /// <summary>none, simple, first, average or max (default simple), as HF defines them.</summary>
+    public string? AggregationStrategy { get; set; }
+}
+
+/// <summary>One label of a classification answer.</summary>
+/// <param name="Label">The label (config id2label).</param>
+/// <param name="Score">Its score under the applied function.</param>
+public sealed record ClassifyLabel(string Label, float Score);
+
+/// <summary>The labels of one input.</summary>
+/// <param name="Index">Input index.</param>
+/// <param name="Labels">Best first.</param>
+public sealed record ClassifyEntry(int Index, IReadOnlyList<ClassifyLabel> Labels);
+
+/// <summary>One entity (or token, without aggregation) of a NER answer, in HF's shape.</summary>
+/// <param name="Entity">The label (<c>entity_group</c> when aggregated, else <c>entity</c>).</param>
+/// <param name="Score">Its score.</param>
+/// <param name="Word">The text it covers.</param>
+/// <param name="Start">Character offset where it starts.</param>
+/// <param name="End">Character offset where it ends.</param>
+/// <param name="TokenIndex">The token index (no aggregation), else null.</param>
+public sealed record NerEntity(string Entity, float Score, string Word, int Start, int End, int? TokenIndex);
+
+/// <summary>The entities of one input.</summary>
+/// <param name="Index">Input index.</param>
+/// <param name="Entities">In text order.</param>
+public sealed record NerEntry(int Index, IReadOnlyList<NerEntity> Entities);
+
 /// <summary>Token counts.</summary>
 /// <param name="PromptTokens">Tokens in the prompt(s).</param>
 /// <param name="CompletionTokens">Tokens generated.</param>

@@ -12,8 +12,9 @@ namespace Sharpformer.Server;
 public sealed record ChatTurn(string Role, string Content);
 
 /// <summary>
-/// A model the server offers under a name: a generative model (completions, and chat when it has a prompt formatter)
-/// or an encoder (embeddings, and fill-mask when it has an MLM head).
+/// A model the server offers under a name: a generative model (completions, and chat when it has a prompt formatter),
+/// an encoder (embeddings, and fill-mask when it has an MLM head), a sequence classifier (classify) or a token
+/// classifier (ner), the last two chosen by config.json's <c>architectures</c>.
 /// </summary>
 public sealed class ServedModel
 {
@@ -47,6 +48,15 @@ public sealed class ServedModel
     /// <summary>Fill-mask (encoders with an MLM head), else null.</summary>
     public FillMaskPipeline? FillMask { get; private init; }
 
+    /// <summary>Text classification (*ForSequenceClassification checkpoints), else null.</summary>
+    public TextClassificationPipeline? Classifier { get; private init; }
+
+    /// <summary>Token classification / NER (*ForTokenClassification checkpoints), else null.</summary>
+    public TokenClassificationPipeline? Tagger { get; private init; }
+
+    /// <summary>Whether the model runs on the encoder path (one request at a time) rather than the generation loop.</summary>
+    public bool IsEncoder => CausalLM is null;
+
     /// <summary>A generative model.</summary>
     /// <param name="name">The name clients use.</param>
     /// <param name="model">The model (the server's inference loop becomes its only user).</param>
@@ -78,6 +88,26 @@ public sealed class ServedModel
         return new ServedModel(name) { Embeddings = embeddings, FillMask = fillMask, Tokenizer = embeddings.Tokenizer };
     }
 
+    /// <summary>A sequence classifier (served at <c>/v1/classify</c>).</summary>
+    /// <param name="name">The name clients use.</param>
+    /// <param name="pipeline">The text-classification pipeline.</param>
+    /// <returns>The served model.</returns>
+    public static ServedModel ForClassification(string name, TextClassificationPipeline pipeline)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        return new ServedModel(name) { Classifier = pipeline, Tokenizer = pipeline.Tokenizer };
+    }
+
+    /// <summary>A token classifier (served at <c>/v1/ner</c>).</summary>
+    /// <param name="name">The name clients use.</param>
+    /// <param name="pipeline">The token-classification pipeline.</param>
+    /// <returns>The served model.</returns>
+    public static ServedModel ForTokenClassification(string name, TokenClassificationPipeline pipeline)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        return new ServedModel(name) { Tagger = pipeline, Tokenizer = pipeline.Tokenizer };
+    }
+
     /// <summary>
     /// Loads a local Hugging Face folder or a Hub id (through the HF cache): a causal LM (config.json model_type among
     /// <see cref="AutoModelForCausalLM.SupportedModelTypes"/>) or an encoder. A generative folder whose
@@ -94,6 +124,17 @@ public sealed class ServedModel
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         path = (await ModelFolders.ResolveAsync(path, new PipelineOptions(), $"pass --model {name}=<folder> with config.json, the weights and the tokenizer files.", ct).ConfigureAwait(false)).Directory;
+        var architectures = ModelConfig.Load(path).Architectures;
+        if (architectures.Any(a => a.EndsWith("ForSequenceClassification", StringComparison.Ordinal)))
+        {
+            return ForClassification(name, await TextClassificationPipeline.FromPretrainedAsync(path, null, ct).ConfigureAwait(false));
+        }
+
+        if (architectures.Any(a => a.EndsWith("ForTokenClassification", StringComparison.Ordinal)))
+        {
+            return ForTokenClassification(name, await TokenClassificationPipeline.FromPretrainedAsync(path, null, ct).ConfigureAwait(false));
+        }
+
         if (AutoModelForCausalLM.SupportedModelTypes.Contains(ModelConfig.Load(path).ModelType))
         {
             var model = AutoModelForCausalLM.FromPretrained(path) as ISlotCausalLM

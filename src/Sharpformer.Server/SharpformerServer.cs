@@ -12,6 +12,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Sharpformer.Pipelines;
 
 namespace Sharpformer.Server;
 
@@ -77,7 +78,7 @@ public sealed class SharpformerServer : IAsyncDisposable
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = "Sharpformer server";
-            document.Info.Description = "OpenAI-compatible routes (/v1/models, /v1/completions, /v1/chat/completions, /v1/embeddings) and the ones OpenAI lacks (/v1/fill-mask, /health, /metrics).";
+            document.Info.Description = "OpenAI-compatible routes (/v1/models, /v1/completions, /v1/chat/completions, /v1/embeddings) and the ones OpenAI lacks (/v1/fill-mask, /v1/classify, /v1/ner, /health, /metrics).";
             return Task.CompletedTask;
         }));
         _app = builder.Build();
@@ -244,6 +245,10 @@ public sealed class SharpformerServer : IAsyncDisposable
             .WithSummary("OpenAI embeddings (float or base64) from an encoder: mean pooling + L2.").Accepts<EmbeddingRequest>("application/json").Produces<ListResponse<EmbeddingEntry>>();
         app.MapPost("/v1/fill-mask", Handler(FillMask))
             .WithSummary("Not in OpenAI's API: the best tokens for each mask token of the input (HF fill-mask).").Accepts<FillMaskRequest>("application/json").Produces<ListResponse<FillMaskEntry>>();
+        app.MapPost("/v1/classify", Handler(Classify))
+            .WithSummary("Not in OpenAI's API: labels and scores of each input from a sequence classifier (HF text-classification: top_k, function_to_apply).").Accepts<ClassifyRequest>("application/json").Produces<ListResponse<ClassifyEntry>>();
+        app.MapPost("/v1/ner", Handler(Ner))
+            .WithSummary("Not in OpenAI's API: named entities of each input from a token classifier (HF token-classification: aggregation_strategy, character offsets).").Accepts<NerRequest>("application/json").Produces<ListResponse<NerEntry>>();
     }
 
     /// <summary>A handler as a Delegate, so the endpoint gets a RouteHandlerBuilder (OpenAPI metadata) rather than a bare RequestDelegate.</summary>
@@ -875,6 +880,139 @@ public sealed class SharpformerServer : IAsyncDisposable
         await Json(context, 200, new ListResponse<FillMaskEntry>("list", data, model.Name)).ConfigureAwait(false);
     }
 
+    private async Task Classify(HttpContext context)
+    {
+        var request = await ReadJson<ClassifyRequest>(context).ConfigureAwait(false);
+        if (request is null || await FindModel(context, request.Model).ConfigureAwait(false) is not { } model)
+        {
+            return;
+        }
+
+        if (model.Classifier is not { } pipeline)
+        {
+            await Fail(context, 400, $"model {model.Name} is not a sequence classifier; /v1/classify needs a *ForSequenceClassification checkpoint.", "invalid_request_error", "model", null).ConfigureAwait(false);
+            return;
+        }
+
+        if (await ReadTexts(context, request.Input).ConfigureAwait(false) is not { } texts)
+        {
+            return;
+        }
+
+        if (request.TopK is < 0 or > 1000)
+        {
+            await Fail(context, 400, "top_k must be between 1 and 1000, or 0 for every label.", "invalid_request_error", "top_k", null).ConfigureAwait(false);
+            return;
+        }
+
+        ClassificationFunction? function = null;
+        if (request.FunctionToApply is { } name)
+        {
+            if (name is not ("sigmoid" or "softmax" or "none"))
+            {
+                await Fail(context, 400, $"function_to_apply '{name}' is not one of sigmoid, softmax, none.", "invalid_request_error", "function_to_apply", null).ConfigureAwait(false);
+                return;
+            }
+
+            function = name switch { "sigmoid" => ClassificationFunction.Sigmoid, "softmax" => ClassificationFunction.Softmax, _ => ClassificationFunction.None };
+        }
+
+        int? topK = request.TopK switch { null => 1, 0 => null, var k => k };
+        var results = await RunEncoder(context, model, "input", () => pipeline.RunBatch(texts, null, topK, function)).ConfigureAwait(false);
+        if (results is null)
+        {
+            return;
+        }
+
+        var data = results.Select((r, i) => new ClassifyEntry(i, [.. r.Select(x => new ClassifyLabel(x.Label, x.Score))])).ToList();
+        await Json(context, 200, new ListResponse<ClassifyEntry>("list", data, model.Name)).ConfigureAwait(false);
+    }
+
+    private async Task Ner(HttpContext context)
+    {
+        var request = await ReadJson<NerRequest>(context).ConfigureAwait(false);
+        if (request is null || await FindModel(context, request.Model).ConfigureAwait(false) is not { } model)
+        {
+            return;
+        }
+
+        if (model.Tagger is not { } pipeline)
+        {
+            await Fail(context, 400, $"model {model.Name} is not a token classifier; /v1/ner needs a *ForTokenClassification checkpoint.", "invalid_request_error", "model", null).ConfigureAwait(false);
+            return;
+        }
+
+        if (await ReadTexts(context, request.Input).ConfigureAwait(false) is not { } texts)
+        {
+            return;
+        }
+
+        AggregationStrategy aggregation;
+        switch (request.AggregationStrategy ?? "simple")
+        {
+            case "none": aggregation = AggregationStrategy.None; break;
+            case "simple": aggregation = AggregationStrategy.Simple; break;
+            case "first": aggregation = AggregationStrategy.First; break;
+            case "average": aggregation = AggregationStrategy.Average; break;
+            case "max": aggregation = AggregationStrategy.Max; break;
+            default:
+                await Fail(context, 400, $"aggregation_strategy '{request.AggregationStrategy}' is not one of none, simple, first, average, max.", "invalid_request_error", "aggregation_strategy", null).ConfigureAwait(false);
+                return;
+        }
+
+        var results = await RunEncoder(context, model, "input", () => pipeline.RunBatch(texts, aggregation)).ConfigureAwait(false);
+        if (results is null)
+        {
+            return;
+        }
+
+        var data = results.Select((r, i) => new NerEntry(i, [.. r.Select(x => new NerEntity(x.Entity, x.Score, x.Word, x.Start, x.End, x.Index))])).ToList();
+        await Json(context, 200, new ListResponse<NerEntry>("list", data, model.Name)).ConfigureAwait(false);
+    }
+
+    /// <summary>The texts of an <c>input</c> that is a string or an array of 1 to 2048 non-empty strings, or null after a 400.</summary>
+    private static async Task<List<string>?> ReadTexts(HttpContext context, JsonElement? input)
+    {
+        var texts = new List<string>();
+        if (input is { ValueKind: JsonValueKind.String } one)
+        {
+            texts.Add(one.GetString()!);
+        }
+        else if (input is { ValueKind: JsonValueKind.Array } many && many.GetArrayLength() is > 0 and <= 2048 && many.EnumerateArray().All(x => x.ValueKind == JsonValueKind.String))
+        {
+            texts.AddRange(many.EnumerateArray().Select(x => x.GetString()!));
+        }
+
+        if (texts.Count == 0 || texts.Any(string.IsNullOrWhiteSpace))
+        {
+            await Fail(context, 400, "input must be a non-empty string or an array of 1 to 2048 non-empty strings.", "invalid_request_error", "input", null).ConfigureAwait(false);
+            return null;
+        }
+
+        return texts;
+    }
+
+    /// <summary>Runs an encoder pipeline under the model's lock, off the request thread; bad input (too long, say) is a 400 naming <paramref name="param"/>.</summary>
+    private async Task<T?> RunEncoder<T>(HttpContext context, ServedModel model, string param, Func<T> run)
+        where T : class
+    {
+        var gate = _encoderLocks[model.Name];
+        await gate.WaitAsync(context.RequestAborted).ConfigureAwait(false);
+        try
+        {
+            return await Task.Run(run, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (ArgumentException e)
+        {
+            await Fail(context, 400, e.Message, "invalid_request_error", param, null).ConfigureAwait(false);
+            return null;
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
     // ---- helpers ----
 
     private async Task<ServedModel?> FindGenerative(HttpContext context, string? name)
@@ -882,12 +1020,15 @@ public sealed class SharpformerServer : IAsyncDisposable
         var model = await FindModel(context, name).ConfigureAwait(false);
         if (model is not null && model.CausalLM is null)
         {
-            await Fail(context, 400, $"model {model.Name} is an encoder; it serves /v1/embeddings and /v1/fill-mask, not generation.", "invalid_request_error", "model", null).ConfigureAwait(false);
+            await Fail(context, 400, $"model {model.Name} is an encoder; it serves {EncoderRoutes(model)}, not generation.", "invalid_request_error", "model", null).ConfigureAwait(false);
             return null;
         }
 
         return model;
     }
+
+    private static string EncoderRoutes(ServedModel model) =>
+        model.Classifier is not null ? "/v1/classify" : model.Tagger is not null ? "/v1/ner" : "/v1/embeddings and /v1/fill-mask";
 
     private async Task<ServedModel?> FindModel(HttpContext context, string? name)
     {
