@@ -85,6 +85,21 @@ public sealed class LoraModel
             config = config with { FanInFanOut = true };
         }
 
+        if (trainable)
+        {
+            // Checked before anything changes, so a refused call leaves the model as it was.
+            foreach (var (path, module) in saved)
+            {
+                foreach (var (name, parameter) in module.NamedParameters())
+                {
+                    if (parameter.DType != DType.F32)
+                    {
+                        throw new ArgumentException($"LoRA: the module to save {path} holds {name} as {parameter.DType}; training it needs F32 weights. Load the base model in DType.F32.");
+                    }
+                }
+            }
+        }
+
         foreach (var parameter in model.Parameters())
         {
             parameter.RequiresGrad = false;
@@ -106,17 +121,9 @@ public sealed class LoraModel
 
         if (trainable)
         {
-            foreach (var (path, module) in saved)
+            foreach (var (_, module) in saved)
             {
-                foreach (var (name, parameter) in module.NamedParameters())
-                {
-                    if (parameter.DType != DType.F32)
-                    {
-                        throw new ArgumentException($"LoRA: the module to save {path} holds {name} as {parameter.DType}; training it needs F32 weights. Load the base model in DType.F32.");
-                    }
-
-                    parameter.RequiresGrad = true;
-                }
+                module.SetRequiresGrad(true);
             }
         }
 
