@@ -3,6 +3,9 @@ using System.Text.Json.Nodes;
 using Sharpformer.IO.Config;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models;
+using Sharpformer.Models.Bert;
+using Sharpformer.Models.DistilBert;
+using Sharpformer.Models.Gpt2;
 using Sharpformer.NN;
 using Sharpformer.NN.Lora;
 using Sharpformer.Tensors;
@@ -47,6 +50,23 @@ public class LoraFixtureTests
     private static Tensor Logits(ISequenceClassifier model, JsonElement expected) =>
         model.ClassificationLogits(Ints(expected.GetProperty("input_ids")), Ints(expected.GetProperty("attention_mask")), TokenTypes(expected));
 
+    /// <summary>The logits through the head's Forward with gradients recorded (trainable parameters): the autograd module path, not the fused one.</summary>
+    private static Tensor ModuleLogits(ISequenceClassifier model, JsonElement expected)
+    {
+        Assert.True(Autograd.IsGradEnabled && ((Module)model).Parameters().Any(p => p.RequiresGrad), "the module path needs trainable parameters");
+        var ids = Ints(expected.GetProperty("input_ids"));
+        var mask = Ints(expected.GetProperty("attention_mask"));
+        var logits = model switch
+        {
+            BertForSequenceClassification bert => bert.Forward(ids, mask, TokenTypes(expected)).Logits,
+            DistilBertForSequenceClassification distil => distil.Forward(ids, mask).Logits,
+            Gpt2ForSequenceClassification gpt2 => gpt2.Forward(ids, mask).Logits,
+            _ => throw new InvalidOperationException(model.GetType().Name),
+        };
+        Assert.True(logits.RequiresGrad, "the logits should come from the autograd path");
+        return logits;
+    }
+
     private static Tensor FastLogits(ISequenceClassifier model, JsonElement expected)
     {
         using var scope = Autograd.NoGrad();
@@ -86,7 +106,7 @@ public class LoraFixtureTests
         var lora = LoraModel.LoadAdapter((Module)model, Adapter(name), trainable: true);
         var labels = Tensor.FromArray(expected.GetProperty("labels").EnumerateArray().Select(v => v.GetInt32()).ToArray(), new Shape(2));
 
-        float logitsDiff = MaxAbsDiff(Floats(expected.GetProperty("logits")), Logits(model, expected).ToArray());
+        float logitsDiff = MaxAbsDiff(Floats(expected.GetProperty("logits")), ModuleLogits(model, expected).ToArray());
         Assert.True(logitsDiff <= Tolerances.VsReference, $"module-path logits: max |diff| {logitsDiff}");
 
         var loss = model.ClassificationLoss(Ints(expected.GetProperty("input_ids")), Ints(expected.GetProperty("attention_mask")), TokenTypes(expected), labels);
@@ -120,8 +140,9 @@ public class LoraFixtureTests
         var expected = Expected(name);
         var model = LoadBase(name);
         var baseWeights = ((Module)model).NamedParameters().ToDictionary(p => p.Name, p => p.Parameter.Value.ToArray());
-        var lora = LoraModel.LoadAdapter((Module)model, Adapter(name));
+        var lora = LoraModel.LoadAdapter((Module)model, Adapter(name), trainable: true);
         var unmerged = FastLogits(model, expected).ToArray();
+        Assert.True(MaxAbsDiff(unmerged, ModuleLogits(model, expected).ToArray()) <= Tolerances.OwnPaths);
 
         lora.Merge();
         Assert.True(lora.IsMerged);
@@ -131,7 +152,7 @@ public class LoraFixtureTests
         var original = baseWeights[path + ".weight"];
         for (int i = 0; i < merged.Length; i++) Assert.Equal(original[i] + delta[i], merged[i], 1e-6f);
         Assert.True(MaxAbsDiff(unmerged, FastLogits(model, expected).ToArray()) <= Tolerances.OwnPaths);
-        Assert.True(MaxAbsDiff(unmerged, Logits(model, expected).ToArray()) <= Tolerances.OwnPaths);
+        Assert.True(MaxAbsDiff(unmerged, ModuleLogits(model, expected).ToArray()) <= Tolerances.OwnPaths);
 
         lora.Unmerge();
         Assert.True(MaxAbsDiff(original, adapter.Target.Weight.Value.ToArray()) <= 1e-6f);
@@ -282,6 +303,38 @@ public class LoraFixtureTests
         {
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    [Theory]
+    [InlineData("distilbert", "q_lin,v_lin,lin1")]
+    [InlineData("bert", "all-linear")]
+    public void RandomAdapters_FusedPathEqualsModulePath(string modelType, string targets)
+    {
+        string json = modelType == "bert"
+            ? """{"model_type": "bert", "vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 32, "max_position_embeddings": 24, "type_vocab_size": 2, "id2label": {"0": "A", "1": "B", "2": "C"}, "label2id": {"A": 0, "B": 1, "C": 2}}"""
+            : """{"model_type": "distilbert", "vocab_size": 40, "dim": 16, "n_layers": 2, "n_heads": 4, "hidden_dim": 32, "max_position_embeddings": 24, "id2label": {"0": "A", "1": "B", "2": "C"}, "label2id": {"A": 0, "B": 1, "C": 2}}""";
+        var model = AutoModelForSequenceClassification.FromConfig(ModelConfig.Parse(json), seed: 5);
+        ((Module)model).Eval();
+        var lora = LoraModel.Apply((Module)model, new LoraConfig { R = 3, LoraAlpha = 5, TargetModules = targets.Split(','), TaskType = "SEQ_CLS" }, seed: 2);
+        var random = new Random(4);
+        // The random heads start at std 0.02, which hides the encoder; unit-scale heads make the logits follow it.
+        foreach (var (_, parameter) in lora.TrainableParameters().Where(p => p.Name.EndsWith("classifier.weight", StringComparison.Ordinal)))
+        {
+            foreach (ref float v in parameter.Value.AsSpan<float>()) v = (float)(random.NextDouble() - 0.5) * 2f;
+        }
+
+        foreach (var (_, adapter) in lora.Adapters)
+        {
+            foreach (ref float v in adapter.B.Weight.Value.AsSpan<float>()) v = (float)((random.NextDouble() - 0.5) * 4.0);
+        }
+
+        var expected = Expected("bert_seq");
+        var modulePath = ModuleLogits(model, expected).ToArray();
+        var fused = FastLogits(model, expected).ToArray();
+        Assert.True(MaxAbsDiff(modulePath, fused) <= Tolerances.OwnPaths, $"fused vs module: {MaxAbsDiff(modulePath, fused)}");
+        lora.Unload();
+        float change = MaxAbsDiff(modulePath, FastLogits(model, expected).ToArray());
+        Assert.True(change > 50 * Tolerances.OwnPaths, $"the adapters should change the logits well beyond the tolerance, changed {change}");
     }
 
     private static ISequenceClassifier BertBaseWithHidden(int hidden)
