@@ -109,7 +109,9 @@ public sealed class LoraModel
         int index = 0;
         foreach (var (path, linear) in targets)
         {
-            var adapter = new LoraAdapter(linear, config.R, config.Scaling, config.LoraDropout, HashCode.Combine(seed, index++));
+            // A fixed mix of (seed, adapter index): the same seed gives the same A in every process (HashCode is per-process random).
+            int adapterSeed = unchecked((seed * 1_000_003) + (index++ * 7919) + 17);
+            var adapter = new LoraAdapter(linear, config.R, config.Scaling, config.LoraDropout, adapterSeed);
             linear.AttachLora(adapter);
             adapter.A.Train(linear.Training);
             adapter.B.Train(linear.Training);
