@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using Sharpformer.NN.Lora;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
 using Sharpformer.Tensors.Threading;
@@ -90,6 +91,14 @@ public sealed class Linear : Module
     public DType WeightType => Weight.DType;
 
     /// <summary>
+    /// The LoRA adapter on this layer (<see cref="LoraModel"/> attaches it), or null. While attached and not merged,
+    /// both the autograd <see cref="Forward(Tensor)"/> and the fused <see cref="Apply"/> add its
+    /// scaling · B(A(dropout(x))); its members are the children <c>lora_dropout.default</c>, <c>lora_A.default</c>
+    /// and <c>lora_B.default</c>, as PEFT names them in memory.
+    /// </summary>
+    public LoraAdapter? Lora { get; private set; }
+
+    /// <summary>
     /// Hugging Face's Conv1D (GPT-2's c_attn, c_proj, c_fc): the same layer, whose checkpoint stores <c>weight</c>
     /// [In, Out]. The weight is transposed to [Out, In] once when loaded and written back [In, Out] by
     /// <see cref="Module.StateDict"/> / <see cref="Module.SaveSafetensors"/>; <c>bias</c> [Out] as usual.
@@ -129,7 +138,8 @@ public sealed class Linear : Module
             ThrowNarrow(Weight.DType, Weight.Shape);
         }
 
-        return Ops.Linear(x, Weight.Value, Bias?.Value);
+        var y = Ops.Linear(x, Weight.Value, Bias?.Value);
+        return Lora is { IsMerged: false } lora ? Ops.Add(y, lora.Delta(x)) : y;
     }
 
     /// <summary>x [N, In] → y [N, Out] (+ bias) with the inference fast path (<see cref="Apply"/>); no autograd.</summary>
@@ -156,6 +166,36 @@ public sealed class Linear : Module
             throw new ArgumentException($"Linear.Apply: x has {x.Length} and y {y.Length} values; [N={rows}] rows need {(long)rows * InFeatures} and {(long)rows * OutFeatures}.", nameof(x));
         }
 
+        ApplyBase(x, rows, y, accumulate);
+        Lora?.AddTo(x, rows, y, OutFeatures);
+    }
+
+    /// <summary>Attaches <paramref name="adapter"/> (made for this layer) as the children lora_dropout, lora_A, lora_B.</summary>
+    internal void AttachLora(LoraAdapter adapter)
+    {
+        if (Lora is not null)
+        {
+            throw new InvalidOperationException("Linear: this layer already carries a LoRA adapter; unload it before attaching another.");
+        }
+
+        RegisterModule("lora_dropout", new AdapterSlot(adapter.Dropout));
+        RegisterModule("lora_A", new AdapterSlot(adapter.A));
+        RegisterModule("lora_B", new AdapterSlot(adapter.B));
+        Lora = adapter;
+    }
+
+    /// <summary>Removes the LoRA children again (the weight keeps whatever was merged into it).</summary>
+    internal void DetachLora()
+    {
+        UnregisterModule("lora_dropout");
+        UnregisterModule("lora_A");
+        UnregisterModule("lora_B");
+        Lora = null;
+    }
+
+    /// <summary>The base layer's part of <see cref="Apply"/>: x · Wᵀ + bias (+ y).</summary>
+    private void ApplyBase(ReadOnlySpan<float> x, int rows, Span<float> y, bool accumulate)
+    {
         var bias = Bias is null ? default : Bias.Value.AsReadOnlySpan<float>();
         var weight = Weight.Value.IsContiguous ? Weight.Value : Weight.Value.Contiguous();
         if (rows <= Gemv.MaxRows)

@@ -154,6 +154,22 @@ public abstract class Module
         return module;
     }
 
+    /// <summary>Removes the child registered as <paramref name="name"/> (an adapter being unloaded); no-op when there is none.</summary>
+    /// <param name="name">Its name under this module.</param>
+    /// <returns>True when a child was removed.</returns>
+    protected bool UnregisterModule(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        int index = _children.FindIndex(c => c.Name == name);
+        if (index < 0)
+        {
+            return false;
+        }
+
+        _children.RemoveAt(index);
+        return true;
+    }
+
     /// <summary>Registers <paramref name="parameter"/> under <paramref name="name"/>.</summary>
     /// <param name="name">Its name under this module (e.g. "weight").</param>
     /// <param name="parameter">The parameter.</param>

@@ -84,6 +84,7 @@ internal abstract class PostLnEncoderInference
             {
                 // [N, C] · [C, 3C] + b → [N, 3C]: Q, K, V side by side in each token's row.
                 Gemm.Sgemm(false, n, 1f, x, c, layer.Qkv, 0f, qkv, 3 * c, layer.QkvBias);
+                layer.AddQkvAdapters(x, n, qkv);
                 float[]? probabilities = outputAttentions ? new float[b * _h * t * t] : null;
                 if (t >= MinLengthForGemmAttention)
                 {
@@ -226,6 +227,9 @@ internal sealed class EncoderLayerWeights
         }
 
         Qkv = Gemm.PackB(true, c, 3 * c, stacked, c);
+        _query = query;
+        _key = key;
+        _value = value;
         AttentionOutput = attentionOutput;
         Norm1Gamma = norm1.Weight.Value.ToArray();
         Norm1Beta = norm1.Bias.Value.ToArray();
@@ -238,7 +242,20 @@ internal sealed class EncoderLayerWeights
         Norm2Eps = norm2.Eps;
     }
 
+    private readonly Linear _query;
+    private readonly Linear _key;
+    private readonly Linear _value;
+
     public GemmPackedB Qkv { get; }
+
+    /// <summary>qkv [N, 3C] += the unmerged LoRA updates of Wq, Wk, Wv (the packed QKV operand holds only the base weights).</summary>
+    public void AddQkvAdapters(ReadOnlySpan<float> x, int n, Span<float> qkv)
+    {
+        int c = AttentionOutput.InFeatures;
+        _query.Lora?.AddTo(x, n, qkv, 3 * c);
+        _key.Lora?.AddTo(x, n, qkv[c..], 3 * c);
+        _value.Lora?.AddTo(x, n, qkv[(2 * c)..], 3 * c);
+    }
 
     public float[] QkvBias { get; }
 

@@ -211,10 +211,12 @@ public sealed class BertSelfAttention : Module
         if (dropout.Training && dropout.P > 0f)
         {
             // Dropout on the probabilities needs them as a tensor: the composed form (scores, softmax, dropout, ·V).
-            var scores = Ops.Scale(Ops.MatMul(q.Contiguous(), k.Contiguous(), transposeB: true), 1f / MathF.Sqrt(headDim));
+            // q, k, v go in as the head views: Ops.MatMul copies them itself and records the gradient back to them
+            // (Tensor.Contiguous() is a plain copy off the tape, which cut Wq, Wk, Wv off from every gradient).
+            var scores = Ops.Scale(Ops.MatMul(q, k, transposeB: true), 1f / MathF.Sqrt(headDim));
             var p = Ops.Softmax(scores, attentionMask: attentionMask);
             probabilities = outputAttentions ? p : null;
-            context = Ops.MatMul(dropout.Forward(p), v.Contiguous());
+            context = Ops.MatMul(dropout.Forward(p), v);
         }
         else if (outputAttentions)
         {
