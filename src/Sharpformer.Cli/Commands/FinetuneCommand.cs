@@ -95,7 +95,9 @@ internal static class FinetuneCommand
             return PipelineVerbs.GuardAsync("finetune " + name, error, async () =>
             {
                 ParallelFor.MaxDegreeOfParallelism = Math.Max(1, parse.GetValue(threads));
-                string modelFolder = (await ModelFolders.ResolveAsync(parse.GetValue(model)!, PipelineVerbs.Options(error, truncate: false), FolderHint, ct).ConfigureAwait(false)).Directory;
+                // The bundled all-MiniLM-L6-v2 stands in when the Hub cannot give it (as embed does).
+                string modelFolder = await BundledModels.LoadWithFallbackAsync(parse.GetValue(model)!, error, async id =>
+                    (await ModelFolders.ResolveAsync(id, PipelineVerbs.Options(error, truncate: false), FolderHint, ct).ConfigureAwait(false)).Directory).ConfigureAwait(false);
                 var options = new FineTuneRunOptions
                 {
                     Task = task,
