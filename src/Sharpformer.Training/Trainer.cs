@@ -76,6 +76,9 @@ public class Trainer<TBatch>
     private readonly string _fingerprint;
     private long _tokens;
     private double _elapsedBefore;
+    private double? _bestValue;
+    private long _bestStep;
+    private int _evalsWithoutImprovement;
 
     /// <summary>Prepares a run.</summary>
     /// <param name="model">The model (its trainable parameters are those with RequiresGrad).</param>
@@ -132,6 +135,18 @@ public class Trainer<TBatch>
     /// <summary>Called with each evaluation.</summary>
     public Action<EvalRecord>? Evaluated { get; set; }
 
+    /// <summary>The folder the best model is kept in while training (config, weights, tokenizer, best.json).</summary>
+    public string BestModelFolder => Path.Combine(OutputFolder, "best-model");
+
+    /// <summary>The best value of <see cref="TrainerOptions.MetricForBestModel"/> so far, or null (no such metric, or no evaluation yet).</summary>
+    public double? BestMetricValue => _bestValue;
+
+    /// <summary>The step of the best evaluation so far (0 when none).</summary>
+    public long BestStep => _bestStep;
+
+    /// <summary>Whether the last <see cref="Run"/> ended early because the metric stopped improving.</summary>
+    public bool StoppedEarly { get; private set; }
+
     /// <summary>Called with each checkpoint folder once it is in place.</summary>
     public Action<string>? Saved { get; set; }
 
@@ -187,6 +202,9 @@ public class Trainer<TBatch>
         _train.Position = new DataPosition(state["data_position"]!["epoch"]!.GetValue<int>(), state["data_position"]!["batch"]!.GetValue<long>());
         _tokens = state["tokens"]!.GetValue<long>();
         _elapsedBefore = state["elapsed_s"]!.GetValue<double>();
+        _bestValue = state["best_metric"]?.GetValue<double>();
+        _bestStep = state["best_step"]?.GetValue<long>() ?? 0;
+        _evalsWithoutImprovement = state["evals_without_improvement"]?.GetValue<int>() ?? 0;
     }
 
     /// <summary>Runs from <see cref="Step"/> to <see cref="TrainerOptions.MaxSteps"/>, then saves the final model into the output folder.</summary>
@@ -258,13 +276,28 @@ public class Trainer<TBatch>
                 var eval = new EvalRecord(Step, record.Epoch, Evaluate()) { Metrics = ComputeEvalMetrics() };
                 log.Write(eval);
                 Evaluated?.Invoke(eval);
+                TrackBest(eval);
             }
 
-            if ((_options.SaveEvery > 0 && Step % _options.SaveEvery == 0) || last || cancellationToken.IsCancellationRequested)
+            bool stop = _options.EarlyStoppingPatience > 0 && _evalsWithoutImprovement >= _options.EarlyStoppingPatience;
+            if ((_options.SaveEvery > 0 && Step % _options.SaveEvery == 0) || last || stop || cancellationToken.IsCancellationRequested)
             {
                 SaveCheckpoint(_elapsedBefore + clock.Elapsed.TotalSeconds);
                 log.SavePlot(PlotTitle);
             }
+
+            if (stop)
+            {
+                StoppedEarly = true;
+                break;
+            }
+        }
+
+        // HF load_best_model_at_end: the final model is the best evaluation's.
+        if (_bestValue is not null && File.Exists(Path.Combine(BestModelFolder, "model.safetensors")))
+        {
+            using var best = SafeTensorsLoader.Open(Path.Combine(BestModelFolder, "model.safetensors"));
+            _model.LoadStateDict(best, strict: true);
         }
 
         // The final model in the output folder itself (HF save_model), file by file through temporary names.
@@ -314,6 +347,40 @@ public class Trainer<TBatch>
         }
     }
 
+    /// <summary>Keeps the model of the best evaluation in <see cref="BestModelFolder"/> and counts evaluations without improvement.</summary>
+    private void TrackBest(EvalRecord eval)
+    {
+        if (_options.MetricForBestModel is not { } name) return;
+        string key = name.StartsWith("eval_", StringComparison.Ordinal) ? name[5..] : name;
+        double value;
+        if (key == "loss")
+        {
+            value = eval.EvalLoss;
+        }
+        else if (eval.Metrics is null || !eval.Metrics.TryGetValue(key, out value))
+        {
+            throw new ArgumentException($"--metric-for-best-model {name}: the evaluation has no such metric; it has loss{(eval.Metrics is null ? string.Empty : ", " + string.Join(", ", eval.Metrics.Keys))}.");
+        }
+
+        bool better = _bestValue is not double best || (_options.GreaterIsBetter ? value > best : value < best);
+        if (!better)
+        {
+            _evalsWithoutImprovement++;
+            return;
+        }
+
+        _bestValue = value;
+        _bestStep = Step;
+        _evalsWithoutImprovement = 0;
+        string temp = Path.Combine(OutputFolder, ".tmp-best-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(temp);
+        _writeModelFolder(temp);
+        var note = new JsonObject { ["metric"] = name, ["value"] = value, ["step"] = Step };
+        File.WriteAllText(Path.Combine(temp, "best.json"), JsonSerializer.Serialize(note, Indented));
+        if (Directory.Exists(BestModelFolder)) Directory.Delete(BestModelFolder, recursive: true);
+        Directory.Move(temp, BestModelFolder);
+    }
+
     private IReadOnlyDictionary<string, double>? ComputeEvalMetrics()
     {
         if (EvalMetrics is null) return null;
@@ -348,6 +415,9 @@ public class Trainer<TBatch>
                 ["elapsed_s"] = elapsed,
                 ["seed"] = _options.Seed,
                 ["model_fingerprint"] = _fingerprint,
+                ["best_metric"] = _bestValue,
+                ["best_step"] = _bestStep,
+                ["evals_without_improvement"] = _evalsWithoutImprovement,
                 ["settings"] = settings,
                 ["lr_schedule"] = new JsonObject { ["name"] = _options.LrSchedule, ["warmup_steps"] = _options.WarmupSteps, ["step"] = Step },
             };

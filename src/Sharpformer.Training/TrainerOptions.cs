@@ -51,6 +51,19 @@ public sealed record TrainerOptions
     /// <summary>How many checkpoints to keep (HF <c>save_total_limit</c>).</summary>
     public int KeepCheckpoints { get; init; } = 3;
 
+    /// <summary>
+    /// The evaluation metric that picks the best model (HF <c>metric_for_best_model</c>): a key of the task metrics
+    /// (e.g. <c>accuracy</c>, <c>f1</c>) or <c>loss</c>. When set, the model of the best evaluation is kept in
+    /// <c>best-model/</c> and becomes the final model (HF <c>load_best_model_at_end</c>). Null keeps the last model.
+    /// </summary>
+    public string? MetricForBestModel { get; init; }
+
+    /// <summary>Whether a higher <see cref="MetricForBestModel"/> is better (HF <c>greater_is_better</c>: false for loss).</summary>
+    public bool GreaterIsBetter { get; init; } = true;
+
+    /// <summary>Stop after this many evaluations in a row without improvement of <see cref="MetricForBestModel"/> (HF EarlyStoppingCallback); 0 never stops early.</summary>
+    public int EarlyStoppingPatience { get; init; }
+
     /// <summary>Checks the values; the messages name the command-line option.</summary>
     /// <exception cref="ArgumentException">A value is out of range.</exception>
     public void Validate()
@@ -66,6 +79,9 @@ public sealed record TrainerOptions
         Require(MaxGradNorm >= 0 && double.IsFinite(MaxGradNorm), $"--max-grad-norm must be 0 (off) or positive (got {MaxGradNorm}).");
         Require(EvalEvery >= 0, $"--eval-every must be 0 or more (got {EvalEvery}).");
         Require(SaveEvery >= 0, $"--save-every must be 0 or more (got {SaveEvery}).");
+        Require(EarlyStoppingPatience >= 0, $"--early-stopping-patience must be 0 (off) or more (got {EarlyStoppingPatience}).");
+        Require(EarlyStoppingPatience == 0 || MetricForBestModel is not null, "--early-stopping-patience needs --metric-for-best-model (the metric whose lack of improvement stops the run).");
+        Require(EarlyStoppingPatience == 0 || EvalEvery > 0, "--early-stopping-patience needs --eval-every N: with one evaluation at the end there is nothing to stop.");
         Require(KeepCheckpoints >= 1, $"--keep-checkpoints must be at least 1 (got {KeepCheckpoints}).");
     }
 

@@ -164,7 +164,7 @@ internal static class TrainCommand
     }
 
     /// <summary>One progress line per step on stderr: step/total, loss, lr, tokens/s, ETA (rewritten in place on a terminal).</summary>
-    private sealed class ProgressLines(TextWriter error)
+    internal sealed class ProgressLines(TextWriter error)
     {
         private readonly bool _terminal = !Console.IsErrorRedirected;
 
