@@ -7,6 +7,7 @@ using Sharpformer.Models.Bert;
 using Sharpformer.Models.DistilBert;
 using Sharpformer.Models.Gpt2;
 using Sharpformer.NN;
+using Sharpformer.NN.Lora;
 using Sharpformer.Tensors;
 using Sharpformer.Text;
 using Sharpformer.Training.Checkpoints;
@@ -100,6 +101,16 @@ public sealed record FineTuneRunOptions
     /// <summary>Start over in an output folder that holds an earlier run.</summary>
     public bool Overwrite { get; init; }
 
+    /// <summary>
+    /// LoRA instead of full fine-tuning: adapters on the config's target modules, only they and the task head are trained,
+    /// and the output folder holds the adapter in PEFT's layout (adapter_config.json + adapter_model.safetensors); null
+    /// for full fine-tuning. The task type and base model name are filled in from the run.
+    /// </summary>
+    public LoraConfig? Lora { get; init; }
+
+    /// <summary>With <see cref="Lora"/>: write the adapter merged into the base weights as a plain Hugging Face folder instead.</summary>
+    public bool MergeLora { get; init; }
+
     /// <summary>The optimizer, schedule, logging, checkpoint, best-model and early-stopping settings (MaxSteps and warmup are computed here).</summary>
     public TrainerOptions Trainer { get; init; } = new() { MaxSteps = 1 };
 }
@@ -149,6 +160,9 @@ public sealed class FineTuneRun
 
     /// <summary>The checkpoint the run continues from, or null.</summary>
     public string? ResumedFrom { get; private set; }
+
+    /// <summary>The LoRA adapters of a LoRA run (their trainable parameters, the adapter save), else null.</summary>
+    public LoraModel? Lora { get; private set; }
 
     /// <summary>Training examples (QA: questions).</summary>
     public int TrainExamples { get; private set; }
@@ -554,6 +568,21 @@ public sealed class FineTuneRun
         }
 
         if (options.Freeze.Count > 0) Freezing.Freeze(Model, options.Freeze);
+        if (options.Lora is { } loraConfig)
+        {
+            string taskType = options.Task switch
+            {
+                FineTuneTask.Classify => "SEQ_CLS",
+                FineTuneTask.Ner => "TOKEN_CLS",
+                _ => "QUESTION_ANS",
+            };
+            Lora = LoraModel.Apply(Model, loraConfig with { TaskType = taskType, BaseModelNameOrPath = options.ModelFolder }, options.Trainer.Seed);
+        }
+        else if (options.MergeLora)
+        {
+            throw new ArgumentException("--merge-lora needs --lora-r (a LoRA run); a full fine-tune already writes a plain model folder.");
+        }
+
         long steps = options.Steps ?? (long)Math.Ceiling(options.Epochs * source.BatchesPerEpoch / options.Trainer.GradientAccumulationSteps);
         int warmup = options.Trainer.WarmupSteps > 0 ? options.Trainer.WarmupSteps : (int)Math.Ceiling(options.WarmupRatio * steps);
         var trainerOptions = options.Trainer with { MaxSteps = steps, WarmupSteps = warmup };
@@ -564,13 +593,36 @@ public sealed class FineTuneRun
         string tokenizerFolder = options.ModelFolder;
         Trainer = new Trainer<TaskBatch>(Model, loss, source, evalBatches, trainerOptions, output, folder => ModelFolder.Write(folder, Model, configJson, tokenizerFolder))
         {
-            PlotTitle = $"{title}, batch {options.BatchSize}×{options.Trainer.GradientAccumulationSteps}",
+            PlotTitle = $"{title}{(Lora is null ? "" : $", LoRA r={Lora.Config.R}")}, batch {options.BatchSize}×{options.Trainer.GradientAccumulationSteps}",
             EvalMetrics = metrics,
+            WriteFinalModel = Lora is { } lora ? folder => WriteLoraModel(folder, lora, config, tokenizerFolder, options.MergeLora) : null,
         };
         if (resume is not null)
         {
             Trainer.Resume(resume);
             ResumedFrom = resume;
+        }
+    }
+
+    /// <summary>
+    /// The final output of a LoRA run: the adapter in PEFT's layout (adapter_config.json, adapter_model.safetensors with
+    /// the trained head as modules_to_save) plus the tokenizer files, or with <paramref name="merge"/> the adapter merged
+    /// into the base weights as a plain Hugging Face folder (config.json with the labels, model.safetensors).
+    /// </summary>
+    private static void WriteLoraModel(string folder, LoraModel lora, ModelConfig config, string tokenizerFolder, bool merge)
+    {
+        if (merge)
+        {
+            var merged = lora.MergeAndUnload();
+            ModelFolder.Write(folder, merged, ModelFolder.SavedConfig(null, config, merged, null), tokenizerFolder);
+            return;
+        }
+
+        lora.SaveAdapter(folder, lora.Config.BaseModelNameOrPath);
+        foreach (var name in ModelFolder.TokenizerFiles)
+        {
+            string source = Path.Combine(tokenizerFolder, name);
+            if (File.Exists(source)) File.Copy(source, Path.Combine(folder, name), overwrite: true);
         }
     }
 

@@ -161,6 +161,13 @@ public class Trainer<TBatch>
     public string PlotTitle { get; set; } = "training loss";
 
     /// <summary>
+    /// Writes the final model into the output folder instead of the constructor's writer (which still writes checkpoints
+    /// and the best model, whose weights must reload strictly into this module tree): a LoRA run saves its adapter in
+    /// PEFT's layout here, or the merged model. Null uses the constructor's writer.
+    /// </summary>
+    public Action<string>? WriteFinalModel { get; set; }
+
+    /// <summary>
     /// Restores the state of the checkpoint in <paramref name="checkpointFolder"/>: verifies its manifest, checks it
     /// belongs to this model and these data/batch settings, loads the weights, the optimizer state and the data position.
     /// </summary>
@@ -305,7 +312,7 @@ public class Trainer<TBatch>
         Directory.CreateDirectory(final);
         try
         {
-            _writeModelFolder(final);
+            (WriteFinalModel ?? _writeModelFolder)(final);
             foreach (var file in Directory.GetFiles(final))
             {
                 File.Move(file, Path.Combine(OutputFolder, Path.GetFileName(file)), overwrite: true);

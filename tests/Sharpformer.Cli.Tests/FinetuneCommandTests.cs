@@ -195,6 +195,59 @@ public sealed class FinetuneCommandTests(FinetuneFixture fx) : IClassFixture<Fin
     }
 
     [Fact]
+    public void FinetuneClassify_Lora_TrainsOnlyAdaptersAndHead_WritesPeftAdapter_AndMergedFolderPredictsTheSame()
+    {
+        var adapterOut = fx.NewOutput("classify-lora");
+        // all-linear (the pooler and the feed-forward too): this one-layer random encoder has nothing pretrained to keep.
+        string[] lora = ["--lora-r", "8", "--lora-alpha", "16", "--lora-target-modules", "all-linear", "--metric-for-best-model", "accuracy"];
+        var (exit, stdout, stderr) = Run(["finetune", "classify", "--model", fx.Bert, "--data", fx.ClassifyTrain, "--eval-data", fx.ClassifyEval, .. lora, .. Common(adapterOut, 60)]);
+        Assert.True(exit == 0, stderr);
+
+        // PEFT's layout: adapter_config.json + adapter_model.safetensors (base_model.model.* names, the head as modules_to_save), no full weights.
+        Assert.True(File.Exists(Path.Combine(adapterOut, "adapter_config.json")), stdout);
+        Assert.False(File.Exists(Path.Combine(adapterOut, "model.safetensors")));
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(adapterOut, "adapter_config.json")))!;
+        Assert.Equal("LORA", config["peft_type"]!.GetValue<string>());
+        Assert.Equal("SEQ_CLS", config["task_type"]!.GetValue<string>());
+        Assert.Equal(8, config["r"]!.GetValue<int>());
+        using (var adapter = Sharpformer.IO.SafeTensors.SafeTensorsFile.Open(Path.Combine(adapterOut, "adapter_model.safetensors")))
+        {
+            var names = adapter.Tensors.Select(t => t.Name).ToList();
+            Assert.Contains(names, n => n.StartsWith("base_model.model.bert.encoder.layer.0.attention.self.query.lora_A", StringComparison.Ordinal));
+            Assert.Contains(names, n => n.Contains("classifier", StringComparison.Ordinal));
+            Assert.DoesNotContain(names, n => n.Contains("word_embeddings", StringComparison.Ordinal));
+        }
+
+        double best = Evals(adapterOut).Max(e => e["eval_accuracy"]!.GetValue<double>());
+        Assert.True(best >= 0.8, $"LoRA eval accuracy should rise well above chance (0.5), got {best}\n{stderr}\n{string.Join('\n', File.ReadAllLines(Path.Combine(adapterOut, "train_log.jsonl")).Take(5))}");
+
+        // The same run merged into a plain HF folder predicts as the best evaluation did.
+        var mergedOut = fx.NewOutput("classify-lora-merged");
+        (exit, _, stderr) = Run(["finetune", "classify", "--model", fx.Bert, "--data", fx.ClassifyTrain, "--eval-data", fx.ClassifyEval, .. lora, "--merge-lora", .. Common(mergedOut, 60)]);
+        Assert.True(exit == 0, stderr);
+        Assert.False(File.Exists(Path.Combine(mergedOut, "adapter_config.json")));
+        var eval = ClassificationData.Read(fx.ClassifyEval);
+        var texts = eval.Examples.Select(e => e.Text).ToArray();
+        var (verbExit, verbOut, verbErr) = Run(["classify", .. texts, "--model", mergedOut, "--json"]);
+        Assert.True(verbExit == 0, verbErr);
+        using var doc = JsonDocument.Parse(verbOut);
+        var labels = doc.RootElement.EnumerateArray().Select(r => r[0].GetProperty("label").GetString()!).ToList();
+        double accuracy = labels.Zip(eval.Examples).Count(p => p.First == p.Second.Labels[0]) / (double)texts.Length;
+        Assert.Equal(Evals(mergedOut).Max(e => e["eval_accuracy"]!.GetValue<double>()), accuracy, 12);
+    }
+
+    [Fact]
+    public void FinetuneLoraFlags_WithoutRank_OneUsageError()
+    {
+        var output = fx.NewOutput("lora-bad");
+        var (exit, _, stderr) = Run(["finetune", "classify", "--model", fx.Bert, "--data", fx.ClassifyTrain, "--lora-alpha", "16", .. Common(output, 2)]);
+
+        Assert.Equal(2, exit);
+        Assert.Contains("--lora-r", stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(output));
+    }
+
+    [Fact]
     public void FinetuneNer_Trains_AndTheNerVerbTagsTheWordsTheTrainerTagged()
     {
         var output = fx.NewOutput("ner");

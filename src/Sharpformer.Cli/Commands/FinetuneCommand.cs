@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
+using Sharpformer.IO.Config;
+using Sharpformer.NN.Lora;
 using Sharpformer.Pipelines;
 using Sharpformer.Tensors.Threading;
 using Sharpformer.Training;
@@ -65,11 +67,21 @@ internal static class FinetuneCommand
         scheme.AcceptOnlyFromAmong("IOB1", "IOB2", "BIOES");
         var docStride = new Option<int>("--doc-stride") { Description = "qa: overlap in tokens between windows of a long context.", DefaultValueFactory = _ => 128 };
         var maxAnswer = new Option<int>("--max-answer-length") { Description = "qa: the longest answer in tokens.", DefaultValueFactory = _ => 30 };
+        var loraR = new Option<int?>("--lora-r") { Description = "Fine-tune with LoRA adapters of this rank instead of every weight: only the adapters and the head train; --out gets adapter_config.json + adapter_model.safetensors in PEFT's layout." };
+        var loraAlpha = new Option<float?>("--lora-alpha") { Description = "LoRA alpha (the update is scaled by alpha / r; default: r, as PEFT's defaults r=8, alpha=8)." };
+        var loraDropout = new Option<float>("--lora-dropout") { Description = "Dropout on the adapters' input.", DefaultValueFactory = _ => 0 };
+        var loraTargets = new Option<string[]>("--lora-target-modules")
+        {
+            Description = "Linear layers to adapt, by name suffix (default as PEFT's for the model type: bert query value; distilbert q_lin v_lin; gpt2 c_attn), or all-linear.",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var mergeLora = new Option<bool>("--merge-lora") { Description = "With --lora-r: write the adapter merged into the base weights as a plain Hugging Face folder instead." };
 
         var command = new Command(name, description)
         {
             model, data, evalData, validationSplit, testData, output, maxLength, batchSize, gradAccum, steps, epochs, lr, schedule, warmupSteps, warmupRatio,
             weightDecay, maxGradNorm, dropout, seed, evalEvery, saveEvery, keep, metric, patience, log, threads, resume, overwrite, freeze,
+            loraR, loraAlpha, loraDropout, loraTargets, mergeLora,
         };
         switch (task)
         {
@@ -129,6 +141,8 @@ internal static class FinetuneCommand
                     MaxAnswerLength = task == FineTuneTask.Qa ? parse.GetValue(maxAnswer) : 30,
                     Resume = parse.GetValue(resume),
                     Overwrite = parse.GetValue(overwrite),
+                    Lora = LoraOptions(parse.GetValue(loraR), parse.GetValue(loraAlpha), parse.GetValue(loraDropout), parse.GetValue(loraTargets), modelFolder),
+                    MergeLora = parse.GetValue(mergeLora),
                     Trainer = new TrainerOptions
                     {
                         MaxSteps = 1,
@@ -152,6 +166,39 @@ internal static class FinetuneCommand
             });
         });
         return command;
+    }
+
+    /// <summary>The LoRA settings of the flags, or null without --lora-r; target modules default to PEFT's for the model type.</summary>
+    internal static LoraConfig? LoraOptions(int? r, float? alpha, float dropout, string[]? targets, string modelFolder)
+    {
+        if (r is null)
+        {
+            if (alpha is not null || targets is { Length: > 0 })
+            {
+                throw new ArgumentException("--lora-alpha and --lora-target-modules need --lora-r (the adapters' rank, e.g. 8).");
+            }
+
+            return null;
+        }
+
+        if (r < 1) throw new ArgumentException($"--lora-r must be at least 1 (got {r}).");
+        if (dropout is < 0 or >= 1 || !float.IsFinite(dropout)) throw new ArgumentException($"--lora-dropout must be in [0, 1) (got {dropout}).");
+        IReadOnlyList<string> modules = targets is { Length: > 0 }
+            ? targets
+            : ModelConfig.Load(modelFolder).ModelType switch
+            {
+                "bert" or "roberta" => ["query", "value"],
+                "distilbert" => ["q_lin", "v_lin"],
+                "gpt2" => ["c_attn"],
+                var type => throw new ArgumentException($"--lora-target-modules: no PEFT default for model_type '{type}'; name the Linear layers to adapt, or pass all-linear."),
+            };
+        return new LoraConfig
+        {
+            R = r.Value,
+            LoraAlpha = alpha ?? r.Value,
+            LoraDropout = dropout,
+            TargetModules = modules,
+        };
     }
 
     private static string MetricHelp(FineTuneTask task) => task switch
