@@ -399,7 +399,7 @@ public sealed class FineTuneRun
         return predictions;
     }
 
-    private ClassificationReport ScoreClassify(ClassificationDataset data, string? confusionPng, string what = "validation")
+    private ClassificationReport ScoreClassify(ClassificationDataset data, string? confusionPng, string what = "validation", long? modelStep = null)
     {
         var predictions = ClassifyPredictions(data);
         var references = data.Examples.Select(e => data.LabelId(e.Labels[0])).ToList();
@@ -407,7 +407,7 @@ public sealed class FineTuneRun
         if (confusionPng is not null)
         {
             ClassificationMetrics.SaveConfusionMatrixPng(report, confusionPng, string.Create(CultureInfo.InvariantCulture,
-                $"{what} at step {Trainer.Step}: accuracy {report.Accuracy:F3}, macro-F1 {report.MacroF1:F3}"));
+                $"{what}, model of step {modelStep ?? Trainer.Step}: accuracy {report.Accuracy:F3}, macro-F1 {report.MacroF1:F3}"));
         }
 
         return report;
@@ -727,7 +727,7 @@ public sealed class FineTuneRun
         if (_options.TestData is null) return null;
         string test = _options.TestData;
         var metrics = _options.Task == FineTuneTask.Classify
-            ? WithEvalMode(() => ScoreClassify(ReadClassify(test, _labels), Path.Combine(Trainer.OutputFolder, TestConfusionMatrixFile), "test set").ToMetrics())
+            ? WithEvalMode(() => ScoreClassify(ReadClassify(test, _labels), Path.Combine(Trainer.OutputFolder, TestConfusionMatrixFile), "test set", Trainer.BestStep > 0 ? Trainer.BestStep : Trainer.Step).ToMetrics())
             : Evaluate(test);
         var json = new JsonObject { ["test_data"] = Path.GetFullPath(_options.TestData), ["step"] = Trainer.Step, ["best_step"] = Trainer.BestStep };
         foreach (var (name, value) in metrics) json["test_" + name] = value;
