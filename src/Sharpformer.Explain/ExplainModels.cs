@@ -57,7 +57,7 @@ public static class ExplainModels
                 break;
             default:
                 throw new NotSupportedException(
-                    $"explain: model_type '{config.ModelType}' in {Path.Combine(folder, "config.json")} is not supported yet; supported: {string.Join(", ", SupportedModelTypes)}. A new family supports it by implementing IExplainableModel.");
+                    $"model_type '{config.ModelType}' in {Path.Combine(folder, "config.json")} is not supported yet; supported: {string.Join(", ", SupportedModelTypes)}. A new family supports it by implementing IExplainableModel.");
         }
 
         return (AutoTokenizer.FromPretrained(folder), model);

@@ -32,13 +32,13 @@ public static class Explainer
         var encoding = tokenizer.Encode(text);
         if (encoding.Count == 0)
         {
-            throw new ArgumentException("explain: the text encodes to no token; give it some text.", nameof(text));
+            throw new ArgumentException("the text encodes to no token; give it some text.", nameof(text));
         }
 
         if (encoding.Count > model.MaxPositions)
         {
             throw new ArgumentException(
-                $"explain: the text is {encoding.Count} tokens long but the model takes at most {model.MaxPositions} (max_position_embeddings); shorten it.", nameof(text));
+                $"the text is {encoding.Count} tokens long but the model takes at most {model.MaxPositions} (max_position_embeddings); shorten it.", nameof(text));
         }
 
         var ids = encoding.Ids.ToArray();
