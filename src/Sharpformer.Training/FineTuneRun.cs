@@ -243,7 +243,7 @@ public sealed class FineTuneRun
             throw new ArgumentException($"--resume: {output} holds no complete checkpoint-N folder; drop --resume to start a new run there.");
         }
 
-        if (!options.Resume) CheckOutputFolder(output, options.Overwrite);
+        if (!options.Resume) RunFolder.Check(output, options.Overwrite, IsRunFile, "fine-tuning");
 
         var config = ModelConfig.Load(options.ModelFolder);
         var tokenizer = AutoTokenizer.FromPretrained(options.ModelFolder);
@@ -587,7 +587,7 @@ public sealed class FineTuneRun
         int warmup = options.Trainer.WarmupSteps > 0 ? options.Trainer.WarmupSteps : (int)Math.Ceiling(options.WarmupRatio * steps);
         var trainerOptions = options.Trainer with { MaxSteps = steps, WarmupSteps = warmup };
         trainerOptions.Validate();
-        if (options.Overwrite) ClearRun(output);
+        if (options.Overwrite) RunFolder.Clear(output, IsRunFile);
 
         var configJson = ModelFolder.SavedConfig(null, config, Model, options.Dropout);
         string tokenizerFolder = options.ModelFolder;
@@ -682,37 +682,11 @@ public sealed class FineTuneRun
         return string.Join(Environment.NewLine, lines);
     }
 
-    /// <summary>A new run may use an output folder that does not exist, is empty, or (with --overwrite) holds an earlier run.</summary>
-    private static void CheckOutputFolder(string output, bool overwrite)
-    {
-        if (!Directory.Exists(output) || !Directory.EnumerateFileSystemEntries(output).Any()) return;
-        if (!overwrite)
-        {
-            throw new IOException($"--out {output} already holds files; pass --resume to continue the run saved there, --overwrite to start it over, or choose an empty folder.");
-        }
-
-        var foreign = Directory.EnumerateFileSystemEntries(output).Select(Path.GetFileName).Where(name => !IsRunFile(name!)).ToList();
-        if (foreign.Count > 0)
-        {
-            throw new IOException($"--out {output} holds files that no fine-tuning run wrote ({string.Join(", ", foreign.Take(5))}); --overwrite only replaces an earlier run's files: choose another folder.");
-        }
-    }
-
     private static bool IsRunFile(string name) =>
         name.StartsWith("checkpoint-", StringComparison.Ordinal) || name.StartsWith(".tmp-", StringComparison.Ordinal)
         || name is "config.json" or "model.safetensors" or "train_log.jsonl" or "train_log.png" or "best-model" or ConfusionMatrixFile or TestResultsFile or TestConfusionMatrixFile
+            or LoraConfig.FileName or LoraModel.WeightsFileName
         || ModelFolder.TokenizerFiles.Contains(name);
-
-    private static void ClearRun(string output)
-    {
-        if (!Directory.Exists(output)) return;
-        foreach (var entry in Directory.EnumerateFileSystemEntries(output))
-        {
-            if (!IsRunFile(Path.GetFileName(entry))) continue;
-            if (Directory.Exists(entry)) Directory.Delete(entry, recursive: true);
-            else File.Delete(entry);
-        }
-    }
 
     /// <summary>The confusion-matrix PNG of the final model on --test-data (classify).</summary>
     public const string TestConfusionMatrixFile = "test_confusion_matrix.png";

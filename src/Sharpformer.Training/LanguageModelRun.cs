@@ -155,7 +155,7 @@ public sealed class LanguageModelRun : IDisposable
             throw new ArgumentException($"--resume: {output} holds no complete checkpoint-N folder; drop --resume to start a new run there.");
         }
 
-        if (!options.Resume) CheckOutputFolder(output, options.Overwrite);
+        if (!options.Resume) RunFolder.Check(output, options.Overwrite, IsRunFile, "training");
 
         // Config and tokenizer.
         string configSource = options.ConfigPath ?? Path.Combine(options.ModelFolder!, "config.json");
@@ -242,7 +242,7 @@ public sealed class LanguageModelRun : IDisposable
 
         long steps = options.Steps ?? (long)Math.Ceiling(options.Epochs * source.BatchesPerEpoch / options.Trainer.GradientAccumulationSteps);
         var trainerOptions = options.Trainer with { MaxSteps = steps };
-        if (options.Overwrite) ClearRun(output);
+        if (options.Overwrite) RunFolder.Clear(output, IsRunFile);
 
         var configJson = ModelFolder.SavedConfig(configSource, config, model, options.Dropout);
         var trainer = new Trainer(model, batch => task.LanguageModelingLoss(batch.InputIds, batch.AttentionMask, batch.Labels), source, evalBatches, trainerOptions, output,
@@ -277,34 +277,8 @@ public sealed class LanguageModelRun : IDisposable
         return TokenCache.Open(Corpus.FromPath(paths[0]), tokenizerFolder, cacheFolder, progress, ct);
     }
 
-    /// <summary>A new run may use an output folder that does not exist, is empty, or (with --overwrite) holds an earlier run.</summary>
-    private static void CheckOutputFolder(string output, bool overwrite)
-    {
-        if (!Directory.Exists(output) || !Directory.EnumerateFileSystemEntries(output).Any()) return;
-        if (!overwrite)
-        {
-            throw new IOException($"--out {output} already holds files; pass --resume to continue the run saved there, --overwrite to start it over, or choose an empty folder.");
-        }
-
-        var foreign = Directory.EnumerateFileSystemEntries(output).Select(Path.GetFileName).Where(name => !IsRunFile(name!)).ToList();
-        if (foreign.Count > 0)
-        {
-            throw new IOException($"--out {output} holds files that no training run wrote ({string.Join(", ", foreign.Take(5))}); --overwrite only replaces an earlier run's files: choose another folder.");
-        }
-    }
-
     private static bool IsRunFile(string name) =>
         name.StartsWith("checkpoint-", StringComparison.Ordinal) || name.StartsWith(".tmp-", StringComparison.Ordinal)
         || name is "config.json" or "model.safetensors" or "train_log.jsonl" or "train_log.png" || ModelFolder.TokenizerFiles.Contains(name);
 
-    private static void ClearRun(string output)
-    {
-        if (!Directory.Exists(output)) return;
-        foreach (var entry in Directory.EnumerateFileSystemEntries(output))
-        {
-            if (!IsRunFile(Path.GetFileName(entry))) continue;
-            if (Directory.Exists(entry)) Directory.Delete(entry, recursive: true);
-            else File.Delete(entry);
-        }
-    }
 }
