@@ -5,7 +5,7 @@ namespace Sharpformer.Text;
 /// <summary>
 /// Loads the right tokenizer from a local model folder, like HF's <c>AutoTokenizer.from_pretrained</c>: reads
 /// tokenizer.json (WordPiece or BPE), else vocab.txt (BERT), else vocab.json + merges.txt (GPT-2), with the settings
-/// and special tokens of tokenizer_config.json and special_tokens_map.json.
+/// and special tokens of tokenizer_config.json and special_tokens_map.json, and the chat template if the folder has one.
 /// </summary>
 public static class AutoTokenizer
 {
@@ -16,7 +16,15 @@ public static class AutoTokenizer
     /// <exception cref="FileNotFoundException">The folder has no tokenizer files; the message lists what was looked for.</exception>
     /// <exception cref="InvalidDataException">A file is malformed; the message names the file and the problem.</exception>
     /// <exception cref="NotSupportedException">The files describe a tokenizer this library does not implement yet.</exception>
+    /// <exception cref="Jinja.JinjaException">The chat template uses syntax the Jinja interpreter does not support.</exception>
     public static TextTokenizer FromPretrained(string folder)
+    {
+        var tokenizer = Load(folder);
+        tokenizer.ChatTemplate = ChatTemplate.FromFolder(folder);
+        return tokenizer;
+    }
+
+    private static TextTokenizer Load(string folder)
     {
         ArgumentNullException.ThrowIfNull(folder);
         if (!Directory.Exists(folder))

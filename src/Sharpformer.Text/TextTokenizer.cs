@@ -69,6 +69,12 @@ public abstract class TextTokenizer
     /// <summary>The named special tokens.</summary>
     public SpecialTokens SpecialTokens { get; }
 
+    /// <summary>
+    /// The model's chat template (tokenizer_config.json <c>chat_template</c> or chat_template.jinja), when
+    /// <see cref="AutoTokenizer.FromPretrained"/> found one; null otherwise.
+    /// </summary>
+    public ChatTemplate? ChatTemplate { get; internal set; }
+
     /// <summary>The longest input the model accepts (tokenizer_config.json model_max_length); the default truncation length.</summary>
     public int ModelMaxLength { get; }
 
