@@ -604,7 +604,7 @@ internal sealed class JinjaParser
             {
                 Next();
                 var (args, kwargs) = ParseArguments();
-                node = new CallExpr(node, args, kwargs, token.Line, token.Column);
+                node = new CallExpr(node, args, kwargs, node.Line, node.Column);
             }
             else
             {
@@ -736,7 +736,7 @@ internal sealed class JinjaParser
             {
                 Next();
                 var (args, kwargs) = ParseArguments();
-                node = new CallExpr(node, args, kwargs, token.Line, token.Column);
+                node = new CallExpr(node, args, kwargs, node.Line, node.Column);
             }
             else
             {
