@@ -113,8 +113,29 @@ public class JinjaInterpreterTests
         var output = Assert.Throws<JinjaException>(() => Render("{% for i in range(1000) %}xxxxxxxxxx{% endfor %}", limits: new JinjaLimits { MaxOutputLength = 500 }));
         Assert.Contains("JinjaLimits.MaxOutputLength", output.Message);
 
+        var doubling = Assert.Throws<JinjaException>(() => Render("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", limits: new JinjaLimits { MaxOutputLength = 100_000 }));
+        Assert.Contains("JinjaLimits.MaxOutputLength", doubling.Message);
+
+        var repeat = Assert.Throws<JinjaException>(() => Render("{{ 'x' * 100000000000 }}"));
+        Assert.Contains("repetition", repeat.Message);
+
         var depth = Assert.Throws<JinjaException>(() => Render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"));
         Assert.Contains("JinjaLimits.MaxCallDepth", depth.Message);
+    }
+
+    [Theory]
+    [InlineData("{{ ", "1", " }}")]
+    [InlineData("{{ ", "-", "1 }}")]
+    [InlineData("{{ ", "not ", "1 }}")]
+    [InlineData("", "{% if true %}", "")]
+    public void DeepNesting_FailsClearlyInsteadOfOverflowingTheStack(string prefix, string repeated, string suffix)
+    {
+        int count = 100_000;
+        string source = repeated == "1"
+            ? prefix + new string('(', count) + "1" + new string(')', count) + suffix
+            : prefix + string.Concat(Enumerable.Repeat(repeated, count)) + suffix;
+        var e = Assert.ThrowsAny<JinjaException>(() => JinjaTemplate.Parse(source));
+        Assert.Contains("deeper than", e.Message);
     }
 
     [Fact]

@@ -36,9 +36,20 @@ internal sealed class JinjaLexer
 
     private readonly string _source;
     private readonly List<Token> _tokens = [];
+    private readonly List<int> _lineStarts = [0];
     private int _pos;
 
-    private JinjaLexer(string source) => _source = source;
+    private JinjaLexer(string source)
+    {
+        _source = source;
+        for (int i = 0; i < source.Length; i++)
+        {
+            if (source[i] == '\n')
+            {
+                _lineStarts.Add(i + 1);
+            }
+        }
+    }
 
     /// <summary>Tokenizes <paramref name="source"/>.</summary>
     public static List<Token> Tokenize(string source)
@@ -49,35 +60,22 @@ internal sealed class JinjaLexer
     }
 
     /// <summary>Line and column (1-based) of an offset.</summary>
-    public static (int Line, int Column) Position(string source, int offset)
+    private (int Line, int Column) Position(int offset)
     {
-        int line = 1;
-        int column = 1;
-        for (int i = 0; i < offset && i < source.Length; i++)
-        {
-            if (source[i] == '\n')
-            {
-                line++;
-                column = 1;
-            }
-            else
-            {
-                column++;
-            }
-        }
-
-        return (line, column);
+        int index = _lineStarts.BinarySearch(offset);
+        int line = index >= 0 ? index : ~index - 1;
+        return (line + 1, offset - _lineStarts[line] + 1);
     }
 
     private JinjaException Error(string message, int offset)
     {
-        var (line, column) = Position(_source, offset);
+        var (line, column) = Position(offset);
         return new JinjaException($"{message} at line {line}, column {column}", line, column);
     }
 
     private void Add(TokenKind kind, string value, int offset)
     {
-        var (line, column) = Position(_source, offset);
+        var (line, column) = Position(offset);
         _tokens.Add(new Token(kind, value, line, column));
     }
 

@@ -5,8 +5,12 @@ namespace Sharpformer.Text.Jinja;
 /// <summary>Parses the lexer's tokens into statement and expression nodes (recursive descent, Jinja's precedence).</summary>
 internal sealed class JinjaParser
 {
+    /// <summary>Deepest nesting of blocks and sub-expressions, so a hostile template cannot overflow the stack.</summary>
+    public const int MaxNesting = 200;
+
     private readonly List<Token> _tokens;
     private int _index;
+    private int _nesting;
 
     private JinjaParser(List<Token> tokens) => _tokens = tokens;
 
@@ -132,6 +136,19 @@ internal sealed class JinjaParser
     private Node ParseStatement(Token keyword)
     {
         Next();
+        Enter();
+        try
+        {
+            return ParseStatementBody(keyword);
+        }
+        finally
+        {
+            _nesting--;
+        }
+    }
+
+    private Node ParseStatementBody(Token keyword)
+    {
         switch (keyword.Value)
         {
             case "if":
@@ -311,7 +328,26 @@ internal sealed class JinjaParser
         return new ListExpr(items, true, first.Line, first.Column);
     }
 
-    public Expr ParseExpression() => ParseConditional(allowConditional: true);
+    public Expr ParseExpression()
+    {
+        Enter();
+        try
+        {
+            return ParseConditional(allowConditional: true);
+        }
+        finally
+        {
+            _nesting--;
+        }
+    }
+
+    private void Enter()
+    {
+        if (++_nesting > MaxNesting)
+        {
+            throw Error($"Template nests blocks or expressions deeper than {MaxNesting} levels", Current);
+        }
+    }
 
     private Expr ParseConditional(bool allowConditional)
     {
@@ -362,7 +398,15 @@ internal sealed class JinjaParser
         if (IsName("not"))
         {
             var token = Next();
-            return new UnaryExpr("not", ParseNot(), token.Line, token.Column);
+            Enter();
+            try
+            {
+                return new UnaryExpr("not", ParseNot(), token.Line, token.Column);
+            }
+            finally
+            {
+                _nesting--;
+            }
         }
 
         return ParseCompare();
@@ -452,7 +496,15 @@ internal sealed class JinjaParser
         if (IsOp("-") || IsOp("+"))
         {
             var token = Next();
-            node = new UnaryExpr(token.Value, ParseUnary(withFilter: false), token.Line, token.Column);
+            Enter();
+            try
+            {
+                node = new UnaryExpr(token.Value, ParseUnary(withFilter: false), token.Line, token.Column);
+            }
+            finally
+            {
+                _nesting--;
+            }
         }
         else
         {

@@ -6,6 +6,7 @@ namespace Sharpformer.Text.Jinja;
 /// <summary>Walks the parsed template: statements write output, expressions evaluate with Python's semantics.</summary>
 internal sealed class JinjaRuntime(JinjaLimits limits, Stopwatch clock)
 {
+    private const long MaxRepeat = 10_000_000;
     private static readonly Dictionary<string, object?> NoKwargs = [];
     private int _steps;
     private int _depth;
@@ -336,7 +337,13 @@ internal sealed class JinjaRuntime(JinjaLimits limits, Stopwatch clock)
         Step(expr);
         try
         {
-            return EvalCore(expr, scope);
+            var value = EvalCore(expr, scope);
+            if ((value is string s && s.Length > limits.MaxOutputLength) || (value is List<object?> list && list.Count > limits.MaxOutputLength))
+            {
+                throw Error($"Template stopped: a value larger than {limits.MaxOutputLength} characters or items (JinjaLimits.MaxOutputLength)", expr);
+            }
+
+            return value;
         }
         catch (InvalidOperationException e)
         {
@@ -561,6 +568,15 @@ internal sealed class JinjaRuntime(JinjaLimits limits, Stopwatch clock)
                 "%" => x - (y * FloorDiv(x, y)),
                 _ => (long)Math.Pow(x, y),
             };
+        }
+
+        if (op == "*" && left is string or List<object?> && right is long count)
+        {
+            long size = left is string text ? text.Length : ((List<object?>)left!).Count;
+            if (count > 0 && size * count > MaxRepeat)
+            {
+                throw new InvalidOperationException($"repetition would make {size * count} characters or items (at most {MaxRepeat})");
+            }
         }
 
         return (op, left, right) switch
