@@ -66,6 +66,14 @@ public class JinjaInterpreterTests
         Assert.Equal("ab", Render("a  \n  {{- 'b' -}}  \n"));
         Assert.Equal("  x", Render("  {%+ if true %}x{% endif %}"));
         Assert.Equal("ab", Render("a {#- note -#} b"));
+
+        // Jinja's defaults: line endings become \n, and one newline at the end of the template is dropped.
+        Assert.Equal("a", Render("a\n"));
+        Assert.Equal("a\n", Render("a\n\n"));
+        Assert.Equal("a\nb", Render("a\r\nb\r\n"));
+        Assert.Equal("a\nb", Render("a\rb"));
+        Assert.Equal("x\ny", Render("{{ \"x\r\ny\" }}"));
+        Assert.Equal("x", Render("{% if true %}\r\nx{% endif %}"));
     }
 
     [Fact]

@@ -51,9 +51,18 @@ internal sealed class JinjaLexer
         }
     }
 
-    /// <summary>Tokenizes <paramref name="source"/>.</summary>
+    /// <summary>
+    /// Tokenizes <paramref name="source"/>. As Jinja does by default, line endings become "\n" and one newline at the
+    /// very end of the template is dropped (keep_trailing_newline = False).
+    /// </summary>
     public static List<Token> Tokenize(string source)
     {
+        source = source.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n');
+        if (source.EndsWith('\n'))
+        {
+            source = source[..^1];
+        }
+
         var lexer = new JinjaLexer(source);
         lexer.Run();
         return lexer._tokens;
@@ -186,10 +195,6 @@ internal sealed class JinjaLexer
         if (_pos < _source.Length && _source[_pos] == '\n')
         {
             _pos++;
-        }
-        else if (_pos + 1 < _source.Length && _source[_pos] == '\r' && _source[_pos + 1] == '\n')
-        {
-            _pos += 2;
         }
     }
 
