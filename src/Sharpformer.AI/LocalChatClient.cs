@@ -73,8 +73,7 @@ public sealed class LocalChatClient : IChatClient
     /// <param name="options">The prompt formatter (default: the model's chat template), the source and the weight type.</param>
     /// <param name="ct">Cancels downloads.</param>
     /// <returns>The chat client.</returns>
-    /// <exception cref="NotSupportedException">No prompt formatter was given and the model has no chat template.</exception>
-    /// <exception cref="Text.Jinja.JinjaException">The model's chat template uses Jinja syntax the interpreter does not support.</exception>
+    /// <exception cref="NotSupportedException">No prompt formatter was given and the model has no chat template, or one the Jinja interpreter cannot parse (the message says where).</exception>
     /// <exception cref="ModelUnavailableException">Not a folder, not cached, and the Hub cannot be reached.</exception>
     public static async Task<LocalChatClient> FromPretrainedAsync(string modelIdOrFolder, LocalChatClientOptions? options = null, CancellationToken ct = default)
     {
@@ -84,7 +83,7 @@ public sealed class LocalChatClient : IChatClient
         string folder = files.Directory;
         var tokenizer = AutoTokenizer.FromPretrained(folder);
         IChatPromptFormatter formatter = options.PromptFormatter
-            ?? (tokenizer.ChatTemplate is { } template ? new ChatTemplatePromptFormatter(template) : throw ChatTemplates.Missing(modelIdOrFolder));
+            ?? (tokenizer.ChatTemplate is { } template ? new ChatTemplatePromptFormatter(template) : throw ChatTemplates.Missing(modelIdOrFolder, tokenizer.ChatTemplateError));
         var model = AutoModelForCausalLM.FromPretrained(folder, options.WeightType);
         return new LocalChatClient(model, tokenizer, formatter, options.ModelId ?? modelIdOrFolder, options.DefaultMaxOutputTokens);
     }

@@ -98,7 +98,8 @@ public sealed class ServedModel
             var model = AutoModelForCausalLM.FromPretrained(path) as ISlotCausalLM
                 ?? throw new NotSupportedException($"--model {name}={path}: this causal LM does not support continuous batching (ISlotCausalLM).");
             var tokenizer = AutoTokenizer.FromPretrained(path);
-            return Generative(name, model, tokenizer, tokenizer.ChatTemplate is { } template ? TemplatePrompt(template) : null);
+            string? reason = tokenizer.ChatTemplateError is { } error ? $"model {name} has a chat template this server cannot render ({error}); use /v1/completions" : null;
+            return Generative(name, model, tokenizer, tokenizer.ChatTemplate is { } template ? TemplatePrompt(template) : null, reason);
         }
 
         var embeddings = await SentenceEmbeddingPipeline.FromPretrainedAsync(path, null, ct).ConfigureAwait(false);

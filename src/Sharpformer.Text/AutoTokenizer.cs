@@ -16,11 +16,20 @@ public static class AutoTokenizer
     /// <exception cref="FileNotFoundException">The folder has no tokenizer files; the message lists what was looked for.</exception>
     /// <exception cref="InvalidDataException">A file is malformed; the message names the file and the problem.</exception>
     /// <exception cref="NotSupportedException">The files describe a tokenizer this library does not implement yet.</exception>
-    /// <exception cref="Jinja.JinjaException">The chat template uses syntax the Jinja interpreter does not support.</exception>
     public static TextTokenizer FromPretrained(string folder)
     {
         var tokenizer = Load(folder);
-        tokenizer.ChatTemplate = ChatTemplate.FromFolder(folder);
+        try
+        {
+            tokenizer.ChatTemplate = ChatTemplate.FromFolder(folder);
+        }
+        catch (Jinja.JinjaException e)
+        {
+            // A template the interpreter cannot parse must not stop the tokenizer from loading (completions,
+            // embeddings and training do not need it); chat reports this reason instead.
+            tokenizer.ChatTemplateError = e.Message;
+        }
+
         return tokenizer;
     }
 

@@ -230,6 +230,23 @@ public class LocalChatClientTests
     }
 
     [Fact]
+    public async Task UnparsableTemplate_TokenizerStillLoads_ChatSaysWhereTheTemplateFails()
+    {
+        string folder = TinyChatModel.Write(Path.Combine(Path.GetTempPath(), $"sharpformer-ai-badtemplate-{Guid.NewGuid():N}"), withTemplate: false);
+        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), """
+            {"eos_token": "<|endoftext|>", "chat_template": "{% for m in messages %}\n{% include 'x' %}{% endfor %}"}
+            """);
+        var tokenizer = AutoTokenizer.FromPretrained(folder);
+        Assert.Null(tokenizer.ChatTemplate);
+        Assert.NotEmpty(tokenizer.Encode("hello").Ids);
+
+        var e = await Assert.ThrowsAsync<NotSupportedException>(() => LocalChatClient.FromPretrainedAsync(folder, new LocalChatClientOptions { Source = Offline() }));
+        Assert.Contains("Unsupported Jinja statement '{% include %}'", e.Message);
+        Assert.Contains("line 2, column 4", e.Message);
+        Assert.Contains("PromptFormatter", e.Message);
+    }
+
+    [Fact]
     public async Task ExplicitFormatter_WinsOverTheTemplate()
     {
         string folder = TinyChatModel.Write(Path.Combine(Path.GetTempPath(), $"sharpformer-ai-templated-{Guid.NewGuid():N}"), withTemplate: true);
