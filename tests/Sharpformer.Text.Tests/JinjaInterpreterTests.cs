@@ -104,6 +104,10 @@ public class JinjaInterpreterTests
     [InlineData("{{ 1 + }}", "Expected an expression but found '}}'", 1, 8)]
     [InlineData("line1\n  {{ a $ b }}", "Unexpected character '$'", 2, 8)]
     [InlineData("{# open", "Unclosed comment", 1, 1)]
+    [InlineData("{{ 99999999999999999999 }}", "does not fit in 64 bits", 1, 4)]
+    [InlineData("{{ '\\U00110000' }}", "Bad \\U escape", 1, 5)]
+    [InlineData("{{ 1 + 'a' }}", "unsupported operand type(s) for +: 'int' and 'str'", 1, 4)]
+    [InlineData("{% for x in 5 %}{% endfor %}", "'int' object is not iterable", 1, 13)]
     public void UnsupportedOrMalformedSyntax_NamesTheConstructAndPosition(string source, string message, int line, int column)
     {
         var e = Assert.ThrowsAny<JinjaException>(() => Render(source));

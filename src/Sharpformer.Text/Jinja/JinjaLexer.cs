@@ -369,7 +369,8 @@ internal sealed class JinjaLexer
                     {
                         int digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
                         if (_pos + digits > _source.Length
-                            || !int.TryParse(_source.AsSpan(_pos, digits), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out int code))
+                            || !int.TryParse(_source.AsSpan(_pos, digits), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out int code)
+                            || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
                         {
                             throw Error($"Bad \\{e} escape in a string literal", _pos - 2);
                         }

@@ -543,7 +543,9 @@ internal sealed class JinjaParser
 
             case TokenKind.Integer:
                 Next();
-                return new ConstExpr(long.Parse(token.Value, CultureInfo.InvariantCulture), token.Line, token.Column);
+                return long.TryParse(token.Value, NumberStyles.None, CultureInfo.InvariantCulture, out long integer)
+                    ? new ConstExpr(integer, token.Line, token.Column)
+                    : throw Error($"Integer literal {token.Value} does not fit in 64 bits", token);
             case TokenKind.Float:
                 Next();
                 return new ConstExpr(double.Parse(token.Value, CultureInfo.InvariantCulture), token.Line, token.Column);
@@ -640,7 +642,7 @@ internal sealed class JinjaParser
                 Next();
                 if (Current.Kind == TokenKind.Integer)
                 {
-                    node = new ItemExpr(node, new ConstExpr(long.Parse(Next().Value, CultureInfo.InvariantCulture), token.Line, token.Column), token.Line, token.Column);
+                    node = new ItemExpr(node, ParsePrimary(), token.Line, token.Column);
                 }
                 else
                 {

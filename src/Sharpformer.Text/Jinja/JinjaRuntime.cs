@@ -345,8 +345,9 @@ internal sealed class JinjaRuntime(JinjaLimits limits, Stopwatch clock)
 
             return value;
         }
-        catch (InvalidOperationException e)
+        catch (Exception e) when (e is not JinjaException and not LoopControl)
         {
+            // Python-level errors (a bad operand, a value that is not iterable, ...) become template errors with the position.
             throw Error(e.Message, expr);
         }
         catch (JinjaRaisedException e) when (e.Line == 0)
