@@ -4,9 +4,9 @@ using Microsoft.Extensions.AI;
 namespace Sharpformer.AI;
 
 /// <summary>
-/// Turns a conversation into the prompt text a causal LM continues: what a model's chat template does. Sharpformer
-/// cannot render Jinja chat templates yet, so a local chat client needs one of these (see
-/// <see cref="LocalChatClientOptions.PromptFormatter"/>).
+/// Turns a conversation into the prompt text a causal LM continues: what a model's chat template does.
+/// <see cref="ChatTemplatePromptFormatter"/> renders the model's own template; <see cref="TranscriptPromptFormatter"/>
+/// is for base models that have none (see <see cref="LocalChatClientOptions.PromptFormatter"/>).
 /// </summary>
 public interface IChatPromptFormatter
 {

@@ -7,8 +7,9 @@ namespace Sharpformer.AI;
 public sealed record LocalChatClientOptions
 {
     /// <summary>
-    /// Turns messages into the prompt. Required for now: Sharpformer does not render Jinja chat templates yet, so
-    /// without a formatter loading fails with a message saying whether the model has a template.
+    /// Turns messages into the prompt. Null means the model's own chat template (tokenizer_config.json
+    /// <c>chat_template</c> or chat_template.jinja); a model without one needs a formatter here (e.g.
+    /// <see cref="TranscriptPromptFormatter"/>), and loading it without one fails saying so.
     /// </summary>
     public IChatPromptFormatter? PromptFormatter { get; init; }
 

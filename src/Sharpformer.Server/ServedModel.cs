@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Sharpformer.IO.Config;
 using Sharpformer.Models;
 using Sharpformer.Pipelines;
@@ -110,9 +109,9 @@ public sealed class ServedModel
 
     /// <summary>
     /// Loads a local Hugging Face folder or a Hub id (through the HF cache): a causal LM (config.json model_type among
-    /// <see cref="AutoModelForCausalLM.SupportedModelTypes"/>) or an encoder. A generative folder whose
-    /// tokenizer_config.json has a <c>chat_template</c> still serves no chat: that template is Jinja, which this
-    /// server does not interpret yet; the 400 says so.
+    /// <see cref="AutoModelForCausalLM.SupportedModelTypes"/>) or an encoder. A generative folder serves chat through
+    /// its chat template (tokenizer_config.json <c>chat_template</c> or chat_template.jinja); without one, chat
+    /// requests are answered 400 (use /v1/completions).
     /// </summary>
     /// <param name="name">The name clients use.</param>
     /// <param name="path">The folder or Hub id.</param>
@@ -140,10 +139,8 @@ public sealed class ServedModel
             var model = AutoModelForCausalLM.FromPretrained(path) as ISlotCausalLM
                 ?? throw new NotSupportedException($"--model {name}={path}: this causal LM does not support continuous batching (ISlotCausalLM).");
             var tokenizer = AutoTokenizer.FromPretrained(path);
-            string? reason = HasChatTemplate(path)
-                ? $"model {name} has a Jinja chat template (tokenizer_config.json chat_template), which this server cannot render yet; use /v1/completions"
-                : null;
-            return Generative(name, model, tokenizer, null, reason);
+            string? reason = tokenizer.ChatTemplateError is { } error ? $"model {name} has a chat template this server cannot render ({error}); use /v1/completions" : null;
+            return Generative(name, model, tokenizer, tokenizer.ChatTemplate is { } template ? TemplatePrompt(template) : null, reason);
         }
 
         var embeddings = await SentenceEmbeddingPipeline.FromPretrainedAsync(path, null, ct).ConfigureAwait(false);
@@ -160,15 +157,16 @@ public sealed class ServedModel
         return Encoder(name, embeddings, fillMask);
     }
 
-    private static bool HasChatTemplate(string folder)
+    /// <summary>
+    /// Renders chat turns with a model's chat template and the generation prompt, as transformers'
+    /// <c>apply_chat_template(messages, add_generation_prompt=True)</c>. A template that rejects the conversation
+    /// (raise_exception) throws <see cref="Text.Jinja.JinjaRaisedException"/>, which the chat route answers with 400.
+    /// </summary>
+    /// <param name="template">The model's chat template.</param>
+    /// <returns>The prompt renderer for <see cref="Generative"/>.</returns>
+    public static Func<IReadOnlyList<ChatTurn>, string> TemplatePrompt(ChatTemplate template)
     {
-        string file = Path.Combine(folder, "tokenizer_config.json");
-        if (!File.Exists(file))
-        {
-            return false;
-        }
-
-        using var document = JsonDocument.Parse(File.ReadAllText(file));
-        return document.RootElement.TryGetProperty("chat_template", out var template) && template.ValueKind != JsonValueKind.Null;
+        ArgumentNullException.ThrowIfNull(template);
+        return turns => template.Render(turns.Select(t => (t.Role, t.Content)), new ChatTemplateOptions { AddGenerationPrompt = true });
     }
 }

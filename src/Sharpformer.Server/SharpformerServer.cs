@@ -331,7 +331,23 @@ public sealed class SharpformerServer : IAsyncDisposable
             return;
         }
 
-        var prompt = model.Tokenizer!.Encode(format(turns), null, new Text.EncodeOptions { AddSpecialTokens = false }).Ids;
+        string promptText;
+        try
+        {
+            promptText = format(turns);
+        }
+        catch (Text.Jinja.JinjaException e)
+        {
+            // raise_exception (e.g. roles that do not alternate) is the template's verdict on the request; other template
+            // failures are also about what this conversation made the template do.
+            string message = e is Text.Jinja.JinjaRaisedException
+                ? $"The chat template of model {model.Name} rejected the messages: {e.Message}"
+                : $"The chat template of model {model.Name} could not render the messages: {e.Message}";
+            await Fail(context, 400, message, "invalid_request_error", "messages", "chat_template_error").ConfigureAwait(false);
+            return;
+        }
+
+        var prompt = model.Tokenizer!.Encode(promptText, null, new Text.EncodeOptions { AddSpecialTokens = false }).Ids;
         int? maxTokens = request.MaxCompletionTokens ?? request.MaxTokens;
         int budget = maxTokens ?? Math.Max(1, _engines[model.Name].MaxPositions - prompt.Count);
         var job = await Prepare(context, model, request, [prompt], budget, request.MaxCompletionTokens is not null ? "max_completion_tokens" : "max_tokens", "messages", request.Logprobs == true ? request.TopLogprobs ?? 0 : -1).ConfigureAwait(false);

@@ -5,7 +5,7 @@ namespace Sharpformer.Text;
 /// <summary>
 /// Loads the right tokenizer from a local model folder, like HF's <c>AutoTokenizer.from_pretrained</c>: reads
 /// tokenizer.json (WordPiece or BPE), else vocab.txt (BERT), else vocab.json + merges.txt (GPT-2), with the settings
-/// and special tokens of tokenizer_config.json and special_tokens_map.json.
+/// and special tokens of tokenizer_config.json and special_tokens_map.json, and the chat template if the folder has one.
 /// </summary>
 public static class AutoTokenizer
 {
@@ -17,6 +17,23 @@ public static class AutoTokenizer
     /// <exception cref="InvalidDataException">A file is malformed; the message names the file and the problem.</exception>
     /// <exception cref="NotSupportedException">The files describe a tokenizer this library does not implement yet.</exception>
     public static TextTokenizer FromPretrained(string folder)
+    {
+        var tokenizer = Load(folder);
+        try
+        {
+            tokenizer.ChatTemplate = ChatTemplate.FromFolder(folder);
+        }
+        catch (Jinja.JinjaException e)
+        {
+            // A template the interpreter cannot parse must not stop the tokenizer from loading (completions,
+            // embeddings and training do not need it); chat reports this reason instead.
+            tokenizer.ChatTemplateError = e.Message;
+        }
+
+        return tokenizer;
+    }
+
+    private static TextTokenizer Load(string folder)
     {
         ArgumentNullException.ThrowIfNull(folder);
         if (!Directory.Exists(folder))

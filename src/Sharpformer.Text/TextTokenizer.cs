@@ -69,6 +69,19 @@ public abstract class TextTokenizer
     /// <summary>The named special tokens.</summary>
     public SpecialTokens SpecialTokens { get; }
 
+    /// <summary>
+    /// The model's chat template (tokenizer_config.json <c>chat_template</c> or chat_template.jinja), when
+    /// <see cref="AutoTokenizer.FromPretrained"/> found one; null otherwise.
+    /// </summary>
+    public ChatTemplate? ChatTemplate { get; internal set; }
+
+    /// <summary>
+    /// Why the folder's chat template could not be used (e.g. Jinja syntax the interpreter does not support, with its
+    /// line and column), when it has one that failed to load; <see cref="ChatTemplate"/> is then null. The tokenizer
+    /// itself still works.
+    /// </summary>
+    public string? ChatTemplateError { get; internal set; }
+
     /// <summary>The longest input the model accepts (tokenizer_config.json model_max_length); the default truncation length.</summary>
     public int ModelMaxLength { get; }
 

@@ -193,16 +193,67 @@ public class LocalChatClientTests
     }
 
     [Fact]
-    public async Task NoFormatter_FailsClearly_SayingWhetherTheModelHasATemplate()
+    public async Task NoFormatterAndNoTemplate_FailsClearly()
     {
         var none = await Assert.ThrowsAsync<NotSupportedException>(() => LocalChatClient.FromPretrainedAsync(TinyChatModel.Folder, new LocalChatClientOptions { Source = Offline() }));
         Assert.Contains("no chat template", none.Message);
         Assert.Contains("PromptFormatter", none.Message);
+    }
 
+    [Fact]
+    public async Task ChatTemplate_IsRenderedAndTheReplyIsGeneratedFromItsPrompt()
+    {
         string folder = TinyChatModel.Write(Path.Combine(Path.GetTempPath(), $"sharpformer-ai-templated-{Guid.NewGuid():N}"), withTemplate: true);
-        var jinja = await Assert.ThrowsAsync<NotSupportedException>(() => LocalChatClient.FromPretrainedAsync(folder, new LocalChatClientOptions { Source = Offline() }));
-        Assert.Contains("Jinja", jinja.Message);
-        Assert.Contains("tokenizer_config.json chat_template", jinja.Message);
+        using var client = await LocalChatClient.FromPretrainedAsync(folder, new LocalChatClientOptions { Source = Offline() });
+        var response = await client.GetResponseAsync(Conversation, new ChatOptions { MaxOutputTokens = 12 });
+
+        // What jinja2 renders for this template and conversation (trim_blocks, lstrip_blocks, as transformers does).
+        const string Expected = "<|endoftext|><|system|>\nYou answer briefly.\n<|user|>\nHello there\n<|assistant|>\nHi.\n<|user|>\nTell me a story\n<|assistant|>\n";
+        var tokenizer = AutoTokenizer.FromPretrained(folder);
+        var promptIds = tokenizer.Encode(Expected).Ids;
+        Assert.Equal(256, promptIds[0]);
+        Assert.Equal(promptIds.Count, response.Usage!.InputTokenCount);
+
+        var generator = new TextGenerator(AutoModelForCausalLM.FromPretrained(folder));
+        var reference = generator.Generate(promptIds, new GenerationOptions { MaxNewTokens = 12, StopTokenIds = [256] });
+        Assert.Equal(reference.Tokens.Count, response.Usage.OutputTokenCount);
+        Assert.Equal(generator.Generate(tokenizer, Expected, new GenerationOptions { MaxNewTokens = 12, StopSequences = ["<|endoftext|>"] }), response.Text);
+    }
+
+    [Fact]
+    public async Task ChatTemplate_RaiseException_BecomesAnArgumentExceptionWithTheTemplatesMessage()
+    {
+        string folder = TinyChatModel.Write(Path.Combine(Path.GetTempPath(), $"sharpformer-ai-templated-{Guid.NewGuid():N}"), withTemplate: true);
+        using var client = await LocalChatClient.FromPretrainedAsync(folder, new LocalChatClientOptions { Source = Offline() });
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync([new ChatMessage(ChatRole.Tool, "42")]));
+        Assert.Contains("This template has no place for tool messages.", e.Message);
+    }
+
+    [Fact]
+    public async Task UnparsableTemplate_TokenizerStillLoads_ChatSaysWhereTheTemplateFails()
+    {
+        string folder = TinyChatModel.Write(Path.Combine(Path.GetTempPath(), $"sharpformer-ai-badtemplate-{Guid.NewGuid():N}"), withTemplate: false);
+        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), """
+            {"eos_token": "<|endoftext|>", "chat_template": "{% for m in messages %}\n{% include 'x' %}{% endfor %}"}
+            """);
+        var tokenizer = AutoTokenizer.FromPretrained(folder);
+        Assert.Null(tokenizer.ChatTemplate);
+        Assert.NotEmpty(tokenizer.Encode("hello").Ids);
+
+        var e = await Assert.ThrowsAsync<NotSupportedException>(() => LocalChatClient.FromPretrainedAsync(folder, new LocalChatClientOptions { Source = Offline() }));
+        Assert.Contains("Unsupported Jinja statement '{% include %}'", e.Message);
+        Assert.Contains("line 2, column 4", e.Message);
+        Assert.Contains("PromptFormatter", e.Message);
+    }
+
+    [Fact]
+    public async Task ExplicitFormatter_WinsOverTheTemplate()
+    {
+        string folder = TinyChatModel.Write(Path.Combine(Path.GetTempPath(), $"sharpformer-ai-templated-{Guid.NewGuid():N}"), withTemplate: true);
+        using var client = await LocalChatClient.FromPretrainedAsync(folder, new LocalChatClientOptions { PromptFormatter = TranscriptPromptFormatter.Instance, Source = Offline() });
+        var response = await client.GetResponseAsync(Conversation, new ChatOptions { MaxOutputTokens = 1 });
+        var tokenizer = AutoTokenizer.FromPretrained(folder);
+        Assert.Equal(tokenizer.Encode(TranscriptPromptFormatter.Instance.Format(Conversation)).Ids.Count, response.Usage!.InputTokenCount);
     }
 
     [Fact]

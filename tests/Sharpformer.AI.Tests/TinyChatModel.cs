@@ -17,7 +17,11 @@ internal static class TinyChatModel
     /// <summary>The folder (written once per test run).</summary>
     public static string Folder => Lazy.Value;
 
-    /// <summary>Writes the folder; <paramref name="withTemplate"/> adds a Jinja chat_template to tokenizer_config.json.</summary>
+    /// <summary>
+    /// Writes the folder; <paramref name="withTemplate"/> adds a Jinja chat_template to tokenizer_config.json (a
+    /// "&lt;|role|&gt;\ncontent\n" transcript after bos_token, the generation prompt "&lt;|assistant|&gt;\n", and
+    /// raise_exception for tool messages).
+    /// </summary>
     public static string Write(string folder, bool withTemplate)
     {
         Directory.CreateDirectory(folder);
@@ -39,7 +43,7 @@ internal static class TinyChatModel
         {
             File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), """
                 {"tokenizer_class": "GPT2Tokenizer", "eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>",
-                 "chat_template": "{% for message in messages %}{{ message['content'] }}{% endfor %}"}
+                 "chat_template": "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'tool' %}{{ raise_exception('This template has no place for tool messages.') }}{% endif %}<|{{ message['role'] }}|>\n{{ message['content'] | trim }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"}
                 """);
         }
 

@@ -68,7 +68,7 @@ internal static class ChatCommand
         var maxRetries = new Option<int>("--max-retries") { Description = "Retries after a 429, 5xx, timeout or network error (waiting what Retry-After asks, else 1, 2, 4… s).", DefaultValueFactory = _ => 3 };
         var promptFormat = new Option<string?>("--prompt-format")
         {
-            Description = $"Local models: how messages become the prompt. Jinja chat templates are not rendered yet; '{TranscriptPromptFormatter.Name}' is a plain System:/User:/Assistant: transcript for base models such as GPT-2.",
+            Description = $"Local models: how messages become the prompt. By default the model's own chat template (tokenizer_config.json chat_template); '{TranscriptPromptFormatter.Name}' is a plain System:/User:/Assistant: transcript for base models without one, such as GPT-2.",
         };
         promptFormat.AcceptOnlyFromAmong(TranscriptPromptFormatter.Name);
         var command = new Command("chat", "Chat with gpt-4o through the OpenAI API (key from OPENAI_API_KEY or .env), any OpenAI-compatible server, or a local model.")
