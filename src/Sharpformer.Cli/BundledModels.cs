@@ -69,8 +69,15 @@ public static class BundledModels
             string hf = Path.Combine(staging, "hf");
             BertOnnxConverter.ConvertToHuggingFace(Path.Combine(onnx, "model.onnx"), hf, Path.Combine(onnx, "vocab.txt"));
             Directory.CreateDirectory(Path.GetDirectoryName(folder)!);
-            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
-            Directory.Move(hf, folder);
+            try
+            {
+                if (Directory.Exists(folder) && !File.Exists(Path.Combine(folder, "model.safetensors"))) Directory.Delete(folder, recursive: true);
+                Directory.Move(hf, folder);
+            }
+            catch (IOException) when (File.Exists(Path.Combine(folder, "model.safetensors")) && File.Exists(Path.Combine(folder, "config.json")))
+            {
+                // Another process imported it at the same time and moved its copy into place first: use that one.
+            }
         }
         finally
         {

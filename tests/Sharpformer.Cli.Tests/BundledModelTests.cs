@@ -61,6 +61,19 @@ public sealed class BundledModelTests : IDisposable
     }
 
     [Fact]
+    public async Task Embed_TwoProcessesImportingAtOnce_BothSucceedWithOneFolder()
+    {
+        string[] args = ["embed", "hello", "--json"];
+
+        var runs = await Task.WhenAll(RunAsync("http://127.0.0.1:9", offline: true, args), RunAsync("http://127.0.0.1:9", offline: true, args));
+
+        Assert.All(runs, r => Assert.True(r.Exit == 0, r.Err));
+        Assert.Equal(runs[0].Out, runs[1].Out);
+        string bundled = Path.Combine(_root, "sharpformer", "bundled");
+        Assert.Equal(["sentence-transformers--all-MiniLM-L6-v2"], Directory.GetDirectories(bundled).Select(Path.GetFileName));
+    }
+
+    [Fact]
     public async Task Similarity_HubUnreachable_FallsBackToTheBundledModel()
     {
         var result = await RunAsync("http://127.0.0.1:9", offline: false, "similarity", "a heart attack", "a myocardial infarction", "a parking ticket");
