@@ -337,7 +337,16 @@ public sealed class InferenceEngine : IDisposable
     {
         int vocab = _model.VocabSize;
         Retire();
-        Admit(logits);
+        // Prefill before decode (as vLLM's scheduler does): requests that arrived while a prefill ran are admitted in
+        // the same turn, so a burst is prefilled back to back instead of one decode step apart each.
+        int admittedBefore;
+        do
+        {
+            admittedBefore = ActiveSequences;
+            Admit(logits);
+        }
+        while (QueueDepth > 0 && ActiveSequences > admittedBefore && ActiveSequences < _slots.Length);
+
         Retire();
         stepSlots.Clear();
         stepIds.Clear();
