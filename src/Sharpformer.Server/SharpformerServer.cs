@@ -875,21 +875,10 @@ public sealed class SharpformerServer : IAsyncDisposable
             return;
         }
 
-        var gate = _encoderLocks[model.Name];
-        await gate.WaitAsync(context.RequestAborted).ConfigureAwait(false);
-        IReadOnlyList<IReadOnlyList<Pipelines.FillMaskResult>> results;
-        try
+        var results = await RunEncoder(context, model, "input", () => pipeline.Run(request.Input, request.TopK ?? 5)).ConfigureAwait(false);
+        if (results is null)
         {
-            results = await Task.Run(() => pipeline.Run(request.Input, request.TopK ?? 5), context.RequestAborted).ConfigureAwait(false);
-        }
-        catch (ArgumentException e)
-        {
-            await Fail(context, 400, e.Message, "invalid_request_error", "input", null).ConfigureAwait(false);
             return;
-        }
-        finally
-        {
-            gate.Release();
         }
 
         var data = results.Select((r, i) => new FillMaskEntry(i, [.. r.Select(x => new FillMaskCandidate(x.Score, x.Token, x.TokenStr, x.Sequence))])).ToList();
