@@ -100,16 +100,39 @@ public class ServeCommandTests
     }
 
     [Fact]
-    public void BenchServe_Tiny_PrintsOneRowPerLevelAndTheTargets()
+    public void BenchServe_Tiny_PrintsSteadyAndBurstRowsPerLevelAndTheTargets()
     {
         var output = new StringWriter();
         var config = new System.CommandLine.InvocationConfiguration { Output = output, Error = output };
-        int code = Program.BuildRoot().Parse(["bench", "serve", "--tiny", "--tokens", "4", "--prompt-tokens", "3", "--streams", "1,3"]).Invoke(config);
+        int code = Program.BuildRoot().Parse(["bench", "serve", "--tiny", "--tokens", "4", "--prompt-tokens", "3", "--streams", "1,3", "--seconds", "0.5"]).Invoke(config);
         Assert.Equal(0, code);
         var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.StartsWith("      1 ", lines[1], StringComparison.Ordinal);
-        Assert.StartsWith("      3      12 ", lines[2], StringComparison.Ordinal);
+        int steady = Array.FindIndex(lines, l => l.StartsWith("steady load", StringComparison.Ordinal));
+        int burst = Array.FindIndex(lines, l => l.StartsWith("burst", StringComparison.Ordinal));
+        Assert.True(steady >= 0 && burst > steady, output.ToString());
+        Assert.StartsWith("      1 ", lines[steady + 2], StringComparison.Ordinal);
+        Assert.StartsWith("      3 ", lines[steady + 3], StringComparison.Ordinal);
+        Assert.StartsWith("      1 ", lines[burst + 2], StringComparison.Ordinal);
+        Assert.StartsWith("      3      12 ", lines[burst + 3], StringComparison.Ordinal);
         Assert.Contains("targets", lines[^1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void BenchServe_Tiny_Json_SteadyLoadMeasuresRequestsInsideItsWindow()
+    {
+        var output = new StringWriter();
+        var config = new System.CommandLine.InvocationConfiguration { Output = output, Error = output };
+        int code = Program.BuildRoot().Parse(["bench", "serve", "--tiny", "--tokens", "6", "--prompt-tokens", "3", "--streams", "2", "--seconds", "1", "--json"]).Invoke(config);
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(output.ToString());
+        var steady = doc.RootElement.GetProperty("steady")[0];
+        Assert.Equal(2, steady.GetProperty("streams").GetInt32());
+        Assert.True(steady.GetProperty("requests").GetInt32() > 0, output.ToString());
+        Assert.True(steady.GetProperty("tokens_per_second").GetDouble() > 0, output.ToString());
+        double p50 = steady.GetProperty("time_to_first_token_median_s").GetDouble();
+        double p90 = steady.GetProperty("time_to_first_token_p90_s").GetDouble();
+        Assert.True(p50 > 0 && p90 >= p50, output.ToString());
+        Assert.InRange(steady.GetProperty("mean_batch").GetDouble(), 1.0, 2.0);
     }
 
     private static StringContent Json(object value) => new(JsonSerializer.Serialize(value), Encoding.UTF8, "application/json");
