@@ -83,7 +83,14 @@ public sealed class ShippedModelFolders : IDisposable
     /// Runs the sharpformer command in a child process offline (HF_HUB_OFFLINE=1, an empty HF cache, a Hub endpoint
     /// that refuses connections) with <paramref name="shippedRoot"/> as the shipped-models root.
     /// </summary>
-    public async Task<(int Exit, string Out, string Err)> RunOfflineAsync(string shippedRoot, params string[] args)
+    public Task<(int Exit, string Out, string Err)> RunOfflineAsync(string shippedRoot, params string[] args) =>
+        RunAsync(shippedRoot, offlineMode: true, args);
+
+    /// <summary>
+    /// Runs the sharpformer command in a child process with an empty HF cache and a Hub endpoint that refuses
+    /// connections; <paramref name="offlineMode"/> sets HF_HUB_OFFLINE=1 (else the refused connection is the only hint).
+    /// </summary>
+    public async Task<(int Exit, string Out, string Err)> RunAsync(string shippedRoot, bool offlineMode, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add("exec");
@@ -92,7 +99,7 @@ public sealed class ShippedModelFolders : IDisposable
         start.Environment["HF_HOME"] = Path.Combine(Root, "hf-home");
         start.Environment["HF_HUB_CACHE"] = EmptyCache;
         start.Environment["HF_ENDPOINT"] = "http://127.0.0.1:9";
-        start.Environment["HF_HUB_OFFLINE"] = "1";
+        start.Environment["HF_HUB_OFFLINE"] = offlineMode ? "1" : "0";
         start.Environment["SHARPFORMER_CACHE"] = SharpformerCache;
         start.Environment[ShippedModels.RootVariable] = shippedRoot;
         start.WorkingDirectory = Root;

@@ -152,6 +152,17 @@ public class TourCommandTests(ShippedModelFolders models) : IClassFixture<Shippe
     }
 
     [Fact]
+    public async Task FillMask_NoModelHubRefusesConnections_FallsThroughToShipped()
+    {
+        // Not offline mode: the Hub endpoint refuses the connection, which must fall through to the shipped model.
+        var (exit, stdout, stderr) = await models.RunAsync(models.Root, offlineMode: false, "fill-mask", "The heart is a [MASK] organ.", "--json");
+        Assert.True(exit == 0, stderr);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("cannot be reached: using the shipped sharpformer/bert-mini-en instead", line, StringComparison.Ordinal);
+        Assert.Equal(5, JsonDocument.Parse(stdout).RootElement.GetArrayLength());
+    }
+
+    [Fact]
     public async Task FillMask_ExplicitDefaultModelOffline_NotReplaced()
     {
         var (exit, _, stderr) = await models.RunOfflineAsync(models.Root, "fill-mask", "The heart is a [MASK] organ.", "--model", "bert-base-uncased");
