@@ -40,8 +40,17 @@ public class TokenizerTrainerTests
         // min_frequency 2 leaves three merges, 'r'+'e', 'a'+'re' (tie with 'i'+'s' at 2, smaller ids first), 'i'+'s'.
         var counts = new Dictionary<string, long>(StringComparer.Ordinal)
         {
-            ["roses"] = 1, ["are"] = 2, ["red"] = 1, ["voilets"] = 1, ["blue"] = 1, ["BERT"] = 1, ["is"] = 2, ["big"] = 1,
-            ["and"] = 1, ["so"] = 1, ["GPT-2"] = 1,
+            ["roses"] = 1,
+            ["are"] = 2,
+            ["red"] = 1,
+            ["voilets"] = 1,
+            ["blue"] = 1,
+            ["BERT"] = 1,
+            ["is"] = 2,
+            ["big"] = 1,
+            ["and"] = 1,
+            ["so"] = 1,
+            ["GPT-2"] = 1,
         };
         var result = BpeTrainer.Train(counts, new BpeTrainerOptions { MinFrequency = 2 });
         string[] expected =
