@@ -111,6 +111,42 @@ public static class BundledModels
         }
     }
 
+    /// <summary>
+    /// A folder with bert-base-uncased's vocab.txt (all-MiniLM-L6-v2 uses that vocabulary and ships it): the imported
+    /// MiniLM folder when there is one, else only the vocabulary extracted from the bundled assembly; null when the
+    /// installation lacks the assembly.
+    /// </summary>
+    /// <returns>The folder, or null.</returns>
+    internal static string? BertBaseUncasedVocabFolder()
+    {
+        string imported = Path.Combine(Root, "sentence-transformers--all-MiniLM-L6-v2");
+        if (File.Exists(Path.Combine(imported, "vocab.txt"))) return imported;
+        string dll = Path.Combine(AppContext.BaseDirectory, MiniLmAssembly + ".dll");
+        if (!File.Exists(dll)) return null;
+        string folder = Path.Combine(Root, "bert-base-uncased-vocab");
+        if (File.Exists(Path.Combine(folder, "vocab.txt"))) return folder;
+        string staging = folder + ".tmp-" + Environment.ProcessId;
+        Directory.CreateDirectory(staging);
+        try
+        {
+            ExtractResources(dll, staging, ["vocab.txt"]);
+            try
+            {
+                Directory.Move(staging, folder);
+            }
+            catch (IOException) when (File.Exists(Path.Combine(folder, "vocab.txt")))
+            {
+                // Another process extracted it first: use that copy.
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+        }
+
+        return folder;
+    }
+
     private static void ExtractResources(string dll, string folder, IReadOnlyList<string> files)
     {
         // A collectible context: the assembly is only read for its resources, never run, and is unloaded afterwards.

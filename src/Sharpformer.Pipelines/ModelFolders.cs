@@ -3,8 +3,10 @@ using Sharpformer.IO.Hub;
 namespace Sharpformer.Pipelines;
 
 /// <summary>
-/// The one place a model name becomes files on disk, for every pipeline and command: a local folder as is, else a Hub
-/// repo id fetched through <see cref="HubClient"/> into the Hugging Face cache (or found there when offline).
+/// The one place a model name becomes files on disk, for every pipeline and command: a local folder as is, a shipped
+/// model's name (<c>sharpformer/bert-mini-en</c>, <see cref="ShippedModels"/>) as its installed folder, else a Hub repo
+/// id fetched through <see cref="HubClient"/> into the Hugging Face cache (or found there when offline); and, for a
+/// default model the user did not choose, the shipped stand-in when the Hub and the cache cannot give it.
 /// </summary>
 public static class ModelFolders
 {
@@ -25,19 +27,38 @@ public static class ModelFolders
         ArgumentNullException.ThrowIfNull(options);
         var hub = options.Hub ?? HubOptions.FromEnvironment();
         using var client = new HubClient(hub);
+        if (ShippedModels.IsShippedName(modelIdOrFolder) && !Directory.Exists(modelIdOrFolder))
+        {
+            // sharpformer/<name>: the models shipped with the install, never the Hub.
+            var shipped = ShippedModels.TryGetFolder(modelIdOrFolder) ?? throw new ModelUnavailableException(
+                $"'{modelIdOrFolder}' is not installed: no {Path.Combine(ShippedModels.Root, modelIdOrFolder)}{Path.DirectorySeparatorChar}config.json "
+                + $"(the shipped models are {ShippedModels.BertMini} and {ShippedModels.GptMini}; {ShippedModels.RootVariable} moves their root); {folderHint}");
+            return await client.ResolveModelFilesAsync(shipped, options.Revision, options.DownloadProgress, ct).ConfigureAwait(false);
+        }
+
+        string reason;
+        Exception cause;
         try
         {
             return await client.ResolveModelFilesAsync(modelIdOrFolder, options.Revision, options.DownloadProgress, ct).ConfigureAwait(false);
         }
         catch (OfflineCacheMissException e)
         {
-            throw new ModelUnavailableException(
-                $"'{modelIdOrFolder}' is not in the cache ({hub.CacheDir}) and offline mode is on (HF_HUB_OFFLINE); {folderHint}", e);
+            reason = $"'{modelIdOrFolder}' is not in the cache ({hub.CacheDir}) and offline mode is on (HF_HUB_OFFLINE)";
+            cause = e;
         }
         catch (HubNetworkException e)
         {
-            throw new ModelUnavailableException(
-                $"'{modelIdOrFolder}' is not cached and the Hub at {hub.Endpoint} cannot be reached; {folderHint}", e);
+            reason = $"'{modelIdOrFolder}' is not cached and the Hub at {hub.Endpoint} cannot be reached";
+            cause = e;
         }
+
+        if (options.UseShippedWhenUnavailable && ShippedModels.StandInFor(modelIdOrFolder) is { } standIn && ShippedModels.TryGetFolder(standIn) is { } folder)
+        {
+            options.Warning?.Invoke($"{reason}: using the shipped {standIn} instead (online, the default is {modelIdOrFolder}).");
+            return await client.ResolveModelFilesAsync(folder, options.Revision, options.DownloadProgress, ct).ConfigureAwait(false);
+        }
+
+        throw new ModelUnavailableException($"{reason}; {folderHint}", cause);
     }
 }

@@ -22,4 +22,12 @@ public sealed record PipelineOptions
     /// default, so a too-long input is an error that names the limit.
     /// </summary>
     public bool Truncation { get; init; }
+
+    /// <summary>
+    /// The model name is a default the user did not choose: when it is a Hugging Face default with a shipped stand-in
+    /// (<see cref="ShippedModels.StandIns"/>) and neither the cache nor the Hub can give it, load the shipped model
+    /// instead and say so once through <see cref="Warning"/>. Verbs set this only when <c>--model</c> was not given, so
+    /// an explicit model is never replaced.
+    /// </summary>
+    public bool UseShippedWhenUnavailable { get; init; }
 }

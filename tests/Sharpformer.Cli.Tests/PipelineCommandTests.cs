@@ -198,7 +198,8 @@ public class PipelineCommandTests(PipelineModelFolders models) : IClassFixture<P
     [Fact]
     public async Task FillMask_OfflineEmptyCache_OneClearLine()
     {
-        var (exit, output, error) = await RunProcessAsync(new() { ["HF_HUB_OFFLINE"] = "1" }, "fill-mask", "The heart is a [MASK] organ.");
+        // No shipped models either (SHARPFORMER_SHIPPED_MODELS at an empty folder): otherwise the default falls back to them.
+        var (exit, output, error) = await RunProcessAsync(new() { ["HF_HUB_OFFLINE"] = "1", ["SHARPFORMER_SHIPPED_MODELS"] = models.EmptyCache }, "fill-mask", "The heart is a [MASK] organ.");
 
         Assert.Equal(1, exit);
         Assert.Equal("", output);

@@ -34,6 +34,35 @@ public class TokenizerTrainerTests
     }
 
     [Fact]
+    public void Bpe_HuggingFaceTrainerUnitTestCorpus_SameVocabularyAndMerges()
+    {
+        // The word counts and the expected result of HF tokenizers' own BpeTrainer unit test (bpe/trainer.rs, test_train):
+        // min_frequency 2 leaves three merges, 'r'+'e', 'a'+'re' (tie with 'i'+'s' at 2, smaller ids first), 'i'+'s'.
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal)
+        {
+            ["roses"] = 1,
+            ["are"] = 2,
+            ["red"] = 1,
+            ["voilets"] = 1,
+            ["blue"] = 1,
+            ["BERT"] = 1,
+            ["is"] = 2,
+            ["big"] = 1,
+            ["and"] = 1,
+            ["so"] = 1,
+            ["GPT-2"] = 1,
+        };
+        var result = BpeTrainer.Train(counts, new BpeTrainerOptions { MinFrequency = 2 });
+        string[] expected =
+        [
+            "-", "2", "B", "E", "G", "P", "R", "T", "a", "b", "d", "e", "g", "i", "l", "n", "o", "r", "s", "t", "u", "v",
+            "re", "are", "is",
+        ];
+        Assert.Equal(expected, result.Vocabulary);
+        Assert.Equal([("r", "e"), ("a", "re"), ("i", "s")], result.Merges);
+    }
+
+    [Fact]
     public void Bpe_MinFrequencyAndVocabSize_StopMerging()
     {
         var byFrequency = BpeTrainer.Train(CourseCounts, new BpeTrainerOptions { VocabSize = 100, MinFrequency = 5 });
@@ -330,6 +359,22 @@ public class TokenizerTrainerTests
         // a 20, b 10, c 3, d 1: keep a and b; a word's characters outside the alphabet are skipped.
         Assert.Equal([new Rune('a'), new Rune('b')], result.Alphabet);
         Assert.Equal(["a", "b", "aa", "aab"], result.Vocabulary);
+    }
+
+    [Fact]
+    public void WordCounter_LinesKeepTheirEndings()
+    {
+        var dir = TestData.NewFolder("train-endings");
+        var file = Path.Combine(dir, "endings.txt");
+        File.WriteAllText(file, "a\r\nb\nc");
+        var lines = new List<string>();
+        var counter = new WordCounter(line =>
+        {
+            lines.Add(line);
+            return [];
+        });
+        counter.AddFiles([file]);
+        Assert.Equal(["a\r\n", "b\n", "c"], lines);
     }
 
     [Fact]

@@ -42,17 +42,18 @@ internal static class ExplainCommand
                 MaxCells = parse.GetValue(maxCells),
             };
             return RunAsync(parse.GetValue(text)!, parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(serve), parse.GetValue(port),
-                parse.GetValue(noImages), options, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct);
+                parse.GetValue(noImages), options, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct,
+                modelIsDefault: PipelineVerbs.IsDefault(parse, model));
         });
         return command;
     }
 
     internal static Task<int> RunAsync(string text, string model, string outFolder, bool serve, int port, bool noImages, ExplainOptions options,
-        TextWriter output, TextWriter error, CancellationToken ct) =>
+        TextWriter output, TextWriter error, CancellationToken ct, bool modelIsDefault = false) =>
         PipelineVerbs.GuardAsync("explain", error, async () =>
         {
             options.Validate();
-            var (tokenizer, explainable, folder) = await ExplainModels.LoadAsync(model, PipelineVerbs.Options(error, truncate: false), ct).ConfigureAwait(false);
+            var (tokenizer, explainable, folder) = await ExplainModels.LoadAsync(model, PipelineVerbs.Options(error, truncate: false, modelIsDefault), ct).ConfigureAwait(false);
             if (serve)
             {
                 using var server = new ExplainServer(explainable, tokenizer, text, options, model);

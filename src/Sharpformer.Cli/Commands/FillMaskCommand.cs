@@ -32,15 +32,16 @@ internal static class FillMaskCommand
         };
         command.SetAction((parse, ct) => RunAsync(
             parse.GetValue(text)!, parse.GetValue(model)!, parse.GetValue(topK), parse.GetValue(targets), parse.GetValue(json),
-            parse.GetValue(truncate), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct));
+            parse.GetValue(truncate), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct,
+            modelIsDefault: PipelineVerbs.IsDefault(parse, model)));
         return command;
     }
 
     internal static Task<int> RunAsync(string text, string model, int topK, string[]? targets, bool json, bool truncate,
-        TextWriter output, TextWriter error, CancellationToken ct) =>
+        TextWriter output, TextWriter error, CancellationToken ct, bool modelIsDefault = false) =>
         PipelineVerbs.GuardAsync("fill-mask", error, async () =>
         {
-            var pipeline = await FillMaskPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate), ct).ConfigureAwait(false);
+            var pipeline = await FillMaskPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate, modelIsDefault), ct).ConfigureAwait(false);
             var results = pipeline.Run(text, topK, targets is { Length: > 0 } ? targets : null);
             if (json)
             {

@@ -67,7 +67,8 @@ internal static class GenerateCommand
                 Seed = s,
                 NumBeams = parse.GetValue(beams),
             };
-            return RunAsync(parse.GetValue(prompt)!, parse.GetValue(model)!, options, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct, dtype: ParseDType(parse.GetValue(dtype)!));
+            return RunAsync(parse.GetValue(prompt)!, parse.GetValue(model)!, options, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct, dtype: ParseDType(parse.GetValue(dtype)!),
+                modelIsDefault: PipelineVerbs.IsDefault(parse, model));
         });
         return command;
     }
@@ -93,12 +94,12 @@ internal static class GenerateCommand
         _ => throw new ArgumentException($"--dtype '{name}' is not a weight type; use f32, f16 or bf16.", nameof(name)),
     };
 
-    internal static async Task<int> RunAsync(string prompt, string model, GenerationOptions options, TextWriter output, TextWriter error, CancellationToken ct, HubOptions? hub = null, DType dtype = DType.F32)
+    internal static async Task<int> RunAsync(string prompt, string model, GenerationOptions options, TextWriter output, TextWriter error, CancellationToken ct, HubOptions? hub = null, DType dtype = DType.F32, bool modelIsDefault = false)
     {
         try
         {
             options.Validate();
-            var source = new PipelineOptions { Hub = hub };
+            var source = new PipelineOptions { Hub = hub, UseShippedWhenUnavailable = modelIsDefault, Warning = message => error.WriteLine("note: " + message) };
             string folder = (await ModelFolders.ResolveAsync(model, source, FolderHint, ct).ConfigureAwait(false)).Directory;
             var lm = AutoModelForCausalLM.FromPretrained(folder, dtype);
             var tokenizer = AutoTokenizer.FromPretrained(folder);

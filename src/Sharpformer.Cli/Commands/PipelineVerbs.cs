@@ -24,6 +24,9 @@ internal static class PipelineVerbs
         DefaultValueFactory = _ => defaultModel,
     };
 
+    /// <summary>Whether <paramref name="option"/> was left out of the command line (its default value is in use).</summary>
+    public static bool IsDefault(ParseResult parse, Option option) => parse.GetResult(option) is not { Implicit: false };
+
     public static Option<bool> JsonOption() => new("--json") { Description = "Print the result as JSON." };
 
     public static Option<bool> TruncateOption() => new("--truncate")
@@ -31,10 +34,14 @@ internal static class PipelineVerbs
         Description = "Cut inputs longer than the model's limit (model_max_length) instead of failing.",
     };
 
-    /// <summary>Pipeline options that print finished downloads and HF-style warnings on stderr.</summary>
-    public static PipelineOptions Options(TextWriter error, bool truncate) => new()
+    /// <summary>
+    /// Pipeline options that print finished downloads and HF-style warnings on stderr. <paramref name="modelIsDefault"/>:
+    /// --model was not given, so an unreachable HF default may be replaced by its shipped stand-in (with one line saying so).
+    /// </summary>
+    public static PipelineOptions Options(TextWriter error, bool truncate, bool modelIsDefault = false) => new()
     {
         Truncation = truncate,
+        UseShippedWhenUnavailable = modelIsDefault,
         Warning = message => error.WriteLine("warning: " + message),
         DownloadProgress = new DownloadLines(error),
     };

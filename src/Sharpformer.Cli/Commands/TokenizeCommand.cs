@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Sharpformer.IO.Hub;
+using Sharpformer.Pipelines;
 using Sharpformer.Text;
 
 namespace Sharpformer.Cli.Commands;
@@ -30,21 +31,34 @@ internal static class TokenizeCommand
         {
             text, model, pair, json,
         };
-        command.SetAction(result => Run(result.GetValue(text)!, result.GetValue(model), result.GetValue(pair), result.GetValue(json), Console.Out, Console.Error));
+        command.SetAction(result => Run(result.GetValue(text)!, result.GetValue(model), result.GetValue(pair), result.GetValue(json), Console.Out, Console.Error,
+            modelIsDefault: PipelineVerbs.IsDefault(result, model)));
         return command;
     }
 
-    internal static int Run(string text, string? model, string? pair, bool json, TextWriter output, TextWriter error)
+    internal static int Run(string text, string? model, string? pair, bool json, TextWriter output, TextWriter error, bool modelIsDefault = false)
     {
         if (string.IsNullOrEmpty(model))
         {
             model = DefaultModel;
+            modelIsDefault = true;
+        }
+
+        if (ShippedModels.IsShippedName(model) && !Directory.Exists(model))
+        {
+            model = ShippedModels.TryGetFolder(model) ?? model;
         }
 
         TextTokenizer tokenizer;
         try
         {
             tokenizer = AutoTokenizer.FromPretrained(Directory.Exists(model) ? model : FetchTokenizerFiles(model));
+        }
+        catch (Exception e) when (e is OfflineCacheMissException or HubNetworkException && modelIsDefault
+            && ShippedModels.StandInFor(model) is { } standIn && ShippedModels.TryGetFolder(standIn) is { } shipped)
+        {
+            error.WriteLine($"note: {OneLine(e.Message)} Using the shipped {standIn} instead (online, the default is {model}).");
+            tokenizer = AutoTokenizer.FromPretrained(shipped);
         }
         catch (HubException e)
         {

@@ -27,7 +27,7 @@ public sealed record TokenizerTrainingOptions
     /// <summary>The special tokens, given the first ids; null for the kind's default (<see cref="TokenizerTrainer.DefaultSpecialTokens"/>).</summary>
     public IReadOnlyList<string>? SpecialTokens { get; init; }
 
-    /// <summary>Keep at most this many alphabet characters (HF's BertWordPieceTokenizer default 1000); null for no limit. Byte-level BPE needs all 256 bytes.</summary>
+    /// <summary>Keep at most this many alphabet characters; null for no limit (the CLI passes 1000 for WordPiece, HF BertWordPieceTokenizer's default). Byte-level BPE needs all 256 bytes.</summary>
     public int? LimitAlphabet { get; init; }
 
     /// <summary>WordPiece: lowercase (and strip accents), as bert-base-uncased; false for a cased vocabulary.</summary>
