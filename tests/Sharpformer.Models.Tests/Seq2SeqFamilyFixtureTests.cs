@@ -5,7 +5,7 @@ using Sharpformer.Tensors;
 namespace Sharpformer.Models.Tests;
 
 /// <summary>
-/// MarianMT, BART and T5 (v1.0 and v1.1) against tests/fixtures/seq2seq_families (random weights in HF names; each
+/// MarianMT, BART, mBART and T5 (v1.0 and v1.1) against tests/fixtures/seq2seq_families (random weights in HF names; each
 /// family's HF forward written out by hand in python3-torch 1.13, make_fixture.py): the encoder output, teacher-forced
 /// logits of a right-padded batch, and greedy decoding, through both the module (autograd) path and the fused
 /// <see cref="ISeq2SeqLM"/> path (one prefill, and one token at a time over the KV caches); the loss and the gradient of
@@ -13,7 +13,7 @@ namespace Sharpformer.Models.Tests;
 /// </summary>
 public class Seq2SeqFamilyFixtureTests
 {
-    public static TheoryData<string> Families => new() { "bart", "marian", "t5", "t5_v1_1" };
+    public static TheoryData<string> Families => new() { "bart", "marian", "mbart", "t5", "t5_v1_1" };
 
     private static string Folder(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", "seq2seq_families", name);
 

@@ -19,6 +19,7 @@ public class Seq2SeqFamilyLoadingTests
     [Theory]
     [InlineData("bart", typeof(BartForConditionalGeneration))]
     [InlineData("marian", typeof(BartForConditionalGeneration))]
+    [InlineData("mbart", typeof(BartForConditionalGeneration))]
     [InlineData("t5", typeof(T5ForConditionalGeneration))]
     [InlineData("t5_v1_1", typeof(T5ForConditionalGeneration))]
     public void AutoModel_PicksTheClassAndReadsEveryTensor(string family, Type type)
