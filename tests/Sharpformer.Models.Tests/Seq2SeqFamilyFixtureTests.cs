@@ -114,6 +114,31 @@ public class Seq2SeqFamilyFixtureTests
 
     [Theory]
     [MemberData(nameof(Families))]
+    public void Reorder_CopiesASequencesCaches_AsBeamSearchNeeds(string family)
+    {
+        // Decode two steps for both sources, keep sequence 1 twice, step once more: both rows must give the reference
+        // logits of sequence 1 at position 2 (its cross-attention K/V, source mask and self-attention cache copied).
+        var e = Load(family);
+        var model = LoadModel(family);
+        int v = e.Vocab;
+        var state = model.Encode(e.SourceIds, e.SourceMask, e.Batch, e.TargetLength);
+        var logits = new float[e.Batch * v];
+        for (int t = 0; t < 2; t++)
+        {
+            model.DecodeLast([e.DecoderInputIds[t], e.DecoderInputIds[e.TargetLength + t]], state, logits);
+        }
+
+        state.Reorder([1, 1]);
+        int next = e.DecoderInputIds[e.TargetLength + 2];
+        model.DecodeLast([next, next], state, logits);
+        for (int b = 0; b < 2; b++)
+        {
+            AssertClose(e.Logits.AsSpan((e.TargetLength + 2) * v, v), logits.AsSpan(b * v, v), Tolerances.VsReference, $"{family} reordered row {b}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Families))]
     public void GreedyDecoding_EqualsReferenceTokenForToken(string family)
     {
         var e = Load(family);

@@ -214,6 +214,10 @@ public sealed class T5Block : Module
         if (decoder)
         {
             layers.Add(RegisterModule("layer.1", new T5Sublayer(config, "EncDecAttention", false, vb.Push("layer", 1), dtype)));
+
+            // The original checkpoints carry a bucket table for block 0's cross-attention that T5 never uses (HF ignores
+            // it on load too): count it as read so the load report stays clean.
+            vb.Push("layer", 1).Push("EncDecAttention").MarkUsed("relative_attention_bias.weight");
         }
 
         layers.Add(RegisterModule($"layer.{layers.Count}", new T5Sublayer(config, "DenseReluDense", false, vb.Push("layer", layers.Count), dtype)));
