@@ -75,16 +75,24 @@ public static class AutoTokenizer
 
     /// <summary>
     /// T5 (spiece.model, T5Tokenizer), Marian (source.spm + vocab.json, MarianTokenizer) and BART (vocab.json +
-    /// merges.txt, BartTokenizer/RobertaTokenizer: the &lt;s&gt; … &lt;/s&gt; template); null for any other folder.
+    /// merges.txt, BartTokenizer/RobertaTokenizer: the &lt;s&gt; … &lt;/s&gt; template); null for any other folder. Without
+    /// a tokenizer_class (older Hub repos such as t5-small and facebook/bart-large-cnn have no tokenizer_config.json),
+    /// config.json's model_type decides.
     /// </summary>
     private static TextTokenizer? LoadSeq2SeqFamily(string folder, TokenizerConfig config)
     {
-        var name = config.TokenizerClass ?? "";
+        var name = config.TokenizerClass ?? FolderModelType(folder) switch
+        {
+            "t5" or "mt5" => "T5Tokenizer",
+            "marian" => "MarianTokenizer",
+            "bart" or "mbart" => "BartTokenizer",
+            _ => "",
+        };
         var spiece = Path.Combine(folder, "spiece.model");
         var sourceSpm = Path.Combine(folder, "source.spm");
         var vocabJson = Path.Combine(folder, "vocab.json");
         var mergesTxt = Path.Combine(folder, "merges.txt");
-        if (name.StartsWith("Marian", StringComparison.Ordinal) || (File.Exists(sourceSpm) && File.Exists(vocabJson) && config.TokenizerClass is null))
+        if (name.StartsWith("Marian", StringComparison.Ordinal) || (File.Exists(sourceSpm) && File.Exists(vocabJson) && name.Length == 0))
         {
             foreach (var required in new[] { sourceSpm, vocabJson })
             {
@@ -97,7 +105,7 @@ public static class AutoTokenizer
             return SentencePieceTokenizer.FromMarianFiles(sourceSpm, vocabJson, config.ToSentencePieceOptions(extraIds: 0));
         }
 
-        if (name.StartsWith("T5", StringComparison.Ordinal) || (config.TokenizerClass is null && File.Exists(spiece) && !File.Exists(Path.Combine(folder, "tokenizer.json"))))
+        if (name.StartsWith("T5", StringComparison.Ordinal) || (name.Length == 0 && File.Exists(spiece) && !File.Exists(Path.Combine(folder, "tokenizer.json"))))
         {
             if (!File.Exists(spiece))
             {
@@ -127,6 +135,19 @@ public static class AutoTokenizer
         }
 
         return null;
+    }
+
+    /// <summary>config.json's model_type, or null when the folder has no readable config.json.</summary>
+    private static string? FolderModelType(string folder)
+    {
+        var path = Path.Combine(folder, "config.json");
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        using var doc = TokenizerFiles.ReadJson(path);
+        return doc.RootElement.ValueKind == JsonValueKind.Object ? TokenizerFiles.GetString(doc.RootElement, "model_type") : null;
     }
 
     private static TextTokenizer FromTokenizerJson(string path, TokenizerConfig config)

@@ -50,6 +50,18 @@ public sealed class Seq2SeqAutoTokenizerTests
     }
 
     [Fact]
+    public void WithoutTokenizerConfig_ConfigJsonModelTypeDecides()
+    {
+        // t5-small's layout: spiece.model next to a tokenizer.json this library does not read (Unigram), no tokenizer_config.json.
+        var folder = TestData.NewFolder("t5-small-layout");
+        File.Copy(Path.Combine(Fixtures, "unigram.model"), Path.Combine(folder, "spiece.model"));
+        File.WriteAllText(Path.Combine(folder, "tokenizer.json"), """{"model": {"type": "Unigram", "vocab": []}}""");
+        File.WriteAllText(Path.Combine(folder, "config.json"), """{"model_type": "t5"}""");
+        var tokenizer = Assert.IsType<SentencePieceTokenizer>(AutoTokenizer.FromPretrained(folder));
+        Assert.Equal(FirstCases()[0].GetProperty("t5_ids").EnumerateArray().Select(e => e.GetInt32()), tokenizer.Encode(FirstCases()[0].GetProperty("text").GetString()!).Ids);
+    }
+
+    [Fact]
     public void T5ClassWithoutSpieceModelNamesTheMissingFile()
     {
         var folder = TestData.NewFolder("t5-missing");
@@ -71,7 +83,9 @@ public sealed class Seq2SeqAutoTokenizerTests
 
         File.WriteAllText(Path.Combine(folder, "vocab.json"), JsonSerializer.Serialize(vocab));
         File.Copy(Path.Combine(TestData.Gpt2FilesFolder, "merges.txt"), Path.Combine(folder, "merges.txt"));
-        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), """{"tokenizer_class": "BartTokenizer", "model_max_length": 1024}""");
+        // facebook/bart-large-cnn's layout: no tokenizer_class, config.json says bart.
+        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), """{"model_max_length": 1024}""");
+        File.WriteAllText(Path.Combine(folder, "config.json"), """{"model_type": "bart"}""");
         var bart = AutoTokenizer.FromPretrained(folder);
         var gpt2 = AutoTokenizer.FromPretrained(TestData.Gpt2FilesFolder);
         int bos = vocab["<s>"], eos = vocab["</s>"];
