@@ -198,38 +198,72 @@ internal sealed class SentencePieceModel
         return new SentencePieceModel(pieces, modelType == 2, unkId, byteFallback, addDummyPrefix, removeExtra, escape, whitespaceAsSuffix, charsMap is { Length: > 0 } ? CharsMap.Read(charsMap, source) : null, unknownSurface);
     }
 
-    /// <summary>Normalizes <paramref name="text"/> and splits it into (piece, id) pairs, as SentencePieceProcessor.Encode.</summary>
-    public List<(string Piece, int Id)> Encode(string text)
+    /// <summary>
+    /// Normalizes <paramref name="text"/> and splits it into pieces, as SentencePieceProcessor.Encode: each piece with its
+    /// id and the span [Start, End) of <paramref name="text"/> (UTF-16 offsets) it came from, as sentencepiece aligns
+    /// them (a normalized byte maps to the start of the input it was made from; the ▁ of the dummy prefix is empty).
+    /// </summary>
+    public List<(string Piece, int Id, int Start, int End)> Encode(string text)
     {
-        var normalized = Normalize(text);
+        var (normalized, origin) = NormalizeAligned(text);
+        var charAt = CharOffsets(text);
         var raw = IsBpe ? EncodeBpe(normalized) : EncodeUnigram(normalized);
-        var output = new List<(string Piece, int Id)>(raw.Count);
+        var output = new List<(string Piece, int Id, int Start, int End)>(raw.Count);
         var previousUnknown = false;
+        var cursor = 0;
         foreach (var (piece, id) in raw)
         {
+            var length = Encoding.UTF8.GetByteCount(piece);
+            int start = charAt[origin[cursor]], end = charAt[origin[cursor + length]];
+            cursor += length;
             var unknown = id == UnknownId;
             if (unknown && ByteFallback)
             {
-                foreach (var b in Encoding.UTF8.GetBytes(piece))
+                // The last byte piece carries the character's span; the others are empty at its start.
+                var bytes = Encoding.UTF8.GetBytes(piece);
+                for (var i = 0; i < bytes.Length; i++)
                 {
-                    var name = $"<0x{b:X2}>";
-                    output.Add((name, PieceToId(name) ?? UnknownId));
+                    var name = $"<0x{bytes[i]:X2}>";
+                    output.Add((name, PieceToId(name) ?? UnknownId, start, i == bytes.Length - 1 ? end : start));
                 }
             }
             else if (unknown && previousUnknown)
             {
                 // sentencepiece merges a run of unknown pieces into one.
-                output[^1] = (output[^1].Piece + piece, id);
+                output[^1] = (output[^1].Piece + piece, id, output[^1].Start, end);
             }
             else
             {
-                output.Add((piece, id));
+                output.Add((piece, id, start, end));
             }
 
             previousUnknown = unknown;
         }
 
         return output;
+    }
+
+    /// <summary>UTF-8 byte offset → UTF-16 offset of <paramref name="text"/> at every character boundary (and its end).</summary>
+    private static int[] CharOffsets(string text)
+    {
+        var map = new int[Encoding.UTF8.GetByteCount(text) + 1];
+        var bytes = 0;
+        var i = 0;
+        while (i < text.Length)
+        {
+            var width = char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]) ? 2 : 1;
+            var count = Encoding.UTF8.GetByteCount(text.AsSpan(i, width));
+            for (var k = 0; k < count; k++)
+            {
+                map[bytes + k] = i;
+            }
+
+            bytes += count;
+            i += width;
+        }
+
+        map[bytes] = text.Length;
+        return map;
     }
 
     /// <summary>Pieces back to text as SentencePieceProcessor.Decode: control pieces vanish, unknown ones read " ⁇ ", byte pieces join into UTF-8, ▁ becomes a space and the first piece's leading space is dropped.</summary>
@@ -275,10 +309,17 @@ internal sealed class SentencePieceModel
     }
 
     /// <summary>sentencepiece's Normalizer::Normalize over UTF-8: the charsmap rule at each position (longest match), whitespace rules, ▁.</summary>
-    internal string Normalize(string text)
+    internal string Normalize(string text) => NormalizeAligned(text).Normalized;
+
+    /// <summary>
+    /// <see cref="Normalize"/> with sentencepiece's norm_to_orig: for each normalized UTF-8 byte, the input byte offset
+    /// of the chunk it was made from, plus one entry for the end (the input's length).
+    /// </summary>
+    private (string Normalized, List<int> Origin) NormalizeAligned(string text)
     {
         var input = Encoding.UTF8.GetBytes(text);
         var output = new List<byte>(input.Length + 3);
+        var origin = new List<int>(input.Length + 4);
         var space = Encoding.UTF8.GetBytes(SentencePieceTokenizer.WordBoundary.ToString());
         var position = 0;
         if (RemoveExtraWhitespaces)
@@ -297,7 +338,7 @@ internal sealed class SentencePieceModel
 
         if (position >= input.Length)
         {
-            return "";
+            return ("", [input.Length]);
         }
 
         if (!WhitespaceAsSuffix && AddDummyPrefix)
@@ -322,10 +363,12 @@ internal sealed class SentencePieceModel
                     if (EscapeWhitespaces && replacement[n] == (byte)' ')
                     {
                         output.AddRange(space);
+                        origin.AddRange([position, position, position]);
                     }
                     else
                     {
                         output.Add(replacement[n]);
+                        origin.Add(position);
                     }
                 }
 
@@ -344,26 +387,33 @@ internal sealed class SentencePieceModel
             AddSpace();
         }
 
+        // The end of the text: the input's end, or (as sentencepiece) where trailing whitespace that was cut began.
+        var end = input.Length;
         if (RemoveExtraWhitespaces)
         {
             var tail = EscapeWhitespaces ? space : [(byte)' '];
             while (output.Count >= tail.Length && EndsWith(output, tail))
             {
+                end = origin[origin.Count - tail.Length];
                 output.RemoveRange(output.Count - tail.Length, tail.Length);
+                origin.RemoveRange(origin.Count - tail.Length, tail.Length);
             }
         }
 
-        return Encoding.UTF8.GetString(output.ToArray());
+        origin.Add(end);
+        return (Encoding.UTF8.GetString(output.ToArray()), origin);
 
         void AddSpace()
         {
             if (EscapeWhitespaces)
             {
                 output.AddRange(space);
+                origin.AddRange([position, position, position]);
             }
             else
             {
                 output.Add((byte)' ');
+                origin.Add(position);
             }
         }
     }

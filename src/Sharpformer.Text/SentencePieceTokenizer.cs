@@ -336,7 +336,7 @@ public sealed partial class SentencePieceTokenizer : TextTokenizer
             }
 
             var rest = LanguageCodePattern().Replace(text, "");
-            AddPieces(rest, ref word, output);
+            AddPieces(rest, offsetBase: -1, ref word, output);
             return output;
         }
 
@@ -351,17 +351,18 @@ public sealed partial class SentencePieceTokenizer : TextTokenizer
                 continue;
             }
 
-            AddPieces(text[start..end], ref word, output);
+            AddPieces(text[start..end], offsetBase: start, ref word, output);
         }
 
         return output;
     }
 
     /// <summary>
-    /// The pieces of <paramref name="text"/>. SentencePiece rewrites the text before splitting it (normalization, ▁),
-    /// so pieces carry no character offsets (empty spans); word ids count the pieces that start a word.
+    /// The pieces of <paramref name="text"/> with sentencepiece's spans shifted by <paramref name="offsetBase"/> (the
+    /// ▁ of the dummy prefix is empty), or empty spans when it is −1 (Marian: the language codes were cut out of the
+    /// text first). Word ids count the pieces that start a word.
     /// </summary>
-    private void AddPieces(string text, ref int word, List<RawToken> output)
+    private void AddPieces(string text, int offsetBase, ref int word, List<RawToken> output)
     {
         if (text.Length == 0)
         {
@@ -369,7 +370,7 @@ public sealed partial class SentencePieceTokenizer : TextTokenizer
         }
 
         var first = true;
-        foreach (var (piece, pieceId) in _model.Encode(text))
+        foreach (var (piece, pieceId, start, end) in _model.Encode(text))
         {
             if (!first && piece.Length > 0 && piece[0] == WordBoundary)
             {
@@ -378,7 +379,8 @@ public sealed partial class SentencePieceTokenizer : TextTokenizer
 
             first = false;
             var id = _mapThroughVocabulary ? _tokenToId.GetValueOrDefault(piece, _unkId) : pieceId;
-            output.Add(new RawToken(id, piece, default, word));
+            var offset = offsetBase < 0 ? default : new TextSpan(offsetBase + start, offsetBase + end);
+            output.Add(new RawToken(id, piece, offset, word));
         }
 
         word++;

@@ -29,6 +29,8 @@ public sealed class SentencePieceTests
 
     private static int[] Ints(JsonElement array) => array.EnumerateArray().Select(e => e.GetInt32()).ToArray();
 
+    private static (int, int)[] Spans(JsonElement array) => array.EnumerateArray().Select(e => (e[0].GetInt32(), e[1].GetInt32())).ToArray();
+
     private static string[] Strings(JsonElement array) => array.EnumerateArray().Select(e => e.GetString()!).ToArray();
 
     private static SentencePieceTokenizer Unigram(bool appendEos) =>
@@ -49,6 +51,7 @@ public sealed class SentencePieceTests
         var encoding = Unigram(appendEos: false).Encode(c.GetProperty("text").GetString()!);
         Assert.Equal(Strings(c.GetProperty("unigram").GetProperty("pieces")), encoding.Tokens);
         Assert.Equal(Ints(c.GetProperty("unigram").GetProperty("ids")), encoding.Ids);
+        Assert.Equal(Spans(c.GetProperty("unigram").GetProperty("offsets")), encoding.Offsets.Select(o => (o.Start, o.End)));
     }
 
     [Theory]
@@ -59,6 +62,7 @@ public sealed class SentencePieceTests
         var encoding = Bpe().Encode(c.GetProperty("text").GetString()!);
         Assert.Equal(Strings(c.GetProperty("bpe").GetProperty("pieces")), encoding.Tokens);
         Assert.Equal(Ints(c.GetProperty("bpe").GetProperty("ids")), encoding.Ids);
+        Assert.Equal(Spans(c.GetProperty("bpe").GetProperty("offsets")), encoding.Offsets.Select(o => (o.Start, o.End)));
     }
 
     [Theory]
