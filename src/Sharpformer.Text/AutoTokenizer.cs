@@ -3,13 +3,15 @@ using System.Text.Json;
 namespace Sharpformer.Text;
 
 /// <summary>
-/// Loads the right tokenizer from a local model folder, like HF's <c>AutoTokenizer.from_pretrained</c>: reads
+/// Loads the right tokenizer from a local model folder, like HF's <c>AutoTokenizer.from_pretrained</c>: the
+/// encoder-decoder families first (T5's spiece.model, Marian's source.spm + vocab.json, BART's vocab.json + merges.txt
+/// with its &lt;s&gt; … &lt;/s&gt; template, chosen by tokenizer_config.json <c>tokenizer_class</c> or the files present), then
 /// tokenizer.json (WordPiece or BPE), else vocab.txt (BERT), else vocab.json + merges.txt (GPT-2), with the settings
 /// and special tokens of tokenizer_config.json and special_tokens_map.json, and the chat template if the folder has one.
 /// </summary>
 public static class AutoTokenizer
 {
-    private static readonly string[] LookedFor = ["tokenizer.json", "vocab.txt", "vocab.json + merges.txt"];
+    private static readonly string[] LookedFor = ["tokenizer.json", "vocab.txt", "vocab.json + merges.txt", "spiece.model", "source.spm + vocab.json"];
 
     /// <summary>Loads the tokenizer in <paramref name="folder"/> (a local folder; downloading is the Hub client's job).</summary>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
@@ -42,6 +44,11 @@ public static class AutoTokenizer
         }
 
         var config = ReadConfig(folder);
+        if (LoadSeq2SeqFamily(folder, config) is { } family)
+        {
+            return family;
+        }
+
         var tokenizerJson = Path.Combine(folder, "tokenizer.json");
         if (File.Exists(tokenizerJson))
         {
@@ -64,6 +71,83 @@ public static class AutoTokenizer
         var named = config.TokenizerClass is { } name ? $" (tokenizer_config.json names {name})" : "";
         throw new FileNotFoundException(
             $"No tokenizer files in '{folder}'{named}: looked for {string.Join(", ", LookedFor)} (with optional tokenizer_config.json and special_tokens_map.json). Download the model's tokenizer files into this folder.");
+    }
+
+    /// <summary>
+    /// T5 (spiece.model, T5Tokenizer), Marian (source.spm + vocab.json, MarianTokenizer) and BART (vocab.json +
+    /// merges.txt, BartTokenizer/RobertaTokenizer: the &lt;s&gt; … &lt;/s&gt; template); null for any other folder. Without
+    /// a tokenizer_class (older Hub repos such as t5-small and facebook/bart-large-cnn have no tokenizer_config.json),
+    /// config.json's model_type decides.
+    /// </summary>
+    private static TextTokenizer? LoadSeq2SeqFamily(string folder, TokenizerConfig config)
+    {
+        var name = config.TokenizerClass ?? FolderModelType(folder) switch
+        {
+            "t5" or "mt5" => "T5Tokenizer",
+            "marian" => "MarianTokenizer",
+            "bart" or "mbart" => "BartTokenizer",
+            _ => "",
+        };
+        var spiece = Path.Combine(folder, "spiece.model");
+        var sourceSpm = Path.Combine(folder, "source.spm");
+        var vocabJson = Path.Combine(folder, "vocab.json");
+        var mergesTxt = Path.Combine(folder, "merges.txt");
+        if (name.StartsWith("Marian", StringComparison.Ordinal) || (File.Exists(sourceSpm) && File.Exists(vocabJson) && name.Length == 0))
+        {
+            foreach (var required in new[] { sourceSpm, vocabJson })
+            {
+                if (!File.Exists(required))
+                {
+                    throw new FileNotFoundException($"tokenizer_config.json in '{folder}' names {name}, which needs {Path.GetFileName(required)}; download it into the folder.", required);
+                }
+            }
+
+            return SentencePieceTokenizer.FromMarianFiles(sourceSpm, vocabJson, config.ToSentencePieceOptions(extraIds: 0));
+        }
+
+        if (name.StartsWith("T5", StringComparison.Ordinal) || (name.Length == 0 && File.Exists(spiece) && !File.Exists(Path.Combine(folder, "tokenizer.json"))))
+        {
+            if (!File.Exists(spiece))
+            {
+                throw new FileNotFoundException($"tokenizer_config.json in '{folder}' names {name}, which needs spiece.model; download it into the folder.", spiece);
+            }
+
+            return SentencePieceTokenizer.FromFile(spiece, config.ToSentencePieceOptions(config.ExtraIds ?? 100));
+        }
+
+        if ((name.StartsWith("Bart", StringComparison.Ordinal) || name.StartsWith("Roberta", StringComparison.Ordinal)) && File.Exists(vocabJson) && File.Exists(mergesTxt))
+        {
+            var options = config.ToBpeOptions(addPrefixSpace: null) with
+            {
+                BosEosTemplate = true,
+                SpecialTokens = new SpecialTokens
+                {
+                    Bos = config.Tokens.GetValueOrDefault("bos_token", "<s>"),
+                    Eos = config.Tokens.GetValueOrDefault("eos_token", "</s>"),
+                    Unk = config.Tokens.GetValueOrDefault("unk_token", "<unk>"),
+                    Pad = config.Tokens.GetValueOrDefault("pad_token", "<pad>"),
+                    Cls = config.Tokens.GetValueOrDefault("cls_token", "<s>"),
+                    Sep = config.Tokens.GetValueOrDefault("sep_token", "</s>"),
+                    Mask = config.Tokens.GetValueOrDefault("mask_token", "<mask>"),
+                },
+            };
+            return ByteLevelBpeTokenizer.FromFiles(vocabJson, mergesTxt, options);
+        }
+
+        return null;
+    }
+
+    /// <summary>config.json's model_type, or null when the folder has no readable config.json.</summary>
+    private static string? FolderModelType(string folder)
+    {
+        var path = Path.Combine(folder, "config.json");
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        using var doc = TokenizerFiles.ReadJson(path);
+        return doc.RootElement.ValueKind == JsonValueKind.Object ? TokenizerFiles.GetString(doc.RootElement, "model_type") : null;
     }
 
     private static TextTokenizer FromTokenizerJson(string path, TokenizerConfig config)
@@ -249,6 +333,8 @@ public static class AutoTokenizer
 
         public int? ModelMaxLength { get; private set; }
 
+        public int? ExtraIds { get; private set; }
+
         public Dictionary<string, string> Tokens { get; } = [];
 
         public List<AddedToken> AddedTokens { get; } = [];
@@ -265,6 +351,7 @@ public static class AutoTokenizer
             StripAccents = TokenizerFiles.GetBool(root, "strip_accents");
             TokenizeChineseChars = TokenizerFiles.GetBool(root, "tokenize_chinese_chars");
             AddPrefixSpace = TokenizerFiles.GetBool(root, "add_prefix_space");
+            ExtraIds = TokenizerFiles.GetInt(root, "extra_ids");
             if (root.TryGetProperty("model_max_length", out var max) && max.ValueKind == JsonValueKind.Number)
             {
                 // HF writes 1e30 ("very large") for models without a limit; anything beyond int means "no limit".
@@ -347,6 +434,19 @@ public static class AutoTokenizer
 
             return options;
         }
+
+        public SentencePieceOptions ToSentencePieceOptions(int extraIds) => new()
+        {
+            ExtraIds = extraIds,
+            ModelMaxLength = ModelMaxLength ?? int.MaxValue,
+            AddedTokens = AddedTokens.Where(t => !t.Content.StartsWith("<extra_id_", StringComparison.Ordinal)).ToList(),
+            SpecialTokens = new SpecialTokens
+            {
+                Unk = Tokens.GetValueOrDefault("unk_token", "<unk>"),
+                Pad = Tokens.GetValueOrDefault("pad_token", "<pad>"),
+                Eos = Tokens.GetValueOrDefault("eos_token", "</s>"),
+            },
+        };
 
         public ByteLevelBpeOptions ToBpeOptions(bool? addPrefixSpace) => new()
         {

@@ -18,6 +18,12 @@ public sealed record ByteLevelBpeOptions
     /// <summary>model_max_length (1024 for GPT-2's config; a huge number when a config has none).</summary>
     public int ModelMaxLength { get; init; } = int.MaxValue;
 
+    /// <summary>
+    /// RoBERTa's and BART's template (HF <c>RobertaProcessing</c>): &lt;s&gt; A &lt;/s&gt;, and &lt;s&gt; A &lt;/s&gt;&lt;/s&gt; B &lt;/s&gt;
+    /// for a pair, with <see cref="SpecialTokens.Bos"/> and <see cref="SpecialTokens.Eos"/>; false (GPT-2: no template) by default.
+    /// </summary>
+    public bool BosEosTemplate { get; init; }
+
     /// <summary>GPT-2's end-of-text token.</summary>
     public const string Gpt2EndOfText = "<|endoftext|>";
 }
@@ -42,6 +48,7 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
     private readonly Dictionary<int, string> _idToToken;
     private readonly AddedTokenMatcher _matcher;
     private readonly bool _addPrefixSpace;
+    private readonly bool _bosEosTemplate;
 
     private ByteLevelBpeTokenizer(BpeTokenizer bpe, Dictionary<string, int> vocab, IReadOnlyList<(string, string)> merges, IReadOnlyList<AddedToken> added, ByteLevelBpeOptions options)
         : base(added, options.SpecialTokens, options.ModelMaxLength)
@@ -62,6 +69,7 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
 
         _matcher = new AddedTokenMatcher(added);
         _addPrefixSpace = options.AddPrefixSpace;
+        _bosEosTemplate = options.BosEosTemplate;
         _longPieces = BytePairMerger.TryCreate(vocab, merges, _idToToken);
     }
 
@@ -100,6 +108,11 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
         ArgumentNullException.ThrowIfNull(vocab);
         ArgumentNullException.ThrowIfNull(merges);
         options ??= new ByteLevelBpeOptions();
+        if (options.BosEosTemplate && (options.SpecialTokens.Bos is null || options.SpecialTokens.Eos is null))
+        {
+            throw new ArgumentException($"{source}: BosEosTemplate (RoBERTa/BART) needs both bos_token and eos_token; set them in tokenizer_config.json.", nameof(options));
+        }
+
         if (vocab.Count == 0 || vocab.Count > MaxVocabularySize || merges.Count > MaxVocabularySize)
         {
             throw new InvalidDataException($"{source}: {vocab.Count} vocabulary entries and {merges.Count} merges; expected 1..{MaxVocabularySize} of each.");
@@ -237,7 +250,7 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
     }
 
     /// <inheritdoc />
-    internal override int SpecialTokenCount(bool pair) => 0;
+    internal override int SpecialTokenCount(bool pair) => _bosEosTemplate ? (pair ? 4 : 2) : 0;
 
     /// <summary>As HF's <c>GPT2TokenizerFast</c>: pre-split words need add_prefix_space, or each word would lose its leading "Ġ".</summary>
     internal override void CheckPreSplitWords()
@@ -248,10 +261,47 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
         }
     }
 
-    /// <summary>GPT-2 adds no template tokens; a pair is the two texts one after the other, type ids 0 then 1.</summary>
+    /// <summary>
+    /// GPT-2 adds no template tokens; a pair is the two texts one after the other, type ids 0 then 1. With
+    /// <see cref="ByteLevelBpeOptions.BosEosTemplate"/> (RoBERTa, BART): &lt;s&gt; A &lt;/s&gt; (&lt;/s&gt; B &lt;/s&gt;), type ids all 0.
+    /// </summary>
     internal override TokenEncoding PostProcess(List<RawToken> first, List<RawToken>? second, bool addSpecialTokens)
     {
         var builder = new EncodingBuilder();
+        if (_bosEosTemplate)
+        {
+            var bos = SpecialTokens.Bos!;
+            var eos = SpecialTokens.Eos!;
+            var bosId = TokenToId(bos)!.Value;
+            var eosId = TokenToId(eos)!.Value;
+            if (addSpecialTokens)
+            {
+                builder.AddSpecial(bosId, bos, typeId: 0);
+            }
+
+            builder.AddRange(first, typeId: 0, sequence: 0);
+            if (addSpecialTokens)
+            {
+                builder.AddSpecial(eosId, eos, typeId: 0);
+            }
+
+            if (second is not null)
+            {
+                if (addSpecialTokens)
+                {
+                    builder.AddSpecial(eosId, eos, typeId: 0);
+                }
+
+                builder.AddRange(second, typeId: 0, sequence: 1);
+                if (addSpecialTokens)
+                {
+                    builder.AddSpecial(eosId, eos, typeId: 0);
+                }
+            }
+
+            return builder.Build();
+        }
+
         builder.AddRange(first, typeId: 0, sequence: 0);
         if (second is not null)
         {

@@ -125,7 +125,7 @@ internal static class TokenizerFiles
         return (parts[0], parts[1]);
     }
 
-    private static void CheckSize(string path)
+    public static void CheckSize(string path)
     {
         var info = new FileInfo(path);
         if (!info.Exists)

@@ -9,6 +9,15 @@ internal static class Tolerances
     /// <summary>Fast inference path vs the module (autograd) path: the same math, fused kernels, different sum order.</summary>
     public const float FastVsModules = 2e-5f;
 
+    /// <summary>F16-stored weights vs the same weights in F32 (10-bit mantissas: ~5e-4 relative per weight, logits of order 5).</summary>
+    public const float F16VsF32Weights = 3e-2f;
+
+    /// <summary>Autograd gradient vs a float32 central finite difference (step 2e-3; the loss quantizes at ~1e-4 of gradient): absolute part.</summary>
+    public const double FiniteDifferenceAbsolute = 5e-4;
+
+    /// <summary>Autograd gradient vs a float32 central finite difference: part relative to the numeric gradient.</summary>
+    public const double FiniteDifferenceRelative = 1e-2;
+
     /// <summary>Attention probabilities summing to 1 per row.</summary>
     public const float RowSum = 1e-5f;
 }

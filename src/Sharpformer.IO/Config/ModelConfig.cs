@@ -12,7 +12,7 @@ namespace Sharpformer.IO.Config;
 public abstract record ModelConfig
 {
     /// <summary>The model types <see cref="Load"/> understands, sorted.</summary>
-    public static IReadOnlyList<string> SupportedModelTypes { get; } = ["bert", "distilbert", "gpt2", "llama", "roberta"];
+    public static IReadOnlyList<string> SupportedModelTypes { get; } = ["bart", "bert", "distilbert", "gpt2", "llama", "marian", "mbart", "roberta", "t5"];
 
     /// <summary>The <c>model_type</c> this record describes (e.g. <c>bert</c>).</summary>
     public abstract string ModelType { get; }
@@ -114,6 +114,8 @@ public abstract record ModelConfig
             "distilbert" => DistilBertConfig.FromJson(Deserialize<DistilBertConfigJson>(json, source), source),
             "gpt2" => Gpt2Config.FromJson(Deserialize<Gpt2ConfigJson>(json, source), source),
             "llama" => LlamaConfig.FromJson(Deserialize<LlamaConfigJson>(json, source), source),
+            "bart" or "marian" or "mbart" => BartConfig.FromJson(Deserialize<BartConfigJson>(json, source), modelType, source),
+            "t5" => T5Config.FromJson(Deserialize<T5ConfigJson>(json, source), source),
             _ => throw new ModelConfigException(
                 $"{source}: model_type '{modelType}' is not supported; supported model types: {string.Join(", ", SupportedModelTypes)}."),
         };
@@ -220,6 +222,10 @@ public abstract record ModelConfig
         if (architecture.StartsWith("Bert", StringComparison.Ordinal)) return "bert";
         if (architecture.StartsWith("GPT2", StringComparison.Ordinal)) return "gpt2";
         if (architecture.StartsWith("Llama", StringComparison.Ordinal)) return "llama";
+        if (architecture.StartsWith("Bart", StringComparison.Ordinal)) return "bart";
+        if (architecture.StartsWith("Marian", StringComparison.Ordinal)) return "marian";
+        if (architecture.StartsWith("MBart", StringComparison.Ordinal)) return "mbart";
+        if (architecture.StartsWith("T5", StringComparison.Ordinal)) return "t5";
         return null;
     }
 

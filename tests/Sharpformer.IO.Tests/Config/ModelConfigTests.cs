@@ -132,16 +132,16 @@ public sealed class ModelConfigTests
     [Fact]
     public void Load_UnknownModelType_ListsSupportedTypes()
     {
-        var e = Assert.Throws<ModelConfigException>(() => ModelConfig.Load("""{"model_type": "t5"}"""));
+        var e = Assert.Throws<ModelConfigException>(() => ModelConfig.Load("""{"model_type": "whisper"}"""));
 
-        Assert.Contains("'t5'", e.Message, StringComparison.Ordinal);
-        Assert.Contains("bert, distilbert, gpt2, llama, roberta", e.Message, StringComparison.Ordinal);
+        Assert.Contains("'whisper'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("bart, bert, distilbert, gpt2, llama, marian, mbart, roberta, t5", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
     public void Load_NoModelTypeNoKnownArchitecture_SaysAddModelType()
     {
-        var e = Assert.Throws<ModelConfigException>(() => ModelConfig.Load("""{"architectures": ["T5ForConditionalGeneration"]}"""));
+        var e = Assert.Throws<ModelConfigException>(() => ModelConfig.Load("""{"architectures": ["WhisperForConditionalGeneration"]}"""));
 
         Assert.Contains("model_type", e.Message, StringComparison.Ordinal);
     }
