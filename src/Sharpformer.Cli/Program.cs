@@ -75,6 +75,7 @@ public static class Program
         root.Subcommands.Add(QaCommand.Create());
         root.Subcommands.Add(Text2TextCommand.Create(Sharpformer.Generation.Text2TextTask.Translation));
         root.Subcommands.Add(Text2TextCommand.Create(Sharpformer.Generation.Text2TextTask.Summarization));
+        root.Subcommands.Add(BleuCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(FinetuneCommand.Create());
         root.Subcommands.Add(ExplainCommand.Create());
