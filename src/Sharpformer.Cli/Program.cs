@@ -73,6 +73,9 @@ public static class Program
         root.Subcommands.Add(ClassifyCommand.Create());
         root.Subcommands.Add(NerCommand.Create());
         root.Subcommands.Add(QaCommand.Create());
+        root.Subcommands.Add(Text2TextCommand.Create(Sharpformer.Generation.Text2TextTask.Translation));
+        root.Subcommands.Add(Text2TextCommand.Create(Sharpformer.Generation.Text2TextTask.Summarization));
+        root.Subcommands.Add(BleuCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(TrainTokenizerCommand.Create());
         root.Subcommands.Add(EvaluateCommand.Create());

@@ -3,19 +3,33 @@ using Sharpformer.Models;
 namespace Sharpformer.Generation;
 
 /// <summary>
-/// Beam search for one prompt with Hugging Face's BeamSearchScorer rules: the B beams (B = NumBeams) start as one
-/// (the others at −1e9); each step takes the 2·B best (beam, token) pairs by cumulative log-probability; a stop token
-/// among the first B candidates finishes a hypothesis scored sum(log p) / generated_length^LengthPenalty (the stop token
+/// Beam search for one input with Hugging Face's BeamSearchScorer rules, for causal and encoder-decoder models alike:
+/// the B beams (B = NumBeams) start as one (the others at −1e9); each step takes the 2·B best (beam, token) pairs by
+/// cumulative log-probability (log-softmax, then the logits processors, then + the beam's score); a stop token among
+/// the first B candidates finishes a hypothesis scored sum(log p) / generated_length^LengthPenalty (the stop token
 /// counted); the first B other candidates continue. Search ends when B hypotheses are finished and no running beam can
-/// beat the worst of them (or at once with EarlyStopping), or after MaxNewTokens, when the running beams join the pool.
+/// beat the worst of them (or at once with EarlyStopping), or after MaxNewTokens, when the running beams join the pool;
+/// the NumReturnSequences best hypotheses come back, best first.
 /// </summary>
 internal static class BeamSearch
 {
+    /// <summary>Fills logits [B, V] for the running beams; step 0 is the first call (a causal model's prefill).</summary>
+    /// <param name="step">The step, from 0.</param>
+    /// <param name="lastTokens">[B] each beam's last token (step 0: the end of the start sequence).</param>
+    /// <param name="logits">[B, V] to fill.</param>
+    public delegate void Forward(int step, ReadOnlySpan<int> lastTokens, Span<float> logits);
+
+    /// <summary>Runs the logits processors on one beam's log-probabilities.</summary>
+    /// <param name="scores">[V] log-probabilities, changed in place.</param>
+    /// <param name="sequence">The beam's tokens so far (the start sequence included).</param>
+    /// <param name="generated">Tokens generated so far.</param>
+    public delegate void Process(Span<float> scores, ReadOnlySpan<int> sequence, int generated);
+
+    /// <summary>Beam search over a causal model: the prompt is prefilled into B cache rows, then one token per beam per step.</summary>
     public static GeneratedSequence Run(ICausalLM model, IReadOnlyList<int> prompt, GenerationOptions options, IReadOnlyList<int> stopIds, CancellationToken ct)
     {
-        int beams = options.NumBeams, vocab = model.VocabSize, promptLength = prompt.Count;
+        int beams = options.NumBeams, promptLength = prompt.Count;
         DecodingSession.CheckContext(model, [prompt], options);
-        var stop = new HashSet<int>(stopIds);
         var cache = model.CreateCache(beams, promptLength + options.MaxNewTokens);
         var ids = new int[beams * promptLength];
         for (int b = 0; b < beams; b++)
@@ -26,7 +40,32 @@ internal static class BeamSearch
             }
         }
 
-        var running = Enumerable.Range(0, beams).Select(_ => new List<int>(prompt)).ToList();
+        return Search(
+            model.VocabSize,
+            prompt,
+            options,
+            stopIds,
+            (step, last, logits) => model.ForwardLast(step == 0 ? ids : last, default, cache, logits),
+            sources => cache.Reorder(sources),
+            (scores, sequence, generated) =>
+            {
+                LogitsProcessors.RepetitionPenalty(scores, sequence, options.RepetitionPenalty);
+                LogitsProcessors.NoRepeatNgram(scores, sequence, options.NoRepeatNgramSize);
+                LogitsProcessors.MinNewTokens(scores, generated, options.MinNewTokens, stopIds);
+            },
+            ct)[0];
+    }
+
+    /// <summary>
+    /// The search itself: <paramref name="start"/> is each beam's start sequence (a causal prompt, or an
+    /// encoder-decoder's decoder start token), excluded from the returned tokens.
+    /// </summary>
+    public static IReadOnlyList<GeneratedSequence> Search(int vocab, IReadOnlyList<int> start, GenerationOptions options, IReadOnlyList<int> stopIds,
+        Forward forward, Action<int[]> reorder, Process process, CancellationToken ct)
+    {
+        int beams = options.NumBeams, startLength = start.Count;
+        var stop = new HashSet<int>(stopIds);
+        var running = Enumerable.Range(0, beams).Select(_ => new List<int>(start)).ToList();
         var beamScores = new double[beams];
         for (int b = 1; b < beams; b++)
         {
@@ -35,6 +74,7 @@ internal static class BeamSearch
 
         var finished = new Hypotheses(beams, options.LengthPenalty);
         var logits = new float[beams * vocab];
+        var last = new int[beams];
         bool done = false;
         bool cancelled = false;
         for (int step = 0; step < options.MaxNewTokens && !done; step++)
@@ -45,8 +85,13 @@ internal static class BeamSearch
                 break;
             }
 
-            model.ForwardLast(step == 0 ? ids : [.. running.Select(r => r[^1])], default, cache, logits);
-            int generatedLength = running[0].Count + 1 - promptLength;
+            for (int b = 0; b < beams; b++)
+            {
+                last[b] = running[b][^1];
+            }
+
+            forward(step, last, logits);
+            int generatedLength = running[0].Count + 1 - startLength;
 
             // Candidates: cumulative log-probabilities of every (beam, token), best first.
             var candidates = new List<(double Score, int Beam, int Token)>(beams * vocab);
@@ -54,7 +99,7 @@ internal static class BeamSearch
             {
                 var row = logits.AsSpan(b * vocab, vocab);
                 LogSoftmax(row);
-                LogitsProcessors.RepetitionPenalty(row, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(running[b]), options.RepetitionPenalty);
+                process(row, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(running[b]), generatedLength - 1);
                 for (int v = 0; v < vocab; v++)
                 {
                     candidates.Add((beamScores[b] + row[v], b, v));
@@ -72,7 +117,7 @@ internal static class BeamSearch
                 {
                     if (rank < beams)
                     {
-                        finished.Add([.. running[c.Beam].Skip(promptLength), c.Token], c.Score, generatedLength);
+                        finished.Add([.. running[c.Beam].Skip(startLength), c.Token], c.Score, generatedLength);
                     }
                 }
                 else
@@ -87,7 +132,7 @@ internal static class BeamSearch
             beamScores = [.. next.Select(n => n.Score)];
             if (!done && step + 1 < options.MaxNewTokens)
             {
-                cache.Reorder(sources);
+                reorder(sources);
             }
         }
 
@@ -95,14 +140,16 @@ internal static class BeamSearch
         {
             for (int b = 0; b < running.Count; b++)
             {
-                var tokens = running[b].Skip(promptLength).ToList();
+                var tokens = running[b].Skip(startLength).ToList();
                 finished.Add(tokens, beamScores[b], tokens.Count);
             }
         }
 
-        var best = finished.Best();
-        var reason = cancelled ? FinishReason.Cancelled : best.Tokens.Count > 0 && stop.Contains(best.Tokens[^1]) ? FinishReason.StopToken : FinishReason.Length;
-        return new GeneratedSequence(best.Tokens, reason, best.Score);
+        return [.. finished.Best(options.NumReturnSequences).Select(best =>
+        {
+            var reason = cancelled ? FinishReason.Cancelled : best.Tokens.Count > 0 && stop.Contains(best.Tokens[^1]) ? FinishReason.StopToken : FinishReason.Length;
+            return new GeneratedSequence(best.Tokens, reason, best.Score);
+        })];
     }
 
     private static void LogSoftmax(Span<float> row)
@@ -169,19 +216,17 @@ internal static class BeamSearch
             return earlyStopping || _worst >= bestRunningSum / Math.Pow(generatedLength, lengthPenalty);
         }
 
-        public (List<int> Tokens, double Score) Best()
+        /// <summary>The <paramref name="count"/> best, best first; of equal scores the later-added first (Python's stable sort, then pop()).</summary>
+        public List<(List<int> Tokens, double Score)> Best(int count)
         {
-            var best = _items[0];
-            foreach (var h in _items)
+            var ascending = _items.Select((h, i) => (h.Score, h.Tokens, Index: i)).OrderBy(h => h.Score).ThenBy(h => h.Index).ToList();
+            var best = new List<(List<int> Tokens, double Score)>(count);
+            for (int i = ascending.Count - 1; i >= 0 && best.Count < count; i--)
             {
-                // The last of equal scores wins, as Python's stable sort followed by [-1].
-                if (h.Score >= best.Score)
-                {
-                    best = h;
-                }
+                best.Add((ascending[i].Tokens, ascending[i].Score));
             }
 
-            return (best.Tokens, best.Score);
+            return best;
         }
     }
 }

@@ -124,7 +124,7 @@ internal sealed class DecodingSession
             }
 
             var row = _logits.AsSpan(b * vocab, vocab);
-            LogitsProcessors.Apply(row, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_history[b]), _options);
+            LogitsProcessors.Apply(row, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_history[b]), _options, _generated[b].Count, _stopIds);
             int token = _options.DoSample ? _sampler.Sample(row) : TokenSampler.ArgMax(row);
             _history[b].Add(token);
             _generated[b].Add(token);

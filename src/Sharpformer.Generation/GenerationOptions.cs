@@ -45,6 +45,15 @@ public sealed record GenerationOptions
     /// <summary>Beam search stops as soon as NumBeams hypotheses have finished (HF early_stopping=True) instead of when no running beam can beat them.</summary>
     public bool EarlyStopping { get; init; }
 
+    /// <summary>HF no_repeat_ngram_size: a token that would repeat an n-gram of the sequence so far is never chosen; 0 disables.</summary>
+    public int NoRepeatNgramSize { get; init; }
+
+    /// <summary>HF min_new_tokens: the stop tokens are held back until this many tokens were generated; 0 disables.</summary>
+    public int MinNewTokens { get; init; }
+
+    /// <summary>HF num_return_sequences: sequences returned per input (beam search: the best hypotheses, at most NumBeams; sampling: independent draws).</summary>
+    public int NumReturnSequences { get; init; } = 1;
+
     /// <summary>Checks every value; throws naming the option, the value, and the accepted range.</summary>
     /// <exception cref="ArgumentException">An option is out of range or options conflict.</exception>
     public void Validate()
@@ -92,6 +101,21 @@ public sealed record GenerationOptions
         if (!float.IsFinite(LengthPenalty))
         {
             Fail(nameof(LengthPenalty), LengthPenalty, "must be finite");
+        }
+
+        if (NoRepeatNgramSize < 0)
+        {
+            Fail(nameof(NoRepeatNgramSize), NoRepeatNgramSize, "must be ≥ 0 (0 disables it)");
+        }
+
+        if (MinNewTokens < 0 || MinNewTokens > MaxNewTokens)
+        {
+            Fail(nameof(MinNewTokens), MinNewTokens, $"must be in [0, MaxNewTokens = {MaxNewTokens}]");
+        }
+
+        if (NumReturnSequences < 1 || (NumBeams > 1 && NumReturnSequences > NumBeams) || (NumBeams == 1 && !DoSample && NumReturnSequences > 1))
+        {
+            Fail(nameof(NumReturnSequences), NumReturnSequences, "must be ≥ 1, at most NumBeams with beam search, and 1 for greedy decoding (greedy would return the same sequence each time)");
         }
 
         if (StopSequences is null || StopSequences.Any(string.IsNullOrEmpty))

@@ -2,7 +2,8 @@ namespace Sharpformer.Generation;
 
 /// <summary>
 /// Hugging Face's logits processors on one row of scores [V], in place. <see cref="Apply"/> runs them in HF's order:
-/// repetition penalty, then (when sampling) temperature, top-k, top-p, min-p. Removed tokens become −∞.
+/// repetition penalty, no-repeat n-gram, min new tokens, then (when sampling) temperature, top-k, top-p, min-p.
+/// Removed tokens become −∞.
 /// </summary>
 public static class LogitsProcessors
 {
@@ -128,15 +129,89 @@ public static class LogitsProcessors
     }
 
     /// <summary>
-    /// [V]: every processor <paramref name="options"/> enables, in HF's order (warpers only when sampling).
+    /// [V]: HF NoRepeatNGramLogitsProcessor: every token that would complete an n-gram already present in
+    /// <paramref name="previousTokens"/> becomes −∞ (the n-grams are read over the whole sequence so far: the prompt, or
+    /// an encoder-decoder's decoder start token, included).
     /// </summary>
     /// <param name="scores">The scores, changed in place.</param>
-    /// <param name="previousTokens">The prompt and the tokens generated so far (for the repetition penalty).</param>
+    /// <param name="previousTokens">The sequence so far.</param>
+    /// <param name="ngramSize">n; 0 leaves the scores as they are.</param>
+    public static void NoRepeatNgram(Span<float> scores, ReadOnlySpan<int> previousTokens, int ngramSize)
+    {
+        int length = previousTokens.Length;
+        if (ngramSize <= 0 || length + 1 < ngramSize)
+        {
+            return;
+        }
+
+        // The last n − 1 tokens are the prefix; any earlier n-gram that starts with it bans its last token.
+        var prefix = previousTokens.Slice(length + 1 - ngramSize, ngramSize - 1);
+        for (int start = 0; start + ngramSize <= length; start++)
+        {
+            if (previousTokens.Slice(start, ngramSize - 1).SequenceEqual(prefix))
+            {
+                int banned = previousTokens[start + ngramSize - 1];
+                if ((uint)banned < (uint)scores.Length)
+                {
+                    scores[banned] = float.NegativeInfinity;
+                }
+            }
+        }
+    }
+
+    /// <summary>[V]: HF MinNewTokensLengthLogitsProcessor: the stop tokens become −∞ while fewer than <paramref name="minNewTokens"/> tokens were generated.</summary>
+    /// <param name="scores">The scores, changed in place.</param>
+    /// <param name="generatedTokens">Tokens generated so far.</param>
+    /// <param name="minNewTokens">The minimum; 0 leaves the scores as they are.</param>
+    /// <param name="stopTokenIds">The end-of-sequence ids.</param>
+    public static void MinNewTokens(Span<float> scores, int generatedTokens, int minNewTokens, IEnumerable<int> stopTokenIds)
+    {
+        ArgumentNullException.ThrowIfNull(stopTokenIds);
+        if (generatedTokens >= minNewTokens)
+        {
+            return;
+        }
+
+        foreach (int id in stopTokenIds)
+        {
+            if ((uint)id < (uint)scores.Length)
+            {
+                scores[id] = float.NegativeInfinity;
+            }
+        }
+    }
+
+    /// <summary>[V]: HF ForcedBOS/ForcedEOSTokenLogitsProcessor: every score −∞ except <paramref name="token"/>'s, which becomes 0.</summary>
+    /// <param name="scores">The scores, changed in place.</param>
+    /// <param name="token">The token to force.</param>
+    public static void ForceToken(Span<float> scores, int token)
+    {
+        scores.Fill(float.NegativeInfinity);
+        if ((uint)token < (uint)scores.Length)
+        {
+            scores[token] = 0f;
+        }
+    }
+
+    /// <summary>
+    /// [V]: every processor <paramref name="options"/> enables, in HF's order: repetition penalty, no-repeat n-gram,
+    /// min new tokens (when <paramref name="stopTokenIds"/> are given), then the warpers when sampling.
+    /// </summary>
+    /// <param name="scores">The scores, changed in place.</param>
+    /// <param name="previousTokens">The prompt and the tokens generated so far (for the repetition penalty and n-grams).</param>
     /// <param name="options">The options.</param>
-    public static void Apply(Span<float> scores, ReadOnlySpan<int> previousTokens, GenerationOptions options)
+    /// <param name="generatedTokens">Tokens generated so far (for <see cref="GenerationOptions.MinNewTokens"/>).</param>
+    /// <param name="stopTokenIds">The end-of-sequence ids <see cref="GenerationOptions.MinNewTokens"/> holds back; null skips that processor.</param>
+    public static void Apply(Span<float> scores, ReadOnlySpan<int> previousTokens, GenerationOptions options, int generatedTokens = 0, IEnumerable<int>? stopTokenIds = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         RepetitionPenalty(scores, previousTokens, options.RepetitionPenalty);
+        NoRepeatNgram(scores, previousTokens, options.NoRepeatNgramSize);
+        if (stopTokenIds is not null)
+        {
+            MinNewTokens(scores, generatedTokens, options.MinNewTokens, stopTokenIds);
+        }
+
         if (!options.DoSample)
         {
             return;

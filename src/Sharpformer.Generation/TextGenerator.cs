@@ -63,6 +63,7 @@ public sealed class TextGenerator
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        CheckSingleReturn(options);
         var stopIds = options.StopTokenIds ?? [];
         if (options.NumBeams > 1)
         {
@@ -108,6 +109,7 @@ public sealed class TextGenerator
         }
 
         options.Validate();
+        CheckSingleReturn(options);
         var session = new DecodingSession(Model, ids, options, options.StopTokenIds ?? [], PadId(tokenizer, options));
         var texts = prompts.Select(_ => new StreamingDetokenizer(tokenizer, options.StopSequences)).ToArray();
         var pushed = new int[texts.Length];
@@ -171,6 +173,7 @@ public sealed class TextGenerator
         ArgumentNullException.ThrowIfNull(options);
         options = WithTokenizerDefaults(tokenizer, options);
         options.Validate();
+        CheckSingleReturn(options);
         if (options.NumBeams > 1)
         {
             throw new ArgumentException("Streaming needs NumBeams = 1: beam search only knows its output at the end; call Generate instead.", nameof(options));
@@ -190,6 +193,14 @@ public sealed class TextGenerator
             reason = session.Finished(0);
             // The last step's piece goes out with whatever was held back.
             yield return new GenerationUpdate(reason is null ? piece : piece + text.Flush(), promptIds.Count, session.Generated(0).Count, reason);
+        }
+    }
+
+    private static void CheckSingleReturn(GenerationOptions options)
+    {
+        if (options.NumReturnSequences != 1)
+        {
+            throw new ArgumentException($"GenerationOptions.NumReturnSequences = {options.NumReturnSequences}: TextGenerator returns one sequence per prompt; pass the prompt several times (sampling) or use Seq2SeqGenerator for encoder-decoders.", nameof(options));
         }
     }
 

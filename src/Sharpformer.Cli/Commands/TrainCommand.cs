@@ -20,6 +20,7 @@ internal static class TrainCommand
     {
         var train = new Command("train", "Train a language model: next-token prediction (clm, GPT) or masked-token prediction (mlm, BERT).");
         train.Subcommands.Add(Objective("clm", "Causal LM (next-token prediction, GPT-2): the corpus as one token stream, EOS between documents, cut into blocks.", LanguageModelingObjective.CausalLM));
+        train.Subcommands.Add(TrainSeq2SeqCommand.Create());
         train.Subcommands.Add(Objective("mlm", "Masked LM (BERT): blocks wrapped in [CLS] … [SEP], 15 % of tokens chosen (80 % [MASK], 10 % random, 10 % kept).", LanguageModelingObjective.MaskedLM));
         return train;
     }

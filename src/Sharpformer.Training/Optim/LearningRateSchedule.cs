@@ -14,6 +14,12 @@ public enum LearningRateScheduleKind
 
     /// <summary>"cosine": linear warmup from 0, then a cosine decay (half a cycle by default) to 0 at the last training step.</summary>
     Cosine,
+
+    /// <summary>
+    /// "inverse_sqrt": linear warmup from 0, then 1/√((step + shift) / timescale) with timescale = W (10,000 without
+    /// warmup) and shift = timescale − W — "Attention Is All You Need"'s d^−½ · min(step^−½, step · W^−1.5), peaking at the base rate.
+    /// </summary>
+    InverseSqrt,
 }
 
 /// <summary>
@@ -24,6 +30,7 @@ public enum LearningRateScheduleKind
 /// constant             1
 /// linear               max(0, (N − step) / max(1, N − W))
 /// cosine               max(0, ½·(1 + cos(π · cycles · 2 · (step − W) / max(1, N − W))))
+/// inverse_sqrt         1 / √((step + shift) / timescale), timescale = W or 10,000 when W = 0, shift = timescale − W
 /// </code>
 /// HF's Trainer calls <c>scheduler.step()</c> after <c>optimizer.step()</c>, so optimizer step k (0-based) runs with
 /// base·λ(k): the first step of a warmup runs with rate 0. <see cref="Apply"/> does exactly that from the optimizer's
@@ -38,6 +45,7 @@ public sealed class LearningRateSchedule
         ("constant_with_warmup", LearningRateScheduleKind.ConstantWithWarmup),
         ("linear", LearningRateScheduleKind.Linear),
         ("cosine", LearningRateScheduleKind.Cosine),
+        ("inverse_sqrt", LearningRateScheduleKind.InverseSqrt),
     ];
 
     /// <summary>Creates a schedule.</summary>
@@ -115,6 +123,10 @@ public sealed class LearningRateSchedule
                 return 1.0;
             case LearningRateScheduleKind.Linear:
                 return Math.Max(0.0, (double)(TrainingSteps - step) / Math.Max(1, TrainingSteps - WarmupSteps));
+            case LearningRateScheduleKind.InverseSqrt:
+                double timescale = WarmupSteps > 0 ? WarmupSteps : 10_000;
+                double shift = timescale - WarmupSteps;
+                return 1.0 / Math.Sqrt((step + shift) / timescale);
             default:
                 double progress = (double)(step - WarmupSteps) / Math.Max(1, TrainingSteps - WarmupSteps);
                 return Math.Max(0.0, 0.5 * (1.0 + Math.Cos(Math.PI * Cycles * 2.0 * progress)));
