@@ -1,0 +1,121 @@
+using LLama.Native;
+using Sharpformer.Bench.Peers;
+using Sharpformer.IO.Gguf;
+using Sharpformer.IO.SafeTensors;
+using Sharpformer.Tensors;
+using Sharpformer.Tensors.Kernels.Quant;
+
+namespace Sharpformer.Peers.Tests;
+
+/// <summary>
+/// Our block quantizers against llama.cpp's own (llama_model_quantize through LLamaSharp, no importance matrix, every
+/// matrix forced to the one type with <c>pure</c>) on the same F32 GGUF file: a random GPT-2 whose width (256) is whole
+/// K-quant super-blocks. Every byte must agree, the K-quants' scale searches included (their float operations are
+/// written in ggml's order; 53,329 of 53,329 Q4_K and Q6_K super-blocks matched when this was written).
+/// </summary>
+public sealed class LlamaCppQuantizeTests
+{
+    private const int Embd = 256;
+
+    private static readonly Lazy<string> F32Gguf = new(MakeF32Gguf);
+
+    [Theory]
+    [InlineData(LLamaFtype.MOSTLY_Q8_0, GgufTensorType.Q8_0)]
+    [InlineData(LLamaFtype.MOSTLY_Q4_0, GgufTensorType.Q4_0)]
+    [InlineData(LLamaFtype.MOSTLY_Q4_K_S, GgufTensorType.Q4_K)]
+    [InlineData(LLamaFtype.MOSTLY_Q6_K, GgufTensorType.Q6_K)]
+    public void Quantize_SameF32File_BytesEqualLlamaCpp(LLamaFtype ftype, GgufTensorType type)
+    {
+        var (source, theirs) = Quantized(ftype);
+        var size = ((QuantType)type).BlockBytes();
+        var compared = 0;
+        foreach (var tensor in theirs.Tensors.Where(t => t.Type == type))
+        {
+            var ours = Ours(source, tensor);
+            var reference = theirs.ReadBytes(tensor);
+            Assert.Equal(reference.Length, ours.Length);
+            for (var b = 0; b < ours.Length / size; b++)
+            {
+                if (!ours.AsSpan(b * size, size).SequenceEqual(reference.AsSpan(b * size, size)))
+                {
+                    Assert.Fail($"{tensor.Name}: {type} block {b} differs from llama.cpp's: ours {Convert.ToHexString(ours, b * size, size)}, llama.cpp {Convert.ToHexString(reference, b * size, size)}");
+                }
+            }
+
+            compared++;
+        }
+
+        // token_embd and the four block matrices (llama.cpp keeps position_embd in F32).
+        Assert.True(compared >= 5, $"only {compared} {type} tensors in llama.cpp's file");
+    }
+
+    /// <summary>Our quantization of the F32 source tensor that llama.cpp's file stores as <paramref name="tensor"/>'s type.</summary>
+    private static byte[] Ours(GgufFile source, GgufTensorInfo tensor)
+    {
+        var x = source.ReadAsF32(tensor.Name);
+        var bytes = new byte[tensor.ByteLength];
+        BlockQuant.Quantize((QuantType)tensor.Type, x, bytes);
+        return bytes;
+    }
+
+    private static (GgufFile Source, GgufFile Theirs) Quantized(LLamaFtype ftype)
+    {
+        var output = Path.Combine(Gpt2Fixture.NewFolder("llama-quantize"), $"model-{ftype}.gguf");
+        // Loads the native library (LLamaSharp registers its resolver in NativeApi's static constructor).
+        NativeApi.llama_empty_call();
+        var parameters = LLamaModelQuantizeParams.Default();
+        parameters.ftype = ftype;
+        parameters.nthread = 2;
+        parameters.pure = true;
+        parameters.quantize_output_tensor = true;
+        var rc = NativeApi.llama_model_quantize(F32Gguf.Value, output, ref parameters);
+        Assert.Equal(0u, rc);
+        return (GgufFile.Open(F32Gguf.Value), GgufFile.Open(output));
+    }
+
+    /// <summary>A one-layer random GPT-2 of width 256 with the real vocabulary, exported by us to an F32 GGUF.</summary>
+    private static string MakeF32Gguf()
+    {
+        var dir = Gpt2Fixture.NewFolder("gpt2-wide");
+        File.WriteAllText(Path.Combine(dir, "config.json"), $$"""
+            {
+              "model_type": "gpt2",
+              "vocab_size": {{Gpt2Fixture.Vocab}},
+              "n_positions": 64,
+              "n_embd": {{Embd}},
+              "n_layer": 1,
+              "n_head": 4,
+              "activation_function": "gelu_new",
+              "layer_norm_epsilon": 1e-05,
+              "bos_token_id": 50256,
+              "eos_token_id": 50256
+            }
+            """);
+        var rng = new Random(77);
+        Tensor N(int[] shape, float std, float mean = 0f) => Tensor.RandomNormal(shape, rng, mean, std);
+        const int c = Embd;
+        SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"), new (string, Tensor)[]
+        {
+            ("transformer.wte.weight", N([Gpt2Fixture.Vocab, c], 0.1f)),
+            ("transformer.wpe.weight", N([64, c], 0.05f)),
+            ("transformer.h.0.ln_1.weight", N([c], 0.1f, 1f)),
+            ("transformer.h.0.ln_1.bias", N([c], 0.02f)),
+            ("transformer.h.0.attn.c_attn.weight", N([c, 3 * c], 0.1f)),
+            ("transformer.h.0.attn.c_attn.bias", N([3 * c], 0.02f)),
+            ("transformer.h.0.attn.c_proj.weight", N([c, c], 0.05f)),
+            ("transformer.h.0.attn.c_proj.bias", N([c], 0.02f)),
+            ("transformer.h.0.ln_2.weight", N([c], 0.1f, 1f)),
+            ("transformer.h.0.ln_2.bias", N([c], 0.02f)),
+            ("transformer.h.0.mlp.c_fc.weight", N([c, 4 * c], 0.1f)),
+            ("transformer.h.0.mlp.c_fc.bias", N([4 * c], 0.02f)),
+            ("transformer.h.0.mlp.c_proj.weight", N([4 * c, c], 0.02f)),
+            ("transformer.h.0.mlp.c_proj.bias", N([c], 0.02f)),
+            ("transformer.ln_f.weight", N([c], 0.1f, 1f)),
+            ("transformer.ln_f.bias", N([c], 0.02f)),
+        });
+        Gpt2VocabFiles.Write(dir);
+        var path = Path.Combine(dir, "model-f32.gguf");
+        Gpt2GgufExporter.Export(dir, path, GgufFileType.AllF32);
+        return path;
+    }
+}
