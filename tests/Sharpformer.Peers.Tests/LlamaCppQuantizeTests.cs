@@ -16,8 +16,12 @@ namespace Sharpformer.Peers.Tests;
 public sealed class LlamaCppQuantizeTests
 {
     private const int Embd = 256;
+    private const int Positions = 128;
 
     private static readonly Lazy<string> F32Gguf = new(MakeF32Gguf);
+
+    /// <summary>The Hugging Face folder of the width-256 model (config, safetensors, real GPT-2 vocabulary) and its F32 GGUF export.</summary>
+    public static string WideFolder => Path.GetDirectoryName(F32Gguf.Value)!;
 
     [Theory]
     [InlineData(LLamaFtype.MOSTLY_Q8_0, GgufTensorType.Q8_0)]
@@ -102,7 +106,7 @@ public sealed class LlamaCppQuantizeTests
         return (GgufFile.Open(F32Gguf.Value), GgufFile.Open(output));
     }
 
-    /// <summary>A one-layer random GPT-2 of width 256 with the real vocabulary, exported by us to an F32 GGUF.</summary>
+    /// <summary>A one-layer random GPT-2 of width 256 with the real vocabulary (MLP output projection small, as in <see cref="Gpt2Fixture"/>), exported by us to an F32 GGUF.</summary>
     private static string MakeF32Gguf()
     {
         var dir = Gpt2Fixture.NewFolder("gpt2-wide");
@@ -110,7 +114,7 @@ public sealed class LlamaCppQuantizeTests
             {
               "model_type": "gpt2",
               "vocab_size": {{Gpt2Fixture.Vocab}},
-              "n_positions": 64,
+              "n_positions": {{Positions}},
               "n_embd": {{Embd}},
               "n_layer": 1,
               "n_head": 4,
@@ -126,7 +130,7 @@ public sealed class LlamaCppQuantizeTests
         SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"), new (string, Tensor)[]
         {
             ("transformer.wte.weight", N([Gpt2Fixture.Vocab, c], 0.1f)),
-            ("transformer.wpe.weight", N([64, c], 0.05f)),
+            ("transformer.wpe.weight", N([Positions, c], 0.05f)),
             ("transformer.h.0.ln_1.weight", N([c], 0.1f, 1f)),
             ("transformer.h.0.ln_1.bias", N([c], 0.02f)),
             ("transformer.h.0.attn.c_attn.weight", N([c, 3 * c], 0.1f)),
@@ -137,7 +141,7 @@ public sealed class LlamaCppQuantizeTests
             ("transformer.h.0.ln_2.bias", N([c], 0.02f)),
             ("transformer.h.0.mlp.c_fc.weight", N([c, 4 * c], 0.1f)),
             ("transformer.h.0.mlp.c_fc.bias", N([4 * c], 0.02f)),
-            ("transformer.h.0.mlp.c_proj.weight", N([4 * c, c], 0.02f)),
+            ("transformer.h.0.mlp.c_proj.weight", N([4 * c, c], Gpt2Fixture.MlpProjStd)),
             ("transformer.h.0.mlp.c_proj.bias", N([c], 0.02f)),
             ("transformer.ln_f.weight", N([c], 0.1f, 1f)),
             ("transformer.ln_f.bias", N([c], 0.02f)),

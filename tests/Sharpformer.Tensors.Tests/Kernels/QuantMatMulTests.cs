@@ -177,10 +177,10 @@ public sealed class QuantMatMulTests
                 }
 
                 var d = amax / 127f;
-                var id = 1f / d;
+                var id = 127f / amax;
                 for (var j = 0; j < block; j++)
                 {
-                    result[start + j] = MathF.Round(slice[j] * id, MidpointRounding.AwayFromZero) * (double)(float)(Half)d;
+                    result[start + j] = MathF.Round(slice[j] * id, MidpointRounding.ToEven) * (double)(float)(Half)d;
                 }
             }
         }

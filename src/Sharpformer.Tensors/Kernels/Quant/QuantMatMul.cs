@@ -418,7 +418,10 @@ public static unsafe class QuantMatMul
             }
         }
 
-        /// <summary>ggml's Q8_0 activation block: d = max|x|/127 stored as F16 (so returned rounded), q = round(x/d).</summary>
+        /// <summary>
+        /// A Q8_0 activation block as llama.cpp's x86 CPU backend makes it (quantize_row_q8_0 with AVX): d = max|x|/127,
+        /// stored as F16 (so returned rounded), q = x·(127/max|x|) rounded to nearest, ties to even.
+        /// </summary>
         private static float QuantizeQ8_0(ReadOnlySpan<float> x, Span<sbyte> q)
         {
             var amax = 0f;
@@ -428,10 +431,10 @@ public static unsafe class QuantMatMul
             }
 
             var d = amax / 127f;
-            var id = d != 0f ? 1f / d : 0f;
+            var id = amax != 0f ? 127f / amax : 0f;
             for (var j = 0; j < 32; j++)
             {
-                q[j] = (sbyte)MathF.Round(x[j] * id, MidpointRounding.AwayFromZero);
+                q[j] = (sbyte)MathF.Round(x[j] * id, MidpointRounding.ToEven);
             }
 
             return (float)(Half)d;
