@@ -39,25 +39,26 @@ internal static class DecodeBench
         var next = Enumerable.Range(0, o.Batch * o.NewTokens).Select(_ => rng.Next(vocab)).ToArray();
 
         var results = new List<DTypeResult>();
-        foreach (var (enabled, type, label) in new[] { (o.F32, GgufFileType.AllF32, "F32"), (o.F16, GgufFileType.MostlyF16, "F16") })
+        foreach (var name in o.DTypes)
         {
-            if (!enabled)
-            {
-                continue;
-            }
-
-            var gguf = Path.Combine(work, $"{new DirectoryInfo(folder).Name}-{label.ToLowerInvariant()}.gguf");
+            var type = Gpt2GgufExporter.ParseFileType(name);
+            var label = name.ToUpperInvariant();
+            var quantized = type is not (GgufFileType.AllF32 or GgufFileType.MostlyF16);
+            var gguf = Path.Combine(work, $"{new DirectoryInfo(folder).Name}-{name}.gguf");
             Gpt2GgufExporter.Export(folder, gguf, type);
             // Batch-1 decoding reads every weight once per token except the position table (one row).
             var weightBytes = GgufFile.Open(gguf).Tensors.Where(t => t.Name != "position_embd.weight").Sum(t => t.ByteLength);
             var dtype = type == GgufFileType.MostlyF16 ? Tensors.DType.F16 : Tensors.DType.F32;
             output.WriteLine($"{label}: loading both engines and warming up ...");
-            var ours = new SharpformerEngine(folder, o, prompt, next, dtype);
+            // Quantized: Sharpformer loads the very GGUF file llama.cpp runs (the same blocks); F32/F16: the folder.
+            var ours = new SharpformerEngine(quantized ? Gpt2Gguf.Load(gguf) : Gpt2LMHeadModel.FromPretrained(folder, dtype), o, prompt, next);
             using var peer = new LlamaEngine(gguf, o, prompt, next);
-            var gemv = new GemvOnlyEngine(folder, o, dtype == Tensors.DType.F16);
+            // The GEMV-only probe streams dense F32/F16 matrices; there is none for a quantized file.
+            IEngine[] engines = quantized ? [ours, peer] : [ours, peer, new GemvOnlyEngine(folder, o, dtype == Tensors.DType.F16)];
+            var gemv = quantized ? null : engines[2];
             // Every shape twice: JIT tier-up, our lazily packed prefill weights, the compute graph llama.cpp reserves the
             // first time it sees a batch shape.
-            foreach (var engine in new IEngine[] { ours, peer, gemv })
+            foreach (var engine in engines)
             {
                 for (var pass = 0; pass < 2; pass++)
                 {
@@ -81,8 +82,12 @@ internal static class DecodeBench
                     r.Add(second.Name, kind, b);
                 }
 
-                r.Add(gemv.Name, Measure.Decode1, gemv.Run(Measure.Decode1));
-                r.Add(gemv.Name, Measure.DecodeBatch, gemv.Run(Measure.DecodeBatch));
+                if (gemv is not null)
+                {
+                    r.Add(gemv.Name, Measure.Decode1, gemv.Run(Measure.Decode1));
+                    r.Add(gemv.Name, Measure.DecodeBatch, gemv.Run(Measure.DecodeBatch));
+                }
+
                 output.WriteLine(string.Create(inv, $"  sample {sample + 1}/{Samples}: decode b1 sharpformer {r.Last("sharpformer", Measure.Decode1):F1} vs llama.cpp {r.Last("llama.cpp", Measure.Decode1):F1} tok/s, read bandwidth {r.Bandwidth[^1] / 1e9:F1} GB/s"));
             }
 
@@ -112,6 +117,11 @@ internal static class DecodeBench
             var bandwidth = Median(r.Bandwidth);
             foreach (var engine in new[] { "sharpformer", "llama.cpp", "sf gemv-only" })
             {
+                if (!r.Has(engine, Measure.Decode1))
+                {
+                    continue;
+                }
+
                 var prefill = r.Has(engine, Measure.Prefill) ? Median(r.Get(engine, Measure.Prefill)).ToString("F1", inv) : "-";
                 var decode1 = Median(r.Get(engine, Measure.Decode1));
                 output.WriteLine(string.Create(inv, $"{r.Label,-5} {engine,-12} {prefill,14} {decode1,16:F1} {Median(r.Get(engine, Measure.DecodeBatch)),16:F1} {r.WeightBytes / 1e6,10:F1} {decode1 / (bandwidth / r.WeightBytes),11:F2}"));
@@ -187,11 +197,11 @@ internal static class DecodeBench
         public double Ratio(Measure kind) => Median(Get("sharpformer", kind).Zip(Get("llama.cpp", kind), (a, b) => a / b).ToList());
     }
 
-    private sealed class SharpformerEngine(string folder, DecodeOptions o, int[] prompt, int[] next, Tensors.DType dtype) : IEngine
+    /// <summary>Sharpformer's GPT-2 with the same matrix type as the GGUF llama.cpp runs (F16 export ↔ F16 weights; a quantized file loaded itself).</summary>
+    private sealed class SharpformerEngine(Gpt2LMHeadModel model, DecodeOptions o, int[] prompt, int[] next) : IEngine
     {
-        // The same matrix type as the GGUF llama.cpp runs (F16 export ↔ F16 weights, as llama.cpp keeps them).
-        private readonly Gpt2LMHeadModel _model = Gpt2LMHeadModel.FromPretrained(folder, dtype);
-        private readonly float[] _logits = new float[o.Batch * (IO.Config.ModelConfig.Load(folder) as IO.Config.Gpt2Config)!.VocabSize];
+        private readonly Gpt2LMHeadModel _model = model;
+        private readonly float[] _logits = new float[o.Batch * model.Config.VocabSize];
 
         public string Name => "sharpformer";
 

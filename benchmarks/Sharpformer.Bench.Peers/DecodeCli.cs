@@ -36,12 +36,13 @@ internal static class DecodeCli
 }
 
 /// <summary>Options of <c>decode</c>.</summary>
-internal sealed record DecodeOptions(string? Model, bool Random124M, bool F32, bool F16, int Threads, int PromptTokens, int NewTokens, int Batch)
+internal sealed record DecodeOptions(string? Model, bool Random124M, IReadOnlyList<string> DTypes, int Threads, int PromptTokens, int NewTokens, int Batch)
 {
     public static DecodeOptions Parse(string[] args)
     {
         string? model = null;
-        bool random = false, f32 = true, f16 = true;
+        bool random = false;
+        string[] dtypes = ["f32", "f16"];
         int threads = Environment.ProcessorCount, prompt = 128, generated = 64, batch = 8;
         for (var i = 0; i < args.Length; i++)
         {
@@ -58,12 +59,11 @@ internal sealed record DecodeOptions(string? Model, bool Random124M, bool F32, b
                 case "--random-124m": random = true; break;
                 case "--dtype":
                     var d = Next();
-                    (f32, f16) = d switch
+                    dtypes = d switch
                     {
-                        "f32" => (true, false),
-                        "f16" => (false, true),
-                        "both" => (true, true),
-                        _ => throw new ArgumentException($"--dtype '{d}': use f32, f16 or both."),
+                        "f32" or "f16" or "q8_0" or "q4_0" or "q4_k" => [d],
+                        "both" => ["f32", "f16"],
+                        _ => throw new ArgumentException($"--dtype '{d}': use f32, f16, both, q8_0, q4_0 or q4_k."),
                     };
                     break;
                 case "--threads": threads = NextInt(); break;
@@ -79,6 +79,6 @@ internal sealed record DecodeOptions(string? Model, bool Random124M, bool F32, b
             throw new ArgumentException("pass exactly one of --model <hf-dir> and --random-124m.");
         }
 
-        return new DecodeOptions(model, random, f32, f16, threads, prompt, generated, batch);
+        return new DecodeOptions(model, random, dtypes, threads, prompt, generated, batch);
     }
 }

@@ -58,6 +58,9 @@ internal static class Corpus
         gguf.AddTensor("f32", GgufTensorType.F32, [2, 2], new byte[16]);
         gguf.AddTensor("f16", GgufTensorType.F16, [3], new byte[] { 0, 0x3C, 0, 0xC0, 0, 0 });
         gguf.AddTensor("bf16", GgufTensorType.BF16, [1], new byte[] { 0x80, 0x3F });
+        // Quantized blocks: one Q8_0 row of 32 values (scale 1.0) and one Q4_K super-block.
+        gguf.AddTensor("q8_0", GgufTensorType.Q8_0, [32, 1], (byte[])[0, 0x3C, .. Enumerable.Range(-16, 32).Select(v => (byte)(sbyte)v)]);
+        gguf.AddTensor("q4_k", GgufTensorType.Q4_K, [256, 1], (byte[])[0, 0x3C, 0, 0x38, .. Enumerable.Repeat((byte)0x21, 12), .. Enumerable.Range(0, 128).Select(v => (byte)v)]);
         gguf.WriteTo(P("valid.gguf"));
         var ggufBytes = File.ReadAllBytes(P("valid.gguf"));
         File.WriteAllBytes(P("bad-truncated.gguf"), ggufBytes[..(ggufBytes.Length / 2)]);

@@ -116,9 +116,23 @@ internal static class Target
             Require(file.DataOffset + t.Offset + t.ByteLength <= bytes.Length, $"GGUF tensor '{t.Name}' ends past the file");
             var raw = file.ReadBytes(t);
             Require(raw.AsSpan().SequenceEqual(bytes.AsSpan((int)(file.DataOffset + t.Offset), (int)t.ByteLength)), $"ReadBytes('{t.Name}') differs from the file bytes");
-            if (t.Type is GgufTensorType.F32 or GgufTensorType.F16 or GgufTensorType.BF16)
+            if (t.Type is GgufTensorType.F32 or GgufTensorType.F16 or GgufTensorType.BF16
+                or GgufTensorType.Q8_0 or GgufTensorType.Q4_0 or GgufTensorType.Q4_K or GgufTensorType.Q6_K)
             {
                 Require(file.ReadAsF32(t.Name).LongLength == t.ElementCount, $"ReadAsF32('{t.Name}') has the wrong element count");
+            }
+
+            // Quantized matrices: read as blocks, or refused with GgufFormatException (not 2-D, too large).
+            if (t.Type is GgufTensorType.Q8_0 or GgufTensorType.Q4_0 or GgufTensorType.Q4_K or GgufTensorType.Q6_K)
+            {
+                try
+                {
+                    var q = file.ReadQuantized(t.Name);
+                    Require(q.Data.SequenceEqual(raw) && (long)q.Rows * q.Columns == t.ElementCount, $"ReadQuantized('{t.Name}') differs from the file's blocks");
+                }
+                catch (GgufFormatException)
+                {
+                }
             }
         }
     }

@@ -10,8 +10,11 @@ public static class AutoModelForCausalLM
     /// <summary>The model types <see cref="FromPretrained"/> can build.</summary>
     public static IReadOnlyList<string> SupportedModelTypes { get; } = ["gpt2"];
 
-    /// <summary>Loads <paramref name="folder"/> as a causal LM (<see cref="Gpt2LMHeadModel"/> for gpt2).</summary>
-    /// <param name="folder">A folder with config.json and safetensors weights.</param>
+    /// <summary>
+    /// Loads <paramref name="folder"/> as a causal LM (<see cref="Gpt2LMHeadModel"/> for gpt2); a <c>.gguf</c> file of
+    /// architecture gpt2 loads through <see cref="Gpt2Gguf"/> (its quantized matrices multiplied as stored; <paramref name="dtype"/> is not used).
+    /// </summary>
+    /// <param name="folder">A folder with config.json and safetensors weights, or a .gguf file.</param>
     /// <param name="dtype">The type the weight matrices are kept in (HF's <c>torch_dtype</c>): F32 (default), F16 or BF16; compute stays F32.</param>
     /// <returns>The model.</returns>
     /// <exception cref="ArgumentException"><paramref name="dtype"/> is not F32, F16 or BF16.</exception>
@@ -19,6 +22,11 @@ public static class AutoModelForCausalLM
     public static ICausalLM FromPretrained(string folder, DType dtype = DType.F32)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
+        if (File.Exists(folder) && folder.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+        {
+            return Gpt2Gguf.Load(folder);
+        }
+
         var config = ModelConfig.Load(folder);
         return config.ModelType switch
         {

@@ -21,7 +21,7 @@ namespace Sharpformer.NN;
 /// Hugging Face's Conv1D (GPT-2) stores its weight [In, Out]: <see cref="Conv1D"/> makes the same layer with
 /// <see cref="ParameterLayout.Transposed"/>, transposing once at load and back when saving.
 /// </summary>
-public sealed class Linear : Module
+public sealed partial class Linear : Module
 {
     private GemmPackedB? _packed;
     private int _packedVersion = -1;
@@ -138,6 +138,7 @@ public sealed class Linear : Module
             ThrowNarrow(Weight.DType, Weight.Shape);
         }
 
+        ThrowIfQuantized();
         var y = Ops.Linear(x, Weight.Value, Bias?.Value);
         return Lora is { IsMerged: false } lora ? Ops.Add(y, lora.Delta(x)) : y;
     }
@@ -197,6 +198,13 @@ public sealed class Linear : Module
     private void ApplyBase(ReadOnlySpan<float> x, int rows, Span<float> y, bool accumulate)
     {
         var bias = Bias is null ? default : Bias.Value.AsReadOnlySpan<float>();
+        if (QuantizedWeight is not null)
+        {
+            // Quantized inference weights (Linear.Quantized.cs): one kernel for decode and prefill.
+            ApplyQuantized(x, rows, bias, y, accumulate);
+            return;
+        }
+
         var weight = Weight.Value.IsContiguous ? Weight.Value : Weight.Value.Contiguous();
         if (rows <= Gemv.MaxRows)
         {

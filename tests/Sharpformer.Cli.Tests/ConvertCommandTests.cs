@@ -143,6 +143,7 @@ public sealed class ConvertCommandTests : IDisposable
     [Theory]
     [InlineData("f32", GgufTensorType.F32)]
     [InlineData("f16", GgufTensorType.F16)]
+    [InlineData("q8_0", GgufTensorType.Q8_0)] // ffn_down rows are 4·8 = 32 values: one Q8_0 block each
     public void ConvertGguf_TinyGpt2_WritesVerifiedFile(string dtype, GgufTensorType matrixType)
     {
         Directory.CreateDirectory(_out);

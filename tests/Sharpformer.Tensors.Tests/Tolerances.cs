@@ -44,4 +44,36 @@ public static class Tolerances
 
     /// <summary>Sharpformer vs ONNX Runtime on real checkpoints (issue: max abs difference ≤ 1e-4).</summary>
     public const float VsOnnxRuntime = 1e-4f;
+
+    /// <summary>Q8_0 round trip, in code steps (max|x|/127) per block: ½ for rounding, plus the scale's F16 rounding (≤ 127·2^-11 ≈ 0.06 step).</summary>
+    public const float Q8_0RoundTripSteps = 0.6f;
+
+    /// <summary>Q4_0 round trip, in code steps (max|x|/8) per block: ½ for rounding, but a full step where code 16 clips to 15 on the side opposite the largest value; plus the scale's F16 rounding.</summary>
+    public const float Q4_0RoundTripSteps = 1.1f;
+
+    /// <summary>
+    /// Q4_K / Q6_K round trip, in code steps per group (Q4_K: (max − min(0, min))/15 over 32 values; Q6_K: max|x|/32 over
+    /// 16): the searched scale may trade a clipped extreme for a better fit of the rest, and the group scales are
+    /// themselves quantized to 6 (Q4_K) or 8 (Q6_K) bits. Measured worst on 64 super-blocks of N(0, 0.02): 0.76 (Q4_K), 0.52 (Q6_K); Q8_0 0.55 and Q4_0 1.0 by the same measure.
+    /// </summary>
+    public const float KQuantRoundTripSteps = 1.0f;
+
+    /// <summary>Q4_K relative RMS error (‖x − x̂‖ / ‖x‖) on N(0, σ) data: 4-bit codes with a min give about 1/15 of a group's range per step. Measured 0.072.</summary>
+    public const double Q4_KRelativeRms = 0.09;
+
+    /// <summary>Q6_K relative RMS error on N(0, σ) data (6-bit codes). Measured 0.018.</summary>
+    public const double Q6_KRelativeRms = 0.025;
+
+    /// <summary>
+    /// A quantized matrix product vs the F32 product of the unquantized weights and activations, max |Δy| relative to the
+    /// RMS of y (random N(0, 1) x, N(0, 0.02) W, In = 768): the weights' and the 8-bit activations' rounding together.
+    /// Worst over 10 seeds: Q8_0 0.031, Q4_0 0.36, Q4_K 0.25, Q6_K 0.078; the bounds leave ~1.4× headroom.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, float> QuantMatMulVsF32 = new Dictionary<string, float>
+    {
+        ["Q8_0"] = 0.045f,
+        ["Q4_0"] = 0.5f,
+        ["Q4_K"] = 0.35f,
+        ["Q6_K"] = 0.11f,
+    };
 }

@@ -17,8 +17,12 @@ internal static class BenchDecodeCommand
     {
         var model = new Option<string?>("--model") { Description = "A Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer files)." };
         var random = new Option<bool>("--random-124m") { Description = "Use a GPT-2 124M-shaped model with random weights and the real tokenizer (made once under the temp folder, ~500 MB, kept for later runs; the run says where)." };
-        var dtype = new Option<string>("--dtype") { Description = "Weight type of both engines (llama.cpp's GGUF and Sharpformer's matrices): f32, f16 or both.", DefaultValueFactory = _ => "both" };
-        dtype.AcceptOnlyFromAmong("f32", "f16", "both");
+        var dtype = new Option<string>("--dtype")
+        {
+            Description = "Weight type of both engines (llama.cpp's GGUF and Sharpformer's matrices): f32, f16 or both; or q8_0, q4_0, q4_k (both engines run the same quantized GGUF file).",
+            DefaultValueFactory = _ => "both",
+        };
+        dtype.AcceptOnlyFromAmong("f32", "f16", "both", "q8_0", "q4_0", "q4_k");
         var threads = new Option<int>("--threads") { Description = "Threads for both engines (default: every core).", DefaultValueFactory = _ => Environment.ProcessorCount };
         var prompt = new Option<int>("--prompt-tokens") { Description = "Prompt length T.", DefaultValueFactory = _ => 128 };
         var generated = new Option<int>("--new-tokens") { Description = "Tokens decoded after the prompt.", DefaultValueFactory = _ => 64 };

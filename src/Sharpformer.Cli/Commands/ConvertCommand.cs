@@ -47,8 +47,12 @@ internal static class ConvertCommand
     {
         var folder = new Argument<string>("hf-folder") { Description = "The Hugging Face GPT-2 folder: config.json, model.safetensors, tokenizer.json or vocab.json + merges.txt." };
         var output = new Argument<string>("out.gguf") { Description = "The GGUF file to write (an existing file needs --force)." };
-        var dtype = new Option<string>("--dtype") { Description = "Weight type: f32, or f16 (matrices in F16, norms and biases F32).", DefaultValueFactory = _ => "f32" };
-        dtype.AcceptOnlyFromAmong("f32", "f16");
+        var dtype = new Option<string>("--dtype")
+        {
+            Description = "Weight type: f32; f16 (matrices in F16, norms and biases F32); or q8_0, q4_0, q4_k (matrices quantized as llama.cpp's quantizer does, the tied token embedding Q6_K except in q8_0).",
+            DefaultValueFactory = _ => "f32",
+        };
+        dtype.AcceptOnlyFromAmong("f32", "f16", "q8_0", "q4_0", "q4_k");
         var name = new Option<string?>("--name") { Description = "general.name (default: the folder's name)." };
         var force = new Option<bool>("--force") { Description = "Replace out.gguf when it exists." };
         var command = new Command("gguf", "Export a GPT-2 checkpoint to GGUF for llama.cpp (gpt2 architecture, GPT-2 tokenizer metadata).");
@@ -93,7 +97,7 @@ internal static class ConvertCommand
         var inv = CultureInfo.InvariantCulture;
         stdout.WriteLine(string.Create(inv, $"Converted {folder} → {result.OutputPath}"));
         stdout.WriteLine(string.Create(inv, $"  GPT-2: {c.NumHiddenLayers} layers, n_embd {c.HiddenSize}, {c.NumAttentionHeads} heads, n_inner {c.IntermediateSize}, context {c.MaxPositionEmbeddings}, vocab {c.VocabSize}"));
-        stdout.WriteLine(string.Create(inv, $"  {(result.FileType == GgufFileType.AllF32 ? "F32" : "F16 (norms and biases F32)")}, {result.TensorCount} tensors, {result.ParameterCount:N0} parameters, {result.FileBytes:N0} bytes{(result.TiedOutput ? ", head tied to token_embd" : "")}"));
+        stdout.WriteLine(string.Create(inv, $"  {Describe(result.FileType)}, {result.TensorCount} tensors, {result.ParameterCount:N0} parameters, {result.FileBytes:N0} bytes{(result.TiedOutput ? ", head tied to token_embd" : "")}"));
         stdout.WriteLine(string.Create(inv, $"  verified: GGUF v{check.Version}, {check.MetadataInOrder.Count} metadata keys, {check.Tensors.Count} tensors"));
         return 0;
     }
@@ -147,4 +151,13 @@ internal static class ConvertCommand
         foreach (string file in result.Files) stdout.WriteLine($"  wrote {file}");
         return 0;
     }
+
+    private static string Describe(GgufFileType type) => type switch
+    {
+        GgufFileType.AllF32 => "F32",
+        GgufFileType.MostlyF16 => "F16 (norms and biases F32)",
+        GgufFileType.MostlyQ8_0 => "Q8_0 (norms, biases and positions F32)",
+        GgufFileType.MostlyQ4_0 => "Q4_0 (tied token embedding Q6_K; norms, biases and positions F32)",
+        _ => "Q4_K (tied token embedding Q6_K; norms, biases and positions F32)",
+    };
 }

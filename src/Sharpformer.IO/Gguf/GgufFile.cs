@@ -149,7 +149,7 @@ public sealed class GgufFile
         return bytes;
     }
 
-    /// <summary>The values of an F32, F16 or BF16 tensor as float32, in file order (ne0 fastest).</summary>
+    /// <summary>The values of an F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K tensor as float32, in file order (ne0 fastest); blocks are dequantized.</summary>
     /// <exception cref="GgufFormatException">The tensor is missing or of another type.</exception>
     public float[] ReadAsF32(string name)
     {
@@ -173,9 +173,37 @@ public sealed class GgufFile
                 }
 
                 return b;
+            case GgufTensorType.Q8_0 or GgufTensorType.Q4_0 or GgufTensorType.Q4_K or GgufTensorType.Q6_K:
+                // The size was checked against the shape when the header was read: whole blocks.
+                var values = new float[t.ElementCount];
+                Sharpformer.Tensors.Kernels.Quant.BlockQuant.Dequantize((Sharpformer.Tensors.Kernels.Quant.QuantType)t.Type, bytes, values);
+                return values;
             default:
-                throw new GgufFormatException($"{Path}: GGUF tensor '{name}' is {t.Type}; only F32, F16 and BF16 can be read as float32.");
+                throw new GgufFormatException($"{Path}: GGUF tensor '{name}' is {t.Type}; only F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K can be read as float32.");
         }
+    }
+
+    /// <summary>
+    /// A 2-D Q8_0, Q4_0, Q4_K or Q6_K tensor [ne1, ne0] as a <see cref="Sharpformer.Tensors.Kernels.Quant.QuantizedMatrix"/> of ne1
+    /// rows of ne0 values, its blocks as stored (no dequantization).
+    /// </summary>
+    /// <param name="name">The tensor name.</param>
+    /// <returns>The matrix.</returns>
+    /// <exception cref="GgufFormatException">The tensor is missing, not 2-D, or of another type.</exception>
+    public Sharpformer.Tensors.Kernels.Quant.QuantizedMatrix ReadQuantized(string name)
+    {
+        var t = GetTensor(name);
+        if (t.Type is not (GgufTensorType.Q8_0 or GgufTensorType.Q4_0 or GgufTensorType.Q4_K or GgufTensorType.Q6_K))
+        {
+            throw new GgufFormatException($"{Path}: GGUF tensor '{name}' is {t.Type}; only Q8_0, Q4_0, Q4_K and Q6_K tensors are read as blocks (read others with ReadAsF32).");
+        }
+
+        if (t.Dims.Count != 2 || t.Dims[0] > int.MaxValue || t.Dims[1] > int.MaxValue)
+        {
+            throw new GgufFormatException($"{Path}: GGUF tensor '{name}' has dimensions [{string.Join(", ", t.Dims)}]; a quantized matrix must be 2-D with each dimension below 2^31.");
+        }
+
+        return Sharpformer.Tensors.Kernels.Quant.QuantizedMatrix.FromBlocks((Sharpformer.Tensors.Kernels.Quant.QuantType)t.Type, (int)t.Dims[1], (int)t.Dims[0], ReadBytes(t));
     }
 
     /// <summary>Rounds <paramref name="value"/> up to a multiple of <paramref name="alignment"/> (a power of two).</summary>

@@ -109,9 +109,12 @@ public enum GgufTensorType : uint
 }
 
 /// <summary>
-/// <c>general.file_type</c>: the dominant weight type of a GGUF file (llama.cpp's <c>llama_ftype</c>; only the
-/// unquantized ones the exporter writes).
+/// <c>general.file_type</c>: the dominant weight type of a GGUF file (llama.cpp's <c>llama_ftype</c>; the ones the
+/// exporter writes). In the quantized files, as in llama.cpp's: norms, biases and the position embedding keep F32, and
+/// the token embedding when it is also the output layer (tied) takes Q6_K (Q8_0 when its width is not whole 256-value
+/// super-blocks), except in a Q8_0 file, where it stays Q8_0.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1707:Identifiers should not contain underscores", Justification = "ggml's own type names (Q4_0, Q8_0) are what users search for.")]
 public enum GgufFileType : uint
 {
     /// <summary>All tensors float32.</summary>
@@ -119,6 +122,20 @@ public enum GgufFileType : uint
 
     /// <summary>Matrices float16; norms and biases float32.</summary>
     MostlyF16 = 1,
+
+    /// <summary>Matrices Q4_0 (the tied token embedding Q6_K).</summary>
+    MostlyQ4_0 = 2,
+
+    /// <summary>Matrices Q8_0.</summary>
+    MostlyQ8_0 = 7,
+
+    /// <summary>
+    /// Matrices Q4_K (the tied token embedding Q6_K; a matrix whose width is not whole super-blocks Q8_0, where llama.cpp
+    /// would pick Q5_0, which Sharpformer does not implement). llama.cpp labels this ftype Q4_K_S; its own Q4_K_S also
+    /// raises GPT-2's fused attention QKV matrices (and some FFN-down matrices of deeper models) to Q5_K, which
+    /// Sharpformer does not implement: those stay Q4_K here, every other tensor is byte for byte llama.cpp's.
+    /// </summary>
+    MostlyQ4_K = 14,
 }
 
 /// <summary>llama.cpp's token types (<c>tokenizer.ggml.token_type</c>).</summary>

@@ -3,12 +3,13 @@ using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Sharpformer.IO.Config;
 using Sharpformer.IO.SafeTensors;
+using Sharpformer.Tensors.Kernels.Quant;
 
 namespace Sharpformer.IO.Gguf;
 
 /// <summary>What <see cref="Gpt2GgufExporter.Export"/> wrote.</summary>
 /// <param name="OutputPath">The GGUF file.</param>
-/// <param name="FileType">F32 or F16 weights.</param>
+/// <param name="FileType">F32, F16, Q8_0, Q4_0 or Q4_K weights.</param>
 /// <param name="TensorCount">Tensors written.</param>
 /// <param name="ParameterCount">Values in those tensors.</param>
 /// <param name="FileBytes">Size of the file.</param>
@@ -28,7 +29,7 @@ public static class Gpt2GgufExporter
     /// <summary>Writes <paramref name="outputPath"/> from the GPT-2 checkpoint in <paramref name="folder"/>.</summary>
     /// <param name="folder">The Hugging Face folder.</param>
     /// <param name="outputPath">The .gguf to write (replaced if present; written to a temporary file first).</param>
-    /// <param name="fileType">All F32, or 2-D weights in F16 with norms and biases kept F32 (as llama.cpp's converter does).</param>
+    /// <param name="fileType">All F32; 2-D weights in F16 with norms and biases kept F32 (as llama.cpp's converter does); or quantized as llama.cpp's quantizer would (see <see cref="TensorType"/>).</param>
     /// <param name="name">general.name (default: the folder's name).</param>
     /// <exception cref="GgufFormatException">The checkpoint is not a GPT-2 llama.cpp can run, or a tensor is missing or mis-shaped.</exception>
     /// <exception cref="ModelConfigException">config.json is missing or invalid.</exception>
@@ -90,6 +91,9 @@ public static class Gpt2GgufExporter
             writer.Add("tokenizer.ggml.padding_token_id", GgufValue.FromUInt32((uint)pad));
         }
 
+        // GPT-2 ties the head to wte; llama.cpp reuses token_embd when output.weight is absent. A checkpoint with its
+        // own, different lm_head gets a separate output tensor.
+        var tied = !weights.Contains("lm_head.weight") || weights.GetBytes("lm_head.weight").SequenceEqual(weights.GetBytes(prefix + "wte.weight"));
         long parameters = 0;
         var count = 0;
         void Add(string ggmlName, string hfName, long[] hfShape, bool transpose)
@@ -111,11 +115,10 @@ public static class Gpt2GgufExporter
                 throw new GgufFormatException($"{folder}: tensor '{full}' is {info.ShapeString}, but config.json implies [{string.Join(", ", hfShape)}].");
             }
 
-            // Matrices go to F16 for an F16 file; 1-D norms and biases stay F32 (llama.cpp's converter does the same).
-            var type = fileType == GgufFileType.MostlyF16 && hfShape.Length == 2 ? GgufTensorType.F16 : GgufTensorType.F32;
             // ggml lists dims innermost first. Conv1D weights are stored [in, out]; ggml wants ne0 = in, ne1 = out with
             // rows of length in, i.e. the [out, in] transpose. Embeddings [rows, C] keep their layout: ne0 = C.
             long[] dims = hfShape.Length == 1 ? [hfShape[0]] : transpose ? [hfShape[0], hfShape[1]] : [hfShape[1], hfShape[0]];
+            var type = TensorType(fileType, ggmlName, dims, tiedOutput: tied && ggmlName == "token_embd.weight");
             writer.AddTensor(ggmlName, type, dims, stream => WriteTensor(stream, weights, full, transpose, type));
             parameters += info.ElementCount;
             count++;
@@ -144,9 +147,6 @@ public static class Gpt2GgufExporter
         Add("output_norm.weight", "ln_f.weight", [c], false);
         Add("output_norm.bias", "ln_f.bias", [c], false);
 
-        // GPT-2 ties the head to wte; llama.cpp reuses token_embd when output.weight is absent. A checkpoint with its
-        // own, different lm_head gets a separate output tensor.
-        var tied = !weights.Contains("lm_head.weight") || weights.GetBytes("lm_head.weight").SequenceEqual(weights.GetBytes(prefix + "wte.weight"));
         if (!tied)
         {
             Add("output.weight", "lm_head.weight", [v, c], transpose: false);
@@ -185,6 +185,24 @@ public static class Gpt2GgufExporter
             return;
         }
 
+        if (type != GgufTensorType.F16)
+        {
+            // Quantized: whole rows (ne0 values each) at a time, with ggml's reference quantizers.
+            var quant = (QuantType)type;
+            var width = tensor.Shape[tensor.Rank - 1];
+            var rowBytes = (int)quant.RowBytes(width);
+            var rowsPerChunk = Math.Max(1, (1 << 16) / width);
+            var blocks = new byte[rowsPerChunk * rowBytes];
+            for (var row = 0; row < values.Length / width; row += rowsPerChunk)
+            {
+                var rows = Math.Min(rowsPerChunk, (values.Length / width) - row);
+                BlockQuant.Quantize(quant, values.Slice(row * width, rows * width), blocks);
+                stream.Write(blocks, 0, rows * rowBytes);
+            }
+
+            return;
+        }
+
         // F16 in chunks: round-to-nearest-even conversion, no full-size copy.
         var chunk = new Half[1 << 16];
         for (var start = 0; start < values.Length; start += chunk.Length)
@@ -195,12 +213,61 @@ public static class Gpt2GgufExporter
         }
     }
 
-    /// <summary>Parses "f32" or "f16" (any case) into a file type.</summary>
+    /// <summary>Parses "f32", "f16", "q8_0", "q4_0" or "q4_k" (any case) into a file type.</summary>
     /// <exception cref="ArgumentException">Anything else.</exception>
     public static GgufFileType ParseFileType(string dtype) => dtype?.ToLower(CultureInfo.InvariantCulture) switch
     {
         "f32" => GgufFileType.AllF32,
         "f16" => GgufFileType.MostlyF16,
-        _ => throw new ArgumentException($"--dtype '{dtype}' is not supported for GGUF export; use f32 or f16.", nameof(dtype)),
+        "q8_0" => GgufFileType.MostlyQ8_0,
+        "q4_0" => GgufFileType.MostlyQ4_0,
+        "q4_k" => GgufFileType.MostlyQ4_K,
+        _ => throw new ArgumentException($"--dtype '{dtype}' is not supported for GGUF export; use f32, f16, q8_0, q4_0 or q4_k.", nameof(dtype)),
     };
+
+    /// <summary>
+    /// The type one tensor is written in, as llama.cpp's quantizer chooses it for GPT-2 (llama_tensor_get_type without an
+    /// importance matrix): 1-D tensors and the position embedding stay F32; in a quantized file the tied token
+    /// embedding (also the output layer) takes Q6_K, or Q8_0 when its width is not whole 256-value super-blocks or the
+    /// file is Q8_0; other matrices take the file's type, or Q8_0 (Q4_K) / F16 (Q8_0, Q4_0) when their width is not whole
+    /// blocks of it.
+    /// </summary>
+    /// <param name="fileType">The file's type.</param>
+    /// <param name="ggmlName">The GGUF tensor name.</param>
+    /// <param name="dims">ggml dimensions, ne0 first.</param>
+    /// <param name="tiedOutput">Whether this is the token embedding that also serves as the output layer.</param>
+    /// <returns>The tensor's type.</returns>
+    public static GgufTensorType TensorType(GgufFileType fileType, string ggmlName, IReadOnlyList<long> dims, bool tiedOutput)
+    {
+        ArgumentNullException.ThrowIfNull(dims);
+        if (dims.Count < 2 || fileType == GgufFileType.AllF32)
+        {
+            return GgufTensorType.F32;
+        }
+
+        if (fileType == GgufFileType.MostlyF16)
+        {
+            return GgufTensorType.F16;
+        }
+
+        if (ggmlName == "position_embd.weight")
+        {
+            return GgufTensorType.F32;
+        }
+
+        var width = dims[0];
+        if (tiedOutput || ggmlName == "output.weight")
+        {
+            return fileType == GgufFileType.MostlyQ8_0 || !QuantType.Q6_K.Fits(width) ? Fallback(QuantType.Q8_0, width) : GgufTensorType.Q6_K;
+        }
+
+        return fileType switch
+        {
+            GgufFileType.MostlyQ8_0 => Fallback(QuantType.Q8_0, width),
+            GgufFileType.MostlyQ4_0 => Fallback(QuantType.Q4_0, width),
+            _ => QuantType.Q4_K.Fits(width) ? GgufTensorType.Q4_K : Fallback(QuantType.Q8_0, width),
+        };
+
+        static GgufTensorType Fallback(QuantType type, long width) => type.Fits(width) ? (GgufTensorType)type : GgufTensorType.F16;
+    }
 }

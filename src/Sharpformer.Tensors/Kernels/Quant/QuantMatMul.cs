@@ -1,0 +1,484 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Sharpformer.Tensors.Threading;
+
+namespace Sharpformer.Tensors.Kernels.Quant;
+
+/// <summary>
+/// y [N, Out] = x [N, In] · Wᵀ + bias over a block-quantized W [Out, In], for decode (N small) and prefill alike, as
+/// llama.cpp's CPU backend does it: each row of x is first quantized to 8 bits per value (Q8_0 blocks of 32 for Q8_0
+/// and Q4_0 weights, Q8_K blocks of 256 with 16-value partial sums for Q4_K and Q6_K), then every output is a sum over
+/// blocks of integer dot products times the two blocks' scales. Weight codes are decoded in registers (nibbles
+/// unpacked, high bits merged) and never widened to F32 in memory. Each weight row is read once for all N rows of x
+/// (output rows outer, x rows inner), and output rows are split into chunks that idle threads claim
+/// (<see cref="ParallelFor"/>). Fast paths: AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD for Q8_0/Q4_0
+/// where the CPU has it; <see cref="MultiplyReference"/> is the scalar reference and the path without AVX2.
+/// </summary>
+public static unsafe class QuantMatMul
+{
+    /// <summary>Weight bytes per parallel chunk (about 64 KiB of blocks).</summary>
+    private const int ChunkBytes = 1 << 16;
+
+    /// <summary>F16 bits → F32 for every bits pattern: the block scales' decoding (ggml without F16C does the same).</summary>
+    private static readonly float[] HalfTable = BuildHalfTable();
+
+    /// <summary>y [N, Out] = x [N, In] · Wᵀ + bias (+ y when <paramref name="accumulate"/>).</summary>
+    /// <param name="x">[N, In] row-major.</param>
+    /// <param name="rows">N ≥ 1.</param>
+    /// <param name="w">W [Out, In].</param>
+    /// <param name="bias">[Out], or empty for none.</param>
+    /// <param name="y">[N, Out] row-major.</param>
+    /// <param name="accumulate">Add to y (a fused residual add) instead of overwriting it.</param>
+    /// <exception cref="ArgumentException">A span is shorter than its shape needs.</exception>
+    public static void Multiply(ReadOnlySpan<float> x, int rows, QuantizedMatrix w, ReadOnlySpan<float> bias, Span<float> y, bool accumulate = false) =>
+        Run(x, rows, w, bias, y, accumulate, Avx2.IsSupported);
+
+    /// <summary>The scalar reference of <see cref="Multiply"/>: the same activation quantization and integer block sums, one value at a time.</summary>
+    /// <param name="x">[N, In] row-major.</param>
+    /// <param name="rows">N ≥ 1.</param>
+    /// <param name="w">W [Out, In].</param>
+    /// <param name="bias">[Out], or empty for none.</param>
+    /// <param name="y">[N, Out] row-major.</param>
+    /// <param name="accumulate">Add to y instead of overwriting it.</param>
+    /// <exception cref="ArgumentException">A span is shorter than its shape needs.</exception>
+    public static void MultiplyReference(ReadOnlySpan<float> x, int rows, QuantizedMatrix w, ReadOnlySpan<float> bias, Span<float> y, bool accumulate = false) =>
+        Run(x, rows, w, bias, y, accumulate, simd: false);
+
+    private static void Run(ReadOnlySpan<float> x, int rows, QuantizedMatrix w, ReadOnlySpan<float> bias, Span<float> y, bool accumulate, bool simd)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        int n = w.Columns, outs = w.Rows;
+        if (x.Length < (long)rows * n || y.Length < (long)rows * outs || (!bias.IsEmpty && bias.Length < outs))
+        {
+            throw new ArgumentException(
+                $"QuantMatMul: x [N={rows}, In={n}] has {x.Length} values, y [N, Out={outs}] {y.Length}, bias [Out] {bias.Length}; one is too short.", nameof(x));
+        }
+
+        var activations = Activations.Rent(w.Type, rows, n);
+        try
+        {
+            activations.Quantize(x, rows, n);
+            fixed (byte* pw = w.Blocks)
+            fixed (sbyte* pq = activations.Codes)
+            fixed (float* pd = activations.Scales, pb = bias, py = y)
+            fixed (short* ps = activations.Sums)
+            {
+                var job = new Job(w.Type, (nint)pw, w.RowBytes, n, outs, rows, (nint)pq, (nint)pd, (nint)ps, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate, simd);
+                ParallelFor.For(outs, Math.Max(1, ChunkBytes / w.RowBytes), (start, end) => RowsOf(job, start, end));
+            }
+        }
+        finally
+        {
+            activations.Return();
+        }
+    }
+
+    private static void RowsOf(in Job job, int start, int end)
+    {
+        for (var o = start; o < end; o++)
+        {
+            var wRow = (byte*)job.W + ((long)o * job.RowBytes);
+            var b = job.Bias == 0 ? 0f : ((float*)job.Bias)[o];
+            for (var r = 0; r < job.Rows; r++)
+            {
+                var s = Dot(job, wRow, r) + b;
+                var dst = (float*)job.Y + ((long)r * job.Out) + o;
+                *dst = job.Accumulate ? *dst + s : s;
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot(in Job job, byte* wRow, int r)
+    {
+        var q = (sbyte*)job.Codes + ((long)r * job.In);
+        switch (job.Type)
+        {
+            case QuantType.Q8_0:
+                {
+                    var d = (float*)job.Scales + ((long)r * job.In / 32);
+                    return job.Simd ? DotQ8_0Avx2(wRow, q, d, job.In / 32) : DotQ8_0(wRow, q, d, job.In / 32);
+                }
+
+            case QuantType.Q4_0:
+                {
+                    var d = (float*)job.Scales + ((long)r * job.In / 32);
+                    return job.Simd ? DotQ4_0Avx2(wRow, q, d, job.In / 32) : DotQ4_0(wRow, q, d, job.In / 32);
+                }
+
+            case QuantType.Q4_K:
+                {
+                    var d = (float*)job.Scales + ((long)r * job.In / 256);
+                    var sums = (short*)job.Sums + ((long)r * job.In / 16);
+                    return job.Simd ? DotQ4_KAvx2(wRow, q, d, sums, job.In / 256) : DotQ4_K(wRow, q, d, sums, job.In / 256);
+                }
+
+            default:
+                {
+                    var d = (float*)job.Scales + ((long)r * job.In / 256);
+                    var sums = (short*)job.Sums + ((long)r * job.In / 16);
+                    return job.Simd ? DotQ6_KAvx2(wRow, q, d, sums, job.In / 256) : DotQ6_K(wRow, q, d, sums, job.In / 256);
+                }
+        }
+    }
+
+    // ---- Scalar references ------------------------------------------------------------------------------------------
+
+    /// <summary>Σ_b d_w·d_x·Σ_i w_i·x_i over Q8_0 weight blocks and Q8_0 activation blocks.</summary>
+    private static float DotQ8_0(byte* w, sbyte* x, float* xd, int blocks)
+    {
+        var sum = 0f;
+        for (var b = 0; b < blocks; b++, w += 34, x += 32)
+        {
+            var isum = 0;
+            for (var i = 0; i < 32; i++)
+            {
+                isum += ((sbyte*)(w + 2))[i] * x[i];
+            }
+
+            sum += isum * (Half16(w) * xd[b]);
+        }
+
+        return sum;
+    }
+
+    /// <summary>Σ_b d_w·d_x·Σ_i (q_i − 8)·x_i over Q4_0 weight blocks and Q8_0 activation blocks.</summary>
+    private static float DotQ4_0(byte* w, sbyte* x, float* xd, int blocks)
+    {
+        var sum = 0f;
+        for (var b = 0; b < blocks; b++, w += 18, x += 32)
+        {
+            var isum = 0;
+            for (var i = 0; i < 16; i++)
+            {
+                isum += (((w[2 + i] & 0xF) - 8) * x[i]) + (((w[2 + i] >> 4) - 8) * x[i + 16]);
+            }
+
+            sum += isum * (Half16(w) * xd[b]);
+        }
+
+        return sum;
+    }
+
+    /// <summary>Σ over super-blocks of d·d_x·Σ_j s_j·Σ q·x − dmin·d_x·Σ_j m_j·Σ x (the last from the activation's 16-value sums).</summary>
+    private static float DotQ4_K(byte* w, sbyte* x, float* xd, short* sums, int blocks)
+    {
+        var total = 0f;
+        var packed = stackalloc byte[12];
+        for (var b = 0; b < blocks; b++, w += 144, x += 256, sums += 16)
+        {
+            new ReadOnlySpan<byte>(w + Q4_K.ScalesOffset, 12).CopyTo(new Span<byte>(packed, 12));
+            int sumi = 0, summ = 0;
+            for (var j = 0; j < 8; j++)
+            {
+                var (sc, m) = Q4_K.ScaleMin(new ReadOnlySpan<byte>(packed, 12), j);
+                var qs = w + Q4_K.CodesOffset + (32 * (j / 2));
+                var shift = j % 2 == 0 ? 0 : 4;
+                var isum = 0;
+                for (var i = 0; i < 32; i++)
+                {
+                    isum += ((qs[i] >> shift) & 0xF) * x[(32 * j) + i];
+                }
+
+                sumi += sc * isum;
+                summ += m * (sums[2 * j] + sums[(2 * j) + 1]);
+            }
+
+            total += (Half16(w) * xd[b] * sumi) - (Half16(w + 2) * xd[b] * summ);
+        }
+
+        return total;
+    }
+
+    /// <summary>Σ over super-blocks of d·d_x·Σ_g s_g·Σ (q − 32)·x.</summary>
+    private static float DotQ6_K(byte* w, sbyte* x, float* xd, short* sums, int blocks)
+    {
+        var total = 0f;
+        for (var b = 0; b < blocks; b++, w += 210, x += 256)
+        {
+            var block = new ReadOnlySpan<byte>(w, 210);
+            var sumi = 0;
+            for (var g = 0; g < 16; g++)
+            {
+                var isum = 0;
+                for (var i = 0; i < 16; i++)
+                {
+                    isum += (Q6_K.Code(block, (16 * g) + i) - 32) * x[(16 * g) + i];
+                }
+
+                sumi += (sbyte)w[Q6_K.ScalesOffset + g] * isum;
+            }
+
+            total += Half16(w + Q6_K.DOffset) * xd[b] * sumi;
+        }
+
+        return total;
+    }
+
+    // ---- AVX2 / AVX-VNNI --------------------------------------------------------------------------------------------
+
+    /// <summary>Σ_i |w_i|·sign(w_i)·x_i for 32 signed bytes, as eight int32 partial sums (VPDPBUSD, or VPMADDUBSW + VPMADDWD).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> SignedDot(Vector256<sbyte> w, Vector256<sbyte> x)
+    {
+        var magnitude = Avx2.Abs(w);
+        var signed = Avx2.Sign(x, w);
+        if (AvxVnni.IsSupported)
+        {
+            return AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, magnitude, signed);
+        }
+
+        return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, signed), Vector256<short>.One);
+    }
+
+    private static float DotQ8_0Avx2(byte* w, sbyte* x, float* xd, int blocks)
+    {
+        var acc = Vector256<float>.Zero;
+        for (var b = 0; b < blocks; b++, w += 34, x += 32)
+        {
+            var dot = SignedDot(Vector256.Load((sbyte*)(w + 2)), Vector256.Load(x));
+            acc = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(dot), Vector256.Create(Half16(w) * xd[b]), acc);
+        }
+
+        return Vector256.Sum(acc);
+    }
+
+    private static float DotQ4_0Avx2(byte* w, sbyte* x, float* xd, int blocks)
+    {
+        var acc = Vector256<float>.Zero;
+        var low = Vector128.Create((byte)0x0F);
+        var eight = Vector256.Create((sbyte)8);
+        for (var b = 0; b < blocks; b++, w += 18, x += 32)
+        {
+            var raw = Vector128.Load(w + 2);
+            var codes = Vector256.Create(raw & low, Vector128.ShiftRightLogical(raw, 4) & low).AsSByte() - eight;
+            var dot = SignedDot(codes, Vector256.Load(x));
+            acc = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(dot), Vector256.Create(Half16(w) * xd[b]), acc);
+        }
+
+        return Vector256.Sum(acc);
+    }
+
+    private static float DotQ4_KAvx2(byte* w, sbyte* x, float* xd, short* sums, int blocks)
+    {
+        var acc = Vector256<float>.Zero;
+        var mins = 0f;
+        var low = Vector256.Create((byte)0x0F);
+        var packed = stackalloc byte[12];
+        for (var b = 0; b < blocks; b++, w += 144, x += 256, sums += 16)
+        {
+            new ReadOnlySpan<byte>(w + Q4_K.ScalesOffset, 12).CopyTo(new Span<byte>(packed, 12));
+            var scales = new ReadOnlySpan<byte>(packed, 12);
+            var isum = Vector256<int>.Zero;
+            var summ = 0;
+            for (var c = 0; c < 4; c++)
+            {
+                var (s0, m0) = Q4_K.ScaleMin(scales, 2 * c);
+                var (s1, m1) = Q4_K.ScaleMin(scales, (2 * c) + 1);
+                var raw = Vector256.Load(w + Q4_K.CodesOffset + (32 * c));
+                var p0 = Avx2.MultiplyAddAdjacent(raw & low, Vector256.Load(x + (64 * c)));
+                var p1 = Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & low, Vector256.Load(x + (64 * c) + 32));
+                isum += Avx2.MultiplyAddAdjacent(p0, Vector256.Create((short)s0));
+                isum += Avx2.MultiplyAddAdjacent(p1, Vector256.Create((short)s1));
+                summ += (m0 * (sums[4 * c] + sums[(4 * c) + 1])) + (m1 * (sums[(4 * c) + 2] + sums[(4 * c) + 3]));
+            }
+
+            acc = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(Half16(w) * xd[b]), acc);
+            mins += Half16(w + 2) * xd[b] * summ;
+        }
+
+        return Vector256.Sum(acc) - mins;
+    }
+
+    private static float DotQ6_KAvx2(byte* w, sbyte* x, float* xd, short* sums, int blocks)
+    {
+        var acc = Vector256<float>.Zero;
+        var low = Vector256.Create((byte)0x0F);
+        var two = Vector256.Create((byte)0x03);
+        for (var b = 0; b < blocks; b++, w += 210, x += 256, sums += 16)
+        {
+            var sc = (sbyte*)(w + Q6_K.ScalesOffset);
+            var isum = Vector256<int>.Zero;
+            var offset = 0;
+            for (var h = 0; h < 2; h++)
+            {
+                var ql0 = Vector256.Load(w + (64 * h));
+                var ql1 = Vector256.Load(w + (64 * h) + 32);
+                var qh = Vector256.Load(w + Q6_K.HighOffset + (32 * h));
+                var xh = x + (128 * h);
+                var q1 = (ql0 & low) | Vector256.ShiftLeft((qh & two).AsUInt16(), 4).AsByte();
+                var q2 = (ql1 & low) | Vector256.ShiftLeft((Vector256.ShiftRightLogical(qh.AsUInt16(), 2).AsByte() & two).AsUInt16(), 4).AsByte();
+                var q3 = (Vector256.ShiftRightLogical(ql0.AsUInt16(), 4).AsByte() & low) | Vector256.ShiftLeft((Vector256.ShiftRightLogical(qh.AsUInt16(), 4).AsByte() & two).AsUInt16(), 4).AsByte();
+                var q4 = (Vector256.ShiftRightLogical(ql1.AsUInt16(), 4).AsByte() & low) | Vector256.ShiftLeft((Vector256.ShiftRightLogical(qh.AsUInt16(), 6).AsByte() & two).AsUInt16(), 4).AsByte();
+                var g = 8 * h;
+                isum += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q1, Vector256.Load(xh)), GroupScales(sc[g], sc[g + 1]));
+                isum += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q2, Vector256.Load(xh + 32)), GroupScales(sc[g + 2], sc[g + 3]));
+                isum += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q3, Vector256.Load(xh + 64)), GroupScales(sc[g + 4], sc[g + 5]));
+                isum += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q4, Vector256.Load(xh + 96)), GroupScales(sc[g + 6], sc[g + 7]));
+            }
+
+            // The codes were taken unsigned (0–63): remove 32·s_g·Σx over each group of 16.
+            for (var g = 0; g < 16; g++)
+            {
+                offset += sc[g] * sums[g];
+            }
+
+            var total = Avx.ConvertToVector256Single(isum - Vector256.CreateScalar(32 * offset));
+            acc = Vector256.FusedMultiplyAdd(total, Vector256.Create(Half16(w + Q6_K.DOffset) * xd[b]), acc);
+        }
+
+        return Vector256.Sum(acc);
+    }
+
+    /// <summary>Sixteen int16 lanes: the first group's scale in lanes 0–7, the second's in 8–15 (matching VPMADDUBSW's pairs of 16 bytes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> GroupScales(sbyte first, sbyte second) =>
+        Vector256.Create(Vector128.Create((short)first), Vector128.Create((short)second));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Half16(byte* p) => HalfTable[*(ushort*)p];
+
+    private static float[] BuildHalfTable()
+    {
+        var table = new float[65536];
+        for (var i = 0; i < table.Length; i++)
+        {
+            table[i] = (float)BitConverter.UInt16BitsToHalf((ushort)i);
+        }
+
+        return table;
+    }
+
+    private readonly record struct Job(
+        QuantType Type, nint W, int RowBytes, int In, int Out, int Rows, nint Codes, nint Scales, nint Sums, nint Bias, nint Y, bool Accumulate, bool Simd);
+
+    /// <summary>
+    /// The 8-bit activations: codes [N, In], scales (one per 32 values for Q8_0, per 256 for Q8_K) and, for Q8_K, the
+    /// sums of each 16 codes. Rented from the shared pools for one call.
+    /// </summary>
+    private sealed class Activations
+    {
+        private Activations(bool superBlocks, sbyte[] codes, float[] scales, short[] sums)
+        {
+            SuperBlocks = superBlocks;
+            Codes = codes;
+            Scales = scales;
+            Sums = sums;
+        }
+
+        public bool SuperBlocks { get; }
+
+        public sbyte[] Codes { get; }
+
+        public float[] Scales { get; }
+
+        public short[] Sums { get; }
+
+        public static Activations Rent(QuantType type, int rows, int n)
+        {
+            var super = type is QuantType.Q4_K or QuantType.Q6_K;
+            var values = rows * n;
+            return new Activations(
+                super,
+                ArrayPool<sbyte>.Shared.Rent(values),
+                ArrayPool<float>.Shared.Rent(values / 32),
+                ArrayPool<short>.Shared.Rent(super ? values / 16 : 1));
+        }
+
+        public void Return()
+        {
+            ArrayPool<sbyte>.Shared.Return(Codes);
+            ArrayPool<float>.Shared.Return(Scales);
+            ArrayPool<short>.Shared.Return(Sums);
+        }
+
+        public void Quantize(ReadOnlySpan<float> x, int rows, int n)
+        {
+            for (var r = 0; r < rows; r++)
+            {
+                var row = x.Slice(r * n, n);
+                var codes = Codes.AsSpan(r * n, n);
+                if (SuperBlocks)
+                {
+                    for (var b = 0; b < n / 256; b++)
+                    {
+                        Scales[(r * n / 256) + b] = QuantizeQ8K(row.Slice(256 * b, 256), codes.Slice(256 * b, 256), Sums.AsSpan((r * n / 16) + (16 * b), 16));
+                    }
+                }
+                else
+                {
+                    for (var b = 0; b < n / 32; b++)
+                    {
+                        Scales[(r * n / 32) + b] = QuantizeQ8_0(row.Slice(32 * b, 32), codes.Slice(32 * b, 32));
+                    }
+                }
+            }
+        }
+
+        /// <summary>
+        /// A Q8_0 activation block as llama.cpp's x86 CPU backend makes it (quantize_row_q8_0 with AVX): d = max|x|/127,
+        /// stored as F16 (so returned rounded), q = x·(127/max|x|) rounded to nearest, ties to even.
+        /// </summary>
+        private static float QuantizeQ8_0(ReadOnlySpan<float> x, Span<sbyte> q)
+        {
+            var amax = 0f;
+            for (var j = 0; j < 32; j++)
+            {
+                amax = MathF.Max(amax, MathF.Abs(x[j]));
+            }
+
+            var d = amax / 127f;
+            var id = amax != 0f ? 127f / amax : 0f;
+            for (var j = 0; j < 32; j++)
+            {
+                q[j] = (sbyte)MathF.Round(x[j] * id, MidpointRounding.ToEven);
+            }
+
+            return (float)(Half)d;
+        }
+
+        /// <summary>ggml's Q8_K block (quantize_row_q8_K_ref): scale −127/m through the value m of largest magnitude, F32 d, and the 16-value sums.</summary>
+        private static float QuantizeQ8K(ReadOnlySpan<float> x, Span<sbyte> q, Span<short> sums)
+        {
+            var max = 0f;
+            var amax = 0f;
+            for (var j = 0; j < 256; j++)
+            {
+                if (MathF.Abs(x[j]) > amax)
+                {
+                    amax = MathF.Abs(x[j]);
+                    max = x[j];
+                }
+            }
+
+            if (amax == 0f)
+            {
+                q.Clear();
+                sums.Clear();
+                return 0f;
+            }
+
+            var iscale = -127f / max;
+            for (var j = 0; j < 256; j++)
+            {
+                q[j] = (sbyte)Math.Min(127, QuantTypeInfo.NearestInt(iscale * x[j]));
+            }
+
+            for (var g = 0; g < 16; g++)
+            {
+                var sum = 0;
+                for (var i = 0; i < 16; i++)
+                {
+                    sum += q[(16 * g) + i];
+                }
+
+                sums[g] = (short)sum;
+            }
+
+            return 1 / iscale;
+        }
+    }
+}

@@ -1,0 +1,190 @@
+using Sharpformer.Tensors.Kernels.Quant;
+
+namespace Sharpformer.Tensors.Tests.Kernels;
+
+/// <summary>
+/// The quantized matrix product: its SIMD path (AVX2 / AVX-VNNI) against the scalar reference, the reference against
+/// the exact sum of dequantized weights times dequantized 8-bit activations (in double), and the whole against the F32
+/// product. CI runs this class again with AVX-512 off, AVX2 off and all SIMD off (the last two take the reference).
+/// </summary>
+public sealed class QuantMatMulTests
+{
+    public static TheoryData<QuantType, int, int, int> Shapes()
+    {
+        var data = new TheoryData<QuantType, int, int, int>();
+        foreach (var type in new[] { QuantType.Q8_0, QuantType.Q4_0, QuantType.Q4_K, QuantType.Q6_K })
+        {
+            var block = type.BlockValues();
+            data.Add(type, 1, 3 * 256, 37); // decode, GPT-2 width
+            data.Add(type, 2, block, 5); // one block per row
+            data.Add(type, 8, 2 * block, 33); // decode batch of 8
+            data.Add(type, 19, 5 * block, 70); // a prefill, odd rows and outputs
+        }
+
+        return data;
+    }
+
+    private static float[] Normal(int n, Random rng, float std)
+    {
+        var x = new float[n];
+        for (var i = 0; i < n; i++)
+        {
+            var u1 = 1.0 - rng.NextDouble();
+            x[i] = (float)(std * Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * rng.NextDouble()));
+        }
+
+        return x;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Multiply_MatchesReference(QuantType type, int rows, int inFeatures, int outFeatures)
+    {
+        var rng = new Random((rows * 7) + inFeatures + (int)type);
+        var x = Normal(rows * inFeatures, rng, 1f);
+        var w = QuantizedMatrix.Quantize(Normal(outFeatures * inFeatures, rng, 0.02f), outFeatures, inFeatures, type);
+        var bias = Normal(outFeatures, rng, 0.1f);
+        var expected = new float[rows * outFeatures];
+        var actual = new float[rows * outFeatures];
+        QuantMatMul.MultiplyReference(x, rows, w, bias, expected);
+        QuantMatMul.Multiply(x, rows, w, bias, actual);
+        for (var i = 0; i < expected.Length; i++)
+        {
+            // The integer block sums are exact on every path; only the float sum over blocks is reordered.
+            var bound = Tolerances.KernelVsReferenceRelative * Math.Max(1f, MathF.Abs(expected[i])) * (inFeatures / 32);
+            Assert.True(MathF.Abs(expected[i] - actual[i]) <= bound, $"{type} y[{i}]: {actual[i]} vs reference {expected[i]}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Reference_IsDequantizedWeightsTimesDequantizedActivations(QuantType type, int rows, int inFeatures, int outFeatures)
+    {
+        var rng = new Random((rows * 11) + inFeatures + (int)type);
+        var x = Normal(rows * inFeatures, rng, 1f);
+        var w = QuantizedMatrix.Quantize(Normal(outFeatures * inFeatures, rng, 0.02f), outFeatures, inFeatures, type);
+        var dense = new float[outFeatures * inFeatures];
+        w.DequantizeRows(0, outFeatures, dense);
+        var xHat = DequantizedActivations(type, x, rows, inFeatures);
+        var y = new float[rows * outFeatures];
+        QuantMatMul.MultiplyReference(x, rows, w, default, y);
+        for (var r = 0; r < rows; r++)
+        {
+            for (var o = 0; o < outFeatures; o++)
+            {
+                double exact = 0, magnitude = 0;
+                for (var i = 0; i < inFeatures; i++)
+                {
+                    exact += (double)dense[(o * inFeatures) + i] * xHat[(r * inFeatures) + i];
+                    magnitude += Math.Abs((double)dense[(o * inFeatures) + i] * xHat[(r * inFeatures) + i]);
+                }
+
+                var bound = (Tolerances.KernelVsReferenceRelative * magnitude) + 1e-6;
+                Assert.True(Math.Abs(y[(r * outFeatures) + o] - exact) <= bound, $"{type} y[{r}, {o}] = {y[(r * outFeatures) + o]} vs {exact} (bound {bound:E2})");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(QuantType.Q8_0)]
+    [InlineData(QuantType.Q4_0)]
+    [InlineData(QuantType.Q4_K)]
+    [InlineData(QuantType.Q6_K)]
+    public void Multiply_CloseToF32Product(QuantType type)
+    {
+        const int rows = 3, inFeatures = 768, outFeatures = 64;
+        var rng = new Random(5 + (int)type);
+        var x = Normal(rows * inFeatures, rng, 1f);
+        var dense = Normal(outFeatures * inFeatures, rng, 0.02f);
+        var w = QuantizedMatrix.Quantize(dense, outFeatures, inFeatures, type);
+        var y = new float[rows * outFeatures];
+        QuantMatMul.Multiply(x, rows, w, default, y);
+        var exact = new double[rows * outFeatures];
+        for (var r = 0; r < rows; r++)
+        {
+            for (var o = 0; o < outFeatures; o++)
+            {
+                for (var i = 0; i < inFeatures; i++)
+                {
+                    exact[(r * outFeatures) + o] += (double)x[(r * inFeatures) + i] * dense[(o * inFeatures) + i];
+                }
+            }
+        }
+
+        var rms = Math.Sqrt(exact.Average(v => v * v));
+        var worst = exact.Select((e, i) => Math.Abs(e - y[i])).Max() / rms;
+        Assert.True(worst <= Tolerances.QuantMatMulVsF32[type.ToString()], $"{type}: max |Δy| / rms(y) = {worst:E3}");
+        Assert.True(worst > 0, "the quantized product should not be exact");
+    }
+
+    [Fact]
+    public void Multiply_Accumulate_AddsToY()
+    {
+        var rng = new Random(3);
+        var x = Normal(2 * 64, rng, 1f);
+        var w = QuantizedMatrix.Quantize(Normal(10 * 64, rng, 0.1f), 10, 64, QuantType.Q8_0);
+        var plain = new float[20];
+        QuantMatMul.Multiply(x, 2, w, default, plain);
+        var summed = Enumerable.Repeat(1.5f, 20).ToArray();
+        QuantMatMul.Multiply(x, 2, w, default, summed, accumulate: true);
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal(plain[i] + 1.5f, summed[i], 5);
+        }
+    }
+
+    [Fact]
+    public void Multiply_ShortSpans_SayWhichIsShort()
+    {
+        var w = QuantizedMatrix.Quantize(new float[4 * 32], 4, 32, QuantType.Q4_0);
+        var e = Assert.Throws<ArgumentException>(() => QuantMatMul.Multiply(new float[31], 1, w, default, new float[4]));
+        Assert.Contains("too short", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>x rounded as the kernel quantizes it (Q8_0 blocks with an F16 scale, or Q8_K with an F32 scale), in double.</summary>
+    private static double[] DequantizedActivations(QuantType type, float[] x, int rows, int n)
+    {
+        var result = new double[x.Length];
+        var super = type is QuantType.Q4_K or QuantType.Q6_K;
+        var block = super ? 256 : 32;
+        for (var start = 0; start < rows * n; start += block)
+        {
+            var slice = x.AsSpan(start, block);
+            if (super)
+            {
+                float max = 0, amax = 0;
+                foreach (var v in slice)
+                {
+                    if (MathF.Abs(v) > amax)
+                    {
+                        amax = MathF.Abs(v);
+                        max = v;
+                    }
+                }
+
+                var iscale = -127f / max;
+                for (var j = 0; j < block; j++)
+                {
+                    result[start + j] = Math.Min(127, (int)MathF.Round(iscale * slice[j])) * (double)(1 / iscale);
+                }
+            }
+            else
+            {
+                var amax = 0f;
+                foreach (var v in slice)
+                {
+                    amax = MathF.Max(amax, MathF.Abs(v));
+                }
+
+                var d = amax / 127f;
+                var id = 127f / amax;
+                for (var j = 0; j < block; j++)
+                {
+                    result[start + j] = MathF.Round(slice[j] * id, MidpointRounding.ToEven) * (double)(float)(Half)d;
+                }
+            }
+        }
+
+        return result;
+    }
+}
