@@ -51,6 +51,12 @@ public sealed record GenerationOptions
     /// <summary>HF min_new_tokens: the stop tokens are held back until this many tokens were generated; 0 disables.</summary>
     public int MinNewTokens { get; init; }
 
+    /// <summary>
+    /// HF bad_words_ids: token sequences never generated — a one-token entry is never chosen, a longer one's last token
+    /// is banned right after its other tokens (MarianMT checkpoints ban their pad token this way). Empty: none.
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<int>> BadWordsIds { get; init; } = [];
+
     /// <summary>HF num_return_sequences: sequences returned per input (beam search: the best hypotheses, at most NumBeams; sampling: independent draws).</summary>
     public int NumReturnSequences { get; init; } = 1;
 
@@ -106,6 +112,11 @@ public sealed record GenerationOptions
         if (NoRepeatNgramSize < 0)
         {
             Fail(nameof(NoRepeatNgramSize), NoRepeatNgramSize, "must be ≥ 0 (0 disables it)");
+        }
+
+        if (BadWordsIds.Any(w => w is null || w.Count == 0 || w.Any(t => t < 0)))
+        {
+            throw new ArgumentException("GenerationOptions.BadWordsIds: every entry must be a non-empty list of token ids ≥ 0.", nameof(BadWordsIds));
         }
 
         if (MinNewTokens < 0 || MinNewTokens > MaxNewTokens)

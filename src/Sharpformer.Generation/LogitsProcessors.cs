@@ -159,6 +159,55 @@ public static class LogitsProcessors
         }
     }
 
+    /// <summary>
+    /// [V]: HF NoBadWordsLogitsProcessor: a one-token bad word is always −∞; a longer one's last token is −∞ when the
+    /// sequence ends with its other tokens. A one-token bad word that is a stop token is skipped, as HF drops
+    /// <c>[eos_token_id]</c> from the list.
+    /// </summary>
+    /// <param name="scores">The scores, changed in place.</param>
+    /// <param name="previousTokens">The sequence so far.</param>
+    /// <param name="badWords">The banned token sequences; empty leaves the scores as they are.</param>
+    /// <param name="stopTokenIds">The end-of-sequence ids, or null.</param>
+    public static void BadWords(Span<float> scores, ReadOnlySpan<int> previousTokens, IReadOnlyList<IReadOnlyList<int>> badWords, IEnumerable<int>? stopTokenIds = null)
+    {
+        ArgumentNullException.ThrowIfNull(badWords);
+        foreach (var word in badWords)
+        {
+            int last = word[^1];
+            if ((uint)last >= (uint)scores.Length)
+            {
+                continue;
+            }
+
+            if (word.Count == 1)
+            {
+                if (stopTokenIds is null || !stopTokenIds.Contains(last))
+                {
+                    scores[last] = float.NegativeInfinity;
+                }
+
+                continue;
+            }
+
+            int prefix = word.Count - 1;
+            if (previousTokens.Length < prefix)
+            {
+                continue;
+            }
+
+            bool matches = true;
+            for (int i = 0; i < prefix && matches; i++)
+            {
+                matches = previousTokens[previousTokens.Length - prefix + i] == word[i];
+            }
+
+            if (matches)
+            {
+                scores[last] = float.NegativeInfinity;
+            }
+        }
+    }
+
     /// <summary>[V]: HF MinNewTokensLengthLogitsProcessor: the stop tokens become −∞ while fewer than <paramref name="minNewTokens"/> tokens were generated.</summary>
     /// <param name="scores">The scores, changed in place.</param>
     /// <param name="generatedTokens">Tokens generated so far.</param>
@@ -195,7 +244,7 @@ public static class LogitsProcessors
 
     /// <summary>
     /// [V]: every processor <paramref name="options"/> enables, in HF's order: repetition penalty, no-repeat n-gram,
-    /// min new tokens (when <paramref name="stopTokenIds"/> are given), then the warpers when sampling.
+    /// bad words, min new tokens (when <paramref name="stopTokenIds"/> are given), then the warpers when sampling.
     /// </summary>
     /// <param name="scores">The scores, changed in place.</param>
     /// <param name="previousTokens">The prompt and the tokens generated so far (for the repetition penalty and n-grams).</param>
@@ -207,6 +256,7 @@ public static class LogitsProcessors
         ArgumentNullException.ThrowIfNull(options);
         RepetitionPenalty(scores, previousTokens, options.RepetitionPenalty);
         NoRepeatNgram(scores, previousTokens, options.NoRepeatNgramSize);
+        BadWords(scores, previousTokens, options.BadWordsIds, stopTokenIds);
         if (stopTokenIds is not null)
         {
             MinNewTokens(scores, generatedTokens, options.MinNewTokens, stopTokenIds);

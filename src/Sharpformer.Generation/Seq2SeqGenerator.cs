@@ -150,11 +150,12 @@ public sealed class Seq2SeqGenerator
             ct);
     }
 
-    /// <summary>HF's processors for an encoder-decoder row: repetition penalty, no-repeat n-gram, min new tokens, forced BOS/EOS, then the warpers when sampling.</summary>
+    /// <summary>HF's processors for an encoder-decoder row: repetition penalty, no-repeat n-gram, bad words, min new tokens, forced BOS/EOS, then the warpers when sampling.</summary>
     private void ProcessRow(Span<float> row, ReadOnlySpan<int> sequence, int generated, GenerationOptions options, IReadOnlyList<int> stopIds, bool warp)
     {
         LogitsProcessors.RepetitionPenalty(row, sequence, options.RepetitionPenalty);
         LogitsProcessors.NoRepeatNgram(row, sequence, options.NoRepeatNgramSize);
+        LogitsProcessors.BadWords(row, sequence, options.BadWordsIds, stopIds);
         LogitsProcessors.MinNewTokens(row, generated, options.MinNewTokens, stopIds);
         var tokens = Model.SpecialTokens;
         if (generated == 0 && tokens.ForcedBosTokenId is { } bos)

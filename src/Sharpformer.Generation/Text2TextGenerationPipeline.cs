@@ -248,7 +248,8 @@ public static class GenerationConfigFile
     /// <summary>
     /// The folder's defaults on top of <paramref name="fallback"/>: <c>max_length</c> (minus the decoder start token
     /// for an encoder-decoder → MaxNewTokens), <c>min_length</c> (likewise → MinNewTokens), <c>num_beams</c>,
-    /// <c>length_penalty</c>, <c>no_repeat_ngram_size</c>, <c>early_stopping</c>. Missing files or keys keep the fallback.
+    /// <c>length_penalty</c>, <c>no_repeat_ngram_size</c>, <c>early_stopping</c>, <c>bad_words_ids</c>. Missing files or
+    /// keys keep the fallback.
     /// </summary>
     /// <param name="folder">The model folder.</param>
     /// <param name="fallback">The options to start from.</param>
@@ -310,6 +311,23 @@ public static class GenerationConfigFile
         if (root.TryGetProperty("early_stopping", out var early) && early.ValueKind is JsonValueKind.True or JsonValueKind.False)
         {
             options = options with { EarlyStopping = early.GetBoolean() };
+        }
+
+        if (root.TryGetProperty("bad_words_ids", out var bad) && bad.ValueKind == JsonValueKind.Array)
+        {
+            var words = new List<IReadOnlyList<int>>();
+            foreach (var word in bad.EnumerateArray())
+            {
+                if (word.ValueKind != JsonValueKind.Array || word.GetArrayLength() == 0
+                    || word.EnumerateArray().Any(t => t.ValueKind != JsonValueKind.Number || !t.TryGetInt32(out int id) || id < 0))
+                {
+                    throw new InvalidDataException($"{path}: bad_words_ids must be a list of non-empty lists of token ids, e.g. [[58100]].");
+                }
+
+                words.Add([.. word.EnumerateArray().Select(t => t.GetInt32())]);
+            }
+
+            options = options with { BadWordsIds = words };
         }
 
         return options;

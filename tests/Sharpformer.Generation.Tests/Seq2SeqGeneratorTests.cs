@@ -215,8 +215,32 @@ public class Seq2SeqGeneratorTests
         Assert.All(scores, s => Assert.Equal(0f, s));
     }
 
+    [Fact]
+    public void BadWords_BanByHand_AsHfNoBadWordsLogitsProcessor()
+    {
+        // [6] is always banned; [1, 5, 7] bans 7 only right after 1 5; [3] is an end-of-sequence id, which HF never bans.
+        IReadOnlyList<IReadOnlyList<int>> bad = [[6], [1, 5, 7], [3]];
+        var scores = new float[8];
+        LogitsProcessors.BadWords(scores, [2, 1, 5], bad, stopTokenIds: [3]);
+        Assert.Equal([0, 0, 0, 0, 0, 0, float.NegativeInfinity, float.NegativeInfinity], scores);
+        scores = new float[8];
+        LogitsProcessors.BadWords(scores, [1, 4], bad, stopTokenIds: [3]);
+        Assert.Equal([0, 0, 0, 0, 0, 0, float.NegativeInfinity, 0], scores);
+        scores = new float[8];
+        LogitsProcessors.BadWords(scores, [], bad);
+        Assert.Equal([0, 0, 0, float.NegativeInfinity, 0, 0, float.NegativeInfinity, 0], scores);
+
+        // Through the generator: the token greedy search would pick first is never generated once it is a bad word.
+        var model = new HashSeq2SeqModel(Tokens);
+        var plain = new Seq2SeqGenerator(model).Generate([3, 4], new GenerationOptions { MaxNewTokens = 6 })[0].Tokens;
+        int first = plain.First(t => t != model.SpecialTokens.EosTokenId);
+        var banned = new Seq2SeqGenerator(model).Generate([3, 4], new GenerationOptions { MaxNewTokens = 6, BadWordsIds = [[first]] })[0].Tokens;
+        Assert.DoesNotContain(first, banned);
+    }
+
     public static TheoryData<string, GenerationOptions> InvalidOptions => new()
     {
+        { "BadWordsIds", new GenerationOptions { BadWordsIds = [[]] } },
         { "NumReturnSequences", new GenerationOptions { NumBeams = 2, NumReturnSequences = 3 } },
         { "NumReturnSequences", new GenerationOptions { NumReturnSequences = 2 } },
         { "NoRepeatNgramSize", new GenerationOptions { NoRepeatNgramSize = -1 } },

@@ -122,4 +122,20 @@ public class Text2TextPipelineTests
         Assert.True(options.EarlyStopping);
         Assert.Equal(new GenerationOptions(), GenerationConfigFile.Load(Path.Combine(folder, "missing"), new GenerationOptions()));
     }
+
+    [Fact]
+    public void GenerationConfigFile_ReadsBadWordsIds_AsMarianConfigsHoldThem()
+    {
+        string folder = Path.Combine(AppContext.BaseDirectory, "gencfg-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "config.json"), """{"model_type": "marian", "bad_words_ids": [[58100], [7, 8]]}""");
+        var options = GenerationConfigFile.Load(folder, new GenerationOptions());
+        Assert.Equal(2, options.BadWordsIds.Count);
+        Assert.Equal([58100], options.BadWordsIds[0]);
+        Assert.Equal([7, 8], options.BadWordsIds[1]);
+
+        File.WriteAllText(Path.Combine(folder, "config.json"), """{"bad_words_ids": [58100]}""");
+        var error = Assert.Throws<InvalidDataException>(() => GenerationConfigFile.Load(folder, new GenerationOptions()));
+        Assert.Contains("bad_words_ids", error.Message, StringComparison.Ordinal);
+    }
 }
