@@ -12,7 +12,7 @@ namespace Sharpformer.IO.Config;
 public abstract record ModelConfig
 {
     /// <summary>The model types <see cref="Load"/> understands, sorted.</summary>
-    public static IReadOnlyList<string> SupportedModelTypes { get; } = ["bert", "distilbert", "gpt2", "llama", "roberta"];
+    public static IReadOnlyList<string> SupportedModelTypes { get; } = ["bert", "distilbert", "gpt2", "llama", "mistral", "phi3", "qwen2", "roberta"];
 
     /// <summary>The <c>model_type</c> this record describes (e.g. <c>bert</c>).</summary>
     public abstract string ModelType { get; }
@@ -113,7 +113,7 @@ public abstract record ModelConfig
             "roberta" => RobertaConfig.FromJson(Deserialize<RobertaConfigJson>(json, source), source),
             "distilbert" => DistilBertConfig.FromJson(Deserialize<DistilBertConfigJson>(json, source), source),
             "gpt2" => Gpt2Config.FromJson(Deserialize<Gpt2ConfigJson>(json, source), source),
-            "llama" => LlamaConfig.FromJson(Deserialize<LlamaConfigJson>(json, source), source),
+            "llama" or "mistral" or "qwen2" or "phi3" => LlamaConfig.FromJson(Deserialize<LlamaConfigJson>(json, source), source, modelType),
             _ => throw new ModelConfigException(
                 $"{source}: model_type '{modelType}' is not supported; supported model types: {string.Join(", ", SupportedModelTypes)}."),
         };
@@ -220,6 +220,9 @@ public abstract record ModelConfig
         if (architecture.StartsWith("Bert", StringComparison.Ordinal)) return "bert";
         if (architecture.StartsWith("GPT2", StringComparison.Ordinal)) return "gpt2";
         if (architecture.StartsWith("Llama", StringComparison.Ordinal)) return "llama";
+        if (architecture.StartsWith("Mistral", StringComparison.Ordinal)) return "mistral";
+        if (architecture.StartsWith("Qwen2", StringComparison.Ordinal)) return "qwen2";
+        if (architecture.StartsWith("Phi3", StringComparison.Ordinal)) return "phi3";
         return null;
     }
 
