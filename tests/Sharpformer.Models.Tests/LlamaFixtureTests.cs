@@ -172,6 +172,34 @@ public class LlamaFixtureTests
     }
 
     [Fact]
+    public void ShardedBf16Checkpoint_LoadsAndMatchesF32WithinBf16Rounding()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "llama-sharded-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            File.Copy(Path.Combine(Folder("qwen2"), "config.json"), Path.Combine(dir, "config.json"));
+            var reference = LlamaForCausalLM.FromPretrained(Folder("qwen2"));
+            using (var source = SafeTensorsFile.Open(Path.Combine(Folder("qwen2"), "model.safetensors")))
+            {
+                var tensors = source.Tensors.Select(t => (t.Name, source.GetTensorAsF32(t.Name).To(DType.BF16))).ToList();
+                var shards = SafeTensorsWriter.WriteSharded(dir, tensors, maxShardBytes: 8 * 1024);
+                Assert.True(shards.Count > 2, $"expected several shards, got {shards.Count}");
+            }
+
+            var model = Assert.IsType<LlamaForCausalLM>(AutoModelForCausalLM.FromPretrained(dir));
+            Assert.Empty(model.LoadReport!.Missing);
+            int[] prompt = [60, 12, 9, 88, 45, 3, 27, 50];
+            float diff = OnnxParityTests.MaxAbsDiff(reference.Forward(prompt, 1).Logits.ToArray(), model.Forward(prompt, 1).Logits.ToArray());
+            Assert.True(diff > 0f && diff <= 0.1f, $"BF16 checkpoint vs F32 max |Δlogit| = {diff}");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void AutoModel_ByModelType_BuildsLlamaAndFromConfigTrains()
     {
         Assert.IsType<LlamaForCausalLM>(AutoModelForCausalLM.FromPretrained(Folder("phi3")));
