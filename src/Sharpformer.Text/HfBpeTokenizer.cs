@@ -69,10 +69,11 @@ public sealed class HfBpeTokenizer : TextTokenizer
     /// <param name="specials">The named special tokens.</param>
     /// <param name="modelMaxLength">model_max_length.</param>
     /// <param name="source">Names the file in errors.</param>
+    /// <param name="chatTemplate">A Jinja chat template to attach (e.g. GGUF's <c>tokenizer.chat_template</c>), or null.</param>
     /// <returns>The tokenizer.</returns>
     /// <exception cref="InvalidDataException">The model is not BPE or is malformed.</exception>
     /// <exception cref="NotSupportedException">A component type is not supported; the message names it.</exception>
-    public static HfBpeTokenizer FromJson(JsonElement root, IReadOnlyList<AddedToken> added, SpecialTokens specials, int modelMaxLength, string source)
+    public static HfBpeTokenizer FromJson(JsonElement root, IReadOnlyList<AddedToken> added, SpecialTokens specials, int modelMaxLength, string source, string? chatTemplate = null)
     {
         ArgumentNullException.ThrowIfNull(added);
         ArgumentNullException.ThrowIfNull(specials);
@@ -104,7 +105,31 @@ public sealed class HfBpeTokenizer : TextTokenizer
             (single, pair) = ParsePostProcessor(post, source);
         }
 
-        return new HfBpeTokenizer(bpe, normalizer, pre, decoder, single, pair, added, specials, modelMaxLength);
+        var tokenizer = new HfBpeTokenizer(bpe, normalizer, pre, decoder, single, pair, added, specials, modelMaxLength);
+        if (chatTemplate is not null)
+        {
+            try
+            {
+                var named = new Dictionary<string, string>(StringComparer.Ordinal);
+                if (specials.Bos is { } bos)
+                {
+                    named["bos_token"] = bos;
+                }
+
+                if (specials.Eos is { } eos)
+                {
+                    named["eos_token"] = eos;
+                }
+
+                tokenizer.ChatTemplate = new ChatTemplate(chatTemplate, named, $"{source} chat template");
+            }
+            catch (Jinja.JinjaException e)
+            {
+                tokenizer.ChatTemplateError = e.Message;
+            }
+        }
+
+        return tokenizer;
     }
 
     /// <inheritdoc />

@@ -156,6 +156,12 @@ public sealed record LlamaConfig : ModelConfig
     /// <summary>phi3's top-level <c>original_max_position_embeddings</c> (longrope's pre-training context), or null.</summary>
     public int? OriginalMaxPositionEmbeddings { get; init; }
 
+    /// <summary>
+    /// llama.cpp's per-frequency rope divisors (the <c>rope_freqs.weight</c> tensor of a GGUF file: θ_i / f_i, how its
+    /// converter stores Llama 3.1's rope scaling), D/2 values; null for configs from config.json.
+    /// </summary>
+    public IReadOnlyList<float>? RopeFrequencyFactors { get; init; }
+
     /// <summary>The window that applies to layer <paramref name="layer"/>, or null for full causal attention.</summary>
     /// <param name="layer">The layer index.</param>
     /// <returns>W or null.</returns>

@@ -44,7 +44,7 @@ public sealed class LlamaForCausalLM : Module, ISlotCausalLM, ILanguageModel, IS
     public int MaxPositions => Config.MaxPositionEmbeddings;
 
     /// <summary>What loading read, lacked and left unused (null when built from a VarBuilder directly).</summary>
-    public LoadReport? LoadReport { get; private set; }
+    public LoadReport? LoadReport { get; internal set; }
 
     /// <summary>True when a forward takes the fused inference path: eval mode and nothing to record.</summary>
     public bool UsesFastPath => Model.UsesFastPath;
@@ -77,6 +77,13 @@ public sealed class LlamaForCausalLM : Module, ISlotCausalLM, ILanguageModel, IS
         using var weights = SafeTensorsLoader.Open(folder);
         return FromWeights(config, weights, dtype);
     }
+
+    /// <summary>Loads a llama.cpp GGUF file (architectures llama, qwen2, phi3; F32/F16/BF16 tensors), in evaluation mode (see <see cref="LlamaGguf"/>).</summary>
+    /// <param name="path">The .gguf file.</param>
+    /// <param name="dtype">The type the matrices are kept in.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="NotSupportedException">The architecture, a feature or a tensor type is not supported; the message names it.</exception>
+    public static LlamaForCausalLM FromGguf(string path, DType dtype = DType.F32) => LlamaGguf.LoadModel(path, dtype);
 
     /// <summary>Builds the model from a config and an open checkpoint in HF names, in evaluation mode.</summary>
     /// <param name="config">The config.</param>

@@ -5,6 +5,7 @@
 //   dynamic   NTK-aware: changes θ only for sequences longer than max_position_embeddings, which this engine never
 //             runs (caches are capped at the context), so inside the context it is the default table
 //   llama3    long wavelengths divided by factor, short ones kept, the band between smoothly interpolated
+//   rope_freqs (GGUF) llama.cpp's per-frequency divisors, applied on top of the rule
 //   longrope  (Phi-3 "su") θ_i / ext_i with the short_factor list while max(position) + 1 ≤ the original context and
 //             the long_factor list beyond (transformers switches per forward the same way), cos/sin scaled by
 //             √(1 + ln(factor) / ln(original context))
@@ -60,9 +61,25 @@ public sealed class LlamaRotary
                     $"config.json: rope_scaling.rope_type '{RopeType}' is not supported by the Llama family here; supported: default, linear, dynamic, llama3, longrope.");
         }
 
+        if (config.RopeFrequencyFactors is { } factors)
+        {
+            if (factors.Count != inv.Length)
+            {
+                throw new NotSupportedException($"rope_freqs has {factors.Count} factors; head_dim {d} needs {inv.Length}.");
+            }
+
+            for (int i = 0; i < inv.Length; i++)
+            {
+                inv[i] /= factors[i];
+            }
+        }
+
         _shortFrequencies = inv;
         _short = new RotaryEmbedding(inv, Math.Min(InitialPositions, _maxPositions), _scaling);
     }
+
+    /// <summary>The inverse frequencies θ_i of the (short) table, D/2 values.</summary>
+    public IReadOnlyList<float> InverseFrequencies => _shortFrequencies;
 
     /// <summary>The rope_scaling rule in use (<c>default</c> when none).</summary>
     public string RopeType { get; }
