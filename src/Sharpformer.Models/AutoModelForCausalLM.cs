@@ -12,7 +12,7 @@ public static class AutoModelForCausalLM
     public static IReadOnlyList<string> SupportedModelTypes { get; } = ["gpt2", "llama", "mistral", "phi3", "qwen2"];
 
     /// <summary>Loads <paramref name="folder"/> as a causal LM (<see cref="Gpt2LMHeadModel"/> for gpt2, <see cref="LlamaForCausalLM"/> for llama, mistral, qwen2 and phi3).</summary>
-    /// <param name="folder">A folder with config.json and safetensors weights.</param>
+    /// <param name="folder">A folder with config.json and safetensors weights, or a llama.cpp .gguf file (llama, qwen2, phi3).</param>
     /// <param name="dtype">The type the weight matrices are kept in (HF's <c>torch_dtype</c>): F32 (default), F16 or BF16; compute stays F32.</param>
     /// <returns>The model.</returns>
     /// <exception cref="ArgumentException"><paramref name="dtype"/> is not F32, F16 or BF16.</exception>
@@ -20,6 +20,11 @@ public static class AutoModelForCausalLM
     public static ICausalLM FromPretrained(string folder, DType dtype = DType.F32)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
+        if (LlamaGguf.IsGgufFile(folder))
+        {
+            return LlamaGguf.LoadModel(folder, dtype);
+        }
+
         var config = ModelConfig.Load(folder);
         return config.ModelType switch
         {

@@ -168,6 +168,25 @@ public static class LlamaGguf
         return model;
     }
 
+    /// <summary>Loads a GGUF file's model and tokenizer together (what <c>generate</c> and <c>chat</c> need).</summary>
+    /// <param name="path">The .gguf file.</param>
+    /// <param name="dtype">The type the matrices are kept in.</param>
+    /// <returns>The model and its tokenizer.</returns>
+    /// <exception cref="NotSupportedException">The file carries no vocabulary, or something in it is not supported; the message says what.</exception>
+    public static (LlamaForCausalLM Model, TextTokenizer Tokenizer) Load(string path, DType dtype = DType.F32)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var tokenizer = ReadTokenizer(GgufFile.Open(path))
+            ?? throw new NotSupportedException($"{path}: the file carries no vocabulary (tokenizer.ggml.model is no_vocab or absent), so text cannot be tokenized; use a GGUF converted with its tokenizer.");
+        return (LoadModel(path, dtype), tokenizer);
+    }
+
+    /// <summary>True when <paramref name="path"/> names an existing .gguf file.</summary>
+    /// <param name="path">A --model value.</param>
+    /// <returns>Whether to load it with <see cref="Load"/>.</returns>
+    public static bool IsGgufFile(string path) =>
+        !string.IsNullOrEmpty(path) && path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) && File.Exists(path);
+
     /// <summary>
     /// The tokenizer a GGUF file carries (tokenizer.ggml.*), as the equivalent tokenizer.json pipeline: <c>llama</c>
     /// (SentencePiece: pieces and scores → BPE merges as transformers' LlamaConverter derives them, byte fallback,
