@@ -218,6 +218,26 @@ public class LlamaFixtureTests
     }
 
     [Fact]
+    public void AttentionDropout_TrainingOnly_ChangesLossAndKeepsGradients()
+    {
+        var json = File.ReadAllText(Path.Combine(Folder("llama"), "config.json")).Replace("\"torch_dtype\"", "\"attention_dropout\": 0.5, \"torch_dtype\"", StringComparison.Ordinal);
+        var config = (LlamaConfig)ModelConfig.Parse(json);
+        using var weights = SafeTensorsLoader.Open(Folder("llama"));
+        var model = LlamaForCausalLM.FromWeights(config, weights);
+        var ids = Tensor.FromArray(new[] { 5, 17, 42, 8, 33, 71, 2 }, new Shape(1, 7));
+        float eval = model.Forward(ids, labels: ids).Loss!.ToArray()[0];
+        Assert.True(float.IsFinite(eval));
+        model.Train();
+        var loss = model.Forward(ids, labels: ids).Loss!;
+        Assert.NotEqual(eval, loss.ToArray()[0]);
+        loss.Backward();
+        Assert.NotNull(model.Model.Layers[0].SelfAttn.QProj!.Weight.Value.Grad);
+        model.Model.Layers[0].SelfAttn.AttentionDropout.P = 0f;
+        model.Model.Layers[1].SelfAttn.AttentionDropout.P = 0f;
+        Assert.Equal(eval, model.Forward(ids, labels: ids).Loss!.ToArray()[0], 5);
+    }
+
+    [Fact]
     public void Phi3_LongRope_SwitchesTablesPastOriginalContext()
     {
         var json = File.ReadAllText(Path.Combine(Folder("phi3"), "config.json"));

@@ -58,7 +58,11 @@ public sealed class LlamaAttention : Module
         }
 
         OProj = RegisterModule("o_proj", new Linear(q, c, vb.Push("o_proj"), config.OutputBias, dtype));
+        AttentionDropout = RegisterModule("attention_dropout", new Dropout((float)config.AttentionDropout));
     }
+
+    /// <summary>Dropout on the attention probabilities (<c>attention_dropout</c>; training only, no parameters).</summary>
+    public Dropout AttentionDropout { get; }
 
     /// <summary>H, the query heads.</summary>
     public int NumHeads { get; }
@@ -121,13 +125,21 @@ public sealed class LlamaAttention : Module
         float scale = 1f / MathF.Sqrt(HeadDim);
         Tensor context;
         probabilities = null;
-        if (Window is { } w && tokens > w)
+        bool windowCuts = Window is { } w && tokens > w;
+        bool dropout = AttentionDropout.Training && AttentionDropout.P > 0f;
+        if (windowCuts || dropout)
         {
-            // The window hides keys the causal mask would show: the composed form with an additive −∞ bias.
-            var scores = Ops.Add(Ops.Scale(Ops.MatMul(qh, kh, transposeB: true), scale), SlidingWindow.Bias(tokens, w));
+            // The composed form: the window's additive −∞ bias where it hides keys the causal mask would show, and
+            // dropout on the probabilities (HF's eager attention).
+            var scores = Ops.Scale(Ops.MatMul(qh, kh, transposeB: true), scale);
+            if (windowCuts)
+            {
+                scores = Ops.Add(scores, SlidingWindow.Bias(tokens, Window!.Value));
+            }
+
             var p = Ops.Softmax(scores, causal: true, attentionMask: attentionMask);
             probabilities = outputAttentions ? p : null;
-            context = Ops.MatMul(p, vh);
+            context = Ops.MatMul(AttentionDropout.Forward(p), vh);
         }
         else if (outputAttentions)
         {
