@@ -4,6 +4,7 @@ using System.Text;
 using Microsoft.Extensions.AI;
 using Sharpformer.Generation;
 using Sharpformer.Models;
+using Sharpformer.Models.Llama;
 using Sharpformer.Pipelines;
 using Sharpformer.Text;
 
@@ -79,6 +80,15 @@ public sealed class LocalChatClient : IChatClient
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
         options ??= new LocalChatClientOptions();
+        if (LlamaGguf.IsGgufFile(modelIdOrFolder))
+        {
+            // A llama.cpp file carries its tokenizer and chat template (tokenizer.chat_template) itself.
+            var (ggufModel, ggufTokenizer) = LlamaGguf.Load(modelIdOrFolder, options.WeightType);
+            IChatPromptFormatter ggufFormatter = options.PromptFormatter
+                ?? (ggufTokenizer.ChatTemplate is { } ggufTemplate ? new ChatTemplatePromptFormatter(ggufTemplate) : throw ChatTemplates.Missing(modelIdOrFolder, ggufTokenizer.ChatTemplateError));
+            return new LocalChatClient(ggufModel, ggufTokenizer, ggufFormatter, options.ModelId ?? Path.GetFileName(modelIdOrFolder), options.DefaultMaxOutputTokens);
+        }
+
         var files = await ModelFolders.ResolveAsync(modelIdOrFolder, options.Source ?? new PipelineOptions(), "pass a local folder with config.json, model.safetensors and the tokenizer files.", ct).ConfigureAwait(false);
         string folder = files.Directory;
         var tokenizer = AutoTokenizer.FromPretrained(folder);

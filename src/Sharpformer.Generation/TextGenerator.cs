@@ -216,13 +216,24 @@ public sealed class TextGenerator
         return piece;
     }
 
-    /// <summary>The prompt's ids; an empty prompt starts from the BOS token (GPT-2: &lt;|endoftext|&gt;) as HF does for unconditional generation.</summary>
-    private static IReadOnlyList<int> PromptIds(TextTokenizer tokenizer, string prompt)
+    /// <summary>
+    /// The prompt's ids; an empty prompt starts from the BOS token (GPT-2: &lt;|endoftext|&gt;) as HF does for
+    /// unconditional generation. A prompt that already starts with the BOS token (a rendered chat template) does not
+    /// get a second one from the tokenizer's post-processor (Llama's "&lt;s&gt; $A"): the double-BOS pitfall.
+    /// </summary>
+    internal static IReadOnlyList<int> PromptIds(TextTokenizer tokenizer, string prompt)
     {
-        var ids = tokenizer.Encode(prompt).Ids;
-        if (ids.Count == 0 && tokenizer.SpecialTokens.Bos is { } bos && tokenizer.TokenToId(bos) is { } bosId)
+        var encoding = tokenizer.Encode(prompt);
+        var ids = encoding.Ids;
+        int? bosId = tokenizer.SpecialTokens.Bos is { } bos ? tokenizer.TokenToId(bos) : null;
+        if (ids.Count == 0 && bosId is { } start)
         {
-            return [bosId];
+            return [start];
+        }
+
+        if (ids.Count >= 2 && bosId is { } b && ids[0] == b && ids[1] == b && encoding.SpecialTokensMask[0] == 1)
+        {
+            return [.. ids.Skip(1)];
         }
 
         return [.. ids];

@@ -1,5 +1,6 @@
 using Sharpformer.IO.Config;
 using Sharpformer.Models.Gpt2;
+using Sharpformer.Models.Llama;
 using Sharpformer.Tensors;
 
 namespace Sharpformer.Models;
@@ -8,11 +9,13 @@ namespace Sharpformer.Models;
 public static class AutoModelForCausalLM
 {
     /// <summary>The model types <see cref="FromPretrained"/> can build.</summary>
-    public static IReadOnlyList<string> SupportedModelTypes { get; } = ["gpt2"];
+    public static IReadOnlyList<string> SupportedModelTypes { get; } = ["gpt2", "llama", "mistral", "phi3", "qwen2"];
 
     /// <summary>
-    /// Loads <paramref name="folder"/> as a causal LM (<see cref="Gpt2LMHeadModel"/> for gpt2); a <c>.gguf</c> file of
-    /// architecture gpt2 loads through <see cref="Gpt2Gguf"/> (its quantized matrices multiplied as stored; <paramref name="dtype"/> is not used).
+    /// Loads <paramref name="folder"/> as a causal LM (<see cref="Gpt2LMHeadModel"/> for gpt2, <see cref="LlamaForCausalLM"/>
+    /// for llama, mistral, qwen2 and phi3); a llama.cpp <c>.gguf</c> file loads by its general.architecture: gpt2 through
+    /// <see cref="Gpt2Gguf"/> (quantized matrices multiplied as stored; <paramref name="dtype"/> is not used), llama, qwen2
+    /// and phi3 through <see cref="LlamaGguf"/>.
     /// </summary>
     /// <param name="folder">A folder with config.json and safetensors weights, or a .gguf file.</param>
     /// <param name="dtype">The type the weight matrices are kept in (HF's <c>torch_dtype</c>): F32 (default), F16 or BF16; compute stays F32.</param>
@@ -22,15 +25,17 @@ public static class AutoModelForCausalLM
     public static ICausalLM FromPretrained(string folder, DType dtype = DType.F32)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
-        if (File.Exists(folder) && folder.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+        if (LlamaGguf.IsGgufFile(folder))
         {
-            return Gpt2Gguf.Load(folder);
+            string architecture = GgufFile.Open(folder).Get("general.architecture").AsString("general.architecture");
+            return architecture == "gpt2" ? Gpt2Gguf.Load(folder) : LlamaGguf.LoadModel(folder, dtype);
         }
 
         var config = ModelConfig.Load(folder);
         return config.ModelType switch
         {
             "gpt2" => Gpt2LMHeadModel.FromPretrained(folder, dtype),
+            "llama" or "mistral" or "qwen2" or "phi3" => LlamaForCausalLM.FromPretrained(folder, dtype),
             _ => throw new NotSupportedException(
                 $"{folder}: model_type '{config.ModelType}' is not a causal (text-generation) language model here; use a model of type {string.Join(", ", SupportedModelTypes)}."),
         };
@@ -38,10 +43,11 @@ public static class AutoModelForCausalLM
 
     /// <summary>
     /// A fresh causal LM for <paramref name="config"/>, initialised as Hugging Face's <c>_init_weights</c> does
-    /// (normal(0, initializer_range), GPT-2's residual projections scaled by 1/√(2·n_layer), zero biases, LayerNorm 1/0),
+    /// (normal(0, initializer_range), GPT-2's residual projections scaled by 1/√(2·n_layer), zero biases, LayerNorm and
+    /// RMSNorm weights 1, LayerNorm biases 0),
     /// in training mode.
     /// </summary>
-    /// <param name="config">A validated config (gpt2).</param>
+    /// <param name="config">A validated config (gpt2, llama, mistral, qwen2, phi3).</param>
     /// <param name="seed">The seed of the initialisation.</param>
     /// <returns>The model.</returns>
     /// <exception cref="NotSupportedException">The model_type cannot be built from scratch here; the message lists the ones that can.</exception>
@@ -51,6 +57,7 @@ public static class AutoModelForCausalLM
         return config switch
         {
             Gpt2Config gpt2 => Gpt2LMHeadModel.FromConfig(gpt2, seed),
+            LlamaConfig llama => LlamaForCausalLM.FromConfig(llama, seed),
             _ => throw new NotSupportedException(
                 $"a fresh '{config.ModelType}' causal LM cannot be built from a config yet; use a config of type {string.Join(", ", SupportedModelTypes)}."),
         };

@@ -93,31 +93,66 @@ public sealed class RotaryEmbedding : Module
     /// <param name="theta">The frequency base (Llama: 10000, Llama 3: 500000).</param>
     /// <exception cref="ArgumentException">D is not even and positive.</exception>
     public RotaryEmbedding(int headDim, int maxPositions, float theta = 10000f)
+        : this(DefaultInverseFrequencies(headDim, theta), maxPositions, 1f)
     {
-        if (headDim <= 0 || headDim % 2 != 0)
+    }
+
+    /// <summary>
+    /// Builds the tables from inverse frequencies θ_i (D/2 of them, as a rope_scaling rule left them):
+    /// cos/sin [P, D] = cos/sin(p·θ_i) · <paramref name="attentionScaling"/>, repeated for both halves (HF multiplies
+    /// cos and sin by the rule's attention_scaling, 1 for all but yarn/longrope).
+    /// </summary>
+    /// <param name="inverseFrequencies">θ_0 … θ_{D/2−1}.</param>
+    /// <param name="maxPositions">Positions available.</param>
+    /// <param name="attentionScaling">The factor on cos and sin.</param>
+    /// <exception cref="ArgumentException">No frequencies were given.</exception>
+    public RotaryEmbedding(IReadOnlyList<float> inverseFrequencies, int maxPositions, float attentionScaling)
+    {
+        ArgumentNullException.ThrowIfNull(inverseFrequencies);
+        if (inverseFrequencies.Count == 0)
         {
-            throw new ArgumentException($"RotaryEmbedding: the head dimension must be even and positive, got {headDim}.", nameof(headDim));
+            throw new ArgumentException("RotaryEmbedding: give D/2 ≥ 1 inverse frequencies.", nameof(inverseFrequencies));
         }
 
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPositions);
+        int half = inverseFrequencies.Count, headDim = 2 * half;
         HeadDim = headDim;
-        int half = headDim / 2;
         var cos = new float[maxPositions * headDim];
         var sin = new float[maxPositions * headDim];
         for (int p = 0; p < maxPositions; p++)
         {
             for (int i = 0; i < half; i++)
             {
-                // Same float32 rounding as HF: inv_freq in float32, then the product position · inv_freq.
-                float invFreq = 1f / MathF.Pow(theta, 2f * i / headDim);
-                float angle = p * invFreq;
-                cos[(p * headDim) + i] = cos[(p * headDim) + i + half] = MathF.Cos(angle);
-                sin[(p * headDim) + i] = sin[(p * headDim) + i + half] = MathF.Sin(angle);
+                // Same float32 rounding as HF: the product position · inv_freq in float32, then cos/sin, then the scaling.
+                float angle = p * inverseFrequencies[i];
+                cos[(p * headDim) + i] = cos[(p * headDim) + i + half] = MathF.Cos(angle) * attentionScaling;
+                sin[(p * headDim) + i] = sin[(p * headDim) + i + half] = MathF.Sin(angle) * attentionScaling;
             }
         }
 
         Cos = Tensor.FromArray(cos, new Shape(maxPositions, headDim));
         Sin = Tensor.FromArray(sin, new Shape(maxPositions, headDim));
+    }
+
+    /// <summary>HF's default inverse frequencies θ_i = 1 / base^(2i/D), i &lt; D/2, in float32.</summary>
+    /// <param name="headDim">D (even).</param>
+    /// <param name="theta">The base (rope_theta).</param>
+    /// <returns>D/2 frequencies.</returns>
+    /// <exception cref="ArgumentException">D is not even and positive.</exception>
+    public static float[] DefaultInverseFrequencies(int headDim, float theta)
+    {
+        if (headDim <= 0 || headDim % 2 != 0)
+        {
+            throw new ArgumentException($"RotaryEmbedding: the head dimension must be even and positive, got {headDim}.", nameof(headDim));
+        }
+
+        var inv = new float[headDim / 2];
+        for (int i = 0; i < inv.Length; i++)
+        {
+            inv[i] = 1f / MathF.Pow(theta, 2f * i / headDim);
+        }
+
+        return inv;
     }
 
     /// <summary>D.</summary>
@@ -149,4 +184,25 @@ public sealed class RotaryEmbedding : Module
         var rotated = Ops.Concat([Ops.Scale(Ops.Narrow(x, 3, half, half), -1f), Ops.Narrow(x, 3, 0, half)], 3);
         return Ops.Add(Ops.Mul(x, cos), Ops.Mul(rotated, sin));
     }
+
+    /// <summary>
+    /// x [B, T, H·D] → [B, T, H·D] rotated per token at <paramref name="positions"/> [B, T] (differentiable; the layout
+    /// before the head split, as the projections produce it).
+    /// </summary>
+    /// <param name="x">Queries or keys, [B, T, H·D].</param>
+    /// <param name="heads">H.</param>
+    /// <param name="positions">I32 [B, T] positions.</param>
+    /// <returns>The rotated tensor.</returns>
+    /// <exception cref="ArgumentException">The shapes do not fit, or a position runs past the tables.</exception>
+    public Tensor Forward(Tensor x, int heads, Tensor positions) => Ops.Rotary(x, heads, positions, Cos, Sin);
+
+    /// <summary>Rotates in place the first H·D values of N rows (rows <paramref name="rowStride"/> apart), row r at position positions[r]: the fused inference path.</summary>
+    /// <param name="rows">The rows.</param>
+    /// <param name="count">N.</param>
+    /// <param name="rowStride">Elements between row starts.</param>
+    /// <param name="heads">H.</param>
+    /// <param name="positions">[N] positions.</param>
+    /// <exception cref="ArgumentException">A span is too short or a position runs past the tables.</exception>
+    public void Apply(Span<float> rows, int count, int rowStride, int heads, ReadOnlySpan<int> positions) =>
+        Sharpformer.Tensors.Kernels.Rotary.Apply(rows, count, rowStride, heads, HeadDim, positions, Cos.AsReadOnlySpan<float>(), Sin.AsReadOnlySpan<float>());
 }

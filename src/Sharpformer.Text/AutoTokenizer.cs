@@ -215,6 +215,13 @@ public static class AutoTokenizer
                         throw new InvalidDataException($"{path}: BPE model without model.merges.");
                     }
 
+                    if (!IsGpt2Style(root, model))
+                    {
+                        // Llama 2 / Mistral (SentencePiece BPE, byte fallback), Llama 3 / Qwen2 (Split regex + ByteLevel), …
+                        var general = config.ToBpeOptions(addPrefixSpace: null);
+                        return HfBpeTokenizer.FromJson(root, Merge(added), config.ToHfSpecialTokens(), general.ModelMaxLength, path);
+                    }
+
                     var merges = TokenizerFiles.ReadMergesArray(mergesElement, path);
                     RequireByteLevel(root, path);
                     var options = config.ToBpeOptions(FindAddPrefixSpace(root)) with { AddedTokens = Merge(added) };
@@ -258,6 +265,19 @@ public static class AutoTokenizer
         {
             throw new NotSupportedException($"{path}: BPE without a ByteLevel pre-tokenizer (e.g. Metaspace/SentencePiece BPE) is not supported yet; only GPT-2-style byte-level BPE is.");
         }
+    }
+
+    /// <summary>
+    /// GPT-2's own layout (ByteLevel pre-tokenizer alone, no normalizer, no template, plain merges), which
+    /// <see cref="ByteLevelBpeTokenizer"/> serves; everything else goes to <see cref="HfBpeTokenizer"/>.
+    /// </summary>
+    private static bool IsGpt2Style(JsonElement root, JsonElement model)
+    {
+        bool Absent(string name) => !root.TryGetProperty(name, out var e) || e.ValueKind == JsonValueKind.Null;
+        bool pre = root.TryGetProperty("pre_tokenizer", out var p) && TokenizerFiles.GetString(p, "type") == "ByteLevel";
+        bool post = Absent("post_processor") || TokenizerFiles.GetString(root.GetProperty("post_processor"), "type") == "ByteLevel";
+        bool plain = !(TokenizerFiles.GetBool(model, "byte_fallback") ?? false) && !(TokenizerFiles.GetBool(model, "ignore_merges") ?? false);
+        return pre && post && plain && Absent("normalizer");
     }
 
     private static bool? FindAddPrefixSpace(JsonElement root) =>
@@ -446,6 +466,15 @@ public static class AutoTokenizer
                 Pad = Tokens.GetValueOrDefault("pad_token", "<pad>"),
                 Eos = Tokens.GetValueOrDefault("eos_token", "</s>"),
             },
+        };
+
+        /// <summary>The special-token names the config gives (no GPT-2 defaults).</summary>
+        public SpecialTokens ToHfSpecialTokens() => new()
+        {
+            Unk = Tokens.GetValueOrDefault("unk_token"),
+            Bos = Tokens.GetValueOrDefault("bos_token"),
+            Eos = Tokens.GetValueOrDefault("eos_token"),
+            Pad = Tokens.GetValueOrDefault("pad_token"),
         };
 
         public ByteLevelBpeOptions ToBpeOptions(bool? addPrefixSpace) => new()

@@ -48,6 +48,13 @@ public static class ModelFolder
             json["architectures"] = new JsonArray(model.GetType().Name switch
             {
                 "Gpt2LMHeadModel" => "GPT2LMHeadModel",
+                "LlamaForCausalLM" => config.ModelType switch
+                {
+                    "mistral" => "MistralForCausalLM",
+                    "qwen2" => "Qwen2ForCausalLM",
+                    "phi3" => "Phi3ForCausalLM",
+                    _ => "LlamaForCausalLM",
+                },
                 var name => name,
             });
         }
@@ -59,6 +66,7 @@ public static class ModelFolder
             {
                 "gpt2" => ["resid_pdrop", "embd_pdrop", "attn_pdrop"],
                 "distilbert" => ["dropout", "attention_dropout"],
+                "llama" or "mistral" or "qwen2" or "phi3" => ["attention_dropout"],
                 _ => ["hidden_dropout_prob", "attention_probs_dropout_prob"],
             };
             foreach (var key in keys) json[key] = p;

@@ -144,7 +144,7 @@ public class GenerateCommandTests
         Assert.Single(error.Trim().Split('\n'));
     }
 
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

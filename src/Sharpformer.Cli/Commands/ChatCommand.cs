@@ -56,7 +56,7 @@ internal static class ChatCommand
         var prompt = new Argument<string?>("prompt") { Description = "Ask once and exit (also: pipe the prompt on standard input). Without it, a REPL starts.", Arity = ArgumentArity.ZeroOrOne };
         var model = new Option<string>("--model")
         {
-            Description = "An OpenAI model name (default gpt-4o), or a local causal LM: a folder or a Hub repo id (org/name). With --base-url the name always goes to that server.",
+            Description = "An OpenAI model name (default gpt-4o), or a local causal LM: a folder, a llama.cpp .gguf file or a Hub repo id (org/name). With --base-url the name always goes to that server.",
             DefaultValueFactory = _ => "gpt-4o",
         };
         var baseUrl = new Option<string?>("--base-url") { Description = "An OpenAI-compatible server's API root, e.g. http://127.0.0.1:8000/v1 (sharpformer serve, vLLM, llama.cpp server)." };
@@ -97,8 +97,9 @@ internal static class ChatCommand
         return command;
     }
 
-    /// <summary>True when <paramref name="model"/> names a local model: no --base-url, and a folder or an "org/name" repo id.</summary>
-    internal static bool IsLocal(string model, string? baseUrl) => baseUrl is null && (Directory.Exists(model) || model.Contains('/', StringComparison.Ordinal));
+    /// <summary>True when <paramref name="model"/> names a local model: no --base-url, and a folder, a .gguf file or an "org/name" repo id.</summary>
+    internal static bool IsLocal(string model, string? baseUrl) =>
+        baseUrl is null && (Directory.Exists(model) || Sharpformer.Models.Llama.LlamaGguf.IsGgufFile(model) || model.Contains('/', StringComparison.Ordinal));
 
     internal static async Task<int> RunAsync(ChatSettings settings, ChatHost host, CancellationToken ct)
     {

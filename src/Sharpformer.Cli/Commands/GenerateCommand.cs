@@ -5,6 +5,7 @@ using Sharpformer.IO.Config;
 using Sharpformer.IO.Hub;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models;
+using Sharpformer.Models.Llama;
 using Sharpformer.NN;
 using Sharpformer.Pipelines;
 using Sharpformer.Tensors;
@@ -14,7 +15,8 @@ namespace Sharpformer.Cli.Commands;
 
 /// <summary>
 /// <c>sharpformer generate "prompt" [--model gpt2] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
-/// [--seed S] [--beams N] [--dtype f32|f16|bf16]</c>: continues the prompt with a GPT-2 model, streaming the text to the console.
+/// [--seed S] [--beams N] [--dtype f32|f16|bf16] [--stats]</c>: continues the prompt with a causal LM (a folder, a Hub
+/// repo or a .gguf file), streaming the text to the console; <c>--stats</c> reports prefill and decode tokens/s.
 /// </summary>
 internal static class GenerateCommand
 {
@@ -25,7 +27,7 @@ internal static class GenerateCommand
         var prompt = new Argument<string>("prompt") { Description = "The text to continue." };
         var model = new Option<string>("--model")
         {
-            Description = "Hub repo id or local folder (config.json, model.safetensors, vocab.json + merges.txt or tokenizer.json).",
+            Description = "Hub repo id, local folder (config.json, model.safetensors, vocab.json + merges.txt or tokenizer.json), or a llama.cpp .gguf file (llama, qwen2, phi3; F32/F16/BF16).",
             DefaultValueFactory = _ => "gpt2",
         };
         var maxNewTokens = new Option<int>("--max-new-tokens") { Description = "Tokens to generate at most.", DefaultValueFactory = _ => 50 };
@@ -40,9 +42,10 @@ internal static class GenerateCommand
             DefaultValueFactory = _ => "f32",
         };
         dtype.AcceptOnlyFromAmong("f32", "f16", "bf16");
-        var command = new Command("generate", "Continue a prompt with a GPT-2 model (greedy, sampling or beam search), streaming the text.")
+        var stats = new Option<bool>("--stats") { Description = "After the text, print prefill and decode tokens/s to standard error." };
+        var command = new Command("generate", "Continue a prompt with a causal LM (GPT-2, Llama, Mistral, Qwen2, Phi-3; greedy, sampling or beam search), streaming the text.")
         {
-            prompt, model, maxNewTokens, temperature, topK, topP, seed, beams, dtype,
+            prompt, model, maxNewTokens, temperature, topK, topP, seed, beams, dtype, stats,
         };
         command.SetAction((parse, ct) =>
         {
@@ -68,7 +71,7 @@ internal static class GenerateCommand
                 NumBeams = parse.GetValue(beams),
             };
             return RunAsync(parse.GetValue(prompt)!, parse.GetValue(model)!, options, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct, dtype: ParseDType(parse.GetValue(dtype)!),
-                modelIsDefault: PipelineVerbs.IsDefault(parse, model));
+                modelIsDefault: PipelineVerbs.IsDefault(parse, model), stats: parse.GetValue(stats));
         });
         return command;
     }
@@ -94,16 +97,27 @@ internal static class GenerateCommand
         _ => throw new ArgumentException($"--dtype '{name}' is not a weight type; use f32, f16 or bf16.", nameof(name)),
     };
 
-    internal static async Task<int> RunAsync(string prompt, string model, GenerationOptions options, TextWriter output, TextWriter error, CancellationToken ct, HubOptions? hub = null, DType dtype = DType.F32, bool modelIsDefault = false)
+    internal static async Task<int> RunAsync(string prompt, string model, GenerationOptions options, TextWriter output, TextWriter error, CancellationToken ct, HubOptions? hub = null, DType dtype = DType.F32, bool modelIsDefault = false, bool stats = false)
     {
         try
         {
             options.Validate();
-            var source = new PipelineOptions { Hub = hub, UseShippedWhenUnavailable = modelIsDefault, Warning = message => error.WriteLine("note: " + message) };
-            string folder = (await ModelFolders.ResolveAsync(model, source, FolderHint, ct).ConfigureAwait(false)).Directory;
-            var lm = AutoModelForCausalLM.FromPretrained(folder, dtype);
-            var tokenizer = AutoTokenizer.FromPretrained(folder);
-            var generator = new TextGenerator(lm);
+            ICausalLM lm;
+            TextTokenizer tokenizer;
+            if (LlamaGguf.IsGgufFile(model))
+            {
+                (lm, tokenizer) = LlamaGguf.Load(model, dtype);
+            }
+            else
+            {
+                var source = new PipelineOptions { Hub = hub, UseShippedWhenUnavailable = modelIsDefault, Warning = message => error.WriteLine("note: " + message) };
+                string folder = (await ModelFolders.ResolveAsync(model, source, FolderHint, ct).ConfigureAwait(false)).Directory;
+                lm = AutoModelForCausalLM.FromPretrained(folder, dtype);
+                tokenizer = AutoTokenizer.FromPretrained(folder);
+            }
+
+            var timed = stats ? new TimedCausalLM(lm) : null;
+            var generator = new TextGenerator(timed ?? lm);
             generator.EnsureFits(tokenizer.Encode(prompt).Ids.Count, options);
             await output.WriteAsync(prompt).ConfigureAwait(false);
             if (options.NumBeams > 1)
@@ -120,6 +134,11 @@ internal static class GenerateCommand
             }
 
             await output.WriteLineAsync().ConfigureAwait(false);
+            if (timed is not null)
+            {
+                await error.WriteLineAsync(timed.Report()).ConfigureAwait(false);
+            }
+
             return 0;
         }
         catch (Exception e) when (e is ArgumentException or ModelUnavailableException or ModelConfigException or ModelLoadException or InvalidDataException or SafeTensorsException or NotSupportedException or IOException)

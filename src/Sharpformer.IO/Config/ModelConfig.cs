@@ -12,7 +12,7 @@ namespace Sharpformer.IO.Config;
 public abstract record ModelConfig
 {
     /// <summary>The model types <see cref="Load"/> understands, sorted.</summary>
-    public static IReadOnlyList<string> SupportedModelTypes { get; } = ["bart", "bert", "distilbert", "gpt2", "llama", "marian", "mbart", "roberta", "t5"];
+    public static IReadOnlyList<string> SupportedModelTypes { get; } = ["bart", "bert", "distilbert", "gpt2", "llama", "marian", "mbart", "mistral", "phi3", "qwen2", "roberta", "t5"];
 
     /// <summary>The <c>model_type</c> this record describes (e.g. <c>bert</c>).</summary>
     public abstract string ModelType { get; }
@@ -113,7 +113,7 @@ public abstract record ModelConfig
             "roberta" => RobertaConfig.FromJson(Deserialize<RobertaConfigJson>(json, source), source),
             "distilbert" => DistilBertConfig.FromJson(Deserialize<DistilBertConfigJson>(json, source), source),
             "gpt2" => Gpt2Config.FromJson(Deserialize<Gpt2ConfigJson>(json, source), source),
-            "llama" => LlamaConfig.FromJson(Deserialize<LlamaConfigJson>(json, source), source),
+            "llama" or "mistral" or "qwen2" or "phi3" => LlamaConfig.FromJson(Deserialize<LlamaConfigJson>(json, source), source, modelType),
             "bart" or "marian" or "mbart" => BartConfig.FromJson(Deserialize<BartConfigJson>(json, source), modelType, source),
             "t5" => T5Config.FromJson(Deserialize<T5ConfigJson>(json, source), source),
             _ => throw new ModelConfigException(
@@ -226,6 +226,9 @@ public abstract record ModelConfig
         if (architecture.StartsWith("Marian", StringComparison.Ordinal)) return "marian";
         if (architecture.StartsWith("MBart", StringComparison.Ordinal)) return "mbart";
         if (architecture.StartsWith("T5", StringComparison.Ordinal)) return "t5";
+        if (architecture.StartsWith("Mistral", StringComparison.Ordinal)) return "mistral";
+        if (architecture.StartsWith("Qwen2", StringComparison.Ordinal)) return "qwen2";
+        if (architecture.StartsWith("Phi3", StringComparison.Ordinal)) return "phi3";
         return null;
     }
 

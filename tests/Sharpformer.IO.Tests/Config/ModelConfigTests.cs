@@ -135,7 +135,36 @@ public sealed class ModelConfigTests
         var e = Assert.Throws<ModelConfigException>(() => ModelConfig.Load("""{"model_type": "whisper"}"""));
 
         Assert.Contains("'whisper'", e.Message, StringComparison.Ordinal);
-        Assert.Contains("bart, bert, distilbert, gpt2, llama, marian, mbart, roberta, t5", e.Message, StringComparison.Ordinal);
+        Assert.All(ModelConfig.SupportedModelTypes, type => Assert.Contains(type, e.Message, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Load_LlamaKin_ResolveTheirOwnDefaults()
+    {
+        var mistral = Assert.IsType<LlamaConfig>(ModelConfig.Load("""{"model_type": "mistral", "sliding_window": 4096}"""));
+        Assert.Equal("mistral", mistral.ModelType);
+        Assert.Equal(8, mistral.NumKeyValueHeads);
+        Assert.Equal(14336, mistral.IntermediateSize);
+        Assert.Equal(4096, mistral.WindowOf(0));
+        Assert.False(mistral.QkvBias);
+
+        var qwen = Assert.IsType<LlamaConfig>(ModelConfig.Load("""{"model_type": "qwen2", "use_sliding_window": true, "sliding_window": 128, "max_window_layers": 2}"""));
+        Assert.True(qwen.QkvBias);
+        Assert.False(qwen.OutputBias);
+        Assert.Null(qwen.WindowOf(1));
+        Assert.Equal(128, qwen.WindowOf(2));
+        Assert.Null(Assert.IsType<LlamaConfig>(ModelConfig.Load("""{"model_type": "qwen2", "sliding_window": 128}""")).WindowOf(40));
+
+        var phi = Assert.IsType<LlamaConfig>(ModelConfig.Load("""{"model_type": "phi3", "rope_scaling": {"type": "su", "short_factor": [1], "long_factor": [2]}}"""));
+        Assert.True(phi.FusedProjections);
+        Assert.Equal(32064, phi.VocabSize);
+        Assert.Equal(1e-5, phi.RmsNormEps);
+        Assert.Equal("longrope", phi.RopeScaling!.RopeType);
+        Assert.Equal([2.0], phi.RopeScaling.GetList("long_factor")!);
+
+        Assert.IsType<LlamaConfig>(ModelConfig.Load("""{"architectures": ["Qwen2ForCausalLM"]}"""));
+        var e = Assert.Throws<ModelConfigException>(() => ModelConfig.Load("""{"model_type": "phi3", "partial_rotary_factor": 0.75}"""));
+        Assert.Contains("partial_rotary_factor", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,0 +1,86 @@
+using System.Text.Json;
+using Sharpformer.Cli.Commands;
+using Sharpformer.Generation;
+using Sharpformer.IO.Gguf;
+using Sharpformer.Models.Llama;
+
+namespace Sharpformer.Cli.Tests;
+
+/// <summary>
+/// <c>generate --model file.gguf --stats</c>: the tiny PyTorch Llama (tests/fixtures/llama/llama) exported to GGUF with a
+/// 96-token SentencePiece-style vocabulary added, generating the PyTorch greedy continuation of the fixture's first
+/// prompt and reporting prefill and decode tokens/s.
+/// </summary>
+public class GenerateGgufTests
+{
+    private static string Fixture => Path.Combine(GenerateCommandTests.RepoRoot(), "tests", "fixtures", "llama", "llama");
+
+    /// <summary>The fixture model as GGUF, with a vocabulary of 96 pieces: &lt;unk&gt;, &lt;s&gt;, &lt;/s&gt;, "▁", then printable ASCII.</summary>
+    private static string MakeGguf()
+    {
+        var plain = Path.Combine(Path.GetTempPath(), $"sharpformer-cli-{Guid.NewGuid():N}.gguf");
+        LlamaGguf.Export(Fixture, plain);
+        var file = GgufFile.Open(plain);
+        var tokens = new List<string> { "<unk>", "<s>", "</s>", "▁" };
+        for (int c = 33; tokens.Count < 96; c++)
+        {
+            tokens.Add(((char)c).ToString());
+        }
+
+        var writer = new GgufWriter();
+        foreach (var (key, value) in file.MetadataInOrder)
+        {
+            if (key != GgufWriter.AlignmentKey && !key.StartsWith("tokenizer.", StringComparison.Ordinal))
+            {
+                writer.Add(key, value);
+            }
+        }
+
+        writer.Add("tokenizer.ggml.model", GgufValue.FromString("llama"));
+        writer.Add("tokenizer.ggml.tokens", GgufValue.FromStrings(tokens));
+        writer.Add("tokenizer.ggml.scores", GgufValue.FromFloat32s(tokens.Select((_, i) => -(float)i).ToArray()));
+        writer.Add("tokenizer.ggml.token_type", GgufValue.FromInt32s(tokens.Select((_, i) => i == 0 ? 2 : i < 3 ? 3 : 1).ToArray()));
+        writer.Add("tokenizer.ggml.bos_token_id", GgufValue.FromUInt32(1));
+        writer.Add("tokenizer.ggml.eos_token_id", GgufValue.FromUInt32(2));
+        writer.Add("tokenizer.ggml.add_bos_token", GgufValue.FromBool(false));
+        writer.Add("tokenizer.ggml.add_space_prefix", GgufValue.FromBool(false));
+        foreach (var info in file.Tensors)
+        {
+            writer.AddTensor(info.Name, info.Type, info.Dims, file.ReadBytes(info));
+        }
+
+        var path = Path.Combine(Path.GetTempPath(), $"sharpformer-cli-{Guid.NewGuid():N}.gguf");
+        writer.WriteTo(path);
+        File.Delete(plain);
+        return path;
+    }
+
+    [Fact]
+    public async Task Generate_GgufFile_PyTorchGreedyAndStats()
+    {
+        var path = MakeGguf();
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(Fixture, "expected.json")));
+            var prompt = doc.RootElement.GetProperty("prompts")[0].EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            var greedy = doc.RootElement.GetProperty("greedy")[0].EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            var (_, tokenizer) = LlamaGguf.Load(path);
+            // The fixture's prompt ids as text in this vocabulary: each id ≥ 4 is one ASCII char and id 2 is "</s>"
+            // (an added special token), so the text tokenizes back to the same ids.
+            string text = string.Concat(prompt.Select(id => tokenizer.IdToToken(id)));
+            Assert.Equal(prompt, tokenizer.Encode(text).Ids);
+            Assert.DoesNotContain(2, greedy);
+
+            var output = new StringWriter();
+            var error = new StringWriter();
+            int exit = await GenerateCommand.RunAsync(text, path, new GenerationOptions { MaxNewTokens = greedy.Length }, output, error, CancellationToken.None, stats: true);
+            Assert.True(exit == 0, error.ToString());
+            Assert.Equal(text + tokenizer.Decode(greedy) + Environment.NewLine, output.ToString());
+            Assert.Matches(@"prefill: 7 tokens in [\d.]+ ms \([\d.]+ tokens/s\); decode: \d+ tokens in [\d.]+ ms", error.ToString());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
