@@ -12,12 +12,20 @@ internal static class ModelLoader
     public static async Task<(TextTokenizer Tokenizer, ITextEncoder Model)> LoadEncoderAsync(
         string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
     {
+        var (tokenizer, model, _) = await LoadEncoderWithFolderAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
+        return (tokenizer, model);
+    }
+
+    /// <summary>The tokenizer, the base encoder and the folder they were read from.</summary>
+    public static async Task<(TextTokenizer Tokenizer, ITextEncoder Model, string Folder)> LoadEncoderWithFolderAsync(
+        string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
+    {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
         var files = await ModelFolders.ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), EncoderFolderHint, ct).ConfigureAwait(false);
         var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
         var model = AutoModel.FromPretrained(files.Directory) as ITextEncoder
             ?? throw new NotSupportedException($"{files.Directory}: the pipelines run text encoders (BERT, RoBERTa, DistilBERT); this model_type is not one.");
-        return (tokenizer, model);
+        return (tokenizer, model, files.Directory);
     }
 
     /// <summary>The tokenizer and the masked-LM model (AutoModelForMaskedLM) of a model; a checkpoint without an MLM head (cls.predictions, vocab_transform) is refused.</summary>
@@ -69,7 +77,7 @@ internal static class ModelLoader
         ArgumentNullException.ThrowIfNull(options);
         var encoding = tokenizer.Encode(text, textPair);
         if (encoding.Count <= limit) return encoding;
-        if (!options.Truncation)
+        if (options.Truncation != true)
         {
             throw new ArgumentException(
                 $"The input is {encoding.Count} tokens long but the model takes at most {limit} (model_max_length); shorten it, or turn truncation on (PipelineOptions.Truncation, --truncate) to keep the first {limit} tokens.",

@@ -18,8 +18,9 @@ public sealed record PipelineOptions
     public Action<string>? Warning { get; init; }
 
     /// <summary>
-    /// Cut inputs longer than the model's limit down to it instead of failing (HF's <c>truncation=True</c>). Off by
-    /// default, so a too-long input is an error that names the limit.
+    /// Cut inputs longer than the model's limit down to it (true, HF's <c>truncation=True</c>) or fail with an error
+    /// that names the limit (false). Null, the default, is each pipeline's own default: sentence embeddings truncate
+    /// to max_seq_length as sentence-transformers does (with a warning); the other pipelines fail.
     /// </summary>
-    public bool Truncation { get; init; }
+    public bool? Truncation { get; init; }
 }

@@ -31,10 +31,20 @@ internal static class PipelineVerbs
         Description = "Cut inputs longer than the model's limit (model_max_length) instead of failing.",
     };
 
-    /// <summary>Pipeline options that print finished downloads and HF-style warnings on stderr.</summary>
+    public static Option<bool> NoTruncateOption() => new("--no-truncate")
+    {
+        Description = "Fail on inputs longer than the model's max_seq_length instead of cutting them (sentence-transformers' default) with a warning.",
+    };
+
+    public static Option<string?> PromptNameOption() => new("--prompt-name")
+    {
+        Description = "Prepend the model's prompt of this name (config_sentence_transformers.json \"prompts\", e.g. query) to each text; default: the model's default_prompt_name, if any.",
+    };
+
+    /// <summary>Pipeline options that print finished downloads and HF-style warnings on stderr; without --truncate each pipeline keeps its default (embeddings truncate, the rest fail).</summary>
     public static PipelineOptions Options(TextWriter error, bool truncate) => new()
     {
-        Truncation = truncate,
+        Truncation = truncate ? true : null,
         Warning = message => error.WriteLine("warning: " + message),
         DownloadProgress = new DownloadLines(error),
     };
