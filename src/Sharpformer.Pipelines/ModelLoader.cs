@@ -1,6 +1,7 @@
 using System.Globalization;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models;
+using Sharpformer.NN;
 using Sharpformer.Text;
 
 namespace Sharpformer.Pipelines;
@@ -23,7 +24,7 @@ internal static class ModelLoader
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
         var files = await ModelFolders.ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), EncoderFolderHint, ct).ConfigureAwait(false);
         var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
-        var model = AutoModel.FromPretrained(files.Directory) as ITextEncoder
+        var model = WithPrecision(AutoModel.FromPretrained(files.Directory), options) as ITextEncoder
             ?? throw new NotSupportedException($"{files.Directory}: the pipelines run text encoders (BERT, RoBERTa, DistilBERT); this model_type is not one.");
         return (tokenizer, model, files.Directory);
     }
@@ -44,9 +45,20 @@ internal static class ModelLoader
         }
 
         var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
-        var model = AutoModelForMaskedLM.FromPretrained(files.Directory) as IMaskedLanguageModel
+        var model = WithPrecision(AutoModelForMaskedLM.FromPretrained(files.Directory), options) as IMaskedLanguageModel
             ?? throw new NotSupportedException($"{files.Directory}: fill-mask runs masked language models (BERT, DistilBERT); this model_type has no masked-LM head here.");
         return (tokenizer, model);
+    }
+
+    /// <summary>Sets <see cref="PipelineOptions.Precision"/> on the model's linear layers (nothing for F32) and returns it.</summary>
+    public static T WithPrecision<T>(T model, PipelineOptions? options)
+    {
+        if (options is { Precision: not LinearPrecision.F32 } && model is Module module)
+        {
+            InferencePrecision.Apply(module, options.Precision);
+        }
+
+        return model;
     }
 
     private const string EncoderFolderHint =

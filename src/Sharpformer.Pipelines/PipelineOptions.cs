@@ -1,4 +1,5 @@
 using Sharpformer.IO.Hub;
+using Sharpformer.NN;
 
 namespace Sharpformer.Pipelines;
 
@@ -23,4 +24,11 @@ public sealed record PipelineOptions
     /// to max_seq_length as sentence-transformers does (with a warning); the other pipelines fail.
     /// </summary>
     public bool? Truncation { get; init; }
+
+    /// <summary>
+    /// The number format the encoder's linear layers compute in (<c>--dtype</c>): F32 (default), BF16 (bfloat16 weights
+    /// and activations, float32 accumulation) or Int8 (dynamic quantization as ONNX Runtime's quantize_dynamic).
+    /// Heads, embeddings, attention and norms stay float32.
+    /// </summary>
+    public LinearPrecision Precision { get; init; } = LinearPrecision.F32;
 }

@@ -36,4 +36,16 @@ public static class Tolerances
     /// order only (issue 16 §3 asks for ≤ 1e-5).
     /// </summary>
     public const float VsSentenceTransformers = 1e-5f;
+
+    /// <summary>
+    /// Issue 16 §2's accuracy bound for <c>--dtype bf16</c>: the cosine similarity of each sentence embedding to the
+    /// float32 model's must be at least this (bfloat16 keeps 8 significant bits of every weight and activation).
+    /// </summary>
+    public const float Bf16EmbeddingCosine = 0.999f;
+
+    /// <summary>
+    /// Issue 16 §2's accuracy bound for <c>--dtype int8</c> (dynamic quantization of every encoder Linear): the cosine
+    /// similarity of each sentence embedding to the float32 model's must be at least this.
+    /// </summary>
+    public const float Int8EmbeddingCosine = 0.99f;
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Sharpformer.NN;
 using Sharpformer.Pipelines;
 
 namespace Sharpformer.Cli.Commands;
@@ -24,13 +25,15 @@ internal static class EmbedCommand
         var noTruncate = PipelineVerbs.NoTruncateOption();
         var promptName = PipelineVerbs.PromptNameOption();
         var batchSize = new Option<int>("--batch-size") { Description = "Texts per forward pass.", DefaultValueFactory = _ => 32 };
+        var dtype = PipelineVerbs.DTypeOption();
         var command = new Command("embed", "Sentence embeddings as the model's sentence-transformers modules define them (pooling, Dense, Normalize, prompts).")
         {
-            texts, model, json, truncate, noTruncate, promptName, batchSize,
+            texts, model, json, truncate, noTruncate, promptName, batchSize, dtype,
         };
         command.SetAction((parse, ct) => RunAsync(
             parse.GetValue(texts)!, parse.GetValue(model)!, parse.GetValue(json), Truncation(parse.GetValue(truncate), parse.GetValue(noTruncate)),
-            parse.GetValue(promptName), parse.GetValue(batchSize), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct));
+            parse.GetValue(promptName), parse.GetValue(batchSize), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct,
+            InferencePrecision.Parse(parse.GetValue(dtype)!)));
         return command;
     }
 
@@ -45,10 +48,10 @@ internal static class EmbedCommand
     };
 
     internal static Task<int> RunAsync(string[] texts, string model, bool json, bool? truncation, string? promptName, int batchSize,
-        TextWriter output, TextWriter error, CancellationToken ct) =>
+        TextWriter output, TextWriter error, CancellationToken ct, LinearPrecision precision = LinearPrecision.F32) =>
         PipelineVerbs.GuardAsync("embed", error, async () =>
         {
-            var options = PipelineVerbs.Options(error, truncate: false) with { Truncation = truncation };
+            var options = PipelineVerbs.Options(error, truncate: false, precision) with { Truncation = truncation };
             var pipeline = await BundledModels.LoadWithFallbackAsync(model, error,
                 m => SentenceEmbeddingPipeline.FromPretrainedAsync(m, options, ct)).ConfigureAwait(false);
             var embeddings = EmbedWithProgress(pipeline, texts, batchSize, error, ct, promptName);

@@ -4,6 +4,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using Sharpformer.IO.Hub;
 using Sharpformer.IO.SafeTensors;
+using Sharpformer.NN;
 using Sharpformer.Pipelines;
 
 namespace Sharpformer.Cli.Commands;
@@ -41,10 +42,22 @@ internal static class PipelineVerbs
         Description = "Prepend the model's prompt of this name (config_sentence_transformers.json \"prompts\", e.g. query) to each text; default: the model's default_prompt_name, if any.",
     };
 
+    public static Option<string> DTypeOption()
+    {
+        var option = new Option<string>("--dtype")
+        {
+            Description = "The number format of the encoder's linear layers: f32 (default), bf16 (bfloat16 weights and activations, float32 accumulation) or int8 (dynamic quantization as ONNX Runtime's quantize_dynamic).",
+            DefaultValueFactory = _ => "f32",
+        };
+        option.AcceptOnlyFromAmong("f32", "bf16", "int8");
+        return option;
+    }
+
     /// <summary>Pipeline options that print finished downloads and HF-style warnings on stderr; without --truncate each pipeline keeps its default (embeddings truncate, the rest fail).</summary>
-    public static PipelineOptions Options(TextWriter error, bool truncate) => new()
+    public static PipelineOptions Options(TextWriter error, bool truncate, LinearPrecision precision = LinearPrecision.F32) => new()
     {
         Truncation = truncate ? true : null,
+        Precision = precision,
         Warning = message => error.WriteLine("warning: " + message),
         DownloadProgress = new DownloadLines(error),
     };
