@@ -226,14 +226,25 @@ public static class Int8Gemm
                 {
                     var yp = (nint)py;
                     var bp = bias.IsEmpty ? null : bias.ToArray();
-                    // About 256K multiply-adds per chunk: enough to amortize a claim, small enough to balance.
-                    int grain = Math.Max(1, (1 << 18) / Math.Max(1, n * padded));
-                    ParallelFor.For(m, grain, (from, to) =>
+                    // Work in blocks of 4 rows (the VNNI micro-kernel's height); about 256K multiply-adds per chunk.
+                    int blocks = (m + 3) / 4;
+                    int grain = Math.Max(1, (1 << 18) / Math.Max(1, 4 * n * padded));
+                    ParallelFor.For(blocks, grain, (from, to) =>
                     {
-                        for (int row = from; row < to; row++)
+                        for (int block = from; block < to; block++)
                         {
-                            var output = new Span<float>((float*)yp + ((long)row * n), n);
-                            OutputRow(q.AsSpan(row * padded, padded), scales[row], zeros[row], weight, bp, output, accumulate, reference: false);
+                            int row = block * 4, count = Math.Min(4, m - row);
+                            var output = new Span<float>((float*)yp + ((long)row * n), count * n);
+                            if (count == 4 && AvxVnni.IsSupported)
+                            {
+                                OutputRows4(q.AsSpan(row * padded, 4 * padded), scales.AsSpan(row, 4), zeros.AsSpan(row, 4), weight, bp, output, accumulate);
+                                continue;
+                            }
+
+                            for (int r = 0; r < count; r++)
+                            {
+                                OutputRow(q.AsSpan((row + r) * padded, padded), scales[row + r], zeros[row + r], weight, bp, output.Slice(r * n, n), accumulate, reference: false);
+                            }
                         }
                     });
                 }
@@ -278,6 +289,106 @@ public static class Int8Gemm
                 }
 
                 y[c] = accumulate ? y[c] + value : value;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Four quantized activation rows against every weight row: a 4 × 4 block of int32 dot products per step (4 x loads
+    /// and 4 w loads feed 16 VPDPBUSD), then the same epilogue as <see cref="OutputRow"/>.
+    /// </summary>
+    private static void OutputRows4(ReadOnlySpan<byte> xq, ReadOnlySpan<float> scales, ReadOnlySpan<int> zeros, Int8Weights weight, ReadOnlySpan<float> bias, Span<float> y, bool accumulate)
+    {
+        int n = weight.N, padded = weight.PaddedK;
+        ReadOnlySpan<sbyte> w = weight.Values;
+        Span<int> dots = stackalloc int[16];
+        ref byte x0 = ref MemoryMarshal.GetReference(xq);
+        ref byte x1 = ref Unsafe.Add(ref x0, padded);
+        ref byte x2 = ref Unsafe.Add(ref x1, padded);
+        ref byte x3 = ref Unsafe.Add(ref x2, padded);
+        for (int col = 0; col < n; col += 4)
+        {
+            int count = Math.Min(4, n - col);
+            if (count == 4)
+            {
+                ref sbyte w0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(w), col * padded);
+                ref sbyte w1 = ref Unsafe.Add(ref w0, padded);
+                ref sbyte w2 = ref Unsafe.Add(ref w1, padded);
+                ref sbyte w3 = ref Unsafe.Add(ref w2, padded);
+                Vector256<int> a00 = default, a01 = default, a02 = default, a03 = default;
+                Vector256<int> a10 = default, a11 = default, a12 = default, a13 = default;
+                Vector256<int> a20 = default, a21 = default, a22 = default, a23 = default;
+                Vector256<int> a30 = default, a31 = default, a32 = default, a33 = default;
+                for (int i = 0; i < padded; i += 32)
+                {
+                    var b0 = Vector256.LoadUnsafe(ref w0, (nuint)i);
+                    var b1 = Vector256.LoadUnsafe(ref w1, (nuint)i);
+                    var b2 = Vector256.LoadUnsafe(ref w2, (nuint)i);
+                    var b3 = Vector256.LoadUnsafe(ref w3, (nuint)i);
+                    var a = Vector256.LoadUnsafe(ref x0, (nuint)i);
+                    a00 = AvxVnni.MultiplyWideningAndAdd(a00, a, b0);
+                    a01 = AvxVnni.MultiplyWideningAndAdd(a01, a, b1);
+                    a02 = AvxVnni.MultiplyWideningAndAdd(a02, a, b2);
+                    a03 = AvxVnni.MultiplyWideningAndAdd(a03, a, b3);
+                    a = Vector256.LoadUnsafe(ref x1, (nuint)i);
+                    a10 = AvxVnni.MultiplyWideningAndAdd(a10, a, b0);
+                    a11 = AvxVnni.MultiplyWideningAndAdd(a11, a, b1);
+                    a12 = AvxVnni.MultiplyWideningAndAdd(a12, a, b2);
+                    a13 = AvxVnni.MultiplyWideningAndAdd(a13, a, b3);
+                    a = Vector256.LoadUnsafe(ref x2, (nuint)i);
+                    a20 = AvxVnni.MultiplyWideningAndAdd(a20, a, b0);
+                    a21 = AvxVnni.MultiplyWideningAndAdd(a21, a, b1);
+                    a22 = AvxVnni.MultiplyWideningAndAdd(a22, a, b2);
+                    a23 = AvxVnni.MultiplyWideningAndAdd(a23, a, b3);
+                    a = Vector256.LoadUnsafe(ref x3, (nuint)i);
+                    a30 = AvxVnni.MultiplyWideningAndAdd(a30, a, b0);
+                    a31 = AvxVnni.MultiplyWideningAndAdd(a31, a, b1);
+                    a32 = AvxVnni.MultiplyWideningAndAdd(a32, a, b2);
+                    a33 = AvxVnni.MultiplyWideningAndAdd(a33, a, b3);
+                }
+
+                dots[0] = Vector256.Sum(a00);
+                dots[1] = Vector256.Sum(a01);
+                dots[2] = Vector256.Sum(a02);
+                dots[3] = Vector256.Sum(a03);
+                dots[4] = Vector256.Sum(a10);
+                dots[5] = Vector256.Sum(a11);
+                dots[6] = Vector256.Sum(a12);
+                dots[7] = Vector256.Sum(a13);
+                dots[8] = Vector256.Sum(a20);
+                dots[9] = Vector256.Sum(a21);
+                dots[10] = Vector256.Sum(a22);
+                dots[11] = Vector256.Sum(a23);
+                dots[12] = Vector256.Sum(a30);
+                dots[13] = Vector256.Sum(a31);
+                dots[14] = Vector256.Sum(a32);
+                dots[15] = Vector256.Sum(a33);
+            }
+            else
+            {
+                for (int r = 0; r < 4; r++)
+                {
+                    for (int j = 0; j < count; j++)
+                    {
+                        dots[(r * 4) + j] = DotAvx2(xq.Slice(r * padded, padded), w.Slice((col + j) * padded, padded));
+                    }
+                }
+            }
+
+            for (int r = 0; r < 4; r++)
+            {
+                var yr = y.Slice(r * n, n);
+                for (int j = 0; j < count; j++)
+                {
+                    int c = col + j;
+                    float value = scales[r] * weight.ScaleValues[c] * (dots[(r * 4) + j] - (zeros[r] * weight.RowSums[c]));
+                    if (!bias.IsEmpty)
+                    {
+                        value += bias[c];
+                    }
+
+                    yr[c] = accumulate ? yr[c] + value : value;
+                }
             }
         }
     }
