@@ -89,7 +89,7 @@ internal static class ModelLoader
         ArgumentNullException.ThrowIfNull(options);
         var encoding = tokenizer.Encode(text, textPair);
         if (encoding.Count <= limit) return encoding;
-        if (options.Truncation != true)
+        if (!options.Truncation)
         {
             throw new ArgumentException(
                 $"The input is {encoding.Count} tokens long but the model takes at most {limit} (model_max_length); shorten it, or turn truncation on (PipelineOptions.Truncation, --truncate) to keep the first {limit} tokens.",

@@ -19,11 +19,17 @@ public sealed record PipelineOptions
     public Action<string>? Warning { get; init; }
 
     /// <summary>
-    /// Cut inputs longer than the model's limit down to it (true, HF's <c>truncation=True</c>) or fail with an error
-    /// that names the limit (false). Null, the default, is each pipeline's own default: sentence embeddings truncate
-    /// to max_seq_length as sentence-transformers does (with a warning); the other pipelines fail.
+    /// Cut inputs longer than the model's limit down to it instead of failing (HF's <c>truncation=True</c>). Off by
+    /// default, so a too-long input is an error that names the limit. Sentence embeddings always truncate to
+    /// max_seq_length, as sentence-transformers does, unless <see cref="NoTruncation"/> is set.
     /// </summary>
-    public bool? Truncation { get; init; }
+    public bool Truncation { get; init; }
+
+    /// <summary>
+    /// Sentence embeddings only (<c>--no-truncate</c>): fail on a text longer than max_seq_length instead of cutting it
+    /// down with a warning (sentence-transformers' behaviour, the default).
+    /// </summary>
+    public bool NoTruncation { get; init; }
 
     /// <summary>
     /// The number format the encoder's linear layers compute in (<c>--dtype</c>): F32 (default), BF16 (bfloat16 weights

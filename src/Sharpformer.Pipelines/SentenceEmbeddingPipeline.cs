@@ -25,7 +25,7 @@ public sealed class SentenceEmbeddingPipeline
     /// <summary>Builds the pipeline over a loaded tokenizer and encoder.</summary>
     /// <param name="tokenizer">The tokenizer.</param>
     /// <param name="model">The encoder.</param>
-    /// <param name="options">Truncation and warnings; <see cref="PipelineOptions.Truncation"/> null truncates (sentence-transformers' default).</param>
+    /// <param name="options">Truncation and warnings; texts longer than max_seq_length are truncated unless <see cref="PipelineOptions.NoTruncation"/>.</param>
     /// <param name="config">Pooling, modules, max_seq_length and prompts; null is <see cref="SentenceTransformerConfig.Default"/>.</param>
     /// <exception cref="ArgumentException">A Dense module's in_features does not match the pooled length.</exception>
     public SentenceEmbeddingPipeline(TextTokenizer tokenizer, ITextEncoder model, PipelineOptions? options = null, SentenceTransformerConfig? config = null)
@@ -88,7 +88,7 @@ public sealed class SentenceEmbeddingPipeline
     /// <summary>
     /// B texts → B embeddings, in input order. With a prompt (<paramref name="promptName"/>, else the model's
     /// default_prompt_name), each text becomes prompt + text. Texts longer than <see cref="MaxSeqLength"/> are cut to
-    /// it (one warning for the call) unless <see cref="PipelineOptions.Truncation"/> is false, which makes them an
+    /// it (one warning for the call) unless <see cref="PipelineOptions.NoTruncation"/> is set, which makes them an
     /// error. Texts are sorted by length and run <paramref name="batchSize"/> at a time, padded to the longest of the
     /// batch (padding is masked out of attention and pooling, so it does not change the result beyond float rounding).
     /// </summary>
@@ -119,10 +119,10 @@ public sealed class SentenceEmbeddingPipeline
             var encoding = Tokenizer.Encode(text);
             if (encoding.Count > limit)
             {
-                if (_options.Truncation == false)
+                if (_options.NoTruncation)
                 {
                     throw new ArgumentException(
-                        $"Text {i} is {encoding.Count} tokens long but the model takes at most {limit} (max_seq_length); shorten it, or leave truncation on (drop --no-truncate / PipelineOptions.Truncation = false) to keep its first {limit} tokens as sentence-transformers does.",
+                        $"Text {i} is {encoding.Count} tokens long but the model takes at most {limit} (max_seq_length); shorten it, or leave truncation on (drop --no-truncate / PipelineOptions.NoTruncation) to keep its first {limit} tokens as sentence-transformers does.",
                         nameof(texts));
                 }
 
@@ -137,7 +137,7 @@ public sealed class SentenceEmbeddingPipeline
         if (truncated > 0)
         {
             _options.Warning?.Invoke(string.Create(CultureInfo.InvariantCulture,
-                $"{truncated} of {texts.Count} text(s) were longer than the model's max_seq_length of {limit} tokens (the longest {longest}) and were cut to it, as sentence-transformers does; pass --no-truncate (PipelineOptions.Truncation = false) to make this an error."));
+                $"{truncated} of {texts.Count} text(s) were longer than the model's max_seq_length of {limit} tokens (the longest {longest}) and were cut to it, as sentence-transformers does; pass --no-truncate (PipelineOptions.NoTruncation) to make this an error."));
         }
 
         var order = Enumerable.Range(0, texts.Count).OrderByDescending(i => encodings[i].Count).ToArray();

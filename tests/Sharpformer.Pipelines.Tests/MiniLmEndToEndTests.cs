@@ -107,7 +107,7 @@ public class MiniLmEndToEndTests(MiniLmFolder model) : IClassFixture<MiniLmFolde
     public async Task Embed_TooLongInput_TruncatesWithOneWarningUnlessTruncationIsOff()
     {
         var text = string.Join(' ', Enumerable.Repeat("word", 600));
-        var strict = await SentenceEmbeddingPipeline.FromPretrainedAsync(model.Folder, OfflineEmptyCache() with { Truncation = false });
+        var strict = await SentenceEmbeddingPipeline.FromPretrainedAsync(model.Folder, OfflineEmptyCache() with { NoTruncation = true });
 
         var error = Assert.Throws<ArgumentException>(() => strict.Embed(text));
 

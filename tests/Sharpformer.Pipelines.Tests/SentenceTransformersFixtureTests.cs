@@ -78,7 +78,7 @@ public sealed class SentenceTransformersFixtureTests : IDisposable
     [Fact]
     public async Task Embed_NoTruncate_TooLongTextIsAnErrorNamingMaxSeqLength()
     {
-        var pipeline = await SentenceEmbeddingPipeline.FromPretrainedAsync(Assemble("truncate_lower"), new PipelineOptions { Truncation = false });
+        var pipeline = await SentenceEmbeddingPipeline.FromPretrainedAsync(Assemble("truncate_lower"), new PipelineOptions { NoTruncation = true });
 
         var error = Assert.Throws<ArgumentException>(() => pipeline.Embed(["red", "the heart is a large organ ."]));
 

@@ -31,27 +31,22 @@ internal static class EmbedCommand
             texts, model, json, truncate, noTruncate, promptName, batchSize, dtype,
         };
         command.SetAction((parse, ct) => RunAsync(
-            parse.GetValue(texts)!, parse.GetValue(model)!, parse.GetValue(json), Truncation(parse.GetValue(truncate), parse.GetValue(noTruncate)),
+            parse.GetValue(texts)!, parse.GetValue(model)!, parse.GetValue(json), parse.GetValue(truncate), parse.GetValue(noTruncate),
             parse.GetValue(promptName), parse.GetValue(batchSize), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct,
             InferencePrecision.Parse(parse.GetValue(dtype)!)));
         return command;
     }
 
-    /// <summary>--truncate and --no-truncate as <see cref="PipelineOptions.Truncation"/>: neither is the pipeline's default (truncate).</summary>
-    /// <exception cref="ArgumentException">Both were given.</exception>
-    internal static bool? Truncation(bool truncate, bool noTruncate) => (truncate, noTruncate) switch
-    {
-        (true, true) => throw new ArgumentException("embed: --truncate and --no-truncate contradict each other; pass one of them."),
-        (true, false) => true,
-        (false, true) => false,
-        _ => null,
-    };
-
-    internal static Task<int> RunAsync(string[] texts, string model, bool json, bool? truncation, string? promptName, int batchSize,
+    internal static Task<int> RunAsync(string[] texts, string model, bool json, bool truncate, bool noTruncate, string? promptName, int batchSize,
         TextWriter output, TextWriter error, CancellationToken ct, LinearPrecision precision = LinearPrecision.F32) =>
         PipelineVerbs.GuardAsync("embed", error, async () =>
         {
-            var options = PipelineVerbs.Options(error, truncate: false, precision) with { Truncation = truncation };
+            if (truncate && noTruncate)
+            {
+                throw new ArgumentException("embed: --truncate and --no-truncate contradict each other; pass one of them (texts are truncated by default).");
+            }
+
+            var options = PipelineVerbs.Options(error, truncate, precision) with { NoTruncation = noTruncate };
             var pipeline = await BundledModels.LoadWithFallbackAsync(model, error,
                 m => SentenceEmbeddingPipeline.FromPretrainedAsync(m, options, ct)).ConfigureAwait(false);
             var embeddings = EmbedWithProgress(pipeline, texts, batchSize, error, ct, promptName);

@@ -53,10 +53,10 @@ internal static class PipelineVerbs
         return option;
     }
 
-    /// <summary>Pipeline options that print finished downloads and HF-style warnings on stderr; without --truncate each pipeline keeps its default (embeddings truncate, the rest fail).</summary>
+    /// <summary>Pipeline options that print finished downloads and HF-style warnings on stderr.</summary>
     public static PipelineOptions Options(TextWriter error, bool truncate, LinearPrecision precision = LinearPrecision.F32) => new()
     {
-        Truncation = truncate ? true : null,
+        Truncation = truncate,
         Precision = precision,
         Warning = message => error.WriteLine("warning: " + message),
         DownloadProgress = new DownloadLines(error),
