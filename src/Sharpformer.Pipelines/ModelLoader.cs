@@ -1,6 +1,7 @@
 using System.Globalization;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.Models;
+using Sharpformer.NN;
 using Sharpformer.Text;
 
 namespace Sharpformer.Pipelines;
@@ -12,12 +13,20 @@ internal static class ModelLoader
     public static async Task<(TextTokenizer Tokenizer, ITextEncoder Model)> LoadEncoderAsync(
         string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
     {
+        var (tokenizer, model, _) = await LoadEncoderWithFolderAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
+        return (tokenizer, model);
+    }
+
+    /// <summary>The tokenizer, the base encoder and the folder they were read from.</summary>
+    public static async Task<(TextTokenizer Tokenizer, ITextEncoder Model, string Folder)> LoadEncoderWithFolderAsync(
+        string modelIdOrFolder, PipelineOptions? options, CancellationToken ct)
+    {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrFolder);
         var files = await ModelFolders.ResolveAsync(modelIdOrFolder, options ?? new PipelineOptions(), EncoderFolderHint, ct).ConfigureAwait(false);
         var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
-        var model = AutoModel.FromPretrained(files.Directory) as ITextEncoder
+        var model = WithPrecision(AutoModel.FromPretrained(files.Directory), options) as ITextEncoder
             ?? throw new NotSupportedException($"{files.Directory}: the pipelines run text encoders (BERT, RoBERTa, DistilBERT); this model_type is not one.");
-        return (tokenizer, model);
+        return (tokenizer, model, files.Directory);
     }
 
     /// <summary>The tokenizer and the masked-LM model (AutoModelForMaskedLM) of a model; a checkpoint without an MLM head (cls.predictions, vocab_transform) is refused.</summary>
@@ -36,9 +45,20 @@ internal static class ModelLoader
         }
 
         var tokenizer = AutoTokenizer.FromPretrained(files.Directory);
-        var model = AutoModelForMaskedLM.FromPretrained(files.Directory) as IMaskedLanguageModel
+        var model = WithPrecision(AutoModelForMaskedLM.FromPretrained(files.Directory), options) as IMaskedLanguageModel
             ?? throw new NotSupportedException($"{files.Directory}: fill-mask runs masked language models (BERT, DistilBERT); this model_type has no masked-LM head here.");
         return (tokenizer, model);
+    }
+
+    /// <summary>Sets <see cref="PipelineOptions.Precision"/> on the model's linear layers (nothing for F32) and returns it.</summary>
+    public static T WithPrecision<T>(T model, PipelineOptions? options)
+    {
+        if (options is { Precision: not LinearPrecision.F32 } && model is Module module)
+        {
+            InferencePrecision.Apply(module, options.Precision);
+        }
+
+        return model;
     }
 
     private const string EncoderFolderHint =

@@ -1,4 +1,5 @@
 using Sharpformer.IO.Hub;
+using Sharpformer.NN;
 
 namespace Sharpformer.Pipelines;
 
@@ -19,7 +20,8 @@ public sealed record PipelineOptions
 
     /// <summary>
     /// Cut inputs longer than the model's limit down to it instead of failing (HF's <c>truncation=True</c>). Off by
-    /// default, so a too-long input is an error that names the limit.
+    /// default, so a too-long input is an error that names the limit. Sentence embeddings always truncate to
+    /// max_seq_length, as sentence-transformers does, unless <see cref="NoTruncation"/> is set.
     /// </summary>
     public bool Truncation { get; init; }
 
@@ -30,4 +32,17 @@ public sealed record PipelineOptions
     /// an explicit model is never replaced.
     /// </summary>
     public bool UseShippedWhenUnavailable { get; init; }
+
+    /// <summary>
+    /// Sentence embeddings only (<c>--no-truncate</c>): fail on a text longer than max_seq_length instead of cutting it
+    /// down with a warning (sentence-transformers' behaviour, the default).
+    /// </summary>
+    public bool NoTruncation { get; init; }
+
+    /// <summary>
+    /// The number format the encoder's linear layers compute in (<c>--dtype</c>): F32 (default), BF16 (bfloat16 weights
+    /// and activations, float32 accumulation) or Int8 (dynamic quantization as ONNX Runtime's quantize_dynamic).
+    /// Heads, embeddings, attention and norms stay float32.
+    /// </summary>
+    public LinearPrecision Precision { get; init; } = LinearPrecision.F32;
 }

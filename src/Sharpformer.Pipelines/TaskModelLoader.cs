@@ -16,7 +16,7 @@ internal static class TaskModelLoader
         options ??= new PipelineOptions();
         var folder = await ResolveAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
         WarnWithoutHead(folder, modelIdOrFolder, options, "text-classification", ["classifier.weight", "score.weight"]);
-        return (AutoTokenizer.FromPretrained(folder), AutoModelForSequenceClassification.FromPretrained(folder));
+        return (AutoTokenizer.FromPretrained(folder), ModelLoader.WithPrecision(AutoModelForSequenceClassification.FromPretrained(folder), options));
     }
 
     /// <summary>The tokenizer and token classifier (AutoModelForTokenClassification) of a model.</summary>
@@ -25,7 +25,7 @@ internal static class TaskModelLoader
         options ??= new PipelineOptions();
         var folder = await ResolveAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
         WarnWithoutHead(folder, modelIdOrFolder, options, "token-classification", ["classifier.weight"]);
-        return (AutoTokenizer.FromPretrained(folder), AutoModelForTokenClassification.FromPretrained(folder));
+        return (AutoTokenizer.FromPretrained(folder), ModelLoader.WithPrecision(AutoModelForTokenClassification.FromPretrained(folder), options));
     }
 
     /// <summary>The tokenizer and extractive QA model (AutoModelForQuestionAnswering) of a model.</summary>
@@ -34,7 +34,7 @@ internal static class TaskModelLoader
         options ??= new PipelineOptions();
         var folder = await ResolveAsync(modelIdOrFolder, options, ct).ConfigureAwait(false);
         WarnWithoutHead(folder, modelIdOrFolder, options, "question-answering", ["qa_outputs.weight"]);
-        return (AutoTokenizer.FromPretrained(folder), AutoModelForQuestionAnswering.FromPretrained(folder));
+        return (AutoTokenizer.FromPretrained(folder), ModelLoader.WithPrecision(AutoModelForQuestionAnswering.FromPretrained(folder), options));
     }
 
     private static async Task<string> ResolveAsync(string modelIdOrFolder, PipelineOptions options, CancellationToken ct)

@@ -89,22 +89,22 @@ public sealed class CliErrorTests : IDisposable
     }
 
     [Fact]
-    public void EmbedTruncate_HugeInput_NotesTheCutInsteadOfEchoingTheText()
+    public void Embed_HugeInput_IsCutWithANoteUnlessNoTruncate()
     {
         string folder = RandomBertMlm.Write(Path.Combine(_dir, "bert"));
         string huge = string.Join(' ', Enumerable.Repeat("heart", 20_000));
 
-        var (exit, output, error) = Run("embed", huge, "--model", folder, "--truncate");
+        var (exit, output, error) = Run("embed", huge, "--model", folder);
 
         Assert.Equal(0, exit);
         Assert.True(output.Length < 1_000, $"stdout echoed {output.Length} characters");
         Assert.Contains("(119,999 characters)", output, StringComparison.Ordinal);
-        Assert.Contains("warning: an input of 20,002 tokens (119,999 characters) was cut to the model's", error, StringComparison.Ordinal);
+        Assert.Contains("warning: 1 of 1 text(s) were longer than the model's max_seq_length", error, StringComparison.Ordinal);
         Assert.True(error.Length < 1_000, $"stderr echoed {error.Length} characters");
 
-        var (failExit, _, failError) = Run("embed", huge, "--model", folder);
+        var (failExit, _, failError) = Run("embed", huge, "--model", folder, "--no-truncate");
         Assert.Equal(ExitCodes.Usage, failExit);
-        Assert.Contains("--truncate", failError, StringComparison.Ordinal);
+        Assert.Contains("--no-truncate", failError, StringComparison.Ordinal);
         Assert.True(failError.Length < 1_000, $"stderr echoed {failError.Length} characters");
     }
 

@@ -104,16 +104,18 @@ public class MiniLmEndToEndTests(MiniLmFolder model) : IClassFixture<MiniLmFolde
     }
 
     [Fact]
-    public async Task Embed_TooLongInput_ThrowsWithLimitUnlessTruncating()
+    public async Task Embed_TooLongInput_TruncatesWithOneWarningUnlessTruncationIsOff()
     {
         var text = string.Join(' ', Enumerable.Repeat("word", 600));
-        var strict = await SentenceEmbeddingPipeline.FromPretrainedAsync(model.Folder, OfflineEmptyCache());
+        var strict = await SentenceEmbeddingPipeline.FromPretrainedAsync(model.Folder, OfflineEmptyCache() with { NoTruncation = true });
 
         var error = Assert.Throws<ArgumentException>(() => strict.Embed(text));
 
         Assert.Contains("at most 512", error.Message, StringComparison.Ordinal);
-        var truncating = await SentenceEmbeddingPipeline.FromPretrainedAsync(model.Folder, OfflineEmptyCache() with { Truncation = true });
-        Assert.Equal(384, truncating.Embed(text).Length);
+        var warnings = new List<string>();
+        var truncating = await SentenceEmbeddingPipeline.FromPretrainedAsync(model.Folder, OfflineEmptyCache() with { Warning = warnings.Add });
+        Assert.All(truncating.Embed([text, text]), e => Assert.Equal(384, e.Length));
+        Assert.Contains("2 of 2 text(s) were longer than the model's max_seq_length of 512 tokens", Assert.Single(warnings), StringComparison.Ordinal);
     }
 
     private static float[] OnnxLastHiddenState(InferenceSession session, IReadOnlyList<int> tokenIds)

@@ -9,6 +9,7 @@ namespace Sharpformer.Cli.Commands;
 /// measurement, so the product assembly does not reference it: this verb runs the benchmark program
 /// benchmarks/Sharpformer.Bench.Peers (found by walking up from the current folder and from this executable, or named
 /// by SHARPFORMER_BENCH_PEERS) with <c>dotnet run -c Release</c>, passing the options through and streaming its output.
+/// <c>--dtype bf16|int8</c> runs Sharpformer's linear layers in that precision beside ONNX Runtime's F32 model.
 /// </summary>
 internal static class BenchEncoderCommand
 {
@@ -21,12 +22,19 @@ internal static class BenchEncoderCommand
         var threads = new Option<string>("--threads") { Description = "Comma-separated thread counts.", DefaultValueFactory = _ => "1,2" };
         var shapes = new Option<string>("--shapes") { Description = "Comma-separated B×T rows, e.g. 1x8,1x128,32x128.", DefaultValueFactory = _ => "1x8,1x128,32x128" };
         var repeat = new Option<int>("--repeat") { Description = "Timed samples per row and engine (0: about 1.5 s each, at least 5)." };
+        var dtype = new Option<string>("--dtype")
+        {
+            Description = "Sharpformer's linear layers in f32 (default), bf16 or int8 (dynamic quantization); ONNX Runtime runs the given model.onnx as it is (F32).",
+            DefaultValueFactory = _ => "f32",
+        };
+        dtype.AcceptOnlyFromAmong("f32", "bf16", "int8");
         var command = new Command("encoder", "BERT encoder forward: Sharpformer vs ONNX Runtime, ms and ratio (runs benchmarks/Sharpformer.Bench.Peers).");
         command.Options.Add(model);
         command.Options.Add(onnx);
         command.Options.Add(threads);
         command.Options.Add(shapes);
         command.Options.Add(repeat);
+        command.Options.Add(dtype);
         command.SetAction(parse =>
         {
             string? project = FindPeersProject();
@@ -43,6 +51,7 @@ internal static class BenchEncoderCommand
                 "run", "-c", "Release", "--project", project, "--", "encoder",
                 "--model", Path.GetFullPath(parse.GetValue(model)!), "--onnx", Path.GetFullPath(parse.GetValue(onnx)!),
                 "--threads", parse.GetValue(threads)!, "--shapes", parse.GetValue(shapes)!, "--repeat", parse.GetValue(repeat).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "--dtype", parse.GetValue(dtype)!,
             })
             {
                 start.ArgumentList.Add(arg);

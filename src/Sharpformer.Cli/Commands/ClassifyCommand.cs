@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Sharpformer.NN;
 using Sharpformer.Pipelines;
 
 namespace Sharpformer.Cli.Commands;
@@ -28,20 +29,21 @@ internal static class ClassifyCommand
         var model = PipelineVerbs.ModelOption(TextClassificationPipeline.DefaultModel);
         var json = PipelineVerbs.JsonOption();
         var truncate = PipelineVerbs.TruncateOption();
+        var dtype = PipelineVerbs.DTypeOption();
         var batchSize = new Option<int>("--batch-size") { Description = "Texts per forward pass.", DefaultValueFactory = _ => 8 };
         var command = new Command("classify", "Label texts with a sequence-classification model (HF's text-classification pipeline).")
         {
-            texts, textPair, topK, function, model, json, truncate, batchSize,
+            texts, textPair, topK, function, model, json, truncate, batchSize, dtype,
         };
         command.SetAction((parse, ct) => RunAsync(
             parse.GetValue(texts), parse.GetValue(textPair), parse.GetValue(topK)!, parse.GetValue(function), parse.GetValue(model)!,
             parse.GetValue(json), parse.GetValue(truncate), parse.GetValue(batchSize), PipelineVerbs.PipedInput(),
-            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct));
+            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct, InferencePrecision.Parse(parse.GetValue(dtype)!)));
         return command;
     }
 
     internal static Task<int> RunAsync(string[]? texts, string? textPair, string topK, string? function, string model, bool json, bool truncate,
-        int batchSize, TextReader? input, TextWriter output, TextWriter error, CancellationToken ct) =>
+        int batchSize, TextReader? input, TextWriter output, TextWriter error, CancellationToken ct, LinearPrecision precision = LinearPrecision.F32) =>
         PipelineVerbs.GuardAsync("classify", error, async () =>
         {
             var k = ParseTopK(topK);
@@ -63,7 +65,7 @@ internal static class ClassifyCommand
                 "none" => ClassificationFunction.None,
                 _ => (ClassificationFunction?)null,
             };
-            var pipeline = await TextClassificationPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate), ct).ConfigureAwait(false);
+            var pipeline = await TextClassificationPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate, precision), ct).ConfigureAwait(false);
             var results = pipeline.RunBatch(inputs, textPair is null ? null : [textPair], k, apply, batchSize);
             if (json)
             {

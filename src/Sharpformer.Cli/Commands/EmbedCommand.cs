@@ -1,13 +1,14 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Sharpformer.NN;
 using Sharpformer.Pipelines;
 
 namespace Sharpformer.Cli.Commands;
 
 /// <summary>
-/// <c>sharpformer embed [--model sentence-transformers/all-MiniLM-L6-v2] [--json] "text"…</c>: sentence embeddings
-/// (mean pooling over the attention mask, then L2 normalisation).
+/// <c>sharpformer embed [--model sentence-transformers/all-MiniLM-L6-v2] [--json] [--prompt-name query] [--no-truncate] "text"…</c>:
+/// sentence embeddings as the model's sentence-transformers files define them (pooling, Dense, Normalize, prompts).
 /// </summary>
 internal static class EmbedCommand
 {
@@ -20,24 +21,35 @@ internal static class EmbedCommand
         var model = PipelineVerbs.ModelOption(DefaultModel);
         var json = PipelineVerbs.JsonOption();
         var truncate = PipelineVerbs.TruncateOption();
+        truncate.Description = "Cut inputs longer than the model's max_seq_length (the default for embeddings, as sentence-transformers does).";
+        var noTruncate = PipelineVerbs.NoTruncateOption();
+        var promptName = PipelineVerbs.PromptNameOption();
         var batchSize = new Option<int>("--batch-size") { Description = "Texts per forward pass.", DefaultValueFactory = _ => 32 };
-        var command = new Command("embed", "Sentence embeddings: mean-pooled, L2-normalised encoder output (sentence-transformers style).")
+        var dtype = PipelineVerbs.DTypeOption();
+        var command = new Command("embed", "Sentence embeddings as the model's sentence-transformers modules define them (pooling, Dense, Normalize, prompts).")
         {
-            texts, model, json, truncate, batchSize,
+            texts, model, json, truncate, noTruncate, promptName, batchSize, dtype,
         };
         command.SetAction((parse, ct) => RunAsync(
-            parse.GetValue(texts)!, parse.GetValue(model)!, parse.GetValue(json), parse.GetValue(truncate), parse.GetValue(batchSize),
-            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct));
+            parse.GetValue(texts)!, parse.GetValue(model)!, parse.GetValue(json), parse.GetValue(truncate), parse.GetValue(noTruncate),
+            parse.GetValue(promptName), parse.GetValue(batchSize), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct,
+            InferencePrecision.Parse(parse.GetValue(dtype)!)));
         return command;
     }
 
-    internal static Task<int> RunAsync(string[] texts, string model, bool json, bool truncate, int batchSize,
-        TextWriter output, TextWriter error, CancellationToken ct) =>
+    internal static Task<int> RunAsync(string[] texts, string model, bool json, bool truncate, bool noTruncate, string? promptName, int batchSize,
+        TextWriter output, TextWriter error, CancellationToken ct, LinearPrecision precision = LinearPrecision.F32) =>
         PipelineVerbs.GuardAsync("embed", error, async () =>
         {
+            if (truncate && noTruncate)
+            {
+                throw new ArgumentException("embed: --truncate and --no-truncate contradict each other; pass one of them (texts are truncated by default).");
+            }
+
+            var options = PipelineVerbs.Options(error, truncate, precision) with { NoTruncation = noTruncate };
             var pipeline = await BundledModels.LoadWithFallbackAsync(model, error,
-                m => SentenceEmbeddingPipeline.FromPretrainedAsync(m, PipelineVerbs.Options(error, truncate), ct)).ConfigureAwait(false);
-            var embeddings = EmbedWithProgress(pipeline, texts, batchSize, error, ct);
+                m => SentenceEmbeddingPipeline.FromPretrainedAsync(m, options, ct)).ConfigureAwait(false);
+            var embeddings = EmbedWithProgress(pipeline, texts, batchSize, error, ct, promptName);
             if (json)
             {
                 var data = embeddings.Select((e, i) => new { index = i, text = texts[i], embedding = e }).ToList();
@@ -45,7 +57,7 @@ internal static class EmbedCommand
                 return 0;
             }
 
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{model}: {texts.Length} embedding(s) of {pipeline.Dimensions} dimensions (mean-pooled, L2-normalised)"));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{model}: {texts.Length} embedding(s) of {pipeline.Dimensions} dimensions ({Describe(pipeline.Config)})"));
             for (var i = 0; i < texts.Length; i++)
             {
                 var head = string.Join(", ", embeddings[i].Take(Shown).Select(v => PipelineVerbs.F(v, "F4")));
@@ -58,10 +70,30 @@ internal static class EmbedCommand
 
     /// <summary>Embeds <paramref name="texts"/>, printing "embedded n/N" on stderr when there is more than one batch.</summary>
     internal static IReadOnlyList<float[]> EmbedWithProgress(SentenceEmbeddingPipeline pipeline, IReadOnlyList<string> texts, int batchSize,
-        TextWriter error, CancellationToken ct)
+        TextWriter error, CancellationToken ct, string? promptName = null)
     {
         var progress = texts.Count > batchSize ? new LineProgress(error) : null;
-        return pipeline.Embed(texts, batchSize, progress, ct);
+        return pipeline.Embed(texts, batchSize, progress, promptName, ct);
+    }
+
+    /// <summary>"mean-pooled, L2-normalised": the pooling modes and the modules after them, in words.</summary>
+    internal static string Describe(SentenceTransformerConfig config)
+    {
+        var p = config.Pooling;
+        var modes = new List<string>();
+        if (p.ClsToken) modes.Add("CLS");
+        if (p.MaxTokens) modes.Add("max");
+        if (p.MeanTokens) modes.Add("mean");
+        if (p.MeanSqrtLenTokens) modes.Add("mean-sqrt-len");
+        if (p.WeightedMeanTokens) modes.Add("weighted-mean");
+        if (p.LastToken) modes.Add("last-token");
+        var parts = new List<string> { string.Join("+", modes) + "-pooled" };
+        foreach (var module in config.AfterPooling)
+        {
+            parts.Add(module is DenseModule dense ? string.Create(CultureInfo.InvariantCulture, $"dense {dense.InFeatures}→{dense.OutFeatures} {dense.Activation.ToString().ToLowerInvariant()}") : "L2-normalised");
+        }
+
+        return string.Join(", ", parts);
     }
 
     private sealed class LineProgress(TextWriter error) : IProgress<EmbeddingProgress>

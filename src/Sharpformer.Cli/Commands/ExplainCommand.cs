@@ -53,7 +53,7 @@ internal static class ExplainCommand
         PipelineVerbs.GuardAsync("explain", error, async () =>
         {
             options.Validate();
-            var (tokenizer, explainable, folder) = await ExplainModels.LoadAsync(model, PipelineVerbs.Options(error, truncate: false, modelIsDefault), ct).ConfigureAwait(false);
+            var (tokenizer, explainable, folder) = await ExplainModels.LoadAsync(model, PipelineVerbs.Options(error, truncate: false, modelIsDefault: modelIsDefault), ct).ConfigureAwait(false);
             if (serve)
             {
                 using var server = new ExplainServer(explainable, tokenizer, text, options, model);

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Sharpformer.NN;
 using Sharpformer.Pipelines;
 
 namespace Sharpformer.Cli.Commands;
@@ -26,22 +27,23 @@ internal static class FillMaskCommand
         };
         var json = PipelineVerbs.JsonOption();
         var truncate = PipelineVerbs.TruncateOption();
+        var dtype = PipelineVerbs.DTypeOption();
         var command = new Command("fill-mask", "Predict the words behind [MASK] with a masked language model (HF's fill-mask pipeline).")
         {
-            text, model, topK, targets, json, truncate,
+            text, model, topK, targets, json, truncate, dtype,
         };
         command.SetAction((parse, ct) => RunAsync(
             parse.GetValue(text)!, parse.GetValue(model)!, parse.GetValue(topK), parse.GetValue(targets), parse.GetValue(json),
             parse.GetValue(truncate), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct,
-            modelIsDefault: PipelineVerbs.IsDefault(parse, model)));
+            InferencePrecision.Parse(parse.GetValue(dtype)!), PipelineVerbs.IsDefault(parse, model)));
         return command;
     }
 
     internal static Task<int> RunAsync(string text, string model, int topK, string[]? targets, bool json, bool truncate,
-        TextWriter output, TextWriter error, CancellationToken ct, bool modelIsDefault = false) =>
+        TextWriter output, TextWriter error, CancellationToken ct, LinearPrecision precision = LinearPrecision.F32, bool modelIsDefault = false) =>
         PipelineVerbs.GuardAsync("fill-mask", error, async () =>
         {
-            var pipeline = await FillMaskPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate, modelIsDefault), ct).ConfigureAwait(false);
+            var pipeline = await FillMaskPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate, precision, modelIsDefault), ct).ConfigureAwait(false);
             var results = pipeline.Run(text, topK, targets is { Length: > 0 } ? targets : null);
             if (json)
             {

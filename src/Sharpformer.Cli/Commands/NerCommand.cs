@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Sharpformer.NN;
 using Sharpformer.Pipelines;
 
 namespace Sharpformer.Cli.Commands;
@@ -34,20 +35,21 @@ internal static class NerCommand
         var model = PipelineVerbs.ModelOption(TokenClassificationPipeline.DefaultModel);
         var json = PipelineVerbs.JsonOption();
         var truncate = PipelineVerbs.TruncateOption();
+        var dtype = PipelineVerbs.DTypeOption();
         var batchSize = new Option<int>("--batch-size") { Description = "Texts per forward pass.", DefaultValueFactory = _ => 8 };
         var command = new Command("ner", "Label the tokens or entities of texts with a token-classification model (HF's token-classification pipeline).")
         {
-            texts, aggregation, ignoreLabels, model, json, truncate, batchSize,
+            texts, aggregation, ignoreLabels, model, json, truncate, batchSize, dtype,
         };
         command.SetAction((parse, ct) => RunAsync(
             parse.GetValue(texts), parse.GetValue(aggregation)!, parse.GetValue(ignoreLabels), parse.GetValue(model)!, parse.GetValue(json),
             parse.GetValue(truncate), parse.GetValue(batchSize), PipelineVerbs.PipedInput(),
-            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct));
+            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct, InferencePrecision.Parse(parse.GetValue(dtype)!)));
         return command;
     }
 
     internal static Task<int> RunAsync(string[]? texts, string aggregation, string[]? ignoreLabels, string model, bool json, bool truncate,
-        int batchSize, TextReader? input, TextWriter output, TextWriter error, CancellationToken ct) =>
+        int batchSize, TextReader? input, TextWriter output, TextWriter error, CancellationToken ct, LinearPrecision precision = LinearPrecision.F32) =>
         PipelineVerbs.GuardAsync("ner", error, async () =>
         {
             var strategy = aggregation switch
@@ -65,7 +67,7 @@ internal static class NerCommand
             }
 
             var inputs = PipelineVerbs.Texts("ner", texts, input);
-            var pipeline = await TokenClassificationPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate), ct).ConfigureAwait(false);
+            var pipeline = await TokenClassificationPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate, precision), ct).ConfigureAwait(false);
             var results = pipeline.RunBatch(inputs, strategy, ignoreLabels is { Length: > 0 } ? ignoreLabels : null, batchSize);
             if (json)
             {

@@ -4,6 +4,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using Sharpformer.IO.Hub;
 using Sharpformer.IO.SafeTensors;
+using Sharpformer.NN;
 using Sharpformer.Pipelines;
 
 namespace Sharpformer.Cli.Commands;
@@ -34,13 +35,35 @@ internal static class PipelineVerbs
         Description = "Cut inputs longer than the model's limit (model_max_length) instead of failing.",
     };
 
+    public static Option<bool> NoTruncateOption() => new("--no-truncate")
+    {
+        Description = "Fail on inputs longer than the model's max_seq_length instead of cutting them (sentence-transformers' default) with a warning.",
+    };
+
+    public static Option<string?> PromptNameOption() => new("--prompt-name")
+    {
+        Description = "Prepend the model's prompt of this name (config_sentence_transformers.json \"prompts\", e.g. query) to each text; default: the model's default_prompt_name, if any.",
+    };
+
+    public static Option<string> DTypeOption()
+    {
+        var option = new Option<string>("--dtype")
+        {
+            Description = "The number format of the encoder's linear layers: f32 (default), bf16 (bfloat16 weights and activations, float32 accumulation) or int8 (dynamic quantization as ONNX Runtime's quantize_dynamic).",
+            DefaultValueFactory = _ => "f32",
+        };
+        option.AcceptOnlyFromAmong("f32", "bf16", "int8");
+        return option;
+    }
+
     /// <summary>
     /// Pipeline options that print finished downloads and HF-style warnings on stderr. <paramref name="modelIsDefault"/>:
     /// --model was not given, so an unreachable HF default may be replaced by its shipped stand-in (with one line saying so).
     /// </summary>
-    public static PipelineOptions Options(TextWriter error, bool truncate, bool modelIsDefault = false) => new()
+    public static PipelineOptions Options(TextWriter error, bool truncate, LinearPrecision precision = LinearPrecision.F32, bool modelIsDefault = false) => new()
     {
         Truncation = truncate,
+        Precision = precision,
         UseShippedWhenUnavailable = modelIsDefault,
         Warning = message => error.WriteLine("warning: " + message),
         DownloadProgress = new DownloadLines(error),

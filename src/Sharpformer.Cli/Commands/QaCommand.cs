@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Sharpformer.NN;
 using Sharpformer.Pipelines;
 
 namespace Sharpformer.Cli.Commands;
@@ -25,9 +26,10 @@ internal static class QaCommand
         var impossible = new Option<bool>("--handle-impossible-answer") { Description = "Also offer the empty answer (SQuAD 2.0 models)." };
         var model = PipelineVerbs.ModelOption(QuestionAnsweringPipeline.DefaultModel);
         var json = PipelineVerbs.JsonOption();
+        var dtype = PipelineVerbs.DTypeOption();
         var command = new Command("qa", "Extract the answer to a question from a context (HF's question-answering pipeline).")
         {
-            question, context, contextFile, topK, maxAnswerLen, maxSeqLen, docStride, impossible, model, json,
+            question, context, contextFile, topK, maxAnswerLen, maxSeqLen, docStride, impossible, model, json, dtype,
         };
         command.SetAction((parse, ct) => RunAsync(
             parse.GetValue(question)!, parse.GetValue(context), parse.GetValue(contextFile),
@@ -40,12 +42,12 @@ internal static class QaCommand
                 HandleImpossibleAnswer = parse.GetValue(impossible),
             },
             parse.GetValue(model)!, parse.GetValue(json), PipelineVerbs.PipedInput(),
-            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct));
+            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct, InferencePrecision.Parse(parse.GetValue(dtype)!)));
         return command;
     }
 
     internal static Task<int> RunAsync(string question, string? context, string? contextFile, QuestionAnsweringOptions options, string model,
-        bool json, TextReader? input, TextWriter output, TextWriter error, CancellationToken ct) =>
+        bool json, TextReader? input, TextWriter output, TextWriter error, CancellationToken ct, LinearPrecision precision = LinearPrecision.F32) =>
         PipelineVerbs.GuardAsync("qa", error, async () =>
         {
             if (options.TopK < 1)
@@ -59,7 +61,7 @@ internal static class QaCommand
             }
 
             var text = await ReadContextAsync(context, contextFile, input, ct).ConfigureAwait(false);
-            var pipeline = await QuestionAnsweringPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate: false), ct).ConfigureAwait(false);
+            var pipeline = await QuestionAnsweringPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate: false, precision), ct).ConfigureAwait(false);
             var answers = pipeline.Run(question, text, options);
             if (json)
             {

@@ -121,6 +121,16 @@ public sealed class HubClient : IDisposable
     ];
 
     /// <summary>
+    /// The sentence-transformers files a model may have (modules.json, the Transformer, Pooling and usual Dense
+    /// module files, prompts); fetched beside <see cref="OptionalModelFiles"/> when they exist.
+    /// </summary>
+    public static IReadOnlyList<string> SentenceTransformersFiles { get; } =
+    [
+        "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+        "1_Pooling/config.json", "2_Dense/config.json", "2_Dense/model.safetensors",
+    ];
+
+    /// <summary>
     /// Fetches what a model needs, as from_pretrained does: config.json, then model.safetensors or
     /// model.safetensors.index.json and every shard it lists, then each of <see cref="OptionalModelFiles"/> that exists.
     /// All files come from one commit (the one config.json resolved to). <paramref name="repoIdOrPath"/> may be a local
@@ -163,7 +173,7 @@ public sealed class HubClient : IDisposable
         }
 
         var optional = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var name in OptionalModelFiles)
+        foreach (var name in OptionalModelFiles.Concat(SentenceTransformersFiles))
         {
             if ((await ResolveAsync(repoIdOrPath, name, pinned, optional: true, progress, ct).ConfigureAwait(false)).Path is { } path)
                 optional[name] = path;

@@ -83,7 +83,15 @@ internal abstract class PostLnEncoderInference
             foreach (var layer in _layers)
             {
                 // [N, C] · [C, 3C] + b → [N, 3C]: Q, K, V side by side in each token's row.
-                Gemm.Sgemm(false, n, 1f, x, c, layer.Qkv, 0f, qkv, 3 * c, layer.QkvBias);
+                if (layer.QkvKernel is { } narrow)
+                {
+                    narrow.Apply(x, n, layer.QkvBias, qkv, accumulate: false);
+                }
+                else
+                {
+                    Gemm.Sgemm(false, n, 1f, x, c, layer.Qkv!, 0f, qkv, 3 * c, layer.QkvBias);
+                }
+
                 layer.AddQkvAdapters(x, n, qkv);
                 float[]? probabilities = outputAttentions ? new float[b * _h * t * t] : null;
                 if (t >= MinLengthForGemmAttention)
@@ -199,6 +207,12 @@ internal abstract class PostLnEncoderInference
     {
         long stamp = 0;
         foreach (var p in _model.Parameters()) stamp += p.Version;
+        // A precision change (InferencePrecision.Apply) rebuilds the fused QKV operand too.
+        foreach (var (_, module) in _model.NamedModules())
+        {
+            if (module is Linear linear) stamp = (stamp * 3) + (int)linear.Precision;
+        }
+
         if (stamp == _weightsStamp && _layers.Length > 0) return;
         _layers = [.. ReadLayers()];
         _weightsStamp = stamp;
@@ -226,7 +240,16 @@ internal sealed class EncoderLayerWeights
             part++;
         }
 
-        Qkv = Gemm.PackB(true, c, 3 * c, stacked, c);
+        // Q, K and V share one precision (InferencePrecision sets every layer); a narrow one gets a fused kernel of its own.
+        if (query.Precision != LinearPrecision.F32)
+        {
+            QkvKernel = LinearKernel.Create(query.Precision, stacked, 3 * c, c);
+        }
+        else
+        {
+            Qkv = Gemm.PackB(true, c, 3 * c, stacked, c);
+        }
+
         _query = query;
         _key = key;
         _value = value;
@@ -246,7 +269,11 @@ internal sealed class EncoderLayerWeights
     private readonly Linear _key;
     private readonly Linear _value;
 
-    public GemmPackedB Qkv { get; }
+    /// <summary>[C, 3C] packed for the F32 GEMM; null when the layer runs a narrow precision (<see cref="QkvKernel"/>).</summary>
+    public GemmPackedB? Qkv { get; }
+
+    /// <summary>Wq, Wk, Wv stacked [3C, C] in the layers' narrow precision (BF16, Int8), or null for F32.</summary>
+    public LinearKernel? QkvKernel { get; }
 
     /// <summary>qkv [N, 3C] += the unmerged LoRA updates of Wq, Wk, Wv (the packed QKV operand holds only the base weights).</summary>
     public void AddQkvAdapters(ReadOnlySpan<float> x, int n, Span<float> qkv)

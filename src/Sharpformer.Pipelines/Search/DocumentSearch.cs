@@ -328,7 +328,7 @@ public sealed class DocumentSearch
         changed |= filesRemoved > 0;
 
         int dims = Pipeline.Dimensions;
-        var fresh = pending.Count == 0 ? [] : Pipeline.Embed(pending.Select(c => c.Text).ToList(), options.BatchSize, progress, ct);
+        var fresh = pending.Count == 0 ? [] : Pipeline.Embed(pending.Select(c => c.Text).ToList(), options.BatchSize, progress, ct: ct);
 
         // Assemble the matrix in file order: reused rows copied from the cache, new rows from this run's embeddings.
         int total = entries.Sum(e => e.Entry.Chunks.Count);
