@@ -72,7 +72,15 @@ public static class Autograd
         return output;
     }
 
-    internal static void RunBackward(Tensor root, Tensor seed)
+    /// <summary>
+    /// Back-propagates <paramref name="seed"/> from <paramref name="root"/>. When <paramref name="leafReady"/> is given it
+    /// is called once per leaf that requires gradients, as soon as no node still to run can add to that leaf's gradient
+    /// (in reverse order of use: the last layers' parameters first), so a caller can ship finished gradients while the
+    /// rest of the backward pass runs. Leaves that a checkpointed block closes over are not node inputs, so while a
+    /// <see cref="Ops.Checkpoint(Func{Tensor, Tensor}, Tensor)"/> node is still to run, finished leaves are held back
+    /// until it has run.
+    /// </summary>
+    internal static void RunBackward(Tensor root, Tensor seed, Action<Tensor>? leafReady = null)
     {
         var order = TopologicalOrder(root);
 
@@ -81,13 +89,20 @@ public static class Autograd
         if (root.IsLeaf)
         {
             root.AccumulateGrad(seed);
+            leafReady?.Invoke(root);
             return;
         }
 
+        var readiness = leafReady is null ? null : new LeafReadiness(order, leafReady);
         for (int i = order.Count - 1; i >= 0; i--)
         {
             var tensor = order[i];
-            if (!pending.Remove(tensor, out var grad)) continue; // no path from this node to the root's loss
+            if (!pending.Remove(tensor, out var grad))
+            {
+                readiness?.NodeDone(tensor.GradFn!);
+                continue; // no path from this node to the root's loss
+            }
+
             var node = tensor.GradFn!;
             var inputGrads = node.Backward(grad);
             Debug.Assert(inputGrads.Length == node.Inputs.Length, $"{node.Op}: backward returned {inputGrads.Length} gradients for {node.Inputs.Length} inputs");
@@ -118,6 +133,60 @@ public static class Autograd
                     pending[input] = g;
                 }
             }
+
+            readiness?.NodeDone(node);
+        }
+
+        readiness?.Finish();
+    }
+
+    /// <summary>Counts the uses of each leaf by the nodes still to run, and reports a leaf when its count reaches zero.</summary>
+    private sealed class LeafReadiness
+    {
+        private readonly Dictionary<Tensor, int> _uses = new(ReferenceEqualityComparer.Instance);
+        private readonly List<Tensor> _held = [];
+        private readonly Action<Tensor> _ready;
+        private int _checkpointsLeft;
+
+        public LeafReadiness(List<Tensor> order, Action<Tensor> ready)
+        {
+            _ready = ready;
+            foreach (var tensor in order)
+            {
+                var node = tensor.GradFn!;
+                if (node.Op == nameof(Ops.Checkpoint)) _checkpointsLeft++;
+                foreach (var input in node.Inputs)
+                {
+                    if (input is not null && input.IsLeaf && input.RequiresGrad)
+                    {
+                        _uses[input] = _uses.GetValueOrDefault(input) + 1;
+                    }
+                }
+            }
+        }
+
+        /// <summary>Called after <paramref name="node"/> has run (or was skipped): its leaf inputs lose one pending use.</summary>
+        public void NodeDone(GradNode node)
+        {
+            if (node.Op == nameof(Ops.Checkpoint)) _checkpointsLeft--;
+            foreach (var input in node.Inputs)
+            {
+                if (input is null || !input.IsLeaf || !input.RequiresGrad) continue;
+                int left = _uses[input] - 1;
+                _uses[input] = left;
+                if (left == 0) _held.Add(input);
+            }
+
+            if (_checkpointsLeft == 0) Release();
+        }
+
+        /// <summary>Reports whatever is still held (every count is zero once all nodes have run).</summary>
+        public void Finish() => Release();
+
+        private void Release()
+        {
+            foreach (var leaf in _held) _ready(leaf);
+            _held.Clear();
         }
     }
 
