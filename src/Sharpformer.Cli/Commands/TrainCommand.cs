@@ -4,6 +4,7 @@ using Sharpformer.Pipelines;
 using Sharpformer.Tensors.Threading;
 using Sharpformer.Training;
 using Sharpformer.Training.Data;
+using Sharpformer.Training.Distributed;
 
 namespace Sharpformer.Cli.Commands;
 
@@ -54,7 +55,7 @@ internal static class TrainCommand
         var saveEvery = new Option<long>("--save-every") { Description = "Save a checkpoint every N steps (0: at the end only).", DefaultValueFactory = _ => 500 };
         var keep = new Option<int>("--keep-checkpoints") { Description = "Keep the last K checkpoints.", DefaultValueFactory = _ => 2 };
         var log = new Option<string?>("--log") { Description = "The JSONL log (one object per step and per evaluation); its loss-curve PNG goes beside it. Default: <out>/train_log.jsonl." };
-        var threads = new Option<int>("--threads") { Description = "Worker threads (default: every core).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var threads = new Option<int>("--threads") { Description = "Worker threads (default: every core; under mpirun, the cores divided among the ranks on this machine).", DefaultValueFactory = _ => Environment.ProcessorCount };
         var resume = new Option<bool>("--resume") { Description = "Continue from the newest checkpoint in --out (same options as the run that saved it)." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Start over in an --out that holds an earlier run (its checkpoints are deleted)." };
         var freeze = new Option<string[]>("--freeze") { Description = "Freeze parameters whose names match these globs (e.g. 'bert.embeddings.*').", AllowMultipleArgumentsPerToken = true };
@@ -86,7 +87,9 @@ internal static class TrainCommand
             string afterFailure = $"the last checkpoint in {parse.GetValue(output)} is intact: rerun with --resume.";
             return DistributedVerb.RunAsync("train " + name, parse.GetValue(distributed), error, afterFailure, communicator => PipelineVerbs.GuardAsync("train " + name, error, async () =>
             {
-                ParallelFor.MaxDegreeOfParallelism = Math.Max(1, parse.GetValue(threads));
+                // Under mpirun the ranks on one machine share its cores: unless --threads says otherwise, each takes its share.
+                bool threadsGiven = parse.GetResult(threads) is { Implicit: false };
+                ParallelFor.MaxDegreeOfParallelism = Math.Max(1, threadsGiven ? parse.GetValue(threads) : Environment.ProcessorCount / Communicators.LocalRanks);
                 if (!(parse.GetValue(bucketMb) > 0)) throw new ArgumentException($"--bucket-mb must be a positive number of MiB (got {parse.GetValue(bucketMb)}).");
                 string? modelFolder = parse.GetValue(model) is { } m
                     ? (await ModelFolders.ResolveAsync(m, PipelineVerbs.Options(error, truncate: false), FolderHint, ct).ConfigureAwait(false)).Directory

@@ -6,6 +6,10 @@ public static class Communicators
     /// <summary>The environment variable Open MPI's launcher sets to the number of ranks.</summary>
     public const string WorldSizeVariable = "OMPI_COMM_WORLD_SIZE";
 
+    /// <summary>The number of ranks mpirun started on this machine (<c>OMPI_COMM_WORLD_LOCAL_SIZE</c>); 1 without mpirun.</summary>
+    public static int LocalRanks =>
+        int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_SIZE"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n > 0 ? n : 1;
+
     /// <summary>True when this process was started by Open MPI's <c>mpirun</c>/<c>mpiexec</c> (<c>OMPI_COMM_WORLD_SIZE</c> is set).</summary>
     public static bool LaunchedByMpirun => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(WorldSizeVariable));
 
