@@ -130,11 +130,15 @@ public sealed class GradientReducer : IDisposable
         foreach (var bucket in _buckets) Unpack(bucket, scale);
     }
 
-    /// <inheritdoc/>
+    /// <summary>
+    /// Stops the communication thread. When a step failed on this rank the thread may be inside an all-reduce the other
+    /// ranks will never join: it is then left behind (a background thread) rather than waited for, so the failure can
+    /// reach the caller, which ends the job (MPI_Abort).
+    /// </summary>
     public void Dispose()
     {
         _queue?.CompleteAdding();
-        _thread?.Join();
+        if (_thread is not null && !_thread.Join(TimeSpan.FromSeconds(5))) return;
         _queue?.Dispose();
         foreach (var bucket in _buckets) bucket.Done.Dispose();
     }
