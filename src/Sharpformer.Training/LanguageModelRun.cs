@@ -4,6 +4,7 @@ using Sharpformer.NN;
 using Sharpformer.Text;
 using Sharpformer.Training.Checkpoints;
 using Sharpformer.Training.Data;
+using Sharpformer.Training.Distributed;
 using Sharpformer.Training.Optim;
 
 namespace Sharpformer.Training;
@@ -87,6 +88,17 @@ public sealed record LanguageModelRunOptions
     /// <summary>Where tokenized corpora are cached; null for ~/.cache/sharpformer/token-cache.</summary>
     public string? CacheFolder { get; init; }
 
+    /// <summary>
+    /// Data-parallel training (<c>mpirun -np N sharpformer train …</c>): the group this process is a rank of, e.g.
+    /// <see cref="Communicators.FromEnvironment"/>. Each rank trains on its shard of every batch (<see cref="BatchSize"/>
+    /// is per rank, so the global batch is ranks × BatchSize × grad-accum); gradients are averaged across ranks; rank 0
+    /// tokenizes the corpus, writes the log and checkpoints. Null (the default) is a single process.
+    /// </summary>
+    public ICommunicator? Communicator { get; init; }
+
+    /// <summary>Data-parallel runs: bytes of gradients per all-reduce bucket (PyTorch DDP's 25 MiB by default).</summary>
+    public long GradientBucketBytes { get; init; } = GradientReducer.DefaultBucketBytes;
+
     /// <summary>The optimizer, schedule, logging and checkpoint settings (MaxSteps is computed here).</summary>
     public TrainerOptions Trainer { get; init; } = new() { MaxSteps = 1 };
 }
@@ -155,6 +167,8 @@ public sealed class LanguageModelRun : IDisposable
             throw new ArgumentException($"--resume: {output} holds no complete checkpoint-N folder; drop --resume to start a new run there.");
         }
 
+        var communicator = options.Communicator ?? SingleProcessCommunicator.Instance;
+        bool root = communicator.Rank == 0;
         if (!options.Resume) RunFolder.Check(output, options.Overwrite, IsRunFile, "training");
 
         // Config and tokenizer.
@@ -196,15 +210,20 @@ public sealed class LanguageModelRun : IDisposable
 
         // Data, tokenized once into the cache.
         string cacheFolder = options.CacheFolder ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "sharpformer", "token-cache");
+        // With several ranks, rank 0 fills the cache first and the others then open what it wrote.
+        bool group = communicator.Size > 1;
+        if (group && !root) communicator.Barrier();
         var run = new List<IDisposable>();
-        var train = OpenCache(options.Data, tokenizerFolder, cacheFolder, tokenizing, cancellationToken);
+        var train = OpenCache(options.Data, tokenizerFolder, cacheFolder, root ? tokenizing : null, cancellationToken);
         run.Add(train);
         TokenCache? eval = null;
         if (options.EvalData is not null)
         {
-            eval = OpenCache([options.EvalData], tokenizerFolder, cacheFolder, tokenizing, cancellationToken);
+            eval = OpenCache([options.EvalData], tokenizerFolder, cacheFolder, root ? tokenizing : null, cancellationToken);
             run.Add(eval);
         }
+
+        if (group && root) communicator.Barrier();
 
         IBatchSource source;
         Func<IEnumerable<TrainingBatch>>? evalBatches;
@@ -218,6 +237,8 @@ public sealed class LanguageModelRun : IDisposable
                 Seed = options.Trainer.Seed,
                 Shuffle = !options.NoShuffle,
                 EvalFraction = options.EvalFraction,
+                ShardCount = communicator.Size,
+                ShardIndex = communicator.Rank,
             }, eval);
             source = clm;
             evalBatches = clm.EvalBatchCount > 0 ? clm.EvalBatches : null;
@@ -234,6 +255,8 @@ public sealed class LanguageModelRun : IDisposable
                 EvalFraction = options.EvalFraction,
                 MaskProbability = options.MaskProbability,
                 WholeWordMask = options.WholeWordMask,
+                ShardCount = communicator.Size,
+                ShardIndex = communicator.Rank,
             }, eval);
             source = mlm;
             evalBatches = mlm.EvalBatchCount > 0 ? mlm.EvalBatches : null;
@@ -242,13 +265,15 @@ public sealed class LanguageModelRun : IDisposable
 
         long steps = options.Steps ?? (long)Math.Ceiling(options.Epochs * source.BatchesPerEpoch / options.Trainer.GradientAccumulationSteps);
         var trainerOptions = options.Trainer with { MaxSteps = steps };
-        if (options.Overwrite) RunFolder.Clear(output, IsRunFile);
+        if (options.Overwrite && root) RunFolder.Clear(output, IsRunFile);
 
         var configJson = ModelFolder.SavedConfig(configSource, config, model, options.Dropout);
         var trainer = new Trainer(model, batch => task.LanguageModelingLoss(batch.InputIds, batch.AttentionMask, batch.Labels), source, evalBatches, trainerOptions, output,
             folder => ModelFolder.Write(folder, model, configJson, tokenizerFolder))
         {
-            PlotTitle = $"{config.ModelType} {(options.Objective == LanguageModelingObjective.CausalLM ? "causal LM" : "masked LM")}, block {blockSize}, batch {options.BatchSize}×{options.Trainer.GradientAccumulationSteps}",
+            Communicator = communicator,
+            GradientBucketBytes = options.GradientBucketBytes,
+            PlotTitle = $"{config.ModelType} {(options.Objective == LanguageModelingObjective.CausalLM ? "causal LM" : "masked LM")}, block {blockSize}, batch {(communicator.Size > 1 ? $"{communicator.Size} ranks × " : "")}{options.BatchSize}×{options.Trainer.GradientAccumulationSteps}",
         };
         if (resume is { } checkpoint) trainer.Resume(checkpoint.Folder);
         var prepared = new LanguageModelRun(trainer, model, resume?.Folder, blocks, blockSize);

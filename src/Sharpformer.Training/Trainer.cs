@@ -7,6 +7,7 @@ using Sharpformer.NN;
 using Sharpformer.Tensors;
 using Sharpformer.Training.Checkpoints;
 using Sharpformer.Training.Data;
+using Sharpformer.Training.Distributed;
 using Sharpformer.Training.Optim;
 
 namespace Sharpformer.Training;
@@ -157,6 +158,22 @@ public class Trainer<TBatch>
     /// </summary>
     public Func<IReadOnlyDictionary<string, double>>? EvalMetrics { get; set; }
 
+    /// <summary>
+    /// The data-parallel group this trainer is one rank of (default: a single process). With more than one rank, each
+    /// rank's batch source must yield its own shard of the global batch (<see cref="BlockDataOptions.ShardCount"/>);
+    /// rank 0's weights are broadcast at the start, gradients are averaged over the ranks in buckets during the last
+    /// micro-batch's backward (<see cref="GradientReducer"/>) before clipping and the optimizer step, the logged loss and
+    /// token counts are the group's, and only rank 0 writes the log, checkpoints and the final model (every rank resumes
+    /// from the same checkpoint folder).
+    /// </summary>
+    public ICommunicator Communicator { get; set; } = SingleProcessCommunicator.Instance;
+
+    /// <summary>Bytes per gradient all-reduce bucket (data-parallel runs; PyTorch DDP's default 25 MiB).</summary>
+    public long GradientBucketBytes { get; set; } = GradientReducer.DefaultBucketBytes;
+
+    /// <summary>All-reduce gradient buckets on a communication thread while backward runs (true), or after backward (false).</summary>
+    public bool OverlapCommunication { get; set; } = true;
+
     /// <summary>A title for the loss plot.</summary>
     public string PlotTitle { get; set; } = "training loss";
 
@@ -220,8 +237,13 @@ public class Trainer<TBatch>
     /// <exception cref="TrainingDivergedException">The loss or the gradient norm became NaN or infinite; the message names the step.</exception>
     public IReadOnlyList<StepRecord> Run(CancellationToken cancellationToken = default)
     {
-        Directory.CreateDirectory(OutputFolder);
-        using var log = TrainingLog.Open(LogPath, Step);
+        var communicator = Communicator;
+        bool root = communicator.Rank == 0;
+        if (root) Directory.CreateDirectory(OutputFolder);
+        using var log = root ? TrainingLog.Open(LogPath, Step) : null;
+        var steps = new List<StepRecord>();
+        using var reducer = communicator.Size > 1 ? new GradientReducer(_trainable, communicator, GradientBucketBytes, OverlapCommunication) : null;
+        if (reducer is not null) BroadcastParameters(communicator);
         var clock = Stopwatch.StartNew();
         var recent = new Queue<(double Seconds, long Steps)>();
         int accumulation = _options.GradientAccumulationSteps;
@@ -237,19 +259,47 @@ public class Trainer<TBatch>
 
             double lossSum = 0;
             long stepTokens = 0;
+            reducer?.BeginStep();
             for (int micro = 0; micro < accumulation; micro++)
             {
                 var batch = _train.Next();
                 var loss = _loss(batch);
                 float value = loss.ToArray()[0];
-                if (!float.IsFinite(value))
+                if (!float.IsFinite(value) && reducer is null)
                 {
                     throw Diverged($"the loss is {value} at step {Step + 1} (micro-batch {micro + 1} of {accumulation})");
                 }
 
-                (accumulation == 1 ? loss : Ops.Scale(loss, 1f / accumulation)).Backward();
+                var scaled = accumulation == 1 ? loss : Ops.Scale(loss, 1f / accumulation);
+                if (reducer is not null && micro == accumulation - 1)
+                {
+                    // The last micro-batch completes the gradients: ship each bucket as soon as backward has finished it.
+                    scaled.Backward(reducer.GradientReady);
+                }
+                else
+                {
+                    scaled.Backward();
+                }
+
                 lossSum += value;
                 stepTokens += batch.TokenCount;
+            }
+
+            CommunicationRecord? communication = null;
+            if (reducer is not null)
+            {
+                reducer.Finish();
+                communication = new CommunicationRecord(communicator.Size, reducer.BytesPerStep, reducer.BucketCount, reducer.LastCommunicationSeconds, reducer.LastWaitSeconds);
+
+                // The group's loss and tokens; every rank sees the same values, so a NaN stops every rank at the same step.
+                Span<double> totals = [lossSum, stepTokens];
+                communicator.AllReduceSum(totals);
+                lossSum = totals[0] / communicator.Size;
+                stepTokens = (long)Math.Round(totals[1]);
+                if (!double.IsFinite(lossSum))
+                {
+                    throw Diverged($"the loss is {lossSum} at step {Step + 1} (averaged over {communicator.Size} ranks)");
+                }
             }
 
             double norm = GradientClipping.ClipGradNorm(_trainable, _options.MaxGradNorm > 0 ? _options.MaxGradNorm : double.PositiveInfinity);
@@ -270,27 +320,29 @@ public class Trainer<TBatch>
             double seconds = stepClock.Elapsed.TotalSeconds;
             var position = _train.Position;
             var record = new StepRecord(Step, position.Epoch + (position.Batch / epochLength), lossSum / accumulation, lr, norm, _tokens,
-                stepTokens / Math.Max(seconds, 1e-9), _elapsedBefore + clock.Elapsed.TotalSeconds);
-            log.Write(record);
+                stepTokens / Math.Max(seconds, 1e-9), _elapsedBefore + clock.Elapsed.TotalSeconds)
+            { Communication = communication };
+            steps.Add(record);
+            log?.Write(record);
             recent.Enqueue((seconds, 1));
             if (recent.Count > 20) recent.Dequeue();
             double pace = recent.Sum(r => r.Seconds) / recent.Count;
-            Progress?.Invoke(new TrainerProgress(record, _options.MaxSteps, TimeSpan.FromSeconds(pace * (_options.MaxSteps - Step))));
+            if (root) Progress?.Invoke(new TrainerProgress(record, _options.MaxSteps, TimeSpan.FromSeconds(pace * (_options.MaxSteps - Step))));
 
             bool last = Step == _options.MaxSteps;
             if (_eval is not null && ((_options.EvalEvery > 0 && Step % _options.EvalEvery == 0) || last))
             {
                 var eval = new EvalRecord(Step, record.Epoch, Evaluate()) { Metrics = ComputeEvalMetrics() };
-                log.Write(eval);
-                Evaluated?.Invoke(eval);
-                TrackBest(eval);
+                log?.Write(eval);
+                if (root) Evaluated?.Invoke(eval);
+                TrackBest(eval, root);
             }
 
             bool stop = _options.EarlyStoppingPatience > 0 && _evalsWithoutImprovement >= _options.EarlyStoppingPatience;
-            if ((_options.SaveEvery > 0 && Step % _options.SaveEvery == 0) || last || stop || cancellationToken.IsCancellationRequested)
+            if (root && ((_options.SaveEvery > 0 && Step % _options.SaveEvery == 0) || last || stop || cancellationToken.IsCancellationRequested))
             {
                 SaveCheckpoint(_elapsedBefore + clock.Elapsed.TotalSeconds);
-                log.SavePlot(PlotTitle);
+                log!.SavePlot(PlotTitle);
             }
 
             if (stop)
@@ -298,6 +350,13 @@ public class Trainer<TBatch>
                 StoppedEarly = true;
                 break;
             }
+        }
+
+        if (!root)
+        {
+            // Only rank 0 writes the final model; the others wait for it so the job ends together.
+            communicator.Barrier();
+            return steps;
         }
 
         // HF load_best_model_at_end: the final model is the best evaluation's.
@@ -323,8 +382,19 @@ public class Trainer<TBatch>
             Directory.Delete(final, recursive: true);
         }
 
-        log.SavePlot(PlotTitle);
+        log!.SavePlot(PlotTitle);
+        if (reducer is not null) communicator.Barrier();
         return log.Steps;
+    }
+
+    /// <summary>Copies rank 0's trainable weights to every rank (as DDP does at construction), so all ranks start equal.</summary>
+    private void BroadcastParameters(ICommunicator communicator)
+    {
+        foreach (var parameter in _trainable)
+        {
+            communicator.Broadcast(parameter.Value.AsSpan<float>(), 0);
+            parameter.MarkModified();
+        }
     }
 
     /// <summary>The mean loss over the held-out batches, in evaluation mode (no dropout, no gradients).</summary>
@@ -355,7 +425,7 @@ public class Trainer<TBatch>
     }
 
     /// <summary>Keeps the model of the best evaluation in <see cref="BestModelFolder"/> and counts evaluations without improvement.</summary>
-    private void TrackBest(EvalRecord eval)
+    private void TrackBest(EvalRecord eval, bool write)
     {
         if (_options.MetricForBestModel is not { } name) return;
         string key = name.StartsWith("eval_", StringComparison.Ordinal) ? name[5..] : name;
@@ -379,6 +449,7 @@ public class Trainer<TBatch>
         _bestValue = value;
         _bestStep = Step;
         _evalsWithoutImprovement = 0;
+        if (!write) return;
         string temp = Path.Combine(OutputFolder, ".tmp-best-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(temp);
         _writeModelFolder(temp);

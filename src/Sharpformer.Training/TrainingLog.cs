@@ -14,7 +14,19 @@ namespace Sharpformer.Training;
 /// <param name="Tokens">Tokens consumed so far in the run (all steps, including those before a resume).</param>
 /// <param name="TokensPerSecond">Tokens of this step over its wall time.</param>
 /// <param name="ElapsedSeconds">Training wall time so far (including earlier sessions of a resumed run).</param>
-public sealed record StepRecord(long Step, double Epoch, double Loss, double LearningRate, double GradNorm, long Tokens, double TokensPerSecond, double ElapsedSeconds);
+public sealed record StepRecord(long Step, double Epoch, double Loss, double LearningRate, double GradNorm, long Tokens, double TokensPerSecond, double ElapsedSeconds)
+{
+    /// <summary>Data-parallel runs only: what the step's gradient all-reduce cost; null in a single process.</summary>
+    public CommunicationRecord? Communication { get; init; }
+}
+
+/// <summary>The gradient all-reduce of one data-parallel step, as the log records it.</summary>
+/// <param name="Ranks">The number of processes.</param>
+/// <param name="Bytes">Gradient bytes each rank all-reduced (4 × trainable parameters).</param>
+/// <param name="Buckets">The number of buckets they were sent in.</param>
+/// <param name="AllReduceSeconds">Seconds inside all-reduce calls (on the communication thread when overlapped with backward).</param>
+/// <param name="WaitSeconds">Seconds the step waited for communication after backward had finished (the part not hidden behind compute).</param>
+public sealed record CommunicationRecord(int Ranks, long Bytes, int Buckets, double AllReduceSeconds, double WaitSeconds);
 
 /// <summary>One evaluation on the held-out split.</summary>
 /// <param name="Step">The optimizer step after which it ran.</param>
@@ -126,7 +138,7 @@ public sealed class TrainingLog : IDisposable
     {
         ArgumentNullException.ThrowIfNull(record);
         _steps.Add(record);
-        WriteLine(new JsonObject
+        var line = new JsonObject
         {
             ["step"] = record.Step,
             ["epoch"] = Round(record.Epoch),
@@ -136,7 +148,17 @@ public sealed class TrainingLog : IDisposable
             ["tokens"] = record.Tokens,
             ["tokens_per_s"] = Round(record.TokensPerSecond),
             ["elapsed_s"] = Round(record.ElapsedSeconds),
-        });
+        };
+        if (record.Communication is { } c)
+        {
+            line["ranks"] = c.Ranks;
+            line["allreduce_bytes"] = c.Bytes;
+            line["allreduce_buckets"] = c.Buckets;
+            line["allreduce_s"] = Round(c.AllReduceSeconds);
+            line["allreduce_wait_s"] = Round(c.WaitSeconds);
+        }
+
+        WriteLine(line);
     }
 
     /// <summary>Appends an evaluation record.</summary>

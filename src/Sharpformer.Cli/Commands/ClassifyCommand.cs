@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Sharpformer.NN;
+using System.Text.Json.Nodes;
 using Sharpformer.Pipelines;
 
 namespace Sharpformer.Cli.Commands;
@@ -35,12 +36,51 @@ internal static class ClassifyCommand
         {
             texts, textPair, topK, function, model, json, truncate, batchSize, dtype,
         };
-        command.SetAction((parse, ct) => RunAsync(
-            parse.GetValue(texts), parse.GetValue(textPair), parse.GetValue(topK)!, parse.GetValue(function), parse.GetValue(model)!,
-            parse.GetValue(json), parse.GetValue(truncate), parse.GetValue(batchSize), PipelineVerbs.PipedInput(),
-            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct, InferencePrecision.Parse(parse.GetValue(dtype)!)));
+        var corpus = CorpusVerb.Create("classify");
+        corpus.AddTo(command);
+        command.SetAction((parse, ct) =>
+        {
+            var error = parse.InvocationConfiguration.Error;
+            var precision = InferencePrecision.Parse(parse.GetValue(dtype)!);
+            if (parse.GetValue(corpus.Input) is { } input)
+            {
+                string modelName = parse.GetValue(model)!;
+                bool cut = parse.GetValue(truncate);
+                string top = parse.GetValue(topK)!;
+                var apply = Function(parse.GetValue(function));
+                int? k = null;
+                return CorpusVerb.RunAsync("classify", input, parse.GetValue(corpus.Output), parse.GetValue(texts) ?? [], parse.GetValue(batchSize), parse.GetValue(corpus.Distributed),
+                    async writer =>
+                    {
+                        k = ParseTopK(top);
+                        return await TextClassificationPipeline.FromPretrainedAsync(modelName, PipelineVerbs.Options(writer, cut, precision), ct).ConfigureAwait(false);
+                    },
+                    (pipeline, batch) => [.. pipeline.RunBatch(batch, null, k, apply, batch.Count).Select(row =>
+                        new JsonObject { ["labels"] = new JsonArray([.. row.Select(r => (JsonNode)new JsonObject { ["label"] = r.Label, ["score"] = r.Score })]) })],
+                    parse.InvocationConfiguration.Output, error, ct);
+            }
+
+            if (CorpusVerb.CheckTextMode("classify", parse.GetValue(corpus.Output), haveTexts: true, stdinAllowed: true) is { } problem)
+            {
+                error.WriteLine(problem);
+                return Task.FromResult(ExitCodes.Usage);
+            }
+
+            return RunAsync(
+                parse.GetValue(texts), parse.GetValue(textPair), parse.GetValue(topK)!, parse.GetValue(function), parse.GetValue(model)!,
+                parse.GetValue(json), parse.GetValue(truncate), parse.GetValue(batchSize), PipelineVerbs.PipedInput(),
+                parse.InvocationConfiguration.Output, error, ct, precision);
+        });
         return command;
     }
+
+    private static ClassificationFunction? Function(string? name) => name switch
+    {
+        "sigmoid" => ClassificationFunction.Sigmoid,
+        "softmax" => ClassificationFunction.Softmax,
+        "none" => ClassificationFunction.None,
+        _ => null,
+    };
 
     internal static Task<int> RunAsync(string[]? texts, string? textPair, string topK, string? function, string model, bool json, bool truncate,
         int batchSize, TextReader? input, TextWriter output, TextWriter error, CancellationToken ct, LinearPrecision precision = LinearPrecision.F32) =>
@@ -58,13 +98,7 @@ internal static class ClassifyCommand
                 throw new ArgumentException($"classify: --text-pair pairs with a single text, but {inputs.Count} texts were given; classify pairs one at a time.");
             }
 
-            var apply = function switch
-            {
-                "sigmoid" => ClassificationFunction.Sigmoid,
-                "softmax" => ClassificationFunction.Softmax,
-                "none" => ClassificationFunction.None,
-                _ => (ClassificationFunction?)null,
-            };
+            var apply = Function(function);
             var pipeline = await TextClassificationPipeline.FromPretrainedAsync(model, PipelineVerbs.Options(error, truncate, precision), ct).ConfigureAwait(false);
             var results = pipeline.RunBatch(inputs, textPair is null ? null : [textPair], k, apply, batchSize);
             if (json)

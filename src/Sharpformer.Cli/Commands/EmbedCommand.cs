@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Sharpformer.NN;
+using System.Text.Json.Nodes;
 using Sharpformer.Pipelines;
 
 namespace Sharpformer.Cli.Commands;
@@ -17,7 +18,7 @@ internal static class EmbedCommand
 
     public static Command Create()
     {
-        var texts = new Argument<string[]>("text") { Description = "One or more texts to embed.", Arity = ArgumentArity.OneOrMore };
+        var texts = new Argument<string[]>("text") { Description = "One or more texts to embed (or --input for a file or folder of them).", Arity = ArgumentArity.ZeroOrMore };
         var model = PipelineVerbs.ModelOption(DefaultModel);
         var json = PipelineVerbs.JsonOption();
         var truncate = PipelineVerbs.TruncateOption();
@@ -26,14 +27,38 @@ internal static class EmbedCommand
         var promptName = PipelineVerbs.PromptNameOption();
         var batchSize = new Option<int>("--batch-size") { Description = "Texts per forward pass.", DefaultValueFactory = _ => 32 };
         var dtype = PipelineVerbs.DTypeOption();
+        var corpus = CorpusVerb.Create("embed");
         var command = new Command("embed", "Sentence embeddings as the model's sentence-transformers modules define them (pooling, Dense, Normalize, prompts).")
         {
             texts, model, json, truncate, noTruncate, promptName, batchSize, dtype,
         };
-        command.SetAction((parse, ct) => RunAsync(
-            parse.GetValue(texts)!, parse.GetValue(model)!, parse.GetValue(json), parse.GetValue(truncate), parse.GetValue(noTruncate),
-            parse.GetValue(promptName), parse.GetValue(batchSize), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct,
-            InferencePrecision.Parse(parse.GetValue(dtype)!)));
+        corpus.AddTo(command);
+        command.SetAction((parse, ct) =>
+        {
+            var error = parse.InvocationConfiguration.Error;
+            var precision = InferencePrecision.Parse(parse.GetValue(dtype)!);
+            string modelName = parse.GetValue(model)!;
+            if (parse.GetValue(corpus.Input) is { } input)
+            {
+                bool cut = parse.GetValue(truncate);
+                bool noCut = parse.GetValue(noTruncate);
+                string? prompt = parse.GetValue(promptName);
+                return CorpusVerb.RunAsync("embed", input, parse.GetValue(corpus.Output), parse.GetValue(texts) ?? [], parse.GetValue(batchSize), parse.GetValue(corpus.Distributed),
+                    writer => BundledModels.LoadWithFallbackAsync(modelName, writer, m => SentenceEmbeddingPipeline.FromPretrainedAsync(m, PipelineVerbs.Options(writer, cut, precision) with { NoTruncation = noCut }, ct)),
+                    (pipeline, batch) => [.. pipeline.Embed(batch, batch.Count, null, prompt, ct).Select(v => new JsonObject { ["embedding"] = new JsonArray([.. v.Select(x => (JsonNode)JsonValue.Create(x))]) })],
+                    parse.InvocationConfiguration.Output, error, ct);
+            }
+
+            if (CorpusVerb.CheckTextMode("embed", parse.GetValue(corpus.Output), (parse.GetValue(texts) ?? []).Length > 0, stdinAllowed: false) is { } problem)
+            {
+                error.WriteLine(problem);
+                return Task.FromResult(ExitCodes.Usage);
+            }
+
+            return RunAsync(
+                parse.GetValue(texts)!, modelName, parse.GetValue(json), parse.GetValue(truncate), parse.GetValue(noTruncate),
+                parse.GetValue(promptName), parse.GetValue(batchSize), parse.InvocationConfiguration.Output, error, ct, precision);
+        });
         return command;
     }
 

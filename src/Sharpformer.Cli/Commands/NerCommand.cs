@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Sharpformer.NN;
+using System.Text.Json.Nodes;
 using Sharpformer.Pipelines;
 
 namespace Sharpformer.Cli.Commands;
@@ -41,26 +42,59 @@ internal static class NerCommand
         {
             texts, aggregation, ignoreLabels, model, json, truncate, batchSize, dtype,
         };
-        command.SetAction((parse, ct) => RunAsync(
-            parse.GetValue(texts), parse.GetValue(aggregation)!, parse.GetValue(ignoreLabels), parse.GetValue(model)!, parse.GetValue(json),
-            parse.GetValue(truncate), parse.GetValue(batchSize), PipelineVerbs.PipedInput(),
-            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct, InferencePrecision.Parse(parse.GetValue(dtype)!)));
+        var corpus = CorpusVerb.Create("ner");
+        corpus.AddTo(command);
+        command.SetAction((parse, ct) =>
+        {
+            var error = parse.InvocationConfiguration.Error;
+            var precision = InferencePrecision.Parse(parse.GetValue(dtype)!);
+            if (parse.GetValue(corpus.Input) is { } input)
+            {
+                string modelName = parse.GetValue(model)!;
+                bool cut = parse.GetValue(truncate);
+                var strategy = Strategy(parse.GetValue(aggregation)!);
+                var ignored = parse.GetValue(ignoreLabels) is { Length: > 0 } labels ? labels : null;
+                return CorpusVerb.RunAsync("ner", input, parse.GetValue(corpus.Output), parse.GetValue(texts) ?? [], parse.GetValue(batchSize), parse.GetValue(corpus.Distributed),
+                    writer => TokenClassificationPipeline.FromPretrainedAsync(modelName, PipelineVerbs.Options(writer, cut, precision), ct),
+                    (pipeline, batch) => [.. pipeline.RunBatch(batch, strategy, ignored, batch.Count).Select(row => new JsonObject
+                    {
+                        ["entities"] = new JsonArray([.. row.Select(r => (JsonNode)new JsonObject
+                        {
+                            ["entity"] = r.Entity, ["score"] = r.Score, ["index"] = r.Index, ["word"] = r.Word, ["start"] = r.Start, ["end"] = r.End,
+                        })]),
+                    })],
+                    parse.InvocationConfiguration.Output, error, ct);
+            }
+
+            if (CorpusVerb.CheckTextMode("ner", parse.GetValue(corpus.Output), haveTexts: true, stdinAllowed: true) is { } problem)
+            {
+                error.WriteLine(problem);
+                return Task.FromResult(ExitCodes.Usage);
+            }
+
+            return RunAsync(
+                parse.GetValue(texts), parse.GetValue(aggregation)!, parse.GetValue(ignoreLabels), parse.GetValue(model)!, parse.GetValue(json),
+                parse.GetValue(truncate), parse.GetValue(batchSize), PipelineVerbs.PipedInput(),
+                parse.InvocationConfiguration.Output, error, ct, precision);
+        });
         return command;
     }
+
+    private static AggregationStrategy Strategy(string aggregation) => aggregation switch
+    {
+        "none" => AggregationStrategy.None,
+        "simple" => AggregationStrategy.Simple,
+        "first" => AggregationStrategy.First,
+        "average" => AggregationStrategy.Average,
+        "max" => AggregationStrategy.Max,
+        _ => throw new ArgumentException($"ner: --aggregation must be none, simple, first, average or max, got '{aggregation}'."),
+    };
 
     internal static Task<int> RunAsync(string[]? texts, string aggregation, string[]? ignoreLabels, string model, bool json, bool truncate,
         int batchSize, TextReader? input, TextWriter output, TextWriter error, CancellationToken ct, LinearPrecision precision = LinearPrecision.F32) =>
         PipelineVerbs.GuardAsync("ner", error, async () =>
         {
-            var strategy = aggregation switch
-            {
-                "none" => AggregationStrategy.None,
-                "simple" => AggregationStrategy.Simple,
-                "first" => AggregationStrategy.First,
-                "average" => AggregationStrategy.Average,
-                "max" => AggregationStrategy.Max,
-                _ => throw new ArgumentException($"ner: --aggregation must be none, simple, first, average or max, got '{aggregation}'."),
-            };
+            var strategy = Strategy(aggregation);
             if (batchSize < 1)
             {
                 throw new ArgumentException($"ner: --batch-size must be at least 1, got {batchSize}.");

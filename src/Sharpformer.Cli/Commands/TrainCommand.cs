@@ -4,6 +4,7 @@ using Sharpformer.Pipelines;
 using Sharpformer.Tensors.Threading;
 using Sharpformer.Training;
 using Sharpformer.Training.Data;
+using Sharpformer.Training.Distributed;
 
 namespace Sharpformer.Cli.Commands;
 
@@ -55,7 +56,7 @@ internal static class TrainCommand
         var saveEvery = new Option<long>("--save-every") { Description = "Save a checkpoint every N steps (0: at the end only).", DefaultValueFactory = _ => 500 };
         var keep = new Option<int>("--keep-checkpoints") { Description = "Keep the last K checkpoints.", DefaultValueFactory = _ => 2 };
         var log = new Option<string?>("--log") { Description = "The JSONL log (one object per step and per evaluation); its loss-curve PNG goes beside it. Default: <out>/train_log.jsonl." };
-        var threads = new Option<int>("--threads") { Description = "Worker threads (default: every core).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var threads = new Option<int>("--threads") { Description = "Worker threads (default: every core; under mpirun, the cores divided among the ranks on this machine).", DefaultValueFactory = _ => Environment.ProcessorCount };
         var resume = new Option<bool>("--resume") { Description = "Continue from the newest checkpoint in --out (same options as the run that saved it)." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Start over in an --out that holds an earlier run (its checkpoints are deleted)." };
         var freeze = new Option<string[]>("--freeze") { Description = "Freeze parameters whose names match these globs (e.g. 'bert.embeddings.*').", AllowMultipleArgumentsPerToken = true };
@@ -63,13 +64,15 @@ internal static class TrainCommand
         var cacheDir = new Option<string?>("--cache-dir") { Description = "Where tokenized corpora are cached (default ~/.cache/sharpformer/token-cache)." };
         var maskProbability = new Option<double>("--mlm-probability") { Description = "mlm: probability of choosing a token.", DefaultValueFactory = _ => 0.15 };
         var wholeWord = new Option<bool>("--whole-word-mask") { Description = "mlm: choose whole words (a token and its ## pieces)." };
+        var distributed = DistributedVerb.Option();
+        var bucketMb = new Option<double>("--bucket-mb") { Description = "Data-parallel runs: MiB of gradients per all-reduce bucket (PyTorch DDP's 25 by default).", DefaultValueFactory = _ => 25 };
         var layout = new Option<string>("--mlm-layout") { Description = "mlm: 'lines' packs whole lines into each sequence up to --block-size (padded); 'grouped' cuts the corpus into equal blocks.", DefaultValueFactory = _ => "lines" };
         layout.AcceptOnlyFromAmong("lines", "grouped");
 
         var command = new Command(name, description)
         {
             model, config, tokenizer, data, evalData, evalFraction, output, blockSize, batchSize, gradAccum, steps, epochs, lr, schedule, warmup,
-            weightDecay, beta1, beta2, eps, maxGradNorm, dropout, seed, noShuffle, evalEvery, saveEvery, keep, log, threads, resume, overwrite, freeze, checkpointing, cacheDir,
+            weightDecay, beta1, beta2, eps, maxGradNorm, dropout, seed, noShuffle, evalEvery, saveEvery, keep, log, threads, resume, overwrite, freeze, checkpointing, cacheDir, distributed, bucketMb,
         };
         if (objective == LanguageModelingObjective.MaskedLM)
         {
@@ -82,9 +85,13 @@ internal static class TrainCommand
         {
             var error = parse.InvocationConfiguration.Error;
             var stdout = parse.InvocationConfiguration.Output;
-            return PipelineVerbs.GuardAsync("train " + name, error, async () =>
+            string afterFailure = $"the last checkpoint in {parse.GetValue(output)} is intact: rerun with --resume.";
+            return DistributedVerb.RunAsync("train " + name, parse.GetValue(distributed), error, afterFailure, communicator => PipelineVerbs.GuardAsync("train " + name, error, async () =>
             {
-                ParallelFor.MaxDegreeOfParallelism = Math.Max(1, parse.GetValue(threads));
+                // Under mpirun the ranks on one machine share its cores: unless --threads says otherwise, each takes its share.
+                bool threadsGiven = parse.GetResult(threads) is { Implicit: false };
+                ParallelFor.MaxDegreeOfParallelism = Math.Max(1, threadsGiven ? parse.GetValue(threads) : Environment.ProcessorCount / Communicators.LocalRanks);
+                if (!(parse.GetValue(bucketMb) > 0)) throw new ArgumentException($"--bucket-mb must be a positive number of MiB (got {parse.GetValue(bucketMb)}).");
                 string? modelFolder = parse.GetValue(model) is { } m
                     ? (await ModelFolders.ResolveAsync(m, PipelineVerbs.Options(error, truncate: false), FolderHint, ct).ConfigureAwait(false)).Directory
                     : null;
@@ -112,6 +119,8 @@ internal static class TrainCommand
                     Freeze = parse.GetValue(freeze) ?? [],
                     GradientCheckpointing = parse.GetValue(checkpointing),
                     CacheFolder = parse.GetValue(cacheDir),
+                    Communicator = communicator,
+                    GradientBucketBytes = (long)Math.Max(1, parse.GetValue(bucketMb) * 1024 * 1024),
                     Trainer = new TrainerOptions
                     {
                         MaxSteps = 1,
@@ -131,8 +140,10 @@ internal static class TrainCommand
                         LogPath = parse.GetValue(log),
                     },
                 };
-                return Run(options, stdout, error, ct);
-            });
+                // Rank 0 speaks for the job; the other ranks print only their errors.
+                bool root = communicator.Rank == 0;
+                return Run(options, root ? stdout : TextWriter.Null, root ? error : TextWriter.Null, ct);
+            }));
         });
         return command;
     }
@@ -145,6 +156,11 @@ internal static class TrainCommand
         error.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"training {run.Model.GetType().Name} ({run.Model.Parameters().Where(p => p.RequiresGrad).Sum(p => p.Shape.ElementCount) / 1e6:F2}M trainable parameters) on {run.TrainBlocks} blocks of {run.BlockSize} tokens; log {trainer.LogPath}"));
         if (run.ResumedFrom is not null) error.WriteLine($"resuming from {run.ResumedFrom} (step {trainer.Step})");
+        if (options.Communicator is { Size: > 1 } group)
+        {
+            error.WriteLine($"data-parallel over {group.Size} MPI ranks: {options.BatchSize} sequences per rank × {group.Size} ranks × {options.Trainer.GradientAccumulationSteps} accumulation = {options.BatchSize * group.Size * options.Trainer.GradientAccumulationSteps} per step; rank 0 writes the log and checkpoints");
+        }
+
         trainer.Progress = lines.Step;
         trainer.Evaluated = e => lines.Message(string.Create(CultureInfo.InvariantCulture, $"eval at step {e.Step}: loss {e.EvalLoss:F4}, perplexity {e.Perplexity:F2}"));
         trainer.Saved = folder => lines.Message($"saved {folder}");

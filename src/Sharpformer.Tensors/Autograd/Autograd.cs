@@ -53,6 +53,10 @@ public static class Autograd
     /// <summary>Restores the no-grad depth saved by <see cref="SuspendNoGrad"/>.</summary>
     internal static void RestoreNoGrad(int depth) => _noGradDepth = depth;
 
+    // The hooked backward pass running on this thread, if any: a checkpointed block's nested pass hands it its leaves.
+    [ThreadStatic]
+    private static LeafReadiness? _activeReadiness;
+
     /// <summary>True when an op over <paramref name="a"/> must record a node.</summary>
     internal static bool Needs(Tensor a) => _noGradDepth == 0 && a.RequiresGrad;
 
@@ -72,22 +76,59 @@ public static class Autograd
         return output;
     }
 
-    internal static void RunBackward(Tensor root, Tensor seed)
+    /// <summary>
+    /// Back-propagates <paramref name="seed"/> from <paramref name="root"/>. When <paramref name="leafReady"/> is given it
+    /// is called once per leaf that requires gradients, as soon as no node still to run can add to that leaf's gradient
+    /// (in reverse order of use: the last layers' parameters first), so a caller can ship finished gradients while the
+    /// rest of the backward pass runs. Leaves that a checkpointed block closes over are not node inputs, so while a
+    /// <see cref="Ops.Checkpoint(Func{Tensor, Tensor}, Tensor)"/> node is still to run, finished leaves are held back
+    /// until it has run; the leaves a checkpointed block's recomputed graph reaches (other than
+    /// <paramref name="blockInputs"/>, the block's own input stand-ins) are reported then too.
+    /// </summary>
+    internal static void RunBackward(Tensor root, Tensor seed, Action<Tensor>? leafReady = null, Tensor[]? blockInputs = null)
     {
         var order = TopologicalOrder(root);
+        if (leafReady is null && _activeReadiness is { } outer)
+        {
+            // A checkpointed block's backward inside a hooked pass: its parameters become the outer pass's to report.
+            outer.AddInner(order, blockInputs);
+        }
 
         // Pending gradients of non-leaf tensors, dropped as soon as their node has run so memory follows the frontier.
         var pending = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [root] = seed };
         if (root.IsLeaf)
         {
             root.AccumulateGrad(seed);
+            leafReady?.Invoke(root);
             return;
         }
 
+        var readiness = leafReady is null ? null : new LeafReadiness(order, leafReady);
+        var previous = _activeReadiness;
+        if (readiness is not null) _activeReadiness = readiness;
+        try
+        {
+            RunNodes(order, pending, readiness);
+        }
+        finally
+        {
+            _activeReadiness = previous;
+        }
+
+        readiness?.Finish();
+    }
+
+    private static void RunNodes(List<Tensor> order, Dictionary<Tensor, Tensor> pending, LeafReadiness? readiness)
+    {
         for (int i = order.Count - 1; i >= 0; i--)
         {
             var tensor = order[i];
-            if (!pending.Remove(tensor, out var grad)) continue; // no path from this node to the root's loss
+            if (!pending.Remove(tensor, out var grad))
+            {
+                readiness?.NodeDone(tensor.GradFn!);
+                continue; // no path from this node to the root's loss
+            }
+
             var node = tensor.GradFn!;
             var inputGrads = node.Backward(grad);
             Debug.Assert(inputGrads.Length == node.Inputs.Length, $"{node.Op}: backward returned {inputGrads.Length} gradients for {node.Inputs.Length} inputs");
@@ -118,6 +159,76 @@ public static class Autograd
                     pending[input] = g;
                 }
             }
+
+            readiness?.NodeDone(node);
+        }
+    }
+
+    /// <summary>Counts the uses of each leaf by the nodes still to run, and reports a leaf when its count reaches zero.</summary>
+    private sealed class LeafReadiness
+    {
+        private readonly Dictionary<Tensor, int> _uses = new(ReferenceEqualityComparer.Instance);
+        private readonly List<Tensor> _held = [];
+        private readonly HashSet<Tensor> _inner = new(ReferenceEqualityComparer.Instance);
+        private readonly Action<Tensor> _ready;
+        private int _checkpointsLeft;
+
+        public LeafReadiness(List<Tensor> order, Action<Tensor> ready)
+        {
+            _ready = ready;
+            foreach (var tensor in order)
+            {
+                var node = tensor.GradFn!;
+                if (node.Op == nameof(Ops.Checkpoint)) _checkpointsLeft++;
+                foreach (var input in node.Inputs)
+                {
+                    if (input is not null && input.IsLeaf && input.RequiresGrad)
+                    {
+                        _uses[input] = _uses.GetValueOrDefault(input) + 1;
+                    }
+                }
+            }
+        }
+
+        /// <summary>Called after <paramref name="node"/> has run (or was skipped): its leaf inputs lose one pending use.</summary>
+        public void NodeDone(GradNode node)
+        {
+            if (node.Op == nameof(Ops.Checkpoint)) _checkpointsLeft--;
+            foreach (var input in node.Inputs)
+            {
+                if (input is null || !input.IsLeaf || !input.RequiresGrad) continue;
+                int left = _uses[input] - 1;
+                _uses[input] = left;
+                if (left == 0) _held.Add(input);
+            }
+
+            if (_checkpointsLeft == 0) Release();
+        }
+
+        /// <summary>
+        /// Takes the leaves of a checkpointed block's recomputed graph (except the block's input stand-ins): those the
+        /// outer graph does not use are held until no checkpoint is left, each reported once however many blocks share it.
+        /// </summary>
+        public void AddInner(List<Tensor> order, Tensor[]? blockInputs)
+        {
+            foreach (var tensor in order)
+            {
+                foreach (var input in tensor.GradFn!.Inputs)
+                {
+                    if (input is null || !input.IsLeaf || !input.RequiresGrad || _uses.ContainsKey(input)) continue;
+                    if (blockInputs is not null && Array.Exists(blockInputs, b => ReferenceEquals(b, input))) continue;
+                    if (_inner.Add(input)) _held.Add(input);
+                }
+            }
+        }
+
+        /// <summary>Reports whatever is still held (every count is zero once all nodes have run).</summary>
+        public void Finish() => Release();
+
+        private void Release()
+        {
+            foreach (var leaf in _held) _ready(leaf);
+            _held.Clear();
         }
     }
 

@@ -79,7 +79,7 @@ public static partial class Ops
             }
 
             CheckBlockOutput(recomputed, output.Shape);
-            if (recomputed.RequiresGrad) Autograd.RunBackward(recomputed, g);
+            if (recomputed.RequiresGrad) Autograd.RunBackward(recomputed, g, blockInputs: leaves);
             var grads = new Tensor?[saved.Length];
             for (int i = 0; i < saved.Length; i++)
             {

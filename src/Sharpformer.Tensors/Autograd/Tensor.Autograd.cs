@@ -61,6 +61,30 @@ public sealed partial class Tensor
     }
 
     /// <summary>
+    /// Back-propagates from this scalar tensor like <see cref="Backward()"/>, and calls <paramref name="leafGradientReady"/>
+    /// once per leaf that requires gradients as soon as its <see cref="Grad"/> is final for this pass (no node still to
+    /// run adds to it), on the calling thread, roughly in reverse order of use: the hook data-parallel training uses to
+    /// start all-reducing the last layers' gradients while the first layers' are still being computed.
+    /// </summary>
+    /// <param name="leafGradientReady">Called with each finished leaf; it must not change the leaf's gradient buffer before Backward returns unless it owns that leaf's reduction.</param>
+    /// <exception cref="InvalidOperationException">The tensor has more than one element or does not require gradients.</exception>
+    public void Backward(Action<Tensor> leafGradientReady)
+    {
+        ArgumentNullException.ThrowIfNull(leafGradientReady);
+        if (ElementCount != 1)
+        {
+            throw new InvalidOperationException($"Backward(): the tensor of shape {Shape} is not a scalar; reduce it (Ops.Sum/Ops.Mean) or pass the output gradient to Backward(grad).");
+        }
+
+        if (!RequiresGrad)
+        {
+            throw new InvalidOperationException($"Backward: the tensor of shape {Shape} does not require gradients; set RequiresGrad on the parameters before the forward pass, outside Autograd.NoGrad().");
+        }
+
+        Autograd.RunBackward(this, Ones(Shape), leafGradientReady);
+    }
+
+    /// <summary>
     /// Back-propagates <paramref name="grad"/> (same shape as this tensor) through the recorded graph. The graph is kept,
     /// so calling Backward again adds the same gradients once more. Leaves' <see cref="Grad"/> are updated without
     /// locks: do not run Backward concurrently on graphs that share leaves.

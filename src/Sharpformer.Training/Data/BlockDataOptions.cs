@@ -24,6 +24,22 @@ public record BlockDataOptions
 
     /// <summary>Sequences per evaluation batch; <see cref="BatchSize"/> when null. The last eval batch may be smaller.</summary>
     public int? EvalBatchSize { get; init; }
+
+    /// <summary>
+    /// Data-parallel runs: how many processes share each batch. The data is planned as if one process took batches of
+    /// <see cref="BatchSize"/> × ShardCount sequences (the same order, epochs and MLM masks for the same seed), and this
+    /// process gets rows [<see cref="ShardIndex"/> × BatchSize, (ShardIndex + 1) × BatchSize) of each. Evaluation batches
+    /// are not sharded. 1 (the default) is a single process.
+    /// </summary>
+    public int ShardCount { get; init; } = 1;
+
+    /// <summary>This process's shard (its MPI rank), 0 … <see cref="ShardCount"/> − 1.</summary>
+    public int ShardIndex { get; init; }
+
+    /// <summary>The options of the whole group's batch: <see cref="BatchSize"/> × <see cref="ShardCount"/> sequences.</summary>
+    internal BlockDataOptions Global => ShardCount == 1
+        ? this
+        : this with { BatchSize = BatchSize * ShardCount, EvalBatchSize = EvalBatchSize ?? (BatchSize * ShardCount), ShardCount = 1, ShardIndex = 0 };
 }
 
 /// <summary>How masked-LM sequences are cut from the corpus.</summary>
@@ -68,6 +84,11 @@ internal static class BlockDataOptionsChecks
         if (options.BatchSize < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, $"{source}: BatchSize must be at least 1.");
+        }
+
+        if (options.ShardCount < 1 || options.ShardIndex < 0 || options.ShardIndex >= options.ShardCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.ShardIndex, $"{source}: ShardIndex must be in [0, ShardCount) and ShardCount at least 1 (got shard {options.ShardIndex} of {options.ShardCount}).");
         }
 
         if (options.EvalBatchSize is < 1)

@@ -13,6 +13,7 @@ public sealed class ClmBatchSource : IBatchSource
     private readonly TokenBlocks _train;
     private readonly TokenBlocks _eval;
     private readonly BlockPlan _plan;
+    private readonly (int Index, int Count, int Rows) _shard;
     private readonly int[] _blocks;
     private DataPosition _position;
 
@@ -31,11 +32,12 @@ public sealed class ClmBatchSource : IBatchSource
         _train = new TokenBlocks(data, options.BlockSize, EosId);
         _eval = evalData is null ? _train : new TokenBlocks(evalData, options.BlockSize, EosOf(evalData));
         var train = _train;
-        _plan = new BlockPlan(_train.BlockCount, evalData is null ? null : _eval.BlockCount, options, trainBlocks =>
+        _plan = new BlockPlan(_train.BlockCount, evalData is null ? null : _eval.BlockCount, options.Global, trainBlocks =>
             $"The data has {train.StreamLength} tokens (with an EOS after each of its {data.DocumentCount} documents), {train.BlockCount} blocks of {options.BlockSize}"
             + (trainBlocks < train.BlockCount ? $", {trainBlocks} left after holding out {train.BlockCount - trainBlocks} for evaluation" : "")
             + $"; one batch needs {options.BatchSize} blocks = {(long)options.BatchSize * options.BlockSize} tokens. Use more text, a smaller BlockSize or BatchSize, or a smaller EvalFraction.");
-        _blocks = new int[options.BatchSize];
+        _blocks = new int[options.Global.BatchSize];
+        _shard = (options.ShardIndex, options.ShardCount, options.BatchSize);
         BlockSize = options.BlockSize;
     }
 
@@ -73,7 +75,7 @@ public sealed class ClmBatchSource : IBatchSource
     {
         _plan.TrainBlocks(_position, _blocks);
         _position = _plan.Advance(_position);
-        return MakeBatch(_train, _blocks);
+        return MakeBatch(_train, _blocks.AsSpan(_shard.Index * _shard.Rows, _shard.Rows));
     }
 
     /// <summary>Every eval block once, in ascending block order, <see cref="BlockDataOptions.EvalBatchSize"/> at a time.</summary>

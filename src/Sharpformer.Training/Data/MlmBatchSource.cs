@@ -23,6 +23,7 @@ public sealed class MlmBatchSource : IBatchSource
     private readonly LineSequences? _trainLines;
     private readonly LineSequences? _evalLines;
     private readonly BlockPlan _plan;
+    private readonly (int Index, int Count, int Rows) _shard;
     private readonly MlmMasker _masker;
     private readonly long _seed;
     private readonly int[] _blocks;
@@ -92,7 +93,7 @@ public sealed class MlmBatchSource : IBatchSource
             var train = new TokenBlocks(data, BlockSize - 2, eos: null);
             _trainBlocks = train;
             _evalBlocks = evalData is null ? train : new TokenBlocks(evalData, BlockSize - 2, eos: null);
-            _plan = new BlockPlan(train.BlockCount, evalData is null ? null : _evalBlocks.BlockCount, options, trainBlocks =>
+            _plan = new BlockPlan(train.BlockCount, evalData is null ? null : _evalBlocks.BlockCount, options.Global, trainBlocks =>
                 $"The data has {train.StreamLength} tokens, {train.BlockCount} blocks of {BlockSize - 2} (BlockSize {BlockSize} less [CLS] and [SEP])"
                 + (trainBlocks < train.BlockCount ? $", {trainBlocks} left after holding out {train.BlockCount - trainBlocks} for evaluation" : "")
                 + $"; one batch needs {options.BatchSize} blocks = {(long)options.BatchSize * (BlockSize - 2)} tokens. Use more text, a smaller BlockSize or BatchSize, or a smaller EvalFraction.");
@@ -102,13 +103,14 @@ public sealed class MlmBatchSource : IBatchSource
             var train = new LineSequences(data, BlockSize - 2);
             _trainLines = train;
             _evalLines = evalData is null ? train : new LineSequences(evalData, BlockSize - 2);
-            _plan = new BlockPlan(train.Count, evalData is null ? null : _evalLines.Count, options, trainSequences =>
+            _plan = new BlockPlan(train.Count, evalData is null ? null : _evalLines.Count, options.Global, trainSequences =>
                 $"The data has {train.TokenCount} tokens in {data.LineCount} lines, packed into {train.Count} sequences of at most {BlockSize - 2} tokens (BlockSize {BlockSize} less [CLS] and [SEP])"
                 + (trainSequences < train.Count ? $", {trainSequences} left after holding out {train.Count - trainSequences} for evaluation" : "")
                 + $"; one batch needs {options.BatchSize} sequences. Use more text, a smaller BatchSize or a smaller EvalFraction (or MlmLayout.Grouped, which cuts the stream without regard to lines).");
         }
 
-        _blocks = new int[options.BatchSize];
+        _blocks = new int[options.Global.BatchSize];
+        _shard = (options.ShardIndex, options.ShardCount, options.BatchSize);
     }
 
     /// <summary>[CLS] id.</summary>
@@ -158,7 +160,9 @@ public sealed class MlmBatchSource : IBatchSource
         _plan.TrainBlocks(_position, _blocks);
         var random = DataRandom.For(_seed, DataRandom.TrainMaskStream, _position.Epoch, _position.Batch);
         _position = _plan.Advance(_position);
-        return MakeBatch(train: true, _blocks, ref random);
+        // The whole group's batch (its masks drawn in one sequence, as one process would), then this shard's rows.
+        var batch = MakeBatch(train: true, _blocks, ref random);
+        return _shard.Count == 1 ? batch : batch.Rows(_shard.Index * _shard.Rows, _shard.Rows);
     }
 
     /// <summary>Every eval sequence (or block) once, in ascending order, masked the same way on every call.</summary>

@@ -45,6 +45,15 @@ public sealed record TrainingBatch : ITrainerBatch
     /// <summary>The number of real (unpadded) tokens: B·T without a mask, else the mask's sum (the trainer's tokens/s).</summary>
     public long TokenCount => AttentionMask is null ? InputIds.ElementCount : AttentionMask.ToArray<int>().Sum(v => (long)v);
 
+    /// <summary>Rows [<paramref name="start"/>, <paramref name="start"/> + <paramref name="count"/>) of this batch: one data-parallel rank's shard.</summary>
+    internal TrainingBatch Rows(int start, int count)
+    {
+        int t = SequenceLength;
+        var shape = new Shape(count, t);
+        Tensor Slice(Tensor x) => Tensor.FromArray(x.ToArray<int>().AsSpan(start * t, count * t).ToArray(), shape);
+        return new TrainingBatch(Slice(InputIds), Slice(Labels), AttentionMask is null ? null : Slice(AttentionMask));
+    }
+
     private static void Check(Tensor ids, Tensor t, string name)
     {
         if (t.DType != DType.I32 || t.Rank != 2 || t.Shape != ids.Shape)
