@@ -39,6 +39,18 @@ public static class ExitCodes
 /// </summary>
 public static partial class CliErrors
 {
+    private static readonly AsyncLocal<bool> VerboseFlag = new();
+
+    /// <summary>
+    /// Whether this invocation asked for traces (<c>--verbose</c> or SHARPFORMER_VERBOSE=1): set by <c>Program.Main</c>
+    /// for the verb it runs, read by the verbs' own error guards so an error they report also shows its trace.
+    /// </summary>
+    public static bool Verbose
+    {
+        get => VerboseFlag.Value;
+        set => VerboseFlag.Value = value;
+    }
+
     /// <summary>Writes <paramref name="exception"/> as one error line (plus its trace when verbose) and returns its exit code.</summary>
     /// <param name="exception">What escaped the verb.</param>
     /// <param name="error">Standard error.</param>

@@ -24,6 +24,7 @@ public static class Program
             return ExitCodes.Usage;
         }
 
+        CliErrors.Verbose = verbose;
         try
         {
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
@@ -31,6 +32,10 @@ public static class Program
         catch (Exception e)
         {
             return CliErrors.Report(e, Console.Error, verbose);
+        }
+        finally
+        {
+            CliErrors.Verbose = false;
         }
     }
 

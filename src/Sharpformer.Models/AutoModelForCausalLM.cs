@@ -1,4 +1,5 @@
 using Sharpformer.IO.Config;
+using Sharpformer.IO.Gguf;
 using Sharpformer.Models.Gpt2;
 using Sharpformer.Models.Llama;
 using Sharpformer.Tensors;

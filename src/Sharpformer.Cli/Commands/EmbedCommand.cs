@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using Sharpformer.NN;
 using System.Text.Json.Nodes;
+using Sharpformer.NN;
 using Sharpformer.Pipelines;
 
 namespace Sharpformer.Cli.Commands;

@@ -69,7 +69,7 @@ internal static class PipelineVerbs
         DownloadProgress = new DownloadLines(error),
     };
 
-    /// <summary>Runs a verb's body; every expected failure becomes one "error: verb: …" line on stderr and a non-zero exit.</summary>
+    /// <summary>Runs a verb's body; every expected failure becomes one "error: verb: …" line on stderr (plus its trace under --verbose) and a non-zero exit.</summary>
     public static async Task<int> GuardAsync(string verb, TextWriter error, Func<Task<int>> body)
     {
         try
@@ -78,13 +78,13 @@ internal static class PipelineVerbs
         }
         catch (Exception e) when (e is ArgumentException)
         {
-            await error.WriteLineAsync($"error: {verb}: {OneLine(e.Message)}").ConfigureAwait(false);
+            await Report(verb, error, e).ConfigureAwait(false);
             return 2;
         }
         catch (Exception e) when (e is ModelUnavailableException or HubException or NotSupportedException or IOException
             or InvalidDataException or UnauthorizedAccessException or SafeTensorsException or InvalidOperationException)
         {
-            await error.WriteLineAsync($"error: {verb}: {OneLine(e.Message)}").ConfigureAwait(false);
+            await Report(verb, error, e).ConfigureAwait(false);
             return 1;
         }
         catch (OperationCanceledException)
@@ -92,6 +92,13 @@ internal static class PipelineVerbs
             await error.WriteLineAsync($"error: {verb}: cancelled.").ConfigureAwait(false);
             return 130;
         }
+    }
+
+    /// <summary>One <c>error:</c> line, and the exception with its trace when the invocation is verbose.</summary>
+    private static async Task Report(string verb, TextWriter error, Exception e)
+    {
+        await error.WriteLineAsync($"error: {verb}: {OneLine(e.Message)}").ConfigureAwait(false);
+        if (CliErrors.Verbose) await error.WriteLineAsync(e.ToString()).ConfigureAwait(false);
     }
 
     /// <summary>An input as a table shows it: on one line, and cut after 60 characters with its length noted (--json keeps it whole).</summary>
