@@ -16,8 +16,11 @@ namespace Sharpformer.Cli.Commands;
 /// streams, and the ratios issue 14 targets (16 streams ≥ 4× the tokens/s of one; time to first token at 16 ≤ 2× that
 /// of one). It drives the engine directly with token ids, so HTTP and detokenization are not in the numbers.
 /// Two loads: <b>steady</b>, S clients each sending its next request as soon as the last one ends (a closed loop, as
-/// serving benchmarks such as vLLM's <c>--max-concurrency</c> or llama.cpp's server bench measure), with output lengths
-/// drawn around <c>--tokens</c> so the clients fall out of step, measured after every client's first request; and
+/// serving benchmarks such as vLLM's <c>--max-concurrency</c> or llama.cpp's server bench measure) after a random think
+/// time (exponential, mean <c>--think-ms</c>: without it a client's next request would land exactly when the step that
+/// ended its last one finishes, the one moment the loop is free, and time to first token would look better than under
+/// real traffic), with output lengths drawn around <c>--tokens</c> so the clients fall out of step, measured after every
+/// client's first request; and
 /// <b>burst</b>, S requests queued at the same instant (the worst case for time to first token: S prompts to prefill
 /// before the last one's first token).
 /// </summary>
@@ -30,10 +33,11 @@ internal static class BenchServeCommand
         var streams = new Option<string>("--streams") { Description = "Comma-separated concurrency levels.", DefaultValueFactory = _ => "1,4,16" };
         var json = new Option<bool>("--json") { Description = "Print the results as JSON instead of a table." };
         var seconds = new Option<double>("--seconds") { Description = "Length of each steady-load measurement (clients stop sending new requests after it).", DefaultValueFactory = _ => 15 };
+        var think = new Option<double>("--think-ms") { Description = "Steady load: mean of each client's random (exponential) pause before its next request.", DefaultValueFactory = _ => 50 };
         var tiny = new Option<bool>("--tiny") { Description = "A tiny model instead of the 124M shape (tests): checks the output, not the speed.", Hidden = true };
         var command = new Command("serve", "Continuous batching: aggregate decode tokens/s and time to first token at 1, 4 and 16 concurrent streams (GPT-2 124M shape, random weights).")
         {
-            tokens, promptLength, streams, seconds, json, tiny,
+            tokens, promptLength, streams, seconds, think, json, tiny,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -51,15 +55,16 @@ internal static class BenchServeCommand
 
             int newTokens = parse.GetValue(tokens), prompt = parse.GetValue(promptLength);
             double window = parse.GetValue(seconds);
+            double thinkMs = parse.GetValue(think);
             if (levels.Length == 0 || levels.Any(l => l < 1) || newTokens < 1 || prompt < 1)
             {
                 await parse.InvocationConfiguration.Error.WriteLineAsync("error: --streams levels, --tokens and --prompt-tokens must be at least 1.").ConfigureAwait(false);
                 return 2;
             }
 
-            if (!(window > 0))
+            if (!(window > 0) || !(thinkMs >= 0))
             {
-                await parse.InvocationConfiguration.Error.WriteLineAsync("error: --seconds must be positive.").ConfigureAwait(false);
+                await parse.InvocationConfiguration.Error.WriteLineAsync("error: --seconds must be positive and --think-ms at least 0.").ConfigureAwait(false);
                 return 2;
             }
 
@@ -76,7 +81,7 @@ internal static class BenchServeCommand
             {
                 // A warm-up pass at this level, then the measured ones.
                 await Measure(model, level, prompt, Math.Min(newTokens, 8), ct).ConfigureAwait(false);
-                steady.Add(await MeasureSteady(model, level, prompt, newTokens, window, ct).ConfigureAwait(false));
+                steady.Add(await MeasureSteady(model, level, prompt, newTokens, window, thinkMs / 1000, ct).ConfigureAwait(false));
                 burst.Add(await Measure(model, level, prompt, newTokens, ct).ConfigureAwait(false));
             }
 
@@ -154,11 +159,12 @@ internal static class BenchServeCommand
 
     /// <summary>
     /// Steady load: <paramref name="streams"/> clients, each sending its next request (a fresh random prompt, an output
-    /// length drawn uniformly from [n/2, 3n/2]) as soon as its last one ends, for <paramref name="seconds"/>. The window
+    /// length drawn uniformly from [n/2, 3n/2]) a random think time (exponential, mean <paramref name="think"/> seconds)
+    /// after its last one ends, for <paramref name="seconds"/>. The window
     /// opens when every client has finished its first request (by then the clients are out of step) and closes when they
     /// stop sending; throughput counts the tokens produced inside it, time to first token the requests queued inside it.
     /// </summary>
-    private static async Task<SteadyResult> MeasureSteady(Gpt2LMHeadModel model, int streams, int promptTokens, int newTokens, double seconds, CancellationToken ct)
+    private static async Task<SteadyResult> MeasureSteady(Gpt2LMHeadModel model, int streams, int promptTokens, int newTokens, double seconds, double think, CancellationToken ct)
     {
         using var engine = new InferenceEngine(model, maxBatch: streams, maxQueue: streams, context: promptTokens + MaxSteadyTokens(newTokens));
         long start = Stopwatch.GetTimestamp();
@@ -172,6 +178,11 @@ internal static class BenchServeCommand
             bool first = true;
             while (Now() < seconds)
             {
+                if (think > 0)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(-think * Math.Log(1 - random.NextDouble())), ct).ConfigureAwait(false);
+                }
+
                 int length = random.Next(Math.Max(1, newTokens / 2), MaxSteadyTokens(newTokens) + 1);
                 var request = new EngineRequest(
                     [.. Enumerable.Range(0, promptTokens).Select(_ => random.Next(model.VocabSize))],
@@ -245,7 +256,7 @@ internal static class BenchServeCommand
             return;
         }
 
-        output.WriteLine("steady load (closed loop: each client sends its next request when the last one ends)");
+        output.WriteLine("steady load (closed loop: each client sends its next request a random think time after the last one ends)");
         output.WriteLine($"{"streams",7} {"requests",8} {"seconds",8} {"tok/s",8} {"TTFT p50",9} {"mean",7} {"p90",7} {"batch",6} {"tok/s ×1",9} {"TTFT ×1",8}");
         foreach (var r in steady)
         {
