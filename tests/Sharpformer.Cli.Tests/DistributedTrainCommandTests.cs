@@ -168,23 +168,5 @@ public sealed class DistributedTrainCommandTests : IDisposable
     private static void AssertRelative(string what, double expected, double actual) =>
         Assert.True(Math.Abs(expected - actual) <= Relative * Math.Abs(expected), $"{what}: one process {expected}, two ranks {actual}");
 
-    private static (int Code, string Stdout, string Stderr) Invoke(string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var previousOut = Console.Out;
-        var previousErr = Console.Error;
-        Console.SetOut(stdout);
-        Console.SetError(stderr);
-        try
-        {
-            int code = Program.Main(args);
-            return (code, stdout.ToString(), stderr.ToString());
-        }
-        finally
-        {
-            Console.SetOut(previousOut);
-            Console.SetError(previousErr);
-        }
-    }
+    private static (int Code, string Stdout, string Stderr) Invoke(string[] args) => ConsoleCli.Invoke(args);
 }

@@ -46,23 +46,5 @@ public sealed class EvaluateCommandTests : IDisposable
         Assert.Contains("missing.txt", stderr, StringComparison.Ordinal);
     }
 
-    private static (int Code, string Stdout, string Stderr) Invoke(string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var previousOut = Console.Out;
-        var previousErr = Console.Error;
-        Console.SetOut(stdout);
-        Console.SetError(stderr);
-        try
-        {
-            int code = Program.Main(args);
-            return (code, stdout.ToString(), stderr.ToString());
-        }
-        finally
-        {
-            Console.SetOut(previousOut);
-            Console.SetError(previousErr);
-        }
-    }
+    private static (int Code, string Stdout, string Stderr) Invoke(string[] args) => ConsoleCli.Invoke(args);
 }
