@@ -14,7 +14,8 @@ namespace Sharpformer.Peers.Tests;
 /// Quantized Llama GGUF files (our <c>convert gguf --dtype q8_0|q4_0|q4_k</c> export of <see cref="WideLlama"/>: grouped-query
 /// attention, q/k rows permuted for llama.cpp, an untied Q6_K head) run by llama.cpp and by Sharpformer loading the same
 /// file (AutoModelForCausalLM → LlamaGguf: every projection multiplies by the file's blocks): next-token logits within
-/// each type's tolerance and greedy continuations token for token. And the export against llama.cpp's own quantizer
+/// each type's tolerance (also at every step of the greedy continuation) and greedy continuations token for token
+/// (up to a near-tie within the tolerance). And the export against llama.cpp's own quantizer
 /// (llama_model_quantize) on our F32 export of the same model: the same tensor types, except where its Q4_K_S mix uses
 /// Q5_K, and the same bytes.
 /// </summary>
@@ -64,29 +65,30 @@ public sealed class LlamaCppLlamaQuantizedTests(ITestOutputHelper output)
             worst = Math.Max(worst, expected.Select((v, i) => Math.Abs(v - actual[i])).Max());
             Assert.True(expected.Max() - expected.Min() > 1f, "the logits should spread well beyond the tolerance");
 
-            // Greedy: 10 tokens, ours on the whole sequence each step, llama.cpp through its KV cache.
+            // Greedy: 10 tokens, llama.cpp through its KV cache, ours on the whole sequence each step. The texts must be
+            // equal, except that a step whose two best logits (ours) lie within the tolerance is a tie the engines may
+            // break either way: the comparison of that prompt ends there.
             var sequence = prompt.ToList();
-            var mine = new List<int>();
-            for (var step = 0; step < 10; step++)
-            {
-                var next = ArgMax(Last(ours, sequence.ToArray()));
-                mine.Add(next);
-                sequence.Add(next);
-            }
-
-            var theirs = new List<int>();
             var logits = actual;
             for (var step = 0; step < 10; step++)
             {
-                var next = ArgMax(logits);
-                theirs.Add(next);
+                var theirs = ArgMax(logits);
+                var mine = Last(ours, sequence.ToArray());
+                var next = ArgMax(mine);
+                if (next != theirs)
+                {
+                    Assert.True(mine[next] - mine[theirs] <= tolerance, $"{fileType}, prompt of {prompt.Length} tokens, step {step}: ours {next}, llama.cpp {theirs}, logit gap {mine[next] - mine[theirs]:E3} > {tolerance:E0}");
+                    output.WriteLine($"{fileType}, prompt of {prompt.Length}: a tie at step {step} (gap {mine[next] - mine[theirs]:E3}); equal before it");
+                    break;
+                }
+
+                sequence.Add(next);
                 var batch = new LLamaBatch();
                 batch.Add(next, prompt.Length + step, LLamaSeqId.Zero, true);
                 Assert.Equal(DecodeResult.Ok, context.NativeHandle.Decode(batch));
                 logits = context.NativeHandle.GetLogitsIth(0).ToArray();
+                worst = Math.Max(worst, Last(ours, sequence.ToArray()).Select((v, i) => Math.Abs(v - logits[i])).Max());
             }
-
-            Assert.Equal(theirs, mine);
         }
 
         output.WriteLine($"{fileType}: max |Δlogit| vs llama.cpp = {worst:E3}");
