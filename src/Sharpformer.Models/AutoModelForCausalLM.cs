@@ -16,7 +16,8 @@ public static class AutoModelForCausalLM
     /// Loads <paramref name="folder"/> as a causal LM (<see cref="Gpt2LMHeadModel"/> for gpt2, <see cref="LlamaForCausalLM"/>
     /// for llama, mistral, qwen2 and phi3); a llama.cpp <c>.gguf</c> file loads by its general.architecture: gpt2 through
     /// <see cref="Gpt2Gguf"/> (quantized matrices multiplied as stored; <paramref name="dtype"/> is not used), llama, qwen2
-    /// and phi3 through <see cref="LlamaGguf"/>.
+    /// and phi3 through <see cref="LlamaGguf"/> (quantized matrices multiplied as stored; <paramref name="dtype"/> is the
+    /// type of the dense copies).
     /// </summary>
     /// <param name="folder">A folder with config.json and safetensors weights, or a .gguf file.</param>
     /// <param name="dtype">The type the weight matrices are kept in (HF's <c>torch_dtype</c>): F32 (default), F16 or BF16; compute stays F32.</param>

@@ -159,6 +159,27 @@ public sealed class ConvertCommandTests : IDisposable
         Assert.Equal(GgufTensorType.F32, file.GetTensor("blk.1.ffn_down.bias").Type);
     }
 
+    [Theory]
+    [InlineData("q8_0", GgufTensorType.Q8_0)]
+    [InlineData("q4_0", GgufTensorType.Q4_0)]
+    public void ConvertGguf_TinyLlama_WritesQuantizedVerifiedFile(string dtype, GgufTensorType matrixType)
+    {
+        Directory.CreateDirectory(_out);
+        var folder = Path.Combine(GenerateCommandTests.RepoRoot(), "tests", "fixtures", "llama", "llama");
+        var gguf = Path.Combine(_out, "llama.gguf");
+        var (code, stdout, stderr) = Invoke(["convert", "gguf", folder, gguf, "--dtype", dtype, "--name", "tiny"]);
+
+        Assert.True(code == 0, stderr);
+        Assert.Contains("llama: 2 layers, hidden 32, 4 heads (2 kv)", stdout, StringComparison.Ordinal);
+        Assert.Contains("verified: GGUF v3", stdout, StringComparison.Ordinal);
+        var file = GgufFile.Open(gguf);
+        Assert.Equal("tiny", file.Get("general.name").AsString("general.name"));
+        Assert.Equal(matrixType, file.GetTensor("blk.0.attn_q.weight").Type);
+        // Rows of 48 values are not whole blocks of 32: F16, as llama.cpp's quantizer falls back.
+        Assert.Equal(GgufTensorType.F16, file.GetTensor("blk.0.ffn_down.weight").Type);
+        Assert.Equal(GgufTensorType.F32, file.GetTensor("output_norm.weight").Type);
+    }
+
     [Fact]
     public void ConvertGguf_UnknownDtype_Rejected()
     {

@@ -16,10 +16,10 @@ public class GenerateGgufTests
     private static string Fixture => Path.Combine(GenerateCommandTests.RepoRoot(), "tests", "fixtures", "llama", "llama");
 
     /// <summary>The fixture model as GGUF, with a vocabulary of 96 pieces: &lt;unk&gt;, &lt;s&gt;, &lt;/s&gt;, "▁", then printable ASCII.</summary>
-    private static string MakeGguf()
+    private static string MakeGguf(GgufFileType fileType = GgufFileType.AllF32)
     {
         var plain = Path.Combine(Path.GetTempPath(), $"sharpformer-cli-{Guid.NewGuid():N}.gguf");
-        LlamaGguf.Export(Fixture, plain);
+        LlamaGguf.Export(Fixture, plain, fileType);
         var file = GgufFile.Open(plain);
         var tokens = new List<string> { "<unk>", "<s>", "</s>", "▁" };
         for (int c = 33; tokens.Count < 96; c++)
@@ -77,6 +77,41 @@ public class GenerateGgufTests
             Assert.True(exit == 0, error.ToString());
             Assert.Equal(text + tokenizer.Decode(greedy) + Environment.NewLine, output.ToString());
             Assert.Matches(@"prefill: 7 tokens in [\d.]+ ms \([\d.]+ tokens/s\); decode: \d+ tokens in [\d.]+ ms", error.ToString());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public async Task Generate_QuantizedGgufFile_StreamsTheModelsOwnGreedyContinuation()
+    {
+        // The same model exported at Q8_0: generate runs it on the file's blocks (prefill, then the KV cache), and must
+        // continue the prompt as a greedy loop of full forwards over the loaded model does.
+        var path = MakeGguf(GgufFileType.MostlyQ8_0);
+        try
+        {
+            var (model, tokenizer) = LlamaGguf.Load(path);
+            Assert.NotNull(model.Model.Layers[0].SelfAttn.QProj!.QuantizedWeight);
+            string text = "Hello!";
+            var ids = tokenizer.Encode(text).Ids.ToList();
+            var greedy = new List<int>();
+            for (int step = 0; step < 6; step++)
+            {
+                var logits = model.Forward(ids.ToArray(), 1).Logits.ToArray()[^model.VocabSize..];
+                int next = Array.IndexOf(logits, logits.Max());
+                greedy.Add(next);
+                ids.Add(next);
+            }
+
+            var output = new StringWriter();
+            var error = new StringWriter();
+            int exit = await GenerateCommand.RunAsync(text, path, new GenerationOptions { MaxNewTokens = greedy.Count }, output, error, CancellationToken.None);
+            Assert.True(exit == 0, error.ToString());
+            var produced = greedy.Contains(2) ? greedy[..greedy.IndexOf(2)] : greedy;
+            Assert.True(produced.Count >= 2, $"the continuation should hold a few tokens before </s>: {string.Join(", ", greedy)}");
+            Assert.Equal(text + tokenizer.Decode(produced) + Environment.NewLine, output.ToString());
         }
         finally
         {

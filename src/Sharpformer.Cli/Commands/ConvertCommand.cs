@@ -45,7 +45,7 @@ internal static class ConvertCommand
 
     private static Command CreateGguf()
     {
-        var folder = new Argument<string>("hf-folder") { Description = "The Hugging Face GPT-2 folder: config.json, model.safetensors, tokenizer.json or vocab.json + merges.txt." };
+        var folder = new Argument<string>("hf-folder") { Description = "The Hugging Face folder: a GPT-2 (config.json, model.safetensors, tokenizer.json or vocab.json + merges.txt) or a Llama, Mistral, Qwen2 or Phi-3 (config.json, safetensors; written without a vocabulary)." };
         var output = new Argument<string>("out.gguf") { Description = "The GGUF file to write (an existing file needs --force)." };
         var dtype = new Option<string>("--dtype")
         {
@@ -55,7 +55,7 @@ internal static class ConvertCommand
         dtype.AcceptOnlyFromAmong("f32", "f16", "q8_0", "q4_0", "q4_k");
         var name = new Option<string?>("--name") { Description = "general.name (default: the folder's name)." };
         var force = new Option<bool>("--force") { Description = "Replace out.gguf when it exists." };
-        var command = new Command("gguf", "Export a GPT-2 checkpoint to GGUF for llama.cpp (gpt2 architecture, GPT-2 tokenizer metadata).");
+        var command = new Command("gguf", "Export a GPT-2 (gpt2 architecture, GPT-2 tokenizer metadata) or a Llama-family checkpoint (llama, qwen2, phi3 architectures) to GGUF for llama.cpp.");
         command.Arguments.Add(folder);
         command.Arguments.Add(output);
         command.Options.Add(dtype);
@@ -83,11 +83,16 @@ internal static class ConvertCommand
         GgufFile check;
         try
         {
+            if (File.Exists(Path.Combine(folder, "config.json")) && ModelConfig.Load(folder) is LlamaConfig llama)
+            {
+                return RunLlamaGguf(folder, output, Gpt2GgufExporter.ParseFileType(dtype), name, llama, stdout);
+            }
+
             result = Gpt2GgufExporter.Export(folder, output, Gpt2GgufExporter.ParseFileType(dtype), name);
             // Read the file back through the bounds-checked reader: what we hand to llama.cpp must parse.
             check = GgufFile.Open(result.OutputPath);
         }
-        catch (Exception ex) when (ex is GgufFormatException or ModelConfigException or IO.SafeTensors.SafeTensorsException or IOException or UnauthorizedAccessException or ArgumentException)
+        catch (Exception ex) when (ex is GgufFormatException or ModelConfigException or IO.SafeTensors.SafeTensorsException or IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
             stderr.WriteLine($"error: convert gguf: {ex.Message.ReplaceLineEndings(" ")}");
             return 1;
@@ -98,6 +103,20 @@ internal static class ConvertCommand
         stdout.WriteLine(string.Create(inv, $"Converted {folder} → {result.OutputPath}"));
         stdout.WriteLine(string.Create(inv, $"  GPT-2: {c.NumHiddenLayers} layers, n_embd {c.HiddenSize}, {c.NumAttentionHeads} heads, n_inner {c.IntermediateSize}, context {c.MaxPositionEmbeddings}, vocab {c.VocabSize}"));
         stdout.WriteLine(string.Create(inv, $"  {Describe(result.FileType)}, {result.TensorCount} tensors, {result.ParameterCount:N0} parameters, {result.FileBytes:N0} bytes{(result.TiedOutput ? ", head tied to token_embd" : "")}"));
+        stdout.WriteLine(string.Create(inv, $"  verified: GGUF v{check.Version}, {check.MetadataInOrder.Count} metadata keys, {check.Tensors.Count} tensors"));
+        return 0;
+    }
+
+    /// <summary>A Llama-family folder (llama, mistral, qwen2, phi3) through <see cref="Models.Llama.LlamaGguf.Export"/>, read back to verify it parses.</summary>
+    private static int RunLlamaGguf(string folder, string output, GgufFileType fileType, string? name, LlamaConfig c, TextWriter stdout)
+    {
+        int tensors = Models.Llama.LlamaGguf.Export(folder, output, fileType, name);
+        var check = GgufFile.Open(output);
+        var types = check.Tensors.GroupBy(t => t.Type).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key}");
+        var inv = CultureInfo.InvariantCulture;
+        stdout.WriteLine(string.Create(inv, $"Converted {folder} → {Path.GetFullPath(output)}"));
+        stdout.WriteLine(string.Create(inv, $"  {c.Family}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, {c.NumAttentionHeads} heads ({c.NumKeyValueHeads} kv), intermediate {c.IntermediateSize}, context {c.MaxPositionEmbeddings}, vocab {c.VocabSize}"));
+        stdout.WriteLine(string.Create(inv, $"  {fileType}, {tensors} tensors ({string.Join(", ", types)}), {new FileInfo(output).Length:N0} bytes; no vocabulary (tokenizer.ggml.model no_vocab)"));
         stdout.WriteLine(string.Create(inv, $"  verified: GGUF v{check.Version}, {check.MetadataInOrder.Count} metadata keys, {check.Tensors.Count} tensors"));
         return 0;
     }

@@ -78,7 +78,7 @@ public sealed class LlamaForCausalLM : Module, ISlotCausalLM, ILanguageModel, IS
         return FromWeights(config, weights, dtype);
     }
 
-    /// <summary>Loads a llama.cpp GGUF file (architectures llama, qwen2, phi3; F32/F16/BF16 tensors), in evaluation mode (see <see cref="LlamaGguf"/>).</summary>
+    /// <summary>Loads a llama.cpp GGUF file (architectures llama, qwen2, phi3; F32/F16/BF16 tensors, and Q8_0/Q4_0/Q4_K/Q6_K matrices multiplied by their blocks as stored), in evaluation mode (see <see cref="LlamaGguf.LoadModel"/>).</summary>
     /// <param name="path">The .gguf file.</param>
     /// <param name="dtype">The type the matrices are kept in.</param>
     /// <returns>The model.</returns>

@@ -6,7 +6,8 @@
 // llama.cpp's converter reorders the rows of q_proj and k_proj (and their biases) for the "llama" architecture, whose
 // graph rotates adjacent pairs (GPT-J style) where HF's rotate_half rotates halves: within each head, HF row
 // half·D/2 + i is GGUF row 2i + half. The loader undoes it and the exporter applies it; qwen2 and phi3 use llama.cpp's
-// NEOX rope, the HF layout, and are stored as is. Weights come through GgufWeights.Read (F32/F16/BF16 today).
+// NEOX rope, the HF layout, and are stored as is. F32/F16/BF16 weights come through GgufWeights.Read; Q8_0/Q4_0/Q4_K/Q6_K
+// matrices keep their blocks (each Linear multiplies by them) and are written by Export's quantized file types.
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -15,6 +16,7 @@ using Sharpformer.IO.Gguf;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.NN;
 using Sharpformer.Tensors;
+using Sharpformer.Tensors.Kernels.Quant;
 using Sharpformer.Text;
 
 namespace Sharpformer.Models.Llama;
@@ -127,11 +129,21 @@ public static class LlamaGguf
         return config;
     }
 
-    /// <summary>Loads a GGUF file as a model (weights kept in <paramref name="dtype"/>), in evaluation mode.</summary>
+    /// <summary>
+    /// Loads a GGUF file as a model, in evaluation mode. F32/F16/BF16 tensors become weights in
+    /// <paramref name="dtype"/>. A block-quantized matrix (Q8_0, Q4_0, Q4_K, Q6_K) is read twice over: its blocks, as
+    /// stored, become its Linear layer's <see cref="Linear.QuantizedWeight"/> (<see cref="Linear.UseQuantizedWeight"/>),
+    /// which every inference product (<see cref="Linear.Apply"/>, decode and prefill) multiplies by, and its values,
+    /// dequantized once, become the layer's dense parameter in <paramref name="dtype"/> (what checkpoints, StateDict and
+    /// LoRA see; pass F16 or BF16 to halve that copy). The token embedding, quantized in most real files, is dequantized
+    /// once into its dense F32/F16/BF16 table and looked up row by row from it; a tied head multiplies by
+    /// token_embd's own blocks. Norms stay F32. For the llama architecture the q/k row permutation is undone on the
+    /// blocks as a permutation of whole block rows (each row's blocks are independent of the others).
+    /// </summary>
     /// <param name="path">The .gguf file.</param>
-    /// <param name="dtype">The type the matrices are kept in: F32, F16 or BF16.</param>
+    /// <param name="dtype">The type the dense matrices are kept in: F32, F16 or BF16.</param>
     /// <returns>The model.</returns>
-    /// <exception cref="NotSupportedException">The architecture, a feature or a tensor type is not supported; the message names it.</exception>
+    /// <exception cref="NotSupportedException">The architecture, a feature or a tensor type (Q5_K, Q4_1, IQ*, …) is not supported; the message names it and the tensor.</exception>
     /// <exception cref="ModelLoadException">A tensor is missing or misshapen.</exception>
     public static LlamaForCausalLM LoadModel(string path, DType dtype = DType.F32)
     {
@@ -140,6 +152,7 @@ public static class LlamaGguf
         var config = ReadConfig(file);
         var arch = Text(file, "general.architecture")!;
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var blocks = new Dictionary<string, QuantizedMatrix>(StringComparer.Ordinal);
         foreach (var info in file.Tensors)
         {
             if (info.Name == "rope_freqs.weight")
@@ -149,14 +162,40 @@ public static class LlamaGguf
 
             var hf = HfName(info.Name, arch)
                 ?? throw new NotSupportedException($"{path}: tensor '{info.Name}' has no Hugging Face counterpart in the {arch} architecture here.");
-            var tensor = GgufWeights.Read(file, info);
-            if (arch == "llama" && (hf.EndsWith(".q_proj.weight", StringComparison.Ordinal) || hf.EndsWith(".q_proj.bias", StringComparison.Ordinal)))
+            int? permuteHeads = arch != "llama" ? null
+                : hf.EndsWith(".q_proj.weight", StringComparison.Ordinal) || hf.EndsWith(".q_proj.bias", StringComparison.Ordinal) ? config.NumAttentionHeads
+                : hf.EndsWith(".k_proj.weight", StringComparison.Ordinal) || hf.EndsWith(".k_proj.bias", StringComparison.Ordinal) ? config.NumKeyValueHeads
+                : null;
+            if (IsBlockType(info.Type))
             {
-                tensor = Permute(tensor, config.NumAttentionHeads, inverse: true);
+                if (info.Dims.Count != 2)
+                {
+                    throw new NotSupportedException($"{path}: tensor '{info.Name}' is {info.Type} with {info.Dims.Count} dimensions; quantized tensors are loaded as 2-D matrices only (keep norms and biases F32).");
+                }
+
+                var matrix = file.ReadQuantized(info.Name);
+                if (permuteHeads is { } h)
+                {
+                    matrix = PermuteRows(matrix, h);
+                }
+
+                blocks[hf] = matrix;
+                var dense = new float[(long)matrix.Rows * matrix.Columns];
+                matrix.DequantizeRows(0, matrix.Rows, dense);
+                tensors[hf] = Tensor.FromArray(dense, new Shape(matrix.Rows, matrix.Columns));
+                continue;
             }
-            else if (arch == "llama" && (hf.EndsWith(".k_proj.weight", StringComparison.Ordinal) || hf.EndsWith(".k_proj.bias", StringComparison.Ordinal)))
+
+            if (!GgufWeights.SupportedTypes.Contains(info.Type))
             {
-                tensor = Permute(tensor, config.NumKeyValueHeads, inverse: true);
+                throw new NotSupportedException(
+                    $"{path}: tensor '{info.Name}' is {info.Type}, which this loader does not read; Llama-family GGUF tensors may be F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K. Re-quantize the model with llama-quantize to Q8_0, Q4_0 or Q4_K_S (or convert it with --outtype f16).");
+            }
+
+            var tensor = GgufWeights.Read(file, info);
+            if (permuteHeads is { } heads)
+            {
+                tensor = Permute(tensor, heads, inverse: true);
             }
 
             tensors[hf] = tensor;
@@ -165,8 +204,47 @@ public static class LlamaGguf
         var vb = VarBuilder.FromTensors(tensors);
         var model = LlamaForCausalLM.FromVarBuilder(config, vb, dtype);
         model.LoadReport = vb.Report();
+        UseFileBlocks(model, blocks, path);
         return model;
     }
+
+    /// <summary>Every Linear whose GGUF matrix is block-quantized multiplies by those blocks; the tied head by token_embd's.</summary>
+    private static void UseFileBlocks(LlamaForCausalLM model, Dictionary<string, QuantizedMatrix> blocks, string path)
+    {
+        var attached = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (name, module) in model.NamedModules())
+        {
+            if (module is Linear linear && blocks.TryGetValue(name + ".weight", out var matrix))
+            {
+                linear.UseQuantizedWeight(matrix);
+                attached.Add(name + ".weight");
+            }
+        }
+
+        const string EmbeddingName = "model.embed_tokens.weight";
+        if (blocks.TryGetValue(EmbeddingName, out var table))
+        {
+            // Looked up from its dequantized dense table; as the tied head it multiplies by the blocks.
+            if (model.Config.TieWordEmbeddings)
+            {
+                model.LmHead.UseQuantizedWeight(table);
+            }
+
+            attached.Add(EmbeddingName);
+        }
+
+        foreach (var name in blocks.Keys)
+        {
+            if (!attached.Contains(name))
+            {
+                throw new NotSupportedException($"{path}: the quantized tensor for '{name}' is not the weight of a Linear layer here, so its blocks cannot be used; store it as F32/F16.");
+            }
+        }
+    }
+
+    /// <summary>The ggml block types the loader multiplies by as stored.</summary>
+    private static bool IsBlockType(GgufTensorType type) =>
+        type is GgufTensorType.Q8_0 or GgufTensorType.Q4_0 or GgufTensorType.Q4_K or GgufTensorType.Q6_K;
 
     /// <summary>Loads a GGUF file's model and tokenizer together (what <c>generate</c> and <c>chat</c> need).</summary>
     /// <param name="path">The .gguf file.</param>
@@ -308,24 +386,31 @@ public static class LlamaGguf
     /// Writes a Llama-family Hugging Face folder (config.json + safetensors) as a GGUF file llama.cpp loads:
     /// general.architecture llama (llama, mistral), qwen2 or phi3, its metadata keys and tensor names, q/k rows permuted
     /// for the llama architecture, Llama 3 rope scaling as rope_freqs.weight. The file carries no vocabulary
-    /// (tokenizer.ggml.model = "no_vocab").
+    /// (tokenizer.ggml.model = "no_vocab"). Each tensor's type is <see cref="TensorType"/>'s choice for the file type.
     /// </summary>
     /// <param name="folder">The Hugging Face folder.</param>
     /// <param name="outputPath">The .gguf to write.</param>
-    /// <param name="fileType">All F32, or matrices F16 with norms F32.</param>
+    /// <param name="fileType">All F32; matrices F16 with norms F32; or matrices quantized (Q8_0, Q4_0, Q4_K) as llama.cpp's quantizer picks the types.</param>
+    /// <param name="name">general.name (default: the folder's name).</param>
     /// <returns>The number of tensors written.</returns>
     /// <exception cref="InvalidDataException">The folder is not a Llama-family model.</exception>
     /// <exception cref="NotSupportedException">Its rope scaling cannot be expressed in GGUF here.</exception>
-    public static int Export(string folder, string outputPath, GgufFileType fileType = GgufFileType.AllF32)
+    /// <exception cref="ArgumentException"><paramref name="fileType"/> is not one of AllF32, MostlyF16, MostlyQ8_0, MostlyQ4_0, MostlyQ4_K.</exception>
+    public static int Export(string folder, string outputPath, GgufFileType fileType = GgufFileType.AllF32, string? name = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         ArgumentException.ThrowIfNullOrEmpty(outputPath);
+        if (!Enum.IsDefined(fileType))
+        {
+            throw new ArgumentException($"GGUF file type {(uint)fileType} is not one this exporter writes; use AllF32, MostlyF16, MostlyQ8_0, MostlyQ4_0 or MostlyQ4_K (convert gguf --dtype f32|f16|q8_0|q4_0|q4_k).", nameof(fileType));
+        }
+
         var config = ModelConfig.Load(folder) as LlamaConfig
             ?? throw new InvalidDataException($"{folder}/config.json: model_type is not one of {string.Join(", ", LlamaConfig.Families)}.");
         string arch = config.Family is "llama" or "mistral" ? "llama" : config.Family;
         var writer = new GgufWriter();
         writer.Add("general.architecture", GgufValue.FromString(arch));
-        writer.Add("general.name", GgufValue.FromString(new DirectoryInfo(folder).Name));
+        writer.Add("general.name", GgufValue.FromString(name ?? new DirectoryInfo(folder).Name));
         writer.Add("general.file_type", GgufValue.FromUInt32((uint)fileType));
         writer.Add($"{arch}.context_length", GgufValue.FromUInt32((uint)config.MaxPositionEmbeddings));
         writer.Add($"{arch}.embedding_length", GgufValue.FromUInt32((uint)config.HiddenSize));
@@ -403,12 +488,17 @@ public static class LlamaGguf
                 tensor = Permute(tensor, config.NumKeyValueHeads, inverse: false);
             }
 
-            var type = fileType == GgufFileType.MostlyF16 && tensor.Rank == 2 ? GgufTensorType.F16 : GgufTensorType.F32;
+            var dims = Enumerable.Reverse(tensor.Shape.Dims.ToArray()).Select(d => (long)d).ToArray();
+            var type = TensorType(fileType, ggml, dims, tiedOutput: config.TieWordEmbeddings && ggml == "token_embd.weight");
             var values = tensor.Contiguous().ToArray();
-            byte[] data = type == GgufTensorType.F32
-                ? MemoryMarshal.AsBytes(values.AsSpan()).ToArray()
-                : MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray();
-            writer.AddTensor(ggml, type, Enumerable.Reverse(tensor.Shape.Dims.ToArray()).Select(d => (long)d).ToArray(), data);
+            byte[] data = type switch
+            {
+                GgufTensorType.F32 => MemoryMarshal.AsBytes(values.AsSpan()).ToArray(),
+                GgufTensorType.F16 => MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray(),
+                // Whole rows of ne0 values, with ggml's reference quantizers (the q/k rows already in llama.cpp's order).
+                _ => QuantizedMatrix.Quantize(values, tensor.Shape[0], tensor.Shape[1], (QuantType)type).Data.ToArray(),
+            };
+            writer.AddTensor(ggml, type, dims, data);
             count++;
         }
 
@@ -416,27 +506,60 @@ public static class LlamaGguf
         return count;
     }
 
+    /// <summary>
+    /// The type one tensor of a Llama-family file is written in, as llama.cpp's quantizer (llama_tensor_get_type, no
+    /// importance matrix) chooses it, through the same rule as GPT-2's (<see cref="Gpt2GgufExporter.TensorType"/>): 1-D
+    /// tensors (norms, biases) F32; in a quantized file the output layer (output.weight, or token_embd when the head is
+    /// tied) Q6_K, or Q8_0 in a Q8_0 file or when its rows are not whole 256-value super-blocks; every other matrix
+    /// (token_embd of an untied model included) the file's type, falling back to Q8_0 (Q4_K) or F16 (Q8_0, Q4_0) when its
+    /// rows are not whole blocks. Two differences from llama.cpp's Q4_K_S mix, for want of Q5_K/Q5_0 blocks here: llama.cpp
+    /// writes attn_v of the first four layers and ffn_down of the first n_layer/8 layers as Q5_K (this writes Q4_K), and
+    /// falls back from Q4_K to Q5_0 for rows that are not whole super-blocks (this falls back to Q8_0).
+    /// </summary>
+    /// <param name="fileType">The file's type.</param>
+    /// <param name="ggmlName">The GGUF tensor name.</param>
+    /// <param name="dims">ggml dimensions, ne0 first.</param>
+    /// <param name="tiedOutput">Whether this is the token embedding that also serves as the output layer.</param>
+    /// <returns>The tensor's type.</returns>
+    public static GgufTensorType TensorType(GgufFileType fileType, string ggmlName, IReadOnlyList<long> dims, bool tiedOutput) =>
+        Gpt2GgufExporter.TensorType(fileType, ggmlName, dims, tiedOutput);
+
     /// <summary>llama.cpp's q/k row order for the llama architecture: within each of <paramref name="heads"/> heads, HF row half·D/2 + i ↔ GGUF row 2i + half.</summary>
     private static Tensor Permute(Tensor tensor, int heads, bool inverse)
     {
         var values = tensor.To(DType.F32).Contiguous().ToArray();
-        int rows = tensor.Shape[0], cols = tensor.Rank == 2 ? tensor.Shape[1] : 1, d = rows / heads, half = d / 2;
+        int rows = tensor.Shape[0], cols = tensor.Rank == 2 ? tensor.Shape[1] : 1, d = rows / heads;
         var output = new float[values.Length];
-        for (int h = 0; h < heads; h++)
+        for (int hfRow = 0; hfRow < rows; hfRow++)
         {
-            for (int part = 0; part < 2; part++)
-            {
-                for (int i = 0; i < half; i++)
-                {
-                    int hfRow = (h * d) + (part * half) + i, ggRow = (h * d) + (2 * i) + part;
-                    int from = inverse ? ggRow : hfRow, to = inverse ? hfRow : ggRow;
-                    Array.Copy(values, from * cols, output, to * cols, cols);
-                }
-            }
+            int ggRow = GgufRow(hfRow, d);
+            int from = inverse ? ggRow : hfRow, to = inverse ? hfRow : ggRow;
+            Array.Copy(values, from * cols, output, to * cols, cols);
         }
 
         var result = Tensor.FromArray(output, tensor.Shape);
         return tensor.DType == DType.F32 ? result : result.To(tensor.DType);
+    }
+
+    /// <summary>The inverse of the llama.cpp q/k row order on a block-quantized matrix read from GGUF: whole rows of blocks move, their bytes untouched.</summary>
+    private static QuantizedMatrix PermuteRows(QuantizedMatrix matrix, int heads)
+    {
+        int d = matrix.Rows / heads, rowBytes = matrix.RowBytes;
+        var output = new byte[(long)matrix.Rows * rowBytes];
+        for (int hfRow = 0; hfRow < matrix.Rows; hfRow++)
+        {
+            matrix.Row(GgufRow(hfRow, d)).CopyTo(output.AsSpan(hfRow * rowBytes, rowBytes));
+        }
+
+        return QuantizedMatrix.FromBlocks(matrix.Type, matrix.Rows, matrix.Columns, output);
+    }
+
+    /// <summary>Where HF row <paramref name="hfRow"/> of a q/k projection with head size <paramref name="headDim"/> sits in llama.cpp's order: in its head, half·D/2 + i → 2i + half.</summary>
+    private static int GgufRow(int hfRow, int headDim)
+    {
+        int half = headDim / 2, local = hfRow % headDim;
+        int part = local / half, i = local % half;
+        return hfRow - local + (2 * i) + part;
     }
 
     private static string? HfName(string ggml, string arch)
