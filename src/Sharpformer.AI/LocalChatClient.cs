@@ -83,7 +83,7 @@ public sealed class LocalChatClient : IChatClient
         if (LlamaGguf.IsGgufFile(modelIdOrFolder))
         {
             // A llama.cpp file carries its tokenizer and chat template (tokenizer.chat_template) itself.
-            var (ggufModel, ggufTokenizer) = LlamaGguf.Load(modelIdOrFolder, options.WeightType);
+            var (ggufModel, ggufTokenizer) = AutoModelForCausalLM.FromGguf(modelIdOrFolder, options.WeightType);
             IChatPromptFormatter ggufFormatter = options.PromptFormatter
                 ?? (ggufTokenizer.ChatTemplate is { } ggufTemplate ? new ChatTemplatePromptFormatter(ggufTemplate) : throw ChatTemplates.Missing(modelIdOrFolder, ggufTokenizer.ChatTemplateError));
             return new LocalChatClient(ggufModel, ggufTokenizer, ggufFormatter, options.ModelId ?? Path.GetFileName(modelIdOrFolder), options.DefaultMaxOutputTokens);

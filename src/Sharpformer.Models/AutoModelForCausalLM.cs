@@ -3,6 +3,7 @@ using Sharpformer.IO.Gguf;
 using Sharpformer.Models.Gpt2;
 using Sharpformer.Models.Llama;
 using Sharpformer.Tensors;
+using Sharpformer.Text;
 
 namespace Sharpformer.Models;
 
@@ -41,6 +42,22 @@ public static class AutoModelForCausalLM
             _ => throw new NotSupportedException(
                 $"{folder}: model_type '{config.ModelType}' is not a causal (text-generation) language model here; use a model of type {string.Join(", ", SupportedModelTypes)}."),
         };
+    }
+
+    /// <summary>
+    /// Loads a llama.cpp GGUF file as a causal LM together with the tokenizer it carries (tokenizer.ggml.*, with its
+    /// chat template): gpt2 files through <see cref="Gpt2Gguf"/>, llama, qwen2 and phi3 through <see cref="LlamaGguf"/>.
+    /// </summary>
+    /// <param name="path">The .gguf file.</param>
+    /// <param name="dtype">The type the dense matrices are kept in (Llama family; GPT-2 files keep their own types).</param>
+    /// <returns>The model and its tokenizer.</returns>
+    /// <exception cref="NotSupportedException">The file carries no vocabulary, or its architecture, tokenizer or a tensor type is not supported; the message says which.</exception>
+    public static (ICausalLM Model, TextTokenizer Tokenizer) FromGguf(string path, DType dtype = DType.F32)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var tokenizer = LlamaGguf.ReadTokenizer(GgufFile.Open(path))
+            ?? throw new NotSupportedException($"{path}: the file carries no vocabulary (tokenizer.ggml.model is no_vocab or absent), so text cannot be tokenized; use a GGUF converted with its tokenizer.");
+        return (FromPretrained(path, dtype), tokenizer);
     }
 
     /// <summary>

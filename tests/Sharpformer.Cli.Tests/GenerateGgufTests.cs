@@ -85,6 +85,29 @@ public class GenerateGgufTests
     }
 
     [Fact]
+    public async Task Generate_Gpt2GgufFile_LoadsItsTokenizerAndGivesTheFoldersGreedyText()
+    {
+        // The tiny PyTorch GPT-2 folder and its F32 GGUF export (which carries the byte-level vocabulary): generate
+        // takes either, and the file must give the folder's greedy text.
+        var path = Path.Combine(Path.GetTempPath(), $"sharpformer-cli-{Guid.NewGuid():N}.gguf");
+        Gpt2GgufExporter.Export(GenerateCommandTests.ModelFolder.Value, path);
+        try
+        {
+            var options = new GenerationOptions { MaxNewTokens = 12 };
+            var (folderOut, folderErr) = (new StringWriter(), new StringWriter());
+            Assert.Equal(0, await GenerateCommand.RunAsync("The cat ", GenerateCommandTests.ModelFolder.Value, options, folderOut, folderErr, CancellationToken.None));
+            var (fileOut, fileErr) = (new StringWriter(), new StringWriter());
+            int exit = await GenerateCommand.RunAsync("The cat ", path, options, fileOut, fileErr, CancellationToken.None);
+            Assert.True(exit == 0, fileErr.ToString());
+            Assert.Equal(folderOut.ToString(), fileOut.ToString());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public async Task Generate_QuantizedGgufFile_StreamsTheModelsOwnGreedyContinuation()
     {
         // The same model exported at Q8_0: generate runs it on the file's blocks (prefill, then the KV cache), and must

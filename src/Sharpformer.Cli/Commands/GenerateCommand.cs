@@ -106,7 +106,7 @@ internal static class GenerateCommand
             TextTokenizer tokenizer;
             if (LlamaGguf.IsGgufFile(model))
             {
-                (lm, tokenizer) = LlamaGguf.Load(model, dtype);
+                (lm, tokenizer) = AutoModelForCausalLM.FromGguf(model, dtype);
             }
             else
             {
