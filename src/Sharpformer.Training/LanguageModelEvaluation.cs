@@ -1,6 +1,5 @@
 using Sharpformer.IO.Config;
 using Sharpformer.Models;
-using Sharpformer.NN;
 using Sharpformer.Tensors;
 using Sharpformer.Training.Data;
 
@@ -89,7 +88,7 @@ public static class LanguageModelEvaluation
             throw new ArgumentException($"--block-size {blockSize} is outside [2, {positions}] (the model's positions); use --block-size {Math.Min(positions, 128)}.");
         }
 
-        string cacheFolder = options.CacheFolder ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "sharpformer", "token-cache");
+        string cacheFolder = options.CacheFolder ?? TokenCache.DefaultDirectory;
         using var data = TokenCache.Open(Corpus.FromPath(options.Data), options.ModelFolder, cacheFolder, tokenizing, cancellationToken);
         double[]? logUnigram = null;
         if (options.BaselineData is not null)
@@ -98,9 +97,7 @@ public static class LanguageModelEvaluation
             logUnigram = UnigramLogProbabilities(baseline, config.VocabSize);
         }
 
-        var model = options.Objective == LanguageModelingObjective.CausalLM
-            ? (Module)AutoModelForCausalLM.FromPretrained(options.ModelFolder)
-            : AutoModelForMaskedLM.FromPretrained(options.ModelFolder);
+        var model = LanguageModelRun.Load(options.Objective, options.ModelFolder);
         var task = model as ILanguageModel
             ?? throw new ArgumentException($"{options.ModelFolder}: model_type '{config.ModelType}' has no {options.Objective} loss here.");
 

@@ -209,7 +209,7 @@ public sealed class LanguageModelRun : IDisposable
 
 
         // Data, tokenized once into the cache.
-        string cacheFolder = options.CacheFolder ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "sharpformer", "token-cache");
+        string cacheFolder = options.CacheFolder ?? TokenCache.DefaultDirectory;
         // With several ranks, rank 0 fills the cache first and the others then open what it wrote.
         bool group = communicator.Size > 1;
         if (group && !root) communicator.Barrier();
@@ -288,7 +288,8 @@ public sealed class LanguageModelRun : IDisposable
         _owned.Clear();
     }
 
-    private static Module Load(LanguageModelingObjective objective, string folder) => objective == LanguageModelingObjective.CausalLM
+    /// <summary>A folder's causal or masked LM through the Auto factories.</summary>
+    internal static Module Load(LanguageModelingObjective objective, string folder) => objective == LanguageModelingObjective.CausalLM
         ? (Module)AutoModelForCausalLM.FromPretrained(folder)
         : AutoModelForMaskedLM.FromPretrained(folder);
 

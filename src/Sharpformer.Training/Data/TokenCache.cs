@@ -114,6 +114,10 @@ public sealed class TokenCache : IDisposable
         return Open(corpus, tokenizer, tokenizerFingerprint, cacheDirectory, progress, Corpus.DefaultChunkChars, cancellationToken);
     }
 
+    /// <summary>Where tokenized corpora are cached when no folder is given: ~/.cache/sharpformer/token-cache.</summary>
+    public static string DefaultDirectory =>
+        System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "sharpformer", "token-cache");
+
     /// <summary>SHA-256 (hex) over the names and bytes of the tokenizer files in <paramref name="folder"/>.</summary>
     /// <exception cref="FileNotFoundException">The folder holds none of the tokenizer files.</exception>
     public static string FingerprintFolder(string folder)
