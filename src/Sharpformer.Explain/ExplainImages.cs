@@ -64,6 +64,67 @@ public static class ExplainImages
         return written;
     }
 
+    /// <summary>
+    /// Draws a cross-attention map (output token ↓, source token →, the tokens written on the axes) to
+    /// <paramref name="path"/>: SVG when the name ends in .svg, else PNG.
+    /// </summary>
+    /// <param name="map">The map (<see cref="Generation.Text2TextGenerationPipeline.CrossAttention"/>).</param>
+    /// <param name="path">The picture file; its folder is created if missing.</param>
+    /// <param name="title">The title over the picture.</param>
+    /// <returns>The path written.</returns>
+    /// <exception cref="ArgumentException">The path is empty or the map has no rows or columns.</exception>
+    public static string CrossAttention(Generation.CrossAttentionMap map, string path, string title)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        int rows = map.TargetTokens.Count, cols = map.SourceTokens.Count;
+        if (rows == 0 || cols == 0 || map.Weights.Length != rows * cols)
+        {
+            throw new ArgumentException($"The cross-attention map must be {rows} × {cols} = {rows * cols} weights (got {map.Weights.Length}), with at least one row and column.", nameof(map));
+        }
+
+        var values = new double[rows, cols];
+        for (int i = 0; i < rows; i++)
+        {
+            for (int j = 0; j < cols; j++)
+            {
+                values[i, j] = map.Weights[(i * cols) + j];
+            }
+        }
+
+        var plot = new Plot();
+        var heat = plot.Add.Heatmap(values);
+        heat.Colormap = new ScottPlot.Colormaps.Viridis();
+        heat.ManualRange = new ScottPlot.Range(0, 1);
+        plot.Add.ColorBar(heat);
+
+        // Cell (i, j) is centred on x = j and, row 0 at the top, y = rows − 1 − i.
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            [.. Enumerable.Range(0, cols).Select(j => (double)j)], [.. map.SourceTokens.Select(Label)]);
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            [.. Enumerable.Range(0, rows).Select(i => (double)(rows - 1 - i))], [.. map.TargetTokens.Select(Label)]);
+        plot.Axes.Bottom.TickLabelStyle.Rotation = -45;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleRight;
+        plot.Axes.Bottom.MinimumSize = 90;
+        plot.XLabel("source token");
+        plot.YLabel("output token");
+        plot.Title(title);
+        int width = Math.Clamp(260 + (46 * cols), 520, 2400), height = Math.Clamp(220 + (30 * rows), 360, 2400);
+        string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (folder is not null) Directory.CreateDirectory(folder);
+        if (path.EndsWith(".svg", StringComparison.OrdinalIgnoreCase)) plot.SaveSvg(path, width, height);
+        else plot.SavePng(path, width, height);
+        return path;
+    }
+
+    /// <summary>A token as an axis label: a leading space shown as '·', line breaks as '⏎', long tokens cut.</summary>
+    private static string Label(string token)
+    {
+        string shown = token.Replace("\n", "⏎", StringComparison.Ordinal);
+        shown = shown.Length > 0 && shown[0] == ' ' ? "·" + shown[1..] : shown;
+        return shown.Length > 16 ? shown[..15] + "…" : shown;
+    }
+
     private static Plot Heatmap(DisplayMatrix matrix, string title, bool signed)
     {
         var values = new double[matrix.Rows, matrix.Cols];

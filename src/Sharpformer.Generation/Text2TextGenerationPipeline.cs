@@ -29,6 +29,15 @@ public enum Text2TextTask
 /// <param name="Truncated">Whether the source was cut to the model's limit.</param>
 public sealed record Text2TextResult(string Text, IReadOnlyList<int> Tokens, FinishReason Reason, double? Score, int SourceTokens, bool Truncated);
 
+/// <summary>Where each output token looked in the source: one decoder layer's cross-attention, averaged over its heads.</summary>
+/// <param name="SourceTokens">The source tokens as the encoder saw them (columns).</param>
+/// <param name="TargetTokens">The output tokens (rows): row i is the decoder position that chose token i.</param>
+/// <param name="Weights">[T, S] row-major; each row sums to 1 over the source.</param>
+/// <param name="Layer">The decoder layer shown (0-based).</param>
+/// <param name="Layers">The decoder's number of layers.</param>
+/// <param name="Heads">The heads averaged.</param>
+public sealed record CrossAttentionMap(IReadOnlyList<string> SourceTokens, IReadOnlyList<string> TargetTokens, float[] Weights, int Layer, int Layers, int Heads);
+
 /// <summary>How a text-to-text pipeline prepares its inputs.</summary>
 public sealed record Text2TextOptions
 {
@@ -54,6 +63,55 @@ public sealed class Text2TextGenerationPipeline
 {
     /// <summary>The model HF's translation pipeline (English → German) uses here by default.</summary>
     public const string DefaultTranslationModel = "Helsinki-NLP/opus-mt-en-de";
+
+    /// <summary>Language names (in English) → the ISO 639-1 codes of Helsinki-NLP's opus-mt model names.</summary>
+    private static readonly Dictionary<string, string> OpusLanguages = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["English"] = "en",
+        ["German"] = "de",
+        ["French"] = "fr",
+        ["Spanish"] = "es",
+        ["Italian"] = "it",
+        ["Dutch"] = "nl",
+        ["Swedish"] = "sv",
+        ["Danish"] = "da",
+        ["Finnish"] = "fi",
+        ["Russian"] = "ru",
+        ["Chinese"] = "zh",
+        ["Arabic"] = "ar",
+        ["Czech"] = "cs",
+        ["Ukrainian"] = "uk",
+        ["Hungarian"] = "hu",
+        ["Romanian"] = "ro",
+        ["Greek"] = "el",
+        ["Turkish"] = "tr",
+    };
+
+    /// <summary>
+    /// The default translation model for a language pair, named as Helsinki-NLP names its opus-mt models
+    /// (<c>Helsinki-NLP/opus-mt-{source}-{target}</c>; English → German is <see cref="DefaultTranslationModel"/>).
+    /// </summary>
+    /// <param name="sourceLanguage">The source language's English name (e.g. German).</param>
+    /// <param name="targetLanguage">The target language's English name (e.g. English).</param>
+    /// <returns>The Hub repo id.</returns>
+    /// <exception cref="ArgumentException">A language is not one this table knows, or both are the same.</exception>
+    public static string DefaultTranslationModelFor(string sourceLanguage, string targetLanguage)
+    {
+        ArgumentNullException.ThrowIfNull(sourceLanguage);
+        ArgumentNullException.ThrowIfNull(targetLanguage);
+        string known = string.Join(", ", OpusLanguages.Keys);
+        if (!OpusLanguages.TryGetValue(sourceLanguage.Trim(), out var from) || !OpusLanguages.TryGetValue(targetLanguage.Trim(), out var to))
+        {
+            throw new ArgumentException($"no default translation model for {sourceLanguage} → {targetLanguage}: name the languages in English ({known}), or pass --model a translation model.");
+        }
+
+        if (from == to)
+        {
+            throw new ArgumentException($"the source and target language are both {sourceLanguage}; choose two different languages.");
+        }
+
+        return $"Helsinki-NLP/opus-mt-{from}-{to}";
+    }
 
     /// <summary>The model HF's summarization pipeline loads when none is given.</summary>
     public const string DefaultSummarizationModel = "sshleifer/distilbart-cnn-12-6";
@@ -210,6 +268,62 @@ public sealed class Text2TextGenerationPipeline
 
         await work.ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>
+    /// Which source tokens each token of <paramref name="result"/> looked at: the cross-attention of decoder layer
+    /// <paramref name="layer"/> (default the last), averaged over heads, from one teacher-forced pass over the output.
+    /// </summary>
+    /// <param name="input">The source text <paramref name="result"/> was generated from.</param>
+    /// <param name="result">One of <see cref="Run(IReadOnlyList{string}, GenerationOptions?, CancellationToken)"/>'s results for it.</param>
+    /// <param name="layer">The decoder layer, 0-based; null = the last.</param>
+    /// <returns>The map, rows = output tokens, columns = source tokens.</returns>
+    /// <exception cref="NotSupportedException">The model does not return cross-attention weights.</exception>
+    /// <exception cref="ArgumentException">The result has no tokens, or the layer does not exist.</exception>
+    public CrossAttentionMap CrossAttention(string input, Text2TextResult result, int? layer = null)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(result);
+        if (Model is not ICrossAttentionSeq2SeqLM model)
+        {
+            throw new NotSupportedException($"{Model.GetType().Name} does not return cross-attention weights; the original Transformer (model_type sharpformer-transformer, e.g. sharpformer/transformer-de-en) does.");
+        }
+
+        if (result.Tokens.Count == 0)
+        {
+            throw new ArgumentException("The result has no output tokens, so there is no cross-attention to show.", nameof(result));
+        }
+
+        var source = EncodeSource(input).Ids.ToArray();
+        var decoderInputs = new int[result.Tokens.Count];
+        decoderInputs[0] = Model.SpecialTokens.DecoderStartTokenId;
+        for (int i = 1; i < decoderInputs.Length; i++)
+        {
+            decoderInputs[i] = result.Tokens[i - 1];
+        }
+
+        var layers = model.CrossAttentionWeights(source, decoderInputs);
+        int chosen = layer ?? layers.Count - 1;
+        if (chosen < 0 || chosen >= layers.Count)
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"The decoder has layers 0 to {layers.Count - 1}; layer {chosen} does not exist."), nameof(layer));
+        }
+
+        int heads = model.CrossAttentionHeads, t = decoderInputs.Length, s = source.Length;
+        var weights = new float[t * s];
+        var all = layers[chosen];
+        for (int h = 0; h < heads; h++)
+        {
+            for (int i = 0; i < t * s; i++)
+            {
+                weights[i] += all[(h * t * s) + i] / heads;
+            }
+        }
+
+        return new CrossAttentionMap(
+            [.. source.Select(id => Tokenizer.Decode([id], skipSpecialTokens: false))],
+            [.. result.Tokens.Select(id => Tokenizer.Decode([id], skipSpecialTokens: false))],
+            weights, chosen, layers.Count, heads);
     }
 
     /// <summary>prefix + text → source ids, cut to <see cref="MaxSourceTokens"/> (with a note) or refused.</summary>

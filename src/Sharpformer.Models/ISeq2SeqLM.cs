@@ -40,6 +40,23 @@ public interface ISeq2SeqLM
     void DecodeLast(ReadOnlySpan<int> targetIds, Seq2SeqState state, Span<float> lastLogits);
 }
 
+/// <summary>
+/// An encoder-decoder that can show where each target position looked in the source: its decoder layers' cross-attention
+/// weights over one source and a teacher-forced target (HF's <c>output_attentions=True</c> → <c>cross_attentions</c>).
+/// </summary>
+public interface ICrossAttentionSeq2SeqLM : ISeq2SeqLM
+{
+    /// <summary>Runs encoder and decoder once, without recording gradients, and returns each decoder layer's cross-attention weights.</summary>
+    /// <param name="sourceIds">The source ids (S ≥ 1, at most <see cref="ISeq2SeqLM.MaxSourcePositions"/>).</param>
+    /// <param name="decoderInputIds">The decoder inputs (T ≥ 1): the decoder start token, then the target tokens before the last.</param>
+    /// <returns>Per decoder layer, [H, T, S] row-major: softmax rows over the source positions.</returns>
+    /// <exception cref="ArgumentException">A sequence is empty or too long, or an id is outside the vocabulary.</exception>
+    IReadOnlyList<float[]> CrossAttentionWeights(ReadOnlySpan<int> sourceIds, ReadOnlySpan<int> decoderInputIds);
+
+    /// <summary>H, the number of heads of each decoder layer's cross-attention.</summary>
+    int CrossAttentionHeads { get; }
+}
+
 /// <summary>The token ids an encoder-decoder's generation uses (HF <c>generation_config.json</c> / <c>config.json</c> names).</summary>
 /// <param name="DecoderStartTokenId">The first decoder input (<c>decoder_start_token_id</c>; pad for T5 and Marian, eos for BART).</param>
 /// <param name="EosTokenId">End of sequence (<c>eos_token_id</c>).</param>

@@ -32,7 +32,7 @@ public static class ModelFolders
             // sharpformer/<name>: the models shipped with the install, never the Hub.
             var shipped = ShippedModels.TryGetFolder(modelIdOrFolder) ?? throw new ModelUnavailableException(
                 $"'{modelIdOrFolder}' is not installed: no {Path.Combine(ShippedModels.Root, modelIdOrFolder)}{Path.DirectorySeparatorChar}config.json "
-                + $"(the shipped models are {ShippedModels.BertMini} and {ShippedModels.GptMini}; {ShippedModels.RootVariable} moves their root); {folderHint}");
+                + $"(the shipped models are {string.Join(", ", ShippedModels.Names)}; {ShippedModels.RootVariable} moves their root); {folderHint}");
             return await client.ResolveModelFilesAsync(shipped, options.Revision, options.DownloadProgress, ct).ConfigureAwait(false);
         }
 

@@ -2,8 +2,8 @@ namespace Sharpformer.Pipelines;
 
 /// <summary>
 /// The models pretrained by this project and shipped with it (repository folder <c>models/sharpformer/&lt;name&gt;/</c>,
-/// copied beside the sharpformer command and into its tool package): loaded by the names <c>sharpformer/bert-mini-en</c>
-/// and <c>sharpformer/gpt-mini-en</c> without the Hub, and used in place of the Hugging Face default models when those
+/// copied beside the sharpformer command and into its tool package): loaded by the names <c>sharpformer/bert-mini-en</c>,
+/// <c>sharpformer/gpt-mini-en</c> and <c>sharpformer/transformer-de-en</c> without the Hub, and used in place of the Hugging Face default models when those
 /// cannot be had (no network, nothing cached). <see cref="ModelFolders"/> applies both rules.
 /// </summary>
 public static class ShippedModels
@@ -20,6 +20,12 @@ public static class ShippedModels
     /// <summary>The shipped GPT-2-architecture model (causal LM, byte-level BPE): the offline stand-in for gpt2.</summary>
     public const string GptMini = "sharpformer/gpt-mini-en";
 
+    /// <summary>The shipped original Transformer (encoder-decoder, German → English): the offline stand-in for Helsinki-NLP/opus-mt-de-en.</summary>
+    public const string TransformerDeEn = "sharpformer/transformer-de-en";
+
+    /// <summary>Every shipped model's name.</summary>
+    public static IReadOnlyList<string> Names { get; } = [BertMini, GptMini, TransformerDeEn];
+
     /// <summary>
     /// Hugging Face default model → the shipped model used when it cannot be had. all-MiniLM-L6-v2 is not here: the real
     /// model itself ships with the command (BundledModels in the CLI).
@@ -30,6 +36,7 @@ public static class ShippedModels
         ["google-bert/bert-base-uncased"] = BertMini,
         ["gpt2"] = GptMini,
         ["openai-community/gpt2"] = GptMini,
+        ["Helsinki-NLP/opus-mt-de-en"] = TransformerDeEn,
     };
 
     /// <summary>

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using Sharpformer.IO.Config;
 using Sharpformer.Models;
+using Sharpformer.Models.Seq2Seq;
 using Sharpformer.NN;
 using Sharpformer.Pipelines;
 using Sharpformer.Text.Training;
@@ -10,7 +11,7 @@ namespace Sharpformer.Cli.Tests;
 
 /// <summary>
 /// A temporary shipped-models root (<see cref="ShippedModels.RootVariable"/>) with tiny random stand-ins for
-/// sharpformer/bert-mini-en and sharpformer/gpt-mini-en: tokenizers trained here by our own trainers on a few
+/// sharpformer/bert-mini-en, sharpformer/gpt-mini-en and sharpformer/transformer-de-en: tokenizers trained here by our own trainers on a few
 /// sentences, models built by FromConfig with a seed and saved as safetensors. The real shipped models are trained by
 /// the project; these test the mechanism (name resolution, offline fallback, the tour) without them.
 /// </summary>
@@ -23,6 +24,12 @@ public sealed class ShippedModelFolders : IDisposable
         "Blood flows from the heart to the lungs and back to the heart.",
         "A heart attack happens when blood cannot reach the heart muscle.",
         "The brain, the heart and the lungs are vital organs.",
+    ];
+
+    private static readonly string[] Parallel =
+    [
+        "Das Herz ist ein Organ.", "The heart is an organ.", "Ich habe heute keine Zeit.", "I have no time today.",
+        "Wo ist der Bahnhof?", "Where is the station?",
     ];
 
     public ShippedModelFolders()
@@ -48,6 +55,29 @@ public sealed class ShippedModelFolders : IDisposable
              "n_head": 2, "n_positions": 64, "bos_token_id": 0, "eos_token_id": 0}
             """, config => (Module)AutoModelForCausalLM.FromConfig(config, seed: 12));
 
+        Translator = Path.Combine(Root, "sharpformer", "transformer-de-en");
+        var parallel = Path.Combine(Root, "parallel.txt");
+        File.WriteAllText(parallel, string.Join('\n', Enumerable.Repeat(Parallel, 4).SelectMany(s => s)) + "\n", new UTF8Encoding(false));
+        var shared = TokenizerTrainer.Train([parallel], new TokenizerTrainingOptions { Kind = TokenizerKind.ByteLevelBpe, VocabSize = 300, MinFrequency = 1, ModelMaxLength = 64 });
+        shared.Save(Translator);
+        TransformerForConditionalGeneration.FromConfig(
+            new TransformerConfig
+            {
+                VocabSize = shared.Result.Vocabulary.Count,
+                DModel = 16,
+                EncoderLayers = 1,
+                DecoderLayers = 2,
+                NumAttentionHeads = 2,
+                FfnDim = 32,
+                MaxPositionEmbeddings = 64,
+                PadTokenId = 0,
+                BosTokenId = 0,
+                EosTokenId = 0,
+                DecoderStartTokenId = 0,
+                InitStd = 0.3f,
+            },
+            seed: 13).SavePretrained(Translator);
+
         EmptyCache = Directory.CreateDirectory(Path.Combine(Root, "empty-hf-cache")).FullName;
         SharpformerCache = Path.Combine(Root, "sharpformer-cache");
     }
@@ -60,6 +90,9 @@ public sealed class ShippedModelFolders : IDisposable
 
     /// <summary>root/sharpformer/gpt-mini-en.</summary>
     public string Gpt { get; }
+
+    /// <summary>root/sharpformer/transformer-de-en.</summary>
+    public string Translator { get; }
 
     /// <summary>An empty Hugging Face cache.</summary>
     public string EmptyCache { get; }

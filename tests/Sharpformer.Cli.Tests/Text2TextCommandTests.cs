@@ -122,4 +122,16 @@ public class Text2TextCommandTests
 
         throw new DirectoryNotFoundException("Sharpformer.slnx not found above the test folder.");
     }
+
+    [Fact]
+    public void Translate_CrossAttention_WritesThePictureAndStillPrintsTheTranslation()
+    {
+        string picture = Path.Combine(AppContext.BaseDirectory, "xattn-" + Guid.NewGuid().ToString("N") + ".png");
+        var (exit, output, error) = Run(Text2TextTask.Translation, ["Guten Tag"], new Text2TextCommand.Flags(null, 8, null, null, null, false, false, CrossAttention: picture));
+        Assert.True(exit == 0, error);
+        Assert.Equal(Pipeline().Run("Guten Tag", new GenerationOptions { MaxNewTokens = 7 }), output.TrimEnd('\n'));
+        var bytes = File.ReadAllBytes(picture);
+        Assert.True(bytes.Length > 1000 && bytes[1] == (byte)'P' && bytes[2] == (byte)'N' && bytes[3] == (byte)'G', "a PNG file");
+        Assert.Contains(picture, error, StringComparison.Ordinal);
+    }
 }

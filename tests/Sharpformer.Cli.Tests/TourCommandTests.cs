@@ -20,7 +20,7 @@ public class TourCommandTests(ShippedModelFolders models) : IClassFixture<Shippe
         Assert.True(exit == 0, stderr);
         using var doc = JsonDocument.Parse(stdout);
         var steps = doc.RootElement.GetProperty("steps").EnumerateArray().ToList();
-        Assert.Equal([1, 2, 3, 4, 5, 6], steps.Select(s => s.GetProperty("step").GetInt32()));
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7], steps.Select(s => s.GetProperty("step").GetInt32()));
         foreach (var step in steps)
         {
             var sources = step.GetProperty("source").EnumerateArray().Select(e => e.GetString()!).ToList();
@@ -82,6 +82,24 @@ public class TourCommandTests(ShippedModelFolders models) : IClassFixture<Shippe
         }
 
         Assert.True(matrix[0][1] > matrix[0][2] + 0.2f, $"heart attack ~ myocardial infarction {matrix[0][1]} vs parking ticket {matrix[0][2]}");
+
+        // 7: the translation the pipeline gives in process with the folder's generation settings, one alignment row per
+        // output token pointing at the source token of largest cross-attention weight, and both pictures.
+        var translation = steps[6].GetProperty("data");
+        var t2t = new Generation.Text2TextGenerationPipeline(Models.AutoModelForSeq2SeqLM.FromPretrained(models.Translator), AutoTokenizer.FromPretrained(models.Translator), Generation.Text2TextTask.Translation);
+        var expectedResult = t2t.Run(["Das Herz ist ein Organ."], Generation.GenerationConfigFile.Load(models.Translator, new Generation.GenerationOptions { MaxNewTokens = 40 }))[0][0];
+        Assert.Equal(expectedResult.Text, translation.GetProperty("translation").GetString());
+        var map = t2t.CrossAttention("Das Herz ist ein Organ.", expectedResult);
+        var alignment = translation.GetProperty("alignment").EnumerateArray().ToList();
+        Assert.Equal(map.TargetTokens.Count, alignment.Count);
+        for (var i = 0; i < alignment.Count; i++)
+        {
+            var row = map.Weights.AsSpan(i * map.SourceTokens.Count, map.SourceTokens.Count).ToArray();
+            Assert.Equal(row.Max(), alignment[i].GetProperty("weight").GetSingle(), 5);
+            Assert.Equal(map.SourceTokens[Array.IndexOf(row, row.Max())], alignment[i].GetProperty("source").GetString());
+        }
+
+        Assert.Equal(["step7-cross-attention.png", "step7-cross-attention.svg"], steps[6].GetProperty("pictures").EnumerateArray().Select(p => Path.GetFileName(p.GetString()!)));
     }
 
     [Fact]
@@ -89,7 +107,7 @@ public class TourCommandTests(ShippedModelFolders models) : IClassFixture<Shippe
     {
         var (exit, stdout, stderr) = await models.RunOfflineAsync(models.Root, "tour", "--out", Path.Combine(models.Root, "tour-console"));
         Assert.True(exit == 0, stderr);
-        for (var step = 1; step <= 6; step++)
+        for (var step = 1; step <= 7; step++)
         {
             Assert.Contains($"Step {step} ·", stdout, StringComparison.Ordinal);
         }
@@ -121,9 +139,9 @@ public class TourCommandTests(ShippedModelFolders models) : IClassFixture<Shippe
     [Fact]
     public async Task Tour_StepOutOfRange_UsageError()
     {
-        var (exit, _, stderr) = await models.RunOfflineAsync(models.Root, "tour", "--step", "7");
+        var (exit, _, stderr) = await models.RunOfflineAsync(models.Root, "tour", "--step", "8");
         Assert.Equal(2, exit);
-        Assert.Contains("--step must be 1 to 6", stderr, StringComparison.Ordinal);
+        Assert.Contains("--step must be 1 to 7", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -149,6 +167,31 @@ public class TourCommandTests(ShippedModelFolders models) : IClassFixture<Shippe
         Assert.Contains("using the shipped sharpformer/gpt-mini-en instead", lines[0], StringComparison.Ordinal);
         Assert.Contains("the default is gpt2", lines[0], StringComparison.Ordinal);
         Assert.StartsWith("The heart", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Translate_GermanToEnglishOffline_ShippedTranslatorWithOneLineNamingTheDefault()
+    {
+        var (exit, stdout, stderr) = await models.RunOfflineAsync(models.Root, "translate", "Das Herz ist ein Organ.", "--source-lang", "German", "--target-lang", "English", "--max-length", "12");
+        Assert.True(exit == 0, stderr);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("using the shipped sharpformer/transformer-de-en instead", line, StringComparison.Ordinal);
+        Assert.Contains("the default is Helsinki-NLP/opus-mt-de-en", line, StringComparison.Ordinal);
+        var t2t = new Generation.Text2TextGenerationPipeline(Models.AutoModelForSeq2SeqLM.FromPretrained(models.Translator), AutoTokenizer.FromPretrained(models.Translator), Generation.Text2TextTask.Translation);
+        Assert.Equal(t2t.Run("Das Herz ist ein Organ.", new Generation.GenerationOptions { MaxNewTokens = 11 }), stdout.TrimEnd('\n'));
+    }
+
+    [Fact]
+    public async Task Translate_EnglishToGermanOffline_ErrorNamesTheShippedPair()
+    {
+        var (exit, _, stderr) = await models.RunOfflineAsync(models.Root, "translate", "The heart is an organ.");
+        Assert.Equal(1, exit);
+        Assert.Contains("'Helsinki-NLP/opus-mt-en-de' is not in the cache", stderr, StringComparison.Ordinal);
+        Assert.Contains("--source-lang German --target-lang English", stderr, StringComparison.Ordinal);
+
+        var unknown = await models.RunOfflineAsync(models.Root, "translate", "x", "--source-lang", "Klingon");
+        Assert.Equal(2, unknown.Exit);
+        Assert.Contains("no default translation model for Klingon → German", unknown.Err, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -138,4 +138,53 @@ public class Text2TextPipelineTests
         var error = Assert.Throws<InvalidDataException>(() => GenerationConfigFile.Load(folder, new GenerationOptions()));
         Assert.Contains("bad_words_ids", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void CrossAttention_IsTheHeadMeanOfTheDecodingPath_RowsPerOutputToken()
+    {
+        var pipeline = Pipeline();
+        const string input = "Das Haus ist klein.";
+        var result = pipeline.Run([input], new GenerationOptions { MaxNewTokens = 9 })[0][0];
+        var map = pipeline.CrossAttention(input, result);
+        var model = Parts.Value.Model;
+        var source = pipeline.Tokenizer.Encode(input).Ids.ToArray();
+        int t = result.Tokens.Count, s = source.Length, heads = model.Config.NumAttentionHeads;
+        Assert.Equal(t, map.TargetTokens.Count);
+        Assert.Equal(s, map.SourceTokens.Count);
+        Assert.Equal(model.Config.DecoderLayers - 1, map.Layer);
+        Assert.Equal(pipeline.Tokenizer.Decode(result.Tokens, skipSpecialTokens: false), string.Concat(map.TargetTokens));
+
+        // The same weights from the incremental decoding kernel path: decoder start + output tokens but the last.
+        int[] decoderInputs = [model.SpecialTokens.DecoderStartTokenId, .. result.Tokens.Take(t - 1)];
+        model.OutputCrossAttentions = true;
+        try
+        {
+            var state = model.Encode(source, [], 1, t);
+            model.DecodeLast(decoderInputs, state, new float[model.VocabSize]);
+            var last = model.LastCrossAttentions![^1].ToArray<float>();
+            for (int i = 0; i < t; i++)
+            {
+                double sum = 0;
+                for (int j = 0; j < s; j++)
+                {
+                    float mean = 0;
+                    for (int h = 0; h < heads; h++)
+                    {
+                        mean += last[(((h * t) + i) * s) + j] / heads;
+                    }
+
+                    Assert.Equal(mean, map.Weights[(i * s) + j], Tolerances.SameModelPaths);
+                    sum += map.Weights[(i * s) + j];
+                }
+
+                Assert.Equal(1.0, sum, 4);
+            }
+        }
+        finally
+        {
+            model.OutputCrossAttentions = false;
+        }
+
+        Assert.Throws<ArgumentException>(() => pipeline.CrossAttention(input, result, layer: model.Config.DecoderLayers));
+    }
 }

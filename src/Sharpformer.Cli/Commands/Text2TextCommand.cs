@@ -23,7 +23,7 @@ internal static class Text2TextCommand
 
     /// <summary>The flag values; null = the model's generation_config.json default.</summary>
     internal sealed record Flags(int? Beams, int? MaxLength, int? MinLength, float? LengthPenalty, int? NoRepeatNgram, bool NoTruncate, bool Json,
-        string SourceLanguage = "English", string TargetLanguage = "German");
+        string SourceLanguage = "English", string TargetLanguage = "German", string? CrossAttention = null);
 
     public static Command Create(Text2TextTask task)
     {
@@ -33,19 +33,29 @@ internal static class Text2TextCommand
             Description = $"The texts to {verb}; none (or \"-\") reads one text per line from standard input.",
             Arity = ArgumentArity.ZeroOrMore,
         };
-        var model = PipelineVerbs.ModelOption(task == Text2TextTask.Summarization ? Text2TextGenerationPipeline.DefaultSummarizationModel : Text2TextGenerationPipeline.DefaultTranslationModel);
+        var model = task == Text2TextTask.Summarization
+            ? PipelineVerbs.ModelOption(Text2TextGenerationPipeline.DefaultSummarizationModel)
+            : new Option<string>("--model")
+            {
+                Description = "Hub repo id ('org/name', fetched into the HF cache; HF_ENDPOINT and HF_HUB_OFFLINE apply) or a local model folder. "
+                    + "Default: Helsinki-NLP/opus-mt-<source>-<target> for --source-lang/--target-lang (opus-mt-en-de); offline, German → English falls back to the shipped sharpformer/transformer-de-en.",
+            };
         var beams = new Option<int?>("--beams") { Description = "Beam search with this many beams (default: the model's num_beams, else 1 = greedy, which streams)." };
         var maxLength = new Option<int?>("--max-length") { Description = "Most output tokens, the decoder start token counted as HF's max_length does (default: the model's max_length)." };
         var minLength = new Option<int?>("--min-length") { Description = "Fewest output tokens before EOS may end it, counted like --max-length (default: the model's min_length)." };
         var lengthPenalty = new Option<float?>("--length-penalty") { Description = "Beam scores are sum(log p) / length^P: > 0 favours longer outputs, < 0 shorter." };
         var noRepeat = new Option<int?>("--no-repeat-ngram") { Description = "Never repeat an n-gram of this size (0 = off)." };
         var noTruncate = new Option<bool>("--no-truncate") { Description = "Fail on a source longer than the model takes instead of cutting it (with a note)." };
+        var crossAttention = new Option<string?>("--cross-attention")
+        {
+            Description = "Draw which source tokens each output token looked at (the last decoder layer's cross-attention, mean over heads) for the first text, to this .png or .svg.",
+        };
         var json = PipelineVerbs.JsonOption();
         var command = new Command(verb, task == Text2TextTask.Summarization
             ? "Summarize texts with an encoder-decoder (HF's summarization pipeline; default sshleifer/distilbart-cnn-12-6)."
             : "Translate texts with an encoder-decoder (HF's translation pipeline; default Helsinki-NLP/opus-mt-en-de).")
         {
-            texts, model, beams, maxLength, minLength, lengthPenalty, noRepeat, noTruncate, json,
+            texts, model, beams, maxLength, minLength, lengthPenalty, noRepeat, noTruncate, json, crossAttention,
         };
         Option<string>? from = null, to = null;
         if (task == Text2TextTask.Translation)
@@ -57,21 +67,30 @@ internal static class Text2TextCommand
         }
 
         command.SetAction((parse, ct) => RunAsync(
-            task, parse.GetValue(texts), parse.GetValue(model)!,
+            task, parse.GetValue(texts), parse.GetValue(model),
             new Flags(parse.GetValue(beams), parse.GetValue(maxLength), parse.GetValue(minLength), parse.GetValue(lengthPenalty), parse.GetValue(noRepeat),
-                parse.GetValue(noTruncate), parse.GetValue(json), from is null ? "English" : parse.GetValue(from)!, to is null ? "German" : parse.GetValue(to)!),
-            PipelineVerbs.PipedInput(), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct));
+                parse.GetValue(noTruncate), parse.GetValue(json), from is null ? "English" : parse.GetValue(from)!, to is null ? "German" : parse.GetValue(to)!,
+                parse.GetValue(crossAttention)),
+            PipelineVerbs.PipedInput(), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct, PipelineVerbs.IsDefault(parse, model)));
         return command;
     }
 
-    internal static Task<int> RunAsync(Text2TextTask task, string[]? texts, string model, Flags flags, TextReader? input, TextWriter output, TextWriter error, CancellationToken ct)
+    internal static Task<int> RunAsync(Text2TextTask task, string[]? texts, string? model, Flags flags, TextReader? input, TextWriter output, TextWriter error, CancellationToken ct,
+        bool modelIsDefault = false)
     {
         string verb = task == Text2TextTask.Summarization ? "summarize" : "translate";
         return PipelineVerbs.GuardAsync(verb, error, async () =>
         {
             var inputs = PipelineVerbs.Texts(verb, texts, input);
-            var source = PipelineVerbs.Options(error, truncate: false);
-            string folder = (await ModelFolders.ResolveAsync(model, source, FolderHint, ct).ConfigureAwait(false)).Directory;
+            modelIsDefault |= model is null;
+            model ??= task == Text2TextTask.Summarization
+                ? Text2TextGenerationPipeline.DefaultSummarizationModel
+                : Text2TextGenerationPipeline.DefaultTranslationModelFor(flags.SourceLanguage, flags.TargetLanguage);
+            var source = PipelineVerbs.Options(error, truncate: false, modelIsDefault: modelIsDefault);
+            string hint = task == Text2TextTask.Translation && modelIsDefault
+                ? FolderHint + $" Offline, {ShippedModels.TransformerDeEn} (shipped) translates German → English: --source-lang German --target-lang English."
+                : FolderHint;
+            string folder = (await ModelFolders.ResolveAsync(model, source, hint, ct).ConfigureAwait(false)).Directory;
             ISeq2SeqLM lm;
             TextTokenizer tokenizer;
             try
@@ -91,6 +110,20 @@ internal static class Text2TextCommand
                 Truncation = !flags.NoTruncate,
                 Warning = message => error.WriteLine($"note: {verb}: {message}"),
             });
+
+            if (flags.CrossAttention is { } picture)
+            {
+                if (lm is not ICrossAttentionSeq2SeqLM)
+                {
+                    throw new ArgumentException($"--cross-attention: {ModelType(folder) ?? lm.GetType().Name} models do not return cross-attention weights here; the original Transformer (sharpformer-transformer, e.g. {ShippedModels.TransformerDeEn}) does.");
+                }
+
+                var first = pipeline.Run([inputs[0]], options, ct)[0][0];
+                var map = pipeline.CrossAttention(inputs[0], first);
+                Explain.ExplainImages.CrossAttention(map, picture, string.Create(CultureInfo.InvariantCulture,
+                    $"Cross-attention, decoder layer {map.Layer + 1} of {map.Layers}, mean of {map.Heads} heads"));
+                await error.WriteLineAsync($"{verb}: the cross-attention of the first text's output is in {Path.GetFullPath(picture)}").ConfigureAwait(false);
+            }
 
             if (inputs.Count == 1 && options.NumBeams == 1 && !flags.Json)
             {

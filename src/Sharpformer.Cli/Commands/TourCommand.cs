@@ -13,9 +13,10 @@ namespace Sharpformer.Cli.Commands;
 
 /// <summary>
 /// <c>sharpformer tour [--step N] [--out folder] [--json]</c>: the lecture, step by step, offline, on the models shipped
-/// with sharpformer (sharpformer/bert-mini-en, sharpformer/gpt-mini-en, the bundled all-MiniLM-L6-v2): tokens and ids,
-/// embeddings and positions, attention heads, fill-mask, next-token probabilities and generation, sentence
-/// similarity — each with the source file that implements it (docs/tour.md).
+/// with sharpformer (sharpformer/bert-mini-en, sharpformer/gpt-mini-en, sharpformer/transformer-de-en, the bundled
+/// all-MiniLM-L6-v2): tokens and ids, embeddings and positions, attention heads, fill-mask, next-token probabilities and
+/// generation, sentence similarity, translation with its cross-attention — each with the source file that implements
+/// it (docs/tour.md).
 /// </summary>
 internal static class TourCommand
 {
@@ -28,10 +29,13 @@ internal static class TourCommand
     /// <summary>The sentences of the similarity step.</summary>
     internal static readonly string[] SimilarityTexts = ["a heart attack", "a myocardial infarction", "a parking ticket"];
 
+    /// <summary>The German sentence of the translation step.</summary>
+    internal const string GermanSentence = "Das Herz ist ein Organ.";
+
     /// <summary>The seed's ids in bert-base-uncased's vocabulary, as HF's tokenizer gives them.</summary>
     internal static readonly int[] BertBaseUncasedSeedIds = [101, 1996, 2540, 2003, 1037, 103, 5812, 1012, 102];
 
-    internal const int Steps = 6;
+    internal const int Steps = 7;
 
     private static readonly string[] Titles =
     [
@@ -41,14 +45,15 @@ internal static class TourCommand
         "Fill-mask: the masked language model's top 5",
         "Next token: probabilities and a short generation (GPT)",
         "Sentence similarity: mean-pooled embeddings and their cosine (MiniLM)",
+        "Encoder-decoder: translation German → English, and where each output token looked (cross-attention)",
     ];
 
     public static Command Create()
     {
-        var step = new Option<int?>("--step") { Description = "Run only step N (1–6) instead of the whole tour." };
+        var step = new Option<int?>("--step") { Description = "Run only step N (1–7) instead of the whole tour." };
         var output = new Option<string>("--out") { Description = "Folder for the pictures (PNG/SVG).", DefaultValueFactory = _ => "tour" };
         var json = PipelineVerbs.JsonOption();
-        var command = new Command("tour", "The lecture, step by step and offline, on the models shipped with sharpformer: tokens, embeddings and positions, attention, fill-mask, next token and generation, sentence similarity.")
+        var command = new Command("tour", "The lecture, step by step and offline, on the models shipped with sharpformer: tokens, embeddings and positions, attention, fill-mask, next token and generation, sentence similarity, translation with cross-attention.")
         {
             step, output, json,
         };
@@ -183,6 +188,17 @@ internal static class TourCommand
 
                 console.Write(matrix);
                 break;
+            case TranslationData translation:
+                console.MarkupLine($"[bold]{Markup.Escape(translation.Source)}[/] → [bold]{Markup.Escape(translation.Translation)}[/]");
+                console.MarkupLine("each output token and the source token its cross-attention weighed most (last decoder layer, mean over heads):");
+                var align = new Table().AddColumns("output token", "looked most at", "weight");
+                foreach (var row in translation.Alignment)
+                {
+                    align.AddRow(Markup.Escape(Visible(row.Output)), Markup.Escape(Visible(row.Source)), row.Weight.ToString("F3", CultureInfo.InvariantCulture));
+                }
+
+                console.Write(align);
+                break;
         }
 
         foreach (var picture in result.Pictures)
@@ -236,6 +252,10 @@ internal static class TourCommand
 
     internal sealed record SimilarityData(IReadOnlyList<string> Texts, IReadOnlyList<float[]> Matrix);
 
+    internal sealed record AlignmentRow(string Output, string Source, float Weight);
+
+    internal sealed record TranslationData(string Source, string Translation, IReadOnlyList<string> SourceTokens, IReadOnlyList<string> OutputTokens, IReadOnlyList<AlignmentRow> Alignment);
+
     /// <summary>The steps, each loading what it needs from the shipped models (loaded once, kept for later steps).</summary>
     private sealed class Tour(string outFolder, TextWriter error)
     {
@@ -249,7 +269,8 @@ internal static class TourCommand
             3 => Attention(),
             4 => await FillMaskAsync(ct).ConfigureAwait(false),
             5 => NextToken(ct),
-            _ => await SimilarityAsync(ct).ConfigureAwait(false),
+            6 => await SimilarityAsync(ct).ConfigureAwait(false),
+            _ => Translation(ct),
         };
 
         private static string Folder(string name) => ShippedModels.TryGetFolder(name) ?? throw new FileNotFoundException(
@@ -393,6 +414,42 @@ internal static class TourCommand
             return new StepResult(6, Titles[5], BundledModels.MiniLmId + " (bundled)",
                 ["src/Sharpformer.Pipelines/SentenceEmbeddingPipeline.cs", "src/Sharpformer.Pipelines/Pooling.cs", "src/Sharpformer.Pipelines/Similarity.cs"],
                 [], new SimilarityData(SimilarityTexts, rows), []);
+        }
+
+        private StepResult Translation(CancellationToken ct)
+        {
+            var folder = Folder(ShippedModels.TransformerDeEn);
+            var model = AutoModelForSeq2SeqLM.FromPretrained(folder);
+            var tokenizer = AutoTokenizer.FromPretrained(folder);
+            var pipeline = new Text2TextGenerationPipeline(model, tokenizer, Text2TextTask.Translation);
+            var options = GenerationConfigFile.Load(folder, new GenerationOptions { MaxNewTokens = 40 });
+            var result = pipeline.Run([GermanSentence], options, ct)[0][0];
+            var map = pipeline.CrossAttention(GermanSentence, result);
+            var alignment = new List<AlignmentRow>();
+            for (var i = 0; i < map.TargetTokens.Count; i++)
+            {
+                var best = 0;
+                for (var j = 1; j < map.SourceTokens.Count; j++)
+                {
+                    if (map.Weights[(i * map.SourceTokens.Count) + j] > map.Weights[(i * map.SourceTokens.Count) + best])
+                    {
+                        best = j;
+                    }
+                }
+
+                alignment.Add(new AlignmentRow(map.TargetTokens[i], map.SourceTokens[best], map.Weights[(i * map.SourceTokens.Count) + best]));
+            }
+
+            Directory.CreateDirectory(outFolder);
+            var title = string.Create(CultureInfo.InvariantCulture, $"{ShippedModels.TransformerDeEn}: cross-attention, decoder layer {map.Layer + 1} of {map.Layers}, mean of {map.Heads} heads");
+            var pictures = new List<string>
+            {
+                ExplainImages.CrossAttention(map, Path.Combine(outFolder, "step7-cross-attention.png"), title),
+                ExplainImages.CrossAttention(map, Path.Combine(outFolder, "step7-cross-attention.svg"), title),
+            };
+            return new StepResult(7, Titles[6], ShippedModels.TransformerDeEn,
+                ["src/Sharpformer.Models/Seq2Seq/TransformerModel.cs", "src/Sharpformer.Generation/Seq2SeqGenerator.cs", "src/Sharpformer.Generation/Text2TextGenerationPipeline.cs"],
+                pictures, new TranslationData(GermanSentence, result.Text, map.SourceTokens, map.TargetTokens, alignment), []);
         }
 
         private string Save(Plot plot, string name, int width, int height)

@@ -274,7 +274,7 @@ public sealed class TransformerStack<TLayer> : Module
 /// Trains through <see cref="Forward"/> (labels → label-smoothed loss) and generates through <see cref="ISeq2SeqLM"/>
 /// over the same parameters. Not thread-safe: the inference path reuses its work buffers.
 /// </summary>
-public sealed class TransformerForConditionalGeneration : Module, ISeq2SeqLM
+public sealed class TransformerForConditionalGeneration : Module, ICrossAttentionSeq2SeqLM
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
     private readonly float _embedScale;
@@ -484,6 +484,26 @@ public sealed class TransformerForConditionalGeneration : Module, ISeq2SeqLM
         var logits = LmHead.Forward(y);
         var loss = labels is null ? null : Ops.CrossEntropy(logits, labels, -100, labelSmoothing);
         return new Seq2SeqOutput(logits, loss, crossAttentions);
+    }
+
+    /// <inheritdoc/>
+    public int CrossAttentionHeads => Config.NumAttentionHeads;
+
+    /// <inheritdoc/>
+    public IReadOnlyList<float[]> CrossAttentionWeights(ReadOnlySpan<int> sourceIds, ReadOnlySpan<int> decoderInputIds)
+    {
+        if (sourceIds.IsEmpty || decoderInputIds.IsEmpty)
+        {
+            throw new ArgumentException("CrossAttentionWeights needs at least one source id and one decoder input id (the decoder start token).");
+        }
+
+        using var noGrad = Autograd.NoGrad();
+        var output = Forward(
+            Tensor.FromSpan(sourceIds, new Shape(1, sourceIds.Length)),
+            null,
+            Tensor.FromSpan(decoderInputIds, new Shape(1, decoderInputIds.Length)),
+            outputAttentions: true);
+        return [.. output.CrossAttentions!.Select(a => a.ToArray<float>())];
     }
 
     /// <inheritdoc/>
