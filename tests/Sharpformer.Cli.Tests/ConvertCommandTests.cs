@@ -202,4 +202,51 @@ public sealed class ConvertCommandTests : IDisposable
     }
 
     private static (int Code, string Stdout, string Stderr) Invoke(string[] args) => ConsoleCli.Invoke(args);
+
+    [Fact]
+    public void ConvertDType_Bf16_RoundsEveryFloatTensorToNearestEven_AndCopiesTheModelFilesOnly()
+    {
+        string source = Path.Combine(_out, "src");
+        Directory.CreateDirectory(source);
+        string fixture = Path.Combine(Text2TextCommandTests.RepoRoot(), "tests", "fixtures", "gpt2_tiny");
+        foreach (var file in Directory.EnumerateFiles(fixture))
+        {
+            File.Copy(file, Path.Combine(source, Path.GetFileName(file)));
+        }
+
+        File.WriteAllText(Path.Combine(source, "trainer_state.json"), "{}");
+        string target = Path.Combine(_out, "bf16");
+        var (code, stdout, stderr) = Invoke(["convert", "dtype", source, target, "--dtype", "bf16"]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("as bf16", stdout, StringComparison.Ordinal);
+
+        using (var before = SafeTensorsLoader.Open(source))
+        using (var after = SafeTensorsLoader.Open(target))
+        {
+            Assert.Equal(before.Tensors.Select(t => t.Name).Order(), after.Tensors.Select(t => t.Name).Order());
+            foreach (var info in before.Tensors.Where(t => t.DType == SafeTensorsDType.F32))
+            {
+                Assert.Equal(SafeTensorsDType.BF16, after.GetInfo(info.Name).DType);
+                var f32 = before.GetTensorAsF32(info.Name).ToArray<float>();
+                var bytes = after.GetBytes(info.Name);
+                for (int i = 0; i < f32.Length; i++)
+                {
+                    uint bits = BitConverter.SingleToUInt32Bits(f32[i]);
+                    ushort expected = (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+                    Assert.Equal(expected, BitConverter.ToUInt16(bytes.Slice(2 * i, 2)));
+                }
+            }
+        }
+
+        Assert.Equal("bfloat16", JsonDocument.Parse(File.ReadAllText(Path.Combine(target, "config.json"))).RootElement.GetProperty("torch_dtype").GetString());
+        Assert.True(File.Exists(Path.Combine(target, "vocab.json")));
+        Assert.False(File.Exists(Path.Combine(target, "trainer_state.json")));
+
+        var again = Invoke(["convert", "dtype", source, target, "--dtype", "f16"]);
+        Assert.Equal(1, again.Code);
+        Assert.Contains("--force", again.Stderr, StringComparison.Ordinal);
+        var same = Invoke(["convert", "dtype", source, source, "--dtype", "f16"]);
+        Assert.Equal(2, same.Code);
+        Assert.Contains("out-dir is the input folder", same.Stderr, StringComparison.Ordinal);
+    }
 }

@@ -110,7 +110,7 @@ public class Text2TextCommandTests
         Assert.Contains("--max-length", error, StringComparison.Ordinal);
     }
 
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

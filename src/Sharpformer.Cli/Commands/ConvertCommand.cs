@@ -5,6 +5,8 @@ using System.Text.Json;
 using Sharpformer.IO.Config;
 using Sharpformer.IO.Gguf;
 using Sharpformer.IO.Onnx;
+using Sharpformer.IO.SafeTensors;
+using Sharpformer.Tensors;
 
 namespace Sharpformer.Cli.Commands;
 
@@ -23,7 +25,106 @@ internal static class ConvertCommand
         var convert = new Command("convert", "Convert checkpoints between Hugging Face folders and other formats (ONNX in, GGUF out).");
         convert.Subcommands.Add(CreateOnnxBert());
         convert.Subcommands.Add(CreateGguf());
+        convert.Subcommands.Add(CreateDType());
         return convert;
+    }
+
+    private static Command CreateDType()
+    {
+        var folder = new Argument<string>("hf-folder") { Description = "The Hugging Face folder (config.json, model.safetensors or a sharded index, tokenizer files)." };
+        var output = new Argument<string>("out-dir") { Description = "The folder to write (created if missing; an existing non-empty one needs --force)." };
+        var dtype = new Option<string>("--dtype") { Description = "The floating-point type of the written weights: bf16, f16 or f32 (integer tensors are copied as they are).", Required = true };
+        dtype.AcceptOnlyFromAmong("bf16", "f16", "f32");
+        var force = new Option<bool>("--force") { Description = "Write into out-dir even when it already holds files (they may be overwritten)." };
+        var command = new Command("dtype", "Write a Hugging Face folder with its weights in another floating-point type (as model.to(torch.bfloat16).save_pretrained does): one model.safetensors, config.json's torch_dtype set, the tokenizer, generation config and card copied.");
+        command.Arguments.Add(folder);
+        command.Arguments.Add(output);
+        command.Options.Add(dtype);
+        command.Options.Add(force);
+        command.SetAction(parse => RunDType(parse.GetValue(folder)!, parse.GetValue(output)!, parse.GetValue(dtype)!, Console.Out, Console.Error, parse.GetValue(force)));
+        return command;
+    }
+
+    internal static int RunDType(string folder, string output, string dtype, TextWriter stdout, TextWriter stderr, bool force = false)
+    {
+        var (target, torchName) = dtype switch
+        {
+            "bf16" => (DType.BF16, "bfloat16"),
+            "f16" => (DType.F16, "float16"),
+            "f32" => (DType.F32, "float32"),
+            _ => throw new ArgumentException($"--dtype must be bf16, f16 or f32 (got '{dtype}')."),
+        };
+        try
+        {
+            if (!File.Exists(Path.Combine(folder, "config.json")))
+            {
+                stderr.WriteLine($"error: convert dtype: {folder} has no config.json; pass a Hugging Face model folder.");
+                return 1;
+            }
+
+            if (Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar) == Path.GetFullPath(output).TrimEnd(Path.DirectorySeparatorChar))
+            {
+                stderr.WriteLine("error: convert dtype: out-dir is the input folder; write to another folder (the weights are read while they are written).");
+                return 2;
+            }
+
+            if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any() && !force)
+            {
+                stderr.WriteLine($"error: convert dtype: {output} is not empty; choose another folder or pass --force.");
+                return 1;
+            }
+
+            Directory.CreateDirectory(output);
+            long before = 0, after = 0, count = 0;
+            using (var weights = SafeTensorsLoader.Open(folder))
+            {
+                var tensors = new List<(string Name, Tensor Tensor)>();
+                foreach (var info in weights.Tensors)
+                {
+                    var tensor = weights.GetTensor(info.Name);
+                    before += info.ByteLength;
+                    var converted = tensor.DType is DType.F32 or DType.F16 or DType.BF16 ? tensor.To(target) : tensor;
+                    after += converted.Shape.ElementCount * converted.DType.SizeOf();
+                    tensors.Add((info.Name, converted));
+                    count++;
+                }
+
+                var metadata = new Dictionary<string, string>(weights.Metadata, StringComparer.Ordinal) { ["format"] = "pt" };
+                SafeTensorsWriter.Write(Path.Combine(output, SafeTensorsWriter.SingleFileName), tensors, metadata);
+            }
+
+            // The model's own files (not a training run's optimizer state, logs or checkpoints that may share its folder).
+            string[] companions = ["config.json", "README.md", "spiece.model", "source.spm", "target.spm", "sentencepiece.bpe.model", "added_tokens.json",
+                "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", .. Sharpformer.IO.Hub.HubClient.OptionalModelFiles];
+            foreach (var name in companions.Distinct(StringComparer.Ordinal))
+            {
+                string file = Path.Combine(folder, name);
+                if (!File.Exists(file))
+                {
+                    continue;
+                }
+
+                string destination = Path.Combine(output, name);
+                if (name == "config.json")
+                {
+                    var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(file))!.AsObject();
+                    config["torch_dtype"] = torchName;
+                    File.WriteAllText(destination, config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                }
+                else
+                {
+                    File.Copy(file, destination, overwrite: true);
+                }
+            }
+
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {count} tensors as {dtype} to {output} ({before / 1e6:F1} MB → {after / 1e6:F1} MB)"));
+            return 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or SafeTensorsException or JsonException)
+        {
+            stderr.WriteLine($"error: convert dtype: {e.Message}");
+            return 1;
+        }
     }
 
     private static Command CreateOnnxBert()
