@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Sharpformer.Cli.Commands;
 using Sharpformer.Pipelines;
 using Sharpformer.Text;
 
@@ -87,9 +88,9 @@ public class TourCommandTests(ShippedModelFolders models) : IClassFixture<Shippe
         // output token pointing at the source token of largest cross-attention weight, and both pictures.
         var translation = steps[6].GetProperty("data");
         var t2t = new Generation.Text2TextGenerationPipeline(Models.AutoModelForSeq2SeqLM.FromPretrained(models.Translator), AutoTokenizer.FromPretrained(models.Translator), Generation.Text2TextTask.Translation);
-        var expectedResult = t2t.Run(["Das Herz ist ein Organ."], Generation.GenerationConfigFile.Load(models.Translator, new Generation.GenerationOptions { MaxNewTokens = 40 }))[0][0];
+        var expectedResult = t2t.Run([TourCommand.GermanSentence], Generation.GenerationConfigFile.Load(models.Translator, new Generation.GenerationOptions { MaxNewTokens = 40 }))[0][0];
         Assert.Equal(expectedResult.Text, translation.GetProperty("translation").GetString());
-        var map = t2t.CrossAttention("Das Herz ist ein Organ.", expectedResult);
+        var map = t2t.CrossAttention(TourCommand.GermanSentence, expectedResult);
         var alignment = translation.GetProperty("alignment").EnumerateArray().ToList();
         Assert.Equal(map.TargetTokens.Count, alignment.Count);
         for (var i = 0; i < alignment.Count; i++)

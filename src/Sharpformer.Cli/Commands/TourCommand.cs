@@ -30,7 +30,7 @@ internal static class TourCommand
     internal static readonly string[] SimilarityTexts = ["a heart attack", "a myocardial infarction", "a parking ticket"];
 
     /// <summary>The German sentence of the translation step.</summary>
-    internal const string GermanSentence = "Das Herz ist ein Organ.";
+    internal const string GermanSentence = "die Mutter und der Vater";
 
     /// <summary>The seed's ids in bert-base-uncased's vocabulary, as HF's tokenizer gives them.</summary>
     internal static readonly int[] BertBaseUncasedSeedIds = [101, 1996, 2540, 2003, 1037, 103, 5812, 1012, 102];
