@@ -26,6 +26,11 @@ if (args.Length is 3 or 4 && args[0] == "profile")
     return EncoderBench.Profile(int.Parse(args[1], CultureInfo.InvariantCulture), int.Parse(args[2], CultureInfo.InvariantCulture), args.Length == 4 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 1);
 }
 
+if (args.Length == 4 && args[0] == "attention")
+{
+    return EncoderBench.AttentionPaths(int.Parse(args[1], CultureInfo.InvariantCulture), int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
+}
+
 return args.Length == 3 && args[0] == "extract" ? EncoderBench.Extract(args[1], args[2]) : EncoderBench.Run(args);
 
 internal static class EncoderBench
@@ -139,6 +144,7 @@ internal static class EncoderBench
             ("qkv gemm", () => Gemm.Sgemm(false, n, 1f, x, c, wqkv, 0f, qkv, 3 * c, bias3)),
             ("attention", () => Attention.Forward(shape, qkv, qkv.AsSpan(c), qkv.AsSpan(2 * c), ctx, keyPaddingMask: mask)),
             ("attention gemm", () => PostLnEncoderInference.AttentionByGemm(qkv, mask, ctx, null, b, t, h, d)),
+            ("attention blocked", () => EncoderAttention.Forward(qkv, default, ctx, b, t, h, d)),
             ("out gemm", () => Gemm.Sgemm(false, n, 1f, ctx, c, wo, 0f, tmp, c, gamma)),
             ("add+layernorm", () => ResidualNorm.AddLayerNorm(tmp, x, gamma, gamma, ctx, n, c, 1e-12f)),
             ("ffn1 gemm", () => Gemm.Sgemm(false, n, 1f, x, c, w1, 0f, ffn, inner, default)),
@@ -168,6 +174,46 @@ internal static class EncoderBench
             Console.WriteLine($"{name,-14} {Median(samples),8:F3} ms");
         }
 
+        return 0;
+    }
+
+    /// <summary>
+    /// MiniLM-shaped attention (H 12, D 32) on B×T: per-head GEMMs (AttentionByGemm) vs the blocked kernel
+    /// (EncoderAttention), samples interleaved one by one so host noise hits both alike; medians and their ratio.
+    /// </summary>
+    public static int AttentionPaths(int b, int t, int threads)
+    {
+        ParallelFor.MaxDegreeOfParallelism = threads;
+        int h = 12, d = 32, c = h * d;
+        var random = new Random(1);
+        var qkv = Enumerable.Range(0, b * t * 3 * c).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        var ctx = new float[b * t * c];
+        double Time(Action run)
+        {
+            var sw = Stopwatch.StartNew();
+            run();
+            return sw.Elapsed.TotalMilliseconds;
+        }
+
+        void Gemms() => PostLnEncoderInference.AttentionByGemm(qkv, [], ctx, null, b, t, h, d);
+        void Blocked() => EncoderAttention.Forward(qkv, default, ctx, b, t, h, d);
+        var warm = Stopwatch.StartNew();
+        while (warm.ElapsedMilliseconds < 1000)
+        {
+            Gemms();
+            Blocked();
+        }
+
+        int n = Math.Clamp((int)(2000 / Math.Max(0.01, Time(Gemms) + Time(Blocked))), 9, 400);
+        var gemm = new double[n];
+        var blocked = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            gemm[i] = Time(Gemms);
+            blocked[i] = Time(Blocked);
+        }
+
+        Console.WriteLine($"attention {b}x{t}, {threads} thread(s): per-head gemms {Median(gemm):F3} ms, blocked {Median(blocked):F3} ms, ratio {Median(blocked) / Median(gemm):F2} (N={n}, interleaved)");
         return 0;
     }
 
