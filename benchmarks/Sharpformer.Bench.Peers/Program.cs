@@ -157,6 +157,7 @@ internal static class EncoderBench
                 Activations.Gelu(ffn, ffn);
                 Gemm.Sgemm(false, n, 1f, ffn, inner, w2, 0f, tmp, c, gamma);
             }),
+            ("ffn chunk 128", () => FfnChunked(128)),
             ("ffn chunk 256", () => FfnChunked(256)),
             ("ffn chunk 512", () => FfnChunked(512)),
         };
