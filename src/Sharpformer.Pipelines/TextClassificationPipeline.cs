@@ -99,7 +99,10 @@ public sealed class TextClassificationPipeline
         return RunBatch([text], textPair is null ? null : [textPair], topK, function)[0];
     }
 
-    /// <summary>Classifies B texts (or pairs) in padded batches of <paramref name="batchSize"/>; one result list per text, in input order.</summary>
+    /// <summary>
+    /// Classifies B texts (or pairs) in batches of <paramref name="batchSize"/> grouped by length (sorted, each batch
+    /// padded to its own longest input: <see cref="TaskBatches.LengthBuckets"/>); one result list per text, in input order.
+    /// </summary>
     /// <param name="texts">The texts.</param>
     /// <param name="textPairs">One second text per text, or null.</param>
     /// <param name="topK">As in <see cref="Run"/>.</param>
@@ -149,10 +152,10 @@ public sealed class TextClassificationPipeline
         var apply = function ?? DefaultFunction;
         var step = Tokenizer.PadTokenId is null ? 1 : batchSize;
         var labels = Model.Labels;
-        var results = new List<IReadOnlyList<TextClassificationResult>>(texts.Count);
-        for (var start = 0; start < encodings.Count; start += step)
+        var results = new IReadOnlyList<TextClassificationResult>[texts.Count];
+        foreach (var batch in TaskBatches.LengthBuckets(encodings.Select(e => e.Count).ToList(), step))
         {
-            var chunk = encodings.GetRange(start, Math.Min(step, encodings.Count - start));
+            var chunk = batch.Select(i => encodings[i]).ToList();
             var (ids, mask, types) = TaskBatches.Pad(chunk, TaskBatches.PadId(Tokenizer), Model.UsesTokenTypes);
             var logits = Model.ClassificationLogits(ids, mask, types).Contiguous().ToArray();
             if (logits.Length != chunk.Count * labels.Count)
@@ -162,7 +165,7 @@ public sealed class TextClassificationPipeline
 
             for (var b = 0; b < chunk.Count; b++)
             {
-                results.Add(Score(logits.AsSpan(b * labels.Count, labels.Count), labels, apply, topK));
+                results[batch[b]] = Score(logits.AsSpan(b * labels.Count, labels.Count), labels, apply, topK);
             }
         }
 

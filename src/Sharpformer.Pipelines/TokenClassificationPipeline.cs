@@ -100,7 +100,10 @@ public sealed class TokenClassificationPipeline
         return RunBatch([text], aggregation, ignoreLabels)[0];
     }
 
-    /// <summary>Labels B texts in padded batches of <paramref name="batchSize"/>; one result list per text, in input order.</summary>
+    /// <summary>
+    /// Labels B texts in batches of <paramref name="batchSize"/> grouped by length (sorted, each batch padded to its own
+    /// longest text: <see cref="TaskBatches.LengthBuckets"/>); one result list per text, in input order.
+    /// </summary>
     /// <param name="texts">The texts.</param>
     /// <param name="aggregation">As in <see cref="Run"/>.</param>
     /// <param name="ignoreLabels">As in <see cref="Run"/>.</param>
@@ -142,10 +145,10 @@ public sealed class TokenClassificationPipeline
         var ignored = ignoreLabels ?? DefaultIgnoreLabels;
         var labels = Model.Labels;
         var step = Tokenizer.PadTokenId is null ? 1 : batchSize;
-        var results = new List<IReadOnlyList<TokenClassificationResult>>(texts.Count);
-        for (var start = 0; start < encodings.Count; start += step)
+        var results = new IReadOnlyList<TokenClassificationResult>[texts.Count];
+        foreach (var batch in TaskBatches.LengthBuckets(encodings.Select(e => e.Count).ToList(), step))
         {
-            var chunk = encodings.GetRange(start, Math.Min(step, encodings.Count - start));
+            var chunk = batch.Select(i => encodings[i]).ToList();
             var (ids, mask, types) = TaskBatches.Pad(chunk, TaskBatches.PadId(Tokenizer), Model.UsesTokenTypes);
             int length = ids.Shape[1];
             var logits = Model.TokenLogits(ids, mask, types).Contiguous().ToArray();
@@ -157,8 +160,8 @@ public sealed class TokenClassificationPipeline
             for (var b = 0; b < chunk.Count; b++)
             {
                 var rows = logits.AsSpan(b * length * labels.Count, chunk[b].Count * labels.Count);
-                var entities = TokenAggregation.Postprocess(Tokenizer, labels, texts[start + b], chunk[b], rows, aggregation);
-                results.Add(entities.Where(e => !ignored.Contains(e.Entity)).ToList());
+                var entities = TokenAggregation.Postprocess(Tokenizer, labels, texts[batch[b]], chunk[b], rows, aggregation);
+                results[batch[b]] = entities.Where(e => !ignored.Contains(e.Entity)).ToList();
             }
         }
 

@@ -133,11 +133,33 @@ public class TextClassificationPipelineTests
 
         var results = pipeline.RunBatch(["heart", "the heart is a large organ", "brain"]);
 
+        // Sorted by length, longest first (ties keep input order): "heart" is the batch's second row.
         var seen = Assert.Single(model.Calls);
         Assert.Equal(3, seen.Ids.Length);
-        Assert.Equal([1, 1, 1, 0, 0, 0, 0, 0], seen.Mask[0]);
-        Assert.Equal([Id("[CLS]"), Id("heart"), Id("[SEP]"), Id("[PAD]"), Id("[PAD]"), Id("[PAD]"), Id("[PAD]"), Id("[PAD]")], seen.Ids[0]);
+        Assert.Equal([1, 1, 1, 0, 0, 0, 0, 0], seen.Mask[1]);
+        Assert.Equal([Id("[CLS]"), Id("heart"), Id("[SEP]"), Id("[PAD]"), Id("[PAD]"), Id("[PAD]"), Id("[PAD]"), Id("[PAD]")], seen.Ids[1]);
         Assert.Equal(["NEGATIVE", "POSITIVE", "NEGATIVE"], results.Select(r => Assert.Single(r).Label));
+    }
+
+    [Fact]
+    public void RunBatch_MixedLengths_PaddedPerLengthBucket_SameAsOneByOne_InInputOrder()
+    {
+        // The logits depend on the unpadded ids, so each result shows which input it came from.
+        var (pipeline, model) = Build(Sentiment, logits: ids => [ids.Length, ids.Sum() % 7, ids[1]]);
+        string[] texts = ["heart", "the heart is a large organ", "brain", "the large organ", "a heart"];
+
+        var batched = pipeline.RunBatch(texts, topK: null, batchSize: 2);
+        var calls = model.Calls.ToList();
+        var single = texts.Select(t => pipeline.Run(t, topK: null)).ToList();
+
+        // Token counts 3, 8, 3, 5, 4: batches {8, 5}, {4, 3}, {3}, each padded to its own longest, not all to 8.
+        Assert.Equal([8, 4, 3], calls.Select(c => c.Ids[0].Length));
+        Assert.Equal([2, 2, 1], calls.Select(c => c.Ids.Length));
+        Assert.Equal(texts.Length, batched.Count);
+        for (var i = 0; i < texts.Length; i++)
+        {
+            Assert.Equal(single[i], batched[i]);
+        }
     }
 
     [Fact]

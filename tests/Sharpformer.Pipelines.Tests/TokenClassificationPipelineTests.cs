@@ -229,6 +229,26 @@ public class TokenClassificationPipelineTests
         Assert.Equal(pipeline.Run(Wolfgang, AggregationStrategy.Simple), batch[1]);
     }
 
+    [Fact]
+    public void Batch_MixedLengths_PaddedPerLengthBucket_SameAsOneByOne_InInputOrder()
+    {
+        var (pipeline, model) = Build(Conll);
+        WolfgangLogits(model);
+        string[] texts = ["Berlin", Wolfgang, "Berlin", Wolfgang];
+
+        var batch = pipeline.RunBatch(texts, AggregationStrategy.Simple, batchSize: 2);
+        var calls = model.Calls.ToList();
+
+        // The two long texts run together, then the two short ones padded only to their own length ([CLS] berlin [SEP]).
+        Assert.Equal(2, calls.Count);
+        Assert.Equal(3, calls[1].Ids[0].Length);
+        Assert.True(calls[0].Ids[0].Length > 3);
+        for (var i = 0; i < texts.Length; i++)
+        {
+            Assert.Equal(pipeline.Run(texts[i], AggregationStrategy.Simple), batch[i]);
+        }
+    }
+
     /// <summary>A byte-level BPE (GPT-2 style) over the 256 byte symbols with merges making "new", "Ġyork".</summary>
     private static ByteLevelBpeTokenizer ByteLevel()
     {

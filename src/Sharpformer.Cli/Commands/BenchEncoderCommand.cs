@@ -9,7 +9,8 @@ namespace Sharpformer.Cli.Commands;
 /// measurement, so the product assembly does not reference it: this verb runs the benchmark program
 /// benchmarks/Sharpformer.Bench.Peers (found by walking up from the current folder and from this executable, or named
 /// by SHARPFORMER_BENCH_PEERS) with <c>dotnet run -c Release</c>, passing the options through and streaming its output.
-/// <c>--dtype bf16|int8</c> runs Sharpformer's linear layers in that precision beside ONNX Runtime's F32 model.
+/// <c>--dtype bf16|int8</c> runs Sharpformer's linear layers in that precision beside ONNX Runtime's F32 model;
+/// <c>--breakdown</c> adds each row's time per op kind on both sides (Sharpformer's stage clock, ONNX Runtime's profiler).
 /// </summary>
 internal static class BenchEncoderCommand
 {
@@ -20,7 +21,7 @@ internal static class BenchEncoderCommand
         var model = new Option<string>("--model") { Description = "The Hugging Face BERT folder (config.json + model.safetensors).", Required = true };
         var onnx = new Option<string>("--onnx") { Description = "The ONNX export of the same model.", Required = true };
         var threads = new Option<string>("--threads") { Description = "Comma-separated thread counts.", DefaultValueFactory = _ => "1,2" };
-        var shapes = new Option<string>("--shapes") { Description = "Comma-separated B×T rows, e.g. 1x8,1x128,32x128.", DefaultValueFactory = _ => "1x8,1x128,32x128" };
+        var shapes = new Option<string>("--shapes") { Description = "Comma-separated B×T rows, e.g. 1x8,1x128,1x512,32x128.", DefaultValueFactory = _ => "1x8,1x128,1x512,32x128" };
         var repeat = new Option<int>("--repeat") { Description = "Timed samples per row and engine (0: about 1.5 s each, at least 5)." };
         var dtype = new Option<string>("--dtype")
         {
@@ -28,6 +29,10 @@ internal static class BenchEncoderCommand
             DefaultValueFactory = _ => "f32",
         };
         dtype.AcceptOnlyFromAmong("f32", "bf16", "int8");
+        var breakdown = new Option<bool>("--breakdown")
+        {
+            Description = "After each row, the time per op kind: Sharpformer's forward stages and ONNX Runtime's profiler summed by op type (ms per forward).",
+        };
         var command = new Command("encoder", "BERT encoder forward: Sharpformer vs ONNX Runtime, ms and ratio (runs benchmarks/Sharpformer.Bench.Peers).");
         command.Options.Add(model);
         command.Options.Add(onnx);
@@ -35,6 +40,7 @@ internal static class BenchEncoderCommand
         command.Options.Add(shapes);
         command.Options.Add(repeat);
         command.Options.Add(dtype);
+        command.Options.Add(breakdown);
         command.SetAction(parse =>
         {
             string? project = FindPeersProject();
@@ -56,6 +62,8 @@ internal static class BenchEncoderCommand
             {
                 start.ArgumentList.Add(arg);
             }
+
+            if (parse.GetValue(breakdown)) start.ArgumentList.Add("--breakdown");
 
             using var process = Process.Start(start)!;
             process.WaitForExit();

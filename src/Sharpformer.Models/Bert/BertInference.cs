@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Numerics.Tensors;
 using Sharpformer.NN;
 using Sharpformer.Tensors;
@@ -11,7 +12,8 @@ namespace Sharpformer.Models.Bert;
 /// <summary>
 /// The eval-mode forward of a post-LN transformer encoder (BERT, RoBERTa, DistilBERT: the same layer under other
 /// names) without autograd, over reused buffers: the model's embeddings written into one buffer, then per layer
-/// QKV in one GEMM against a packed [C, 3C] weight → attention read in place from the QKV rows (no head transposes)
+/// QKV in one GEMM against a packed [C, 3C] weight → attention read in place from the QKV rows (no head transposes;
+/// <see cref="EncoderAttention"/>, or per-head GEMMs when the probabilities are asked for)
 /// → output GEMM (bias in the GEMM) → residual + LayerNorm fused → FFN GEMM (bias) + activation in place → GEMM (bias)
 /// → residual + LayerNorm fused. A subclass supplies the embeddings, the layers' weights and an optional pooler.
 /// Forward calls on one model are serialized (the buffers are shared).
@@ -62,6 +64,8 @@ internal abstract class PostLnEncoderInference
     {
         lock (_gate)
         {
+            var clock = EncoderStageClock.Current;
+            long mark = clock is null ? 0 : Stopwatch.GetTimestamp();
             PrepareWeights();
             int b = inputIds.Shape[0], t = inputIds.Shape[1], n = b * t, c = _c;
             EnsureCapacity(n);
@@ -69,8 +73,10 @@ internal abstract class PostLnEncoderInference
             float[] mask = attentionMask is null ? [] : attentionMask.ToArray();
             if (!HasPadding(mask)) mask = []; // all ones: the unmasked softmax gives the same result, faster
 
+            clock?.Add(EncoderStage.Inputs, ref mark);
             var x = _x.AsSpan(0, n * c);
             Embed(ids, tokenTypeIds, b, t, x);
+            clock?.Add(EncoderStage.Embeddings, ref mark);
             var hiddenStates = outputHiddenStates ? new List<Tensor> { Snapshot(x, b, t) } : null;
             var attentions = outputAttentions ? new List<Tensor>() : null;
 
@@ -93,8 +99,15 @@ internal abstract class PostLnEncoderInference
                 }
 
                 layer.AddQkvAdapters(x, n, qkv);
+                clock?.Add(EncoderStage.QkvGemm, ref mark);
                 float[]? probabilities = outputAttentions ? new float[b * _h * t * t] : null;
-                if (t >= MinLengthForGemmAttention)
+                if (probabilities is null)
+                {
+                    // The blocked kernel (K, V packed once per head, transposed scores that feed P·V as they are):
+                    // 0.80× the per-head GEMMs' time at 1×128, 0.58-0.86× at 1×512, 0.81× at 32×128 (bench attention).
+                    EncoderAttention.Forward(qkv, mask, ctx, b, t, _h, _d);
+                }
+                else if (t >= MinLengthForGemmAttention)
                 {
                     AttentionByGemm(_qkv, mask, _ctx, probabilities, b, t, _h, _d);
                 }
@@ -104,9 +117,12 @@ internal abstract class PostLnEncoderInference
                 }
 
                 if (probabilities is not null) attentions!.Add(Tensor.FromArray(probabilities, new Shape(b, _h, t, t)));
+                clock?.Add(EncoderStage.Attention, ref mark);
 
                 layer.AttentionOutput.Forward(ctx, n, tmp);
+                clock?.Add(EncoderStage.OutputGemm, ref mark);
                 ResidualNorm.AddLayerNorm(tmp, x, layer.Norm1Gamma, layer.Norm1Beta, x1, n, c, layer.Norm1Eps);
+                clock?.Add(EncoderStage.AddLayerNorm, ref mark);
 
                 // The FFN in row chunks: the [rows, I] intermediate (bias and activation applied in place) stays in
                 // cache between the two GEMMs instead of a [N, I] round trip through memory (9% faster at 32×128).
@@ -115,16 +131,24 @@ internal abstract class PostLnEncoderInference
                     int m = Math.Min(FfnChunkRows, n - r0);
                     var f = ffn[..(m * _i)];
                     layer.Intermediate.Forward(x1.Slice(r0 * c, m * c), m, f);
+                    clock?.Add(EncoderStage.FfnUpGemm, ref mark);
                     Activate(layer.Activation, f);
+                    clock?.Add(EncoderStage.Activation, ref mark);
                     layer.Output.Forward(f, m, tmp.Slice(r0 * c, m * c));
+                    clock?.Add(EncoderStage.FfnDownGemm, ref mark);
                 }
 
                 ResidualNorm.AddLayerNorm(tmp, x1, layer.Norm2Gamma, layer.Norm2Beta, x, n, c, layer.Norm2Eps);
+                clock?.Add(EncoderStage.AddLayerNorm, ref mark);
                 hiddenStates?.Add(Snapshot(x, b, t));
+                clock?.Add(EncoderStage.Copies, ref mark);
             }
 
             var last = hiddenStates is null ? Snapshot(x, b, t) : hiddenStates[^1];
-            return new BertModelOutput(last, Pool(x, b, t), hiddenStates, attentions);
+            clock?.Add(EncoderStage.Copies, ref mark);
+            var pooled = Pool(x, b, t);
+            clock?.Add(EncoderStage.Pooler, ref mark);
+            return new BertModelOutput(last, pooled, hiddenStates, attentions);
         }
     }
 
@@ -216,6 +240,68 @@ internal abstract class PostLnEncoderInference
         if (stamp == _weightsStamp && _layers.Length > 0) return;
         _layers = [.. ReadLayers()];
         _weightsStamp = stamp;
+    }
+}
+
+/// <summary>The stages of <see cref="PostLnEncoderInference.Forward"/> that <see cref="EncoderStageClock"/> times.</summary>
+internal enum EncoderStage
+{
+    /// <summary>Reading ids and mask, checking the packed weights are current, sizing the workspace.</summary>
+    Inputs,
+
+    /// <summary>Word + position + type embeddings and their LayerNorm.</summary>
+    Embeddings,
+
+    /// <summary>The fused [C, 3C] QKV GEMM with its bias (and LoRA adapters, if any).</summary>
+    QkvGemm,
+
+    /// <summary>Scores, masked softmax and P·V for every head.</summary>
+    Attention,
+
+    /// <summary>The attention output projection with its bias.</summary>
+    OutputGemm,
+
+    /// <summary>Residual add + LayerNorm, fused (twice per layer).</summary>
+    AddLayerNorm,
+
+    /// <summary>The FFN expansion GEMM with its bias.</summary>
+    FfnUpGemm,
+
+    /// <summary>The FFN activation (GELU) in place.</summary>
+    Activation,
+
+    /// <summary>The FFN contraction GEMM with its bias.</summary>
+    FfnDownGemm,
+
+    /// <summary>Copying hidden states out of the workspace into result tensors.</summary>
+    Copies,
+
+    /// <summary>The pooler (first token, dense, tanh), when the model has one.</summary>
+    Pooler,
+}
+
+/// <summary>
+/// Wall time per <see cref="EncoderStage"/> summed over forward calls, for the benchmark's per-op breakdown: set
+/// <see cref="Current"/> on the calling thread, run forwards, read <see cref="Seconds"/>. Off (null) it costs one null
+/// test per stage.
+/// </summary>
+internal sealed class EncoderStageClock
+{
+    private readonly long[] _ticks = new long[Enum.GetValues<EncoderStage>().Length];
+
+    /// <summary>The clock the forwards on this thread add to, or null (the default) for none.</summary>
+    [ThreadStatic]
+    internal static EncoderStageClock? Current;
+
+    /// <summary>Seconds spent in <paramref name="stage"/> so far.</summary>
+    public double Seconds(EncoderStage stage) => (double)_ticks[(int)stage] / Stopwatch.Frequency;
+
+    /// <summary>Adds the time since <paramref name="mark"/> to <paramref name="stage"/> and moves the mark to now.</summary>
+    public void Add(EncoderStage stage, ref long mark)
+    {
+        long now = Stopwatch.GetTimestamp();
+        _ticks[(int)stage] += now - mark;
+        mark = now;
     }
 }
 

@@ -371,7 +371,7 @@ internal static unsafe class GemmDriver
 
     /// <summary>In-register 8×8 transpose (AVX): interleave pairs, then quads, then swap 128-bit halves.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(
+    internal static void Transpose8x8(
         ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3,
         ref Vector256<float> r4, ref Vector256<float> r5, ref Vector256<float> r6, ref Vector256<float> r7)
     {
