@@ -16,7 +16,7 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// (<see cref="ParallelFor"/>). Fast paths: AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD for Q8_0/Q4_0
 /// where the CPU has it; <see cref="MultiplyReference"/> is the scalar reference and the path without AVX2.
 /// </summary>
-public static unsafe class QuantMatMul
+public static unsafe partial class QuantMatMul
 {
     /// <summary>Weight bytes per parallel chunk (about 64 KiB of blocks).</summary>
     private const int ChunkBytes = 1 << 16;
@@ -78,17 +78,30 @@ public static unsafe class QuantMatMul
 
     private static void RowsOf(in Job job, int start, int end)
     {
-        for (var o = start; o < end; o++)
+        var o = start;
+        if (job.Simd && job.Rows >= TileTokens)
+        {
+            // Prefill and batched decode: tiles of two weight rows × four tokens, each weight block decoded once per tile.
+            o = TiledRows(job, start, end);
+        }
+
+        for (; o < end; o++)
         {
             var wRow = (byte*)job.W + ((long)o * job.RowBytes);
-            var b = job.Bias == 0 ? 0f : ((float*)job.Bias)[o];
             for (var r = 0; r < job.Rows; r++)
             {
-                var s = Dot(job, wRow, r) + b;
-                var dst = (float*)job.Y + ((long)r * job.Out) + o;
-                *dst = job.Accumulate ? *dst + s : s;
+                Store(job, o, r, Dot(job, wRow, r));
             }
         }
+    }
+
+    /// <summary>y[r, o] = s + bias[o] (+ y[r, o] when accumulating).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(in Job job, int o, int r, float s)
+    {
+        s += job.Bias == 0 ? 0f : ((float*)job.Bias)[o];
+        var dst = (float*)job.Y + ((long)r * job.Out) + o;
+        *dst = job.Accumulate ? *dst + s : s;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -265,69 +278,44 @@ public static unsafe class QuantMatMul
     private static float DotQ4_KAvx2(byte* w, sbyte* x, float* xd, short* sums, int blocks)
     {
         var acc = Vector256<float>.Zero;
-        var mins = 0f;
         var low = Vector256.Create((byte)0x0F);
-        var packed = stackalloc byte[12];
+        var scales = stackalloc short[8];
         for (var b = 0; b < blocks; b++, w += 144, x += 256, sums += 16)
         {
-            new ReadOnlySpan<byte>(w + Q4_K.ScalesOffset, 12).CopyTo(new Span<byte>(packed, 12));
-            var scales = new ReadOnlySpan<byte>(packed, 12);
+            var mins = UnpackQ4_KScales(w + Q4_K.ScalesOffset, scales);
             var isum = Vector256<int>.Zero;
-            var summ = 0;
             for (var c = 0; c < 4; c++)
             {
-                var (s0, m0) = Q4_K.ScaleMin(scales, 2 * c);
-                var (s1, m1) = Q4_K.ScaleMin(scales, (2 * c) + 1);
                 var raw = Vector256.Load(w + Q4_K.CodesOffset + (32 * c));
                 var p0 = Avx2.MultiplyAddAdjacent(raw & low, Vector256.Load(x + (64 * c)));
                 var p1 = Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & low, Vector256.Load(x + (64 * c) + 32));
-                isum += Avx2.MultiplyAddAdjacent(p0, Vector256.Create((short)s0));
-                isum += Avx2.MultiplyAddAdjacent(p1, Vector256.Create((short)s1));
-                summ += (m0 * (sums[4 * c] + sums[(4 * c) + 1])) + (m1 * (sums[(4 * c) + 2] + sums[(4 * c) + 3]));
+                isum = AddScaled(AddScaled(isum, p0, Vector256.Create(scales[2 * c])), p1, Vector256.Create(scales[(2 * c) + 1]));
             }
 
-            acc = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(Half16(w) * xd[b]), acc);
-            mins += Half16(w + 2) * xd[b] * summ;
+            acc += FinishQ4_K(isum, Vector256.Load(sums), mins, Half16(w) * xd[b], -Half16(w + 2) * xd[b]);
         }
 
-        return Vector256.Sum(acc) - mins;
+        return Vector256.Sum(acc);
     }
 
     private static float DotQ6_KAvx2(byte* w, sbyte* x, float* xd, short* sums, int blocks)
     {
         var acc = Vector256<float>.Zero;
-        var low = Vector256.Create((byte)0x0F);
-        var two = Vector256.Create((byte)0x03);
         for (var b = 0; b < blocks; b++, w += 210, x += 256, sums += 16)
         {
             var sc = (sbyte*)(w + Q6_K.ScalesOffset);
             var isum = Vector256<int>.Zero;
-            var offset = 0;
             for (var h = 0; h < 2; h++)
             {
-                var ql0 = Vector256.Load(w + (64 * h));
-                var ql1 = Vector256.Load(w + (64 * h) + 32);
-                var qh = Vector256.Load(w + Q6_K.HighOffset + (32 * h));
                 var xh = x + (128 * h);
-                var q1 = (ql0 & low) | Vector256.ShiftLeft((qh & two).AsUInt16(), 4).AsByte();
-                var q2 = (ql1 & low) | Vector256.ShiftLeft((Vector256.ShiftRightLogical(qh.AsUInt16(), 2).AsByte() & two).AsUInt16(), 4).AsByte();
-                var q3 = (Vector256.ShiftRightLogical(ql0.AsUInt16(), 4).AsByte() & low) | Vector256.ShiftLeft((Vector256.ShiftRightLogical(qh.AsUInt16(), 4).AsByte() & two).AsUInt16(), 4).AsByte();
-                var q4 = (Vector256.ShiftRightLogical(ql1.AsUInt16(), 4).AsByte() & low) | Vector256.ShiftLeft((Vector256.ShiftRightLogical(qh.AsUInt16(), 6).AsByte() & two).AsUInt16(), 4).AsByte();
-                var g = 8 * h;
-                isum += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q1, Vector256.Load(xh)), GroupScales(sc[g], sc[g + 1]));
-                isum += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q2, Vector256.Load(xh + 32)), GroupScales(sc[g + 2], sc[g + 3]));
-                isum += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q3, Vector256.Load(xh + 64)), GroupScales(sc[g + 4], sc[g + 5]));
-                isum += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q4, Vector256.Load(xh + 96)), GroupScales(sc[g + 6], sc[g + 7]));
+                var g = sc + (8 * h);
+                isum = AddScaled(isum, Avx2.MultiplyAddAdjacent(Q6Codes(w, h, 0), Vector256.Load(xh)), GroupScales(g[0], g[1]));
+                isum = AddScaled(isum, Avx2.MultiplyAddAdjacent(Q6Codes(w, h, 1), Vector256.Load(xh + 32)), GroupScales(g[2], g[3]));
+                isum = AddScaled(isum, Avx2.MultiplyAddAdjacent(Q6Codes(w, h, 2), Vector256.Load(xh + 64)), GroupScales(g[4], g[5]));
+                isum = AddScaled(isum, Avx2.MultiplyAddAdjacent(Q6Codes(w, h, 3), Vector256.Load(xh + 96)), GroupScales(g[6], g[7]));
             }
 
-            // The codes were taken unsigned (0–63): remove 32·s_g·Σx over each group of 16.
-            for (var g = 0; g < 16; g++)
-            {
-                offset += sc[g] * sums[g];
-            }
-
-            var total = Avx.ConvertToVector256Single(isum - Vector256.CreateScalar(32 * offset));
-            acc = Vector256.FusedMultiplyAdd(total, Vector256.Create(Half16(w + Q6_K.DOffset) * xd[b]), acc);
+            acc += FinishQ6_K(isum, Vector256.Load(sums), Avx2.ConvertToVector256Int16(Vector128.Load(sc)), Half16(w + Q6_K.DOffset) * xd[b]);
         }
 
         return Vector256.Sum(acc);
@@ -356,8 +344,8 @@ public static unsafe class QuantMatMul
         QuantType Type, nint W, int RowBytes, int In, int Out, int Rows, nint Codes, nint Scales, nint Sums, nint Bias, nint Y, bool Accumulate, bool Simd);
 
     /// <summary>
-    /// The 8-bit activations: codes [N, In], scales (one per 32 values for Q8_0, per 256 for Q8_K) and, for Q8_K, the
-    /// sums of each 16 codes. Rented from the shared pools for one call.
+    /// The 8-bit activations: codes [N, In], scales (one per 32 values for Q8_0, per 256 for Q8_K) and the sums of the
+    /// codes (each 32 for Q8_0, the tiles' zero-point corrections; each 16 for Q8_K). Rented from the shared pools for one call.
     /// </summary>
     private sealed class Activations
     {
@@ -385,7 +373,7 @@ public static unsafe class QuantMatMul
                 super,
                 ArrayPool<sbyte>.Shared.Rent(values),
                 ArrayPool<float>.Shared.Rent(values / 32),
-                ArrayPool<short>.Shared.Rent(super ? values / 16 : 1));
+                ArrayPool<short>.Shared.Rent(super ? values / 16 : values / 32));
         }
 
         public void Return()
@@ -413,6 +401,13 @@ public static unsafe class QuantMatMul
                     for (var b = 0; b < n / 32; b++)
                     {
                         Scales[(r * n / 32) + b] = QuantizeQ8_0(row.Slice(32 * b, 32), codes.Slice(32 * b, 32));
+                        var sum = 0;
+                        foreach (var q in codes.Slice(32 * b, 32))
+                        {
+                            sum += q;
+                        }
+
+                        Sums[(r * n / 32) + b] = (short)sum;
                     }
                 }
             }
