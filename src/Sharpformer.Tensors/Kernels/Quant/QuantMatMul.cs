@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Sharpformer.Tensors.Threading;
@@ -58,16 +59,28 @@ public static unsafe partial class QuantMatMul
         }
 
         var activations = Activations.Rent(w.Type, rows, n);
+        // Eight or more tokens over Q8_0/Q4_0 with AVX-VNNI: the token-lane kernel (QuantMatMul.Lanes.cs).
+        var groups = simd && AvxVnni.IsSupported && w.Type is QuantType.Q8_0 or QuantType.Q4_0 ? rows / LaneTokens : 0;
         try
         {
             activations.Quantize(x, rows, n);
-            fixed (byte* pw = w.Blocks)
-            fixed (sbyte* pq = activations.Codes)
-            fixed (float* pd = activations.Scales, pb = bias, py = y)
-            fixed (short* ps = activations.Sums)
+            if (groups > 0)
             {
-                var job = new Job(w.Type, (nint)pw, w.RowBytes, n, outs, rows, (nint)pq, (nint)pd, (nint)ps, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate, simd);
-                ParallelFor.For(outs, Math.Max(1, ChunkBytes / w.RowBytes), (start, end) => RowsOf(job, start, end));
+                activations.Interleave(groups, n, w.Type == QuantType.Q8_0 ? 128 : 8);
+            }
+
+            fixed (byte* pw = w.Blocks)
+            fixed (sbyte* pq = activations.Codes, pl = activations.Lanes)
+            fixed (float* pd = activations.Scales, pls = activations.LaneScales, pb = bias, py = y)
+            fixed (short* ps = activations.Sums)
+            fixed (int* pli = activations.LaneStarts)
+            {
+                var job = new Job(
+                    w.Type, (nint)pw, w.RowBytes, n, outs, rows, (nint)pq, (nint)pd, (nint)ps, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate, simd,
+                    groups, (nint)pl, (nint)pls, (nint)pli);
+                // Whole tiles of four rows per chunk (the lane kernel's), about ChunkBytes of blocks each.
+                var grain = Math.Max(LaneRowsPerTile, ChunkBytes / w.RowBytes / LaneRowsPerTile * LaneRowsPerTile);
+                ParallelFor.For(outs, grain, (start, end) => RowsOf(job, start, end));
             }
         }
         finally
@@ -79,10 +92,16 @@ public static unsafe partial class QuantMatMul
     private static void RowsOf(in Job job, int start, int end)
     {
         var o = start;
+        if (job.LaneGroups > 0)
+        {
+            // Q8_0/Q4_0 prefill and batched decode with AVX-VNNI: four weight rows × eight tokens in the lanes of a vector.
+            o = LaneRows(job, start, end);
+        }
+
         if (job.Simd && job.Rows >= TileTokens)
         {
             // Prefill and batched decode: tiles of two weight rows × four tokens, each weight block decoded once per tile.
-            o = TiledRows(job, start, end);
+            o = TiledRows(job, o, end);
         }
 
         for (; o < end; o++)
@@ -341,7 +360,8 @@ public static unsafe partial class QuantMatMul
     }
 
     private readonly record struct Job(
-        QuantType Type, nint W, int RowBytes, int In, int Out, int Rows, nint Codes, nint Scales, nint Sums, nint Bias, nint Y, bool Accumulate, bool Simd);
+        QuantType Type, nint W, int RowBytes, int In, int Out, int Rows, nint Codes, nint Scales, nint Sums, nint Bias, nint Y, bool Accumulate, bool Simd,
+        int LaneGroups, nint Lanes, nint LaneScales, nint LaneStarts);
 
     /// <summary>
     /// The 8-bit activations: codes [N, In], scales (one per 32 values for Q8_0, per 256 for Q8_K) and the sums of the
@@ -365,6 +385,15 @@ public static unsafe partial class QuantMatMul
 
         public short[] Sums { get; }
 
+        /// <summary>Codes of each group of eight tokens with the tokens in the lanes (see <see cref="Interleave"/>), or empty.</summary>
+        public sbyte[] Lanes { get; private set; } = [];
+
+        /// <summary>[group, block, 8] the eight tokens' block scales, or empty.</summary>
+        public float[] LaneScales { get; private set; } = [];
+
+        /// <summary>[group, block, 8] each token's zero-point correction −offset·Σ codes, the start of its integer block sum, or empty.</summary>
+        public int[] LaneStarts { get; private set; } = [];
+
         public static Activations Rent(QuantType type, int rows, int n)
         {
             var super = type is QuantType.Q4_K or QuantType.Q6_K;
@@ -381,6 +410,45 @@ public static unsafe partial class QuantMatMul
             ArrayPool<sbyte>.Shared.Return(Codes);
             ArrayPool<float>.Shared.Return(Scales);
             ArrayPool<short>.Shared.Return(Sums);
+            if (Lanes.Length > 0)
+            {
+                ArrayPool<sbyte>.Shared.Return(Lanes);
+                ArrayPool<float>.Shared.Return(LaneScales);
+                ArrayPool<int>.Shared.Return(LaneStarts);
+            }
+        }
+
+        /// <summary>
+        /// The Q8_0 blocks of the first 8·<paramref name="groups"/> tokens rearranged for the token-lane kernel: per group
+        /// and block, eight 32-byte rows k = 0..7 whose lane t holds token t's codes 4k .. 4k + 3 (what VPDPBUSD sums
+        /// against one broadcast group of four weight bytes); the scales likewise, and −<paramref name="offset"/>·Σ codes.
+        /// </summary>
+        public void Interleave(int groups, int n, int offset)
+        {
+            var blocks = n / 32;
+            Lanes = ArrayPool<sbyte>.Shared.Rent(groups * LaneTokens * n);
+            LaneScales = ArrayPool<float>.Shared.Rent(groups * blocks * LaneTokens);
+            LaneStarts = ArrayPool<int>.Shared.Rent(groups * blocks * LaneTokens);
+            var codes = MemoryMarshal.Cast<sbyte, uint>(Codes.AsSpan(0, groups * LaneTokens * n));
+            var lanes = MemoryMarshal.Cast<sbyte, uint>(Lanes.AsSpan(0, groups * LaneTokens * n));
+            for (var g = 0; g < groups; g++)
+            {
+                for (var t = 0; t < LaneTokens; t++)
+                {
+                    var row = (g * LaneTokens) + t;
+                    for (var b = 0; b < blocks; b++)
+                    {
+                        var at = (g * blocks) + b;
+                        for (var k = 0; k < 8; k++)
+                        {
+                            lanes[(((at * 8) + k) * LaneTokens) + t] = codes[(row * n / 4) + (8 * b) + k];
+                        }
+
+                        LaneScales[(at * LaneTokens) + t] = Scales[(row * blocks) + b];
+                        LaneStarts[(at * LaneTokens) + t] = -offset * Sums[(row * blocks) + b];
+                    }
+                }
+            }
         }
 
         public void Quantize(ReadOnlySpan<float> x, int rows, int n)
