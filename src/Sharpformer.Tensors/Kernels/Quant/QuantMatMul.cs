@@ -22,6 +22,12 @@ public static unsafe partial class QuantMatMul
     /// <summary>Weight bytes per parallel chunk (about 64 KiB of blocks).</summary>
     private const int ChunkBytes = 1 << 16;
 
+    /// <summary>
+    /// How far ahead the decode kernels prefetch weight bytes (one prefetch per 64 bytes of blocks), as the bandwidth
+    /// probe of bench decode reads: batch-1 decoding streams each weight once and is bound by the read bandwidth.
+    /// </summary>
+    private const int PrefetchBytes = 4096;
+
     /// <summary>F16 bits → F32 for every bits pattern: the block scales' decoding (ggml without F16C does the same).</summary>
     private static readonly float[] HalfTable = BuildHalfTable();
 
@@ -271,6 +277,7 @@ public static unsafe partial class QuantMatMul
         var acc = Vector256<float>.Zero;
         for (var b = 0; b < blocks; b++, w += 34, x += 32)
         {
+            Sse.Prefetch0(w + PrefetchBytes);
             var dot = SignedDot(Vector256.Load((sbyte*)(w + 2)), Vector256.Load(x));
             acc = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(dot), Vector256.Create(Half16(w) * xd[b]), acc);
         }
@@ -285,6 +292,7 @@ public static unsafe partial class QuantMatMul
         var eight = Vector256.Create((sbyte)8);
         for (var b = 0; b < blocks; b++, w += 18, x += 32)
         {
+            Sse.Prefetch0(w + PrefetchBytes);
             var raw = Vector128.Load(w + 2);
             var codes = Vector256.Create(raw & low, Vector128.ShiftRightLogical(raw, 4) & low).AsSByte() - eight;
             var dot = SignedDot(codes, Vector256.Load(x));
@@ -301,6 +309,9 @@ public static unsafe partial class QuantMatMul
         var scales = stackalloc short[8];
         for (var b = 0; b < blocks; b++, w += 144, x += 256, sums += 16)
         {
+            Sse.Prefetch0(w + PrefetchBytes);
+            Sse.Prefetch0(w + PrefetchBytes + 64);
+            Sse.Prefetch0(w + PrefetchBytes + 128);
             var mins = UnpackQ4_KScales(w + Q4_K.ScalesOffset, scales);
             var isum = Vector256<int>.Zero;
             for (var c = 0; c < 4; c++)
@@ -322,6 +333,9 @@ public static unsafe partial class QuantMatMul
         var acc = Vector256<float>.Zero;
         for (var b = 0; b < blocks; b++, w += 210, x += 256, sums += 16)
         {
+            Sse.Prefetch0(w + PrefetchBytes);
+            Sse.Prefetch0(w + PrefetchBytes + 64);
+            Sse.Prefetch0(w + PrefetchBytes + 128);
             var sc = (sbyte*)(w + Q6_K.ScalesOffset);
             var isum = Vector256<int>.Zero;
             for (var h = 0; h < 2; h++)
