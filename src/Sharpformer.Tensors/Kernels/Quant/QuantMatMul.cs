@@ -12,10 +12,13 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// llama.cpp's CPU backend does it: each row of x is first quantized to 8 bits per value (Q8_0 blocks of 32 for Q8_0
 /// and Q4_0 weights, Q8_K blocks of 256 with 16-value partial sums for Q4_K and Q6_K), then every output is a sum over
 /// blocks of integer dot products times the two blocks' scales. Weight codes are decoded in registers (nibbles
-/// unpacked, high bits merged) and never widened to F32 in memory. Each weight row is read once for all N rows of x
-/// (output rows outer, x rows inner), and output rows are split into chunks that idle threads claim
-/// (<see cref="ParallelFor"/>). Fast paths: AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD for Q8_0/Q4_0
-/// where the CPU has it; <see cref="MultiplyReference"/> is the scalar reference and the path without AVX2.
+/// unpacked, high bits merged) and never widened to F32 in memory. Output rows are split into chunks that idle threads
+/// claim (<see cref="ParallelFor"/>). Three SIMD forms share the reference's exact integer block sums: one token at a
+/// time (decode: each weight row streamed once, prefetched ahead); 2 weight rows × 4 tokens in registers for K-quants
+/// and without AVX-VNNI (QuantMatMul.Tiled.cs); and, with AVX-VNNI, Q8_0/Q4_0 over 4 weight rows × 8 tokens held in the
+/// lanes of a vector (QuantMatMul.Lanes.cs). AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD / VPDPWSSD where the
+/// CPU has them (.NET 10 exposes no 512-bit VPDPBUSD short of AVX10.2); <see cref="MultiplyReference"/> is the scalar
+/// reference and the path without AVX2.
 /// </summary>
 public static unsafe partial class QuantMatMul
 {
