@@ -5,7 +5,9 @@ using LLama.Common;
 using LLama.Native;
 using Sharpformer.IO.Gguf;
 using Sharpformer.IO.SafeTensors;
+using Sharpformer.Models;
 using Sharpformer.Models.Gpt2;
+using Sharpformer.Models.Llama;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
 using Sharpformer.Tensors.Storage;
@@ -18,23 +20,24 @@ namespace Sharpformer.Bench.Peers;
 /// llama.cpp, one process, same weights, same thread count, plus the streaming read bandwidth, which bounds batch-1
 /// decoding at bandwidth ÷ weight bytes tokens/s. The machine is shared and its memory bandwidth drifts by ±30 % over
 /// minutes, so nothing is measured in blocks: every sample runs each measurement once per engine back to back (the
-/// order alternating between samples), and a ratio is the median of the per-sample ratios.
+/// order alternating between samples), and a ratio is the median of the per-sample ratios. GPT-2 (a folder or the
+/// random 124M shape) or, with <c>--arch llama</c>, a random TinyLlama-1.1B-shaped Llama whose GGUF files (one per
+/// weight type) are kept beside it, since quantizing 1.1 B weights takes minutes.
 /// </summary>
 internal static class DecodeBench
 {
-    private const int Samples = 7;
-
     public static int Run(DecodeOptions o, TextWriter output)
     {
         var inv = CultureInfo.InvariantCulture;
         ParallelFor.MaxDegreeOfParallelism = o.Threads;
-        var folder = o.Model ?? Random124M(output);
+        var llama = o.Arch == "llama";
+        var folder = llama ? RandomTinyLlama(output) : o.Model ?? Random124M(output);
         var work = Path.Combine(Path.GetTempPath(), "sharpformer-bench-decode");
         Directory.CreateDirectory(work);
         using var probe = new BandwidthProbe();
 
         var rng = new Random(42);
-        var vocab = Gpt2IdsUpperBound(folder);
+        var vocab = llama ? ((IO.Config.LlamaConfig)IO.Config.ModelConfig.Load(folder)).VocabSize : Gpt2IdsUpperBound(folder);
         var prompt = Enumerable.Range(0, o.Batch * o.PromptTokens).Select(_ => rng.Next(vocab)).ToArray();
         var next = Enumerable.Range(0, o.Batch * o.NewTokens).Select(_ => rng.Next(vocab)).ToArray();
 
@@ -45,22 +48,47 @@ internal static class DecodeBench
             var label = name.ToUpperInvariant();
             var quantized = type is not (GgufFileType.AllF32 or GgufFileType.MostlyF16);
             var gguf = Path.Combine(work, $"{new DirectoryInfo(folder).Name}-{name}.gguf");
-            Gpt2GgufExporter.Export(folder, gguf, type);
-            // Batch-1 decoding reads every weight once per token except the position table (one row).
-            var weightBytes = GgufFile.Open(gguf).Tensors.Where(t => t.Name != "position_embd.weight").Sum(t => t.ByteLength);
+            if (llama)
+            {
+                if (!File.Exists(gguf))
+                {
+                    output.WriteLine($"{label}: writing {gguf} (once; kept for later runs) ...");
+                    LlamaGguf.Export(folder, gguf + ".partial", type);
+                    File.Move(gguf + ".partial", gguf, overwrite: true);
+                }
+            }
+            else
+            {
+                Gpt2GgufExporter.Export(folder, gguf, type);
+            }
+
+            if (o.PrepareOnly)
+            {
+                output.WriteLine($"{label}: {gguf} is ready (--prepare-only: nothing measured).");
+                continue;
+            }
+
+            // Batch-1 decoding reads every weight once per token except one row of a table it only looks up (GPT-2's
+            // position table; Llama's untied token embedding).
+            var lookedUp = llama ? "token_embd.weight" : "position_embd.weight";
+            var weightBytes = GgufFile.Open(gguf).Tensors.Where(t => t.Name != lookedUp).Sum(t => t.ByteLength);
             var dtype = type == GgufFileType.MostlyF16 ? Tensors.DType.F16 : Tensors.DType.F32;
             output.WriteLine($"{label}: loading both engines and warming up ...");
-            // Quantized: Sharpformer loads the very GGUF file llama.cpp runs (the same blocks); F32/F16: the folder.
-            var ours = new SharpformerEngine(quantized ? Gpt2Gguf.Load(gguf) : Gpt2LMHeadModel.FromPretrained(folder, dtype), o, prompt, next);
+            // Quantized: Sharpformer loads the very GGUF file llama.cpp runs (the same blocks); F32/F16: the folder
+            // (GPT-2) or the same file (Llama). The Llama's dense copy beside quantized blocks is kept in F16 (memory).
+            ICausalLM model = llama
+                ? LlamaGguf.LoadModel(gguf, quantized ? Tensors.DType.F16 : dtype)
+                : quantized ? Gpt2Gguf.Load(gguf) : Gpt2LMHeadModel.FromPretrained(folder, dtype);
+            var ours = new SharpformerEngine(model, o, prompt, next);
             using var peer = new LlamaEngine(gguf, o, prompt, next);
-            // The GEMV-only probe streams dense F32/F16 matrices; there is none for a quantized file.
-            IEngine[] engines = quantized ? [ours, peer] : [ours, peer, new GemvOnlyEngine(folder, o, dtype == Tensors.DType.F16)];
-            var gemv = quantized ? null : engines[2];
-            // Every shape twice: JIT tier-up, our lazily packed prefill weights, the compute graph llama.cpp reserves the
-            // first time it sees a batch shape.
+            // The GEMV-only probe streams GPT-2's dense F32/F16 matrices; there is none for a quantized file or a Llama.
+            IEngine[] engines = quantized || llama ? [ours, peer] : [ours, peer, new GemvOnlyEngine(folder, o, dtype == Tensors.DType.F16)];
+            var gemv = engines.Length > 2 ? engines[2] : null;
+            // Every shape twice (once for the 1.1 B Llama, whose every step is long): JIT tier-up, our lazily packed
+            // prefill weights, the compute graph llama.cpp reserves the first time it sees a batch shape.
             foreach (var engine in engines)
             {
-                for (var pass = 0; pass < 2; pass++)
+                for (var pass = 0; pass < (llama ? 1 : 2); pass++)
                 {
                     foreach (var kind in engine.Measures)
                     {
@@ -70,7 +98,7 @@ internal static class DecodeBench
             }
 
             var r = new DTypeResult(label, weightBytes);
-            for (var sample = 0; sample < Samples; sample++)
+            for (var sample = 0; sample < o.Samples; sample++)
             {
                 r.Bandwidth.Add(probe.Measure());
                 IEngine first = sample % 2 == 0 ? ours : peer, second = sample % 2 == 0 ? peer : ours;
@@ -88,16 +116,29 @@ internal static class DecodeBench
                     r.Add(gemv.Name, Measure.DecodeBatch, gemv.Run(Measure.DecodeBatch));
                 }
 
-                output.WriteLine(string.Create(inv, $"  sample {sample + 1}/{Samples}: decode b1 sharpformer {r.Last("sharpformer", Measure.Decode1):F1} vs llama.cpp {r.Last("llama.cpp", Measure.Decode1):F1} tok/s, read bandwidth {r.Bandwidth[^1] / 1e9:F1} GB/s"));
+                output.WriteLine(string.Create(inv, $"  sample {sample + 1}/{o.Samples}: decode b1 sharpformer {r.Last("sharpformer", Measure.Decode1):F1} vs llama.cpp {r.Last("llama.cpp", Measure.Decode1):F1} tok/s, read bandwidth {r.Bandwidth[^1] / 1e9:F1} GB/s"));
             }
 
             results.Add(r);
             peer.Dispose(); // llama.cpp maps the file; release it before deleting (a second Dispose is a no-op).
-            File.Delete(gguf); // Exported afresh each run: nothing to keep.
+            if (!llama)
+            {
+                File.Delete(gguf); // Exported afresh each run: nothing to keep.
+            }
+        }
+
+        if (o.PrepareOnly)
+        {
+            return 0;
         }
 
         Report(o, folder, results, output);
-        if (o.Model is null)
+        if (llama)
+        {
+            long bytes = new DirectoryInfo(folder).EnumerateFiles().Sum(f => f.Length);
+            output.WriteLine(string.Create(inv, $"The random Llama stays in {folder} ({bytes / 1e9:F1} GB) and its GGUF files in {work}; delete them to free the space."));
+        }
+        else if (o.Model is null)
         {
             long bytes = new DirectoryInfo(folder).EnumerateFiles().Sum(f => f.Length);
             output.WriteLine(string.Create(inv, $"The random model stays in {folder} ({bytes / 1e6:F0} MB) for the next run; delete that folder to free the space."));
@@ -110,7 +151,8 @@ internal static class DecodeBench
     {
         var inv = CultureInfo.InvariantCulture;
         output.WriteLine();
-        output.WriteLine(string.Create(inv, $"GPT-2 {Path.GetFileName(folder)}: threads {o.Threads}, prompt {o.PromptTokens} tokens, {o.NewTokens} new tokens, decode batch 1 and {o.Batch}; medians of {Samples} interleaved samples"));
+        var what = o.Arch == "llama" ? "Llama" : "GPT-2";
+        output.WriteLine(string.Create(inv, $"{what} {Path.GetFileName(folder)}: threads {o.Threads}, prompt {o.PromptTokens} tokens, {o.NewTokens} new tokens, decode batch 1 and {o.Batch}; medians of {o.Samples} interleaved samples"));
         output.WriteLine(string.Create(inv, $"{"dtype",-5} {"engine",-12} {"prefill tok/s",14} {"decode b1 tok/s",16} {$"decode b{o.Batch} tok/s",16} {"weight MB",10} {"b1 / bound",11}"));
         foreach (var r in results)
         {
@@ -131,8 +173,12 @@ internal static class DecodeBench
         }
 
         output.WriteLine("ratio: Sharpformer / llama.cpp, the median of the per-sample ratios (both engines measured back to back in each sample).");
-        output.WriteLine("sf gemv-only: Gemv.MatVec over every weight matrix of the model per token (no attention, norms or sampling):");
-        output.WriteLine("  the weight-streaming part of a decode step.");
+        if (results.Any(r => r.Has("sf gemv-only", Measure.Decode1)))
+        {
+            output.WriteLine("sf gemv-only: Gemv.MatVec over every weight matrix of the model per token (no attention, norms or sampling):");
+            output.WriteLine("  the weight-streaming part of a decode step.");
+        }
+
         var bw = string.Join(", ", results.Select(r => string.Create(inv, $"{r.Label} {Median(r.Bandwidth) / 1e9:F1} GB/s (range {r.Bandwidth.Min() / 1e9:F1}–{r.Bandwidth.Max() / 1e9:F1})")));
         output.WriteLine($"bound = read bandwidth / weight bytes; read bandwidth, median per dtype: {bw}.");
         output.WriteLine($"  Measured in each sample by {BandwidthProbe.Description}.");
@@ -197,11 +243,11 @@ internal static class DecodeBench
         public double Ratio(Measure kind) => Median(Get("sharpformer", kind).Zip(Get("llama.cpp", kind), (a, b) => a / b).ToList());
     }
 
-    /// <summary>Sharpformer's GPT-2 with the same matrix type as the GGUF llama.cpp runs (F16 export ↔ F16 weights; a quantized file loaded itself).</summary>
-    private sealed class SharpformerEngine(Gpt2LMHeadModel model, DecodeOptions o, int[] prompt, int[] next) : IEngine
+    /// <summary>Sharpformer's model with the same matrix type as the GGUF llama.cpp runs (F16 export ↔ F16 weights; a quantized file loaded itself).</summary>
+    private sealed class SharpformerEngine(ICausalLM model, DecodeOptions o, int[] prompt, int[] next) : IEngine
     {
-        private readonly Gpt2LMHeadModel _model = model;
-        private readonly float[] _logits = new float[o.Batch * model.Config.VocabSize];
+        private readonly ICausalLM _model = model;
+        private readonly float[] _logits = new float[o.Batch * model.VocabSize];
 
         public string Name => "sharpformer";
 
@@ -396,6 +442,48 @@ internal static class DecodeBench
         }
 
         return a;
+    }
+
+    /// <summary>
+    /// A TinyLlama-1.1B-shaped Llama with random weights (hidden 2048, 22 layers, 32 heads over 4 key/value heads,
+    /// intermediate 5632, vocabulary 32000, untied head; 1.1 B parameters, 4.4 GB of F32 safetensors), made once under
+    /// the temp folder. Its GGUF files carry no vocabulary: both engines take token ids.
+    /// </summary>
+    private static string RandomTinyLlama(TextWriter output)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "sharpformer-bench-tinyllama-1.1b-random");
+        if (File.Exists(Path.Combine(dir, "model.safetensors")) && File.Exists(Path.Combine(dir, "config.json")))
+        {
+            return dir;
+        }
+
+        output.WriteLine($"creating a random TinyLlama-1.1B-shaped model in {dir} (about 4.4 GB, once) ...");
+        Directory.CreateDirectory(dir);
+        const string json = """
+            {
+              "model_type": "llama",
+              "architectures": ["LlamaForCausalLM"],
+              "vocab_size": 32000,
+              "hidden_size": 2048,
+              "intermediate_size": 5632,
+              "num_hidden_layers": 22,
+              "num_attention_heads": 32,
+              "num_key_value_heads": 4,
+              "max_position_embeddings": 2048,
+              "rms_norm_eps": 1e-05,
+              "rope_theta": 10000.0,
+              "tie_word_embeddings": false,
+              "hidden_act": "silu",
+              "initializer_range": 0.02,
+              "bos_token_id": 1,
+              "eos_token_id": 2
+            }
+            """;
+        var config = (IO.Config.LlamaConfig)IO.Config.ModelConfig.Parse(json, dir);
+        LlamaForCausalLM.FromConfig(config, seed: 11).SaveSafetensors(Path.Combine(dir, "model.safetensors.partial"));
+        File.WriteAllText(Path.Combine(dir, "config.json"), json);
+        File.Move(Path.Combine(dir, "model.safetensors.partial"), Path.Combine(dir, "model.safetensors"), overwrite: true);
+        return dir;
     }
 
     /// <summary>A GPT-2 124M-shaped folder with random weights and the real tokenizer, made once under the temp folder.</summary>

@@ -36,14 +36,16 @@ internal static class DecodeCli
 }
 
 /// <summary>Options of <c>decode</c>.</summary>
-internal sealed record DecodeOptions(string? Model, bool Random124M, IReadOnlyList<string> DTypes, int Threads, int PromptTokens, int NewTokens, int Batch)
+internal sealed record DecodeOptions(string? Model, bool Random124M, IReadOnlyList<string> DTypes, int Threads, int PromptTokens, int NewTokens, int Batch, string Arch = "gpt2", int Samples = 7, bool PrepareOnly = false)
 {
     public static DecodeOptions Parse(string[] args)
     {
         string? model = null;
         bool random = false;
         string[] dtypes = ["f32", "f16"];
-        int threads = Environment.ProcessorCount, prompt = 128, generated = 64, batch = 8;
+        int threads = Environment.ProcessorCount, prompt = 128, generated = 64, batch = 8, samples = 7;
+        var arch = "gpt2";
+        var prepare = false;
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -70,15 +72,32 @@ internal sealed record DecodeOptions(string? Model, bool Random124M, IReadOnlyLi
                 case "--prompt-tokens": prompt = NextInt(); break;
                 case "--new-tokens": generated = NextInt(); break;
                 case "--batch": batch = NextInt(); break;
+                case "--samples": samples = NextInt(); break;
+                case "--prepare-only": prepare = true; break;
+                case "--arch":
+                    arch = Next();
+                    if (arch is not ("gpt2" or "llama"))
+                    {
+                        throw new ArgumentException($"--arch '{arch}': use gpt2 (a --model folder or --random-124m) or llama (a random TinyLlama-1.1B-shaped model).");
+                    }
+
+                    break;
                 default: throw new ArgumentException($"unknown option '{args[i]}'.");
             }
         }
 
-        if ((model is null) == !random)
+        if (arch == "llama")
+        {
+            if (model is not null || random)
+            {
+                throw new ArgumentException("--arch llama runs its own random TinyLlama-1.1B-shaped model: drop --model and --random-124m.");
+            }
+        }
+        else if ((model is null) == !random)
         {
             throw new ArgumentException("pass exactly one of --model <hf-dir> and --random-124m.");
         }
 
-        return new DecodeOptions(model, random, dtypes, threads, prompt, generated, batch);
+        return new DecodeOptions(model, random, dtypes, threads, prompt, generated, batch, arch, samples, prepare);
     }
 }

@@ -28,6 +28,29 @@ public sealed class BenchDecodeCommandTests
     }
 
     [Fact]
+    public void HarnessArguments_Llama_NeedsNoModelAndForwardsSamples()
+    {
+        var args = BenchDecodeCommand.HarnessArguments(null, false, "q4_k", 2, 32, 16, 8, "llama", 3);
+        Assert.Equal(["decode", "--arch", "llama", "--dtype", "q4_k", "--threads", "2", "--prompt-tokens", "32", "--new-tokens", "16", "--batch", "8", "--samples", "3"], args);
+    }
+
+    [Theory]
+    [InlineData("gpt2", false)]
+    [InlineData(null, true)]
+    public void HarnessArguments_LlamaWithAModelSource_Throws(string? model, bool random)
+    {
+        var ex = Assert.Throws<ArgumentException>(() => BenchDecodeCommand.HarnessArguments(model, random, "f16", 2, 8, 8, 8, "llama"));
+        Assert.Contains("--arch llama", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void HarnessArguments_ZeroSamples_Throws()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => BenchDecodeCommand.HarnessArguments(null, true, "f32", 2, 8, 8, 8, "gpt2", 0));
+        Assert.Contains("--samples", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void HarnessArguments_ZeroNewTokens_Throws()
     {
         var ex = Assert.Throws<ArgumentException>(() => BenchDecodeCommand.HarnessArguments(null, true, "f32", 2, 8, 0, 8));

@@ -5,7 +5,7 @@ using System.Globalization;
 namespace Sharpformer.Cli.Commands;
 
 /// <summary>
-/// <c>sharpformer bench decode</c>: GPT-2 prompt processing and decoding side by side with llama.cpp on the GGUF export
+/// <c>sharpformer bench decode</c>: GPT-2 (or, with <c>--arch llama</c>, a random TinyLlama-1.1B-shaped Llama) prompt processing and decoding side by side with llama.cpp on the GGUF export
 /// of the same weights. The peer (LLamaSharp and its native llama.cpp) must never be a dependency of src/, so this verb
 /// runs the harness in benchmarks/Sharpformer.Bench.Peers as a child process (<c>dotnet run</c>, which builds it on
 /// first use), the same mechanism as <c>bench encoder</c>: the CLI stays free of native engines, and the harness
@@ -27,8 +27,15 @@ internal static class BenchDecodeCommand
         var prompt = new Option<int>("--prompt-tokens") { Description = "Prompt length T.", DefaultValueFactory = _ => 128 };
         var generated = new Option<int>("--new-tokens") { Description = "Tokens decoded after the prompt.", DefaultValueFactory = _ => 64 };
         var batch = new Option<int>("--batch") { Description = "Sequences decoded together in the batched column.", DefaultValueFactory = _ => 8 };
-        var command = new Command("decode", "GPT-2 prefill and decode tokens/s (batch 1 and 8) vs llama.cpp on the same weights, and decode speed as a fraction of the bandwidth bound.");
-        foreach (var option in new Option[] { model, random, dtype, threads, prompt, generated, batch })
+        var arch = new Option<string>("--arch")
+        {
+            Description = "gpt2 (--model or --random-124m), or llama: a random TinyLlama-1.1B-shaped model (hidden 2048, 22 layers, 32 heads over 4 KV heads) made once under the temp folder with its GGUF files (the run says where).",
+            DefaultValueFactory = _ => "gpt2",
+        };
+        arch.AcceptOnlyFromAmong("gpt2", "llama");
+        var samples = new Option<int>("--samples") { Description = "Interleaved samples per weight type (the report takes medians).", DefaultValueFactory = _ => 7 };
+        var command = new Command("decode", "GPT-2 or Llama prefill and decode tokens/s (batch 1 and 8) vs llama.cpp on the same weights, and decode speed as a fraction of the bandwidth bound.");
+        foreach (var option in new Option[] { model, random, dtype, threads, prompt, generated, batch, arch, samples })
         {
             command.Options.Add(option);
         }
@@ -38,7 +45,9 @@ internal static class BenchDecodeCommand
             string[] args;
             try
             {
-                args = HarnessArguments(parse.GetValue(model), parse.GetValue(random), parse.GetValue(dtype)!, parse.GetValue(threads), parse.GetValue(prompt), parse.GetValue(generated), parse.GetValue(batch));
+                args = HarnessArguments(
+                    parse.GetValue(model), parse.GetValue(random), parse.GetValue(dtype)!, parse.GetValue(threads), parse.GetValue(prompt), parse.GetValue(generated), parse.GetValue(batch),
+                    parse.GetValue(arch)!, parse.GetValue(samples));
             }
             catch (ArgumentException ex)
             {
@@ -52,15 +61,22 @@ internal static class BenchDecodeCommand
     }
 
     /// <summary>The harness's command line (after <c>--</c>), validated.</summary>
-    /// <exception cref="ArgumentException">Neither or both model sources, or a non-positive count.</exception>
-    internal static string[] HarnessArguments(string? model, bool random124M, string dtype, int threads, int promptTokens, int newTokens, int batch)
+    /// <exception cref="ArgumentException">Neither or both GPT-2 model sources, a model source with --arch llama, or a non-positive count.</exception>
+    internal static string[] HarnessArguments(string? model, bool random124M, string dtype, int threads, int promptTokens, int newTokens, int batch, string arch = "gpt2", int samples = 7)
     {
-        if ((model is null) == !random124M)
+        if (arch == "llama")
+        {
+            if (model is not null || random124M)
+            {
+                throw new ArgumentException("--arch llama runs its own random TinyLlama-1.1B-shaped model: drop --model and --random-124m.");
+            }
+        }
+        else if ((model is null) == !random124M)
         {
             throw new ArgumentException("pass exactly one of --model <hf-dir> and --random-124m.");
         }
 
-        foreach (var (name, value) in new[] { ("--threads", threads), ("--prompt-tokens", promptTokens), ("--new-tokens", newTokens), ("--batch", batch) })
+        foreach (var (name, value) in new[] { ("--threads", threads), ("--prompt-tokens", promptTokens), ("--new-tokens", newTokens), ("--batch", batch), ("--samples", samples) })
         {
             if (value < 1)
             {
@@ -70,8 +86,20 @@ internal static class BenchDecodeCommand
 
         var inv = CultureInfo.InvariantCulture;
         var args = new List<string> { "decode" };
-        args.AddRange(model is null ? ["--random-124m"] : ["--model", Path.GetFullPath(model)]);
+        if (arch == "llama")
+        {
+            args.AddRange(["--arch", "llama"]);
+        }
+        else
+        {
+            args.AddRange(model is null ? ["--random-124m"] : ["--model", Path.GetFullPath(model)]);
+        }
+
         args.AddRange(["--dtype", dtype, "--threads", threads.ToString(inv), "--prompt-tokens", promptTokens.ToString(inv), "--new-tokens", newTokens.ToString(inv), "--batch", batch.ToString(inv)]);
+        if (samples != 7)
+        {
+            args.AddRange(["--samples", samples.ToString(inv)]);
+        }
         return [.. args];
     }
 

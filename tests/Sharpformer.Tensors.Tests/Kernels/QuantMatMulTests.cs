@@ -19,6 +19,8 @@ public sealed class QuantMatMulTests
             data.Add(type, 2, block, 5); // one block per row
             data.Add(type, 8, 2 * block, 33); // decode batch of 8
             data.Add(type, 19, 5 * block, 70); // a prefill, odd rows and outputs
+            data.Add(type, 4, 3 * block, 2); // exactly one tile of two rows × four tokens
+            data.Add(type, 12, 4 * block, 9); // three token tiles, an odd last row
         }
 
         return data;

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Sharpformer.Tensors.Threading;
@@ -11,15 +12,24 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// llama.cpp's CPU backend does it: each row of x is first quantized to 8 bits per value (Q8_0 blocks of 32 for Q8_0
 /// and Q4_0 weights, Q8_K blocks of 256 with 16-value partial sums for Q4_K and Q6_K), then every output is a sum over
 /// blocks of integer dot products times the two blocks' scales. Weight codes are decoded in registers (nibbles
-/// unpacked, high bits merged) and never widened to F32 in memory. Each weight row is read once for all N rows of x
-/// (output rows outer, x rows inner), and output rows are split into chunks that idle threads claim
-/// (<see cref="ParallelFor"/>). Fast paths: AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD for Q8_0/Q4_0
-/// where the CPU has it; <see cref="MultiplyReference"/> is the scalar reference and the path without AVX2.
+/// unpacked, high bits merged) and never widened to F32 in memory. Output rows are split into chunks that idle threads
+/// claim (<see cref="ParallelFor"/>). Three SIMD forms share the reference's exact integer block sums: one token at a
+/// time (decode: each weight row streamed once, prefetched ahead); 2 weight rows × 4 tokens in registers for K-quants
+/// and without AVX-VNNI (QuantMatMul.Tiled.cs); and, with AVX-VNNI, Q8_0/Q4_0 over 4 weight rows × 8 tokens held in the
+/// lanes of a vector (QuantMatMul.Lanes.cs). AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD / VPDPWSSD where the
+/// CPU has them (.NET 10 exposes no 512-bit VPDPBUSD short of AVX10.2); <see cref="MultiplyReference"/> is the scalar
+/// reference and the path without AVX2.
 /// </summary>
-public static unsafe class QuantMatMul
+public static unsafe partial class QuantMatMul
 {
     /// <summary>Weight bytes per parallel chunk (about 64 KiB of blocks).</summary>
     private const int ChunkBytes = 1 << 16;
+
+    /// <summary>
+    /// How far ahead the decode kernels prefetch weight bytes (one prefetch per 64 bytes of blocks), as the bandwidth
+    /// probe of bench decode reads: batch-1 decoding streams each weight once and is bound by the read bandwidth.
+    /// </summary>
+    private const int PrefetchBytes = 4096;
 
     /// <summary>F16 bits → F32 for every bits pattern: the block scales' decoding (ggml without F16C does the same).</summary>
     private static readonly float[] HalfTable = BuildHalfTable();
@@ -58,16 +68,28 @@ public static unsafe class QuantMatMul
         }
 
         var activations = Activations.Rent(w.Type, rows, n);
+        // Eight or more tokens over Q8_0/Q4_0 with AVX-VNNI: the token-lane kernel (QuantMatMul.Lanes.cs).
+        var groups = simd && AvxVnni.IsSupported && w.Type is QuantType.Q8_0 or QuantType.Q4_0 ? rows / LaneTokens : 0;
         try
         {
             activations.Quantize(x, rows, n);
-            fixed (byte* pw = w.Blocks)
-            fixed (sbyte* pq = activations.Codes)
-            fixed (float* pd = activations.Scales, pb = bias, py = y)
-            fixed (short* ps = activations.Sums)
+            if (groups > 0)
             {
-                var job = new Job(w.Type, (nint)pw, w.RowBytes, n, outs, rows, (nint)pq, (nint)pd, (nint)ps, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate, simd);
-                ParallelFor.For(outs, Math.Max(1, ChunkBytes / w.RowBytes), (start, end) => RowsOf(job, start, end));
+                activations.Interleave(groups, n, w.Type == QuantType.Q8_0 ? 128 : 8);
+            }
+
+            fixed (byte* pw = w.Blocks)
+            fixed (sbyte* pq = activations.Codes, pl = activations.Lanes)
+            fixed (float* pd = activations.Scales, pls = activations.LaneScales, pb = bias, py = y)
+            fixed (short* ps = activations.Sums)
+            fixed (int* pli = activations.LaneStarts)
+            {
+                var job = new Job(
+                    w.Type, (nint)pw, w.RowBytes, n, outs, rows, (nint)pq, (nint)pd, (nint)ps, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate, simd,
+                    groups, (nint)pl, (nint)pls, (nint)pli);
+                // Whole tiles of four rows per chunk (the lane kernel's), about ChunkBytes of blocks each.
+                var grain = Math.Max(LaneRowsPerTile, ChunkBytes / w.RowBytes / LaneRowsPerTile * LaneRowsPerTile);
+                ParallelFor.For(outs, grain, (start, end) => RowsOf(job, start, end));
             }
         }
         finally
@@ -78,17 +100,36 @@ public static unsafe class QuantMatMul
 
     private static void RowsOf(in Job job, int start, int end)
     {
-        for (var o = start; o < end; o++)
+        var o = start;
+        if (job.LaneGroups > 0)
+        {
+            // Q8_0/Q4_0 prefill and batched decode with AVX-VNNI: four weight rows × eight tokens in the lanes of a vector.
+            o = LaneRows(job, start, end);
+        }
+
+        if (job.Simd && job.Rows >= TileTokens)
+        {
+            // Prefill and batched decode: tiles of two weight rows × four tokens, each weight block decoded once per tile.
+            o = TiledRows(job, o, end);
+        }
+
+        for (; o < end; o++)
         {
             var wRow = (byte*)job.W + ((long)o * job.RowBytes);
-            var b = job.Bias == 0 ? 0f : ((float*)job.Bias)[o];
             for (var r = 0; r < job.Rows; r++)
             {
-                var s = Dot(job, wRow, r) + b;
-                var dst = (float*)job.Y + ((long)r * job.Out) + o;
-                *dst = job.Accumulate ? *dst + s : s;
+                Store(job, o, r, Dot(job, wRow, r));
             }
         }
+    }
+
+    /// <summary>y[r, o] = s + bias[o] (+ y[r, o] when accumulating).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(in Job job, int o, int r, float s)
+    {
+        s += job.Bias == 0 ? 0f : ((float*)job.Bias)[o];
+        var dst = (float*)job.Y + ((long)r * job.Out) + o;
+        *dst = job.Accumulate ? *dst + s : s;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -239,6 +280,7 @@ public static unsafe class QuantMatMul
         var acc = Vector256<float>.Zero;
         for (var b = 0; b < blocks; b++, w += 34, x += 32)
         {
+            Sse.Prefetch0(w + PrefetchBytes);
             var dot = SignedDot(Vector256.Load((sbyte*)(w + 2)), Vector256.Load(x));
             acc = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(dot), Vector256.Create(Half16(w) * xd[b]), acc);
         }
@@ -253,6 +295,7 @@ public static unsafe class QuantMatMul
         var eight = Vector256.Create((sbyte)8);
         for (var b = 0; b < blocks; b++, w += 18, x += 32)
         {
+            Sse.Prefetch0(w + PrefetchBytes);
             var raw = Vector128.Load(w + 2);
             var codes = Vector256.Create(raw & low, Vector128.ShiftRightLogical(raw, 4) & low).AsSByte() - eight;
             var dot = SignedDot(codes, Vector256.Load(x));
@@ -265,69 +308,50 @@ public static unsafe class QuantMatMul
     private static float DotQ4_KAvx2(byte* w, sbyte* x, float* xd, short* sums, int blocks)
     {
         var acc = Vector256<float>.Zero;
-        var mins = 0f;
         var low = Vector256.Create((byte)0x0F);
-        var packed = stackalloc byte[12];
+        var scales = stackalloc short[8];
         for (var b = 0; b < blocks; b++, w += 144, x += 256, sums += 16)
         {
-            new ReadOnlySpan<byte>(w + Q4_K.ScalesOffset, 12).CopyTo(new Span<byte>(packed, 12));
-            var scales = new ReadOnlySpan<byte>(packed, 12);
+            Sse.Prefetch0(w + PrefetchBytes);
+            Sse.Prefetch0(w + PrefetchBytes + 64);
+            Sse.Prefetch0(w + PrefetchBytes + 128);
+            var mins = UnpackQ4_KScales(w + Q4_K.ScalesOffset, scales);
             var isum = Vector256<int>.Zero;
-            var summ = 0;
             for (var c = 0; c < 4; c++)
             {
-                var (s0, m0) = Q4_K.ScaleMin(scales, 2 * c);
-                var (s1, m1) = Q4_K.ScaleMin(scales, (2 * c) + 1);
                 var raw = Vector256.Load(w + Q4_K.CodesOffset + (32 * c));
                 var p0 = Avx2.MultiplyAddAdjacent(raw & low, Vector256.Load(x + (64 * c)));
                 var p1 = Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & low, Vector256.Load(x + (64 * c) + 32));
-                isum += Avx2.MultiplyAddAdjacent(p0, Vector256.Create((short)s0));
-                isum += Avx2.MultiplyAddAdjacent(p1, Vector256.Create((short)s1));
-                summ += (m0 * (sums[4 * c] + sums[(4 * c) + 1])) + (m1 * (sums[(4 * c) + 2] + sums[(4 * c) + 3]));
+                isum = AddScaled(AddScaled(isum, p0, Vector256.Create(scales[2 * c])), p1, Vector256.Create(scales[(2 * c) + 1]));
             }
 
-            acc = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(Half16(w) * xd[b]), acc);
-            mins += Half16(w + 2) * xd[b] * summ;
+            acc += FinishQ4_K(isum, Vector256.Load(sums), mins, Half16(w) * xd[b], -Half16(w + 2) * xd[b]);
         }
 
-        return Vector256.Sum(acc) - mins;
+        return Vector256.Sum(acc);
     }
 
     private static float DotQ6_KAvx2(byte* w, sbyte* x, float* xd, short* sums, int blocks)
     {
         var acc = Vector256<float>.Zero;
-        var low = Vector256.Create((byte)0x0F);
-        var two = Vector256.Create((byte)0x03);
         for (var b = 0; b < blocks; b++, w += 210, x += 256, sums += 16)
         {
+            Sse.Prefetch0(w + PrefetchBytes);
+            Sse.Prefetch0(w + PrefetchBytes + 64);
+            Sse.Prefetch0(w + PrefetchBytes + 128);
             var sc = (sbyte*)(w + Q6_K.ScalesOffset);
             var isum = Vector256<int>.Zero;
-            var offset = 0;
             for (var h = 0; h < 2; h++)
             {
-                var ql0 = Vector256.Load(w + (64 * h));
-                var ql1 = Vector256.Load(w + (64 * h) + 32);
-                var qh = Vector256.Load(w + Q6_K.HighOffset + (32 * h));
                 var xh = x + (128 * h);
-                var q1 = (ql0 & low) | Vector256.ShiftLeft((qh & two).AsUInt16(), 4).AsByte();
-                var q2 = (ql1 & low) | Vector256.ShiftLeft((Vector256.ShiftRightLogical(qh.AsUInt16(), 2).AsByte() & two).AsUInt16(), 4).AsByte();
-                var q3 = (Vector256.ShiftRightLogical(ql0.AsUInt16(), 4).AsByte() & low) | Vector256.ShiftLeft((Vector256.ShiftRightLogical(qh.AsUInt16(), 4).AsByte() & two).AsUInt16(), 4).AsByte();
-                var q4 = (Vector256.ShiftRightLogical(ql1.AsUInt16(), 4).AsByte() & low) | Vector256.ShiftLeft((Vector256.ShiftRightLogical(qh.AsUInt16(), 6).AsByte() & two).AsUInt16(), 4).AsByte();
-                var g = 8 * h;
-                isum += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q1, Vector256.Load(xh)), GroupScales(sc[g], sc[g + 1]));
-                isum += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q2, Vector256.Load(xh + 32)), GroupScales(sc[g + 2], sc[g + 3]));
-                isum += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q3, Vector256.Load(xh + 64)), GroupScales(sc[g + 4], sc[g + 5]));
-                isum += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q4, Vector256.Load(xh + 96)), GroupScales(sc[g + 6], sc[g + 7]));
+                var g = sc + (8 * h);
+                isum = AddScaled(isum, Avx2.MultiplyAddAdjacent(Q6Codes(w, h, 0), Vector256.Load(xh)), GroupScales(g[0], g[1]));
+                isum = AddScaled(isum, Avx2.MultiplyAddAdjacent(Q6Codes(w, h, 1), Vector256.Load(xh + 32)), GroupScales(g[2], g[3]));
+                isum = AddScaled(isum, Avx2.MultiplyAddAdjacent(Q6Codes(w, h, 2), Vector256.Load(xh + 64)), GroupScales(g[4], g[5]));
+                isum = AddScaled(isum, Avx2.MultiplyAddAdjacent(Q6Codes(w, h, 3), Vector256.Load(xh + 96)), GroupScales(g[6], g[7]));
             }
 
-            // The codes were taken unsigned (0–63): remove 32·s_g·Σx over each group of 16.
-            for (var g = 0; g < 16; g++)
-            {
-                offset += sc[g] * sums[g];
-            }
-
-            var total = Avx.ConvertToVector256Single(isum - Vector256.CreateScalar(32 * offset));
-            acc = Vector256.FusedMultiplyAdd(total, Vector256.Create(Half16(w + Q6_K.DOffset) * xd[b]), acc);
+            acc += FinishQ6_K(isum, Vector256.Load(sums), Avx2.ConvertToVector256Int16(Vector128.Load(sc)), Half16(w + Q6_K.DOffset) * xd[b]);
         }
 
         return Vector256.Sum(acc);
@@ -353,11 +377,12 @@ public static unsafe class QuantMatMul
     }
 
     private readonly record struct Job(
-        QuantType Type, nint W, int RowBytes, int In, int Out, int Rows, nint Codes, nint Scales, nint Sums, nint Bias, nint Y, bool Accumulate, bool Simd);
+        QuantType Type, nint W, int RowBytes, int In, int Out, int Rows, nint Codes, nint Scales, nint Sums, nint Bias, nint Y, bool Accumulate, bool Simd,
+        int LaneGroups, nint Lanes, nint LaneScales, nint LaneStarts);
 
     /// <summary>
-    /// The 8-bit activations: codes [N, In], scales (one per 32 values for Q8_0, per 256 for Q8_K) and, for Q8_K, the
-    /// sums of each 16 codes. Rented from the shared pools for one call.
+    /// The 8-bit activations: codes [N, In], scales (one per 32 values for Q8_0, per 256 for Q8_K) and the sums of the
+    /// codes (each 32 for Q8_0, the tiles' zero-point corrections; each 16 for Q8_K). Rented from the shared pools for one call.
     /// </summary>
     private sealed class Activations
     {
@@ -377,6 +402,15 @@ public static unsafe class QuantMatMul
 
         public short[] Sums { get; }
 
+        /// <summary>Codes of each group of eight tokens with the tokens in the lanes (see <see cref="Interleave"/>), or empty.</summary>
+        public sbyte[] Lanes { get; private set; } = [];
+
+        /// <summary>[group, block, 8] the eight tokens' block scales, or empty.</summary>
+        public float[] LaneScales { get; private set; } = [];
+
+        /// <summary>[group, block, 8] each token's zero-point correction −offset·Σ codes, the start of its integer block sum, or empty.</summary>
+        public int[] LaneStarts { get; private set; } = [];
+
         public static Activations Rent(QuantType type, int rows, int n)
         {
             var super = type is QuantType.Q4_K or QuantType.Q6_K;
@@ -385,7 +419,7 @@ public static unsafe class QuantMatMul
                 super,
                 ArrayPool<sbyte>.Shared.Rent(values),
                 ArrayPool<float>.Shared.Rent(values / 32),
-                ArrayPool<short>.Shared.Rent(super ? values / 16 : 1));
+                ArrayPool<short>.Shared.Rent(super ? values / 16 : values / 32));
         }
 
         public void Return()
@@ -393,6 +427,45 @@ public static unsafe class QuantMatMul
             ArrayPool<sbyte>.Shared.Return(Codes);
             ArrayPool<float>.Shared.Return(Scales);
             ArrayPool<short>.Shared.Return(Sums);
+            if (Lanes.Length > 0)
+            {
+                ArrayPool<sbyte>.Shared.Return(Lanes);
+                ArrayPool<float>.Shared.Return(LaneScales);
+                ArrayPool<int>.Shared.Return(LaneStarts);
+            }
+        }
+
+        /// <summary>
+        /// The Q8_0 blocks of the first 8·<paramref name="groups"/> tokens rearranged for the token-lane kernel: per group
+        /// and block, eight 32-byte rows k = 0..7 whose lane t holds token t's codes 4k .. 4k + 3 (what VPDPBUSD sums
+        /// against one broadcast group of four weight bytes); the scales likewise, and −<paramref name="offset"/>·Σ codes.
+        /// </summary>
+        public void Interleave(int groups, int n, int offset)
+        {
+            var blocks = n / 32;
+            Lanes = ArrayPool<sbyte>.Shared.Rent(groups * LaneTokens * n);
+            LaneScales = ArrayPool<float>.Shared.Rent(groups * blocks * LaneTokens);
+            LaneStarts = ArrayPool<int>.Shared.Rent(groups * blocks * LaneTokens);
+            var codes = MemoryMarshal.Cast<sbyte, uint>(Codes.AsSpan(0, groups * LaneTokens * n));
+            var lanes = MemoryMarshal.Cast<sbyte, uint>(Lanes.AsSpan(0, groups * LaneTokens * n));
+            for (var g = 0; g < groups; g++)
+            {
+                for (var t = 0; t < LaneTokens; t++)
+                {
+                    var row = (g * LaneTokens) + t;
+                    for (var b = 0; b < blocks; b++)
+                    {
+                        var at = (g * blocks) + b;
+                        for (var k = 0; k < 8; k++)
+                        {
+                            lanes[(((at * 8) + k) * LaneTokens) + t] = codes[(row * n / 4) + (8 * b) + k];
+                        }
+
+                        LaneScales[(at * LaneTokens) + t] = Scales[(row * blocks) + b];
+                        LaneStarts[(at * LaneTokens) + t] = -offset * Sums[(row * blocks) + b];
+                    }
+                }
+            }
         }
 
         public void Quantize(ReadOnlySpan<float> x, int rows, int n)
@@ -413,6 +486,13 @@ public static unsafe class QuantMatMul
                     for (var b = 0; b < n / 32; b++)
                     {
                         Scales[(r * n / 32) + b] = QuantizeQ8_0(row.Slice(32 * b, 32), codes.Slice(32 * b, 32));
+                        var sum = 0;
+                        foreach (var q in codes.Slice(32 * b, 32))
+                        {
+                            sum += q;
+                        }
+
+                        Sums[(r * n / 32) + b] = (short)sum;
                     }
                 }
             }
