@@ -302,13 +302,15 @@ public class Trainer<TBatch>
                 }
             }
 
-            double norm = GradientClipping.ClipGradNorm(_trainable, _options.MaxGradNorm > 0 ? _options.MaxGradNorm : double.PositiveInfinity);
+            // clip_grad_norm_ fused into the update: the norm is one read of the gradients, and the optimizer scales
+            // each element as it reads it (bit-identical to clipping in place first, one pass over 4·N bytes less).
+            double norm = GradientClipping.GlobalNorm(_trainable);
             if (!double.IsFinite(norm))
             {
                 throw Diverged($"the gradient norm is {norm} at step {Step + 1}");
             }
 
-            _optimizer.Step();
+            _optimizer.Step(GradientClipping.ClipCoefficient(norm, _options.MaxGradNorm > 0 ? _options.MaxGradNorm : double.PositiveInfinity));
             _optimizer.ZeroGrad();
 
             // The step's graph (activations, their gradients: parameter-scale arrays on the large-object heap) is garbage

@@ -7,6 +7,7 @@ using Sharpformer.Models.Bert;
 using Sharpformer.Models.Gpt2;
 using Sharpformer.NN;
 using Sharpformer.Tensors;
+using Sharpformer.Tensors.Kernels;
 using Sharpformer.Tensors.Threading;
 using Sharpformer.Training.Optim;
 
@@ -18,6 +19,8 @@ namespace Sharpformer.Cli.Commands;
 /// python3-torch, fp32, <c>benchmarks/torch/train_step.py</c>) side by side in one run, at 1 thread and at every core.
 /// Each measurement runs in its own process (so peak memory is that model's alone); PyTorch gets the fastest of its
 /// thread settings (torch intra-op threads × OpenBLAS threads, each 1 or N), and the table names the BLAS it loaded.
+/// <c>--breakdown</c> adds, per Sharpformer row, where the step's time goes (<see cref="OpProfile"/>: forward and backward
+/// per op kind, AdamW, zeroing, the collection) and the attention kernel's forward and backward alone at the model's shape.
 /// </summary>
 internal static class BenchTrainCommand
 {
@@ -30,23 +33,24 @@ internal static class BenchTrainCommand
         var models = new Option<string>("--models") { Description = "gpt2, bert or both.", DefaultValueFactory = _ => "both" };
         models.AcceptOnlyFromAmong("gpt2", "bert", "both");
         var python = new Option<string>("--python") { Description = "The Python with torch (Debian's python3-torch).", DefaultValueFactory = _ => File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3" };
+        var breakdown = new Option<bool>("--breakdown") { Description = "Also profile the timed steps per op (forward and backward per op kind, AdamW, zeroing, GC) and time the attention kernel alone at the model's shape." };
         var child = new Option<string?>(ChildFlag) { Description = "(internal) measure one model in this process and print JSON.", Hidden = true };
         var command = new Command("train", "A training step of GPT-2 124M (B=4, T=64) and BERT-base MLM (B=8, T=128) vs PyTorch, ms/step and % of the FMA peak.")
         {
-            threads, steps, models, python, child,
+            threads, steps, models, python, breakdown, child,
         };
         command.SetAction(parse =>
         {
             var output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(child) is { } model)
             {
-                output.WriteLine(MeasureHere(model, parse.GetValue(threads), parse.GetValue(steps)).ToJsonString());
+                output.WriteLine(MeasureHere(model, parse.GetValue(threads), parse.GetValue(steps), parse.GetValue(breakdown)).ToJsonString());
                 return 0;
             }
 
             try
             {
-                return Run(parse.GetValue(models)!, parse.GetValue(threads), parse.GetValue(steps), parse.GetValue(python)!, output, parse.InvocationConfiguration.Error);
+                return Run(parse.GetValue(models)!, parse.GetValue(threads), parse.GetValue(steps), parse.GetValue(breakdown), parse.GetValue(python)!, output, parse.InvocationConfiguration.Error);
             }
             catch (InvalidOperationException e)
             {
@@ -57,7 +61,7 @@ internal static class BenchTrainCommand
         return command;
     }
 
-    private static int Run(string models, int threads, int steps, string python, TextWriter output, TextWriter error)
+    private static int Run(string models, int threads, int steps, bool breakdown, string python, TextWriter output, TextWriter error)
     {
         string script = BenchEncoderCommand.FindInRepository("benchmarks/torch/train_step.py") ?? string.Empty;
         string[] names = models == "both" ? ["gpt2", "bert"] : [models];
@@ -83,11 +87,13 @@ internal static class BenchTrainCommand
         output.WriteLine();
         output.WriteLine("| model | threads | engine | setting | ms/step | tokens/s | GFLOP/s | of FMA peak | peak RSS MB | speed vs PyTorch |");
         output.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        var profiled = new List<JsonObject>();
         foreach (var name in names)
         {
             foreach (int n in threadCounts)
             {
-                var ours = Child(Environment.ProcessPath!, SelfArguments(name, n, steps), null);
+                var ours = Child(Environment.ProcessPath!, SelfArguments(name, n, steps, breakdown), null);
+                if (breakdown) profiled.Add(ours);
                 JsonObject? best = null;
                 if (torch)
                 {
@@ -106,7 +112,57 @@ internal static class BenchTrainCommand
             }
         }
 
+        foreach (var ours in profiled)
+        {
+            WriteBreakdown(output, ours);
+        }
+
         return 0;
+    }
+
+    /// <summary>Prints one Sharpformer row's per-op profile (ms per step) and its attention-alone timing.</summary>
+    private static void WriteBreakdown(TextWriter output, JsonObject r)
+    {
+        string model = r["model"]!.GetValue<string>();
+        int threads = r["threads"]!.GetValue<int>();
+        double stepMs = r["profiled_ms_per_step"]!.GetValue<double>();
+        output.WriteLine();
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Breakdown, {model}, {threads} thread(s): ms per step, mean of the profiled steps ({stepMs:F1} ms/step with the profiler on; median unprofiled {r["ms_per_step"]!.GetValue<double>():F1})."));
+        output.WriteLine("A forward row is the time since the previous op's node (its kernels plus untracked glue before it); a backward row is the node's backward with the accumulation of its gradients.");
+        output.WriteLine("| op | forward ms | backward ms | total ms | share of step | calls per step |");
+        output.WriteLine("|---|---|---|---|---|---|");
+        var rows = new Dictionary<string, (double Forward, double Backward, double Other, double Calls)>();
+        foreach (var node in r["breakdown"]!.AsArray())
+        {
+            var o = node!.AsObject();
+            string name = o["name"]!.GetValue<string>();
+            string phase = o["phase"]!.GetValue<string>();
+            double ms = o["ms"]!.GetValue<double>();
+            var row = rows.GetValueOrDefault(name);
+            if (phase == nameof(OpPhase.Forward)) row.Forward += ms;
+            else if (phase == nameof(OpPhase.Backward)) row.Backward += ms;
+            else row.Other += ms;
+            row.Calls = Math.Max(row.Calls, o["calls"]!.GetValue<double>());
+            rows[name] = row;
+        }
+
+        double sum = 0;
+        foreach (var (name, row) in rows.OrderByDescending(x => x.Value.Forward + x.Value.Backward + x.Value.Other))
+        {
+            double total = row.Forward + row.Backward + row.Other;
+            sum += total;
+            string forward = row.Forward > 0 ? row.Forward.ToString("F1", CultureInfo.InvariantCulture) : "";
+            string backward = row.Backward > 0 ? row.Backward.ToString("F1", CultureInfo.InvariantCulture) : "";
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {name} | {forward} | {backward} | {total:F1} | {total / stepMs * 100:F1} % | {row.Calls:0.#} |"));
+        }
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| (sum) | | | {sum:F1} | {sum / stepMs * 100:F1} % | |"));
+        var a = r["attention"]!.AsObject();
+        double f = a["forward_ms"]!.GetValue<double>(), b = a["backward_ms"]!.GetValue<double>();
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Attention kernel alone ({a["shape"]!.GetValue<string>()}; medians of {a["samples"]!.GetValue<int>()} interleaved samples): forward {f:F3} ms (keeps the log-sum-exp), backward {b:F3} ms, backward / forward {b / f:F2}."));
     }
 
     /// <summary>torch intra-op threads × OpenBLAS threads to try for <paramref name="n"/> cores: each 1 or n.</summary>
@@ -122,7 +178,7 @@ internal static class BenchTrainCommand
     }
 
     /// <summary>Measures one model's training step in this process (the child side) and returns the JSON the parent reads.</summary>
-    internal static JsonObject MeasureHere(string model, int threads, int steps)
+    internal static JsonObject MeasureHere(string model, int threads, int steps, bool breakdown)
     {
         ParallelFor.MaxDegreeOfParallelism = threads;
         var random = new Random(0);
@@ -172,7 +228,7 @@ internal static class BenchTrainCommand
 
         times.Sort();
         double ms = times[times.Count / 2];
-        return new JsonObject
+        var result = new JsonObject
         {
             ["model"] = model,
             ["threads"] = threads,
@@ -182,9 +238,100 @@ internal static class BenchTrainCommand
             ["flops_per_step"] = flops,
             ["peak_rss_mb"] = Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0,
         };
+        if (breakdown)
+        {
+            // After the timed steps (and after reading the peak), so the profiler's own cost does not touch the table.
+            var profile = OpProfile.Start(byShape: true);
+            long start = Stopwatch.GetTimestamp();
+            for (int i = 0; i < steps; i++)
+            {
+                loss().Backward();
+                optimizer.Step();
+                profile.Mark("AdamW step");
+                optimizer.ZeroGrad();
+                profile.Mark("zero grad");
+                GC.Collect();
+                profile.Mark("GC.Collect");
+            }
+
+            double elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            profile.Dispose();
+            result["profiled_ms_per_step"] = elapsed / steps;
+            result["breakdown"] = new JsonArray([.. profile.Timings.Select(x => (JsonNode)new JsonObject
+            {
+                ["name"] = x.Name,
+                ["phase"] = x.Phase.ToString(),
+                ["ms"] = x.Milliseconds / steps,
+                ["calls"] = (double)x.Calls / steps,
+            })]);
+            result["attention"] = model == "gpt2" ? AttentionAlone(b, 12, t, 64, causal: true, padded: false) : AttentionAlone(b, 12, t, 64, causal: false, padded: true);
+        }
+
+        return result;
     }
 
-    private static string[] SelfArguments(string model, int threads, int steps)
+    /// <summary>
+    /// The attention kernel alone at one training shape, as the model calls it (q, k, v read from one fused
+    /// [B, T, 3·H·D] buffer; BERT with its all-ones padding mask): the forward that keeps the log-sum-exp and the
+    /// blocked backward, interleaved, medians of 21 samples of about 20 ms each.
+    /// </summary>
+    private static JsonObject AttentionAlone(int b, int h, int t, int d, bool causal, bool padded)
+    {
+        int w = h * d;
+        var random = new Random(1);
+        var qkv = new float[b * t * 3 * w];
+        for (int i = 0; i < qkv.Length; i++) qkv[i] = (float)(random.NextDouble() - 0.5);
+        var dOut = new float[b * t * w];
+        for (int i = 0; i < dOut.Length; i++) dOut[i] = (float)(random.NextDouble() - 0.5);
+        var mask = padded ? Enumerable.Repeat(1f, b * t).ToArray() : [];
+        var shape = new AttentionShape(b, h, t, t, d) { QueryRowStride = 3 * w, KeyRowStride = 3 * w, ValueRowStride = 3 * w };
+        var output = new float[b * t * w];
+        var lse = new float[b * h * t];
+        var dqkv = new float[qkv.Length];
+        var variants = new Action[]
+        {
+            () => Attention.Forward(shape, qkv, qkv.AsSpan(w), qkv.AsSpan(2 * w), output, causal, mask, null, default, lse),
+            () => Attention.Backward(shape, qkv, qkv.AsSpan(w), qkv.AsSpan(2 * w), output, lse, dOut, dqkv, dqkv.AsSpan(w), dqkv.AsSpan(2 * w), causal, mask),
+        };
+        var reps = new int[variants.Length];
+        for (int i = 0; i < variants.Length; i++)
+        {
+            for (int r = 0; r < 20; r++) variants[i]();
+            long start = Stopwatch.GetTimestamp();
+            int n = 0;
+            while (Stopwatch.GetElapsedTime(start).TotalMilliseconds < 20)
+            {
+                variants[i]();
+                n++;
+            }
+
+            reps[i] = Math.Max(1, n);
+        }
+
+        const int Samples = 21;
+        var samples = new double[variants.Length][];
+        for (int i = 0; i < variants.Length; i++) samples[i] = new double[Samples];
+        for (int s = 0; s < Samples; s++)
+        {
+            for (int i = 0; i < variants.Length; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                for (int r = 0; r < reps[i]; r++) variants[i]();
+                samples[i][s] = Stopwatch.GetElapsedTime(start).TotalMilliseconds / reps[i];
+            }
+        }
+
+        foreach (var x in samples) Array.Sort(x);
+        return new JsonObject
+        {
+            ["shape"] = $"B={b}, H={h}, T={t}, D={d}, " + (causal ? "causal" : "padding mask"),
+            ["samples"] = Samples,
+            ["forward_ms"] = samples[0][Samples / 2],
+            ["backward_ms"] = samples[1][Samples / 2],
+        };
+    }
+
+    private static string[] SelfArguments(string model, int threads, int steps, bool breakdown)
     {
         var self = new List<string>();
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
@@ -193,6 +340,7 @@ internal static class BenchTrainCommand
         }
 
         self.AddRange(["bench", "train", ChildFlag, model, "--threads", threads.ToString(CultureInfo.InvariantCulture), "--steps", steps.ToString(CultureInfo.InvariantCulture)]);
+        if (breakdown) self.Add("--breakdown");
         return [.. self];
     }
 

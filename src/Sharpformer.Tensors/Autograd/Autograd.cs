@@ -72,7 +72,9 @@ public static class Autograd
     /// </summary>
     internal static Tensor Record(Tensor output, string op, Tensor?[] inputs, Func<Tensor, Tensor?[]> backward)
     {
-        output.SetGradFn(new GradNode(op, inputs, backward));
+        var node = new GradNode(op, inputs, backward);
+        output.SetGradFn(node);
+        OpProfile.Active?.Forward(node, output);
         return output;
     }
 
@@ -86,6 +88,20 @@ public static class Autograd
     /// <paramref name="blockInputs"/>, the block's own input stand-ins) are reported then too.
     /// </summary>
     internal static void RunBackward(Tensor root, Tensor seed, Action<Tensor>? leafReady = null, Tensor[]? blockInputs = null)
+    {
+        var profile = OpProfile.Active;
+        profile?.EnterBackward();
+        try
+        {
+            RunBackwardCore(root, seed, leafReady, blockInputs, profile);
+        }
+        finally
+        {
+            profile?.ExitBackward();
+        }
+    }
+
+    private static void RunBackwardCore(Tensor root, Tensor seed, Action<Tensor>? leafReady, Tensor[]? blockInputs, OpProfile? profile)
     {
         var order = TopologicalOrder(root);
         if (leafReady is null && _activeReadiness is { } outer)
@@ -108,7 +124,7 @@ public static class Autograd
         if (readiness is not null) _activeReadiness = readiness;
         try
         {
-            RunNodes(order, pending, readiness);
+            RunNodes(order, pending, readiness, profile);
         }
         finally
         {
@@ -118,7 +134,7 @@ public static class Autograd
         readiness?.Finish();
     }
 
-    private static void RunNodes(List<Tensor> order, Dictionary<Tensor, Tensor> pending, LeafReadiness? readiness)
+    private static void RunNodes(List<Tensor> order, Dictionary<Tensor, Tensor> pending, LeafReadiness? readiness, OpProfile? profile)
     {
         for (int i = order.Count - 1; i >= 0; i--)
         {
@@ -130,6 +146,7 @@ public static class Autograd
             }
 
             var node = tensor.GradFn!;
+            profile?.BeforeNode();
             var inputGrads = node.Backward(grad);
             Debug.Assert(inputGrads.Length == node.Inputs.Length, $"{node.Op}: backward returned {inputGrads.Length} gradients for {node.Inputs.Length} inputs");
             for (int j = 0; j < node.Inputs.Length; j++)
@@ -160,6 +177,7 @@ public static class Autograd
                 }
             }
 
+            profile?.AfterNode(node, tensor);
             readiness?.NodeDone(node);
         }
     }

@@ -72,7 +72,13 @@ public static partial class Ops
                 }
             }
 
-            if (b.RequiresGrad)
+            if (b.RequiresGrad && kind == BinaryKind.Add && rows == 1)
+            {
+                // Equal shapes (a residual add): d/db is g itself, shared with da like the engine shares any returned
+                // gradient (backward functions only read their incoming gradient; sums make new tensors).
+                db = g;
+            }
+            else if (b.RequiresGrad)
             {
                 db = Tensor.Empty(b.Shape);
                 var d = db.AsSpan<float>();

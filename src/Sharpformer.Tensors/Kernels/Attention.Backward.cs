@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Numerics;
 using System.Numerics.Tensors;
 using Sharpformer.Tensors.Threading;
 
@@ -67,7 +68,7 @@ public static partial class Attention
                         new ReadOnlySpan<float>((void*)aq, lq), new ReadOnlySpan<float>((void*)ak, lk), new ReadOnlySpan<float>((void*)av, lv),
                         new ReadOnlySpan<float>((void*)ao, lo), new ReadOnlySpan<float>((void*)al, ll).Slice(bh * tq, tq),
                         new ReadOnlySpan<float>((void*)ado, ldo),
-                        mask.IsEmpty ? mask : mask.Slice(bh / h * tk, tk),
+                        KeyMaskRow(mask, bh / h, tk),
                         new Span<float>((void*)adq, ldq), new Span<float>((void*)adk, ldk), new Span<float>((void*)adv, ldv),
                         scratch.AsSpan(0, tq), scratch.AsSpan(tq, tile), scratch.AsSpan(tq + tile, tile));
                 }
@@ -158,9 +159,7 @@ public static partial class Attention
                 Product(false, true, nq, nk, d, 1f, dOh[(i0 * os)..], os, vh[(j0 * vs)..], vs, 0f, ds, nk);
                 for (int r = 0; r < nq; r++)
                 {
-                    var dsRow = ds.Slice(r * nk, nk);
-                    TensorPrimitives.Subtract(dsRow, rowDot[i0 + r], dsRow);
-                    TensorPrimitives.Multiply(dsRow, p.Slice(r * nk, nk), dsRow);
+                    ScoreGradient(p.Slice(r * nk, nk), ds.Slice(r * nk, nk), rowDot[i0 + r]);
                 }
 
                 // dV_j (+)= Pᵀ·dO_i;  dK_j (+)= scale · dSᵀ·Q_i;  dQ_i += scale · dS·K_j.
@@ -168,6 +167,26 @@ public static partial class Attention
                 Product(true, false, nk, d, nq, scale, ds, nk, qh[(i0 * qs)..], qs, accumulate, dkh[(j0 * ks)..], ks);
                 Product(false, false, nq, d, nk, scale, ds, nk, kh[(j0 * ks)..], ks, 1f, dqh[(i0 * qs)..], qs);
             }
+        }
+    }
+
+    /// <summary>dS = P ⊙ (dP − D) over one row, in place in <paramref name="ds"/> (which holds dP on entry).</summary>
+    private static void ScoreGradient(ReadOnlySpan<float> p, Span<float> ds, float rowDot)
+    {
+        int n = ds.Length, j = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var dot = new Vector<float>(rowDot);
+            for (; j <= n - Vector<float>.Count; j += Vector<float>.Count)
+            {
+                var x = (new Vector<float>(ds[j..]) - dot) * new Vector<float>(p[j..]);
+                x.CopyTo(ds[j..]);
+            }
+        }
+
+        for (; j < n; j++)
+        {
+            ds[j] = (ds[j] - rowDot) * p[j];
         }
     }
 

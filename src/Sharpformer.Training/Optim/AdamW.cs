@@ -49,7 +49,7 @@ public sealed class AdamW : Optimizer
 
     private protected override bool CountsParameterSteps => true;
 
-    private protected override void Update(IReadOnlyList<ActiveParameter> active)
+    private protected override void Update(IReadOnlyList<ActiveParameter> active, float gradientScale)
     {
         var coefficients = new AdamWCoefficients[active.Count];
         for (int i = 0; i < active.Count; i++)
@@ -73,7 +73,8 @@ public sealed class AdamW : Optimizer
                 OneMinusBeta2: (float)(1 - Beta2),
                 BiasCorrection2Sqrt: (float)Math.Sqrt(biasCorrection2),
                 Epsilon: (float)Epsilon,
-                NegativeStepSize: (float)-stepSize);
+                NegativeStepSize: (float)-stepSize,
+                GradientScale: gradientScale);
         }
 
         ForEachChunk(active, (index, start, end) =>

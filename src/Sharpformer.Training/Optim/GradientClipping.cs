@@ -24,12 +24,67 @@ public static class GradientClipping
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxNorm"/> is not &gt; 0.</exception>
     public static double ClipGradNorm(IEnumerable<Parameter> parameters, double maxNorm)
     {
-        ArgumentNullException.ThrowIfNull(parameters);
+        CheckMaxNorm(maxNorm);
+        var grads = Gradients(parameters);
+        double total = GlobalNorm(grads);
+        if (!double.IsFinite(total)) return total;
+        float coefficient = ClipCoefficient(total, maxNorm);
+        if (coefficient < 1f)
+        {
+            var (owners, starts) = Chunks(grads);
+            ParallelFor.For(owners.Length, 1, (from, to) =>
+            {
+                for (int c = from; c < to; c++)
+                {
+                    var slice = Slice(grads[owners[c]], starts[c]);
+                    TensorPrimitives.Multiply(slice, coefficient, slice);
+                }
+            });
+        }
+
+        return total;
+    }
+
+    /// <summary>
+    /// The L2 norm of all gradients together, as <see cref="ClipGradNorm"/> measures it (in double, summed in a fixed
+    /// order whatever the thread count), without changing them. Parameters without a gradient are ignored.
+    /// </summary>
+    /// <param name="parameters">The parameters whose gradients to measure.</param>
+    /// <returns>The norm (0 without gradients; not finite when a gradient holds an overflow or a NaN).</returns>
+    public static double GlobalNorm(IEnumerable<Parameter> parameters) => GlobalNorm(Gradients(parameters));
+
+    /// <summary>
+    /// The factor <see cref="ClipGradNorm"/> scales the gradients by for a measured <paramref name="norm"/>:
+    /// (float)(maxNorm / (norm + 1e-6)) when that is below 1, else 1 (no clipping). Pass it to
+    /// <see cref="Optimizer.Step(float)"/> to clip inside the update, in one pass over the gradients.
+    /// </summary>
+    /// <param name="norm">The finite norm from <see cref="GlobalNorm(IEnumerable{Parameter})"/>.</param>
+    /// <param name="maxNorm">The largest allowed norm; &gt; 0 (positive infinity never clips).</param>
+    /// <returns>The factor, in (0, 1].</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxNorm"/> is not &gt; 0, or <paramref name="norm"/> is negative or not finite.</exception>
+    public static float ClipCoefficient(double norm, double maxNorm)
+    {
+        CheckMaxNorm(maxNorm);
+        if (!(norm >= 0 && double.IsFinite(norm)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(norm), norm, "ClipCoefficient: the norm must be finite and ≥ 0 (skip the step when GlobalNorm is not finite).");
+        }
+
+        float coefficient = (float)(maxNorm / (norm + 1e-6));
+        return coefficient < 1f ? coefficient : 1f;
+    }
+
+    private static void CheckMaxNorm(double maxNorm)
+    {
         if (!(maxNorm > 0))
         {
             throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, "ClipGradNorm: maxNorm must be > 0 (HF's Trainer skips clipping when max_grad_norm is 0; do the same).");
         }
+    }
 
+    private static List<Tensor> Gradients(IEnumerable<Parameter> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
         var grads = new List<Tensor>();
         foreach (var parameter in parameters)
         {
@@ -37,6 +92,11 @@ public static class GradientClipping
             if (parameter.Value.Grad is { } grad) grads.Add(grad);
         }
 
+        return grads;
+    }
+
+    private static double GlobalNorm(List<Tensor> grads)
+    {
         var (owners, starts) = Chunks(grads);
         var partial = new double[owners.Length];
         ParallelFor.For(owners.Length, 1, (from, to) =>
@@ -54,22 +114,7 @@ public static class GradientClipping
             sumOfSquares += value;
         }
 
-        double total = Math.Sqrt(sumOfSquares);
-        if (!double.IsFinite(total)) return total;
-        float coefficient = (float)(maxNorm / (total + 1e-6));
-        if (coefficient < 1f)
-        {
-            ParallelFor.For(owners.Length, 1, (from, to) =>
-            {
-                for (int c = from; c < to; c++)
-                {
-                    var slice = Slice(grads[owners[c]], starts[c]);
-                    TensorPrimitives.Multiply(slice, coefficient, slice);
-                }
-            });
-        }
-
-        return total;
+        return Math.Sqrt(sumOfSquares);
     }
 
     private static (int[] Owners, int[] Starts) Chunks(List<Tensor> grads)

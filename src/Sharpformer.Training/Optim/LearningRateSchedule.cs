@@ -34,7 +34,7 @@ public enum LearningRateScheduleKind
 /// </code>
 /// HF's Trainer calls <c>scheduler.step()</c> after <c>optimizer.step()</c>, so optimizer step k (0-based) runs with
 /// base·λ(k): the first step of a warmup runs with rate 0. <see cref="Apply"/> does exactly that from the optimizer's
-/// <see cref="Optimizer.StepCount"/>: call it before every <see cref="Optimizer.Step"/>, and a resumed optimizer picks up
+/// <see cref="Optimizer.StepCount"/>: call it before every <see cref="Optimizer.Step()"/>, and a resumed optimizer picks up
 /// the schedule where it stopped.
 /// </summary>
 public sealed class LearningRateSchedule
@@ -142,7 +142,7 @@ public sealed class LearningRateSchedule
     /// <summary>
     /// Sets every group's <see cref="ParameterGroup.LearningRate"/> to its <see cref="ParameterGroup.InitialLearningRate"/>
     /// · λ(<paramref name="optimizer"/>.<see cref="Optimizer.StepCount"/>): the rate of the step about to run. Call it
-    /// right before each <see cref="Optimizer.Step"/>.
+    /// right before each <see cref="Optimizer.Step()"/>.
     /// </summary>
     /// <param name="optimizer">The optimizer.</param>
     public void Apply(Optimizer optimizer)

@@ -13,8 +13,10 @@ namespace Sharpformer.Training.Optim;
 /// <param name="BiasCorrection2Sqrt">√(1 − β2^step).</param>
 /// <param name="Epsilon">ε.</param>
 /// <param name="NegativeStepSize">−lr / (1 − β1^step).</param>
+/// <param name="GradientScale">Each gradient element is multiplied by this first (a fused clip; 1 leaves it exactly as it is).</param>
 internal readonly record struct AdamWCoefficients(
-    float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float BiasCorrection2Sqrt, float Epsilon, float NegativeStepSize);
+    float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float BiasCorrection2Sqrt, float Epsilon, float NegativeStepSize,
+    float GradientScale = 1f);
 
 /// <summary>SGD's per-step scalars (F32, as PyTorch applies them) and switches.</summary>
 /// <param name="WeightDecay">wd; used only when <paramref name="HasWeightDecay"/>.</param>
@@ -24,8 +26,10 @@ internal readonly record struct AdamWCoefficients(
 /// <param name="OneMinusDampening">1 − dampening.</param>
 /// <param name="Nesterov">Nesterov momentum.</param>
 /// <param name="NegativeLearningRate">−lr.</param>
+/// <param name="GradientScale">Each gradient element is multiplied by this first (a fused clip; 1 leaves it exactly as it is).</param>
 internal readonly record struct SgdCoefficients(
-    float WeightDecay, bool HasWeightDecay, float Momentum, bool HasMomentum, float OneMinusDampening, bool Nesterov, float NegativeLearningRate);
+    float WeightDecay, bool HasWeightDecay, float Momentum, bool HasMomentum, float OneMinusDampening, bool Nesterov, float NegativeLearningRate,
+    float GradientScale = 1f);
 
 /// <summary>
 /// The fused element loops of the optimizers: one pass over each array per step (the update is memory-bound, so a
@@ -37,7 +41,8 @@ internal readonly record struct SgdCoefficients(
 internal static class OptimKernels
 {
     /// <summary>
-    /// One AdamW step over a slice, in place: p ← p·decay; m ← m·β1 + (1−β1)·g; v ← v·β2 + ((1−β2)·g)·g;
+    /// One AdamW step over a slice, in place: g ← g·scale (as clip_grad_norm_ scales in place before the step; g·1 = g
+    /// exactly); p ← p·decay; m ← m·β1 + (1−β1)·g; v ← v·β2 + ((1−β2)·g)·g;
     /// p ← p + (−stepSize·m) / (√v / √bc2 + ε).
     /// </summary>
     public static void AdamW(in AdamWCoefficients c, Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v)
@@ -58,9 +63,11 @@ internal static class OptimKernels
             var biasCorrection2Sqrt = new Vector<float>(c.BiasCorrection2Sqrt);
             var epsilon = new Vector<float>(c.Epsilon);
             var negativeStepSize = new Vector<float>(c.NegativeStepSize);
+            var gradientScale = new Vector<float>(c.GradientScale);
             for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
             {
-                var gi = Vector.LoadUnsafe(ref rg, (nuint)i);
+                // g · 1 is g exactly, so the unclipped step needs no branch in the loop.
+                var gi = Vector.LoadUnsafe(ref rg, (nuint)i) * gradientScale;
                 var pi = Vector.LoadUnsafe(ref rp, (nuint)i) * decay;
                 var mi = (Vector.LoadUnsafe(ref rm, (nuint)i) * beta1) + (oneMinusBeta1 * gi);
                 var vi = (Vector.LoadUnsafe(ref rv, (nuint)i) * beta2) + (oneMinusBeta2 * gi * gi);
@@ -80,7 +87,7 @@ internal static class OptimKernels
     {
         for (int i = 0; i < p.Length; i++)
         {
-            float gi = g[i];
+            float gi = g[i] * c.GradientScale;
             float pi = p[i] * c.Decay;
             float mi = (m[i] * c.Beta1) + (c.OneMinusBeta1 * gi);
             float vi = (v[i] * c.Beta2) + (c.OneMinusBeta2 * gi * gi);
@@ -93,7 +100,7 @@ internal static class OptimKernels
     }
 
     /// <summary>
-    /// One SGD step over a slice, in place: d = g (+ wd·p); with momentum, buf ← d on the first step else
+    /// One SGD step over a slice, in place: d = g·scale (+ wd·p); with momentum, buf ← d on the first step else
     /// buf ← buf·μ + (1−dampening)·d, and d = d + μ·buf (Nesterov) or buf; then p ← p + (−lr)·d.
     /// <paramref name="buffer"/> is ignored (may be empty) without momentum.
     /// </summary>
@@ -110,10 +117,11 @@ internal static class OptimKernels
             var momentum = new Vector<float>(c.Momentum);
             var oneMinusDampening = new Vector<float>(c.OneMinusDampening);
             var negativeLearningRate = new Vector<float>(c.NegativeLearningRate);
+            var gradientScale = new Vector<float>(c.GradientScale);
             for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
             {
                 var pi = Vector.LoadUnsafe(ref rp, (nuint)i);
-                var d = Vector.LoadUnsafe(ref rg, (nuint)i);
+                var d = Vector.LoadUnsafe(ref rg, (nuint)i) * gradientScale;
                 if (c.HasWeightDecay) d += weightDecay * pi;
                 if (c.HasMomentum)
                 {
@@ -134,7 +142,7 @@ internal static class OptimKernels
     {
         for (int i = 0; i < p.Length; i++)
         {
-            float d = g[i];
+            float d = g[i] * c.GradientScale;
             if (c.HasWeightDecay) d += c.WeightDecay * p[i];
             if (c.HasMomentum)
             {

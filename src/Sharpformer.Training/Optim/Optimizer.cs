@@ -18,8 +18,12 @@ namespace Sharpformer.Training.Optim;
 /// <item><see cref="GradientClipping.ClipGradNorm"/> on the model's parameters (skip the step if the returned norm is
 /// not finite);</item>
 /// <item><see cref="LearningRateSchedule.Apply"/> (sets each group's rate for step <see cref="StepCount"/>), then
-/// <see cref="Step"/>, then <see cref="ZeroGrad"/>.</item>
+/// <see cref="Step()"/>, then <see cref="ZeroGrad"/>.</item>
 /// </list>
+/// Steps 2 and 3 can be one pass over the gradients instead of two: <see cref="GradientClipping.GlobalNorm(IEnumerable{Parameter})"/>,
+/// then <see cref="Step(float)"/> with <see cref="GradientClipping.ClipCoefficient"/>, which scales each gradient
+/// element as it reads it (the same F32 product the in-place clip writes, so the update is bit-identical) and leaves
+/// the gradients unscaled (the trainer does this).
 /// Step updates a parameter's elements in place and calls <see cref="Parameter.MarkModified"/>, so layers rebuild any
 /// packed copy of it. Chunks of every parameter run in parallel on <see cref="ParallelFor"/>.
 /// </remarks>
@@ -64,7 +68,7 @@ public abstract class Optimizer
     public IReadOnlyList<ParameterGroup> Groups => _groups;
 
     /// <summary>
-    /// How many times <see cref="Step"/> has run (restored by <see cref="LoadStateDict"/>): the 0-based index of the next
+    /// How many times <see cref="Step()"/> has run (restored by <see cref="LoadStateDict"/>): the 0-based index of the next
     /// step, which <see cref="LearningRateSchedule.Apply"/> uses.
     /// </summary>
     public long StepCount { get; private set; }
@@ -81,8 +85,23 @@ public abstract class Optimizer
     /// Then increments <see cref="StepCount"/>.
     /// </summary>
     /// <exception cref="InvalidOperationException">A parameter's value is not contiguous or its storage is read-only (checked for every parameter before any is changed).</exception>
-    public void Step()
+    public void Step() => Step(1f);
+
+    /// <summary>
+    /// <see cref="Step()"/> with every gradient taken as <paramref name="gradientScale"/> · g (F32), without writing the
+    /// gradients: gradient clipping fused into the update (pass <see cref="GradientClipping.ClipCoefficient"/>), one
+    /// read of each gradient instead of a scaling pass and then the update.
+    /// </summary>
+    /// <param name="gradientScale">The factor each gradient element is multiplied by before it is used; finite and &gt; 0 (1 uses the gradients as they are).</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="gradientScale"/> is not finite and &gt; 0.</exception>
+    /// <exception cref="InvalidOperationException">A parameter's value is not contiguous or its storage is read-only (checked for every parameter before any is changed).</exception>
+    public void Step(float gradientScale)
     {
+        if (!(gradientScale > 0f && float.IsFinite(gradientScale)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(gradientScale), gradientScale, $"{Name}.Step: the gradient scale must be finite and > 0 (a non-finite gradient norm means: skip the step).");
+        }
+
         var withGrad = new List<(string Name, Parameter Parameter, ParameterGroup Group, Tensor Grad)>();
         foreach (var group in _groups)
         {
@@ -109,7 +128,7 @@ public abstract class Optimizer
 
         if (active.Count > 0)
         {
-            Update(active);
+            Update(active, gradientScale);
             foreach (var entry in active)
             {
                 entry.Parameter.MarkModified();
@@ -135,7 +154,7 @@ public abstract class Optimizer
     /// The optimizer's state: <see cref="StepCount"/>, each parameter's state tensors named
     /// <c>&lt;buffer&gt;.&lt;parameter name&gt;</c> (<c>exp_avg.bert.pooler.dense.weight</c>) and, for optimizers that
     /// count them, each parameter's step. Parameters that never had a gradient have no state. The tensors are the live
-    /// buffers, not copies: write them out before the next <see cref="Step"/>. Hyperparameters (rates, betas) are not
+    /// buffers, not copies: write them out before the next <see cref="Step()"/>. Hyperparameters (rates, betas) are not
     /// state: build the optimizer that loads this with the same arguments.
     /// </summary>
     /// <returns>The state.</returns>
@@ -257,8 +276,11 @@ public abstract class Optimizer
         StepCount = state.StepCount;
     }
 
-    /// <summary>Updates the parameters of <paramref name="active"/> (each has a gradient and a state, possibly fresh).</summary>
-    private protected abstract void Update(IReadOnlyList<ActiveParameter> active);
+    /// <summary>
+    /// Updates the parameters of <paramref name="active"/> (each has a gradient and a state, possibly fresh), each
+    /// gradient element multiplied by <paramref name="gradientScale"/> first unless it is 1.
+    /// </summary>
+    private protected abstract void Update(IReadOnlyList<ActiveParameter> active, float gradientScale);
 
     /// <summary>
     /// Runs <paramref name="body"/>(index into <paramref name="active"/>, start, end) over every parameter's elements in

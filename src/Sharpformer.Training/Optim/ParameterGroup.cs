@@ -57,7 +57,7 @@ public sealed class ParameterGroup
     /// </summary>
     public double InitialLearningRate { get; }
 
-    /// <summary>The learning rate the next <see cref="Optimizer.Step"/> uses; ≥ 0 and finite.</summary>
+    /// <summary>The learning rate the next <see cref="Optimizer.Step()"/> uses; ≥ 0 and finite.</summary>
     /// <exception cref="ArgumentOutOfRangeException">Negative, NaN or infinite.</exception>
     public double LearningRate
     {

@@ -49,7 +49,7 @@ public sealed class Sgd : Optimizer
 
     private protected override bool CountsParameterSteps => false;
 
-    private protected override void Update(IReadOnlyList<ActiveParameter> active)
+    private protected override void Update(IReadOnlyList<ActiveParameter> active, float gradientScale)
     {
         var coefficients = new SgdCoefficients[active.Count];
         var first = new bool[active.Count];
@@ -71,7 +71,8 @@ public sealed class Sgd : Optimizer
                 HasMomentum: Momentum != 0,
                 OneMinusDampening: (float)(1 - Dampening),
                 Nesterov: Nesterov,
-                NegativeLearningRate: (float)-entry.Group.LearningRate);
+                NegativeLearningRate: (float)-entry.Group.LearningRate,
+                GradientScale: gradientScale);
         }
 
         ForEachChunk(active, (index, start, end) =>

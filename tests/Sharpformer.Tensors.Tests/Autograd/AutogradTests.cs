@@ -85,6 +85,26 @@ public class AutogradTests
     }
 
     [Fact]
+    public void Add_EqualShapes_BothBranchesGetTheGradient_WhenItIsShared()
+    {
+        // A residual add hands the same gradient tensor to both inputs; each branch then runs its own backward and the
+        // two reach x again, where they are summed: d/dx Σ (2x + tanh x)² = 2y · (2 + 1 − tanh² x).
+        var x = Leaf(0.3f, -1.2f, 2f);
+        var a = Ops.Scale(x, 2f);
+        var b = Ops.Tanh(x);
+        var y = Ops.Add(a, b);
+        Ops.Sum(Ops.Mul(y, y)).Backward();
+        var xs = x.ToArray();
+        var grad = x.Grad!.ToArray();
+        for (int i = 0; i < xs.Length; i++)
+        {
+            double t = Math.Tanh(xs[i]);
+            double expected = 2 * ((2 * xs[i]) + t) * (2 + (1 - (t * t)));
+            Assert.Equal(expected, grad[i], 1e-5);
+        }
+    }
+
+    [Fact]
     public void Backward_OnLeaf_SetsItsGradToTheSeed()
     {
         var x = Leaf(5f);

@@ -288,6 +288,42 @@ public class AttentionTests
         KernelTestData.Close(expected, dqkv, 1e-5f, 1e-4f, "dQKV");
     }
 
+    [Theory]
+    [InlineData(8, false)]
+    [InlineData(130, false)]
+    [InlineData(70, true)]
+    public void KeyMask_AllOnesRow_SameAsNoMask_NextToAPaddedRow(int t, bool causal)
+    {
+        // Batch 0 keeps every key (its mask row is skipped), batch 1 is padded. Batch 0's forward and blocked backward
+        // equal the unmasked run's bit for bit; batch 1 still matches the double reference.
+        const int B = 2, H = 2, D = 16, W = H * D;
+        var qkv = KernelTestData.Uniform(B * t * 3 * W, -1f, 1f, 21);
+        var shape = new AttentionShape(B, H, t, t, D) { QueryRowStride = 3 * W, KeyRowStride = 3 * W, ValueRowStride = 3 * W };
+        var mask = Enumerable.Repeat(1f, B * t).ToArray();
+        for (int j = t / 2; j < t; j++) mask[t + j] = 0f;
+        var dOut = KernelTestData.Uniform(B * t * W, -1f, 1f, 22);
+
+        (float[] Output, float[] Grad) Run(float[] m)
+        {
+            var output = new float[B * t * W];
+            var lse = new float[B * H * t];
+            Attention.Forward(shape, qkv, qkv.AsSpan(W), qkv.AsSpan(2 * W), output, causal, m, null, default, lse);
+            var grad = new float[qkv.Length];
+            Attention.Backward(shape, qkv, qkv.AsSpan(W), qkv.AsSpan(2 * W), output, lse, dOut, grad, grad.AsSpan(W), grad.AsSpan(2 * W), causal, m);
+            return (output, grad);
+        }
+
+        var (masked, maskedGrad) = Run(mask);
+        var (plain, plainGrad) = Run([]);
+        Assert.Equal(plain.AsSpan(0, t * W).ToArray(), masked.AsSpan(0, t * W).ToArray());
+        Assert.Equal(plainGrad.AsSpan(0, t * 3 * W).ToArray(), maskedGrad.AsSpan(0, t * 3 * W).ToArray());
+
+        var expected = new float[qkv.Length];
+        Attention.BackwardReference(shape, qkv, qkv.AsSpan(W), qkv.AsSpan(2 * W), dOut, expected, expected.AsSpan(W), expected.AsSpan(2 * W), causal, mask, 1f / MathF.Sqrt(D));
+        KernelTestData.Close(expected, maskedGrad, 1e-5f, 1e-4f, "dQKV with a padded batch entry");
+        Assert.NotEqual(plainGrad.AsSpan(t * 3 * W).ToArray(), maskedGrad.AsSpan(t * 3 * W).ToArray());
+    }
+
     public static TheoryData<int, int, int, int, int, bool> LargeCases() => new()
     {
         // Wide enough for the 4- and 2-block vector loops: Tk ≥ 64 keys and D = 64 / 80 / 96.

@@ -37,6 +37,66 @@ public class GradientClippingTests
         Assert.Null(parameters[^1].Value.Grad);
     }
 
+    [Theory]
+    [InlineData("adamw", 0.5)]   // clips: the coefficient is below 1
+    [InlineData("adamw", 1e6)]   // does not clip: the coefficient is 1
+    [InlineData("sgd", 0.5)]
+    public void StepWithClipCoefficient_EqualsClipInPlaceThenStep_BitForBit(string kind, double maxNorm)
+    {
+        // Sizes with vector tails and several optimizer chunks; three steps so the moments carry the scaled gradients.
+        int[] sizes = [37, 70_001, 5];
+        Parameter[] Make() => [.. sizes.Select((n, i) => new Parameter(Tensor.RandomNormal(new Shape(n), new Random(i), 0f, 1f)))];
+        Optimizer For(Parameter[] ps)
+        {
+            var group = new ParameterGroup(ps.Select((p, i) => ($"p{i}", p)), learningRate: 0.01, weightDecay: 0.1);
+            return kind == "adamw" ? new AdamW([group]) : new Sgd([group], momentum: 0.9);
+        }
+
+        var inPlace = Make();
+        var fused = Make();
+        var first = For(inPlace);
+        var second = For(fused);
+        for (int step = 0; step < 3; step++)
+        {
+            for (int i = 0; i < sizes.Length; i++)
+            {
+                float[] g = [.. Enumerable.Range(0, sizes[i]).Select(j => (float)Math.Sin((j * 0.37) + step + i))];
+                OptimFixture.SetGrad(inPlace[i], g);
+                OptimFixture.SetGrad(fused[i], g);
+            }
+
+            double clippedNorm = GradientClipping.ClipGradNorm(inPlace, maxNorm);
+            first.Step();
+            double norm = GradientClipping.GlobalNorm(fused);
+            float coefficient = GradientClipping.ClipCoefficient(norm, maxNorm);
+            Assert.Equal(clippedNorm, norm);
+            Assert.Equal(maxNorm < norm, coefficient < 1f);
+            second.Step(coefficient);
+            for (int i = 0; i < sizes.Length; i++)
+            {
+                Assert.Equal(inPlace[i].Value.ToArray(), fused[i].Value.ToArray());
+            }
+
+            first.ZeroGrad();
+            second.ZeroGrad();
+        }
+    }
+
+    [Fact]
+    public void ClipCoefficient_And_StepScale_RejectWhatCannotBeUsed()
+    {
+        Assert.Equal(1f, GradientClipping.ClipCoefficient(0, 1.0));
+        Assert.Equal(1f, GradientClipping.ClipCoefficient(3, double.PositiveInfinity));
+        Assert.Equal((float)(1.0 / (4 + 1e-6)), GradientClipping.ClipCoefficient(4, 1.0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => GradientClipping.ClipCoefficient(double.NaN, 1.0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => GradientClipping.ClipCoefficient(1, 0));
+        var p = new Parameter(Tensor.Zeros(new Shape(2)));
+        var optimizer = new AdamW([new ParameterGroup([("p", p)], 0.1)]);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => optimizer.Step(float.NaN));
+        Assert.Contains("skip the step", e.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentOutOfRangeException>(() => optimizer.Step(0f));
+    }
+
     [Fact]
     public void ClipGradNorm_NonFiniteGradient_ReturnsItAndLeavesGradientsAlone()
     {
