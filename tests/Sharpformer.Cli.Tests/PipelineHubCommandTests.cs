@@ -42,6 +42,9 @@ public sealed class PipelineHubCommandTests : IAsyncLifetime
         start.Environment["HF_ENDPOINT"] = _server.Endpoint.ToString();
         start.Environment["HF_HUB_OFFLINE"] = offline ? "1" : "0";
         start.Environment.Remove("HF_TOKEN");
+
+        // No shipped models (an empty root): the offline default must fail, not fall back (TourCommandTests covers the fallback).
+        start.Environment["SHARPFORMER_SHIPPED_MODELS"] = Directory.CreateDirectory(Path.Combine(_root, "no-shipped-models")).FullName;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
