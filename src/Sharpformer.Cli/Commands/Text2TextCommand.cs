@@ -111,21 +111,13 @@ internal static class Text2TextCommand
                 Warning = message => error.WriteLine($"note: {verb}: {message}"),
             });
 
-            if (flags.CrossAttention is { } picture)
+            if (flags.CrossAttention is not null && lm is not ICrossAttentionSeq2SeqLM)
             {
-                if (lm is not ICrossAttentionSeq2SeqLM)
-                {
-                    throw new ArgumentException($"--cross-attention: {ModelType(folder) ?? lm.GetType().Name} models do not return cross-attention weights here; the original Transformer (sharpformer-transformer, e.g. {ShippedModels.TransformerDeEn}) does.");
-                }
-
-                var first = pipeline.Run([inputs[0]], options, ct)[0][0];
-                var map = pipeline.CrossAttention(inputs[0], first);
-                Explain.ExplainImages.CrossAttention(map, picture, string.Create(CultureInfo.InvariantCulture,
-                    $"Cross-attention, decoder layer {map.Layer + 1} of {map.Layers}, mean of {map.Heads} heads"));
-                await error.WriteLineAsync($"{verb}: the cross-attention of the first text's output is in {Path.GetFullPath(picture)}").ConfigureAwait(false);
+                throw new ArgumentException($"--cross-attention: {ModelType(folder) ?? lm.GetType().Name} models do not return cross-attention weights here; the original Transformer (sharpformer-transformer, e.g. {ShippedModels.TransformerDeEn}) does.");
             }
 
-            if (inputs.Count == 1 && options.NumBeams == 1 && !flags.Json)
+            // Streaming would generate the first text a second time for the picture, so --cross-attention runs the batch path.
+            if (inputs.Count == 1 && options.NumBeams == 1 && !flags.Json && flags.CrossAttention is null)
             {
                 await foreach (var piece in pipeline.StreamAsync(inputs[0], options, ct).ConfigureAwait(false))
                 {
@@ -138,6 +130,14 @@ internal static class Text2TextCommand
             }
 
             var results = pipeline.Run(inputs, options, ct);
+            if (flags.CrossAttention is { } path)
+            {
+                var map = pipeline.CrossAttention(inputs[0], results[0][0]);
+                Explain.ExplainImages.CrossAttention(map, path, string.Create(CultureInfo.InvariantCulture,
+                    $"Cross-attention, decoder layer {map.Layer + 1} of {map.Layers}, mean of {map.Heads} heads"));
+                await error.WriteLineAsync($"{verb}: the cross-attention of the first text's output is in {Path.GetFullPath(path)}").ConfigureAwait(false);
+            }
+
             if (flags.Json)
             {
                 var shaped = results.Select(r => new Dictionary<string, string> { [pipeline.ResultKey] = r[0].Text }).ToList();

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Numerics.Tensors;
 using System.Text.Json;
 using ScottPlot;
 using Sharpformer.Explain;
@@ -360,15 +361,7 @@ internal static class TourCommand
             for (var h = 0; h < heads.Count; h++)
             {
                 var m = heads[h];
-                var best = 0;
-                for (var j = 1; j < m.Cols; j++)
-                {
-                    if (m.Values[(query * m.Cols) + j] > m.Values[(query * m.Cols) + best])
-                    {
-                        best = j;
-                    }
-                }
-
+                var best = TensorPrimitives.IndexOfMax(m.Values.AsSpan(query * m.Cols, m.Cols));
                 focus.Add(new HeadFocus(h, report.Tokens[best].Token, best, m.Values[(query * m.Cols) + best]));
                 var title = string.Create(CultureInfo.InvariantCulture, $"Layer {layer}, head {h}: attention (query ↓, key →)");
                 pictures.Add(Save(Heatmap(m.Values, m.Rows, m.Cols, title, signed: false), string.Create(CultureInfo.InvariantCulture, $"step3-attention-layer{layer}-head{h}.png"), 560, 480));
@@ -428,15 +421,7 @@ internal static class TourCommand
             var alignment = new List<AlignmentRow>();
             for (var i = 0; i < map.TargetTokens.Count; i++)
             {
-                var best = 0;
-                for (var j = 1; j < map.SourceTokens.Count; j++)
-                {
-                    if (map.Weights[(i * map.SourceTokens.Count) + j] > map.Weights[(i * map.SourceTokens.Count) + best])
-                    {
-                        best = j;
-                    }
-                }
-
+                var best = TensorPrimitives.IndexOfMax(map.Weights.AsSpan(i * map.SourceTokens.Count, map.SourceTokens.Count));
                 alignment.Add(new AlignmentRow(map.TargetTokens[i], map.SourceTokens[best], map.Weights[(i * map.SourceTokens.Count) + best]));
             }
 
