@@ -21,6 +21,7 @@ public sealed class QuantMatMulTests
             data.Add(type, 19, 5 * block, 70); // a prefill, odd rows and outputs
             data.Add(type, 4, 3 * block, 2); // exactly one tile of two rows × four tokens
             data.Add(type, 12, 4 * block, 9); // three token tiles, an odd last row
+            data.Add(type, 137, 2 * block, 6); // 17 groups of eight tokens: more than one pass of the K-quant lane kernel
         }
 
         return data;

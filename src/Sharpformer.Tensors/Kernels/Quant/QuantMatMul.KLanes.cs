@@ -17,42 +17,71 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// </summary>
 public static unsafe partial class QuantMatMul
 {
+    /// <summary>Token groups whose accumulators one pass over a row tile's super-blocks keeps (16 groups: 2 KiB of floats).</summary>
+    private const int KLaneGroupsPerPass = 16;
+
     /// <summary>
     /// Rows [start, end) in tiles of four over every group of eight tokens (K-quant weights), the tokens past the last
-    /// group one at a time; returns the first row not done.
+    /// group one at a time; returns the first row not done. Each super-block of the four rows is unpacked once per
+    /// pass over up to <see cref="KLaneGroupsPerPass"/> token groups, the groups' sums kept in an L1-resident tile.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static int KLaneRows(in Job job, int start, int end)
     {
-        var tile = stackalloc float[LaneRowsPerTile * LaneTokens];
-        var scratch = stackalloc byte[LaneRowsPerTile * 256];
+        var tiles = stackalloc float[KLaneGroupsPerPass * LaneRowsPerTile * LaneTokens];
+        var codes = stackalloc byte[LaneRowsPerTile * 256];
         var scales = stackalloc int[LaneRowsPerTile * 16];
         var pairs = stackalloc uint[LaneRowsPerTile * 8];
+        var factors = stackalloc float[2 * LaneRowsPerTile];
+        var panel = new KPanel(codes, scales, pairs, factors);
         var blocks = job.In / 256;
         var sumVectors = job.Type == QuantType.Q4_K ? 4 : 8;
         var o = start;
         for (; o + LaneRowsPerTile <= end; o += LaneRowsPerTile)
         {
             var w = (byte*)job.W + ((long)o * job.RowBytes);
-            for (var g = 0; g < job.LaneGroups; g++)
+            for (var first = 0; first < job.LaneGroups; first += KLaneGroupsPerPass)
             {
-                var lanes = (sbyte*)job.Lanes + ((long)g * LaneTokens * job.In);
-                var dx = (float*)job.LaneScales + ((long)g * blocks * LaneTokens);
-                var sums = (short*)job.LaneSums + ((long)g * blocks * sumVectors * 16);
-                if (job.Type == QuantType.Q4_K)
+                var count = Math.Min(KLaneGroupsPerPass, job.LaneGroups - first);
+                new Span<float>(tiles, count * LaneRowsPerTile * LaneTokens).Clear();
+                for (var b = 0; b < blocks; b++)
                 {
-                    LaneTileQ4_K(w, job.RowBytes, lanes, dx, sums, blocks, scratch, scales, pairs, tile);
-                }
-                else
-                {
-                    LaneTileQ6_K(w, job.RowBytes, lanes, dx, sums, blocks, scratch, scales, pairs, tile);
+                    if (job.Type == QuantType.Q4_K)
+                    {
+                        UnpackQ4_K(w + (144L * b), job.RowBytes, panel);
+                    }
+                    else
+                    {
+                        UnpackQ6_K(w + (210L * b), job.RowBytes, panel);
+                    }
+
+                    for (var g = first; g < first + count; g++)
+                    {
+                        // Group g's codes, scales and code sums of super-block b.
+                        var lanes = (sbyte*)job.Lanes + ((long)g * LaneTokens * job.In) + (2048L * b);
+                        var dx = (float*)job.LaneScales + ((((long)g * blocks) + b) * LaneTokens);
+                        var sums = (short*)job.LaneSums + ((((long)g * blocks) + b) * sumVectors * 16);
+                        var tile = tiles + ((g - first) * LaneRowsPerTile * LaneTokens);
+                        if (job.Type == QuantType.Q4_K)
+                        {
+                            SuperBlockQ4_K(panel, lanes, dx, sums, tile);
+                        }
+                        else
+                        {
+                            SuperBlockQ6_K(panel, lanes, dx, sums, tile);
+                        }
+                    }
                 }
 
-                for (var i = 0; i < LaneRowsPerTile; i++)
+                for (var g = first; g < first + count; g++)
                 {
-                    for (var t = 0; t < LaneTokens; t++)
+                    var tile = tiles + ((g - first) * LaneRowsPerTile * LaneTokens);
+                    for (var i = 0; i < LaneRowsPerTile; i++)
                     {
-                        Store(job, o + i, (g * LaneTokens) + t, tile[(i * LaneTokens) + t]);
+                        for (var t = 0; t < LaneTokens; t++)
+                        {
+                            Store(job, o + i, (g * LaneTokens) + t, tile[(i * LaneTokens) + t]);
+                        }
                     }
                 }
             }
@@ -70,138 +99,128 @@ public static unsafe partial class QuantMatMul
     }
 
     /// <summary>
-    /// Four Q4_K rows from <paramref name="w"/> times one group of eight tokens into <paramref name="result"/> [4, 8].
-    /// Scratch layout: sub-block j of row r at 128·j + 32·r (32 nibbles in value order).
+    /// Super-block b of four Q4_K rows (<paramref name="block"/> is row 0's) unpacked into the panel: sub-block j of row
+    /// r at 128·j + 32·r (32 nibbles in value order), the scales as int32 [r, 8], the mins as int16 pairs
+    /// (m_2i, m_2i+1) [r, 4], d [r] and −dmin [4 + r].
     /// </summary>
-    private static void LaneTileQ4_K(
-        byte* w, int rowBytes, sbyte* lanes, float* dx, short* sums, int blocks, byte* scratch, int* scales, uint* minPairs, float* result)
+    private static void UnpackQ4_K(byte* block, int rowBytes, in KPanel panel)
     {
         var low = Vector256.Create((byte)0x0F);
-        var d = stackalloc float[LaneRowsPerTile];
-        var dmin = stackalloc float[LaneRowsPerTile];
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (var b = 0; b < blocks; b++, lanes += 2048, sums += 64)
+        for (var r = 0; r < LaneRowsPerTile; r++, block += rowBytes)
         {
-            for (var r = 0; r < LaneRowsPerTile; r++)
+            for (var c = 0; c < 4; c++)
             {
-                var block = w + ((long)r * rowBytes) + (144L * b);
-                for (var c = 0; c < 4; c++)
-                {
-                    var raw = Vector256.Load(block + Q4_K.CodesOffset + (32 * c));
-                    (raw & low).Store(scratch + (128 * 2 * c) + (32 * r));
-                    (Vector256.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & low).Store(scratch + (128 * ((2 * c) + 1)) + (32 * r));
-                }
-
-                var (s, m) = Q4_KScaleBytes(block + Q4_K.ScalesOffset);
-                // Scales as eight int32 (the VPMULLD multipliers), mins as four int16 pairs (m_2i, m_2i+1) for VPDPWSSD.
-                Avx2.ConvertToVector256Int32(Vector128.CreateScalar(s).AsByte()).Store(scales + (8 * r));
-                Sse41.ConvertToVector128Int16(Vector128.CreateScalar(m).AsByte()).AsUInt32().Store(minPairs + (4 * r));
-                d[r] = Half16(block);
-                dmin[r] = -Half16(block + 2);
+                var raw = Vector256.Load(block + Q4_K.CodesOffset + (32 * c));
+                (raw & low).Store(panel.Codes + (128 * 2 * c) + (32 * r));
+                (Vector256.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & low).Store(panel.Codes + (128 * ((2 * c) + 1)) + (32 * r));
             }
 
-            Vector256<int> t0 = default, t1 = default, t2 = default, t3 = default;
-            for (var j = 0; j < 8; j += 2)
-            {
-                var (e0, e1, e2, e3, f0, f1, f2, f3) = LaneDotPair(scratch + (128 * j), 32, 128, lanes + (256 * j), 256, 8);
-                t0 += (e0 * Vector256.Create(scales[j])) + (f0 * Vector256.Create(scales[j + 1]));
-                t1 += (e1 * Vector256.Create(scales[8 + j])) + (f1 * Vector256.Create(scales[8 + j + 1]));
-                t2 += (e2 * Vector256.Create(scales[16 + j])) + (f2 * Vector256.Create(scales[16 + j + 1]));
-                t3 += (e3 * Vector256.Create(scales[24 + j])) + (f3 * Vector256.Create(scales[24 + j + 1]));
-            }
-
-            // Σ_j m_j·Σx over the sub-blocks of 32, four pairs of sub-blocks per token.
-            Vector256<int> n0 = default, n1 = default, n2 = default, n3 = default;
-            for (var i = 0; i < 4; i++)
-            {
-                var xs = Vector256.Load(sums + (16 * i));
-                n0 = AvxVnni.MultiplyWideningAndAdd(n0, Vector256.Create(minPairs[i]).AsInt16(), xs);
-                n1 = AvxVnni.MultiplyWideningAndAdd(n1, Vector256.Create(minPairs[4 + i]).AsInt16(), xs);
-                n2 = AvxVnni.MultiplyWideningAndAdd(n2, Vector256.Create(minPairs[8 + i]).AsInt16(), xs);
-                n3 = AvxVnni.MultiplyWideningAndAdd(n3, Vector256.Create(minPairs[12 + i]).AsInt16(), xs);
-            }
-
-            var scale = Vector256.Load(dx + (8 * b));
-            a0 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(n0), scale * dmin[0], Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(t0), scale * d[0], a0));
-            a1 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(n1), scale * dmin[1], Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(t1), scale * d[1], a1));
-            a2 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(n2), scale * dmin[2], Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(t2), scale * d[2], a2));
-            a3 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(n3), scale * dmin[3], Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(t3), scale * d[3], a3));
+            var (s, m) = Q4_KScaleBytes(block + Q4_K.ScalesOffset);
+            Avx2.ConvertToVector256Int32(Vector128.CreateScalar(s).AsByte()).Store(panel.Scales + (8 * r));
+            Sse41.ConvertToVector128Int16(Vector128.CreateScalar(m).AsByte()).AsUInt32().Store(panel.Pairs + (4 * r));
+            panel.Factors[r] = Half16(block);
+            panel.Factors[LaneRowsPerTile + r] = -Half16(block + 2);
         }
-
-        a0.Store(result);
-        a1.Store(result + 8);
-        a2.Store(result + 16);
-        a3.Store(result + 24);
     }
 
     /// <summary>
-    /// Four Q6_K rows from <paramref name="w"/> times one group of eight tokens into <paramref name="result"/> [4, 8].
-    /// Scratch layout: group g (16 values) of row r at 64·g + 16·r (six-bit codes 0–63 in value order).
+    /// Super-block b of four Q6_K rows unpacked into the panel: group g (16 values) of row r at 64·g + 16·r (six-bit
+    /// codes 0–63 in value order), the scales as int32 [r, 16] and as int16 pairs (s_2i, s_2i+1) [r, 8], d [r].
     /// </summary>
-    private static void LaneTileQ6_K(
-        byte* w, int rowBytes, sbyte* lanes, float* dx, short* sums, int blocks, byte* scratch, int* scales, uint* scalePairs, float* result)
+    private static void UnpackQ6_K(byte* block, int rowBytes, in KPanel panel)
     {
-        var d = stackalloc float[LaneRowsPerTile];
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (var b = 0; b < blocks; b++, lanes += 2048, sums += 128)
+        for (var r = 0; r < LaneRowsPerTile; r++, block += rowBytes)
         {
-            for (var r = 0; r < LaneRowsPerTile; r++)
+            for (var h = 0; h < 2; h++)
             {
-                var block = w + ((long)r * rowBytes) + (210L * b);
-                for (var h = 0; h < 2; h++)
+                for (var k = 0; k < 4; k++)
                 {
-                    for (var k = 0; k < 4; k++)
-                    {
-                        // Quarter k of half h is values 128h + 32k .. + 32: groups 8h + 2k and 8h + 2k + 1.
-                        var codes = Q6Codes(block, h, k);
-                        var g = (8 * h) + (2 * k);
-                        codes.GetLower().Store(scratch + (64 * g) + (16 * r));
-                        codes.GetUpper().Store(scratch + (64 * (g + 1)) + (16 * r));
-                    }
+                    // Quarter k of half h is values 128h + 32k .. + 32: groups 8h + 2k and 8h + 2k + 1.
+                    var codes = Q6Codes(block, h, k);
+                    var g = (8 * h) + (2 * k);
+                    codes.GetLower().Store(panel.Codes + (64 * g) + (16 * r));
+                    codes.GetUpper().Store(panel.Codes + (64 * (g + 1)) + (16 * r));
                 }
-
-                var sc = Vector128.Load((sbyte*)(block + Q6_K.ScalesOffset));
-                var wide = Avx2.ConvertToVector256Int16(sc);
-                // Scales as sixteen int32 (the VPMULLD multipliers) and as eight int16 pairs (s_2i, s_2i+1) for VPDPWSSD.
-                Avx2.ConvertToVector256Int32(sc).Store(scales + (16 * r));
-                Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(sc, 8)).Store(scales + (16 * r) + 8);
-                wide.AsUInt32().Store(scalePairs + (8 * r));
-                d[r] = Half16(block + Q6_K.DOffset);
             }
 
-            Vector256<int> t0 = default, t1 = default, t2 = default, t3 = default;
-            for (var g = 0; g < 16; g += 2)
-            {
-                var (e0, e1, e2, e3, f0, f1, f2, f3) = LaneDotPair(scratch + (64 * g), 16, 64, lanes + (128 * g), 128, 4);
-                t0 += (e0 * Vector256.Create(scales[g])) + (f0 * Vector256.Create(scales[g + 1]));
-                t1 += (e1 * Vector256.Create(scales[16 + g])) + (f1 * Vector256.Create(scales[16 + g + 1]));
-                t2 += (e2 * Vector256.Create(scales[32 + g])) + (f2 * Vector256.Create(scales[32 + g + 1]));
-                t3 += (e3 * Vector256.Create(scales[48 + g])) + (f3 * Vector256.Create(scales[48 + g + 1]));
-            }
+            var sc = Vector128.Load((sbyte*)(block + Q6_K.ScalesOffset));
+            Avx2.ConvertToVector256Int32(sc).Store(panel.Scales + (16 * r));
+            Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(sc, 8)).Store(panel.Scales + (16 * r) + 8);
+            Avx2.ConvertToVector256Int16(sc).AsUInt32().Store(panel.Pairs + (8 * r));
+            panel.Factors[r] = Half16(block + Q6_K.DOffset);
+        }
+    }
 
-            // The codes were taken unsigned: take back 32·Σ_g s_g·Σx over the groups of 16, eight pairs per token.
-            Vector256<int> n0 = default, n1 = default, n2 = default, n3 = default;
-            for (var i = 0; i < 8; i++)
-            {
-                var xs = Vector256.Load(sums + (16 * i));
-                n0 = AvxVnni.MultiplyWideningAndAdd(n0, Vector256.Create(scalePairs[i]).AsInt16(), xs);
-                n1 = AvxVnni.MultiplyWideningAndAdd(n1, Vector256.Create(scalePairs[8 + i]).AsInt16(), xs);
-                n2 = AvxVnni.MultiplyWideningAndAdd(n2, Vector256.Create(scalePairs[16 + i]).AsInt16(), xs);
-                n3 = AvxVnni.MultiplyWideningAndAdd(n3, Vector256.Create(scalePairs[24 + i]).AsInt16(), xs);
-            }
-
-            var scale = Vector256.Load(dx + (8 * b));
-            a0 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(t0 - Vector256.ShiftLeft(n0, 5)), scale * d[0], a0);
-            a1 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(t1 - Vector256.ShiftLeft(n1, 5)), scale * d[1], a1);
-            a2 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(t2 - Vector256.ShiftLeft(n2, 5)), scale * d[2], a2);
-            a3 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(t3 - Vector256.ShiftLeft(n3, 5)), scale * d[3], a3);
+    /// <summary>One unpacked Q4_K super-block of four rows times one group of eight tokens, added to <paramref name="tile"/> [4, 8].</summary>
+    private static void SuperBlockQ4_K(in KPanel panel, sbyte* lanes, float* dx, short* sums, float* tile)
+    {
+        var scales = panel.Scales;
+        Vector256<int> t0 = default, t1 = default, t2 = default, t3 = default;
+        for (var j = 0; j < 8; j += 2)
+        {
+            var (e0, e1, e2, e3, f0, f1, f2, f3) = LaneDotPair(panel.Codes + (128 * j), 32, 128, lanes + (256 * j), 256, 8);
+            t0 += (e0 * Vector256.Create(scales[j])) + (f0 * Vector256.Create(scales[j + 1]));
+            t1 += (e1 * Vector256.Create(scales[8 + j])) + (f1 * Vector256.Create(scales[8 + j + 1]));
+            t2 += (e2 * Vector256.Create(scales[16 + j])) + (f2 * Vector256.Create(scales[16 + j + 1]));
+            t3 += (e3 * Vector256.Create(scales[24 + j])) + (f3 * Vector256.Create(scales[24 + j + 1]));
         }
 
-        a0.Store(result);
-        a1.Store(result + 8);
-        a2.Store(result + 16);
-        a3.Store(result + 24);
+        // Σ_j m_j·Σx over the sub-blocks of 32, four pairs of sub-blocks per token.
+        var pairs = panel.Pairs;
+        Vector256<int> n0 = default, n1 = default, n2 = default, n3 = default;
+        for (var i = 0; i < 4; i++)
+        {
+            var xs = Vector256.Load(sums + (16 * i));
+            n0 = AvxVnni.MultiplyWideningAndAdd(n0, Vector256.Create(pairs[i]).AsInt16(), xs);
+            n1 = AvxVnni.MultiplyWideningAndAdd(n1, Vector256.Create(pairs[4 + i]).AsInt16(), xs);
+            n2 = AvxVnni.MultiplyWideningAndAdd(n2, Vector256.Create(pairs[8 + i]).AsInt16(), xs);
+            n3 = AvxVnni.MultiplyWideningAndAdd(n3, Vector256.Create(pairs[12 + i]).AsInt16(), xs);
+        }
+
+        var scale = Vector256.Load(dx);
+        var f = panel.Factors;
+        AddRow(tile, Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(n0), scale * f[4], Avx.ConvertToVector256Single(t0) * (scale * f[0])));
+        AddRow(tile + 8, Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(n1), scale * f[5], Avx.ConvertToVector256Single(t1) * (scale * f[1])));
+        AddRow(tile + 16, Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(n2), scale * f[6], Avx.ConvertToVector256Single(t2) * (scale * f[2])));
+        AddRow(tile + 24, Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(n3), scale * f[7], Avx.ConvertToVector256Single(t3) * (scale * f[3])));
     }
+
+    /// <summary>One unpacked Q6_K super-block of four rows times one group of eight tokens, added to <paramref name="tile"/> [4, 8].</summary>
+    private static void SuperBlockQ6_K(in KPanel panel, sbyte* lanes, float* dx, short* sums, float* tile)
+    {
+        var scales = panel.Scales;
+        Vector256<int> t0 = default, t1 = default, t2 = default, t3 = default;
+        for (var g = 0; g < 16; g += 2)
+        {
+            var (e0, e1, e2, e3, f0, f1, f2, f3) = LaneDotPair(panel.Codes + (64 * g), 16, 64, lanes + (128 * g), 128, 4);
+            t0 += (e0 * Vector256.Create(scales[g])) + (f0 * Vector256.Create(scales[g + 1]));
+            t1 += (e1 * Vector256.Create(scales[16 + g])) + (f1 * Vector256.Create(scales[16 + g + 1]));
+            t2 += (e2 * Vector256.Create(scales[32 + g])) + (f2 * Vector256.Create(scales[32 + g + 1]));
+            t3 += (e3 * Vector256.Create(scales[48 + g])) + (f3 * Vector256.Create(scales[48 + g + 1]));
+        }
+
+        // The codes were taken unsigned: take back 32·Σ_g s_g·Σx over the groups of 16, eight pairs per token.
+        var pairs = panel.Pairs;
+        Vector256<int> n0 = default, n1 = default, n2 = default, n3 = default;
+        for (var i = 0; i < 8; i++)
+        {
+            var xs = Vector256.Load(sums + (16 * i));
+            n0 = AvxVnni.MultiplyWideningAndAdd(n0, Vector256.Create(pairs[i]).AsInt16(), xs);
+            n1 = AvxVnni.MultiplyWideningAndAdd(n1, Vector256.Create(pairs[8 + i]).AsInt16(), xs);
+            n2 = AvxVnni.MultiplyWideningAndAdd(n2, Vector256.Create(pairs[16 + i]).AsInt16(), xs);
+            n3 = AvxVnni.MultiplyWideningAndAdd(n3, Vector256.Create(pairs[24 + i]).AsInt16(), xs);
+        }
+
+        var scale = Vector256.Load(dx);
+        var f = panel.Factors;
+        AddRow(tile, Avx.ConvertToVector256Single(t0 - Vector256.ShiftLeft(n0, 5)) * (scale * f[0]));
+        AddRow(tile + 8, Avx.ConvertToVector256Single(t1 - Vector256.ShiftLeft(n1, 5)) * (scale * f[1]));
+        AddRow(tile + 16, Avx.ConvertToVector256Single(t2 - Vector256.ShiftLeft(n2, 5)) * (scale * f[2]));
+        AddRow(tile + 24, Avx.ConvertToVector256Single(t3 - Vector256.ShiftLeft(n3, 5)) * (scale * f[3]));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddRow(float* row, Vector256<float> value) => (Vector256.Load(row) + value).Store(row);
 
     /// <summary>
     /// Two sub-blocks side by side for four unsigned weight rows: rows r of the first at
@@ -247,5 +266,17 @@ public static unsafe partial class QuantMatMul
         // Likewise m_0..m_3 (bytes 4–7) and m_4..m_7 (high nibbles of bytes 8–11, top bits from bytes 4–7).
         ulong m = (u1 & Six) | ((ulong)(((u2 >> 4) & Four) | (((u1 >> 6) & Two) << 4)) << 32);
         return (s, m);
+    }
+
+    /// <summary>A row tile's unpacked super-block: codes (1 KiB), int32 scales, int16 pairs for VPDPWSSD, float factors.</summary>
+    private readonly struct KPanel(byte* codes, int* scales, uint* pairs, float* factors)
+    {
+        public byte* Codes { get; } = codes;
+
+        public int* Scales { get; } = scales;
+
+        public uint* Pairs { get; } = pairs;
+
+        public float* Factors { get; } = factors;
     }
 }
