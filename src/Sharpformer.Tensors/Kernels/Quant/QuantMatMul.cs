@@ -56,6 +56,23 @@ public static unsafe partial class QuantMatMul
     public static void MultiplyReference(ReadOnlySpan<float> x, int rows, QuantizedMatrix w, ReadOnlySpan<float> bias, Span<float> y, bool accumulate = false) =>
         Run(x, rows, w, bias, y, accumulate, simd: false);
 
+    /// <summary>The 8-bit activations for <paramref name="type"/> weights as the kernels make them (for tests): codes, scales and code sums.</summary>
+    internal static (sbyte[] Codes, float[] Scales, short[] Sums) QuantizeActivations(QuantType type, ReadOnlySpan<float> x, int rows, int n, bool simd)
+    {
+        var activations = Activations.Rent(type, rows, n);
+        try
+        {
+            activations.Quantize(x, rows, n, simd && Avx2.IsSupported);
+            var block = type is QuantType.Q4_K or QuantType.Q6_K ? 256 : 32;
+            var sums = type is QuantType.Q4_K or QuantType.Q6_K ? 16 : 32;
+            return (activations.Codes[..(rows * n)], activations.Scales[..(rows * n / block)], activations.Sums[..(rows * n / sums)]);
+        }
+        finally
+        {
+            activations.Return();
+        }
+    }
+
     private static void Run(ReadOnlySpan<float> x, int rows, QuantizedMatrix w, ReadOnlySpan<float> bias, Span<float> y, bool accumulate, bool simd)
     {
         ArgumentNullException.ThrowIfNull(w);
@@ -72,7 +89,7 @@ public static unsafe partial class QuantMatMul
         var groups = simd && AvxVnni.IsSupported ? rows / LaneTokens : 0;
         try
         {
-            activations.Quantize(x, rows, n);
+            activations.Quantize(x, rows, n, simd && Avx2.IsSupported);
             if (groups > 0)
             {
                 activations.Interleave(groups, n, w.Type == QuantType.Q8_0 ? 128 : 8);
@@ -543,34 +560,158 @@ public static unsafe partial class QuantMatMul
             }
         }
 
-        public void Quantize(ReadOnlySpan<float> x, int rows, int n)
+        /// <summary>
+        /// Quantizes the rows of x (the reference one value at a time; with <paramref name="simd"/> eight at a time, the
+        /// same codes and scales, and the rows split between threads when there are many values).
+        /// </summary>
+        public void Quantize(ReadOnlySpan<float> x, int rows, int n, bool simd)
         {
-            for (var r = 0; r < rows; r++)
+            if (!simd)
             {
-                var row = x.Slice(r * n, n);
-                var codes = Codes.AsSpan(r * n, n);
+                for (var r = 0; r < rows; r++)
+                {
+                    QuantizeRow(x.Slice(r * n, n), r, n);
+                }
+
+                return;
+            }
+
+            fixed (float* px = x)
+            {
+                var source = (nint)px;
+                // About 16 K values per chunk: a 2048-wide prefill row is eight chunks of two rows; decode stays on one thread.
+                ParallelFor.For(rows, Math.Max(1, (1 << 14) / n), (start, end) =>
+                {
+                    for (var r = start; r < end; r++)
+                    {
+                        QuantizeRowSimd((float*)source + ((long)r * n), r, n);
+                    }
+                });
+            }
+        }
+
+        private void QuantizeRow(ReadOnlySpan<float> row, int r, int n)
+        {
+            var codes = Codes.AsSpan(r * n, n);
+            if (SuperBlocks)
+            {
+                for (var b = 0; b < n / 256; b++)
+                {
+                    Scales[(r * n / 256) + b] = QuantizeQ8K(row.Slice(256 * b, 256), codes.Slice(256 * b, 256), Sums.AsSpan((r * n / 16) + (16 * b), 16));
+                }
+
+                return;
+            }
+
+            for (var b = 0; b < n / 32; b++)
+            {
+                Scales[(r * n / 32) + b] = QuantizeQ8_0(row.Slice(32 * b, 32), codes.Slice(32 * b, 32));
+                var sum = 0;
+                foreach (var q in codes.Slice(32 * b, 32))
+                {
+                    sum += q;
+                }
+
+                Sums[(r * n / 32) + b] = (short)sum;
+            }
+        }
+
+        private void QuantizeRowSimd(float* row, int r, int n)
+        {
+            fixed (sbyte* codes = &Codes[r * n])
+            fixed (float* scales = Scales)
+            fixed (short* sums = Sums)
+            {
                 if (SuperBlocks)
                 {
                     for (var b = 0; b < n / 256; b++)
                     {
-                        Scales[(r * n / 256) + b] = QuantizeQ8K(row.Slice(256 * b, 256), codes.Slice(256 * b, 256), Sums.AsSpan((r * n / 16) + (16 * b), 16));
+                        scales[(r * n / 256) + b] = QuantizeQ8KSimd(row + (256 * b), codes + (256 * b), sums + (r * n / 16) + (16 * b));
                     }
-                }
-                else
-                {
-                    for (var b = 0; b < n / 32; b++)
-                    {
-                        Scales[(r * n / 32) + b] = QuantizeQ8_0(row.Slice(32 * b, 32), codes.Slice(32 * b, 32));
-                        var sum = 0;
-                        foreach (var q in codes.Slice(32 * b, 32))
-                        {
-                            sum += q;
-                        }
 
-                        Sums[(r * n / 32) + b] = (short)sum;
-                    }
+                    return;
+                }
+
+                for (var b = 0; b < n / 32; b++)
+                {
+                    scales[(r * n / 32) + b] = QuantizeQ8_0Simd(row + (32 * b), codes + (32 * b), out sums[(r * n / 32) + b]);
                 }
             }
+        }
+
+        /// <summary><see cref="QuantizeQ8_0"/> eight values at a time (the same codes: round to nearest, ties to even), and the block's code sum.</summary>
+        private static float QuantizeQ8_0Simd(float* x, sbyte* q, out short sum)
+        {
+            var v0 = Vector256.Load(x);
+            var v1 = Vector256.Load(x + 8);
+            var v2 = Vector256.Load(x + 16);
+            var v3 = Vector256.Load(x + 24);
+            var amax = MaxOf(Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3))));
+            var d = amax / 127f;
+            var id = Vector256.Create(amax != 0f ? 127f / amax : 0f);
+            var i0 = Vector256.ConvertToInt32(Vector256.Round(v0 * id));
+            var i1 = Vector256.ConvertToInt32(Vector256.Round(v1 * id));
+            var i2 = Vector256.ConvertToInt32(Vector256.Round(v2 * id));
+            var i3 = Vector256.ConvertToInt32(Vector256.Round(v3 * id));
+            Vector256.Narrow(Vector256.Narrow(i0, i1), Vector256.Narrow(i2, i3)).Store(q);
+            sum = (short)Vector256.Sum(i0 + i1 + i2 + i3);
+            return (float)(Half)d;
+        }
+
+        /// <summary><see cref="QuantizeQ8K"/> eight values at a time: the same value of largest magnitude (the first), codes and 16-value sums.</summary>
+        private static float QuantizeQ8KSimd(float* x, sbyte* q, short* sums)
+        {
+            var m = Vector256<float>.Zero;
+            for (var i = 0; i < 256; i += 8)
+            {
+                m = Vector256.Max(m, Vector256.Abs(Vector256.Load(x + i)));
+            }
+
+            var amax = MaxOf(m);
+            if (amax == 0f)
+            {
+                new Span<sbyte>(q, 256).Clear();
+                new Span<short>(sums, 16).Clear();
+                return 0f;
+            }
+
+            // The reference keeps the first value whose magnitude is the largest.
+            var max = 0f;
+            for (var j = 0; j < 256; j++)
+            {
+                if (MathF.Abs(x[j]) == amax)
+                {
+                    max = x[j];
+                    break;
+                }
+            }
+
+            var iscale = -127f / max;
+            var scale = Vector256.Create(iscale);
+            var top = Vector256.Create(127);
+            for (var g = 0; g < 16; g++)
+            {
+                var lo = Vector256.Min(top, Vector256.ConvertToInt32(Vector256.Round(Vector256.Load(x + (16 * g)) * scale)));
+                var hi = Vector256.Min(top, Vector256.ConvertToInt32(Vector256.Round(Vector256.Load(x + (16 * g) + 8) * scale)));
+                var narrow = Vector256.Narrow(lo, hi);
+                Vector128.Narrow(narrow.GetLower(), narrow.GetUpper()).Store(q + (16 * g));
+                sums[g] = (short)Vector256.Sum(lo + hi);
+            }
+
+            return 1 / iscale;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float MaxOf(Vector256<float> v)
+        {
+            var half = Vector128.Max(v.GetLower(), v.GetUpper());
+            var max = half[0];
+            for (var i = 1; i < 4; i++)
+            {
+                max = MathF.Max(max, half[i]);
+            }
+
+            return max;
         }
 
         /// <summary>
