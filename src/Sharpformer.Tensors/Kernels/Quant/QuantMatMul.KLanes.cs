@@ -108,6 +108,11 @@ public static unsafe partial class QuantMatMul
         var low = Vector256.Create((byte)0x0F);
         for (var r = 0; r < LaneRowsPerTile; r++, block += rowBytes)
         {
+            // The same super-block of the next tile's row: batched decode streams each weight once (as batch 1 does).
+            var ahead = block + (LaneRowsPerTile * rowBytes);
+            Sse.Prefetch0(ahead);
+            Sse.Prefetch0(ahead + 64);
+            Sse.Prefetch0(ahead + 128);
             for (var c = 0; c < 4; c++)
             {
                 var raw = Vector256.Load(block + Q4_K.CodesOffset + (32 * c));
@@ -131,6 +136,11 @@ public static unsafe partial class QuantMatMul
     {
         for (var r = 0; r < LaneRowsPerTile; r++, block += rowBytes)
         {
+            var ahead = block + (LaneRowsPerTile * rowBytes);
+            Sse.Prefetch0(ahead);
+            Sse.Prefetch0(ahead + 64);
+            Sse.Prefetch0(ahead + 128);
+            Sse.Prefetch0(ahead + 192);
             for (var h = 0; h < 2; h++)
             {
                 for (var k = 0; k < 4; k++)
