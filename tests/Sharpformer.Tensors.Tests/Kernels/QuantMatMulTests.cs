@@ -21,6 +21,7 @@ public sealed class QuantMatMulTests
             data.Add(type, 19, 5 * block, 70); // a prefill, odd rows and outputs
             data.Add(type, 4, 3 * block, 2); // exactly one tile of two rows × four tokens
             data.Add(type, 12, 4 * block, 9); // three token tiles, an odd last row
+            data.Add(type, 137, 2 * block, 6); // 17 groups of eight tokens: more than one pass of the K-quant lane kernel
         }
 
         return data;
@@ -117,6 +118,31 @@ public sealed class QuantMatMulTests
         var worst = exact.Select((e, i) => Math.Abs(e - y[i])).Max() / rms;
         Assert.True(worst <= Tolerances.QuantMatMulVsF32[type.ToString()], $"{type}: max |Δy| / rms(y) = {worst:E3}");
         Assert.True(worst > 0, "the quantized product should not be exact");
+    }
+
+    [Theory]
+    [InlineData(QuantType.Q8_0)]
+    [InlineData(QuantType.Q4_K)]
+    public void ActivationQuantization_SimdEqualsReference(QuantType type)
+    {
+        const int rows = 9, n = 1024;
+        var rng = new Random(17 + (int)type);
+        var x = Normal(rows * n, rng, 1f);
+        // A block of zeros, and a block whose largest magnitude appears twice with both signs (Q8_K keeps the first).
+        Array.Clear(x, 256, 256);
+        x[3 * n + 5] = -4.5f;
+        x[3 * n + 200] = 4.5f;
+        // Values that scale to exact halves (ties round to even): the block maximum 127 and multiples of 0.5.
+        for (var i = 0; i < 32; i++)
+        {
+            x[(5 * n) + i] = i == 0 ? 127f : (i % 16) + 0.5f;
+        }
+
+        var expected = QuantMatMul.QuantizeActivations(type, x, rows, n, simd: false);
+        var actual = QuantMatMul.QuantizeActivations(type, x, rows, n, simd: true);
+        Assert.Equal(expected.Codes, actual.Codes);
+        Assert.Equal(expected.Scales, actual.Scales);
+        Assert.Equal(expected.Sums, actual.Sums);
     }
 
     [Fact]

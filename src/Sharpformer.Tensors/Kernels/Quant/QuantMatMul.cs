@@ -14,9 +14,9 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// blocks of integer dot products times the two blocks' scales. Weight codes are decoded in registers (nibbles
 /// unpacked, high bits merged) and never widened to F32 in memory. Output rows are split into chunks that idle threads
 /// claim (<see cref="ParallelFor"/>). Three SIMD forms share the reference's exact integer block sums: one token at a
-/// time (decode: each weight row streamed once, prefetched ahead); 2 weight rows × 4 tokens in registers for K-quants
-/// and without AVX-VNNI (QuantMatMul.Tiled.cs); and, with AVX-VNNI, Q8_0/Q4_0 over 4 weight rows × 8 tokens held in the
-/// lanes of a vector (QuantMatMul.Lanes.cs). AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD / VPDPWSSD where the
+/// time (decode: each weight row streamed once, prefetched ahead); 2 weight rows × 4 tokens in registers without
+/// AVX-VNNI (QuantMatMul.Tiled.cs); and, with AVX-VNNI, 4 weight rows × 8 tokens held in the lanes of a vector
+/// (QuantMatMul.Lanes.cs for Q8_0/Q4_0, QuantMatMul.KLanes.cs for Q4_K/Q6_K). AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD / VPDPWSSD where the
 /// CPU has them (.NET 10 exposes no 512-bit VPDPBUSD short of AVX10.2); <see cref="MultiplyReference"/> is the scalar
 /// reference and the path without AVX2.
 /// </summary>
@@ -56,6 +56,23 @@ public static unsafe partial class QuantMatMul
     public static void MultiplyReference(ReadOnlySpan<float> x, int rows, QuantizedMatrix w, ReadOnlySpan<float> bias, Span<float> y, bool accumulate = false) =>
         Run(x, rows, w, bias, y, accumulate, simd: false);
 
+    /// <summary>The 8-bit activations for <paramref name="type"/> weights as the kernels make them (for tests): codes, scales and code sums.</summary>
+    internal static (sbyte[] Codes, float[] Scales, short[] Sums) QuantizeActivations(QuantType type, ReadOnlySpan<float> x, int rows, int n, bool simd)
+    {
+        var activations = Activations.Rent(type, rows, n);
+        try
+        {
+            activations.Quantize(x, rows, n, simd && Avx2.IsSupported);
+            var block = type is QuantType.Q4_K or QuantType.Q6_K ? 256 : 32;
+            var sums = type is QuantType.Q4_K or QuantType.Q6_K ? 16 : 32;
+            return (activations.Codes[..(rows * n)], activations.Scales[..(rows * n / block)], activations.Sums[..(rows * n / sums)]);
+        }
+        finally
+        {
+            activations.Return();
+        }
+    }
+
     private static void Run(ReadOnlySpan<float> x, int rows, QuantizedMatrix w, ReadOnlySpan<float> bias, Span<float> y, bool accumulate, bool simd)
     {
         ArgumentNullException.ThrowIfNull(w);
@@ -68,11 +85,11 @@ public static unsafe partial class QuantMatMul
         }
 
         var activations = Activations.Rent(w.Type, rows, n);
-        // Eight or more tokens over Q8_0/Q4_0 with AVX-VNNI: the token-lane kernel (QuantMatMul.Lanes.cs).
-        var groups = simd && AvxVnni.IsSupported && w.Type is QuantType.Q8_0 or QuantType.Q4_0 ? rows / LaneTokens : 0;
+        // Eight or more tokens with AVX-VNNI: the token-lane kernels (QuantMatMul.Lanes.cs, QuantMatMul.KLanes.cs).
+        var groups = simd && AvxVnni.IsSupported ? rows / LaneTokens : 0;
         try
         {
-            activations.Quantize(x, rows, n);
+            activations.Quantize(x, rows, n, simd && Avx2.IsSupported);
             if (groups > 0)
             {
                 activations.Interleave(groups, n, w.Type == QuantType.Q8_0 ? 128 : 8);
@@ -81,12 +98,12 @@ public static unsafe partial class QuantMatMul
             fixed (byte* pw = w.Blocks)
             fixed (sbyte* pq = activations.Codes, pl = activations.Lanes)
             fixed (float* pd = activations.Scales, pls = activations.LaneScales, pb = bias, py = y)
-            fixed (short* ps = activations.Sums)
+            fixed (short* ps = activations.Sums, plsum = activations.LaneSums)
             fixed (int* pli = activations.LaneStarts)
             {
                 var job = new Job(
                     w.Type, (nint)pw, w.RowBytes, n, outs, rows, (nint)pq, (nint)pd, (nint)ps, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate, simd,
-                    groups, (nint)pl, (nint)pls, (nint)pli);
+                    groups, (nint)pl, (nint)pls, (nint)pli, (nint)plsum);
                 // Whole tiles of four rows per chunk (the lane kernel's), about ChunkBytes of blocks each.
                 var grain = Math.Max(LaneRowsPerTile, ChunkBytes / w.RowBytes / LaneRowsPerTile * LaneRowsPerTile);
                 ParallelFor.For(outs, grain, (start, end) => RowsOf(job, start, end));
@@ -103,8 +120,8 @@ public static unsafe partial class QuantMatMul
         var o = start;
         if (job.LaneGroups > 0)
         {
-            // Q8_0/Q4_0 prefill and batched decode with AVX-VNNI: four weight rows × eight tokens in the lanes of a vector.
-            o = LaneRows(job, start, end);
+            // Prefill and batched decode with AVX-VNNI: four weight rows × eight tokens in the lanes of a vector.
+            o = job.Type is QuantType.Q8_0 or QuantType.Q4_0 ? LaneRows(job, start, end) : KLaneRows(job, start, end);
         }
 
         if (job.Simd && job.Rows >= TileTokens)
@@ -378,7 +395,7 @@ public static unsafe partial class QuantMatMul
 
     private readonly record struct Job(
         QuantType Type, nint W, int RowBytes, int In, int Out, int Rows, nint Codes, nint Scales, nint Sums, nint Bias, nint Y, bool Accumulate, bool Simd,
-        int LaneGroups, nint Lanes, nint LaneScales, nint LaneStarts);
+        int LaneGroups, nint Lanes, nint LaneScales, nint LaneStarts, nint LaneSums);
 
     /// <summary>
     /// The 8-bit activations: codes [N, In], scales (one per 32 values for Q8_0, per 256 for Q8_K) and the sums of the
@@ -386,13 +403,17 @@ public static unsafe partial class QuantMatMul
     /// </summary>
     private sealed class Activations
     {
-        private Activations(bool superBlocks, sbyte[] codes, float[] scales, short[] sums)
+        private Activations(QuantType type, sbyte[] codes, float[] scales, short[] sums)
         {
-            SuperBlocks = superBlocks;
+            Type = type;
+            SuperBlocks = type is QuantType.Q4_K or QuantType.Q6_K;
             Codes = codes;
             Scales = scales;
             Sums = sums;
         }
+
+        /// <summary>The weight type these activations are quantized for.</summary>
+        public QuantType Type { get; }
 
         public bool SuperBlocks { get; }
 
@@ -408,15 +429,21 @@ public static unsafe partial class QuantMatMul
         /// <summary>[group, block, 8] the eight tokens' block scales, or empty.</summary>
         public float[] LaneScales { get; private set; } = [];
 
-        /// <summary>[group, block, 8] each token's zero-point correction −offset·Σ codes, the start of its integer block sum, or empty.</summary>
+        /// <summary>[group, block, 8] each token's zero-point correction −offset·Σ codes, the start of its integer block sum, or empty (Q8_0/Q4_0).</summary>
         public int[] LaneStarts { get; private set; } = [];
+
+        /// <summary>
+        /// [group, super-block, pair, 8 tokens, 2] the tokens' code sums in pairs for VPDPWSSD, or empty (K-quants): the
+        /// sums of 32 (sub-blocks 2i, 2i + 1; four pairs) for Q4_K's mins, of 16 (groups 2i, 2i + 1; eight pairs) for Q6_K's scales.
+        /// </summary>
+        public short[] LaneSums { get; private set; } = [];
 
         public static Activations Rent(QuantType type, int rows, int n)
         {
             var super = type is QuantType.Q4_K or QuantType.Q6_K;
             var values = rows * n;
             return new Activations(
-                super,
+                type,
                 ArrayPool<sbyte>.Shared.Rent(values),
                 ArrayPool<float>.Shared.Rent(values / 32),
                 ArrayPool<short>.Shared.Rent(super ? values / 16 : values / 32));
@@ -431,21 +458,30 @@ public static unsafe partial class QuantMatMul
             {
                 ArrayPool<sbyte>.Shared.Return(Lanes);
                 ArrayPool<float>.Shared.Return(LaneScales);
+            }
+
+            if (LaneStarts.Length > 0)
+            {
                 ArrayPool<int>.Shared.Return(LaneStarts);
+            }
+
+            if (LaneSums.Length > 0)
+            {
+                ArrayPool<short>.Shared.Return(LaneSums);
             }
         }
 
         /// <summary>
-        /// The Q8_0 blocks of the first 8·<paramref name="groups"/> tokens rearranged for the token-lane kernel: per group
-        /// and block, eight 32-byte rows k = 0..7 whose lane t holds token t's codes 4k .. 4k + 3 (what VPDPBUSD sums
-        /// against one broadcast group of four weight bytes); the scales likewise, and −<paramref name="offset"/>·Σ codes.
+        /// The codes of the first 8·<paramref name="groups"/> tokens rearranged for the token-lane kernels: per group and
+        /// block of 32, eight 32-byte rows k = 0..7 whose lane t holds token t's codes 4k .. 4k + 3 (what VPDPBUSD sums
+        /// against one broadcast group of four weight bytes); the scales likewise (per block of 32 for Q8_0, per
+        /// super-block for Q8_K). Q8_0 activations also get −<paramref name="offset"/>·Σ codes per block, Q8_K ones
+        /// their code sums in pairs (<see cref="LaneSums"/>).
         /// </summary>
         public void Interleave(int groups, int n, int offset)
         {
             var blocks = n / 32;
             Lanes = ArrayPool<sbyte>.Shared.Rent(groups * LaneTokens * n);
-            LaneScales = ArrayPool<float>.Shared.Rent(groups * blocks * LaneTokens);
-            LaneStarts = ArrayPool<int>.Shared.Rent(groups * blocks * LaneTokens);
             var codes = MemoryMarshal.Cast<sbyte, uint>(Codes.AsSpan(0, groups * LaneTokens * n));
             var lanes = MemoryMarshal.Cast<sbyte, uint>(Lanes.AsSpan(0, groups * LaneTokens * n));
             for (var g = 0; g < groups; g++)
@@ -460,7 +496,26 @@ public static unsafe partial class QuantMatMul
                         {
                             lanes[(((at * 8) + k) * LaneTokens) + t] = codes[(row * n / 4) + (8 * b) + k];
                         }
+                    }
+                }
+            }
 
+            if (SuperBlocks)
+            {
+                InterleaveSuperBlocks(groups, n);
+                return;
+            }
+
+            LaneScales = ArrayPool<float>.Shared.Rent(groups * blocks * LaneTokens);
+            LaneStarts = ArrayPool<int>.Shared.Rent(groups * blocks * LaneTokens);
+            for (var g = 0; g < groups; g++)
+            {
+                for (var t = 0; t < LaneTokens; t++)
+                {
+                    var row = (g * LaneTokens) + t;
+                    for (var b = 0; b < blocks; b++)
+                    {
+                        var at = (g * blocks) + b;
                         LaneScales[(at * LaneTokens) + t] = Scales[(row * blocks) + b];
                         LaneStarts[(at * LaneTokens) + t] = -offset * Sums[(row * blocks) + b];
                     }
@@ -468,34 +523,195 @@ public static unsafe partial class QuantMatMul
             }
         }
 
-        public void Quantize(ReadOnlySpan<float> x, int rows, int n)
+        /// <summary>The Q8_K scales per super-block and token, and the code sums in pairs (32-value sums for Q4_K, 16-value for Q6_K).</summary>
+        private void InterleaveSuperBlocks(int groups, int n)
         {
-            for (var r = 0; r < rows; r++)
+            var blocks = n / 256;
+            var pairs = Type == QuantType.Q4_K ? 4 : 8;
+            LaneScales = ArrayPool<float>.Shared.Rent(groups * blocks * LaneTokens);
+            LaneSums = ArrayPool<short>.Shared.Rent(groups * blocks * pairs * LaneTokens * 2);
+            for (var g = 0; g < groups; g++)
             {
-                var row = x.Slice(r * n, n);
-                var codes = Codes.AsSpan(r * n, n);
+                for (var t = 0; t < LaneTokens; t++)
+                {
+                    var row = (g * LaneTokens) + t;
+                    for (var b = 0; b < blocks; b++)
+                    {
+                        var at = (g * blocks) + b;
+                        LaneScales[(at * LaneTokens) + t] = Scales[(row * blocks) + b];
+                        var sums = Sums.AsSpan((row * n / 16) + (16 * b), 16);
+                        for (var i = 0; i < pairs; i++)
+                        {
+                            var dst = (((((at * pairs) + i) * LaneTokens) + t) * 2);
+                            if (pairs == 4)
+                            {
+                                // Q4_K: sub-block j's sum of 32 is the sum of its two 16-value sums.
+                                LaneSums[dst] = (short)(sums[4 * i] + sums[(4 * i) + 1]);
+                                LaneSums[dst + 1] = (short)(sums[(4 * i) + 2] + sums[(4 * i) + 3]);
+                            }
+                            else
+                            {
+                                LaneSums[dst] = sums[2 * i];
+                                LaneSums[dst + 1] = sums[(2 * i) + 1];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        /// <summary>
+        /// Quantizes the rows of x (the reference one value at a time; with <paramref name="simd"/> eight at a time, the
+        /// same codes and scales, and the rows split between threads when there are many values).
+        /// </summary>
+        public void Quantize(ReadOnlySpan<float> x, int rows, int n, bool simd)
+        {
+            if (!simd)
+            {
+                for (var r = 0; r < rows; r++)
+                {
+                    QuantizeRow(x.Slice(r * n, n), r, n);
+                }
+
+                return;
+            }
+
+            fixed (float* px = x)
+            {
+                var source = (nint)px;
+                // About 16 K values per chunk: a 2048-wide prefill row is eight chunks of two rows; decode stays on one thread.
+                ParallelFor.For(rows, Math.Max(1, (1 << 14) / n), (start, end) =>
+                {
+                    for (var r = start; r < end; r++)
+                    {
+                        QuantizeRowSimd((float*)source + ((long)r * n), r, n);
+                    }
+                });
+            }
+        }
+
+        private void QuantizeRow(ReadOnlySpan<float> row, int r, int n)
+        {
+            var codes = Codes.AsSpan(r * n, n);
+            if (SuperBlocks)
+            {
+                for (var b = 0; b < n / 256; b++)
+                {
+                    Scales[(r * n / 256) + b] = QuantizeQ8K(row.Slice(256 * b, 256), codes.Slice(256 * b, 256), Sums.AsSpan((r * n / 16) + (16 * b), 16));
+                }
+
+                return;
+            }
+
+            for (var b = 0; b < n / 32; b++)
+            {
+                Scales[(r * n / 32) + b] = QuantizeQ8_0(row.Slice(32 * b, 32), codes.Slice(32 * b, 32));
+                var sum = 0;
+                foreach (var q in codes.Slice(32 * b, 32))
+                {
+                    sum += q;
+                }
+
+                Sums[(r * n / 32) + b] = (short)sum;
+            }
+        }
+
+        private void QuantizeRowSimd(float* row, int r, int n)
+        {
+            fixed (sbyte* codes = &Codes[r * n])
+            fixed (float* scales = Scales)
+            fixed (short* sums = Sums)
+            {
                 if (SuperBlocks)
                 {
                     for (var b = 0; b < n / 256; b++)
                     {
-                        Scales[(r * n / 256) + b] = QuantizeQ8K(row.Slice(256 * b, 256), codes.Slice(256 * b, 256), Sums.AsSpan((r * n / 16) + (16 * b), 16));
+                        scales[(r * n / 256) + b] = QuantizeQ8KSimd(row + (256 * b), codes + (256 * b), sums + (r * n / 16) + (16 * b));
                     }
-                }
-                else
-                {
-                    for (var b = 0; b < n / 32; b++)
-                    {
-                        Scales[(r * n / 32) + b] = QuantizeQ8_0(row.Slice(32 * b, 32), codes.Slice(32 * b, 32));
-                        var sum = 0;
-                        foreach (var q in codes.Slice(32 * b, 32))
-                        {
-                            sum += q;
-                        }
 
-                        Sums[(r * n / 32) + b] = (short)sum;
-                    }
+                    return;
+                }
+
+                for (var b = 0; b < n / 32; b++)
+                {
+                    scales[(r * n / 32) + b] = QuantizeQ8_0Simd(row + (32 * b), codes + (32 * b), out sums[(r * n / 32) + b]);
                 }
             }
+        }
+
+        /// <summary><see cref="QuantizeQ8_0"/> eight values at a time (the same codes: round to nearest, ties to even), and the block's code sum.</summary>
+        private static float QuantizeQ8_0Simd(float* x, sbyte* q, out short sum)
+        {
+            var v0 = Vector256.Load(x);
+            var v1 = Vector256.Load(x + 8);
+            var v2 = Vector256.Load(x + 16);
+            var v3 = Vector256.Load(x + 24);
+            var amax = MaxOf(Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3))));
+            var d = amax / 127f;
+            var id = Vector256.Create(amax != 0f ? 127f / amax : 0f);
+            var i0 = Vector256.ConvertToInt32(Vector256.Round(v0 * id));
+            var i1 = Vector256.ConvertToInt32(Vector256.Round(v1 * id));
+            var i2 = Vector256.ConvertToInt32(Vector256.Round(v2 * id));
+            var i3 = Vector256.ConvertToInt32(Vector256.Round(v3 * id));
+            Vector256.Narrow(Vector256.Narrow(i0, i1), Vector256.Narrow(i2, i3)).Store(q);
+            sum = (short)Vector256.Sum(i0 + i1 + i2 + i3);
+            return (float)(Half)d;
+        }
+
+        /// <summary><see cref="QuantizeQ8K"/> eight values at a time: the same value of largest magnitude (the first), codes and 16-value sums.</summary>
+        private static float QuantizeQ8KSimd(float* x, sbyte* q, short* sums)
+        {
+            var m = Vector256<float>.Zero;
+            for (var i = 0; i < 256; i += 8)
+            {
+                m = Vector256.Max(m, Vector256.Abs(Vector256.Load(x + i)));
+            }
+
+            var amax = MaxOf(m);
+            if (amax == 0f)
+            {
+                new Span<sbyte>(q, 256).Clear();
+                new Span<short>(sums, 16).Clear();
+                return 0f;
+            }
+
+            // The reference keeps the first value whose magnitude is the largest.
+            var max = 0f;
+            for (var j = 0; j < 256; j++)
+            {
+                if (MathF.Abs(x[j]) == amax)
+                {
+                    max = x[j];
+                    break;
+                }
+            }
+
+            var iscale = -127f / max;
+            var scale = Vector256.Create(iscale);
+            var top = Vector256.Create(127);
+            for (var g = 0; g < 16; g++)
+            {
+                var lo = Vector256.Min(top, Vector256.ConvertToInt32(Vector256.Round(Vector256.Load(x + (16 * g)) * scale)));
+                var hi = Vector256.Min(top, Vector256.ConvertToInt32(Vector256.Round(Vector256.Load(x + (16 * g) + 8) * scale)));
+                var narrow = Vector256.Narrow(lo, hi);
+                Vector128.Narrow(narrow.GetLower(), narrow.GetUpper()).Store(q + (16 * g));
+                sums[g] = (short)Vector256.Sum(lo + hi);
+            }
+
+            return 1 / iscale;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float MaxOf(Vector256<float> v)
+        {
+            var half = Vector128.Max(v.GetLower(), v.GetUpper());
+            var max = half[0];
+            for (var i = 1; i < 4; i++)
+            {
+                max = MathF.Max(max, half[i]);
+            }
+
+            return max;
         }
 
         /// <summary>
