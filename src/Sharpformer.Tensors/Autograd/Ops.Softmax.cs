@@ -126,7 +126,8 @@ public static partial class Ops
 
         return Autograd.Record(output, Op, [qkv], g =>
         {
-            var dqkv = Tensor.Zeros(qkv.Shape);
+            // Every element is written by the kernel (q, k and v each cover their C columns of every row): no zeroing.
+            var dqkv = Tensor.Empty(qkv.Shape);
             var dx = dqkv.AsSpan<float>();
             var xs = input.AsReadOnlySpan<float>();
             Attention.Backward(shape, xs, xs[c..], xs[(2 * c)..], output.AsReadOnlySpan<float>(), lse, g.AsReadOnlySpan<float>(), dx, dx[c..], dx[(2 * c)..], causal, mask, scale);
@@ -217,11 +218,15 @@ public static partial class Ops
         return (packed.Permute(0, 2, 1, 3), h * d);
     }
 
-    /// <summary>A zeroed gradient buffer laid out like a head view with row stride <paramref name="rowStride"/>.</summary>
+    /// <summary>
+    /// A gradient buffer laid out like a head view with row stride <paramref name="rowStride"/>: left uninitialized when
+    /// the view covers every element (row stride H·D; the kernel writes all of them), zeroed when rows have gaps.
+    /// </summary>
     private static Tensor HeadGradient(Shape shape, int rowStride)
     {
-        int b = shape[0], n = shape[2], d = shape[3];
-        var buffer = Tensor.Zeros(new Shape(Math.Max(1, b * n * rowStride)));
+        int b = shape[0], h = shape[1], n = shape[2], d = shape[3];
+        var size = new Shape(Math.Max(1, b * n * rowStride));
+        var buffer = rowStride == h * d && b * n * rowStride > 0 ? Tensor.Empty(size) : Tensor.Zeros(size);
         return new Tensor(buffer.Storage, DType.F32, shape, [(long)n * rowStride, d, rowStride, 1], 0);
     }
 
