@@ -144,7 +144,7 @@ public static partial class Attention
             // D_i = dO_i·O_i; the keys kept by the padding mask (1, or 0 for padding and for the panel's tail past Tk).
             for (int i = 0; i < tq; i++)
             {
-                s.RowDot[i] = Dot(doh + ((long)i * os), oh + ((long)i * os), d);
+                s.RowDot[i] = ShortDot(new ReadOnlySpan<float>(doh + ((long)i * os), d), new ReadOnlySpan<float>(oh + ((long)i * os), d));
             }
 
             float* maskRow = mask == null ? null : mask + ((long)b * tk);
@@ -341,9 +341,10 @@ public static partial class Attention
             {
                 mEnd = m & ~7;
                 nEnd = n & ~7;
-                for (int r = 0; r < mEnd; r += 8)
+                // Destination rows outermost: each row's line is written whole by consecutive stores.
+                for (int c = 0; c < nEnd; c += 8)
                 {
-                    for (int c = 0; c < nEnd; c += 8)
+                    for (int r = 0; r < mEnd; r += 8)
                     {
                         float* from = src + ((long)r * lds) + c;
                         var r0 = Vector256.Load(from);
@@ -375,9 +376,6 @@ public static partial class Attention
                 for (int r = c < nEnd ? mEnd : 0; r < m; r++) to[r] = src[((long)r * lds) + c];
             }
         }
-
-        private static float Dot(float* a, float* b, int n) =>
-            System.Numerics.Tensors.TensorPrimitives.Dot(new ReadOnlySpan<float>(a, n), new ReadOnlySpan<float>(b, n));
 
         private static void ClearRows(float* x, int stride, int rows, int width)
         {
