@@ -202,6 +202,13 @@ public sealed class BertSelfAttention : Module
     /// </summary>
     internal static Tensor Attend(Tensor query, Tensor key, Tensor value, int numHeads, Tensor? attentionMask, Dropout dropout, bool outputAttentions, out Tensor? probabilities)
     {
+        if (!outputAttentions && !(dropout.Training && dropout.P > 0f))
+        {
+            // One node over the [B, T, C] projections: its gradients need no head-layout copies.
+            probabilities = null;
+            return Ops.MultiHeadAttention(query, key, value, numHeads, attentionMask: attentionMask);
+        }
+
         var q = Ops.SplitHeads(query, numHeads);
         var k = Ops.SplitHeads(key, numHeads);
         var v = Ops.SplitHeads(value, numHeads);
@@ -218,14 +225,10 @@ public sealed class BertSelfAttention : Module
             probabilities = outputAttentions ? p : null;
             context = Ops.MatMul(dropout.Forward(p), v);
         }
-        else if (outputAttentions)
+        else
         {
             context = Ops.ScaledDotProductAttention(q, k, v, out var weights, attentionMask: attentionMask);
             probabilities = weights;
-        }
-        else
-        {
-            context = Ops.ScaledDotProductAttention(q, k, v, attentionMask: attentionMask);
         }
 
         return Ops.MergeHeads(context);

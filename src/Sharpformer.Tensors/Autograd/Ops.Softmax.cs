@@ -126,11 +126,64 @@ public static partial class Ops
 
         return Autograd.Record(output, Op, [qkv], g =>
         {
-            var dqkv = Tensor.Zeros(qkv.Shape);
+            // Every element is written by the kernel (q, k and v each cover their C columns of every row): no zeroing.
+            var dqkv = Tensor.Empty(qkv.Shape);
             var dx = dqkv.AsSpan<float>();
             var xs = input.AsReadOnlySpan<float>();
             Attention.Backward(shape, xs, xs[c..], xs[(2 * c)..], output.AsReadOnlySpan<float>(), lse, g.AsReadOnlySpan<float>(), dx, dx[c..], dx[(2 * c)..], causal, mask, scale);
             return [dqkv];
+        });
+    }
+
+    /// <summary>
+    /// query[B, Tq, C], key[B, Tk, C], value[B, Tk, C] (C = H·D, separate projections as BERT's) → [B, Tq, C]:
+    /// softmax(q·kᵀ · scale + masks) · v per head, heads merged. The same function as
+    /// <see cref="SplitHeads"/> on each input, <see cref="ScaledDotProductAttention(Tensor, Tensor, Tensor, bool, Tensor?, float?)"/>
+    /// and <see cref="MergeHeads"/>, and the same kernel on the same strides (so the same bits), but one node: the
+    /// backward writes dq, dk, dv as [B, T, C] tensors the projections take as they are, where the head-view path copies
+    /// each gradient twice (to [B, H, T, D] and back).
+    /// </summary>
+    /// <exception cref="ArgumentException">The inputs are not [B, T, C] with matching B and C, C is not a multiple of heads, or the mask is not [B, Tk].</exception>
+    public static Tensor MultiHeadAttention(Tensor query, Tensor key, Tensor value, int heads, bool causal = false, Tensor? attentionMask = null, float? scale = null)
+    {
+        const string Op = nameof(MultiHeadAttention);
+        CheckF32(Op, query, nameof(query));
+        CheckF32(Op, key, nameof(key));
+        CheckF32(Op, value, nameof(value));
+        if (query.Rank != 3 || heads <= 0 || query.Shape[2] % heads != 0)
+        {
+            ShapeError.Invalid(Op, query.Shape, $"query must be [B, Tq, C] with C a multiple of heads = {heads}");
+        }
+
+        if (key.Rank != 3 || key.Shape[0] != query.Shape[0] || key.Shape[2] != query.Shape[2])
+        {
+            ShapeError.Mismatch(Op, query.Shape, key.Shape, "key must be [B, Tk, C] with query's B and C");
+        }
+
+        if (value.Shape != key.Shape) ShapeError.Mismatch(Op, key.Shape, value.Shape, "value must have key's shape [B, Tk, C]");
+        int b = query.Shape[0], tq = query.Shape[1], tk = key.Shape[1], c = query.Shape[2], d = c / heads;
+        var mask = KeyMask(Op, new Shape(b, heads, tq, tk), attentionMask, tk);
+        var qc = query.Contiguous();
+        var kc = key.Contiguous();
+        var vc = value.Contiguous();
+        var shape = new AttentionShape(b, heads, tq, tk, d);
+        var output = Tensor.Empty(new Shape(b, tq, c));
+        bool record = Autograd.Needs(query, key, value);
+        float[] lse = record ? new float[(long)b * heads * tq] : [];
+        Attention.Forward(shape, qc.AsReadOnlySpan<float>(), kc.AsReadOnlySpan<float>(), vc.AsReadOnlySpan<float>(), output.AsSpan<float>(), causal, mask, scale, default, lse);
+        if (!record) return output;
+
+        return Autograd.Record(output, Op, [query, key, value], g =>
+        {
+            // The kernel writes every element of the three [B, T, C] gradients: no zeroing.
+            var dq = Tensor.Empty(query.Shape);
+            var dk = Tensor.Empty(key.Shape);
+            var dv = Tensor.Empty(value.Shape);
+            var gc = g.Contiguous();
+            Attention.Backward(
+                shape, qc.AsReadOnlySpan<float>(), kc.AsReadOnlySpan<float>(), vc.AsReadOnlySpan<float>(), output.AsReadOnlySpan<float>(), lse,
+                gc.AsReadOnlySpan<float>(), dq.AsSpan<float>(), dk.AsSpan<float>(), dv.AsSpan<float>(), causal, mask, scale);
+            return [query.RequiresGrad ? dq : null, key.RequiresGrad ? dk : null, value.RequiresGrad ? dv : null];
         });
     }
 
@@ -217,11 +270,15 @@ public static partial class Ops
         return (packed.Permute(0, 2, 1, 3), h * d);
     }
 
-    /// <summary>A zeroed gradient buffer laid out like a head view with row stride <paramref name="rowStride"/>.</summary>
+    /// <summary>
+    /// A gradient buffer laid out like a head view with row stride <paramref name="rowStride"/>: left uninitialized when
+    /// the view covers every element (row stride H·D; the kernel writes all of them), zeroed when rows have gaps.
+    /// </summary>
     private static Tensor HeadGradient(Shape shape, int rowStride)
     {
-        int b = shape[0], n = shape[2], d = shape[3];
-        var buffer = Tensor.Zeros(new Shape(Math.Max(1, b * n * rowStride)));
+        int b = shape[0], h = shape[1], n = shape[2], d = shape[3];
+        var size = new Shape(Math.Max(1, b * n * rowStride));
+        var buffer = rowStride == h * d && b * n * rowStride > 0 ? Tensor.Empty(size) : Tensor.Zeros(size);
         return new Tensor(buffer.Storage, DType.F32, shape, [(long)n * rowStride, d, rowStride, 1], 0);
     }
 

@@ -18,7 +18,9 @@ public static partial class Attention
     /// Backward of <see cref="Forward"/> from the saved log-sum-exp (FlashAttention-2): with dO [B, H, Tq, D] and the
     /// forward's O and lse, per tile of queries × a block of keys it recomputes P = exp(scale · Q·Kᵀ − lse) (masked
     /// entries 0), then dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − D) with D_i = dO_i·O_i, dQ += scale · dS·K and
-    /// dK += scale · dSᵀ·Q. No more than one [128, 64] tile of scores (and one of dS) exists per worker; heads run in parallel.
+    /// dK += scale · dSᵀ·Q; heads run in parallel. On the AVX2 / AVX-512 tiers every operand is packed once per head and the
+    /// products run on the GEMM micro-kernels directly (Attention.BackwardTiles.cs); no more than [Tq, NR] scores (and as
+    /// many dS) exist per worker. Below them the tile products go through the generic GEMM.
     /// dQ, dK and dV may be views of one fused gradient buffer (each is written only inside its own view). A query that
     /// saw no key (lse = −∞) and a key no query saw get zero gradients.
     /// </summary>
@@ -36,7 +38,7 @@ public static partial class Attention
     /// <param name="keyPaddingMask">The forward's key padding mask: empty, or [B, Tk] with 1 = attend, 0 = padding.</param>
     /// <param name="scale">The forward's score scale; null means 1/√D.</param>
     /// <exception cref="ArgumentException">A size or stride is invalid or a span is too short.</exception>
-    public static unsafe void Backward(
+    public static void Backward(
         AttentionShape shape, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> output, ReadOnlySpan<float> logSumExp, ReadOnlySpan<float> dOutput,
         Span<float> dq, Span<float> dk, Span<float> dv,
@@ -48,7 +50,19 @@ public static partial class Attention
         int b = shape.Batch, h = shape.Heads, tq = shape.QueryLength, tk = shape.KeyLength;
         KernelChecks.AtLeast(Op, nameof(logSumExp), logSumExp.Length, (long)b * h * tq, "[B={0}, H={1}, Tq={2}]", b, h, tq);
         KernelChecks.Optional(Op, nameof(keyPaddingMask), keyPaddingMask.Length, (long)b * tk, "[B={0}, Tk={1}]", b, tk);
-        float s = scale ?? ScaleFor(shape.HeadDim);
+        BackwardCore(GemmDriver.BestIsa, shape, scale ?? ScaleFor(shape.HeadDim), q, k, v, output, logSumExp, dOutput, dq, dk, dv, causal, keyPaddingMask);
+    }
+
+    /// <summary>
+    /// The blocked backward through the generic GEMM (the tile products pack their operands per call): the path below
+    /// the AVX2 tier, and the check the tiled path is tested against.
+    /// </summary>
+    private static unsafe void BackwardGeneric(
+        AttentionShape shape, float s, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> output, ReadOnlySpan<float> logSumExp, ReadOnlySpan<float> dOutput,
+        Span<float> dq, Span<float> dk, Span<float> dv, bool causal, ReadOnlySpan<float> keyPaddingMask)
+    {
+        int b = shape.Batch, h = shape.Heads, tq = shape.QueryLength, tk = shape.KeyLength;
         fixed (float* pq = q, pk = k, pv = v, po = output, pl = logSumExp, pdo = dOutput, pdq = dq, pdk = dk, pdv = dv, pm = keyPaddingMask)
         {
             nint aq = (nint)pq, ak = (nint)pk, av = (nint)pv, ao = (nint)po, al = (nint)pl, ado = (nint)pdo;
