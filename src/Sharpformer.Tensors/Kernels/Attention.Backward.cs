@@ -55,7 +55,7 @@ public static partial class Attention
 
     /// <summary>
     /// The blocked backward through the generic GEMM (the tile products pack their operands per call): the path below
-    /// the AVX2 tier, and the check the tiled path is tested against.
+    /// the AVX2 tier (Vector128 and scalar) and for empty sizes.
     /// </summary>
     private static unsafe void BackwardGeneric(
         AttentionShape shape, float s, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,

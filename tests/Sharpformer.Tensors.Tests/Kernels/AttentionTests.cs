@@ -234,14 +234,9 @@ public class AttentionTests
         Attention.BackwardReference(
             p.Shape, p.Q.AsSpan(p.QOff), p.K.AsSpan(p.KOff), p.V.AsSpan(p.VOff), dOut,
             eq.AsSpan(p.QOff), ek.AsSpan(p.KOff), ev.AsSpan(p.VOff), causal, p.Mask, scale);
-        KernelTestData.Close(ZeroNan(eq), ZeroNan(dq), 1e-5f, 1e-4f, "dQ");
-        KernelTestData.Close(ZeroNan(ek), ZeroNan(dk), 1e-5f, 1e-4f, "dK");
-        KernelTestData.Close(ZeroNan(ev), ZeroNan(dv), 1e-5f, 1e-4f, "dV");
-
-        // Every element inside the views was written (NaN where the reference wrote means the kernel skipped it).
-        for (int i = 0; i < eq.Length; i++) Assert.Equal(float.IsNaN(eq[i]), float.IsNaN(dq[i]));
-        for (int i = 0; i < ek.Length; i++) Assert.Equal(float.IsNaN(ek[i]), float.IsNaN(dk[i]));
-        for (int i = 0; i < ev.Length; i++) Assert.Equal(float.IsNaN(ev[i]), float.IsNaN(dv[i]));
+        SameAsReference(eq, dq, "dQ");
+        SameAsReference(ek, dk, "dK");
+        SameAsReference(ev, dv, "dV");
         if (pad)
         {
             // Batch 0 is fully padded: no query saw a key, so every gradient of that sequence is exactly zero.
@@ -289,16 +284,23 @@ public class AttentionTests
             Attention.BackwardCore(
                 isa, p.Shape, scale, p.Q.AsSpan(p.QOff), p.K.AsSpan(p.KOff), p.V.AsSpan(p.VOff), output, lse, dOut,
                 dq.AsSpan(p.QOff), dk.AsSpan(p.KOff), dv.AsSpan(p.VOff), causal, p.Mask);
-            KernelTestData.Close(ZeroNan(eq), ZeroNan(dq), 1e-5f, 1e-4f, $"dQ on {isa}");
-            KernelTestData.Close(ZeroNan(ek), ZeroNan(dk), 1e-5f, 1e-4f, $"dK on {isa}");
-            KernelTestData.Close(ZeroNan(ev), ZeroNan(dv), 1e-5f, 1e-4f, $"dV on {isa}");
-            for (int i = 0; i < eq.Length; i++) Assert.Equal(float.IsNaN(eq[i]), float.IsNaN(dq[i]));
-            for (int i = 0; i < ek.Length; i++) Assert.Equal(float.IsNaN(ek[i]), float.IsNaN(dk[i]));
-            for (int i = 0; i < ev.Length; i++) Assert.Equal(float.IsNaN(ev[i]), float.IsNaN(dv[i]));
+            SameAsReference(eq, dq, $"dQ on {isa}");
+            SameAsReference(ek, dk, $"dK on {isa}");
+            SameAsReference(ev, dv, $"dV on {isa}");
         }
     }
 
     private static float[] Nan(int n) => Enumerable.Repeat(float.NaN, n).ToArray();
+
+    /// <summary>
+    /// A gradient from NaN-filled views against the double reference's: close where both wrote, and written exactly
+    /// where the reference wrote (a NaN left where the reference wrote means the kernel skipped that element).
+    /// </summary>
+    private static void SameAsReference(float[] expected, float[] actual, string what)
+    {
+        KernelTestData.Close(ZeroNan(expected), ZeroNan(actual), 1e-5f, 1e-4f, what);
+        for (int i = 0; i < expected.Length; i++) Assert.Equal(float.IsNaN(expected[i]), float.IsNaN(actual[i]));
+    }
 
     private static float[] ZeroNan(float[] x) => x.Select(t => float.IsNaN(t) ? 0f : t).ToArray();
 

@@ -63,8 +63,8 @@ public static unsafe partial class QuantMatMul
         try
         {
             activations.Quantize(x, rows, n, simd && Avx2.IsSupported);
-            var block = type is QuantType.Q4_K or QuantType.Q6_K ? 256 : 32;
-            var sums = type is QuantType.Q4_K or QuantType.Q6_K ? 16 : 32;
+            var block = activations.SuperBlocks ? 256 : 32;
+            var sums = activations.SuperBlocks ? 16 : 32;
             return (activations.Codes[..(rows * n)], activations.Scales[..(rows * n / block)], activations.Sums[..(rows * n / sums)]);
         }
         finally
