@@ -18,6 +18,17 @@ public partial class GemmTests
             int slices = (k + length - 1) / length;
             Assert.True(slices >= 2 && (long)slices * m * n <= 1 << 22, $"{m}×{n}×{k}: {slices} slices of {length}");
         }
+
+        // Many slices come in a multiple of SliceMultiple (two or four threads finish together), still within the
+        // partial-buffer limit: the language-model head's 21 slices (as many 256 × 768 partials as fit) become 20.
+        foreach ((int m, int n, int k) in new[] { (256, 768, 50257), (64, 64, 8 * 2048), (64, 64, 37 * 2048), (200, 2000, 50000), (1, 1, 1 << 20) })
+        {
+            int length = GemmSplitK.SliceLength(m, n, k);
+            Assert.True(length > 0, $"{m}×{n}×{k} must take the split-K path");
+            int slices = (k + length - 1) / length;
+            Assert.True(slices % GemmSplitK.SliceMultiple == 0, $"{m}×{n}×{k}: {slices} slices of {length}");
+            Assert.True((long)slices * m * n <= 1 << 22, $"{m}×{n}×{k}: {slices} slices of {length} pass the partial-buffer limit");
+        }
     }
 
     [Theory]
