@@ -106,6 +106,10 @@ public static unsafe partial class QuantMatMul
                     groups, (nint)pl, (nint)pls, (nint)pli, (nint)plsum);
                 // Whole tiles of four rows per chunk (the lane kernel's), about ChunkBytes of blocks each.
                 var grain = Math.Max(LaneRowsPerTile, ChunkBytes / w.RowBytes / LaneRowsPerTile * LaneRowsPerTile);
+                if (rows == 1)
+                {
+                    grain = DecodeGrain(outs, w.RowBytes);
+                }
                 ParallelFor.For(outs, grain, (start, end) => RowsOf(job, start, end));
             }
         }
@@ -122,6 +126,12 @@ public static unsafe partial class QuantMatMul
         {
             // Prefill and batched decode with AVX-VNNI: four weight rows × eight tokens in the lanes of a vector.
             o = job.Type is QuantType.Q8_0 or QuantType.Q4_0 ? LaneRows(job, start, end) : KLaneRows(job, start, end);
+        }
+
+        if (job.Simd && job.Rows == 1)
+        {
+            // Decode: one token against each row (QuantMatMul.Decode.cs).
+            o = DecodeRows(job, o, end);
         }
 
         if (job.Simd && job.Rows >= TileTokens)
