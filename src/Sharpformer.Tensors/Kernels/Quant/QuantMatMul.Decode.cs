@@ -16,6 +16,9 @@ public static unsafe partial class QuantMatMul
     /// <summary>Q8_0 blocks whose scales one gather fetches: 8 blocks of 34 bytes (272 bytes of the row).</summary>
     private const int DecodeGroupBlocks = 8;
 
+    /// <summary>The longest row whose reordered activation codes <see cref="DecodeQ4_K"/> keeps on the stack (16 KiB).</summary>
+    private const int DecodeMaxColumns = 1 << 14;
+
     /// <summary>2^112: a half's exponent and mantissa bits moved to F32 position, times this, are its value (zero, subnormal and normal alike).</summary>
     private static readonly Vector256<float> HalfRebias = Vector256.Create(BitConverter.UInt32BitsToSingle(0x77800000));
 
@@ -46,7 +49,175 @@ public static unsafe partial class QuantMatMul
             return end;
         }
 
+        if (Vector512.IsHardwareAccelerated && Avx512BW.IsSupported)
+        {
+            if (job.Type == QuantType.Q4_K && job.In <= DecodeMaxColumns)
+            {
+                DecodeQ4_K(job, start, end);
+                return end;
+            }
+
+            if (job.Type == QuantType.Q6_K && job.In <= DecodeMaxColumns)
+            {
+                DecodeQ6_K(job, start, end);
+                return end;
+            }
+        }
+
         return start;
+    }
+
+    /// <summary>
+    /// Q4_K rows [start, end) at batch 1 with AVX-512BW, a super-block in two steps of 128 values. A 64-byte load of
+    /// codes holds the nibbles of four sub-blocks: bytes 0–31 sub-blocks 0 (low nibbles) and 1 (high), bytes 32–63
+    /// sub-blocks 2 and 3; so one mask gives sub-blocks 0 and 2 side by side and a shift and a mask sub-blocks 1 and 3.
+    /// The activation codes are put once per call into that order (<see cref="ReorderActivations"/>), and VPMADDUBSW multiplies
+    /// without any shuffling of the weights; VPMADDWD applies the two sub-blocks' scales (picked from the eight unpacked
+    /// scales by VPERMW) into one int32 sum per super-block. The mins enter through the activation's 16-value sums as in
+    /// <see cref="FinishQ4_K"/>. Exact integer super-block sums, like the reference. Rows over
+    /// <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DecodeQ4_K(in Job job, int start, int end)
+    {
+        var blocks = job.In / 256;
+        var x = stackalloc sbyte[job.In];
+        ReorderActivations((sbyte*)job.Codes, x, blocks, Q4_KChunkOrder);
+        var low = Vector512.Create((byte)0x0F);
+        // Scale pickers, int16 lanes 0–15 and 16–31: sub-blocks (0, 2), (1, 3), (4, 6), (5, 7).
+        var pick02 = Vector512.Create(Vector256<short>.Zero, Vector256.Create((short)2));
+        var pick13 = pick02 + Vector512<short>.One;
+        var pick46 = pick02 + Vector512.Create((short)4);
+        var pick57 = pick02 + Vector512.Create((short)5);
+        // The scale table pinned once: read through the static field inside the loop, the class-initialization check
+        // and its helper call made the JIT spill every vector register on each super-block.
+        fixed (float* halves = HalfTable)
+        {
+            for (var o = start; o < end; o++)
+            {
+                var w = (byte*)job.W + ((long)o * job.RowBytes);
+                var xb = x;
+                var xd = (float*)job.Scales;
+                var sums = (short*)job.Sums;
+                var acc = Vector512<float>.Zero;
+                var minAcc = Vector256<float>.Zero;
+                for (var b = 0; b < blocks; b++, w += 144, xb += 256, sums += 16)
+                {
+                    Sse.Prefetch0(w + PrefetchBytes);
+                    Sse.Prefetch0(w + PrefetchBytes + 64);
+                    Sse.Prefetch0(w + PrefetchBytes + 128);
+                    var (scales, mins) = Q4_KScalesAndMins(w + Q4_K.ScalesOffset);
+                    var table = scales.ToVector256Unsafe().ToVector512Unsafe();
+                    var raw0 = Vector512.Load(w + Q4_K.CodesOffset);
+                    var raw1 = Vector512.Load(w + Q4_K.CodesOffset + 64);
+                    var s02 = Avx512BW.MultiplyAddAdjacent(raw0 & low, Vector512.Load(xb));
+                    var s13 = Avx512BW.MultiplyAddAdjacent(Vector512.ShiftRightLogical(raw0.AsUInt16(), 4).AsByte() & low, Vector512.Load(xb + 64));
+                    var s46 = Avx512BW.MultiplyAddAdjacent(raw1 & low, Vector512.Load(xb + 128));
+                    var s57 = Avx512BW.MultiplyAddAdjacent(Vector512.ShiftRightLogical(raw1.AsUInt16(), 4).AsByte() & low, Vector512.Load(xb + 192));
+                    var isum = (Avx512BW.MultiplyAddAdjacent(s02, Avx512BW.PermuteVar32x16(table, pick02)) + Avx512BW.MultiplyAddAdjacent(s13, Avx512BW.PermuteVar32x16(table, pick13)))
+                        + (Avx512BW.MultiplyAddAdjacent(s46, Avx512BW.PermuteVar32x16(table, pick46)) + Avx512BW.MultiplyAddAdjacent(s57, Avx512BW.PermuteVar32x16(table, pick57)));
+                    acc = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(isum), Vector512.Create(halves[*(ushort*)w] * xd[b]), acc);
+                    minAcc = Vector256.FusedMultiplyAdd(
+                        Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(Vector256.Load(sums), mins)), Vector256.Create(-halves[*(ushort*)(w + 2)] * xd[b]), minAcc);
+                }
+
+                Store(job, o, 0, Vector512.Sum(acc) + Vector256.Sum(minAcc));
+            }
+        }
+    }
+
+    /// <summary>
+    /// A Q4_K block's eight 6-bit sub-block scales (int16 lanes 0–7) and its eight mins, each twice (lanes 2j and 2j + 1,
+    /// matching the Q8_K sums of 16), in registers: the unpacking of <see cref="UnpackQ4_KScales"/> without the store.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector128<short> Scales, Vector256<short> Mins) Q4_KScalesAndMins(byte* packed)
+    {
+        const uint Six = 0x3F3F3F3F, Four = 0x0F0F0F0F, Two = 0x03030303;
+        uint u0 = Unsafe.ReadUnaligned<uint>(packed), u1 = Unsafe.ReadUnaligned<uint>(packed + 4), u2 = Unsafe.ReadUnaligned<uint>(packed + 8);
+        ulong s = (u0 & Six) | ((ulong)((u2 & Four) | (((u0 >> 6) & Two) << 4)) << 32);
+        ulong m = (u1 & Six) | ((ulong)(((u2 >> 4) & Four) | (((u1 >> 6) & Two) << 4)) << 32);
+        var mins = Vector128.CreateScalar(m).AsByte();
+        return (Sse41.ConvertToVector128Int16(Vector128.CreateScalar(s).AsByte()), Avx2.ConvertToVector256Int16(Sse2.UnpackLow(mins, mins)));
+    }
+
+    /// <summary>
+    /// Q6_K rows [start, end) at batch 1 with AVX-512BW, a super-block in four steps of 64 values, each step one quarter
+    /// k of both halves: the low 32 bytes of ql of each half (quarters 0 and 2) and the high 32 (quarters 1 and 3) are
+    /// paired across the halves by one VSHUFI64X2 each, so that all 64 bytes of qh (both halves) give every step its
+    /// two high bits with one fixed shift and a mask. The activation codes are put once per call into that order
+    /// (<see cref="ReorderActivations"/>); VPMADDUBSW multiplies the unsigned codes, VPMADDWD applies the four groups'
+    /// scales (picked by VPERMW). The −32 offset comes from the 16-value sums as in <see cref="FinishQ6_K"/>. Rows over
+    /// <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DecodeQ6_K(in Job job, int start, int end)
+    {
+        var blocks = job.In / 256;
+        var x = stackalloc sbyte[job.In];
+        ReorderActivations((sbyte*)job.Codes, x, blocks, Q6_KChunkOrder);
+        var low = Vector512.Create((byte)0x0F);
+        var top = Vector512.Create((byte)0x30);
+        // Group pickers: int16 lanes 0–7, 8–15 take groups 2k, 2k + 1 of the first half, lanes 16–31 the same of the second.
+        var pick0 = Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9);
+        var pick1 = pick0 + Vector512.Create((short)2);
+        var pick2 = pick0 + Vector512.Create((short)4);
+        var pick3 = pick0 + Vector512.Create((short)6);
+        fixed (float* halves = HalfTable)
+        {
+            for (var o = start; o < end; o++)
+            {
+                var w = (byte*)job.W + ((long)o * job.RowBytes);
+                var xb = x;
+                var xd = (float*)job.Scales;
+                var sums = (short*)job.Sums;
+                var acc = Vector256<float>.Zero;
+                for (var b = 0; b < blocks; b++, w += 210, xb += 256, sums += 16)
+                {
+                    Sse.Prefetch0(w + PrefetchBytes);
+                    Sse.Prefetch0(w + PrefetchBytes + 64);
+                    Sse.Prefetch0(w + PrefetchBytes + 128);
+                    Sse.Prefetch0(w + PrefetchBytes + 192);
+                    var scales = Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)(w + Q6_K.ScalesOffset)));
+                    var table = scales.ToVector512Unsafe();
+                    var half0 = Vector512.Load(w).AsUInt64();
+                    var half1 = Vector512.Load(w + 64).AsUInt64();
+                    var high = Vector512.Load(w + Q6_K.HighOffset).AsUInt16();
+                    // Quarters 0 and 2 of both halves (low 32 bytes of each ql), and quarters 1 and 3 (high 32 bytes).
+                    var even = Avx512F.Shuffle4x128(half0, half1, 0x44).AsByte();
+                    var odd = Avx512F.Shuffle4x128(half0, half1, 0xEE).AsByte();
+                    var q0 = (even & low) | (Vector512.ShiftLeft(high, 4).AsByte() & top);
+                    var q1 = (odd & low) | (Vector512.ShiftLeft(high, 2).AsByte() & top);
+                    var q2 = (Vector512.ShiftRightLogical(even.AsUInt16(), 4).AsByte() & low) | (high.AsByte() & top);
+                    var q3 = (Vector512.ShiftRightLogical(odd.AsUInt16(), 4).AsByte() & low) | (Vector512.ShiftRightLogical(high, 2).AsByte() & top);
+                    var isum = (Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q0, Vector512.Load(xb)), Avx512BW.PermuteVar32x16(table, pick0))
+                        + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q1, Vector512.Load(xb + 64)), Avx512BW.PermuteVar32x16(table, pick1)))
+                        + (Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q2, Vector512.Load(xb + 128)), Avx512BW.PermuteVar32x16(table, pick2))
+                        + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q3, Vector512.Load(xb + 192)), Avx512BW.PermuteVar32x16(table, pick3)));
+                    acc += FinishQ6_K(isum.GetLower() + isum.GetUpper(), Vector256.Load(sums), scales, halves[*(ushort*)(w + Q6_K.DOffset)] * xd[b]);
+                }
+
+                Store(job, o, 0, Vector256.Sum(acc));
+            }
+        }
+    }
+
+    /// <summary>Q4_K's activation order for <see cref="DecodeQ4_K"/>: the 32-value chunks of a super-block as sub-blocks 0, 2, 1, 3, 4, 6, 5, 7.</summary>
+    private static ReadOnlySpan<byte> Q4_KChunkOrder => [0, 2, 1, 3, 4, 6, 5, 7];
+
+    /// <summary>Q6_K's activation order for <see cref="DecodeQ6_K"/>: quarter k of the first half, then of the second, for k = 0..3.</summary>
+    private static ReadOnlySpan<byte> Q6_KChunkOrder => [0, 4, 1, 5, 2, 6, 3, 7];
+
+    /// <summary>Each super-block's activation codes, 32-value chunks put so that position k holds chunk <paramref name="order"/>[k].</summary>
+    private static void ReorderActivations(sbyte* source, sbyte* destination, int blocks, ReadOnlySpan<byte> order)
+    {
+        for (var b = 0; b < blocks; b++, source += 256, destination += 256)
+        {
+            for (var k = 0; k < 8; k++)
+            {
+                Vector256.Load(source + (32 * order[k])).Store(destination + (32 * k));
+            }
+        }
     }
 
     /// <summary>
