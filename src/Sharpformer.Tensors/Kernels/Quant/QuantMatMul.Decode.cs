@@ -19,9 +19,6 @@ public static unsafe partial class QuantMatMul
     /// <summary>The longest row whose reordered activation codes <see cref="DecodeQ4_K"/> keeps on the stack (16 KiB).</summary>
     private const int DecodeMaxColumns = 1 << 14;
 
-    /// <summary>2^112: a half's exponent and mantissa bits moved to F32 position, times this, are its value (zero, subnormal and normal alike).</summary>
-    private static readonly Vector256<float> HalfRebias = Vector256.Create(BitConverter.UInt32BitsToSingle(0x77800000));
-
     /// <summary>
     /// Weight bytes per parallel chunk at batch 1: long chunks keep each thread on one sequential stream that the
     /// prefetchers settle into. Q8_0 ~1B-Llama layer stack, 2 threads, new kernel: 64 KiB chunks 0.75–0.83 of the read
@@ -224,7 +221,7 @@ public static unsafe partial class QuantMatMul
     /// Q8_0 rows [start, end) at batch 1: per group of eight blocks the eight weight scales are gathered and converted in
     /// one go and multiplied by the activation scales (<see cref="HalvesToSingle"/>); each block's integer dot product
     /// (<see cref="SignedDot"/>) is scaled by its lane of that vector into one of four accumulators. Blocks past the last
-    /// whole group take the per-block form of <see cref="DotQ8_0Avx2"/>.
+    /// whole group are scaled one at a time.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DecodeQ8_0(in Job job, int start, int end)
@@ -234,38 +231,41 @@ public static unsafe partial class QuantMatMul
         var x0 = (sbyte*)job.Codes;
         var xd0 = (float*)job.Scales;
         var offsets = Vector256.Create(0, 34, 68, 102, 136, 170, 204, 238);
-        for (var o = start; o < end; o++)
+        // Pinned once for the tail blocks (see DecodeQ4_K): no static field access inside the loops.
+        fixed (float* halves = HalfTable)
         {
-            var w = (byte*)job.W + ((long)o * job.RowBytes);
-            var x = x0;
-            var xd = xd0;
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (var g = 0; g < groups; g++, w += 34 * DecodeGroupBlocks, x += 32 * DecodeGroupBlocks, xd += DecodeGroupBlocks)
+            for (var o = start; o < end; o++)
             {
-                Sse.Prefetch0(w + PrefetchBytes);
-                Sse.Prefetch0(w + PrefetchBytes + 64);
-                Sse.Prefetch0(w + PrefetchBytes + 128);
-                Sse.Prefetch0(w + PrefetchBytes + 192);
-                Sse.Prefetch0(w + PrefetchBytes + 256);
-                var d = HalvesToSingle(Avx2.GatherVector256((int*)w, offsets, 1)) * Vector256.Load(xd);
-                a0 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 0), Lane(d, 0), a0);
-                a1 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 1), Lane(d, 1), a1);
-                a2 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 2), Lane(d, 2), a2);
-                a3 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 3), Lane(d, 3), a3);
-                a0 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 4), Lane(d, 4), a0);
-                a1 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 5), Lane(d, 5), a1);
-                a2 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 6), Lane(d, 6), a2);
-                a3 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 7), Lane(d, 7), a3);
-            }
+                var w = (byte*)job.W + ((long)o * job.RowBytes);
+                var x = x0;
+                var xd = xd0;
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (var g = 0; g < groups; g++, w += 34 * DecodeGroupBlocks, x += 32 * DecodeGroupBlocks, xd += DecodeGroupBlocks)
+                {
+                    Sse.Prefetch0(w + PrefetchBytes);
+                    Sse.Prefetch0(w + PrefetchBytes + 64);
+                    Sse.Prefetch0(w + PrefetchBytes + 128);
+                    Sse.Prefetch0(w + PrefetchBytes + 192);
+                    Sse.Prefetch0(w + PrefetchBytes + 256);
+                    var d = HalvesToSingle(Avx2.GatherVector256((int*)w, offsets, 1)) * Vector256.Load(xd);
+                    a0 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 0), Lane(d, 0), a0);
+                    a1 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 1), Lane(d, 1), a1);
+                    a2 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 2), Lane(d, 2), a2);
+                    a3 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 3), Lane(d, 3), a3);
+                    a0 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 4), Lane(d, 4), a0);
+                    a1 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 5), Lane(d, 5), a1);
+                    a2 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 6), Lane(d, 6), a2);
+                    a3 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 7), Lane(d, 7), a3);
+                }
 
-            var sum = Vector256.Sum((a0 + a1) + (a2 + a3));
-            var rest = blocks - (groups * DecodeGroupBlocks);
-            if (rest > 0)
-            {
-                sum += DotQ8_0Avx2(w, x, xd, rest);
-            }
+                // Blocks past the last whole group, one at a time.
+                for (var b = groups * DecodeGroupBlocks; b < blocks; b++, w += 34, x += 32, xd++)
+                {
+                    a0 = Vector256.FusedMultiplyAdd(BlockDotQ8_0(w, x, 0), Vector256.Create(halves[*(ushort*)w] * *xd), a0);
+                }
 
-            Store(job, o, 0, sum);
+                Store(job, o, 0, Vector256.Sum((a0 + a1) + (a2 + a3)));
+            }
         }
     }
 
@@ -288,7 +288,8 @@ public static unsafe partial class QuantMatMul
     {
         var bits = lanes.AsUInt32();
         var magnitude = Vector256.ShiftLeft(bits & Vector256.Create(0x7FFFu), 13);
-        var value = magnitude.AsSingle() * HalfRebias;
+        // 2^112 (F32 bits 0x77800000): a half's exponent and mantissa bits in F32 position, times this, are its value.
+        var value = magnitude.AsSingle() * Vector256.Create(0x77800000u).AsSingle();
         var special = Vector256.GreaterThanOrEqual(magnitude, Vector256.Create(0x0F800000u));
         value = Vector256.ConditionalSelect(special.AsSingle(), (magnitude | Vector256.Create(0x7F800000u)).AsSingle(), value);
         return (value.AsUInt32() | Vector256.ShiftLeft(bits & Vector256.Create(0x8000u), 16)).AsSingle();
