@@ -70,8 +70,9 @@ public static unsafe partial class QuantMatMul
     /// sub-blocks 2 and 3; so one mask gives sub-blocks 0 and 2 side by side and a shift and a mask sub-blocks 1 and 3.
     /// The activation codes are put once per call into that order (<see cref="ReorderActivations"/>), and VPMADDUBSW multiplies
     /// without any shuffling of the weights; VPMADDWD applies the two sub-blocks' scales (picked from the eight unpacked
-    /// scales by VPERMW) into one int32 sum per super-block. The mins enter through the activation's 16-value sums as in
-    /// <see cref="FinishQ4_K"/>. Exact integer super-block sums, like the reference. Rows over
+    /// scales by VPERMW) into one int32 sum per super-block. Scales and mins are unpacked with two byte shuffles
+    /// (<see cref="Q4_KScalesAndMins"/>); the mins meet the activation's sums of 32, made once per call. Exact integer
+    /// super-block sums, like the reference. Rows over
     /// <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -80,6 +81,13 @@ public static unsafe partial class QuantMatMul
         var blocks = job.In / 256;
         var x = stackalloc sbyte[job.In];
         ReorderActivations((sbyte*)job.Codes, x, blocks, Q4_KChunkOrder);
+        // The activation's sums of 32 (one per sub-block, against the mins) from its sums of 16.
+        var subSums = stackalloc short[job.In / 32];
+        for (var j = 0; j < job.In / 32; j++)
+        {
+            subSums[j] = (short)(((short*)job.Sums)[2 * j] + ((short*)job.Sums)[(2 * j) + 1]);
+        }
+
         var low = Vector512.Create((byte)0x0F);
         // Scale pickers, int16 lanes 0–15 and 16–31: sub-blocks (0, 2), (1, 3), (4, 6), (5, 7).
         var pick02 = Vector512.Create(Vector256<short>.Zero, Vector256.Create((short)2));
@@ -95,16 +103,17 @@ public static unsafe partial class QuantMatMul
                 var w = (byte*)job.W + ((long)o * job.RowBytes);
                 var xb = x;
                 var xd = (float*)job.Scales;
-                var sums = (short*)job.Sums;
+                var sums = subSums;
                 var acc = Vector512<float>.Zero;
-                var minAcc = Vector256<float>.Zero;
-                for (var b = 0; b < blocks; b++, w += 144, xb += 256, sums += 16)
+                var minAcc = Vector128<float>.Zero;
+                for (var b = 0; b < blocks; b++, w += 144, xb += 256, sums += 8)
                 {
                     Sse.Prefetch0(w + PrefetchBytes);
                     Sse.Prefetch0(w + PrefetchBytes + 64);
                     Sse.Prefetch0(w + PrefetchBytes + 128);
-                    var (scales, mins) = Q4_KScalesAndMins(w + Q4_K.ScalesOffset);
-                    var table = scales.ToVector256Unsafe().ToVector512Unsafe();
+                    // int16 lanes 0–7 the sub-block scales (VPERMW's table), lanes 8–15 the mins.
+                    var scalesAndMins = Q4_KScalesAndMins(w + Q4_K.ScalesOffset);
+                    var table = scalesAndMins.ToVector512Unsafe();
                     var raw0 = Vector512.Load(w + Q4_K.CodesOffset);
                     var raw1 = Vector512.Load(w + Q4_K.CodesOffset + 64);
                     var s02 = Avx512BW.MultiplyAddAdjacent(raw0 & low, Vector512.Load(xb));
@@ -114,28 +123,33 @@ public static unsafe partial class QuantMatMul
                     var isum = (Avx512BW.MultiplyAddAdjacent(s02, Avx512BW.PermuteVar32x16(table, pick02)) + Avx512BW.MultiplyAddAdjacent(s13, Avx512BW.PermuteVar32x16(table, pick13)))
                         + (Avx512BW.MultiplyAddAdjacent(s46, Avx512BW.PermuteVar32x16(table, pick46)) + Avx512BW.MultiplyAddAdjacent(s57, Avx512BW.PermuteVar32x16(table, pick57)));
                     acc = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(isum), Vector512.Create(halves[*(ushort*)w] * xd[b]), acc);
-                    minAcc = Vector256.FusedMultiplyAdd(
-                        Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(Vector256.Load(sums), mins)), Vector256.Create(-halves[*(ushort*)(w + 2)] * xd[b]), minAcc);
+                    minAcc = Vector128.FusedMultiplyAdd(
+                        Sse2.ConvertToVector128Single(Sse2.MultiplyAddAdjacent(Vector128.Load(sums), scalesAndMins.GetUpper())), Vector128.Create(-halves[*(ushort*)(w + 2)] * xd[b]), minAcc);
                 }
 
-                Store(job, o, 0, Vector512.Sum(acc) + Vector256.Sum(minAcc));
+                Store(job, o, 0, Vector512.Sum(acc) + Vector128.Sum(minAcc));
             }
         }
     }
 
     /// <summary>
-    /// A Q4_K block's eight 6-bit sub-block scales (int16 lanes 0–7) and its eight mins, each twice (lanes 2j and 2j + 1,
-    /// matching the Q8_K sums of 16), in registers: the unpacking of <see cref="UnpackQ4_KScales"/> without the store.
+    /// A Q4_K block's eight 6-bit sub-block scales (int16 lanes 0–7) and eight mins (lanes 8–15) from its 12 packed bytes
+    /// (ggml's get_scale_min_k4 for all sixteen at once, in registers): one shuffle puts each value's low-bits byte in
+    /// its lane (s_0..s_3, the low nibbles for s_4..s_7, m_0..m_3, the high nibbles for m_4..m_7), another the bytes
+    /// whose top two bits are the high bits of s_4..s_7 and m_4..m_7.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector128<short> Scales, Vector256<short> Mins) Q4_KScalesAndMins(byte* packed)
+    private static Vector256<short> Q4_KScalesAndMins(byte* packed)
     {
-        const uint Six = 0x3F3F3F3F, Four = 0x0F0F0F0F, Two = 0x03030303;
-        uint u0 = Unsafe.ReadUnaligned<uint>(packed), u1 = Unsafe.ReadUnaligned<uint>(packed + 4), u2 = Unsafe.ReadUnaligned<uint>(packed + 8);
-        ulong s = (u0 & Six) | ((ulong)((u2 & Four) | (((u0 >> 6) & Two) << 4)) << 32);
-        ulong m = (u1 & Six) | ((ulong)(((u2 >> 4) & Four) | (((u1 >> 6) & Two) << 4)) << 32);
-        var mins = Vector128.CreateScalar(m).AsByte();
-        return (Sse41.ConvertToVector128Int16(Vector128.CreateScalar(s).AsByte()), Avx2.ConvertToVector256Int16(Sse2.UnpackLow(mins, mins)));
+        // 16 bytes: the 12 packed ones and 4 code bytes (not used).
+        var bytes = Vector128.Load(packed);
+        var lowBits = Ssse3.Shuffle(bytes, Vector128.Create((byte)0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+        var topBits = Ssse3.Shuffle(bytes, Vector128.Create((byte)0x80, 0x80, 0x80, 0x80, 0, 1, 2, 3, 0x80, 0x80, 0x80, 0x80, 4, 5, 6, 7));
+        // m_4..m_7 take the high nibbles (lanes 12–15); then the 6- or 4-bit masks, and the top two bits at bits 4–5.
+        var nibbles = Vector128.ConditionalSelect(
+            Vector128.Create(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, (byte)0xFF), Vector128.ShiftRightLogical(lowBits.AsUInt16(), 4).AsByte(), lowBits);
+        var masked = nibbles & Vector128.Create(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, (byte)15);
+        return Avx2.ConvertToVector256Int16(masked | (Vector128.ShiftRightLogical(topBits.AsUInt16(), 2).AsByte() & Vector128.Create((byte)0x30)));
     }
 
     /// <summary>
