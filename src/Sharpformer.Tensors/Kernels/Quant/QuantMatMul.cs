@@ -14,7 +14,7 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// blocks of integer dot products times the two blocks' scales. Weight codes are decoded in registers (nibbles
 /// unpacked, high bits merged) and never widened to F32 in memory. Output rows are split into chunks that idle threads
 /// claim (<see cref="ParallelFor"/>). Three SIMD forms share the reference's exact integer block sums: one token at a
-/// time (decode: each weight row streamed once, prefetched ahead); 2 weight rows × 4 tokens in registers without
+/// time (decode: each weight row streamed once, prefetched ahead; QuantMatMul.Decode.cs); 2 weight rows × 4 tokens in registers without
 /// AVX-VNNI (QuantMatMul.Tiled.cs); and, with AVX-VNNI, 4 weight rows × 8 tokens held in the lanes of a vector
 /// (QuantMatMul.Lanes.cs for Q8_0/Q4_0, QuantMatMul.KLanes.cs for Q4_K/Q6_K). AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD / VPDPWSSD where the
 /// CPU has them (.NET 10 exposes no 512-bit VPDPBUSD short of AVX10.2); <see cref="MultiplyReference"/> is the scalar
