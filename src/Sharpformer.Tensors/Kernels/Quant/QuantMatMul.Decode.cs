@@ -7,16 +7,20 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// <summary>
 /// The batch-1 (decode) path of <see cref="QuantMatMul"/>: one token against every weight row, each row streamed once.
 /// On a quiet machine two cores read about 50 GB/s, so a core has 4–5 cycles per Q8_0 block and about 20 per Q4_K
-/// super-block: these kernels are written to that budget. Q8_0 converts its block scales eight at a time (one gather of
-/// the eight F16 scales, converted in registers and multiplied by the activation scales in one vector op) instead of a
-/// table lookup per block, and keeps four accumulators so the FMA latency does not bind.
+/// super-block: these kernels are written to that budget. Q8_0 (AVX2, VPDPBUSD with AVX-VNNI) converts its block scales
+/// eight at a time (one gather of the eight F16 scales, converted in registers and multiplied by the activation scales
+/// in one vector op) instead of a table lookup per block, and keeps four accumulators so the FMA latency does not bind.
+/// Q4_K and Q6_K (AVX-512BW) read 64 code bytes per load against activation codes reordered once per call to match.
+/// Every kernel keeps the reference's exact integer block sums; without these ISAs the per-row AVX2 kernels of
+/// QuantMatMul.cs run, and <see cref="MultiplyReference"/> is the scalar reference. No static field is read inside a
+/// kernel loop: its class-initialization check made the JIT spill the vector registers on every block.
 /// </summary>
 public static unsafe partial class QuantMatMul
 {
     /// <summary>Q8_0 blocks whose scales one gather fetches: 8 blocks of 34 bytes (272 bytes of the row).</summary>
     private const int DecodeGroupBlocks = 8;
 
-    /// <summary>The longest row whose reordered activation codes <see cref="DecodeQ4_K"/> keeps on the stack (16 KiB).</summary>
+    /// <summary>The longest row whose reordered activation codes <see cref="DecodeQ4_K"/> and <see cref="DecodeQ6_K"/> keep on the stack (16 KiB).</summary>
     private const int DecodeMaxColumns = 1 << 14;
 
     /// <summary>
@@ -68,12 +72,11 @@ public static unsafe partial class QuantMatMul
     /// Q4_K rows [start, end) at batch 1 with AVX-512BW, a super-block in two steps of 128 values. A 64-byte load of
     /// codes holds the nibbles of four sub-blocks: bytes 0–31 sub-blocks 0 (low nibbles) and 1 (high), bytes 32–63
     /// sub-blocks 2 and 3; so one mask gives sub-blocks 0 and 2 side by side and a shift and a mask sub-blocks 1 and 3.
-    /// The activation codes are put once per call into that order (<see cref="ReorderActivations"/>), and VPMADDUBSW multiplies
-    /// without any shuffling of the weights; VPMADDWD applies the two sub-blocks' scales (picked from the eight unpacked
-    /// scales by VPERMW) into one int32 sum per super-block. Scales and mins are unpacked with two byte shuffles
-    /// (<see cref="Q4_KScalesAndMins"/>); the mins meet the activation's sums of 32, made once per call. Exact integer
-    /// super-block sums, like the reference. Rows over
-    /// <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel.
+    /// The activation codes are put once per call into that order (<see cref="ReorderActivations"/>), and VPMADDUBSW
+    /// multiplies without any shuffling of the weights; VPMADDWD applies the two sub-blocks' scales (picked from the
+    /// eight unpacked scales by VPERMW) into one int32 sum per super-block. Scales and mins are unpacked with two byte
+    /// shuffles (<see cref="Q4_KScalesAndMins"/>); the mins meet the activation's sums of 32, made once per call. Exact
+    /// integer super-block sums, like the reference. Rows over <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DecodeQ4_K(in Job job, int start, int end)
