@@ -22,6 +22,8 @@ public sealed class QuantMatMulTests
             data.Add(type, 4, 3 * block, 2); // exactly one tile of two rows × four tokens
             data.Add(type, 12, 4 * block, 9); // three token tiles, an odd last row
             data.Add(type, 137, 2 * block, 6); // 17 groups of eight tokens: more than one pass of the K-quant lane kernel
+            data.Add(type, 1, 11 * block, 70); // decode: Q8_0's groups of eight blocks and a tail of three, rows in several chunks
+            data.Add(type, 1, 2 * block, 3); // decode: a short row (Q8_0 below one group of eight blocks)
         }
 
         return data;
@@ -85,6 +87,48 @@ public sealed class QuantMatMulTests
                 var bound = (Tolerances.KernelVsReferenceRelative * magnitude) + 1e-6;
                 Assert.True(Math.Abs(y[(r * outFeatures) + o] - exact) <= bound, $"{type} y[{r}, {o}] = {y[(r * outFeatures) + o]} vs {exact} (bound {bound:E2})");
             }
+        }
+    }
+
+    [Fact]
+    public void Multiply_Batch1_Q8_0_EveryFiniteScale()
+    {
+        // One row per finite F16 bit pattern (zero, subnormals, normals, both signs), that pattern as the scale of all
+        // eight blocks: the decode kernel converts the scales eight at a time in registers, the reference by table.
+        const int inFeatures = 256, blocksPerRow = inFeatures / 32;
+        var patterns = Enumerable.Range(0, 65536).Where(h => (h & 0x7C00) != 0x7C00).ToArray();
+        var rng = new Random(29);
+        var blocks = new byte[patterns.Length * blocksPerRow * 34];
+        rng.NextBytes(blocks);
+        for (var r = 0; r < patterns.Length; r++)
+        {
+            for (var b = 0; b < blocksPerRow; b++)
+            {
+                var at = ((r * blocksPerRow) + b) * 34;
+                blocks[at] = (byte)patterns[r];
+                blocks[at + 1] = (byte)(patterns[r] >> 8);
+            }
+        }
+
+        var w = QuantizedMatrix.FromBlocks(QuantType.Q8_0, patterns.Length, inFeatures, blocks);
+        var x = Normal(inFeatures, rng, 1f);
+        var expected = new float[patterns.Length];
+        var actual = new float[patterns.Length];
+        QuantMatMul.MultiplyReference(x, 1, w, default, expected);
+        QuantMatMul.Multiply(x, 1, w, default, actual);
+        var dense = new float[inFeatures];
+        var xHat = DequantizedActivations(QuantType.Q8_0, x, 1, inFeatures);
+        for (var r = 0; r < patterns.Length; r++)
+        {
+            w.DequantizeRows(r, 1, dense);
+            var magnitude = 0.0;
+            for (var i = 0; i < inFeatures; i++)
+            {
+                magnitude += Math.Abs((double)dense[i] * xHat[i]);
+            }
+
+            var bound = (Tolerances.KernelVsReferenceRelative * magnitude) + float.Epsilon;
+            Assert.True(Math.Abs(expected[r] - actual[r]) <= bound, $"scale 0x{patterns[r]:X4}: {actual[r]} vs reference {expected[r]} (bound {bound:E2})");
         }
     }
 

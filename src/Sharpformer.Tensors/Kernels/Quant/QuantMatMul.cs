@@ -14,7 +14,7 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// blocks of integer dot products times the two blocks' scales. Weight codes are decoded in registers (nibbles
 /// unpacked, high bits merged) and never widened to F32 in memory. Output rows are split into chunks that idle threads
 /// claim (<see cref="ParallelFor"/>). Three SIMD forms share the reference's exact integer block sums: one token at a
-/// time (decode: each weight row streamed once, prefetched ahead); 2 weight rows × 4 tokens in registers without
+/// time (decode: each weight row streamed once, prefetched ahead; QuantMatMul.Decode.cs); 2 weight rows × 4 tokens in registers without
 /// AVX-VNNI (QuantMatMul.Tiled.cs); and, with AVX-VNNI, 4 weight rows × 8 tokens held in the lanes of a vector
 /// (QuantMatMul.Lanes.cs for Q8_0/Q4_0, QuantMatMul.KLanes.cs for Q4_K/Q6_K). AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD / VPDPWSSD where the
 /// CPU has them (.NET 10 exposes no 512-bit VPDPBUSD short of AVX10.2); <see cref="MultiplyReference"/> is the scalar
@@ -106,6 +106,10 @@ public static unsafe partial class QuantMatMul
                     groups, (nint)pl, (nint)pls, (nint)pli, (nint)plsum);
                 // Whole tiles of four rows per chunk (the lane kernel's), about ChunkBytes of blocks each.
                 var grain = Math.Max(LaneRowsPerTile, ChunkBytes / w.RowBytes / LaneRowsPerTile * LaneRowsPerTile);
+                if (rows == 1)
+                {
+                    grain = DecodeGrain(outs, w.RowBytes);
+                }
                 ParallelFor.For(outs, grain, (start, end) => RowsOf(job, start, end));
             }
         }
@@ -122,6 +126,12 @@ public static unsafe partial class QuantMatMul
         {
             // Prefill and batched decode with AVX-VNNI: four weight rows × eight tokens in the lanes of a vector.
             o = job.Type is QuantType.Q8_0 or QuantType.Q4_0 ? LaneRows(job, start, end) : KLaneRows(job, start, end);
+        }
+
+        if (job.Simd && job.Rows == 1)
+        {
+            // Decode: one token against each row (QuantMatMul.Decode.cs).
+            o = DecodeRows(job, o, end);
         }
 
         if (job.Simd && job.Rows >= TileTokens)
