@@ -206,6 +206,7 @@ public sealed partial class Tensor
         long n = shape.ElementCount;
         TensorStorage storage = dtype switch
         {
+            DType.F32 when GradientBuffers.Active is { } backward => backward.Rent(n, zeroed),
             DType.F32 => new ManagedStorage<float>(n, zeroed),
             DType.F16 => new ManagedStorage<Half>(n, zeroed),
             DType.BF16 => new ManagedStorage<BFloat16>(n, zeroed),

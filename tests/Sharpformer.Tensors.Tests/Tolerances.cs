@@ -39,6 +39,12 @@ public static class Tolerances
     /// </summary>
     public const float VsPyTorchOp = 1e-5f;
 
+    /// <summary>
+    /// A small graph of elementwise ops in float (tanh, scales, sums of a few equal terms) vs its closed-form gradient in
+    /// double, |Δ| ≤ this · max(1, |expected|): tanh is ≤ 2 ulp and each product or sum adds half an ulp.
+    /// </summary>
+    public const float GraphVsClosedForm = 1e-5f;
+
     /// <summary>Sharpformer vs a PyTorch fixture computed in float32.</summary>
     public const float VsPyTorch = 1e-4f;
 

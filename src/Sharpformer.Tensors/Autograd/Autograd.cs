@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
+using Sharpformer.Tensors.Storage;
 
 namespace Sharpformer.Tensors;
 
@@ -136,49 +137,159 @@ public static class Autograd
 
     private static void RunNodes(List<Tensor> order, Dictionary<Tensor, Tensor> pending, LeafReadiness? readiness, OpProfile? profile)
     {
-        for (int i = order.Count - 1; i >= 0; i--)
+        var buffers = new GradientOwnership(GradientBuffers.Enter());
+        try
         {
-            var tensor = order[i];
-            if (!pending.Remove(tensor, out var grad))
+            for (int i = order.Count - 1; i >= 0; i--)
             {
-                readiness?.NodeDone(tensor.GradFn!);
-                continue; // no path from this node to the root's loss
+                var tensor = order[i];
+                if (!pending.Remove(tensor, out var grad))
+                {
+                    readiness?.NodeDone(tensor.GradFn!);
+                    continue; // no path from this node to the root's loss
+                }
+
+                var node = tensor.GradFn!;
+                profile?.BeforeNode();
+                buffers.BeginNode();
+                var inputGrads = node.Backward(grad);
+                Debug.Assert(inputGrads.Length == node.Inputs.Length, $"{node.Op}: backward returned {inputGrads.Length} gradients for {node.Inputs.Length} inputs");
+                for (int j = 0; j < node.Inputs.Length; j++)
+                {
+                    var input = node.Inputs[j];
+                    var g = inputGrads[j];
+                    if (input is null || g is null || !input.RequiresGrad) continue;
+                    if (g.Shape != input.Shape)
+                    {
+                        throw new InvalidOperationException($"Autograd internal error: {node.Op} returned a gradient of shape {g.Shape} for an input of shape {input.Shape}.");
+                    }
+
+                    g = g.Contiguous();
+                    buffers.Claim(g);
+                    if (input.IsLeaf)
+                    {
+                        input.AccumulateGrad(g);
+                    }
+                    else if (pending.TryGetValue(input, out var existing))
+                    {
+                        // Two uses of one tensor: sum the gradients, in place when one of the two buffers is the engine's alone.
+                        pending[input] = buffers.Sum(existing, g);
+                    }
+                    else
+                    {
+                        pending[input] = g;
+                        buffers.AddUse(g);
+                    }
+                }
+
+                // The incoming gradient has had its last consumer; so have the new ones that went only to leaves or sums.
+                buffers.DropUse(grad);
+                buffers.EndNode();
+                profile?.AfterNode(node, tensor);
+                readiness?.NodeDone(node);
+            }
+        }
+        finally
+        {
+            GradientBuffers.Exit(buffers.Session);
+        }
+    }
+
+    /// <summary>
+    /// Which gradient buffers the engine owns during one backward pass, and how many pending gradients use each. A
+    /// gradient is the engine's when its storage was handed out by <see cref="GradientBuffers"/> during the node call that
+    /// returned it (so no saved activation, parameter gradient or caller's tensor can be behind it). Several pending
+    /// gradients may share one storage (an Add hands its incoming gradient to both inputs; views return reshaped views of
+    /// it), so uses are counted per storage: a buffer is written in place only while one pending gradient uses it, and
+    /// goes back to the pool when none does.
+    /// </summary>
+    private sealed class GradientOwnership(GradientBuffers.Session session)
+    {
+        private readonly Dictionary<TensorStorage, int> _uses = new(ReferenceEqualityComparer.Instance);
+        private readonly List<ManagedStorage<float>> _claimed = [];
+        private int _mark;
+
+        public GradientBuffers.Session Session { get; } = session;
+
+        /// <summary>Marks the start of a node's backward call: storages handed out from here on are that call's.</summary>
+        public void BeginNode() => _mark = Session.HandedOutCount;
+
+        /// <summary>Takes ownership of <paramref name="g"/>'s storage when the current node call allocated it (with no uses yet).</summary>
+        public void Claim(Tensor g)
+        {
+            if (g.Storage is ManagedStorage<float> storage && !_uses.ContainsKey(storage) && Session.HandedOutSince(_mark, storage))
+            {
+                _uses[storage] = 0;
+                _claimed.Add(storage);
+            }
+        }
+
+        /// <summary>One more pending gradient uses <paramref name="g"/>'s storage.</summary>
+        public void AddUse(Tensor g)
+        {
+            if (_uses.TryGetValue(g.Storage, out int uses)) _uses[g.Storage] = uses + 1;
+        }
+
+        /// <summary>One pending gradient fewer uses <paramref name="g"/>'s storage; the last one gives it back to the pool.</summary>
+        public void DropUse(Tensor g)
+        {
+            if (!_uses.TryGetValue(g.Storage, out int uses)) return;
+            if (uses > 1)
+            {
+                _uses[g.Storage] = uses - 1;
+                return;
             }
 
-            var node = tensor.GradFn!;
-            profile?.BeforeNode();
-            var inputGrads = node.Backward(grad);
-            Debug.Assert(inputGrads.Length == node.Inputs.Length, $"{node.Op}: backward returned {inputGrads.Length} gradients for {node.Inputs.Length} inputs");
-            for (int j = 0; j < node.Inputs.Length; j++)
-            {
-                var input = node.Inputs[j];
-                var g = inputGrads[j];
-                if (input is null || g is null || !input.RequiresGrad) continue;
-                if (g.Shape != input.Shape)
-                {
-                    throw new InvalidOperationException($"Autograd internal error: {node.Op} returned a gradient of shape {g.Shape} for an input of shape {input.Shape}.");
-                }
+            _uses.Remove(g.Storage);
+            GradientBuffers.Return((ManagedStorage<float>)g.Storage);
+        }
 
-                g = g.Contiguous();
-                if (input.IsLeaf)
+        /// <summary>
+        /// <paramref name="existing"/> (pending) + <paramref name="g"/> (new, claimed if it can be): written into existing
+        /// when that pending gradient is its buffer's only use, else into g when g's buffer is owned and unused, else into
+        /// a new buffer. The result is pending in existing's place (float addition commutes, so every case gives the same bits).
+        /// </summary>
+        public Tensor Sum(Tensor existing, Tensor g)
+        {
+            bool distinct = !ReferenceEquals(existing.Storage, g.Storage);
+            if (distinct && _uses.TryGetValue(existing.Storage, out int existingUses) && existingUses == 1)
+            {
+                var target = existing.AsSpan<float>();
+                TensorPrimitives.Add(target, g.AsReadOnlySpan<float>(), target);
+                return existing;
+            }
+
+            Tensor sum;
+            if (distinct && _uses.TryGetValue(g.Storage, out int gUses) && gUses == 0)
+            {
+                sum = g;
+            }
+            else
+            {
+                sum = Tensor.Empty(existing.Shape);
+                Claim(sum);
+            }
+
+            TensorPrimitives.Add(existing.AsReadOnlySpan<float>(), g.AsReadOnlySpan<float>(), sum.AsSpan<float>());
+            AddUse(sum);
+            DropUse(existing);
+            return sum;
+        }
+
+        /// <summary>Ends a node: its claimed buffers that no pending gradient uses (they went to leaves or into sums) go back to the pool.</summary>
+        public void EndNode()
+        {
+            foreach (var storage in _claimed)
+            {
+                if (_uses.TryGetValue(storage, out int uses) && uses == 0)
                 {
-                    input.AccumulateGrad(g);
-                }
-                else if (pending.TryGetValue(input, out var existing))
-                {
-                    // Two uses of one tensor: sum the gradients. Clone first when the existing buffer may be shared.
-                    var sum = Tensor.Empty(existing.Shape);
-                    TensorPrimitives.Add(existing.AsReadOnlySpan<float>(), g.AsReadOnlySpan<float>(), sum.AsSpan<float>());
-                    pending[input] = sum;
-                }
-                else
-                {
-                    pending[input] = g;
+                    _uses.Remove(storage);
+                    GradientBuffers.Return(storage);
                 }
             }
 
-            profile?.AfterNode(node, tensor);
-            readiness?.NodeDone(node);
+            _claimed.Clear();
+            Session.ForgetHandedOutSince(_mark);
         }
     }
 
