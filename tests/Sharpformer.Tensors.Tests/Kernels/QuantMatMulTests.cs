@@ -22,6 +22,8 @@ public sealed class QuantMatMulTests
             data.Add(type, 4, 3 * block, 2); // exactly one tile of two rows × four tokens
             data.Add(type, 12, 4 * block, 9); // three token tiles, an odd last row
             data.Add(type, 137, 2 * block, 6); // 17 groups of eight tokens: more than one pass of the K-quant lane kernel
+            data.Add(type, 16, 2 * block, 9); // two groups of eight tokens: one pair in the 512-bit K-quant lanes
+            data.Add(type, 27, 3 * block, 10); // a pair of token groups, an odd group, three tokens past the groups
         }
 
         return data;
@@ -85,6 +87,45 @@ public sealed class QuantMatMulTests
                 var bound = (Tolerances.KernelVsReferenceRelative * magnitude) + 1e-6;
                 Assert.True(Math.Abs(y[(r * outFeatures) + o] - exact) <= bound, $"{type} y[{r}, {o}] = {y[(r * outFeatures) + o]} vs {exact} (bound {bound:E2})");
             }
+        }
+    }
+
+    [Theory]
+    [InlineData(QuantType.Q8_0)]
+    [InlineData(QuantType.Q4_0)]
+    [InlineData(QuantType.Q4_K)]
+    [InlineData(QuantType.Q6_K)]
+    public void Multiply_ExtremeCodes_MatchesReference(QuantType type)
+    {
+        // Weights of one sign per row and activations of one sign per token, all of the largest magnitude but one zero
+        // weight in 16: the weight codes sit at the ends of their range and the activation codes at ±127, the largest
+        // integer sums the kernels' narrow (int16) partial sums can meet.
+        const int rows = 27, outFeatures = 9;
+        var inFeatures = 2 * 256;
+        var dense = new float[outFeatures * inFeatures];
+        for (var o = 0; o < outFeatures; o++)
+        {
+            for (var i = 0; i < inFeatures; i++)
+            {
+                dense[(o * inFeatures) + i] = i % 16 == 5 ? 0f : (o % 2 == 0 ? 1f : -1f);
+            }
+        }
+
+        var x = new float[rows * inFeatures];
+        for (var r = 0; r < rows; r++)
+        {
+            Array.Fill(x, r % 3 == 0 ? -1f : 1f, r * inFeatures, inFeatures);
+        }
+
+        var w = QuantizedMatrix.Quantize(dense, outFeatures, inFeatures, type);
+        var expected = new float[rows * outFeatures];
+        var actual = new float[rows * outFeatures];
+        QuantMatMul.MultiplyReference(x, rows, w, default, expected);
+        QuantMatMul.Multiply(x, rows, w, default, actual);
+        for (var i = 0; i < expected.Length; i++)
+        {
+            var bound = Tolerances.KernelVsReferenceRelative * Math.Max(1f, MathF.Abs(expected[i])) * (inFeatures / 32);
+            Assert.True(MathF.Abs(expected[i] - actual[i]) <= bound, $"{type} y[{i}]: {actual[i]} vs reference {expected[i]}");
         }
     }
 

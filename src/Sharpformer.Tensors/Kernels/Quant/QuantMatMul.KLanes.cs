@@ -31,9 +31,12 @@ public static unsafe partial class QuantMatMul
         var tiles = stackalloc float[KLaneGroupsPerPass * LaneRowsPerTile * LaneTokens];
         var codes = stackalloc byte[LaneRowsPerTile * 256];
         var scales = stackalloc int[LaneRowsPerTile * 16];
+        var scalePairs = stackalloc uint[LaneRowsPerTile * 16];
         var pairs = stackalloc uint[LaneRowsPerTile * 8];
         var factors = stackalloc float[2 * LaneRowsPerTile];
-        var panel = new KPanel(codes, scales, pairs, factors);
+        var panel = new KPanel(codes, scales, scalePairs, pairs, factors);
+        var wide = KLanesWide;
+        var groupBytes = (long)LaneTokens * job.In;
         var blocks = job.In / 256;
         var sumVectors = job.Type == QuantType.Q4_K ? 4 : 8;
         var o = start;
@@ -58,11 +61,28 @@ public static unsafe partial class QuantMatMul
                     for (var g = first; g < first + count; g++)
                     {
                         // Group g's codes, scales and code sums of super-block b.
-                        var lanes = (sbyte*)job.Lanes + ((long)g * LaneTokens * job.In) + (2048L * b);
+                        var lanes = (sbyte*)job.Lanes + ((long)g * groupBytes) + (2048L * b);
                         var dx = (float*)job.LaneScales + ((((long)g * blocks) + b) * LaneTokens);
                         var sums = (short*)job.LaneSums + ((((long)g * blocks) + b) * sumVectors * 16);
                         var tile = tiles + ((g - first) * LaneRowsPerTile * LaneTokens);
-                        if (job.Type == QuantType.Q4_K)
+                        if (wide && g + 1 < first + count)
+                        {
+                            // Groups g and g + 1 together in 512-bit vectors (QuantMatMul.KLanesWide.cs).
+                            var dxB = dx + (blocks * LaneTokens);
+                            var sumsB = sums + (blocks * sumVectors * 16);
+                            var tileB = tile + (LaneRowsPerTile * LaneTokens);
+                            if (job.Type == QuantType.Q4_K)
+                            {
+                                SuperBlockQ4_KWide(panel, lanes, lanes + groupBytes, dx, dxB, sums, sumsB, tile, tileB);
+                            }
+                            else
+                            {
+                                SuperBlockQ6_KWide(panel, lanes, lanes + groupBytes, dx, dxB, sums, sumsB, tile, tileB);
+                            }
+
+                            g++;
+                        }
+                        else if (job.Type == QuantType.Q4_K)
                         {
                             SuperBlockQ4_K(panel, lanes, dx, sums, tile);
                         }
@@ -121,7 +141,9 @@ public static unsafe partial class QuantMatMul
             }
 
             var (s, m) = Q4_KScaleBytes(block + Q4_K.ScalesOffset);
-            Avx2.ConvertToVector256Int32(Vector128.CreateScalar(s).AsByte()).Store(panel.Scales + (8 * r));
+            var sc = Avx2.ConvertToVector256Int32(Vector128.CreateScalar(s).AsByte());
+            sc.Store(panel.Scales + (8 * r));
+            ScalePairs(sc).Store(panel.ScalePairs + (8 * r));
             Sse41.ConvertToVector128Int16(Vector128.CreateScalar(m).AsByte()).AsUInt32().Store(panel.Pairs + (4 * r));
             panel.Factors[r] = Half16(block);
             panel.Factors[LaneRowsPerTile + r] = -Half16(block + 2);
@@ -154,8 +176,12 @@ public static unsafe partial class QuantMatMul
             }
 
             var sc = Vector128.Load((sbyte*)(block + Q6_K.ScalesOffset));
-            Avx2.ConvertToVector256Int32(sc).Store(panel.Scales + (16 * r));
-            Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(sc, 8)).Store(panel.Scales + (16 * r) + 8);
+            var low = Avx2.ConvertToVector256Int32(sc);
+            var high = Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(sc, 8));
+            low.Store(panel.Scales + (16 * r));
+            high.Store(panel.Scales + (16 * r) + 8);
+            ScalePairs(low).Store(panel.ScalePairs + (16 * r));
+            ScalePairs(high).Store(panel.ScalePairs + (16 * r) + 8);
             Avx2.ConvertToVector256Int16(sc).AsUInt32().Store(panel.Pairs + (8 * r));
             panel.Factors[r] = Half16(block + Q6_K.DOffset);
         }
@@ -229,6 +255,11 @@ public static unsafe partial class QuantMatMul
         AddRow(tile + 24, Avx.ConvertToVector256Single(t3 - Vector256.ShiftLeft(n3, 5)) * (scale * f[3]));
     }
 
+    /// <summary>Each int32 scale (in the int16 range) as the int16 pair (s, s): VPMADDWD by it adds a lane's two int16 sums and scales them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<uint> ScalePairs(Vector256<int> scales) =>
+        ((scales & Vector256.Create(0xFFFF)) | Vector256.ShiftLeft(scales, 16)).AsUInt32();
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void AddRow(float* row, Vector256<float> value) => (Vector256.Load(row) + value).Store(row);
 
@@ -278,12 +309,17 @@ public static unsafe partial class QuantMatMul
         return (s, m);
     }
 
-    /// <summary>A row tile's unpacked super-block: codes (1 KiB), int32 scales, int16 pairs for VPDPWSSD, float factors.</summary>
-    private readonly struct KPanel(byte* codes, int* scales, uint* pairs, float* factors)
+    /// <summary>
+    /// A row tile's unpacked super-block: codes (1 KiB), int32 scales and the same as int16 pairs (s, s) for the 512-bit
+    /// tier's VPMADDWD, int16 pairs for VPDPWSSD, float factors.
+    /// </summary>
+    private readonly struct KPanel(byte* codes, int* scales, uint* scalePairs, uint* pairs, float* factors)
     {
         public byte* Codes { get; } = codes;
 
         public int* Scales { get; } = scales;
+
+        public uint* ScalePairs { get; } = scalePairs;
 
         public uint* Pairs { get; } = pairs;
 
