@@ -186,17 +186,22 @@ public sealed class QuantMatMulTests
         Assert.Equal(expected.Sums, actual.Sums);
     }
 
-    [Fact]
-    public void Multiply_Accumulate_AddsToY()
+    [Theory]
+    [InlineData(QuantType.Q8_0, 2, 64)]
+    [InlineData(QuantType.Q4_K, 19, 256)] // the K-quant token lanes: a pair of groups, three tokens past them
+    [InlineData(QuantType.Q6_K, 8, 256)]
+    public void Multiply_Accumulate_AddsToY(QuantType type, int rows, int inFeatures)
     {
+        const int outFeatures = 10;
         var rng = new Random(3);
-        var x = Normal(2 * 64, rng, 1f);
-        var w = QuantizedMatrix.Quantize(Normal(10 * 64, rng, 0.1f), 10, 64, QuantType.Q8_0);
-        var plain = new float[20];
-        QuantMatMul.Multiply(x, 2, w, default, plain);
-        var summed = Enumerable.Repeat(1.5f, 20).ToArray();
-        QuantMatMul.Multiply(x, 2, w, default, summed, accumulate: true);
-        for (var i = 0; i < 20; i++)
+        var x = Normal(rows * inFeatures, rng, 1f);
+        var w = QuantizedMatrix.Quantize(Normal(outFeatures * inFeatures, rng, 0.1f), outFeatures, inFeatures, type);
+        var bias = Normal(outFeatures, rng, 0.1f);
+        var plain = new float[rows * outFeatures];
+        QuantMatMul.Multiply(x, rows, w, bias, plain);
+        var summed = Enumerable.Repeat(1.5f, rows * outFeatures).ToArray();
+        QuantMatMul.Multiply(x, rows, w, bias, summed, accumulate: true);
+        for (var i = 0; i < plain.Length; i++)
         {
             Assert.Equal(plain[i] + 1.5f, summed[i], 5);
         }
