@@ -24,6 +24,8 @@ public sealed class QuantMatMulTests
             data.Add(type, 137, 2 * block, 6); // 17 groups of eight tokens: more than one pass of the K-quant lane kernel
             data.Add(type, 1, 11 * block, 70); // decode: Q8_0's groups of eight blocks and a tail of three, rows in several chunks
             data.Add(type, 1, 2 * block, 3); // decode: a short row (Q8_0 below one group of eight blocks)
+            data.Add(type, 16, 2 * block, 9); // two groups of eight tokens: one pair in the 512-bit K-quant lanes
+            data.Add(type, 27, 3 * block, 10); // a pair of token groups, an odd group, three tokens past the groups
         }
 
         return data;
@@ -137,6 +139,45 @@ public sealed class QuantMatMulTests
     [InlineData(QuantType.Q4_0)]
     [InlineData(QuantType.Q4_K)]
     [InlineData(QuantType.Q6_K)]
+    public void Multiply_ExtremeCodes_MatchesReference(QuantType type)
+    {
+        // Weights of one sign per row and activations of one sign per token, all of the largest magnitude but one zero
+        // weight in 16: the weight codes sit at the ends of their range and the activation codes at ±127, the largest
+        // integer sums the kernels' narrow (int16) partial sums can meet.
+        const int rows = 27, outFeatures = 9;
+        var inFeatures = 2 * 256;
+        var dense = new float[outFeatures * inFeatures];
+        for (var o = 0; o < outFeatures; o++)
+        {
+            for (var i = 0; i < inFeatures; i++)
+            {
+                dense[(o * inFeatures) + i] = i % 16 == 5 ? 0f : (o % 2 == 0 ? 1f : -1f);
+            }
+        }
+
+        var x = new float[rows * inFeatures];
+        for (var r = 0; r < rows; r++)
+        {
+            Array.Fill(x, r % 3 == 0 ? -1f : 1f, r * inFeatures, inFeatures);
+        }
+
+        var w = QuantizedMatrix.Quantize(dense, outFeatures, inFeatures, type);
+        var expected = new float[rows * outFeatures];
+        var actual = new float[rows * outFeatures];
+        QuantMatMul.MultiplyReference(x, rows, w, default, expected);
+        QuantMatMul.Multiply(x, rows, w, default, actual);
+        for (var i = 0; i < expected.Length; i++)
+        {
+            var bound = Tolerances.KernelVsReferenceRelative * Math.Max(1f, MathF.Abs(expected[i])) * (inFeatures / 32);
+            Assert.True(MathF.Abs(expected[i] - actual[i]) <= bound, $"{type} y[{i}]: {actual[i]} vs reference {expected[i]}");
+        }
+    }
+
+    [Theory]
+    [InlineData(QuantType.Q8_0)]
+    [InlineData(QuantType.Q4_0)]
+    [InlineData(QuantType.Q4_K)]
+    [InlineData(QuantType.Q6_K)]
     public void Multiply_CloseToF32Product(QuantType type)
     {
         const int rows = 3, inFeatures = 768, outFeatures = 64;
@@ -189,17 +230,22 @@ public sealed class QuantMatMulTests
         Assert.Equal(expected.Sums, actual.Sums);
     }
 
-    [Fact]
-    public void Multiply_Accumulate_AddsToY()
+    [Theory]
+    [InlineData(QuantType.Q8_0, 2, 64)]
+    [InlineData(QuantType.Q4_K, 19, 256)] // the K-quant token lanes: a pair of groups, three tokens past them
+    [InlineData(QuantType.Q6_K, 8, 256)]
+    public void Multiply_Accumulate_AddsToY(QuantType type, int rows, int inFeatures)
     {
+        const int outFeatures = 10;
         var rng = new Random(3);
-        var x = Normal(2 * 64, rng, 1f);
-        var w = QuantizedMatrix.Quantize(Normal(10 * 64, rng, 0.1f), 10, 64, QuantType.Q8_0);
-        var plain = new float[20];
-        QuantMatMul.Multiply(x, 2, w, default, plain);
-        var summed = Enumerable.Repeat(1.5f, 20).ToArray();
-        QuantMatMul.Multiply(x, 2, w, default, summed, accumulate: true);
-        for (var i = 0; i < 20; i++)
+        var x = Normal(rows * inFeatures, rng, 1f);
+        var w = QuantizedMatrix.Quantize(Normal(outFeatures * inFeatures, rng, 0.1f), outFeatures, inFeatures, type);
+        var bias = Normal(outFeatures, rng, 0.1f);
+        var plain = new float[rows * outFeatures];
+        QuantMatMul.Multiply(x, rows, w, bias, plain);
+        var summed = Enumerable.Repeat(1.5f, rows * outFeatures).ToArray();
+        QuantMatMul.Multiply(x, rows, w, bias, summed, accumulate: true);
+        for (var i = 0; i < plain.Length; i++)
         {
             Assert.Equal(plain[i] + 1.5f, summed[i], 5);
         }

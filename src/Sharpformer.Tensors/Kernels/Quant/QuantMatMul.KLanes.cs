@@ -31,9 +31,14 @@ public static unsafe partial class QuantMatMul
         var tiles = stackalloc float[KLaneGroupsPerPass * LaneRowsPerTile * LaneTokens];
         var codes = stackalloc byte[LaneRowsPerTile * 256];
         var scales = stackalloc int[LaneRowsPerTile * 16];
+        var scalePairs = stackalloc uint[LaneRowsPerTile * 16];
         var pairs = stackalloc uint[LaneRowsPerTile * 8];
         var factors = stackalloc float[2 * LaneRowsPerTile];
-        var panel = new KPanel(codes, scales, pairs, factors);
+        var panel = new KPanel(codes, scales, scalePairs, pairs, factors);
+        var wide = KLanesWide;
+        // The int16 scale pairs only the 512-bit tier reads, and it only for two or more groups.
+        var needPairs = wide && job.LaneGroups >= 2;
+        var groupBytes = (long)LaneTokens * job.In;
         var blocks = job.In / 256;
         var sumVectors = job.Type == QuantType.Q4_K ? 4 : 8;
         var o = start;
@@ -48,21 +53,38 @@ public static unsafe partial class QuantMatMul
                 {
                     if (job.Type == QuantType.Q4_K)
                     {
-                        UnpackQ4_K(w + (144L * b), job.RowBytes, panel);
+                        UnpackQ4_K(w + (144L * b), job.RowBytes, panel, needPairs);
                     }
                     else
                     {
-                        UnpackQ6_K(w + (210L * b), job.RowBytes, panel);
+                        UnpackQ6_K(w + (210L * b), job.RowBytes, panel, needPairs);
                     }
 
                     for (var g = first; g < first + count; g++)
                     {
                         // Group g's codes, scales and code sums of super-block b.
-                        var lanes = (sbyte*)job.Lanes + ((long)g * LaneTokens * job.In) + (2048L * b);
+                        var lanes = (sbyte*)job.Lanes + ((long)g * groupBytes) + (2048L * b);
                         var dx = (float*)job.LaneScales + ((((long)g * blocks) + b) * LaneTokens);
                         var sums = (short*)job.LaneSums + ((((long)g * blocks) + b) * sumVectors * 16);
                         var tile = tiles + ((g - first) * LaneRowsPerTile * LaneTokens);
-                        if (job.Type == QuantType.Q4_K)
+                        if (wide && g + 1 < first + count)
+                        {
+                            // Groups g and g + 1 together in 512-bit vectors (QuantMatMul.KLanesWide.cs).
+                            var dxB = dx + (blocks * LaneTokens);
+                            var sumsB = sums + (blocks * sumVectors * 16);
+                            var tileB = tile + (LaneRowsPerTile * LaneTokens);
+                            if (job.Type == QuantType.Q4_K)
+                            {
+                                SuperBlockQ4_KWide(panel, lanes, lanes + groupBytes, dx, dxB, sums, sumsB, tile, tileB);
+                            }
+                            else
+                            {
+                                SuperBlockQ6_KWide(panel, lanes, lanes + groupBytes, dx, dxB, sums, sumsB, tile, tileB);
+                            }
+
+                            g++;
+                        }
+                        else if (job.Type == QuantType.Q4_K)
                         {
                             SuperBlockQ4_K(panel, lanes, dx, sums, tile);
                         }
@@ -75,14 +97,7 @@ public static unsafe partial class QuantMatMul
 
                 for (var g = first; g < first + count; g++)
                 {
-                    var tile = tiles + ((g - first) * LaneRowsPerTile * LaneTokens);
-                    for (var i = 0; i < LaneRowsPerTile; i++)
-                    {
-                        for (var t = 0; t < LaneTokens; t++)
-                        {
-                            Store(job, o + i, (g * LaneTokens) + t, tile[(i * LaneTokens) + t]);
-                        }
-                    }
+                    StoreTile(job, o, g, tiles + ((g - first) * LaneRowsPerTile * LaneTokens));
                 }
             }
 
@@ -103,7 +118,7 @@ public static unsafe partial class QuantMatMul
     /// r at 128·j + 32·r (32 nibbles in value order), the scales as int32 [r, 8], the mins as int16 pairs
     /// (m_2i, m_2i+1) [r, 4], d [r] and −dmin [4 + r].
     /// </summary>
-    private static void UnpackQ4_K(byte* block, int rowBytes, in KPanel panel)
+    private static void UnpackQ4_K(byte* block, int rowBytes, in KPanel panel, bool scalePairs)
     {
         var low = Vector256.Create((byte)0x0F);
         for (var r = 0; r < LaneRowsPerTile; r++, block += rowBytes)
@@ -121,7 +136,12 @@ public static unsafe partial class QuantMatMul
             }
 
             var (s, m) = Q4_KScaleBytes(block + Q4_K.ScalesOffset);
-            Avx2.ConvertToVector256Int32(Vector128.CreateScalar(s).AsByte()).Store(panel.Scales + (8 * r));
+            var sc = Avx2.ConvertToVector256Int32(Vector128.CreateScalar(s).AsByte());
+            sc.Store(panel.Scales + (8 * r));
+            if (scalePairs)
+            {
+                ScalePairs(sc).Store(panel.ScalePairs + (8 * r));
+            }
             Sse41.ConvertToVector128Int16(Vector128.CreateScalar(m).AsByte()).AsUInt32().Store(panel.Pairs + (4 * r));
             panel.Factors[r] = Half16(block);
             panel.Factors[LaneRowsPerTile + r] = -Half16(block + 2);
@@ -132,7 +152,7 @@ public static unsafe partial class QuantMatMul
     /// Super-block b of four Q6_K rows unpacked into the panel: group g (16 values) of row r at 64·g + 16·r (six-bit
     /// codes 0–63 in value order), the scales as int32 [r, 16] and as int16 pairs (s_2i, s_2i+1) [r, 8], d [r].
     /// </summary>
-    private static void UnpackQ6_K(byte* block, int rowBytes, in KPanel panel)
+    private static void UnpackQ6_K(byte* block, int rowBytes, in KPanel panel, bool scalePairs)
     {
         for (var r = 0; r < LaneRowsPerTile; r++, block += rowBytes)
         {
@@ -154,8 +174,15 @@ public static unsafe partial class QuantMatMul
             }
 
             var sc = Vector128.Load((sbyte*)(block + Q6_K.ScalesOffset));
-            Avx2.ConvertToVector256Int32(sc).Store(panel.Scales + (16 * r));
-            Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(sc, 8)).Store(panel.Scales + (16 * r) + 8);
+            var low = Avx2.ConvertToVector256Int32(sc);
+            var high = Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(sc, 8));
+            low.Store(panel.Scales + (16 * r));
+            high.Store(panel.Scales + (16 * r) + 8);
+            if (scalePairs)
+            {
+                ScalePairs(low).Store(panel.ScalePairs + (16 * r));
+                ScalePairs(high).Store(panel.ScalePairs + (16 * r) + 8);
+            }
             Avx2.ConvertToVector256Int16(sc).AsUInt32().Store(panel.Pairs + (8 * r));
             panel.Factors[r] = Half16(block + Q6_K.DOffset);
         }
@@ -229,6 +256,33 @@ public static unsafe partial class QuantMatMul
         AddRow(tile + 24, Avx.ConvertToVector256Single(t3 - Vector256.ShiftLeft(n3, 5)) * (scale * f[3]));
     }
 
+    /// <summary>
+    /// A finished tile [4 rows, 8 tokens] of group <paramref name="g"/> into y: for each token its four outputs
+    /// o .. o + 3 are adjacent in y, so they go as one 128-bit vector (+ bias, + y when accumulating), the same sums as
+    /// <see cref="Store"/> one value at a time.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreTile(in Job job, int o, int g, float* tile)
+    {
+        var bias = job.Bias == 0 ? Vector128<float>.Zero : Vector128.Load((float*)job.Bias + o);
+        for (var t = 0; t < LaneTokens; t++)
+        {
+            var value = Vector128.Create(tile[t], tile[LaneTokens + t], tile[(2 * LaneTokens) + t], tile[(3 * LaneTokens) + t]) + bias;
+            var dst = (float*)job.Y + ((long)((g * LaneTokens) + t) * job.Out) + o;
+            if (job.Accumulate)
+            {
+                value = Vector128.Load(dst) + value;
+            }
+
+            value.Store(dst);
+        }
+    }
+
+    /// <summary>Each int32 scale (in the int16 range) as the int16 pair (s, s): VPMADDWD by it adds a lane's two int16 sums and scales them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<uint> ScalePairs(Vector256<int> scales) =>
+        ((scales & Vector256.Create(0xFFFF)) | Vector256.ShiftLeft(scales, 16)).AsUInt32();
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void AddRow(float* row, Vector256<float> value) => (Vector256.Load(row) + value).Store(row);
 
@@ -278,12 +332,17 @@ public static unsafe partial class QuantMatMul
         return (s, m);
     }
 
-    /// <summary>A row tile's unpacked super-block: codes (1 KiB), int32 scales, int16 pairs for VPDPWSSD, float factors.</summary>
-    private readonly struct KPanel(byte* codes, int* scales, uint* pairs, float* factors)
+    /// <summary>
+    /// A row tile's unpacked super-block: codes (1 KiB), int32 scales and the same as int16 pairs (s, s) for the 512-bit
+    /// tier's VPMADDWD, int16 pairs for VPDPWSSD, float factors.
+    /// </summary>
+    private readonly struct KPanel(byte* codes, int* scales, uint* scalePairs, uint* pairs, float* factors)
     {
         public byte* Codes { get; } = codes;
 
         public int* Scales { get; } = scales;
+
+        public uint* ScalePairs { get; } = scalePairs;
 
         public uint* Pairs { get; } = pairs;
 

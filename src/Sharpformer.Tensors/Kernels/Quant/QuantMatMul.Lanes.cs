@@ -50,13 +50,7 @@ public static unsafe partial class QuantMatMul
                     LaneTileQ4_0(w, job.RowBytes, lanes, scales, starts, blocks, scratch, tile);
                 }
 
-                for (var i = 0; i < LaneRowsPerTile; i++)
-                {
-                    for (var t = 0; t < LaneTokens; t++)
-                    {
-                        Store(job, o + i, (g * LaneTokens) + t, tile[(i * LaneTokens) + t]);
-                    }
-                }
+                StoreTile(job, o, g, tile);
             }
 
             for (var r = job.LaneGroups * LaneTokens; r < job.Rows; r++)
