@@ -131,9 +131,8 @@ internal static class BenchTrainCommand
             $"Breakdown, {model}, {threads} thread(s): ms per step, mean of the profiled steps ({stepMs:F1} ms/step with the profiler on; median unprofiled {r["ms_per_step"]!.GetValue<double>():F1})."));
         if (r["minor_faults_per_step"] is { } faults)
         {
-            // Every first touch of a fresh 4 KiB page (new activation and gradient buffers) is a minor fault, about 2 µs
-            // each on a VM: a lead for buffer reuse. Which part of the step they cost is not settled (retaining the GC's
-            // memory, DOTNET_GCRetainVM=1, or larger GC regions did not change the step time here).
+            // Every first touch of a fresh 4 KiB page is a minor fault, about 2 µs each on a VM. Gradient buffers come
+            // from the engine's pool (GradientBuffers), so what shows here is mostly forward activations in fresh memory.
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"Minor page faults per timed step (unprofiled): {faults.GetValue<double>():F0} (≈ {faults.GetValue<double>() * 4096 / 1048576:F0} MiB of freshly touched 4 KiB pages)."));
         }

@@ -183,6 +183,7 @@ public static unsafe partial class QuantMatMul
                 ScalePairs(low).Store(panel.ScalePairs + (16 * r));
                 ScalePairs(high).Store(panel.ScalePairs + (16 * r) + 8);
             }
+
             Avx2.ConvertToVector256Int16(sc).AsUInt32().Store(panel.Pairs + (8 * r));
             panel.Factors[r] = Half16(block + Q6_K.DOffset);
         }

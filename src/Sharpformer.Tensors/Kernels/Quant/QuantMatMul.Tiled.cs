@@ -398,18 +398,12 @@ public static unsafe partial class QuantMatMul
 
     /// <summary>
     /// A Q4_K block's eight 6-bit sub-block scales into <paramref name="scales"/> and its eight mins, each twice (lanes
-    /// 2j and 2j + 1, matching the Q8_K sums of 16), as the returned int16 lanes: ggml's get_scale_min_k4 for all eight
-    /// sub-blocks at once on three 32-bit words.
+    /// 2j and 2j + 1, matching the Q8_K sums of 16), as the returned int16 lanes (the bytes from <see cref="Q4_KScaleBytes"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<short> UnpackQ4_KScales(byte* packed, short* scales)
     {
-        const uint Six = 0x3F3F3F3F, Four = 0x0F0F0F0F, Two = 0x03030303;
-        uint u0 = Unsafe.ReadUnaligned<uint>(packed), u1 = Unsafe.ReadUnaligned<uint>(packed + 4), u2 = Unsafe.ReadUnaligned<uint>(packed + 8);
-        // Bytes of s: s_0..s_3 (low 6 bits of bytes 0–3), s_4..s_7 (low nibbles of bytes 8–11, top bits from bytes 0–3).
-        ulong s = (u0 & Six) | ((ulong)((u2 & Four) | (((u0 >> 6) & Two) << 4)) << 32);
-        // Likewise m_0..m_3 (bytes 4–7) and m_4..m_7 (high nibbles of bytes 8–11, top bits from bytes 4–7).
-        ulong m = (u1 & Six) | ((ulong)(((u2 >> 4) & Four) | (((u1 >> 6) & Two) << 4)) << 32);
+        var (s, m) = Q4_KScaleBytes(packed);
         Sse41.ConvertToVector128Int16(Vector128.CreateScalar(s).AsByte()).Store(scales);
         var mins = Vector128.CreateScalar(m).AsByte();
         return Avx2.ConvertToVector256Int16(Sse2.UnpackLow(mins, mins));

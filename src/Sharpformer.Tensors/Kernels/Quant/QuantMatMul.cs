@@ -104,12 +104,11 @@ public static unsafe partial class QuantMatMul
                 var job = new Job(
                     w.Type, (nint)pw, w.RowBytes, n, outs, rows, (nint)pq, (nint)pd, (nint)ps, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate, simd,
                     groups, (nint)pl, (nint)pls, (nint)pli, (nint)plsum);
-                // Whole tiles of four rows per chunk (the lane kernel's), about ChunkBytes of blocks each.
-                var grain = Math.Max(LaneRowsPerTile, ChunkBytes / w.RowBytes / LaneRowsPerTile * LaneRowsPerTile);
-                if (rows == 1)
-                {
-                    grain = DecodeGrain(outs, w.RowBytes);
-                }
+                // One token: long sequential chunks (DecodeGrain). More: whole tiles of four rows per chunk (the lane
+                // kernel's), about ChunkBytes of blocks each.
+                var grain = rows == 1
+                    ? DecodeGrain(outs, w.RowBytes)
+                    : Math.Max(LaneRowsPerTile, ChunkBytes / w.RowBytes / LaneRowsPerTile * LaneRowsPerTile);
                 ParallelFor.For(outs, grain, (start, end) => RowsOf(job, start, end));
             }
         }
