@@ -26,6 +26,7 @@ public sealed class QuantMatMulTests
             data.Add(type, 1, 2 * block, 3); // decode: a short row (Q8_0 below one group of eight blocks)
             data.Add(type, 16, 2 * block, 9); // two groups of eight tokens: one pair in the 512-bit K-quant lanes
             data.Add(type, 27, 3 * block, 10); // a pair of token groups, an odd group, three tokens past the groups
+            data.Add(type, 59, 3 * block, 70); // seven groups: two pairs at once, a pair, an odd group; rows in panels of four tiles, a lone tile, two rows
         }
 
         return data;
@@ -152,7 +153,8 @@ public sealed class QuantMatMulTests
         // Weights of one sign per row and activations of one sign per token, all of the largest magnitude but one zero
         // weight in 16: the weight codes sit at the ends of their range and the activation codes at ±127, the largest
         // integer sums the kernels' narrow (int16) partial sums can meet.
-        const int rows = 27, outFeatures = 9;
+        // 43 tokens: two pairs of groups at once (the 512-bit K-quant lanes), an odd group, three tokens past them.
+        const int rows = 43, outFeatures = 9;
         var inFeatures = 2 * 256;
         var dense = new float[outFeatures * inFeatures];
         for (var o = 0; o < outFeatures; o++)

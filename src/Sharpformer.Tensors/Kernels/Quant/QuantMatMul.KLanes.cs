@@ -21,96 +21,157 @@ public static unsafe partial class QuantMatMul
     private const int KLaneGroupsPerPass = 16;
 
     /// <summary>
+    /// Row tiles unpacked side by side for two or more token groups (16 rows): each group's codes of a super-block are
+    /// then read from L2 once and reused from L1 for all of them, instead of once per tile.
+    /// </summary>
+    private const int KLaneTilesPerPanel = 4;
+
+    /// <summary>
     /// Rows [start, end) in tiles of four over every group of eight tokens (K-quant weights), the tokens past the last
     /// group one at a time; returns the first row not done. Each super-block of the four rows is unpacked once per
     /// pass over up to <see cref="KLaneGroupsPerPass"/> token groups, the groups' sums kept in an L1-resident tile.
+    /// With two or more groups, up to <see cref="KLaneTilesPerPanel"/> tiles go together: per super-block all of them
+    /// are unpacked, then each group's codes run against every tile while they are in L1.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static int KLaneRows(in Job job, int start, int end)
     {
-        var tiles = stackalloc float[KLaneGroupsPerPass * LaneRowsPerTile * LaneTokens];
-        var codes = stackalloc byte[LaneRowsPerTile * 256];
-        var scales = stackalloc int[LaneRowsPerTile * 16];
-        var scalePairs = stackalloc uint[LaneRowsPerTile * 16];
-        var pairs = stackalloc uint[LaneRowsPerTile * 8];
-        var factors = stackalloc float[2 * LaneRowsPerTile];
-        var panel = new KPanel(codes, scales, scalePairs, pairs, factors);
+        const int TileFloats = LaneRowsPerTile * LaneTokens;
+        var tiles = stackalloc float[KLaneTilesPerPanel * KLaneGroupsPerPass * TileFloats];
+        var codes = stackalloc byte[KLaneTilesPerPanel * LaneRowsPerTile * 256];
+        var scales = stackalloc int[KLaneTilesPerPanel * LaneRowsPerTile * 16];
+        var scalePairs = stackalloc uint[KLaneTilesPerPanel * LaneRowsPerTile * 16];
+        var pairs = stackalloc uint[KLaneTilesPerPanel * LaneRowsPerTile * 8];
+        var factors = stackalloc float[KLaneTilesPerPanel * 2 * LaneRowsPerTile];
+        var panels = stackalloc KPanel[KLaneTilesPerPanel];
+        for (var p = 0; p < KLaneTilesPerPanel; p++)
+        {
+            panels[p] = new KPanel(
+                codes + (p * LaneRowsPerTile * 256),
+                scales + (p * LaneRowsPerTile * 16),
+                scalePairs + (p * LaneRowsPerTile * 16),
+                pairs + (p * LaneRowsPerTile * 8),
+                factors + (p * 2 * LaneRowsPerTile));
+        }
+
         var wide = KLanesWide;
         // The int16 scale pairs only the 512-bit tier reads, and it only for two or more groups.
         var needPairs = wide && job.LaneGroups >= 2;
+        var panelTiles = job.LaneGroups >= 2 ? KLaneTilesPerPanel : 1;
         var groupBytes = (long)LaneTokens * job.In;
         var blocks = job.In / 256;
         var sumVectors = job.Type == QuantType.Q4_K ? 4 : 8;
         var o = start;
-        for (; o + LaneRowsPerTile <= end; o += LaneRowsPerTile)
+        while (o + LaneRowsPerTile <= end)
         {
-            var w = (byte*)job.W + ((long)o * job.RowBytes);
-            for (var first = 0; first < job.LaneGroups; first += KLaneGroupsPerPass)
+            var count = Math.Min(panelTiles, (end - o) / LaneRowsPerTile);
+            PanelRows(job, o, count, panels, tiles, wide, needPairs, groupBytes, blocks, sumVectors);
+            for (var p = 0; p < count; p++, o += LaneRowsPerTile)
             {
-                var count = Math.Min(KLaneGroupsPerPass, job.LaneGroups - first);
-                new Span<float>(tiles, count * LaneRowsPerTile * LaneTokens).Clear();
-                for (var b = 0; b < blocks; b++)
+                var w = (byte*)job.W + ((long)o * job.RowBytes);
+                for (var r = job.LaneGroups * LaneTokens; r < job.Rows; r++)
                 {
-                    if (job.Type == QuantType.Q4_K)
+                    for (var i = 0; i < LaneRowsPerTile; i++)
                     {
-                        UnpackQ4_K(w + (144L * b), job.RowBytes, panel, needPairs);
+                        Store(job, o + i, r, Dot(job, w + ((long)i * job.RowBytes), r));
                     }
-                    else
-                    {
-                        UnpackQ6_K(w + (210L * b), job.RowBytes, panel, needPairs);
-                    }
-
-                    for (var g = first; g < first + count; g++)
-                    {
-                        // Group g's codes, scales and code sums of super-block b.
-                        var lanes = (sbyte*)job.Lanes + ((long)g * groupBytes) + (2048L * b);
-                        var dx = (float*)job.LaneScales + ((((long)g * blocks) + b) * LaneTokens);
-                        var sums = (short*)job.LaneSums + ((((long)g * blocks) + b) * sumVectors * 16);
-                        var tile = tiles + ((g - first) * LaneRowsPerTile * LaneTokens);
-                        if (wide && g + 1 < first + count)
-                        {
-                            // Groups g and g + 1 together in 512-bit vectors (QuantMatMul.KLanesWide.cs).
-                            var dxB = dx + (blocks * LaneTokens);
-                            var sumsB = sums + (blocks * sumVectors * 16);
-                            var tileB = tile + (LaneRowsPerTile * LaneTokens);
-                            if (job.Type == QuantType.Q4_K)
-                            {
-                                SuperBlockQ4_KWide(panel, lanes, lanes + groupBytes, dx, dxB, sums, sumsB, tile, tileB);
-                            }
-                            else
-                            {
-                                SuperBlockQ6_KWide(panel, lanes, lanes + groupBytes, dx, dxB, sums, sumsB, tile, tileB);
-                            }
-
-                            g++;
-                        }
-                        else if (job.Type == QuantType.Q4_K)
-                        {
-                            SuperBlockQ4_K(panel, lanes, dx, sums, tile);
-                        }
-                        else
-                        {
-                            SuperBlockQ6_K(panel, lanes, dx, sums, tile);
-                        }
-                    }
-                }
-
-                for (var g = first; g < first + count; g++)
-                {
-                    StoreTile(job, o, g, tiles + ((g - first) * LaneRowsPerTile * LaneTokens));
-                }
-            }
-
-            for (var r = job.LaneGroups * LaneTokens; r < job.Rows; r++)
-            {
-                for (var i = 0; i < LaneRowsPerTile; i++)
-                {
-                    Store(job, o + i, r, Dot(job, w + ((long)i * job.RowBytes), r));
                 }
             }
         }
 
         return o;
+    }
+
+    /// <summary>
+    /// <paramref name="tileCount"/> row tiles from row <paramref name="o"/> over every group of eight tokens into y,
+    /// through the scratch <paramref name="panels"/> and <paramref name="tiles"/> (see <see cref="KLaneRows"/>).
+    /// </summary>
+    private static void PanelRows(in Job job, int o, int tileCount, KPanel* panels, float* tiles, bool wide, bool needPairs, long groupBytes, int blocks, int sumVectors)
+    {
+        const int TileFloats = LaneRowsPerTile * LaneTokens;
+        var w = (byte*)job.W + ((long)o * job.RowBytes);
+        var tileBytes = (long)LaneRowsPerTile * job.RowBytes;
+        for (var first = 0; first < job.LaneGroups; first += KLaneGroupsPerPass)
+        {
+            var count = Math.Min(KLaneGroupsPerPass, job.LaneGroups - first);
+            // Tile p of group g at tiles + (p·KLaneGroupsPerPass + g − first)·TileFloats.
+            for (var p = 0; p < tileCount; p++)
+            {
+                new Span<float>(tiles + (p * KLaneGroupsPerPass * TileFloats), count * TileFloats).Clear();
+            }
+
+            for (var b = 0; b < blocks; b++)
+            {
+                for (var p = 0; p < tileCount; p++)
+                {
+                    if (job.Type == QuantType.Q4_K)
+                    {
+                        UnpackQ4_K(w + (p * tileBytes) + (144L * b), job.RowBytes, panels[p], needPairs);
+                    }
+                    else
+                    {
+                        UnpackQ6_K(w + (p * tileBytes) + (210L * b), job.RowBytes, panels[p], needPairs);
+                    }
+                }
+
+                for (var g = first; g < first + count; g++)
+                {
+                    // Group g's codes, scales and code sums of super-block b.
+                    var lanes = (sbyte*)job.Lanes + ((long)g * groupBytes) + (2048L * b);
+                    var dx = (float*)job.LaneScales + ((((long)g * blocks) + b) * LaneTokens);
+                    var sums = (short*)job.LaneSums + ((((long)g * blocks) + b) * sumVectors * 16);
+                    var tile = tiles + ((g - first) * TileFloats);
+                    if (wide && g + 1 < first + count)
+                    {
+                        // Groups g and g + 1 (g even) share 16-wide rows (Activations.Interleave), 4 KiB per super-block.
+                        var pair = (sbyte*)job.Lanes + ((long)g * groupBytes) + (4096L * b);
+                        var dxStride = (long)blocks * LaneTokens;
+                        var sumsStride = (long)blocks * sumVectors * 16;
+                        for (var p = 0; p < tileCount; p++)
+                        {
+                            var at = tile + (p * KLaneGroupsPerPass * TileFloats);
+                            if (job.Type == QuantType.Q4_K && g + 3 < first + count)
+                            {
+                                // Two pairs at once (QuantMatMul.KLanesWide.cs).
+                                SuperBlockQ4_KQuad(panels[p], pair, pair + (2 * groupBytes), dx, dxStride, sums, sumsStride, at);
+                            }
+                            else if (job.Type == QuantType.Q4_K)
+                            {
+                                SuperBlockQ4_KWide(panels[p], pair, dx, dx + dxStride, sums, sums + sumsStride, at, at + TileFloats);
+                            }
+                            else
+                            {
+                                SuperBlockQ6_KWide(panels[p], pair, dx, dx + dxStride, sums, sums + sumsStride, at, at + TileFloats);
+                            }
+                        }
+
+                        g += job.Type == QuantType.Q4_K && g + 3 < first + count ? 3 : 1;
+                        continue;
+                    }
+
+                    for (var p = 0; p < tileCount; p++)
+                    {
+                        var at = tile + (p * KLaneGroupsPerPass * TileFloats);
+                        if (job.Type == QuantType.Q4_K)
+                        {
+                            SuperBlockQ4_K(panels[p], lanes, dx, sums, at);
+                        }
+                        else
+                        {
+                            SuperBlockQ6_K(panels[p], lanes, dx, sums, at);
+                        }
+                    }
+                }
+            }
+
+            for (var p = 0; p < tileCount; p++)
+            {
+                for (var g = first; g < first + count; g++)
+                {
+                    StoreTile(job, o + (p * LaneRowsPerTile), g, tiles + (((p * KLaneGroupsPerPass) + g - first) * TileFloats));
+                }
+            }
+        }
     }
 
     /// <summary>

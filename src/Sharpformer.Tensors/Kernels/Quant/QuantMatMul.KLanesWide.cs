@@ -11,6 +11,9 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// into int16) and VPADDW, then VPMADDWD by the sub-block scale, which adds the int16 pairs of each int32 lane and
 /// scales them in one instruction. Measured on an AMD EPYC (Zen 5 class, full-width 512-bit units), the inner loop
 /// in this form runs ~1.55× the 256-bit VPDPBUSD form, and a whole 128-token product ~1.35× (Q4_K) and ~1.25× (Q6_K).
+/// The activations of a pair of groups are interleaved 16 tokens wide (one 512-bit load per step instead of two
+/// 256-bit loads and an insert), and Q4_K takes two pairs at once so that each broadcast weight group feeds two
+/// products (<see cref="SuperBlockQ4_KQuad"/>): in isolation that inner loop runs ~1.25× the two-halves form.
 /// <para>
 /// Exact: Q8_K activation codes lie in [−127, 127]. A Q4_K code is at most 15, so one VPMADDUBSW pair is at most
 /// 2·15·127 = 3810 in magnitude and the eight steps of a 32-value sub-block at most 30480 (int16 holds 32767). A Q6_K
@@ -22,11 +25,6 @@ public static unsafe partial class QuantMatMul
 {
     /// <summary>Whether the K-quant lane kernel takes two groups of eight tokens at a time in 512-bit vectors.</summary>
     private static bool KLanesWide => Avx512BW.IsSupported && Vector512.IsHardwareAccelerated;
-
-    /// <summary>Two 256-bit halves (group A's, group B's) as one 512-bit vector.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<sbyte> Halves(sbyte* a, sbyte* b) =>
-        Avx512F.InsertVector256(Vector256.Load(a).ToVector512Unsafe(), Vector256.Load(b), 1);
 
     /// <summary>Two 256-bit halves of int16 sums as one 512-bit vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -51,10 +49,11 @@ public static unsafe partial class QuantMatMul
     }
 
     /// <summary>
-    /// One unpacked Q4_K super-block of four rows times two groups of eight tokens (A at <paramref name="lanesA"/>, B at
-    /// <paramref name="lanesB"/>, with their scales and code sums), added to the groups' tiles [4, 8].
+    /// One unpacked Q4_K super-block of four rows times a pair of groups of eight tokens (A and B: their codes 16 wide at
+    /// <paramref name="lanes"/>, see <c>Activations.Interleave</c>; their scales and code sums), added to the groups'
+    /// tiles [4, 8].
     /// </summary>
-    private static void SuperBlockQ4_KWide(in KPanel panel, sbyte* lanesA, sbyte* lanesB, float* dxA, float* dxB, short* sumsA, short* sumsB, float* tileA, float* tileB)
+    private static void SuperBlockQ4_KWide(in KPanel panel, sbyte* lanes, float* dxA, float* dxB, short* sumsA, short* sumsB, float* tileA, float* tileB)
     {
         // Each sub-block scale as an int16 pair (s, s) for VPMADDWD, at [r, 8].
         var scales = panel.ScalePairs;
@@ -63,14 +62,13 @@ public static unsafe partial class QuantMatMul
         {
             // Sub-blocks j and j + 1 side by side: eight independent int16 chains of eight steps each.
             var w = panel.Codes + (128 * j);
-            var la = lanesA + (256 * j);
-            var lb = lanesB + (256 * j);
+            var l = lanes + (512 * j);
             Vector512<short> e0 = default, e1 = default, e2 = default, e3 = default;
             Vector512<short> f0 = default, f1 = default, f2 = default, f3 = default;
             for (var k = 0; k < 8; k++)
             {
-                var x = Halves(la + (32 * k), lb + (32 * k));
-                var y = Halves(la + 256 + (32 * k), lb + 256 + (32 * k));
+                var x = Vector512.Load(l + (64 * k));
+                var y = Vector512.Load(l + 512 + (64 * k));
                 var at = w + (4 * k);
                 e0 += Avx512BW.MultiplyAddAdjacent(Broadcast4(at), x);
                 e1 += Avx512BW.MultiplyAddAdjacent(Broadcast4(at + 32), x);
@@ -88,6 +86,76 @@ public static unsafe partial class QuantMatMul
             t3 += Avx512BW.MultiplyAddAdjacent(e3, Vector512.Create(scales[24 + j]).AsInt16()) + Avx512BW.MultiplyAddAdjacent(f3, Vector512.Create(scales[24 + j + 1]).AsInt16());
         }
 
+        FinishQ4_KWide(panel, t0, t1, t2, t3, dxA, dxB, sumsA, sumsB, tileA, tileB);
+    }
+
+    /// <summary>
+    /// One unpacked Q4_K super-block of four rows times two pairs of groups (32 tokens: pair P's codes at
+    /// <paramref name="lanesP"/>, pair Q's at <paramref name="lanesQ"/>, each 16 wide). One sub-block at a time, each
+    /// broadcast group of four weight bytes is multiplied by both pairs' codes: per step four broadcasts and two loads
+    /// feed eight VPMADDUBSW (against four and one for <see cref="SuperBlockQ4_KWide"/>'s four). Group i of the four
+    /// (P's A, B, then Q's) has its scales at <paramref name="dx"/> + i·<paramref name="dxStride"/>, its code sums at
+    /// <paramref name="sums"/> + i·<paramref name="sumsStride"/> and its tile [4, 8] at <paramref name="tile"/> + 32·i.
+    /// </summary>
+    private static void SuperBlockQ4_KQuad(in KPanel panel, sbyte* lanesP, sbyte* lanesQ, float* dx, long dxStride, short* sums, long sumsStride, float* tile)
+    {
+        var scales = panel.ScalePairs;
+        Vector512<int> p0 = default, p1 = default, p2 = default, p3 = default;
+        Vector512<int> q0 = default, q1 = default, q2 = default, q3 = default;
+        for (var j = 0; j < 8; j++)
+        {
+            // Sub-block j: four rows × two pairs, eight independent int16 chains of eight steps each.
+            var w = panel.Codes + (128 * j);
+            var lp = lanesP + (512 * j);
+            var lq = lanesQ + (512 * j);
+            Vector512<short> e0 = default, e1 = default, e2 = default, e3 = default;
+            Vector512<short> f0 = default, f1 = default, f2 = default, f3 = default;
+            for (var k = 0; k < 8; k++)
+            {
+                var x = Vector512.Load(lp + (64 * k));
+                var y = Vector512.Load(lq + (64 * k));
+                var at = w + (4 * k);
+                var w0 = Broadcast4(at);
+                var w1 = Broadcast4(at + 32);
+                var w2 = Broadcast4(at + 64);
+                var w3 = Broadcast4(at + 96);
+                e0 += Avx512BW.MultiplyAddAdjacent(w0, x);
+                e1 += Avx512BW.MultiplyAddAdjacent(w1, x);
+                e2 += Avx512BW.MultiplyAddAdjacent(w2, x);
+                e3 += Avx512BW.MultiplyAddAdjacent(w3, x);
+                f0 += Avx512BW.MultiplyAddAdjacent(w0, y);
+                f1 += Avx512BW.MultiplyAddAdjacent(w1, y);
+                f2 += Avx512BW.MultiplyAddAdjacent(w2, y);
+                f3 += Avx512BW.MultiplyAddAdjacent(w3, y);
+            }
+
+            var s0 = Vector512.Create(scales[j]).AsInt16();
+            var s1 = Vector512.Create(scales[8 + j]).AsInt16();
+            var s2 = Vector512.Create(scales[16 + j]).AsInt16();
+            var s3 = Vector512.Create(scales[24 + j]).AsInt16();
+            p0 += Avx512BW.MultiplyAddAdjacent(e0, s0);
+            p1 += Avx512BW.MultiplyAddAdjacent(e1, s1);
+            p2 += Avx512BW.MultiplyAddAdjacent(e2, s2);
+            p3 += Avx512BW.MultiplyAddAdjacent(e3, s3);
+            q0 += Avx512BW.MultiplyAddAdjacent(f0, s0);
+            q1 += Avx512BW.MultiplyAddAdjacent(f1, s1);
+            q2 += Avx512BW.MultiplyAddAdjacent(f2, s2);
+            q3 += Avx512BW.MultiplyAddAdjacent(f3, s3);
+        }
+
+        FinishQ4_KWide(panel, p0, p1, p2, p3, dx, dx + dxStride, sums, sums + sumsStride, tile, tile + 32);
+        FinishQ4_KWide(
+            panel, q0, q1, q2, q3, dx + (2 * dxStride), dx + (3 * dxStride), sums + (2 * sumsStride), sums + (3 * sumsStride), tile + 64, tile + 96);
+    }
+
+    /// <summary>
+    /// A pair of groups' Q4_K super-block sums into their tiles: the scaled code sums <paramref name="t0"/> ..
+    /// <paramref name="t3"/> (rows 0–3, group A in the low half, B in the high), less the mins term Σ_j m_j·Σx.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FinishQ4_KWide(
+        in KPanel panel, Vector512<int> t0, Vector512<int> t1, Vector512<int> t2, Vector512<int> t3, float* dxA, float* dxB, short* sumsA, short* sumsB, float* tileA, float* tileB)
+    {
         // Σ_j m_j·Σx over the sub-blocks of 32, four pairs of sub-blocks per token.
         var pairs = panel.Pairs;
         Vector512<int> n0 = default, n1 = default, n2 = default, n3 = default;
@@ -112,7 +180,7 @@ public static unsafe partial class QuantMatMul
     /// One unpacked Q6_K super-block of four rows times two groups of eight tokens (A and B as in
     /// <see cref="SuperBlockQ4_KWide"/>), added to the groups' tiles [4, 8].
     /// </summary>
-    private static void SuperBlockQ6_KWide(in KPanel panel, sbyte* lanesA, sbyte* lanesB, float* dxA, float* dxB, short* sumsA, short* sumsB, float* tileA, float* tileB)
+    private static void SuperBlockQ6_KWide(in KPanel panel, sbyte* lanes, float* dxA, float* dxB, short* sumsA, short* sumsB, float* tileA, float* tileB)
     {
         // Each 16-value group's scale as an int16 pair (s, s), at [r, 16].
         var scales = panel.ScalePairs;
@@ -121,14 +189,13 @@ public static unsafe partial class QuantMatMul
         {
             // Groups g and g + 1 side by side, each in two halves of two steps (the most int16 holds exactly).
             var w = panel.Codes + (64 * g);
-            var la = lanesA + (128 * g);
-            var lb = lanesB + (128 * g);
+            var l = lanes + (256 * g);
             for (var h = 0; h < 4; h += 2)
             {
-                var x0 = Halves(la + (32 * h), lb + (32 * h));
-                var x1 = Halves(la + (32 * h) + 32, lb + (32 * h) + 32);
-                var y0 = Halves(la + 128 + (32 * h), lb + 128 + (32 * h));
-                var y1 = Halves(la + 128 + (32 * h) + 32, lb + 128 + (32 * h) + 32);
+                var x0 = Vector512.Load(l + (64 * h));
+                var x1 = Vector512.Load(l + (64 * h) + 64);
+                var y0 = Vector512.Load(l + 256 + (64 * h));
+                var y1 = Vector512.Load(l + 256 + (64 * h) + 64);
                 var at = w + (4 * h);
                 var e0 = Avx512BW.MultiplyAddAdjacent(Broadcast4(at), x0) + Avx512BW.MultiplyAddAdjacent(Broadcast4(at + 4), x1);
                 var e1 = Avx512BW.MultiplyAddAdjacent(Broadcast4(at + 16), x0) + Avx512BW.MultiplyAddAdjacent(Broadcast4(at + 20), x1);

@@ -92,7 +92,9 @@ public static unsafe partial class QuantMatMul
             activations.Quantize(x, rows, n, simd && Avx2.IsSupported);
             if (groups > 0)
             {
-                activations.Interleave(groups, n, w.Type == QuantType.Q8_0 ? 128 : 8);
+                // The 512-bit K-quant tier reads pairs of groups 16 tokens wide (QuantMatMul.KLanesWide.cs).
+                var superBlocks = w.Type is QuantType.Q4_K or QuantType.Q6_K;
+                activations.Interleave(groups, n, w.Type == QuantType.Q8_0 ? 128 : 8, superBlocks && KLanesWide);
             }
 
             fixed (byte* pw = w.Blocks)
@@ -485,25 +487,31 @@ public static unsafe partial class QuantMatMul
         /// block of 32, eight 32-byte rows k = 0..7 whose lane t holds token t's codes 4k .. 4k + 3 (what VPDPBUSD sums
         /// against one broadcast group of four weight bytes); the scales likewise (per block of 32 for Q8_0, per
         /// super-block for Q8_K). Q8_0 activations also get −<paramref name="offset"/>·Σ codes per block, Q8_K ones
-        /// their code sums in pairs (<see cref="LaneSums"/>).
+        /// their code sums in pairs (<see cref="LaneSums"/>). With <paramref name="pairs"/>, groups 2p and 2p + 1 (all but
+        /// an odd last group) share their space 16 tokens wide instead: per block of 32, eight 64-byte rows whose lane
+        /// 8h + t holds token t of group 2p + h (one 512-bit load per row for the 512-bit K-quant tier).
         /// </summary>
-        public void Interleave(int groups, int n, int offset)
+        public void Interleave(int groups, int n, int offset, bool pairs)
         {
             var blocks = n / 32;
             Lanes = ArrayPool<sbyte>.Shared.Rent(groups * LaneTokens * n);
             var codes = MemoryMarshal.Cast<sbyte, uint>(Codes.AsSpan(0, groups * LaneTokens * n));
             var lanes = MemoryMarshal.Cast<sbyte, uint>(Lanes.AsSpan(0, groups * LaneTokens * n));
+            var paired = pairs ? groups / 2 * 2 : 0;
             for (var g = 0; g < groups; g++)
             {
+                // Lane width and first lane of group g: 16 and 8·(g mod 2) within its pair's rows, else 8 and 0.
+                var width = g < paired ? 2 * LaneTokens : LaneTokens;
+                var lane = g < paired ? (g % 2) * LaneTokens : 0;
+                var start = (g < paired ? g / 2 * 2 : g) * blocks * 8 * LaneTokens;
                 for (var t = 0; t < LaneTokens; t++)
                 {
                     var row = (g * LaneTokens) + t;
                     for (var b = 0; b < blocks; b++)
                     {
-                        var at = (g * blocks) + b;
                         for (var k = 0; k < 8; k++)
                         {
-                            lanes[(((at * 8) + k) * LaneTokens) + t] = codes[(row * n / 4) + (8 * b) + k];
+                            lanes[start + ((((b * 8) + k) * width) + lane + t)] = codes[(row * n / 4) + (8 * b) + k];
                         }
                     }
                 }
