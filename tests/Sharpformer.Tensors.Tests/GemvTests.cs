@@ -34,6 +34,8 @@ public sealed class GemvTests
     [InlineData(2, 1, 5)]
     [InlineData(5, 77, 33)] // every tail path, out not a multiple of the chunk
     [InlineData(1, 1030, 17)] // a tile plus a 6-value remainder
+    [InlineData(8, 2069, 1031)] // R ≥ 3 with AVX-512: three k-blocks, a 5-value tail, output groups, a lone last row
+    [InlineData(5, 5632, 67)] // Llama's MLP down projection's input length: several k-blocks
     public void MatVecF16_Shapes_MatchesReference(int rows, int inFeatures, int outFeatures)
     {
         var (x, w, bias) = Make(rows, inFeatures, outFeatures, rows * 31 + inFeatures);
@@ -57,7 +59,8 @@ public sealed class GemvTests
     {
         // Every specialized kernel (R = 1..8; one-row and two-row forms), an odd output count (the two-row form's lone
         // last row) and an input length with a vector remainder and a scalar tail.
-        const int inFeatures = 16 * 7 + 3, outFeatures = 37;
+        // 1037 outputs: enough for the grouped AVX-512 loop at R ≥ 3.
+        const int inFeatures = 16 * 7 + 3, outFeatures = 1037;
         var (x, w, bias) = Make(rows, inFeatures, outFeatures, 100 + rows);
         var expected = new float[rows * outFeatures];
         Gemv.MatVecReference(x, rows, w, inFeatures, outFeatures, bias, expected);
@@ -72,6 +75,7 @@ public sealed class GemvTests
     [Theory]
     [InlineData(1, 768, 2304)]
     [InlineData(8, 100, 50)]
+    [InlineData(7, 2069, 1031)] // k-blocks and output groups (see the F16 shapes)
     public void MatVecF32_SameWeightsAsF16_MatchesReference(int rows, int inFeatures, int outFeatures)
     {
         var (x, w, bias) = Make(rows, inFeatures, outFeatures, 5);
@@ -88,6 +92,7 @@ public sealed class GemvTests
     [InlineData(8, 100, 50)]
     [InlineData(3, 1030, 17)]
     [InlineData(2, 1030, 17)] // the row-after-row loop with a 6-value remainder per row
+    [InlineData(8, 2069, 1031)] // k-blocks and output groups (see the F16 shapes)
     public void MatVecBF16_Shapes_MatchesReferenceOnWidenedWeights(int rows, int inFeatures, int outFeatures)
     {
         var (x, w, bias) = Make(rows, inFeatures, outFeatures, 11);
@@ -140,6 +145,8 @@ public sealed class GemvTests
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(8)]
     public void MatVecF16_Every16BitPattern_ComesThroughExactly(int rows)
     {
         // W [65536, 32]: row p holds half pattern p at column p mod 32 and zeros elsewhere; x is all ones, so y[p] must be

@@ -11,7 +11,7 @@ namespace Sharpformer.Tensors.Kernels;
 /// Decode-time matrix–vector products against weights stored [out, in] (the Linear layout), for a few rows at once:
 /// y [R, out] = x [R, in] · Wᵀ + bias, with R ≤ <see cref="MaxRows"/>. Batch-1 decoding is bound by reading the weights,
 /// so each weight row is streamed from memory exactly once for all R input rows (one row after another for R ≤ 2, a
-/// single sequential stream with software prefetch; two rows side by side for R ≥ 3, where loads, not memory, bound the
+/// single sequential stream with software prefetch; two rows side by side for R ≥ 3, in k-blocks that keep x in L1, where loads, not memory, bound the
 /// loop), and F16 / BF16 weights are widened to F32 in registers right before the multiply (no F32 copy, not even of a
 /// tile): the narrow types halve the bytes read. The kernel is generic over the vector width (Vector512 → Vector256 → Vector128 → scalar,
 /// the scalar form also being the tail), the weight type and R, so the JIT emits one specialized loop per combination
@@ -42,6 +42,30 @@ public static unsafe class Gemv
 
     /// <summary>Up to this many rows the kernel reads one weight row at a time (memory-bound); above, two (load-bound).</summary>
     private const int SequentialMaxRows = 2;
+
+    /// <summary>
+    /// The most bytes of x (R rows of one k-block, F32) that <see cref="GroupedPairs"/> keeps in L1 while the weight rows
+    /// stream past: half of Zen 5's 48 KiB L1, leaving the rest to the weight lines in flight.
+    /// </summary>
+    private const int XTileBytes = 24 * 1024;
+
+    /// <summary>Output rows that <see cref="GroupedPairs"/> takes through all k-blocks before storing them (even).</summary>
+    private const int GroupRows = 64;
+
+    /// <summary>
+    /// The longest input <see cref="GroupedPairs"/> takes; longer rows go through <see cref="TwoOutputs"/>. At 8 rows and
+    /// 2 threads on Zen 5 (F16, paired medians of interleaved runs), grouped against two outputs at a time: 2048-long
+    /// rows 231–237 against 202 GFLOP/s, 5632-long rows 206–211 against 227 whatever the k-block (16–48 KiB of x, or
+    /// none).
+    /// </summary>
+    private const int GroupedMaxIn = 4096;
+
+    /// <summary>
+    /// The fewest outputs <see cref="GroupedPairs"/> takes: regrouping x is a fixed cost of each call (done by one
+    /// thread), and with 256 outputs of 2048 inputs (Llama's k and v projections) the grouped call measured 50 µs
+    /// against 40 µs for <see cref="TwoOutputs"/> (best of 5 interleaved samples, 2 threads, F16, R = 8).
+    /// </summary>
+    private const int GroupedMinOut = 1024;
 
     /// <summary>
     /// Weight bytes per parallel chunk: long enough that a chunk is one stream the prefetchers settle into, short enough
@@ -206,27 +230,242 @@ public static unsafe class Gemv
     {
         var rowsPerChunk = RowsPerChunk(job.Out, TW.Offset(0, job.In));
         var chunks = (job.Out + rowsPerChunk - 1) / rowsPerChunk;
-        ParallelFor.For(chunks, 1, (start, end) =>
+
+        // R ≥ 3 with AVX-512: x regrouped 16 values at a time for GroupedPairs, built once per call.
+        var groups = job.In / 16;
+        var grouped = TR.Count > SequentialMaxRows && Vector512.IsHardwareAccelerated && groups > 0 && job.In <= GroupedMaxIn && job.Out >= GroupedMinOut;
+        var buffer = grouped ? ArrayPool<float>.Shared.Rent(TR.Count * groups * 16) : null;
+        try
         {
-            var o1 = Math.Min(job.Out, end * rowsPerChunk);
-            if (TR.Count <= SequentialMaxRows && Vector512.IsHardwareAccelerated && job.In >= 32 && (typeof(TW) != typeof(F16) || job.XPairs != 0))
+            fixed (float* pg = buffer)
             {
-                SequentialRows<TW, TR>(job, start * rowsPerChunk, o1);
-                return;
+                if (grouped)
+                {
+                    Interleave((float*)job.X, TR.Count, job.In, groups, pg);
+                }
+
+                var run = job with { XGroups = (nint)pg };
+                ParallelFor.For(chunks, 1, (start, end) =>
+                {
+                    var o0 = start * rowsPerChunk;
+                    var o1 = Math.Min(run.Out, end * rowsPerChunk);
+                    if (TR.Count <= SequentialMaxRows && Vector512.IsHardwareAccelerated && run.In >= 32 && (typeof(TW) != typeof(F16) || run.XPairs != 0))
+                    {
+                        SequentialRows<TW, TR>(run, o0, o1);
+                    }
+                    else if (run.XGroups != 0)
+                    {
+                        GroupedPairs<TW, TR>(run, o0, o1);
+                    }
+                    else
+                    {
+                        for (var o = o0; o < o1; o += TR.Count <= SequentialMaxRows ? 1 : 2)
+                        {
+                            if (TR.Count <= SequentialMaxRows)
+                            {
+                                OneOutput<TW, TR>(run, o);
+                            }
+                            else
+                            {
+                                TwoOutputs<TW, TR>(run, o, o + 1 < o1);
+                            }
+                        }
+                    }
+                });
+            }
+        }
+        finally
+        {
+            if (buffer is not null)
+            {
+                ArrayPool<float>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    /// <summary>
+    /// x [R, n]'s whole 16-value groups regrouped group by group: group g of row r at (g·R + r)·16 in
+    /// <paramref name="grouped"/>, so one step of <see cref="GroupedPairs"/> reads R·16 consecutive values and a k-block
+    /// of x is one contiguous run.
+    /// </summary>
+    private static void Interleave(float* x, int rows, int n, int groups, float* grouped)
+    {
+        for (var g = 0; g < groups; g++)
+        {
+            for (var r = 0; r < rows; r++)
+            {
+                Vector512.Load(x + ((long)r * n) + (16 * g)).Store(grouped + ((((long)g * rows) + r) * 16));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The input length of one k-block for R rows: as many values as keep the R rows' slice of x within
+    /// <see cref="XTileBytes"/>, a multiple of 64, the blocks about equal; the whole row when it fits.
+    /// </summary>
+    private static int KBlock(int n, int rows)
+    {
+        var most = Math.Max(64, XTileBytes / (rows * sizeof(float)) & ~63);
+        if (n <= most)
+        {
+            return n;
+        }
+
+        var blocks = (n + most - 1) / most;
+        return (((n + blocks - 1) / blocks) + 63) & ~63;
+    }
+
+    /// <summary>
+    /// Outputs [o0, o1) for R ≥ 3 rows with AVX-512, two weight rows at a time as in <see cref="PairDots"/>, against x
+    /// regrouped by <see cref="Interleave"/> and split into k-blocks (<see cref="KBlock"/>), the outputs into groups of
+    /// <see cref="GroupRows"/>: for each group, a k-block's slice of x is multiplied into every row pair of the group
+    /// before the next block, so that slice stays in L1 (8 rows of a 2048-long x are 64 KiB, more than Zen 5's 48 KiB
+    /// L1). With x regrouped, a step's R loads sit at fixed offsets from one pointer; indexed by row from x itself the
+    /// JIT spent four scalar instructions per row on each address, about half of the loop's instructions. The partial
+    /// sums of a group's outputs live in a small buffer and are stored once, after the last block. The values after the
+    /// last whole group (fewer than 16) go through the scalar <see cref="PairDots"/> against x itself.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GroupedPairs<TW, TR>(in Job job, int o0, int o1)
+        where TW : struct, IWeightFormat
+        where TR : struct, IRowCount
+    {
+        int n = job.In;
+        var groups = n / 16;
+        var groupsPerBlock = KBlock(n, TR.Count) / 16;
+        var xg = (float*)job.XGroups;
+
+        // Pair o's sums at [(o − g)·MaxRows, + 2·MaxRows): row o's R sums, then row o + 1's (a lone last row's partner
+        // slot is written and dropped).
+        var sums = stackalloc float[(GroupRows + 2) * MaxRows];
+        for (var g = o0; g < o1; g += GroupRows)
+        {
+            var gEnd = Math.Min(o1, g + GroupRows);
+            new Span<float>(sums, (GroupRows + 2) * MaxRows).Clear();
+            for (var b0 = 0; b0 < groups; b0 += groupsPerBlock)
+            {
+                var b1 = Math.Min(groups, b0 + groupsPerBlock);
+                for (var o = g; o < gEnd; o += 2)
+                {
+                    nint w0 = TW.Offset(job.W, (long)o * n);
+                    nint w1 = o + 1 < gEnd ? TW.Offset(job.W, (long)(o + 1) * n) : w0;
+                    GroupDots<TW, TR>(w0, w1, xg, n, b0, b1, sums + ((o - g) * MaxRows));
+                }
             }
 
-            for (var o = start * rowsPerChunk; o < o1; o += TR.Count <= SequentialMaxRows ? 1 : 2)
+            if (16 * groups < n)
             {
-                if (TR.Count <= SequentialMaxRows)
+                for (var o = g; o < gEnd; o += 2)
                 {
-                    OneOutput<TW, TR>(job, o);
-                }
-                else
-                {
-                    TwoOutputs<TW, TR>(job, o, o + 1 < o1);
+                    nint w0 = TW.Offset(job.W, (long)o * n);
+                    nint w1 = o + 1 < gEnd ? TW.Offset(job.W, (long)(o + 1) * n) : w0;
+                    PairDots<SimdScalar, float, TW, TR>(w0, w1, (float*)job.X, n, n, 16 * groups, sums + ((o - g) * MaxRows));
                 }
             }
-        });
+
+            for (var o = g; o < gEnd; o++)
+            {
+                Store<TR>(job, o, sums + ((o - g) * MaxRows));
+            }
+        }
+    }
+
+    /// <summary>
+    /// sums[k·8 + r] += Σ_i w_k[i]·x_r[i] for the two weight rows k over the 16-value groups [b0, b1) of x regrouped by
+    /// <see cref="Interleave"/>: each weight vector widened once and multiplied into all R rows, each x vector into both
+    /// weight rows, 2·R accumulators reduced once at the end.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GroupDots<TW, TR>(nint w0, nint w1, float* xg, int n, int b0, int b1, float* sums)
+        where TW : struct, IWeightFormat
+        where TR : struct, IRowCount
+    {
+        // The constants made here, not passed in: a struct passed by reference stays in memory, and the JIT reloaded six
+        // of them on every step.
+        var k = Simd512.HalfConstants;
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a04 = default, a05 = default, a06 = default, a07 = default;
+        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default, a14 = default, a15 = default, a16 = default, a17 = default;
+
+        // Pointers stepped, not indexed (as in SequentialRows).
+        var step = TW.Offset(0, 16);
+        var ahead = TW.Offset(0, 2L * n);
+        var wp0 = TW.Offset(w0, 16L * b0);
+        var wp1 = TW.Offset(w1, 16L * b0);
+        var end = TW.Offset(w0, 16L * b1);
+        var xp = xg + (16L * b0 * TR.Count);
+        for (; wp0 < end; wp0 += step, wp1 += step, xp += 16 * TR.Count)
+        {
+            if (Sse.IsSupported)
+            {
+                // The same place in the next pair of rows, which the next pair of this k-block reads.
+                Sse.Prefetch0((void*)(wp0 + ahead));
+                Sse.Prefetch0((void*)(wp1 + ahead));
+            }
+
+            var v0 = TW.Load512(wp0, 0, k);
+            var v1 = TW.Load512(wp1, 0, k);
+            var xv = Vector512.Load(xp);
+            a00 = Vector512.FusedMultiplyAdd(v0, xv, a00);
+            a10 = Vector512.FusedMultiplyAdd(v1, xv, a10);
+            if (TR.Count > 1)
+            {
+                xv = Vector512.Load(xp + 16);
+                a01 = Vector512.FusedMultiplyAdd(v0, xv, a01);
+                a11 = Vector512.FusedMultiplyAdd(v1, xv, a11);
+            }
+
+            if (TR.Count > 2)
+            {
+                xv = Vector512.Load(xp + 32);
+                a02 = Vector512.FusedMultiplyAdd(v0, xv, a02);
+                a12 = Vector512.FusedMultiplyAdd(v1, xv, a12);
+            }
+
+            if (TR.Count > 3)
+            {
+                xv = Vector512.Load(xp + 48);
+                a03 = Vector512.FusedMultiplyAdd(v0, xv, a03);
+                a13 = Vector512.FusedMultiplyAdd(v1, xv, a13);
+            }
+
+            if (TR.Count > 4)
+            {
+                xv = Vector512.Load(xp + 64);
+                a04 = Vector512.FusedMultiplyAdd(v0, xv, a04);
+                a14 = Vector512.FusedMultiplyAdd(v1, xv, a14);
+            }
+
+            if (TR.Count > 5)
+            {
+                xv = Vector512.Load(xp + 80);
+                a05 = Vector512.FusedMultiplyAdd(v0, xv, a05);
+                a15 = Vector512.FusedMultiplyAdd(v1, xv, a15);
+            }
+
+            if (TR.Count > 6)
+            {
+                xv = Vector512.Load(xp + 96);
+                a06 = Vector512.FusedMultiplyAdd(v0, xv, a06);
+                a16 = Vector512.FusedMultiplyAdd(v1, xv, a16);
+            }
+
+            if (TR.Count > 7)
+            {
+                xv = Vector512.Load(xp + 112);
+                a07 = Vector512.FusedMultiplyAdd(v0, xv, a07);
+                a17 = Vector512.FusedMultiplyAdd(v1, xv, a17);
+            }
+        }
+
+        sums[0] += Vector512.Sum(a00);
+        sums[MaxRows] += Vector512.Sum(a10);
+        if (TR.Count > 1) { sums[1] += Vector512.Sum(a01); sums[MaxRows + 1] += Vector512.Sum(a11); }
+        if (TR.Count > 2) { sums[2] += Vector512.Sum(a02); sums[MaxRows + 2] += Vector512.Sum(a12); }
+        if (TR.Count > 3) { sums[3] += Vector512.Sum(a03); sums[MaxRows + 3] += Vector512.Sum(a13); }
+        if (TR.Count > 4) { sums[4] += Vector512.Sum(a04); sums[MaxRows + 4] += Vector512.Sum(a14); }
+        if (TR.Count > 5) { sums[5] += Vector512.Sum(a05); sums[MaxRows + 5] += Vector512.Sum(a15); }
+        if (TR.Count > 6) { sums[6] += Vector512.Sum(a06); sums[MaxRows + 6] += Vector512.Sum(a16); }
+        if (TR.Count > 7) { sums[7] += Vector512.Sum(a07); sums[MaxRows + 7] += Vector512.Sum(a17); }
     }
 
     /// <summary>
@@ -264,10 +503,8 @@ public static unsafe class Gemv
     }
 
     /// <summary>
-    /// Outputs o and o + 1 for R ≥ 3 rows: each weight vector is widened once and multiplied into all R rows of x, and
-    /// each x vector serves both weight rows, so a step loads 2 + R vectors for 2·R FMAs (one row at a time would load
-    /// 1 + R for R: at R = 8 the loop is bound by loads, not memory). When only o remains, its row is read twice and the
-    /// second result is dropped.
+    /// Outputs o and o + 1 for R ≥ 3 rows without AVX-512 (<see cref="PairDots"/>). When only o remains, its row is read
+    /// twice and the second result is dropped.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TwoOutputs<TW, TR>(in Job job, int o, bool both)
@@ -283,18 +520,18 @@ public static unsafe class Gemv
         var i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
-            i = PairDots<Simd512, Vector512<float>, TW, TR>(w0, w1, x, n, 0, sums);
+            i = PairDots<Simd512, Vector512<float>, TW, TR>(w0, w1, x, n, n, 0, sums);
         }
         else if (Vector256.IsHardwareAccelerated)
         {
-            i = PairDots<Simd256, Vector256<float>, TW, TR>(w0, w1, x, n, 0, sums);
+            i = PairDots<Simd256, Vector256<float>, TW, TR>(w0, w1, x, n, n, 0, sums);
         }
         else if (Vector128.IsHardwareAccelerated)
         {
-            i = PairDots<Simd128, Vector128<float>, TW, TR>(w0, w1, x, n, 0, sums);
+            i = PairDots<Simd128, Vector128<float>, TW, TR>(w0, w1, x, n, n, 0, sums);
         }
 
-        PairDots<SimdScalar, float, TW, TR>(w0, w1, x, n, i, sums);
+        PairDots<SimdScalar, float, TW, TR>(w0, w1, x, n, n, i, sums);
         Store<TR>(job, o, sums);
         if (both)
         {
@@ -505,10 +742,13 @@ public static unsafe class Gemv
 
     /// <summary>
     /// sums[k·8 + r] += Σ_i w_k[i]·x_r[i] for the two weight rows k over i from <paramref name="i"/> while a whole vector
-    /// remains; returns where it stopped. 2·R accumulators, each reduced once at the end.
+    /// remains before <paramref name="end"/>; returns where it stopped. 2·R accumulators, each reduced once at the end.
+    /// Each weight vector is widened once and multiplied into all R rows of x, and each x vector serves both weight
+    /// rows, so a step loads 2 + R vectors for 2·R FMAs (one row at a time would load 1 + R for R). x rows are
+    /// <paramref name="n"/> apart, as are the weights' rows.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int PairDots<TS, TV, TW, TR>(nint w0, nint w1, float* x, int n, int i, float* sums)
+    private static int PairDots<TS, TV, TW, TR>(nint w0, nint w1, float* x, int n, int end, int i, float* sums)
         where TS : struct, ISimd<TV>
         where TV : struct
         where TW : struct, IWeightFormat
@@ -517,7 +757,7 @@ public static unsafe class Gemv
         var k = TS.HalfConstants;
         TV a00 = TS.Zero, a01 = TS.Zero, a02 = TS.Zero, a03 = TS.Zero, a04 = TS.Zero, a05 = TS.Zero, a06 = TS.Zero, a07 = TS.Zero;
         TV a10 = TS.Zero, a11 = TS.Zero, a12 = TS.Zero, a13 = TS.Zero, a14 = TS.Zero, a15 = TS.Zero, a16 = TS.Zero, a17 = TS.Zero;
-        for (; i <= n - TS.Count; i += TS.Count)
+        for (; i <= end - TS.Count; i += TS.Count)
         {
             if (Sse.IsSupported)
             {
@@ -1018,5 +1258,8 @@ public static unsafe class Gemv
     {
         /// <summary>For the paired F16 loop: x's whole 32-value blocks with even and odd positions split (see <see cref="SequentialRows"/>), or 0.</summary>
         public nint XPairs { get; init; }
+
+        /// <summary>For the R ≥ 3 AVX-512 loop: x's whole 16-value groups regrouped by <see cref="Interleave"/>, or 0.</summary>
+        public nint XGroups { get; init; }
     }
 }
