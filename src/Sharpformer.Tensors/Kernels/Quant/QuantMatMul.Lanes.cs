@@ -14,7 +14,8 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// unsigned once (Q8_0 codes + 128, Q4_0 codes 0–15) into a panel that every token group reads; two groups and two
 /// blocks run side by side, each broadcast of weight bytes feeding both groups (sixteen independent VPDPBUSD chains:
 /// Q8_0 2048×2048 × 128 tokens on one core of an AMD EPYC Zen 5 class, 114 → 183 GMAC/s against one group, two blocks
-/// and the weights made unsigned again per group). The signed activation codes meet the offset through each token's
+/// and the weights made unsigned again per group). One group alone (batched decode at 8–15 tokens) makes the codes
+/// unsigned as they stream in instead, without the panel pass. The signed activation codes meet the offset through each token's
 /// code sum (−offset·Σx starts the integer sum), so the block sums are the reference's exact integers.
 /// </summary>
 public static unsafe partial class QuantMatMul
@@ -27,8 +28,9 @@ public static unsafe partial class QuantMatMul
 
     /// <summary>
     /// Rows [start, end) in tiles of four over every group of eight tokens, the tokens past the last group one at a
-    /// time; returns the first row not done (the last one to three rows of the range go to the other paths). Each tile's
-    /// codes are made unsigned once into a panel (<see cref="LanePanel"/>) that every token group then reads.
+    /// time; returns the first row not done (the last one to three rows of the range go to the other paths). With two or
+    /// more groups each tile's codes are made unsigned once into a panel (<see cref="LanePanel"/>) that every group then
+    /// reads; one group takes the codes straight from the weights (<see cref="LaneTileQ8_0"/>, <see cref="LaneTileQ4_0"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static int LaneRows(in Job job, int start, int end)
