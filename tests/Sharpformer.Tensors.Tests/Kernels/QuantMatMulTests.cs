@@ -101,6 +101,44 @@ public sealed class QuantMatMulTests
         }
     }
 
+    [Theory]
+    [InlineData(8, 3)] // one token group: the streaming lane kernel, an odd last block
+    [InlineData(16, 3)] // one pair of groups from the panel, an odd last block
+    [InlineData(27, 4)] // a pair, an odd group, three tokens past the groups
+    [InlineData(40, 5)] // two pairs and an odd group
+    public void Multiply_Q8_0EveryCode_MatchesReference(int rows, int blocksPerRow)
+    {
+        // Every Q8_0 code from −128 to 127, numbered through the matrix (13 rows of at least 96 values), with −128, which
+        // the quantizer never makes but a file may hold: the token-lane kernels take the codes + 128 as unsigned bytes,
+        // so both ends of that range are met.
+        const int outFeatures = 13;
+        var inFeatures = 32 * blocksPerRow;
+        var rng = new Random(rows + blocksPerRow);
+        var blocks = new byte[outFeatures * blocksPerRow * 34];
+        var scale = BitConverter.HalfToUInt16Bits((Half)0.01f);
+        for (var o = 0; o < outFeatures; o++)
+        {
+            for (var b = 0; b < blocksPerRow; b++)
+            {
+                var at = ((o * blocksPerRow) + b) * 34;
+                blocks[at] = (byte)scale;
+                blocks[at + 1] = (byte)(scale >> 8);
+                for (var i = 0; i < 32; i++)
+                {
+                    blocks[at + 2 + i] = (byte)((o * inFeatures) + (32 * b) + i);
+                }
+            }
+        }
+
+        var w = QuantizedMatrix.FromBlocks(QuantType.Q8_0, outFeatures, inFeatures, blocks);
+        var x = Normal(rows * inFeatures, rng, 1f);
+        var expected = new float[rows * outFeatures];
+        var actual = new float[rows * outFeatures];
+        QuantMatMul.MultiplyReference(x, rows, w, default, expected);
+        QuantMatMul.Multiply(x, rows, w, default, actual);
+        CloseToReference(QuantType.Q8_0, inFeatures, expected, actual);
+    }
+
     [Fact]
     public void Multiply_Batch1_Q8_0_EveryFiniteScale()
     {
