@@ -128,7 +128,13 @@ public abstract class Optimizer
 
         if (active.Count > 0)
         {
-            Update(active, gradientScale);
+            var updates = new ChunkUpdate[active.Count];
+            for (int i = 0; i < active.Count; i++)
+            {
+                updates[i] = Prepare(active[i], gradientScale);
+            }
+
+            ForEachChunk(active, (index, start, end) => updates[index](start, end));
             foreach (var entry in active)
             {
                 entry.Parameter.MarkModified();
@@ -136,6 +142,96 @@ public abstract class Optimizer
         }
 
         StepCount++;
+    }
+
+    /// <summary>
+    /// One training step's backward pass and optimizer update together, with the update fused into the backward pass
+    /// when that gives the same result: <c>loss.Backward()</c> reports each parameter as soon as its gradient is final
+    /// (no node still to run adds to it), and that parameter is updated at once, while its gradient (just written by its
+    /// weight-gradient product) and its value (just read for the input gradient) are still in cache. The result is bit
+    /// for bit that of <c>loss.Backward()</c> then <see cref="Step()"/>: the same per-element F32 arithmetic, step
+    /// counts, bias corrections and group rates (set the rates, e.g. <see cref="LearningRateSchedule.Apply"/>, before
+    /// calling this), parameters without a gradient skipped. The gradients are left in <see cref="Tensor.Grad"/> as
+    /// Backward leaves them; call <see cref="ZeroGrad"/> after, as after Step.
+    /// </summary>
+    /// <remarks>
+    /// <para>
+    /// The fused form needs every parameter's update to depend on its own gradient only, so this method takes the
+    /// separate form (<c>loss.Backward()</c>, <see cref="GradientClipping.GlobalNorm(IEnumerable{Parameter})"/>, then
+    /// <see cref="Step(float)"/> with <see cref="GradientClipping.ClipCoefficient"/>) by itself when:
+    /// </para>
+    /// <list type="bullet">
+    /// <item><paramref name="maxGradNorm"/> is finite and &gt; 0: clipping by the global norm needs every gradient
+    /// before any update;</item>
+    /// <item>a parameter of the groups already holds a gradient: an earlier Backward's gradient is pending (gradient
+    /// accumulation over micro-batches: call plain <c>Backward()</c> on all but the last micro-batch, then this on the
+    /// last one);</item>
+    /// <item>a parameter's value is not contiguous or is read-only (so that <see cref="Step()"/> reports it, before any
+    /// parameter has changed).</item>
+    /// </list>
+    /// <para>
+    /// The separate form does not update when the norm is not finite (<see cref="BackwardStepResult.Stepped"/> is false
+    /// and <see cref="StepCount"/> stays). The fused form cannot wait for the norm: a gradient holding an overflow or a
+    /// NaN has already reached its parameter when <see cref="BackwardStepResult.GradientNorm"/> says so; stop training
+    /// (the trainer does), or reload the weights and the optimizer state. If the backward pass throws, the parameters
+    /// reported before the exception are already updated and <see cref="StepCount"/> has not moved.
+    /// </para>
+    /// </remarks>
+    /// <param name="loss">The scalar loss to back-propagate (its graph recorded with gradients).</param>
+    /// <param name="maxGradNorm">Clip the gradients' global L2 norm to this before the update (then the separate form runs); ≤ 0 or positive infinity: no clipping.</param>
+    /// <returns>Which form ran, the gradients' global norm (as <see cref="GradientClipping.GlobalNorm(IEnumerable{Parameter})"/> computes it, before clipping) and whether the parameters were updated.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxGradNorm"/> is NaN.</exception>
+    /// <exception cref="InvalidOperationException">The loss is not a scalar or does not require gradients; or (separate form) a parameter cannot be updated, as <see cref="Step()"/> reports it.</exception>
+    public BackwardStepResult BackwardAndStep(Tensor loss, double maxGradNorm = 0)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        if (double.IsNaN(maxGradNorm))
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxGradNorm), maxGradNorm, $"{Name}.BackwardAndStep: maxGradNorm is NaN; pass a norm > 0 to clip, or 0 for no clipping.");
+        }
+
+        bool clip = maxGradNorm > 0 && !double.IsPositiveInfinity(maxGradNorm);
+        var parameters = new List<Parameter>(_byName.Count);
+        bool fusable = !clip;
+        foreach (var group in _groups)
+        {
+            foreach (var (_, parameter) in group.Parameters)
+            {
+                parameters.Add(parameter);
+                var value = parameter.Value;
+                if (value.Grad is not null || !value.IsContiguous || value.Storage.IsReadOnly) fusable = false;
+            }
+        }
+
+        if (!fusable)
+        {
+            loss.Backward();
+            double separateNorm = GradientClipping.GlobalNorm(parameters);
+            if (!double.IsFinite(separateNorm)) return new BackwardStepResult(Fused: false, separateNorm, Stepped: false);
+            Step(clip ? GradientClipping.ClipCoefficient(separateNorm, maxGradNorm) : 1f);
+            return new BackwardStepResult(Fused: false, separateNorm, Stepped: true);
+        }
+
+        var fused = new FusedStep(this);
+        loss.Backward(fused.LeafReady);
+
+        // Every parameter that holds a gradient now was reported by the engine; one that somehow was not is updated here,
+        // so the step covers exactly what Step() would. The norm adds the chunk sums in parameter order, as GlobalNorm does.
+        var chunkSums = new List<double>();
+        foreach (var parameter in parameters)
+        {
+            if (parameter.Value.Grad is null) continue;
+            if (!fused.Sums.TryGetValue(parameter, out var sums))
+            {
+                fused.LeafReady(parameter.Value);
+                sums = fused.Sums[parameter];
+            }
+
+            chunkSums.AddRange(sums);
+        }
+
+        StepCount++;
+        return new BackwardStepResult(Fused: true, GradientClipping.Norm(chunkSums), Stepped: true);
     }
 
     /// <summary>Clears the gradient of every parameter in the groups (the next backward starts from zero).</summary>
@@ -276,11 +372,18 @@ public abstract class Optimizer
         StepCount = state.StepCount;
     }
 
+    /// <summary>Updates elements [<paramref name="start"/>, <paramref name="end"/>) of one parameter, as <see cref="Prepare"/> set it up.</summary>
+    /// <param name="start">The first element.</param>
+    /// <param name="end">One past the last element.</param>
+    private protected delegate void ChunkUpdate(int start, int end);
+
     /// <summary>
-    /// Updates the parameters of <paramref name="active"/> (each has a gradient and a state, possibly fresh), each
-    /// gradient element multiplied by <paramref name="gradientScale"/> first unless it is 1.
+    /// Readies one parameter's update for this step (<paramref name="entry"/> has a gradient and a state, possibly
+    /// fresh): creates its state buffers, advances its step count, computes its scalars, and returns the element loop,
+    /// each gradient element multiplied by <paramref name="gradientScale"/> first unless it is 1. Called once per updated
+    /// parameter per step; the loop may then run over disjoint ranges on several threads at once.
     /// </summary>
-    private protected abstract void Update(IReadOnlyList<ActiveParameter> active, float gradientScale);
+    private protected abstract ChunkUpdate Prepare(ActiveParameter entry, float gradientScale);
 
     /// <summary>
     /// Runs <paramref name="body"/>(index into <paramref name="active"/>, start, end) over every parameter's elements in
@@ -356,6 +459,63 @@ public abstract class Optimizer
     [DoesNotReturn]
     private void ThrowNotUpdatable(string name, string why) =>
         throw new InvalidOperationException($"{Name}.Step: cannot update '{name}': {why}.");
+
+    /// <summary>
+    /// The update side of <see cref="BackwardAndStep"/>'s fused form: each parameter the engine reports as final is
+    /// checked, prepared and updated at once, its gradient's sums of squares taken chunk by chunk (the chunks of
+    /// <see cref="GradientClipping"/>'s norm) in the same parallel pass, just before each chunk's update.
+    /// </summary>
+    private sealed class FusedStep
+    {
+        private readonly Optimizer _optimizer;
+        private readonly Dictionary<Tensor, (string Name, Parameter Parameter, ParameterGroup Group)> _byValue = new(ReferenceEqualityComparer.Instance);
+
+        public FusedStep(Optimizer optimizer)
+        {
+            _optimizer = optimizer;
+            foreach (var group in optimizer._groups)
+            {
+                foreach (var (name, parameter) in group.Parameters)
+                {
+                    _byValue[parameter.Value] = (name, parameter, group);
+                }
+            }
+        }
+
+        /// <summary>The chunk sums of squares of each parameter updated so far.</summary>
+        public Dictionary<Parameter, double[]> Sums { get; } = new(ReferenceEqualityComparer.Instance);
+
+        /// <summary>Called by the engine with a leaf whose gradient is final: updates it when it is one of the optimizer's parameters with a gradient.</summary>
+        public void LeafReady(Tensor leaf)
+        {
+            if (!_byValue.TryGetValue(leaf, out var entry) || leaf.Grad is not { } grad || Sums.ContainsKey(entry.Parameter)) return;
+            _optimizer.CheckWritable(entry.Name, entry.Parameter);
+            if (!_optimizer._state.TryGetValue(entry.Parameter, out var state))
+            {
+                state = new ParameterState(_optimizer.BufferNames.Count);
+                _optimizer._state.Add(entry.Parameter, state);
+            }
+
+            var update = _optimizer.Prepare(new ActiveParameter(entry.Name, entry.Parameter, entry.Group, grad, state), 1f);
+            int length = checked((int)grad.ElementCount);
+            int chunk = GradientClipping.NormChunkElements;
+            var sums = new double[(length + chunk - 1) / chunk];
+            ParallelFor.For(sums.Length, 1, (from, to) =>
+            {
+                var gradient = grad.AsReadOnlySpan<float>();
+                for (int c = from; c < to; c++)
+                {
+                    int start = c * chunk;
+                    int end = Math.Min(length, start + chunk);
+                    sums[c] = OptimKernels.SumOfSquares(gradient[start..end]);
+                    update(start, end);
+                }
+            });
+
+            entry.Parameter.MarkModified();
+            Sums.Add(entry.Parameter, sums);
+        }
+    }
 
     /// <summary>One parameter's optimizer state: its step count and its buffers (null until created).</summary>
     private protected sealed class ParameterState(int buffers)
