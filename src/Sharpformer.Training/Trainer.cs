@@ -176,10 +176,10 @@ public class Trainer<TBatch>
 
     /// <summary>
     /// Whether a single-process step runs the last micro-batch's backward and the optimizer through
-    /// <see cref="Optimizer.BackwardAndStep"/> (AdamW fused into the backward pass when there is no clipping and no
-    /// accumulation; bit-identical). False runs Backward, the norm and Step one after the other (tests compare the two).
+    /// <see cref="Optimizer.BackwardAndStep"/> (without clipping, the norm taken in the update's pass; bit-identical).
+    /// False runs Backward, the norm and Step one after the other (tests compare the two).
     /// </summary>
-    internal bool FuseOptimizerStep { get; set; } = true;
+    internal bool UseBackwardAndStep { get; set; } = true;
 
     /// <summary>A title for the loss plot.</summary>
     public string PlotTitle { get; set; } = "training loss";
@@ -284,11 +284,10 @@ public class Trainer<TBatch>
                     // The last micro-batch completes the gradients: ship each bucket as soon as backward has finished it.
                     scaled.Backward(reducer.GradientReady);
                 }
-                else if (reducer is null && micro == accumulation - 1 && FuseOptimizerStep)
+                else if (reducer is null && micro == accumulation - 1 && UseBackwardAndStep)
                 {
-                    // Backward and AdamW together: without clipping and accumulation each parameter is updated inside the
-                    // backward pass as soon as its gradient is final (bit-identical to Backward then Step); otherwise the
-                    // optimizer runs them one after the other (the global norm, clip_grad_norm_ fused into the update).
+                    // Backward and AdamW together: without clipping the gradient norm is taken in the update's own pass
+                    // over the gradients (bit-identical to GlobalNorm then Step); with clipping, the norm first.
                     stepResult = _optimizer.BackwardAndStep(scaled, _options.MaxGradNorm);
                 }
                 else
@@ -324,7 +323,7 @@ public class Trainer<TBatch>
             }
             else
             {
-                // Data-parallel (the gradients are the group's only now), or not fused. clip_grad_norm_ fused into the update: the norm
+                // Data-parallel (the gradients are the group's only now), or UseBackwardAndStep off. clip_grad_norm_ fused into the update: the norm
                 // is one read of the gradients, and the optimizer scales each element as it reads it (bit-identical to
                 // clipping in place first, one pass over 4·N bytes less).
                 norm = GradientClipping.GlobalNorm(_trainable);
@@ -336,7 +335,7 @@ public class Trainer<TBatch>
 
             if (!double.IsFinite(norm))
             {
-                // The fused form has already applied this step (it cannot wait for the norm); the last checkpoint is intact.
+                // Without clipping this step's update has already run (the norm is taken in its pass); the last checkpoint is intact.
                 throw Diverged($"the gradient norm is {norm} at step {Step + 1}");
             }
 

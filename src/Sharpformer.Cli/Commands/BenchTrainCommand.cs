@@ -16,7 +16,7 @@ namespace Sharpformer.Cli.Commands;
 
 /// <summary>
 /// <c>sharpformer bench train</c>: one training step (forward, loss, backward, AdamW, as the trainer runs it without
-/// clipping: AdamW fused into the backward pass, the gradient norm logged) of a GPT-2-124M-shaped causal LM
+/// clipping: the gradient norm it logs taken in AdamW's pass) of a GPT-2-124M-shaped causal LM
 /// (B = 4, T = 64) and a BERT-base-shaped masked LM (B = 8, T = 128), in Sharpformer and in PyTorch (Debian's
 /// python3-torch, fp32, <c>benchmarks/torch/train_step.py</c>) side by side in one run, at 1 thread and at every core.
 /// Each measurement runs in its own process (so peak memory is that model's alone); PyTorch gets the fastest of its
@@ -38,7 +38,7 @@ internal static class BenchTrainCommand
         var python = new Option<string>("--python") { Description = "The Python with torch (Debian's python3-torch).", DefaultValueFactory = _ => File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3" };
         var breakdown = new Option<bool>("--breakdown") { Description = "Also profile the timed steps per op (forward and backward per op kind, AdamW, zeroing, GC) and time the attention kernel alone at the model's shape." };
         var child = new Option<string?>(ChildFlag) { Description = "(internal) measure one model in this process and print JSON.", Hidden = true };
-        var separate = new Option<bool>(SeparateFlag) { Description = "Run backward, the gradient norm and AdamW one after the other instead of AdamW fused into the backward pass (to compare the two forms)." };
+        var separate = new Option<bool>(SeparateFlag) { Description = "Take the gradient norm in a pass of its own before AdamW instead of in AdamW's pass (the trainer's earlier form, to compare)." };
         var command = new Command("train", "A training step of GPT-2 124M (B=4, T=64) and BERT-base MLM (B=8, T=128) vs PyTorch, ms/step and % of the FMA peak.")
         {
             threads, steps, models, python, breakdown, child, separate,
@@ -229,12 +229,11 @@ internal static class BenchTrainCommand
         var optimizer = new AdamW(ParameterGroup.TrainerGroups(net, 1e-4, 0.01));
         var times = new List<double>();
         long faultsBefore = 0;
-        bool fused = false;
         for (int i = 0; i < steps + 2; i++)
         {
             if (i == 2) faultsBefore = MinorPageFaults();
             long start = Stopwatch.GetTimestamp();
-            fused = Step(loss, optimizer, separate);
+            Step(loss, optimizer, separate);
             GC.Collect(); // as the trainer does after every step (bounded peak memory)
             if (i >= 2) times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
@@ -251,7 +250,7 @@ internal static class BenchTrainCommand
             ["tokens_per_s"] = b * t / (ms / 1000),
             ["flops_per_step"] = flops,
             ["peak_rss_mb"] = Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0,
-            ["optimizer_form"] = fused ? "AdamW fused into backward" : "AdamW after backward",
+            ["optimizer_form"] = separate ? "grad norm, then AdamW" : "grad norm in AdamW's pass",
         };
         if (faultsBefore >= 0 && faultsAfter >= 0) result["minor_faults_per_step"] = (double)(faultsAfter - faultsBefore) / steps;
         if (breakdown)
@@ -262,7 +261,7 @@ internal static class BenchTrainCommand
             for (int i = 0; i < steps; i++)
             {
                 Step(loss, optimizer, separate);
-                profile.Mark("AdamW after backward (if not fused), grad norm, zero grad");
+                profile.Mark("AdamW step (with the grad norm), zero grad");
                 GC.Collect();
                 profile.Mark("GC.Collect");
             }
@@ -285,17 +284,15 @@ internal static class BenchTrainCommand
 
     /// <summary>
     /// One step's backward and AdamW as the trainer runs them without clipping or accumulation (like
-    /// benchmarks/torch/train_step.py): AdamW fused into the backward pass, the gradient norm it logs; or, with
-    /// <paramref name="separate"/>, Backward, the norm and Step one after the other (the form before the fusion, for
-    /// comparisons). A method of its own so that nothing of the step's graph is reachable from the caller's frame when it
-    /// collects (a temporary kept in a stack slot would keep every activation alive, and the next forward would fault in
-    /// fresh pages for all of them).
+    /// benchmarks/torch/train_step.py): <see cref="Optimizer.BackwardAndStep"/>, which takes the gradient norm the trainer
+    /// logs in AdamW's pass over the gradients; or, with <paramref name="separate"/>, Backward, the norm in a pass of its
+    /// own and Step (the trainer's form before, for comparisons). A method of its own so that nothing of the step's graph
+    /// is reachable from the caller's frame when it collects (a temporary kept in a stack slot would keep every
+    /// activation alive, and the next forward would fault in fresh pages for all of them).
     /// </summary>
-    /// <returns>Whether the fused form ran.</returns>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static bool Step(Func<Tensor> loss, AdamW optimizer, bool separate)
+    private static void Step(Func<Tensor> loss, AdamW optimizer, bool separate)
     {
-        bool fused = false;
         if (separate)
         {
             loss().Backward();
@@ -304,11 +301,10 @@ internal static class BenchTrainCommand
         }
         else
         {
-            fused = optimizer.BackwardAndStep(loss(), maxGradNorm: 0).Fused;
+            optimizer.BackwardAndStep(loss(), maxGradNorm: 0);
         }
 
         optimizer.ZeroGrad();
-        return fused;
     }
 
     /// <summary>

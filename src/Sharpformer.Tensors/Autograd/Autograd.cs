@@ -356,24 +356,8 @@ public static class Autograd
 
         private void Release()
         {
-            if (_held.Count == 0) return;
-
-            // With a profile open, the callbacks (e.g. an optimizer update per parameter) get a row of their own.
-            // What the callbacks allocate (an optimizer's state) outlives the pass: it does not come from the engine's pool.
-            var profile = OpProfile.Active;
-            profile?.Mark(OpProfile.BackwardBookkeeping);
-            int depth = GradientBuffers.Suspend();
-            try
-            {
-                foreach (var leaf in _held) _ready(leaf);
-            }
-            finally
-            {
-                GradientBuffers.Resume(depth);
-            }
-
+            foreach (var leaf in _held) _ready(leaf);
             _held.Clear();
-            profile?.Mark(OpProfile.LeafHooks);
         }
     }
 

@@ -37,9 +37,6 @@ public sealed class OpProfile : IDisposable
     /// <summary>The row that collects the backward pass's work outside the nodes (ordering, bookkeeping).</summary>
     public const string BackwardBookkeeping = "autograd bookkeeping";
 
-    /// <summary>The row that collects the time of the callbacks a backward pass makes for finished leaves (an optimizer step fused into the backward pass, a gradient all-reduce).</summary>
-    public const string LeafHooks = "leaf-ready hooks (fused optimizer step)";
-
     [ThreadStatic]
     private static OpProfile? _active;
 

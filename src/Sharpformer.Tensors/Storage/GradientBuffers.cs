@@ -49,24 +49,6 @@ internal static class GradientBuffers
         session.RequestedLengths.Clear();
     }
 
-    /// <summary>
-    /// Lets allocations on this thread bypass the pool until <see cref="Resume"/> (callbacks the engine makes during a
-    /// pass, such as an optimizer step fused into it, allocate memory that outlives the pass); returns the depth to resume.
-    /// </summary>
-    internal static int Suspend()
-    {
-        if (_session is not { } session) return 0;
-        int depth = session.Depth;
-        session.Depth = 0;
-        return depth;
-    }
-
-    /// <summary>Ends a <see cref="Suspend"/>: the pass's session is active again at <paramref name="depth"/>.</summary>
-    internal static void Resume(int depth)
-    {
-        if (_session is { } session) session.Depth = depth;
-    }
-
     /// <summary>Gives <paramref name="storage"/>'s array back for reuse. The caller guarantees that nothing reads or writes it any more.</summary>
     internal static void Return(ManagedStorage<float> storage)
     {

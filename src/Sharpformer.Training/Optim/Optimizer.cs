@@ -102,6 +102,59 @@ public abstract class Optimizer
             throw new ArgumentOutOfRangeException(nameof(gradientScale), gradientScale, $"{Name}.Step: the gradient scale must be finite and > 0 (a non-finite gradient norm means: skip the step).");
         }
 
+        StepCore(gradientScale, measureNorm: false);
+    }
+
+    /// <summary>
+    /// One training step's backward pass and update as the trainer runs them: <c>loss.Backward()</c>, then, without
+    /// clipping, <see cref="Step()"/> with the gradients' global norm taken in the same pass over the gradients (each
+    /// chunk's sum of squares just before its update, while the chunk is in cache, instead of a pass of its own); with
+    /// clipping, <see cref="GradientClipping.GlobalNorm(IEnumerable{Parameter})"/> and then <see cref="Step(float)"/>
+    /// with <see cref="GradientClipping.ClipCoefficient"/> (clipping needs the norm before any update). Either way the
+    /// weights, the optimizer state and the norm are bit for bit those of Backward, GlobalNorm and Step one after the
+    /// other. Set the rates first (<see cref="LearningRateSchedule.Apply"/>); call <see cref="ZeroGrad"/> after.
+    /// Gradients pending from earlier Backward calls (accumulation over micro-batches) are summed in as usual: call
+    /// plain <c>Backward()</c> on all micro-batches but the last, and this on the last.
+    /// </summary>
+    /// <remarks>
+    /// Without clipping the norm is known only once the update has run: a gradient holding an overflow or a NaN has
+    /// already reached its parameter when <see cref="BackwardStepResult.GradientNorm"/> says so; stop training (the
+    /// trainer does) or reload the weights and the optimizer state. With clipping a non-finite norm skips the update
+    /// (<see cref="BackwardStepResult.Stepped"/> is false, <see cref="StepCount"/> stays).
+    /// </remarks>
+    /// <param name="loss">The scalar loss to back-propagate (its graph recorded with gradients).</param>
+    /// <param name="maxGradNorm">Clip the gradients' global L2 norm to this before the update; ≤ 0 or positive infinity: no clipping.</param>
+    /// <returns>The gradients' global norm before clipping, and whether the parameters were updated.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxGradNorm"/> is NaN.</exception>
+    /// <exception cref="InvalidOperationException">The loss is not a scalar or does not require gradients; or a parameter cannot be updated, as <see cref="Step()"/> reports it (then none is).</exception>
+    public BackwardStepResult BackwardAndStep(Tensor loss, double maxGradNorm = 0)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        if (double.IsNaN(maxGradNorm))
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxGradNorm), maxGradNorm, $"{Name}.BackwardAndStep: maxGradNorm is NaN; pass a norm > 0 to clip, or 0 for no clipping.");
+        }
+
+        loss.Backward();
+        if (maxGradNorm > 0 && !double.IsPositiveInfinity(maxGradNorm))
+        {
+            double norm = GradientClipping.GlobalNorm(_groups.SelectMany(g => g.Parameters).Select(p => p.Parameter));
+            if (!double.IsFinite(norm)) return new BackwardStepResult(norm, Stepped: false);
+            Step(GradientClipping.ClipCoefficient(norm, maxGradNorm));
+            return new BackwardStepResult(norm, Stepped: true);
+        }
+
+        return new BackwardStepResult(StepCore(1f, measureNorm: true), Stepped: true);
+    }
+
+    /// <summary>
+    /// The update of <see cref="Step(float)"/>: every parameter with a gradient (checked first, state created after),
+    /// then <see cref="StepCount"/> + 1. With <paramref name="measureNorm"/> each work item is one of
+    /// <see cref="GradientClipping"/>'s norm chunks and takes its gradient's sum of squares just before updating it.
+    /// </summary>
+    /// <returns>The gradients' global norm when measured (as GlobalNorm computes it: chunk sums added in parameter order), else 0.</returns>
+    private double StepCore(float gradientScale, bool measureNorm)
+    {
         var withGrad = new List<(string Name, Parameter Parameter, ParameterGroup Group, Tensor Grad)>();
         foreach (var group in _groups)
         {
@@ -126,6 +179,7 @@ public abstract class Optimizer
             active.Add(new ActiveParameter(name, parameter, group, grad, state));
         }
 
+        double norm = 0;
         if (active.Count > 0)
         {
             var updates = new ChunkUpdate[active.Count];
@@ -134,7 +188,15 @@ public abstract class Optimizer
                 updates[i] = Prepare(active[i], gradientScale);
             }
 
-            ForEachChunk(active, (index, start, end) => updates[index](start, end));
+            if (measureNorm)
+            {
+                norm = UpdateMeasuringNorm(active, updates);
+            }
+            else
+            {
+                ForEachChunk(active, ChunkElements, (index, start, end) => updates[index](start, end));
+            }
+
             foreach (var entry in active)
             {
                 entry.Parameter.MarkModified();
@@ -142,96 +204,28 @@ public abstract class Optimizer
         }
 
         StepCount++;
+        return norm;
     }
 
-    /// <summary>
-    /// One training step's backward pass and optimizer update together, with the update fused into the backward pass
-    /// when that gives the same result: <c>loss.Backward()</c> reports each parameter as soon as its gradient is final
-    /// (no node still to run adds to it), and that parameter is updated at once, while its gradient (just written by its
-    /// weight-gradient product) and its value (just read for the input gradient) are still in cache. The result is bit
-    /// for bit that of <c>loss.Backward()</c> then <see cref="Step()"/>: the same per-element F32 arithmetic, step
-    /// counts, bias corrections and group rates (set the rates, e.g. <see cref="LearningRateSchedule.Apply"/>, before
-    /// calling this), parameters without a gradient skipped. The gradients are left in <see cref="Tensor.Grad"/> as
-    /// Backward leaves them; call <see cref="ZeroGrad"/> after, as after Step.
-    /// </summary>
-    /// <remarks>
-    /// <para>
-    /// The fused form needs every parameter's update to depend on its own gradient only, so this method takes the
-    /// separate form (<c>loss.Backward()</c>, <see cref="GradientClipping.GlobalNorm(IEnumerable{Parameter})"/>, then
-    /// <see cref="Step(float)"/> with <see cref="GradientClipping.ClipCoefficient"/>) by itself when:
-    /// </para>
-    /// <list type="bullet">
-    /// <item><paramref name="maxGradNorm"/> is finite and &gt; 0: clipping by the global norm needs every gradient
-    /// before any update;</item>
-    /// <item>a parameter of the groups already holds a gradient: an earlier Backward's gradient is pending (gradient
-    /// accumulation over micro-batches: call plain <c>Backward()</c> on all but the last micro-batch, then this on the
-    /// last one);</item>
-    /// <item>a parameter's value is not contiguous or is read-only (so that <see cref="Step()"/> reports it, before any
-    /// parameter has changed).</item>
-    /// </list>
-    /// <para>
-    /// The separate form does not update when the norm is not finite (<see cref="BackwardStepResult.Stepped"/> is false
-    /// and <see cref="StepCount"/> stays). The fused form cannot wait for the norm: a gradient holding an overflow or a
-    /// NaN has already reached its parameter when <see cref="BackwardStepResult.GradientNorm"/> says so; stop training
-    /// (the trainer does), or reload the weights and the optimizer state. If the backward pass throws, the parameters
-    /// reported before the exception are already updated and <see cref="StepCount"/> has not moved.
-    /// </para>
-    /// </remarks>
-    /// <param name="loss">The scalar loss to back-propagate (its graph recorded with gradients).</param>
-    /// <param name="maxGradNorm">Clip the gradients' global L2 norm to this before the update (then the separate form runs); ≤ 0 or positive infinity: no clipping.</param>
-    /// <returns>Which form ran, the gradients' global norm (as <see cref="GradientClipping.GlobalNorm(IEnumerable{Parameter})"/> computes it, before clipping) and whether the parameters were updated.</returns>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxGradNorm"/> is NaN.</exception>
-    /// <exception cref="InvalidOperationException">The loss is not a scalar or does not require gradients; or (separate form) a parameter cannot be updated, as <see cref="Step()"/> reports it.</exception>
-    public BackwardStepResult BackwardAndStep(Tensor loss, double maxGradNorm = 0)
+    /// <summary>Runs the updates in <see cref="GradientClipping"/>'s norm chunks, each chunk's sum of squares taken just before its update; returns the norm.</summary>
+    private static double UpdateMeasuringNorm(List<ActiveParameter> active, ChunkUpdate[] updates)
     {
-        ArgumentNullException.ThrowIfNull(loss);
-        if (double.IsNaN(maxGradNorm))
+        int chunk = GradientClipping.NormChunkElements;
+        var firstChunk = new int[active.Count + 1];
+        for (int i = 0; i < active.Count; i++)
         {
-            throw new ArgumentOutOfRangeException(nameof(maxGradNorm), maxGradNorm, $"{Name}.BackwardAndStep: maxGradNorm is NaN; pass a norm > 0 to clip, or 0 for no clipping.");
+            long length = active[i].Grad.ElementCount;
+            firstChunk[i + 1] = checked(firstChunk[i] + (int)((length + chunk - 1) / chunk));
         }
 
-        bool clip = maxGradNorm > 0 && !double.IsPositiveInfinity(maxGradNorm);
-        var parameters = new List<Parameter>(_byName.Count);
-        bool fusable = !clip;
-        foreach (var group in _groups)
+        var sums = new double[firstChunk[^1]];
+        ForEachChunk(active, chunk, (index, start, end) =>
         {
-            foreach (var (_, parameter) in group.Parameters)
-            {
-                parameters.Add(parameter);
-                var value = parameter.Value;
-                if (value.Grad is not null || !value.IsContiguous || value.Storage.IsReadOnly) fusable = false;
-            }
-        }
+            sums[firstChunk[index] + (start / chunk)] = OptimKernels.SumOfSquares(active[index].Grad.AsReadOnlySpan<float>()[start..end]);
+            updates[index](start, end);
+        });
 
-        if (!fusable)
-        {
-            loss.Backward();
-            double separateNorm = GradientClipping.GlobalNorm(parameters);
-            if (!double.IsFinite(separateNorm)) return new BackwardStepResult(Fused: false, separateNorm, Stepped: false);
-            Step(clip ? GradientClipping.ClipCoefficient(separateNorm, maxGradNorm) : 1f);
-            return new BackwardStepResult(Fused: false, separateNorm, Stepped: true);
-        }
-
-        var fused = new FusedStep(this);
-        loss.Backward(fused.LeafReady);
-
-        // Every parameter that holds a gradient now was reported by the engine; one that somehow was not is updated here,
-        // so the step covers exactly what Step() would. The norm adds the chunk sums in parameter order, as GlobalNorm does.
-        var chunkSums = new List<double>();
-        foreach (var parameter in parameters)
-        {
-            if (parameter.Value.Grad is null) continue;
-            if (!fused.Sums.TryGetValue(parameter, out var sums))
-            {
-                fused.LeafReady(parameter.Value);
-                sums = fused.Sums[parameter];
-            }
-
-            chunkSums.AddRange(sums);
-        }
-
-        StepCount++;
-        return new BackwardStepResult(Fused: true, GradientClipping.Norm(chunkSums), Stepped: true);
+        return GradientClipping.Norm(sums);
     }
 
     /// <summary>Clears the gradient of every parameter in the groups (the next backward starts from zero).</summary>
@@ -389,14 +383,14 @@ public abstract class Optimizer
     /// Runs <paramref name="body"/>(index into <paramref name="active"/>, start, end) over every parameter's elements in
     /// chunks, the chunks of all parameters spread over the cores together. Chunks are disjoint, so bodies never race.
     /// </summary>
-    private protected static void ForEachChunk(IReadOnlyList<ActiveParameter> active, Action<int, int, int> body)
+    private static void ForEachChunk(IReadOnlyList<ActiveParameter> active, int chunkElements, Action<int, int, int> body)
     {
         var owners = new List<int>();
         var starts = new List<int>();
         for (int i = 0; i < active.Count; i++)
         {
             int length = checked((int)active[i].Parameter.Shape.ElementCount);
-            for (int start = 0; start < length; start += ChunkElements)
+            for (int start = 0; start < length; start += chunkElements)
             {
                 owners.Add(i);
                 starts.Add(start);
@@ -409,7 +403,7 @@ public abstract class Optimizer
             {
                 int owner = owners[c];
                 int length = (int)active[owner].Parameter.Shape.ElementCount;
-                body(owner, starts[c], Math.Min(length, starts[c] + ChunkElements));
+                body(owner, starts[c], Math.Min(length, starts[c] + chunkElements));
             }
         });
     }
@@ -459,63 +453,6 @@ public abstract class Optimizer
     [DoesNotReturn]
     private void ThrowNotUpdatable(string name, string why) =>
         throw new InvalidOperationException($"{Name}.Step: cannot update '{name}': {why}.");
-
-    /// <summary>
-    /// The update side of <see cref="BackwardAndStep"/>'s fused form: each parameter the engine reports as final is
-    /// checked, prepared and updated at once, its gradient's sums of squares taken chunk by chunk (the chunks of
-    /// <see cref="GradientClipping"/>'s norm) in the same parallel pass, just before each chunk's update.
-    /// </summary>
-    private sealed class FusedStep
-    {
-        private readonly Optimizer _optimizer;
-        private readonly Dictionary<Tensor, (string Name, Parameter Parameter, ParameterGroup Group)> _byValue = new(ReferenceEqualityComparer.Instance);
-
-        public FusedStep(Optimizer optimizer)
-        {
-            _optimizer = optimizer;
-            foreach (var group in optimizer._groups)
-            {
-                foreach (var (name, parameter) in group.Parameters)
-                {
-                    _byValue[parameter.Value] = (name, parameter, group);
-                }
-            }
-        }
-
-        /// <summary>The chunk sums of squares of each parameter updated so far.</summary>
-        public Dictionary<Parameter, double[]> Sums { get; } = new(ReferenceEqualityComparer.Instance);
-
-        /// <summary>Called by the engine with a leaf whose gradient is final: updates it when it is one of the optimizer's parameters with a gradient.</summary>
-        public void LeafReady(Tensor leaf)
-        {
-            if (!_byValue.TryGetValue(leaf, out var entry) || leaf.Grad is not { } grad || Sums.ContainsKey(entry.Parameter)) return;
-            _optimizer.CheckWritable(entry.Name, entry.Parameter);
-            if (!_optimizer._state.TryGetValue(entry.Parameter, out var state))
-            {
-                state = new ParameterState(_optimizer.BufferNames.Count);
-                _optimizer._state.Add(entry.Parameter, state);
-            }
-
-            var update = _optimizer.Prepare(new ActiveParameter(entry.Name, entry.Parameter, entry.Group, grad, state), 1f);
-            int length = checked((int)grad.ElementCount);
-            int chunk = GradientClipping.NormChunkElements;
-            var sums = new double[(length + chunk - 1) / chunk];
-            ParallelFor.For(sums.Length, 1, (from, to) =>
-            {
-                var gradient = grad.AsReadOnlySpan<float>();
-                for (int c = from; c < to; c++)
-                {
-                    int start = c * chunk;
-                    int end = Math.Min(length, start + chunk);
-                    sums[c] = OptimKernels.SumOfSquares(gradient[start..end]);
-                    update(start, end);
-                }
-            });
-
-            entry.Parameter.MarkModified();
-            Sums.Add(entry.Parameter, sums);
-        }
-    }
 
     /// <summary>One parameter's optimizer state: its step count and its buffers (null until created).</summary>
     private protected sealed class ParameterState(int buffers)

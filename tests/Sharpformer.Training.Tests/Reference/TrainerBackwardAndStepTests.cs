@@ -7,13 +7,13 @@ using Sharpformer.Training.Optim;
 namespace Sharpformer.Training.Tests.Reference;
 
 /// <summary>
-/// Without clipping and accumulation the trainer runs AdamW inside the backward pass (<see cref="Optimizer.BackwardAndStep"/>):
-/// its log (losses, rates, gradient norms, tokens) and its final weights equal, bit for bit, those of the same run
-/// with Backward, the norm and Step one after the other; with clipping on it runs the separate form.
+/// The trainer's step through <see cref="Optimizer.BackwardAndStep"/> (without clipping the gradient norm taken in
+/// AdamW's pass): its log (losses, rates, gradient norms, tokens) and its final weights equal, bit for bit, those of the
+/// same run with Backward, the norm and Step one after the other, with and without clipping.
 /// </summary>
-public sealed class FusedTrainerTests : IDisposable
+public sealed class TrainerBackwardAndStepTests : IDisposable
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "sf-fused-trainer-" + Guid.NewGuid().ToString("N"));
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "sf-trainer-bs-" + Guid.NewGuid().ToString("N"));
 
     public void Dispose()
     {
@@ -58,7 +58,7 @@ public sealed class FusedTrainerTests : IDisposable
             var trainer = new Trainer(model, batch => ((ILanguageModel)model).LanguageModelingLoss(batch.InputIds, batch.AttentionMask, batch.Labels), new FixtureBatches(fixture), null, options,
                 output, folder => model.SaveSafetensors(Path.Combine(folder, "model.safetensors")))
             {
-                FuseOptimizerStep = fuse,
+                UseBackwardAndStep = fuse,
             };
             return (model, trainer.Run());
         }
