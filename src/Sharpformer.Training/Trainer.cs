@@ -174,6 +174,13 @@ public class Trainer<TBatch>
     /// <summary>All-reduce gradient buckets on a communication thread while backward runs (true), or after backward (false).</summary>
     public bool OverlapCommunication { get; set; } = true;
 
+    /// <summary>
+    /// Whether a single-process step runs the last micro-batch's backward and the optimizer through
+    /// <see cref="Optimizer.BackwardAndStep"/> (without clipping, the norm taken in the update's pass; bit-identical).
+    /// False runs Backward, the norm and Step one after the other (tests compare the two).
+    /// </summary>
+    internal bool UseBackwardAndStep { get; set; } = true;
+
     /// <summary>A title for the loss plot.</summary>
     public string PlotTitle { get; set; } = "training loss";
 
@@ -259,6 +266,7 @@ public class Trainer<TBatch>
 
             double lossSum = 0;
             long stepTokens = 0;
+            BackwardStepResult? stepResult = null;
             reducer?.BeginStep();
             for (int micro = 0; micro < accumulation; micro++)
             {
@@ -275,6 +283,12 @@ public class Trainer<TBatch>
                 {
                     // The last micro-batch completes the gradients: ship each bucket as soon as backward has finished it.
                     scaled.Backward(reducer.GradientReady);
+                }
+                else if (reducer is null && micro == accumulation - 1 && UseBackwardAndStep)
+                {
+                    // Backward and AdamW together: without clipping the gradient norm is taken in the update's own pass
+                    // over the gradients (bit-identical to GlobalNorm then Step); with clipping, the norm first.
+                    stepResult = _optimizer.BackwardAndStep(scaled, _options.MaxGradNorm);
                 }
                 else
                 {
@@ -302,15 +316,29 @@ public class Trainer<TBatch>
                 }
             }
 
-            // clip_grad_norm_ fused into the update: the norm is one read of the gradients, and the optimizer scales
-            // each element as it reads it (bit-identical to clipping in place first, one pass over 4·N bytes less).
-            double norm = GradientClipping.GlobalNorm(_trainable);
+            double norm;
+            if (stepResult is { } result)
+            {
+                norm = result.GradientNorm;
+            }
+            else
+            {
+                // Data-parallel (the gradients are the group's only now), or UseBackwardAndStep off. clip_grad_norm_ fused into the update: the norm
+                // is one read of the gradients, and the optimizer scales each element as it reads it (bit-identical to
+                // clipping in place first, one pass over 4·N bytes less).
+                norm = GradientClipping.GlobalNorm(_trainable);
+                if (double.IsFinite(norm))
+                {
+                    _optimizer.Step(GradientClipping.ClipCoefficient(norm, _options.MaxGradNorm > 0 ? _options.MaxGradNorm : double.PositiveInfinity));
+                }
+            }
+
             if (!double.IsFinite(norm))
             {
+                // Without clipping this step's update has already run (the norm is taken in its pass); the last checkpoint is intact.
                 throw Diverged($"the gradient norm is {norm} at step {Step + 1}");
             }
 
-            _optimizer.Step(GradientClipping.ClipCoefficient(norm, _options.MaxGradNorm > 0 ? _options.MaxGradNorm : double.PositiveInfinity));
             _optimizer.ZeroGrad();
 
             // The step's graph (activations, their gradients: parameter-scale arrays on the large-object heap) is garbage

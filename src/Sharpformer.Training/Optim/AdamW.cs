@@ -49,44 +49,41 @@ public sealed class AdamW : Optimizer
 
     private protected override bool CountsParameterSteps => true;
 
-    private protected override void Update(IReadOnlyList<ActiveParameter> active, float gradientScale)
+    private protected override ChunkUpdate Prepare(ActiveParameter entry, float gradientScale)
     {
-        var coefficients = new AdamWCoefficients[active.Count];
-        for (int i = 0; i < active.Count; i++)
-        {
-            var entry = active[i];
-            var state = entry.State;
-            state.Buffers[0] ??= Tensor.Zeros(entry.Parameter.Shape);
-            state.Buffers[1] ??= Tensor.Zeros(entry.Parameter.Shape);
-            state.Step++;
+        var state = entry.State;
+        state.Buffers[0] ??= Tensor.Zeros(entry.Parameter.Shape);
+        state.Buffers[1] ??= Tensor.Zeros(entry.Parameter.Shape);
+        state.Step++;
 
-            // Python-float arithmetic (double), rounded to F32 where it meets the tensors, as in torch's _single_tensor_adamw.
-            double lr = entry.Group.LearningRate;
-            double biasCorrection1 = 1 - Math.Pow(Beta1, state.Step);
-            double biasCorrection2 = 1 - Math.Pow(Beta2, state.Step);
-            double stepSize = lr / biasCorrection1;
-            coefficients[i] = new AdamWCoefficients(
-                Decay: (float)(1 - (lr * entry.Group.WeightDecay)),
-                Beta1: (float)Beta1,
-                OneMinusBeta1: (float)(1 - Beta1),
-                Beta2: (float)Beta2,
-                OneMinusBeta2: (float)(1 - Beta2),
-                BiasCorrection2Sqrt: (float)Math.Sqrt(biasCorrection2),
-                Epsilon: (float)Epsilon,
-                NegativeStepSize: (float)-stepSize,
-                GradientScale: gradientScale);
-        }
-
-        ForEachChunk(active, (index, start, end) =>
+        // Python-float arithmetic (double), rounded to F32 where it meets the tensors, as in torch's _single_tensor_adamw.
+        double lr = entry.Group.LearningRate;
+        double biasCorrection1 = 1 - Math.Pow(Beta1, state.Step);
+        double biasCorrection2 = 1 - Math.Pow(Beta2, state.Step);
+        double stepSize = lr / biasCorrection1;
+        var coefficients = new AdamWCoefficients(
+            Decay: (float)(1 - (lr * entry.Group.WeightDecay)),
+            Beta1: (float)Beta1,
+            OneMinusBeta1: (float)(1 - Beta1),
+            Beta2: (float)Beta2,
+            OneMinusBeta2: (float)(1 - Beta2),
+            BiasCorrection2Sqrt: (float)Math.Sqrt(biasCorrection2),
+            Epsilon: (float)Epsilon,
+            NegativeStepSize: (float)-stepSize,
+            GradientScale: gradientScale);
+        var parameter = entry.Parameter.Value;
+        var grad = entry.Grad;
+        var m = state.Buffers[0]!;
+        var v = state.Buffers[1]!;
+        return (start, end) =>
         {
-            var entry = active[index];
             int length = end - start;
             OptimKernels.AdamW(
-                coefficients[index],
-                entry.Parameter.Value.AsSpan<float>().Slice(start, length),
-                entry.Grad.AsReadOnlySpan<float>().Slice(start, length),
-                entry.State.Buffers[0]!.AsSpan<float>().Slice(start, length),
-                entry.State.Buffers[1]!.AsSpan<float>().Slice(start, length));
-        });
+                coefficients,
+                parameter.AsSpan<float>().Slice(start, length),
+                grad.AsReadOnlySpan<float>().Slice(start, length),
+                m.AsSpan<float>().Slice(start, length),
+                v.AsSpan<float>().Slice(start, length));
+        };
     }
 }

@@ -8,8 +8,10 @@ namespace Sharpformer.Training.Optim;
 /// <summary>Gradient-norm clipping, as <c>torch.nn.utils.clip_grad_norm_</c> with the L2 norm.</summary>
 public static class GradientClipping
 {
-    /// <summary>Elements per parallel work item.</summary>
-    private const int ChunkElements = 1 << 16;
+    /// <summary>Elements per parallel work item, and per partial sum of the norm (the norm's bits depend on it).</summary>
+    internal const int NormChunkElements = 1 << 16;
+
+    private const int ChunkElements = NormChunkElements;
 
     /// <summary>
     /// Computes the L2 norm of all gradients together (as if concatenated into one vector; accumulated in double) and,
@@ -107,9 +109,17 @@ public static class GradientClipping
             }
         });
 
-        // Summed in chunk order, so the result does not depend on which thread did what.
+        return Norm(partial);
+    }
+
+    /// <summary>
+    /// The norm from the sums of squares of the gradients' <see cref="NormChunkElements"/>-element chunks, added in the
+    /// order given (gradient by gradient, chunk by chunk), so the result does not depend on which thread did what.
+    /// </summary>
+    internal static double Norm(IEnumerable<double> chunkSumsOfSquares)
+    {
         double sumOfSquares = 0;
-        foreach (double value in partial)
+        foreach (double value in chunkSumsOfSquares)
         {
             sumOfSquares += value;
         }

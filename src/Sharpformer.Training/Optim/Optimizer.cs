@@ -102,6 +102,59 @@ public abstract class Optimizer
             throw new ArgumentOutOfRangeException(nameof(gradientScale), gradientScale, $"{Name}.Step: the gradient scale must be finite and > 0 (a non-finite gradient norm means: skip the step).");
         }
 
+        StepCore(gradientScale, measureNorm: false);
+    }
+
+    /// <summary>
+    /// One training step's backward pass and update as the trainer runs them: <c>loss.Backward()</c>, then, without
+    /// clipping, <see cref="Step()"/> with the gradients' global norm taken in the same pass over the gradients (each
+    /// chunk's sum of squares just before its update, while the chunk is in cache, instead of a pass of its own); with
+    /// clipping, <see cref="GradientClipping.GlobalNorm(IEnumerable{Parameter})"/> and then <see cref="Step(float)"/>
+    /// with <see cref="GradientClipping.ClipCoefficient"/> (clipping needs the norm before any update). Either way the
+    /// weights, the optimizer state and the norm are bit for bit those of Backward, GlobalNorm and Step one after the
+    /// other. Set the rates first (<see cref="LearningRateSchedule.Apply"/>); call <see cref="ZeroGrad"/> after.
+    /// Gradients pending from earlier Backward calls (accumulation over micro-batches) are summed in as usual: call
+    /// plain <c>Backward()</c> on all micro-batches but the last, and this on the last.
+    /// </summary>
+    /// <remarks>
+    /// Without clipping the norm is known only once the update has run: a gradient holding an overflow or a NaN has
+    /// already reached its parameter when <see cref="BackwardStepResult.GradientNorm"/> says so; stop training (the
+    /// trainer does) or reload the weights and the optimizer state. With clipping a non-finite norm skips the update
+    /// (<see cref="BackwardStepResult.Stepped"/> is false, <see cref="StepCount"/> stays).
+    /// </remarks>
+    /// <param name="loss">The scalar loss to back-propagate (its graph recorded with gradients).</param>
+    /// <param name="maxGradNorm">Clip the gradients' global L2 norm to this before the update; ≤ 0 or positive infinity: no clipping.</param>
+    /// <returns>The gradients' global norm before clipping, and whether the parameters were updated.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxGradNorm"/> is NaN.</exception>
+    /// <exception cref="InvalidOperationException">The loss is not a scalar or does not require gradients; or a parameter cannot be updated, as <see cref="Step()"/> reports it (then none is).</exception>
+    public BackwardStepResult BackwardAndStep(Tensor loss, double maxGradNorm = 0)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        if (double.IsNaN(maxGradNorm))
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxGradNorm), maxGradNorm, $"{Name}.BackwardAndStep: maxGradNorm is NaN; pass a norm > 0 to clip, or 0 for no clipping.");
+        }
+
+        loss.Backward();
+        if (maxGradNorm > 0 && !double.IsPositiveInfinity(maxGradNorm))
+        {
+            double norm = GradientClipping.GlobalNorm(_groups.SelectMany(g => g.Parameters).Select(p => p.Parameter));
+            if (!double.IsFinite(norm)) return new BackwardStepResult(norm, Stepped: false);
+            Step(GradientClipping.ClipCoefficient(norm, maxGradNorm));
+            return new BackwardStepResult(norm, Stepped: true);
+        }
+
+        return new BackwardStepResult(StepCore(1f, measureNorm: true), Stepped: true);
+    }
+
+    /// <summary>
+    /// The update of <see cref="Step(float)"/>: every parameter with a gradient (checked first, state created after),
+    /// then <see cref="StepCount"/> + 1. With <paramref name="measureNorm"/> each work item is one of
+    /// <see cref="GradientClipping"/>'s norm chunks and takes its gradient's sum of squares just before updating it.
+    /// </summary>
+    /// <returns>The gradients' global norm when measured (as GlobalNorm computes it: chunk sums added in parameter order), else 0.</returns>
+    private double StepCore(float gradientScale, bool measureNorm)
+    {
         var withGrad = new List<(string Name, Parameter Parameter, ParameterGroup Group, Tensor Grad)>();
         foreach (var group in _groups)
         {
@@ -126,9 +179,24 @@ public abstract class Optimizer
             active.Add(new ActiveParameter(name, parameter, group, grad, state));
         }
 
+        double norm = 0;
         if (active.Count > 0)
         {
-            Update(active, gradientScale);
+            var updates = new ChunkUpdate[active.Count];
+            for (int i = 0; i < active.Count; i++)
+            {
+                updates[i] = Prepare(active[i], gradientScale);
+            }
+
+            if (measureNorm)
+            {
+                norm = UpdateMeasuringNorm(active, updates);
+            }
+            else
+            {
+                ForEachChunk(active, ChunkElements, (index, start, end) => updates[index](start, end));
+            }
+
             foreach (var entry in active)
             {
                 entry.Parameter.MarkModified();
@@ -136,6 +204,28 @@ public abstract class Optimizer
         }
 
         StepCount++;
+        return norm;
+    }
+
+    /// <summary>Runs the updates in <see cref="GradientClipping"/>'s norm chunks, each chunk's sum of squares taken just before its update; returns the norm.</summary>
+    private static double UpdateMeasuringNorm(List<ActiveParameter> active, ChunkUpdate[] updates)
+    {
+        int chunk = GradientClipping.NormChunkElements;
+        var firstChunk = new int[active.Count + 1];
+        for (int i = 0; i < active.Count; i++)
+        {
+            long length = active[i].Grad.ElementCount;
+            firstChunk[i + 1] = checked(firstChunk[i] + (int)((length + chunk - 1) / chunk));
+        }
+
+        var sums = new double[firstChunk[^1]];
+        ForEachChunk(active, chunk, (index, start, end) =>
+        {
+            sums[firstChunk[index] + (start / chunk)] = OptimKernels.SumOfSquares(active[index].Grad.AsReadOnlySpan<float>()[start..end]);
+            updates[index](start, end);
+        });
+
+        return GradientClipping.Norm(sums);
     }
 
     /// <summary>Clears the gradient of every parameter in the groups (the next backward starts from zero).</summary>
@@ -276,24 +366,31 @@ public abstract class Optimizer
         StepCount = state.StepCount;
     }
 
+    /// <summary>Updates elements [<paramref name="start"/>, <paramref name="end"/>) of one parameter, as <see cref="Prepare"/> set it up.</summary>
+    /// <param name="start">The first element.</param>
+    /// <param name="end">One past the last element.</param>
+    private protected delegate void ChunkUpdate(int start, int end);
+
     /// <summary>
-    /// Updates the parameters of <paramref name="active"/> (each has a gradient and a state, possibly fresh), each
-    /// gradient element multiplied by <paramref name="gradientScale"/> first unless it is 1.
+    /// Readies one parameter's update for this step (<paramref name="entry"/> has a gradient and a state, possibly
+    /// fresh): creates its state buffers, advances its step count, computes its scalars, and returns the element loop,
+    /// each gradient element multiplied by <paramref name="gradientScale"/> first unless it is 1. Called once per updated
+    /// parameter per step; the loop may then run over disjoint ranges on several threads at once.
     /// </summary>
-    private protected abstract void Update(IReadOnlyList<ActiveParameter> active, float gradientScale);
+    private protected abstract ChunkUpdate Prepare(ActiveParameter entry, float gradientScale);
 
     /// <summary>
     /// Runs <paramref name="body"/>(index into <paramref name="active"/>, start, end) over every parameter's elements in
     /// chunks, the chunks of all parameters spread over the cores together. Chunks are disjoint, so bodies never race.
     /// </summary>
-    private protected static void ForEachChunk(IReadOnlyList<ActiveParameter> active, Action<int, int, int> body)
+    private static void ForEachChunk(IReadOnlyList<ActiveParameter> active, int chunkElements, Action<int, int, int> body)
     {
         var owners = new List<int>();
         var starts = new List<int>();
         for (int i = 0; i < active.Count; i++)
         {
             int length = checked((int)active[i].Parameter.Shape.ElementCount);
-            for (int start = 0; start < length; start += ChunkElements)
+            for (int start = 0; start < length; start += chunkElements)
             {
                 owners.Add(i);
                 starts.Add(start);
@@ -306,7 +403,7 @@ public abstract class Optimizer
             {
                 int owner = owners[c];
                 int length = (int)active[owner].Parameter.Shape.ElementCount;
-                body(owner, starts[c], Math.Min(length, starts[c] + ChunkElements));
+                body(owner, starts[c], Math.Min(length, starts[c] + chunkElements));
             }
         });
     }

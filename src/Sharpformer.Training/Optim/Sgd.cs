@@ -49,43 +49,38 @@ public sealed class Sgd : Optimizer
 
     private protected override bool CountsParameterSteps => false;
 
-    private protected override void Update(IReadOnlyList<ActiveParameter> active, float gradientScale)
+    private protected override ChunkUpdate Prepare(ActiveParameter entry, float gradientScale)
     {
-        var coefficients = new SgdCoefficients[active.Count];
-        var first = new bool[active.Count];
-        for (int i = 0; i < active.Count; i++)
+        bool first = false;
+        if (Momentum != 0 && entry.State.Buffers[0] is null)
         {
-            var entry = active[i];
-            if (Momentum != 0 && entry.State.Buffers[0] is null)
-            {
-                // PyTorch clones d into the buffer at a parameter's first step; the kernel writes it.
-                entry.State.Buffers[0] = Tensor.Empty(entry.Parameter.Shape);
-                first[i] = true;
-            }
-
-            double weightDecay = entry.Group.WeightDecay;
-            coefficients[i] = new SgdCoefficients(
-                WeightDecay: (float)weightDecay,
-                HasWeightDecay: weightDecay != 0,
-                Momentum: (float)Momentum,
-                HasMomentum: Momentum != 0,
-                OneMinusDampening: (float)(1 - Dampening),
-                Nesterov: Nesterov,
-                NegativeLearningRate: (float)-entry.Group.LearningRate,
-                GradientScale: gradientScale);
+            // PyTorch clones d into the buffer at a parameter's first step; the kernel writes it.
+            entry.State.Buffers[0] = Tensor.Empty(entry.Parameter.Shape);
+            first = true;
         }
 
-        ForEachChunk(active, (index, start, end) =>
+        double weightDecay = entry.Group.WeightDecay;
+        var coefficients = new SgdCoefficients(
+            WeightDecay: (float)weightDecay,
+            HasWeightDecay: weightDecay != 0,
+            Momentum: (float)Momentum,
+            HasMomentum: Momentum != 0,
+            OneMinusDampening: (float)(1 - Dampening),
+            Nesterov: Nesterov,
+            NegativeLearningRate: (float)-entry.Group.LearningRate,
+            GradientScale: gradientScale);
+        var parameter = entry.Parameter.Value;
+        var grad = entry.Grad;
+        var momentumBuffer = entry.State.Buffers.Length > 0 ? entry.State.Buffers[0] : null;
+        return (start, end) =>
         {
-            var entry = active[index];
             int length = end - start;
-            var buffer = entry.State.Buffers.Length > 0 && entry.State.Buffers[0] is { } b ? b.AsSpan<float>().Slice(start, length) : default;
             OptimKernels.Sgd(
-                coefficients[index],
-                first[index],
-                entry.Parameter.Value.AsSpan<float>().Slice(start, length),
-                entry.Grad.AsReadOnlySpan<float>().Slice(start, length),
-                buffer);
-        });
+                coefficients,
+                first,
+                parameter.AsSpan<float>().Slice(start, length),
+                grad.AsReadOnlySpan<float>().Slice(start, length),
+                momentumBuffer is null ? default : momentumBuffer.AsSpan<float>().Slice(start, length));
+        };
     }
 }
