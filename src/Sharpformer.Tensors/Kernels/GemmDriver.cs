@@ -65,9 +65,9 @@ internal static unsafe class GemmDriver
     private const int PrefetchBtPanels = 16;
 
     /// <summary>
-    /// With one row tile on several threads and column tiles narrowed below <see cref="NcPanels"/> panels, a participant
-    /// multiplies up to this many B panels of its own column tiles together, k block by k block (C of the run: 264 rows ×
-    /// 512 columns, 540 KiB, beside a 270 KiB A block in L2).
+    /// With one row tile on several threads, column tiles narrowed below <see cref="NcPanels"/> panels and B stored
+    /// [k, n], a participant multiplies up to this many B panels of its own column tiles together, k block by k block
+    /// (C of the run: 264 rows × 512 columns, 540 KiB, beside a 270 KiB A block in L2).
     /// </summary>
     private const int RunPanels = 2 * NcPanels;
 
@@ -748,14 +748,16 @@ internal static unsafe class GemmDriver
                 int first = (int)((long)part * tiles / _parts);
                 int own = (int)((long)(part + 1) * tiles / _parts) - first;
 
-                // One row tile (B packed inside the tiles) cut into narrowed column tiles: the tiles of this
-                // participant's own stretch go in runs of up to RunPanels panels, multiplied together k block by k
-                // block. A k block of A then stays in L2 across the run (a narrowed tile alone reads A's block from L3
-                // for only two B panels once k ≥ 2304 makes A outgrow L2), and a cold weight is read a run's width of
-                // each row at a time rather than 256 bytes. Tiles taken from another stretch go one at a time. Cold
-                // weights, 2 threads, 256 rows, n = 768 (dX of GPT-2's c_attn, fc1 and c_proj): 3-5% faster.
+                // One row tile (B packed inside the tiles) cut into narrowed column tiles, B stored [k, n]: the tiles
+                // of this participant's own stretch go in runs of up to RunPanels panels, multiplied together k block
+                // by k block. A k block of A then stays in L2 across the run (a narrowed tile alone reads A's block
+                // from L3 for only two B panels once k ≥ 2304 makes A outgrow L2), and a cold B is read a run's width
+                // of each row at a time rather than 256 bytes. Tiles taken from another stretch go one at a time.
+                // Cold weights, 2 threads, 256 rows, n = 768 (dX of GPT-2's c_attn, fc1 and c_proj): 2-5% faster.
+                // Not for Bᵀ stored [n, k] (a forward's weight): there a tile reads each weight row along k in one
+                // sequential stream, and cutting that stream into k blocks far apart measured 2% slower.
                 int runLength = 1;
-                if (_packBInTile && own > 0 && _nc < NcPanels * nr)
+                if (_packBInTile && !_transB && own > 0 && _nc < NcPanels * nr)
                 {
                     int most = Math.Max(1, RunPanels * nr / _nc);
                     int runs = (own + most - 1) / most;
