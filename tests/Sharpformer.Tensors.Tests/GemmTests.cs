@@ -231,6 +231,29 @@ public partial class GemmTests
         Assert.Equal([1f, 2f, 3f], c);
     }
 
+    [Theory]
+    [MemberData(nameof(Tiers))]
+    public void SgemmCore_OneRowTileInNarrowColumnRuns_MatchesReferenceAndOneThreadBitForBit(string tier)
+    {
+        // One row tile whose columns two threads cut into narrow tiles, over several k blocks: each thread multiplies
+        // its own tiles in runs, k block by k block. Every element must still sum its k blocks in order.
+        GemmIsa isa = Enum.Parse<GemmIsa>(tier);
+        foreach ((int m, int n, int k) in new[] { (100, 700, 600), (64, 390, 530), (30, 1000, 300) })
+        {
+            for (int t = 0; t < 4; t++)
+            {
+                bool transA = (t & 1) != 0, transB = (t & 2) != 0;
+                Check(isa, transA, transB, m, n, k, alpha: 0.75f, beta: 0.5f, withBias: true, maxThreads: 2);
+                int lda = transA ? m : k, ldb = transB ? k : n;
+                float[] a = Random(20 + t, m * k), b = Random(21 + t, n * k), bias = Random(22, n);
+                float[] one = Random(23, m * n), two = (float[])one.Clone();
+                Gemm.SgemmCore(isa, 1, transA, transB, m, n, k, 1f, a, lda, b, ldb, 1f, one, n, bias);
+                Gemm.SgemmCore(isa, 2, transA, transB, m, n, k, 1f, a, lda, b, ldb, 1f, two, n, bias);
+                Assert.Equal(one, two);
+            }
+        }
+    }
+
     [Fact]
     public void Sgemm_MultiThreaded_EqualsSingleThreadedBitForBit()
     {

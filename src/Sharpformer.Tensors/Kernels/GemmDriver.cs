@@ -64,6 +64,13 @@ internal static unsafe class GemmDriver
     /// </summary>
     private const int PrefetchBtPanels = 16;
 
+    /// <summary>
+    /// With one row tile on several threads, column tiles narrowed below <see cref="NcPanels"/> panels and B stored
+    /// [k, n], a participant multiplies up to this many B panels of its own column tiles together, k block by k block
+    /// (C of the run: 264 rows × 512 columns, 540 KiB, beside a 270 KiB A block in L2).
+    /// </summary>
+    private const int RunPanels = 2 * NcPanels;
+
     /// <summary>Largest packed chunk of A or B in floats (16 MiB); bigger operands are packed and multiplied chunk by chunk.</summary>
     private const int ChunkFloats = 1 << 22;
 
@@ -688,13 +695,15 @@ internal static unsafe class GemmDriver
             Debug.Assert(TKernel.MR * nr <= 12 * 32, "edge scratch holds the largest tile");
             float* panelScratch = stackalloc float[_packBInTile ? (KcMax * nr) + 16 : 1];
             panelScratch = Align64(panelScratch);
+            int* cols = stackalloc int[2];
             for (int t = start; t < end; t++)
             {
                 // Tiles along m first: neighbouring claims share B columns.
                 int mb = t % _mTiles, nb = t / _mTiles;
                 int i0 = _row0 + (mb * _mc), i1 = Math.Min(_row0 + _rows, i0 + _mc);
-                int j0 = _col0 + (nb * _nc), j1 = Math.Min(_col0 + _cols, j0 + _nc);
-                MultiplyTile<TKernel>(i0, i1, j0, j1, _ap, _mPad, (i0 - _row0) / TKernel.MR, _bp, panelScratch, edge);
+                cols[0] = _col0 + (nb * _nc);
+                cols[1] = Math.Min(_col0 + _cols, cols[0] + _nc);
+                MultiplyRun<TKernel>(i0, i1, cols, 1, _ap, _mPad, (i0 - _row0) / TKernel.MR, _bp, panelScratch, edge);
             }
         }
 
@@ -737,62 +746,52 @@ internal static unsafe class GemmDriver
                 }
 
                 int first = (int)((long)part * tiles / _parts);
+                int own = (int)((long)(part + 1) * tiles / _parts) - first;
+
+                // One row tile (B packed inside the tiles) cut into narrowed column tiles, B stored [k, n]: the tiles
+                // of this participant's own stretch go in runs of up to RunPanels panels, multiplied together k block
+                // by k block. A k block of A then stays in L2 across the run (a narrowed tile alone reads A's block
+                // from L3 for only two B panels once k ≥ 2304 makes A outgrow L2), and a cold B is read a run's width
+                // of each row at a time rather than 256 bytes. Tiles taken from another stretch go one at a time.
+                // Cold weights, 2 threads, 256 rows, n = 768 (dX of GPT-2's c_attn, fc1 and c_proj): 2-5% faster.
+                // Not for Bᵀ stored [n, k] (a forward's weight): there a tile reads each weight row along k in one
+                // sequential stream, and cutting that stream into k blocks far apart measured 2% slower.
+                int runLength = 1;
+                if (_packBInTile && !_transB && own > 0 && _nc < NcPanels * nr)
+                {
+                    int most = Math.Max(1, RunPanels * nr / _nc);
+                    int runs = (own + most - 1) / most;
+                    runLength = (own + runs - 1) / runs;
+                }
+
+                int* run = stackalloc int[2 * RunPanels];
+                int runCount = 0, runI0 = 0, runI1 = 0, runStride = 0, runFirstPanel = 0;
+                float* runA = null;
                 for (int step = 0; step < tiles; step++)
                 {
                     int t = first + step;
                     if (t >= tiles) t -= tiles;
-                    if (Volatile.Read(ref _claimed[t]) != 0 || Interlocked.Exchange(ref _claimed[t], 1) != 0) continue;
-
-                    // Row tiles major: consecutive tiles of one participant share its packed A rows.
-                    int mb = t / _nTiles, nb = t % _nTiles;
-                    int i0 = _row0 + (mb * _mc), i1 = Math.Min(_row0 + _rows, i0 + _mc);
-                    int j0 = _col0 + (nb * _nc), j1 = Math.Min(_col0 + _cols, j0 + _nc);
-                    if (_sharedA)
+                    if (Volatile.Read(ref _claimed[t]) == 0 && Interlocked.Exchange(ref _claimed[t], 1) == 0)
                     {
-                        MultiplyTile<TKernel>(i0, i1, j0, j1, _ap, _mPad, (i0 - _row0) / mr, bp, panelScratch, edge);
-                        continue;
+                        ClaimedTile(t, ref packedRowTile, ref aBuf, ref pin, ref ap, ref bBuf, ref bPin, ref bp, ref bTilePacked, mr, nr);
+
+                        // Row tiles major: consecutive tiles of one participant share its packed A rows.
+                        int mb = t / _nTiles, nb = t % _nTiles;
+                        runI0 = _row0 + (mb * _mc);
+                        runI1 = Math.Min(_row0 + _rows, runI0 + _mc);
+                        runA = _sharedA ? _ap : ap;
+                        runStride = _sharedA ? _mPad : _mc;
+                        runFirstPanel = _sharedA ? (runI0 - _row0) / mr : 0;
+                        run[2 * runCount] = _col0 + (nb * _nc);
+                        run[(2 * runCount) + 1] = Math.Min(_col0 + _cols, run[2 * runCount] + _nc);
+                        runCount++;
                     }
 
-                    if (mb != packedRowTile)
+                    if (runCount > 0 && (runCount == runLength || step >= own - 1))
                     {
-                        if (aBuf == null)
-                        {
-                            aBuf = RentAligned((long)_mc * _k);
-                            pin = GCHandle.Alloc(aBuf, GCHandleType.Pinned);
-                            ap = Align64((float*)pin.AddrOfPinnedObject());
-                        }
-
-                        for (int i = i0; i < i1; i += mr)
-                        {
-                            PackAPanel(_transA, _a, _lda, i, Math.Min(mr, i1 - i), _k, _kc, mr, _mc, (i - i0) / mr, ap);
-                        }
-
-                        packedRowTile = mb;
+                        MultiplyRun<TKernel>(runI0, runI1, run, runCount, runA, runStride, runFirstPanel, bp, panelScratch, edge);
+                        runCount = 0;
                     }
-
-                    if (_privateB)
-                    {
-                        if (bBuf == null)
-                        {
-                            bBuf = RentAligned((long)_nPad * _k);
-                            bPin = GCHandle.Alloc(bBuf, GCHandleType.Pinned);
-                            bp = Align64((float*)bPin.AddrOfPinnedObject());
-                            bTilePacked = ArrayPool<bool>.Shared.Rent(_nTiles);
-                            Array.Clear(bTilePacked, 0, _nTiles);
-                        }
-
-                        if (!bTilePacked![nb])
-                        {
-                            for (int j = j0; j < j1; j += nr)
-                            {
-                                PackBPanel(_transB, _b, _ldb, j, Math.Min(nr, j1 - j), _k, _kc, nr, _nPad, (j - _col0) / nr, bp);
-                            }
-
-                            bTilePacked[nb] = true;
-                        }
-                    }
-
-                    MultiplyTile<TKernel>(i0, i1, j0, j1, ap, _mc, 0, bp, panelScratch, edge);
                 }
             }
             finally
@@ -813,16 +812,73 @@ internal static unsafe class GemmDriver
         }
 
         /// <summary>
-        /// C[i0..i1, j0..j1) over the whole k loop. <paramref name="aPack"/> holds packed A panels (k block p0 at
-        /// aPack + p0 · <paramref name="aStride"/>), row i0's panel being number <paramref name="aFirstPanel"/>. B comes
-        /// from <paramref name="bPack"/> (k block p0 at bPack + p0 · _nPad, panel 0 = column _bpCol0), or is packed
-        /// here panel by panel into <paramref name="panelScratch"/>.
+        /// Readies a tile this participant just claimed: packs its A rows into the participant's own buffer (unless A is
+        /// shared or that row tile is packed already) and, with a private B, its column tile's B panels.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void MultiplyTile<TKernel>(int i0, int i1, int j0, int j1, float* aPack, int aStride, int aFirstPanel, float* bPack, float* panelScratch, float* edge)
+        private void ClaimedTile(
+            int t, ref int packedRowTile, ref float[]? aBuf, ref GCHandle pin, ref float* ap,
+            ref float[]? bBuf, ref GCHandle bPin, ref float* bp, ref bool[]? bTilePacked, int mr, int nr)
+        {
+            int mb = t / _nTiles, nb = t % _nTiles;
+            int i0 = _row0 + (mb * _mc), i1 = Math.Min(_row0 + _rows, i0 + _mc);
+            int j0 = _col0 + (nb * _nc), j1 = Math.Min(_col0 + _cols, j0 + _nc);
+            if (_sharedA) return;
+
+            if (mb != packedRowTile)
+            {
+                if (aBuf == null)
+                {
+                    aBuf = RentAligned((long)_mc * _k);
+                    pin = GCHandle.Alloc(aBuf, GCHandleType.Pinned);
+                    ap = Align64((float*)pin.AddrOfPinnedObject());
+                }
+
+                for (int i = i0; i < i1; i += mr)
+                {
+                    PackAPanel(_transA, _a, _lda, i, Math.Min(mr, i1 - i), _k, _kc, mr, _mc, (i - i0) / mr, ap);
+                }
+
+                packedRowTile = mb;
+            }
+
+            if (_privateB)
+            {
+                if (bBuf == null)
+                {
+                    bBuf = RentAligned((long)_nPad * _k);
+                    bPin = GCHandle.Alloc(bBuf, GCHandleType.Pinned);
+                    bp = Align64((float*)bPin.AddrOfPinnedObject());
+                    bTilePacked = ArrayPool<bool>.Shared.Rent(_nTiles);
+                    Array.Clear(bTilePacked, 0, _nTiles);
+                }
+
+                if (!bTilePacked![nb])
+                {
+                    for (int j = j0; j < j1; j += nr)
+                    {
+                        PackBPanel(_transB, _b, _ldb, j, Math.Min(nr, j1 - j), _k, _kc, nr, _nPad, (j - _col0) / nr, bp);
+                    }
+
+                    bTilePacked[nb] = true;
+                }
+            }
+        }
+
+        /// <summary>
+        /// C[i0..i1, j0..j1) over the whole k loop for each of <paramref name="count"/> column tiles of one row tile
+        /// (<paramref name="cols"/> holds j0, j1 pairs): k blocks outermost, so a k block of A meets every tile of the
+        /// run before the next; each element still sums the k blocks in order. <paramref name="aPack"/> holds packed A
+        /// panels (k block p0 at aPack + p0 · <paramref name="aStride"/>), row i0's panel being number
+        /// <paramref name="aFirstPanel"/>. B comes from <paramref name="bPack"/> (k block p0 at bPack + p0 · _nPad,
+        /// panel 0 = column _bpCol0), or is packed here panel by panel into <paramref name="panelScratch"/>.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void MultiplyRun<TKernel>(int i0, int i1, int* cols, int count, float* aPack, int aStride, int aFirstPanel, float* bPack, float* panelScratch, float* edge)
             where TKernel : struct, IGemmKernel
         {
-            int mr = TKernel.MR, nr = TKernel.NR;
+            long runFloats = 0;
+            for (int r = 0; r < count; r++) runFloats += (long)(i1 - i0) * (cols[(2 * r) + 1] - cols[2 * r]);
             for (int p0 = 0; p0 < _k; p0 += _kc)
             {
                 int kcb = Math.Min(_kc, _k - p0);
@@ -831,55 +887,80 @@ internal static unsafe class GemmDriver
                 float* bias = first ? _bias : null;
                 float* aBlock = aPack + ((long)p0 * aStride);
                 float* bBlock = bPack + ((long)p0 * _nPad);
-                for (int j = j0; j < j1; j += nr)
+                for (int r = 0; r < count; r++)
                 {
-                    // One B panel [kcb][nr], kept in L1 while it meets every A panel of the tile.
-                    float* bPanel;
-                    int nrValid = Math.Min(nr, j1 - j);
-                    if (_packBInTile)
+                    int j0 = cols[2 * r], j1 = cols[(2 * r) + 1];
+                    // After this tile's last panel comes the next tile's first, or the run's first of the next k block.
+                    bool lastOfBlock = r + 1 == count;
+                    int nextJ0 = lastOfBlock ? cols[0] : cols[2 * (r + 1)], nextJ1 = lastOfBlock ? cols[1] : cols[(2 * r) + 3];
+                    MultiplyBlock<TKernel>(i0, i1, j0, j1, p0, kcb, beta, bias, aBlock, aFirstPanel, bBlock, panelScratch, edge, runFloats, nextJ0, nextJ1, lastOfBlock ? p0 + _kc : p0);
+                }
+            }
+        }
+
+        /// <summary>
+        /// One k block [p0, p0 + kcb) of the tile C[i0..i1, j0..j1). The tile multiplied after it covers columns
+        /// [<paramref name="nextJ0"/>, <paramref name="nextJ1"/>) at k block <paramref name="nextTileP0"/>: its first B
+        /// panel is the one prefetched after this tile's last. <paramref name="runFloats"/> is the C that the run
+        /// (this tile with the others multiplied block by block beside it) keeps warm between k blocks.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void MultiplyBlock<TKernel>(
+            int i0, int i1, int j0, int j1, int p0, int kcb, float beta, float* bias, float* aBlock, int aFirstPanel,
+            float* bBlock, float* panelScratch, float* edge, long runFloats, int nextJ0, int nextJ1, int nextTileP0)
+            where TKernel : struct, IGemmKernel
+        {
+            int mr = TKernel.MR, nr = TKernel.NR;
+            bool first = p0 == 0;
+            for (int j = j0; j < j1; j += nr)
+            {
+                // One B panel [kcb][nr], kept in L1 while it meets every A panel of the tile.
+                float* bPanel;
+                int nrValid = Math.Min(nr, j1 - j);
+                if (_packBInTile)
+                {
+                    bPanel = panelScratch;
+                    PackBBlock(_transB, _b, _ldb, j, nrValid, p0, kcb, nr, bPanel);
+                }
+                else
+                {
+                    bPanel = bBlock + ((long)((j - _bpCol0) / nr) * kcb * nr);
+                }
+
+                float* biasJ = bias == null ? null : bias + j;
+
+                // C is read from afar on the first k block (beta ≠ 0), and on later ones when the run's C outgrew
+                // half of L2; a C tile that the last block just wrote is in L2, and asking costs 1–3% there.
+                bool prefetchC = beta != 0f && (first || runFloats >= PrefetchCFloats);
+
+                // B packed here next: the following panel of this tile, else the next tile's first.
+                bool inTile = j + nr < j1;
+                int nextPanelJ = inTile ? j + nr : nextJ0, nextP0 = inTile ? p0 : nextTileP0, nextEnd = inTile ? j1 : nextJ1;
+                int tilesInPanel = (i1 - i0 + mr - 1) / mr;
+                for (int i = i0; i < i1; i += mr)
+                {
+                    float* aPanel = aBlock + ((long)(aFirstPanel + ((i - i0) / mr)) * kcb * mr);
+                    if (_packBInTile && (!_transB || tilesInPanel >= PrefetchBtPanels) && nextP0 < _k)
                     {
-                        bPanel = panelScratch;
-                        PackBBlock(_transB, _b, _ldb, j, nrValid, p0, kcb, nr, bPanel);
+                        // Its source rows (a strided walk through B, one or two lines per k step, that the
+                        // hardware prefetcher does not follow) are fetched into L2 a share per tile, so packing it
+                        // next reads no line from L3 or memory. Bᵀ's panel source is 32 sequential streams: the
+                        // hardware follows those, and asking as well cost the 128-row Linear shapes 1–3%; from 16
+                        // A panels on it pays (a language-model head's forward, 256 × 50257 × 768 on 2 threads:
+                        // 48.4 → 43.6 ms, the weight read from memory no longer stalls each panel's packing).
+                        int part = (i - i0) / mr;
+                        PrefetchBSource(nextPanelJ, Math.Min(nr, nextEnd - nextPanelJ), nextP0, Math.Min(_kc, _k - nextP0), part, tilesInPanel);
                     }
-                    else
+
+                    if (prefetchC)
                     {
-                        bPanel = bBlock + ((long)((j - _bpCol0) / nr) * kcb * nr);
+                        // The next tile of C is read when its kernel starts; fetch it now, while this tile's
+                        // k loop runs (a C read from L3 or memory otherwise stalls every tile's start).
+                        int nextI = i + mr < i1 ? i + mr : i0, nextJ = i + mr < i1 ? j : j + nr;
+                        if (nextJ < j1) PrefetchTile(_c + ((long)nextI * _ldc) + nextJ, _ldc, Math.Min(mr, i1 - nextI), Math.Min(nr, j1 - nextJ));
                     }
 
-                    float* biasJ = bias == null ? null : bias + j;
-
-                    // C is read from afar on the first k block (beta ≠ 0), and on later ones when the tile's C outgrew
-                    // half of L2; a C tile that the last block just wrote is in L2, and asking costs 1–3% there.
-                    bool prefetchC = beta != 0f && (first || (long)(i1 - i0) * (j1 - j0) >= PrefetchCFloats);
-
-                    // B packed here next: the following panel of this k block, else the tile's first of the next.
-                    int nextPanelJ = j + nr < j1 ? j + nr : j0, nextP0 = j + nr < j1 ? p0 : p0 + _kc;
-                    int tilesInPanel = (i1 - i0 + mr - 1) / mr;
-                    for (int i = i0; i < i1; i += mr)
-                    {
-                        float* aPanel = aBlock + ((long)(aFirstPanel + ((i - i0) / mr)) * kcb * mr);
-                        if (_packBInTile && (!_transB || tilesInPanel >= PrefetchBtPanels) && nextP0 < _k)
-                        {
-                            // Its source rows (a strided walk through B, one or two lines per k step, that the
-                            // hardware prefetcher does not follow) are fetched into L2 a share per tile, so packing it
-                            // next reads no line from L3 or memory. Bᵀ's panel source is 32 sequential streams: the
-                            // hardware follows those, and asking as well cost the 128-row Linear shapes 1–3%; from 16
-                            // A panels on it pays (a language-model head's forward, 256 × 50257 × 768 on 2 threads:
-                            // 48.4 → 43.6 ms, the weight read from memory no longer stalls each panel's packing).
-                            int part = (i - i0) / mr;
-                            PrefetchBSource(nextPanelJ, Math.Min(nr, j1 - nextPanelJ), nextP0, Math.Min(_kc, _k - nextP0), part, tilesInPanel);
-                        }
-
-                        if (prefetchC)
-                        {
-                            // The next tile of C is read when its kernel starts; fetch it now, while this tile's
-                            // k loop runs (a C read from L3 or memory otherwise stalls every tile's start).
-                            int nextI = i + mr < i1 ? i + mr : i0, nextJ = i + mr < i1 ? j : j + nr;
-                            if (nextJ < j1) PrefetchTile(_c + ((long)nextI * _ldc) + nextJ, _ldc, Math.Min(mr, i1 - nextI), Math.Min(nr, j1 - nextJ));
-                        }
-
-                        TKernel.Tile(aPanel, bPanel, kcb, _c + ((long)i * _ldc) + j, _ldc, Math.Min(mr, i1 - i), nrValid, _alpha, beta, biasJ, edge);
-                    }
+                    TKernel.Tile(aPanel, bPanel, kcb, _c + ((long)i * _ldc) + j, _ldc, Math.Min(mr, i1 - i), nrValid, _alpha, beta, biasJ, edge);
                 }
             }
         }
