@@ -15,8 +15,7 @@ using Sharpformer.Training.Optim;
 namespace Sharpformer.Cli.Commands;
 
 /// <summary>
-/// <c>sharpformer bench train</c>: one training step (forward, loss, backward, AdamW, as the trainer runs it without
-/// clipping: the gradient norm it logs taken in AdamW's pass) of a GPT-2-124M-shaped causal LM
+/// <c>sharpformer bench train</c>: one training step (forward, loss, backward, AdamW) of a GPT-2-124M-shaped causal LM
 /// (B = 4, T = 64) and a BERT-base-shaped masked LM (B = 8, T = 128), in Sharpformer and in PyTorch (Debian's
 /// python3-torch, fp32, <c>benchmarks/torch/train_step.py</c>) side by side in one run, at 1 thread and at every core.
 /// Each measurement runs in its own process (so peak memory is that model's alone); PyTorch gets the fastest of its
@@ -27,7 +26,6 @@ namespace Sharpformer.Cli.Commands;
 internal static class BenchTrainCommand
 {
     private const string ChildFlag = "--child";
-    private const string SeparateFlag = "--separate-step";
 
     public static Command Create()
     {
@@ -38,23 +36,22 @@ internal static class BenchTrainCommand
         var python = new Option<string>("--python") { Description = "The Python with torch (Debian's python3-torch).", DefaultValueFactory = _ => File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3" };
         var breakdown = new Option<bool>("--breakdown") { Description = "Also profile the timed steps per op (forward and backward per op kind, AdamW, zeroing, GC) and time the attention kernel alone at the model's shape." };
         var child = new Option<string?>(ChildFlag) { Description = "(internal) measure one model in this process and print JSON.", Hidden = true };
-        var separate = new Option<bool>(SeparateFlag) { Description = "Take the gradient norm in a pass of its own before AdamW instead of in AdamW's pass (the trainer's earlier form, to compare)." };
         var command = new Command("train", "A training step of GPT-2 124M (B=4, T=64) and BERT-base MLM (B=8, T=128) vs PyTorch, ms/step and % of the FMA peak.")
         {
-            threads, steps, models, python, breakdown, child, separate,
+            threads, steps, models, python, breakdown, child,
         };
         command.SetAction(parse =>
         {
             var output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(child) is { } model)
             {
-                output.WriteLine(MeasureHere(model, parse.GetValue(threads), parse.GetValue(steps), parse.GetValue(breakdown), parse.GetValue(separate)).ToJsonString());
+                output.WriteLine(MeasureHere(model, parse.GetValue(threads), parse.GetValue(steps), parse.GetValue(breakdown)).ToJsonString());
                 return 0;
             }
 
             try
             {
-                return Run(parse.GetValue(models)!, parse.GetValue(threads), parse.GetValue(steps), parse.GetValue(breakdown), parse.GetValue(separate), parse.GetValue(python)!, output, parse.InvocationConfiguration.Error);
+                return Run(parse.GetValue(models)!, parse.GetValue(threads), parse.GetValue(steps), parse.GetValue(breakdown), parse.GetValue(python)!, output, parse.InvocationConfiguration.Error);
             }
             catch (InvalidOperationException e)
             {
@@ -65,7 +62,7 @@ internal static class BenchTrainCommand
         return command;
     }
 
-    private static int Run(string models, int threads, int steps, bool breakdown, bool separate, string python, TextWriter output, TextWriter error)
+    private static int Run(string models, int threads, int steps, bool breakdown, string python, TextWriter output, TextWriter error)
     {
         string script = BenchEncoderCommand.FindInRepository("benchmarks/torch/train_step.py") ?? string.Empty;
         string[] names = models == "both" ? ["gpt2", "bert"] : [models];
@@ -96,7 +93,7 @@ internal static class BenchTrainCommand
         {
             foreach (int n in threadCounts)
             {
-                var ours = Child(Environment.ProcessPath!, SelfArguments(name, n, steps, breakdown, separate), null);
+                var ours = Child(Environment.ProcessPath!, SelfArguments(name, n, steps, breakdown), null);
                 if (breakdown) profiled.Add(ours);
                 JsonObject? best = null;
                 if (torch)
@@ -111,7 +108,7 @@ internal static class BenchTrainCommand
                 }
 
                 double oursMs = ours["ms_per_step"]!.GetValue<double>();
-                WriteRow(output, name, n, "Sharpformer", $"{n} worker(s); {ours["optimizer_form"]}", ours, peaks[n], best is null ? null : best["ms_per_step"]!.GetValue<double>() / oursMs);
+                WriteRow(output, name, n, "Sharpformer", $"{n} worker(s)", ours, peaks[n], best is null ? null : best["ms_per_step"]!.GetValue<double>() / oursMs);
                 if (best is not null) WriteRow(output, name, n, "PyTorch " + best["torch"], best["setting"]!.GetValue<string>() + "; " + best["blas"], best, peaks[n], null);
             }
         }
@@ -190,7 +187,7 @@ internal static class BenchTrainCommand
     }
 
     /// <summary>Measures one model's training step in this process (the child side) and returns the JSON the parent reads.</summary>
-    internal static JsonObject MeasureHere(string model, int threads, int steps, bool breakdown, bool separate = false)
+    internal static JsonObject MeasureHere(string model, int threads, int steps, bool breakdown)
     {
         ParallelFor.MaxDegreeOfParallelism = threads;
         var random = new Random(0);
@@ -233,7 +230,7 @@ internal static class BenchTrainCommand
         {
             if (i == 2) faultsBefore = MinorPageFaults();
             long start = Stopwatch.GetTimestamp();
-            Step(loss, optimizer, separate);
+            Step(loss, optimizer, null);
             GC.Collect(); // as the trainer does after every step (bounded peak memory)
             if (i >= 2) times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
@@ -250,7 +247,6 @@ internal static class BenchTrainCommand
             ["tokens_per_s"] = b * t / (ms / 1000),
             ["flops_per_step"] = flops,
             ["peak_rss_mb"] = Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0,
-            ["optimizer_form"] = separate ? "grad norm, then AdamW" : "grad norm in AdamW's pass",
         };
         if (faultsBefore >= 0 && faultsAfter >= 0) result["minor_faults_per_step"] = (double)(faultsAfter - faultsBefore) / steps;
         if (breakdown)
@@ -260,8 +256,7 @@ internal static class BenchTrainCommand
             long start = Stopwatch.GetTimestamp();
             for (int i = 0; i < steps; i++)
             {
-                Step(loss, optimizer, separate);
-                profile.Mark("AdamW step (with the grad norm), zero grad");
+                Step(loss, optimizer, profile);
                 GC.Collect();
                 profile.Mark("GC.Collect");
             }
@@ -283,28 +278,20 @@ internal static class BenchTrainCommand
     }
 
     /// <summary>
-    /// One step's backward and AdamW as the trainer runs them without clipping or accumulation (like
-    /// benchmarks/torch/train_step.py): <see cref="Optimizer.BackwardAndStep"/>, which takes the gradient norm the trainer
-    /// logs in AdamW's pass over the gradients; or, with <paramref name="separate"/>, Backward, the norm in a pass of its
-    /// own and Step (the trainer's form before, for comparisons). A method of its own so that nothing of the step's graph
-    /// is reachable from the caller's frame when it collects (a temporary kept in a stack slot would keep every
-    /// activation alive, and the next forward would fault in fresh pages for all of them).
+    /// One step's backward, AdamW and gradient reset, the same work as benchmarks/torch/train_step.py (no clipping, no
+    /// gradient norm; the trainer takes the norm it logs inside AdamW's pass, <see cref="Optimizer.BackwardAndStep"/>).
+    /// A method of its own so that nothing of the step's graph is reachable from the caller's frame when it collects (a
+    /// temporary kept in a stack slot would keep every activation alive, and the next forward would fault in fresh
+    /// pages for all of them). With <paramref name="profile"/>, AdamW and the reset get rows of their own.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Step(Func<Tensor> loss, AdamW optimizer, bool separate)
+    private static void Step(Func<Tensor> loss, AdamW optimizer, OpProfile? profile)
     {
-        if (separate)
-        {
-            loss().Backward();
-            GradientClipping.GlobalNorm(optimizer.Groups.SelectMany(g => g.Parameters).Select(p => p.Parameter));
-            optimizer.Step();
-        }
-        else
-        {
-            optimizer.BackwardAndStep(loss(), maxGradNorm: 0);
-        }
-
+        loss().Backward();
+        optimizer.Step();
+        profile?.Mark("AdamW step");
         optimizer.ZeroGrad();
+        profile?.Mark("zero grad");
     }
 
     /// <summary>
@@ -386,7 +373,7 @@ internal static class BenchTrainCommand
         }
     }
 
-    private static string[] SelfArguments(string model, int threads, int steps, bool breakdown, bool separate)
+    private static string[] SelfArguments(string model, int threads, int steps, bool breakdown)
     {
         var self = new List<string>();
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
@@ -396,7 +383,6 @@ internal static class BenchTrainCommand
 
         self.AddRange(["bench", "train", ChildFlag, model, "--threads", threads.ToString(CultureInfo.InvariantCulture), "--steps", steps.ToString(CultureInfo.InvariantCulture)]);
         if (breakdown) self.Add("--breakdown");
-        if (separate) self.Add(SeparateFlag);
         return [.. self];
     }
 
