@@ -1,7 +1,6 @@
 using Sharpformer.Models;
 using Sharpformer.Models.Bert;
 using Sharpformer.NN;
-using Sharpformer.Training.Data;
 using Xunit.Abstractions;
 
 namespace Sharpformer.Training.Tests.Reference;
@@ -19,21 +18,6 @@ public sealed class TrainerReferenceTests(ITestOutputHelper output) : IDisposabl
     public void Dispose()
     {
         if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
-    }
-
-    /// <summary>The fixture's batches in its order (step k uses batch k mod count), as a resumable source.</summary>
-    private sealed class FixtureBatches(ReferenceFixture fixture) : IBatchSource
-    {
-        public long BatchesPerEpoch => fixture.Batches.Count;
-
-        public DataPosition Position { get; set; }
-
-        public TrainingBatch Next()
-        {
-            var b = fixture.Batches[(int)Position.Batch];
-            Position = Position.Batch + 1 == BatchesPerEpoch ? new DataPosition(Position.Epoch + 1, 0) : Position with { Batch = Position.Batch + 1 };
-            return new TrainingBatch(b.InputIds, b.Labels, b.AttentionMask);
-        }
     }
 
     private static TrainerOptions Options(long saveEvery = 0)
