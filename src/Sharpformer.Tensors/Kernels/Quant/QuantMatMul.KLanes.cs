@@ -265,16 +265,7 @@ public static unsafe partial class QuantMatMul
         }
 
         // Σ_j m_j·Σx over the sub-blocks of 32, four pairs of sub-blocks per token.
-        var pairs = panel.Pairs;
-        Vector256<int> n0 = default, n1 = default, n2 = default, n3 = default;
-        for (var i = 0; i < 4; i++)
-        {
-            var xs = Vector256.Load(sums + (16 * i));
-            n0 = AvxVnni.MultiplyWideningAndAdd(n0, Vector256.Create(pairs[i]).AsInt16(), xs);
-            n1 = AvxVnni.MultiplyWideningAndAdd(n1, Vector256.Create(pairs[4 + i]).AsInt16(), xs);
-            n2 = AvxVnni.MultiplyWideningAndAdd(n2, Vector256.Create(pairs[8 + i]).AsInt16(), xs);
-            n3 = AvxVnni.MultiplyWideningAndAdd(n3, Vector256.Create(pairs[12 + i]).AsInt16(), xs);
-        }
+        var (n0, n1, n2, n3) = PairSums(panel.Pairs, 4, sums);
 
         var scale = Vector256.Load(dx);
         var f = panel.Factors;
@@ -299,16 +290,7 @@ public static unsafe partial class QuantMatMul
         }
 
         // The codes were taken unsigned: take back 32·Σ_g s_g·Σx over the groups of 16, eight pairs per token.
-        var pairs = panel.Pairs;
-        Vector256<int> n0 = default, n1 = default, n2 = default, n3 = default;
-        for (var i = 0; i < 8; i++)
-        {
-            var xs = Vector256.Load(sums + (16 * i));
-            n0 = AvxVnni.MultiplyWideningAndAdd(n0, Vector256.Create(pairs[i]).AsInt16(), xs);
-            n1 = AvxVnni.MultiplyWideningAndAdd(n1, Vector256.Create(pairs[8 + i]).AsInt16(), xs);
-            n2 = AvxVnni.MultiplyWideningAndAdd(n2, Vector256.Create(pairs[16 + i]).AsInt16(), xs);
-            n3 = AvxVnni.MultiplyWideningAndAdd(n3, Vector256.Create(pairs[24 + i]).AsInt16(), xs);
-        }
+        var (n0, n1, n2, n3) = PairSums(panel.Pairs, 8, sums);
 
         var scale = Vector256.Load(dx);
         var f = panel.Factors;
@@ -316,6 +298,27 @@ public static unsafe partial class QuantMatMul
         AddRow(tile + 8, Avx.ConvertToVector256Single(t1 - Vector256.ShiftLeft(n1, 5)) * (scale * f[1]));
         AddRow(tile + 16, Avx.ConvertToVector256Single(t2 - Vector256.ShiftLeft(n2, 5)) * (scale * f[2]));
         AddRow(tile + 24, Avx.ConvertToVector256Single(t3 - Vector256.ShiftLeft(n3, 5)) * (scale * f[3]));
+    }
+
+    /// <summary>
+    /// For each of the four rows r, Σ_i pairs[count·r + i]·Σx_i over <paramref name="count"/> int16 pairs of per-token
+    /// code sums (<paramref name="sums"/>: 16 int16 per pair, the eight tokens in the lanes): the super-block's mins
+    /// (Q4_K, 4 pairs) or unsigned-code offset (Q6_K, 8 pairs) term.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<int> N0, Vector256<int> N1, Vector256<int> N2, Vector256<int> N3) PairSums(uint* pairs, int count, short* sums)
+    {
+        Vector256<int> n0 = default, n1 = default, n2 = default, n3 = default;
+        for (var i = 0; i < count; i++)
+        {
+            var xs = Vector256.Load(sums + (16 * i));
+            n0 = AvxVnni.MultiplyWideningAndAdd(n0, Vector256.Create(pairs[i]).AsInt16(), xs);
+            n1 = AvxVnni.MultiplyWideningAndAdd(n1, Vector256.Create(pairs[count + i]).AsInt16(), xs);
+            n2 = AvxVnni.MultiplyWideningAndAdd(n2, Vector256.Create(pairs[(2 * count) + i]).AsInt16(), xs);
+            n3 = AvxVnni.MultiplyWideningAndAdd(n3, Vector256.Create(pairs[(3 * count) + i]).AsInt16(), xs);
+        }
+
+        return (n0, n1, n2, n3);
     }
 
     /// <summary>

@@ -157,16 +157,7 @@ public static unsafe partial class QuantMatMul
         in KPanel panel, Vector512<int> t0, Vector512<int> t1, Vector512<int> t2, Vector512<int> t3, float* dxA, float* dxB, short* sumsA, short* sumsB, float* tileA, float* tileB)
     {
         // Σ_j m_j·Σx over the sub-blocks of 32, four pairs of sub-blocks per token.
-        var pairs = panel.Pairs;
-        Vector512<int> n0 = default, n1 = default, n2 = default, n3 = default;
-        for (var i = 0; i < 4; i++)
-        {
-            var xs = Halves(sumsA + (16 * i), sumsB + (16 * i));
-            n0 += Avx512BW.MultiplyAddAdjacent(xs, Vector512.Create(pairs[i]).AsInt16());
-            n1 += Avx512BW.MultiplyAddAdjacent(xs, Vector512.Create(pairs[4 + i]).AsInt16());
-            n2 += Avx512BW.MultiplyAddAdjacent(xs, Vector512.Create(pairs[8 + i]).AsInt16());
-            n3 += Avx512BW.MultiplyAddAdjacent(xs, Vector512.Create(pairs[12 + i]).AsInt16());
-        }
+        var (n0, n1, n2, n3) = PairSumsWide(panel.Pairs, 4, sumsA, sumsB);
 
         var scale = Halves(dxA, dxB);
         var f = panel.Factors;
@@ -174,6 +165,26 @@ public static unsafe partial class QuantMatMul
         AddRows(tileA + 8, tileB + 8, Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(n1), scale * f[5], Vector512.ConvertToSingle(t1) * (scale * f[1])));
         AddRows(tileA + 16, tileB + 16, Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(n2), scale * f[6], Vector512.ConvertToSingle(t2) * (scale * f[2])));
         AddRows(tileA + 24, tileB + 24, Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(n3), scale * f[7], Vector512.ConvertToSingle(t3) * (scale * f[3])));
+    }
+
+    /// <summary>
+    /// <see cref="PairSums"/> for two groups of eight tokens at once (group A's code sums in the low half of each vector,
+    /// B's in the high).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<int> N0, Vector512<int> N1, Vector512<int> N2, Vector512<int> N3) PairSumsWide(uint* pairs, int count, short* sumsA, short* sumsB)
+    {
+        Vector512<int> n0 = default, n1 = default, n2 = default, n3 = default;
+        for (var i = 0; i < count; i++)
+        {
+            var xs = Halves(sumsA + (16 * i), sumsB + (16 * i));
+            n0 += Avx512BW.MultiplyAddAdjacent(xs, Vector512.Create(pairs[i]).AsInt16());
+            n1 += Avx512BW.MultiplyAddAdjacent(xs, Vector512.Create(pairs[count + i]).AsInt16());
+            n2 += Avx512BW.MultiplyAddAdjacent(xs, Vector512.Create(pairs[(2 * count) + i]).AsInt16());
+            n3 += Avx512BW.MultiplyAddAdjacent(xs, Vector512.Create(pairs[(3 * count) + i]).AsInt16());
+        }
+
+        return (n0, n1, n2, n3);
     }
 
     /// <summary>
@@ -213,16 +224,7 @@ public static unsafe partial class QuantMatMul
         }
 
         // The codes were taken unsigned: take back 32·Σ_g s_g·Σx over the groups of 16, eight pairs per token.
-        var pairs = panel.Pairs;
-        Vector512<int> n0 = default, n1 = default, n2 = default, n3 = default;
-        for (var i = 0; i < 8; i++)
-        {
-            var xs = Halves(sumsA + (16 * i), sumsB + (16 * i));
-            n0 += Avx512BW.MultiplyAddAdjacent(xs, Vector512.Create(pairs[i]).AsInt16());
-            n1 += Avx512BW.MultiplyAddAdjacent(xs, Vector512.Create(pairs[8 + i]).AsInt16());
-            n2 += Avx512BW.MultiplyAddAdjacent(xs, Vector512.Create(pairs[16 + i]).AsInt16());
-            n3 += Avx512BW.MultiplyAddAdjacent(xs, Vector512.Create(pairs[24 + i]).AsInt16());
-        }
+        var (n0, n1, n2, n3) = PairSumsWide(panel.Pairs, 8, sumsA, sumsB);
 
         var scale = Halves(dxA, dxB);
         var f = panel.Factors;
