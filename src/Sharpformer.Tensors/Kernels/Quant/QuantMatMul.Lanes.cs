@@ -213,19 +213,8 @@ public static unsafe partial class QuantMatMul
 
         if (b < blocks)
         {
-            var f = factors + (4 * b);
-            var (i0, i1, i2, i3) = LaneBlock(panel + (128 * b), lanesA + (256 * b), Vector256.Load(startsA + (8 * b)));
-            var dA = Vector256.Load(scalesA + (8 * b));
-            a0 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i0), dA * f[0], a0);
-            a1 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i1), dA * f[1], a1);
-            a2 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i2), dA * f[2], a2);
-            a3 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i3), dA * f[3], a3);
-            var (j0, j1, j2, j3) = LaneBlock(panel + (128 * b), lanesB + (256 * b), Vector256.Load(startsB + (8 * b)));
-            var dB = Vector256.Load(scalesB + (8 * b));
-            b0 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(j0), dB * f[0], b0);
-            b1 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(j1), dB * f[1], b1);
-            b2 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(j2), dB * f[2], b2);
-            b3 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(j3), dB * f[3], b3);
+            PanelBlockLast(panel + (128 * b), factors + (4 * b), lanesA + (256 * b), scalesA + (8 * b), startsA + (8 * b), ref a0, ref a1, ref a2, ref a3);
+            PanelBlockLast(panel + (128 * b), factors + (4 * b), lanesB + (256 * b), scalesB + (8 * b), startsB + (8 * b), ref b0, ref b1, ref b2, ref b3);
         }
 
         a0.Store(result);
@@ -266,19 +255,30 @@ public static unsafe partial class QuantMatMul
 
         if (b < blocks)
         {
-            var f = factors + (4 * b);
-            var (i0, i1, i2, i3) = LaneBlock(panel + (128 * b), lanes + (256 * b), Vector256.Load(starts + (8 * b)));
-            var dx = Vector256.Load(scales + (8 * b));
-            a0 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i0), dx * f[0], a0);
-            a1 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i1), dx * f[1], a1);
-            a2 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i2), dx * f[2], a2);
-            a3 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i3), dx * f[3], a3);
+            PanelBlockLast(panel + (128 * b), factors + (4 * b), lanes + (256 * b), scales + (8 * b), starts + (8 * b), ref a0, ref a1, ref a2, ref a3);
         }
 
         a0.Store(result);
         a1.Store(result + 8);
         a2.Store(result + 16);
         a3.Store(result + 24);
+    }
+
+    /// <summary>
+    /// The odd last block of a panel (four rows' unsigned codes at <paramref name="panel"/>, their scales in
+    /// <paramref name="factors"/>) times one group of eight tokens, added to the accumulators: a_r += (start + Σ w·x)·d_x·f_r.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PanelBlockLast(
+        byte* panel, float* factors, sbyte* lanes, float* scales, int* starts,
+        ref Vector256<float> a0, ref Vector256<float> a1, ref Vector256<float> a2, ref Vector256<float> a3)
+    {
+        var (i0, i1, i2, i3) = LaneBlock(panel, lanes, Vector256.Load(starts));
+        var dx = Vector256.Load(scales);
+        a0 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i0), dx * factors[0], a0);
+        a1 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i1), dx * factors[1], a1);
+        a2 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i2), dx * factors[2], a2);
+        a3 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i3), dx * factors[3], a3);
     }
 
     /// <summary>Four weight bytes broadcast to every 32-bit lane of a 256-bit vector.</summary>
