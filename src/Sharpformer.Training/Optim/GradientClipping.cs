@@ -11,8 +11,6 @@ public static class GradientClipping
     /// <summary>Elements per parallel work item, and per partial sum of the norm (the norm's bits depend on it).</summary>
     internal const int NormChunkElements = 1 << 16;
 
-    private const int ChunkElements = NormChunkElements;
-
     /// <summary>
     /// Computes the L2 norm of all gradients together (as if concatenated into one vector; accumulated in double) and,
     /// when it exceeds <paramref name="maxNorm"/>, scales every gradient in place by maxNorm / (norm + 1e-6), as PyTorch
@@ -134,7 +132,7 @@ public static class GradientClipping
         for (int i = 0; i < grads.Count; i++)
         {
             int length = checked((int)grads[i].ElementCount);
-            for (int start = 0; start < length; start += ChunkElements)
+            for (int start = 0; start < length; start += NormChunkElements)
             {
                 owners.Add(i);
                 starts.Add(start);
@@ -147,6 +145,6 @@ public static class GradientClipping
     private static Span<float> Slice(Tensor grad, int start)
     {
         var span = grad.AsSpan<float>();
-        return span.Slice(start, Math.Min(ChunkElements, span.Length - start));
+        return span.Slice(start, Math.Min(NormChunkElements, span.Length - start));
     }
 }
