@@ -58,6 +58,24 @@ public sealed class AlignedBufferTests
         }
     }
 
+    [Theory]
+    [InlineData(17, 64)] // under 2 MiB: an ordinary aligned buffer
+    [InlineData((2 << 20) - 1, 64)]
+    [InlineData(2 << 20, 2 << 20)] // from 2 MiB: on a huge-page boundary
+    [InlineData((5 << 20) + 3, 2 << 20)]
+    public unsafe void AllocatePages_Byte_StartsOnAPageFromTwoMiB(int length, int alignment)
+    {
+        var buffer = AlignedBuffer.AllocatePages<byte>(length);
+        Assert.Equal(length, buffer.Count);
+        fixed (byte* p = buffer.AsSpan())
+        {
+            Assert.True((nint)p % alignment == 0, $"address {(nint)p:X} of a {length}-byte buffer is not {alignment}-byte aligned");
+        }
+
+        buffer.AsSpan().Fill(7);
+        Assert.Equal(7, buffer[^1]);
+    }
+
     [Fact]
     public void Allocate_NegativeLength_Throws() =>
         Assert.Throws<ArgumentOutOfRangeException>(() => AlignedBuffer.Allocate<float>(-1));

@@ -51,6 +51,35 @@ public static partial class AlignedBuffer
         return new ArraySegment<T>(array, offset, length);
     }
 
+    /// <summary>
+    /// Like <see cref="Allocate{T}(int)"/>, but a buffer of 2 MiB or more starts on a 2 MiB boundary, so that all of it but
+    /// its last partial page can be backed by transparent huge pages (a 64-byte aligned buffer of 2.4 MiB, the ~1B Llama's
+    /// Q4_K 2048 × 2048 matrix, holds no whole 2 MiB page four times in five). It costs up to 2 MiB of address space per
+    /// buffer, never touched. For weights that every batch-1 decode step streams in full: block-quantized matrices, which
+    /// on the 2-core Zen 5 host streamed 10–15 % faster on huge pages (Q4_K, 48 matrices 5632 × 2048, 2 threads).
+    /// </summary>
+    /// <typeparam name="T">An unmanaged element type whose size divides 64.</typeparam>
+    /// <param name="length">Elements.</param>
+    /// <returns>The aligned elements, as a segment of the pinned array that owns them.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative or too large.</exception>
+    public static unsafe ArraySegment<T> AllocatePages<T>(int length)
+        where T : unmanaged
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if ((long)length * sizeof(T) < HugePage)
+        {
+            return Allocate<T>(length);
+        }
+
+        var pad = HugePage / sizeof(T);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Array.MaxLength - pad);
+        var array = GC.AllocateUninitializedArray<T>(length + pad, pinned: true);
+        var address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
+        var offset = (int)(((HugePage - (address % HugePage)) % HugePage) / sizeof(T));
+        AdviseHugePages(address + (offset * sizeof(T)), (long)length * sizeof(T));
+        return new ArraySegment<T>(array, offset, length);
+    }
+
     /// <summary>A new aligned buffer (see <see cref="Allocate{T}(int)"/>) holding a copy of <paramref name="source"/>.</summary>
     /// <typeparam name="T">An unmanaged element type whose size divides 64.</typeparam>
     /// <param name="source">The elements to copy.</param>

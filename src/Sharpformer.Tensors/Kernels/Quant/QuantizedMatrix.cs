@@ -7,9 +7,9 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// </summary>
 public sealed class QuantizedMatrix
 {
-    private readonly byte[] _data;
+    private readonly ArraySegment<byte> _data;
 
-    private QuantizedMatrix(QuantType type, int rows, int columns, byte[] data)
+    private QuantizedMatrix(QuantType type, int rows, int columns, ArraySegment<byte> data)
     {
         Type = type;
         Rows = rows;
@@ -49,7 +49,7 @@ public sealed class QuantizedMatrix
             throw new ArgumentException($"QuantizedMatrix.Quantize: [{rows}, {columns}] needs {(long)rows * columns} values, got {values.Length}.", nameof(values));
         }
 
-        var data = new byte[checked((long)rows * rowBytes)];
+        var data = Storage.AlignedBuffer.AllocatePages<byte>(checked(rows * rowBytes));
         unsafe
         {
             fixed (float* pv = values)
@@ -86,7 +86,9 @@ public sealed class QuantizedMatrix
                 $"QuantizedMatrix: a {type} matrix [{rows}, {columns}] is {rows * rowBytes} bytes ({rowBytes} per row), got {blocks.Length}.", nameof(blocks));
         }
 
-        return new QuantizedMatrix(type, rows, columns, blocks.ToArray());
+        var data = Storage.AlignedBuffer.AllocatePages<byte>(blocks.Length);
+        blocks.CopyTo(data);
+        return new QuantizedMatrix(type, rows, columns, data);
     }
 
     /// <summary>Row <paramref name="row"/>'s blocks.</summary>
@@ -113,6 +115,6 @@ public sealed class QuantizedMatrix
         BlockQuant.Dequantize(Type, _data.AsSpan(start * RowBytes, count * RowBytes), destination);
     }
 
-    /// <summary>Bytes of the pinned block array, for the kernels.</summary>
-    internal byte[] Blocks => _data;
+    /// <summary>The blocks, for the kernels: pinned, 64-byte aligned, and from 2 MiB up on huge pages (<see cref="Storage.AlignedBuffer.AllocatePages{T}(int)"/>).</summary>
+    internal ReadOnlySpan<byte> Blocks => _data;
 }
