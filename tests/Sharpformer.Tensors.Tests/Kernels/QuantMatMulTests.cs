@@ -182,6 +182,60 @@ public sealed class QuantMatMulTests
     }
 
     [Theory]
+    [InlineData(1)] // one short group of four blocks
+    [InlineData(4)] // one whole group
+    [InlineData(5)] // a whole group and a group of one
+    [InlineData(11)] // two whole groups and a group of three
+    public void Multiply_Batch1_Q4_K_EveryFiniteFactor(int blocksPerRow)
+    {
+        // One row per finite F16 bit pattern, that pattern as d of every block of the row and another pattern as each
+        // block's dmin; every other byte (the packed 6-bit scales and mins, the codes) random. The decode kernel unpacks
+        // four blocks' scales and mins at once and converts their eight F16 factors in registers, the reference does
+        // one block at a time, by table.
+        var inFeatures = blocksPerRow * 256;
+        var patterns = Enumerable.Range(0, 65536).Where(h => (h & 0x7C00) != 0x7C00).ToArray();
+        var rows = blocksPerRow == 4 ? patterns.Length : 4099;
+        var rng = new Random(31 + blocksPerRow);
+        var blocks = new byte[rows * blocksPerRow * 144];
+        rng.NextBytes(blocks);
+        var bounds = new double[rows];
+        var x = Normal(inFeatures, rng, 1f);
+        var xHat = DequantizedActivations(QuantType.Q4_K, x, 1, inFeatures);
+        for (var r = 0; r < rows; r++)
+        {
+            for (var b = 0; b < blocksPerRow; b++)
+            {
+                var at = ((r * blocksPerRow) + b) * 144;
+                var d = patterns[(r * 13) % patterns.Length];
+                var dmin = patterns[((r * 7) + (b * 4099)) % patterns.Length];
+                blocks[at] = (byte)d;
+                blocks[at + 1] = (byte)(d >> 8);
+                blocks[at + 2] = (byte)dmin;
+                blocks[at + 3] = (byte)(dmin >> 8);
+                // The largest term a block can add: scales and mins up to 63, codes up to 15.
+                var sumX = 0.0;
+                for (var i = 0; i < 256; i++)
+                {
+                    sumX += Math.Abs(xHat[(256 * b) + i]);
+                }
+
+                bounds[r] += ((Math.Abs((double)BitConverter.UInt16BitsToHalf((ushort)d)) * 63 * 15) + (Math.Abs((double)BitConverter.UInt16BitsToHalf((ushort)dmin)) * 63)) * sumX;
+            }
+        }
+
+        var w = QuantizedMatrix.FromBlocks(QuantType.Q4_K, rows, inFeatures, blocks);
+        var expected = new float[rows];
+        var actual = new float[rows];
+        QuantMatMul.MultiplyReference(x, 1, w, default, expected);
+        QuantMatMul.Multiply(x, 1, w, default, actual);
+        for (var r = 0; r < rows; r++)
+        {
+            var bound = (Tolerances.KernelVsReferenceRelative * bounds[r]) + float.Epsilon;
+            Assert.True(Math.Abs(expected[r] - actual[r]) <= bound, $"row {r}: {actual[r]} vs reference {expected[r]} (bound {bound:E2})");
+        }
+    }
+
+    [Theory]
     [InlineData(QuantType.Q8_0)]
     [InlineData(QuantType.Q4_0)]
     [InlineData(QuantType.Q4_K)]

@@ -69,90 +69,153 @@ public static unsafe partial class QuantMatMul
     }
 
     /// <summary>
-    /// Q4_K rows [start, end) at batch 1 with AVX-512BW, a super-block in two steps of 128 values. A 64-byte load of
-    /// codes holds the nibbles of four sub-blocks: bytes 0–31 sub-blocks 0 (low nibbles) and 1 (high), bytes 32–63
-    /// sub-blocks 2 and 3; so one mask gives sub-blocks 0 and 2 side by side and a shift and a mask sub-blocks 1 and 3.
-    /// The activation codes are put once per call into that order (<see cref="ReorderActivations"/>), and VPMADDUBSW
-    /// multiplies without any shuffling of the weights; VPMADDWD applies the two sub-blocks' scales (picked from the
-    /// eight unpacked scales by VPERMW) into one int32 sum per super-block. Scales and mins are unpacked with two byte
-    /// shuffles (<see cref="Q4_KScalesAndMins"/>); the mins meet the activation's sums of 32, made once per call. Exact
-    /// integer super-block sums, like the reference. Rows over <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel.
+    /// Q4_K rows [start, end) at batch 1 with AVX-512BW, in groups of four super-blocks (the last group of a row may be
+    /// short). Per group, the four 16-byte headers (d, dmin, 12 packed bytes) sit in the four 128-bit lanes of one vector,
+    /// so the work that does not scale with the codes is done once for four blocks: the scales and mins unpacked by the
+    /// same byte shuffles for all four (<see cref="Q4_KGroupScalesAndMins"/>), the eight F16 factors converted at once
+    /// (<see cref="HalvesToSingle(Vector512{uint})"/>) and multiplied by the activation scales, and the mins against the
+    /// activation's sums of 32 in one VPMADDWD (four blocks × eight mins) and one FMA. Per block
+    /// (<see cref="Q4_KBlock"/>): a 64-byte load of codes holds the nibbles of four sub-blocks, bytes 0–31 sub-blocks 0
+    /// (low nibbles) and 1 (high), bytes 32–63 sub-blocks 2 and 3; one mask gives sub-blocks 0 and 2 side by side and a
+    /// shift and a mask sub-blocks 1 and 3, against activation codes put once per call into that order
+    /// (<see cref="ReorderActivations"/>); VPMADDUBSW multiplies, VPMADDWD applies the sub-block scales, picked by VPSHUFB
+    /// from the block's lane broadcast to all four. Exact integer super-block sums, like the reference. The old one-block
+    /// form (a 128-bit scale unpack, a VPERMW per scale vector, the factors looked up one block at a time) ran ~15 % slower
+    /// on L2-resident 256 × 2048 weights. Rows over <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DecodeQ4_K(in Job job, int start, int end)
     {
         var blocks = job.In / 256;
-        var x = stackalloc sbyte[job.In];
+        var groups = (blocks + 3) / 4;
+        // The reordered activation codes on a cache line (every 64-byte load whole).
+        var codes = stackalloc sbyte[job.In + 64];
+        var x = (sbyte*)(((nint)codes + 63) & ~(nint)63);
         ReorderActivations((sbyte*)job.Codes, x, blocks, Q4_KChunkOrder);
-        // The activation's sums of 32 (one per sub-block, against the mins) from its sums of 16.
-        var subSums = stackalloc short[job.In / 32];
-        for (var j = 0; j < job.In / 32; j++)
+        // Per group: the activation's sums of 32 (8 per block; zero past the last block, which then adds nothing), and
+        // its scales in lanes 4k (times d of block k) and 4k + 1 (negated, times dmin), zero elsewhere.
+        var subSums = stackalloc short[groups * 32];
+        var factors = stackalloc float[groups * 16];
+        var xd = (float*)job.Scales;
+        var sums16 = (short*)job.Sums;
+        for (var j = 0; j < groups * 32; j++)
         {
-            subSums[j] = (short)(((short*)job.Sums)[2 * j] + ((short*)job.Sums)[(2 * j) + 1]);
+            subSums[j] = j < blocks * 8 ? (short)(sums16[2 * j] + sums16[(2 * j) + 1]) : (short)0;
         }
 
-        var low = Vector512.Create((byte)0x0F);
-        // Scale pickers, int16 lanes 0–15 and 16–31: sub-blocks (0, 2), (1, 3), (4, 6), (5, 7).
-        var pick02 = Vector512.Create(Vector256<short>.Zero, Vector256.Create((short)2));
-        var pick13 = pick02 + Vector512<short>.One;
-        var pick46 = pick02 + Vector512.Create((short)4);
-        var pick57 = pick02 + Vector512.Create((short)5);
-        // The scale table pinned once: read through the static field inside the loop, the class-initialization check
-        // and its helper call made the JIT spill every vector register on each super-block.
-        fixed (float* halves = HalfTable)
+        for (var b = 0; b < groups * 4; b++)
         {
-            for (var o = start; o < end; o++)
+            var scale = b < blocks ? xd[b] : 0f;
+            factors[4 * b] = scale;
+            factors[(4 * b) + 1] = -scale;
+            factors[(4 * b) + 2] = 0f;
+            factors[(4 * b) + 3] = 0f;
+        }
+
+        // The header read in place of a block past the end of a row: d = dmin = 0.
+        var none = stackalloc byte[16];
+        Vector128<byte>.Zero.Store(none);
+        var low = Vector512.Create((byte)0x0F);
+        // int32 lane 4k ← int16 lane 8k (d of block k), lane 4k + 1 ← 8k + 1 (dmin); the high halves are ignored.
+        var pickFactors = Vector512.Create((ushort)0, 0, 1, 0, 0, 0, 0, 0, 8, 0, 9, 0, 8, 0, 8, 0, 16, 0, 17, 0, 16, 0, 16, 0, 24, 0, 25, 0, 24, 0, 24, 0);
+        // dmin·d_x of block k in lanes 4k .. 4k + 3, against its four pair sums of mins × sums of 32.
+        var pickMins = Vector512.Create(1, 1, 1, 1, 5, 5, 5, 5, 9, 9, 9, 9, 13, 13, 13, 13);
+        // Scale pickers for VPSHUFB on a block's unpacked bytes (s_0..s_7 at 0..7); 0x80 zeroes the high byte of each
+        // int16: lanes 0–15 sub-block 0 and 16–31 sub-block 2, then (1, 3), (4, 6), (5, 7).
+        var pick02 = Vector512.Create(Vector256.Create((ushort)0x8000).AsByte(), Vector256.Create((ushort)0x8002).AsByte());
+        var pick13 = pick02 + Vector512.Create((ushort)1).AsByte();
+        var pick46 = pick02 + Vector512.Create((ushort)4).AsByte();
+        var pick57 = pick02 + Vector512.Create((ushort)5).AsByte();
+        for (var o = start; o < end; o++)
+        {
+            var w = (byte*)job.W + ((long)o * job.RowBytes);
+            var xb = x;
+            var acc = Vector512<float>.Zero;
+            var minAcc = Vector512<float>.Zero;
+            for (var g = 0; g < groups; g++, w += 4 * 144, xb += 4 * 256)
             {
-                var w = (byte*)job.W + ((long)o * job.RowBytes);
-                var xb = x;
-                var xd = (float*)job.Scales;
-                var sums = subSums;
-                var acc = Vector512<float>.Zero;
-                var minAcc = Vector128<float>.Zero;
-                for (var b = 0; b < blocks; b++, w += 144, xb += 256, sums += 8)
+                // The group's 576 bytes, one prefetch per line.
+                Sse.Prefetch0(w + PrefetchBytes);
+                Sse.Prefetch0(w + PrefetchBytes + 64);
+                Sse.Prefetch0(w + PrefetchBytes + 128);
+                Sse.Prefetch0(w + PrefetchBytes + 192);
+                Sse.Prefetch0(w + PrefetchBytes + 256);
+                Sse.Prefetch0(w + PrefetchBytes + 320);
+                Sse.Prefetch0(w + PrefetchBytes + 384);
+                Sse.Prefetch0(w + PrefetchBytes + 448);
+                Sse.Prefetch0(w + PrefetchBytes + 512);
+                var count = Math.Min(4, blocks - (4 * g));
+                var headers = Vector512.Create(
+                    Vector256.Create(Vector128.Load(w), Vector128.Load(count > 1 ? w + 144 : none)),
+                    Vector256.Create(Vector128.Load(count > 2 ? w + 288 : none), Vector128.Load(count > 3 ? w + 432 : none)));
+                var f = HalvesToSingle(Avx512BW.PermuteVar32x16(headers.AsUInt16(), pickFactors).AsUInt32()) * Vector512.Load(factors + (16 * g));
+                var (scales, mins) = Q4_KGroupScalesAndMins(headers);
+                var minSums = Avx512BW.MultiplyAddAdjacent(mins, Vector512.Load(subSums + (32 * g)));
+                minAcc = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(minSums), Avx512F.PermuteVar16x32(f, pickMins), minAcc);
+                var lanes = scales.AsUInt64();
+                acc = Q4_KBlock(acc, w, xb, Avx512F.Shuffle4x128(lanes, lanes, 0x00).AsByte(), f, 0, low, pick02, pick13, pick46, pick57);
+                if (count > 1)
                 {
-                    Sse.Prefetch0(w + PrefetchBytes);
-                    Sse.Prefetch0(w + PrefetchBytes + 64);
-                    Sse.Prefetch0(w + PrefetchBytes + 128);
-                    // int16 lanes 0–7 the sub-block scales (VPERMW's table), lanes 8–15 the mins.
-                    var scalesAndMins = Q4_KScalesAndMins(w + Q4_K.ScalesOffset);
-                    var table = scalesAndMins.ToVector512Unsafe();
-                    var raw0 = Vector512.Load(w + Q4_K.CodesOffset);
-                    var raw1 = Vector512.Load(w + Q4_K.CodesOffset + 64);
-                    var s02 = Avx512BW.MultiplyAddAdjacent(raw0 & low, Vector512.Load(xb));
-                    var s13 = Avx512BW.MultiplyAddAdjacent(Vector512.ShiftRightLogical(raw0.AsUInt16(), 4).AsByte() & low, Vector512.Load(xb + 64));
-                    var s46 = Avx512BW.MultiplyAddAdjacent(raw1 & low, Vector512.Load(xb + 128));
-                    var s57 = Avx512BW.MultiplyAddAdjacent(Vector512.ShiftRightLogical(raw1.AsUInt16(), 4).AsByte() & low, Vector512.Load(xb + 192));
-                    var isum = (Avx512BW.MultiplyAddAdjacent(s02, Avx512BW.PermuteVar32x16(table, pick02)) + Avx512BW.MultiplyAddAdjacent(s13, Avx512BW.PermuteVar32x16(table, pick13)))
-                        + (Avx512BW.MultiplyAddAdjacent(s46, Avx512BW.PermuteVar32x16(table, pick46)) + Avx512BW.MultiplyAddAdjacent(s57, Avx512BW.PermuteVar32x16(table, pick57)));
-                    acc = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(isum), Vector512.Create(halves[*(ushort*)w] * xd[b]), acc);
-                    minAcc = Vector128.FusedMultiplyAdd(
-                        Sse2.ConvertToVector128Single(Sse2.MultiplyAddAdjacent(Vector128.Load(sums), scalesAndMins.GetUpper())), Vector128.Create(-halves[*(ushort*)(w + 2)] * xd[b]), minAcc);
+                    acc = Q4_KBlock(acc, w + 144, xb + 256, Avx512F.Shuffle4x128(lanes, lanes, 0x55).AsByte(), f, 4, low, pick02, pick13, pick46, pick57);
                 }
 
-                Store(job, o, 0, Vector512.Sum(acc) + Vector128.Sum(minAcc));
+                if (count > 2)
+                {
+                    acc = Q4_KBlock(acc, w + 288, xb + 512, Avx512F.Shuffle4x128(lanes, lanes, 0xAA).AsByte(), f, 8, low, pick02, pick13, pick46, pick57);
+                }
+
+                if (count > 3)
+                {
+                    acc = Q4_KBlock(acc, w + 432, xb + 768, Avx512F.Shuffle4x128(lanes, lanes, 0xFF).AsByte(), f, 12, low, pick02, pick13, pick46, pick57);
+                }
             }
+
+            Store(job, o, 0, Vector512.Sum(acc + minAcc));
         }
     }
 
     /// <summary>
-    /// A Q4_K block's eight 6-bit sub-block scales (int16 lanes 0–7) and eight mins (lanes 8–15) from its 12 packed bytes
-    /// (ggml's get_scale_min_k4 for all sixteen at once, in registers): one shuffle puts each value's low-bits byte in
-    /// its lane (s_0..s_3, the low nibbles for s_4..s_7, m_0..m_3, the high nibbles for m_4..m_7), another the bytes
-    /// whose top two bits are the high bits of s_4..s_7 and m_4..m_7.
+    /// One Q4_K super-block at <paramref name="w"/> against the reordered activation codes <paramref name="x"/>:
+    /// <paramref name="acc"/> + (Σ_j s_j·Σ q·x) · (d·d_x, lane <paramref name="lane"/> of <paramref name="factors"/>), with
+    /// <paramref name="scales"/> the block's unpacked scales (bytes 0–7) in every 128-bit lane.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> Q4_KScalesAndMins(byte* packed)
+    private static Vector512<float> Q4_KBlock(
+        Vector512<float> acc, byte* w, sbyte* x, Vector512<byte> scales, Vector512<float> factors, int lane,
+        Vector512<byte> low, Vector512<byte> pick02, Vector512<byte> pick13, Vector512<byte> pick46, Vector512<byte> pick57)
     {
-        // 16 bytes: the 12 packed ones and 4 code bytes (not used).
-        var bytes = Vector128.Load(packed);
-        var lowBits = Ssse3.Shuffle(bytes, Vector128.Create((byte)0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
-        var topBits = Ssse3.Shuffle(bytes, Vector128.Create((byte)0x80, 0x80, 0x80, 0x80, 0, 1, 2, 3, 0x80, 0x80, 0x80, 0x80, 4, 5, 6, 7));
-        // m_4..m_7 take the high nibbles (lanes 12–15); then the 6- or 4-bit masks, and the top two bits at bits 4–5.
-        var nibbles = Vector128.ConditionalSelect(
-            Vector128.Create(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, (byte)0xFF), Vector128.ShiftRightLogical(lowBits.AsUInt16(), 4).AsByte(), lowBits);
-        var masked = nibbles & Vector128.Create(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, (byte)15);
-        return Avx2.ConvertToVector256Int16(masked | (Vector128.ShiftRightLogical(topBits.AsUInt16(), 2).AsByte() & Vector128.Create((byte)0x30)));
+        var raw0 = Vector512.Load(w + Q4_K.CodesOffset);
+        var raw1 = Vector512.Load(w + Q4_K.CodesOffset + 64);
+        var s02 = Avx512BW.MultiplyAddAdjacent(raw0 & low, Vector512.Load(x));
+        var s13 = Avx512BW.MultiplyAddAdjacent(Vector512.ShiftRightLogical(raw0.AsUInt16(), 4).AsByte() & low, Vector512.Load(x + 64));
+        var s46 = Avx512BW.MultiplyAddAdjacent(raw1 & low, Vector512.Load(x + 128));
+        var s57 = Avx512BW.MultiplyAddAdjacent(Vector512.ShiftRightLogical(raw1.AsUInt16(), 4).AsByte() & low, Vector512.Load(x + 192));
+        var isum = (Avx512BW.MultiplyAddAdjacent(s02, Avx512BW.Shuffle(scales, pick02).AsInt16()) + Avx512BW.MultiplyAddAdjacent(s13, Avx512BW.Shuffle(scales, pick13).AsInt16()))
+            + (Avx512BW.MultiplyAddAdjacent(s46, Avx512BW.Shuffle(scales, pick46).AsInt16()) + Avx512BW.MultiplyAddAdjacent(s57, Avx512BW.Shuffle(scales, pick57).AsInt16()));
+        return Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(isum), Avx512F.PermuteVar16x32(factors, Vector512.Create(lane)), acc);
+    }
+
+    /// <summary>
+    /// Four Q4_K blocks' scales and mins from their headers (block k's 16 bytes in 128-bit lane k: d, dmin, then the 12
+    /// packed bytes): the scales as bytes s_0..s_7 at 0–7 of lane k (bytes 8–15 the mins), and the mins as int16, block
+    /// k's m_0..m_7 in lanes 8k .. 8k + 7. ggml's get_scale_min_k4 for all 64 values at once: one shuffle puts each
+    /// value's low-bits byte in place (s_0..s_3, the low nibbles for s_4..s_7, m_0..m_3, the high nibbles for m_4..m_7),
+    /// another the bytes whose top two bits are the high bits of s_4..s_7 and m_4..m_7.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<byte> Scales, Vector512<short> Mins) Q4_KGroupScalesAndMins(Vector512<byte> headers)
+    {
+        var lowBits = Avx512BW.Shuffle(headers, Vector512.Create(Vector128.Create((byte)4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15)));
+        var topBits = Avx512BW.Shuffle(headers, Vector512.Create(Vector128.Create((byte)0x80, 0x80, 0x80, 0x80, 4, 5, 6, 7, 0x80, 0x80, 0x80, 0x80, 8, 9, 10, 11)));
+        // m_4..m_7 take the high nibbles (bytes 12–15); then the 6- or 4-bit masks, and the top two bits at bits 4–5.
+        var nibbles = Vector512.ConditionalSelect(
+            Vector512.Create(Vector128.Create(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, (byte)0xFF)), Vector512.ShiftRightLogical(lowBits.AsUInt16(), 4).AsByte(), lowBits);
+        var masked = nibbles & Vector512.Create(Vector128.Create(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, (byte)15));
+        var unpacked = masked | (Vector512.ShiftRightLogical(topBits.AsUInt16(), 2).AsByte() & Vector512.Create((byte)0x30));
+        // The mins' bytes (8–15 of each lane, int16 lanes 4–7) gathered into the low 32 bytes, then widened.
+        var minBytes = Avx512BW.PermuteVar32x16(
+            unpacked.AsUInt16(), Vector512.Create((ushort)4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+        return (unpacked, Avx512BW.ConvertToVector512Int16(minBytes.AsByte().GetLower()).AsInt16());
     }
 
     /// <summary>
@@ -236,7 +299,7 @@ public static unsafe partial class QuantMatMul
 
     /// <summary>
     /// Q8_0 rows [start, end) at batch 1: per group of eight blocks the eight weight scales are gathered and converted in
-    /// one go and multiplied by the activation scales (<see cref="HalvesToSingle"/>); each block's integer dot product
+    /// one go and multiplied by the activation scales (<see cref="HalvesToSingle(Vector256{int})"/>); each block's integer dot product
     /// (<see cref="SignedDot"/>) is scaled by its lane of that vector into one of four accumulators. Blocks past the last
     /// whole group are scaled one at a time.
     /// </summary>
@@ -310,5 +373,16 @@ public static unsafe partial class QuantMatMul
         var special = Vector256.GreaterThanOrEqual(magnitude, Vector256.Create(0x0F800000u));
         value = Vector256.ConditionalSelect(special.AsSingle(), (magnitude | Vector256.Create(0x7F800000u)).AsSingle(), value);
         return (value.AsUInt32() | Vector256.ShiftLeft(bits & Vector256.Create(0x8000u), 16)).AsSingle();
+    }
+
+    /// <summary>The 512-bit form of <see cref="HalvesToSingle(Vector256{int})"/>: each 32-bit lane's low 16 bits, an F16 value, as F32, exactly.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> HalvesToSingle(Vector512<uint> bits)
+    {
+        var magnitude = Vector512.ShiftLeft(bits & Vector512.Create(0x7FFFu), 13);
+        var value = magnitude.AsSingle() * Vector512.Create(0x77800000u).AsSingle();
+        var special = Vector512.GreaterThanOrEqual(magnitude, Vector512.Create(0x0F800000u));
+        value = Vector512.ConditionalSelect(special.AsSingle(), (magnitude | Vector512.Create(0x7F800000u)).AsSingle(), value);
+        return (value.AsUInt32() | Vector512.ShiftLeft(bits & Vector512.Create(0x8000u), 16)).AsSingle();
     }
 }
