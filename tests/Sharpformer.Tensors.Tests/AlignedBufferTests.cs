@@ -59,13 +59,13 @@ public sealed class AlignedBufferTests
     }
 
     [Theory]
-    [InlineData(17, 64)] // under 2 MiB: an ordinary aligned buffer
+    [InlineData(17, 64)] // under 2 MiB: cut from a shared slab, on a cache line
     [InlineData((2 << 20) - 1, 64)]
     [InlineData(2 << 20, 2 << 20)] // from 2 MiB: on a huge-page boundary
     [InlineData((5 << 20) + 3, 2 << 20)]
-    public unsafe void AllocatePages_Byte_StartsOnAPageFromTwoMiB(int length, int alignment)
+    public unsafe void AllocatePages_StartsOnALineOrAPage(int length, int alignment)
     {
-        var buffer = AlignedBuffer.AllocatePages<byte>(length);
+        var buffer = AlignedBuffer.AllocatePages(length);
         Assert.Equal(length, buffer.Count);
         fixed (byte* p = buffer.AsSpan())
         {
@@ -74,6 +74,22 @@ public sealed class AlignedBufferTests
 
         buffer.AsSpan().Fill(7);
         Assert.Equal(7, buffer[^1]);
+    }
+
+    [Fact]
+    public void AllocatePages_SmallBuffers_DoNotOverlap()
+    {
+        // Buffers cut from the shared slab: each keeps its own bytes.
+        var buffers = Enumerable.Range(1, 40).Select(i => AlignedBuffer.AllocatePages(i * 10_000)).ToArray();
+        for (var i = 0; i < buffers.Length; i++)
+        {
+            buffers[i].AsSpan().Fill((byte)i);
+        }
+
+        for (var i = 0; i < buffers.Length; i++)
+        {
+            Assert.All(buffers[i], b => Assert.Equal((byte)i, b));
+        }
     }
 
     [Fact]

@@ -19,6 +19,14 @@ public static partial class AlignedBuffer
 
     private const int HugePage = 2 << 20;
 
+    /// <summary>Bytes of one shared slab that <see cref="AllocatePages(int)"/> cuts buffers under 2 MiB from.</summary>
+    private const int SlabBytes = 32 << 20;
+
+    private static readonly Lock SlabLock = new();
+    private static byte[]? _slab;
+    private static int _slabNext;
+    private static int _slabEnd;
+
     /// <summary>madvise(2) advice: back the range with transparent huge pages where the kernel allows.</summary>
     private const int MadviseHugePage = 14;
 
@@ -52,33 +60,50 @@ public static partial class AlignedBuffer
     }
 
     /// <summary>
-    /// Like <see cref="Allocate{T}(int)"/>, but a buffer of 2 MiB or more starts on a 2 MiB boundary, so that all of it but
-    /// its last partial page can be backed by transparent huge pages (a 64-byte aligned buffer of 2.4 MiB, the ~1B Llama's
-    /// Q4_K 2048 × 2048 matrix, holds no whole 2 MiB page four times in five). It costs up to 2 MiB of address space per
-    /// buffer, never touched. For weights that every batch-1 decode step streams in full: block-quantized matrices, which
-    /// on the 2-core Zen 5 host streamed 10–15 % faster on huge pages (Q4_K, 48 matrices 5632 × 2048, 2 threads).
+    /// <paramref name="length"/> bytes, pinned and 64-byte aligned like <see cref="Allocate{T}(int)"/>, placed so that
+    /// transparent huge pages can back them: a buffer of 2 MiB or more starts on a 2 MiB boundary (a 64-byte aligned
+    /// buffer of 2.4 MiB, the ~1B Llama's Q4_K 2048 × 2048 matrix, holds no whole 2 MiB page four times in five), and a
+    /// smaller one is cut from a shared 32 MiB slab that is advised as a whole (GPT-2 124M's Q4_K matrices are 0.3–1.3 MiB
+    /// each). A slab lives while any buffer cut from it does. For weights that every batch-1 decode step streams in full:
+    /// block-quantized matrices, which on the 2-core Zen 5 host streamed 10–15 % faster on huge pages (Q4_K, 48 matrices
+    /// 5632 × 2048, 2 threads). Not zeroed.
     /// </summary>
-    /// <typeparam name="T">An unmanaged element type whose size divides 64.</typeparam>
-    /// <param name="length">Elements.</param>
-    /// <returns>The aligned elements, as a segment of the pinned array that owns them.</returns>
+    /// <param name="length">Bytes.</param>
+    /// <returns>The bytes, as a segment of the pinned array that owns them.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative or too large.</exception>
-    public static unsafe ArraySegment<T> AllocatePages<T>(int length)
-        where T : unmanaged
+    public static unsafe ArraySegment<byte> AllocatePages(int length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
-        if ((long)length * sizeof(T) < HugePage)
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Array.MaxLength - HugePage);
+        if (length >= HugePage)
         {
-            return Allocate<T>(length);
+            var array = GC.AllocateUninitializedArray<byte>(length + HugePage, pinned: true);
+            var offset = ToBoundary(array, HugePage);
+            AdviseHugePages(Address(array) + offset, length);
+            return new ArraySegment<byte>(array, offset, length);
         }
 
-        var pad = HugePage / sizeof(T);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Array.MaxLength - pad);
-        var array = GC.AllocateUninitializedArray<T>(length + pad, pinned: true);
-        var address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
-        var offset = (int)(((HugePage - (address % HugePage)) % HugePage) / sizeof(T));
-        AdviseHugePages(address + (offset * sizeof(T)), (long)length * sizeof(T));
-        return new ArraySegment<T>(array, offset, length);
+        lock (SlabLock)
+        {
+            if (_slab is null || _slabNext + length > _slabEnd)
+            {
+                _slab = GC.AllocateUninitializedArray<byte>(SlabBytes + HugePage, pinned: true);
+                _slabNext = ToBoundary(_slab, HugePage);
+                _slabEnd = _slabNext + SlabBytes;
+                AdviseHugePages(Address(_slab) + _slabNext, SlabBytes);
+            }
+
+            var segment = new ArraySegment<byte>(_slab, _slabNext, length);
+            _slabNext += (length + Alignment - 1) / Alignment * Alignment;
+            return segment;
+        }
     }
+
+    /// <summary>The address of an array's first element.</summary>
+    private static unsafe nint Address(byte[] array) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
+
+    /// <summary>Bytes from an array's first element to the next multiple of <paramref name="boundary"/> (a power of two).</summary>
+    private static int ToBoundary(byte[] array, int boundary) => (int)((boundary - (Address(array) & (boundary - 1))) & (boundary - 1));
 
     /// <summary>A new aligned buffer (see <see cref="Allocate{T}(int)"/>) holding a copy of <paramref name="source"/>.</summary>
     /// <typeparam name="T">An unmanaged element type whose size divides 64.</typeparam>

@@ -49,7 +49,7 @@ public sealed class QuantizedMatrix
             throw new ArgumentException($"QuantizedMatrix.Quantize: [{rows}, {columns}] needs {(long)rows * columns} values, got {values.Length}.", nameof(values));
         }
 
-        var data = Storage.AlignedBuffer.AllocatePages<byte>(checked(rows * rowBytes));
+        var data = Storage.AlignedBuffer.AllocatePages(checked(rows * rowBytes));
         unsafe
         {
             fixed (float* pv = values)
@@ -86,7 +86,7 @@ public sealed class QuantizedMatrix
                 $"QuantizedMatrix: a {type} matrix [{rows}, {columns}] is {rows * rowBytes} bytes ({rowBytes} per row), got {blocks.Length}.", nameof(blocks));
         }
 
-        var data = Storage.AlignedBuffer.AllocatePages<byte>(blocks.Length);
+        var data = Storage.AlignedBuffer.AllocatePages(blocks.Length);
         blocks.CopyTo(data);
         return new QuantizedMatrix(type, rows, columns, data);
     }
@@ -115,6 +115,6 @@ public sealed class QuantizedMatrix
         BlockQuant.Dequantize(Type, _data.AsSpan(start * RowBytes, count * RowBytes), destination);
     }
 
-    /// <summary>The blocks, for the kernels: pinned, 64-byte aligned, and from 2 MiB up on huge pages (<see cref="Storage.AlignedBuffer.AllocatePages{T}(int)"/>).</summary>
+    /// <summary>The blocks, for the kernels: pinned, 64-byte aligned, on huge pages where the system allows (<see cref="Storage.AlignedBuffer.AllocatePages(int)"/>).</summary>
     internal ReadOnlySpan<byte> Blocks => _data;
 }
