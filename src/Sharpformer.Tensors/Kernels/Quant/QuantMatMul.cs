@@ -89,12 +89,16 @@ public static unsafe partial class QuantMatMul
         var groups = simd && AvxVnni.IsSupported ? rows / LaneTokens : 0;
         try
         {
-            activations.Quantize(x, rows, n, simd && Avx2.IsSupported);
             if (groups > 0)
             {
-                // The 512-bit K-quant tier reads pairs of groups 16 tokens wide (QuantMatMul.KLanesWide.cs).
+                // Quantized and interleaved in one parallel pass (QuantMatMul.LaneActivations.cs). The 512-bit K-quant
+                // tier reads pairs of groups 16 tokens wide (QuantMatMul.KLanesWide.cs).
                 var superBlocks = w.Type is QuantType.Q4_K or QuantType.Q6_K;
-                activations.Interleave(groups, n, w.Type == QuantType.Q8_0 ? 128 : 8, superBlocks && KLanesWide);
+                activations.QuantizeInterleaved(x, rows, n, groups, w.Type == QuantType.Q8_0 ? 128 : 8, superBlocks && KLanesWide);
+            }
+            else
+            {
+                activations.Quantize(x, rows, n, simd && Avx2.IsSupported);
             }
 
             fixed (byte* pw = w.Blocks)
@@ -412,7 +416,7 @@ public static unsafe partial class QuantMatMul
     /// The 8-bit activations: codes [N, In], scales (one per 32 values for Q8_0, per 256 for Q8_K) and the sums of the
     /// codes (each 32 for Q8_0, the tiles' zero-point corrections; each 16 for Q8_K). Rented from the shared pools for one call.
     /// </summary>
-    private sealed class Activations
+    private sealed partial class Activations
     {
         private Activations(QuantType type, sbyte[] codes, float[] scales, short[] sums)
         {
@@ -692,13 +696,15 @@ public static unsafe partial class QuantMatMul
                 return 0f;
             }
 
-            // The reference keeps the first value whose magnitude is the largest.
+            // The reference keeps the first value whose magnitude is the largest: the first vector holding it, then its lane.
             var max = 0f;
-            for (var j = 0; j < 256; j++)
+            var target = Vector256.Create(amax);
+            for (var j = 0; j < 256; j += 8)
             {
-                if (MathF.Abs(x[j]) == amax)
+                var hits = Vector256.Equals(Vector256.Abs(Vector256.Load(x + j)), target).ExtractMostSignificantBits();
+                if (hits != 0)
                 {
-                    max = x[j];
+                    max = x[j + System.Numerics.BitOperations.TrailingZeroCount(hits)];
                     break;
                 }
             }
