@@ -682,6 +682,11 @@ public static unsafe partial class QuantMatMul
         /// <summary><see cref="QuantizeQ8K"/> eight values at a time: the same value of largest magnitude (the first), codes and 16-value sums.</summary>
         private static float QuantizeQ8KSimd(float* x, sbyte* q, short* sums)
         {
+            if (Avx512F.IsSupported && Vector512.IsHardwareAccelerated)
+            {
+                return QuantizeQ8KWide(x, q, sums);
+            }
+
             var m = Vector256<float>.Zero;
             for (var i = 0; i < 256; i += 8)
             {
@@ -719,6 +724,50 @@ public static unsafe partial class QuantMatMul
                 var narrow = Vector256.Narrow(lo, hi);
                 Vector128.Narrow(narrow.GetLower(), narrow.GetUpper()).Store(q + (16 * g));
                 sums[g] = (short)Vector256.Sum(lo + hi);
+            }
+
+            return 1 / iscale;
+        }
+
+        /// <summary><see cref="QuantizeQ8K"/> sixteen values (one 16-value group) at a time with AVX-512: the same value of largest magnitude (the first), codes and 16-value sums.</summary>
+        private static float QuantizeQ8KWide(float* x, sbyte* q, short* sums)
+        {
+            var m = Vector512<float>.Zero;
+            for (var i = 0; i < 256; i += 16)
+            {
+                m = Vector512.Max(m, Vector512.Abs(Vector512.Load(x + i)));
+            }
+
+            var amax = MaxOf(Vector256.Max(m.GetLower(), m.GetUpper()));
+            if (amax == 0f)
+            {
+                new Span<sbyte>(q, 256).Clear();
+                new Span<short>(sums, 16).Clear();
+                return 0f;
+            }
+
+            // The reference keeps the first value whose magnitude is the largest.
+            var max = 0f;
+            var target = Vector512.Create(amax);
+            for (var j = 0; j < 256; j += 16)
+            {
+                var hits = Vector512.Equals(Vector512.Abs(Vector512.Load(x + j)), target).ExtractMostSignificantBits();
+                if (hits != 0)
+                {
+                    max = x[j + System.Numerics.BitOperations.TrailingZeroCount(hits)];
+                    break;
+                }
+            }
+
+            var iscale = -127f / max;
+            var scale = Vector512.Create(iscale);
+            var top = Vector512.Create(127);
+            for (var g = 0; g < 16; g++)
+            {
+                // Codes lie in [−127, 127]: VPMOVDB's truncation to bytes keeps them.
+                var codes = Vector512.Min(top, Vector512.ConvertToInt32(Vector512.Round(Vector512.Load(x + (16 * g)) * scale)));
+                Avx512F.ConvertToVector128SByte(codes).Store(q + (16 * g));
+                sums[g] = (short)Vector512.Sum(codes);
             }
 
             return 1 / iscale;
