@@ -329,6 +329,30 @@ public sealed class QuantMatMulTests
     }
 
     [Theory]
+    [InlineData(QuantType.Q8_0, 8, 256, false)] // batched decode: one group, one work item
+    [InlineData(QuantType.Q4_0, 27, 4096, false)] // three groups and three tokens past them; rows in two slices of blocks
+    [InlineData(QuantType.Q8_0, 59, 768, false)]
+    [InlineData(QuantType.Q4_K, 8, 5632, true)] // one group (no pair): two slices of super-blocks
+    [InlineData(QuantType.Q4_K, 59, 768, true)] // three pairs, an odd group, three tokens past them
+    [InlineData(QuantType.Q4_K, 128, 2048, true)] // the 1B prefill: eight pairs
+    [InlineData(QuantType.Q4_K, 43, 5632, false)] // 256-bit tier: groups of eight only
+    [InlineData(QuantType.Q6_K, 35, 3072, true)]
+    public void LaneActivations_FusedPassEqualsQuantizeThenInterleave(QuantType type, int rows, int n, bool pairs)
+    {
+        var rng = new Random(rows + n + (int)type);
+        var x = Normal(rows * n, rng, 1f);
+        var expected = QuantMatMul.LaneActivations(type, x, rows, n, pairs, fused: false);
+        var actual = QuantMatMul.LaneActivations(type, x, rows, n, pairs, fused: true);
+        Assert.Equal(expected.Codes, actual.Codes);
+        Assert.Equal(expected.Scales, actual.Scales);
+        Assert.Equal(expected.Sums, actual.Sums);
+        Assert.Equal(expected.Lanes, actual.Lanes);
+        Assert.Equal(expected.LaneScales, actual.LaneScales);
+        Assert.Equal(expected.LaneSums, actual.LaneSums);
+        Assert.Equal(expected.LaneStarts, actual.LaneStarts);
+    }
+
+    [Theory]
     [InlineData(QuantType.Q8_0, 2, 64)]
     [InlineData(QuantType.Q4_K, 19, 256)] // the K-quant token lanes: a pair of groups, three tokens past them
     [InlineData(QuantType.Q6_K, 8, 256)]

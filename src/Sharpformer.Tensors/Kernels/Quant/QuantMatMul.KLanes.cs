@@ -123,6 +123,12 @@ public static unsafe partial class QuantMatMul
                     var tile = tiles + ((g - first) * TileFloats);
                     if (wide && g + 1 < first + count)
                     {
+                        if (g == first && b + 1 < blocks)
+                        {
+                            // The next super-block of the tiles' rows comes in while this one's groups run (QuantMatMul.KLanesWide.cs).
+                            PrefetchSuperBlock(w, job.RowBytes, tileCount * LaneRowsPerTile, job.Type == QuantType.Q4_K ? 144 : 210, b + 1);
+                        }
+
                         // Groups g and g + 1 (g even) share 16-wide rows (Activations.Interleave), 4 KiB per super-block.
                         var pair = (sbyte*)job.Lanes + ((long)g * groupBytes) + (4096L * b);
                         var dxStride = (long)blocks * LaneTokens;

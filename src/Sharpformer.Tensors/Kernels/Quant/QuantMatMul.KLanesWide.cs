@@ -26,6 +26,24 @@ public static unsafe partial class QuantMatMul
     /// <summary>Whether the K-quant lane kernel takes two groups of eight tokens at a time in 512-bit vectors.</summary>
     private static bool KLanesWide => Avx512BW.IsSupported && Vector512.IsHardwareAccelerated;
 
+    /// <summary>
+    /// Prefetches super-block <paramref name="b"/> (<paramref name="blockBytes"/> long) of <paramref name="rows"/> weight
+    /// rows from <paramref name="w"/>, <paramref name="rowBytes"/> apart: a panel of 16 rows reads 16 streams of 144 or
+    /// 210 bytes per super-block, and with two or more token groups each super-block runs long enough to bring in the
+    /// next. Measured in pairs (AMD EPYC Zen 5 class, 2 threads, 128 tokens): 2048×5632 and 5632×2048 ~3–6 % faster,
+    /// 768-wide shapes level.
+    /// </summary>
+    private static void PrefetchSuperBlock(byte* w, int rowBytes, int rows, int blockBytes, int b)
+    {
+        for (var r = 0; r < rows; r++)
+        {
+            var next = w + ((long)r * rowBytes) + ((long)blockBytes * b);
+            Sse.Prefetch0(next);
+            Sse.Prefetch0(next + 64);
+            Sse.Prefetch0(next + blockBytes - 1);
+        }
+    }
+
     /// <summary>Two 256-bit halves of int16 sums as one 512-bit vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<short> Halves(short* a, short* b) =>

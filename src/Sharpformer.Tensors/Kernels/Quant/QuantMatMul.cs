@@ -89,12 +89,16 @@ public static unsafe partial class QuantMatMul
         var groups = simd && AvxVnni.IsSupported ? rows / LaneTokens : 0;
         try
         {
-            activations.Quantize(x, rows, n, simd && Avx2.IsSupported);
             if (groups > 0)
             {
-                // The 512-bit K-quant tier reads pairs of groups 16 tokens wide (QuantMatMul.KLanesWide.cs).
+                // Quantized and interleaved in one parallel pass (QuantMatMul.LaneActivations.cs). The 512-bit K-quant
+                // tier reads pairs of groups 16 tokens wide (QuantMatMul.KLanesWide.cs).
                 var superBlocks = w.Type is QuantType.Q4_K or QuantType.Q6_K;
-                activations.Interleave(groups, n, w.Type == QuantType.Q8_0 ? 128 : 8, superBlocks && KLanesWide);
+                activations.QuantizeInterleaved(x, rows, n, groups, w.Type == QuantType.Q8_0 ? 128 : 8, superBlocks && KLanesWide);
+            }
+            else
+            {
+                activations.Quantize(x, rows, n, simd && Avx2.IsSupported);
             }
 
             fixed (byte* pw = w.Blocks)
@@ -412,7 +416,7 @@ public static unsafe partial class QuantMatMul
     /// The 8-bit activations: codes [N, In], scales (one per 32 values for Q8_0, per 256 for Q8_K) and the sums of the
     /// codes (each 32 for Q8_0, the tiles' zero-point corrections; each 16 for Q8_K). Rented from the shared pools for one call.
     /// </summary>
-    private sealed class Activations
+    private sealed partial class Activations
     {
         private Activations(QuantType type, sbyte[] codes, float[] scales, short[] sums)
         {
@@ -678,6 +682,11 @@ public static unsafe partial class QuantMatMul
         /// <summary><see cref="QuantizeQ8K"/> eight values at a time: the same value of largest magnitude (the first), codes and 16-value sums.</summary>
         private static float QuantizeQ8KSimd(float* x, sbyte* q, short* sums)
         {
+            if (Avx512F.IsSupported && Vector512.IsHardwareAccelerated)
+            {
+                return QuantizeQ8KWide(x, q, sums);
+            }
+
             var m = Vector256<float>.Zero;
             for (var i = 0; i < 256; i += 8)
             {
@@ -692,13 +701,15 @@ public static unsafe partial class QuantMatMul
                 return 0f;
             }
 
-            // The reference keeps the first value whose magnitude is the largest.
+            // The reference keeps the first value whose magnitude is the largest: the first vector holding it, then its lane.
             var max = 0f;
-            for (var j = 0; j < 256; j++)
+            var target = Vector256.Create(amax);
+            for (var j = 0; j < 256; j += 8)
             {
-                if (MathF.Abs(x[j]) == amax)
+                var hits = Vector256.Equals(Vector256.Abs(Vector256.Load(x + j)), target).ExtractMostSignificantBits();
+                if (hits != 0)
                 {
-                    max = x[j];
+                    max = x[j + System.Numerics.BitOperations.TrailingZeroCount(hits)];
                     break;
                 }
             }
@@ -713,6 +724,50 @@ public static unsafe partial class QuantMatMul
                 var narrow = Vector256.Narrow(lo, hi);
                 Vector128.Narrow(narrow.GetLower(), narrow.GetUpper()).Store(q + (16 * g));
                 sums[g] = (short)Vector256.Sum(lo + hi);
+            }
+
+            return 1 / iscale;
+        }
+
+        /// <summary><see cref="QuantizeQ8K"/> sixteen values (one 16-value group) at a time with AVX-512: the same value of largest magnitude (the first), codes and 16-value sums.</summary>
+        private static float QuantizeQ8KWide(float* x, sbyte* q, short* sums)
+        {
+            var m = Vector512<float>.Zero;
+            for (var i = 0; i < 256; i += 16)
+            {
+                m = Vector512.Max(m, Vector512.Abs(Vector512.Load(x + i)));
+            }
+
+            var amax = MaxOf(Vector256.Max(m.GetLower(), m.GetUpper()));
+            if (amax == 0f)
+            {
+                new Span<sbyte>(q, 256).Clear();
+                new Span<short>(sums, 16).Clear();
+                return 0f;
+            }
+
+            // The reference keeps the first value whose magnitude is the largest.
+            var max = 0f;
+            var target = Vector512.Create(amax);
+            for (var j = 0; j < 256; j += 16)
+            {
+                var hits = Vector512.Equals(Vector512.Abs(Vector512.Load(x + j)), target).ExtractMostSignificantBits();
+                if (hits != 0)
+                {
+                    max = x[j + System.Numerics.BitOperations.TrailingZeroCount(hits)];
+                    break;
+                }
+            }
+
+            var iscale = -127f / max;
+            var scale = Vector512.Create(iscale);
+            var top = Vector512.Create(127);
+            for (var g = 0; g < 16; g++)
+            {
+                // Codes lie in [−127, 127]: VPMOVDB's truncation to bytes keeps them.
+                var codes = Vector512.Min(top, Vector512.ConvertToInt32(Vector512.Round(Vector512.Load(x + (16 * g)) * scale)));
+                Avx512F.ConvertToVector128SByte(codes).Store(q + (16 * g));
+                sums[g] = (short)Vector512.Sum(codes);
             }
 
             return 1 / iscale;
