@@ -65,7 +65,25 @@ public static unsafe partial class QuantMatMul
         while (o + LaneRowsPerTile <= end)
         {
             var count = Math.Min(panelTiles, (end - o) / LaneRowsPerTile);
-            PanelRows(job, o, count, panels, tiles, wide, needPairs, groupBytes, blocks, sumVectors);
+            if (job.LaneGroups == 1 && job.Type == QuantType.Q4_K)
+            {
+                // One group (batched decode): the codes straight from the blocks, no panel (QuantMatMul.KLanesOne.cs).
+                if (KLaneOneWide)
+                {
+                    KLaneTileQ4_KWide(job, (byte*)job.W + ((long)o * job.RowBytes), tiles);
+                }
+                else
+                {
+                    KLaneTileQ4_K(job, (byte*)job.W + ((long)o * job.RowBytes), tiles);
+                }
+
+                StoreTile(job, o, 0, tiles);
+            }
+            else
+            {
+                PanelRows(job, o, count, panels, tiles, wide, needPairs, groupBytes, blocks, sumVectors);
+            }
+
             for (var p = 0; p < count; p++, o += LaneRowsPerTile)
             {
                 var w = (byte*)job.W + ((long)o * job.RowBytes);
