@@ -218,7 +218,7 @@ public sealed class QuantMatMulTests
     }
 
     [Theory]
-    [InlineData(QuantType.Q4_K, 8)] // one token group: Q4_K's codes straight from the blocks (512-bit GFNI or VPDPBUSD)
+    [InlineData(QuantType.Q4_K, 8)] // one token group: Q4_K codes straight from the blocks with AVX-512 + GFNI, else the panel
     [InlineData(QuantType.Q4_K, 13)] // one group and five tokens past it
     [InlineData(QuantType.Q6_K, 8)]
     public void Multiply_OneGroupExtremeCodes_MatchesReference(QuantType type, int rows)
