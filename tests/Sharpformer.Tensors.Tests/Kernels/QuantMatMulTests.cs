@@ -272,6 +272,46 @@ public sealed class QuantMatMulTests
     }
 
     [Theory]
+    [InlineData(QuantType.Q4_K, 8)] // one token group: Q4_K codes straight from the blocks with AVX-512 + GFNI, else the panel
+    [InlineData(QuantType.Q4_K, 13)] // one group and five tokens past it
+    [InlineData(QuantType.Q6_K, 8)]
+    public void Multiply_OneGroupExtremeCodes_MatchesReference(QuantType type, int rows)
+    {
+        // As Multiply_ExtremeCodes_MatchesReference, for batched decode's one group of eight tokens: every code at an end
+        // of its range against ±127, the largest int16 sums the one-group kernel meets, over three super-blocks, two
+        // row tiles and a leftover row. Rows alternate sign and grow in scale, and sub-blocks differ in scale and codes.
+        const int outFeatures = 9;
+        var inFeatures = 3 * 256;
+        var dense = new float[outFeatures * inFeatures];
+        for (var o = 0; o < outFeatures; o++)
+        {
+            for (var i = 0; i < inFeatures; i++)
+            {
+                var magnitude = 1f + (0.25f * ((i / 32) % 4)) + (0.1f * o);
+                // The zero weight's place moves from sub-block to sub-block, so that their codes differ too.
+                dense[(o * inFeatures) + i] = i % 16 == (5 + (i / 32)) % 16 ? 0f : (o % 2 == 0 ? magnitude : -magnitude);
+            }
+        }
+
+        // Activations all ±1 (codes ±127), one in seven flipped: a value's place in the row matters.
+        var x = new float[rows * inFeatures];
+        for (var r = 0; r < rows; r++)
+        {
+            for (var i = 0; i < inFeatures; i++)
+            {
+                x[(r * inFeatures) + i] = (r % 3 == 0 ? -1f : 1f) * (i % 7 == 3 ? -1f : 1f);
+            }
+        }
+
+        var w = QuantizedMatrix.Quantize(dense, outFeatures, inFeatures, type);
+        var expected = new float[rows * outFeatures];
+        var actual = new float[rows * outFeatures];
+        QuantMatMul.MultiplyReference(x, rows, w, default, expected);
+        QuantMatMul.Multiply(x, rows, w, default, actual);
+        CloseToReference(type, inFeatures, expected, actual);
+    }
+
+    [Theory]
     [InlineData(QuantType.Q8_0)]
     [InlineData(QuantType.Q4_0)]
     [InlineData(QuantType.Q4_K)]
