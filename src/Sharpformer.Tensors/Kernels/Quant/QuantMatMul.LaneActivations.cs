@@ -21,8 +21,8 @@ public static unsafe partial class QuantMatMul
 
     /// <summary>
     /// The token-lane activations of <paramref name="rows"/> tokens (for tests): codes, scales, sums, lanes, lane scales
-    /// and lane sums (K-quants) or starts (Q8_0/Q4_0), made by the fused
-    /// parallel pass (<paramref name="fused"/>) or by the reference <c>Quantize</c> + <c>Interleave</c>.
+    /// and lane sums (K-quants) or starts (Q8_0/Q4_0), made by the fused parallel pass (<paramref name="fused"/>) or by
+    /// the reference <c>Quantize</c> + <c>Interleave</c>.
     /// </summary>
     internal static (sbyte[] Codes, float[] Scales, short[] Sums, sbyte[] Lanes, float[] LaneScales, short[] LaneSums, int[] LaneStarts) LaneActivations(
         QuantType type, ReadOnlySpan<float> x, int rows, int n, bool pairs, bool fused)
