@@ -197,8 +197,10 @@ internal static class BenchGemmCommand
     /// <paramref name="threads"/> threads at once; GFLOP/s counts 2 FLOPs per lane per FMA. Returns the best sample.
     /// The work is cut into 16 chunks per thread and scheduled by <see cref="ParallelFor"/>, like the GEMM tiles, so a
     /// thread that starts late still takes its share: the peak and the GEMM see the same scheduling.
+    /// <paramref name="sampleSeconds"/> sets how long each sample runs (default 3 ms, 2 ms when quick): short samples
+    /// give the burst peak, samples as long as a training step the rate the cores sustain over one.
     /// </summary>
-    internal static double MeasurePeak(int threads, int repeat, bool quick)
+    internal static double MeasurePeak(int threads, int repeat, bool quick, double? sampleSeconds = null)
     {
         const int ChunksPerThread = 16;
         long iterations = quick ? 1_000 : 40_000; // per chunk: 40k × 16 FMAs × 16 lanes × 2 ≈ 20 MFLOP, ~80 µs
@@ -211,7 +213,7 @@ internal static class BenchGemmCommand
             }),
             flops,
             repeat,
-            quick ? 0.002 : 0.003);
+            sampleSeconds ?? (quick ? 0.002 : 0.003));
         return best;
     }
 
