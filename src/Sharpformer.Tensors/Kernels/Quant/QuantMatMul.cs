@@ -701,20 +701,7 @@ public static unsafe partial class QuantMatMul
                 return 0f;
             }
 
-            // The reference keeps the first value whose magnitude is the largest: the first vector holding it, then its lane.
-            var max = 0f;
-            var target = Vector256.Create(amax);
-            for (var j = 0; j < 256; j += 8)
-            {
-                var hits = Vector256.Equals(Vector256.Abs(Vector256.Load(x + j)), target).ExtractMostSignificantBits();
-                if (hits != 0)
-                {
-                    max = x[j + System.Numerics.BitOperations.TrailingZeroCount(hits)];
-                    break;
-                }
-            }
-
-            var iscale = -127f / max;
+            var iscale = -127f / FirstOfMagnitude(x, amax);
             var scale = Vector256.Create(iscale);
             var top = Vector256.Create(127);
             for (var g = 0; g < 16; g++)
@@ -746,20 +733,7 @@ public static unsafe partial class QuantMatMul
                 return 0f;
             }
 
-            // The reference keeps the first value whose magnitude is the largest.
-            var max = 0f;
-            var target = Vector512.Create(amax);
-            for (var j = 0; j < 256; j += 16)
-            {
-                var hits = Vector512.Equals(Vector512.Abs(Vector512.Load(x + j)), target).ExtractMostSignificantBits();
-                if (hits != 0)
-                {
-                    max = x[j + System.Numerics.BitOperations.TrailingZeroCount(hits)];
-                    break;
-                }
-            }
-
-            var iscale = -127f / max;
+            var iscale = -127f / FirstOfMagnitude(x, amax);
             var scale = Vector512.Create(iscale);
             var top = Vector512.Create(127);
             for (var g = 0; g < 16; g++)
@@ -771,6 +745,25 @@ public static unsafe partial class QuantMatMul
             }
 
             return 1 / iscale;
+        }
+
+        /// <summary>
+        /// The first of a Q8_K block's 256 values whose magnitude is <paramref name="amax"/> (the block's largest), as the
+        /// reference keeps it: the first vector of eight holding it, then its lane.
+        /// </summary>
+        private static float FirstOfMagnitude(float* x, float amax)
+        {
+            var target = Vector256.Create(amax);
+            for (var j = 0; j < 256; j += 8)
+            {
+                var hits = Vector256.Equals(Vector256.Abs(Vector256.Load(x + j)), target).ExtractMostSignificantBits();
+                if (hits != 0)
+                {
+                    return x[j + System.Numerics.BitOperations.TrailingZeroCount(hits)];
+                }
+            }
+
+            return 0f;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
