@@ -34,7 +34,7 @@ internal static class DecodeBench
         var folder = llama ? RandomTinyLlama(output) : o.Model ?? Random124M(output);
         var work = Path.Combine(Path.GetTempPath(), "sharpformer-bench-decode");
         Directory.CreateDirectory(work);
-        using var probe = new BandwidthProbe();
+        var probe = new BandwidthProbe();
 
         var rng = new Random(42);
         var vocab = llama ? ((IO.Config.LlamaConfig)IO.Config.ModelConfig.Load(folder)).VocabSize : Gpt2IdsUpperBound(folder);
