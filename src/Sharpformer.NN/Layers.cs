@@ -2,7 +2,6 @@ using System.Diagnostics.CodeAnalysis;
 using Sharpformer.NN.Lora;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
-using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.NN;
 
@@ -15,8 +14,9 @@ namespace Sharpformer.NN;
 /// <item><see cref="Apply"/>: the inference fast path. Decode-sized inputs (≤ <see cref="Gemv.MaxRows"/> rows) stream
 /// each weight row once, in its stored type, through the GEMV; larger inputs run the packed GEMM: an F32 weight is
 /// packed once and repacked when <see cref="Parameter.Version"/> changes (optimizers call
-/// <see cref="Parameter.MarkModified"/>), an F16/BF16 weight is widened a block of output rows at a time into a bounded
-/// per-thread scratch (<see cref="WidenScratch"/>), so no permanent F32 copy of a narrow weight exists.</item>
+/// <see cref="Parameter.MarkModified"/>), an F16/BF16 weight is widened panel by panel as the GEMM packs it
+/// (<see cref="Gemm.SgemmNarrowB(int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{Half}, int, float, Span{float}, int, ReadOnlySpan{float})"/>),
+/// so no F32 copy of a narrow weight exists.</item>
 /// </list>
 /// Hugging Face's Conv1D (GPT-2) stores its weight [In, Out]: <see cref="Conv1D"/> makes the same layer with
 /// <see cref="ParameterLayout.Transposed"/>, transposing once at load and back when saving.
@@ -259,16 +259,15 @@ public sealed partial class Linear : Module
             return;
         }
 
-        // Prefill with a narrow weight: widen a block of output rows [n0, n0 + count) of W [Out, In] into the scratch,
-        // then y[:, n0 .. n0 + count) = x · blockᵀ (+ bias); the GEMM packs the block itself. The widening reads the
-        // weight once per call, which the rows·In·Out multiply-adds of a prefill amortize.
-        int block = WidenScratch.RowsPerBlock(InFeatures, OutFeatures);
-        var scratch = WidenScratch.Get(block * InFeatures);
-        for (int n0 = 0; n0 < OutFeatures; n0 += block)
+        // Prefill with a narrow weight: the GEMM widens W's panels to F32 as it packs them for its micro-kernel, so the
+        // weight is read once, as 2-byte values, and no F32 copy of it is written.
+        if (weight.DType == DType.F16)
         {
-            int count = Math.Min(block, OutFeatures - n0);
-            WidenRowsParallel(weight, n0, count, scratch);
-            Gemm.Sgemm(false, true, rows, count, InFeatures, 1f, x, InFeatures, scratch.AsSpan(0, count * InFeatures), InFeatures, beta, y[n0..], OutFeatures, bias.IsEmpty ? default : bias.Slice(n0, count));
+            Gemm.SgemmNarrowB(rows, OutFeatures, InFeatures, 1f, x, InFeatures, weight.AsReadOnlySpan<Half>(), InFeatures, beta, y, OutFeatures, bias);
+        }
+        else
+        {
+            Gemm.SgemmNarrowB(rows, OutFeatures, InFeatures, 1f, x, InFeatures, weight.AsReadOnlySpan<BFloat16>(), InFeatures, beta, y, OutFeatures, bias);
         }
     }
 
@@ -280,7 +279,7 @@ public sealed partial class Linear : Module
         {
             if (Weight.DType != DType.F32)
             {
-                throw new InvalidOperationException($"Linear.PackedWeight: the weight is {Weight.DType}; only F32 weights are packed (narrow ones are widened in blocks by Apply).");
+                throw new InvalidOperationException($"Linear.PackedWeight: the weight is {Weight.DType}; only F32 weights are packed (narrow ones are widened panel by panel inside the GEMM by Apply).");
             }
 
             if (_packed is null || _packedVersion != Weight.Version)
@@ -293,56 +292,9 @@ public sealed partial class Linear : Module
         }
     }
 
-    /// <summary>Rows [start, start + count) of W [Out, In] as F32 into <paramref name="destination"/> [count, In], split over the cores (one streaming pass).</summary>
-    private void WidenRowsParallel(Tensor weight, int start, int count, float[] destination)
-    {
-        int inFeatures = InFeatures;
-        // About 64K weights per chunk: large enough to amortize a claim, small enough to balance.
-        int grain = Math.Max(1, (1 << 16) / inFeatures);
-        ParallelFor.For(count, grain, (from, to) =>
-            Embedding.WidenRows(weight, start + from, to - from, inFeatures, destination.AsSpan(from * inFeatures, (to - from) * inFeatures)));
-    }
-
     [DoesNotReturn]
     private static void ThrowNarrow(DType dtype, Shape shape) => throw new InvalidOperationException(
         $"Linear: the weight {shape} is {dtype}, which serves inference only; the autograd forward needs F32 weights. Load the model with DType.F32 to train, or run it in eval mode under Autograd.NoGrad() for the fast path.");
-}
-
-/// <summary>
-/// The F32 buffer narrow (F16/BF16) weights widen into during prefills (<see cref="Linear.Apply"/>): one per thread,
-/// shared by every layer and model that thread runs, and bounded by <see cref="MaxFloats"/>, so a large matrix (a tied
-/// LM head [V, C]) is widened and multiplied in blocks of output rows.
-/// </summary>
-public static class WidenScratch
-{
-    /// <summary>16 MiB of floats: every GPT-2 (124M to 1.5B) block matrix except c_fc/c_proj of the largest fits at once.</summary>
-    public const int MaxFloats = 1 << 22;
-
-    [ThreadStatic]
-    private static float[]? _buffer;
-
-    /// <summary>Output rows per widened block of an [Out, In] weight: all of them when they fit, else a multiple of 64 (whole GEMM panels).</summary>
-    /// <param name="inFeatures">In.</param>
-    /// <param name="outFeatures">Out.</param>
-    /// <returns>Rows per block.</returns>
-    public static int RowsPerBlock(int inFeatures, int outFeatures)
-    {
-        int fit = Math.Max(1, MaxFloats / inFeatures);
-        return fit >= outFeatures ? outFeatures : Math.Max(1, fit / 64 * 64);
-    }
-
-    /// <summary>This thread's buffer of at least <paramref name="floats"/> elements, grown (never shrunk) on demand.</summary>
-    /// <param name="floats">Elements needed.</param>
-    /// <returns>The buffer.</returns>
-    internal static float[] Get(int floats)
-    {
-        if (_buffer is null || _buffer.Length < floats)
-        {
-            _buffer = new float[floats];
-        }
-
-        return _buffer;
-    }
 }
 
 /// <summary>

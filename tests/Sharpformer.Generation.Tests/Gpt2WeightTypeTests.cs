@@ -10,13 +10,12 @@ namespace Sharpformer.Generation.Tests;
 /// <summary>
 /// GPT-2 with its matrices kept in F16 or BF16 (the load-time dtype) against the F32 model on the same values: weights
 /// made exactly representable in the narrow type first, so both models compute the same function and differ only by
-/// the order of float sums (decode: Gemv; prefill: widened blocks through the GEMM).
+/// the order of float sums (decode: Gemv; prefill: the GEMM, widening the weight as it packs it).
 /// </summary>
 public class Gpt2WeightTypeTests
 {
-    // V·C = 33000·128 > WidenScratch.MaxFloats, so a prefill through the tied head widens it in two blocks (the second
-    // 232 rows: not a whole number of GEMM panels). T = 20 prompt tokens run the GEMM path; decode steps (B ≤ 8 rows)
-    // run Gemv.
+    // V = 33000 is not a whole number of GEMM panels (the tied head's last panel is part filled). T = 20 prompt tokens
+    // run the GEMM path (the weight widened as its panels are packed); decode steps (B ≤ 8 rows) run Gemv.
     private const int Vocab = 33000;
     private const int Embd = 128;
 

@@ -167,6 +167,36 @@ internal static unsafe class GemmDriver
         }
     }
 
+    /// <summary>
+    /// C = alpha · A · Bᵀ + beta · C (+ bias) on validated pointers, B stored [n, k] in F16 or BF16
+    /// (<paramref name="format"/>): <see cref="Run"/>'s packed path with B widened while its panels are packed
+    /// (<see cref="GemmNarrowB"/>). Never the thin or split-k path, so the sums run as for a packed F32 B.
+    /// </summary>
+    public static void RunNarrowB(
+        GemmIsa isa, int maxThreads, NarrowB format, int m, int n, int k, float alpha,
+        float* a, int lda, ushort* b, int ldb, float beta, float* c, int ldc, float* bias)
+    {
+        Debug.Assert(isa != GemmIsa.Scalar && format != NarrowB.None, "the scalar tier runs GemmNarrowB.Reference");
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            ScaleOnly(m, n, beta, c, ldc, bias);
+            return;
+        }
+
+        int threads = 2.0 * m * n * k >= ParallelFlops ? Math.Max(1, maxThreads) : 1;
+        GemmJob job = _cachedJob ?? new GemmJob();
+        _cachedJob = null;
+        try
+        {
+            job.Execute(isa, threads, false, true, m, n, k, alpha, a, lda, (float*)b, ldb, beta, c, ldc, bias, null, format);
+        }
+        finally
+        {
+            _cachedJob = job;
+        }
+    }
+
     /// <summary>k = 0: the product is empty, so C = beta · C + bias (beta 0 never reads C).</summary>
     private static void ScaleOnly(int m, int n, float beta, float* c, int ldc, float* bias)
     {
@@ -433,6 +463,9 @@ internal static unsafe class GemmDriver
         private float* _a, _b, _c, _bias;
         private int _mr, _nr, _kc;
 
+        // B's storage type: F32, or F16/BF16 (then _b points at ushorts and every B panel is widened as it is packed).
+        private NarrowB _narrowB;
+
         // The current chunk: rows [_row0, _row0 + _rows) of A packed at _ap (stride _mPad per k), columns
         // [_col0, _col0 + _cols) of C whose B panels start at _bp (stride _nPad per k; panel 0 = column _bpCol0).
         private float* _ap, _bp;
@@ -503,9 +536,10 @@ internal static unsafe class GemmDriver
 
         public void Execute(
             GemmIsa isa, int threads, bool transA, bool transB, int m, int n, int k, float alpha,
-            float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, float* packedB)
+            float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, float* packedB, NarrowB narrowB = NarrowB.None)
         {
             _isa = isa;
+            _narrowB = narrowB;
             _transA = transA;
             _transB = transB;
             _m = m;
@@ -525,10 +559,13 @@ internal static unsafe class GemmDriver
             _kc = KBlock(k);
 
             int rowChunk = Math.Max(_mr, ChunkFloats / k / _mr * _mr);
-            int colChunk = packedB != null ? RoundUp(n, _nr) : Math.Max(_nr, ChunkFloats / k / _nr * _nr);
+            // A narrow B met by one row tile is packed inside the tiles, never into a buffer: one column chunk, so A is
+            // packed once per call (GemmNarrowB).
+            bool narrowInTile = narrowB != NarrowB.None && m <= rowChunk && RoundUp(m, _mr) / _mr <= McPanelsOneTile;
+            int colChunk = packedB != null || narrowInTile ? RoundUp(n, _nr) : Math.Max(_nr, ChunkFloats / k / _nr * _nr);
             int rowsMax = Math.Min(m, rowChunk), colsMax = Math.Min(n, colChunk);
             float[] aBuf = RentAligned((long)RoundUp(rowsMax, _mr) * k);
-            float[]? bBuf = packedB == null ? RentAligned((long)RoundUp(colsMax, _nr) * k) : null;
+            float[]? bBuf = packedB == null && !narrowInTile ? RentAligned((long)RoundUp(colsMax, _nr) * k) : null;
             try
             {
                 fixed (float* aRaw = aBuf, bRaw = bBuf)
@@ -630,6 +667,19 @@ internal static unsafe class GemmDriver
             }
         }
 
+        /// <summary>Packs B's columns [j0, j0 + cols) as panel <paramref name="panel"/> of dst, widening a narrow B.</summary>
+        private void PackBPanelOfB(int j0, int cols, int nr, int panel, float* dst)
+        {
+            if (_narrowB == NarrowB.None)
+            {
+                PackBPanel(_transB, _b, _ldb, j0, cols, _k, _kc, nr, _nPad, panel, dst);
+            }
+            else
+            {
+                GemmNarrowB.PackBPanel(_narrowB, (ushort*)_b, _ldb, j0, cols, _k, _kc, nr, _nPad, panel, dst);
+            }
+        }
+
         private int TileCount() => ((_rows + _mc - 1) / _mc) * ((_cols + _nc - 1) / _nc);
 
         private void PackRange(int start, int end)
@@ -639,7 +689,7 @@ internal static unsafe class GemmDriver
                 if (item < _bPanels)
                 {
                     int j0 = _col0 + (item * _nr);
-                    PackBPanel(_transB, _b, _ldb, j0, Math.Min(_nr, _col0 + _cols - j0), _k, _kc, _nr, _nPad, item, _bp);
+                    PackBPanelOfB(j0, Math.Min(_nr, _col0 + _cols - j0), _nr, item, _bp);
                 }
                 else
                 {
@@ -857,7 +907,7 @@ internal static unsafe class GemmDriver
                 {
                     for (int j = j0; j < j1; j += nr)
                     {
-                        PackBPanel(_transB, _b, _ldb, j, Math.Min(nr, j1 - j), _k, _kc, nr, _nPad, (j - _col0) / nr, bp);
+                        PackBPanelOfB(j, Math.Min(nr, j1 - j), nr, (j - _col0) / nr, bp);
                     }
 
                     bTilePacked[nb] = true;
@@ -920,7 +970,14 @@ internal static unsafe class GemmDriver
                 if (_packBInTile)
                 {
                     bPanel = panelScratch;
-                    PackBBlock(_transB, _b, _ldb, j, nrValid, p0, kcb, nr, bPanel);
+                    if (_narrowB == NarrowB.None)
+                    {
+                        PackBBlock(_transB, _b, _ldb, j, nrValid, p0, kcb, nr, bPanel);
+                    }
+                    else
+                    {
+                        GemmNarrowB.PackBBlock(_narrowB, (ushort*)_b, _ldb, j, nrValid, p0, kcb, nr, bPanel);
+                    }
                 }
                 else
                 {
@@ -986,13 +1043,14 @@ internal static unsafe class GemmDriver
             }
             else
             {
-                // Bᵀ stored [n, k]: one k stretch per column.
+                // Bᵀ stored [n, k]: one k stretch per column (of 2-byte values for a narrow B).
                 int from = (int)((long)cols * part / parts), to = (int)((long)cols * (part + 1) / parts);
+                int size = _narrowB == NarrowB.None ? sizeof(float) : sizeof(ushort);
                 for (int jj = from; jj < to; jj++)
                 {
-                    float* row = _b + ((long)(j + jj) * _ldb) + p0;
-                    for (int p = 0; p < kcb; p += 16) Sse.Prefetch1(row + p);
-                    Sse.Prefetch1(row + kcb - 1);
+                    byte* row = (byte*)_b + ((((long)(j + jj) * _ldb) + p0) * size);
+                    for (int p = 0; p < kcb * size; p += 64) Sse.Prefetch1(row + p);
+                    Sse.Prefetch1(row + ((kcb * size) - 1));
                 }
             }
         }
