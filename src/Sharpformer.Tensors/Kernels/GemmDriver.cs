@@ -486,6 +486,12 @@ internal static unsafe class GemmDriver
         // Multithreaded with one row tile: A is packed up front by all threads into _ap and shared.
         private bool _sharedA;
 
+        // Multithreaded with a private B and fewer rows than columns: tiles are dealt column tiles major, so each
+        // participant packs its share of B's columns and all of A (every row tile once, kept side by side) rather
+        // than all of B and its share of A: fewer floats packed and read back from L3 per thread. GPT-2 fc2's weight
+        // gradient (768 × 3072, k = 256, 2 threads, Zen 5): 4-9% faster; a BERT-base FFN forward (1024 × 3072 × 768): 5-6%.
+        private bool _colMajor;
+
         // Shared A is packed inside the tile loop's fork-join (no extra one): panels claimed through _aNext, counted
         // done in _aDone; a participant starts its tiles once all _aPanels are done.
         private int _aNext, _aDone;
@@ -634,6 +640,7 @@ internal static unsafe class GemmDriver
             _nTiles = (_cols + _nc - 1) / _nc;
             _packBInTile = _packB && _mTiles == 1;
             _privateB = threads > 1 && _packB && !_packBInTile;
+            _colMajor = false;
 
             // The shared B buffer is filled once per column chunk, by the first row chunk that reads it (one that
             // packs B inside its tiles leaves it empty for the next).
@@ -653,6 +660,7 @@ internal static unsafe class GemmDriver
                 // One fork-join: nothing is packed up front (B is private, packed in the tiles, or packed before the call).
                 Debug.Assert(_bPanels == 0, "threads never share a B packed by this call");
                 _sharedA = _mTiles == 1 && (long)_mPad * _k <= SharedAFloats;
+                _colMajor = _privateB && _mTiles > 1 && _nTiles > 1 && _rows < _cols;
                 _aNext = -1;
                 _aDone = 0;
                 if (_claimed.Length < tiles) _claimed = new int[tiles];
@@ -825,8 +833,9 @@ internal static unsafe class GemmDriver
                     {
                         ClaimedTile(t, ref packedRowTile, ref aBuf, ref pin, ref ap, ref bBuf, ref bPin, ref bp, ref bTilePacked, mr, nr);
 
-                        // Row tiles major: consecutive tiles of one participant share its packed A rows.
-                        int mb = t / _nTiles, nb = t % _nTiles;
+                        // Row tiles major: consecutive tiles of one participant share its packed A rows (column
+                        // tiles major with _colMajor: they share its packed B columns).
+                        int mb = TileRow(t), nb = TileColumn(t);
                         runI0 = _row0 + (mb * _mc);
                         runI1 = Math.Min(_row0 + _rows, runI0 + _mc);
                         runA = _sharedA ? _ap : ap;
@@ -856,8 +865,9 @@ internal static unsafe class GemmDriver
                 {
                     bPin.Free();
                     ArrayPool<float>.Shared.Return(bBuf);
-                    ArrayPool<bool>.Shared.Return(bTilePacked!);
                 }
+
+                if (bTilePacked != null) ArrayPool<bool>.Shared.Return(bTilePacked);
             }
         }
 
@@ -870,12 +880,36 @@ internal static unsafe class GemmDriver
             int t, ref int packedRowTile, ref float[]? aBuf, ref GCHandle pin, ref float* ap,
             ref float[]? bBuf, ref GCHandle bPin, ref float* bp, ref bool[]? bTilePacked, int mr, int nr)
         {
-            int mb = t / _nTiles, nb = t % _nTiles;
+            int mb = TileRow(t), nb = TileColumn(t);
             int i0 = _row0 + (mb * _mc), i1 = Math.Min(_row0 + _rows, i0 + _mc);
             int j0 = _col0 + (nb * _nc), j1 = Math.Min(_col0 + _cols, j0 + _nc);
             if (_sharedA) return;
 
-            if (mb != packedRowTile)
+            if (_colMajor)
+            {
+                // Every row tile packed once into its own slot of a buffer for all of A, flagged after the B flags.
+                if (aBuf == null)
+                {
+                    aBuf = RentAligned((long)_mTiles * _mc * _k);
+                    pin = GCHandle.Alloc(aBuf, GCHandleType.Pinned);
+                }
+
+                float* slot = Align64((float*)pin.AddrOfPinnedObject()) + ((long)mb * _mc * _k);
+                EnsureFlags(ref bTilePacked);
+                if (!bTilePacked![_nTiles + mb])
+                {
+                    for (int i = i0; i < i1; i += mr)
+                    {
+                        PackAPanel(_transA, _a, _lda, i, Math.Min(mr, i1 - i), _k, _kc, mr, _mc, (i - i0) / mr, slot);
+                    }
+
+                    bTilePacked[_nTiles + mb] = true;
+                }
+
+                ap = slot;
+                packedRowTile = mb;
+            }
+            else if (mb != packedRowTile)
             {
                 if (aBuf == null)
                 {
@@ -899,8 +933,7 @@ internal static unsafe class GemmDriver
                     bBuf = RentAligned((long)_nPad * _k);
                     bPin = GCHandle.Alloc(bBuf, GCHandleType.Pinned);
                     bp = Align64((float*)bPin.AddrOfPinnedObject());
-                    bTilePacked = ArrayPool<bool>.Shared.Rent(_nTiles);
-                    Array.Clear(bTilePacked, 0, _nTiles);
+                    EnsureFlags(ref bTilePacked);
                 }
 
                 if (!bTilePacked![nb])
@@ -914,6 +947,20 @@ internal static unsafe class GemmDriver
                 }
             }
         }
+
+        /// <summary>Rents and clears a participant's packed flags: one per column tile of B, then one per row tile of A.</summary>
+        private void EnsureFlags(ref bool[]? flags)
+        {
+            if (flags != null) return;
+            flags = ArrayPool<bool>.Shared.Rent(_nTiles + _mTiles);
+            Array.Clear(flags, 0, _nTiles + _mTiles);
+        }
+
+        /// <summary>The row tile of tile <paramref name="t"/> in the dealing order (row tiles major unless <see cref="_colMajor"/>).</summary>
+        private int TileRow(int t) => _colMajor ? t % _mTiles : t / _nTiles;
+
+        /// <summary>The column tile of tile <paramref name="t"/> in the dealing order.</summary>
+        private int TileColumn(int t) => _colMajor ? t / _mTiles : t % _nTiles;
 
         /// <summary>
         /// C[i0..i1, j0..j1) over the whole k loop for each of <paramref name="count"/> column tiles of one row tile
