@@ -76,9 +76,10 @@ public partial class GemmTests
     public void SgemmNarrowBCore_OddShapes_EqualWideningFirstBitForBit(string tier, bool f16)
     {
         // M, N, K off the tiles, K above KcMax (several k blocks), one and several row tiles (m > 288 packs B per column
-        // tile outside the tiles), a leading dimension above k; one and two threads; with and without bias and beta.
+        // tile outside the tiles; with fewer rows than columns, two threads deal those tiles column tiles first), a leading
+        // dimension above k; one and two threads; with and without bias and beta.
         GemmIsa isa = Enum.Parse<GemmIsa>(tier);
-        foreach ((int m, int n, int k) in new[] { (9, 1, 1), (13, 37, 300), (130, 70, 600), (200, 33, 257), (20, 800, 40), (128, 100, 1000), (300, 45, 530), (37, 96, 17) })
+        foreach ((int m, int n, int k) in new[] { (9, 1, 1), (13, 37, 300), (130, 70, 600), (200, 33, 257), (20, 800, 40), (128, 100, 1000), (300, 45, 530), (320, 700, 300), (37, 96, 17) })
         {
             foreach (int threads in new[] { 1, 2 })
             {
