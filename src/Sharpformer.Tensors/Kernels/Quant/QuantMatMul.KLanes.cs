@@ -37,7 +37,10 @@ public static unsafe partial class QuantMatMul
     private static int KLaneRows(in Job job, int start, int end)
     {
         const int TileFloats = LaneRowsPerTile * LaneTokens;
-        var tiles = stackalloc float[KLaneTilesPerPanel * KLaneGroupsPerPass * TileFloats];
+        // On a 64-byte boundary: the quad kernel adds whole 512-bit rows into its pair tiles, and a row across two
+        // cache lines costs two accesses (a stack slot is only 16-byte aligned).
+        var tilesRaw = stackalloc float[(KLaneTilesPerPanel * KLaneGroupsPerPass * TileFloats) + 16];
+        var tiles = (float*)(((nint)tilesRaw + 63) & ~(nint)63);
         var codes = stackalloc byte[KLaneTilesPerPanel * LaneRowsPerTile * 256];
         var scales = stackalloc int[KLaneTilesPerPanel * LaneRowsPerTile * 16];
         var scalePairs = stackalloc uint[KLaneTilesPerPanel * LaneRowsPerTile * 16];
