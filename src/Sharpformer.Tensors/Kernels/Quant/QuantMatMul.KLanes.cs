@@ -37,7 +37,10 @@ public static unsafe partial class QuantMatMul
     private static int KLaneRows(in Job job, int start, int end)
     {
         const int TileFloats = LaneRowsPerTile * LaneTokens;
-        var tiles = stackalloc float[KLaneTilesPerPanel * KLaneGroupsPerPass * TileFloats];
+        // On a 64-byte boundary: the quad kernel adds whole 512-bit rows into its pair tiles, and a row across two
+        // cache lines costs two accesses (a stack slot is only 16-byte aligned).
+        var tilesRaw = stackalloc float[(KLaneTilesPerPanel * KLaneGroupsPerPass * TileFloats) + 16];
+        var tiles = (float*)(((nint)tilesRaw + 63) & ~(nint)63);
         var codes = stackalloc byte[KLaneTilesPerPanel * LaneRowsPerTile * 256];
         var scales = stackalloc int[KLaneTilesPerPanel * LaneRowsPerTile * 16];
         var scalePairs = stackalloc uint[KLaneTilesPerPanel * LaneRowsPerTile * 16];
@@ -110,7 +113,8 @@ public static unsafe partial class QuantMatMul
         for (var first = 0; first < job.LaneGroups; first += KLaneGroupsPerPass)
         {
             var count = Math.Min(KLaneGroupsPerPass, job.LaneGroups - first);
-            // Tile p of group g at tiles + (p·KLaneGroupsPerPass + g − first)·TileFloats.
+            // Tile p of group g at tiles + (p·KLaneGroupsPerPass + g − first)·TileFloats (a pair of groups in quads
+            // of Q4_K: one tile [4, 16] over both groups' space).
             for (var p = 0; p < tileCount; p++)
             {
                 new Span<float>(tiles + (p * KLaneGroupsPerPass * TileFloats), count * TileFloats).Clear();
@@ -190,7 +194,17 @@ public static unsafe partial class QuantMatMul
             {
                 for (var g = first; g < first + count; g++)
                 {
-                    StoreTile(job, o + (p * LaneRowsPerTile), g, tiles + (((p * KLaneGroupsPerPass) + g - first) * TileFloats));
+                    var tile = tiles + (((p * KLaneGroupsPerPass) + g - first) * TileFloats);
+                    if (wide && job.Type == QuantType.Q4_K && g - first < count / 4 * 4)
+                    {
+                        // The groups SuperBlockQ4_KQuad ran: each pair's tile is [4, 16], group g in lanes 0–7, g + 1 in 8–15.
+                        StoreTile(job, o + (p * LaneRowsPerTile), g, tile, 2 * LaneTokens);
+                        StoreTile(job, o + (p * LaneRowsPerTile), g + 1, tile + LaneTokens, 2 * LaneTokens);
+                        g++;
+                        continue;
+                    }
+
+                    StoreTile(job, o + (p * LaneRowsPerTile), g, tile);
                 }
             }
         }
@@ -346,15 +360,16 @@ public static unsafe partial class QuantMatMul
     /// <summary>
     /// A finished tile [4 rows, 8 tokens] of group <paramref name="g"/> into y: for each token its four outputs
     /// o .. o + 3 are adjacent in y, so they go as one 128-bit vector (+ bias, + y when accumulating), the same sums as
-    /// <see cref="Store"/> one value at a time.
+    /// <see cref="Store"/> one value at a time. Row r of the tile starts <paramref name="stride"/> floats after row r − 1
+    /// (16 for one group's half of a pair tile).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreTile(in Job job, int o, int g, float* tile)
+    private static void StoreTile(in Job job, int o, int g, float* tile, int stride = LaneTokens)
     {
         var bias = job.Bias == 0 ? Vector128<float>.Zero : Vector128.Load((float*)job.Bias + o);
         for (var t = 0; t < LaneTokens; t++)
         {
-            var value = Vector128.Create(tile[t], tile[LaneTokens + t], tile[(2 * LaneTokens) + t], tile[(3 * LaneTokens) + t]) + bias;
+            var value = Vector128.Create(tile[t], tile[stride + t], tile[(2 * stride) + t], tile[(3 * stride) + t]) + bias;
             var dst = (float*)job.Y + ((long)((g * LaneTokens) + t) * job.Out) + o;
             if (job.Accumulate)
             {

@@ -111,46 +111,35 @@ public static unsafe partial class QuantMatMul
     /// One unpacked Q4_K super-block of four rows times two pairs of groups (32 tokens: pair P's codes at
     /// <paramref name="lanesP"/>, pair Q's at <paramref name="lanesQ"/>, each 16 wide). One sub-block at a time, each
     /// broadcast group of four weight bytes is multiplied by both pairs' codes: per step four broadcasts and two loads
-    /// feed eight VPMADDUBSW (against four and one for <see cref="SuperBlockQ4_KWide"/>'s four). Group i of the four
-    /// (P's A, B, then Q's) has its scales at <paramref name="dx"/> + i·<paramref name="dxStride"/>, its code sums at
-    /// <paramref name="sums"/> + i·<paramref name="sumsStride"/> and its tile [4, 8] at <paramref name="tile"/> + 32·i.
+    /// feed eight VPMADDUBSW (against four and one for <see cref="SuperBlockQ4_KWide"/>'s four). The eight steps of a
+    /// sub-block are written out (<see cref="QuadStep"/>): the loop form spent five scalar instructions per step on its
+    /// counter and addresses beside 22 vector ones, and the kernel is bound by issue as much as by its two multiply
+    /// pipes. Group i of the four (P's A, B, then Q's) has its scales at <paramref name="dx"/> + i·<paramref name="dxStride"/>
+    /// and its code sums at <paramref name="sums"/> + i·<paramref name="sumsStride"/>; the pairs' tiles [4 rows, 16 tokens]
+    /// are at <paramref name="tile"/> (P) and <paramref name="tile"/> + 64 (Q), see <see cref="FinishQ4_KQuad"/>.
     /// </summary>
     private static void SuperBlockQ4_KQuad(in KPanel panel, sbyte* lanesP, sbyte* lanesQ, float* dx, long dxStride, short* sums, long sumsStride, float* tile)
     {
         var scales = panel.ScalePairs;
+        var w = panel.Codes;
         Vector512<int> p0 = default, p1 = default, p2 = default, p3 = default;
         Vector512<int> q0 = default, q1 = default, q2 = default, q3 = default;
-        for (var j = 0; j < 8; j++)
+        for (var j = 0; j < 8; j++, w += 128, lanesP += 512, lanesQ += 512, scales++)
         {
             // Sub-block j: four rows × two pairs, eight independent int16 chains of eight steps each.
-            var w = panel.Codes + (128 * j);
-            var lp = lanesP + (512 * j);
-            var lq = lanesQ + (512 * j);
-            Vector512<short> e0 = default, e1 = default, e2 = default, e3 = default;
-            Vector512<short> f0 = default, f1 = default, f2 = default, f3 = default;
-            for (var k = 0; k < 8; k++)
-            {
-                var x = Vector512.Load(lp + (64 * k));
-                var y = Vector512.Load(lq + (64 * k));
-                var at = w + (4 * k);
-                var w0 = Broadcast4(at);
-                var w1 = Broadcast4(at + 32);
-                var w2 = Broadcast4(at + 64);
-                var w3 = Broadcast4(at + 96);
-                e0 += Avx512BW.MultiplyAddAdjacent(w0, x);
-                e1 += Avx512BW.MultiplyAddAdjacent(w1, x);
-                e2 += Avx512BW.MultiplyAddAdjacent(w2, x);
-                e3 += Avx512BW.MultiplyAddAdjacent(w3, x);
-                f0 += Avx512BW.MultiplyAddAdjacent(w0, y);
-                f1 += Avx512BW.MultiplyAddAdjacent(w1, y);
-                f2 += Avx512BW.MultiplyAddAdjacent(w2, y);
-                f3 += Avx512BW.MultiplyAddAdjacent(w3, y);
-            }
+            QuadStart(w, lanesP, lanesQ, out var e0, out var e1, out var e2, out var e3, out var f0, out var f1, out var f2, out var f3);
+            QuadStep(w + 4, lanesP + 64, lanesQ + 64, ref e0, ref e1, ref e2, ref e3, ref f0, ref f1, ref f2, ref f3);
+            QuadStep(w + 8, lanesP + 128, lanesQ + 128, ref e0, ref e1, ref e2, ref e3, ref f0, ref f1, ref f2, ref f3);
+            QuadStep(w + 12, lanesP + 192, lanesQ + 192, ref e0, ref e1, ref e2, ref e3, ref f0, ref f1, ref f2, ref f3);
+            QuadStep(w + 16, lanesP + 256, lanesQ + 256, ref e0, ref e1, ref e2, ref e3, ref f0, ref f1, ref f2, ref f3);
+            QuadStep(w + 20, lanesP + 320, lanesQ + 320, ref e0, ref e1, ref e2, ref e3, ref f0, ref f1, ref f2, ref f3);
+            QuadStep(w + 24, lanesP + 384, lanesQ + 384, ref e0, ref e1, ref e2, ref e3, ref f0, ref f1, ref f2, ref f3);
+            QuadStep(w + 28, lanesP + 448, lanesQ + 448, ref e0, ref e1, ref e2, ref e3, ref f0, ref f1, ref f2, ref f3);
 
-            var s0 = Vector512.Create(scales[j]).AsInt16();
-            var s1 = Vector512.Create(scales[8 + j]).AsInt16();
-            var s2 = Vector512.Create(scales[16 + j]).AsInt16();
-            var s3 = Vector512.Create(scales[24 + j]).AsInt16();
+            var s0 = Vector512.Create(scales[0]).AsInt16();
+            var s1 = Vector512.Create(scales[8]).AsInt16();
+            var s2 = Vector512.Create(scales[16]).AsInt16();
+            var s3 = Vector512.Create(scales[24]).AsInt16();
             p0 += Avx512BW.MultiplyAddAdjacent(e0, s0);
             p1 += Avx512BW.MultiplyAddAdjacent(e1, s1);
             p2 += Avx512BW.MultiplyAddAdjacent(e2, s2);
@@ -161,10 +150,105 @@ public static unsafe partial class QuantMatMul
             q3 += Avx512BW.MultiplyAddAdjacent(f3, s3);
         }
 
-        FinishQ4_KWide(panel, p0, p1, p2, p3, dx, dx + dxStride, sums, sums + sumsStride, tile, tile + 32);
-        FinishQ4_KWide(
-            panel, q0, q1, q2, q3, dx + (2 * dxStride), dx + (3 * dxStride), sums + (2 * sumsStride), sums + (3 * sumsStride), tile + 64, tile + 96);
+        FinishQ4_KQuad(panel, p0, p1, p2, p3, q0, q1, q2, q3, dx, dxStride, sums, sumsStride, tile);
     }
+
+    /// <summary>The first step of a sub-block in <see cref="SuperBlockQ4_KQuad"/>: <see cref="QuadStep"/> into fresh chains (no add to zero).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void QuadStart(
+        byte* at, sbyte* lp, sbyte* lq, out Vector512<short> e0, out Vector512<short> e1, out Vector512<short> e2, out Vector512<short> e3,
+        out Vector512<short> f0, out Vector512<short> f1, out Vector512<short> f2, out Vector512<short> f3)
+    {
+        var x = Vector512.Load(lp);
+        var y = Vector512.Load(lq);
+        var w0 = Broadcast4(at);
+        var w1 = Broadcast4(at + 32);
+        var w2 = Broadcast4(at + 64);
+        var w3 = Broadcast4(at + 96);
+        e0 = Avx512BW.MultiplyAddAdjacent(w0, x);
+        e1 = Avx512BW.MultiplyAddAdjacent(w1, x);
+        e2 = Avx512BW.MultiplyAddAdjacent(w2, x);
+        e3 = Avx512BW.MultiplyAddAdjacent(w3, x);
+        f0 = Avx512BW.MultiplyAddAdjacent(w0, y);
+        f1 = Avx512BW.MultiplyAddAdjacent(w1, y);
+        f2 = Avx512BW.MultiplyAddAdjacent(w2, y);
+        f3 = Avx512BW.MultiplyAddAdjacent(w3, y);
+    }
+
+    /// <summary>
+    /// One step of <see cref="SuperBlockQ4_KQuad"/>: four weight bytes of each of the four rows (32 bytes apart from
+    /// <paramref name="at"/>) broadcast and multiplied by both pairs' 64 codes at <paramref name="lp"/> and <paramref name="lq"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void QuadStep(
+        byte* at, sbyte* lp, sbyte* lq, ref Vector512<short> e0, ref Vector512<short> e1, ref Vector512<short> e2, ref Vector512<short> e3,
+        ref Vector512<short> f0, ref Vector512<short> f1, ref Vector512<short> f2, ref Vector512<short> f3)
+    {
+        var x = Vector512.Load(lp);
+        var y = Vector512.Load(lq);
+        var w0 = Broadcast4(at);
+        var w1 = Broadcast4(at + 32);
+        var w2 = Broadcast4(at + 64);
+        var w3 = Broadcast4(at + 96);
+        e0 += Avx512BW.MultiplyAddAdjacent(w0, x);
+        e1 += Avx512BW.MultiplyAddAdjacent(w1, x);
+        e2 += Avx512BW.MultiplyAddAdjacent(w2, x);
+        e3 += Avx512BW.MultiplyAddAdjacent(w3, x);
+        f0 += Avx512BW.MultiplyAddAdjacent(w0, y);
+        f1 += Avx512BW.MultiplyAddAdjacent(w1, y);
+        f2 += Avx512BW.MultiplyAddAdjacent(w2, y);
+        f3 += Avx512BW.MultiplyAddAdjacent(w3, y);
+    }
+
+    /// <summary>
+    /// Two pairs' Q4_K super-block sums (<paramref name="p0"/> .. <paramref name="p3"/> pair P, <paramref name="q0"/> ..
+    /// <paramref name="q3"/> pair Q; rows 0–3) into their tiles [4 rows, 16 tokens] at <paramref name="tile"/> and
+    /// <paramref name="tile"/> + 64, less the mins term Σ_j m_j·Σx: each broadcast min pair feeds both pairs' VPMADDWD,
+    /// and each row of a tile is one 512-bit load, add and store. The same float expression per value as
+    /// <see cref="FinishQ4_KWide"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FinishQ4_KQuad(
+        in KPanel panel, Vector512<int> p0, Vector512<int> p1, Vector512<int> p2, Vector512<int> p3, Vector512<int> q0, Vector512<int> q1, Vector512<int> q2,
+        Vector512<int> q3, float* dx, long dxStride, short* sums, long sumsStride, float* tile)
+    {
+        var pairs = panel.Pairs;
+        Vector512<int> m0 = default, m1 = default, m2 = default, m3 = default;
+        Vector512<int> n0 = default, n1 = default, n2 = default, n3 = default;
+        for (var i = 0; i < 4; i++)
+        {
+            var xp = Halves(sums + (16 * i), sums + sumsStride + (16 * i));
+            var xq = Halves(sums + (2 * sumsStride) + (16 * i), sums + (3 * sumsStride) + (16 * i));
+            var c0 = Vector512.Create(pairs[i]).AsInt16();
+            var c1 = Vector512.Create(pairs[4 + i]).AsInt16();
+            var c2 = Vector512.Create(pairs[8 + i]).AsInt16();
+            var c3 = Vector512.Create(pairs[12 + i]).AsInt16();
+            m0 += Avx512BW.MultiplyAddAdjacent(xp, c0);
+            m1 += Avx512BW.MultiplyAddAdjacent(xp, c1);
+            m2 += Avx512BW.MultiplyAddAdjacent(xp, c2);
+            m3 += Avx512BW.MultiplyAddAdjacent(xp, c3);
+            n0 += Avx512BW.MultiplyAddAdjacent(xq, c0);
+            n1 += Avx512BW.MultiplyAddAdjacent(xq, c1);
+            n2 += Avx512BW.MultiplyAddAdjacent(xq, c2);
+            n3 += Avx512BW.MultiplyAddAdjacent(xq, c3);
+        }
+
+        var f = panel.Factors;
+        var sp = Halves(dx, dx + dxStride);
+        var sq = Halves(dx + (2 * dxStride), dx + (3 * dxStride));
+        AddRowWide(tile, Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(m0), sp * f[4], Vector512.ConvertToSingle(p0) * (sp * f[0])));
+        AddRowWide(tile + 16, Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(m1), sp * f[5], Vector512.ConvertToSingle(p1) * (sp * f[1])));
+        AddRowWide(tile + 32, Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(m2), sp * f[6], Vector512.ConvertToSingle(p2) * (sp * f[2])));
+        AddRowWide(tile + 48, Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(m3), sp * f[7], Vector512.ConvertToSingle(p3) * (sp * f[3])));
+        AddRowWide(tile + 64, Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(n0), sq * f[4], Vector512.ConvertToSingle(q0) * (sq * f[0])));
+        AddRowWide(tile + 80, Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(n1), sq * f[5], Vector512.ConvertToSingle(q1) * (sq * f[1])));
+        AddRowWide(tile + 96, Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(n2), sq * f[6], Vector512.ConvertToSingle(q2) * (sq * f[2])));
+        AddRowWide(tile + 112, Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(n3), sq * f[7], Vector512.ConvertToSingle(q3) * (sq * f[3])));
+    }
+
+    /// <summary>Adds <paramref name="value"/> to a pair tile's row of 16 floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddRowWide(float* row, Vector512<float> value) => (Vector512.Load(row) + value).Store(row);
 
     /// <summary>
     /// A pair of groups' Q4_K super-block sums into their tiles: the scaled code sums <paramref name="t0"/> ..

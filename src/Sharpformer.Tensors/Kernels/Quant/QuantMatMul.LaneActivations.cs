@@ -49,7 +49,7 @@ public static unsafe partial class QuantMatMul
                 activations.Codes[..(rows * n)],
                 activations.Scales[..(rows * n / (super ? 256 : 32))],
                 activations.Sums[..(rows * n / (super ? 16 : 32))],
-                activations.Lanes[..laneValues],
+                activations.Lanes[activations.LaneOffset..(activations.LaneOffset + laneValues)],
                 activations.LaneScales[..scales],
                 super ? activations.LaneSums[..(scales * (type == QuantType.Q4_K ? 4 : 8) * 2)] : [],
                 super ? [] : activations.LaneStarts[..scales]);
@@ -71,7 +71,7 @@ public static unsafe partial class QuantMatMul
             var blocks32 = n / 32;
             var blockValues = SuperBlocks ? 256 : 32;
             var blockCount = n / blockValues;
-            Lanes = ArrayPool<sbyte>.Shared.Rent(groups * LaneTokens * n);
+            RentLanes(groups * LaneTokens * n);
             LaneScales = ArrayPool<float>.Shared.Rent(groups * (SuperBlocks ? n / 256 : blocks32) * LaneTokens);
             if (SuperBlocks)
             {
@@ -164,7 +164,7 @@ public static unsafe partial class QuantMatMul
             {
                 var codes = (uint*)pc + ((long)group * LaneTokens * words);
                 // Word w of token i of the unit (0–15 for a pair, 0–7 for a group) at width·w + i.
-                var lanes = (uint*)pl + ((long)group * blocks32 * 8 * LaneTokens);
+                var lanes = (uint*)(pl + LaneOffset) + ((long)group * blocks32 * 8 * LaneTokens);
                 TransposeWords(codes, words, lanes, group < paired ? 2 * LaneTokens : LaneTokens, w0, w1);
             }
 

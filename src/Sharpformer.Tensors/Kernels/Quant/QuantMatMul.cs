@@ -109,7 +109,7 @@ public static unsafe partial class QuantMatMul
             {
                 var job = new Job(
                     w.Type, (nint)pw, w.RowBytes, n, outs, rows, (nint)pq, (nint)pd, (nint)ps, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate, simd,
-                    groups, (nint)pl, (nint)pls, (nint)pli, (nint)plsum);
+                    groups, (nint)(pl + activations.LaneOffset), (nint)pls, (nint)pli, (nint)plsum);
                 // One token: long sequential chunks (DecodeGrain). More: whole tiles of four rows per chunk (the lane
                 // kernel's), about ChunkBytes of blocks each.
                 var grain = rows == 1
@@ -441,6 +441,14 @@ public static unsafe partial class QuantMatMul
         /// <summary>Codes of each group of eight tokens with the tokens in the lanes (see <see cref="Interleave"/>), or empty.</summary>
         public sbyte[] Lanes { get; private set; } = [];
 
+        /// <summary>
+        /// Where the lane codes start in <see cref="Lanes"/>: the first element on a 64-byte boundary when the array was
+        /// rented (the kernels load them in 512-bit rows; a rented array is only 8-byte aligned, and rows across two
+        /// cache lines made whole processes slower). Every reader and writer adds it, so the layout stays right if the
+        /// array moves; only the alignment is then lost.
+        /// </summary>
+        public int LaneOffset { get; private set; }
+
         /// <summary>[group, block, 8] the eight tokens' block scales, or empty.</summary>
         public float[] LaneScales { get; private set; } = [];
 
@@ -462,6 +470,16 @@ public static unsafe partial class QuantMatMul
                 ArrayPool<sbyte>.Shared.Rent(values),
                 ArrayPool<float>.Shared.Rent(values / 32),
                 ArrayPool<short>.Shared.Rent(super ? values / 16 : values / 32));
+        }
+
+        /// <summary>Rents <see cref="Lanes"/> for <paramref name="values"/> codes and 64 bytes more, and sets <see cref="LaneOffset"/>.</summary>
+        public void RentLanes(int values)
+        {
+            Lanes = ArrayPool<sbyte>.Shared.Rent(values + 64);
+            fixed (sbyte* p = Lanes)
+            {
+                LaneOffset = (int)((64 - ((nint)p & 63)) & 63);
+            }
         }
 
         public void Return()
@@ -498,9 +516,9 @@ public static unsafe partial class QuantMatMul
         public void Interleave(int groups, int n, int offset, bool pairs)
         {
             var blocks = n / 32;
-            Lanes = ArrayPool<sbyte>.Shared.Rent(groups * LaneTokens * n);
+            RentLanes(groups * LaneTokens * n);
             var codes = MemoryMarshal.Cast<sbyte, uint>(Codes.AsSpan(0, groups * LaneTokens * n));
-            var lanes = MemoryMarshal.Cast<sbyte, uint>(Lanes.AsSpan(0, groups * LaneTokens * n));
+            var lanes = MemoryMarshal.Cast<sbyte, uint>(Lanes.AsSpan(LaneOffset, groups * LaneTokens * n));
             var paired = pairs ? groups / 2 * 2 : 0;
             for (var g = 0; g < groups; g++)
             {
