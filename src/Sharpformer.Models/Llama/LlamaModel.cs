@@ -3,7 +3,6 @@ using Sharpformer.Models.Bert;
 using Sharpformer.NN;
 using Sharpformer.Tensors;
 using Sharpformer.Tensors.Kernels;
-using Sharpformer.Tensors.Threading;
 using Embedding = Sharpformer.NN.Embedding;
 
 namespace Sharpformer.Models.Llama;
@@ -355,41 +354,6 @@ public sealed class LlamaModel : Module
         Norms.RmsNorm(rows, Norm.Weight.Value.AsReadOnlySpan<float>(), rows, count, Config.HiddenSize, Norm.Eps);
 
     /// <summary>
-    /// A grouped-query decoding step over <paramref name="count"/> visible keys: query head h (D values of
-    /// <paramref name="q"/>) against K/V head h / <paramref name="rep"/> of each key row, the heads in chunks claimed by
-    /// the threads. Each head is one single-query <see cref="Attention.Forward"/>, whose own parallel loop runs inline
-    /// inside this one: one hand-off to the threads per layer instead of one per head (32 per layer for the ~1B Llama).
-    /// Same arithmetic as one call per head. ~1B Llama Q4_K, batch-1 decode after a 128-token prompt, 2 threads, AMD EPYC
-    /// Zen 5 class, the two forms alternated in one process (6 runs of 64 tokens): median 73.5 → 81.7 tok/s.
-    /// </summary>
-    private static unsafe void AttendHeads(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, ReadOnlySpan<float> keyMask,
-        Span<float> output, int heads, int rep, int d, int kvWidth, int count, float scale)
-    {
-        fixed (float* pq = q, pk = keys, pv = values, pm = keyMask, po = output)
-        {
-            nint aq = (nint)pq, ak = (nint)pk, av = (nint)pv, am = (nint)pm, ao = (nint)po;
-            int kvLength = keys.Length, vLength = values.Length, maskLength = keyMask.Length;
-            ParallelFor.For(heads, Math.Max(1, heads / (4 * ParallelFor.MaxDegreeOfParallelism)), (start, end) =>
-            {
-                var shape = new AttentionShape(1, 1, 1, count, d) { KeyRowStride = kvWidth, ValueRowStride = kvWidth };
-                for (int h = start; h < end; h++)
-                {
-                    int offset = h / rep * d;
-                    Attention.Forward(
-                        shape,
-                        new ReadOnlySpan<float>((float*)aq + (h * d), d),
-                        new ReadOnlySpan<float>((float*)ak + offset, kvLength - offset),
-                        new ReadOnlySpan<float>((float*)av + offset, vLength - offset),
-                        new Span<float>((float*)ao + (h * d), d),
-                        causal: true,
-                        keyPaddingMask: new ReadOnlySpan<float>((float*)am, maskLength),
-                        scale: scale);
-                }
-            });
-        }
-    }
-
-    /// <summary>
     /// One sequence's attention over its cached keys: q [T, H·D] → out [T, H·D], key j visible to query t (cache index
     /// past + t) when j ≤ past + t, inside the sliding window, and not padding. K/V are [Tk, Hkv·D].
     /// </summary>
@@ -401,10 +365,10 @@ public sealed class LlamaModel : Module
         float scale = 1f / MathF.Sqrt(d);
         if (rep > 1 && tokens == 1 && probabilities.IsEmpty)
         {
-            // A decoding step under grouped-query attention: one call per query head on its shared K/V head (no copies),
-            // the heads split between the threads.
+            // A decoding step under grouped-query attention: each cached K/V row read once for all the query heads that
+            // share it (no copies), the keys split in blocks between the threads.
             int first = SlidingWindow.FirstVisibleKey(tk - 1, attn.Window), count = tk - first;
-            AttendHeads(q, keys.Slice(first * kvWidth), values.Slice(first * kvWidth), keyMask.Slice(first, count), output, heads, rep, d, kvWidth, count, scale);
+            Attention.DecodeGrouped(heads, kvHeads, d, count, kvWidth, q, keys.Slice(first * kvWidth), values.Slice(first * kvWidth), keyMask.Slice(first, count), output, scale);
             return;
         }
 
