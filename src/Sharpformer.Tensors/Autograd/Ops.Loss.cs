@@ -39,20 +39,42 @@ public static partial class Ops
 
         var xc = logits.Contiguous();
         var losses = new float[rows];
-        int count = Kernels.CrossEntropy.Forward(xc.AsReadOnlySpan<float>(), target, losses, rows, v, ignoreIndex, labelSmoothing);
-        double total = 0;
-        foreach (float l in losses) total += l;
-        var output = Tensor.FromArray([(float)(total / count)], Shape.Scalar);
-        if (!Autograd.Needs(logits)) return output;
-        return Autograd.Record(output, nameof(CrossEntropy), [logits, targets], g =>
+        if (!Autograd.Needs(logits))
         {
-            // d loss / d logits[r] = (softmax(logits[r]) − (1 − ε)·onehot(target_r) − ε/V) / count for counted rows, 0 for ignored ones.
+            int counted = Kernels.CrossEntropy.Forward(xc.AsReadOnlySpan<float>(), target, losses, rows, v, ignoreIndex, labelSmoothing);
+            return MeanLoss(losses, counted);
+        }
+
+        // Recording: the gradient for the usual seed (d loss = 1, so d row loss = 1 / count) is computed with the loss, in
+        // the same pass over the logits while each row is in cache; the backward then has nothing left to do. Another
+        // incoming gradient (a scaled loss) recomputes it from the logits, exactly as before.
+        int count = 0;
+        foreach (int t in target)
+        {
+            if (t != ignoreIndex) count++;
+        }
+
+        var gradient = Tensor.Empty(logits.Shape);
+        Kernels.CrossEntropy.ForwardWithGradient(xc.AsReadOnlySpan<float>(), target, losses, 1f / count, gradient.AsSpan<float>(), rows, v, ignoreIndex, labelSmoothing);
+        return Autograd.Record(MeanLoss(losses, count), nameof(CrossEntropy), [logits, targets], g =>
+        {
+            // d loss / d logits[r] = (softmax(logits[r]) − (1 − ε)·onehot(target_r) − ε/V) · g / count for counted rows, 0 for ignored ones.
+            float seed = g.AsReadOnlySpan<float>()[0];
+            if (seed == 1f) return [gradient, null]; // only read downstream: the engine owns (and so writes) only what a node allocates during its run
             var dLosses = new float[rows];
-            Array.Fill(dLosses, g.AsReadOnlySpan<float>()[0] / count);
+            Array.Fill(dLosses, seed / count);
             var dx = Tensor.Empty(logits.Shape);
             Kernels.CrossEntropy.Backward(xc.AsReadOnlySpan<float>(), target, dLosses, dx.AsSpan<float>(), rows, v, ignoreIndex, labelSmoothing);
             return [dx, null];
         });
+    }
+
+    /// <summary>The mean of the per-row losses over the counted rows, as a scalar tensor (NaN when none is counted).</summary>
+    private static Tensor MeanLoss(float[] losses, int count)
+    {
+        double total = 0;
+        foreach (float l in losses) total += l;
+        return Tensor.FromArray([(float)(total / count)], Shape.Scalar);
     }
 
     /// <summary>

@@ -100,6 +100,99 @@ public static class CrossEntropy
     }
 
     /// <summary>
+    /// <see cref="Forward"/> and <see cref="Backward"/> with dLosses[n] = <paramref name="dLoss"/> for every row, in one
+    /// pass over the logits: each row's exponentials go straight into its gradient row, which is then normalised and
+    /// scaled while it is still in cache, instead of a second read of the logits (and a second max, exp and sum) in the
+    /// backward. The losses, the count and the gradient are bit for bit those of the two calls.
+    /// </summary>
+    /// <param name="logits">Unnormalized scores, N · V elements.</param>
+    /// <param name="targets">Target class per row, in [0, V) or equal to <paramref name="ignoreIndex"/>.</param>
+    /// <param name="losses">Per-row losses [N] (overwritten).</param>
+    /// <param name="dLoss">The gradient of the final loss with respect to every row's loss (1 / count for the mean loss).</param>
+    /// <param name="dLogits">Gradient with respect to the logits (overwritten), N · V elements; must not overlap <paramref name="logits"/>.</param>
+    /// <param name="rows">N.</param>
+    /// <param name="vocab">V.</param>
+    /// <param name="ignoreIndex">Target value that marks a row to skip.</param>
+    /// <param name="labelSmoothing">ε in [0, 1].</param>
+    /// <returns>The number of rows that were not ignored.</returns>
+    /// <exception cref="ArgumentException">A size is negative, a span is too short, a target is out of range, or ε is outside [0, 1].</exception>
+    public static int ForwardWithGradient(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, float dLoss, Span<float> dLogits,
+        int rows, int vocab, int ignoreIndex = DefaultIgnoreIndex, float labelSmoothing = 0f)
+    {
+        const string Op = "CrossEntropy.ForwardWithGradient";
+        Check(Op, logits.Length, targets, rows, vocab, ignoreIndex, labelSmoothing);
+        KernelChecks.AtLeast(Op, nameof(losses), losses.Length, rows, "[N={0}]", rows);
+        KernelChecks.AtLeast(Op, nameof(dLogits), dLogits.Length, (long)rows * vocab, "[N={0}, V={1}]", rows, vocab);
+        if (!RowParallel.Worth(rows, vocab)) return ForwardWithGradientRows(logits, targets, losses, dLoss, dLogits, 0, rows, vocab, ignoreIndex, labelSmoothing);
+        return ForwardWithGradientParallel(logits, targets, losses, dLoss, dLogits, rows, vocab, ignoreIndex, labelSmoothing);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the rows are actually split.
+    private static unsafe int ForwardWithGradientParallel(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, float dLoss, Span<float> dLogits,
+        int rows, int vocab, int ignoreIndex, float labelSmoothing)
+    {
+        int counted = 0;
+        fixed (float* pl = logits, ploss = losses, pd = dLogits)
+        fixed (int* pt = targets)
+        {
+            nint al = (nint)pl, at = (nint)pt, aloss = (nint)ploss, ad = (nint)pd;
+            int ll = logits.Length, lt = targets.Length, lloss = losses.Length, ld = dLogits.Length;
+            ParallelFor.For(rows, RowParallel.Grain(vocab), (start, end) =>
+            {
+                int c = ForwardWithGradientRows(
+                    new ReadOnlySpan<float>((void*)al, ll), new ReadOnlySpan<int>((void*)at, lt), new Span<float>((void*)aloss, lloss),
+                    dLoss, new Span<float>((void*)ad, ld), start, end, vocab, ignoreIndex, labelSmoothing);
+                Interlocked.Add(ref counted, c);
+            });
+        }
+
+        return counted;
+    }
+
+    private static int ForwardWithGradientRows(
+        ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, float dLoss, Span<float> dLogits,
+        int start, int end, int vocab, int ignoreIndex, float labelSmoothing)
+    {
+        int counted = 0;
+        for (int n = start; n < end; n++)
+        {
+            var d = dLogits.Slice(n * vocab, vocab);
+            if (targets[n] == ignoreIndex)
+            {
+                losses[n] = 0f;
+                d.Clear();
+                continue;
+            }
+
+            // The loss as ForwardRows computes it, the exponentials kept in d; then the gradient as BackwardRows does
+            // (Softmax.Row's scaling by 1/sum, then the scale and the target), over the same exponentials.
+            var row = logits.Slice(n * vocab, vocab);
+            float max = Softmax.RowMax(row);
+            float sum = Softmax.ExpSubtractSum(row, max, d);
+            float loss = MathF.Log(sum) + max - ((1f - labelSmoothing) * row[targets[n]]);
+            if (labelSmoothing != 0f) loss -= labelSmoothing / vocab * TensorPrimitives.Sum(row);
+            losses[n] = loss;
+            counted++;
+            if (float.IsNegativeInfinity(max))
+            {
+                d.Clear();
+            }
+            else
+            {
+                TensorPrimitives.Multiply(d, 1f / sum, d);
+            }
+
+            TensorPrimitives.Multiply(d, dLoss, d);
+            if (labelSmoothing != 0f) TensorPrimitives.Subtract(d, labelSmoothing / vocab * dLoss, d);
+            d[targets[n]] -= (1f - labelSmoothing) * dLoss;
+        }
+
+        return counted;
+    }
+
+    /// <summary>
     /// [N, V] logits, [N] targets, [N] dloss → [N, V]: dlogits[n] = (softmax(logits[n]) − (1 − ε)·onehot(targets[n]) − ε/V)
     /// · dLosses[n] (ε = <paramref name="labelSmoothing"/>); zero for ignored rows. For a mean loss pass dLosses[n] = 1 / count.
     /// </summary>

@@ -81,6 +81,29 @@ public class NormTests
         KernelTestData.Close(edb, db, 1e-5f, 1e-4f, "dbeta");
     }
 
+    [Theory]
+    [InlineData(64, 768, true)]
+    [InlineData(48, 1001, false)]
+    public void LayerNormBackward_ParallelRows_MatchReference(int rows, int cols, bool affine)
+    {
+        // Enough elements to be split over the workers; without gamma (ones) and, in that case, without dgamma / dbeta.
+        var x = KernelTestData.Uniform(rows * cols, -2f, 3f, cols);
+        var gamma = affine ? KernelTestData.Uniform(cols, 0.5f, 1.5f, 1) : [];
+        var dy = KernelTestData.Uniform(rows * cols, -1f, 1f, 2);
+        float[] mean = new float[rows], rstd = new float[rows];
+        Norms.LayerNorm(x, gamma, default, new float[x.Length], rows, cols, 1e-5f, mean, rstd);
+        float[] dx = new float[x.Length], dg = affine ? new float[cols] : [], db = affine ? new float[cols] : [];
+        float[] edx = new float[x.Length], edg = new float[cols], edb = new float[cols];
+        Norms.LayerNormBackward(dy, x, gamma, mean, rstd, dx, dg, db, rows, cols);
+        Norms.LayerNormBackwardReference(dy, x, gamma, mean, rstd, edx, edg, edb, rows, cols);
+        KernelTestData.Close(edx, dx, 1e-5f, 1e-4f, "dx");
+        if (affine)
+        {
+            KernelTestData.Close(edg, dg, 1e-4f, 1e-4f, "dgamma");
+            KernelTestData.Close(edb, db, 1e-4f, 1e-4f, "dbeta");
+        }
+    }
+
     [Fact]
     public void LayerNormBackward_MatchesFiniteDifferences()
     {

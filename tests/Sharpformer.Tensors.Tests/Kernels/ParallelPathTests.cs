@@ -87,4 +87,24 @@ public class ParallelPathTests
         CrossEntropy.BackwardReference(logits, targets, dLoss, eD, Rows, V, CrossEntropy.DefaultIgnoreIndex);
         KernelTestData.Close(eD, d, 1e-8f, 1e-5f, "dlogits");
     }
+
+    [Theory]
+    [InlineData(70, 1003, 0f)]
+    [InlineData(70, 1003, 0.1f)]
+    [InlineData(3, 37, 0f)]
+    [InlineData(3, 37, 0.2f)]
+    public void CrossEntropy_ForwardWithGradient_EqualsForwardThenBackward(int rows, int vocab, float smoothing)
+    {
+        var logits = KernelTestData.Uniform(rows * vocab, -10f, 10f, 8);
+        var targets = Enumerable.Range(0, rows).Select(i => i % 7 == 1 ? CrossEntropy.DefaultIgnoreIndex : (i * 31) % vocab).ToArray();
+        float[] losses = new float[rows], eLosses = new float[rows];
+        int count = CrossEntropy.Forward(logits, targets, eLosses, rows, vocab, CrossEntropy.DefaultIgnoreIndex, smoothing);
+        float dLoss = 1f / count;
+        float[] d = new float[logits.Length], eD = new float[logits.Length];
+        Array.Fill(d, 5f); // overwritten, ignored rows included
+        CrossEntropy.Backward(logits, targets, Enumerable.Repeat(dLoss, rows).ToArray(), eD, rows, vocab, CrossEntropy.DefaultIgnoreIndex, smoothing);
+        Assert.Equal(count, CrossEntropy.ForwardWithGradient(logits, targets, losses, dLoss, d, rows, vocab, CrossEntropy.DefaultIgnoreIndex, smoothing));
+        Assert.Equal(eLosses, losses);
+        Assert.Equal(eD, d);
+    }
 }
