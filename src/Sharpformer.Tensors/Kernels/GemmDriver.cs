@@ -688,6 +688,19 @@ internal static unsafe class GemmDriver
             }
         }
 
+        /// <summary>Packs the k block [p0, p0 + kcb) of B's columns [j0, j0 + cols) into one panel at dst, widening a narrow B.</summary>
+        private void PackBBlockOfB(int j0, int cols, int p0, int kcb, int nr, float* dst)
+        {
+            if (_narrowB == NarrowB.None)
+            {
+                PackBBlock(_transB, _b, _ldb, j0, cols, p0, kcb, nr, dst);
+            }
+            else
+            {
+                GemmNarrowB.PackBBlock(_narrowB, (ushort*)_b, _ldb, j0, cols, p0, kcb, nr, dst);
+            }
+        }
+
         private int TileCount() => ((_rows + _mc - 1) / _mc) * ((_cols + _nc - 1) / _nc);
 
         private void PackRange(int start, int end)
@@ -1017,14 +1030,7 @@ internal static unsafe class GemmDriver
                 if (_packBInTile)
                 {
                     bPanel = panelScratch;
-                    if (_narrowB == NarrowB.None)
-                    {
-                        PackBBlock(_transB, _b, _ldb, j, nrValid, p0, kcb, nr, bPanel);
-                    }
-                    else
-                    {
-                        GemmNarrowB.PackBBlock(_narrowB, (ushort*)_b, _ldb, j, nrValid, p0, kcb, nr, bPanel);
-                    }
+                    PackBBlockOfB(j, nrValid, p0, kcb, nr, bPanel);
                 }
                 else
                 {
