@@ -127,7 +127,8 @@ public static unsafe partial class QuantMatMul
         for (var j = 0; j < 8; j++, w += 128, lanesP += 512, lanesQ += 512, scales++)
         {
             // Sub-block j: four rows × two pairs, eight independent int16 chains of eight steps each.
-            QuadStart(w, lanesP, lanesQ, out var e0, out var e1, out var e2, out var e3, out var f0, out var f1, out var f2, out var f3);
+            Vector512<short> e0 = default, e1 = default, e2 = default, e3 = default, f0 = default, f1 = default, f2 = default, f3 = default;
+            QuadStep(w, lanesP, lanesQ, ref e0, ref e1, ref e2, ref e3, ref f0, ref f1, ref f2, ref f3);
             QuadStep(w + 4, lanesP + 64, lanesQ + 64, ref e0, ref e1, ref e2, ref e3, ref f0, ref f1, ref f2, ref f3);
             QuadStep(w + 8, lanesP + 128, lanesQ + 128, ref e0, ref e1, ref e2, ref e3, ref f0, ref f1, ref f2, ref f3);
             QuadStep(w + 12, lanesP + 192, lanesQ + 192, ref e0, ref e1, ref e2, ref e3, ref f0, ref f1, ref f2, ref f3);
@@ -151,28 +152,6 @@ public static unsafe partial class QuantMatMul
         }
 
         FinishQ4_KQuad(panel, p0, p1, p2, p3, q0, q1, q2, q3, dx, dxStride, sums, sumsStride, tile);
-    }
-
-    /// <summary>The first step of a sub-block in <see cref="SuperBlockQ4_KQuad"/>: <see cref="QuadStep"/> into fresh chains (no add to zero).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void QuadStart(
-        byte* at, sbyte* lp, sbyte* lq, out Vector512<short> e0, out Vector512<short> e1, out Vector512<short> e2, out Vector512<short> e3,
-        out Vector512<short> f0, out Vector512<short> f1, out Vector512<short> f2, out Vector512<short> f3)
-    {
-        var x = Vector512.Load(lp);
-        var y = Vector512.Load(lq);
-        var w0 = Broadcast4(at);
-        var w1 = Broadcast4(at + 32);
-        var w2 = Broadcast4(at + 64);
-        var w3 = Broadcast4(at + 96);
-        e0 = Avx512BW.MultiplyAddAdjacent(w0, x);
-        e1 = Avx512BW.MultiplyAddAdjacent(w1, x);
-        e2 = Avx512BW.MultiplyAddAdjacent(w2, x);
-        e3 = Avx512BW.MultiplyAddAdjacent(w3, x);
-        f0 = Avx512BW.MultiplyAddAdjacent(w0, y);
-        f1 = Avx512BW.MultiplyAddAdjacent(w1, y);
-        f2 = Avx512BW.MultiplyAddAdjacent(w2, y);
-        f3 = Avx512BW.MultiplyAddAdjacent(w3, y);
     }
 
     /// <summary>
