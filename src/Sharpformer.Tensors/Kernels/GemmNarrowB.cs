@@ -105,12 +105,6 @@ public static partial class Gemm
 /// </summary>
 internal static unsafe class GemmNarrowB
 {
-    /// <summary>Per-exponent rebias of an F16 (bit patterns): 113 · 2^23 for exponent 0, 224 · 2^23 for 31, else 112 · 2^23.</summary>
-    private static readonly uint[] RebiasTable = [.. Enumerable.Range(0, 32).Select(e => e == 0 ? 0x38800000u : e == 31 ? 0x70000000u : 0x38000000u)];
-
-    /// <summary>Per-exponent subtrahend: 2^-14 for exponent 0 (leaving the exact subnormal or zero), else 0.</summary>
-    private static readonly float[] OffsetTable = [.. Enumerable.Range(0, 32).Select(e => e == 0 ? BitConverter.UInt32BitsToSingle(0x38800000) : 0f)];
-
     /// <summary>How one narrow element type widens to F32: one value, 8 (AVX), 16 (AVX-512).</summary>
     private interface IFormat
     {
@@ -308,7 +302,8 @@ internal static unsafe class GemmNarrowB
 
     /// <summary>
     /// The F16 widening tables as vectors, made once per packed block (from arrays, so the JIT keeps them in registers):
-    /// the magnitude mask, the sign mask, and the rebias and subtrahend tables by exponent, entries 0–15 and 16–31.
+    /// the magnitude mask, the sign mask, and <see cref="Gemv"/>'s rebias and subtrahend tables by exponent, entries 0–15
+    /// and 16–31.
     /// </summary>
     private readonly struct Tables512
     {
@@ -328,10 +323,10 @@ internal static unsafe class GemmNarrowB
         {
             MagnitudeMask = Vector512.Create(0x0FFFE000u),
             SignMask = Vector512.Create(0x80000000u),
-            RebiasLow = Vector512.Create(RebiasTable.AsSpan(0, 16)),
-            RebiasHigh = Vector512.Create(RebiasTable.AsSpan(16, 16)),
-            OffsetLow = Vector512.Create(OffsetTable.AsSpan(0, 16)),
-            OffsetHigh = Vector512.Create(OffsetTable.AsSpan(16, 16)),
+            RebiasLow = Vector512.Create(Gemv.HalfRebiasTable.AsSpan(0, 16)),
+            RebiasHigh = Vector512.Create(Gemv.HalfRebiasTable.AsSpan(16, 16)),
+            OffsetLow = Vector512.Create(Gemv.HalfOffsetTable.AsSpan(0, 16)),
+            OffsetHigh = Vector512.Create(Gemv.HalfOffsetTable.AsSpan(16, 16)),
         };
     }
 

@@ -35,10 +35,10 @@ public static unsafe class Gemv
     private static readonly uint[] HalfTable = [F16.SignMask, 0x0FFFE000];
 
     /// <summary>By half exponent e: the F32 exponent-field add, 112 (normal), 113 (e = 0: 2^-14·(1 + f)) or 224 (e = 31: all ones).</summary>
-    private static readonly uint[] HalfRebiasTable = [.. Enumerable.Range(0, 32).Select(e => e == 0 ? F16.Rebias + F16.SubnormalLimit : e == 31 ? 2 * F16.Rebias : F16.Rebias)];
+    internal static readonly uint[] HalfRebiasTable = [.. Enumerable.Range(0, 32).Select(e => e == 0 ? F16.Rebias + F16.SubnormalLimit : e == 31 ? 2 * F16.Rebias : F16.Rebias)];
 
     /// <summary>By half exponent e: what to subtract after the rebias, 2^-14 for e = 0 (leaving f·2^-14), else 0.</summary>
-    private static readonly float[] HalfOffsetTable = [.. Enumerable.Range(0, 32).Select(e => e == 0 ? BitConverter.UInt32BitsToSingle(F16.Rebias + F16.SubnormalLimit) : 0f)];
+    internal static readonly float[] HalfOffsetTable = [.. Enumerable.Range(0, 32).Select(e => e == 0 ? BitConverter.UInt32BitsToSingle(F16.Rebias + F16.SubnormalLimit) : 0f)];
 
     /// <summary>Up to this many rows the kernel reads one weight row at a time (memory-bound); above, two (load-bound).</summary>
     private const int SequentialMaxRows = 2;
