@@ -20,7 +20,8 @@ namespace Sharpformer.Bench.Peers;
 /// llama.cpp, one process, same weights, same thread count, plus the streaming read bandwidth, which bounds batch-1
 /// decoding at bandwidth ÷ weight bytes tokens/s. The machine is shared and its memory bandwidth drifts by ±30 % over
 /// minutes, so nothing is measured in blocks: every sample runs each measurement once per engine back to back (the
-/// order alternating between samples), and a ratio is the median of the per-sample ratios. GPT-2 (a folder or the
+/// order alternating between samples), and a ratio is the median of the per-sample ratios. Each batch-1 run sits
+/// between two bandwidth probes, and its fraction of the bound uses their mean, the bandwidth of that moment. GPT-2 (a folder or the
 /// random 124M shape) or, with <c>--arch llama</c>, a random TinyLlama-1.1B-shaped Llama whose GGUF files (one per
 /// weight type) are kept beside it, since quantizing 1.1 B weights takes minutes.
 /// </summary>
@@ -100,10 +101,18 @@ internal static class DecodeBench
             var r = new DTypeResult(label, weightBytes);
             for (var sample = 0; sample < o.Samples; sample++)
             {
-                r.Bandwidth.Add(probe.Measure());
                 IEngine first = sample % 2 == 0 ? ours : peer, second = sample % 2 == 0 ? peer : ours;
                 foreach (var kind in new[] { Measure.Prefill, Measure.Decode1, Measure.DecodeBatch })
                 {
+                    if (kind == Measure.Decode1)
+                    {
+                        // Each batch-1 run between two probes: its bound uses the bandwidth of that moment.
+                        var before = r.Probe(probe);
+                        r.AddDecode1(first.Name, first.Run(kind), before, r.Probe(probe));
+                        r.AddDecode1(second.Name, second.Run(kind), r.Bandwidth[^1], r.Probe(probe));
+                        continue;
+                    }
+
                     var a = first.Run(kind);
                     var b = second.Run(kind);
                     r.Add(first.Name, kind, a);
@@ -112,11 +121,11 @@ internal static class DecodeBench
 
                 if (gemv is not null)
                 {
-                    r.Add(gemv.Name, Measure.Decode1, gemv.Run(Measure.Decode1));
+                    r.AddDecode1(gemv.Name, gemv.Run(Measure.Decode1), r.Bandwidth[^1], r.Probe(probe));
                     r.Add(gemv.Name, Measure.DecodeBatch, gemv.Run(Measure.DecodeBatch));
                 }
 
-                output.WriteLine(string.Create(inv, $"  sample {sample + 1}/{o.Samples}: decode b1 sharpformer {r.Last("sharpformer", Measure.Decode1):F1} vs llama.cpp {r.Last("llama.cpp", Measure.Decode1):F1} tok/s, read bandwidth {r.Bandwidth[^1] / 1e9:F1} GB/s"));
+                output.WriteLine(string.Create(inv, $"  sample {sample + 1}/{o.Samples}: decode b1 sharpformer {r.Last("sharpformer", Measure.Decode1):F1} ({r.LastBound("sharpformer"):F2} of its bound) vs llama.cpp {r.Last("llama.cpp", Measure.Decode1):F1} tok/s ({r.LastBound("llama.cpp"):F2}), read bandwidth {r.Bandwidth[^3] / 1e9:F1}, {r.Bandwidth[^2] / 1e9:F1}, {r.Bandwidth[^1] / 1e9:F1} GB/s"));
             }
 
             results.Add(r);
@@ -156,7 +165,6 @@ internal static class DecodeBench
         output.WriteLine(string.Create(inv, $"{"dtype",-5} {"engine",-12} {"prefill tok/s",14} {"decode b1 tok/s",16} {$"decode b{o.Batch} tok/s",16} {"weight MB",10} {"b1 / bound",11}"));
         foreach (var r in results)
         {
-            var bandwidth = Median(r.Bandwidth);
             foreach (var engine in new[] { "sharpformer", "llama.cpp", "sf gemv-only" })
             {
                 if (!r.Has(engine, Measure.Decode1))
@@ -166,7 +174,7 @@ internal static class DecodeBench
 
                 var prefill = r.Has(engine, Measure.Prefill) ? Median(r.Get(engine, Measure.Prefill)).ToString("F1", inv) : "-";
                 var decode1 = Median(r.Get(engine, Measure.Decode1));
-                output.WriteLine(string.Create(inv, $"{r.Label,-5} {engine,-12} {prefill,14} {decode1,16:F1} {Median(r.Get(engine, Measure.DecodeBatch)),16:F1} {r.WeightBytes / 1e6,10:F1} {decode1 / (bandwidth / r.WeightBytes),11:F2}"));
+                output.WriteLine(string.Create(inv, $"{r.Label,-5} {engine,-12} {prefill,14} {decode1,16:F1} {Median(r.Get(engine, Measure.DecodeBatch)),16:F1} {r.WeightBytes / 1e6,10:F1} {Median(r.Bounds(engine)),11:F2}"));
             }
 
             output.WriteLine(string.Create(inv, $"{r.Label,-5} {"ratio",-12} {r.Ratio(Measure.Prefill),13:F2}x {r.Ratio(Measure.Decode1),15:F2}x {r.Ratio(Measure.DecodeBatch),15:F2}x"));
@@ -180,8 +188,10 @@ internal static class DecodeBench
         }
 
         var bw = string.Join(", ", results.Select(r => string.Create(inv, $"{r.Label} {Median(r.Bandwidth) / 1e9:F1} GB/s (range {r.Bandwidth.Min() / 1e9:F1}–{r.Bandwidth.Max() / 1e9:F1})")));
-        output.WriteLine($"bound = read bandwidth / weight bytes; read bandwidth, median per dtype: {bw}.");
-        output.WriteLine($"  Measured in each sample by {BandwidthProbe.Description}.");
+        output.WriteLine("b1 / bound: decode b1 tok/s ÷ (read bandwidth / weight bytes), the read bandwidth being the mean of the two");
+        output.WriteLine("  probes run just before and just after that batch-1 run; the median of the per-sample figures.");
+        output.WriteLine($"Read bandwidth, median of every probe per dtype: {bw}.");
+        output.WriteLine($"  Each probe: {BandwidthProbe.Description}.");
     }
 
     private static double Median(IReadOnlyList<double> values)
@@ -216,12 +226,38 @@ internal static class DecodeBench
     private sealed class DTypeResult(string label, long weightBytes)
     {
         private readonly Dictionary<(string, Measure), List<double>> _speeds = [];
+        private readonly Dictionary<string, List<double>> _bounds = [];
 
         public string Label { get; } = label;
 
         public long WeightBytes { get; } = weightBytes;
 
+        /// <summary>Every probe's read bandwidth (bytes/s), in order.</summary>
         public List<double> Bandwidth { get; } = [];
+
+        /// <summary>Runs the probe and keeps its bandwidth.</summary>
+        public double Probe(BandwidthProbe probe)
+        {
+            Bandwidth.Add(probe.Measure());
+            return Bandwidth[^1];
+        }
+
+        /// <summary>A batch-1 speed, and its fraction of the bound at the mean of the probes taken just before and after it.</summary>
+        public void AddDecode1(string engine, double tokensPerSecond, double bandwidthBefore, double bandwidthAfter)
+        {
+            Add(engine, Measure.Decode1, tokensPerSecond);
+            if (!_bounds.TryGetValue(engine, out var list))
+            {
+                _bounds[engine] = list = [];
+            }
+
+            list.Add(tokensPerSecond / ((bandwidthBefore + bandwidthAfter) / 2 / WeightBytes));
+        }
+
+        /// <summary>The per-sample fractions of the bound of an engine's batch-1 runs.</summary>
+        public List<double> Bounds(string engine) => _bounds.TryGetValue(engine, out var list) ? list : [];
+
+        public double LastBound(string engine) => Bounds(engine)[^1];
 
         public void Add(string engine, Measure kind, double tokensPerSecond)
         {
