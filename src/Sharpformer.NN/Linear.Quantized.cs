@@ -61,15 +61,18 @@ public sealed partial class Linear
     /// <summary>Drops the blocks: the layer runs on its dense weight again (and may train, if that weight is F32).</summary>
     public void Dequantize() => QuantizedWeight = null;
 
-    private void ApplyQuantized(ReadOnlySpan<float> x, int rows, ReadOnlySpan<float> bias, Span<float> y, bool accumulate)
+    private void ApplyQuantized(ReadOnlySpan<float> x, int rows, ReadOnlySpan<float> bias, Span<float> y, bool accumulate) =>
+        QuantMatMul.Multiply(x, rows, CurrentQuantizedWeight(), bias, y, accumulate);
+
+    /// <summary>The blocks to multiply by (quantized again first when the dense weight changed since: a load, an optimizer step).</summary>
+    private QuantizedMatrix CurrentQuantizedWeight()
     {
         if (_quantizedVersion != Weight.Version)
         {
-            // The dense weight changed since it was quantized (a load, an optimizer step): quantize it again.
             Quantize(QuantizedWeight!.Type);
         }
 
-        QuantMatMul.Multiply(x, rows, QuantizedWeight!, bias, y, accumulate);
+        return QuantizedWeight!;
     }
 
     private void ThrowIfQuantized()

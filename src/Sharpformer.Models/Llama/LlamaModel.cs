@@ -280,9 +280,8 @@ public sealed class LlamaModel : Module
             }
             else
             {
-                attn.QProj!.Apply(x, rows, q, accumulate: false);
-                attn.KProj!.Apply(x, rows, k, accumulate: false);
-                attn.VProj!.Apply(x, rows, v, accumulate: false);
+                // One parallel region (and, for quantized weights, one quantization of x) for the three products.
+                Linear.ApplyShared(x, rows, attn.QProj!, q, attn.KProj!, k, attn.VProj!, v);
             }
 
             rope.Apply(q, rows, qWidth, heads, positions);
@@ -333,8 +332,7 @@ public sealed class LlamaModel : Module
             else
             {
                 var up = _up.AsSpan(0, rows * inner);
-                mlp.GateProj!.Apply(x, rows, gate, accumulate: false);
-                mlp.UpProj!.Apply(x, rows, up, accumulate: false);
+                Linear.ApplyShared(x, rows, mlp.GateProj!, gate, mlp.UpProj!, up);
                 Activate(mlp.Activation, gate, gate);
                 Elementwise.Multiply(gate, up, gate);
             }

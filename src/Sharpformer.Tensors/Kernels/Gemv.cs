@@ -18,7 +18,7 @@ namespace Sharpformer.Tensors.Kernels;
 /// with its 2·R accumulators in registers. Output rows are split into chunks that idle threads claim dynamically
 /// (<see cref="ParallelFor"/>).
 /// </summary>
-public static unsafe class Gemv
+public static unsafe partial class Gemv
 {
     /// <summary>The most input rows one call takes (the decode batch).</summary>
     public const int MaxRows = 8;
@@ -245,33 +245,7 @@ public static unsafe class Gemv
                 }
 
                 var run = job with { XGroups = (nint)pg };
-                ParallelFor.For(chunks, 1, (start, end) =>
-                {
-                    var o0 = start * rowsPerChunk;
-                    var o1 = Math.Min(run.Out, end * rowsPerChunk);
-                    if (TR.Count <= SequentialMaxRows && Vector512.IsHardwareAccelerated && run.In >= 32 && (typeof(TW) != typeof(F16) || run.XPairs != 0))
-                    {
-                        SequentialRows<TW, TR>(run, o0, o1);
-                    }
-                    else if (run.XGroups != 0)
-                    {
-                        GroupedPairs<TW, TR>(run, o0, o1);
-                    }
-                    else
-                    {
-                        for (var o = o0; o < o1; o += TR.Count <= SequentialMaxRows ? 1 : 2)
-                        {
-                            if (TR.Count <= SequentialMaxRows)
-                            {
-                                OneOutput<TW, TR>(run, o);
-                            }
-                            else
-                            {
-                                TwoOutputs<TW, TR>(run, o, o + 1 < o1);
-                            }
-                        }
-                    }
-                });
+                ParallelFor.For(chunks, 1, (start, end) => Outputs<TW, TR>(run, start * rowsPerChunk, Math.Min(run.Out, end * rowsPerChunk)));
             }
         }
         finally
@@ -279,6 +253,35 @@ public static unsafe class Gemv
             if (buffer is not null)
             {
                 ArrayPool<float>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    /// <summary>Outputs [o0, o1) of one job by the loop that fits R, the ISA and the prepared forms of x.</summary>
+    private static void Outputs<TW, TR>(in Job run, int o0, int o1)
+        where TW : struct, IWeightFormat
+        where TR : struct, IRowCount
+    {
+        if (TR.Count <= SequentialMaxRows && Vector512.IsHardwareAccelerated && run.In >= 32 && (typeof(TW) != typeof(F16) || run.XPairs != 0))
+        {
+            SequentialRows<TW, TR>(run, o0, o1);
+        }
+        else if (run.XGroups != 0)
+        {
+            GroupedPairs<TW, TR>(run, o0, o1);
+        }
+        else
+        {
+            for (var o = o0; o < o1; o += TR.Count <= SequentialMaxRows ? 1 : 2)
+            {
+                if (TR.Count <= SequentialMaxRows)
+                {
+                    OneOutput<TW, TR>(run, o);
+                }
+                else
+                {
+                    TwoOutputs<TW, TR>(run, o, o + 1 < o1);
+                }
             }
         }
     }

@@ -45,7 +45,7 @@ public static unsafe partial class QuantMatMul
     public static void Multiply(ReadOnlySpan<float> x, int rows, QuantizedMatrix w, ReadOnlySpan<float> bias, Span<float> y, bool accumulate = false) =>
         Run(x, rows, w, bias, y, accumulate, Avx2.IsSupported);
 
-    /// <summary>The scalar reference of <see cref="Multiply"/>: the same activation quantization and integer block sums, one value at a time.</summary>
+    /// <summary>The scalar reference of <see cref="Multiply(ReadOnlySpan{float}, int, QuantizedMatrix, ReadOnlySpan{float}, Span{float}, bool)"/>: the same activation quantization and integer block sums, one value at a time.</summary>
     /// <param name="x">[N, In] row-major.</param>
     /// <param name="rows">N ≥ 1.</param>
     /// <param name="w">W [Out, In].</param>
@@ -85,22 +85,10 @@ public static unsafe partial class QuantMatMul
         }
 
         var activations = Activations.Rent(w.Type, rows, n);
-        // Eight or more tokens with AVX-VNNI: the token-lane kernels (QuantMatMul.Lanes.cs, QuantMatMul.KLanes.cs).
-        var groups = simd && AvxVnni.IsSupported ? rows / LaneTokens : 0;
+        var groups = LaneGroups(rows, simd);
         try
         {
-            if (groups > 0)
-            {
-                // Quantized and interleaved in one parallel pass (QuantMatMul.LaneActivations.cs). The 512-bit K-quant
-                // tier reads pairs of groups 16 tokens wide (QuantMatMul.KLanesWide.cs).
-                var superBlocks = w.Type is QuantType.Q4_K or QuantType.Q6_K;
-                activations.QuantizeInterleaved(x, rows, n, groups, w.Type == QuantType.Q8_0 ? 128 : 8, superBlocks && KLanesWide);
-            }
-            else
-            {
-                activations.Quantize(x, rows, n, simd && Avx2.IsSupported);
-            }
-
+            QuantizeFor(activations, w.Type, x, rows, n, groups, simd);
             fixed (byte* pw = w.Blocks)
             fixed (sbyte* pq = activations.Codes, pl = activations.Lanes)
             fixed (float* pd = activations.Scales, pls = activations.LaneScales, pb = bias, py = y)
@@ -121,6 +109,25 @@ public static unsafe partial class QuantMatMul
         finally
         {
             activations.Return();
+        }
+    }
+
+    /// <summary>Groups of eight tokens for the token-lane kernels (QuantMatMul.Lanes.cs, QuantMatMul.KLanes.cs): eight or more tokens with AVX-VNNI, else 0.</summary>
+    private static int LaneGroups(int rows, bool simd) => simd && AvxVnni.IsSupported ? rows / LaneTokens : 0;
+
+    /// <summary>Quantizes x [N, In] into <paramref name="activations"/> for <paramref name="type"/> weights, in the form the kernels for <paramref name="groups"/> read.</summary>
+    private static void QuantizeFor(Activations activations, QuantType type, ReadOnlySpan<float> x, int rows, int n, int groups, bool simd)
+    {
+        if (groups > 0)
+        {
+            // Quantized and interleaved in one parallel pass (QuantMatMul.LaneActivations.cs). The 512-bit K-quant
+            // tier reads pairs of groups 16 tokens wide (QuantMatMul.KLanesWide.cs).
+            var superBlocks = type is QuantType.Q4_K or QuantType.Q6_K;
+            activations.QuantizeInterleaved(x, rows, n, groups, type == QuantType.Q8_0 ? 128 : 8, superBlocks && KLanesWide);
+        }
+        else
+        {
+            activations.Quantize(x, rows, n, simd && Avx2.IsSupported);
         }
     }
 
