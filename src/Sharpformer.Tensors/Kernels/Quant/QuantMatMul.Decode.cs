@@ -164,7 +164,7 @@ public static unsafe partial class QuantMatMul
                 var minSums = Avx512BW.MultiplyAddAdjacent(mins, Vector512.Load(subSums + (32 * g)));
                 minAcc = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(minSums), Avx512F.PermuteVar16x32(f, pickMins), minAcc);
                 var lanes = scales.AsUInt64();
-                acc = Q4_KBlock(acc, w, xb, Avx512F.Shuffle4x128(lanes, lanes, 0x00).AsByte(), groupFactors + 0, low, pick02, pick13, pick46, pick57);
+                acc = Q4_KBlock(acc, w, xb, Avx512F.Shuffle4x128(lanes, lanes, 0x00).AsByte(), groupFactors, low, pick02, pick13, pick46, pick57);
                 if (count > 1)
                 {
                     acc = Q4_KBlock(acc, w + 144, xb + 256, Avx512F.Shuffle4x128(lanes, lanes, 0x55).AsByte(), groupFactors + 4, low, pick02, pick13, pick46, pick57);
