@@ -116,6 +116,16 @@ public static unsafe partial class QuantMatMul
         var none = stackalloc byte[16];
         Vector128<byte>.Zero.Store(none);
         var low = Vector512.Create((byte)0x0F);
+        // The unpack's constants (see Q4_KGroupScalesAndMins), made once: written inside the loop, the JIT rebuilt each
+        // 512-bit vector from its 128-bit constant (a load, a stack reload and two inserts) and spilled it, on every group.
+        var lowPick = Vector512.Create(Vector128.Create((byte)4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+        var topPick = Vector512.Create(Vector128.Create((byte)0x80, 0x80, 0x80, 0x80, 4, 5, 6, 7, 0x80, 0x80, 0x80, 0x80, 8, 9, 10, 11));
+        var minNibbles = Vector512.Create(Vector128.Create(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, (byte)0xFF));
+        var bitMasks = Vector512.Create(Vector128.Create(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, (byte)15));
+        var pickMinBytes = Vector512.Create((ushort)4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        // The group's factors, stored so that each block's FMA takes its factor as a broadcast memory operand (no VPERMPS).
+        var factorSlots = stackalloc float[32];
+        var groupFactors = (float*)(((nint)factorSlots + 63) & ~(nint)63);
         // int32 lane 4k ← int16 lane 8k (d of block k), lane 4k + 1 ← 8k + 1 (dmin); the high halves are ignored.
         var pickFactors = Vector512.Create((ushort)0, 0, 1, 0, 0, 0, 0, 0, 8, 0, 9, 0, 8, 0, 8, 0, 16, 0, 17, 0, 16, 0, 16, 0, 24, 0, 25, 0, 24, 0, 24, 0);
         // dmin·d_x of block k in lanes 4k .. 4k + 3, against its four pair sums of mins × sums of 32.
@@ -149,24 +159,25 @@ public static unsafe partial class QuantMatMul
                     Vector256.Create(Vector128.Load(w), Vector128.Load(count > 1 ? w + 144 : none)),
                     Vector256.Create(Vector128.Load(count > 2 ? w + 288 : none), Vector128.Load(count > 3 ? w + 432 : none)));
                 var f = HalvesToSingle(Avx512BW.PermuteVar32x16(headers.AsUInt16(), pickFactors).AsUInt32()) * Vector512.Load(factors + (16 * g));
-                var (scales, mins) = Q4_KGroupScalesAndMins(headers);
+                f.Store(groupFactors);
+                var (scales, mins) = Q4_KGroupScalesAndMins(headers, lowPick, topPick, minNibbles, bitMasks, pickMinBytes);
                 var minSums = Avx512BW.MultiplyAddAdjacent(mins, Vector512.Load(subSums + (32 * g)));
                 minAcc = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(minSums), Avx512F.PermuteVar16x32(f, pickMins), minAcc);
                 var lanes = scales.AsUInt64();
-                acc = Q4_KBlock(acc, w, xb, Avx512F.Shuffle4x128(lanes, lanes, 0x00).AsByte(), f, 0, low, pick02, pick13, pick46, pick57);
+                acc = Q4_KBlock(acc, w, xb, Avx512F.Shuffle4x128(lanes, lanes, 0x00).AsByte(), groupFactors, low, pick02, pick13, pick46, pick57);
                 if (count > 1)
                 {
-                    acc = Q4_KBlock(acc, w + 144, xb + 256, Avx512F.Shuffle4x128(lanes, lanes, 0x55).AsByte(), f, 4, low, pick02, pick13, pick46, pick57);
+                    acc = Q4_KBlock(acc, w + 144, xb + 256, Avx512F.Shuffle4x128(lanes, lanes, 0x55).AsByte(), groupFactors + 4, low, pick02, pick13, pick46, pick57);
                 }
 
                 if (count > 2)
                 {
-                    acc = Q4_KBlock(acc, w + 288, xb + 512, Avx512F.Shuffle4x128(lanes, lanes, 0xAA).AsByte(), f, 8, low, pick02, pick13, pick46, pick57);
+                    acc = Q4_KBlock(acc, w + 288, xb + 512, Avx512F.Shuffle4x128(lanes, lanes, 0xAA).AsByte(), groupFactors + 8, low, pick02, pick13, pick46, pick57);
                 }
 
                 if (count > 3)
                 {
-                    acc = Q4_KBlock(acc, w + 432, xb + 768, Avx512F.Shuffle4x128(lanes, lanes, 0xFF).AsByte(), f, 12, low, pick02, pick13, pick46, pick57);
+                    acc = Q4_KBlock(acc, w + 432, xb + 768, Avx512F.Shuffle4x128(lanes, lanes, 0xFF).AsByte(), groupFactors + 12, low, pick02, pick13, pick46, pick57);
                 }
             }
 
@@ -176,12 +187,12 @@ public static unsafe partial class QuantMatMul
 
     /// <summary>
     /// One Q4_K super-block at <paramref name="w"/> against the reordered activation codes <paramref name="x"/>:
-    /// <paramref name="acc"/> + (Σ_j s_j·Σ q·x) · (d·d_x, lane <paramref name="lane"/> of <paramref name="factors"/>), with
+    /// <paramref name="acc"/> + (Σ_j s_j·Σ q·x) · (d·d_x, at <paramref name="factor"/>), with
     /// <paramref name="scales"/> the block's unpacked scales (bytes 0–7) in every 128-bit lane.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Q4_KBlock(
-        Vector512<float> acc, byte* w, sbyte* x, Vector512<byte> scales, Vector512<float> factors, int lane,
+        Vector512<float> acc, byte* w, sbyte* x, Vector512<byte> scales, float* factor,
         Vector512<byte> low, Vector512<byte> pick02, Vector512<byte> pick13, Vector512<byte> pick46, Vector512<byte> pick57)
     {
         var raw0 = Vector512.Load(w + Q4_K.CodesOffset);
@@ -192,7 +203,7 @@ public static unsafe partial class QuantMatMul
         var s57 = Avx512BW.MultiplyAddAdjacent(Vector512.ShiftRightLogical(raw1.AsUInt16(), 4).AsByte() & low, Vector512.Load(x + 192));
         var isum = (Avx512BW.MultiplyAddAdjacent(s02, Avx512BW.Shuffle(scales, pick02).AsInt16()) + Avx512BW.MultiplyAddAdjacent(s13, Avx512BW.Shuffle(scales, pick13).AsInt16()))
             + (Avx512BW.MultiplyAddAdjacent(s46, Avx512BW.Shuffle(scales, pick46).AsInt16()) + Avx512BW.MultiplyAddAdjacent(s57, Avx512BW.Shuffle(scales, pick57).AsInt16()));
-        return Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(isum), Avx512F.PermuteVar16x32(factors, Vector512.Create(lane)), acc);
+        return Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(isum), Vector512.Create(*factor), acc);
     }
 
     /// <summary>
@@ -200,21 +211,23 @@ public static unsafe partial class QuantMatMul
     /// packed bytes): the scales as bytes s_0..s_7 at 0–7 of lane k (bytes 8–15 the mins), and the mins as int16, block
     /// k's m_0..m_7 in lanes 8k .. 8k + 7. ggml's get_scale_min_k4 for all 64 values at once: one shuffle puts each
     /// value's low-bits byte in place (s_0..s_3, the low nibbles for s_4..s_7, m_0..m_3, the high nibbles for m_4..m_7),
-    /// another the bytes whose top two bits are the high bits of s_4..s_7 and m_4..m_7.
+    /// another the bytes whose top two bits are the high bits of s_4..s_7 and m_4..m_7. The constant vectors come from
+    /// the caller, made once per call (see <see cref="DecodeQ4_K"/>): <paramref name="lowPick"/> and
+    /// <paramref name="topPick"/> the two shuffles, <paramref name="minNibbles"/> the bytes that take high nibbles,
+    /// <paramref name="bitMasks"/> the 6- or 4-bit masks, <paramref name="pickMinBytes"/> the mins' int16 lanes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector512<byte> Scales, Vector512<short> Mins) Q4_KGroupScalesAndMins(Vector512<byte> headers)
+    private static (Vector512<byte> Scales, Vector512<short> Mins) Q4_KGroupScalesAndMins(
+        Vector512<byte> headers, Vector512<byte> lowPick, Vector512<byte> topPick, Vector512<byte> minNibbles, Vector512<byte> bitMasks, Vector512<ushort> pickMinBytes)
     {
-        var lowBits = Avx512BW.Shuffle(headers, Vector512.Create(Vector128.Create((byte)4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15)));
-        var topBits = Avx512BW.Shuffle(headers, Vector512.Create(Vector128.Create((byte)0x80, 0x80, 0x80, 0x80, 4, 5, 6, 7, 0x80, 0x80, 0x80, 0x80, 8, 9, 10, 11)));
+        var lowBits = Avx512BW.Shuffle(headers, lowPick);
+        var topBits = Avx512BW.Shuffle(headers, topPick);
         // m_4..m_7 take the high nibbles (bytes 12–15); then the 6- or 4-bit masks, and the top two bits at bits 4–5.
-        var nibbles = Vector512.ConditionalSelect(
-            Vector512.Create(Vector128.Create(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, (byte)0xFF)), Vector512.ShiftRightLogical(lowBits.AsUInt16(), 4).AsByte(), lowBits);
-        var masked = nibbles & Vector512.Create(Vector128.Create(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, (byte)15));
+        var nibbles = Vector512.ConditionalSelect(minNibbles, Vector512.ShiftRightLogical(lowBits.AsUInt16(), 4).AsByte(), lowBits);
+        var masked = nibbles & bitMasks;
         var unpacked = masked | (Vector512.ShiftRightLogical(topBits.AsUInt16(), 2).AsByte() & Vector512.Create((byte)0x30));
         // The mins' bytes (8–15 of each lane, int16 lanes 4–7) gathered into the low 32 bytes, then widened.
-        var minBytes = Avx512BW.PermuteVar32x16(
-            unpacked.AsUInt16(), Vector512.Create((ushort)4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+        var minBytes = Avx512BW.PermuteVar32x16(unpacked.AsUInt16(), pickMinBytes);
         return (unpacked, Avx512BW.ConvertToVector512Int16(minBytes.AsByte().GetLower()).AsInt16());
     }
 
