@@ -286,12 +286,12 @@ public partial class GemmTests
     public void SgemmCore_MultiThreadedTilesAndPackedB_EqualSingleThreadedBitForBit(string tier)
     {
         // Shapes past ParallelFlops that give one row tile (columns split, B packed inside the tiles; A shared when
-        // small, per thread when k is long), several row tiles (A and B packed per thread; with fewer rows than
+        // small, per thread when k is long, k block by k block in a run when it outgrows L2), several row tiles (A and B packed per thread; with fewer rows than
         // columns dealt column tiles first, every row tile of A kept packed), ragged row and column tails, and several
         // k blocks; each with B packed per call and packed once, in every transpose.
         GemmIsa isa = Enum.Parse<GemmIsa>(tier);
         if (isa == GemmIsa.Scalar) return; // the scalar tier is Gemm.Reference itself, single-threaded
-        foreach ((int m, int n, int k) in new[] { (128, 200, 600), (100, 70, 530), (257, 190, 130), (30, 1000, 100), (64, 700, 2100), (401, 1001, 300) })
+        foreach ((int m, int n, int k) in new[] { (128, 200, 600), (100, 70, 530), (257, 190, 130), (30, 1000, 100), (64, 700, 2100), (150, 768, 2100), (401, 1001, 300) })
         {
             for (int t = 0; t < 4; t++)
             {

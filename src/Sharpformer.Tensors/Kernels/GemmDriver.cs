@@ -71,6 +71,13 @@ internal static unsafe class GemmDriver
     /// </summary>
     private const int RunPanels = 2 * NcPanels;
 
+    /// <summary>
+    /// A run's packed A from this many floats on (1 MiB, an L2) is packed k block by k block as the run meets it rather
+    /// than all up front (see OwnedTiles). A smaller A stays in L2 either way, and when it was just written (GPT-2's
+    /// c_proj input gradient, 256 × 768) packing it by blocks measured 3-4% slower inside the training step.
+    /// </summary>
+    private const int BlockAFloats = 1 << 18;
+
     /// <summary>Largest packed chunk of A or B in floats (16 MiB); bigger operands are packed and multiplied chunk by chunk.</summary>
     private const int ChunkFloats = 1 << 22;
 
@@ -774,7 +781,7 @@ internal static unsafe class GemmDriver
                 int i0 = _row0 + (mb * _mc), i1 = Math.Min(_row0 + _rows, i0 + _mc);
                 cols[0] = _col0 + (nb * _nc);
                 cols[1] = Math.Min(_col0 + _cols, cols[0] + _nc);
-                MultiplyRun<TKernel>(i0, i1, cols, 1, _ap, _mPad, (i0 - _row0) / TKernel.MR, _bp, panelScratch, edge);
+                MultiplyRun<TKernel>(i0, i1, cols, 1, _ap, _mPad, (i0 - _row0) / TKernel.MR, _bp, panelScratch, edge, false);
             }
         }
 
@@ -794,7 +801,8 @@ internal static unsafe class GemmDriver
             panelScratch = Align64(panelScratch);
             int tiles = _mTiles * _nTiles;
             float[]? aBuf = null, bBuf = null; // rented on the first claim: a participant that finds nothing left needs none
-            GCHandle pin = default, bPin = default;
+            float[]? aBlockBuf = null; // one k block of A, for a run that packs A block by block
+            GCHandle pin = default, bPin = default, aBlockPin = default;
             bool[]? bTilePacked = null; // which column tiles this participant has packed into bBuf
             try
             {
@@ -835,8 +843,25 @@ internal static unsafe class GemmDriver
                     runLength = (own + runs - 1) / runs;
                 }
 
+                // One run covers this participant's whole stretch, A is stored [m, k] and outgrows L2 (the input
+                // gradients dY [256, 2304–3072]): A is packed one k block at a time, right before the run meets it, into a block
+                // buffer (≤ 270 KiB) that stays in L2, while the next block's source rows are asked for in L2 a share
+                // per tile (MultiplyRun). Packing all of A up front wrote 2.4–3.2 MB out to L3 to read it back block by
+                // block, with no FMA running while its rows came from memory or from the other core. Tiles taken from
+                // another stretch afterwards pack the whole A as before (once), so a late participant's tiles do not
+                // each repack it. Same packed values, same kernel calls: the result is unchanged bit for bit.
+                bool blockA = runLength > 1 && runLength >= own && !_sharedA && !_colMajor && !_transA && (long)_mc * _k > BlockAFloats;
+                float* aBlock = null;
+                if (blockA)
+                {
+                    aBlockBuf = RentAligned((long)_mc * _kc);
+                    aBlockPin = GCHandle.Alloc(aBlockBuf, GCHandleType.Pinned);
+                    aBlock = Align64((float*)aBlockPin.AddrOfPinnedObject());
+                }
+
                 int* run = stackalloc int[2 * RunPanels];
                 int runCount = 0, runI0 = 0, runI1 = 0, runStride = 0, runFirstPanel = 0;
+                bool runBlockA = false;
                 float* runA = null;
                 for (int step = 0; step < tiles; step++)
                 {
@@ -844,14 +869,15 @@ internal static unsafe class GemmDriver
                     if (t >= tiles) t -= tiles;
                     if (Volatile.Read(ref _claimed[t]) == 0 && Interlocked.Exchange(ref _claimed[t], 1) == 0)
                     {
-                        ClaimedTile(t, ref packedRowTile, ref aBuf, ref pin, ref ap, ref bBuf, ref bPin, ref bp, ref bTilePacked, mr, nr);
+                        runBlockA = blockA && step < own;
+                        if (!runBlockA) ClaimedTile(t, ref packedRowTile, ref aBuf, ref pin, ref ap, ref bBuf, ref bPin, ref bp, ref bTilePacked, mr, nr);
 
                         // Row tiles major: consecutive tiles of one participant share its packed A rows (column
                         // tiles major with _colMajor: they share its packed B columns).
                         int mb = TileRow(t), nb = TileColumn(t);
                         runI0 = _row0 + (mb * _mc);
                         runI1 = Math.Min(_row0 + _rows, runI0 + _mc);
-                        runA = _sharedA ? _ap : ap;
+                        runA = _sharedA ? _ap : runBlockA ? aBlock : ap;
                         runStride = _sharedA ? _mPad : _mc;
                         runFirstPanel = _sharedA ? (runI0 - _row0) / mr : 0;
                         run[2 * runCount] = _col0 + (nb * _nc);
@@ -861,13 +887,19 @@ internal static unsafe class GemmDriver
 
                     if (runCount > 0 && (runCount == runLength || step >= own - 1))
                     {
-                        MultiplyRun<TKernel>(runI0, runI1, run, runCount, runA, runStride, runFirstPanel, bp, panelScratch, edge);
+                        MultiplyRun<TKernel>(runI0, runI1, run, runCount, runA, runStride, runFirstPanel, bp, panelScratch, edge, runBlockA);
                         runCount = 0;
                     }
                 }
             }
             finally
             {
+                if (aBlockBuf != null)
+                {
+                    aBlockPin.Free();
+                    ArrayPool<float>.Shared.Return(aBlockBuf);
+                }
+
                 if (aBuf != null)
                 {
                     pin.Free();
@@ -981,12 +1013,16 @@ internal static unsafe class GemmDriver
         /// run before the next; each element still sums the k blocks in order. <paramref name="aPack"/> holds packed A
         /// panels (k block p0 at aPack + p0 · <paramref name="aStride"/>), row i0's panel being number
         /// <paramref name="aFirstPanel"/>. B comes from <paramref name="bPack"/> (k block p0 at bPack + p0 · _nPad,
-        /// panel 0 = column _bpCol0), or is packed here panel by panel into <paramref name="panelScratch"/>.
+        /// panel 0 = column _bpCol0), or is packed here panel by panel into <paramref name="panelScratch"/>. With
+        /// <paramref name="packABlock"/> (A stored [m, k]), <paramref name="aPack"/> is a one-block buffer instead: each
+        /// k block of rows [i0, i1) is packed into it here before the tiles meet it, and the next block's source is
+        /// asked for in L2 meanwhile.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void MultiplyRun<TKernel>(int i0, int i1, int* cols, int count, float* aPack, int aStride, int aFirstPanel, float* bPack, float* panelScratch, float* edge)
+        private void MultiplyRun<TKernel>(int i0, int i1, int* cols, int count, float* aPack, int aStride, int aFirstPanel, float* bPack, float* panelScratch, float* edge, bool packABlock)
             where TKernel : struct, IGemmKernel
         {
+            int mr = TKernel.MR;
             long runFloats = 0;
             for (int r = 0; r < count; r++) runFloats += (long)(i1 - i0) * (cols[(2 * r) + 1] - cols[2 * r]);
             for (int p0 = 0; p0 < _k; p0 += _kc)
@@ -996,9 +1032,33 @@ internal static unsafe class GemmDriver
                 float beta = first ? _beta : 1f;
                 float* bias = first ? _bias : null;
                 float* aBlock = aPack + ((long)p0 * aStride);
+                if (packABlock)
+                {
+                    // Rows [i0, i1) of this k block only (A stored [m, k]), into the block buffer the run then meets.
+                    aBlock = aPack;
+                    float* aSrc = _a + p0;
+                    for (int i = i0; i < i1; i += mr)
+                    {
+                        PackAPanel(false, aSrc, _lda, i, Math.Min(mr, i1 - i), kcb, kcb, mr, _mc, (i - i0) / mr, aBlock);
+                    }
+                }
+
                 float* bBlock = bPack + ((long)p0 * _nPad);
                 for (int r = 0; r < count; r++)
                 {
+                    if (packABlock && p0 + _kc < _k && Sse.IsSupported)
+                    {
+                        // A share of the next k block's A source, asked for in L2 while this block multiplies.
+                        int np0 = p0 + _kc, nBytes = Math.Min(_kc, _k - np0) * sizeof(float);
+                        int from = i0 + (int)((long)(i1 - i0) * r / count), to = i0 + (int)((long)(i1 - i0) * (r + 1) / count);
+                        for (int i = from; i < to; i++)
+                        {
+                            byte* row = (byte*)(_a + ((long)i * _lda) + np0);
+                            for (int off = 0; off < nBytes; off += 64) Sse.Prefetch1(row + off);
+                            Sse.Prefetch1(row + nBytes - 1);
+                        }
+                    }
+
                     int j0 = cols[2 * r], j1 = cols[(2 * r) + 1];
                     // After this tile's last panel comes the next tile's first, or the run's first of the next k block.
                     bool lastOfBlock = r + 1 == count;
