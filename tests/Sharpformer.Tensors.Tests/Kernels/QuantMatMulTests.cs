@@ -106,6 +106,9 @@ public sealed class QuantMatMulTests
     [InlineData(16, 3)] // one pair of groups from the panel, an odd last block
     [InlineData(27, 4)] // a pair, an odd group, three tokens past the groups
     [InlineData(40, 5)] // two pairs and an odd group
+    [InlineData(16, 1)] // one pair, one block (the 512-bit pair kernel runs one block at a time)
+    [InlineData(33, 2)] // two pairs and one token past them
+    [InlineData(61, 7)] // three pairs, an odd group, five tokens past the groups, an odd block count
     public void Multiply_Q8_0EveryCode_MatchesReference(int rows, int blocksPerRow)
     {
         // Every Q8_0 code from −128 to 127, numbered through the matrix (13 rows of at least 96 values), with −128, which
@@ -132,6 +135,44 @@ public sealed class QuantMatMulTests
 
         var w = QuantizedMatrix.FromBlocks(QuantType.Q8_0, outFeatures, inFeatures, blocks);
         var x = Normal(rows * inFeatures, rng, 1f);
+        var expected = new float[rows * outFeatures];
+        var actual = new float[rows * outFeatures];
+        QuantMatMul.MultiplyReference(x, rows, w, default, expected);
+        QuantMatMul.Multiply(x, rows, w, default, actual);
+        CloseToReference(QuantType.Q8_0, inFeatures, expected, actual);
+    }
+
+    [Theory]
+    [InlineData(45, 3)] // two pairs of groups, an odd group, five tokens past the groups
+    [InlineData(128, 2)] // a prefill of 128 tokens: eight pairs
+    [InlineData(19, 1)] // one pair and three tokens past it, a single block
+    public void Multiply_Q8_0ExtremeCodes_MatchesReference(int rows, int blocksPerRow)
+    {
+        // Weight codes all −128 or all 127 by row (−128 only a file can hold), activations ±1 (codes ±127) by token: the
+        // largest block sums of either sign, 32 · 128 · 127 in magnitude, in every token lane; ten rows (two tiles of four
+        // and two rows past them) with scales that differ by row and block.
+        const int outFeatures = 10;
+        var inFeatures = 32 * blocksPerRow;
+        var blocks = new byte[outFeatures * blocksPerRow * 34];
+        for (var o = 0; o < outFeatures; o++)
+        {
+            for (var b = 0; b < blocksPerRow; b++)
+            {
+                var at = ((o * blocksPerRow) + b) * 34;
+                var scale = BitConverter.HalfToUInt16Bits((Half)(0.01f * (1 + o + (3 * b))));
+                blocks[at] = (byte)scale;
+                blocks[at + 1] = (byte)(scale >> 8);
+                Array.Fill(blocks, o % 2 == 0 ? (byte)0x80 : (byte)0x7F, at + 2, 32);
+            }
+        }
+
+        var x = new float[rows * inFeatures];
+        for (var r = 0; r < rows; r++)
+        {
+            Array.Fill(x, r % 3 == 1 ? -1f : 1f, r * inFeatures, inFeatures);
+        }
+
+        var w = QuantizedMatrix.FromBlocks(QuantType.Q8_0, outFeatures, inFeatures, blocks);
         var expected = new float[rows * outFeatures];
         var actual = new float[rows * outFeatures];
         QuantMatMul.MultiplyReference(x, rows, w, default, expected);
