@@ -173,6 +173,50 @@ public sealed class GemvTests
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void MatVecF16_EveryPatternAtEveryLinePosition_AmongNormalLines_ComesThroughExactly(int rows)
+    {
+        // W [65536, 96]: three 32-half lines per row, every half a normal value except pattern p at column p mod 96, so
+        // zero, subnormal, inf and NaN halves sit at every position of a line, beside lines of normal halves only (a
+        // widening that branches per line on its exponents takes both paths within one row). x is one-hot at column j, so
+        // y[p] is exactly w[p, j], or NaN where row p holds an inf or NaN elsewhere (times 0).
+        const int inFeatures = 96, outFeatures = 65536;
+        var w = new Half[outFeatures * inFeatures];
+        for (var p = 0; p < outFeatures; p++)
+        {
+            for (var c = 0; c < inFeatures; c++)
+            {
+                // Normal fillers of both signs and many exponents.
+                var filler = (ushort)((((p + c) & 1) << 15) | ((1 + ((p + (3 * c)) % 30)) << 10) | ((p * 7) + c) % 1024);
+                w[(p * inFeatures) + c] = BitConverter.UInt16BitsToHalf(c == p % inFeatures ? (ushort)p : filler);
+            }
+        }
+
+        var y = new float[rows * outFeatures];
+        for (var j = 0; j < inFeatures; j++)
+        {
+            var x = new float[rows * inFeatures];
+            for (var r = 0; r < rows; r++)
+            {
+                x[(r * inFeatures) + j] = 1f;
+            }
+
+            Gemv.MatVec(x, rows, w, inFeatures, outFeatures, [], y);
+            for (var p = 0; p < outFeatures; p++)
+            {
+                var pattern = BitConverter.UInt16BitsToHalf((ushort)p);
+                var expected = j != p % inFeatures && !Half.IsFinite(pattern) ? float.NaN : (float)w[(p * inFeatures) + j];
+                for (var r = 0; r < rows; r++)
+                {
+                    var actual = y[(r * outFeatures) + p];
+                    Assert.True(float.IsNaN(expected) ? float.IsNaN(actual) : expected == actual, $"x one-hot at {j}, row {r}, half 0x{p:X4}: {actual} vs {expected}");
+                }
+            }
+        }
+    }
+
     [Fact]
     public void MatVec_ShortOutput_ThrowsNamingShapes()
     {
