@@ -53,24 +53,15 @@ public static unsafe partial class Gemv
     /// <exception cref="ArgumentException">A span is shorter than its shape needs, or R is out of range.</exception>
     public static void MatVec(ReadOnlySpan<float> x, int rows, int inFeatures, scoped in GemvProduct<Half> first, scoped in GemvProduct<Half> second, scoped in GemvProduct<Half> third = default, bool accumulate = false)
     {
-        var count = CheckShared(x.Length, rows, inFeatures, first.Weight.Length, first.OutFeatures, first.Bias.Length, first.Y.Length, second.Weight.Length, second.OutFeatures, second.Bias.Length, second.Y.Length, third.Weight.Length, third.OutFeatures, third.Bias.Length, third.Y.Length);
+        // The F16 loop reads x split into even and odd positions (as in Run), made once for every matrix.
         var blocks = inFeatures / 32;
-        var paired = Vector512.IsHardwareAccelerated && Avx512F.IsSupported && rows <= SequentialMaxRows && blocks > 0;
+        var paired = Vector512.IsHardwareAccelerated && Avx512F.IsSupported && rows is >= 1 and <= SequentialMaxRows && blocks > 0;
         var pairs = paired ? ArrayPool<float>.Shared.Rent(rows * blocks * 32) : null;
         try
         {
-            fixed (float* px = x, pp = pairs, pb0 = first.Bias, pb1 = second.Bias, pb2 = third.Bias, py0 = first.Y, py1 = second.Y, py2 = third.Y)
-            fixed (Half* pw0 = first.Weight, pw1 = second.Weight, pw2 = third.Weight)
+            fixed (float* pp = pairs)
             {
-                if (paired)
-                {
-                    SplitEvenOdd(px, rows, inFeatures, blocks, pp);
-                }
-
-                var j0 = new Job((nint)px, rows, (nint)pw0, inFeatures, first.OutFeatures, first.Bias.IsEmpty ? 0 : (nint)pb0, (nint)py0, accumulate) { XPairs = (nint)pp };
-                var j1 = new Job((nint)px, rows, (nint)pw1, inFeatures, second.OutFeatures, second.Bias.IsEmpty ? 0 : (nint)pb1, (nint)py1, accumulate) { XPairs = (nint)pp };
-                var j2 = new Job((nint)px, rows, (nint)pw2, inFeatures, third.OutFeatures, third.Bias.IsEmpty ? 0 : (nint)pb2, (nint)py2, accumulate) { XPairs = (nint)pp };
-                RunShared<F16>(j0, j1, j2, count);
+                MatVecShared<Half, F16>(x, rows, inFeatures, first, second, third, accumulate, pp);
             }
         }
         finally
@@ -95,17 +86,7 @@ public static unsafe partial class Gemv
     /// <param name="accumulate">Add to every y instead of overwriting it.</param>
     /// <exception cref="ArgumentException">A span is shorter than its shape needs, or R is out of range.</exception>
     public static void MatVec(ReadOnlySpan<float> x, int rows, int inFeatures, scoped in GemvProduct<BFloat16> first, scoped in GemvProduct<BFloat16> second, scoped in GemvProduct<BFloat16> third = default, bool accumulate = false)
-    {
-        var count = CheckShared(x.Length, rows, inFeatures, first.Weight.Length, first.OutFeatures, first.Bias.Length, first.Y.Length, second.Weight.Length, second.OutFeatures, second.Bias.Length, second.Y.Length, third.Weight.Length, third.OutFeatures, third.Bias.Length, third.Y.Length);
-        fixed (float* px = x, pb0 = first.Bias, pb1 = second.Bias, pb2 = third.Bias, py0 = first.Y, py1 = second.Y, py2 = third.Y)
-        fixed (BFloat16* pw0 = first.Weight, pw1 = second.Weight, pw2 = third.Weight)
-        {
-            var j0 = new Job((nint)px, rows, (nint)pw0, inFeatures, first.OutFeatures, first.Bias.IsEmpty ? 0 : (nint)pb0, (nint)py0, accumulate);
-            var j1 = new Job((nint)px, rows, (nint)pw1, inFeatures, second.OutFeatures, second.Bias.IsEmpty ? 0 : (nint)pb1, (nint)py1, accumulate);
-            var j2 = new Job((nint)px, rows, (nint)pw2, inFeatures, third.OutFeatures, third.Bias.IsEmpty ? 0 : (nint)pb2, (nint)py2, accumulate);
-            RunShared<BF16>(j0, j1, j2, count);
-        }
-    }
+        => MatVecShared<BFloat16, BF16>(x, rows, inFeatures, first, second, third, accumulate, null);
 
     /// <summary>
     /// y_i [R, Out_i] = x [R, in] · W_iᵀ + bias_i (+ y_i when <paramref name="accumulate"/>) for two or three F32 matrices, in
@@ -120,15 +101,30 @@ public static unsafe partial class Gemv
     /// <param name="accumulate">Add to every y instead of overwriting it.</param>
     /// <exception cref="ArgumentException">A span is shorter than its shape needs, or R is out of range.</exception>
     public static void MatVec(ReadOnlySpan<float> x, int rows, int inFeatures, scoped in GemvProduct<float> first, scoped in GemvProduct<float> second, scoped in GemvProduct<float> third = default, bool accumulate = false)
+        => MatVecShared<float, F32>(x, rows, inFeatures, first, second, third, accumulate, null);
+
+    /// <summary>
+    /// The grouped products for weights in <typeparamref name="T"/> read by <typeparamref name="TW"/>: checked, pinned,
+    /// and run as one region; <paramref name="pairs"/> (F16 only, or null) receives x split into even and odd positions.
+    /// </summary>
+    private static void MatVecShared<T, TW>(
+        ReadOnlySpan<float> x, int rows, int inFeatures, scoped in GemvProduct<T> first, scoped in GemvProduct<T> second, scoped in GemvProduct<T> third, bool accumulate, float* pairs)
+        where T : unmanaged
+        where TW : struct, IWeightFormat
     {
         var count = CheckShared(x.Length, rows, inFeatures, first.Weight.Length, first.OutFeatures, first.Bias.Length, first.Y.Length, second.Weight.Length, second.OutFeatures, second.Bias.Length, second.Y.Length, third.Weight.Length, third.OutFeatures, third.Bias.Length, third.Y.Length);
         fixed (float* px = x, pb0 = first.Bias, pb1 = second.Bias, pb2 = third.Bias, py0 = first.Y, py1 = second.Y, py2 = third.Y)
-        fixed (float* pw0 = first.Weight, pw1 = second.Weight, pw2 = third.Weight)
+        fixed (T* pw0 = first.Weight, pw1 = second.Weight, pw2 = third.Weight)
         {
-            var j0 = new Job((nint)px, rows, (nint)pw0, inFeatures, first.OutFeatures, first.Bias.IsEmpty ? 0 : (nint)pb0, (nint)py0, accumulate);
-            var j1 = new Job((nint)px, rows, (nint)pw1, inFeatures, second.OutFeatures, second.Bias.IsEmpty ? 0 : (nint)pb1, (nint)py1, accumulate);
-            var j2 = new Job((nint)px, rows, (nint)pw2, inFeatures, third.OutFeatures, third.Bias.IsEmpty ? 0 : (nint)pb2, (nint)py2, accumulate);
-            RunShared<F32>(j0, j1, j2, count);
+            if (pairs is not null)
+            {
+                SplitEvenOdd(px, rows, inFeatures, inFeatures / 32, pairs);
+            }
+
+            var j0 = new Job((nint)px, rows, (nint)pw0, inFeatures, first.OutFeatures, first.Bias.IsEmpty ? 0 : (nint)pb0, (nint)py0, accumulate) { XPairs = (nint)pairs };
+            var j1 = new Job((nint)px, rows, (nint)pw1, inFeatures, second.OutFeatures, second.Bias.IsEmpty ? 0 : (nint)pb1, (nint)py1, accumulate) { XPairs = (nint)pairs };
+            var j2 = new Job((nint)px, rows, (nint)pw2, inFeatures, third.OutFeatures, third.Bias.IsEmpty ? 0 : (nint)pb2, (nint)py2, accumulate) { XPairs = (nint)pairs };
+            RunShared<TW>(j0, j1, j2, count);
         }
     }
 
