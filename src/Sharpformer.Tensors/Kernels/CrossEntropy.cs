@@ -83,20 +83,33 @@ public static class CrossEntropy
 
             var row = logits.Slice(n * vocab, vocab);
             float max = Softmax.RowMax(row);
-            float sum = Softmax.ExpSubtractSum(row, max, e);
-            float loss = MathF.Log(sum) + max - ((1f - labelSmoothing) * row[targets[n]]);
-            if (labelSmoothing != 0f)
-            {
-                // (1 − ε)·(lse − x_t) + (ε/V)·Σ_v (lse − x_v) = lse − (1 − ε)·x_t − (ε/V)·Σ_v x_v.
-                loss -= labelSmoothing / vocab * TensorPrimitives.Sum(row);
-            }
-
-            losses[n] = loss;
+            losses[n] = RowLoss(row, targets[n], max, Softmax.ExpSubtractSum(row, max, e), labelSmoothing);
             counted++;
         }
 
         ArrayPool<float>.Shared.Return(scratch);
         return counted;
+    }
+
+    /// <summary>One row's loss from its max and its sum of exp(x − max): lse − (1 − ε)·x_t − (ε/V)·Σ_v x_v.</summary>
+    private static float RowLoss(ReadOnlySpan<float> row, int target, float max, float sum, float labelSmoothing)
+    {
+        float loss = MathF.Log(sum) + max - ((1f - labelSmoothing) * row[target]);
+        if (labelSmoothing != 0f)
+        {
+            // (1 − ε)·(lse − x_t) + (ε/V)·Σ_v (lse − x_v) = lse − (1 − ε)·x_t − (ε/V)·Σ_v x_v.
+            loss -= labelSmoothing / row.Length * TensorPrimitives.Sum(row);
+        }
+
+        return loss;
+    }
+
+    /// <summary>A row's softmax in <paramref name="d"/> → its gradient: (softmax − (1 − ε)·onehot(target) − ε/V) · dLoss.</summary>
+    private static void SoftmaxToGradient(Span<float> d, int target, float dLoss, float labelSmoothing)
+    {
+        TensorPrimitives.Multiply(d, dLoss, d);
+        if (labelSmoothing != 0f) TensorPrimitives.Subtract(d, labelSmoothing / d.Length * dLoss, d);
+        d[target] -= (1f - labelSmoothing) * dLoss;
     }
 
     /// <summary>
@@ -171,9 +184,7 @@ public static class CrossEntropy
             var row = logits.Slice(n * vocab, vocab);
             float max = Softmax.RowMax(row);
             float sum = Softmax.ExpSubtractSum(row, max, d);
-            float loss = MathF.Log(sum) + max - ((1f - labelSmoothing) * row[targets[n]]);
-            if (labelSmoothing != 0f) loss -= labelSmoothing / vocab * TensorPrimitives.Sum(row);
-            losses[n] = loss;
+            losses[n] = RowLoss(row, targets[n], max, sum, labelSmoothing);
             counted++;
             if (float.IsNegativeInfinity(max))
             {
@@ -184,9 +195,7 @@ public static class CrossEntropy
                 TensorPrimitives.Multiply(d, 1f / sum, d);
             }
 
-            TensorPrimitives.Multiply(d, dLoss, d);
-            if (labelSmoothing != 0f) TensorPrimitives.Subtract(d, labelSmoothing / vocab * dLoss, d);
-            d[targets[n]] -= (1f - labelSmoothing) * dLoss;
+            SoftmaxToGradient(d, targets[n], dLoss, labelSmoothing);
         }
 
         return counted;
@@ -252,9 +261,7 @@ public static class CrossEntropy
             }
 
             Softmax.Row(logits.Slice(n * vocab, vocab), d);
-            TensorPrimitives.Multiply(d, dLosses[n], d);
-            if (labelSmoothing != 0f) TensorPrimitives.Subtract(d, labelSmoothing / vocab * dLosses[n], d);
-            d[targets[n]] -= (1f - labelSmoothing) * dLosses[n];
+            SoftmaxToGradient(d, targets[n], dLosses[n], labelSmoothing);
         }
     }
 

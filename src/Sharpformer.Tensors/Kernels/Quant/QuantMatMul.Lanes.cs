@@ -171,34 +171,8 @@ public static unsafe partial class QuantMatMul
             Vector256<int> m0 = Vector256.Load(startsB + (8 * b) + 8), m1 = m0, m2 = m0, m3 = m0;
             for (var s = 0; s < 8; s++)
             {
-                var x = Vector256.Load(xa + (32 * s));
-                var y = Vector256.Load(xb + (32 * s));
-                var w0 = Broadcast4x8(w + (4 * s));
-                var w1 = Broadcast4x8(w + 32 + (4 * s));
-                var w2 = Broadcast4x8(w + 64 + (4 * s));
-                var w3 = Broadcast4x8(w + 96 + (4 * s));
-                i0 = AvxVnni.MultiplyWideningAndAdd(i0, w0, x);
-                j0 = AvxVnni.MultiplyWideningAndAdd(j0, w0, y);
-                i1 = AvxVnni.MultiplyWideningAndAdd(i1, w1, x);
-                j1 = AvxVnni.MultiplyWideningAndAdd(j1, w1, y);
-                i2 = AvxVnni.MultiplyWideningAndAdd(i2, w2, x);
-                j2 = AvxVnni.MultiplyWideningAndAdd(j2, w2, y);
-                i3 = AvxVnni.MultiplyWideningAndAdd(i3, w3, x);
-                j3 = AvxVnni.MultiplyWideningAndAdd(j3, w3, y);
-                x = Vector256.Load(xa + 256 + (32 * s));
-                y = Vector256.Load(xb + 256 + (32 * s));
-                w0 = Broadcast4x8(w + 128 + (4 * s));
-                w1 = Broadcast4x8(w + 160 + (4 * s));
-                w2 = Broadcast4x8(w + 192 + (4 * s));
-                w3 = Broadcast4x8(w + 224 + (4 * s));
-                k0 = AvxVnni.MultiplyWideningAndAdd(k0, w0, x);
-                m0 = AvxVnni.MultiplyWideningAndAdd(m0, w0, y);
-                k1 = AvxVnni.MultiplyWideningAndAdd(k1, w1, x);
-                m1 = AvxVnni.MultiplyWideningAndAdd(m1, w1, y);
-                k2 = AvxVnni.MultiplyWideningAndAdd(k2, w2, x);
-                m2 = AvxVnni.MultiplyWideningAndAdd(m2, w2, y);
-                k3 = AvxVnni.MultiplyWideningAndAdd(k3, w3, x);
-                m3 = AvxVnni.MultiplyWideningAndAdd(m3, w3, y);
+                WideStep(w + (4 * s), xa + (32 * s), xb + (32 * s), ref i0, ref i1, ref i2, ref i3, ref j0, ref j1, ref j2, ref j3);
+                WideStep(w + 128 + (4 * s), xa + 256 + (32 * s), xb + 256 + (32 * s), ref k0, ref k1, ref k2, ref k3, ref m0, ref m1, ref m2, ref m3);
             }
 
             var f = factors + (4 * b);
@@ -278,7 +252,7 @@ public static unsafe partial class QuantMatMul
         a3.Store(result + 48);
     }
 
-    /// <summary>One step of four weight bytes (four rows 32 bytes apart at <paramref name="w"/>) against two groups' interleaved codes.</summary>
+    /// <summary>One step of four weight bytes (four rows 32 bytes apart at <paramref name="w"/>) against two groups' interleaved codes (<see cref="LaneTilePair"/>, <see cref="LaneTilePairWide"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void WideStep(
         byte* w, sbyte* xa, sbyte* xb,
