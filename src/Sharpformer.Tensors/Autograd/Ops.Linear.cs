@@ -124,7 +124,15 @@ public static partial class Ops
                 // a tied weight's other use): no parameter-sized temporary, no copy.
                 bool overwrite = true;
                 var target = weight.IsLeaf ? weight.GradTarget(out overwrite) : (dw = Tensor.Empty(weight.Shape));
-                Gemm.Sgemm(true, false, outF, inF, rows, 1f, gs, outF, xc.AsReadOnlySpan<float>(), inF, overwrite ? 0f : 1f, target.AsSpan<float>(), inF);
+                if (weight.IsLeaf)
+                {
+                    // Read by the optimizer only after the whole backward: written past the caches where it can be.
+                    Gemm.SgemmStreamC(true, false, outF, inF, rows, 1f, gs, outF, xc.AsReadOnlySpan<float>(), inF, overwrite ? 0f : 1f, target.AsSpan<float>(), inF);
+                }
+                else
+                {
+                    Gemm.Sgemm(true, false, outF, inF, rows, 1f, gs, outF, xc.AsReadOnlySpan<float>(), inF, 0f, target.AsSpan<float>(), inF);
+                }
             }
 
             if (bias is not null && bias.RequiresGrad)

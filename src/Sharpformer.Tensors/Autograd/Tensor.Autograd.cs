@@ -148,7 +148,8 @@ public sealed partial class Tensor
     {
         if (_grad is null)
         {
-            _grad = Empty(Shape);
+            // On a cache line, so a weight-gradient GEMM can write it with whole-line streaming stores (Ops.Linear).
+            _grad = EmptyAligned(Shape);
             overwrite = true;
         }
         else

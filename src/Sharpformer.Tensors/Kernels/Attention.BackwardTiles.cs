@@ -214,8 +214,8 @@ public static partial class Attention
                     float* dsTile = s.Ds + ((long)i0 * nr);
 
                     // S = scale · Q·Kᵀ and dP = dO·Vᵀ, [rows, NR] (columns past Tk read zero keys and are masked below).
-                    TKernel.Tile(s.QA + ((long)(i0 / mr) * d * mr), s.KB + ((long)kp * d * nr), d, pTile, nr, rows, nr, scale, 0f, null, s.Edge);
-                    TKernel.Tile(s.DoA + ((long)(i0 / mr) * d * mr), s.VB + ((long)kp * d * nr), d, dsTile, nr, rows, nr, 1f, 0f, null, s.Edge);
+                    TKernel.Tile(s.QA + ((long)(i0 / mr) * d * mr), s.KB + ((long)kp * d * nr), d, pTile, nr, rows, nr, scale, 0f, null, s.Edge, false);
+                    TKernel.Tile(s.DoA + ((long)(i0 / mr) * d * mr), s.VB + ((long)kp * d * nr), d, dsTile, nr, rows, nr, 1f, 0f, null, s.Edge, false);
                     if (prefetch.Done < prefetch.Total) PrefetchStep(ref prefetch, prefetchChunk);
                     for (int r = 0; r < rows; r++)
                     {
@@ -231,7 +231,7 @@ public static partial class Attention
                     {
                         int cols = Math.Min(nr, d - (dn * nr));
                         float beta = kp == 0 && firstPanelWritesDq ? 0f : 1f;
-                        TKernel.Tile(s.DsA, s.KRowB + ((long)((kp * dnPanels) + dn) * nr * nr), nk, dqh + ((long)i0 * qs) + (dn * nr), qs, rows, cols, scale, beta, null, s.Edge);
+                        TKernel.Tile(s.DsA, s.KRowB + ((long)((kp * dnPanels) + dn) * nr * nr), nk, dqh + ((long)i0 * qs) + (dn * nr), qs, rows, cols, scale, beta, null, s.Edge, false);
                     }
                 }
 
@@ -241,8 +241,8 @@ public static partial class Attention
                 {
                     int rows = Math.Min(mr, d - (dp * mr));
                     long aOff = ((long)dp * tq * mr) + ((long)rowStart * mr);
-                    TKernel.Tile(s.DoT + aOff, s.P + ((long)rowStart * nr), kq, s.DvT + ((long)dp * mr * ldT) + j0, ldT, rows, nk, 1f, 0f, null, s.Edge);
-                    TKernel.Tile(s.QT + aOff, s.Ds + ((long)rowStart * nr), kq, s.DkT + ((long)dp * mr * ldT) + j0, ldT, rows, nk, scale, 0f, null, s.Edge);
+                    TKernel.Tile(s.DoT + aOff, s.P + ((long)rowStart * nr), kq, s.DvT + ((long)dp * mr * ldT) + j0, ldT, rows, nk, 1f, 0f, null, s.Edge, false);
+                    TKernel.Tile(s.QT + aOff, s.Ds + ((long)rowStart * nr), kq, s.DkT + ((long)dp * mr * ldT) + j0, ldT, rows, nk, scale, 0f, null, s.Edge, false);
                 }
             }
 

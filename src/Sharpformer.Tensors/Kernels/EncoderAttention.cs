@@ -129,7 +129,7 @@ public static unsafe class EncoderAttention
                             for (int panel = 0; panel < keyPanels; panel++)
                             {
                                 int key0 = panel * mr;
-                                TKernel.Tile(kPack + ((long)panel * d * mr), qBlock, d, scores + ((long)key0 * nr), nr, Math.Min(mr, t - key0), nr, scale, 0f, null, edge);
+                                TKernel.Tile(kPack + ((long)panel * d * mr), qBlock, d, scores + ((long)key0 * nr), nr, Math.Min(mr, t - key0), nr, scale, 0f, null, edge, false);
                             }
 
                             if (nr == 32)
@@ -145,7 +145,7 @@ public static unsafe class EncoderAttention
                             for (int panel = 0; panel < dPanels; panel++)
                             {
                                 int d0 = panel * mr;
-                                TKernel.Tile(vPack + ((long)panel * t * mr), scores, t, outT + ((long)d0 * nr), nr, Math.Min(mr, d - d0), nr, 1f, 0f, null, edge);
+                                TKernel.Tile(vPack + ((long)panel * t * mr), scores, t, outT + ((long)d0 * nr), nr, Math.Min(mr, d - d0), nr, 1f, 0f, null, edge, false);
                             }
 
                             WriteContext(outT, nr, colSum, queries, d, ctx + ((long)q0 * c), c);

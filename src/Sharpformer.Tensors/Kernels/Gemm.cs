@@ -142,6 +142,21 @@ public static partial class Gemm
         b.Multiply(ParallelFor.MaxDegreeOfParallelism, transA, m, alpha, a, lda, beta, c, ldc, bias);
     }
 
+    /// <summary>
+    /// <see cref="Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, ReadOnlySpan{float})"/>
+    /// for a C that nothing reads soon (a weight gradient, read by the optimizer after the whole backward): with beta 0,
+    /// k in one block and C 64-byte aligned with ldc a multiple of 16, its whole tiles are written with non-temporal
+    /// stores, so no line of C is read from memory before it is overwritten. The same values as Sgemm, bit for bit.
+    /// </summary>
+    internal static unsafe void SgemmStreamC(
+        bool transA, bool transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        float beta, Span<float> c, int ldc)
+    {
+        Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc, 0);
+        SgemmCore(GemmDriver.BestIsa, ParallelFor.MaxDegreeOfParallelism, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, default, streamC: true);
+    }
+
     /// <summary>The micro-kernel this process runs, e.g. "Vector512 12×32" or "scalar reference" (for benchmark reports).</summary>
     public static string KernelDescription => GemmDriver.BestIsa == GemmIsa.Scalar
         ? "scalar reference"
@@ -151,7 +166,7 @@ public static partial class Gemm
     internal static unsafe void SgemmCore(
         GemmIsa isa, int maxThreads, bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-        float beta, Span<float> c, int ldc, ReadOnlySpan<float> bias)
+        float beta, Span<float> c, int ldc, ReadOnlySpan<float> bias, bool streamC = false)
     {
         if (isa == GemmIsa.Scalar)
         {
@@ -161,7 +176,7 @@ public static partial class Gemm
 
         fixed (float* pa = a, pb = b, pc = c, pbias = bias)
         {
-            GemmDriver.Run(isa, maxThreads, transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, bias.IsEmpty ? null : pbias, null);
+            GemmDriver.Run(isa, maxThreads, transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, bias.IsEmpty ? null : pbias, null, streamC);
         }
     }
 

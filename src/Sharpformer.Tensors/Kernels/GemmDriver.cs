@@ -78,6 +78,12 @@ internal static unsafe class GemmDriver
     /// </summary>
     private const int BlockAFloats = 1 << 18;
 
+    /// <summary>
+    /// A C asked to be streamed (<see cref="Run"/>'s streamC) is written with non-temporal stores only from this many
+    /// floats on (1 MiB, an L2): a smaller C costs little to read in, and what is left of it in the caches may yet serve.
+    /// </summary>
+    private const long StreamCFloats = 1 << 18;
+
     /// <summary>Largest packed chunk of A or B in floats (16 MiB); bigger operands are packed and multiplied chunk by chunk.</summary>
     private const int ChunkFloats = 1 << 22;
 
@@ -132,10 +138,12 @@ internal static unsafe class GemmDriver
     /// C = alpha · op(A) · op(B) + beta · C (+ bias) on validated pointers with a SIMD <paramref name="isa"/>.
     /// <paramref name="packedB"/>, when given, replaces <paramref name="b"/> (its layout matches <paramref name="isa"/>).
     /// Uses up to <paramref name="maxThreads"/> threads when the product is large enough to pay for them.
+    /// <paramref name="streamC"/> says that nothing reads C soon (a weight gradient the optimizer reads after the whole
+    /// backward): the whole tiles of C are then written with non-temporal stores when <see cref="CanStreamC"/> allows.
     /// </summary>
     public static void Run(
         GemmIsa isa, int maxThreads, bool transA, bool transB, int m, int n, int k, float alpha,
-        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, float* packedB)
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, float* packedB, bool streamC = false)
     {
         Debug.Assert(isa != GemmIsa.Scalar, "the scalar tier runs Gemm.Reference");
         if (m == 0 || n == 0) return;
@@ -165,7 +173,7 @@ internal static unsafe class GemmDriver
             }
             else
             {
-                job.Execute(isa, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, packedB);
+                job.Execute(isa, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, packedB, NarrowB.None, streamC && CanStreamC(isa, m, n, k, beta, c, ldc));
             }
         }
         finally
@@ -203,6 +211,15 @@ internal static unsafe class GemmDriver
             _cachedJob = job;
         }
     }
+
+    /// <summary>
+    /// Whether a C asked to be streamed is: C is only written (beta 0) and each element only once (k in one block), the
+    /// kernel's rows are whole 64-byte lines (Vector512 or Vector256) that start on a line (C 64-byte aligned, ldc a
+    /// multiple of 16 floats; tiles start at multiples of NR columns), and C is at least <see cref="StreamCFloats"/>.
+    /// </summary>
+    internal static bool CanStreamC(GemmIsa isa, int m, int n, int k, float beta, float* c, int ldc) =>
+        isa >= GemmIsa.Vector256 && Sse.IsSupported && beta == 0f && k <= KcMax && ((nint)c & 63) == 0 && ldc % 16 == 0
+        && (long)m * n >= StreamCFloats;
 
     /// <summary>k = 0: the product is empty, so C = beta · C + bias (beta 0 never reads C).</summary>
     private static void ScaleOnly(int m, int n, float beta, float* c, int ldc, float* bias)
@@ -473,6 +490,9 @@ internal static unsafe class GemmDriver
         // B's storage type: F32, or F16/BF16 (then _b points at ushorts and every B panel is widened as it is packed).
         private NarrowB _narrowB;
 
+        // Whole tiles of C are written with non-temporal stores (CanStreamC held); each participant fences after its tiles.
+        private bool _streamC;
+
         // The current chunk: rows [_row0, _row0 + _rows) of A packed at _ap (stride _mPad per k), columns
         // [_col0, _col0 + _cols) of C whose B panels start at _bp (stride _nPad per k; panel 0 = column _bpCol0).
         private float* _ap, _bp;
@@ -549,9 +569,10 @@ internal static unsafe class GemmDriver
 
         public void Execute(
             GemmIsa isa, int threads, bool transA, bool transB, int m, int n, int k, float alpha,
-            float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, float* packedB, NarrowB narrowB = NarrowB.None)
+            float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, float* packedB, NarrowB narrowB = NarrowB.None, bool streamC = false)
         {
             _isa = isa;
+            _streamC = streamC;
             _narrowB = narrowB;
             _transA = transA;
             _transB = transB;
@@ -783,6 +804,9 @@ internal static unsafe class GemmDriver
                 cols[1] = Math.Min(_col0 + _cols, cols[0] + _nc);
                 MultiplyRun<TKernel>(i0, i1, cols, 1, _ap, _mPad, (i0 - _row0) / TKernel.MR, _bp, panelScratch, edge, false);
             }
+
+            // Non-temporal stores are weakly ordered: drain them before the caller reads C.
+            if (_streamC) Sse.StoreFence();
         }
 
         /// <summary>
@@ -913,6 +937,9 @@ internal static unsafe class GemmDriver
                 }
 
                 if (bTilePacked != null) ArrayPool<bool>.Shared.Return(bTilePacked);
+
+                // Non-temporal stores are weakly ordered: drain this participant's before the join publishes C.
+                if (_streamC) Sse.StoreFence();
             }
         }
 
@@ -1130,7 +1157,7 @@ internal static unsafe class GemmDriver
                         if (nextJ < j1) PrefetchTile(_c + ((long)nextI * _ldc) + nextJ, _ldc, Math.Min(mr, i1 - nextI), Math.Min(nr, j1 - nextJ));
                     }
 
-                    TKernel.Tile(aPanel, bPanel, kcb, _c + ((long)i * _ldc) + j, _ldc, Math.Min(mr, i1 - i), nrValid, _alpha, beta, biasJ, edge);
+                    TKernel.Tile(aPanel, bPanel, kcb, _c + ((long)i * _ldc) + j, _ldc, Math.Min(mr, i1 - i), nrValid, _alpha, beta, biasJ, edge, _streamC);
                 }
             }
         }

@@ -18,9 +18,14 @@ internal unsafe interface IGemmKernel
     /// <summary>
     /// One tile: <paramref name="mr"/> ≤ MR rows and <paramref name="nr"/> ≤ NR columns of C are written; beta 0 never
     /// reads C; <paramref name="bias"/> is null or points at the tile's first column. <paramref name="edge"/> is
-    /// MR·NR floats of scratch for partial tiles.
+    /// MR·NR floats of scratch for partial tiles. With <paramref name="streamC"/>, a tile that the vector epilogue stores
+    /// (all NR columns, and as many rows as the kernel's row count) is written with non-temporal stores of whole cache
+    /// lines, past the caches and without reading the lines in first: only for a C that nothing reads soon, and only
+    /// where every row's NR columns are whole 64-byte lines that start on a line (the caller checks). Tiles stored
+    /// through the scratch, and kernels whose rows are narrower than a line, store as usual. The caller fences
+    /// (<c>Sse.StoreFence</c>) before C is read.
     /// </summary>
-    static abstract void Tile(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge);
+    static abstract void Tile(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge, bool streamC);
 }
 
 /// <summary>A compile-time row count: the JIT specializes a generic kernel per struct and drops the unused rows.</summary>
@@ -56,24 +61,24 @@ internal readonly unsafe struct Kernel512 : IGemmKernel
     public static int NR => 32;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Tile(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge)
+    public static void Tile(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge, bool streamC)
     {
         if (mr > 8)
         {
-            Rows<Rows12>(ap, bp, kc, c, ldc, mr, nr, alpha, beta, bias, edge);
+            Rows<Rows12>(ap, bp, kc, c, ldc, mr, nr, alpha, beta, bias, edge, streamC);
         }
         else if (mr > 4)
         {
-            Rows<Rows8>(ap, bp, kc, c, ldc, mr, nr, alpha, beta, bias, edge);
+            Rows<Rows8>(ap, bp, kc, c, ldc, mr, nr, alpha, beta, bias, edge, streamC);
         }
         else
         {
-            Rows<Rows4>(ap, bp, kc, c, ldc, mr, nr, alpha, beta, bias, edge);
+            Rows<Rows4>(ap, bp, kc, c, ldc, mr, nr, alpha, beta, bias, edge, streamC);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Rows<TRows>(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge)
+    private static void Rows<TRows>(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge, bool streamC)
         where TRows : struct, IRowCount
     {
         Vector512<float> acc0a = default, acc0b = default,
@@ -145,25 +150,25 @@ internal readonly unsafe struct Kernel512 : IGemmKernel
 
         if (mr == TRows.Count && nr == 32)
         {
-            Store(c + (0 * ldc), acc0a, acc0b, alpha, beta, bias);
-            Store(c + (1 * ldc), acc1a, acc1b, alpha, beta, bias);
-            Store(c + (2 * ldc), acc2a, acc2b, alpha, beta, bias);
-            Store(c + (3 * ldc), acc3a, acc3b, alpha, beta, bias);
+            Store(c + (0 * ldc), acc0a, acc0b, alpha, beta, bias, streamC);
+            Store(c + (1 * ldc), acc1a, acc1b, alpha, beta, bias, streamC);
+            Store(c + (2 * ldc), acc2a, acc2b, alpha, beta, bias, streamC);
+            Store(c + (3 * ldc), acc3a, acc3b, alpha, beta, bias, streamC);
 
             if (TRows.Count > 4)
             {
-                Store(c + (4 * ldc), acc4a, acc4b, alpha, beta, bias);
-                Store(c + (5 * ldc), acc5a, acc5b, alpha, beta, bias);
-                Store(c + (6 * ldc), acc6a, acc6b, alpha, beta, bias);
-                Store(c + (7 * ldc), acc7a, acc7b, alpha, beta, bias);
+                Store(c + (4 * ldc), acc4a, acc4b, alpha, beta, bias, streamC);
+                Store(c + (5 * ldc), acc5a, acc5b, alpha, beta, bias, streamC);
+                Store(c + (6 * ldc), acc6a, acc6b, alpha, beta, bias, streamC);
+                Store(c + (7 * ldc), acc7a, acc7b, alpha, beta, bias, streamC);
             }
 
             if (TRows.Count > 8)
             {
-                Store(c + (8 * ldc), acc8a, acc8b, alpha, beta, bias);
-                Store(c + (9 * ldc), acc9a, acc9b, alpha, beta, bias);
-                Store(c + (10 * ldc), acc10a, acc10b, alpha, beta, bias);
-                Store(c + (11 * ldc), acc11a, acc11b, alpha, beta, bias);
+                Store(c + (8 * ldc), acc8a, acc8b, alpha, beta, bias, streamC);
+                Store(c + (9 * ldc), acc9a, acc9b, alpha, beta, bias, streamC);
+                Store(c + (10 * ldc), acc10a, acc10b, alpha, beta, bias, streamC);
+                Store(c + (11 * ldc), acc11a, acc11b, alpha, beta, bias, streamC);
             }
         }
         else
@@ -206,7 +211,7 @@ internal readonly unsafe struct Kernel512 : IGemmKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(float* c, Vector512<float> x, Vector512<float> y, float alpha, float beta, float* bias)
+    private static void Store(float* c, Vector512<float> x, Vector512<float> y, float alpha, float beta, float* bias, bool streamC)
     {
         x *= alpha;
         y *= alpha;
@@ -222,8 +227,17 @@ internal readonly unsafe struct Kernel512 : IGemmKernel
             y += Vector512.Load(bias + 16);
         }
 
-        x.Store(c);
-        y.Store(c + 16);
+        if (streamC)
+        {
+            // Two whole 64-byte lines: written past the caches, without first reading them in.
+            x.StoreAlignedNonTemporal(c);
+            y.StoreAlignedNonTemporal(c + 16);
+        }
+        else
+        {
+            x.Store(c);
+            y.Store(c + 16);
+        }
     }
 }
 
@@ -235,7 +249,7 @@ internal readonly unsafe struct Kernel256 : IGemmKernel
     public static int NR => 16;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Tile(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge)
+    public static void Tile(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge, bool streamC)
     {
         Vector256<float> acc0a = default, acc0b = default,
             acc1a = default, acc1b = default,
@@ -273,12 +287,12 @@ internal readonly unsafe struct Kernel256 : IGemmKernel
 
         if (mr == 6 && nr == 16)
         {
-            Store(c + (0 * ldc), acc0a, acc0b, alpha, beta, bias);
-            Store(c + (1 * ldc), acc1a, acc1b, alpha, beta, bias);
-            Store(c + (2 * ldc), acc2a, acc2b, alpha, beta, bias);
-            Store(c + (3 * ldc), acc3a, acc3b, alpha, beta, bias);
-            Store(c + (4 * ldc), acc4a, acc4b, alpha, beta, bias);
-            Store(c + (5 * ldc), acc5a, acc5b, alpha, beta, bias);
+            Store(c + (0 * ldc), acc0a, acc0b, alpha, beta, bias, streamC);
+            Store(c + (1 * ldc), acc1a, acc1b, alpha, beta, bias, streamC);
+            Store(c + (2 * ldc), acc2a, acc2b, alpha, beta, bias, streamC);
+            Store(c + (3 * ldc), acc3a, acc3b, alpha, beta, bias, streamC);
+            Store(c + (4 * ldc), acc4a, acc4b, alpha, beta, bias, streamC);
+            Store(c + (5 * ldc), acc5a, acc5b, alpha, beta, bias, streamC);
         }
         else
         {
@@ -300,7 +314,7 @@ internal readonly unsafe struct Kernel256 : IGemmKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(float* c, Vector256<float> x, Vector256<float> y, float alpha, float beta, float* bias)
+    private static void Store(float* c, Vector256<float> x, Vector256<float> y, float alpha, float beta, float* bias, bool streamC)
     {
         x *= alpha;
         y *= alpha;
@@ -316,12 +330,24 @@ internal readonly unsafe struct Kernel256 : IGemmKernel
             y += Vector256.Load(bias + 8);
         }
 
-        x.Store(c);
-        y.Store(c + 8);
+        if (streamC)
+        {
+            // The two halves of one 64-byte line, written past the caches.
+            x.StoreAlignedNonTemporal(c);
+            y.StoreAlignedNonTemporal(c + 8);
+        }
+        else
+        {
+            x.Store(c);
+            y.Store(c + 8);
+        }
     }
 }
 
-/// <summary>SSE/NEON: 6×8 tile in 12 xmm accumulators; fused multiply-add where the hardware has it.</summary>
+/// <summary>
+/// SSE/NEON: 6×8 tile in 12 xmm accumulators; fused multiply-add where the hardware has it. A row of 8 floats is half a
+/// cache line, so it never streams C (a half line written past the caches is merged with memory's other half).
+/// </summary>
 internal readonly unsafe struct Kernel128 : IGemmKernel
 {
     public static int MR => 6;
@@ -329,7 +355,7 @@ internal readonly unsafe struct Kernel128 : IGemmKernel
     public static int NR => 8;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Tile(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge)
+    public static void Tile(float* ap, float* bp, int kc, float* c, int ldc, int mr, int nr, float alpha, float beta, float* bias, float* edge, bool streamC)
     {
         Vector128<float> acc0a = default, acc0b = default,
             acc1a = default, acc1b = default,

@@ -24,6 +24,32 @@ public class AutogradTests
     }
 
     [Fact]
+    public unsafe void Linear_LargeWeightGradient_StartsOnACacheLineAndEqualsPlainGemm()
+    {
+        // A 576 × 512 weight (past the size from which its gradient GEMM streams C): the gradient buffer starts on a
+        // cache line and holds dyᵀ · x with the bits of an ordinary Sgemm; a second backward adds into it (beta 1), after
+        // ZeroGrad the next one overwrites it again.
+        var x = Tensor.RandomUniform(new Shape(4, 64, 512), new Random(1), -1f, 1f);
+        var w = Tensor.RandomUniform(new Shape(576, 512), new Random(2), -0.1f, 0.1f);
+        w.RequiresGrad = true;
+        var y = Ops.Linear(x, w);
+        var dy = Tensor.RandomUniform(y.Shape, new Random(3), -1f, 1f);
+        float[] once = new float[576 * 512], twice = new float[576 * 512];
+        Sharpformer.Tensors.Kernels.Gemm.Sgemm(true, false, 576, 512, 256, 1f, dy.AsReadOnlySpan<float>(), 576, x.AsReadOnlySpan<float>(), 512, 0f, once, 512);
+        once.CopyTo(twice);
+        Sharpformer.Tensors.Kernels.Gemm.Sgemm(true, false, 576, 512, 256, 1f, dy.AsReadOnlySpan<float>(), 576, x.AsReadOnlySpan<float>(), 512, 1f, twice, 512);
+
+        y.Backward(dy);
+        Assert.Equal(once, w.Grad!.ToArray());
+        fixed (float* p = w.Grad.AsReadOnlySpan<float>()) Assert.Equal(0, (nint)p & 63);
+        y.Backward(dy);
+        Assert.Equal(twice, w.Grad!.ToArray());
+        w.ZeroGrad();
+        y.Backward(dy);
+        Assert.Equal(once, w.Grad!.ToArray());
+    }
+
+    [Fact]
     public void ZeroGrad_ClearsAccumulatedGradient()
     {
         var x = Leaf(1f, 2f);
