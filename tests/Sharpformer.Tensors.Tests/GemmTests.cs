@@ -313,6 +313,39 @@ public partial class GemmTests
 
     [Theory]
     [MemberData(nameof(Tiers))]
+    public void SgemmCore_TwoThreadsOneRowTile_LastTilesByPanels_EqualSingleThreadedBitForBit(string tier)
+    {
+        // One row tile (≤ 24 A panels: 288 rows for the 12×32 kernel, 144 for the 6-row ones) on 2 threads, the columns
+        // cut into tiles of several panels, claimed one at a time (B transposed, or packed once): each participant's
+        // last tile and every tile taken from the other stretch is claimed panel by panel, here with a ragged last
+        // panel (n = 1000) and several k blocks. A wrong panel range in that path fails this on every SIMD tier.
+        GemmIsa isa = Enum.Parse<GemmIsa>(tier);
+        if (isa == GemmIsa.Scalar) return;
+        foreach ((int m, int n, int k) in new[] { (200, 1000, 300), (256, 768, 600), (120, 1000, 300) })
+        {
+            for (int t = 0; t < 4; t++)
+            {
+                bool transA = (t & 1) != 0, transB = (t & 2) != 0;
+                int lda = transA ? m : k, ldb = transB ? k : n;
+                float[] a = Random(m + t, m * k), b = Random(n + t, n * k), bias = Random(7, n);
+                float[] one = Random(8, m * n), many = (float[])one.Clone(), packedMany = (float[])one.Clone();
+                Gemm.SgemmCore(isa, 1, transA, transB, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, one, n, bias);
+                for (int repeat = 0; repeat < 3; repeat++)
+                {
+                    float[] c = (float[])many.Clone();
+                    Gemm.SgemmCore(isa, 2, transA, transB, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, c, n, bias);
+                    Assert.True(one.AsSpan().SequenceEqual(c), $"{isa} t={t} {m}×{k}×{n}: 2 threads differ from 1");
+                }
+
+                GemmPackedB packed = GemmPackedB.Create(isa, transB, k, n, b, ldb);
+                packed.Multiply(2, transA, m, 0.75f, a, lda, 0.5f, packedMany, n, bias);
+                Assert.True(one.AsSpan().SequenceEqual(packedMany), $"{isa} t={t} {m}×{k}×{n}: packed B on 2 threads differs from 1");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Tiers))]
     public void PackedB_EveryTransposeAndTail_MatchesReference(string tier)
     {
         GemmIsa isa = Enum.Parse<GemmIsa>(tier);

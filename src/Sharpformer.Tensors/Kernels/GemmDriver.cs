@@ -476,7 +476,8 @@ internal static unsafe class GemmDriver
         private readonly Action<int, int> _thinBody;
         private readonly Action<int, int> _ownedBody;
 
-        // Multithreaded chunks: one claim flag per tile, and how many participants the tiles are dealt among.
+        // Multithreaded chunks: one claim counter per tile (WholeTile once a participant claimed all of it, else how many
+        // of its B panels were claimed one by one), and how many participants the tiles are dealt among.
         private int[] _claimed = [];
         private int _parts;
 
@@ -729,6 +730,16 @@ internal static unsafe class GemmDriver
             }
         }
 
+        /// <summary>A claim flag's value for a tile claimed whole (above any count of its panels claimed one by one).</summary>
+        private const int WholeTile = 1 << 20;
+
+        /// <summary>B panels in tile <paramref name="t"/>.</summary>
+        private int TilePanels(int t, int nr)
+        {
+            int j0 = _col0 + (TileColumn(t) * _nc);
+            return (Math.Min(_col0 + _cols, j0 + _nc) - j0 + nr - 1) / nr;
+        }
+
         private int TileCount() => ((_rows + _mc - 1) / _mc) * ((_cols + _nc - 1) / _nc);
 
         private void PackRange(int start, int end)
@@ -891,7 +902,39 @@ internal static unsafe class GemmDriver
                 {
                     int t = first + step;
                     if (t >= tiles) t -= tiles;
-                    if (Volatile.Read(ref _claimed[t]) == 0 && Interlocked.Exchange(ref _claimed[t], 1) == 0)
+                    if (runLength == 1 && _mTiles == 1 && step >= own - 1 && TilePanels(t, nr) >= 2)
+                    {
+                        // One row tile, one tile at a time: the last tile of this participant's stretch and every
+                        // tile taken from another stretch go panel by panel, the participants claiming a tile's B
+                        // panels through its counter, so the one that finishes first takes panels of the other's last
+                        // tile rather than waiting up to a whole tile (0.2-0.5 ms here) at the join. Each panel is
+                        // packed and multiplied once, as in a whole tile, and each participant has all of A packed
+                        // already (or shares it): same kernel calls per C element, the result is unchanged bit for
+                        // bit. In the GPT-2 training step (2 threads, Zen 5) the median gap between the two threads'
+                        // ends fell from 320 to 37 µs for fc2's input gradient and from 360 to 36 µs per language-model
+                        // head forward chunk; those calls got 1-4% faster, the forwards 0-1%.
+                        int panels = TilePanels(t, nr);
+                        int tj0 = _col0 + (TileColumn(t) * _nc), tj1 = Math.Min(_col0 + _cols, tj0 + _nc);
+                        bool prepared = false;
+                        while (Volatile.Read(ref _claimed[t]) < panels)
+                        {
+                            int q = Interlocked.Increment(ref _claimed[t]) - 1;
+                            if (q >= panels) break;
+                            if (!prepared)
+                            {
+                                ClaimedTile(t, ref packedRowTile, ref aBuf, ref pin, ref ap, ref bBuf, ref bPin, ref bp, ref bTilePacked, mr, nr);
+                                prepared = true;
+                            }
+
+                            run[0] = tj0 + (q * nr);
+                            run[1] = Math.Min(tj1, run[0] + nr);
+                            MultiplyRun<TKernel>(_row0, _row0 + _rows, run, 1, _sharedA ? _ap : ap, _sharedA ? _mPad : _mc, 0, bp, panelScratch, edge, false);
+                        }
+
+                        continue;
+                    }
+
+                    if (Volatile.Read(ref _claimed[t]) == 0 && Interlocked.CompareExchange(ref _claimed[t], WholeTile, 0) == 0)
                     {
                         runBlockA = blockA && step < own;
                         if (!runBlockA) ClaimedTile(t, ref packedRowTile, ref aBuf, ref pin, ref ap, ref bBuf, ref bPin, ref bp, ref bTilePacked, mr, nr);
