@@ -30,6 +30,16 @@ public static unsafe partial class QuantMatMul
     /// </summary>
     private const int DecodeChunkBytes = 1 << 20;
 
+    /// <summary>
+    /// How far ahead <see cref="DecodeQ4_K"/> prefetches its rows: 6 KiB, where the other kernels use
+    /// <see cref="PrefetchBytes"/> (4 KiB). The ~1B Llama Q4_K decode ran with 2 threads on the 2-core Zen 5 host
+    /// (2026-12-07), with the distance switched token by token in one process; medians of per-token-pair ratios. At a
+    /// ~77 GB/s read bandwidth, 8 KiB took 0.958–0.970 of 4 KiB's token time and 6 KiB 1.003–1.007 of 8 KiB's. At
+    /// ~50 GB/s, 6 KiB took 0.997–1.008 of 4 KiB's and 0.956–0.972 of 8 KiB's. So 6 KiB matches the better of the two in
+    /// both phases. 12 and 16 KiB were slower than 8 KiB, and no prefetch took 1.19–1.22 of 4 KiB's time.
+    /// </summary>
+    private const int DecodeQ4_KPrefetchBytes = PrefetchBytes + 2048;
+
     /// <summary>Rows per chunk at batch 1: about <see cref="DecodeChunkBytes"/> of weights, at least 4 rows, and at least four chunks per thread (so a slow core's share can move).</summary>
     private static int DecodeGrain(int outs, int rowBytes)
     {
@@ -144,16 +154,16 @@ public static unsafe partial class QuantMatMul
             var minAcc = Vector512<float>.Zero;
             for (var g = 0; g < groups; g++, w += 4 * 144, xb += 4 * 256)
             {
-                // The group's 576 bytes, one prefetch per line.
-                Sse.Prefetch0(w + PrefetchBytes);
-                Sse.Prefetch0(w + PrefetchBytes + 64);
-                Sse.Prefetch0(w + PrefetchBytes + 128);
-                Sse.Prefetch0(w + PrefetchBytes + 192);
-                Sse.Prefetch0(w + PrefetchBytes + 256);
-                Sse.Prefetch0(w + PrefetchBytes + 320);
-                Sse.Prefetch0(w + PrefetchBytes + 384);
-                Sse.Prefetch0(w + PrefetchBytes + 448);
-                Sse.Prefetch0(w + PrefetchBytes + 512);
+                // The group's 576 bytes, one prefetch per line, 6 KiB ahead (see DecodeQ4_KPrefetchBytes).
+                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes);
+                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 64);
+                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 128);
+                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 192);
+                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 256);
+                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 320);
+                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 384);
+                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 448);
+                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 512);
                 var count = Math.Min(4, blocks - (4 * g));
                 var headers = Vector512.Create(
                     Vector256.Create(Vector128.Load(w), Vector128.Load(count > 1 ? w + 144 : none)),
