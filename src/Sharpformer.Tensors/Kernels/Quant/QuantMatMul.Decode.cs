@@ -26,9 +26,16 @@ public static unsafe partial class QuantMatMul
     /// <summary>
     /// Weight bytes per parallel chunk at batch 1: long chunks keep each thread on one sequential stream that the
     /// prefetchers settle into. Q8_0 ~1B-Llama layer stack, 2 threads, new kernel: 64 KiB chunks 0.75–0.83 of the read
-    /// bandwidth, 256 KiB 0.83–0.89, 1 MiB 0.93–0.95 (as <see cref="Gemv"/> found for F16/F32).
+    /// bandwidth, 256 KiB 0.83–0.89, 1 MiB 0.93–0.95 (as <see cref="Gemv"/> found for F16/F32). Each chunk still
+    /// costs each thread a fixed ~0.5–2.5 µs (its stream ramping up, the kernel's per-call activation setup): per-region
+    /// timing of the ~1B Q4_K decode (AMD EPYC Zen 5 class, 2 threads) showed the regions' stream rate falling with the
+    /// chunk size, at a ~79 GB/s probe 0.71 of it for o's 295 KiB chunks and 0.89 for gate/up's 927 KiB. 2 MiB with
+    /// <see cref="DecodeChunksPerThread"/> 2 against 1 MiB and 4 per thread, token by token in one process: Q4_K 0.962
+    /// of the step time at a 76–78 GB/s probe (6 rounds of 64 tokens, 0.958–0.971) and 0.983 at 44–50 GB/s (12 rounds,
+    /// all below 1), Q8_0 0.987 at ~47 GB/s (5 rounds, all below 1); at ~77 GB/s 4 MiB was level with 2 MiB and one
+    /// chunk per thread 3–4 % slower.
     /// </summary>
-    private const int DecodeChunkBytes = 1 << 20;
+    private const int DecodeChunkBytes = 2 << 20;
 
     /// <summary>
     /// How far ahead <see cref="DecodeQ4_K"/> prefetches its rows: 6 KiB, where the other kernels use
@@ -40,11 +47,15 @@ public static unsafe partial class QuantMatMul
     /// </summary>
     private const int DecodeQ4_KPrefetchBytes = PrefetchBytes + 2048;
 
-    /// <summary>Rows per chunk at batch 1: about <see cref="DecodeChunkBytes"/> of weights, at least 4 rows, and at least four chunks per thread (so a slow core's share can move).</summary>
+    /// <summary>Chunks per thread that a batch-1 product is cut into at least, so that a slow core's share can still move.</summary>
+    private const int DecodeChunksPerThread = 2;
+
+    /// <summary>Rows per chunk at batch 1: about <see cref="DecodeChunkBytes"/> of weights, at least 4 rows, and at least <see cref="DecodeChunksPerThread"/> chunks per thread.</summary>
     private static int DecodeGrain(int outs, int rowBytes)
     {
         var rows = Math.Max(1, DecodeChunkBytes / rowBytes);
-        var perThread = (outs + (4 * Threading.ParallelFor.MaxDegreeOfParallelism) - 1) / (4 * Threading.ParallelFor.MaxDegreeOfParallelism);
+        var chunks = DecodeChunksPerThread * Threading.ParallelFor.MaxDegreeOfParallelism;
+        var perThread = (outs + chunks - 1) / chunks;
         return Math.Max(4, Math.Min(rows, perThread));
     }
 

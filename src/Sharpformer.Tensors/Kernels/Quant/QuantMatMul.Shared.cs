@@ -54,11 +54,12 @@ public static unsafe partial class QuantMatMul
     /// <summary>
     /// Rows per chunk of a matrix of <paramref name="rowBytes"/> bytes per row in a batch-1 region of
     /// <paramref name="regionBytes"/> bytes of weights: about <see cref="DecodeChunkBytes"/>, less when the region is small,
-    /// so that it still has about four chunks per thread (what <see cref="DecodeGrain"/> asks of one matrix); at least 4 rows.
+    /// so that it still has about <see cref="DecodeChunksPerThread"/> chunks per thread (what <see cref="DecodeGrain"/> asks of
+    /// one matrix); at least 4 rows.
     /// </summary>
     private static int SharedDecodeGrain(long regionBytes, int rowBytes)
     {
-        var threads = 4L * ParallelFor.MaxDegreeOfParallelism;
+        var threads = (long)DecodeChunksPerThread * ParallelFor.MaxDegreeOfParallelism;
         var target = Math.Min(DecodeChunkBytes, (regionBytes + threads - 1) / threads);
         return (int)Math.Max(4, target / rowBytes);
     }
