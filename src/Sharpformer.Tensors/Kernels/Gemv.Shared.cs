@@ -34,7 +34,8 @@ public readonly ref struct GemvProduct<T>(ReadOnlySpan<T> weight, int outFeature
 /// Several products that share their input (a decoder layer's q, k and v projections, or its gate and up projections)
 /// as one parallel region: x is prepared once for all of them (split into even and odd positions for the F16 loop, or
 /// regrouped for R ≥ 3), and the rows of all the matrices are dealt to the threads as one range of chunks, each about
-/// <see cref="ChunkBytes"/> (less when the whole group is small, so every thread still gets about four). Each output
+/// <see cref="ChunkBytes"/> (less when the whole group is small, so every thread still gets about
+/// <see cref="ChunksPerThread"/>). Each output
 /// goes through the same loop as in a call per matrix: the results are bit-equal to those calls.
 /// </summary>
 public static unsafe partial class Gemv
@@ -216,12 +217,12 @@ public static unsafe partial class Gemv
 
     /// <summary>
     /// Output rows per chunk in a region of <paramref name="regionBytes"/> bytes of weights of <paramref name="rowBytes"/>
-    /// bytes per row: about <see cref="ChunkBytes"/>, less when the region is small so it still has about four chunks per
-    /// thread (what <see cref="RowsPerChunk"/> asks of one matrix); at least 2, even.
+    /// bytes per row: about <see cref="ChunkBytes"/>, less when the region is small so it still has about
+    /// <see cref="ChunksPerThread"/> chunks per thread (what <see cref="RowsPerChunk"/> asks of one matrix); at least 2, even.
     /// </summary>
     private static int SharedRowsPerChunk(long regionBytes, long rowBytes)
     {
-        var threads = 4L * ParallelFor.MaxDegreeOfParallelism;
+        var threads = (long)ChunksPerThread * ParallelFor.MaxDegreeOfParallelism;
         var target = Math.Min(ChunkBytes, (regionBytes + threads - 1) / threads);
         return (int)Math.Max(2, Math.Min(int.MaxValue, target / rowBytes)) & ~1;
     }

@@ -70,15 +70,21 @@ public static unsafe partial class Gemv
     /// <summary>
     /// Weight bytes per parallel chunk: long enough that a chunk is one stream the prefetchers settle into, short enough
     /// to balance noisy cores. Batch-1 GPT-2 weight streaming on 2 threads, F32: 16 rows (48 KiB) per chunk 85 steps/s,
-    /// 64 KiB 97, 256 KiB 120, 1 MiB 125; a 4-way split of the tail measured no better.
+    /// 64 KiB 97, 256 KiB 120, 1 MiB 125; a 4-way split of the tail measured no better. Since then 2 MiB with at least
+    /// <see cref="ChunksPerThread"/> = 2 chunks per thread (was 1 MiB and 4, as the quantized decode's chunking changed)
+    /// took 0.96–0.99 of the old token time in the GPT-2 124M F16 decode (token-by-token A/B, 2 threads, AMD EPYC Zen 5
+    /// class, 47–77 GB/s probes): each chunk costs each thread a fixed ~0.5–2.5 µs of stream ramp.
     /// </summary>
-    private const int ChunkBytes = 1 << 20;
+    private const int ChunkBytes = 2 << 20;
 
-    /// <summary>Output rows per chunk for a weight of <paramref name="rowBytes"/> bytes per row: about <see cref="ChunkBytes"/>, at least 2, and at least 4 chunks per thread.</summary>
+    /// <summary>The fewest chunks per thread a product is cut into (smaller chunks when a matrix is small), for balance.</summary>
+    private const int ChunksPerThread = 2;
+
+    /// <summary>Output rows per chunk for a weight of <paramref name="rowBytes"/> bytes per row: about <see cref="ChunkBytes"/>, at least 2, and at least <see cref="ChunksPerThread"/> chunks per thread.</summary>
     private static int RowsPerChunk(int outFeatures, long rowBytes)
     {
         var rows = (int)Math.Clamp(ChunkBytes / rowBytes, 2, int.MaxValue);
-        var perThread = (outFeatures + (4 * ParallelFor.MaxDegreeOfParallelism) - 1) / (4 * ParallelFor.MaxDegreeOfParallelism);
+        var perThread = (outFeatures + (ChunksPerThread * ParallelFor.MaxDegreeOfParallelism) - 1) / (ChunksPerThread * ParallelFor.MaxDegreeOfParallelism);
         return Math.Max(2, Math.Min(rows, perThread)) & ~1;
     }
 
