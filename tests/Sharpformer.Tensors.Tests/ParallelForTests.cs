@@ -91,6 +91,164 @@ public class ParallelForTests
         }
     }
 
+    [Theory]
+    [InlineData(0, 4)]
+    [InlineData(1, 4)]
+    [InlineData(5, 1)]
+    [InlineData(1000, 7)]
+    [InlineData(4096, 1)]
+    [InlineData(4096, 4096)]
+    public void ForShares_VisitsEveryIndexExactlyOnce(int count, int grain)
+    {
+        var hits = new int[count];
+        ParallelFor.ForShares(count, grain, (start, end) =>
+        {
+            for (int i = start; i < end; i++) Interlocked.Increment(ref hits[i]);
+        });
+        Assert.All(hits, h => Assert.Equal(1, h));
+    }
+
+    [Fact]
+    public void ForShares_UnevenWork_VisitsEveryIndexExactlyOnce()
+    {
+        // Chunks of very different cost: the threads' shares finish at different times and the rest is taken from their back ends.
+        const int Count = 2000;
+        var hits = new int[Count];
+        for (int round = 0; round < 20; round++)
+        {
+            ParallelFor.ForShares(Count, 10, (start, end) =>
+            {
+                if (start % 300 == 0) Thread.SpinWait(20_000);
+                for (int i = start; i < end; i++) Interlocked.Increment(ref hits[i]);
+            });
+        }
+
+        Assert.All(hits, h => Assert.Equal(20, h));
+    }
+
+    [Fact]
+    public void ForShares_CallerStartsAtTheFront()
+    {
+        // The caller owns the first share (or, inline, the whole range): its first chunk is chunk 0.
+        int caller = Environment.CurrentManagedThreadId, first = -1;
+        ParallelFor.ForShares(1000, 10, (start, end) =>
+        {
+            if (Environment.CurrentManagedThreadId == caller && first < 0) first = start;
+        });
+        Assert.Equal(0, first);
+    }
+
+    [Fact]
+    public void ForShares_RethrowsWorkerException()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => ParallelFor.ForShares(100, 1, (s, end) =>
+        {
+            if (s <= 57 && 57 < end) throw new InvalidOperationException("chunk 57");
+        }));
+        Assert.Equal("chunk 57", e.Message);
+
+        // The pool still works afterwards.
+        var hits = new int[100];
+        ParallelFor.ForShares(100, 1, (start, end) =>
+        {
+            for (int i = start; i < end; i++) Interlocked.Increment(ref hits[i]);
+        });
+        Assert.All(hits, h => Assert.Equal(1, h));
+    }
+
+    [Fact]
+    public void ForShares_NestedInFor_RunsInlineAndVisitsEveryIndex()
+    {
+        var hits = new int[64 * 32];
+        ParallelFor.For(64, 1, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                int row = i;
+                ParallelFor.ForShares(32, 4, (s, e) =>
+                {
+                    for (int j = s; j < e; j++) Interlocked.Increment(ref hits[(row * 32) + j]);
+                });
+            }
+        });
+        Assert.All(hits, h => Assert.Equal(1, h));
+    }
+
+    [Fact]
+    public void ForShares_ConcurrentCallersFromManyThreads_EachVisitsEveryIndex()
+    {
+        const int Callers = 6, Count = 5000;
+        var hits = new int[Callers, Count];
+        Parallel.For(0, Callers, new ParallelOptions { MaxDegreeOfParallelism = Callers }, caller =>
+        {
+            for (int round = 0; round < 20; round++)
+            {
+                Action<int, int> body = (start, end) =>
+                {
+                    for (int i = start; i < end; i++) Interlocked.Increment(ref hits[caller, i]);
+                };
+                if (round % 2 == 0)
+                {
+                    ParallelFor.ForShares(Count, 64, body);
+                }
+                else
+                {
+                    ParallelFor.For(Count, 64, body);
+                }
+            }
+        });
+        foreach (int h in hits) Assert.Equal(20, h);
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(8)]
+    public void ForShares_AnyDegree_VisitsEveryIndexExactlyOnce(int degree)
+    {
+        int saved = ParallelFor.MaxDegreeOfParallelism;
+        try
+        {
+            ParallelFor.MaxDegreeOfParallelism = degree;
+            var hits = new int[777];
+            for (int round = 0; round < 10; round++)
+            {
+                ParallelFor.ForShares(777, 5, (start, end) =>
+                {
+                    for (int i = start; i < end; i++) Interlocked.Increment(ref hits[i]);
+                });
+            }
+
+            Assert.All(hits, h => Assert.Equal(10, h));
+        }
+        finally
+        {
+            ParallelFor.MaxDegreeOfParallelism = saved;
+        }
+    }
+
+    [Fact]
+    public void ForShares_MaxDegreeOne_RunsWholeRangeOnCallerThread()
+    {
+        int saved = ParallelFor.MaxDegreeOfParallelism;
+        try
+        {
+            ParallelFor.MaxDegreeOfParallelism = 1;
+            int caller = Environment.CurrentManagedThreadId, calls = 0;
+            ParallelFor.ForShares(1000, 10, (start, end) =>
+            {
+                Assert.Equal(caller, Environment.CurrentManagedThreadId);
+                Assert.Equal((0, 1000), (start, end));
+                calls++;
+            });
+            Assert.Equal(1, calls);
+        }
+        finally
+        {
+            ParallelFor.MaxDegreeOfParallelism = saved;
+        }
+    }
+
     [Fact]
     public void MaxDegreeOfParallelism_BelowOne_Throws()
     {

@@ -48,6 +48,29 @@ public static class ParallelFor
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="body"/>(start, end) over [0, <paramref name="count"/>) in chunks of <paramref name="grain"/>
+    /// items, like <see cref="For"/>, but each thread owns a contiguous share of the chunks (the caller the first, the
+    /// next thread the one after it, …) and takes its own chunks front to back: one thread reads one sequential stream
+    /// across its chunks, so a memory-bound body's stream (and its software prefetches, which run ahead into the next
+    /// chunk) carries on from chunk to chunk instead of starting again at each. A thread whose share is done takes
+    /// the other shares' remaining chunks from their back ends, one at a time, so a slow or late thread still gets
+    /// help (the scheduling stays dynamic at the tail). When the loop runs inline, <paramref name="body"/> gets the
+    /// whole range in one call.
+    /// </summary>
+    public static void ForShares(int count, int grain, Action<int, int> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        if (count <= 0) return;
+        grain = Math.Max(1, grain);
+        int chunks = (int)(((long)count + grain - 1) / grain);
+        int threads = Math.Min(_maxDegree, chunks);
+        if (threads <= 1 || !WorkerPool.TryRun(count, grain, chunks, threads, body, shares: true))
+        {
+            body(0, count);
+        }
+    }
+
     /// <summary>The shared worker threads and the one loop they serve at a time.</summary>
     private static class WorkerPool
     {
@@ -61,7 +84,7 @@ public static class ParallelFor
         private static int _generation;
         private static int _threadCount;
 
-        public static bool TryRun(int count, int grain, int chunks, int threads, Action<int, int> body)
+        public static bool TryRun(int count, int grain, int chunks, int threads, Action<int, int> body, bool shares = false)
         {
             if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
             {
@@ -73,7 +96,8 @@ public static class ParallelFor
             {
                 int helpers = threads - 1;
                 EnsureThreads(helpers);
-                job.Reset(count, grain, chunks, body);
+                job.Helpers = helpers;
+                job.Reset(count, grain, chunks, body, shares ? threads : 0);
 
                 // Publish: the fields above become visible to any worker that claims a slot (Interlocked is a full fence).
                 Volatile.Write(ref job.Slots, helpers);
@@ -84,7 +108,7 @@ public static class ParallelFor
                     Wake.Release(sleeping);
                 }
 
-                job.RunChunks();
+                job.RunChunks(0);
 
                 // Close the job to latecomers; whoever claimed a slot before this is counted and waited for.
                 int unclaimed = Interlocked.Exchange(ref job.Slots, int.MinValue / 2);
@@ -143,16 +167,18 @@ public static class ParallelFor
 
                 seen = Volatile.Read(ref _generation);
                 Job job = TheJob;
-                if (Interlocked.Decrement(ref job.Slots) >= 0)
+                int slot = Interlocked.Decrement(ref job.Slots);
+                if (slot >= 0)
                 {
-                    job.RunChunks();
+                    // Slots counts down from the helper count: the first helper in is thread 1, the next 2, …
+                    job.RunChunks(job.Helpers - slot);
                     Interlocked.Increment(ref job.Finished);
                 }
             }
         }
     }
 
-    /// <summary>One loop: its range, its chunk counter, and the helpers that joined it.</summary>
+    /// <summary>One loop: its range, its chunk counter (or its threads' shares), and the helpers that joined it.</summary>
     private sealed class Job
     {
         public int Slots = int.MinValue / 2;
@@ -164,35 +190,120 @@ public static class ParallelFor
         private int _chunks;
         private Action<int, int>? _body;
 
-        public void Reset(int count, int grain, int chunks, Action<int, int> body)
+        /// <summary>Threads that own a share of the chunks (<see cref="ForShares"/>), or 0 for one counter over all of them.</summary>
+        private int _shareCount;
+
+        /// <summary>Per share, its next chunk (low 32 bits) and its end (high 32 bits), one share per 64-byte line.</summary>
+        private long[] _shares = new long[8 * 2];
+
+        /// <summary>Set when a body throws: no further chunk is handed out.</summary>
+        private volatile bool _stop;
+
+        /// <summary>The helper threads the loop is published to; the helper that claims the i-th slot is thread i.</summary>
+        public int Helpers;
+
+        /// <summary>Sets up a loop; <paramref name="shares"/> > 0 splits the chunks into that many contiguous shares, share t owned by thread t.</summary>
+        public void Reset(int count, int grain, int chunks, Action<int, int> body, int shares)
         {
             _count = count;
             _grain = grain;
             _chunks = chunks;
             _body = body;
             _next = -1;
+            _stop = false;
             Error = null;
             Finished = 0;
+            if (_shares.Length < 8 * shares)
+            {
+                _shares = new long[8 * shares];
+            }
+
+            for (var t = 0; t < shares; t++)
+            {
+                _shares[8 * t] = Pack((int)((long)chunks * t / shares), (int)((long)chunks * (t + 1) / shares));
+            }
+
+            _shareCount = shares;
         }
 
         public void Clear() => _body = null;
 
-        public void RunChunks()
+        /// <summary>Runs chunks on thread <paramref name="thread"/> (0 the caller) until none is left.</summary>
+        public void RunChunks(int thread)
         {
             Action<int, int> body = _body!;
             try
             {
+                if (_shareCount > 0)
+                {
+                    RunShares(thread, body);
+                    return;
+                }
+
                 int chunk;
                 while ((chunk = Interlocked.Increment(ref _next)) < _chunks)
                 {
-                    int start = chunk * _grain;
-                    body(start, (int)Math.Min(_count, (long)start + _grain));
+                    Run(body, chunk);
                 }
             }
             catch (Exception e)
             {
                 Interlocked.CompareExchange(ref Error, e, null);
                 Volatile.Write(ref _next, _chunks); // stop handing out chunks
+                _stop = true;
+            }
+        }
+
+        /// <summary>A share's next chunk and end in one word: <paramref name="front"/> in the low 32 bits, <paramref name="back"/> in the high.</summary>
+        private static long Pack(int front, int back) => (long)(uint)front | ((long)back << 32);
+
+        private void Run(Action<int, int> body, int chunk)
+        {
+            int start = chunk * _grain;
+            body(start, (int)Math.Min(_count, (long)start + _grain));
+        }
+
+        /// <summary>Thread <paramref name="thread"/>'s own share front to back, then the other shares' chunks from their back ends.</summary>
+        private void RunShares(int thread, Action<int, int> body)
+        {
+            int shares = _shareCount, chunk;
+            if (thread < shares)
+            {
+                while (!_stop && (chunk = Take(thread, fromFront: true)) >= 0)
+                {
+                    Run(body, chunk);
+                }
+            }
+
+            // Then help: the next share first (its owner was the last to start), one chunk at a time from its back.
+            for (var k = 1; k < shares && !_stop; k++)
+            {
+                int victim = (thread + k) % shares;
+                while (!_stop && (chunk = Take(victim, fromFront: false)) >= 0)
+                {
+                    Run(body, chunk);
+                }
+            }
+        }
+
+        /// <summary>Claims share <paramref name="share"/>'s next chunk from its front or its back; −1 when it is empty.</summary>
+        private int Take(int share, bool fromFront)
+        {
+            ref long slot = ref _shares[8 * share];
+            while (true)
+            {
+                long seen = Volatile.Read(ref slot);
+                int front = (int)seen, back = (int)(seen >> 32);
+                if (front >= back)
+                {
+                    return -1;
+                }
+
+                long claimed = fromFront ? Pack(front + 1, back) : Pack(front, back - 1);
+                if (Interlocked.CompareExchange(ref slot, claimed, seen) == seen)
+                {
+                    return fromFront ? front : back - 1;
+                }
             }
         }
     }

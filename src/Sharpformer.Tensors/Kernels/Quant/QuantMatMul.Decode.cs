@@ -33,7 +33,9 @@ public static unsafe partial class QuantMatMul
     /// <see cref="DecodeChunksPerThread"/> 2 against 1 MiB and 4 per thread, token by token in one process: Q4_K 0.962
     /// of the step time at a 76–78 GB/s probe (6 rounds of 64 tokens, 0.958–0.971) and 0.983 at 44–50 GB/s (12 rounds,
     /// all below 1), Q8_0 0.987 at ~47 GB/s (5 rounds, all below 1); at ~77 GB/s 4 MiB was level with 2 MiB and one
-    /// chunk per thread 3–4 % slower.
+    /// chunk per thread 3–4 % slower. Since then the activation setup is made once per product call
+    /// (<see cref="PrepareDecode"/>, ~0.2 µs per chunk per thread before) and each thread streams a contiguous share of
+    /// the chunks (ParallelFor.ForShares: the ramp, ~1 µs, once per thread per region instead of once per chunk).
     /// </summary>
     private const int DecodeChunkBytes = 2 << 20;
 
@@ -60,6 +62,69 @@ public static unsafe partial class QuantMatMul
     }
 
     /// <summary>
+    /// Bytes of the activation-side setup that <see cref="PrepareDecode"/> makes once per call for a batch-1
+    /// <paramref name="job"/>: the codes reordered for <see cref="DecodeQ4_K"/> or <see cref="DecodeQ6_K"/> (and
+    /// DecodeQ4_K's per-group sums and factors); 0 when its kernel needs none. Made once per call rather than once per
+    /// chunk: per chunk it cost ~0.2 µs per thread (~1B Q4_K decode, 2 threads, AMD EPYC Zen 5 class; 256 KiB chunks,
+    /// token by token in one process: 0.982 of the step time with it made once per call, at a ~50 GB/s read bandwidth).
+    /// </summary>
+    private static int DecodePreparedBytes(in Job job)
+    {
+        if (!job.Simd || job.Rows != 1 || job.LaneGroups > 0 || job.In > DecodeMaxColumns || !Vector512.IsHardwareAccelerated || !Avx512BW.IsSupported)
+        {
+            return 0;
+        }
+
+        var groups = ((job.In / 256) + 3) / 4;
+        return job.Type switch
+        {
+            QuantType.Q4_K => 64 + job.In + (groups * 128),
+            QuantType.Q6_K => 64 + job.In,
+            _ => 0,
+        };
+    }
+
+    /// <summary>
+    /// Makes <paramref name="job"/>'s batch-1 activation setup in <paramref name="buffer"/> (<see cref="DecodePreparedBytes"/>
+    /// bytes) and returns where it starts, on a 64-byte boundary (every 64-byte load of the codes whole): the activation
+    /// codes reordered for the kernel; then, for Q4_K, per group of four super-blocks, 16 factors (the activation scale of
+    /// block k at lane 4k, to go with d, its negation at 4k + 1, to go with dmin, zero elsewhere) and 32 sums of 32 codes
+    /// (8 per block; zero past the last block, which then adds nothing).
+    /// </summary>
+    private static nint PrepareDecode(in Job job, byte* buffer)
+    {
+        var blocks = job.In / 256;
+        var x = (sbyte*)(((nint)buffer + 63) & ~(nint)63);
+        if (job.Type == QuantType.Q6_K)
+        {
+            ReorderActivations((sbyte*)job.Codes, x, blocks, Q6_KChunkOrder);
+            return (nint)x;
+        }
+
+        ReorderActivations((sbyte*)job.Codes, x, blocks, Q4_KChunkOrder);
+        var groups = (blocks + 3) / 4;
+        var factors = (float*)(x + job.In);
+        var subSums = (short*)(factors + (groups * 16));
+        var xd = (float*)job.Scales;
+        var sums16 = (short*)job.Sums;
+        for (var j = 0; j < groups * 32; j++)
+        {
+            subSums[j] = j < blocks * 8 ? (short)(sums16[2 * j] + sums16[(2 * j) + 1]) : (short)0;
+        }
+
+        for (var b = 0; b < groups * 4; b++)
+        {
+            var scale = b < blocks ? xd[b] : 0f;
+            factors[4 * b] = scale;
+            factors[(4 * b) + 1] = -scale;
+            factors[(4 * b) + 2] = 0f;
+            factors[(4 * b) + 3] = 0f;
+        }
+
+        return (nint)x;
+    }
+
+    /// <summary>
     /// Rows [start, end) for one token when a decode kernel exists for the weight type on this CPU; returns the first row
     /// not done (<paramref name="start"/> when there is none).
     /// </summary>
@@ -71,7 +136,7 @@ public static unsafe partial class QuantMatMul
             return end;
         }
 
-        if (Vector512.IsHardwareAccelerated && Avx512BW.IsSupported)
+        if (job.Prepared != 0)
         {
             if (job.Type == QuantType.Q4_K && job.In <= DecodeMaxColumns)
             {
@@ -98,8 +163,8 @@ public static unsafe partial class QuantMatMul
     /// activation's sums of 32 in one VPMADDWD (four blocks × eight mins) and one FMA. Per block
     /// (<see cref="Q4_KBlock"/>): a 64-byte load of codes holds the nibbles of four sub-blocks, bytes 0–31 sub-blocks 0
     /// (low nibbles) and 1 (high), bytes 32–63 sub-blocks 2 and 3; one mask gives sub-blocks 0 and 2 side by side and a
-    /// shift and a mask sub-blocks 1 and 3, against activation codes put once per call into that order
-    /// (<see cref="ReorderActivations"/>); VPMADDUBSW multiplies, VPMADDWD applies the sub-block scales, picked by VPSHUFB
+    /// shift and a mask sub-blocks 1 and 3, against activation codes put into that order once per product call
+    /// (<see cref="PrepareDecode"/>); VPMADDUBSW multiplies, VPMADDWD applies the sub-block scales, picked by VPSHUFB
     /// from the block's lane broadcast to all four. Exact integer super-block sums, like the reference. The old one-block
     /// form (a 128-bit scale unpack, a VPERMW per scale vector, the factors looked up one block at a time) ran ~15 % slower
     /// on L2-resident 256 × 2048 weights. Rows over <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel.
@@ -109,29 +174,10 @@ public static unsafe partial class QuantMatMul
     {
         var blocks = job.In / 256;
         var groups = (blocks + 3) / 4;
-        // The reordered activation codes on a cache line (every 64-byte load whole).
-        var codes = stackalloc sbyte[job.In + 64];
-        var x = (sbyte*)(((nint)codes + 63) & ~(nint)63);
-        ReorderActivations((sbyte*)job.Codes, x, blocks, Q4_KChunkOrder);
-        // Per group: the activation's sums of 32 (8 per block; zero past the last block, which then adds nothing), and
-        // its scales in lanes 4k (times d of block k) and 4k + 1 (negated, times dmin), zero elsewhere.
-        var subSums = stackalloc short[groups * 32];
-        var factors = stackalloc float[groups * 16];
-        var xd = (float*)job.Scales;
-        var sums16 = (short*)job.Sums;
-        for (var j = 0; j < groups * 32; j++)
-        {
-            subSums[j] = j < blocks * 8 ? (short)(sums16[2 * j] + sums16[(2 * j) + 1]) : (short)0;
-        }
-
-        for (var b = 0; b < groups * 4; b++)
-        {
-            var scale = b < blocks ? xd[b] : 0f;
-            factors[4 * b] = scale;
-            factors[(4 * b) + 1] = -scale;
-            factors[(4 * b) + 2] = 0f;
-            factors[(4 * b) + 3] = 0f;
-        }
+        // The reordered activation codes, and per group the activation's sums of 32 and its scales (PrepareDecode).
+        var x = (sbyte*)job.Prepared;
+        var factors = (float*)(x + job.In);
+        var subSums = (short*)(factors + (groups * 16));
 
         // The header read in place of a block past the end of a row: d = dmin = 0.
         var none = stackalloc byte[16];
@@ -256,8 +302,8 @@ public static unsafe partial class QuantMatMul
     /// Q6_K rows [start, end) at batch 1 with AVX-512BW, a super-block in four steps of 64 values, each step one quarter
     /// k of both halves: the low 32 bytes of ql of each half (quarters 0 and 2) and the high 32 (quarters 1 and 3) are
     /// paired across the halves by one VSHUFI64X2 each, so that all 64 bytes of qh (both halves) give every step its
-    /// two high bits with one fixed shift and a mask. The activation codes are put once per call into that order
-    /// (<see cref="ReorderActivations"/>); VPMADDUBSW multiplies the unsigned codes, VPMADDWD applies the four groups'
+    /// two high bits with one fixed shift and a mask. The activation codes are put into that order once per product
+    /// call (<see cref="PrepareDecode"/>); VPMADDUBSW multiplies the unsigned codes, VPMADDWD applies the four groups'
     /// scales (picked by VPERMW). The −32 offset comes from the 16-value sums as in <see cref="FinishQ6_K"/>. Rows over
     /// <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel.
     /// </summary>
@@ -265,8 +311,7 @@ public static unsafe partial class QuantMatMul
     private static void DecodeQ6_K(in Job job, int start, int end)
     {
         var blocks = job.In / 256;
-        var x = stackalloc sbyte[job.In];
-        ReorderActivations((sbyte*)job.Codes, x, blocks, Q6_KChunkOrder);
+        var x = (sbyte*)job.Prepared; // the reordered activation codes (PrepareDecode)
         var low = Vector512.Create((byte)0x0F);
         var top = Vector512.Create((byte)0x30);
         // Group pickers: int16 lanes 0–7, 8–15 take groups 2k, 2k + 1 of the first half, lanes 16–31 the same of the second.

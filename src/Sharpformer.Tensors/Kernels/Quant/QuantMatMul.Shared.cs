@@ -117,6 +117,24 @@ public static unsafe partial class QuantMatMul
                     w2.Type, (nint)pw2, w2.RowBytes, n, w2.Rows, rows, (nint)c2, (nint)d2, (nint)m2, third.Bias.IsEmpty ? 0 : (nint)pb2, (nint)py2, accumulate, simd,
                     groups, (nint)(l2 + s2!.LaneOffset), (nint)ls2, (nint)li2, (nint)lm2);
 
+                // One token: each kernel's activation setup made once here (see Run).
+                int p0 = rows == 1 ? DecodePreparedBytes(j0) : 0, p1 = rows == 1 ? DecodePreparedBytes(j1) : 0, p2 = rows == 1 && w2 is not null ? DecodePreparedBytes(j2) : 0;
+                var buffer = stackalloc byte[p0 + p1 + p2];
+                if (p0 > 0)
+                {
+                    j0 = j0 with { Prepared = PrepareDecode(j0, buffer) };
+                }
+
+                if (p1 > 0)
+                {
+                    j1 = j1 with { Prepared = PrepareDecode(j1, buffer + p0) };
+                }
+
+                if (p2 > 0)
+                {
+                    j2 = j2 with { Prepared = PrepareDecode(j2, buffer + p0 + p1) };
+                }
+
                 // Rows per chunk of each matrix, and where each matrix's chunks start in the one range.
                 int g0, g1, g2;
                 if (rows == 1)
@@ -134,7 +152,7 @@ public static unsafe partial class QuantMatMul
                 }
 
                 int e0 = (w0.Rows + g0 - 1) / g0, e1 = e0 + ((w1.Rows + g1 - 1) / g1), e2 = e1 + (w2 is null ? 0 : (w2.Rows + g2 - 1) / g2);
-                ParallelFor.For(e2, 1, (start, end) =>
+                Action<int, int> body = (start, end) =>
                 {
                     for (var c = start; c < end; c++)
                     {
@@ -151,7 +169,17 @@ public static unsafe partial class QuantMatMul
                             RowsOf(j2, (c - e1) * g2, Math.Min(j2.Out, (c - e1 + 1) * g2));
                         }
                     }
-                });
+                };
+
+                // One token: each thread streams a contiguous share of the chunks (see Run).
+                if (rows == 1)
+                {
+                    ParallelFor.ForShares(e2, 1, body);
+                }
+                else
+                {
+                    ParallelFor.For(e2, 1, body);
+                }
             }
         }
         finally

@@ -98,12 +98,25 @@ public static unsafe partial class QuantMatMul
                 var job = new Job(
                     w.Type, (nint)pw, w.RowBytes, n, outs, rows, (nint)pq, (nint)pd, (nint)ps, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate, simd,
                     groups, (nint)(pl + activations.LaneOffset), (nint)pls, (nint)pli, (nint)plsum);
-                // One token: long sequential chunks (DecodeGrain). More: whole tiles of four rows per chunk (the lane
-                // kernel's), about ChunkBytes of blocks each.
-                var grain = rows == 1
-                    ? DecodeGrain(outs, w.RowBytes)
-                    : Math.Max(LaneRowsPerTile, ChunkBytes / w.RowBytes / LaneRowsPerTile * LaneRowsPerTile);
-                ParallelFor.For(outs, grain, (start, end) => RowsOf(job, start, end));
+                // One token: the kernel's activation setup made once here, not per chunk; long sequential chunks
+                // (DecodeGrain), each thread taking a contiguous share of them (ParallelFor.ForShares). More: whole
+                // tiles of four rows per chunk (the lane kernel's), about ChunkBytes of blocks each.
+                var prepared = rows == 1 ? DecodePreparedBytes(job) : 0;
+                var buffer = stackalloc byte[prepared];
+                if (prepared > 0)
+                {
+                    job = job with { Prepared = PrepareDecode(job, buffer) };
+                }
+
+                if (rows == 1)
+                {
+                    ParallelFor.ForShares(outs, DecodeGrain(outs, w.RowBytes), (start, end) => RowsOf(job, start, end));
+                }
+                else
+                {
+                    var grain = Math.Max(LaneRowsPerTile, ChunkBytes / w.RowBytes / LaneRowsPerTile * LaneRowsPerTile);
+                    ParallelFor.For(outs, grain, (start, end) => RowsOf(job, start, end));
+                }
             }
         }
         finally
@@ -417,7 +430,11 @@ public static unsafe partial class QuantMatMul
 
     private readonly record struct Job(
         QuantType Type, nint W, int RowBytes, int In, int Out, int Rows, nint Codes, nint Scales, nint Sums, nint Bias, nint Y, bool Accumulate, bool Simd,
-        int LaneGroups, nint Lanes, nint LaneScales, nint LaneStarts, nint LaneSums);
+        int LaneGroups, nint Lanes, nint LaneScales, nint LaneStarts, nint LaneSums)
+    {
+        /// <summary>The batch-1 kernel's activation-side setup, made once per call by <see cref="PrepareDecode"/>, or 0 for none.</summary>
+        public nint Prepared { get; init; }
+    }
 
     /// <summary>
     /// The 8-bit activations: codes [N, In], scales (one per 32 values for Q8_0, per 256 for Q8_K) and the sums of the
