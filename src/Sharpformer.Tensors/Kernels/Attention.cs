@@ -426,9 +426,12 @@ public static partial class Attention
         }
     }
 
-    /// <summary>Keys per block of a decoding step: enough blocks to balance the threads, few enough to merge cheaply.</summary>
+    /// <summary>
+    /// Keys per block of a decoding step: one block per thread (at least 16 keys). Each block costs its thread a ramp
+    /// before its prefetches run ahead of it, so fewer, longer blocks stream faster, and merging a few blocks is cheap.
+    /// </summary>
     private static int DecodeBlockKeys(int tk) =>
-        Math.Max(16, (tk + (4 * ParallelFor.MaxDegreeOfParallelism) - 1) / (4 * ParallelFor.MaxDegreeOfParallelism));
+        Math.Max(16, (tk + ParallelFor.MaxDegreeOfParallelism - 1) / ParallelFor.MaxDegreeOfParallelism);
 
     /// <summary>
     /// One query per sequence (Tq = 1, a decoding step), all heads at once, split over blocks of keys instead of heads
@@ -456,11 +459,27 @@ public static partial class Attention
                 bool masked = !keyPaddingMask.IsEmpty;
                 ParallelFor.For(batch * blocks, 1, (start, end) =>
                 {
-                    float[] scores = ArrayPool<float>.Shared.Rent(heads * blockKeys);
+                    bool lanes = HeadLanesFit(heads, d);
+                    float[] scores = ArrayPool<float>.Shared.Rent((lanes ? 16 : heads) * blockKeys);
                     for (int task = start; task < end; task++)
                     {
                         int b = task / blocks, first = task % blocks * blockKeys, count = Math.Min(blockKeys, tk - first);
                         long keyRow = ((long)b * tk) + first;
+                        if (lanes)
+                        {
+                            DecodeBlockLanes(
+                                shape,
+                                scale,
+                                (float*)aq + ((long)b * shape.QStride),
+                                (float*)ak + (keyRow * shape.KStride),
+                                (float*)av + (keyRow * shape.VStride),
+                                masked ? (float*)am + keyRow : null,
+                                count,
+                                scores,
+                                (float*)ap + ((long)task * slot));
+                            continue;
+                        }
+
                         DecodeBlock(
                             shape,
                             scale,
@@ -501,24 +520,7 @@ public static partial class Attention
         var qs = new ReadOnlySpan<float>(q, width);
         for (int j = 0; j < count; j++)
         {
-            // Ask for K two rows ahead and for this row of V (read after the block's scores): a block is too short a stream
-            // for the hardware prefetchers to ramp up on. Inside GPT-2 124M decoding (2 threads, F16), attention went from
-            // 335 to 300 µs per token.
-            if (j == 0)
-            {
-                for (int r = 0; r < Math.Min(KeyPrefetchRows, count); r++)
-                {
-                    Prefetch(k + ((long)r * shape.KStride), width);
-                }
-            }
-
-            if (j + KeyPrefetchRows < count)
-            {
-                Prefetch(k + ((long)(j + KeyPrefetchRows) * shape.KStride), width);
-            }
-
-            Prefetch(v + ((long)j * shape.VStride), width);
-
+            PrefetchDecodeRow(shape, k, v, j, count);
             var row = new ReadOnlySpan<float>(k + ((long)j * shape.KStride), width);
             bool keep = mask == null || mask[j] != 0f;
             for (int h = 0; h < heads; h++)
@@ -551,6 +553,173 @@ public static partial class Attention
         {
             VecMat(scores.Slice(h * count, count), new ReadOnlySpan<float>(v + (h * d), vLength - (h * d)), shape.VStride, d, partial.Slice(h * d, d), 1f);
         }
+    }
+
+    /// <summary>Whether <see cref="DecodeBlockLanes"/> serves the shape: AVX-512, at most 16 heads of 64 values.</summary>
+    private static bool HeadLanesFit(int heads, int d) => Vector512.IsHardwareAccelerated && Avx512F.IsSupported && heads <= 16 && d == 64;
+
+    /// <summary>
+    /// <see cref="DecodeBlock"/> with the heads in the lanes of one vector (AVX-512, H ≤ 16, D = 64): each key's H dot
+    /// products are reduced together by a transpose tree (15 shuffle-add steps for 16 heads instead of one horizontal
+    /// sum per head), the block's softmax runs for all heads at once down the keys, and the V pass accumulates two heads
+    /// at a time (eight independent FMA chains). The scores are kept as [count, 16] with head h in lane
+    /// <see cref="HeadLane"/>(h). Each score's dot product sums in <see cref="ShortDot"/>'s order up to its last
+    /// 16 partial sums, which are added in a different order, so the results differ from <see cref="DecodeBlock"/> in
+    /// the last bits.
+    /// </summary>
+    private static unsafe void DecodeBlockLanes(
+        AttentionShape shape, float scale, float* q, float* k, float* v, float* mask, int count, float[] scoreBuffer, float* partial)
+    {
+        int heads = shape.Heads, width = shape.Width;
+        fixed (float* sc = scoreBuffer)
+        {
+            var scaleV = Vector512.Create(scale);
+            var negInf = Vector512.Create(float.NegativeInfinity);
+            var max = negInf;
+            for (int j = 0; j < count; j++)
+            {
+                PrefetchDecodeRow(shape, k, v, j, count);
+
+                Vector512<float> row;
+                if (mask != null && mask[j] == 0f)
+                {
+                    row = negInf;
+                }
+                else
+                {
+                    float* kr = k + ((long)j * shape.KStride);
+                    row = scaleV * HeadSums(q, kr, heads);
+                }
+
+                row.Store(sc + (16 * j));
+                max = Vector512.Max(max, row);
+            }
+
+            // Per head (lane): m = max, p = exp(score − m), sum p; a head with every key of the block masked gets p = 0.
+            var valid = ~Vector512.Equals(max, negInf);
+            var shift = max & valid;
+            var sum = Vector512<float>.Zero;
+            for (int j = 0; j < count; j++)
+            {
+                var p = FastMath.Exp(Vector512.Load(sc + (16 * j)) - shift) & valid;
+                p.Store(sc + (16 * j));
+                sum += p;
+            }
+
+            for (int h = 0; h < heads; h++)
+            {
+                int lane = HeadLane(h);
+                partial[width + h] = max.GetElement(lane);
+                partial[width + heads + h] = sum.GetElement(lane);
+            }
+
+            // o_h = Σ_j p_j,h · V[j, h·64 .. h·64 + 64), two heads at a time.
+            int h0 = 0;
+            for (; h0 + 1 < heads; h0 += 2)
+            {
+                int l0 = HeadLane(h0), l1 = HeadLane(h0 + 1);
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+                float* vr = v + (h0 * 64);
+                for (int j = 0; j < count; j++, vr += shape.VStride)
+                {
+                    var p0 = Vector512.Create(sc[(16 * j) + l0]);
+                    var p1 = Vector512.Create(sc[(16 * j) + l1]);
+                    a0 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(vr), a0);
+                    a1 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(vr + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(vr + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(vr + 48), a3);
+                    b0 = Vector512.FusedMultiplyAdd(p1, Vector512.Load(vr + 64), b0);
+                    b1 = Vector512.FusedMultiplyAdd(p1, Vector512.Load(vr + 80), b1);
+                    b2 = Vector512.FusedMultiplyAdd(p1, Vector512.Load(vr + 96), b2);
+                    b3 = Vector512.FusedMultiplyAdd(p1, Vector512.Load(vr + 112), b3);
+                }
+
+                float* o = partial + (h0 * 64);
+                a0.Store(o);
+                a1.Store(o + 16);
+                a2.Store(o + 32);
+                a3.Store(o + 48);
+                b0.Store(o + 64);
+                b1.Store(o + 80);
+                b2.Store(o + 96);
+                b3.Store(o + 112);
+            }
+
+            if (h0 < heads)
+            {
+                int l0 = HeadLane(h0);
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                float* vr = v + (h0 * 64);
+                for (int j = 0; j < count; j++, vr += shape.VStride)
+                {
+                    var p0 = Vector512.Create(sc[(16 * j) + l0]);
+                    a0 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(vr), a0);
+                    a1 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(vr + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(vr + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(vr + 48), a3);
+                }
+
+                float* o = partial + (h0 * 64);
+                a0.Store(o);
+                a1.Store(o + 16);
+                a2.Store(o + 32);
+                a3.Store(o + 48);
+            }
+        }
+    }
+
+    /// <summary>The lane of <see cref="HeadSums"/>' result that holds head h: its transpose tree leaves head i + 4t in lane 4i + t.</summary>
+    private static int HeadLane(int h) => (4 * (h & 3)) + (h >> 2);
+
+    /// <summary>
+    /// The H ≤ 16 dot products q_h · k_h over 64 values each, in one vector (head h in lane <see cref="HeadLane"/>(h),
+    /// the lanes past H zero): per head one FMA chain over its four vectors as <see cref="ShortDot"/> forms it, then
+    /// the 16 partial sums of all heads reduced together, halving the width at each of four levels.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector512<float> HeadSums(float* q, float* k, int heads)
+    {
+        // Level 1: heads 2i and 2i + 1 → one vector, 8 partial sums each (lanes 0–7 and 8–15).
+        var w0 = PairHalves(q, k, 0, heads);
+        var w1 = PairHalves(q, k, 2, heads);
+        var w2 = PairHalves(q, k, 4, heads);
+        var w3 = PairHalves(q, k, 6, heads);
+        var w4 = PairHalves(q, k, 8, heads);
+        var w5 = PairHalves(q, k, 10, heads);
+        var w6 = PairHalves(q, k, 12, heads);
+        var w7 = PairHalves(q, k, 14, heads);
+
+        // Level 2: four heads per vector, 4 partial sums each, head 4m + i in 128-bit block i.
+        var x0 = Avx512F.Shuffle4x128(w0, w1, 0x88) + Avx512F.Shuffle4x128(w0, w1, 0xDD);
+        var x1 = Avx512F.Shuffle4x128(w2, w3, 0x88) + Avx512F.Shuffle4x128(w2, w3, 0xDD);
+        var x2 = Avx512F.Shuffle4x128(w4, w5, 0x88) + Avx512F.Shuffle4x128(w4, w5, 0xDD);
+        var x3 = Avx512F.Shuffle4x128(w6, w7, 0x88) + Avx512F.Shuffle4x128(w6, w7, 0xDD);
+
+        // Level 3: inside each 128-bit block, 2 partial sums of two heads.
+        var y0 = Avx512F.Shuffle(x0, x1, 0x44) + Avx512F.Shuffle(x0, x1, 0xEE);
+        var y1 = Avx512F.Shuffle(x2, x3, 0x44) + Avx512F.Shuffle(x2, x3, 0xEE);
+
+        // Level 4: block i holds heads i, 4 + i, 8 + i, 12 + i.
+        return Avx512F.Shuffle(y0, y1, 0x88) + Avx512F.Shuffle(y0, y1, 0xDD);
+    }
+
+    /// <summary>Heads h and h + 1 (zero past H): their 16-lane FMA chains, folded to 8 lanes each, side by side.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector512<float> PairHalves(float* q, float* k, int h, int heads)
+    {
+        var a = h < heads ? HeadChain(q + (h * 64), k + (h * 64)) : Vector512<float>.Zero;
+        var b = h + 1 < heads ? HeadChain(q + ((h + 1) * 64), k + ((h + 1) * 64)) : Vector512<float>.Zero;
+        return Avx512F.Shuffle4x128(a, b, 0x44) + Avx512F.Shuffle4x128(a, b, 0xEE);
+    }
+
+    /// <summary>One head's chain Σ q[16i..16i+16) · k[16i..16i+16) over its four vectors, in <see cref="ShortDot"/>'s order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector512<float> HeadChain(float* q, float* k)
+    {
+        var acc = Vector512.Load(q) * Vector512.Load(k);
+        acc = Vector512.FusedMultiplyAdd(Vector512.Load(q + 16), Vector512.Load(k + 16), acc);
+        acc = Vector512.FusedMultiplyAdd(Vector512.Load(q + 32), Vector512.Load(k + 32), acc);
+        return Vector512.FusedMultiplyAdd(Vector512.Load(q + 48), Vector512.Load(k + 48), acc);
     }
 
     /// <summary>
@@ -591,8 +760,60 @@ public static partial class Attention
         }
     }
 
-    /// <summary>How many K rows ahead a decoding block asks for.</summary>
+    /// <summary>How many K rows ahead a decoding block asks for into L1.</summary>
     private const int KeyPrefetchRows = 2;
+
+    /// <summary>How many K rows ahead a decoding block asks for into L2 (36 KiB for GPT-2's 3 KiB rows).</summary>
+    private const int KeyPrefetchFarRows = 12;
+
+    /// <summary>
+    /// The software prefetches for key row <paramref name="j"/> of a decoding block (a block is too short a stream for
+    /// the hardware prefetchers to ramp up on): K <see cref="KeyPrefetchRows"/> rows ahead into L1 and
+    /// <see cref="KeyPrefetchFarRows"/> rows ahead into L2 (at j = 0, every row up to there), and row j of V into L2,
+    /// where the V pass after the block's scores finds it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void PrefetchDecodeRow(in AttentionShape shape, float* k, float* v, int j, int count)
+    {
+        int width = shape.Width;
+        if (j == 0)
+        {
+            for (int r = 0; r < Math.Min(KeyPrefetchRows, count); r++)
+            {
+                Prefetch(k + ((long)r * shape.KStride), width);
+            }
+
+            for (int r = KeyPrefetchRows; r < Math.Min(KeyPrefetchFarRows, count); r++)
+            {
+                PrefetchL2(k + ((long)r * shape.KStride), width);
+            }
+        }
+
+        if (j + KeyPrefetchRows < count)
+        {
+            Prefetch(k + ((long)(j + KeyPrefetchRows) * shape.KStride), width);
+        }
+
+        if (j + KeyPrefetchFarRows < count)
+        {
+            PrefetchL2(k + ((long)(j + KeyPrefetchFarRows) * shape.KStride), width);
+        }
+
+        PrefetchL2(v + ((long)j * shape.VStride), width);
+    }
+
+    /// <summary>Software prefetch into L2 (PREFETCHT1) of the cache lines of <paramref name="count"/> floats (x86; elsewhere nothing).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void PrefetchL2(float* p, int count)
+    {
+        if (Sse.IsSupported)
+        {
+            for (int i = 0; i < count; i += 16)
+            {
+                Sse.Prefetch1(p + i);
+            }
+        }
+    }
 
     /// <summary>Software prefetch of the cache lines of <paramref name="count"/> floats (x86; elsewhere nothing).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -145,7 +145,39 @@ public class AttentionTests
         { 2, 2, 1000, 16, true, true, 2 },    // many blocks; whole blocks of padding (batch 0)
         { 2, 5, 333, 7, true, false, 1 },     // one thread: larger blocks, odd D
         { 1, 1, 64, 3, true, false, 8 },      // more threads than blocks need
+        { 2, 16, 300, 64, true, true, 2 },    // heads in vector lanes (AVX-512): all 16 lanes, padding
+        { 3, 5, 77, 64, true, false, 3 },     // lanes: odd H (a head pair loop and one head left), three blocks
+        { 1, 1, 40, 64, false, false, 2 },    // lanes: one head
+        { 1, 12, 9, 64, true, true, 1 },      // lanes: one thread, fewer keys than a block
     };
+
+    [Theory]
+    [InlineData(12, 64, 2)]
+    [InlineData(16, 64, 4)]
+    [InlineData(5, 64, 1)]
+    [InlineData(4, 32, 2)]
+    public void Forward_DecodeStep_WholeBlockMasked_MatchesNaiveReference(int h, int d, int threads)
+    {
+        // The first half of the keys is padding: with one block per thread the first block (two threads and more) sees
+        // only masked keys, so its heads leave m = −∞ and must drop out of the merge.
+        const int tk = 64;
+        var p = Make(1, h, 1, tk, d, pad: false, fused: false, 11 * h + d);
+        var mask = Enumerable.Range(0, tk).Select(j => j < tk / 2 ? 0f : 1f).ToArray();
+        int saved = ParallelFor.MaxDegreeOfParallelism;
+        ParallelFor.MaxDegreeOfParallelism = threads;
+        try
+        {
+            var output = Enumerable.Repeat(float.NaN, p.OutLength).ToArray();
+            Attention.Forward(p.Shape, p.Q, p.K, p.V, output, causal: true, mask, 0.125f);
+            var expected = new float[p.OutLength];
+            Attention.ForwardReference(p.Shape, p.Q, p.K, p.V, expected, true, mask, 0.125f, default);
+            KernelTestData.Close(expected, output, 1e-5f, 1e-5f, "decode output with a masked block");
+        }
+        finally
+        {
+            ParallelFor.MaxDegreeOfParallelism = saved;
+        }
+    }
 
     [Theory]
     [MemberData(nameof(DecodeCases))]
