@@ -18,6 +18,13 @@ public class AttentionGroupedTests
         { 4, 1, 128, 300, 0, true, 8 },    // D = 128, many blocks, more threads than the machine
         { 4, 2, 20, 50, 0, true, 2 },      // D not a multiple of 16: the per-head path
         { 14, 2, 64, 1000, 0, true, 2 },   // seven heads per group, long cache
+        { 32, 4, 64, 15, 0, true, 2 },     // fewer than 16 keys: one key row at a time
+        { 32, 4, 64, 16, 0, true, 2 },     // exactly one group of 16 keys
+        { 32, 4, 64, 17, 0, true, 2 },     // a last partial group that overlaps the first
+        { 32, 4, 64, 47, 8, true, 1 },     // one thread, a partial group, a wider row
+        { 8, 1, 64, 131, 0, true, 3 },     // three blocks of uneven group counts, eight heads per group
+        { 2, 2, 48, 40, 0, true, 2 },      // one head per group, D = 48 (three vectors)
+        { 4, 2, 128, 200, 0, false, 2 },   // D = 128 (eight vectors)
     };
 
     [Theory]
