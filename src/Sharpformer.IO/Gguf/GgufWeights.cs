@@ -24,26 +24,14 @@ public static class GgufWeights
         ArgumentNullException.ThrowIfNull(info);
         var dims = info.Dims.Reverse().Select(d => checked((int)d)).ToArray();
         var shape = new Shape(dims);
-        var dtype = info.Type switch
+        var bytes = file.ReadBytes(info);
+        return info.Type switch
         {
-            GgufTensorType.F32 => DType.F32,
-            GgufTensorType.F16 => DType.F16,
-            GgufTensorType.BF16 => DType.BF16,
+            GgufTensorType.F32 => Tensor.FromArray(MemoryMarshal.Cast<byte, float>(bytes).ToArray(), shape),
+            GgufTensorType.F16 => Tensor.FromArray(MemoryMarshal.Cast<byte, Half>(bytes).ToArray(), shape),
+            GgufTensorType.BF16 => Tensor.FromArray(MemoryMarshal.Cast<byte, BFloat16>(bytes).ToArray(), shape),
             _ => throw new NotSupportedException(
                 $"{file.Path}: tensor '{info.Name}' is {info.Type}; this build loads GGUF tensors of type {string.Join(", ", SupportedTypes)} only. Convert the model with llama.cpp's convert_hf_to_gguf.py --outtype f16 (or f32/bf16)."),
         };
-
-        // Copied into aligned storage advised for transparent huge pages (not a plain array): batch-1 decoding streams
-        // every weight matrix in full per token, and from 4 KiB pages that stream runs slower (AlignedBuffer.Allocate).
-        var bytes = file.ReadBytes(info);
-        var tensor = Tensor.EmptyAligned(shape, dtype);
-        switch (dtype)
-        {
-            case DType.F32: MemoryMarshal.Cast<byte, float>(bytes).CopyTo(tensor.AsSpan<float>()); break;
-            case DType.F16: MemoryMarshal.Cast<byte, Half>(bytes).CopyTo(tensor.AsSpan<Half>()); break;
-            default: MemoryMarshal.Cast<byte, BFloat16>(bytes).CopyTo(tensor.AsSpan<BFloat16>()); break;
-        }
-
-        return tensor;
     }
 }

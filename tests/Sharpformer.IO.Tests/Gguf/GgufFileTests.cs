@@ -80,27 +80,6 @@ public sealed class GgufFileTests
     }
 
     [Fact]
-    public unsafe void GgufWeightsRead_FileOnDisk_OwnTypeValuesReversedDimsIn64ByteAlignedStorage()
-    {
-        using var dir = new TempDir();
-        var file = GgufFile.Open(dir.Write("small.gguf", WriteSmall()));
-        var a = GgufWeights.Read(file, file.GetTensor("a"));
-        var b = GgufWeights.Read(file, file.GetTensor("b"));
-        Assert.Equal((Sharpformer.Tensors.DType.F32, new Sharpformer.Tensors.Shape(3)), (a.DType, a.Shape));
-        Assert.Equal((Sharpformer.Tensors.DType.F16, new Sharpformer.Tensors.Shape(3, 2)), (b.DType, b.Shape));
-        Assert.Equal([1f, 2f, 3f], a.AsReadOnlySpan<float>().ToArray());
-        Assert.Equal([(Half)1, (Half)(-2), (Half)0.5, (Half)4, (Half)5, (Half)6], b.AsReadOnlySpan<Half>().ToArray());
-
-        // Aligned storage (AlignedBuffer, advised for huge pages), not a plain array: the decode kernels stream it.
-        fixed (float* pa = a.AsReadOnlySpan<float>())
-        fixed (Half* pb = b.AsReadOnlySpan<Half>())
-        {
-            Assert.Equal(0, (long)pa % 64);
-            Assert.Equal(0, (long)pb % 64);
-        }
-    }
-
-    [Fact]
     public void Parse_Alignment64_TensorsAndDataAlignedTo64()
     {
         var file = Parse(WriteSmall(64));
