@@ -275,26 +275,11 @@ public static partial class Attention
                     a15 = Vector512.FusedMultiplyAdd(qc, Vector512.Load(p + (3 * rs)), a15);
                 }
 
-                // 16 → 8: each result holds two inputs, 8 partial sums each (128-bit lanes 0–1 and 2–3).
-                var z0 = Avx512F.Shuffle4x128(a0, a1, 0x44) + Avx512F.Shuffle4x128(a0, a1, 0xEE);
-                var z1 = Avx512F.Shuffle4x128(a2, a3, 0x44) + Avx512F.Shuffle4x128(a2, a3, 0xEE);
-                var z2 = Avx512F.Shuffle4x128(a4, a5, 0x44) + Avx512F.Shuffle4x128(a4, a5, 0xEE);
-                var z3 = Avx512F.Shuffle4x128(a6, a7, 0x44) + Avx512F.Shuffle4x128(a6, a7, 0xEE);
-                var z4 = Avx512F.Shuffle4x128(a8, a9, 0x44) + Avx512F.Shuffle4x128(a8, a9, 0xEE);
-                var z5 = Avx512F.Shuffle4x128(a10, a11, 0x44) + Avx512F.Shuffle4x128(a10, a11, 0xEE);
-                var z6 = Avx512F.Shuffle4x128(a12, a13, 0x44) + Avx512F.Shuffle4x128(a12, a13, 0xEE);
-                var z7 = Avx512F.Shuffle4x128(a14, a15, 0x44) + Avx512F.Shuffle4x128(a14, a15, 0xEE);
-
-                // 8 → 4: 128-bit lane l of m_n holds input 4n + l's 4 partial sums.
-                var m0 = Avx512F.Shuffle4x128(z0, z1, 0x88) + Avx512F.Shuffle4x128(z0, z1, 0xDD);
-                var m1 = Avx512F.Shuffle4x128(z2, z3, 0x88) + Avx512F.Shuffle4x128(z2, z3, 0xDD);
-                var m2 = Avx512F.Shuffle4x128(z4, z5, 0x88) + Avx512F.Shuffle4x128(z4, z5, 0xDD);
-                var m3 = Avx512F.Shuffle4x128(z6, z7, 0x88) + Avx512F.Shuffle4x128(z6, z7, 0xDD);
-
-                // 4 → 2 → 1 inside each 128-bit lane: element 4l + n of r is input 4n + l's total.
-                var s0 = Avx512F.Shuffle(m0, m1, 0x44) + Avx512F.Shuffle(m0, m1, 0xEE);
-                var s1 = Avx512F.Shuffle(m2, m3, 0x44) + Avx512F.Shuffle(m2, m3, 0xEE);
-                var r = Avx512F.Shuffle(s0, s1, 0x88) + Avx512F.Shuffle(s0, s1, 0xDD);
+                // The 16 dot products' totals in one vector (the transpose-sum tree of HeadSums), input n in lane
+                // HeadLane(n), then put in key order.
+                var r = TransposeSum8(
+                    FoldPair(a0, a1), FoldPair(a2, a3), FoldPair(a4, a5), FoldPair(a6, a7),
+                    FoldPair(a8, a9), FoldPair(a10, a11), FoldPair(a12, a13), FoldPair(a14, a15));
                 r = Avx512F.PermuteVar16x32(r, order) * scaleV;
                 Vector512.ConditionalSelect(keep, r, Vector512.Create(float.NegativeInfinity)).Store(scores + (h * stride));
             }

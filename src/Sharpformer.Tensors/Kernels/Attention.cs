@@ -668,7 +668,7 @@ public static partial class Attention
         }
     }
 
-    /// <summary>The lane of <see cref="HeadSums"/>' result that holds head h: its transpose tree leaves head i + 4t in lane 4i + t.</summary>
+    /// <summary>The lane of <see cref="TransposeSum8"/>'s result (and so <see cref="HeadSums"/>') that holds input h: the transpose tree leaves input i + 4t in lane 4i + t.</summary>
     private static int HeadLane(int h) => (4 * (h & 3)) + (h >> 2);
 
     /// <summary>
@@ -689,17 +689,38 @@ public static partial class Attention
         var w6 = PairHalves(q, k, 12, heads);
         var w7 = PairHalves(q, k, 14, heads);
 
-        // Level 2: four heads per vector, 4 partial sums each, head 4m + i in 128-bit block i.
+        return TransposeSum8(w0, w1, w2, w3, w4, w5, w6, w7);
+    }
+
+    /// <summary>
+    /// Two vectors of 16 partial sums folded to 8 each, side by side: lanes 0–7 hold <paramref name="a"/>'s 128-bit
+    /// blocks 0 + 2 and 1 + 3, lanes 8–15 <paramref name="b"/>'s (the first level of the 16-input transpose-sum tree
+    /// that <see cref="TransposeSum8"/> finishes).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> FoldPair(Vector512<float> a, Vector512<float> b) =>
+        Avx512F.Shuffle4x128(a, b, 0x44) + Avx512F.Shuffle4x128(a, b, 0xEE);
+
+    /// <summary>
+    /// The rest of the transpose-sum tree over 16 vectors, from the eight <see cref="FoldPair"/>s of inputs (2i, 2i + 1):
+    /// one vector whose lane <see cref="HeadLane"/>(n) holds input n's total (the sum of its 16 lanes), halving the width
+    /// at each of three levels (15 shuffle-add steps in all with the first level, instead of one horizontal sum per input).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> TransposeSum8(
+        Vector512<float> w0, Vector512<float> w1, Vector512<float> w2, Vector512<float> w3, Vector512<float> w4, Vector512<float> w5, Vector512<float> w6, Vector512<float> w7)
+    {
+        // Four inputs per vector, 4 partial sums each, input 4m + i in 128-bit block i.
         var x0 = Avx512F.Shuffle4x128(w0, w1, 0x88) + Avx512F.Shuffle4x128(w0, w1, 0xDD);
         var x1 = Avx512F.Shuffle4x128(w2, w3, 0x88) + Avx512F.Shuffle4x128(w2, w3, 0xDD);
         var x2 = Avx512F.Shuffle4x128(w4, w5, 0x88) + Avx512F.Shuffle4x128(w4, w5, 0xDD);
         var x3 = Avx512F.Shuffle4x128(w6, w7, 0x88) + Avx512F.Shuffle4x128(w6, w7, 0xDD);
 
-        // Level 3: inside each 128-bit block, 2 partial sums of two heads.
+        // Inside each 128-bit block, 2 partial sums of two inputs.
         var y0 = Avx512F.Shuffle(x0, x1, 0x44) + Avx512F.Shuffle(x0, x1, 0xEE);
         var y1 = Avx512F.Shuffle(x2, x3, 0x44) + Avx512F.Shuffle(x2, x3, 0xEE);
 
-        // Level 4: block i holds heads i, 4 + i, 8 + i, 12 + i.
+        // Block i holds inputs i, 4 + i, 8 + i, 12 + i.
         return Avx512F.Shuffle(y0, y1, 0x88) + Avx512F.Shuffle(y0, y1, 0xDD);
     }
 
@@ -709,7 +730,7 @@ public static partial class Attention
     {
         var a = h < heads ? HeadChain(q + (h * 64), k + (h * 64)) : Vector512<float>.Zero;
         var b = h + 1 < heads ? HeadChain(q + ((h + 1) * 64), k + ((h + 1) * 64)) : Vector512<float>.Zero;
-        return Avx512F.Shuffle4x128(a, b, 0x44) + Avx512F.Shuffle4x128(a, b, 0xEE);
+        return FoldPair(a, b);
     }
 
     /// <summary>One head's chain Σ q[16i..16i+16) · k[16i..16i+16) over its four vectors, in <see cref="ShortDot"/>'s order.</summary>
