@@ -85,6 +85,13 @@ public static unsafe partial class QuantMatMul
     }
 
     /// <summary>
+    /// <paramref name="job"/> with its batch-1 activation setup made in <paramref name="buffer"/> (<see cref="PrepareDecode"/>)
+    /// when <paramref name="bytes"/> (its <see cref="DecodePreparedBytes"/>) is positive; otherwise the job unchanged.
+    /// </summary>
+    private static Job WithPrepared(in Job job, int bytes, byte* buffer) =>
+        bytes > 0 ? job with { Prepared = PrepareDecode(job, buffer) } : job;
+
+    /// <summary>
     /// Makes <paramref name="job"/>'s batch-1 activation setup in <paramref name="buffer"/> (<see cref="DecodePreparedBytes"/>
     /// bytes) and returns where it starts, on a 64-byte boundary (every 64-byte load of the codes whole): the activation
     /// codes reordered for the kernel; then, for Q4_K, per group of four super-blocks, 16 factors (the activation scale of

@@ -120,20 +120,9 @@ public static unsafe partial class QuantMatMul
                 // One token: each kernel's activation setup made once here (see Run).
                 int p0 = rows == 1 ? DecodePreparedBytes(j0) : 0, p1 = rows == 1 ? DecodePreparedBytes(j1) : 0, p2 = rows == 1 && w2 is not null ? DecodePreparedBytes(j2) : 0;
                 var buffer = stackalloc byte[p0 + p1 + p2];
-                if (p0 > 0)
-                {
-                    j0 = j0 with { Prepared = PrepareDecode(j0, buffer) };
-                }
-
-                if (p1 > 0)
-                {
-                    j1 = j1 with { Prepared = PrepareDecode(j1, buffer + p0) };
-                }
-
-                if (p2 > 0)
-                {
-                    j2 = j2 with { Prepared = PrepareDecode(j2, buffer + p0 + p1) };
-                }
+                j0 = WithPrepared(j0, p0, buffer);
+                j1 = WithPrepared(j1, p1, buffer + p0);
+                j2 = WithPrepared(j2, p2, buffer + p0 + p1);
 
                 // Rows per chunk of each matrix, and where each matrix's chunks start in the one range.
                 int g0, g1, g2;

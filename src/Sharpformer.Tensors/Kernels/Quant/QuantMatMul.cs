@@ -103,10 +103,7 @@ public static unsafe partial class QuantMatMul
                 // tiles of four rows per chunk (the lane kernel's), about ChunkBytes of blocks each.
                 var prepared = rows == 1 ? DecodePreparedBytes(job) : 0;
                 var buffer = stackalloc byte[prepared];
-                if (prepared > 0)
-                {
-                    job = job with { Prepared = PrepareDecode(job, buffer) };
-                }
+                job = WithPrepared(job, prepared, buffer);
 
                 if (rows == 1)
                 {
