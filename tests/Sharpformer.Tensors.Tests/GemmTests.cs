@@ -18,6 +18,50 @@ public partial class GemmTests
         return data;
     }
 
+    [Fact]
+    public unsafe void PackBBlock_Transposed_EqualsScalarPack()
+    {
+        // The transposing pack (Bᵀ stored [n, k]: 16×16 Vector512 blocks, 8×8 Vector256 blocks or scalar, whichever this
+        // machine and the DOTNET_Enable* settings allow) against a plain copy d[p · nr + j] = B[j0 + j, p0 + p], zero
+        // past cols: full and partial panels, k tails of every length class, odd strides and unaligned starts.
+        const int rows = 80;
+        foreach (int ldb in new[] { 768, 3072, 301 })
+        {
+            float[] b = Random(ldb, rows * ldb, nanEvery: 97);
+            foreach ((int nr, int cols) in new[] { (32, 32), (16, 16), (8, 8), (32, 20), (16, 5) })
+            {
+                foreach (int kcb in new[] { 256, 250, 200, 31, 16, 15, 8, 7, 1 })
+                {
+                    foreach ((int j0, int p0) in new[] { (0, 0), (3, 5), (rows - cols, ldb - kcb) })
+                    {
+                        var actual = new float[(kcb * nr) + 16];
+                        var expected = new float[kcb * nr];
+                        for (int p = 0; p < kcb; p++)
+                        {
+                            for (int j = 0; j < cols; j++) expected[(p * nr) + j] = b[((j0 + j) * ldb) + p0 + p];
+                        }
+
+                        fixed (float* pb = b, pa = actual)
+                        {
+                            actual.AsSpan().Fill(float.NaN); // stale values where the pack must write zeros
+                            GemmDriver.PackBBlock(true, pb, ldb, j0, cols, p0, kcb, nr, pa + 1); // + 1: an unaligned panel
+                        }
+
+                        for (int i = 0; i < expected.Length; i++)
+                        {
+                            if (BitConverter.SingleToInt32Bits(actual[i + 1]) != BitConverter.SingleToInt32Bits(expected[i]))
+                            {
+                                Assert.Fail($"ldb {ldb} nr {nr} cols {cols} kcb {kcb} j0 {j0} p0 {p0}: [{i}] = {actual[i + 1]}, expected {expected[i]}");
+                            }
+                        }
+
+                        Assert.True(float.IsNaN(actual[(kcb * nr) + 1]), "the pack writes past the panel");
+                    }
+                }
+            }
+        }
+    }
+
     private static float[] Random(int seed, int length, float nanEvery = 0)
     {
         var random = new Random(seed);

@@ -324,6 +324,10 @@ internal static unsafe class GemmDriver
                 for (; j < nr; j++) row[j] = 0f;
             }
         }
+        else if (cols == nr && nr % 16 == 0 && Avx512F.IsSupported)
+        {
+            PackBTransposed16(b, ldb, j0, p0, kcb, nr, d);
+        }
         else if (cols == nr && nr % 8 == 0 && Avx.IsSupported)
         {
             PackBTransposed8(b, ldb, j0, p0, kcb, nr, d);
@@ -383,6 +387,73 @@ internal static unsafe class GemmDriver
         {
             for (int jj = 0; jj < nr; jj++) d[(p * nr) + jj] = b[((long)(j0 + jj) * ldb) + p0 + p];
         }
+    }
+
+    /// <summary>
+    /// Transposing pack of a full panel with Vector512, 16×16 blocks at a time: 16 weight rows × 16 k values in (one
+    /// 64-byte load per row, a whole line when the row is line-aligned), 16 k steps × 16 columns out (one 64-byte store
+    /// each). Per 256 floats: 16 loads, 64 shuffles, 16 stores, against 32 loads, 96 shuffles and 32 stores for four
+    /// 8×8 blocks. Where it pays is the cold weight: each source line is read by one load, and 16 rows are in flight at
+    /// once. Zen 5, 32 weight rows × 256 k, 1 thread: 0.64-0.72× the 8×8 pack's time from memory. GPT-2's forwards
+    /// (256 rows) run 0-2% faster, 128-row prefills 6-7% with a cold weight.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackBTransposed16(float* b, int ldb, int j0, int p0, int kcb, int nr, float* d)
+    {
+        int pEnd = kcb & ~15;
+        for (int jj = 0; jj < nr; jj += 16)
+        {
+            float* rows = b + ((long)(j0 + jj) * ldb) + p0;
+            for (int p = 0; p < pEnd; p += 16)
+            {
+                // Four rows at a time through two in-lane stages: u{g}{q}, lane L = rows 4g..4g+3 at k step 4L + q.
+                float* s = rows + p;
+                Transpose4Rows(s, ldb, out Vector512<float> u00, out Vector512<float> u01, out Vector512<float> u02, out Vector512<float> u03);
+                Transpose4Rows(s + (4L * ldb), ldb, out Vector512<float> u10, out Vector512<float> u11, out Vector512<float> u12, out Vector512<float> u13);
+                Transpose4Rows(s + (8L * ldb), ldb, out Vector512<float> u20, out Vector512<float> u21, out Vector512<float> u22, out Vector512<float> u23);
+                Transpose4Rows(s + (12L * ldb), ldb, out Vector512<float> u30, out Vector512<float> u31, out Vector512<float> u32, out Vector512<float> u33);
+                float* dst = d + (p * nr) + jj;
+                StoreLanes4(u00, u10, u20, u30, dst, nr);
+                StoreLanes4(u01, u11, u21, u31, dst + nr, nr);
+                StoreLanes4(u02, u12, u22, u32, dst + (2 * nr), nr);
+                StoreLanes4(u03, u13, u23, u33, dst + (3 * nr), nr);
+            }
+        }
+
+        // A k tail of 1-15 steps: 8×8 blocks, then scalar.
+        if (pEnd < kcb) PackBTransposed8(b, ldb, j0, p0 + pEnd, kcb - pEnd, nr, d + (pEnd * nr));
+    }
+
+    /// <summary>
+    /// Four rows of 16 floats (<paramref name="s"/>, stride <paramref name="ld"/>) transposed within each 128-bit lane:
+    /// lane L of u{q} holds the four rows' values at k step 4L + q.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose4Rows(float* s, int ld, out Vector512<float> u0, out Vector512<float> u1, out Vector512<float> u2, out Vector512<float> u3)
+    {
+        Vector512<float> r0 = Vector512.Load(s), r1 = Vector512.Load(s + ld);
+        Vector512<float> r2 = Vector512.Load(s + (2L * ld)), r3 = Vector512.Load(s + (3L * ld));
+        Vector512<float> t0 = Avx512F.UnpackLow(r0, r1), t1 = Avx512F.UnpackHigh(r0, r1);
+        Vector512<float> t2 = Avx512F.UnpackLow(r2, r3), t3 = Avx512F.UnpackHigh(r2, r3);
+        u0 = Avx512F.Shuffle(t0, t2, 0x44);
+        u1 = Avx512F.Shuffle(t0, t2, 0xEE);
+        u2 = Avx512F.Shuffle(t1, t3, 0x44);
+        u3 = Avx512F.Shuffle(t1, t3, 0xEE);
+    }
+
+    /// <summary>
+    /// 4×4 transpose of 128-bit lanes: lane L of <paramref name="u0"/> … <paramref name="u3"/> (rows 0-3, 4-7, 8-11, 12-15
+    /// at k step 4L + q) becomes the 16 columns of k step 4L + q, stored at dst + 4L · <paramref name="nr"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreLanes4(Vector512<float> u0, Vector512<float> u1, Vector512<float> u2, Vector512<float> u3, float* dst, int nr)
+    {
+        Vector512<float> v0 = Avx512F.Shuffle4x128(u0, u1, 0x44), v1 = Avx512F.Shuffle4x128(u0, u1, 0xEE);
+        Vector512<float> v2 = Avx512F.Shuffle4x128(u2, u3, 0x44), v3 = Avx512F.Shuffle4x128(u2, u3, 0xEE);
+        Avx512F.Shuffle4x128(v0, v2, 0x88).Store(dst);
+        Avx512F.Shuffle4x128(v0, v2, 0xDD).Store(dst + (4 * nr));
+        Avx512F.Shuffle4x128(v1, v3, 0x88).Store(dst + (8 * nr));
+        Avx512F.Shuffle4x128(v1, v3, 0xDD).Store(dst + (12 * nr));
     }
 
     /// <summary>
