@@ -172,6 +172,12 @@ public partial class GemmTests
         // k so long that A is packed in chunks of rows (ChunkFloats / k): every chunk must see B, on 1 and 2 threads.
         Check(isa, false, true, 200, 8, 22_000);
         Check(isa, false, false, 150, 40, 30_000, maxThreads: 2);
+
+        // B past one packed chunk (n · k > ChunkFloats) met by one row tile, as a language-model head's forward: one
+        // column chunk, B packed inside the tiles; A's rows lie more than a page apart over several k blocks, so its
+        // pack asks for each row's next block ahead.
+        Check(isa, false, true, 20, 4200, 1024, beta: 1f, withBias: true, padA: 8, maxThreads: 2);
+        Check(isa, false, false, 20, 4200, 1024, padA: 8);
     }
 
     [Theory]
@@ -306,7 +312,8 @@ public partial class GemmTests
         try
         {
             ParallelFor.MaxDegreeOfParallelism = 4;
-            foreach ((int m, int n, int k, bool transB) in new[] { (200, 150, 300, false), (128, 384, 96, true), (37, 700, 160, true) })
+            // The last shape's B passes one packed chunk and runs as one column chunk (a language-model head's forward).
+            foreach ((int m, int n, int k, bool transB) in new[] { (200, 150, 300, false), (128, 384, 96, true), (37, 700, 160, true), (20, 4200, 1024, true) })
             {
                 float[] a = Random(10, m * k), b = Random(11, n * k), bias = Random(12, n);
                 float[] one = Random(13, m * n), many = (float[])one.Clone();

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.Intrinsics.X86;
 using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Kernels;
@@ -28,6 +29,9 @@ internal sealed unsafe class GemmSplitK
     /// 21st alone while the other waited; 20 slices of 2528 took it from 47.6 to 45.5 ms on 2 threads.
     /// </summary>
     public const int SliceMultiple = 4;
+
+    /// <summary>Rows of C summed together over the partials in the final pass (see ReduceRows).</summary>
+    private const int ReduceRowsBlock = 4;
 
     /// <summary>Largest total of partial C buffers in floats (16 MiB); a larger C gets fewer, longer slices or no split.</summary>
     private const long PartialFloatsMax = 1 << 22;
@@ -148,30 +152,47 @@ internal sealed unsafe class GemmSplitK
     private void ReduceRows(int start, int end)
     {
         int width = Vector<float>.Count;
-        for (int i = start; i < end; i++)
+        for (int i0 = start; i0 < end; i0 += ReduceRowsBlock)
         {
-            float* sum = _partials + ((long)i * _n);
+            // A few rows at a time, partial by partial: each partial's rows are one sequential stream (12 KiB for
+            // n = 768) rather than a row of every partial in turn, 20 short streams at once; the next partial's rows are
+            // asked for in L1 while these are added. A language-model head's input gradient (20 partials of 256 × 768,
+            // 2 threads, Zen 5): 0.75 → 0.5 ms. Each element still adds the partials in slice order, so the sums are
+            // unchanged bit for bit.
+            int i1 = Math.Min(end, i0 + ReduceRowsBlock);
+            long length = (long)(i1 - i0) * _n;
+            float* sum = _partials + ((long)i0 * _n);
             for (int s = 1; s < _slices; s++)
             {
-                float* add = _partials + ((((long)s * _m) + i) * _n);
-                int j = 0;
+                float* add = _partials + ((((long)s * _m) + i0) * _n);
+                if (s + 1 < _slices && Sse.IsSupported)
+                {
+                    byte* next = (byte*)(add + ((long)_m * _n));
+                    for (long off = 0; off < length * sizeof(float); off += 64) Sse.Prefetch0(next + off);
+                }
+
+                long j = 0;
                 if (Vector.IsHardwareAccelerated)
                 {
                     // Element-wise adds: the same roundings as the scalar loop below, only several at a time.
-                    for (; j + width <= _n; j += width)
+                    for (; j + width <= length; j += width)
                     {
                         Vector.Store(Vector.Load(sum + j) + Vector.Load(add + j), sum + j);
                     }
                 }
 
-                for (; j < _n; j++) sum[j] += add[j];
+                for (; j < length; j++) sum[j] += add[j];
             }
 
-            float* row = _c + ((long)i * _ldc);
-            for (int j = 0; j < _n; j++)
+            for (int i = i0; i < i1; i++)
             {
-                float prior = _beta == 0f ? 0f : _beta * row[j];
-                row[j] = (_alpha * sum[j]) + prior + (_bias == null ? 0f : _bias[j]);
+                float* total = _partials + ((long)i * _n);
+                float* row = _c + ((long)i * _ldc);
+                for (int j = 0; j < _n; j++)
+                {
+                    float prior = _beta == 0f ? 0f : _beta * row[j];
+                    row[j] = (_alpha * total[j]) + prior + (_bias == null ? 0f : _bias[j]);
+                }
             }
         }
     }
