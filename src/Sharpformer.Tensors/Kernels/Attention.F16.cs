@@ -498,11 +498,39 @@ public static partial class Attention
                 partial[width + heads + h] = sum.GetElement(lane);
             }
 
-            var evens = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-            var odds = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-            for (int h0 = 0; h0 < heads; h0++)
+            // o_h = Σ_j p_j,h · V[j, h·64 .. h·64 + 64), two heads at a time (eight FMA chains), then a last odd head.
+            int hStart = 0;
+            for (; hStart + 1 < heads; hStart += 2)
             {
-                int l0 = HeadLane(h0);
+                int l0 = HeadLane(hStart), l1 = HeadLane(hStart + 1);
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+                ushort* vr = v + (hStart * 64);
+                for (int j = 0; j < count; j++, vr += shape.VStride)
+                {
+                    var p0 = Vector512.Create(sc[(16 * j) + l0]);
+                    var p1 = Vector512.Create(sc[(16 * j) + l1]);
+                    var w0 = Vector512.Load((uint*)vr);
+                    var w1 = Vector512.Load((uint*)vr + 16);
+                    var w2 = Vector512.Load((uint*)vr + 32);
+                    var w3 = Vector512.Load((uint*)vr + 48);
+                    a0 = Vector512.FusedMultiplyAdd(p0, EvenHalves(w0), a0);
+                    a1 = Vector512.FusedMultiplyAdd(p0, OddHalves(w0), a1);
+                    a2 = Vector512.FusedMultiplyAdd(p0, EvenHalves(w1), a2);
+                    a3 = Vector512.FusedMultiplyAdd(p0, OddHalves(w1), a3);
+                    b0 = Vector512.FusedMultiplyAdd(p1, EvenHalves(w2), b0);
+                    b1 = Vector512.FusedMultiplyAdd(p1, OddHalves(w2), b1);
+                    b2 = Vector512.FusedMultiplyAdd(p1, EvenHalves(w3), b2);
+                    b3 = Vector512.FusedMultiplyAdd(p1, OddHalves(w3), b3);
+                }
+
+                float* o = partial + (hStart * 64);
+                StoreInterleaved(a0, a1, a2, a3, o);
+                StoreInterleaved(b0, b1, b2, b3, o + 64);
+            }
+
+            if (hStart < heads)
+            {
+                int h0 = hStart, l0 = HeadLane(h0);
                 Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
                 ushort* vr = v + (h0 * 64);
                 for (int j = 0; j < count; j++, vr += shape.VStride)
@@ -517,10 +545,7 @@ public static partial class Attention
                 }
 
                 float* o = partial + (h0 * 64);
-                Avx512F.PermuteVar16x32x2(a0, evens, a1).Store(o);
-                Avx512F.PermuteVar16x32x2(a0, odds, a1).Store(o + 16);
-                Avx512F.PermuteVar16x32x2(a2, evens, a3).Store(o + 32);
-                Avx512F.PermuteVar16x32x2(a2, odds, a3).Store(o + 48);
+                StoreInterleaved(a0, a1, a2, a3, o);
             }
         }
     }
