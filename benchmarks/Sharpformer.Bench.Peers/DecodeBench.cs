@@ -80,6 +80,13 @@ internal static class DecodeBench
             ICausalLM model = llama
                 ? LlamaGguf.LoadModel(gguf, quantized ? Tensors.DType.F16 : dtype)
                 : quantized ? Gpt2Gguf.Load(gguf) : Gpt2LMHeadModel.FromPretrained(folder, dtype);
+            var cacheTyped = (IKvCacheElementType)model;
+            if (o.KvCache is not null)
+            {
+                cacheTyped.KvCacheType = o.KvCache == "f16" ? Tensors.DType.F16 : Tensors.DType.F32;
+            }
+
+            output.WriteLine($"{label}: Sharpformer KV cache {(cacheTyped.KvCacheType == Tensors.DType.F16 ? "f16" : "f32")} (llama.cpp: its default, f16)");
             var ours = new SharpformerEngine(model, o, prompt, next);
             using var peer = new LlamaEngine(gguf, o, prompt, next);
             // The GEMV-only probe streams GPT-2's dense F32/F16 matrices; there is none for a quantized file or a Llama.

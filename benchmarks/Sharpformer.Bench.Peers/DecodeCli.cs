@@ -36,7 +36,8 @@ internal static class DecodeCli
 }
 
 /// <summary>Options of <c>decode</c>.</summary>
-internal sealed record DecodeOptions(string? Model, bool Random124M, IReadOnlyList<string> DTypes, int Threads, int PromptTokens, int NewTokens, int Batch, string Arch = "gpt2", int Samples = 7, bool PrepareOnly = false)
+internal sealed record DecodeOptions(string? Model, bool Random124M, IReadOnlyList<string> DTypes, int Threads, int PromptTokens, int NewTokens, int Batch, string Arch = "gpt2", int Samples = 7, bool PrepareOnly = false,
+    string? KvCache = null)
 {
     public static DecodeOptions Parse(string[] args)
     {
@@ -46,6 +47,7 @@ internal sealed record DecodeOptions(string? Model, bool Random124M, IReadOnlyLi
         int threads = Environment.ProcessorCount, prompt = 128, generated = 64, batch = 8, samples = 7;
         var arch = "gpt2";
         var prepare = false;
+        string? kvCache = null;
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -74,6 +76,14 @@ internal sealed record DecodeOptions(string? Model, bool Random124M, IReadOnlyLi
                 case "--batch": batch = NextInt(); break;
                 case "--samples": samples = NextInt(); break;
                 case "--prepare-only": prepare = true; break;
+                case "--kv-cache":
+                    kvCache = Next();
+                    if (kvCache is not ("f16" or "f32"))
+                    {
+                        throw new ArgumentException($"--kv-cache '{kvCache}': use f16 or f32 (Sharpformer's KV cache; llama.cpp keeps its default f16).");
+                    }
+
+                    break;
                 case "--arch":
                     arch = Next();
                     if (arch is not ("gpt2" or "llama"))
@@ -98,6 +108,6 @@ internal sealed record DecodeOptions(string? Model, bool Random124M, IReadOnlyLi
             throw new ArgumentException("pass exactly one of --model <hf-dir> and --random-124m.");
         }
 
-        return new DecodeOptions(model, random, dtypes, threads, prompt, generated, batch, arch, samples, prepare);
+        return new DecodeOptions(model, random, dtypes, threads, prompt, generated, batch, arch, samples, prepare, kvCache);
     }
 }

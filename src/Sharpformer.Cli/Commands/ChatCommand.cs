@@ -7,6 +7,7 @@ using Sharpformer.IO.Config;
 using Sharpformer.IO.SafeTensors;
 using Sharpformer.NN;
 using Sharpformer.Pipelines;
+using Sharpformer.Tensors;
 
 namespace Sharpformer.Cli.Commands;
 
@@ -32,6 +33,8 @@ internal sealed record ChatSettings
     public int MaxRetries { get; init; } = 3;
 
     public string? PromptFormat { get; init; }
+
+    public DType? KvCache { get; init; }
 }
 
 /// <summary>Where <c>chat</c> reads and writes, and what it reads the key from: the console in the program, fakes in tests.</summary>
@@ -71,9 +74,10 @@ internal static class ChatCommand
             Description = $"Local models: how messages become the prompt. By default the model's own chat template (tokenizer_config.json chat_template); '{TranscriptPromptFormatter.Name}' is a plain System:/User:/Assistant: transcript for base models without one, such as GPT-2.",
         };
         promptFormat.AcceptOnlyFromAmong(TranscriptPromptFormatter.Name);
+        var kvCache = GenerateCommand.KvCacheOption();
         var command = new Command("chat", "Chat with gpt-4o through the OpenAI API (key from OPENAI_API_KEY or .env), any OpenAI-compatible server, or a local model.")
         {
-            prompt, model, baseUrl, system, json, maxTokens, temperature, timeout, maxRetries, promptFormat,
+            prompt, model, baseUrl, system, json, maxTokens, temperature, timeout, maxRetries, promptFormat, kvCache,
         };
         command.SetAction((parse, ct) =>
         {
@@ -89,6 +93,7 @@ internal static class ChatCommand
                 TimeoutSeconds = parse.GetValue(timeout),
                 MaxRetries = parse.GetValue(maxRetries),
                 PromptFormat = parse.GetValue(promptFormat),
+                KvCache = GenerateCommand.ParseKvCache(parse.GetValue(kvCache)),
             };
             var host = new ChatHost(Console.In, !Console.IsInputRedirected, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error,
                 Directory.GetCurrentDirectory(), Environment.GetEnvironmentVariable);
@@ -146,7 +151,7 @@ internal static class ChatCommand
             if (IsLocal(settings.Model, settings.BaseUrl))
             {
                 var formatter = settings.PromptFormat == TranscriptPromptFormatter.Name ? TranscriptPromptFormatter.Instance : null;
-                client = await LocalChatClient.FromPretrainedAsync(settings.Model, new LocalChatClientOptions { PromptFormatter = formatter }, ct).ConfigureAwait(false);
+                client = await LocalChatClient.FromPretrainedAsync(settings.Model, new LocalChatClientOptions { PromptFormatter = formatter, KvCacheType = settings.KvCache }, ct).ConfigureAwait(false);
             }
             else
             {

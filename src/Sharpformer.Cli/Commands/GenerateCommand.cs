@@ -15,7 +15,7 @@ namespace Sharpformer.Cli.Commands;
 
 /// <summary>
 /// <c>sharpformer generate "prompt" [--model gpt2] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
-/// [--seed S] [--beams N] [--dtype f32|f16|bf16] [--stats]</c>: continues the prompt with a causal LM (a folder, a Hub
+/// [--seed S] [--beams N] [--dtype f32|f16|bf16] [--kv-cache f16|f32] [--stats]</c>: continues the prompt with a causal LM (a folder, a Hub
 /// repo or a .gguf file), streaming the text to the console; <c>--stats</c> reports prefill and decode tokens/s.
 /// </summary>
 internal static class GenerateCommand
@@ -43,9 +43,10 @@ internal static class GenerateCommand
         };
         dtype.AcceptOnlyFromAmong("f32", "f16", "bf16");
         var stats = new Option<bool>("--stats") { Description = "After the text, print prefill and decode tokens/s to standard error." };
+        var kvCache = KvCacheOption();
         var command = new Command("generate", "Continue a prompt with a causal LM (GPT-2, Llama, Mistral, Qwen2, Phi-3; greedy, sampling or beam search), streaming the text.")
         {
-            prompt, model, maxNewTokens, temperature, topK, topP, seed, beams, dtype, stats,
+            prompt, model, maxNewTokens, temperature, topK, topP, seed, beams, dtype, stats, kvCache,
         };
         command.SetAction((parse, ct) =>
         {
@@ -71,7 +72,7 @@ internal static class GenerateCommand
                 NumBeams = parse.GetValue(beams),
             };
             return RunAsync(parse.GetValue(prompt)!, parse.GetValue(model)!, options, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct, dtype: ParseDType(parse.GetValue(dtype)!),
-                modelIsDefault: PipelineVerbs.IsDefault(parse, model), stats: parse.GetValue(stats));
+                modelIsDefault: PipelineVerbs.IsDefault(parse, model), stats: parse.GetValue(stats), kvCache: ParseKvCache(parse.GetValue(kvCache)));
         });
         return command;
     }
@@ -97,7 +98,46 @@ internal static class GenerateCommand
         _ => throw new ArgumentException($"--dtype '{name}' is not a weight type; use f32, f16 or bf16.", nameof(name)),
     };
 
-    internal static async Task<int> RunAsync(string prompt, string model, GenerationOptions options, TextWriter output, TextWriter error, CancellationToken ct, HubOptions? hub = null, DType dtype = DType.F32, bool modelIsDefault = false, bool stats = false)
+    /// <summary>The <c>--kv-cache</c> option of the verbs that decode with a local causal LM.</summary>
+    internal static Option<string?> KvCacheOption()
+    {
+        var option = new Option<string?>("--kv-cache")
+        {
+            Description = "How the KV cache stores keys and values: f16 (half the memory and the bytes each decoded token reads, as llama.cpp's default) or f32. Default: f16 for f16/bf16/quantized weights, f32 for f32 weights.",
+        };
+        option.AcceptOnlyFromAmong("f16", "f32");
+        return option;
+    }
+
+    /// <summary>The cache type named by <c>--kv-cache</c>, or null (the model's default).</summary>
+    internal static DType? ParseKvCache(string? name) => name switch
+    {
+        null => null,
+        "f16" => DType.F16,
+        "f32" => DType.F32,
+        _ => throw new ArgumentException($"--kv-cache '{name}' is not a cache type; use f16 or f32.", nameof(name)),
+    };
+
+    /// <summary>Sets the cache type of <paramref name="model"/> when <paramref name="kvCache"/> names one.</summary>
+    /// <exception cref="ArgumentException">The model keeps its cache in F32 only and F16 was asked for.</exception>
+    internal static void ApplyKvCache(ICausalLM model, DType? kvCache)
+    {
+        if (kvCache is not { } type)
+        {
+            return;
+        }
+
+        if (model is IKvCacheElementType typed)
+        {
+            typed.KvCacheType = type;
+        }
+        else if (type != DType.F32)
+        {
+            throw new ArgumentException("--kv-cache f16: this model keeps its KV cache in f32 only.");
+        }
+    }
+
+    internal static async Task<int> RunAsync(string prompt, string model, GenerationOptions options, TextWriter output, TextWriter error, CancellationToken ct, HubOptions? hub = null, DType dtype = DType.F32, bool modelIsDefault = false, bool stats = false, DType? kvCache = null)
     {
         try
         {
@@ -116,6 +156,7 @@ internal static class GenerateCommand
                 tokenizer = AutoTokenizer.FromPretrained(folder);
             }
 
+            ApplyKvCache(lm, kvCache);
             var timed = stats ? new TimedCausalLM(lm) : null;
             var generator = new TextGenerator(timed ?? lm);
             generator.EnsureFits(tokenizer.Encode(prompt).Ids.Count, options);

@@ -218,6 +218,7 @@ public sealed class Gpt2Model : Module
     private int[] _positions = [];
     private int[] _slotRows = [];
     private int[] _slotPast = [];
+    private DType? _kvCacheType;
 
     /// <summary>
     /// Builds the body through <paramref name="vb"/>, rooted at the body (HF's <c>transformer.</c> prefix already
@@ -417,7 +418,18 @@ public sealed class Gpt2Model : Module
                 $"GPT-2 cache capacity {capacity} exceeds the model's context n_positions={Config.MaxPositionEmbeddings}.");
         }
 
-        return new KvCache(Config.NumHiddenLayers, batch, capacity, Config.HiddenSize);
+        return new KvCache(Config.NumHiddenLayers, batch, capacity, Config.HiddenSize, KvCacheType);
+    }
+
+    /// <summary>
+    /// How the caches <see cref="CreateCache"/> makes store K and V (<see cref="IKvCacheElementType"/>): by default F16 when
+    /// the weights are F16, BF16 or quantized (llama.cpp's default cache type), F32 when they are F32.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to a type other than F32 or F16.</exception>
+    public DType KvCacheType
+    {
+        get => _kvCacheType ?? (WeightType != DType.F32 || H.Any(b => b.Attn.CAttn.QuantizedWeight is not null) ? DType.F16 : DType.F32);
+        set => _kvCacheType = value is DType.F32 or DType.F16 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "GPT-2: the KV cache stores F32 or F16.");
     }
 
     internal int CheckInputs(ReadOnlySpan<int> ids, int batch, ReadOnlySpan<float> attentionMask)
@@ -519,16 +531,12 @@ public sealed class Gpt2Model : Module
             // Attention: x = ln_1(h); qkv = x · W_attn + b → [B, T, 3C]; new K/V go into the cache at rows past..past+T.
             Norms.LayerNorm(h, block.Ln1.Weight.Value.AsReadOnlySpan<float>(), block.Ln1.Bias.Value.AsReadOnlySpan<float>(), x, rows, c, eps);
             block.Attn.CAttn.Apply(x, rows, qkv, accumulate: false);
-            var cacheK = cache.Keys(layer);
-            var cacheV = cache.Values(layer);
             for (int b = 0; b < batch; b++)
             {
                 for (int t = 0; t < tokens; t++)
                 {
                     var src = qkv.Slice((b * tokens + t) * 3 * c, 3 * c);
-                    int dst = (rowOf[b] * cache.Capacity + pastOf[b] + t) * c;
-                    src.Slice(c, c).CopyTo(cacheK.Slice(dst, c));
-                    src.Slice(2 * c, c).CopyTo(cacheV.Slice(dst, c));
+                    cache.WriteRow(layer, rowOf[b], pastOf[b] + t, src.Slice(c, c), src.Slice(2 * c, c));
                 }
             }
 
@@ -543,16 +551,32 @@ public sealed class Gpt2Model : Module
                 keys = pastOf[b] + tokens;
                 int row = rowOf[b];
                 var shape = new AttentionShape(1, heads, tokens, keys, d) { QueryRowStride = 3 * c };
+                var probabilities = probs is null ? default : probs.AsSpan(b * heads * tokens * keys, heads * tokens * keys);
+                if (cache.ElementType == DType.F16)
+                {
+                    Attention.ForwardHalf(
+                        shape,
+                        qkv.Slice(b * tokens * 3 * c),
+                        cache.KeysHalf(layer).Slice(row * cache.Capacity * c),
+                        cache.ValuesHalf(layer).Slice(row * cache.Capacity * c),
+                        att.Slice(b * tokens * c, tokens * c),
+                        causal: true,
+                        keyPaddingMask: cache.Mask.Slice(row * cache.Capacity, keys),
+                        scale: scale,
+                        probabilities: probabilities);
+                    continue;
+                }
+
                 Attention.Forward(
                     shape,
                     qkv.Slice(b * tokens * 3 * c),
-                    cacheK.Slice(row * cache.Capacity * c),
-                    cacheV.Slice(row * cache.Capacity * c),
+                    cache.Keys(layer).Slice(row * cache.Capacity * c),
+                    cache.Values(layer).Slice(row * cache.Capacity * c),
                     att.Slice(b * tokens * c, tokens * c),
                     causal: true,
                     keyPaddingMask: cache.Mask.Slice(row * cache.Capacity, keys),
                     scale: scale,
-                    probabilities: probs is null ? default : probs.AsSpan(b * heads * tokens * keys, heads * tokens * keys));
+                    probabilities: probabilities);
             }
 
             if (probs is not null)
@@ -629,7 +653,7 @@ public sealed class Gpt2Model : Module
 /// parameter, listed and saved once): logits = ln_f(h) · wteᵀ. Trains through <see cref="Forward(Tensor, Tensor?, Tensor?, bool, bool)"/>
 /// (labels → loss) and generates through <see cref="ForwardLast"/> over the same parameters. Not thread-safe.
 /// </summary>
-public sealed partial class Gpt2LMHeadModel : Module, ISlotCausalLM, ILanguageModel, ISupportsGradientCheckpointing
+public sealed partial class Gpt2LMHeadModel : Module, ISlotCausalLM, ILanguageModel, ISupportsGradientCheckpointing, IKvCacheElementType
 {
     private float[] _lastRows = [];
 
@@ -816,6 +840,13 @@ public sealed partial class Gpt2LMHeadModel : Module, ISlotCausalLM, ILanguageMo
 
     /// <inheritdoc/>
     public KvCache CreateCache(int batch, int capacity) => Transformer.CreateCache(batch, capacity);
+
+    /// <inheritdoc/>
+    public DType KvCacheType
+    {
+        get => Transformer.KvCacheType;
+        set => Transformer.KvCacheType = value;
+    }
 
     /// <inheritdoc/>
     /// <remarks>Only the B last rows go through ln_f and the head, so a prefill does not pay for T·V logits. Always the fused path.</remarks>

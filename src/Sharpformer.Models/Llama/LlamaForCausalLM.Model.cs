@@ -13,7 +13,7 @@ namespace Sharpformer.Models.Llama;
 /// <see cref="Forward(Tensor, Tensor?, Tensor?, bool, bool)"/> (labels → loss) and generates through
 /// <see cref="ForwardLast"/> / <see cref="ForwardSlots"/> over the same parameters. Not thread-safe.
 /// </summary>
-public sealed class LlamaForCausalLM : Module, ISlotCausalLM, ILanguageModel, ISupportsGradientCheckpointing
+public sealed class LlamaForCausalLM : Module, ISlotCausalLM, ILanguageModel, ISupportsGradientCheckpointing, IKvCacheElementType
 {
     private float[] _lastRows = [];
 
@@ -194,6 +194,13 @@ public sealed class LlamaForCausalLM : Module, ISlotCausalLM, ILanguageModel, IS
 
     /// <inheritdoc/>
     public KvCache CreateCache(int batch, int capacity) => Model.CreateCache(batch, capacity);
+
+    /// <inheritdoc/>
+    public DType KvCacheType
+    {
+        get => Model.KvCacheType;
+        set => Model.KvCacheType = value;
+    }
 
     /// <inheritdoc/>
     /// <remarks>Only the B last rows go through the final norm and the head. Always the fused path.</remarks>

@@ -28,6 +28,9 @@ public sealed class LlamaModel : Module
     private float[] _keysExpanded = [];
     private float[] _valuesExpanded = [];
     private float[] _probabilityRow = [];
+    private float[] _keysWide = [];
+    private DType? _kvCacheType;
+    private float[] _valuesWide = [];
     private int[] _positions = [];
     private int[] _slotRows = [];
     private int[] _slotPast = [];
@@ -154,7 +157,18 @@ public sealed class LlamaModel : Module
                 $"Llama cache capacity {capacity} exceeds the model's context max_position_embeddings={Config.MaxPositionEmbeddings}.");
         }
 
-        return new KvCache(Config.NumHiddenLayers, batch, capacity, Config.NumKeyValueHeads * Config.HeadDim);
+        return new KvCache(Config.NumHiddenLayers, batch, capacity, Config.NumKeyValueHeads * Config.HeadDim, KvCacheType);
+    }
+
+    /// <summary>
+    /// How the caches <see cref="CreateCache"/> makes store K and V (<see cref="IKvCacheElementType"/>): by default F16 when
+    /// the weights are F16, BF16 or quantized (llama.cpp's default cache type), F32 when they are F32.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to a type other than F32 or F16.</exception>
+    public DType KvCacheType
+    {
+        get => _kvCacheType ?? (WeightType != DType.F32 || Layers.Any(l => l.SelfAttn.OProj.QuantizedWeight is not null) ? DType.F16 : DType.F32);
+        set => _kvCacheType = value is DType.F32 or DType.F16 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "Llama: the KV cache stores F32 or F16.");
     }
 
     /// <summary>Checks [B, T] ids (and mask) against the vocabulary; returns T.</summary>
@@ -225,7 +239,7 @@ public sealed class LlamaModel : Module
             longest = Math.Max(longest, past + tokens);
         }
 
-        EnsureKeyScratch(longest);
+        EnsureKeyScratch(longest, cache.ElementType);
         var h = _hidden.AsSpan(0, rows * c);
         var x = _normed.AsSpan(0, rows * c);
         var q = _q.AsSpan(0, rows * qWidth);
@@ -286,13 +300,10 @@ public sealed class LlamaModel : Module
 
             rope.Apply(q, rows, qWidth, heads, positions);
             rope.Apply(k, rows, kvWidth, kvHeads, positions);
-            var cacheK = cache.Keys(layer);
-            var cacheV = cache.Values(layer);
-            for (int b = 0; b < batch; b++)
+            for (int r = 0; r < rows; r++)
             {
-                int dst = ((rowOf[b] * cache.Capacity) + pastOf[b]) * kvWidth;
-                k.Slice(b * tokens * kvWidth, tokens * kvWidth).CopyTo(cacheK.Slice(dst, tokens * kvWidth));
-                v.Slice(b * tokens * kvWidth, tokens * kvWidth).CopyTo(cacheV.Slice(dst, tokens * kvWidth));
+                int b = r / tokens;
+                cache.WriteRow(layer, rowOf[b], pastOf[b] + (r % tokens), k.Slice(r * kvWidth, kvWidth), v.Slice(r * kvWidth, kvWidth));
             }
 
             int keysAll = pastOf[0] + tokens;
@@ -300,10 +311,31 @@ public sealed class LlamaModel : Module
             for (int b = 0; b < batch; b++)
             {
                 int keys = pastOf[b] + tokens, row = rowOf[b];
-                Attend(attn, q.Slice(b * tokens * qWidth, tokens * qWidth), cacheK.Slice(row * cache.Capacity * kvWidth, keys * kvWidth),
-                    cacheV.Slice(row * cache.Capacity * kvWidth, keys * kvWidth), cache.Mask.Slice(row * cache.Capacity, keys),
-                    att.Slice(b * tokens * qWidth, tokens * qWidth), pastOf[b], tokens,
-                    probs is null ? default : probs.AsSpan(b * heads * tokens * keys, heads * tokens * keys));
+                var qb = q.Slice(b * tokens * qWidth, tokens * qWidth);
+                var mask = cache.Mask.Slice(row * cache.Capacity, keys);
+                var ob = att.Slice(b * tokens * qWidth, tokens * qWidth);
+                var pb = probs is null ? default : probs.AsSpan(b * heads * tokens * keys, heads * tokens * keys);
+                if (cache.ElementType == DType.F32)
+                {
+                    Attend(attn, qb, cache.Keys(layer).Slice(row * cache.Capacity * kvWidth, keys * kvWidth),
+                        cache.Values(layer).Slice(row * cache.Capacity * kvWidth, keys * kvWidth), mask, ob, pastOf[b], tokens, pb);
+                    continue;
+                }
+
+                var halfK = cache.KeysHalf(layer).Slice(row * cache.Capacity * kvWidth, keys * kvWidth);
+                var halfV = cache.ValuesHalf(layer).Slice(row * cache.Capacity * kvWidth, keys * kvWidth);
+                if (tokens == 1 && pb.IsEmpty)
+                {
+                    AttendDecodeHalf(attn, qb, halfK, halfV, mask, ob, keys);
+                    continue;
+                }
+
+                // Prefill (or weights requested) over an F16 cache: the sequence's rows widened to F32 (exactly), then as above.
+                var wideK = _keysWide.AsSpan(0, keys * kvWidth);
+                var wideV = _valuesWide.AsSpan(0, keys * kvWidth);
+                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(halfK, wideK);
+                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(halfV, wideV);
+                Attend(attn, qb, wideK, wideV, mask, ob, pastOf[b], tokens, pb);
             }
 
             if (probs is not null)
@@ -350,6 +382,27 @@ public sealed class LlamaModel : Module
 
     internal void FinalNorm(Span<float> rows, int count) =>
         Norms.RmsNorm(rows, Norm.Weight.Value.AsReadOnlySpan<float>(), rows, count, Config.HiddenSize, Norm.Eps);
+
+    /// <summary>
+    /// One sequence's decoding step over its F16 cache rows (<paramref name="keys"/> of them, Hkv·D halves each): the
+    /// grouped kernel under grouped-query attention, the all-heads kernel otherwise; keys before the sliding window are
+    /// left out.
+    /// </summary>
+    private static void AttendDecodeHalf(LlamaAttention attn, ReadOnlySpan<float> q, ReadOnlySpan<Half> k, ReadOnlySpan<Half> v, ReadOnlySpan<float> keyMask,
+        Span<float> output, int keys)
+    {
+        int heads = attn.NumHeads, kvHeads = attn.NumKeyValueHeads, d = attn.HeadDim, kvWidth = kvHeads * d;
+        float scale = 1f / MathF.Sqrt(d);
+        int first = SlidingWindow.FirstVisibleKey(keys - 1, attn.Window), count = keys - first;
+        if (heads != kvHeads)
+        {
+            Attention.DecodeGroupedHalf(heads, kvHeads, d, count, kvWidth, q, k.Slice(first * kvWidth), v.Slice(first * kvWidth), keyMask.Slice(first, count), output, scale);
+            return;
+        }
+
+        Attention.ForwardHalf(new AttentionShape(1, heads, 1, count, d), q, k.Slice(first * kvWidth), v.Slice(first * kvWidth), output,
+            causal: true, keyPaddingMask: keyMask.Slice(first, count), scale: scale);
+    }
 
     /// <summary>
     /// One sequence's attention over its cached keys: q [T, H·D] → out [T, H·D], key j visible to query t (cache index
@@ -456,9 +509,15 @@ public sealed class LlamaModel : Module
     }
 
     /// <summary>Grows the expanded K/V and probability-row scratch to <paramref name="keys"/> keys.</summary>
-    private void EnsureKeyScratch(int keys)
+    private void EnsureKeyScratch(int keys, DType cacheType)
     {
-        int qWidth = Config.NumAttentionHeads * Config.HeadDim;
+        int qWidth = Config.NumAttentionHeads * Config.HeadDim, kvWidth = Config.NumKeyValueHeads * Config.HeadDim;
+        if (cacheType == DType.F16 && _keysWide.Length < keys * kvWidth)
+        {
+            _keysWide = new float[keys * kvWidth];
+            _valuesWide = new float[keys * kvWidth];
+        }
+
         if (Config.NumKeyValueHeads != Config.NumAttentionHeads && _keysExpanded.Length < keys * qWidth)
         {
             _keysExpanded = new float[keys * qWidth];

@@ -204,7 +204,7 @@ public static partial class Attention
     /// Scores of 16 consecutive keys for every head (512-bit): head h's row gets scale · q_h · k_j,g at
     /// scores[h · stride + j], −∞ where the mask holds 0. Per head, 16 dot products are accumulated as 16 vectors and
     /// reduced together (a transposing tree of 128-bit and in-lane shuffles, 15 adds), rather than one horizontal sum per
-    /// key; the next <paramref name="ahead"/> K rows and these 16 V rows are asked for meanwhile.
+    /// key; the next <paramref name="ahead"/> K rows and these 16 V rows are asked for meanwhile (nothing when <paramref name="v"/> is null).
     /// </summary>
     private static unsafe void GroupedScores16(
         float* q, float* k, float* v, float* mask, int kvHeads, int rep, int d, int rowStride, int ahead, float scale, float* scores, int stride)
@@ -222,9 +222,9 @@ public static partial class Attention
         for (int g = 0; g < kvHeads; g++)
         {
             float* kg = k + (g * d);
-            if (Sse.IsSupported)
+            if (Sse.IsSupported && v != null)
             {
-                // The g-slices of the next K rows and of these V rows.
+                // The g-slices of the next K rows and of these V rows (the F16 kernel passes no V: it asks for its rows itself).
                 for (int t = 0; t < 16; t++)
                 {
                     byte* vr = (byte*)(v + (t * rs) + (g * d));

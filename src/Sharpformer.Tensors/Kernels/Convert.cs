@@ -62,6 +62,93 @@ public static class Convert
         }
     }
 
+    /// <summary>
+    /// float → F16 as an F16 KV cache stores it: rounded to nearest even (<see cref="TensorPrimitives.ConvertToHalf(ReadOnlySpan{float}, Span{Half})"/>),
+    /// then results below F16's smallest normal (2^-14) flushed to zero of the same sign, and results beyond its largest
+    /// finite value (±inf) saturated to ±65504; NaN stays NaN. Without subnormal or infinite halves the decode attention
+    /// kernels widen a half by shifting its bits into place, with no subnormal F32 operand (a slow path on x86).
+    /// SIMD: the flush and saturation as compares and selects on 16-bit lanes.
+    /// </summary>
+    /// <param name="source">F32 values.</param>
+    /// <param name="destination">As many halves.</param>
+    public static void F32ToF16Cache(ReadOnlySpan<float> source, Span<Half> destination)
+    {
+        CheckLengths(source.Length, destination.Length);
+        TensorPrimitives.ConvertToHalf(source, destination[..source.Length]);
+        Span<ushort> bits = MemoryMarshal.Cast<Half, ushort>(destination[..source.Length]);
+        int n = bits.Length, i = 0;
+        ref ushort b = ref MemoryMarshal.GetReference(bits);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= n - 32; i += 32)
+            {
+                CacheHalf(Vector512.LoadUnsafe(ref b, (nuint)i)).StoreUnsafe(ref b, (nuint)i);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= n - 16; i += 16)
+            {
+                CacheHalf(Vector256.LoadUnsafe(ref b, (nuint)i)).StoreUnsafe(ref b, (nuint)i);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i <= n - 8; i += 8)
+            {
+                CacheHalf(Vector128.LoadUnsafe(ref b, (nuint)i)).StoreUnsafe(ref b, (nuint)i);
+            }
+        }
+
+        for (; i < n; i++) Unsafe.Add(ref b, i) = CacheHalf(Unsafe.Add(ref b, i));
+    }
+
+    /// <summary>Scalar reference of <see cref="F32ToF16Cache"/>: <c>(Half)x</c> per element, then the flush and saturation.</summary>
+    internal static void F32ToF16CacheReference(ReadOnlySpan<float> source, Span<Half> destination)
+    {
+        CheckLengths(source.Length, destination.Length);
+        for (int i = 0; i < source.Length; i++)
+        {
+            destination[i] = BitConverter.UInt16BitsToHalf(CacheHalf(BitConverter.HalfToUInt16Bits((Half)source[i])));
+        }
+    }
+
+    /// <summary>A half's bits with exponent 0 made ±0 and ±inf made ±65504 (0x7BFF); others (NaN included) unchanged.</summary>
+    private static ushort CacheHalf(ushort h) =>
+        (h & 0x7C00) == 0 ? (ushort)(h & 0x8000) : (h & 0x7FFF) == 0x7C00 ? (ushort)((h & 0x8000) | 0x7BFF) : h;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ushort> CacheHalf(Vector512<ushort> h)
+    {
+        var sign = h & Vector512.Create((ushort)0x8000);
+        var small = Vector512.Equals(h & Vector512.Create((ushort)0x7C00), Vector512<ushort>.Zero);
+        var infinite = Vector512.Equals(h & Vector512.Create((ushort)0x7FFF), Vector512.Create((ushort)0x7C00));
+        h = Vector512.ConditionalSelect(small, sign, h);
+        return Vector512.ConditionalSelect(infinite, sign | Vector512.Create((ushort)0x7BFF), h);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<ushort> CacheHalf(Vector256<ushort> h)
+    {
+        var sign = h & Vector256.Create((ushort)0x8000);
+        var small = Vector256.Equals(h & Vector256.Create((ushort)0x7C00), Vector256<ushort>.Zero);
+        var infinite = Vector256.Equals(h & Vector256.Create((ushort)0x7FFF), Vector256.Create((ushort)0x7C00));
+        h = Vector256.ConditionalSelect(small, sign, h);
+        return Vector256.ConditionalSelect(infinite, sign | Vector256.Create((ushort)0x7BFF), h);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<ushort> CacheHalf(Vector128<ushort> h)
+    {
+        var sign = h & Vector128.Create((ushort)0x8000);
+        var small = Vector128.Equals(h & Vector128.Create((ushort)0x7C00), Vector128<ushort>.Zero);
+        var infinite = Vector128.Equals(h & Vector128.Create((ushort)0x7FFF), Vector128.Create((ushort)0x7C00));
+        h = Vector128.ConditionalSelect(small, sign, h);
+        return Vector128.ConditionalSelect(infinite, sign | Vector128.Create((ushort)0x7BFF), h);
+    }
+
     /// <summary>bfloat16 → float: exact (shift into the upper half). SIMD: widen 16-bit lanes to 32 and shift.</summary>
     public static void BF16ToF32(ReadOnlySpan<BFloat16> source, Span<float> destination)
     {

@@ -32,6 +32,46 @@ public class ConvertSimdTests
     }
 
     [Fact]
+    public void F32ToF16Cache_EveryLength_BitExactWithScalarReference()
+    {
+        foreach (int n in KernelTestData.Lengths())
+        {
+            // Random bit patterns (every exponent, NaN, inf) and values around F16's subnormal and overflow limits.
+            var x = Inputs(n, n + 7);
+            var rng = new Random(n);
+            for (int i = 1; i < n; i += 3)
+            {
+                x[i] = (float)((rng.NextDouble() - 0.5) * (i % 2 == 0 ? 2.5e-4 : 1.4e5));
+            }
+
+            var fast = new Half[n];
+            var reference = new Half[n];
+            Tensors.Kernels.Convert.F32ToF16Cache(x, fast);
+            Tensors.Kernels.Convert.F32ToF16CacheReference(x, reference);
+            Assert.Equal(reference.Select(BitConverter.HalfToUInt16Bits), fast.Select(BitConverter.HalfToUInt16Bits));
+            Assert.DoesNotContain(fast, h => Half.IsSubnormal(h) || Half.IsInfinity(h));
+        }
+    }
+
+    [Fact]
+    public void F32ToF16Cache_FlushesSubnormalsSaturatesOverflowAndKeepsTheRest()
+    {
+        float[] x = [1e-6f, -1e-6f, 6.1035156e-5f, 70000f, float.NegativeInfinity, float.NaN, 1.0009766f, 65504f];
+        var padded = new float[40];
+        x.CopyTo(padded, 20);
+        var y = new Half[40];
+        Tensors.Kernels.Convert.F32ToF16Cache(padded, y);
+        Assert.Equal(0x0000, BitConverter.HalfToUInt16Bits(y[20]));   // subnormal → +0
+        Assert.Equal(0x8000, BitConverter.HalfToUInt16Bits(y[21]));   // → −0
+        Assert.Equal(0x0400, BitConverter.HalfToUInt16Bits(y[22]));   // the smallest normal stays
+        Assert.Equal(0x7BFF, BitConverter.HalfToUInt16Bits(y[23]));   // overflow → 65504
+        Assert.Equal(0xFBFF, BitConverter.HalfToUInt16Bits(y[24]));   // −inf → −65504
+        Assert.True(Half.IsNaN(y[25]));
+        Assert.Equal((Half)1.0009766f, y[26]);
+        Assert.Equal((Half)65504f, y[27]);
+    }
+
+    [Fact]
     public void BF16ToF32_EveryLength_BitExactWithScalarReference()
     {
         foreach (int n in KernelTestData.Lengths())
