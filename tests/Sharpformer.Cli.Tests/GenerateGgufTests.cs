@@ -13,10 +13,10 @@ namespace Sharpformer.Cli.Tests;
 /// </summary>
 public class GenerateGgufTests
 {
-    private static string Fixture => Path.Combine(GenerateCommandTests.RepoRoot(), "tests", "fixtures", "llama", "llama");
+    internal static string Fixture => Path.Combine(GenerateCommandTests.RepoRoot(), "tests", "fixtures", "llama", "llama");
 
     /// <summary>The fixture model as GGUF, with a vocabulary of 96 pieces: &lt;unk&gt;, &lt;s&gt;, &lt;/s&gt;, "▁", then printable ASCII.</summary>
-    private static string MakeGguf(GgufFileType fileType = GgufFileType.AllF32)
+    internal static string MakeGguf(GgufFileType fileType = GgufFileType.AllF32)
     {
         var plain = Path.Combine(Path.GetTempPath(), $"sharpformer-cli-{Guid.NewGuid():N}.gguf");
         LlamaGguf.Export(Fixture, plain, fileType);
