@@ -6,7 +6,6 @@ using Sharpformer.Generation;
 using Sharpformer.Models;
 using Sharpformer.Models.Llama;
 using Sharpformer.Pipelines;
-using Sharpformer.Tensors;
 using Sharpformer.Text;
 
 namespace Sharpformer.AI;
@@ -85,7 +84,7 @@ public sealed class LocalChatClient : IChatClient
         {
             // A llama.cpp file carries its tokenizer and chat template (tokenizer.chat_template) itself.
             var (ggufModel, ggufTokenizer) = AutoModelForCausalLM.FromGguf(modelIdOrFolder, options.WeightType);
-            UseKvCacheType(ggufModel, options.KvCacheType);
+            KvCacheElementType.Apply(ggufModel, options.KvCacheType);
             IChatPromptFormatter ggufFormatter = options.PromptFormatter
                 ?? (ggufTokenizer.ChatTemplate is { } ggufTemplate ? new ChatTemplatePromptFormatter(ggufTemplate) : throw ChatTemplates.Missing(modelIdOrFolder, ggufTokenizer.ChatTemplateError));
             return new LocalChatClient(ggufModel, ggufTokenizer, ggufFormatter, options.ModelId ?? Path.GetFileName(modelIdOrFolder), options.DefaultMaxOutputTokens);
@@ -97,25 +96,8 @@ public sealed class LocalChatClient : IChatClient
         IChatPromptFormatter formatter = options.PromptFormatter
             ?? (tokenizer.ChatTemplate is { } template ? new ChatTemplatePromptFormatter(template) : throw ChatTemplates.Missing(modelIdOrFolder, tokenizer.ChatTemplateError));
         var model = AutoModelForCausalLM.FromPretrained(folder, options.WeightType);
-        UseKvCacheType(model, options.KvCacheType);
+        KvCacheElementType.Apply(model, options.KvCacheType);
         return new LocalChatClient(model, tokenizer, formatter, options.ModelId ?? modelIdOrFolder, options.DefaultMaxOutputTokens);
-    }
-
-    private static void UseKvCacheType(ICausalLM model, DType? type)
-    {
-        if (type is not { } t)
-        {
-            return;
-        }
-
-        if (model is IKvCacheElementType typed)
-        {
-            typed.KvCacheType = t;
-        }
-        else if (t != DType.F32)
-        {
-            throw new NotSupportedException($"LocalChatClient: this model keeps its KV cache in F32 only; leave KvCacheType unset or F32.");
-        }
     }
 
     /// <inheritdoc/>

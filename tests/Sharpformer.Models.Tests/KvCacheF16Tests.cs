@@ -206,4 +206,33 @@ public class KvCacheF16Tests
             Assert.True(diff <= Tolerances.FastVsModules, $"slot {slot}: max |Δ| vs alone = {diff}");
         }
     }
+
+    [Fact]
+    public void Apply_SetsTheModelsCacheType_NullKeepsIt_AndAModelWithoutTheChoiceTakesF32Only()
+    {
+        var model = Gpt2();
+        KvCacheElementType.Apply(model, null);
+        Assert.Equal(DType.F32, model.KvCacheType);
+        KvCacheElementType.Apply(model, DType.F16);
+        Assert.Equal(DType.F16, model.KvCacheType);
+        Assert.Equal(DType.F16, model.CreateCache(1, 4).ElementType);
+
+        var fixedF32 = new F32OnlyModel(model);
+        KvCacheElementType.Apply(fixedF32, DType.F32);
+        var e = Assert.Throws<NotSupportedException>(() => KvCacheElementType.Apply(fixedF32, DType.F16));
+        Assert.Contains("F32 only", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A causal LM that does not offer the cache-type choice (forwards to another model).</summary>
+    private sealed class F32OnlyModel(ICausalLM inner) : ICausalLM
+    {
+        public int VocabSize => inner.VocabSize;
+
+        public int MaxPositions => inner.MaxPositions;
+
+        public KvCache CreateCache(int batch, int capacity) => new(1, batch, capacity, 1);
+
+        public void ForwardLast(ReadOnlySpan<int> ids, ReadOnlySpan<float> attentionMask, KvCache cache, Span<float> lastLogits) =>
+            inner.ForwardLast(ids, attentionMask, cache, lastLogits);
+    }
 }

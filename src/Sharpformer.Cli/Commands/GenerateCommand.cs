@@ -118,25 +118,6 @@ internal static class GenerateCommand
         _ => throw new ArgumentException($"--kv-cache '{name}' is not a cache type; use f16 or f32.", nameof(name)),
     };
 
-    /// <summary>Sets the cache type of <paramref name="model"/> when <paramref name="kvCache"/> names one.</summary>
-    /// <exception cref="ArgumentException">The model keeps its cache in F32 only and F16 was asked for.</exception>
-    internal static void ApplyKvCache(ICausalLM model, DType? kvCache)
-    {
-        if (kvCache is not { } type)
-        {
-            return;
-        }
-
-        if (model is IKvCacheElementType typed)
-        {
-            typed.KvCacheType = type;
-        }
-        else if (type != DType.F32)
-        {
-            throw new ArgumentException("--kv-cache f16: this model keeps its KV cache in f32 only.");
-        }
-    }
-
     internal static async Task<int> RunAsync(string prompt, string model, GenerationOptions options, TextWriter output, TextWriter error, CancellationToken ct, HubOptions? hub = null, DType dtype = DType.F32, bool modelIsDefault = false, bool stats = false, DType? kvCache = null)
     {
         try
@@ -156,7 +137,7 @@ internal static class GenerateCommand
                 tokenizer = AutoTokenizer.FromPretrained(folder);
             }
 
-            ApplyKvCache(lm, kvCache);
+            KvCacheElementType.Apply(lm, kvCache);
             var timed = stats ? new TimedCausalLM(lm) : null;
             var generator = new TextGenerator(timed ?? lm);
             generator.EnsureFits(tokenizer.Encode(prompt).Ids.Count, options);

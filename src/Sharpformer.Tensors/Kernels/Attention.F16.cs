@@ -266,21 +266,7 @@ public static partial class Attention
             GroupedScores16(q, wide, null, mask == null ? null : mask + j0, kvHeads, rep, d, kvWidth, 0, scale, scores + j0, count);
         }
 
-        for (int h = 0; h < heads; h++)
-        {
-            var row = new Span<float>(scores + (h * count), count);
-            float max = Softmax.RowMax(row);
-            maxima[h] = max;
-            if (float.IsNegativeInfinity(max))
-            {
-                sums[h] = 0f;
-                row.Clear();
-            }
-            else
-            {
-                sums[h] = Softmax.ExpSubtractSum(row, max, row);
-            }
-        }
+        BlockSoftmaxRows(scores, heads, count, maxima, sums);
 
         for (int g = 0; g < kvHeads; g++)
         {

@@ -153,21 +153,7 @@ public static partial class Attention
             }
         }
 
-        for (int h = 0; h < heads; h++)
-        {
-            var row = new Span<float>(scores + (h * count), count);
-            float max = Softmax.RowMax(row);
-            maxima[h] = max;
-            if (float.IsNegativeInfinity(max))
-            {
-                sums[h] = 0f;
-                row.Clear();
-            }
-            else
-            {
-                sums[h] = Softmax.ExpSubtractSum(row, max, row);
-            }
-        }
+        BlockSoftmaxRows(scores, heads, count, maxima, sums);
 
         // o_h = Σ_j p_h,j · v_j,g: each V row's slice for group g read once for up to four of its heads (16 accumulators at D = 64).
         for (int g = 0; g < kvHeads; g++)
@@ -196,6 +182,30 @@ public static partial class Attention
                         acc.Store(oh + (16 * c));
                     }
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// A block's softmax numerators per head, in place: row h of <paramref name="scores"/> ([heads, count]) becomes
+    /// exp(score − max), its max goes to <paramref name="maxima"/>[h] and its sum to <paramref name="sums"/>[h]; a head
+    /// whose every key in the block is masked (max −∞) gets zeros and sum 0.
+    /// </summary>
+    private static unsafe void BlockSoftmaxRows(float* scores, int heads, int count, float* maxima, float* sums)
+    {
+        for (int h = 0; h < heads; h++)
+        {
+            var row = new Span<float>(scores + (h * count), count);
+            float max = Softmax.RowMax(row);
+            maxima[h] = max;
+            if (float.IsNegativeInfinity(max))
+            {
+                sums[h] = 0f;
+                row.Clear();
+            }
+            else
+            {
+                sums[h] = Softmax.ExpSubtractSum(row, max, row);
             }
         }
     }
