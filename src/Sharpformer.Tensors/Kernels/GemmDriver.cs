@@ -89,7 +89,7 @@ internal static unsafe class GemmDriver
 
     /// <summary>
     /// Largest packed chunk of A or B in floats (16 MiB); bigger operands are packed and multiplied chunk by chunk (except
-    /// a B met by one row tile, which is never packed whole: see Execute).
+    /// a narrow B met by one row tile, which is never packed whole: see Execute).
     /// </summary>
     private const int ChunkFloats = 1 << 22;
 
@@ -685,11 +685,13 @@ internal static unsafe class GemmDriver
             _kc = KBlock(k);
 
             int rowChunk = Math.Max(_mr, ChunkFloats / k / _mr * _mr);
-            // B met by one row tile is packed inside the tiles (or by each participant into its own buffer), never into
-            // a shared buffer: one column chunk however large B is, so A is packed once per call and the threads join
-            // once. A language-model head's forward (256 × 50257 × 768, B 154 MB) ran 10 chunks of 5440 columns, each
-            // repacking all of A on every thread and ending in a join: 2 threads, Zen 5, 1.5-2.5% faster as one chunk.
-            bool bInTile = m <= rowChunk && RoundUp(m, _mr) / _mr <= McPanelsOneTile;
+            // A narrow B met by one row tile is packed inside the tiles, never into a buffer: one column chunk, so A is
+            // packed once per call (GemmNarrowB). An F32 B keeps its chunks: as one chunk, a language-model head's
+            // forward (256 × 50257 × 768) ran 1–2.8 % faster on 2 threads, but on 1 thread the training step then faulted
+            // in ~95 MB of fresh pages every step (24 000 minor faults, 3.5 % slower) and its peak RSS rose 47–85 MB (the
+            // cause is not known; the chunked path rents a 16 MiB B buffer it never touches, the size the head's split-K
+            // partials rent next).
+            bool bInTile = narrowB != NarrowB.None && m <= rowChunk && RoundUp(m, _mr) / _mr <= McPanelsOneTile;
             int colChunk = packedB != null || bInTile ? RoundUp(n, _nr) : Math.Max(_nr, ChunkFloats / k / _nr * _nr);
             int rowsMax = Math.Min(m, rowChunk), colsMax = Math.Min(n, colChunk);
             float[] aBuf = RentAligned((long)RoundUp(rowsMax, _mr) * k);
