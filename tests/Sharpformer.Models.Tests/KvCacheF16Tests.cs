@@ -7,7 +7,7 @@ namespace Sharpformer.Models.Tests;
 /// <summary>
 /// The F16 KV cache (<see cref="KvCache.ElementType"/> = F16): the cache's own storage and bookkeeping, the models' default
 /// and override (<see cref="IKvCacheElementType"/>), and GPT-2 and Llama-family decoding through it against the F32 cache
-/// (lockstep, padded batches, chunked prefill, slots, beam-search reordering).
+/// (lockstep, padded batches, chunked prefill, beam-search reordering; slots in LlamaFixtureTests, for every fixture).
 /// </summary>
 public class KvCacheF16Tests
 {
@@ -179,31 +179,6 @@ public class KvCacheF16Tests
             float diff = OnnxParityTests.MaxAbsDiff(single, logits.AsSpan(row * v, v).ToArray());
             float tolerance = cacheType == DType.F16 ? Tolerances.F16CacheBatchVsAlone : Tolerances.VsReference;
             Assert.True(diff <= tolerance, $"row {row}: max |Δ| vs alone = {diff}");
-        }
-    }
-
-    [Fact]
-    public void Llama_F16Cache_Slots_DecodeTogether_EqualOneByOne()
-    {
-        var model = Llama("llama");
-        model.KvCacheType = DType.F16;
-        int v = model.VocabSize;
-        int[][] prompts = [[5, 17, 42, 8], [33, 71, 2, 9, 11, 40]];
-        var cache = model.CreateCache(2, 24);
-        var first = new float[v];
-        var second = new float[v];
-        model.ForwardSlots([1], prompts[1], cache, second);
-        model.ForwardSlots([0], prompts[0], cache, first);
-        var both = new float[2 * v];
-        model.ForwardSlots([0, 1], [ArgMax(first), ArgMax(second)], cache, both);
-        foreach (var (p, slot) in new[] { (0, 0), (1, 1) })
-        {
-            var alone = model.CreateCache(1, 24);
-            var logits = new float[v];
-            model.ForwardLast(prompts[p], default, alone, logits);
-            model.ForwardLast([ArgMax(logits)], default, alone, logits);
-            float diff = OnnxParityTests.MaxAbsDiff(logits, both.AsSpan(slot * v, v).ToArray());
-            Assert.True(diff <= Tolerances.FastVsModules, $"slot {slot}: max |Δ| vs alone = {diff}");
         }
     }
 

@@ -109,22 +109,28 @@ public class LlamaFixtureTests
         var model = LlamaForCausalLM.FromPretrained(Folder(name));
         var prompts = Expected(name).GetProperty("prompts").EnumerateArray().Select(Ints).ToArray();
         int v = model.VocabSize;
-        var cache = model.CreateCache(2, 24);
-        var first = new float[v];
-        var second = new float[v];
-        model.ForwardSlots([1], prompts[1], cache, second);
-        model.ForwardSlots([0], prompts[0], cache, first);
-        var both = new float[2 * v];
-        model.ForwardSlots([0, 1], [ArgMax(first), ArgMax(second)], cache, both);
-
-        foreach (var (p, slot) in new[] { (0, 0), (1, 1) })
+        foreach (var type in new[] { DType.F32, DType.F16 })
         {
-            var alone = model.CreateCache(1, 24);
-            var logits = new float[v];
-            model.ForwardLast(prompts[p], default, alone, logits);
-            model.ForwardLast([ArgMax(logits)], default, alone, logits);
-            float diff = OnnxParityTests.MaxAbsDiff(logits, both.AsSpan(slot * v, v).ToArray());
-            Assert.True(diff <= Tolerances.FastVsModules, $"{name} slot {slot}: max |Δ| vs alone = {diff}");
+            // Both cache types (llama.cpp's F16 as well): slots decoded together equal each decoded alone.
+            model.KvCacheType = type;
+            var cache = model.CreateCache(2, 24);
+            Assert.Equal(type, cache.ElementType);
+            var first = new float[v];
+            var second = new float[v];
+            model.ForwardSlots([1], prompts[1], cache, second);
+            model.ForwardSlots([0], prompts[0], cache, first);
+            var both = new float[2 * v];
+            model.ForwardSlots([0, 1], [ArgMax(first), ArgMax(second)], cache, both);
+
+            foreach (var (p, slot) in new[] { (0, 0), (1, 1) })
+            {
+                var alone = model.CreateCache(1, 24);
+                var logits = new float[v];
+                model.ForwardLast(prompts[p], default, alone, logits);
+                model.ForwardLast([ArgMax(logits)], default, alone, logits);
+                float diff = OnnxParityTests.MaxAbsDiff(logits, both.AsSpan(slot * v, v).ToArray());
+                Assert.True(diff <= Tolerances.FastVsModules, $"{name}, {type} cache, slot {slot}: max |Δ| vs alone = {diff}");
+            }
         }
     }
 
