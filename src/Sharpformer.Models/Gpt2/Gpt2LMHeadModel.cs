@@ -531,7 +531,10 @@ public sealed class Gpt2Model : Module
             // Attention: x = ln_1(h); qkv = x · W_attn + b → [B, T, 3C]; new K/V go into the cache at rows past..past+T.
             Norms.LayerNorm(h, block.Ln1.Weight.Value.AsReadOnlySpan<float>(), block.Ln1.Bias.Value.AsReadOnlySpan<float>(), x, rows, c, eps);
             block.Attn.CAttn.Apply(x, rows, qkv, accumulate: false);
-            for (int b = 0; b < batch; b++)
+
+            // A decoding step over an F16 cache writes its K/V row inside the attention kernel (ForwardHalfAppend).
+            bool append = tokens == 1 && attentions is null && cache.ElementType == DType.F16;
+            for (int b = 0; b < batch && !append; b++)
             {
                 for (int t = 0; t < tokens; t++)
                 {
@@ -552,6 +555,22 @@ public sealed class Gpt2Model : Module
                 int row = rowOf[b];
                 var shape = new AttentionShape(1, heads, tokens, keys, d) { QueryRowStride = 3 * c };
                 var probabilities = probs is null ? default : probs.AsSpan(b * heads * tokens * keys, heads * tokens * keys);
+                if (append)
+                {
+                    var src = qkv.Slice(b * 3 * c, 3 * c);
+                    Attention.ForwardHalfAppend(
+                        shape,
+                        src,
+                        src.Slice(c, c),
+                        src.Slice(2 * c, c),
+                        cache.KeysHalf(layer).Slice(row * cache.Capacity * c),
+                        cache.ValuesHalf(layer).Slice(row * cache.Capacity * c),
+                        att.Slice(b * c, c),
+                        keyPaddingMask: cache.Mask.Slice(row * cache.Capacity, keys),
+                        scale: scale);
+                    continue;
+                }
+
                 if (cache.ElementType == DType.F16)
                 {
                     Attention.ForwardHalf(

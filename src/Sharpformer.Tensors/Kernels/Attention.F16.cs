@@ -103,7 +103,7 @@ public static partial class Attention
                 ParallelFor.For(batch * blocks, 1, (start, end) =>
                 {
                     // Per worker: the lanes kernel's scores [count, 16], or the widened K and V rows and DecodeBlock's scores.
-                    float[] scores = ArrayPool<float>.Shared.Rent((lanes ? 16 : heads) * blockKeys);
+                    float[] scores = ArrayPool<float>.Shared.Rent(lanes ? (16 * blockKeys) + width + 16 : heads * blockKeys);
                     float[] wide = ArrayPool<float>.Shared.Rent(lanes ? 1 : 2 * blockKeys * width);
                     var wideShape = shape with { KeyRowStride = width, ValueRowStride = width };
                     for (int task = start; task < end; task++)
@@ -149,6 +149,198 @@ public static partial class Attention
         {
             ArrayPool<float>.Shared.Return(partials);
             ArrayPool<float>.Shared.Return(queries);
+        }
+    }
+
+    /// <summary>
+    /// One decoding step (B = 1, Tq = 1) over an F16 KV cache that first stores the step's own key and value: row Tk − 1
+    /// of <paramref name="k"/> and <paramref name="v"/> receives <paramref name="newKey"/> and <paramref name="newValue"/>
+    /// rounded as <see cref="Convert.F32ToF16Cache"/> rounds them, and then the query attends to keys 0 … Tk − 1 as
+    /// <see cref="ForwardHalf"/> would after that write (with the decoding kernel's contract on the halves). Inside the
+    /// kernel the caller's thread writes the row and attends to the last block of keys, which holds it, while a helper
+    /// thread wakes and takes the older keys; each thread widens its own copy of the query, and the blocks' V rows
+    /// stream in a pass of their own.
+    /// </summary>
+    /// <param name="shape">Sizes and row strides (the K and V strides in halves); B and Tq must be 1.</param>
+    /// <param name="q">The query, [H·D].</param>
+    /// <param name="newKey">The step's key, [H·D] F32.</param>
+    /// <param name="newValue">The step's value, [H·D] F32.</param>
+    /// <param name="k">Keys in F16, starting at K[0, 0, 0, 0]; row Tk − 1 is overwritten.</param>
+    /// <param name="v">Values in F16, starting at V[0, 0, 0, 0]; row Tk − 1 is overwritten.</param>
+    /// <param name="output">[H·D], overwritten.</param>
+    /// <param name="keyPaddingMask">Empty, or [Tk]: 1 = attend, 0 = padding.</param>
+    /// <param name="scale">Score scale; null means 1/√D.</param>
+    /// <exception cref="ArgumentException">A size or stride is invalid or a span is too short.</exception>
+    public static unsafe void ForwardHalfAppend(
+        AttentionShape shape, ReadOnlySpan<float> q, ReadOnlySpan<float> newKey, ReadOnlySpan<float> newValue, Span<Half> k, Span<Half> v,
+        Span<float> output, ReadOnlySpan<float> keyPaddingMask = default, float? scale = null)
+    {
+        const string Op = "Attention.ForwardHalfAppend";
+        Validate(Op, shape, q.Length, k.Length, v.Length, output.Length, "output");
+        int tk = shape.KeyLength, d = shape.HeadDim, width = shape.Width;
+        if (shape.Batch != 1 || shape.QueryLength != 1 || tk < 1 || d < 1)
+        {
+            throw new ArgumentException($"{Op}: need B = 1, Tq = 1, Tk ≥ 1 and D ≥ 1; got B={shape.Batch}, Tq={shape.QueryLength}, Tk={tk}, D={d}.", nameof(shape));
+        }
+
+        KernelChecks.Optional(Op, nameof(keyPaddingMask), keyPaddingMask.Length, tk, "[Tk={0}]", tk);
+        if (newKey.Length < width || newValue.Length < width)
+        {
+            throw new ArgumentException($"{Op}: newKey and newValue need H·D = {width} values; got {newKey.Length} and {newValue.Length}.", nameof(newKey));
+        }
+
+        float s = scale ?? ScaleFor(d);
+        long kRow = (long)(tk - 1) * shape.KStride, vRow = (long)(tk - 1) * shape.VStride;
+        if (!HeadLanesFit(shape.Heads, d))
+        {
+            Convert.F32ToF16Cache(newKey[..width], k.Slice((int)kRow, width));
+            Convert.F32ToF16Cache(newValue[..width], v.Slice((int)vRow, width));
+            DecodeStepHalf(shape, s, q, k, v, output, keyPaddingMask);
+            return;
+        }
+
+        int heads = shape.Heads;
+        int blockKeys = DecodeBlockKeys(tk);
+        int blocks = (tk + blockKeys - 1) / blockKeys;
+        int slot = width + (2 * heads);
+        float[] partials = ArrayPool<float>.Shared.Rent(blocks * slot);
+        try
+        {
+            fixed (float* pq = q, pnk = newKey, pnv = newValue, pm = keyPaddingMask, pp = partials)
+            fixed (Half* pk = k, pv = v)
+            {
+                nint aq = (nint)pq, ank = (nint)pnk, anv = (nint)pnv, ak = (nint)pk, av = (nint)pv, am = (nint)pm, ap = (nint)pp;
+                bool masked = !keyPaddingMask.IsEmpty;
+                ParallelFor.For(blocks, 1, (start, end) =>
+                {
+                    // Each thread widens its own copy of the query (no serial step before the fork, no cross-core read of it).
+                    var qs = new ReadOnlySpan<float>((float*)aq, width);
+                    bool lanes = TensorPrimitives.MaxMagnitude(qs) < HalfQueryLimit;
+                    float[] scratch = ArrayPool<float>.Shared.Rent(
+                        lanes ? (16 * (blockKeys + 1)) + (2 * width) + 32 : (heads * blockKeys) + (2 * blockKeys * width));
+                    fixed (float* ps = scratch)
+                    {
+                        float* ql = (float*)(((nint)ps + 63) & ~(nint)63);
+                        if (lanes)
+                        {
+                            HalfLaneQueryVector((float*)aq, ql, width);
+                        }
+
+                        for (int task = start; task < end; task++)
+                        {
+                            // Task 0 (which the caller takes first, before a helper wakes) is the last block: the one holding
+                            // row Tk − 1, which it writes before reading.
+                            int block = blocks - 1 - task;
+                            int first = block * blockKeys, count = Math.Min(blockKeys, tk - first);
+                            if (task == 0)
+                            {
+                                Convert.F32ToF16Cache(
+                                    new ReadOnlySpan<float>((float*)ank, width), new Span<Half>((Half*)ak + kRow, width));
+                                Convert.F32ToF16Cache(
+                                    new ReadOnlySpan<float>((float*)anv, width), new Span<Half>((Half*)av + vRow, width));
+                            }
+
+                            ushort* kr = (ushort*)ak + (first * (long)shape.KStride), vr = (ushort*)av + (first * (long)shape.VStride);
+                            float* mask = masked ? (float*)am + first : null;
+                            float* partial = (float*)ap + ((long)task * slot);
+                            if (lanes)
+                            {
+                                DecodeBlockLanesHalf(shape, s, ql, kr, vr, mask, count, scratch, partial, width + 16);
+                                continue;
+                            }
+
+                            float* kw = ps + (heads * blockKeys), vw = kw + (blockKeys * width);
+                            for (int j = 0; j < count; j++)
+                            {
+                                TensorPrimitives.ConvertToSingle(
+                                    new ReadOnlySpan<Half>(kr + ((long)j * shape.KStride), width), new Span<float>(kw + ((long)j * width), width));
+                                TensorPrimitives.ConvertToSingle(
+                                    new ReadOnlySpan<Half>(vr + ((long)j * shape.VStride), width), new Span<float>(vw + ((long)j * width), width));
+                            }
+
+                            var wideShape = shape with { KeyRowStride = width, ValueRowStride = width };
+                            DecodeBlock(wideShape, s, (float*)aq, kw, vw, mask, count, scratch, new Span<float>(partial, slot));
+                        }
+                    }
+
+                    ArrayPool<float>.Shared.Return(scratch);
+                });
+
+                MergeBlocksLanes((float*)ap, blocks, heads, output[..width]);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(partials);
+        }
+    }
+
+    /// <summary><see cref="MergeBlocks"/> for D = 64 with 512-bit vectors, one pass over each head's block partials.</summary>
+    private static unsafe void MergeBlocksLanes(float* partials, int blocks, int heads, Span<float> output)
+    {
+        int width = heads * 64, slot = width + (2 * heads);
+        fixed (float* po = output)
+        {
+            for (int h = 0; h < heads; h++)
+            {
+                float max = float.NegativeInfinity;
+                for (int c = 0; c < blocks; c++)
+                {
+                    max = MathF.Max(max, partials[(c * slot) + width + h]);
+                }
+
+                float* o = po + (h * 64);
+                if (float.IsNegativeInfinity(max))
+                {
+                    new Span<float>(o, 64).Clear();
+                    continue;
+                }
+
+                var o0 = Vector512<float>.Zero;
+                var o1 = Vector512<float>.Zero;
+                var o2 = Vector512<float>.Zero;
+                var o3 = Vector512<float>.Zero;
+                float total = 0f;
+                for (int c = 0; c < blocks; c++)
+                {
+                    float* pc = partials + (c * slot);
+                    float m = pc[width + h];
+                    if (float.IsNegativeInfinity(m))
+                    {
+                        continue;
+                    }
+
+                    float weight = MathF.Exp(m - max);
+                    total += weight * pc[width + heads + h];
+                    var w = Vector512.Create(weight);
+                    float* x = pc + (h * 64);
+                    o0 = Vector512.FusedMultiplyAdd(Vector512.Load(x), w, o0);
+                    o1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + 16), w, o1);
+                    o2 = Vector512.FusedMultiplyAdd(Vector512.Load(x + 32), w, o2);
+                    o3 = Vector512.FusedMultiplyAdd(Vector512.Load(x + 48), w, o3);
+                }
+
+                var inv = Vector512.Create(1f / total);
+                (o0 * inv).Store(o);
+                (o1 * inv).Store(o + 16);
+                (o2 * inv).Store(o + 32);
+                (o3 * inv).Store(o + 48);
+            }
+        }
+    }
+
+    /// <summary><see cref="HalfLaneQuery"/> with AVX-512 permutes, into <paramref name="lanes"/> [<paramref name="width"/>] (a multiple of 32).</summary>
+    private static unsafe void HalfLaneQueryVector(float* q, float* lanes, int width)
+    {
+        var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        var odd = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        var up = Vector512.Create(HalfScale);
+        for (int i = 0; i < width; i += 32)
+        {
+            var lo = Vector512.Load(q + i);
+            var hi = Vector512.Load(q + i + 16);
+            (Avx512F.PermuteVar16x32x2(lo, even, hi) * up).Store(lanes + i);
+            (Avx512F.PermuteVar16x32x2(lo, odd, hi) * up).Store(lanes + i + 16);
         }
     }
 
@@ -439,11 +631,12 @@ public static partial class Attention
     /// <see cref="DecodeBlockLanes"/>' (even and odd positions in separate steps of the chain).
     /// </summary>
     private static unsafe void DecodeBlockLanesHalf(
-        AttentionShape shape, float scale, float* q, ushort* k, ushort* v, float* mask, int count, float[] scoreBuffer, float* partial)
+        AttentionShape shape, float scale, float* q, ushort* k, ushort* v, float* mask, int count, float[] scoreBuffer, float* partial, int scoreOffset = 0)
     {
         int heads = shape.Heads, width = shape.Width;
-        fixed (float* sc = scoreBuffer)
+        fixed (float* scratch = scoreBuffer)
         {
+            float* sc = scratch + scoreOffset;
             var scaleV = Vector512.Create(scale);
             var negInf = Vector512.Create(float.NegativeInfinity);
             var max = negInf;
@@ -484,55 +677,9 @@ public static partial class Attention
                 partial[width + heads + h] = sum.GetElement(lane);
             }
 
-            // o_h = Σ_j p_j,h · V[j, h·64 .. h·64 + 64), two heads at a time (eight FMA chains), then a last odd head.
-            int hStart = 0;
-            for (; hStart + 1 < heads; hStart += 2)
-            {
-                int l0 = HeadLane(hStart), l1 = HeadLane(hStart + 1);
-                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-                ushort* vr = v + (hStart * 64);
-                for (int j = 0; j < count; j++, vr += shape.VStride)
-                {
-                    var p0 = Vector512.Create(sc[(16 * j) + l0]);
-                    var p1 = Vector512.Create(sc[(16 * j) + l1]);
-                    var w0 = Vector512.Load((uint*)vr);
-                    var w1 = Vector512.Load((uint*)vr + 16);
-                    var w2 = Vector512.Load((uint*)vr + 32);
-                    var w3 = Vector512.Load((uint*)vr + 48);
-                    a0 = Vector512.FusedMultiplyAdd(p0, EvenHalves(w0), a0);
-                    a1 = Vector512.FusedMultiplyAdd(p0, OddHalves(w0), a1);
-                    a2 = Vector512.FusedMultiplyAdd(p0, EvenHalves(w1), a2);
-                    a3 = Vector512.FusedMultiplyAdd(p0, OddHalves(w1), a3);
-                    b0 = Vector512.FusedMultiplyAdd(p1, EvenHalves(w2), b0);
-                    b1 = Vector512.FusedMultiplyAdd(p1, OddHalves(w2), b1);
-                    b2 = Vector512.FusedMultiplyAdd(p1, EvenHalves(w3), b2);
-                    b3 = Vector512.FusedMultiplyAdd(p1, OddHalves(w3), b3);
-                }
-
-                float* o = partial + (hStart * 64);
-                StoreInterleaved(a0, a1, a2, a3, o);
-                StoreInterleaved(b0, b1, b2, b3, o + 64);
-            }
-
-            if (hStart < heads)
-            {
-                int h0 = hStart, l0 = HeadLane(h0);
-                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                ushort* vr = v + (h0 * 64);
-                for (int j = 0; j < count; j++, vr += shape.VStride)
-                {
-                    var p0 = Vector512.Create(sc[(16 * j) + l0]);
-                    var w0 = Vector512.Load((uint*)vr);
-                    var w1 = Vector512.Load((uint*)vr + 16);
-                    a0 = Vector512.FusedMultiplyAdd(p0, EvenHalves(w0), a0);
-                    a1 = Vector512.FusedMultiplyAdd(p0, OddHalves(w0), a1);
-                    a2 = Vector512.FusedMultiplyAdd(p0, EvenHalves(w1), a2);
-                    a3 = Vector512.FusedMultiplyAdd(p0, OddHalves(w1), a3);
-                }
-
-                float* o = partial + (h0 * 64);
-                StoreInterleaved(a0, a1, a2, a3, o);
-            }
+            // o_h = Σ_j p_j,h · V[j, h·64 .. h·64 + 64), four key rows at a time, the accumulators in 64-byte aligned scratch.
+            float* accumulators = (float*)(((nint)(sc + (16 * count)) + 63) & ~(nint)63);
+            ValuesRowBlocksHalf(sc, v, shape.VStride, heads, count, accumulators, partial);
         }
     }
 
@@ -609,7 +756,129 @@ public static partial class Attention
             PrefetchHalfRow(k + ((long)(j + KeyPrefetchFarRows) * shape.KStride), width, true);
         }
 
-        PrefetchHalfRow(v + ((long)j * shape.VStride), width, true);
+        // V streams in its own pass (ValuesRowBlocksHalf); its first rows are asked for into L2 during the last keys.
+        int valueRow = j - Math.Max(0, count - ValuePrefetchFarRows);
+        if (valueRow >= 0)
+        {
+            PrefetchHalfRow(v + ((long)valueRow * shape.VStride), width, true);
+        }
+    }
+
+    /// <summary>How many V rows ahead <see cref="ValuesRowBlocksHalf"/> asks for into L1.</summary>
+    private const int ValuePrefetchRows = 8;
+
+    /// <summary>
+    /// How many V rows ahead <see cref="ValuesRowBlocksHalf"/> asks for into L2; the score loop asks for the first this
+    /// many during its last this many keys.
+    /// </summary>
+    private const int ValuePrefetchFarRows = 16;
+
+    /// <summary>
+    /// The V pass of <see cref="DecodeBlockLanesHalf"/>: o_h = Σ_j p_j,h · V[j, h·64 .. h·64 + 64) over
+    /// <paramref name="count"/> rows of probabilities <paramref name="sc"/> [count, 16] (head h in lane
+    /// <see cref="HeadLane"/>(h), times 2^112), four key rows at a time: per row block every head (two at a time, eight
+    /// FMA chains) in turn, so that the V rows are read as sequential streams, whole rows asked for
+    /// <see cref="ValuePrefetchRows"/> ahead into L1 and <see cref="ValuePrefetchFarRows"/> ahead into L2. The
+    /// accumulators wait between row blocks in <paramref name="acc"/> [H·64] (64-byte aligned, even/odd order); the
+    /// result is interleaved into <paramref name="partial"/>. Each accumulator sums its rows in order, as one pass per
+    /// head pair does.
+    /// </summary>
+    private static unsafe void ValuesRowBlocksHalf(float* sc, ushort* v, long vstride, int heads, int count, float* acc, float* partial)
+    {
+        int width = heads * 64;
+        new Span<float>(acc, width).Clear();
+        for (int j0 = 0; j0 < count; j0 += 4)
+        {
+            int n = Math.Min(4, count - j0);
+            for (int r = 0; r < n; r++)
+            {
+                if (j0 + ValuePrefetchRows + r < count)
+                {
+                    PrefetchHalfRow(v + ((j0 + ValuePrefetchRows + r) * vstride), width, false);
+                }
+
+                if (j0 + ValuePrefetchFarRows + r < count)
+                {
+                    PrefetchHalfRow(v + ((j0 + ValuePrefetchFarRows + r) * vstride), width, true);
+                }
+            }
+
+            ushort* vb = v + (j0 * vstride);
+            float* sb = sc + (16 * j0);
+            int hStart = 0;
+            for (; hStart + 1 < heads; hStart += 2)
+            {
+                int l0 = HeadLane(hStart), l1 = HeadLane(hStart + 1);
+                float* ac = acc + (hStart * 64);
+                var a0 = Vector512.Load(ac);
+                var a1 = Vector512.Load(ac + 16);
+                var a2 = Vector512.Load(ac + 32);
+                var a3 = Vector512.Load(ac + 48);
+                var b0 = Vector512.Load(ac + 64);
+                var b1 = Vector512.Load(ac + 80);
+                var b2 = Vector512.Load(ac + 96);
+                var b3 = Vector512.Load(ac + 112);
+                ushort* vr = vb + (hStart * 64);
+                for (int j = 0; j < n; j++, vr += vstride)
+                {
+                    var p0 = Vector512.Create(sb[(16 * j) + l0]);
+                    var p1 = Vector512.Create(sb[(16 * j) + l1]);
+                    var w0 = Vector512.Load((uint*)vr);
+                    var w1 = Vector512.Load((uint*)vr + 16);
+                    var w2 = Vector512.Load((uint*)vr + 32);
+                    var w3 = Vector512.Load((uint*)vr + 48);
+                    a0 = Vector512.FusedMultiplyAdd(p0, EvenHalves(w0), a0);
+                    a1 = Vector512.FusedMultiplyAdd(p0, OddHalves(w0), a1);
+                    a2 = Vector512.FusedMultiplyAdd(p0, EvenHalves(w1), a2);
+                    a3 = Vector512.FusedMultiplyAdd(p0, OddHalves(w1), a3);
+                    b0 = Vector512.FusedMultiplyAdd(p1, EvenHalves(w2), b0);
+                    b1 = Vector512.FusedMultiplyAdd(p1, OddHalves(w2), b1);
+                    b2 = Vector512.FusedMultiplyAdd(p1, EvenHalves(w3), b2);
+                    b3 = Vector512.FusedMultiplyAdd(p1, OddHalves(w3), b3);
+                }
+
+                a0.Store(ac);
+                a1.Store(ac + 16);
+                a2.Store(ac + 32);
+                a3.Store(ac + 48);
+                b0.Store(ac + 64);
+                b1.Store(ac + 80);
+                b2.Store(ac + 96);
+                b3.Store(ac + 112);
+            }
+
+            if (hStart < heads)
+            {
+                int l0 = HeadLane(hStart);
+                float* ac = acc + (hStart * 64);
+                var a0 = Vector512.Load(ac);
+                var a1 = Vector512.Load(ac + 16);
+                var a2 = Vector512.Load(ac + 32);
+                var a3 = Vector512.Load(ac + 48);
+                ushort* vr = vb + (hStart * 64);
+                for (int j = 0; j < n; j++, vr += vstride)
+                {
+                    var p0 = Vector512.Create(sb[(16 * j) + l0]);
+                    var w0 = Vector512.Load((uint*)vr);
+                    var w1 = Vector512.Load((uint*)vr + 16);
+                    a0 = Vector512.FusedMultiplyAdd(p0, EvenHalves(w0), a0);
+                    a1 = Vector512.FusedMultiplyAdd(p0, OddHalves(w0), a1);
+                    a2 = Vector512.FusedMultiplyAdd(p0, EvenHalves(w1), a2);
+                    a3 = Vector512.FusedMultiplyAdd(p0, OddHalves(w1), a3);
+                }
+
+                a0.Store(ac);
+                a1.Store(ac + 16);
+                a2.Store(ac + 32);
+                a3.Store(ac + 48);
+            }
+        }
+
+        for (int h = 0; h < heads; h++)
+        {
+            float* ac = acc + (h * 64);
+            StoreInterleaved(Vector512.Load(ac), Vector512.Load(ac + 16), Vector512.Load(ac + 32), Vector512.Load(ac + 48), partial + (h * 64));
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

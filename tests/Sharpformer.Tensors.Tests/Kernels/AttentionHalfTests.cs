@@ -116,6 +116,63 @@ public class AttentionHalfTests
         });
     }
 
+    public static TheoryData<int, int, int, bool, int, float> AppendCases() => new()
+    {
+        // H, Tk, D, padding, threads, query magnitude
+        { 12, 160, 64, false, 2, 1f },     // GPT-2 at 160 keys: two blocks, the caller's holds the new row
+        { 12, 193, 64, true, 2, 1f },      // odd Tk, padding
+        { 16, 300, 64, true, 3, 1f },      // all 16 lanes, three blocks
+        { 5, 77, 64, false, 1, 1f },       // odd H, one thread
+        { 12, 1, 64, false, 2, 1f },       // the new key alone
+        { 12, 20, 64, true, 2, 1f },       // fewer keys than the V prefetch distance
+        { 12, 100, 64, false, 2, 40000f }, // |q| ≥ 2^15: the exact widening blocks
+        { 20, 90, 64, true, 2, 1f },       // H > 16: the row written, then ForwardHalf's path
+        { 4, 17, 20, false, 2, 1f },       // D ≠ 64
+    };
+
+    [Theory]
+    [MemberData(nameof(AppendCases))]
+    public void ForwardHalfAppend_WritesTheRowAndMatchesReference(int h, int tk, int d, bool pad, int threads, float qScale)
+    {
+        // GPT-2's layout: the fused q/k/v row of the step, a cache of Tk + 3 rows of which row Tk − 1 is overwritten.
+        int w = h * d, rows = tk + 3;
+        var shape = new AttentionShape(1, h, 1, tk, d) { QueryRowStride = 3 * w };
+        var qkv = KernelTestData.Uniform(3 * w, -qScale, qScale, tk + d);
+        KernelTestData.Uniform(2 * w, -1f, 1f, tk + d + 3).CopyTo(qkv.AsSpan(w));
+        var (k, _) = CacheValues(rows * w, -1f, 1f, tk + d + 1);
+        var (v, _) = CacheValues(rows * w, -1f, 1f, tk + d + 2);
+        var mask = pad ? KernelTestData.Uniform(tk, 0f, 1f, tk).Select(x => x < 0.35f ? 0f : 1f).ToArray() : [];
+        var kExpected = (Half[])k.Clone();
+        var vExpected = (Half[])v.Clone();
+        Tensors.Kernels.Convert.F32ToF16Cache(qkv.AsSpan(w, w), kExpected.AsSpan((tk - 1) * w, w));
+        Tensors.Kernels.Convert.F32ToF16Cache(qkv.AsSpan(2 * w, w), vExpected.AsSpan((tk - 1) * w, w));
+        float scale = qScale > 1f ? 0.125f / qScale : 0.125f;
+        WithThreads(threads, () =>
+        {
+            var kCache = (Half[])k.Clone();
+            var vCache = (Half[])v.Clone();
+            var output = Enumerable.Repeat(float.NaN, w).ToArray();
+            Attention.ForwardHalfAppend(shape, qkv, qkv.AsSpan(w, w), qkv.AsSpan(2 * w, w), kCache, vCache, output, mask, scale);
+            Assert.Equal(kExpected, kCache);
+            Assert.Equal(vExpected, vCache);
+            var expected = new float[w];
+            Attention.ForwardReference(
+                shape, qkv, kExpected.Select(x => (float)x).ToArray(), vExpected.Select(x => (float)x).ToArray(), expected, true, mask, scale, default);
+            KernelTestData.Close(expected, output, 1e-5f, 1e-5f, "F16 decode output after the appended row");
+        });
+    }
+
+    [Fact]
+    public void ForwardHalfAppend_RejectsBadShapes()
+    {
+        var x = new float[64];
+        var hx = new Half[64];
+        Assert.Throws<ArgumentException>(() => Attention.ForwardHalfAppend(new AttentionShape(2, 2, 1, 2, 8), x, x, x, hx, hx, x));
+        Assert.Throws<ArgumentException>(() => Attention.ForwardHalfAppend(new AttentionShape(1, 2, 2, 2, 8), x, x, x, hx, hx, x));
+        Assert.Throws<ArgumentException>(() => Attention.ForwardHalfAppend(new AttentionShape(1, 2, 1, 2, 8), x, x.AsSpan(0, 8), x, hx, hx, x));
+        Assert.Throws<ArgumentException>(() => Attention.ForwardHalfAppend(new AttentionShape(1, 2, 1, 8, 8), x, x, x, hx, hx, x));
+    }
+
     [Theory]
     [InlineData(2, 3, 5, 5, 16, true)]   // prefill, no cache
     [InlineData(2, 2, 3, 9, 8, true)]    // chunked prefill against a cache (Tq < Tk)
