@@ -195,8 +195,10 @@ public sealed class Gpt2Block : Module
     /// <returns>The block's output.</returns>
     public Tensor Forward(Tensor hidden, Tensor? attentionMask, bool outputAttentions, out Tensor? probabilities)
     {
-        var attended = Ops.Add(hidden, Attn.Forward(Ln1.Forward(hidden), attentionMask, outputAttentions, out probabilities));
-        return Ops.Add(attended, Mlp.Forward(Ln2.Forward(attended)));
+        var attn = Attn.Forward(Ln1.Forward(hidden), attentionMask, outputAttentions, out probabilities);
+        // The residual add and ln_2 in one pass (the same graph and bits as Ln2.Forward(Ops.Add(hidden, attn))).
+        var normed = Ops.AddLayerNorm(hidden, attn, Ln2.Weight.Value, Ln2.Bias.Value, Ln2.Eps, out var attended);
+        return Ops.Add(attended, Mlp.Forward(normed));
     }
 }
 

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Numerics.Tensors;
 using Sharpformer.Tensors.Storage;
 
 namespace Sharpformer.Tensors;
@@ -255,7 +254,7 @@ public static class Autograd
             if (distinct && _uses.TryGetValue(existing.Storage, out int existingUses) && existingUses == 1)
             {
                 var target = existing.AsSpan<float>();
-                TensorPrimitives.Add(target, g.AsReadOnlySpan<float>(), target);
+                Kernels.Elementwise.Add(target, g.AsReadOnlySpan<float>(), target); // split across cores when long
                 return existing;
             }
 
@@ -270,7 +269,7 @@ public static class Autograd
                 Claim(sum);
             }
 
-            TensorPrimitives.Add(existing.AsReadOnlySpan<float>(), g.AsReadOnlySpan<float>(), sum.AsSpan<float>());
+            Kernels.Elementwise.Add(existing.AsReadOnlySpan<float>(), g.AsReadOnlySpan<float>(), sum.AsSpan<float>());
             AddUse(sum);
             DropUse(existing);
             return sum;

@@ -27,7 +27,53 @@ public static partial class Ops
         var rstd = record ? new float[rows] : [];
         Norms.LayerNorm(xc.AsReadOnlySpan<float>(), Elements(wc), Elements(bc), output.AsSpan<float>(), rows, c, eps, mean, rstd);
         if (!record) return output;
+        return RecordLayerNorm(output, x, xc, weight, wc, bias, mean, rstd, rows, c);
+    }
 
+    /// <summary>
+    /// a[..., C] + b[..., C] → the sum, and its layer normalization (as <see cref="LayerNorm"/>), in one pass over the
+    /// rows (the pre-LN residual step: each row's sum is normalized while it is still in L1). The graph is the one
+    /// <c>LayerNorm(Add(a, b), …)</c> records, an Add node for <paramref name="sum"/> and a LayerNorm node on it, and
+    /// every value and gradient is the same bit for bit.
+    /// </summary>
+    /// <param name="a">Left addend.</param>
+    /// <param name="b">Right addend, the same shape as <paramref name="a"/>.</param>
+    /// <param name="weight">LayerNorm scale [C], or null.</param>
+    /// <param name="bias">LayerNorm shift [C], or null.</param>
+    /// <param name="eps">Added to the variance.</param>
+    /// <param name="sum">Receives a + b.</param>
+    /// <returns>LayerNorm(a + b).</returns>
+    /// <exception cref="ArgumentException">The shapes differ, or weight or bias is not [C].</exception>
+    public static Tensor AddLayerNorm(Tensor a, Tensor b, Tensor? weight, Tensor? bias, float eps, out Tensor sum)
+    {
+        CheckF32(nameof(AddLayerNorm), a, nameof(a));
+        CheckF32(nameof(AddLayerNorm), b, nameof(b));
+        if (a.Shape != b.Shape) ShapeError.Mismatch(nameof(AddLayerNorm), a.Shape, b.Shape, "the addends must have the same shape");
+        int c = a.Shape.Last;
+        CheckAffine(nameof(AddLayerNorm), a, weight, nameof(weight), c);
+        CheckAffine(nameof(AddLayerNorm), a, bias, nameof(bias), c);
+        int rows = (int)a.Shape.Rows;
+        var ac = a.Contiguous();
+        var bc = b.Contiguous();
+        var wc = weight?.Contiguous();
+        var biasc = bias?.Contiguous();
+        var s = Tensor.Empty(a.Shape);
+        var output = Tensor.Empty(a.Shape);
+        bool recordSum = Autograd.Needs(a, b);
+        bool record = recordSum || Autograd.Needs(a, weight, bias);
+        var mean = record ? new float[rows] : [];
+        var rstd = record ? new float[rows] : [];
+        Norms.AddLayerNorm(ac.AsReadOnlySpan<float>(), bc.AsReadOnlySpan<float>(), Elements(wc), Elements(biasc), s.AsSpan<float>(), output.AsSpan<float>(), rows, c, eps, mean, rstd);
+
+        // The residual add's node, as Ops.Add records it for equal shapes: the gradient passes to both addends.
+        sum = recordSum ? Autograd.Record(s, nameof(Add), [a, b], g => [a.RequiresGrad ? g : null, b.RequiresGrad ? g : null]) : s;
+        if (!record) return output;
+        return RecordLayerNorm(output, sum, sum, weight, wc, bias, mean, rstd, rows, c);
+    }
+
+    /// <summary>Records the LayerNorm node of <paramref name="output"/> = LayerNorm(<paramref name="x"/>) (contiguous <paramref name="xc"/>) from the saved statistics.</summary>
+    private static Tensor RecordLayerNorm(Tensor output, Tensor x, Tensor xc, Tensor? weight, Tensor? wc, Tensor? bias, float[] mean, float[] rstd, int rows, int c)
+    {
         return Autograd.Record(output, nameof(LayerNorm), [x, weight, bias], g =>
         {
             // Forward: y = x̂·w + b, x̂ = (x − μ)·rstd. With d = dy·w:

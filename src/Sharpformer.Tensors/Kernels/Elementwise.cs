@@ -6,7 +6,9 @@ namespace Sharpformer.Tensors.Kernels;
 /// Elementwise arithmetic on contiguous float spans: same-shape ([N] ∘ [N]) and broadcast over the last dimension
 /// ([rows, cols] ∘ [cols], e.g. adding a bias to every token). The fast paths are <see cref="TensorPrimitives"/>
 /// (already vectorized to Vector512 and fast here); the scalar references sit beside them as the test oracle.
-/// In place is allowed: the destination may be the first operand.
+/// In place is allowed: the destination may be the first operand. Long calls are split across cores (same-shape
+/// forms in chunks of <see cref="RowParallel.ChunkElements"/>, broadcast forms by rows); every element is computed
+/// alone, so the split never changes a bit.
 /// </summary>
 public static class Elementwise
 {
@@ -120,7 +122,54 @@ public static class Elementwise
         };
         KernelChecks.SameLength(op, "x", x.Length, "y", y.Length);
         KernelChecks.SameLength(op, "x", x.Length, "destination", destination.Length);
-        Fast(kind, x, y[..x.Length], destination[..x.Length]);
+        Flat(kind, x, y[..x.Length], destination[..x.Length]);
+    }
+
+    /// <summary>One same-length operation, split into chunks across cores when long enough to pay for the hand-off.</summary>
+    private static void Flat(BinaryKind kind, ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> destination)
+    {
+        if (!RowParallel.Worth(x.Length / RowParallel.ChunkElements, RowParallel.ChunkElements))
+        {
+            Fast(kind, x, y, destination);
+            return;
+        }
+
+        FlatParallel(kind, x, y, destination);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the work is actually split.
+    private static unsafe void FlatParallel(BinaryKind kind, ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> destination)
+    {
+        int n = x.Length;
+        const int Chunk = RowParallel.ChunkElements;
+        fixed (float* px = x, py = y, pd = destination)
+        {
+            nint ax = (nint)px, ay = (nint)py, ad = (nint)pd;
+            RowParallel.For((n + Chunk - 1) / Chunk, 1, (start, end) =>
+            {
+                int from = start * Chunk, count = (int)Math.Min(n, (long)end * Chunk) - from;
+                nint offset = (nint)from * sizeof(float);
+                Fast(kind, new ReadOnlySpan<float>((void*)(ax + offset), count), new ReadOnlySpan<float>((void*)(ay + offset), count), new Span<float>((void*)(ad + offset), count));
+            });
+        }
+    }
+
+    // Rows of a broadcast form split across cores.
+    private static unsafe void BroadcastParallel(BinaryKind kind, ReadOnlySpan<float> x, ReadOnlySpan<float> row, Span<float> destination, int rows, int cols)
+    {
+        fixed (float* px = x, pr = row, pd = destination)
+        {
+            nint ax = (nint)px, ar = (nint)pr, ad = (nint)pd;
+            RowParallel.For(rows, RowParallel.Grain(cols), (start, end) =>
+            {
+                var r = new ReadOnlySpan<float>((void*)ar, cols);
+                for (int i = start; i < end; i++)
+                {
+                    nint offset = (nint)i * cols * sizeof(float);
+                    Fast(kind, new ReadOnlySpan<float>((void*)(ax + offset), cols), r, new Span<float>((void*)(ad + offset), cols));
+                }
+            });
+        }
     }
 
     private static void Broadcast(BinaryKind kind, ReadOnlySpan<float> x, ReadOnlySpan<float> row, Span<float> destination, int rows, int cols)
@@ -138,6 +187,18 @@ public static class Elementwise
         KernelChecks.AtLeast(op, "row", row.Length, cols, "[cols={0}]", cols);
         KernelChecks.AtLeast(op, "destination", destination.Length, n, "[rows={0}, cols={1}]", rows, cols);
         var r = row[..cols];
+        if (rows == 1)
+        {
+            Flat(kind, x[..cols], r, destination[..cols]);
+            return;
+        }
+
+        if (RowParallel.Worth(rows, cols))
+        {
+            BroadcastParallel(kind, x, r, destination, rows, cols);
+            return;
+        }
+
         for (int i = 0; i < rows; i++)
         {
             Fast(kind, x.Slice(i * cols, cols), r, destination.Slice(i * cols, cols));

@@ -3,7 +3,6 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Kernels;
 
@@ -57,9 +56,78 @@ public static class Norms
         {
             nint ax = (nint)px, ag = (nint)pg, ab = (nint)pb, ay = (nint)py, am = (nint)pm, ars = (nint)ps;
             int lx = x.Length, lg = gamma.Length, lb = beta.Length, ly = y.Length, lm = mean.Length, lr = rstd.Length;
-            ParallelFor.For(rows, RowParallel.Grain(cols), (start, end) => LayerNormRows(
+            RowParallel.For(rows, RowParallel.Grain(cols), (start, end) => LayerNormRows(
                 new ReadOnlySpan<float>((void*)ax, lx), new ReadOnlySpan<float>((void*)ag, lg), new ReadOnlySpan<float>((void*)ab, lb),
                 new Span<float>((void*)ay, ly), start, end, cols, eps, new Span<float>((void*)am, lm), new Span<float>((void*)ars, lr)));
+        }
+    }
+
+    /// <summary>
+    /// [N, C] + [N, C] → [N, C] and [N, C]: the pre-LN residual step, s = x + residual and y = LayerNorm(s), in one pass
+    /// over the rows: each row's sum is written and normalized while it is still in L1, instead of a separate add
+    /// writing the sum out and <see cref="LayerNorm"/> reading it back. Bit for bit
+    /// <see cref="Elementwise.Add"/> then <see cref="LayerNorm"/>.
+    /// </summary>
+    /// <param name="x">Left addend, N · C elements.</param>
+    /// <param name="residual">Right addend, N · C elements.</param>
+    /// <param name="gamma">Scale [C], or empty for none (1).</param>
+    /// <param name="beta">Shift [C], or empty for none (0).</param>
+    /// <param name="sum">Receives x + residual, N · C elements; may be <paramref name="x"/> or <paramref name="residual"/>.</param>
+    /// <param name="y">Receives the normalized sum, N · C elements; must not overlap the inputs or <paramref name="sum"/>.</param>
+    /// <param name="rows">N.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="eps">Added to the variance.</param>
+    /// <param name="mean">Empty, or [N] to receive each row's mean (for the backward).</param>
+    /// <param name="rstd">Empty, or [N] to receive each row's 1/√(var + eps) (for the backward).</param>
+    /// <exception cref="ArgumentException">A size is negative or a span is too short.</exception>
+    public static void AddLayerNorm(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> residual, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> sum, Span<float> y,
+        int rows, int cols, float eps, Span<float> mean = default, Span<float> rstd = default)
+    {
+        const string Op = "Norms.AddLayerNorm";
+        CheckRows(Op, "y", x.Length, y.Length, rows, cols);
+        CheckRows(Op, "residual", x.Length, residual.Length, rows, cols);
+        CheckRows(Op, "sum", x.Length, sum.Length, rows, cols);
+        KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
+        KernelChecks.Optional(Op, nameof(beta), beta.Length, cols, "[C={0}]", cols);
+        KernelChecks.Optional(Op, nameof(mean), mean.Length, rows, "[N={0}]", rows);
+        KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
+        if (cols == 0) return;
+        if (!RowParallel.Worth(rows, cols))
+        {
+            AddLayerNormRows(x, residual, gamma, beta, sum, y, 0, rows, cols, eps, mean, rstd);
+            return;
+        }
+
+        AddLayerNormParallel(x, residual, gamma, beta, sum, y, rows, cols, eps, mean, rstd);
+    }
+
+    // Separate so the lambda's captured state is allocated only when the work is actually split.
+    private static unsafe void AddLayerNormParallel(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> residual, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> sum, Span<float> y,
+        int rows, int cols, float eps, Span<float> mean, Span<float> rstd)
+    {
+        fixed (float* px = x, pr = residual, pg = gamma, pb = beta, psum = sum, py = y, pm = mean, ps = rstd)
+        {
+            nint ax = (nint)px, ares = (nint)pr, ag = (nint)pg, ab = (nint)pb, asum = (nint)psum, ay = (nint)py, am = (nint)pm, ars = (nint)ps;
+            int lx = x.Length, lres = residual.Length, lg = gamma.Length, lb = beta.Length, lsum = sum.Length, ly = y.Length, lm = mean.Length, lr = rstd.Length;
+            RowParallel.For(rows, RowParallel.Grain(cols), (start, end) => AddLayerNormRows(
+                new ReadOnlySpan<float>((void*)ax, lx), new ReadOnlySpan<float>((void*)ares, lres), new ReadOnlySpan<float>((void*)ag, lg),
+                new ReadOnlySpan<float>((void*)ab, lb), new Span<float>((void*)asum, lsum), new Span<float>((void*)ay, ly), start, end, cols, eps,
+                new Span<float>((void*)am, lm), new Span<float>((void*)ars, lr)));
+        }
+    }
+
+    /// <summary>Rows [start, end) of <see cref="AddLayerNorm"/>: each row added, then normalized by <see cref="LayerNormRows"/>.</summary>
+    private static void AddLayerNormRows(
+        ReadOnlySpan<float> x, ReadOnlySpan<float> residual, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> sum, Span<float> y,
+        int start, int end, int cols, float eps, Span<float> mean, Span<float> rstd)
+    {
+        for (int r = start; r < end; r++)
+        {
+            var sr = sum.Slice(r * cols, cols);
+            TensorPrimitives.Add(x.Slice(r * cols, cols), residual.Slice(r * cols, cols), sr);
+            LayerNormRows(sum, gamma, beta, y, r, r + 1, cols, eps, mean, rstd);
         }
     }
 
@@ -256,7 +324,7 @@ public static class Norms
         {
             nint ady = (nint)pdy, ax = (nint)px, ag = (nint)pg, am = (nint)pm, ar = (nint)pr, adx = (nint)pdx;
             int ldy = dy.Length, lx = x.Length, lg = gamma.Length, lm = mean.Length, lr = rstd.Length, ldx = dx.Length;
-            ParallelFor.For(chunks, 1, (start, end) =>
+            RowParallel.For(chunks, 1, (start, end) =>
             {
                 for (int c = start; c < end; c++)
                 {
@@ -469,7 +537,7 @@ public static class Norms
         {
             nint ax = (nint)px, ag = (nint)pg, ay = (nint)py, ars = (nint)ps;
             int lx = x.Length, lg = gamma.Length, ly = y.Length, lr = rstd.Length;
-            ParallelFor.For(rows, RowParallel.Grain(cols), (start, end) => RmsNormRows(
+            RowParallel.For(rows, RowParallel.Grain(cols), (start, end) => RmsNormRows(
                 new ReadOnlySpan<float>((void*)ax, lx), new ReadOnlySpan<float>((void*)ag, lg), new Span<float>((void*)ay, ly),
                 start, end, cols, eps, new Span<float>((void*)ars, lr)));
         }
@@ -534,7 +602,7 @@ public static class Norms
         {
             nint ady = (nint)pdy, ax = (nint)px, ag = (nint)pg, ar = (nint)pr, adx = (nint)pdx;
             int ldy = dy.Length, lx = x.Length, lg = gamma.Length, lr = rstd.Length, ldx = dx.Length;
-            ParallelFor.For(chunks, 1, (start, end) =>
+            RowParallel.For(chunks, 1, (start, end) =>
             {
                 for (int c = start; c < end; c++)
                 {

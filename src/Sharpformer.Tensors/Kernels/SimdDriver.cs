@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using Sharpformer.Tensors.Threading;
 
 namespace Sharpformer.Tensors.Kernels;
 
@@ -141,7 +140,7 @@ internal static class SimdDriver
         fixed (float* px = x, pd = destination)
         {
             nint ax = (nint)px, ad = (nint)pd;
-            ParallelFor.For((n + RowParallel.ChunkElements - 1) / RowParallel.ChunkElements, 1, (start, end) =>
+            RowParallel.For((n + RowParallel.ChunkElements - 1) / RowParallel.ChunkElements, 1, (start, end) =>
             {
                 int from = start * RowParallel.ChunkElements, to = Math.Min(n, end * RowParallel.ChunkElements);
                 Unary<TOp>(new ReadOnlySpan<float>((void*)(ax + (from * sizeof(float))), to - from), new Span<float>((void*)(ad + (from * sizeof(float))), to - from));
@@ -169,7 +168,7 @@ internal static class SimdDriver
         fixed (float* px = x, py = y, pd = destination)
         {
             nint ax = (nint)px, ay = (nint)py, ad = (nint)pd;
-            ParallelFor.For((n + RowParallel.ChunkElements - 1) / RowParallel.ChunkElements, 1, (start, end) =>
+            RowParallel.For((n + RowParallel.ChunkElements - 1) / RowParallel.ChunkElements, 1, (start, end) =>
             {
                 int from = start * RowParallel.ChunkElements, to = Math.Min(n, end * RowParallel.ChunkElements);
                 nint offset = from * sizeof(float);

@@ -107,4 +107,82 @@ public class ParallelPathTests
         Assert.Equal(eLosses, losses);
         Assert.Equal(eD, d);
     }
+
+    [Theory]
+    [InlineData(96, 771)] // split by rows across cores
+    [InlineData(3, 50)] // one thread
+    public void AddLayerNorm_EqualsAddThenLayerNormBitForBit_AndTheReference(int rows, int cols)
+    {
+        var x = KernelTestData.Uniform(rows * cols, -4f, 4f, 21);
+        var r = KernelTestData.Uniform(rows * cols, -4f, 4f, 22);
+        var gamma = KernelTestData.Uniform(cols, 0.5f, 1.5f, 23);
+        var beta = KernelTestData.Uniform(cols, -1f, 1f, 24);
+        float[] sum = new float[x.Length], y = new float[x.Length], mean = new float[rows], rstd = new float[rows];
+        Norms.AddLayerNorm(x, r, gamma, beta, sum, y, rows, cols, 1e-5f, mean, rstd);
+
+        float[] eSum = new float[x.Length], eY = new float[x.Length], eMean = new float[rows], eRstd = new float[rows];
+        Elementwise.Add(x, r, eSum);
+        Norms.LayerNorm(eSum, gamma, beta, eY, rows, cols, 1e-5f, eMean, eRstd);
+        Assert.Equal(eSum, sum);
+        Assert.Equal(eY, y);
+        Assert.Equal(eMean, mean);
+        Assert.Equal(eRstd, rstd);
+
+        float[] refSum = new float[x.Length], refY = new float[x.Length];
+        Elementwise.BroadcastReference(Elementwise.BinaryKind.Add, x, r, refSum, 1, x.Length);
+        Norms.LayerNormReference(refSum, gamma, beta, refY, rows, cols, 1e-5f, new float[rows], new float[rows]);
+        Assert.Equal(refSum, sum);
+        KernelTestData.Close(refY, y, Tolerances.NormVsDouble, Tolerances.NormVsDouble, "add + layernorm");
+
+        // In place: the sum over the first addend, no affine.
+        Norms.AddLayerNorm(x, r, default, default, x, y, rows, cols, 1e-5f);
+        Norms.LayerNorm(eSum, default, default, eY, rows, cols, 1e-5f);
+        Assert.Equal(eSum, x);
+        Assert.Equal(eY, y);
+    }
+
+    [Theory]
+    [InlineData(1, (5 * RowParallel.ChunkElements) + 13)] // one long row: chunks across cores
+    [InlineData(96, 771)] // broadcast rows across cores
+    [InlineData(3, 50)] // one thread
+    public void Elementwise_LongAndManyRows_EqualScalarReferenceBitForBit(int rows, int cols)
+    {
+        var x = KernelTestData.Uniform(rows * cols, -4f, 4f, 31);
+        var y = KernelTestData.Uniform(rows * cols, 0.5f, 4f, 32);
+        var row = KernelTestData.Uniform(cols, 0.5f, 4f, 33);
+        var actual = new float[x.Length];
+        var expected = new float[x.Length];
+        foreach (var kind in new[] { Elementwise.BinaryKind.Add, Elementwise.BinaryKind.Subtract, Elementwise.BinaryKind.Multiply, Elementwise.BinaryKind.Divide })
+        {
+            // Same shape.
+            Action<float[], float[], float[]> same = kind switch
+            {
+                Elementwise.BinaryKind.Add => (a, b, d) => Elementwise.Add(a, b, d),
+                Elementwise.BinaryKind.Subtract => (a, b, d) => Elementwise.Subtract(a, b, d),
+                Elementwise.BinaryKind.Multiply => (a, b, d) => Elementwise.Multiply(a, b, d),
+                _ => (a, b, d) => Elementwise.Divide(a, b, d),
+            };
+            same(x, y, actual);
+            Elementwise.BroadcastReference(kind, x, y, expected, 1, x.Length);
+            Assert.Equal(expected, actual);
+
+            // Broadcast of one row.
+            Action<float[], float[], float[]> broadcast = kind switch
+            {
+                Elementwise.BinaryKind.Add => (a, b, d) => Elementwise.AddBroadcast(a, b, d, rows, cols),
+                Elementwise.BinaryKind.Subtract => (a, b, d) => Elementwise.SubtractBroadcast(a, b, d, rows, cols),
+                Elementwise.BinaryKind.Multiply => (a, b, d) => Elementwise.MultiplyBroadcast(a, b, d, rows, cols),
+                _ => (a, b, d) => Elementwise.DivideBroadcast(a, b, d, rows, cols),
+            };
+            broadcast(x, row, actual);
+            Elementwise.BroadcastReference(kind, x, row, expected, rows, cols);
+            Assert.Equal(expected, actual);
+
+            // In place over the first operand.
+            var copy = (float[])x.Clone();
+            same(copy, y, copy);
+            Elementwise.BroadcastReference(kind, x, y, expected, 1, x.Length);
+            Assert.Equal(expected, copy);
+        }
+    }
 }
