@@ -57,6 +57,9 @@ public readonly record struct AttentionShape(int Batch, int Heads, int QueryLeng
 /// </summary>
 public static partial class Attention
 {
+    /// <summary>Temporary A/B switch: 0 = the old training paths, 1 = the new.</summary>
+    internal static int TrainVariant = 1;
+
     /// <summary>
     /// Q [B, H, Tq, D], K [B, H, Tk, D], V [B, H, Tk, D] → O [B, H, Tq, D] (strided views, see <see cref="AttentionShape"/>):
     /// O = softmax(Q·Kᵀ · scale + mask) · V. A query whose keys are all masked gets a zero output row.
@@ -91,6 +94,12 @@ public static partial class Attention
         {
             // A decoding step: every key is visible to the one query, whatever the causal flag.
             DecodeStep(shape, s, q, k, v, output, keyPaddingMask);
+            return;
+        }
+
+        if (TrainVariant == 1 && probabilities.IsEmpty && UsesForwardTiles(GemmDriver.BestIsa, shape))
+        {
+            ForwardTilesCore(GemmDriver.BestIsa, shape, s, q, k, v, output, causal, keyPaddingMask, logSumExp);
             return;
         }
 
