@@ -51,9 +51,11 @@ public readonly record struct AttentionShape(int Batch, int Heads, int QueryLeng
 /// optional returned probabilities or per-query log-sum-exp, and two backwards: the blocked one from the log-sum-exp
 /// (Attention.Backward.cs, what training uses: O(B·H·Tq) saved state, probabilities recomputed a tile at a time) and one
 /// from saved probabilities [B, H, Tq, Tk].
-/// Each (b, h) is one task for <see cref="ParallelFor"/>; inside it, a prefill or training step runs as GEMM tiles of 64
-/// queries (S = Q·Kᵀ over the keys the tile may see, masked softmax, O = P·V), a few queries run row by row, and a
-/// decoding step (one query, nothing saved) is split over blocks of keys instead, all heads at once.
+/// Each (b, h) is one task for <see cref="ParallelFor"/>; inside it, a prefill or training step runs as GEMM tiles: on the
+/// AVX2 / AVX-512 tiers straight on the micro-kernels, a tile of MR queries at a time (Attention.ForwardTiles.cs), below
+/// them and when the probabilities are kept through the generic GEMM, 64 queries at a time (S = Q·Kᵀ over the keys the
+/// tile may see, masked softmax, O = P·V); a few queries run row by row, and a decoding step (one query, nothing saved)
+/// is split over blocks of keys instead, all heads at once.
 /// </summary>
 public static partial class Attention
 {
@@ -91,6 +93,12 @@ public static partial class Attention
         {
             // A decoding step: every key is visible to the one query, whatever the causal flag.
             DecodeStep(shape, s, q, k, v, output, keyPaddingMask);
+            return;
+        }
+
+        if (probabilities.IsEmpty && UsesForwardTiles(GemmDriver.BestIsa, shape))
+        {
+            ForwardTilesCore(GemmDriver.BestIsa, shape, s, q, k, v, output, causal, keyPaddingMask, logSumExp);
             return;
         }
 
@@ -254,8 +262,9 @@ public static partial class Attention
     }
 
     /// <summary>
-    /// One (b, h) of a prefill, as GEMM tiles: per tile of <see cref="ForwardQueryBlock"/> queries, S = scale · Q·Kᵀ over
-    /// the keys the tile's last query may see, the masked softmax row by row, then O = P·V. The GEMM micro-kernels reuse
+    /// One (b, h) of a prefill through the generic GEMM (the Vector128 and scalar tiers, and kept probabilities; the AVX2
+    /// and AVX-512 tiers run ForwardTilesJob), as GEMM tiles: per tile of <see cref="ForwardQueryBlock"/> queries,
+    /// S = scale · Q·Kᵀ over the keys the tile's last query may see, the masked softmax row by row, then O = P·V. The GEMM micro-kernels reuse
     /// each loaded element across a register tile, where the row-at-a-time vector-times-matrix loop reloads K (and V)
     /// for every query; causal waste is at most the masked part of one tile's last keys. <paramref name="q"/>,
     /// <paramref name="k"/>, <paramref name="v"/>, <paramref name="output"/> start at the head's first element.

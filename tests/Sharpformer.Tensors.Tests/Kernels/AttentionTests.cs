@@ -71,10 +71,11 @@ public class AttentionTests
         Assert.DoesNotContain(output, float.IsNaN);
 
         // Without the probabilities output, the same result: bit for bit, except that one query (a decoding step) then
-        // goes through the split-K path, whose sums run in another order.
+        // goes through the split-K path and many queries on the AVX2 / AVX-512 tiers through the tiled forward, whose
+        // sums run in other orders.
         var again = new float[p.OutLength];
         Attention.Forward(p.Shape, p.Q.AsSpan(p.QOff), p.K.AsSpan(p.KOff), p.V.AsSpan(p.VOff), again, causal, p.Mask);
-        if (tq == 1)
+        if (tq == 1 || Attention.UsesForwardTiles(GemmDriver.BestIsa, p.Shape))
         {
             KernelTestData.Close(expected, again, 1e-5f, 1e-5f, "output without probabilities");
         }
@@ -133,6 +134,93 @@ public class AttentionTests
                 }
             }
         }
+    }
+
+    public static TheoryData<int, int, int, int, int, bool, bool, bool> TileCases() => new()
+    {
+        // B, H, Tq, Tk, D, causal, padding, fused: key counts that are not whole panels, D not a whole vector, Tq ≠ Tk.
+        { 4, 3, 64, 64, 64, true, false, true },   // GPT-2 124M's head
+        { 2, 2, 128, 128, 64, false, true, false }, // BERT-base's head, padded (batch 0 fully)
+        { 1, 2, 37, 37, 20, true, true, true },
+        { 1, 1, 13, 45, 5, true, false, false },    // chunked prefill: 32 cached keys, odd D
+        { 2, 1, 50, 17, 8, true, true, false },     // Tq > Tk: the first 33 queries see no key
+        { 1, 1, 8, 100, 72, false, true, true },    // the fewest queries for tiles, D over two panels
+        { 1, 1, 260, 260, 16, true, false, false }, // many query tiles and key panels
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    [MemberData(nameof(BlockedCases))]
+    [MemberData(nameof(TileCases))]
+    public void ForwardTiles_EveryTier_MatchesDoubleReference(int b, int h, int tq, int tk, int d, bool causal, bool pad, bool fused)
+    {
+        // The tiled forward (AVX2 and AVX-512 micro-kernels) forced per tier, against the double reference: output and
+        // log-sum-exp, both starting NaN so an element it skips shows; without the log-sum-exp the output is the same bits.
+        var p = Make(b, h, tq, tk, d, pad, fused, 7 * (b + h + tq + tk + d));
+        float scale = 0.8f / MathF.Sqrt(d);
+        var q = p.Q.AsSpan(p.QOff);
+        var k = p.K.AsSpan(p.KOff);
+        var v = p.V.AsSpan(p.VOff);
+        var expected = new float[p.OutLength];
+        Attention.ForwardReference(p.Shape, q, k, v, expected, causal, p.Mask, scale, default);
+        var expectedLse = LogSumExpReference(p, causal, scale);
+        foreach (var isa in new[] { GemmIsa.Vector256, GemmIsa.Vector512 })
+        {
+            if (!GemmDriver.IsSupported(isa) || !Attention.UsesForwardTiles(isa, p.Shape)) continue;
+            var output = Nan(p.OutLength);
+            var lse = Nan(b * h * tq);
+            Attention.ForwardTilesCore(isa, p.Shape, scale, q, k, v, output, causal, p.Mask, lse);
+            KernelTestData.Close(expected, output, 1e-5f, 1e-5f, $"output on {isa}");
+            Assert.DoesNotContain(output, float.IsNaN);
+            for (int i = 0; i < lse.Length; i++)
+            {
+                if (double.IsNegativeInfinity(expectedLse[i]))
+                {
+                    Assert.Equal(float.NegativeInfinity, lse[i]);
+                    continue;
+                }
+
+                Assert.True(Math.Abs(expectedLse[i] - lse[i]) <= 1e-5 * Math.Max(1, Math.Abs(expectedLse[i])), $"lse[{i}] on {isa}: expected {expectedLse[i]:G9}, got {lse[i]:G9}");
+            }
+
+            var inference = Nan(p.OutLength);
+            Attention.ForwardTilesCore(isa, p.Shape, scale, q, k, v, inference, causal, p.Mask, default);
+            Assert.Equal(output, inference);
+        }
+    }
+
+    /// <summary>Each query's log Σ_j exp(scale · q_i·k_j) over the keys it sees, in double; −∞ when it sees none. [B, H, Tq].</summary>
+    private static double[] LogSumExpReference(Problem p, bool causal, float scale)
+    {
+        var s = p.Shape;
+        int tq = s.QueryLength, tk = s.KeyLength, d = s.HeadDim;
+        var result = new double[s.Batch * s.Heads * tq];
+        for (int bi = 0; bi < s.Batch; bi++)
+        {
+            for (int hi = 0; hi < s.Heads; hi++)
+            {
+                for (int i = 0; i < tq; i++)
+                {
+                    var scores = new List<double>();
+                    for (int j = 0; j < tk; j++)
+                    {
+                        if ((causal && j > i + tk - tq) || (p.Mask.Length > 0 && p.Mask[(bi * tk) + j] == 0f)) continue;
+                        double sc = 0;
+                        for (int e = 0; e < d; e++)
+                        {
+                            sc += (double)p.Q[p.QOff + (((bi * tq) + i) * s.QStride) + (hi * d) + e] * p.K[p.KOff + (((bi * tk) + j) * s.KStride) + (hi * d) + e];
+                        }
+
+                        scores.Add(scale * sc);
+                    }
+
+                    double max = scores.Count == 0 ? double.NegativeInfinity : scores.Max();
+                    result[(((bi * s.Heads) + hi) * tq) + i] = scores.Count == 0 ? double.NegativeInfinity : max + Math.Log(scores.Sum(x => Math.Exp(x - max)));
+                }
+            }
+        }
+
+        return result;
     }
 
     public static TheoryData<int, int, int, int, bool, bool, int> DecodeCases() => new()
