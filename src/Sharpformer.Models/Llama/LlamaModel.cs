@@ -300,7 +300,11 @@ public sealed class LlamaModel : Module
 
             rope.Apply(q, rows, qWidth, heads, positions);
             rope.Apply(k, rows, kvWidth, kvHeads, positions);
-            for (int r = 0; r < rows; r++)
+
+            // A decoding step over an F16 cache writes its K/V row inside the attention kernel (the caller's task of the
+            // region stores it before reading its block), not in a serial step before the fork.
+            bool append = tokens == 1 && attentions is null && cache.ElementType == DType.F16;
+            for (int r = 0; r < rows && !append; r++)
             {
                 int b = r / tokens;
                 cache.WriteRow(layer, rowOf[b], pastOf[b] + (r % tokens), k.Slice(r * kvWidth, kvWidth), v.Slice(r * kvWidth, kvWidth));
@@ -324,9 +328,9 @@ public sealed class LlamaModel : Module
 
                 var halfK = cache.KeysHalf(layer).Slice(row * cache.Capacity * kvWidth, keys * kvWidth);
                 var halfV = cache.ValuesHalf(layer).Slice(row * cache.Capacity * kvWidth, keys * kvWidth);
-                if (tokens == 1 && pb.IsEmpty)
+                if (append)
                 {
-                    AttendDecodeHalf(attn, qb, halfK, halfV, mask, ob, keys);
+                    AppendDecodeHalf(attn, qb, k.Slice(b * kvWidth, kvWidth), v.Slice(b * kvWidth, kvWidth), halfK, halfV, mask, ob, keys);
                     continue;
                 }
 
@@ -384,24 +388,26 @@ public sealed class LlamaModel : Module
         Norms.RmsNorm(rows, Norm.Weight.Value.AsReadOnlySpan<float>(), rows, count, Config.HiddenSize, Norm.Eps);
 
     /// <summary>
-    /// One sequence's decoding step over its F16 cache rows (<paramref name="keys"/> of them, Hkv·D halves each): the
-    /// grouped kernel under grouped-query attention, the all-heads kernel otherwise; keys before the sliding window are
-    /// left out.
+    /// One sequence's decoding step over its F16 cache rows (<paramref name="keys"/> of them, Hkv·D halves each) that
+    /// first stores its own key and value as row <paramref name="keys"/> − 1 inside the attention kernel: the grouped
+    /// kernel under grouped-query attention, the all-heads kernel otherwise; keys before the sliding window are left out
+    /// (the new row is always inside it).
     /// </summary>
-    private static void AttendDecodeHalf(LlamaAttention attn, ReadOnlySpan<float> q, ReadOnlySpan<Half> k, ReadOnlySpan<Half> v, ReadOnlySpan<float> keyMask,
-        Span<float> output, int keys)
+    private static void AppendDecodeHalf(LlamaAttention attn, ReadOnlySpan<float> q, ReadOnlySpan<float> newKey, ReadOnlySpan<float> newValue,
+        Span<Half> k, Span<Half> v, ReadOnlySpan<float> keyMask, Span<float> output, int keys)
     {
         int heads = attn.NumHeads, kvHeads = attn.NumKeyValueHeads, d = attn.HeadDim, kvWidth = kvHeads * d;
         float scale = 1f / MathF.Sqrt(d);
         int first = SlidingWindow.FirstVisibleKey(keys - 1, attn.Window), count = keys - first;
         if (heads != kvHeads)
         {
-            Attention.DecodeGroupedHalf(heads, kvHeads, d, count, kvWidth, q, k.Slice(first * kvWidth), v.Slice(first * kvWidth), keyMask.Slice(first, count), output, scale);
+            Attention.DecodeGroupedHalfAppend(
+                heads, kvHeads, d, count, kvWidth, q, newKey, newValue, k.Slice(first * kvWidth), v.Slice(first * kvWidth), keyMask.Slice(first, count), output, scale);
             return;
         }
 
-        Attention.ForwardHalf(new AttentionShape(1, heads, 1, count, d), q, k.Slice(first * kvWidth), v.Slice(first * kvWidth), output,
-            causal: true, keyPaddingMask: keyMask.Slice(first, count), scale: scale);
+        Attention.ForwardHalfAppend(new AttentionShape(1, heads, 1, count, d), q, newKey, newValue, k.Slice(first * kvWidth), v.Slice(first * kvWidth), output,
+            keyMask.Slice(first, count), scale);
     }
 
     /// <summary>

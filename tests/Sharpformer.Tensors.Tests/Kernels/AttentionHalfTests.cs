@@ -223,6 +223,59 @@ public class AttentionHalfTests
         });
     }
 
+    [Theory]
+    [MemberData(nameof(AttentionGroupedTests.Cases), MemberType = typeof(AttentionGroupedTests))]
+    public void DecodeGroupedHalfAppend_WritesTheRowAndMatchesReference(int heads, int kvHeads, int d, int keys, int extra, bool pad, int threads)
+    {
+        // A cache of Tk + 3 rows (row stride Hkv·D + extra) of which row Tk − 1 is overwritten; the pad halves of that row
+        // and every other row stay as they were.
+        int stride = (kvHeads * d) + extra, kvWidth = kvHeads * d, rows = keys + 3;
+        var q = KernelTestData.Uniform(heads * d, -1f, 1f, 11 + keys);
+        var newKey = KernelTestData.Uniform(kvWidth, -1f, 1f, 14 + keys);
+        var newValue = KernelTestData.Uniform(kvWidth, -1f, 1f, 15 + keys);
+        var (k, _) = CacheValues(rows * stride, -1f, 1f, 12 + keys);
+        var (v, _) = CacheValues(rows * stride, -1f, 1f, 13 + keys);
+        var kExpected = (Half[])k.Clone();
+        var vExpected = (Half[])v.Clone();
+        Tensors.Kernels.Convert.F32ToF16Cache(newKey, kExpected.AsSpan((keys - 1) * stride, kvWidth));
+        Tensors.Kernels.Convert.F32ToF16Cache(newValue, vExpected.AsSpan((keys - 1) * stride, kvWidth));
+        var kw = kExpected.Select(x => (float)x).ToArray();
+        var vw = vExpected.Select(x => (float)x).ToArray();
+        var mask = Enumerable.Repeat(1f, keys).ToArray();
+        if (pad)
+        {
+            Array.Fill(mask, 0f, 0, Math.Min(3, keys - 1));
+            Array.Fill(mask, 0f, keys / 3, Math.Min(40, keys / 3));
+        }
+
+        WithThreads(threads, () =>
+        {
+            foreach (var m in new[] { mask, [] })
+            {
+                var kCache = (Half[])k.Clone();
+                var vCache = (Half[])v.Clone();
+                var output = Enumerable.Repeat(float.NaN, heads * d).ToArray();
+                Attention.DecodeGroupedHalfAppend(heads, kvHeads, d, keys, stride, q, newKey, newValue, kCache, vCache, m, output, 0.125f);
+                Assert.Equal(kExpected, kCache);
+                Assert.Equal(vExpected, vCache);
+                var expected = new float[heads * d];
+                Attention.DecodeGroupedReference(heads, kvHeads, d, keys, stride, q, kw, vw, m, expected, 0.125f);
+                KernelTestData.Close(expected, output, 1e-5f, 1e-5f, $"F16 grouped decode output after the appended row (mask {m.Length})");
+            }
+        });
+    }
+
+    [Fact]
+    public void DecodeGroupedHalfAppend_RejectsBadShapes()
+    {
+        var x = new float[64];
+        var hx = new Half[64];
+        Assert.Throws<ArgumentException>(() => Attention.DecodeGroupedHalfAppend(3, 2, 16, 1, 32, x, x, x, hx, hx, default, x, 1f));
+        Assert.Throws<ArgumentException>(() => Attention.DecodeGroupedHalfAppend(4, 2, 16, 2, 16, x, x, x, hx, hx, default, x, 1f));
+        Assert.Throws<ArgumentException>(() => Attention.DecodeGroupedHalfAppend(4, 2, 16, 1, 32, x, x.AsSpan(0, 16), x, hx, hx, default, x, 1f));
+        Assert.Throws<ArgumentException>(() => Attention.DecodeGroupedHalfAppend(4, 2, 16, 1, 32, x, x, x.AsSpan(0, 31), hx, hx, default, x, 1f));
+    }
+
     [Fact]
     public void DecodeGroupedHalf_RejectsBadShapes()
     {
