@@ -138,7 +138,8 @@ public class KvCacheF16Tests
     public void Gpt2_F16Cache_ChunkedPrefill_SameAsOneChunk()
     {
         // Every attention reads K/V back from the F16 cache, so a prompt prefilled in two chunks sees the same values
-        // as in one; only the sum order of the kernels differs.
+        // as in one up to the kernels' sum order, except where that F32 noise moves a K or V value across an F16
+        // rounding boundary (as in a padded batch vs alone).
         var model = Gpt2();
         model.KvCacheType = DType.F16;
         int v = model.VocabSize;
@@ -150,7 +151,7 @@ public class KvCacheF16Tests
         model.ForwardLast(Prompt.AsSpan(0, 4), default, two, chunked);
         model.ForwardLast(Prompt.AsSpan(4), default, two, chunked);
         float diff = OnnxParityTests.MaxAbsDiff(whole, chunked);
-        Assert.True(diff <= Tolerances.FastVsModules, $"chunked vs one-chunk prefill with the F16 cache: max |Δ| = {diff}");
+        Assert.True(diff <= Tolerances.F16CacheBatchVsAlone, $"chunked vs one-chunk prefill with the F16 cache: max |Δ| = {diff}");
     }
 
     [Theory]

@@ -20,9 +20,10 @@ internal static class Tolerances
     public const float F16CacheVsF32Cache = 2e-2f;
 
     /// <summary>
-    /// One sequence decoded with the F16 KV cache inside a padded batch vs alone: the two paths' F32 noise (~1e-7) can move
-    /// a K or V value across an F16 rounding boundary, one half ulp (2^-11 relative) apart. Measured 2.1e-4 (GPT-2 tiny;
-    /// the F32 cache stays within <see cref="VsReference"/>).
+    /// One sequence decoded with the F16 KV cache inside a padded batch vs alone, or a prompt prefilled in two chunks vs
+    /// one: the two paths' F32 noise (~1e-7) can move a K or V value across an F16 rounding boundary, one half ulp
+    /// (2^-11 relative) apart. Measured 2.1e-4 (GPT-2 tiny, padded batch; the F32 cache stays within
+    /// <see cref="VsReference"/>) and 2.3e-4 (GPT-2 tiny, 4 + 4 chunks, Vector128 kernels).
     /// </summary>
     public const float F16CacheBatchVsAlone = 2e-3f;
 
@@ -44,11 +45,15 @@ internal static class Tolerances
 
     /// <summary>
     /// A quantized model's last-token logits decoded through the KV cache vs the same token in one full forward, both on
-    /// the same blocks: the same math in another sum order (GEMV vs prefill kernels, attention over the cache), except
-    /// that an activation within float noise of an 8-bit rounding boundary may take the neighbouring code on one path.
-    /// Measured on WideLlama at Q8_0/Q4_0/Q4_K: at most 7.2e-7.
+    /// the same blocks, as a fraction of the logits' spread: the same math in another sum order (GEMV vs prefill kernels,
+    /// attention over the cache), except that an activation within float noise of an 8-bit rounding boundary may take the
+    /// neighbouring code on one path, and one code moves the logits by far more than float noise. Measured on WideLlama
+    /// at Q8_0/Q4_0/Q4_K with AVX-512 (where the decode and prefill attention outputs agree bit for bit): at most 7.2e-7
+    /// absolute. With AVX-512 off (AVX2 kernels), the two attention outputs of WideLlama Q4_0's last layer differ by
+    /// 1.2e-6, which flips one of o_proj's activation codes: 5.2e-2 absolute, 0.0063 of a spread of 8.2. A wrong cache row
+    /// or position moves the logits by a large part of the spread.
     /// </summary>
-    public const float QuantizedDecodeVsFullForward = 1e-4f;
+    public const float QuantizedDecodeVsFullForward = 0.02f;
 
     /// <summary>
     /// A Llama-family model loaded from a quantized GGUF export vs the same model in F32, as a fraction of the logits'
