@@ -105,7 +105,6 @@ public static partial class Attention
                     // Per worker: the lanes kernel's scores [count, 16], or the widened K and V rows and DecodeBlock's scores.
                     float[] scores = ArrayPool<float>.Shared.Rent(lanes ? (16 * blockKeys) + width + 16 : heads * blockKeys);
                     float[] wide = ArrayPool<float>.Shared.Rent(lanes ? 1 : 2 * blockKeys * width);
-                    var wideShape = shape with { KeyRowStride = width, ValueRowStride = width };
                     for (int task = start; task < end; task++)
                     {
                         int b = task / blocks, first = task % blocks * blockKeys, count = Math.Min(blockKeys, tk - first);
@@ -121,17 +120,7 @@ public static partial class Attention
 
                         fixed (float* ps = wide)
                         {
-                            float* kw = ps, vw = ps + (blockKeys * width);
-                            for (int j = 0; j < count; j++)
-                            {
-                                TensorPrimitives.ConvertToSingle(
-                                    new ReadOnlySpan<Half>(kr + ((long)j * shape.KStride), width), new Span<float>(kw + ((long)j * width), width));
-                                TensorPrimitives.ConvertToSingle(
-                                    new ReadOnlySpan<Half>(vr + ((long)j * shape.VStride), width), new Span<float>(vw + ((long)j * width), width));
-                            }
-
-                            DecodeBlock(
-                                wideShape, scale, (float*)aq + ((long)b * shape.QStride), kw, vw, mask, count, scores, new Span<float>(partial, slot));
+                            DecodeBlockWidened(shape, scale, (float*)aq + ((long)b * shape.QStride), kr, vr, mask, count, ps, ps + (blockKeys * width), scores, partial);
                         }
                     }
 
@@ -249,17 +238,8 @@ public static partial class Attention
                                 continue;
                             }
 
-                            float* kw = ps + (heads * blockKeys), vw = kw + (blockKeys * width);
-                            for (int j = 0; j < count; j++)
-                            {
-                                TensorPrimitives.ConvertToSingle(
-                                    new ReadOnlySpan<Half>(kr + ((long)j * shape.KStride), width), new Span<float>(kw + ((long)j * width), width));
-                                TensorPrimitives.ConvertToSingle(
-                                    new ReadOnlySpan<Half>(vr + ((long)j * shape.VStride), width), new Span<float>(vw + ((long)j * width), width));
-                            }
-
-                            var wideShape = shape with { KeyRowStride = width, ValueRowStride = width };
-                            DecodeBlock(wideShape, s, (float*)aq, kw, vw, mask, count, scratch, new Span<float>(partial, slot));
+                            float* kw = ps + (heads * blockKeys);
+                            DecodeBlockWidened(shape, s, (float*)aq, kr, vr, mask, count, kw, kw + (blockKeys * width), scratch, partial);
                         }
                     }
 
@@ -273,6 +253,25 @@ public static partial class Attention
         {
             ArrayPool<float>.Shared.Return(partials);
         }
+    }
+
+    /// <summary>
+    /// One block of a decoding step over F16 rows for the shapes the lanes kernel does not take: the block's K and V rows
+    /// widened exactly into <paramref name="kw"/> and <paramref name="vw"/> ([count, H·D] each), then <see cref="DecodeBlock"/>
+    /// into <paramref name="partial"/> (H·D + 2·H floats).
+    /// </summary>
+    private static unsafe void DecodeBlockWidened(
+        AttentionShape shape, float scale, float* q, ushort* kr, ushort* vr, float* mask, int count, float* kw, float* vw, float[] scores, float* partial)
+    {
+        int width = shape.Width;
+        for (int j = 0; j < count; j++)
+        {
+            TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(kr + ((long)j * shape.KStride), width), new Span<float>(kw + ((long)j * width), width));
+            TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(vr + ((long)j * shape.VStride), width), new Span<float>(vw + ((long)j * width), width));
+        }
+
+        var wideShape = shape with { KeyRowStride = width, ValueRowStride = width };
+        DecodeBlock(wideShape, scale, q, kw, vw, mask, count, scores, new Span<float>(partial, width + (2 * shape.Heads)));
     }
 
     /// <summary><see cref="MergeBlocks"/> for D = 64 with 512-bit vectors, one pass over each head's block partials.</summary>
