@@ -92,6 +92,55 @@ public class ParallelForTests
     }
 
     [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(5000)]
+    public void WorkerSpin_AnyPolicy_LoopsSeparatedByPausesVisitEveryIndex(int spinMicroseconds)
+    {
+        // Zero: the worker sleeps after every loop and each loop has to wake it; 5 ms: it is still polling when the next comes.
+        TimeSpan saved = ParallelFor.WorkerSpin;
+        try
+        {
+            ParallelFor.WorkerSpin = TimeSpan.FromMicroseconds(spinMicroseconds);
+            for (int round = 0; round < 30; round++)
+            {
+                var hits = new int[3000];
+                ParallelFor.For(hits.Length, 16, (start, end) =>
+                {
+                    for (int i = start; i < end; i++) Interlocked.Increment(ref hits[i]);
+                });
+                Assert.All(hits, h => Assert.Equal(1, h));
+                if (round % 3 == 0) Thread.Sleep(2); // long enough for a worker with a short poll to fall asleep
+            }
+        }
+        finally
+        {
+            ParallelFor.WorkerSpin = saved;
+        }
+    }
+
+    [Fact]
+    public void WorkerSpin_RoundTripsAndRejectsNegativeOrOverOneSecond()
+    {
+        TimeSpan saved = ParallelFor.WorkerSpin;
+        try
+        {
+            Assert.Equal(1, saved.TotalMilliseconds, 3);
+            ParallelFor.WorkerSpin = TimeSpan.FromMicroseconds(250);
+            Assert.Equal(250, ParallelFor.WorkerSpin.TotalMicroseconds, 1);
+            ParallelFor.WorkerSpin = TimeSpan.Zero;
+            Assert.Equal(TimeSpan.Zero, ParallelFor.WorkerSpin);
+            Assert.Throws<ArgumentOutOfRangeException>(() => ParallelFor.WorkerSpin = TimeSpan.FromTicks(-1));
+            Assert.Throws<ArgumentOutOfRangeException>(() => ParallelFor.WorkerSpin = TimeSpan.FromSeconds(2));
+            Assert.Equal(TimeSpan.Zero, ParallelFor.WorkerSpin);
+        }
+        finally
+        {
+            ParallelFor.WorkerSpin = saved;
+        }
+    }
+
+    [Theory]
     [InlineData(0, 4)]
     [InlineData(1, 4)]
     [InlineData(5, 1)]

@@ -10,14 +10,35 @@ namespace Sharpformer.Tensors.Threading;
 /// Loops of one chunk, or with <see cref="MaxDegreeOfParallelism"/> 1, run inline on the caller with no hand-off.
 /// </summary>
 /// <remarks>
-/// Workers are dedicated background threads, created on first use, that spin briefly after each loop (back-to-back
-/// kernels find them awake) and then sleep. Running a loop allocates nothing. One loop runs on the pool at a time:
-/// a loop started while another is running (from another thread, or nested inside a body) runs inline on its caller,
-/// which is correct and never deadlocks.
+/// Workers are dedicated background threads, created on first use, that poll for the next loop for
+/// <see cref="WorkerSpin"/> after each one (kernels separated by short serial work find them awake) and then sleep.
+/// Running a loop allocates nothing. One loop runs on the pool at a time: a loop started while another is running
+/// (from another thread, or nested inside a body) runs inline on its caller, which is correct and never deadlocks.
 /// </remarks>
 public static class ParallelFor
 {
     private static int _maxDegree = Environment.ProcessorCount;
+
+    private static long _spinTicks = Stopwatch.Frequency / 1000;
+
+    /// <summary>
+    /// How long an idle worker keeps polling for the next loop before it sleeps (default 1 ms; <see cref="TimeSpan.Zero"/>
+    /// sleeps at once). A sleeping worker joins the next loop only after the operating system wakes it, which on a
+    /// virtual machine takes 50–500 µs: the serial work between the kernels of a training step or a decode step (graph
+    /// bookkeeping, allocation, small ops) often lasts 50 µs–1 ms, so a shorter poll leaves the caller alone at the start
+    /// of many kernels. Polling burns the worker's core meanwhile; lower it when other work shares the cores.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative or longer than one second.</exception>
+    public static TimeSpan WorkerSpin
+    {
+        get => Stopwatch.GetElapsedTime(0, Volatile.Read(ref _spinTicks));
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, TimeSpan.FromSeconds(1));
+            Volatile.Write(ref _spinTicks, (long)(value.TotalSeconds * Stopwatch.Frequency));
+        }
+    }
 
     /// <summary>Upper bound on threads per loop, the caller included (default: <see cref="Environment.ProcessorCount"/>). 1 runs everything inline.</summary>
     public static int MaxDegreeOfParallelism
@@ -74,9 +95,6 @@ public static class ParallelFor
     /// <summary>The shared worker threads and the one loop they serve at a time.</summary>
     private static class WorkerPool
     {
-        /// <summary>How long a worker keeps polling for the next loop before it sleeps (≈ 50 µs).</summary>
-        private static readonly long SpinTicks = Math.Max(1, Stopwatch.Frequency / 20_000);
-
         private static readonly Job TheJob = new();
         private static readonly SemaphoreSlim Wake = new(0);
         private static readonly Lock GrowLock = new();
@@ -153,8 +171,8 @@ public static class ParallelFor
             int seen = Volatile.Read(ref _generation);
             while (true)
             {
-                // Poll for a new loop for a short while: kernels often run back to back (pack, then multiply).
-                long deadline = Stopwatch.GetTimestamp() + SpinTicks;
+                // Poll for a new loop for a while: kernels often run back to back or with a little serial work between.
+                long deadline = Stopwatch.GetTimestamp() + Volatile.Read(ref _spinTicks);
                 while (Volatile.Read(ref _generation) == seen && Stopwatch.GetTimestamp() < deadline)
                 {
                     Thread.SpinWait(20);
