@@ -34,6 +34,10 @@ public sealed class SharedRegionTests
             data.Add(QuantType.Q8_0, QuantType.Q4_K, QuantType.Q6_K, rows, 512);
             data.Add(QuantType.Q4_K, QuantType.Q8_0, QuantType.Q4_K, rows, 512);
             data.Add(QuantType.Q4_0, QuantType.Q8_0, null, rows, 256);
+
+            // The second and third share one decode setup that the first does not (batch 1 makes one per weight type).
+            data.Add(QuantType.Q8_0, QuantType.Q4_K, QuantType.Q4_K, rows, 512);
+            data.Add(QuantType.Q6_K, QuantType.Q4_K, QuantType.Q4_K, rows, 512);
         }
 
         return data;

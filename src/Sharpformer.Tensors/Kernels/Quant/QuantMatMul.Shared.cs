@@ -117,12 +117,15 @@ public static unsafe partial class QuantMatMul
                     w2.Type, (nint)pw2, w2.RowBytes, n, w2.Rows, rows, (nint)c2, (nint)d2, (nint)m2, third.Bias.IsEmpty ? 0 : (nint)pb2, (nint)py2, accumulate, simd,
                     groups, (nint)(l2 + s2!.LaneOffset), (nint)ls2, (nint)li2, (nint)lm2);
 
-                // One token: each kernel's activation setup made once here (see Run).
-                int p0 = rows == 1 ? DecodePreparedBytes(j0) : 0, p1 = rows == 1 ? DecodePreparedBytes(j1) : 0, p2 = rows == 1 && w2 is not null ? DecodePreparedBytes(j2) : 0;
+                // One token: each kernel's activation setup made once here (see Run), and once for all the products
+                // of one weight type that read the same activations (q, k and v; gate and up).
+                int p0 = rows == 1 ? DecodePreparedBytes(j0) : 0;
+                bool share1 = j1.Type == j0.Type && s1 == a0, share2 = w2 is not null && ((j2.Type == j0.Type && s2 == a0) || (j2.Type == j1.Type && s2 == s1));
+                int p1 = rows == 1 && !share1 ? DecodePreparedBytes(j1) : 0, p2 = rows == 1 && w2 is not null && !share2 ? DecodePreparedBytes(j2) : 0;
                 var buffer = stackalloc byte[p0 + p1 + p2];
                 j0 = WithPrepared(j0, p0, buffer);
-                j1 = WithPrepared(j1, p1, buffer + p0);
-                j2 = WithPrepared(j2, p2, buffer + p0 + p1);
+                j1 = share1 ? j1 with { Prepared = j0.Prepared } : WithPrepared(j1, p1, buffer + p0);
+                j2 = !share2 ? WithPrepared(j2, p2, buffer + p0 + p1) : j2 with { Prepared = j2.Type == j0.Type && s2 == a0 ? j0.Prepared : j1.Prepared };
 
                 // Rows per chunk of each matrix, and where each matrix's chunks start in the one range.
                 int g0, g1, g2;
