@@ -74,18 +74,21 @@ internal static class BenchTrainCommand
         if (!torch) error.WriteLine($"note: PyTorch is not available ({python} cannot import torch, or benchmarks/torch/train_step.py is not found): only Sharpformer is measured. apt-get install python3-torch libopenblas0-pthread");
 
         output.WriteLine($"CPU: {CpuName()}; {Environment.ProcessorCount} logical cores; {steps} timed steps per row (median), 2 warm-up");
-        // The peak is the best of short bursts (3 ms), as bench gemm takes it; the sustained peak the best of samples as
-        // long as a step (0.5 s), the rate the cores keep up over one. On a shared 2-vCPU VM (AMD EPYC, Zen 5 class) the
-        // sustained rate on 2 threads measured 4–15 % below the burst, on 1 thread 1–3 %. Both columns are printed.
+        // The peak is the best rate seen: the best of short bursts (3 ms), as bench gemm takes it, or of samples as long
+        // as a step (0.5 s), whichever is higher; the sustained peak is the best of the long samples alone, the rate the
+        // cores keep up over a step. On a shared 2-vCPU VM (AMD EPYC, Zen 5 class) the sustained rate on 2 threads
+        // measured 4–15 % below the burst on some days and up to 3 % above it on others (a few 3 ms samples can all miss
+        // the clock's best moments): taking the higher of the two keeps the fraction of the peak from being overstated.
         var peaks = new Dictionary<int, double>();
         var sustained = new Dictionary<int, double>();
         foreach (int n in threadCounts)
         {
             ParallelFor.MaxDegreeOfParallelism = n;
-            peaks[n] = BenchGemmCommand.MeasurePeak(n, repeat: 7, quick: false);
+            double burst = BenchGemmCommand.MeasurePeak(n, repeat: 21, quick: false);
             sustained[n] = BenchGemmCommand.MeasurePeak(n, repeat: 3, quick: false, sampleSeconds: SustainedSampleSeconds);
+            peaks[n] = Math.Max(burst, sustained[n]);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"FMA peak, {n} thread(s): {peaks[n]:F1} GFLOP/s (best 3 ms burst); sustained over {SustainedSampleSeconds:F1} s: {sustained[n]:F1} GFLOP/s ({sustained[n] / peaks[n] * 100:F0} % of the burst)"));
+                $"FMA peak, {n} thread(s): {peaks[n]:F1} GFLOP/s (the best rate seen; best 3 ms burst {burst:F1}, best {SustainedSampleSeconds:F1} s sample {sustained[n]:F1}: the sustained peak, {sustained[n] / burst * 100:F0} % of the burst)"));
         }
 
         output.WriteLine("GFLOP/s = the step's model FLOPs (6 per weight per token + attention, the same count for both engines) / time.");
