@@ -51,6 +51,38 @@ public sealed class AdamW : Optimizer
 
     private protected override ChunkUpdate Prepare(ActiveParameter entry, float gradientScale)
     {
+        var (coefficients, parameter, grad, m, v) = Begin(entry, gradientScale);
+        return (start, end) =>
+        {
+            int length = end - start;
+            OptimKernels.AdamW(
+                coefficients,
+                parameter.AsSpan<float>().Slice(start, length),
+                grad.AsReadOnlySpan<float>().Slice(start, length),
+                m.AsSpan<float>().Slice(start, length),
+                v.AsSpan<float>().Slice(start, length));
+        };
+    }
+
+    /// <summary>The update with the gradient's sum of squares taken inside AdamW's loop (one read of each gradient element).</summary>
+    private protected override MeasuredChunkUpdate PrepareMeasured(ActiveParameter entry)
+    {
+        var (coefficients, parameter, grad, m, v) = Begin(entry, 1f);
+        return (start, end) =>
+        {
+            int length = end - start;
+            return OptimKernels.AdamWSumOfSquares(
+                coefficients,
+                parameter.AsSpan<float>().Slice(start, length),
+                grad.AsReadOnlySpan<float>().Slice(start, length),
+                m.AsSpan<float>().Slice(start, length),
+                v.AsSpan<float>().Slice(start, length));
+        };
+    }
+
+    /// <summary>Creates the parameter's moments if new, advances its step and computes this step's scalars.</summary>
+    private (AdamWCoefficients Coefficients, Tensor Parameter, Tensor Grad, Tensor M, Tensor V) Begin(ActiveParameter entry, float gradientScale)
+    {
         var state = entry.State;
         state.Buffers[0] ??= Tensor.Zeros(entry.Parameter.Shape);
         state.Buffers[1] ??= Tensor.Zeros(entry.Parameter.Shape);
@@ -71,19 +103,6 @@ public sealed class AdamW : Optimizer
             Epsilon: (float)Epsilon,
             NegativeStepSize: (float)-stepSize,
             GradientScale: gradientScale);
-        var parameter = entry.Parameter.Value;
-        var grad = entry.Grad;
-        var m = state.Buffers[0]!;
-        var v = state.Buffers[1]!;
-        return (start, end) =>
-        {
-            int length = end - start;
-            OptimKernels.AdamW(
-                coefficients,
-                parameter.AsSpan<float>().Slice(start, length),
-                grad.AsReadOnlySpan<float>().Slice(start, length),
-                m.AsSpan<float>().Slice(start, length),
-                v.AsSpan<float>().Slice(start, length));
-        };
+        return (coefficients, entry.Parameter.Value, entry.Grad, state.Buffers[0]!, state.Buffers[1]!);
     }
 }

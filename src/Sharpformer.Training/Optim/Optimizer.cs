@@ -108,11 +108,11 @@ public abstract class Optimizer
     /// <summary>
     /// One training step's backward pass and update as the trainer runs them: <c>loss.Backward()</c>, then, without
     /// clipping, <see cref="Step()"/> with the gradients' global norm taken in the same pass over the gradients (each
-    /// chunk's sum of squares just before its update, while the chunk is in cache, instead of a pass of its own); with
-    /// clipping, <see cref="GradientClipping.GlobalNorm(IEnumerable{Parameter})"/> and then <see cref="Step(float)"/>
-    /// with <see cref="GradientClipping.ClipCoefficient"/> (clipping needs the norm before any update). Either way the
-    /// weights, the optimizer state and the norm are bit for bit those of Backward, GlobalNorm and Step one after the
-    /// other. Set the rates first (<see cref="LearningRateSchedule.Apply"/>); call <see cref="ZeroGrad"/> after.
+    /// chunk's sum of squares inside AdamW's loop, or just before the update while the chunk is in cache, instead of a
+    /// pass of its own); with clipping, <see cref="GradientClipping.GlobalNorm(IEnumerable{Parameter})"/> and then
+    /// <see cref="Step(float)"/> with <see cref="GradientClipping.ClipCoefficient"/> (clipping needs the norm before any
+    /// update). Either way the weights, the optimizer state and the norm are bit for bit those of Backward, GlobalNorm and
+    /// Step one after the other. Set the rates first (<see cref="LearningRateSchedule.Apply"/>); call <see cref="ZeroGrad"/> after.
     /// Gradients pending from earlier Backward calls (accumulation over micro-batches) are summed in as usual: call
     /// plain <c>Backward()</c> on all micro-batches but the last, and this on the last.
     /// </summary>
@@ -149,8 +149,9 @@ public abstract class Optimizer
 
     /// <summary>
     /// The update of <see cref="Step(float)"/>: every parameter with a gradient (checked first, state created after),
-    /// then <see cref="StepCount"/> + 1. With <paramref name="measureNorm"/> each work item is one of
-    /// <see cref="GradientClipping"/>'s norm chunks and takes its gradient's sum of squares just before updating it.
+    /// then <see cref="StepCount"/> + 1. With <paramref name="measureNorm"/> (gradient scale 1) each work item is one of
+    /// <see cref="GradientClipping"/>'s norm chunks and takes its gradient's sum of squares as it updates it
+    /// (<see cref="PrepareMeasured"/>).
     /// </summary>
     /// <returns>The gradients' global norm when measured (as GlobalNorm computes it: chunk sums added in parameter order), else 0.</returns>
     private double StepCore(float gradientScale, bool measureNorm)
@@ -182,18 +183,24 @@ public abstract class Optimizer
         double norm = 0;
         if (active.Count > 0)
         {
-            var updates = new ChunkUpdate[active.Count];
-            for (int i = 0; i < active.Count; i++)
-            {
-                updates[i] = Prepare(active[i], gradientScale);
-            }
-
             if (measureNorm)
             {
-                norm = UpdateMeasuringNorm(active, updates);
+                var measured = new MeasuredChunkUpdate[active.Count];
+                for (int i = 0; i < active.Count; i++)
+                {
+                    measured[i] = PrepareMeasured(active[i]);
+                }
+
+                norm = UpdateMeasuringNorm(active, measured);
             }
             else
             {
+                var updates = new ChunkUpdate[active.Count];
+                for (int i = 0; i < active.Count; i++)
+                {
+                    updates[i] = Prepare(active[i], gradientScale);
+                }
+
                 ForEachChunk(active, ChunkElements, (index, start, end) => updates[index](start, end));
             }
 
@@ -207,8 +214,8 @@ public abstract class Optimizer
         return norm;
     }
 
-    /// <summary>Runs the updates in <see cref="GradientClipping"/>'s norm chunks, each chunk's sum of squares taken just before its update; returns the norm.</summary>
-    private static double UpdateMeasuringNorm(List<ActiveParameter> active, ChunkUpdate[] updates)
+    /// <summary>Runs the updates in <see cref="GradientClipping"/>'s norm chunks, each returning its chunk's sum of squares; returns the norm.</summary>
+    private static double UpdateMeasuringNorm(List<ActiveParameter> active, MeasuredChunkUpdate[] updates)
     {
         int chunk = GradientClipping.NormChunkElements;
         var firstChunk = new int[active.Count + 1];
@@ -221,8 +228,7 @@ public abstract class Optimizer
         var sums = new double[firstChunk[^1]];
         ForEachChunk(active, chunk, (index, start, end) =>
         {
-            sums[firstChunk[index] + (start / chunk)] = OptimKernels.SumOfSquares(active[index].Grad.AsReadOnlySpan<float>()[start..end]);
-            updates[index](start, end);
+            sums[firstChunk[index] + (start / chunk)] = updates[index](start, end);
         });
 
         return GradientClipping.Norm(sums);
@@ -378,6 +384,32 @@ public abstract class Optimizer
     /// parameter per step; the loop may then run over disjoint ranges on several threads at once.
     /// </summary>
     private protected abstract ChunkUpdate Prepare(ActiveParameter entry, float gradientScale);
+
+    /// <summary>
+    /// Updates elements [<paramref name="start"/>, <paramref name="end"/>) of one parameter (gradient scale 1) and returns
+    /// the sum of squares of their gradient elements, bit for bit as <see cref="OptimKernels.SumOfSquares"/> computes it.
+    /// </summary>
+    /// <param name="start">The first element.</param>
+    /// <param name="end">One past the last element.</param>
+    /// <returns>Σ g² over the range, accumulated in double.</returns>
+    private protected delegate double MeasuredChunkUpdate(int start, int end);
+
+    /// <summary>
+    /// Readies one parameter's update as <see cref="Prepare"/> does (gradient scale 1) for a step that also measures the
+    /// gradients' norm. The default takes each range's sum of squares and then updates it (the range is in cache for the
+    /// second read); an optimizer whose loop can take the sum in its own single read overrides this (<see cref="AdamW"/>).
+    /// </summary>
+    private protected virtual MeasuredChunkUpdate PrepareMeasured(ActiveParameter entry)
+    {
+        var update = Prepare(entry, 1f);
+        var grad = entry.Grad;
+        return (start, end) =>
+        {
+            double sum = OptimKernels.SumOfSquares(grad.AsReadOnlySpan<float>()[start..end]);
+            update(start, end);
+            return sum;
+        };
+    }
 
     /// <summary>
     /// Runs <paramref name="body"/>(index into <paramref name="active"/>, start, end) over every parameter's elements in

@@ -203,6 +203,41 @@ public class AdamWTests
         }
     }
 
+    [Theory]
+    [InlineData(1f)]
+    [InlineData(0.37f)]
+    public void KernelWithSumOfSquares_EqualsAdamWAndSumOfSquaresBitForBit_AllTailLengths(float gradientScale)
+    {
+        // The norm taken inside AdamW's loop must be SumOfSquares's bits (GlobalNorm's), the update AdamW's, on every tier.
+        var random = new Random(5);
+        var c = new AdamWCoefficients(0.999f, 0.9f, 0.1f, 0.999f, 0.001f, 0.05f, 1e-8f, -0.01f, gradientScale);
+        for (int n = 0; n <= 100; n++)
+        {
+            float[] p = Random(random, n), g = Random(random, n), m = Random(random, n), v = Random(random, n).Select(Math.Abs).ToArray();
+            float[] p2 = (float[])p.Clone(), m2 = (float[])m.Clone(), v2 = (float[])v.Clone();
+            double sum = OptimKernels.AdamWSumOfSquares(c, p, g, m, v);
+            OptimKernels.AdamW(c, p2, g, m2, v2);
+            Assert.Equal(BitConverter.DoubleToInt64Bits(OptimKernels.SumOfSquares(g)), BitConverter.DoubleToInt64Bits(sum));
+            Assert.Equal(p2, p);
+            Assert.Equal(m2, m);
+            Assert.Equal(v2, v);
+        }
+
+        // The scalar reference beside it: the update equals AdamWReference, the sum the double reference (order aside).
+        for (int n = 0; n <= 40; n += 13)
+        {
+            float[] p = Random(random, n), g = Random(random, n), m = Random(random, n), v = Random(random, n).Select(Math.Abs).ToArray();
+            float[] p2 = (float[])p.Clone(), m2 = (float[])m.Clone(), v2 = (float[])v.Clone();
+            double sum = OptimKernels.AdamWSumOfSquares(c, p, g, m, v);
+            OptimKernels.AdamWReference(c, p2, g, m2, v2);
+            double reference = OptimKernels.SumOfSquaresReference(g);
+            Assert.True(Math.Abs(sum - reference) <= 1e-12 * Math.Max(1, reference), $"n = {n}");
+            Assert.Equal(p2, p);
+            Assert.Equal(m2, m);
+            Assert.Equal(v2, v);
+        }
+    }
+
     [Fact]
     public void Step_ParameterLongerThanOneChunk_MatchesScalarReference()
     {

@@ -17,8 +17,8 @@ public sealed class ThreadCountCollection;
 /// <see cref="Optimizer.BackwardAndStep"/> (the gradient norm taken in AdamW's pass) gives, bit for bit, what Backward,
 /// GlobalNorm and Step give (weights, moments, step counts, gradients, the norm), over several steps of the tiny GPT-2
 /// (tied wte / lm_head) and BERT fixtures, with a warmup schedule, weight-decay groups, a frozen parameter and a
-/// parameter that gets no gradient, on 1 and 2 threads, with and without checkpointed blocks; and the same for clipping
-/// (norm first, clip inside the update) and for gradients accumulated over two micro-batches.
+/// parameter that gets no gradient, on 1 and 2 threads, with and without checkpointed blocks; the same for SGD (Nesterov
+/// momentum), for clipping (norm first, clip inside the update) and for gradients accumulated over two micro-batches.
 /// </summary>
 [Collection(nameof(ThreadCountCollection))]
 public sealed class BackwardAndStepTests
@@ -58,6 +58,35 @@ public sealed class BackwardAndStepTests
 
             Assert.Null(fused.Unused.Value.Grad);
             Assert.DoesNotContain(fused.Optimizer.StateDict().Tensors.Keys, k => k.EndsWith(".unused", StringComparison.Ordinal));
+        });
+    }
+
+    [Theory]
+    [InlineData("gpt2", 1)]
+    [InlineData("gpt2", 2)]
+    [InlineData("bert", 2)]
+    public void BackwardAndStep_Sgd_NoClipping_EqualsBackwardNormThenStep_BitForBit(string model, int threads)
+    {
+        // SGD takes the optimizer's default measured update (the chunk's sum of squares, then the update).
+        WithThreads(threads, () =>
+        {
+            var fused = Setup.Create(model, checkpointing: false, sgd: true);
+            var plain = Setup.Create(model, checkpointing: false, sgd: true);
+            for (int step = 0; step < Steps; step++)
+            {
+                fused.Schedule.Apply(fused.Optimizer);
+                plain.Schedule.Apply(plain.Optimizer);
+                var result = fused.Optimizer.BackwardAndStep(fused.Loss(step));
+                plain.Loss(step).Backward();
+                double norm = GradientClipping.GlobalNorm(plain.Optimizer.Groups.SelectMany(g => g.Parameters).Select(p => p.Parameter));
+                plain.Optimizer.Step();
+
+                Assert.True(result.Stepped);
+                Assert.Equal(BitConverter.DoubleToInt64Bits(norm), BitConverter.DoubleToInt64Bits(result.GradientNorm));
+                AssertSameState(plain, fused, $"SGD {model}, {threads} thread(s), step {step + 1}");
+                fused.Optimizer.ZeroGrad();
+                plain.Optimizer.ZeroGrad();
+            }
         });
     }
 
@@ -166,9 +195,9 @@ public sealed class BackwardAndStepTests
     }
 
     /// <summary>A fixture model in training mode with AdamW over HF's groups, one frozen parameter, one parameter outside the graph and a warmup schedule.</summary>
-    private sealed record Setup(Module Model, Func<int, Tensor> Loss, AdamW Optimizer, LearningRateSchedule Schedule, Parameter Unused)
+    private sealed record Setup(Module Model, Func<int, Tensor> Loss, Optimizer Optimizer, LearningRateSchedule Schedule, Parameter Unused)
     {
-        public static Setup Create(string model, bool checkpointing)
+        public static Setup Create(string model, bool checkpointing, bool sgd = false)
         {
             Module module;
             Func<int, Tensor> loss;
@@ -204,7 +233,7 @@ public sealed class BackwardAndStepTests
             module.NamedParameters().Single(p => p.Name == frozen).Parameter.RequiresGrad = false;
             var unused = new Parameter(Tensor.FromArray(Enumerable.Range(0, 8).Select(i => i * 0.25f).ToArray(), new Shape(8)));
             var groups = ParameterGroup.TrainerGroups(module, 1e-2, 0.01).Append(new ParameterGroup([("unused", unused)], 1e-2, 0.01));
-            var optimizer = new AdamW(groups);
+            Optimizer optimizer = sgd ? new Sgd(groups, momentum: 0.9, nesterov: true) : new AdamW(groups);
             var schedule = new LearningRateSchedule(LearningRateScheduleKind.Linear, warmupSteps: 2, trainingSteps: 10);
             return new Setup(module, loss, optimizer, schedule, unused);
         }
