@@ -45,42 +45,8 @@ internal static class OptimKernels
     /// exactly); p ← p·decay; m ← m·β1 + (1−β1)·g; v ← v·β2 + ((1−β2)·g)·g;
     /// p ← p + (−stepSize·m) / (√v / √bc2 + ε).
     /// </summary>
-    public static void AdamW(in AdamWCoefficients c, Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v)
-    {
-        int n = p.Length, i = 0;
-        if (g.Length < n || m.Length < n || v.Length < n) ThrowShort();
-        if (Vector.IsHardwareAccelerated)
-        {
-            ref float rp = ref MemoryMarshal.GetReference(p);
-            ref float rg = ref MemoryMarshal.GetReference(g);
-            ref float rm = ref MemoryMarshal.GetReference(m);
-            ref float rv = ref MemoryMarshal.GetReference(v);
-            var decay = new Vector<float>(c.Decay);
-            var beta1 = new Vector<float>(c.Beta1);
-            var oneMinusBeta1 = new Vector<float>(c.OneMinusBeta1);
-            var beta2 = new Vector<float>(c.Beta2);
-            var oneMinusBeta2 = new Vector<float>(c.OneMinusBeta2);
-            var biasCorrection2Sqrt = new Vector<float>(c.BiasCorrection2Sqrt);
-            var epsilon = new Vector<float>(c.Epsilon);
-            var negativeStepSize = new Vector<float>(c.NegativeStepSize);
-            var gradientScale = new Vector<float>(c.GradientScale);
-            for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
-            {
-                // g · 1 is g exactly, so the unclipped step needs no branch in the loop.
-                var gi = Vector.LoadUnsafe(ref rg, (nuint)i) * gradientScale;
-                var pi = Vector.LoadUnsafe(ref rp, (nuint)i) * decay;
-                var mi = (Vector.LoadUnsafe(ref rm, (nuint)i) * beta1) + (oneMinusBeta1 * gi);
-                var vi = (Vector.LoadUnsafe(ref rv, (nuint)i) * beta2) + (oneMinusBeta2 * gi * gi);
-                var denominator = (Vector.SquareRoot(vi) / biasCorrection2Sqrt) + epsilon;
-                pi += negativeStepSize * mi / denominator;
-                mi.StoreUnsafe(ref rm, (nuint)i);
-                vi.StoreUnsafe(ref rv, (nuint)i);
-                pi.StoreUnsafe(ref rp, (nuint)i);
-            }
-        }
-
-        AdamWReference(c, p[i..], g[i..], m[i..], v[i..]);
-    }
+    public static void AdamW(in AdamWCoefficients c, Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v) =>
+        AdamWLoop<WithoutSum>(c, p, g, m, v);
 
     /// <summary>
     /// <see cref="AdamW"/> over a slice and, in the same pass, the sum of squares of the gradient as read (before
@@ -89,7 +55,31 @@ internal static class OptimKernels
     /// <see cref="GradientClipping.GlobalNorm(IEnumerable{NN.Parameter})"/>'s, without a second read of the chunk.
     /// </summary>
     /// <returns>Σ g² accumulated in double, as <see cref="SumOfSquares"/> returns it.</returns>
-    public static double AdamWSumOfSquares(in AdamWCoefficients c, Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v)
+    public static double AdamWSumOfSquares(in AdamWCoefficients c, Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v) =>
+        AdamWLoop<WithSum>(c, p, g, m, v);
+
+    /// <summary>Whether <see cref="AdamWLoop{TSum}"/> also sums the gradient's squares (a constant the JIT folds per instantiation).</summary>
+    private interface ISumMode
+    {
+        static abstract bool Sums { get; }
+    }
+
+    private readonly struct WithSum : ISumMode
+    {
+        public static bool Sums => true;
+    }
+
+    private readonly struct WithoutSum : ISumMode
+    {
+        public static bool Sums => false;
+    }
+
+    /// <summary>
+    /// AdamW's vector loop, two vectors a turn (the order SumOfSquares accumulates in; each element's update does not
+    /// depend on it), then one, then the scalar reference for the tail; with <typeparamref name="TSum"/> also Σ g².
+    /// </summary>
+    private static double AdamWLoop<TSum>(in AdamWCoefficients c, Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v)
+        where TSum : struct, ISumMode
     {
         int n = p.Length, i = 0;
         if (g.Length < n || m.Length < n || v.Length < n) ThrowShort();
@@ -114,18 +104,21 @@ internal static class OptimKernels
             var acc1 = Vector<double>.Zero;
             var acc2 = Vector<double>.Zero;
             var acc3 = Vector<double>.Zero;
-
-            // Two vectors a turn, as SumOfSquares accumulates them (acc0..acc3), then one, then the scalar tail.
             for (; i <= n - (2 * width); i += 2 * width)
             {
                 var g0 = Vector.LoadUnsafe(ref rg, (nuint)i);
                 var g1 = Vector.LoadUnsafe(ref rg, (nuint)(i + width));
-                Vector.Widen(g0, out var lo0, out var hi0);
-                Vector.Widen(g1, out var lo1, out var hi1);
-                acc0 += lo0 * lo0;
-                acc1 += hi0 * hi0;
-                acc2 += lo1 * lo1;
-                acc3 += hi1 * hi1;
+                if (TSum.Sums)
+                {
+                    Vector.Widen(g0, out var lo0, out var hi0);
+                    Vector.Widen(g1, out var lo1, out var hi1);
+                    acc0 += lo0 * lo0;
+                    acc1 += hi0 * hi0;
+                    acc2 += lo1 * lo1;
+                    acc3 += hi1 * hi1;
+                }
+
+                // g · 1 is g exactly, so the unclipped step needs no branch in the loop.
                 Step(ref rp, ref rm, ref rv, (nuint)i, g0 * gradientScale, decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2, biasCorrection2Sqrt, epsilon, negativeStepSize);
                 Step(ref rp, ref rm, ref rv, (nuint)(i + width), g1 * gradientScale, decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2, biasCorrection2Sqrt, epsilon, negativeStepSize);
             }
@@ -133,19 +126,23 @@ internal static class OptimKernels
             for (; i <= n - width; i += width)
             {
                 var gi = Vector.LoadUnsafe(ref rg, (nuint)i);
-                Vector.Widen(gi, out var lo, out var hi);
-                acc0 += lo * lo;
-                acc1 += hi * hi;
+                if (TSum.Sums)
+                {
+                    Vector.Widen(gi, out var lo, out var hi);
+                    acc0 += lo * lo;
+                    acc1 += hi * hi;
+                }
+
                 Step(ref rp, ref rm, ref rv, (nuint)i, gi * gradientScale, decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2, biasCorrection2Sqrt, epsilon, negativeStepSize);
             }
 
-            sum = Vector.Sum((acc0 + acc1) + (acc2 + acc3));
+            if (TSum.Sums) sum = Vector.Sum((acc0 + acc1) + (acc2 + acc3));
         }
 
         AdamWReference(c, p[i..], g[i..], m[i..], v[i..]);
-        return sum + SumOfSquaresReference(g[i..]);
+        return TSum.Sums ? sum + SumOfSquaresReference(g[i..]) : 0;
 
-        // AdamW's vector step at i from the (scaled) gradient gi: the operations of AdamW's loop, in its order.
+        // The vector step at i from the (scaled) gradient gi: the operations of AdamWReference, in its order.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void Step(
             ref float rp, ref float rm, ref float rv, nuint i, Vector<float> gi, Vector<float> decay, Vector<float> beta1, Vector<float> oneMinusBeta1,
