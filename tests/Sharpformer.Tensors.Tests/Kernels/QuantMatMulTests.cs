@@ -109,6 +109,8 @@ public sealed class QuantMatMulTests
     [InlineData(16, 1)] // one pair, one block (the 512-bit pair kernel runs one block at a time)
     [InlineData(33, 2)] // two pairs and one token past them
     [InlineData(61, 7)] // three pairs, an odd group, five tokens past the groups, an odd block count
+    [InlineData(1, 8)] // decode: one group of eight blocks (the 512-bit pair kernel with AVX-512 and AVX-VNNI)
+    [InlineData(1, 19)] // decode: two groups and a tail of three blocks
     public void Multiply_Q8_0EveryCode_MatchesReference(int rows, int blocksPerRow)
     {
         // Every Q8_0 code from −128 to 127, numbered through the matrix (13 rows of at least 96 values), with −128, which
@@ -177,6 +179,60 @@ public sealed class QuantMatMulTests
         var actual = new float[rows * outFeatures];
         QuantMatMul.MultiplyReference(x, rows, w, default, expected);
         QuantMatMul.Multiply(x, rows, w, default, actual);
+        CloseToReference(QuantType.Q8_0, inFeatures, expected, actual);
+    }
+
+    [Theory]
+    [InlineData(8)] // one group of eight blocks
+    [InlineData(11)] // a group and a tail of three
+    [InlineData(64)] // the ~1B Llama's 2048 columns: eight groups
+    public void Multiply_Batch1_Q8_0ExtremeCodes_MatchesReference(int blocksPerRow)
+    {
+        // Decode against weight codes at the ends of their range and activation codes ±127 of mixed sign (x = ±1): the
+        // batch-1 kernel reads the weight codes + 128 as unsigned bytes and takes 128·Σx back off per four codes, so
+        // these rows meet its largest lanes of either sign. Rows: all −128, all 127, alternating −128 / 127, random
+        // −128 / 127, −128 where x > 0 and 127 elsewhere (the most negative block sums, −32 · 128 · 127 at most), and
+        // 127 where x > 0 and −128 elsewhere (the most positive); scales that differ by row and block.
+        const int outFeatures = 6;
+        var inFeatures = 32 * blocksPerRow;
+        var rng = new Random(blocksPerRow);
+        var x = new float[inFeatures];
+        for (var i = 0; i < inFeatures; i++)
+        {
+            x[i] = rng.Next(2) == 0 ? -1f : 1f;
+        }
+
+        var blocks = new byte[outFeatures * blocksPerRow * 34];
+        for (var o = 0; o < outFeatures; o++)
+        {
+            for (var b = 0; b < blocksPerRow; b++)
+            {
+                var at = ((o * blocksPerRow) + b) * 34;
+                var scale = BitConverter.HalfToUInt16Bits((Half)(0.01f * (1 + o + (3 * b))));
+                blocks[at] = (byte)scale;
+                blocks[at + 1] = (byte)(scale >> 8);
+                for (var i = 0; i < 32; i++)
+                {
+                    var positive = x[(32 * b) + i] > 0;
+                    var low = o switch
+                    {
+                        0 => true,
+                        1 => false,
+                        2 => i % 2 == 0,
+                        3 => rng.Next(2) == 0,
+                        4 => positive,
+                        _ => !positive,
+                    };
+                    blocks[at + 2 + i] = low ? (byte)0x80 : (byte)0x7F;
+                }
+            }
+        }
+
+        var w = QuantizedMatrix.FromBlocks(QuantType.Q8_0, outFeatures, inFeatures, blocks);
+        var expected = new float[outFeatures];
+        var actual = new float[outFeatures];
+        QuantMatMul.MultiplyReference(x, 1, w, default, expected);
+        QuantMatMul.Multiply(x, 1, w, default, actual);
         CloseToReference(QuantType.Q8_0, inFeatures, expected, actual);
     }
 
