@@ -246,7 +246,7 @@ public static partial class Attention
                     ArrayPool<float>.Shared.Return(scratch);
                 });
 
-                MergeBlocksLanes((float*)ap, blocks, heads, output[..width]);
+                MergeGroupedBlocks((float*)ap, blocks, heads, 64, output[..width], fastExp: false);
             }
         }
         finally
@@ -272,60 +272,6 @@ public static partial class Attention
 
         var wideShape = shape with { KeyRowStride = width, ValueRowStride = width };
         DecodeBlock(wideShape, scale, q, kw, vw, mask, count, scores, new Span<float>(partial, width + (2 * shape.Heads)));
-    }
-
-    /// <summary><see cref="MergeBlocks"/> for D = 64 with 512-bit vectors, one pass over each head's block partials.</summary>
-    private static unsafe void MergeBlocksLanes(float* partials, int blocks, int heads, Span<float> output)
-    {
-        int width = heads * 64, slot = width + (2 * heads);
-        fixed (float* po = output)
-        {
-            for (int h = 0; h < heads; h++)
-            {
-                float max = float.NegativeInfinity;
-                for (int c = 0; c < blocks; c++)
-                {
-                    max = MathF.Max(max, partials[(c * slot) + width + h]);
-                }
-
-                float* o = po + (h * 64);
-                if (float.IsNegativeInfinity(max))
-                {
-                    new Span<float>(o, 64).Clear();
-                    continue;
-                }
-
-                var o0 = Vector512<float>.Zero;
-                var o1 = Vector512<float>.Zero;
-                var o2 = Vector512<float>.Zero;
-                var o3 = Vector512<float>.Zero;
-                float total = 0f;
-                for (int c = 0; c < blocks; c++)
-                {
-                    float* pc = partials + (c * slot);
-                    float m = pc[width + h];
-                    if (float.IsNegativeInfinity(m))
-                    {
-                        continue;
-                    }
-
-                    float weight = MathF.Exp(m - max);
-                    total += weight * pc[width + heads + h];
-                    var w = Vector512.Create(weight);
-                    float* x = pc + (h * 64);
-                    o0 = Vector512.FusedMultiplyAdd(Vector512.Load(x), w, o0);
-                    o1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + 16), w, o1);
-                    o2 = Vector512.FusedMultiplyAdd(Vector512.Load(x + 32), w, o2);
-                    o3 = Vector512.FusedMultiplyAdd(Vector512.Load(x + 48), w, o3);
-                }
-
-                var inv = Vector512.Create(1f / total);
-                (o0 * inv).Store(o);
-                (o1 * inv).Store(o + 16);
-                (o2 * inv).Store(o + 32);
-                (o3 * inv).Store(o + 48);
-            }
-        }
     }
 
     /// <summary><see cref="HalfLaneQuery"/> with AVX-512 permutes, into <paramref name="lanes"/> [<paramref name="width"/>] (a multiple of 32).</summary>
@@ -513,8 +459,6 @@ public static partial class Attention
                     }
                 });
 
-                // MergeGroupedBlocks rather than MergeBlocksLanes: the latter's MathF.Exp made the ~1B Llama's write +
-                // attention 5 % slower (token-by-token A/B, 2 threads, AMD EPYC Zen 5 class, ~78 GB/s probe).
                 MergeGroupedBlocks((float*)asc, blocks, heads, d, new Span<float>(output, width));
             }
         }
