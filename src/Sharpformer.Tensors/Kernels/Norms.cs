@@ -33,10 +33,7 @@ public static class Norms
     {
         const string Op = "Norms.LayerNorm";
         CheckRows(Op, "y", x.Length, y.Length, rows, cols);
-        KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
-        KernelChecks.Optional(Op, nameof(beta), beta.Length, cols, "[C={0}]", cols);
-        KernelChecks.Optional(Op, nameof(mean), mean.Length, rows, "[N={0}]", rows);
-        KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
+        CheckLayerNormOptions(Op, gamma, beta, mean, rstd, rows, cols);
         if (cols == 0) return;
         if (!RowParallel.Worth(rows, cols))
         {
@@ -88,10 +85,7 @@ public static class Norms
         CheckRows(Op, "y", x.Length, y.Length, rows, cols);
         CheckRows(Op, "residual", x.Length, residual.Length, rows, cols);
         CheckRows(Op, "sum", x.Length, sum.Length, rows, cols);
-        KernelChecks.Optional(Op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
-        KernelChecks.Optional(Op, nameof(beta), beta.Length, cols, "[C={0}]", cols);
-        KernelChecks.Optional(Op, nameof(mean), mean.Length, rows, "[N={0}]", rows);
-        KernelChecks.Optional(Op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
+        CheckLayerNormOptions(Op, gamma, beta, mean, rstd, rows, cols);
         if (cols == 0) return;
         if (!RowParallel.Worth(rows, cols))
         {
@@ -771,6 +765,15 @@ public static class Norms
         long n = (long)rows * cols;
         KernelChecks.AtLeast(op, "x", xLength, n, "[N={0}, C={1}]", rows, cols);
         KernelChecks.AtLeast(op, outName, yLength, n, "[N={0}, C={1}]", rows, cols);
+    }
+
+    /// <summary>LayerNorm's optional spans: the affine <paramref name="gamma"/> and <paramref name="beta"/> [C], the saved <paramref name="mean"/> and <paramref name="rstd"/> [N]; each empty or long enough.</summary>
+    private static void CheckLayerNormOptions(string op, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> mean, Span<float> rstd, int rows, int cols)
+    {
+        KernelChecks.Optional(op, nameof(gamma), gamma.Length, cols, "[C={0}]", cols);
+        KernelChecks.Optional(op, nameof(beta), beta.Length, cols, "[C={0}]", cols);
+        KernelChecks.Optional(op, nameof(mean), mean.Length, rows, "[N={0}]", rows);
+        KernelChecks.Optional(op, nameof(rstd), rstd.Length, rows, "[N={0}]", rows);
     }
 
     private static void CheckBackward(
