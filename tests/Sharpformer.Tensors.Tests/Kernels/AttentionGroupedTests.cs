@@ -27,6 +27,19 @@ public class AttentionGroupedTests
         { 4, 2, 128, 200, 0, false, 2 },   // D = 128 (eight vectors)
     };
 
+    /// <summary>A case's key mask: all ones, or with <paramref name="pad"/> left padding and a run of padded keys long enough to cover a whole block.</summary>
+    public static float[] CaseMask(int keys, bool pad)
+    {
+        var mask = Enumerable.Repeat(1f, keys).ToArray();
+        if (pad)
+        {
+            Array.Fill(mask, 0f, 0, Math.Min(3, keys - 1));
+            Array.Fill(mask, 0f, keys / 3, Math.Min(40, keys / 3));
+        }
+
+        return mask;
+    }
+
     [Theory]
     [MemberData(nameof(Cases))]
     public void DecodeGrouped_MatchesReference(int heads, int kvHeads, int d, int keys, int extra, bool pad, int threads)
@@ -35,13 +48,7 @@ public class AttentionGroupedTests
         var q = KernelTestData.Uniform(heads * d, -1f, 1f, 11 + keys);
         var k = KernelTestData.Uniform(keys * stride, -1f, 1f, 12 + keys);
         var v = KernelTestData.Uniform(keys * stride, -1f, 1f, 13 + keys);
-        var mask = Enumerable.Repeat(1f, keys).ToArray();
-        if (pad)
-        {
-            // Left padding, and a run of padded keys long enough to cover a whole block.
-            Array.Fill(mask, 0f, 0, Math.Min(3, keys - 1));
-            Array.Fill(mask, 0f, keys / 3, Math.Min(40, keys / 3));
-        }
+        var mask = CaseMask(keys, pad);
 
         int saved = ParallelFor.MaxDegreeOfParallelism;
         ParallelFor.MaxDegreeOfParallelism = threads;

@@ -203,12 +203,7 @@ public class AttentionHalfTests
         var q = KernelTestData.Uniform(heads * d, -1f, 1f, 11 + keys);
         var (k, kw) = CacheValues(keys * stride, -1f, 1f, 12 + keys);
         var (v, vw) = CacheValues(keys * stride, -1f, 1f, 13 + keys);
-        var mask = Enumerable.Repeat(1f, keys).ToArray();
-        if (pad)
-        {
-            Array.Fill(mask, 0f, 0, Math.Min(3, keys - 1));
-            Array.Fill(mask, 0f, keys / 3, Math.Min(40, keys / 3));
-        }
+        var mask = AttentionGroupedTests.CaseMask(keys, pad);
 
         WithThreads(threads, () =>
         {
@@ -241,12 +236,7 @@ public class AttentionHalfTests
         Tensors.Kernels.Convert.F32ToF16Cache(newValue, vExpected.AsSpan((keys - 1) * stride, kvWidth));
         var kw = kExpected.Select(x => (float)x).ToArray();
         var vw = vExpected.Select(x => (float)x).ToArray();
-        var mask = Enumerable.Repeat(1f, keys).ToArray();
-        if (pad)
-        {
-            Array.Fill(mask, 0f, 0, Math.Min(3, keys - 1));
-            Array.Fill(mask, 0f, keys / 3, Math.Min(40, keys / 3));
-        }
+        var mask = AttentionGroupedTests.CaseMask(keys, pad);
 
         WithThreads(threads, () =>
         {

@@ -144,6 +144,31 @@ public sealed class QuantMatMulTests
         CloseToReference(QuantType.Q8_0, inFeatures, expected, actual);
     }
 
+    /// <summary>
+    /// Q8_0 blocks [rows, blocksPerRow] whose codes are −128 (0x80) where <paramref name="minus128"/>(row, block, code) holds
+    /// and 127 elsewhere, asked in row, block, code order; the scale of row o, block b is 0.01·(1 + o + 3b) as F16.
+    /// </summary>
+    private static byte[] ExtremeQ8_0Blocks(int rows, int blocksPerRow, Func<int, int, int, bool> minus128)
+    {
+        var blocks = new byte[rows * blocksPerRow * 34];
+        for (var o = 0; o < rows; o++)
+        {
+            for (var b = 0; b < blocksPerRow; b++)
+            {
+                var at = ((o * blocksPerRow) + b) * 34;
+                var scale = BitConverter.HalfToUInt16Bits((Half)(0.01f * (1 + o + (3 * b))));
+                blocks[at] = (byte)scale;
+                blocks[at + 1] = (byte)(scale >> 8);
+                for (var i = 0; i < 32; i++)
+                {
+                    blocks[at + 2 + i] = minus128(o, b, i) ? (byte)0x80 : (byte)0x7F;
+                }
+            }
+        }
+
+        return blocks;
+    }
+
     [Theory]
     [InlineData(45, 3)] // two pairs of groups, an odd group, five tokens past the groups
     [InlineData(128, 2)] // a prefill of 128 tokens: eight pairs
@@ -155,18 +180,7 @@ public sealed class QuantMatMulTests
         // and two rows past them) with scales that differ by row and block.
         const int outFeatures = 10;
         var inFeatures = 32 * blocksPerRow;
-        var blocks = new byte[outFeatures * blocksPerRow * 34];
-        for (var o = 0; o < outFeatures; o++)
-        {
-            for (var b = 0; b < blocksPerRow; b++)
-            {
-                var at = ((o * blocksPerRow) + b) * 34;
-                var scale = BitConverter.HalfToUInt16Bits((Half)(0.01f * (1 + o + (3 * b))));
-                blocks[at] = (byte)scale;
-                blocks[at + 1] = (byte)(scale >> 8);
-                Array.Fill(blocks, o % 2 == 0 ? (byte)0x80 : (byte)0x7F, at + 2, 32);
-            }
-        }
+        var blocks = ExtremeQ8_0Blocks(outFeatures, blocksPerRow, (o, _, _) => o % 2 == 0);
 
         var x = new float[rows * inFeatures];
         for (var r = 0; r < rows; r++)
@@ -202,31 +216,19 @@ public sealed class QuantMatMulTests
             x[i] = rng.Next(2) == 0 ? -1f : 1f;
         }
 
-        var blocks = new byte[outFeatures * blocksPerRow * 34];
-        for (var o = 0; o < outFeatures; o++)
+        var blocks = ExtremeQ8_0Blocks(outFeatures, blocksPerRow, (o, b, i) =>
         {
-            for (var b = 0; b < blocksPerRow; b++)
+            var positive = x[(32 * b) + i] > 0;
+            return o switch
             {
-                var at = ((o * blocksPerRow) + b) * 34;
-                var scale = BitConverter.HalfToUInt16Bits((Half)(0.01f * (1 + o + (3 * b))));
-                blocks[at] = (byte)scale;
-                blocks[at + 1] = (byte)(scale >> 8);
-                for (var i = 0; i < 32; i++)
-                {
-                    var positive = x[(32 * b) + i] > 0;
-                    var low = o switch
-                    {
-                        0 => true,
-                        1 => false,
-                        2 => i % 2 == 0,
-                        3 => rng.Next(2) == 0,
-                        4 => positive,
-                        _ => !positive,
-                    };
-                    blocks[at + 2 + i] = low ? (byte)0x80 : (byte)0x7F;
-                }
-            }
-        }
+                0 => true,
+                1 => false,
+                2 => i % 2 == 0,
+                3 => rng.Next(2) == 0,
+                4 => positive,
+                _ => !positive,
+            };
+        });
 
         var w = QuantizedMatrix.FromBlocks(QuantType.Q8_0, outFeatures, inFeatures, blocks);
         var expected = new float[outFeatures];
