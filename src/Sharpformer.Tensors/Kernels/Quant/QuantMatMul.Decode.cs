@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -42,14 +43,35 @@ public static unsafe partial class QuantMatMul
     private const int DecodeChunkBytes = 2 << 20;
 
     /// <summary>
-    /// How far ahead <see cref="DecodeQ4_K"/> prefetches its rows: 6 KiB, where the other kernels use
-    /// <see cref="PrefetchBytes"/> (4 KiB). The ~1B Llama Q4_K decode ran with 2 threads on the 2-core Zen 5 host
-    /// (2026-12-07), with the distance switched token by token in one process; medians of per-token-pair ratios. At a
-    /// ~77 GB/s read bandwidth, 8 KiB took 0.958–0.970 of 4 KiB's token time and 6 KiB 1.003–1.007 of 8 KiB's. At
-    /// ~50 GB/s, 6 KiB took 0.997–1.008 of 4 KiB's and 0.956–0.972 of 8 KiB's. So 6 KiB matches the better of the two in
-    /// both phases. 12 and 16 KiB were slower than 8 KiB, and no prefetch took 1.19–1.22 of 4 KiB's time.
+    /// How far ahead <see cref="DecodeQ4_K"/> prefetches its rows while its recent stream rate is below
+    /// <see cref="DecodeQ4_KFastRate"/>: 6 KiB, where the other kernels use <see cref="PrefetchBytes"/> (4 KiB). The
+    /// ~1B Llama Q4_K decode ran with 2 threads on the 2-core Zen 5 host (2026-12-07), with the distance switched token
+    /// by token in one process; medians of per-token-pair ratios. At a ~77 GB/s read bandwidth, 8 KiB took 0.958–0.970
+    /// of 4 KiB's token time and 6 KiB 1.003–1.007 of 8 KiB's. At ~50 GB/s, 6 KiB took 0.997–1.008 of 4 KiB's and
+    /// 0.956–0.972 of 8 KiB's. 12 and 16 KiB were slower than 8 KiB, and no prefetch took 1.19–1.22 of 4 KiB's time.
     /// </summary>
     private const int DecodeQ4_KPrefetchBytes = PrefetchBytes + 2048;
+
+    /// <summary>
+    /// How far ahead <see cref="DecodeQ4_K"/> prefetches when its recent stream rate per thread
+    /// (<see cref="_decodeQ4_KRate"/>) is at least <see cref="DecodeQ4_KFastRate"/>: 10 KiB. The best distance grows with
+    /// the bandwidth a thread gets (about rate × 280 ns here), so one value cannot serve both of the host's memory phases.
+    /// The ~1B Llama Q4_K decode, 2 threads, AMD EPYC Zen 5 class, token by token in one process against 6 KiB: 10 KiB
+    /// took 0.959 of the token time at an ~81 GB/s probe (11 rounds, 0.955–0.969) but 1.03–1.04 at ~48 GB/s; 16 KiB
+    /// took 1.07 at ~52. Chosen by the rate as here: 0.968 at ~80 GB/s (7 rounds, 0.963–0.983; the average read
+    /// 36–40 GB/s per thread) and level at ~52 (1.001 and 1.003, 19.7–24.5 GB/s per thread: 6 KiB on both paths).
+    /// </summary>
+    private const int DecodeQ4_KFastPrefetchBytes = 10 << 10;
+
+    /// <summary>The stream rate per thread, bytes per second, from which <see cref="DecodeQ4_K"/> prefetches <see cref="DecodeQ4_KFastPrefetchBytes"/> ahead.</summary>
+    private const double DecodeQ4_KFastRate = 30e9;
+
+    /// <summary>
+    /// The recent rate of <see cref="DecodeQ4_K"/>'s calls, bytes of weights per second per thread: an exponential
+    /// average (weight 1/32) over calls, each timed in <see cref="DecodeRows"/>. Threads update it without a lock; a
+    /// lost update only drops one call's estimate.
+    /// </summary>
+    private static double _decodeQ4_KRate;
 
     /// <summary>Chunks per thread that a batch-1 product is cut into at least, so that a slow core's share can still move.</summary>
     private const int DecodeChunksPerThread = 2;
@@ -164,7 +186,16 @@ public static unsafe partial class QuantMatMul
         {
             if (job.Type == QuantType.Q4_K && job.In <= DecodeMaxColumns)
             {
-                DecodeQ4_K(job, start, end);
+                var rate = _decodeQ4_KRate;
+                var distance = rate >= DecodeQ4_KFastRate ? DecodeQ4_KFastPrefetchBytes : DecodeQ4_KPrefetchBytes;
+                var t0 = Stopwatch.GetTimestamp();
+                DecodeQ4_K(job, start, end, distance);
+                var ticks = Stopwatch.GetTimestamp() - t0;
+                if (ticks > 0)
+                {
+                    _decodeQ4_KRate = rate + ((((double)(end - start) * job.RowBytes * Stopwatch.Frequency / ticks) - rate) / 32);
+                }
+
                 return end;
             }
 
@@ -192,9 +223,14 @@ public static unsafe partial class QuantMatMul
     /// from the block's lane broadcast to all four. Exact integer super-block sums, like the reference. The old one-block
     /// form (a 128-bit scale unpack, a VPERMW per scale vector, the factors looked up one block at a time) ran ~15 % slower
     /// on L2-resident 256 × 2048 weights. Rows over <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel.
+    /// <paramref name="prefetch"/> is how far ahead it prefetches (<see cref="DecodeQ4_KFastPrefetchBytes"/>). In the
+    /// ~1B decode the arithmetic is worth little (AMD EPYC Zen 5 class, 2 threads, token by token): with none at all
+    /// (the rows only loaded) the token took 0.971 of the time at an ~80 GB/s read bandwidth, and a form that adds the
+    /// VPMADDUBSW outputs of VPUNPCKLWD/VPUNPCKHWD-paired rows in int16 (11 multiply-pipe operations per block instead
+    /// of 15), ~5 % faster on L3-resident weights, was level (0.995–1.006 at ~80 GB/s, 0.999 at ~52).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DecodeQ4_K(in Job job, int start, int end)
+    private static void DecodeQ4_K(in Job job, int start, int end, int prefetch)
     {
         var blocks = job.In / 256;
         var groups = (blocks + 3) / 4;
@@ -235,16 +271,16 @@ public static unsafe partial class QuantMatMul
             var minAcc = Vector512<float>.Zero;
             for (var g = 0; g < groups; g++, w += 4 * 144, xb += 4 * 256)
             {
-                // The group's 576 bytes, one prefetch per line, 6 KiB ahead (see DecodeQ4_KPrefetchBytes).
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 64);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 128);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 192);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 256);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 320);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 384);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 448);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 512);
+                // The group's 576 bytes, one prefetch per line, 6 or 10 KiB ahead (see DecodeQ4_KFastPrefetchBytes).
+                Sse.Prefetch0(w + prefetch);
+                Sse.Prefetch0(w + prefetch + 64);
+                Sse.Prefetch0(w + prefetch + 128);
+                Sse.Prefetch0(w + prefetch + 192);
+                Sse.Prefetch0(w + prefetch + 256);
+                Sse.Prefetch0(w + prefetch + 320);
+                Sse.Prefetch0(w + prefetch + 384);
+                Sse.Prefetch0(w + prefetch + 448);
+                Sse.Prefetch0(w + prefetch + 512);
                 var count = Math.Min(4, blocks - (4 * g));
                 var headers = Vector512.Create(
                     Vector256.Create(Vector128.Load(w), Vector128.Load(count > 1 ? w + 144 : none)),
