@@ -54,7 +54,7 @@ public static unsafe partial class QuantMatMul
 
     /// <summary>
     /// How far ahead <see cref="DecodeQ4_K"/> prefetches when its recent stream rate per thread
-    /// (<see cref="_decodeQ4_KRate"/>) is at least <see cref="DecodeQ4_KFastRate"/>: 10 KiB. The best distance grows with
+    /// (<see cref="_decodeRate"/>) is at least <see cref="DecodeQ4_KFastRate"/>: 10 KiB. The best distance grows with
     /// the bandwidth a thread gets (about rate × 280 ns here), so one value cannot serve both of the host's memory phases.
     /// The ~1B Llama Q4_K decode, 2 threads, AMD EPYC Zen 5 class, token by token in one process against 6 KiB: 10 KiB
     /// took 0.959 of the token time at an ~81 GB/s probe (11 rounds, 0.955–0.969) but 1.03–1.04 at ~48 GB/s; 16 KiB
@@ -63,15 +63,36 @@ public static unsafe partial class QuantMatMul
     /// </summary>
     private const int DecodeQ4_KFastPrefetchBytes = 10 << 10;
 
-    /// <summary>The stream rate per thread, bytes per second, from which <see cref="DecodeQ4_K"/> prefetches <see cref="DecodeQ4_KFastPrefetchBytes"/> ahead.</summary>
+    /// <summary>
+    /// How far ahead <see cref="DecodeQ8_0Wide"/> prefetches when the recent stream rate per thread
+    /// (<see cref="_decodeRate"/>) is at least <see cref="DecodeQ8_0FastRate"/>: 8 KiB, else <see cref="PrefetchBytes"/>
+    /// (4 KiB). The ~1B Llama Q8_0 decode, 2 threads, AMD EPYC Zen 5 class, token by token in one process against 4 KiB:
+    /// 8 KiB took 0.935 of the token time at an ~81 GB/s probe (2 rounds) but 1.03–1.04 at ~52 GB/s; 10 KiB 0.975–0.980
+    /// at ~80 and 1.05 at ~52. Chosen by the rate as here: 0.949 at a ~75 GB/s probe (7 rounds, 0.932–0.953; the average
+    /// read 37–38 GB/s per thread) and level at ~52 (1.000 and 1.000, 26.8–27.5 GB/s per thread: 4 KiB on both paths).
+    /// </summary>
+    private const int DecodeQ8_0FastPrefetchBytes = 8 << 10;
+
+    /// <summary>
+    /// The stream rate per thread, bytes per second, from which <see cref="DecodeQ4_K"/> prefetches further ahead: between
+    /// what the ~1B Q4_K decode read per thread in the host's slow memory phase (19.7–24.7 GB/s at a ~52 GB/s probe) and
+    /// in its fast phase (34.6–39.7 at ~80).
+    /// </summary>
     private const double DecodeQ4_KFastRate = 30e9;
 
     /// <summary>
-    /// The recent rate of <see cref="DecodeQ4_K"/>'s calls, bytes of weights per second per thread: an exponential
-    /// average (weight 1/32) over calls, each timed in <see cref="DecodeRows"/>. Threads update it without a lock; a
-    /// lost update only drops one call's estimate.
+    /// The stream rate per thread, bytes per second, from which <see cref="DecodeQ8_0Wide"/> prefetches further ahead:
+    /// between what the ~1B Q8_0 decode read per thread in the slow phase (26.8–27.5 GB/s at ~52) and in the fast phase
+    /// (39.0–39.3 at ~81).
     /// </summary>
-    private static double _decodeQ4_KRate;
+    private const double DecodeQ8_0FastRate = 33e9;
+
+    /// <summary>
+    /// The recent stream rate of the batch-1 Q4_K and Q8_0 kernels, bytes of weights per second per thread: an
+    /// exponential average (weight 1/32) over their calls, each timed in <see cref="DecodeRows"/>. Threads update it
+    /// without a lock; a lost update only drops one call's estimate.
+    /// </summary>
+    private static double _decodeRate;
 
     /// <summary>Chunks per thread that a batch-1 product is cut into at least, so that a slow core's share can still move.</summary>
     private const int DecodeChunksPerThread = 2;
@@ -172,7 +193,10 @@ public static unsafe partial class QuantMatMul
         {
             if (job.Prepared != 0)
             {
-                DecodeQ8_0Wide(job, start, end);
+                var rate = _decodeRate;
+                var t0 = Stopwatch.GetTimestamp();
+                DecodeQ8_0Wide(job, start, end, rate >= DecodeQ8_0FastRate ? DecodeQ8_0FastPrefetchBytes : PrefetchBytes);
+                UpdateDecodeRate(rate, t0, (long)(end - start) * job.RowBytes);
             }
             else
             {
@@ -186,15 +210,11 @@ public static unsafe partial class QuantMatMul
         {
             if (job.Type == QuantType.Q4_K && job.In <= DecodeMaxColumns)
             {
-                var rate = _decodeQ4_KRate;
+                var rate = _decodeRate;
                 var distance = rate >= DecodeQ4_KFastRate ? DecodeQ4_KFastPrefetchBytes : DecodeQ4_KPrefetchBytes;
                 var t0 = Stopwatch.GetTimestamp();
                 DecodeQ4_K(job, start, end, distance);
-                var ticks = Stopwatch.GetTimestamp() - t0;
-                if (ticks > 0)
-                {
-                    _decodeQ4_KRate = rate + ((((double)(end - start) * job.RowBytes * Stopwatch.Frequency / ticks) - rate) / 32);
-                }
+                UpdateDecodeRate(rate, t0, (long)(end - start) * job.RowBytes);
 
                 return end;
             }
@@ -207,6 +227,16 @@ public static unsafe partial class QuantMatMul
         }
 
         return start;
+    }
+
+    /// <summary>Folds a kernel call that started at <paramref name="t0"/> (a <see cref="Stopwatch"/> timestamp) and read <paramref name="bytes"/> into <see cref="_decodeRate"/>, which read <paramref name="rate"/> before it.</summary>
+    private static void UpdateDecodeRate(double rate, long t0, long bytes)
+    {
+        var ticks = Stopwatch.GetTimestamp() - t0;
+        if (ticks > 0)
+        {
+            _decodeRate = rate + ((((double)bytes * Stopwatch.Frequency / ticks) - rate) / 32);
+        }
     }
 
     /// <summary>
@@ -542,9 +572,10 @@ public static unsafe partial class QuantMatMul
     /// kept, level within ±2 %: two rows per pass (sharing the scale conversion), an unpack-and-add transpose in place of
     /// VPHADDD, the scales one group ahead. The scale path costs most: with constant scales (wrong results) the loop ran
     /// 0.76–0.82 of the time, so its loads and conversion, not the VPDPBUSDs, are what is left.
+    /// <paramref name="prefetch"/> is how far ahead it prefetches (<see cref="DecodeQ8_0FastPrefetchBytes"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DecodeQ8_0Wide(in Job job, int start, int end)
+    private static void DecodeQ8_0Wide(in Job job, int start, int end, int prefetch)
     {
         var blocks = job.In / 32;
         var groups = blocks / DecodeGroupBlocks;
@@ -565,11 +596,11 @@ public static unsafe partial class QuantMatMul
                 Vector512<float> a0 = default, a1 = default;
                 for (var g = 0; g < groups; g++, w += 34 * DecodeGroupBlocks, x += 32 * DecodeGroupBlocks, prepared += 128)
                 {
-                    Sse.Prefetch0(w + PrefetchBytes);
-                    Sse.Prefetch0(w + PrefetchBytes + 64);
-                    Sse.Prefetch0(w + PrefetchBytes + 128);
-                    Sse.Prefetch0(w + PrefetchBytes + 192);
-                    Sse.Prefetch0(w + PrefetchBytes + 256);
+                    Sse.Prefetch0(w + prefetch);
+                    Sse.Prefetch0(w + prefetch + 64);
+                    Sse.Prefetch0(w + prefetch + 128);
+                    Sse.Prefetch0(w + prefetch + 192);
+                    Sse.Prefetch0(w + prefetch + 256);
                     var first = Avx512BW.PermuteVar32x16x2(Vector512.Load((short*)w), pickScales, Vector512.Load((short*)(w + 64)));
                     var second = Avx512BW.PermuteVar32x16x2(Vector512.Load((short*)(w + 136)), pickScales, Vector512.Load((short*)(w + 200)));
                     var d = ScaledHalves(Avx512F.InsertVector256(first.AsUInt32(), second.AsUInt32().GetLower(), 1), Vector512.Load((float*)(prepared + 64)));
