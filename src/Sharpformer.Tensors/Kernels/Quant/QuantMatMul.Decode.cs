@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -42,14 +43,56 @@ public static unsafe partial class QuantMatMul
     private const int DecodeChunkBytes = 2 << 20;
 
     /// <summary>
-    /// How far ahead <see cref="DecodeQ4_K"/> prefetches its rows: 6 KiB, where the other kernels use
-    /// <see cref="PrefetchBytes"/> (4 KiB). The ~1B Llama Q4_K decode ran with 2 threads on the 2-core Zen 5 host
-    /// (2026-12-07), with the distance switched token by token in one process; medians of per-token-pair ratios. At a
-    /// ~77 GB/s read bandwidth, 8 KiB took 0.958–0.970 of 4 KiB's token time and 6 KiB 1.003–1.007 of 8 KiB's. At
-    /// ~50 GB/s, 6 KiB took 0.997–1.008 of 4 KiB's and 0.956–0.972 of 8 KiB's. So 6 KiB matches the better of the two in
-    /// both phases. 12 and 16 KiB were slower than 8 KiB, and no prefetch took 1.19–1.22 of 4 KiB's time.
+    /// How far ahead <see cref="DecodeQ4_K"/> prefetches its rows while its recent stream rate is below
+    /// <see cref="DecodeQ4_KFastRate"/>: 6 KiB, where the other kernels use <see cref="PrefetchBytes"/> (4 KiB). The
+    /// ~1B Llama Q4_K decode ran with 2 threads on the 2-core Zen 5 host (2026-12-07), with the distance switched token
+    /// by token in one process; medians of per-token-pair ratios. At a ~77 GB/s read bandwidth, 8 KiB took 0.958–0.970
+    /// of 4 KiB's token time and 6 KiB 1.003–1.007 of 8 KiB's. At ~50 GB/s, 6 KiB took 0.997–1.008 of 4 KiB's and
+    /// 0.956–0.972 of 8 KiB's. 12 and 16 KiB were slower than 8 KiB, and no prefetch took 1.19–1.22 of 4 KiB's time.
     /// </summary>
     private const int DecodeQ4_KPrefetchBytes = PrefetchBytes + 2048;
+
+    /// <summary>
+    /// How far ahead <see cref="DecodeQ4_K"/> prefetches when its recent stream rate per thread
+    /// (<see cref="_decodeRate"/>) is at least <see cref="DecodeQ4_KFastRate"/>: 10 KiB. The best distance grows with
+    /// the bandwidth a thread gets (about rate × 280 ns here), so one value cannot serve both of the host's memory phases.
+    /// The ~1B Llama Q4_K decode, 2 threads, AMD EPYC Zen 5 class, token by token in one process against 6 KiB: 10 KiB
+    /// took 0.959 of the token time at an ~81 GB/s probe (11 rounds, 0.955–0.969) but 1.03–1.04 at ~48 GB/s; 16 KiB
+    /// took 1.07 at ~52. Chosen by the rate as here: 0.968 at ~80 GB/s (7 rounds, 0.963–0.983; the average read
+    /// 36–40 GB/s per thread) and level at ~52 (1.001 and 1.003, 19.7–24.5 GB/s per thread: 6 KiB on both paths).
+    /// </summary>
+    private const int DecodeQ4_KFastPrefetchBytes = 10 << 10;
+
+    /// <summary>
+    /// How far ahead <see cref="DecodeQ8_0Wide"/> prefetches when the recent stream rate per thread
+    /// (<see cref="_decodeRate"/>) is at least <see cref="DecodeQ8_0FastRate"/>: 8 KiB, else <see cref="PrefetchBytes"/>
+    /// (4 KiB). The ~1B Llama Q8_0 decode, 2 threads, AMD EPYC Zen 5 class, token by token in one process against 4 KiB:
+    /// 8 KiB took 0.935 of the token time at an ~81 GB/s probe (2 rounds) but 1.03–1.04 at ~52 GB/s; 10 KiB 0.975–0.980
+    /// at ~80 and 1.05 at ~52. Chosen by the rate as here: 0.949 at a ~75 GB/s probe (7 rounds, 0.932–0.953; the average
+    /// read 37–38 GB/s per thread) and level at ~52 (1.000 and 1.000, 26.8–27.5 GB/s per thread: 4 KiB on both paths).
+    /// </summary>
+    private const int DecodeQ8_0FastPrefetchBytes = 8 << 10;
+
+    /// <summary>
+    /// The stream rate per thread, bytes per second, from which <see cref="DecodeQ4_K"/> prefetches further ahead: between
+    /// what the ~1B Q4_K decode read per thread in the host's slow memory phase (19.7–24.7 GB/s at a ~52 GB/s probe) and
+    /// in its fast phase (34.6–39.7 at ~80).
+    /// </summary>
+    private const double DecodeQ4_KFastRate = 30e9;
+
+    /// <summary>
+    /// The stream rate per thread, bytes per second, from which <see cref="DecodeQ8_0Wide"/> prefetches further ahead:
+    /// between what the ~1B Q8_0 decode read per thread in the slow phase (26.8–27.5 GB/s at ~52) and in the fast phase
+    /// (39.0–39.3 at ~81).
+    /// </summary>
+    private const double DecodeQ8_0FastRate = 33e9;
+
+    /// <summary>
+    /// The recent stream rate of the batch-1 Q4_K and Q8_0 kernels, bytes of weights per second per thread: an
+    /// exponential average (weight 1/32) over their calls, each timed in <see cref="DecodeRows"/>. Threads update it
+    /// without a lock; a lost update only drops one call's estimate.
+    /// </summary>
+    private static double _decodeRate;
 
     /// <summary>Chunks per thread that a batch-1 product is cut into at least, so that a slow core's share can still move.</summary>
     private const int DecodeChunksPerThread = 2;
@@ -150,7 +193,10 @@ public static unsafe partial class QuantMatMul
         {
             if (job.Prepared != 0)
             {
-                DecodeQ8_0Wide(job, start, end);
+                var rate = _decodeRate;
+                var t0 = Stopwatch.GetTimestamp();
+                DecodeQ8_0Wide(job, start, end, rate >= DecodeQ8_0FastRate ? DecodeQ8_0FastPrefetchBytes : PrefetchBytes);
+                UpdateDecodeRate(rate, t0, (long)(end - start) * job.RowBytes);
             }
             else
             {
@@ -164,7 +210,12 @@ public static unsafe partial class QuantMatMul
         {
             if (job.Type == QuantType.Q4_K && job.In <= DecodeMaxColumns)
             {
-                DecodeQ4_K(job, start, end);
+                var rate = _decodeRate;
+                var distance = rate >= DecodeQ4_KFastRate ? DecodeQ4_KFastPrefetchBytes : DecodeQ4_KPrefetchBytes;
+                var t0 = Stopwatch.GetTimestamp();
+                DecodeQ4_K(job, start, end, distance);
+                UpdateDecodeRate(rate, t0, (long)(end - start) * job.RowBytes);
+
                 return end;
             }
 
@@ -176,6 +227,16 @@ public static unsafe partial class QuantMatMul
         }
 
         return start;
+    }
+
+    /// <summary>Folds a kernel call that started at <paramref name="t0"/> (a <see cref="Stopwatch"/> timestamp) and read <paramref name="bytes"/> into <see cref="_decodeRate"/>, which read <paramref name="rate"/> before it.</summary>
+    private static void UpdateDecodeRate(double rate, long t0, long bytes)
+    {
+        var ticks = Stopwatch.GetTimestamp() - t0;
+        if (ticks > 0)
+        {
+            _decodeRate = rate + ((((double)bytes * Stopwatch.Frequency / ticks) - rate) / 32);
+        }
     }
 
     /// <summary>
@@ -192,9 +253,14 @@ public static unsafe partial class QuantMatMul
     /// from the block's lane broadcast to all four. Exact integer super-block sums, like the reference. The old one-block
     /// form (a 128-bit scale unpack, a VPERMW per scale vector, the factors looked up one block at a time) ran ~15 % slower
     /// on L2-resident 256 × 2048 weights. Rows over <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel.
+    /// <paramref name="prefetch"/> is how far ahead it prefetches (<see cref="DecodeQ4_KFastPrefetchBytes"/>). In the
+    /// ~1B decode the arithmetic is worth little (AMD EPYC Zen 5 class, 2 threads, token by token): with none at all
+    /// (the rows only loaded) the token took 0.971 of the time at an ~80 GB/s read bandwidth, and a form that adds the
+    /// VPMADDUBSW outputs of VPUNPCKLWD/VPUNPCKHWD-paired rows in int16 (11 multiply-pipe operations per block instead
+    /// of 15), ~5 % faster on L3-resident weights, was level (0.995–1.006 at ~80 GB/s, 0.999 at ~52).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DecodeQ4_K(in Job job, int start, int end)
+    private static void DecodeQ4_K(in Job job, int start, int end, int prefetch)
     {
         var blocks = job.In / 256;
         var groups = (blocks + 3) / 4;
@@ -235,16 +301,16 @@ public static unsafe partial class QuantMatMul
             var minAcc = Vector512<float>.Zero;
             for (var g = 0; g < groups; g++, w += 4 * 144, xb += 4 * 256)
             {
-                // The group's 576 bytes, one prefetch per line, 6 KiB ahead (see DecodeQ4_KPrefetchBytes).
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 64);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 128);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 192);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 256);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 320);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 384);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 448);
-                Sse.Prefetch0(w + DecodeQ4_KPrefetchBytes + 512);
+                // The group's 576 bytes, one prefetch per line, 6 or 10 KiB ahead (see DecodeQ4_KFastPrefetchBytes).
+                Sse.Prefetch0(w + prefetch);
+                Sse.Prefetch0(w + prefetch + 64);
+                Sse.Prefetch0(w + prefetch + 128);
+                Sse.Prefetch0(w + prefetch + 192);
+                Sse.Prefetch0(w + prefetch + 256);
+                Sse.Prefetch0(w + prefetch + 320);
+                Sse.Prefetch0(w + prefetch + 384);
+                Sse.Prefetch0(w + prefetch + 448);
+                Sse.Prefetch0(w + prefetch + 512);
                 var count = Math.Min(4, blocks - (4 * g));
                 var headers = Vector512.Create(
                     Vector256.Create(Vector128.Load(w), Vector128.Load(count > 1 ? w + 144 : none)),
@@ -506,9 +572,10 @@ public static unsafe partial class QuantMatMul
     /// kept, level within ±2 %: two rows per pass (sharing the scale conversion), an unpack-and-add transpose in place of
     /// VPHADDD, the scales one group ahead. The scale path costs most: with constant scales (wrong results) the loop ran
     /// 0.76–0.82 of the time, so its loads and conversion, not the VPDPBUSDs, are what is left.
+    /// <paramref name="prefetch"/> is how far ahead it prefetches (<see cref="DecodeQ8_0FastPrefetchBytes"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DecodeQ8_0Wide(in Job job, int start, int end)
+    private static void DecodeQ8_0Wide(in Job job, int start, int end, int prefetch)
     {
         var blocks = job.In / 32;
         var groups = blocks / DecodeGroupBlocks;
@@ -529,11 +596,11 @@ public static unsafe partial class QuantMatMul
                 Vector512<float> a0 = default, a1 = default;
                 for (var g = 0; g < groups; g++, w += 34 * DecodeGroupBlocks, x += 32 * DecodeGroupBlocks, prepared += 128)
                 {
-                    Sse.Prefetch0(w + PrefetchBytes);
-                    Sse.Prefetch0(w + PrefetchBytes + 64);
-                    Sse.Prefetch0(w + PrefetchBytes + 128);
-                    Sse.Prefetch0(w + PrefetchBytes + 192);
-                    Sse.Prefetch0(w + PrefetchBytes + 256);
+                    Sse.Prefetch0(w + prefetch);
+                    Sse.Prefetch0(w + prefetch + 64);
+                    Sse.Prefetch0(w + prefetch + 128);
+                    Sse.Prefetch0(w + prefetch + 192);
+                    Sse.Prefetch0(w + prefetch + 256);
                     var first = Avx512BW.PermuteVar32x16x2(Vector512.Load((short*)w), pickScales, Vector512.Load((short*)(w + 64)));
                     var second = Avx512BW.PermuteVar32x16x2(Vector512.Load((short*)(w + 136)), pickScales, Vector512.Load((short*)(w + 200)));
                     var d = ScaledHalves(Avx512F.InsertVector256(first.AsUInt32(), second.AsUInt32().GetLower(), 1), Vector512.Load((float*)(prepared + 64)));
