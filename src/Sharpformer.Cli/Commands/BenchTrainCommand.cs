@@ -30,10 +30,29 @@ internal static class BenchTrainCommand
     /// <summary>Seconds per sample of the sustained FMA peak: about one training step.</summary>
     private const double SustainedSampleSeconds = 0.5;
 
+    /// <summary>
+    /// Warm-up ends after this many consecutive steps that each spent less than <see cref="WarmupJitFraction"/> of their
+    /// time in the JIT (all threads), and after at least <see cref="MinWarmupSteps"/> steps. Tiered compilation rejits
+    /// the hot kernels with their profile on a background thread for the first several steps, and on a 2-core machine
+    /// that thread takes a core from the step. On the AMD EPYC (Zen 5 class, 2 vCPUs), 2 threads: GPT-2 steps 1–6 spent
+    /// 10–86 ms each in the JIT and ran 477–592 ms; from about step 7 on the JIT took 2–8 ms a step and the steps ran
+    /// 457–484 ms. Two warm-up steps, as before, left five or so of those slow steps among ten timed ones.
+    /// </summary>
+    private const int QuietWarmupSteps = 2;
+
+    /// <summary>The JIT's share of a step's time under which the step counts as warm.</summary>
+    private const double WarmupJitFraction = 0.01;
+
+    /// <summary>The fewest warm-up steps.</summary>
+    private const int MinWarmupSteps = 2;
+
+    /// <summary>The most warm-up steps, whether or not the JIT has gone quiet by then.</summary>
+    private const int MaxWarmupSteps = 30;
+
     public static Command Create()
     {
         var threads = new Option<int>("--threads") { Description = "The all-cores thread count (default: every core); 1 thread is always measured too.", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var steps = new Option<int>("--steps") { Description = "Timed steps per measurement (after 2 warm-up steps); the median is reported.", DefaultValueFactory = _ => 5 };
+        var steps = new Option<int>("--steps") { Description = "Timed steps per measurement, after the warm-up (until the JIT is quiet; PyTorch gets as many warm-up steps); the median is reported.", DefaultValueFactory = _ => 5 };
         var models = new Option<string>("--models") { Description = "gpt2, bert or both.", DefaultValueFactory = _ => "both" };
         models.AcceptOnlyFromAmong("gpt2", "bert", "both");
         var python = new Option<string>("--python") { Description = "The Python with torch (Debian's python3-torch).", DefaultValueFactory = _ => File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3" };
@@ -73,7 +92,9 @@ internal static class BenchTrainCommand
         bool torch = script.Length > 0 && HasTorch(python);
         if (!torch) error.WriteLine($"note: PyTorch is not available ({python} cannot import torch, or benchmarks/torch/train_step.py is not found): only Sharpformer is measured. apt-get install python3-torch libopenblas0-pthread");
 
-        output.WriteLine($"CPU: {CpuName()}; {Environment.ProcessorCount} logical cores; {steps} timed steps per row (median), 2 warm-up");
+        output.WriteLine($"CPU: {CpuName()}; {Environment.ProcessorCount} logical cores; {steps} timed steps per row (median)");
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Warm-up: Sharpformer runs steps until {QuietWarmupSteps} in a row each spend < {WarmupJitFraction * 100:F0} % of their time in the JIT (tiered compilation rejits the kernels in the background meanwhile; at least {MinWarmupSteps}, at most {MaxWarmupSteps} steps); PyTorch then gets the same number of warm-up steps."));
         // The peak is the best rate seen: the best of short bursts (3 ms), as bench gemm takes it, or of samples as long
         // as a step (0.5 s), whichever is higher; the sustained peak is the best of the long samples alone, the rate the
         // cores keep up over a step. On a shared 2-vCPU VM (AMD EPYC, Zen 5 class) the sustained rate on 2 threads
@@ -107,12 +128,13 @@ internal static class BenchTrainCommand
             {
                 var ours = Child(Environment.ProcessPath!, SelfArguments(name, n, steps, breakdown), null);
                 if (breakdown) profiled.Add(ours);
+                int warmup = ours["warmup_steps"]!.GetValue<int>();
                 JsonObject? best = null;
                 if (torch)
                 {
                     foreach (var (t, blas) in TorchSettings(n))
                     {
-                        var result = Child(python, [script, "--model", name, "--threads", t.ToString(CultureInfo.InvariantCulture), "--steps", steps.ToString(CultureInfo.InvariantCulture)],
+                        var result = Child(python, [script, "--model", name, "--threads", t.ToString(CultureInfo.InvariantCulture), "--steps", steps.ToString(CultureInfo.InvariantCulture), "--warmup", warmup.ToString(CultureInfo.InvariantCulture)],
                             new Dictionary<string, string> { ["OPENBLAS_NUM_THREADS"] = blas.ToString(CultureInfo.InvariantCulture), ["OMP_NUM_THREADS"] = t.ToString(CultureInfo.InvariantCulture) });
                         result["setting"] = $"torch {t} × OpenBLAS {blas}";
                         if (best is null || result["ms_per_step"]!.GetValue<double>() < best["ms_per_step"]!.GetValue<double>()) best = result;
@@ -120,8 +142,9 @@ internal static class BenchTrainCommand
                 }
 
                 double oursMs = ours["ms_per_step"]!.GetValue<double>();
-                WriteRow(output, name, n, "Sharpformer", $"{n} worker(s)", ours, peaks[n], sustained[n], best is null ? null : best["ms_per_step"]!.GetValue<double>() / oursMs);
-                if (best is not null) WriteRow(output, name, n, "PyTorch " + best["torch"], best["setting"]!.GetValue<string>() + "; " + best["blas"], best, peaks[n], sustained[n], null);
+                string warm = string.Create(CultureInfo.InvariantCulture, $"{warmup} warm-up");
+                WriteRow(output, name, n, "Sharpformer", string.Create(CultureInfo.InvariantCulture, $"{n} worker(s); {warm} (JIT {ours["warmup_jit_ms"]!.GetValue<double>():F0} ms in them, {ours["timed_jit_ms"]!.GetValue<double>():F0} ms in the timed steps)"), ours, peaks[n], sustained[n], best is null ? null : best["ms_per_step"]!.GetValue<double>() / oursMs);
+                if (best is not null) WriteRow(output, name, n, "PyTorch " + best["torch"], best["setting"]!.GetValue<string>() + "; " + warm + "; " + best["blas"], best, peaks[n], sustained[n], null);
             }
         }
 
@@ -236,26 +259,49 @@ internal static class BenchTrainCommand
 
         net.Train();
         var optimizer = new AdamW(ParameterGroup.TrainerGroups(net, 1e-4, 0.01));
-        var times = new List<double>();
-        long faultsBefore = 0;
-        for (int i = 0; i < steps + 2; i++)
+        // One step as timed: forward, backward, AdamW and the collection the trainer runs after every step (bounded
+        // peak memory). Returns its milliseconds and those the JIT spent meanwhile, on every thread.
+        (double Ms, double JitMs) TimedStep()
         {
-            if (i == 2) faultsBefore = MinorPageFaults();
+            var jitBefore = System.Runtime.JitInfo.GetCompilationTime(currentThread: false);
             long start = Stopwatch.GetTimestamp();
             Step(loss, optimizer, null);
-            GC.Collect(); // as the trainer does after every step (bounded peak memory)
-            if (i >= 2) times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            GC.Collect();
+            double elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            return (elapsed, (System.Runtime.JitInfo.GetCompilationTime(currentThread: false) - jitBefore).TotalMilliseconds);
+        }
+
+        int warmup = 0, quiet = 0;
+        double warmupJit = 0;
+        while (warmup < MaxWarmupSteps && (warmup < MinWarmupSteps || quiet < QuietWarmupSteps))
+        {
+            var (stepMs, jit) = TimedStep();
+            warmup++;
+            warmupJit += jit;
+            quiet = jit < WarmupJitFraction * stepMs ? quiet + 1 : 0;
+        }
+
+        var times = new List<double>();
+        double timedJit = 0;
+        long faultsBefore = MinorPageFaults();
+        for (int i = 0; i < steps; i++)
+        {
+            var (stepMs, jit) = TimedStep();
+            times.Add(stepMs);
+            timedJit += jit;
         }
 
         long faultsAfter = MinorPageFaults();
-        times.Sort();
-        double ms = times[times.Count / 2];
+        double ms = times.Order().ElementAt(times.Count / 2);
         var result = new JsonObject
         {
             ["model"] = model,
             ["threads"] = threads,
             ["ms_per_step"] = ms,
-            ["ms_all"] = new JsonArray(times.Select(x => (JsonNode)x).ToArray()),
+            ["ms_all"] = new JsonArray(times.Select(x => (JsonNode)x).ToArray()), // in the order run
+            ["warmup_steps"] = warmup,
+            ["warmup_jit_ms"] = warmupJit,
+            ["timed_jit_ms"] = timedJit,
             ["tokens_per_s"] = b * t / (ms / 1000),
             ["flops_per_step"] = flops,
             ["peak_rss_mb"] = Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0,
