@@ -12,7 +12,7 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// eight at a time (one gather of the eight F16 scales, converted in registers and multiplied by the activation scales
 /// in one vector op) instead of a table lookup per block, and keeps four accumulators so the FMA latency does not bind;
 /// with AVX-512 it reads the weight codes XOR 0x80 as unsigned bytes against codes whose −128·Σx is added back per group
-/// (no sign trick) and finishes eight blocks in one 512-bit vector (<see cref="DecodeQ8_0Wide"/>).
+/// (no sign trick) and finishes eight blocks in one 512-bit vector (<see cref="DecodeQ8_0Wide{TDistance}"/>).
 /// Q4_K and Q6_K (AVX-512BW) read 64 code bytes per load against activation codes reordered once per call to match.
 /// Every kernel keeps the reference's exact integer block sums; without these ISAs the per-row AVX2 kernels of
 /// QuantMatMul.cs run, and <see cref="MultiplyReference"/> is the scalar reference. No static field is read inside a
@@ -23,7 +23,7 @@ public static unsafe partial class QuantMatMul
     /// <summary>Q8_0 blocks whose scales one gather fetches: 8 blocks of 34 bytes (272 bytes of the row).</summary>
     private const int DecodeGroupBlocks = 8;
 
-    /// <summary>The longest row whose reordered activation codes <see cref="DecodeQ4_K"/> and <see cref="DecodeQ6_K"/> keep on the stack (16 KiB).</summary>
+    /// <summary>The longest row whose reordered activation codes <see cref="DecodeQ4_K{TDistance}"/> and <see cref="DecodeQ6_K{TDistance}"/> keep on the stack (16 KiB).</summary>
     private const int DecodeMaxColumns = 1 << 14;
 
     /// <summary>
@@ -43,7 +43,7 @@ public static unsafe partial class QuantMatMul
     private const int DecodeChunkBytes = 2 << 20;
 
     /// <summary>
-    /// How far ahead <see cref="DecodeQ4_K"/> prefetches its rows while its recent stream rate is below
+    /// How far ahead <see cref="DecodeQ4_K{TDistance}"/> prefetches its rows while its recent stream rate is below
     /// <see cref="DecodeQ4_KFastRate"/>: 6 KiB, where the other kernels use <see cref="PrefetchBytes"/> (4 KiB). The
     /// ~1B Llama Q4_K decode ran with 2 threads on the 2-core Zen 5 host (2026-12-07), with the distance switched token
     /// by token in one process; medians of per-token-pair ratios. At a ~77 GB/s read bandwidth, 8 KiB took 0.958–0.970
@@ -53,7 +53,7 @@ public static unsafe partial class QuantMatMul
     private const int DecodeQ4_KPrefetchBytes = PrefetchBytes + 2048;
 
     /// <summary>
-    /// How far ahead <see cref="DecodeQ4_K"/> prefetches when its recent stream rate per thread
+    /// How far ahead <see cref="DecodeQ4_K{TDistance}"/> prefetches when its recent stream rate per thread
     /// (<see cref="_decodeRate"/>) is at least <see cref="DecodeQ4_KFastRate"/>: 10 KiB. The best distance grows with
     /// the bandwidth a thread gets (about rate × 280 ns here), so one value cannot serve both of the host's memory phases.
     /// The ~1B Llama Q4_K decode, 2 threads, AMD EPYC Zen 5 class, token by token in one process against 6 KiB: 10 KiB
@@ -64,7 +64,7 @@ public static unsafe partial class QuantMatMul
     private const int DecodeQ4_KFastPrefetchBytes = 10 << 10;
 
     /// <summary>
-    /// How far ahead <see cref="DecodeQ8_0Wide"/> prefetches when the recent stream rate per thread
+    /// How far ahead <see cref="DecodeQ8_0Wide{TDistance}"/> prefetches when the recent stream rate per thread
     /// (<see cref="_decodeRate"/>) is at least <see cref="DecodeQ8_0FastRate"/>: 8 KiB, else <see cref="PrefetchBytes"/>
     /// (4 KiB). The ~1B Llama Q8_0 decode, 2 threads, AMD EPYC Zen 5 class, token by token in one process against 4 KiB:
     /// 8 KiB took 0.935 of the token time at an ~81 GB/s probe (2 rounds) but 1.03–1.04 at ~52 GB/s; 10 KiB 0.975–0.980
@@ -74,21 +74,38 @@ public static unsafe partial class QuantMatMul
     private const int DecodeQ8_0FastPrefetchBytes = 8 << 10;
 
     /// <summary>
-    /// The stream rate per thread, bytes per second, from which <see cref="DecodeQ4_K"/> prefetches further ahead: between
+    /// How far ahead <see cref="DecodeQ6_K{TDistance}"/> prefetches when the recent stream rate per thread
+    /// (<see cref="_decodeRate"/>) is at least <see cref="DecodeQ6_KFastRate"/>: 10 KiB, else <see cref="PrefetchBytes"/>
+    /// (4 KiB). 24 distinct 5632 × 2048 Q6_K matrices (227 MB) streamed at batch 1 in turn, 2 threads, AMD EPYC Zen 5
+    /// class, the distance alternated sweep by sweep in one process (6 rounds of 8 sweeps): at a ~80 GB/s probe 4 KiB
+    /// read 65–68 GB/s, and 6, 8 and 10 KiB took 0.918, 0.881 and 0.873 of its time (10 KiB: 73–80 GB/s); at a ~46 GB/s
+    /// probe 0.988, 0.985 and 1.000.
+    /// </summary>
+    private const int DecodeQ6_KFastPrefetchBytes = 10 << 10;
+
+    /// <summary>
+    /// The stream rate per thread, bytes per second, from which <see cref="DecodeQ6_K{TDistance}"/> prefetches further
+    /// ahead: between what it read per thread in the slow memory phase (23.7–25.3 GB/s at a ~46 GB/s probe) and in the
+    /// fast phase (38.3–40.5 at ~80).
+    /// </summary>
+    private const double DecodeQ6_KFastRate = 30e9;
+
+    /// <summary>
+    /// The stream rate per thread, bytes per second, from which <see cref="DecodeQ4_K{TDistance}"/> prefetches further ahead: between
     /// what the ~1B Q4_K decode read per thread in the host's slow memory phase (19.7–24.7 GB/s at a ~52 GB/s probe) and
     /// in its fast phase (34.6–39.7 at ~80).
     /// </summary>
     private const double DecodeQ4_KFastRate = 30e9;
 
     /// <summary>
-    /// The stream rate per thread, bytes per second, from which <see cref="DecodeQ8_0Wide"/> prefetches further ahead:
+    /// The stream rate per thread, bytes per second, from which <see cref="DecodeQ8_0Wide{TDistance}"/> prefetches further ahead:
     /// between what the ~1B Q8_0 decode read per thread in the slow phase (26.8–27.5 GB/s at ~52) and in the fast phase
     /// (39.0–39.3 at ~81).
     /// </summary>
     private const double DecodeQ8_0FastRate = 33e9;
 
     /// <summary>
-    /// The recent stream rate of the batch-1 Q4_K and Q8_0 kernels, bytes of weights per second per thread: an
+    /// The recent stream rate of the batch-1 Q4_K, Q6_K and Q8_0 kernels, bytes of weights per second per thread: an
     /// exponential average (weight 1/32) over their calls, each timed in <see cref="DecodeRows"/>. Threads update it
     /// without a lock; a lost update only drops one call's estimate.
     /// </summary>
@@ -108,7 +125,7 @@ public static unsafe partial class QuantMatMul
 
     /// <summary>
     /// Bytes of the activation-side setup that <see cref="PrepareDecode"/> makes once per call for a batch-1
-    /// <paramref name="job"/>: the codes reordered for <see cref="DecodeQ4_K"/> or <see cref="DecodeQ6_K"/> (and
+    /// <paramref name="job"/>: the codes reordered for <see cref="DecodeQ4_K{TDistance}"/> or <see cref="DecodeQ6_K{TDistance}"/> (and
     /// DecodeQ4_K's per-group sums and factors); 0 when its kernel needs none. Made once per call rather than once per
     /// chunk: per chunk it cost ~0.2 µs per thread (~1B Q4_K decode, 2 threads, AMD EPYC Zen 5 class; 256 KiB chunks,
     /// token by token in one process: 0.982 of the step time with it made once per call, at a ~50 GB/s read bandwidth).
@@ -195,7 +212,8 @@ public static unsafe partial class QuantMatMul
             {
                 var rate = _decodeRate;
                 var t0 = Stopwatch.GetTimestamp();
-                DecodeQ8_0Wide(job, start, end, rate >= DecodeQ8_0FastRate ? DecodeQ8_0FastPrefetchBytes : PrefetchBytes);
+                if (rate >= DecodeQ8_0FastRate) DecodeQ8_0Wide<Q8_0FastDistance>(job, start, end);
+                else DecodeQ8_0Wide<DefaultDistance>(job, start, end);
                 UpdateDecodeRate(rate, t0, (long)(end - start) * job.RowBytes);
             }
             else
@@ -211,9 +229,9 @@ public static unsafe partial class QuantMatMul
             if (job.Type == QuantType.Q4_K && job.In <= DecodeMaxColumns)
             {
                 var rate = _decodeRate;
-                var distance = rate >= DecodeQ4_KFastRate ? DecodeQ4_KFastPrefetchBytes : DecodeQ4_KPrefetchBytes;
                 var t0 = Stopwatch.GetTimestamp();
-                DecodeQ4_K(job, start, end, distance);
+                if (rate >= DecodeQ4_KFastRate) DecodeQ4_K<Q4_KFastDistance>(job, start, end);
+                else DecodeQ4_K<Q4_KDistance>(job, start, end);
                 UpdateDecodeRate(rate, t0, (long)(end - start) * job.RowBytes);
 
                 return end;
@@ -221,7 +239,11 @@ public static unsafe partial class QuantMatMul
 
             if (job.Type == QuantType.Q6_K && job.In <= DecodeMaxColumns)
             {
-                DecodeQ6_K(job, start, end);
+                var rate = _decodeRate;
+                var t0 = Stopwatch.GetTimestamp();
+                if (rate >= DecodeQ6_KFastRate) DecodeQ6_K<Q6_KFastDistance>(job, start, end);
+                else DecodeQ6_K<DefaultDistance>(job, start, end);
+                UpdateDecodeRate(rate, t0, (long)(end - start) * job.RowBytes);
                 return end;
             }
         }
@@ -240,6 +262,48 @@ public static unsafe partial class QuantMatMul
     }
 
     /// <summary>
+    /// A software-prefetch distance in bytes, as a type: the decode kernels take it as a type parameter so that each
+    /// instantiation has it as a constant in its addressing. As an <c>int</c> argument the ~1B Q4_K decode ran ~7–10 %
+    /// slower at a ~52 GB/s read bandwidth than with the constant it replaced (separate processes, alternated; AMD EPYC
+    /// Zen 5 class, 2 threads), though level within one process against itself at any distance.
+    /// </summary>
+    private interface IPrefetchDistance
+    {
+        /// <summary>How far ahead of the current block to prefetch.</summary>
+        static abstract int Bytes { get; }
+    }
+
+    /// <summary><see cref="PrefetchBytes"/>.</summary>
+    private readonly struct DefaultDistance : IPrefetchDistance
+    {
+        public static int Bytes => PrefetchBytes;
+    }
+
+    /// <summary><see cref="DecodeQ4_KPrefetchBytes"/>.</summary>
+    private readonly struct Q4_KDistance : IPrefetchDistance
+    {
+        public static int Bytes => DecodeQ4_KPrefetchBytes;
+    }
+
+    /// <summary><see cref="DecodeQ4_KFastPrefetchBytes"/>.</summary>
+    private readonly struct Q4_KFastDistance : IPrefetchDistance
+    {
+        public static int Bytes => DecodeQ4_KFastPrefetchBytes;
+    }
+
+    /// <summary><see cref="DecodeQ8_0FastPrefetchBytes"/>.</summary>
+    private readonly struct Q8_0FastDistance : IPrefetchDistance
+    {
+        public static int Bytes => DecodeQ8_0FastPrefetchBytes;
+    }
+
+    /// <summary><see cref="DecodeQ6_KFastPrefetchBytes"/>.</summary>
+    private readonly struct Q6_KFastDistance : IPrefetchDistance
+    {
+        public static int Bytes => DecodeQ6_KFastPrefetchBytes;
+    }
+
+    /// <summary>
     /// Q4_K rows [start, end) at batch 1 with AVX-512BW, in groups of four super-blocks (the last group of a row may be
     /// short). Per group, the four 16-byte headers (d, dmin, 12 packed bytes) sit in the four 128-bit lanes of one vector,
     /// so the work that does not scale with the codes is done once for four blocks: the scales and mins unpacked by the
@@ -253,14 +317,15 @@ public static unsafe partial class QuantMatMul
     /// from the block's lane broadcast to all four. Exact integer super-block sums, like the reference. The old one-block
     /// form (a 128-bit scale unpack, a VPERMW per scale vector, the factors looked up one block at a time) ran ~15 % slower
     /// on L2-resident 256 × 2048 weights. Rows over <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel.
-    /// <paramref name="prefetch"/> is how far ahead it prefetches (<see cref="DecodeQ4_KFastPrefetchBytes"/>). In the
+    /// <typeparamref name="TDistance"/> says how far ahead it prefetches (<see cref="DecodeQ4_KFastPrefetchBytes"/>). In the
     /// ~1B decode the arithmetic is worth little (AMD EPYC Zen 5 class, 2 threads, token by token): with none at all
     /// (the rows only loaded) the token took 0.971 of the time at an ~80 GB/s read bandwidth, and a form that adds the
     /// VPMADDUBSW outputs of VPUNPCKLWD/VPUNPCKHWD-paired rows in int16 (11 multiply-pipe operations per block instead
     /// of 15), ~5 % faster on L3-resident weights, was level (0.995–1.006 at ~80 GB/s, 0.999 at ~52).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DecodeQ4_K(in Job job, int start, int end, int prefetch)
+    private static void DecodeQ4_K<TDistance>(in Job job, int start, int end)
+        where TDistance : struct, IPrefetchDistance
     {
         var blocks = job.In / 256;
         var groups = (blocks + 3) / 4;
@@ -302,15 +367,15 @@ public static unsafe partial class QuantMatMul
             for (var g = 0; g < groups; g++, w += 4 * 144, xb += 4 * 256)
             {
                 // The group's 576 bytes, one prefetch per line, 6 or 10 KiB ahead (see DecodeQ4_KFastPrefetchBytes).
-                Sse.Prefetch0(w + prefetch);
-                Sse.Prefetch0(w + prefetch + 64);
-                Sse.Prefetch0(w + prefetch + 128);
-                Sse.Prefetch0(w + prefetch + 192);
-                Sse.Prefetch0(w + prefetch + 256);
-                Sse.Prefetch0(w + prefetch + 320);
-                Sse.Prefetch0(w + prefetch + 384);
-                Sse.Prefetch0(w + prefetch + 448);
-                Sse.Prefetch0(w + prefetch + 512);
+                Sse.Prefetch0(w + TDistance.Bytes);
+                Sse.Prefetch0(w + TDistance.Bytes + 64);
+                Sse.Prefetch0(w + TDistance.Bytes + 128);
+                Sse.Prefetch0(w + TDistance.Bytes + 192);
+                Sse.Prefetch0(w + TDistance.Bytes + 256);
+                Sse.Prefetch0(w + TDistance.Bytes + 320);
+                Sse.Prefetch0(w + TDistance.Bytes + 384);
+                Sse.Prefetch0(w + TDistance.Bytes + 448);
+                Sse.Prefetch0(w + TDistance.Bytes + 512);
                 var count = Math.Min(4, blocks - (4 * g));
                 var headers = Vector512.Create(
                     Vector256.Create(Vector128.Load(w), Vector128.Load(count > 1 ? w + 144 : none)),
@@ -369,7 +434,7 @@ public static unsafe partial class QuantMatMul
     /// k's m_0..m_7 in lanes 8k .. 8k + 7. ggml's get_scale_min_k4 for all 64 values at once: one shuffle puts each
     /// value's low-bits byte in place (s_0..s_3, the low nibbles for s_4..s_7, m_0..m_3, the high nibbles for m_4..m_7),
     /// another the bytes whose top two bits are the high bits of s_4..s_7 and m_4..m_7. The constant vectors come from
-    /// the caller, made once per call (see <see cref="DecodeQ4_K"/>): <paramref name="lowPick"/> and
+    /// the caller, made once per call (see <see cref="DecodeQ4_K{TDistance}"/>): <paramref name="lowPick"/> and
     /// <paramref name="topPick"/> the two shuffles, <paramref name="minNibbles"/> the bytes that take high nibbles,
     /// <paramref name="bitMasks"/> the 6- or 4-bit masks, <paramref name="pickMinBytes"/> the mins' int16 lanes.
     /// </summary>
@@ -395,10 +460,12 @@ public static unsafe partial class QuantMatMul
     /// two high bits with one fixed shift and a mask. The activation codes are put into that order once per product
     /// call (<see cref="PrepareDecode"/>); VPMADDUBSW multiplies the unsigned codes, VPMADDWD applies the four groups'
     /// scales (picked by VPERMW). The −32 offset comes from the 16-value sums as in <see cref="FinishQ6_K"/>. Rows over
-    /// <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel.
+    /// <see cref="DecodeMaxColumns"/> values are left to the AVX2 kernel. <typeparamref name="TDistance"/> says how far
+    /// ahead it prefetches (<see cref="DecodeQ6_KFastPrefetchBytes"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DecodeQ6_K(in Job job, int start, int end)
+    private static void DecodeQ6_K<TDistance>(in Job job, int start, int end)
+        where TDistance : struct, IPrefetchDistance
     {
         var blocks = job.In / 256;
         var x = (sbyte*)job.Prepared; // the reordered activation codes (PrepareDecode)
@@ -420,10 +487,10 @@ public static unsafe partial class QuantMatMul
                 var acc = Vector256<float>.Zero;
                 for (var b = 0; b < blocks; b++, w += 210, xb += 256, sums += 16)
                 {
-                    Sse.Prefetch0(w + PrefetchBytes);
-                    Sse.Prefetch0(w + PrefetchBytes + 64);
-                    Sse.Prefetch0(w + PrefetchBytes + 128);
-                    Sse.Prefetch0(w + PrefetchBytes + 192);
+                    Sse.Prefetch0(w + TDistance.Bytes);
+                    Sse.Prefetch0(w + TDistance.Bytes + 64);
+                    Sse.Prefetch0(w + TDistance.Bytes + 128);
+                    Sse.Prefetch0(w + TDistance.Bytes + 192);
                     var scales = Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)(w + Q6_K.ScalesOffset)));
                     var table = scales.ToVector512Unsafe();
                     var half0 = Vector512.Load(w).AsUInt64();
@@ -448,10 +515,10 @@ public static unsafe partial class QuantMatMul
         }
     }
 
-    /// <summary>Q4_K's activation order for <see cref="DecodeQ4_K"/>: the 32-value chunks of a super-block as sub-blocks 0, 2, 1, 3, 4, 6, 5, 7.</summary>
+    /// <summary>Q4_K's activation order for <see cref="DecodeQ4_K{TDistance}"/>: the 32-value chunks of a super-block as sub-blocks 0, 2, 1, 3, 4, 6, 5, 7.</summary>
     private static ReadOnlySpan<byte> Q4_KChunkOrder => [0, 2, 1, 3, 4, 6, 5, 7];
 
-    /// <summary>Q6_K's activation order for <see cref="DecodeQ6_K"/>: quarter k of the first half, then of the second, for k = 0..3.</summary>
+    /// <summary>Q6_K's activation order for <see cref="DecodeQ6_K{TDistance}"/>: quarter k of the first half, then of the second, for k = 0..3.</summary>
     private static ReadOnlySpan<byte> Q6_KChunkOrder => [0, 4, 1, 5, 2, 6, 3, 7];
 
     /// <summary>Each super-block's activation codes, 32-value chunks put so that position k holds chunk <paramref name="order"/>[k].</summary>
@@ -519,7 +586,7 @@ public static unsafe partial class QuantMatMul
     }
 
     /// <summary>
-    /// The activation side of <see cref="DecodeQ8_0Wide"/>, per group of eight Q8_0 blocks 128 bytes in the order of the
+    /// The activation side of <see cref="DecodeQ8_0Wide{TDistance}"/>, per group of eight Q8_0 blocks 128 bytes in the order of the
     /// kernel's sums (blocks 0–3 codes 0–15, blocks 0–3 codes 16–31, blocks 4–7 codes 0–15, blocks 4–7 codes 16–31):
     /// 16 int32 corrections, −128 times the sum of those 16 activation codes (the term that VPDPBUSD adds when it reads
     /// the weight codes w + 128, w XOR 0x80, as unsigned bytes), then 16 factors 2^112·d_x (see <see cref="ScaledHalves"/>).
@@ -572,10 +639,11 @@ public static unsafe partial class QuantMatMul
     /// kept, level within ±2 %: two rows per pass (sharing the scale conversion), an unpack-and-add transpose in place of
     /// VPHADDD, the scales one group ahead. The scale path costs most: with constant scales (wrong results) the loop ran
     /// 0.76–0.82 of the time, so its loads and conversion, not the VPDPBUSDs, are what is left.
-    /// <paramref name="prefetch"/> is how far ahead it prefetches (<see cref="DecodeQ8_0FastPrefetchBytes"/>).
+    /// <typeparamref name="TDistance"/> says how far ahead it prefetches (<see cref="DecodeQ8_0FastPrefetchBytes"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DecodeQ8_0Wide(in Job job, int start, int end, int prefetch)
+    private static void DecodeQ8_0Wide<TDistance>(in Job job, int start, int end)
+        where TDistance : struct, IPrefetchDistance
     {
         var blocks = job.In / 32;
         var groups = blocks / DecodeGroupBlocks;
@@ -596,11 +664,11 @@ public static unsafe partial class QuantMatMul
                 Vector512<float> a0 = default, a1 = default;
                 for (var g = 0; g < groups; g++, w += 34 * DecodeGroupBlocks, x += 32 * DecodeGroupBlocks, prepared += 128)
                 {
-                    Sse.Prefetch0(w + prefetch);
-                    Sse.Prefetch0(w + prefetch + 64);
-                    Sse.Prefetch0(w + prefetch + 128);
-                    Sse.Prefetch0(w + prefetch + 192);
-                    Sse.Prefetch0(w + prefetch + 256);
+                    Sse.Prefetch0(w + TDistance.Bytes);
+                    Sse.Prefetch0(w + TDistance.Bytes + 64);
+                    Sse.Prefetch0(w + TDistance.Bytes + 128);
+                    Sse.Prefetch0(w + TDistance.Bytes + 192);
+                    Sse.Prefetch0(w + TDistance.Bytes + 256);
                     var first = Avx512BW.PermuteVar32x16x2(Vector512.Load((short*)w), pickScales, Vector512.Load((short*)(w + 64)));
                     var second = Avx512BW.PermuteVar32x16x2(Vector512.Load((short*)(w + 136)), pickScales, Vector512.Load((short*)(w + 200)));
                     var d = ScaledHalves(Avx512F.InsertVector256(first.AsUInt32(), second.AsUInt32().GetLower(), 1), Vector512.Load((float*)(prepared + 64)));
