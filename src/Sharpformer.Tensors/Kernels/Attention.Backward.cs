@@ -18,9 +18,9 @@ public static partial class Attention
     /// Backward of <see cref="Forward"/> from the saved log-sum-exp (FlashAttention-2): with dO [B, H, Tq, D] and the
     /// forward's O and lse, per tile of queries × a block of keys it recomputes P = exp(scale · Q·Kᵀ − lse) (masked
     /// entries 0), then dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − D) with D_i = dO_i·O_i, dQ += scale · dS·K and
-    /// dK += scale · dSᵀ·Q; heads run in parallel. On the AVX2 / AVX-512 tiers every operand is packed once per head and the
-    /// products run on the GEMM micro-kernels directly (Attention.BackwardTiles.cs); no more than [Tq, NR] scores (and as
-    /// many dS) exist per worker. Below them the tile products go through the generic GEMM.
+    /// dK += scale · dSᵀ·Q; heads run in parallel. On the AVX2 / AVX-512 tiers the products run on micro-kernels directly
+    /// (Attention.BackwardTiles.cs: AVX2 packs every operand once per head, AVX-512 reads most of them in place); no more
+    /// than [Tq, NR] scores (and as many dS) exist per worker. Below them the tile products go through the generic GEMM.
     /// dQ, dK and dV may be views of one fused gradient buffer (each is written only inside its own view). A query that
     /// saw no key (lse = −∞) and a key no query saw get zero gradients.
     /// </summary>

@@ -383,6 +383,7 @@ public class AttentionTests
     [Theory]
     [MemberData(nameof(Cases))]
     [MemberData(nameof(BlockedCases))]
+    [MemberData(nameof(TileCases))]
     public void BlockedBackward_EveryTier_MatchesDoubleReference(int b, int h, int tq, int tk, int d, bool causal, bool pad, bool fused)
     {
         // The packed-once tile path (AVX2 and AVX-512 micro-kernels) and the generic one below it, each forced, against
