@@ -159,4 +159,93 @@ public partial class GemmTests
 
         Assert.Throws<ArgumentException>(() => Gemm.SgemmNarrowB(m, n, k, 1f, a, k, new Half[(n * k) - 1], k, 0f, new float[m * n], n));
     }
+
+    /// <summary>F16 bits as <see cref="NarrowRandom"/> makes them, with ±0 and values near ±127.9 mixed in, and their codes.</summary>
+    private static (ushort[] Halves, ushort[] Codes) CodedRandom(int seed, int length)
+    {
+        var halves = NarrowRandom(seed, length, f16: true);
+        for (int i = 5; i < length; i += 41)
+        {
+            halves[i] = (i / 41 % 4) switch { 0 => 0x8000, 1 => 0, 2 => BitConverter.HalfToUInt16Bits((Half)127.9f), _ => BitConverter.HalfToUInt16Bits((Half)(-127.9f)) };
+        }
+
+        var codes = (ushort[])halves.Clone();
+        HalfCodes.Encode(System.Runtime.InteropServices.MemoryMarshal.Cast<ushort, Half>(codes.AsSpan()));
+        return (halves, codes);
+    }
+
+    [Theory]
+    [MemberData(nameof(Tiers))]
+    public void SgemmNarrowBCore_HalfCodes_EqualF16BitForBit(string tier)
+    {
+        // The same shapes as the F16 tests (tiles, k blocks, leading dimensions, thin and long k, one and two threads),
+        // codes against the halves they stand for: the packed panels hold the same F32 values, so C is the same bits.
+        GemmIsa isa = Enum.Parse<GemmIsa>(tier);
+        foreach ((int m, int n, int k) in new[] { (9, 1, 1), (13, 37, 300), (130, 70, 600), (200, 33, 257), (20, 800, 40), (300, 45, 530), (37, 96, 17), (3, 70, 300), (16, 20, GemmSplitK.MinK + 40) })
+        {
+            foreach (int threads in new[] { 1, 2 })
+            {
+                foreach ((float alpha, float beta, bool withBias, int ldb) in new[] { (1f, 0f, false, k), (0.75f, 1f, true, k + 3) })
+                {
+                    int seed = (m * 31) + (n * 7) + k;
+                    float[] a = Random(seed, m * k);
+                    (ushort[] halves, ushort[] codes) = CodedRandom(seed + 1, ((n - 1) * ldb) + k);
+                    float[] bias = withBias ? Random(seed + 2, n) : [];
+                    float[] c0 = Random(seed + 3, m * n);
+                    float[] expected = (float[])c0.Clone(), actual = (float[])c0.Clone();
+                    Gemm.SgemmNarrowBCore(isa, threads, NarrowB.F16, m, n, k, alpha, a, k, halves, ldb, beta, expected, n, bias);
+                    Gemm.SgemmNarrowBCore(isa, threads, NarrowB.F16Code, m, n, k, alpha, a, k, codes, ldb, beta, actual, n, bias);
+                    Assert.True(
+                        expected.Select(BitConverter.SingleToUInt32Bits).SequenceEqual(actual.Select(BitConverter.SingleToUInt32Bits)),
+                        $"{isa} {m}×{n}×{k} ldb {ldb}, {threads} threads, beta {beta}, bias {withBias}: codes differ from F16");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public unsafe void PackBBlock_EveryEncodableHalfAsCode_EqualsF16Pack()
+    {
+        // All 45056 encodable halves as codes through the narrow pack (full and partial panels of every width), against
+        // the F16 pack of the halves: the same bits, −0 included.
+        ushort[] halves = [.. Enumerable.Range(0, 1 << 16).Select(i => (ushort)i).Where(b => HalfCodes.CanEncode(BitConverter.UInt16BitsToHalf(b)))];
+        ushort[] codes = (ushort[])halves.Clone();
+        HalfCodes.Encode(System.Runtime.InteropServices.MemoryMarshal.Cast<ushort, Half>(codes.AsSpan()));
+        const int ld = 1408; // 32 rows × 1408 values
+        foreach ((int nr, int cols, int kcb) in new[] { (32, 32, 256), (32, 32, 250), (16, 16, 200), (8, 8, 77), (32, 20, 64), (16, 5, 33) })
+        {
+            for (int p0 = 0; p0 + kcb <= ld; p0 += 2 * kcb)
+            {
+                var fromCodes = new float[kcb * nr];
+                var fromHalves = new float[kcb * nr];
+                fixed (ushort* pc = codes, ph = halves)
+                fixed (float* pfc = fromCodes, pfh = fromHalves)
+                {
+                    GemmNarrowB.PackBBlock(NarrowB.F16Code, pc, ld, 0, cols, p0, kcb, nr, pfc);
+                    GemmNarrowB.PackBBlock(NarrowB.F16, ph, ld, 0, cols, p0, kcb, nr, pfh);
+                }
+
+                for (int i = 0; i < fromCodes.Length; i++)
+                {
+                    if (BitConverter.SingleToUInt32Bits(fromCodes[i]) != BitConverter.SingleToUInt32Bits(fromHalves[i]))
+                    {
+                        Assert.Fail($"nr {nr} cols {cols} kcb {kcb} p0 {p0}: [{i}] = {fromCodes[i]}, F16 pack {fromHalves[i]}");
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void SgemmNarrowB_HalfCodeOverload_EqualsHalfOverload()
+    {
+        const int m = 40, n = 50, k = 300;
+        float[] a = Random(5, m * k), bias = Random(6, n);
+        (ushort[] halves, ushort[] codes) = CodedRandom(7, n * k);
+        float[] expected = new float[m * n], actual = new float[m * n];
+        Gemm.SgemmNarrowB(m, n, k, 1f, a, k, [.. halves.Select(BitConverter.UInt16BitsToHalf)], k, 0f, expected, n, bias);
+        Gemm.SgemmNarrowB(m, n, k, 1f, a, k, [.. codes.Select(HalfCode.FromBits)], k, 0f, actual, n, bias);
+        Assert.True(expected.Select(BitConverter.SingleToUInt32Bits).SequenceEqual(actual.Select(BitConverter.SingleToUInt32Bits)), "codes differ from F16");
+        Assert.Throws<ArgumentException>(() => Gemm.SgemmNarrowB(m, n, k, 1f, a, k, new HalfCode[(n * k) - 1], k, 0f, new float[m * n], n));
+    }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Sharpformer.Tensors.Kernels;
 
 namespace Sharpformer.Tensors.Tests;
@@ -213,6 +214,163 @@ public sealed class GemvTests
                     var actual = y[(r * outFeatures) + p];
                     Assert.True(float.IsNaN(expected) ? float.IsNaN(actual) : expected == actual, $"x one-hot at {j}, row {r}, half 0x{p:X4}: {actual} vs {expected}");
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Weights as trained ones look: N(0, 0.02) rounded to halves (about 0.25 % subnormal halves), with ±0 and values near
+    /// ±127.9 (the largest encodable exponent) mixed in every so often; returned as halves and as their codes.
+    /// </summary>
+    private static (float[] X, Half[] W, HalfCode[] Codes, float[] Bias) MakeCoded(int rows, int inFeatures, int outFeatures, int seed)
+    {
+        var rng = new Random(seed);
+        var x = Enumerable.Range(0, rows * inFeatures).Select(_ => (float)((rng.NextDouble() * 2) - 1)).ToArray();
+        var w = new Half[outFeatures * inFeatures];
+        for (var i = 0; i < w.Length; i++)
+        {
+            // Box–Muller.
+            var normal = Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+            w[i] = (i % 101) switch
+            {
+                7 => Half.Zero,
+                19 => Half.NegativeZero,
+                37 => (Half)127.9f,
+                53 => (Half)(-127.875f),
+                71 => BitConverter.UInt16BitsToHalf((ushort)(rng.Next(1, 0x400) | ((i & 1) << 15))), // a subnormal
+                _ => (Half)(0.02 * normal),
+            };
+        }
+
+        Assert.Contains(w, h => Half.IsSubnormal(h));
+        var codes = MemoryMarshal.Cast<Half, HalfCode>(w.ToArray().AsSpan()).ToArray();
+        HalfCodes.Encode(MemoryMarshal.Cast<HalfCode, Half>(codes.AsSpan()));
+        var bias = Enumerable.Range(0, outFeatures).Select(_ => (float)rng.NextDouble()).ToArray();
+        return (x, w, codes, bias);
+    }
+
+    private static void AssertBitEqual(float[] expected, float[] actual, string label)
+    {
+        for (var i = 0; i < expected.Length; i++)
+        {
+            if (BitConverter.SingleToUInt32Bits(expected[i]) != BitConverter.SingleToUInt32Bits(actual[i]))
+            {
+                Assert.Fail($"{label}: y[{i}] = {actual[i]}, F16 gives {expected[i]}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 771, 1031, true, false)] // in not a multiple of 32: the paired loop, then the row remainder
+    [InlineData(2, 771, 1031, false, true)]
+    [InlineData(3, 771, 1031, true, true)] // R ≥ 3 with AVX-512: the grouped loop, a 3-value tail
+    [InlineData(8, 771, 1031, true, false)]
+    [InlineData(1, 768, 2304, true, true)] // GPT-2 c_attn, whole blocks
+    [InlineData(2, 20, 33, true, false)] // shorter than one paired step
+    [InlineData(3, 2069, 1031, false, false)] // k-blocks and output groups
+    [InlineData(8, 5632, 40, true, true)] // too long for the grouped loop; too few outputs as well
+    [InlineData(5, 77, 33, false, true)] // every tail path
+    public void MatVecCodes_Shapes_EqualF16BitForBit(int rows, int inFeatures, int outFeatures, bool withBias, bool accumulate)
+    {
+        var (x, w, codes, bias) = MakeCoded(rows, inFeatures, outFeatures, (rows * 17) + inFeatures);
+        float[] b = withBias ? bias : [];
+        var start = Enumerable.Range(0, rows * outFeatures).Select(i => (i % 7) - 3f).ToArray();
+        var label = $"R {rows}, {outFeatures}×{inFeatures}, bias {withBias}, accumulate {accumulate}";
+
+        var f16 = (float[])start.Clone();
+        var coded = (float[])start.Clone();
+        Gemv.MatVec(x, rows, w, inFeatures, outFeatures, b, f16, accumulate);
+        Gemv.MatVec(x, rows, codes, inFeatures, outFeatures, b, coded, accumulate);
+        AssertBitEqual(f16, coded, label);
+
+        var reference = (float[])start.Clone();
+        var codedReference = (float[])start.Clone();
+        Gemv.MatVecReference(x, rows, w, inFeatures, outFeatures, b, reference, accumulate);
+        Gemv.MatVecReference(x, rows, codes, inFeatures, outFeatures, b, codedReference, accumulate);
+        AssertBitEqual(reference, codedReference, label + " (reference)");
+
+        // Products up to 128 in magnitude: the sums' rounding grows with them.
+        var bound = Tolerances.KernelVsReferenceRelative * inFeatures * 128f;
+        for (var i = 0; i < reference.Length; i++)
+        {
+            Assert.True(Math.Abs(reference[i] - coded[i]) <= bound * Math.Max(1f, Math.Abs(reference[i])), $"{label}: y[{i}] {coded[i]} vs reference {reference[i]}");
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(8)]
+    public void MatVecCodes_Shared_EqualsF16SharedAndOneCallEach(int rows)
+    {
+        // q, k, v style: one large output (grouped at R ≥ 3), two small ones; in not a multiple of 32.
+        const int inFeatures = 771;
+        int[] outs = [1031, 300, 77];
+        var made = outs.Select((o, j) => MakeCoded(rows, inFeatures, o, 40 + j)).ToArray();
+        var x = made[0].X;
+        foreach (var accumulate in new[] { false, true })
+        {
+            var f16 = outs.Select((o, j) => Enumerable.Range(0, rows * o).Select(i => (float)(i % 5)).ToArray()).ToArray();
+            var coded = f16.Select(y => (float[])y.Clone()).ToArray();
+            var single = f16.Select(y => (float[])y.Clone()).ToArray();
+            Gemv.MatVec(
+                x, rows, inFeatures,
+                new GemvProduct<Half>(made[0].W, outs[0], f16[0], made[0].Bias),
+                new GemvProduct<Half>(made[1].W, outs[1], f16[1]),
+                new GemvProduct<Half>(made[2].W, outs[2], f16[2], made[2].Bias),
+                accumulate);
+            Gemv.MatVec(
+                x, rows, inFeatures,
+                new GemvProduct<HalfCode>(made[0].Codes, outs[0], coded[0], made[0].Bias),
+                new GemvProduct<HalfCode>(made[1].Codes, outs[1], coded[1]),
+                new GemvProduct<HalfCode>(made[2].Codes, outs[2], coded[2], made[2].Bias),
+                accumulate);
+            Gemv.MatVec(x, rows, made[0].Codes, inFeatures, outs[0], made[0].Bias, single[0], accumulate);
+            Gemv.MatVec(x, rows, made[1].Codes, inFeatures, outs[1], [], single[1], accumulate);
+            Gemv.MatVec(x, rows, made[2].Codes, inFeatures, outs[2], made[2].Bias, single[2], accumulate);
+            for (var j = 0; j < outs.Length; j++)
+            {
+                AssertBitEqual(f16[j], coded[j], $"R {rows}, product {j}, accumulate {accumulate}");
+                AssertBitEqual(single[j], coded[j], $"R {rows}, product {j}, accumulate {accumulate} (one call each)");
+            }
+        }
+
+        // Two products (no third).
+        var two = outs.Take(2).Select(o => new float[rows * o]).ToArray();
+        var twoF16 = outs.Take(2).Select(o => new float[rows * o]).ToArray();
+        Gemv.MatVec(x, rows, inFeatures, new GemvProduct<HalfCode>(made[0].Codes, outs[0], two[0]), new GemvProduct<HalfCode>(made[1].Codes, outs[1], two[1]));
+        Gemv.MatVec(x, rows, inFeatures, new GemvProduct<Half>(made[0].W, outs[0], twoF16[0]), new GemvProduct<Half>(made[1].W, outs[1], twoF16[1]));
+        AssertBitEqual(twoF16[0], two[0], $"R {rows}, two products, first");
+        AssertBitEqual(twoF16[1], two[1], $"R {rows}, two products, second");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void MatVecCodes_EveryEncodableHalf_ComesThroughExactly(int rows)
+    {
+        // As MatVecF16_Every16BitPattern_ComesThroughExactly, over the 45056 encodable patterns as codes: row p holds
+        // pattern p at column p mod 32 (both halves of the paired lanes), x all ones, so y[p] is exactly (float)h.
+        const int inFeatures = 32;
+        var patterns = Enumerable.Range(0, 1 << 16).Where(i => HalfCodes.CanEncode(BitConverter.UInt16BitsToHalf((ushort)i))).ToArray();
+        var w = new Half[patterns.Length * inFeatures];
+        for (var p = 0; p < patterns.Length; p++)
+        {
+            w[(p * inFeatures) + (p % inFeatures)] = BitConverter.UInt16BitsToHalf((ushort)patterns[p]);
+        }
+
+        HalfCodes.Encode(w);
+        var x = Enumerable.Repeat(1f, rows * inFeatures).ToArray();
+        var y = new float[rows * patterns.Length];
+        Gemv.MatVec(x, rows, MemoryMarshal.Cast<Half, HalfCode>(w.AsSpan()), inFeatures, patterns.Length, [], y);
+        for (var r = 0; r < rows; r++)
+        {
+            for (var p = 0; p < patterns.Length; p++)
+            {
+                var expected = (float)BitConverter.UInt16BitsToHalf((ushort)patterns[p]);
+                Assert.True(expected == y[(r * patterns.Length) + p], $"row {r}, half 0x{patterns[p]:X4}: {y[(r * patterns.Length) + p]} vs {expected}");
             }
         }
     }

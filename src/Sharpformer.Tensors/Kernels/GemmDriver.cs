@@ -189,7 +189,7 @@ internal static unsafe class GemmDriver
     }
 
     /// <summary>
-    /// C = alpha · A · Bᵀ + beta · C (+ bias) on validated pointers, B stored [n, k] in F16 or BF16
+    /// C = alpha · A · Bᵀ + beta · C (+ bias) on validated pointers, B stored [n, k] in F16, half codes or BF16
     /// (<paramref name="format"/>): <see cref="Run"/>'s packed path with B widened while its panels are packed
     /// (<see cref="GemmNarrowB"/>). Never the thin or split-k path, so the sums run as for a packed F32 B.
     /// </summary>

@@ -18,6 +18,9 @@ internal enum NarrowB
 
     /// <summary>bfloat16: the upper 16 bits of an F32.</summary>
     BF16,
+
+    /// <summary>Half codes (<see cref="HalfCodes"/>): F16 values re-encoded to widen in three operations.</summary>
+    F16Code,
 }
 
 public static partial class Gemm
@@ -75,6 +78,33 @@ public static partial class Gemm
         SgemmNarrowBCore(GemmDriver.BestIsa, ParallelFor.MaxDegreeOfParallelism, NarrowB.BF16, m, n, k, alpha, a, lda, MemoryMarshal.Cast<BFloat16, ushort>(b), ldb, beta, c, ldc, bias);
     }
 
+    /// <summary>
+    /// C = alpha · A · Bᵀ + beta · C (+ bias), B stored [n, k] as half codes (<see cref="HalfCodes"/>), widened while
+    /// packed: bit-equal to
+    /// <see cref="SgemmNarrowB(int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{Half}, int, float, Span{float}, int, ReadOnlySpan{float})"/>
+    /// on the halves the codes stand for (the panels hold the same F32 values).
+    /// </summary>
+    /// <param name="m">Rows of A and C.</param>
+    /// <param name="n">Rows of B as stored, columns of C.</param>
+    /// <param name="k">Inner dimension.</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A [m, k], row stride <paramref name="lda"/>.</param>
+    /// <param name="lda">Row stride of A (≥ k).</param>
+    /// <param name="b">B [n, k] as half codes, row stride <paramref name="ldb"/>.</param>
+    /// <param name="ldb">Row stride of B (≥ k).</param>
+    /// <param name="beta">Scale of C's previous contents; 0 overwrites (C is not read).</param>
+    /// <param name="c">C [m, n], row stride <paramref name="ldc"/>.</param>
+    /// <param name="ldc">Row stride of C (≥ n).</param>
+    /// <param name="bias">Empty, or n values added to every row of C.</param>
+    /// <exception cref="ArgumentException">A dimension is negative, a leading dimension is too small, or a span is too short.</exception>
+    public static void SgemmNarrowB(
+        int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda, ReadOnlySpan<HalfCode> b, int ldb,
+        float beta, Span<float> c, int ldc, ReadOnlySpan<float> bias = default)
+    {
+        Validate(false, true, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc, bias.Length);
+        SgemmNarrowBCore(GemmDriver.BestIsa, ParallelFor.MaxDegreeOfParallelism, NarrowB.F16Code, m, n, k, alpha, a, lda, MemoryMarshal.Cast<HalfCode, ushort>(b), ldb, beta, c, ldc, bias);
+    }
+
     /// <summary>The narrow-B product after validation, on <paramref name="isa"/> (tests force each tier).</summary>
     internal static unsafe void SgemmNarrowBCore(
         GemmIsa isa, int maxThreads, NarrowB format, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda,
@@ -96,7 +126,7 @@ public static partial class Gemm
 }
 
 /// <summary>
-/// Packing of a B stored [n, k] in F16 or BF16 (a Linear weight) straight into the GEMM's F32 panels
+/// Packing of a B stored [n, k] in F16, half codes or BF16 (a Linear weight) straight into the GEMM's F32 panels
 /// (<see cref="GemmDriver.PackBBlock"/>'s layout: d[p · NR + j]), widening on the way. With the panels packed inside
 /// the tiles (m ≤ one row tile, a prefill), each panel goes to L1 right before its use, so the weight is read once from
 /// memory as 2-byte values; widening the whole weight to an F32 scratch first wrote and read back twice its size.
@@ -128,13 +158,11 @@ internal static unsafe class GemmNarrowB
     /// <summary>Packs Bᵀ[p0 .. p0 + kcb, j0 .. j0 + cols) widened into one panel d[p · NR + j], zero past cols.</summary>
     public static void PackBBlock(NarrowB format, ushort* b, int ldb, int j0, int cols, int p0, int kcb, int nr, float* d)
     {
-        if (format == NarrowB.F16)
+        switch (format)
         {
-            PackBBlock<F16>(b, ldb, j0, cols, p0, kcb, nr, d);
-        }
-        else
-        {
-            PackBBlock<BF16>(b, ldb, j0, cols, p0, kcb, nr, d);
+            case NarrowB.F16: PackBBlock<F16>(b, ldb, j0, cols, p0, kcb, nr, d); break;
+            case NarrowB.F16Code: PackBBlock<F16Code>(b, ldb, j0, cols, p0, kcb, nr, d); break;
+            default: PackBBlock<BF16>(b, ldb, j0, cols, p0, kcb, nr, d); break;
         }
     }
 
@@ -154,7 +182,12 @@ internal static unsafe class GemmNarrowB
                 for (int p = 0; p < k; p++)
                 {
                     ushort bits = b[(j * ldb) + p];
-                    sum += a[(i * lda) + p] * (format == NarrowB.F16 ? F16.Scalar(bits) : BF16.Scalar(bits));
+                    sum += a[(i * lda) + p] * format switch
+                    {
+                        NarrowB.F16 => F16.Scalar(bits),
+                        NarrowB.F16Code => F16Code.Scalar(bits),
+                        _ => BF16.Scalar(bits),
+                    };
                 }
 
                 float prior = beta == 0f ? 0f : beta * c[(i * ldc) + j];
@@ -361,6 +394,30 @@ internal static unsafe class GemmNarrowB
             var rebiased = (Vector512.ShiftLeft(lanes, 13) & t.MagnitudeMask) + Avx512F.PermuteVar16x32x2(t.RebiasLow, exponent, t.RebiasHigh);
             var value = rebiased.AsSingle() - Avx512F.PermuteVar16x32x2(t.OffsetLow, exponent.AsInt32(), t.OffsetHigh);
             return (value.AsUInt32() | (Vector512.ShiftLeft(lanes, 16) & t.SignMask)).AsSingle();
+        }
+    }
+
+    /// <summary>
+    /// Half code → F32, exact (<see cref="HalfCodes"/>): sign-extended to 32 bits, shifted left by 13, masked to the sign
+    /// and bits 27–13, times 2^102; never a subnormal F32 operand.
+    /// </summary>
+    private readonly struct F16Code : IFormat
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Scalar(ushort bits) => HalfCodes.Widen(bits);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Widen256(Vector128<ushort> bits)
+        {
+            var c = Vector256.WidenLower(bits.AsInt16().ToVector256Unsafe());
+            return (Vector256.ShiftLeft(c, 13) & Vector256.Create(unchecked((int)HalfCodes.Mask))).AsSingle() * Vector256.Create(HalfCodes.Scale);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Widen512(Vector256<ushort> bits, in Tables512 t)
+        {
+            var c = Vector512.WidenLower(bits.AsInt16().ToVector512Unsafe());
+            return (Vector512.ShiftLeft(c, 13) & Vector512.Create(unchecked((int)HalfCodes.Mask))).AsSingle() * Vector512.Create(HalfCodes.Scale);
         }
     }
 

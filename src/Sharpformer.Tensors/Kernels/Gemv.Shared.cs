@@ -7,9 +7,9 @@ namespace Sharpformer.Tensors.Kernels;
 
 /// <summary>
 /// One product of a group that <see cref="Gemv"/> runs on one input: y [R, Out] = x [R, In] · Wᵀ + bias for W [Out, In]
-/// stored in <typeparamref name="T"/> (F32, F16 or BF16).
+/// stored in <typeparamref name="T"/> (F32, F16, half codes or BF16).
 /// </summary>
-/// <typeparam name="T">The weight's element type: float, Half or BFloat16.</typeparam>
+/// <typeparam name="T">The weight's element type: float, Half, HalfCode or BFloat16.</typeparam>
 /// <param name="weight">W [Out, In] row-major.</param>
 /// <param name="outFeatures">Out.</param>
 /// <param name="y">[R, Out] row-major.</param>
@@ -75,6 +75,42 @@ public static unsafe partial class Gemv
     }
 
     /// <summary>
+    /// y_i [R, Out_i] = x [R, in] · W_iᵀ + bias_i (+ y_i when <paramref name="accumulate"/>) for two or three matrices of half
+    /// codes (<see cref="HalfCodes"/>), in one parallel region; bit-equal to
+    /// <see cref="MatVec(ReadOnlySpan{float}, int, ReadOnlySpan{HalfCode}, int, int, ReadOnlySpan{float}, Span{float}, bool)"/>
+    /// per product, and so to the F16 products on the halves the codes stand for.
+    /// </summary>
+    /// <param name="x">[R, in] row-major.</param>
+    /// <param name="rows">R, 1 to <see cref="MaxRows"/>.</param>
+    /// <param name="inFeatures">in, shared by the matrices.</param>
+    /// <param name="first">The first product.</param>
+    /// <param name="second">The second product.</param>
+    /// <param name="third">A third product, or default for none.</param>
+    /// <param name="accumulate">Add to every y instead of overwriting it.</param>
+    /// <exception cref="ArgumentException">A span is shorter than its shape needs, or R is out of range.</exception>
+    public static void MatVec(ReadOnlySpan<float> x, int rows, int inFeatures, scoped in GemvProduct<HalfCode> first, scoped in GemvProduct<HalfCode> second, scoped in GemvProduct<HalfCode> third = default, bool accumulate = false)
+    {
+        // As for F16: x split into even and odd positions once for every matrix.
+        var blocks = inFeatures / 32;
+        var paired = Vector512.IsHardwareAccelerated && Avx512F.IsSupported && rows is >= 1 and <= SequentialMaxRows && blocks > 0;
+        var pairs = paired ? ArrayPool<float>.Shared.Rent(rows * blocks * 32) : null;
+        try
+        {
+            fixed (float* pp = pairs)
+            {
+                MatVecShared<HalfCode, F16Code>(x, rows, inFeatures, first, second, third, accumulate, pp);
+            }
+        }
+        finally
+        {
+            if (pairs is not null)
+            {
+                ArrayPool<float>.Shared.Return(pairs);
+            }
+        }
+    }
+
+    /// <summary>
     /// y_i [R, Out_i] = x [R, in] · W_iᵀ + bias_i (+ y_i when <paramref name="accumulate"/>) for two or three BF16 matrices, in
     /// one parallel region; bit-equal to <see cref="MatVec(ReadOnlySpan{float}, int, ReadOnlySpan{BFloat16}, int, int, ReadOnlySpan{float}, Span{float}, bool)"/> per product.
     /// </summary>
@@ -106,7 +142,7 @@ public static unsafe partial class Gemv
 
     /// <summary>
     /// The grouped products for weights in <typeparamref name="T"/> read by <typeparamref name="TW"/>: checked, pinned,
-    /// and run as one region; <paramref name="pairs"/> (F16 only, or null) receives x split into even and odd positions.
+    /// and run as one region; <paramref name="pairs"/> (F16 and half codes only, or null) receives x split into even and odd positions.
     /// </summary>
     private static void MatVecShared<T, TW>(
         ReadOnlySpan<float> x, int rows, int inFeatures, scoped in GemvProduct<T> first, scoped in GemvProduct<T> second, scoped in GemvProduct<T> third, bool accumulate, float* pairs)
