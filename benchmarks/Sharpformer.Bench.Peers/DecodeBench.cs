@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using LLama;
 using LLama.Common;
 using LLama.Native;
@@ -413,7 +414,8 @@ internal static class DecodeBench
 
     /// <summary>
     /// The weight-streaming part of decoding alone: per token, Gemv.MatVec through every matrix of the model (per layer
-    /// c_attn, attn c_proj, c_fc, mlp c_proj; then the tied head), batch 1 and batch B, on random-valued weights.
+    /// c_attn, attn c_proj, c_fc, mlp c_proj; then the tied head), batch 1 and batch B, on random-valued weights (F16 ones
+    /// held as half codes, as the model holds them once a decode has met them).
     /// </summary>
     private sealed class GemvOnlyEngine : IEngine
     {
@@ -442,6 +444,15 @@ internal static class DecodeBench
             // In aligned buffers on huge pages, as the model keeps its weights.
             _f32 = half ? null : _shapes.Select(s => AlignedBuffer.Copy<float>(Filled(s.Out * s.In, _ => (float)(rng.NextDouble() - 0.5) * 0.07f))).ToArray();
             _f16 = half ? _shapes.Select(s => AlignedBuffer.Copy<Half>(Filled(s.Out * s.In, _ => (Half)((rng.NextDouble() - 0.5) * 0.07)))).ToArray() : null;
+            if (_f16 is not null)
+            {
+                // As the model's F16 layers hold their weights once a decode has met them (Parameter.EnterHalfCodes).
+                foreach (var w in _f16)
+                {
+                    HalfCodes.Encode(w);
+                }
+            }
+
             _bias = new float[Math.Max(ff, config.VocabSize)];
             int width = Math.Max(ff, c);
             _x = Filled(o.Batch * width, i => 0.01f * (i % 7));
@@ -463,7 +474,7 @@ internal static class DecodeBench
                     var (outs, ins) = _shapes[m];
                     if (_f16 is not null)
                     {
-                        Gemv.MatVec(_x.AsSpan(0, rows * ins), rows, _f16[m], ins, outs, _bias.AsSpan(0, outs), _y.AsSpan(0, rows * outs));
+                        Gemv.MatVec(_x.AsSpan(0, rows * ins), rows, MemoryMarshal.Cast<Half, HalfCode>(_f16[m].AsSpan()), ins, outs, _bias.AsSpan(0, outs), _y.AsSpan(0, rows * outs));
                     }
                     else
                     {

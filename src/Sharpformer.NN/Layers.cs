@@ -153,7 +153,9 @@ public sealed partial class Linear : Module
     /// <summary>
     /// y [N, Out] = x [N, In] · Wᵀ + bias (+ y when <paramref name="accumulate"/>: a fused residual add), with no tape,
     /// in any weight type: the GEMV for N ≤ <see cref="Gemv.MaxRows"/>, else the packed GEMM (F32) or widened blocks
-    /// (F16/BF16). Reads <see cref="Parameter.Value"/> itself; not thread-safe for F32 prefills (the packed copy is cached).
+    /// (F16/BF16). An F16 weight is re-encoded in place as half codes on first use (<see cref="Parameter.EnterHalfCodes"/>:
+    /// exact, widened in 3 operations instead of 10) unless someone has read <see cref="Parameter.Value"/>. Not
+    /// thread-safe for F32 prefills (the packed copy is cached).
     /// </summary>
     /// <param name="x">N·In inputs, row-major.</param>
     /// <param name="rows">N.</param>
@@ -235,6 +237,29 @@ public sealed partial class Linear : Module
         {
             if (_kernel.SourceVersion != Weight.Version) SetPrecision(_kernel.Precision);
             _kernel!.Apply(x, rows, bias, y, accumulate);
+            return;
+        }
+
+        if (Weight.DType == DType.F16 && Weight.EnterHalfCodes())
+        {
+            // F16 held as half codes (Parameter.EnterHalfCodes): the same products, widened in three operations.
+            try
+            {
+                var codes = Weight.HalfCodeSpan;
+                if (rows <= Gemv.MaxRows)
+                {
+                    Gemv.MatVec(x, rows, codes, InFeatures, OutFeatures, bias, y, accumulate);
+                }
+                else
+                {
+                    Gemm.SgemmNarrowB(rows, OutFeatures, InFeatures, 1f, x, InFeatures, codes, InFeatures, accumulate ? 1f : 0f, y, OutFeatures, bias);
+                }
+            }
+            finally
+            {
+                Weight.ExitHalfCodes();
+            }
+
             return;
         }
 
@@ -348,6 +373,21 @@ public sealed class Embedding : Module
     public void CopyRow(int row, Span<float> destination)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)row, (uint)Count, nameof(row));
+        if (Weight.DType == DType.F16 && Weight.EnterHalfCodes())
+        {
+            // The table held as half codes (a tied LM head's decode coded it).
+            try
+            {
+                HalfCodes.ToSingle(Weight.HalfCodeSpan.Slice(row * Dim, Dim), destination[..Dim]);
+            }
+            finally
+            {
+                Weight.ExitHalfCodes();
+            }
+
+            return;
+        }
+
         var table = Weight.Value.IsContiguous ? Weight.Value : Weight.Value.Contiguous();
         WidenRows(table, row, 1, Dim, destination);
     }

@@ -87,6 +87,16 @@ public sealed partial class Linear
         }
 
         int n = first.InFeatures;
+        if (dtype == DType.F16)
+        {
+            switch (ApplySharedHalfCodes(x, rows, n, first, yFirst, second, ySecond, third, yThird, accumulate))
+            {
+                case true: return true;
+                case false: return false; // some coded, some not: one by one, each in its own form
+                default: break; // none coded: the F16 group below
+            }
+        }
+
         Tensor w0 = first.DenseWeight, w1 = second.DenseWeight;
         var w2 = third?.DenseWeight;
         switch (dtype)
@@ -124,6 +134,45 @@ public sealed partial class Linear
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// The group over half codes when every weight is held as codes (true: done); false when only some are (the caller
+    /// runs the layers one by one); null when none is (the F16 group runs).
+    /// </summary>
+    private static bool? ApplySharedHalfCodes(ReadOnlySpan<float> x, int rows, int n, Linear first, Span<float> yFirst, Linear second, Span<float> ySecond, Linear? third, Span<float> yThird, bool accumulate)
+    {
+        bool c0 = first.Weight.EnterHalfCodes();
+        bool c1 = second.Weight.EnterHalfCodes();
+        bool c2 = third is not null && third.Weight.EnterHalfCodes();
+        try
+        {
+            if (!c0 && !c1 && !c2)
+            {
+                return null;
+            }
+
+            if (!c0 || !c1 || (third is not null && !c2))
+            {
+                return false;
+            }
+
+            Gemv.MatVec(
+                x,
+                rows,
+                n,
+                new GemvProduct<HalfCode>(first.Weight.HalfCodeSpan, first.OutFeatures, yFirst, first.BiasSpan),
+                new GemvProduct<HalfCode>(second.Weight.HalfCodeSpan, second.OutFeatures, ySecond, second.BiasSpan),
+                third is null ? default : new GemvProduct<HalfCode>(third.Weight.HalfCodeSpan, third.OutFeatures, yThird, third.BiasSpan),
+                accumulate);
+            return true;
+        }
+        finally
+        {
+            if (c0) first.Weight.ExitHalfCodes();
+            if (c1) second.Weight.ExitHalfCodes();
+            if (c2) third!.Weight.ExitHalfCodes();
+        }
     }
 
     /// <summary>Whether <see cref="Apply"/> runs this layer on its dense weight as stored (not quantized, no derived precision).</summary>

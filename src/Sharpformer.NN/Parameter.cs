@@ -1,4 +1,5 @@
 using Sharpformer.Tensors;
+using Sharpformer.Tensors.Kernels;
 
 namespace Sharpformer.NN;
 
@@ -22,11 +23,27 @@ public enum ParameterLayout
 /// frozen), or F16/BF16 for inference only (<see cref="RequiresGrad"/> stays false; load the model in F32 to train).
 /// Loading a checkpoint copies into the value in place (same shape and type); <see cref="Version"/> counts changes so
 /// layers that cache a derived form (a pre-packed GEMM weight) know when to rebuild it. <see cref="CheckpointLayout"/>
-/// says how the checkpoint stores it.
+/// says how the checkpoint stores it. An F16 value that the loader made (<see cref="OwnValue"/>) is re-encoded in place
+/// as half codes when a decode kernel first meets it, and back to IEEE halves, for good, when <see cref="Value"/> is read.
 /// </summary>
 public sealed class Parameter
 {
+    /// <summary><see cref="_halfCodes"/>: an F16 value not yet met by a decode kernel (IEEE halves).</summary>
+    private const int CodesUntried = 0;
+
+    /// <summary><see cref="_halfCodes"/>: the F16 value's memory holds half codes (<see cref="HalfCodes"/>).</summary>
+    private const int CodesHeld = 1;
+
+    /// <summary><see cref="_halfCodes"/>: a transition is under way (encoding or decoding, under <see cref="_codeGate"/>).</summary>
+    private const int CodesBusy = 2;
+
+    /// <summary><see cref="_halfCodes"/>: IEEE halves for good (the value was handed out, or cannot be coded, or is not F16).</summary>
+    private const int CodesNever = 3;
+
+    private readonly object _codeGate = new();
     private Tensor _value;
+    private int _halfCodes;
+    private int _codeReaders;
 
     /// <summary>Wraps <paramref name="value"/> as a parameter.</summary>
     /// <param name="value">The initial value: F32, or F16/BF16 with <paramref name="requiresGrad"/> false.</param>
@@ -52,6 +69,7 @@ public sealed class Parameter
         _value = value;
         _value.RequiresGrad = requiresGrad;
         CheckpointLayout = checkpointLayout;
+        _halfCodes = CodesNever; // the caller holds this tensor: never re-encoded (see OwnValue)
     }
 
     /// <summary>
@@ -59,10 +77,24 @@ public sealed class Parameter
     /// requires-grad flag; loading uses <see cref="Module.LoadStateDict(IReadOnlyDictionary{string, Tensor}, bool)"/>,
     /// which copies into the existing buffer instead (keeping its alignment).
     /// </summary>
+    /// <remarks>
+    /// An F16 value that the decode kernels have met may be held as half codes (<see cref="EnterHalfCodes"/>); reading
+    /// this property turns it back into IEEE halves first, for good: the tensor handed out is never re-encoded later,
+    /// so it can be kept, read and written as ordinary F16 (the kernels then read it as F16, which is slower).
+    /// </remarks>
     /// <exception cref="ArgumentException">The new value has another shape or dtype.</exception>
     public Tensor Value
     {
-        get => _value;
+        get
+        {
+            if (Volatile.Read(ref _halfCodes) != CodesNever)
+            {
+                EndHalfCodes(forGood: true);
+            }
+
+            return _value;
+        }
+
         set
         {
             ArgumentNullException.ThrowIfNull(value);
@@ -76,10 +108,123 @@ public sealed class Parameter
                 throw new ArgumentException($"Parameter: a new value of shape {value.Shape} cannot replace one of shape {_value.Shape}.", nameof(value));
             }
 
+            EndHalfCodes(forGood: true); // the old value back in IEEE halves, for whoever still holds it; the new one is the caller's
             bool requiresGrad = _value.RequiresGrad;
             _value = value;
             _value.RequiresGrad = requiresGrad;
             Version++;
+        }
+    }
+
+    /// <summary>
+    /// Whether the F16 value is held as half codes right now, for a decode kernel: on the first call for an F16 value
+    /// whose memory is its own (writable, contiguous) and whose every half is finite with |w| &lt; 128, the halves are
+    /// re-encoded in place (<see cref="HalfCodes.Encode"/>; exact, widened in three operations instead of ten). True
+    /// means the caller may read <see cref="HalfCodeSpan"/> until it calls <see cref="ExitHalfCodes"/>; a concurrent
+    /// <see cref="Value"/> read waits for it. False: use the value as F16 (<see cref="Value"/>).
+    /// </summary>
+    internal bool EnterHalfCodes()
+    {
+        while (true)
+        {
+            int state = Volatile.Read(ref _halfCodes);
+            if (state == CodesNever)
+            {
+                return false;
+            }
+
+            if (state == CodesUntried)
+            {
+                TryStartHalfCodes();
+                continue;
+            }
+
+            // Registered first, then the state read again: a transition (under the gate) marks itself busy before it
+            // waits for the readers to leave, so either it sees this reader or this reader sees it.
+            Interlocked.Increment(ref _codeReaders);
+            if (Volatile.Read(ref _halfCodes) == CodesHeld)
+            {
+                return true;
+            }
+
+            Interlocked.Decrement(ref _codeReaders);
+            lock (_codeGate)
+            {
+                // Waits out a transition in progress.
+            }
+        }
+    }
+
+    /// <summary>Ends a read that <see cref="EnterHalfCodes"/> returned true for.</summary>
+    internal void ExitHalfCodes() => Interlocked.Decrement(ref _codeReaders);
+
+    /// <summary>The value's elements as half codes (only between <see cref="EnterHalfCodes"/> returning true and <see cref="ExitHalfCodes"/>).</summary>
+    internal ReadOnlySpan<HalfCode> HalfCodeSpan => System.Runtime.InteropServices.MemoryMarshal.Cast<Half, HalfCode>(_value.AsReadOnlySpan<Half>());
+
+    /// <summary>Whether the value is held as half codes now (tests).</summary>
+    internal bool HoldsHalfCodes => Volatile.Read(ref _halfCodes) == CodesHeld;
+
+    private void TryStartHalfCodes()
+    {
+        lock (_codeGate)
+        {
+            if (_halfCodes != CodesUntried)
+            {
+                return;
+            }
+
+            bool codable = _value.DType == DType.F16 && _value.IsContiguous && !_value.Storage.IsReadOnly && HalfCodes.CanEncode(_value.AsReadOnlySpan<Half>());
+            if (codable)
+            {
+                // No reader holds codes yet (none can before this), and an F16 reader of an untried value comes here first.
+                HalfCodes.Encode(_value.AsSpan<Half>());
+            }
+
+            Volatile.Write(ref _halfCodes, codable ? CodesHeld : CodesNever);
+        }
+    }
+
+    /// <summary>
+    /// Declares that nothing outside this parameter holds its value tensor (a buffer the loader made for it), so an F16
+    /// value may be re-encoded in place for the decode kernels (<see cref="EnterHalfCodes"/>).
+    /// </summary>
+    internal void OwnValue()
+    {
+        lock (_codeGate)
+        {
+            if (_value.DType == DType.F16 && _halfCodes == CodesNever)
+            {
+                Volatile.Write(ref _halfCodes, CodesUntried);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Turns codes back into IEEE halves (after the readers in flight leave); with <paramref name="forGood"/> the value
+    /// is never coded again (it is being handed out), else it may be coded again on the next kernel use.
+    /// </summary>
+    private void EndHalfCodes(bool forGood)
+    {
+        lock (_codeGate)
+        {
+            if (_halfCodes == CodesHeld)
+            {
+                Interlocked.Exchange(ref _halfCodes, CodesBusy);
+                var wait = default(SpinWait);
+                while (Volatile.Read(ref _codeReaders) != 0)
+                {
+                    wait.SpinOnce();
+                }
+
+                HalfCodes.Decode(System.Runtime.InteropServices.MemoryMarshal.Cast<Half, HalfCode>(_value.AsSpan<Half>()));
+                Volatile.Write(ref _halfCodes, forGood ? CodesNever : CodesUntried);
+                return;
+            }
+
+            if (forGood)
+            {
+                Volatile.Write(ref _halfCodes, CodesNever);
+            }
         }
     }
 
@@ -123,7 +268,7 @@ public sealed class Parameter
 
     /// <summary>The value as the checkpoint stores it: <see cref="Value"/>, or a transposed view of it (no copy).</summary>
     /// <returns>The tensor in checkpoint layout.</returns>
-    public Tensor ToCheckpoint() => CheckpointLayout == ParameterLayout.Transposed ? _value.Transpose(0, 1) : _value;
+    public Tensor ToCheckpoint() => CheckpointLayout == ParameterLayout.Transposed ? Value.Transpose(0, 1) : Value;
 
     /// <summary>
     /// Copies a tensor in checkpoint layout (<see cref="CheckpointShape"/>, this parameter's dtype) into
@@ -145,9 +290,12 @@ public sealed class Parameter
             var own = Tensor.EmptyAligned(Shape, DType);
             CheckpointLayouts.CopyToModel(stored, CheckpointLayout, own);
             Value = own;
+            OwnValue(); // a buffer made here: nobody else holds it
             return;
         }
 
+        // Written in place: codes (if held) back to IEEE first; the value may be coded again on its next kernel use.
+        EndHalfCodes(forGood: false);
         CheckpointLayouts.CopyToModel(stored, CheckpointLayout, _value);
         MarkModified();
     }

@@ -207,7 +207,9 @@ public sealed class VarBuilder
 
         var stored = checkpointLayout == ParameterLayout.Transposed ? new Shape(shape[1], shape[0]) : shape;
         var value = CheckpointLayouts.ToModel(Get(stored, name, dtype, init), checkpointLayout);
-        return new Parameter(value, requiresGrad: dtype == DType.F32, checkpointLayout);
+        var parameter = new Parameter(value, requiresGrad: dtype == DType.F32, checkpointLayout);
+        parameter.OwnValue(); // Get made this buffer (a copy or a conversion of the checkpoint's): F16 may be coded in place
+        return parameter;
     }
 
     /// <summary>Marks <see cref="Path"/>(<paramref name="name"/>) as used without loading it (a tied copy the model shares).</summary>
