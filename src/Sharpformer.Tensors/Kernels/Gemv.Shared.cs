@@ -52,27 +52,8 @@ public static unsafe partial class Gemv
     /// <param name="third">A third product, or default for none.</param>
     /// <param name="accumulate">Add to every y instead of overwriting it.</param>
     /// <exception cref="ArgumentException">A span is shorter than its shape needs, or R is out of range.</exception>
-    public static void MatVec(ReadOnlySpan<float> x, int rows, int inFeatures, scoped in GemvProduct<Half> first, scoped in GemvProduct<Half> second, scoped in GemvProduct<Half> third = default, bool accumulate = false)
-    {
-        // The F16 loop reads x split into even and odd positions (as in Run), made once for every matrix.
-        var blocks = inFeatures / 32;
-        var paired = Vector512.IsHardwareAccelerated && Avx512F.IsSupported && rows is >= 1 and <= SequentialMaxRows && blocks > 0;
-        var pairs = paired ? ArrayPool<float>.Shared.Rent(rows * blocks * 32) : null;
-        try
-        {
-            fixed (float* pp = pairs)
-            {
-                MatVecShared<Half, F16>(x, rows, inFeatures, first, second, third, accumulate, pp);
-            }
-        }
-        finally
-        {
-            if (pairs is not null)
-            {
-                ArrayPool<float>.Shared.Return(pairs);
-            }
-        }
-    }
+    public static void MatVec(ReadOnlySpan<float> x, int rows, int inFeatures, scoped in GemvProduct<Half> first, scoped in GemvProduct<Half> second, scoped in GemvProduct<Half> third = default, bool accumulate = false) =>
+        MatVecSharedPaired<Half, F16>(x, rows, inFeatures, first, second, third, accumulate);
 
     /// <summary>
     /// y_i [R, Out_i] = x [R, in] · W_iᵀ + bias_i (+ y_i when <paramref name="accumulate"/>) for two or three matrices of half
@@ -88,9 +69,14 @@ public static unsafe partial class Gemv
     /// <param name="third">A third product, or default for none.</param>
     /// <param name="accumulate">Add to every y instead of overwriting it.</param>
     /// <exception cref="ArgumentException">A span is shorter than its shape needs, or R is out of range.</exception>
-    public static void MatVec(ReadOnlySpan<float> x, int rows, int inFeatures, scoped in GemvProduct<HalfCode> first, scoped in GemvProduct<HalfCode> second, scoped in GemvProduct<HalfCode> third = default, bool accumulate = false)
+    public static void MatVec(ReadOnlySpan<float> x, int rows, int inFeatures, scoped in GemvProduct<HalfCode> first, scoped in GemvProduct<HalfCode> second, scoped in GemvProduct<HalfCode> third = default, bool accumulate = false) =>
+        MatVecSharedPaired<HalfCode, F16Code>(x, rows, inFeatures, first, second, third, accumulate);
+
+    /// <summary>The F16 and half-code groups: x split into even and odd positions once for every matrix (as in Run).</summary>
+    private static void MatVecSharedPaired<T, TW>(ReadOnlySpan<float> x, int rows, int inFeatures, scoped in GemvProduct<T> first, scoped in GemvProduct<T> second, scoped in GemvProduct<T> third, bool accumulate)
+        where T : unmanaged
+        where TW : struct, IWeightFormat
     {
-        // As for F16: x split into even and odd positions once for every matrix.
         var blocks = inFeatures / 32;
         var paired = Vector512.IsHardwareAccelerated && Avx512F.IsSupported && rows is >= 1 and <= SequentialMaxRows && blocks > 0;
         var pairs = paired ? ArrayPool<float>.Shared.Rent(rows * blocks * 32) : null;
@@ -98,7 +84,7 @@ public static unsafe partial class Gemv
         {
             fixed (float* pp = pairs)
             {
-                MatVecShared<HalfCode, F16Code>(x, rows, inFeatures, first, second, third, accumulate, pp);
+                MatVecShared<T, TW>(x, rows, inFeatures, first, second, third, accumulate, pp);
             }
         }
         finally

@@ -113,35 +113,8 @@ public static unsafe partial class Gemv
     /// <param name="y">[R, out] row-major.</param>
     /// <param name="accumulate">Add to y (a fused residual add) instead of overwriting it.</param>
     /// <exception cref="ArgumentException">A span is shorter than its shape needs, or R is out of range.</exception>
-    public static void MatVec(ReadOnlySpan<float> x, int rows, ReadOnlySpan<Half> w, int inFeatures, int outFeatures, ReadOnlySpan<float> bias, Span<float> y, bool accumulate = false)
-    {
-        Check(x.Length, rows, w.Length, inFeatures, outFeatures, bias.Length, y.Length);
-        // The paired loop (AVX-512, R ≤ 2) reads x with even and odd positions split; built once per call.
-        var blocks = inFeatures / 32;
-        var paired = Vector512.IsHardwareAccelerated && Avx512F.IsSupported && rows <= SequentialMaxRows && blocks > 0;
-        var pairs = paired ? ArrayPool<float>.Shared.Rent(rows * blocks * 32) : null;
-        try
-        {
-            fixed (float* px = x, pb = bias, py = y, pp = pairs)
-            fixed (Half* pw = w)
-            {
-                if (paired)
-                {
-                    SplitEvenOdd(px, rows, inFeatures, blocks, pp);
-                }
-
-                var job = new Job((nint)px, rows, (nint)pw, inFeatures, outFeatures, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate) { XPairs = (nint)pp };
-                Run<F16>(job);
-            }
-        }
-        finally
-        {
-            if (pairs is not null)
-            {
-                ArrayPool<float>.Shared.Return(pairs);
-            }
-        }
-    }
+    public static void MatVec(ReadOnlySpan<float> x, int rows, ReadOnlySpan<Half> w, int inFeatures, int outFeatures, ReadOnlySpan<float> bias, Span<float> y, bool accumulate = false) =>
+        MatVecPaired<Half, F16>(x, rows, w, inFeatures, outFeatures, bias, y, accumulate);
 
     /// <summary>
     /// y [R, out] = x [R, in] · Wᵀ + bias (+ y when <paramref name="accumulate"/>), W [out, in] as half codes
@@ -158,17 +131,25 @@ public static unsafe partial class Gemv
     /// <param name="y">[R, out] row-major.</param>
     /// <param name="accumulate">Add to y (a fused residual add) instead of overwriting it.</param>
     /// <exception cref="ArgumentException">A span is shorter than its shape needs, or R is out of range.</exception>
-    public static void MatVec(ReadOnlySpan<float> x, int rows, ReadOnlySpan<HalfCode> w, int inFeatures, int outFeatures, ReadOnlySpan<float> bias, Span<float> y, bool accumulate = false)
+    public static void MatVec(ReadOnlySpan<float> x, int rows, ReadOnlySpan<HalfCode> w, int inFeatures, int outFeatures, ReadOnlySpan<float> bias, Span<float> y, bool accumulate = false) =>
+        MatVecPaired<HalfCode, F16Code>(x, rows, w, inFeatures, outFeatures, bias, y, accumulate);
+
+    /// <summary>
+    /// The F16 and half-code products: the paired loop (AVX-512, R ≤ 2) reads x with even and odd positions split, built
+    /// once per call.
+    /// </summary>
+    private static void MatVecPaired<T, TW>(ReadOnlySpan<float> x, int rows, ReadOnlySpan<T> w, int inFeatures, int outFeatures, ReadOnlySpan<float> bias, Span<float> y, bool accumulate)
+        where T : unmanaged
+        where TW : struct, IWeightFormat
     {
         Check(x.Length, rows, w.Length, inFeatures, outFeatures, bias.Length, y.Length);
-        // As for F16: the paired loop reads x with even and odd positions split.
         var blocks = inFeatures / 32;
         var paired = Vector512.IsHardwareAccelerated && Avx512F.IsSupported && rows <= SequentialMaxRows && blocks > 0;
         var pairs = paired ? ArrayPool<float>.Shared.Rent(rows * blocks * 32) : null;
         try
         {
             fixed (float* px = x, pb = bias, py = y, pp = pairs)
-            fixed (HalfCode* pw = w)
+            fixed (T* pw = w)
             {
                 if (paired)
                 {
@@ -176,7 +157,7 @@ public static unsafe partial class Gemv
                 }
 
                 var job = new Job((nint)px, rows, (nint)pw, inFeatures, outFeatures, bias.IsEmpty ? 0 : (nint)pb, (nint)py, accumulate) { XPairs = (nint)pp };
-                Run<F16Code>(job);
+                Run<TW>(job);
             }
         }
         finally
