@@ -87,14 +87,10 @@ public sealed partial class Linear
         }
 
         int n = first.InFeatures;
-        if (dtype == DType.F16)
+        // All coded: done (true); some coded: one by one, each in its own form (false); none: the F16 group below.
+        if (dtype == DType.F16 && ApplySharedHalfCodes(x, rows, n, first, yFirst, second, ySecond, third, yThird, accumulate) is bool done)
         {
-            switch (ApplySharedHalfCodes(x, rows, n, first, yFirst, second, ySecond, third, yThird, accumulate))
-            {
-                case true: return true;
-                case false: return false; // some coded, some not: one by one, each in its own form
-                default: break; // none coded: the F16 group below
-            }
+            return done;
         }
 
         Tensor w0 = first.DenseWeight, w1 = second.DenseWeight;

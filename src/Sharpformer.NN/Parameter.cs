@@ -119,7 +119,7 @@ public sealed class Parameter
     /// <summary>
     /// Whether the F16 value is held as half codes right now, for a decode kernel: on the first call for an F16 value
     /// whose memory is its own (writable, contiguous) and whose every half is finite with |w| &lt; 128, the halves are
-    /// re-encoded in place (<see cref="HalfCodes.Encode"/>; exact, widened in three operations instead of ten). True
+    /// re-encoded in place (<see cref="HalfCodes.TryEncode"/>; exact, widened in three operations instead of ten). True
     /// means the caller may read <see cref="HalfCodeSpan"/> until it calls <see cref="ExitHalfCodes"/>; a concurrent
     /// <see cref="Value"/> read waits for it. False: use the value as F16 (<see cref="Value"/>).
     /// </summary>
@@ -173,13 +173,8 @@ public sealed class Parameter
                 return;
             }
 
-            bool codable = _value.DType == DType.F16 && _value.IsContiguous && !_value.Storage.IsReadOnly && HalfCodes.CanEncode(_value.AsReadOnlySpan<Half>());
-            if (codable)
-            {
-                // No reader holds codes yet (none can before this), and an F16 reader of an untried value comes here first.
-                HalfCodes.Encode(_value.AsSpan<Half>());
-            }
-
+            // No reader holds codes yet (none can before this), and an F16 reader of an untried value comes here first.
+            bool codable = _value.DType == DType.F16 && _value.IsContiguous && !_value.Storage.IsReadOnly && HalfCodes.TryEncode(_value.AsSpan<Half>());
             Volatile.Write(ref _halfCodes, codable ? CodesHeld : CodesNever);
         }
     }

@@ -132,6 +132,23 @@ public sealed class HalfCodesTests
     }
 
     [Fact]
+    public void TryEncode_EncodesAsEncodeOrRefusesChangingNothing()
+    {
+        var values = Enumerable.Range(0, 50).Select(i => (Half)((i - 25) * 0.37f)).ToArray();
+        values[7] = (Half)3e-7f; // subnormal
+        var expected = (Half[])values.Clone();
+        HalfCodes.Encode(expected);
+        Assert.True(HalfCodes.TryEncode(values));
+        Assert.Equal(expected, values);
+
+        var refused = Enumerable.Range(0, 50).Select(i => (Half)(i * 0.5f)).ToArray();
+        refused[41] = Half.PositiveInfinity;
+        var before = (Half[])refused.Clone();
+        Assert.False(HalfCodes.TryEncode(refused));
+        Assert.Equal(before, refused);
+    }
+
+    [Fact]
     public void HalfCode_SignedZerosAndExtremes_AreExact()
     {
         foreach (var h in new[] { Half.Zero, Half.NegativeZero, Half.Epsilon, -Half.Epsilon, (Half)127.9f, (Half)(-127.9f), (Half)6.1e-5f })

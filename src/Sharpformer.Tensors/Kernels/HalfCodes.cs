@@ -55,13 +55,34 @@ public static class HalfCodes
     /// <exception cref="ArgumentException">A value is not encodable (named with its index); the span is unchanged.</exception>
     public static void Encode(Span<Half> values)
     {
-        var bits = MemoryMarshal.Cast<Half, ushort>(values);
-        var bad = FirstUnencodable(bits);
+        var bad = FirstUnencodable(MemoryMarshal.Cast<Half, ushort>(values));
         if (bad >= 0)
         {
             throw new ArgumentException($"HalfCodes.Encode: value [{bad}] = {values[bad]} is not encodable (finite with |h| < 128 only); nothing was changed.", nameof(values));
         }
 
+        EncodeChecked(MemoryMarshal.Cast<Half, ushort>(values));
+    }
+
+    /// <summary>
+    /// <see cref="Encode"/> when every value is encodable (one pass to check, one to write); false, with the span
+    /// unchanged, when one is not.
+    /// </summary>
+    public static bool TryEncode(Span<Half> values)
+    {
+        var bits = MemoryMarshal.Cast<Half, ushort>(values);
+        if (FirstUnencodable(bits) >= 0)
+        {
+            return false;
+        }
+
+        EncodeChecked(bits);
+        return true;
+    }
+
+    /// <summary>The encoding pass over halves already checked to be encodable: vector lanes, then the scalar reference.</summary>
+    private static void EncodeChecked(Span<ushort> bits)
+    {
         var i = 0;
         if (Vector.IsHardwareAccelerated)
         {
