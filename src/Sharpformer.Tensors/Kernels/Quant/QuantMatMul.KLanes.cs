@@ -6,7 +6,8 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 
 /// <summary>
 /// The token-lane path of <see cref="QuantMatMul"/> for the K-quants (Q4_K, Q6_K) times eight or more tokens, with
-/// AVX-VNNI: the Q8_K activations of eight tokens are interleaved as for Q8_0 (lane t of a vector holds token t's
+/// AVX-VNNI or AVX-512BW (whose tier, QuantMatMul.KLanesWide.cs, needs no VPDPBUSD; without AVX-VNNI the 256-bit
+/// kernels here, for an odd last group and one group of Q6_K, take VPMADDUBSW + VPMADDWD instead): the Q8_K activations of eight tokens are interleaved as for Q8_0 (lane t of a vector holds token t's
 /// codes), and per super-block the codes of four weight rows are unpacked once into a 1 KiB scratch panel in value
 /// order (Q4_K nibbles 0–15, Q6_K six-bit codes 0–63, both unsigned), from which VPDPBUSD multiplies one broadcast
 /// group of four weight bytes by the eight tokens' four signed codes. Per sub-block (32 values for Q4_K, 16 for Q6_K)
@@ -348,10 +349,10 @@ public static unsafe partial class QuantMatMul
         for (var i = 0; i < count; i++)
         {
             var xs = Vector256.Load(sums + (16 * i));
-            n0 = AvxVnni.MultiplyWideningAndAdd(n0, Vector256.Create(pairs[i]).AsInt16(), xs);
-            n1 = AvxVnni.MultiplyWideningAndAdd(n1, Vector256.Create(pairs[count + i]).AsInt16(), xs);
-            n2 = AvxVnni.MultiplyWideningAndAdd(n2, Vector256.Create(pairs[(2 * count) + i]).AsInt16(), xs);
-            n3 = AvxVnni.MultiplyWideningAndAdd(n3, Vector256.Create(pairs[(3 * count) + i]).AsInt16(), xs);
+            n0 = AddScaled(n0, Vector256.Create(pairs[i]).AsInt16(), xs);
+            n1 = AddScaled(n1, Vector256.Create(pairs[count + i]).AsInt16(), xs);
+            n2 = AddScaled(n2, Vector256.Create(pairs[(2 * count) + i]).AsInt16(), xs);
+            n3 = AddScaled(n3, Vector256.Create(pairs[(3 * count) + i]).AsInt16(), xs);
         }
 
         return (n0, n1, n2, n3);
@@ -405,14 +406,14 @@ public static unsafe partial class QuantMatMul
             var x = Vector256.Load(lanes + (32 * k));
             var y = Vector256.Load(lanes + lanesNext + (32 * k));
             var at = weights + (4 * k);
-            e0 = AvxVnni.MultiplyWideningAndAdd(e0, Vector256.Create(*(uint*)at).AsByte(), x);
-            e1 = AvxVnni.MultiplyWideningAndAdd(e1, Vector256.Create(*(uint*)(at + rowStride)).AsByte(), x);
-            e2 = AvxVnni.MultiplyWideningAndAdd(e2, Vector256.Create(*(uint*)(at + (2 * rowStride))).AsByte(), x);
-            e3 = AvxVnni.MultiplyWideningAndAdd(e3, Vector256.Create(*(uint*)(at + (3 * rowStride))).AsByte(), x);
-            f0 = AvxVnni.MultiplyWideningAndAdd(f0, Vector256.Create(*(uint*)(at + next)).AsByte(), y);
-            f1 = AvxVnni.MultiplyWideningAndAdd(f1, Vector256.Create(*(uint*)(at + next + rowStride)).AsByte(), y);
-            f2 = AvxVnni.MultiplyWideningAndAdd(f2, Vector256.Create(*(uint*)(at + next + (2 * rowStride))).AsByte(), y);
-            f3 = AvxVnni.MultiplyWideningAndAdd(f3, Vector256.Create(*(uint*)(at + next + (3 * rowStride))).AsByte(), y);
+            e0 = AddBytes(e0, Vector256.Create(*(uint*)at).AsByte(), x);
+            e1 = AddBytes(e1, Vector256.Create(*(uint*)(at + rowStride)).AsByte(), x);
+            e2 = AddBytes(e2, Vector256.Create(*(uint*)(at + (2 * rowStride))).AsByte(), x);
+            e3 = AddBytes(e3, Vector256.Create(*(uint*)(at + (3 * rowStride))).AsByte(), x);
+            f0 = AddBytes(f0, Vector256.Create(*(uint*)(at + next)).AsByte(), y);
+            f1 = AddBytes(f1, Vector256.Create(*(uint*)(at + next + rowStride)).AsByte(), y);
+            f2 = AddBytes(f2, Vector256.Create(*(uint*)(at + next + (2 * rowStride))).AsByte(), y);
+            f3 = AddBytes(f3, Vector256.Create(*(uint*)(at + next + (3 * rowStride))).AsByte(), y);
         }
 
         return (e0, e1, e2, e3, f0, f1, f2, f3);

@@ -130,6 +130,15 @@ public static unsafe partial class QuantMatMul
         return start + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q, x), Vector256<short>.One);
     }
 
+    /// <summary>
+    /// acc + each int32 lane's four products of an unsigned weight byte by a signed activation byte (VPDPBUSD, or
+    /// VPMADDUBSW + VPMADDWD and an add without AVX-VNNI, exact while each adjacent pair of products sums inside int16:
+    /// the weights of the K-quant panels are at most 63, the activation codes at most 127 in magnitude).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> AddBytes(Vector256<int> acc, Vector256<byte> w, Vector256<sbyte> x) =>
+        AvxVnni.IsSupported ? AvxVnni.MultiplyWideningAndAdd(acc, w, x) : acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w, x), Vector256<short>.One);
+
     /// <summary>acc + Σ over pairs of lanes of p·s (VPDPWSSD, or VPMADDWD and an add).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> AddScaled(Vector256<int> acc, Vector256<short> p, Vector256<short> s) =>

@@ -15,8 +15,8 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// unpacked, high bits merged) and never widened to F32 in memory. Output rows are split into chunks that idle threads
 /// claim (<see cref="ParallelFor"/>). Three SIMD forms share the reference's exact integer block sums: one token at a
 /// time (decode: each weight row streamed once, prefetched ahead; QuantMatMul.Decode.cs); 2 weight rows × 4 tokens in registers without
-/// AVX-VNNI (QuantMatMul.Tiled.cs); and, with AVX-VNNI, 4 weight rows × 8 tokens held in the lanes of a vector
-/// (QuantMatMul.Lanes.cs for Q8_0/Q4_0, QuantMatMul.KLanes.cs for Q4_K/Q6_K). AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD / VPDPWSSD where the
+/// the token lanes (QuantMatMul.Tiled.cs); and 4 weight rows × 8 tokens held in the lanes of a vector, with AVX-VNNI
+/// (QuantMatMul.Lanes.cs for Q8_0/Q4_0, QuantMatMul.KLanes.cs for Q4_K/Q6_K) or, for the K-quants, AVX-512BW. AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD / VPDPWSSD where the
 /// CPU has them (.NET 10 exposes no 512-bit VPDPBUSD short of AVX10.2); <see cref="MultiplyReference"/> is the scalar
 /// reference and the path without AVX2.
 /// </summary>
@@ -85,7 +85,7 @@ public static unsafe partial class QuantMatMul
         }
 
         var activations = Activations.Rent(w.Type, rows, n);
-        var groups = LaneGroups(rows, simd);
+        var groups = LaneGroups(w.Type, rows, simd);
         try
         {
             QuantizeFor(activations, w.Type, x, rows, n, groups, simd);
@@ -122,8 +122,14 @@ public static unsafe partial class QuantMatMul
         }
     }
 
-    /// <summary>Groups of eight tokens for the token-lane kernels (QuantMatMul.Lanes.cs, QuantMatMul.KLanes.cs): eight or more tokens with AVX-VNNI, else 0.</summary>
-    private static int LaneGroups(int rows, bool simd) => simd && AvxVnni.IsSupported ? rows / LaneTokens : 0;
+    /// <summary>
+    /// Groups of eight tokens for the token-lane kernels (QuantMatMul.Lanes.cs, QuantMatMul.KLanes.cs) over
+    /// <paramref name="type"/> weights, else 0: eight or more tokens with AVX-VNNI, and for the K-quants also with
+    /// AVX-512BW alone (the 512-bit tier needs no VPDPBUSD, see QuantMatMul.KLanesWide.cs: AMD Zen 4 and Intel's
+    /// AVX-512 CPUs before Sapphire Rapids have AVX512-VNNI, which .NET 10 does not expose, but no AVX-VNNI).
+    /// </summary>
+    private static int LaneGroups(QuantType type, int rows, bool simd) =>
+        simd && (AvxVnni.IsSupported || (KLanesWide && type is QuantType.Q4_K or QuantType.Q6_K)) ? rows / LaneTokens : 0;
 
     /// <summary>Quantizes x [N, In] into <paramref name="activations"/> for <paramref name="type"/> weights, in the form the kernels for <paramref name="groups"/> read.</summary>
     private static void QuantizeFor(Activations activations, QuantType type, ReadOnlySpan<float> x, int rows, int n, int groups, bool simd)
@@ -146,7 +152,7 @@ public static unsafe partial class QuantMatMul
         var o = start;
         if (job.LaneGroups > 0)
         {
-            // Prefill and batched decode with AVX-VNNI: four weight rows × eight tokens in the lanes of a vector.
+            // Prefill and batched decode (AVX-VNNI, or K-quants with AVX-512BW): four weight rows × eight tokens in the lanes of a vector.
             o = job.Type is QuantType.Q8_0 or QuantType.Q4_0 ? LaneRows(job, start, end) : KLaneRows(job, start, end);
         }
 
