@@ -471,6 +471,8 @@ public sealed class QuantMatMulTests
     [InlineData(QuantType.Q8_0, 8, 256, false)] // batched decode: one group, one work item
     [InlineData(QuantType.Q4_0, 27, 4096, false)] // three groups and three tokens past them; rows in two slices of blocks
     [InlineData(QuantType.Q8_0, 59, 768, false)]
+    [InlineData(QuantType.Q8_0, 61, 224, true)] // the Q8_0/Q4_0 lanes without AVX-VNNI: three pairs, an odd group, five tokens past them
+    [InlineData(QuantType.Q4_0, 128, 2048, true)]
     [InlineData(QuantType.Q4_K, 8, 5632, true)] // one group (no pair): two slices of super-blocks
     [InlineData(QuantType.Q4_K, 59, 768, true)] // three pairs, an odd group, three tokens past them
     [InlineData(QuantType.Q4_K, 128, 2048, true)] // the 1B prefill: eight pairs

@@ -218,19 +218,18 @@ public static unsafe partial class QuantMatMul
 
         /// <summary>
         /// lanes[width·w + i] = codes[words·i + w] for the <paramref name="width"/> tokens i and the words
-        /// w ∈ [<paramref name="w0"/>, <paramref name="w1"/>) (a multiple of the width apart): 16×16 tiles with
-        /// AVX-512, 8×8 with AVX2, one word at a time without.
+        /// w ∈ [<paramref name="w0"/>, <paramref name="w1"/>) (a multiple of eight apart): 16×16 tiles with AVX-512
+        /// (a last half tile one word at a time), 8×8 with AVX2, one word at a time without.
         /// </summary>
         private static void TransposeWords(uint* codes, int words, uint* lanes, int width, int w0, int w1)
         {
             if (width == 16 && Avx512F.IsSupported)
             {
-                for (var w = w0; w < w1; w += 16)
+                // Whole tiles of 16 words; a Q8_0/Q4_0 slice (blocks of eight words) may end in half a tile.
+                for (; w0 + 16 <= w1; w0 += 16)
                 {
-                    Transpose16(codes + w, words, lanes + (16 * w));
+                    Transpose16(codes + w0, words, lanes + (16 * w0));
                 }
-
-                return;
             }
 
             if (width == 8 && Avx2.IsSupported)

@@ -80,27 +80,26 @@ public static unsafe partial class QuantMatMul
 
         // One activation per kind: the token-lane kernels' interleaved codes depend on the weight type, the others only
         // on Q8_0 (blocks of 32) against Q8_K (super-blocks of 256).
-        // Whether the token lanes run depends on the weight type (LaneGroups).
-        int n0 = LaneGroups(w0.Type, rows, simd), n1 = LaneGroups(w1.Type, rows, simd), n2 = w2 is null ? 0 : LaneGroups(w2.Type, rows, simd);
+        var groups = LaneGroups(rows, simd);
         var a0 = Activations.Rent(w0.Type, rows, n);
-        var a1 = SameActivations(w0.Type, n0, w1.Type, n1) ? null : Activations.Rent(w1.Type, rows, n);
-        var a2 = w2 is null || SameActivations(w0.Type, n0, w2.Type, n2) || (a1 is not null && SameActivations(w1.Type, n1, w2.Type, n2)) ? null : Activations.Rent(w2.Type, rows, n);
+        var a1 = SameActivations(w0.Type, w1.Type, groups) ? null : Activations.Rent(w1.Type, rows, n);
+        var a2 = w2 is null || SameActivations(w0.Type, w2.Type, groups) || (a1 is not null && SameActivations(w1.Type, w2.Type, groups)) ? null : Activations.Rent(w2.Type, rows, n);
         try
         {
-            QuantizeFor(a0, w0.Type, x, rows, n, n0, simd);
+            QuantizeFor(a0, w0.Type, x, rows, n, groups, simd);
             if (a1 is not null)
             {
-                QuantizeFor(a1, w1.Type, x, rows, n, n1, simd);
+                QuantizeFor(a1, w1.Type, x, rows, n, groups, simd);
             }
 
             if (a2 is not null)
             {
-                QuantizeFor(a2, w2!.Type, x, rows, n, n2, simd);
+                QuantizeFor(a2, w2!.Type, x, rows, n, groups, simd);
             }
 
             // The activations each product reads.
             var s1 = a1 ?? a0;
-            var s2 = w2 is null ? null : a2 ?? (SameActivations(w0.Type, n0, w2.Type, n2) ? a0 : a1);
+            var s2 = w2 is null ? null : a2 ?? (SameActivations(w0.Type, w2.Type, groups) ? a0 : a1);
             fixed (byte* pw0 = w0.Blocks, pw1 = w1.Blocks, pw2 = w2 is null ? default : w2.Blocks)
             fixed (float* pb0 = first.Bias, pb1 = second.Bias, pb2 = third.Bias, py0 = first.Y, py1 = second.Y, py2 = third.Y)
             fixed (sbyte* c0 = a0.Codes, c1 = s1.Codes, c2 = s2?.Codes, l0 = a0.Lanes, l1 = s1.Lanes, l2 = s2?.Lanes)
@@ -110,13 +109,13 @@ public static unsafe partial class QuantMatMul
             {
                 var j0 = new Job(
                     w0.Type, (nint)pw0, w0.RowBytes, n, w0.Rows, rows, (nint)c0, (nint)d0, (nint)m0, first.Bias.IsEmpty ? 0 : (nint)pb0, (nint)py0, accumulate, simd,
-                    n0, (nint)(l0 + a0.LaneOffset), (nint)ls0, (nint)li0, (nint)lm0);
+                    groups, (nint)(l0 + a0.LaneOffset), (nint)ls0, (nint)li0, (nint)lm0);
                 var j1 = new Job(
                     w1.Type, (nint)pw1, w1.RowBytes, n, w1.Rows, rows, (nint)c1, (nint)d1, (nint)m1, second.Bias.IsEmpty ? 0 : (nint)pb1, (nint)py1, accumulate, simd,
-                    n1, (nint)(l1 + s1.LaneOffset), (nint)ls1, (nint)li1, (nint)lm1);
+                    groups, (nint)(l1 + s1.LaneOffset), (nint)ls1, (nint)li1, (nint)lm1);
                 var j2 = w2 is null ? default : new Job(
                     w2.Type, (nint)pw2, w2.RowBytes, n, w2.Rows, rows, (nint)c2, (nint)d2, (nint)m2, third.Bias.IsEmpty ? 0 : (nint)pb2, (nint)py2, accumulate, simd,
-                    n2, (nint)(l2 + s2!.LaneOffset), (nint)ls2, (nint)li2, (nint)lm2);
+                    groups, (nint)(l2 + s2!.LaneOffset), (nint)ls2, (nint)li2, (nint)lm2);
 
                 // One token: each kernel's activation setup made once here (see Run), and once for all the products
                 // of one weight type that read the same activations (q, k and v; gate and up).
@@ -186,9 +185,9 @@ public static unsafe partial class QuantMatMul
     /// <summary>Rows per chunk for more than one token: whole tiles of four rows, about <see cref="ChunkBytes"/> of blocks (as in a call per matrix).</summary>
     private static int TileGrain(int rowBytes) => Math.Max(LaneRowsPerTile, ChunkBytes / rowBytes / LaneRowsPerTile * LaneRowsPerTile);
 
-    /// <summary>Whether <paramref name="a"/> weights (token-lane groups <paramref name="ga"/>) and <paramref name="b"/> weights (<paramref name="gb"/>) read the same quantized activations.</summary>
-    private static bool SameActivations(QuantType a, int ga, QuantType b, int gb) =>
-        ga > 0 || gb > 0 ? a == b : (a is QuantType.Q4_K or QuantType.Q6_K) == (b is QuantType.Q4_K or QuantType.Q6_K);
+    /// <summary>Whether <paramref name="a"/> and <paramref name="b"/> weights read the same quantized activations.</summary>
+    private static bool SameActivations(QuantType a, QuantType b, int groups) =>
+        groups > 0 ? a == b : (a is QuantType.Q4_K or QuantType.Q6_K) == (b is QuantType.Q4_K or QuantType.Q6_K);
 
     private static void CheckProduct(ReadOnlySpan<float> x, int rows, int n, QuantizedMatrix w, ReadOnlySpan<float> bias, ReadOnlySpan<float> y)
     {

@@ -85,7 +85,7 @@ public static unsafe partial class QuantMatMul
         }
 
         var activations = Activations.Rent(w.Type, rows, n);
-        var groups = LaneGroups(w.Type, rows, simd);
+        var groups = LaneGroups(rows, simd);
         try
         {
             QuantizeFor(activations, w.Type, x, rows, n, groups, simd);
@@ -123,13 +123,12 @@ public static unsafe partial class QuantMatMul
     }
 
     /// <summary>
-    /// Groups of eight tokens for the token-lane kernels (QuantMatMul.Lanes.cs, QuantMatMul.KLanes.cs) over
-    /// <paramref name="type"/> weights, else 0: eight or more tokens with AVX-VNNI, and for the K-quants also with
-    /// AVX-512BW alone (the 512-bit tier needs no VPDPBUSD, see QuantMatMul.KLanesWide.cs: AMD Zen 4 and Intel's
-    /// AVX-512 CPUs before Sapphire Rapids have AVX512-VNNI, which .NET 10 does not expose, but no AVX-VNNI).
+    /// Groups of eight tokens for the token-lane kernels (QuantMatMul.Lanes.cs, QuantMatMul.KLanes.cs,
+    /// QuantMatMul.ByteLanes.cs), else 0: eight or more tokens with AVX-VNNI or
+    /// AVX-512BW (whose kernels need no VPDPBUSD: AMD Zen 4 and Intel's AVX-512 CPUs before Sapphire Rapids have
+    /// AVX512-VNNI, which .NET 10 does not expose, but no AVX-VNNI).
     /// </summary>
-    private static int LaneGroups(QuantType type, int rows, bool simd) =>
-        simd && (AvxVnni.IsSupported || (KLanesWide && type is QuantType.Q4_K or QuantType.Q6_K)) ? rows / LaneTokens : 0;
+    private static int LaneGroups(int rows, bool simd) => simd && (AvxVnni.IsSupported || KLanesWide) ? rows / LaneTokens : 0;
 
     /// <summary>Quantizes x [N, In] into <paramref name="activations"/> for <paramref name="type"/> weights, in the form the kernels for <paramref name="groups"/> read.</summary>
     private static void QuantizeFor(Activations activations, QuantType type, ReadOnlySpan<float> x, int rows, int n, int groups, bool simd)
@@ -139,7 +138,7 @@ public static unsafe partial class QuantMatMul
             // Quantized and interleaved in one parallel pass (QuantMatMul.LaneActivations.cs). The 512-bit K-quant
             // tier reads pairs of groups 16 tokens wide (QuantMatMul.KLanesWide.cs).
             var superBlocks = type is QuantType.Q4_K or QuantType.Q6_K;
-            activations.QuantizeInterleaved(x, rows, n, groups, type == QuantType.Q8_0 ? 128 : 8, superBlocks && KLanesWide);
+            activations.QuantizeInterleaved(x, rows, n, groups, type == QuantType.Q8_0 ? 128 : 8, superBlocks ? KLanesWide : ByteLanes);
         }
         else
         {
@@ -152,8 +151,8 @@ public static unsafe partial class QuantMatMul
         var o = start;
         if (job.LaneGroups > 0)
         {
-            // Prefill and batched decode (AVX-VNNI, or K-quants with AVX-512BW): four weight rows × eight tokens in the lanes of a vector.
-            o = job.Type is QuantType.Q8_0 or QuantType.Q4_0 ? LaneRows(job, start, end) : KLaneRows(job, start, end);
+            // Prefill and batched decode (AVX-VNNI or AVX-512BW): four weight rows × eight tokens in the lanes of a vector.
+            o = job.Type is QuantType.Q4_K or QuantType.Q6_K ? KLaneRows(job, start, end) : ByteLanes ? ByteLaneRows(job, start, end) : LaneRows(job, start, end);
         }
 
         if (job.Simd && job.Rows == 1)
