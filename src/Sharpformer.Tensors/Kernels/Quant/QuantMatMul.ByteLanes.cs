@@ -51,6 +51,24 @@ public static unsafe partial class QuantMatMul
                 for (; o + LaneRowsPerTile <= end; o += LaneRowsPerTile)
                 {
                     var w = (byte*)job.W + ((long)o * job.RowBytes);
+                    if (job.LaneGroups == 1)
+                    {
+                        // One group (batched decode): no panel.
+                        var starts = (int*)job.LaneStarts;
+                        if (eight)
+                        {
+                            ByteTileStream(true, w, job.RowBytes, blocks, (sbyte*)job.Lanes, (float*)job.LaneScales, starts, panel, tile);
+                        }
+                        else
+                        {
+                            ByteTileStream(false, w, job.RowBytes, blocks, (sbyte*)job.Lanes, (float*)job.LaneScales, starts, panel, tile);
+                        }
+
+                        StoreTile(job, o, 0, tile);
+                        StoreRest(job, o, w);
+                        continue;
+                    }
+
                     BytePanel(eight, w, job.RowBytes, blocks, panel, factors);
                     for (var g = 0; g < job.LaneGroups; g++)
                     {
@@ -117,6 +135,12 @@ public static unsafe partial class QuantMatMul
             {
                 for (var b = 0; b < blocks; b++, block += 34)
                 {
+                    if ((b & 1) == 0)
+                    {
+                        // The same block of the next tile's row (the weights are streamed once per range of tiles).
+                        Sse.Prefetch0(block + (LaneRowsPerTile * rowBytes));
+                    }
+
                     var u = Vector256.Load(block + 2) ^ offset;
                     (u & low).Store(panel + (256 * b) + (32 * r));
                     (Vector256.ShiftRightLogical(u.AsUInt16(), 4).AsByte() & low).Store(panel + (256 * b) + 128 + (32 * r));
@@ -127,6 +151,11 @@ public static unsafe partial class QuantMatMul
             {
                 for (var b = 0; b < blocks; b++, block += 18)
                 {
+                    if ((b & 3) == 0)
+                    {
+                        Sse.Prefetch0(block + (LaneRowsPerTile * rowBytes));
+                    }
+
                     Q4Codes(block + 2).Store(panel + (128 * b) + (32 * r));
                     factors[(4 * b) + r] = Half16(block);
                 }
@@ -212,57 +241,123 @@ public static unsafe partial class QuantMatMul
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ByteTile(bool eight, byte* panel, float* factors, int blocks, sbyte* lanes, float* scales, int* starts, float* result)
     {
-        var ones = Vector256<short>.One;
-        var sixteens = Vector256.Create((short)16);
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         for (var b = 0; b < blocks; b++)
         {
-            var l = lanes + (256 * b);
-            var w = panel + ((eight ? 256 : 128) * b);
-            Vector256<short> e0 = default, e1 = default, e2 = default, e3 = default;
-            ByteStepNarrow(w, l, ref e0, ref e1, ref e2, ref e3);
-            ByteStepNarrow(w + 4, l + 32, ref e0, ref e1, ref e2, ref e3);
-            ByteStepNarrow(w + 8, l + 64, ref e0, ref e1, ref e2, ref e3);
-            ByteStepNarrow(w + 12, l + 96, ref e0, ref e1, ref e2, ref e3);
-            ByteStepNarrow(w + 16, l + 128, ref e0, ref e1, ref e2, ref e3);
-            ByteStepNarrow(w + 20, l + 160, ref e0, ref e1, ref e2, ref e3);
-            ByteStepNarrow(w + 24, l + 192, ref e0, ref e1, ref e2, ref e3);
-            ByteStepNarrow(w + 28, l + 224, ref e0, ref e1, ref e2, ref e3);
-            var start = Vector256.Load(starts + (8 * b));
-            var i0 = start + Avx2.MultiplyAddAdjacent(e0, ones);
-            var i1 = start + Avx2.MultiplyAddAdjacent(e1, ones);
-            var i2 = start + Avx2.MultiplyAddAdjacent(e2, ones);
-            var i3 = start + Avx2.MultiplyAddAdjacent(e3, ones);
-            if (eight)
-            {
-                var h = w + 128;
-                Vector256<short> h0 = default, h1 = default, h2 = default, h3 = default;
-                ByteStepNarrow(h, l, ref h0, ref h1, ref h2, ref h3);
-                ByteStepNarrow(h + 4, l + 32, ref h0, ref h1, ref h2, ref h3);
-                ByteStepNarrow(h + 8, l + 64, ref h0, ref h1, ref h2, ref h3);
-                ByteStepNarrow(h + 12, l + 96, ref h0, ref h1, ref h2, ref h3);
-                ByteStepNarrow(h + 16, l + 128, ref h0, ref h1, ref h2, ref h3);
-                ByteStepNarrow(h + 20, l + 160, ref h0, ref h1, ref h2, ref h3);
-                ByteStepNarrow(h + 24, l + 192, ref h0, ref h1, ref h2, ref h3);
-                ByteStepNarrow(h + 28, l + 224, ref h0, ref h1, ref h2, ref h3);
-                i0 += Avx2.MultiplyAddAdjacent(h0, sixteens);
-                i1 += Avx2.MultiplyAddAdjacent(h1, sixteens);
-                i2 += Avx2.MultiplyAddAdjacent(h2, sixteens);
-                i3 += Avx2.MultiplyAddAdjacent(h3, sixteens);
-            }
-
             var f = factors + (4 * b);
-            var d = Vector256.Load(scales + (8 * b));
-            a0 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i0), d * f[0], a0);
-            a1 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i1), d * f[1], a1);
-            a2 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i2), d * f[2], a2);
-            a3 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i3), d * f[3], a3);
+            ByteBlock(eight, panel + ((eight ? 256 : 128) * b), lanes + (256 * b), starts + (8 * b), scales + (8 * b), f[0], f[1], f[2], f[3], ref a0, ref a1, ref a2, ref a3);
         }
 
         a0.Store(result);
         a1.Store(result + 8);
         a2.Store(result + 16);
         a3.Store(result + 24);
+    }
+
+    /// <summary>
+    /// Four Q8_0 or Q4_0 rows from <paramref name="w"/> times one group of eight tokens into <paramref name="result"/>
+    /// [4, 8] without a panel (batched decode: each weight block is read once, so it is unpacked a block at a time into
+    /// the 256-byte <paramref name="scratch"/>, in L1, and the rows' blocks <see cref="PrefetchBytes"/> ahead are
+    /// prefetched, so that the loads overlap the products).
+    /// </summary>
+    private static void ByteTileStream(bool eight, byte* w, int rowBytes, int blocks, sbyte* lanes, float* scales, int* starts, byte* scratch, float* result)
+    {
+        var offset = Vector256.Create((byte)0x80);
+        var low = Vector256.Create((byte)0x0F);
+        var blockBytes = eight ? 34 : 18;
+        byte* w0 = w, w1 = w + rowBytes, w2 = w + (2 * rowBytes), w3 = w + (3 * rowBytes);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (var b = 0; b < blocks; b++, w0 += blockBytes, w1 += blockBytes, w2 += blockBytes, w3 += blockBytes)
+        {
+            if ((b & 1) == 0)
+            {
+                Sse.Prefetch0(w0 + PrefetchBytes);
+                Sse.Prefetch0(w1 + PrefetchBytes);
+                Sse.Prefetch0(w2 + PrefetchBytes);
+                Sse.Prefetch0(w3 + PrefetchBytes);
+            }
+
+            if (eight)
+            {
+                Nibbles(Vector256.Load(w0 + 2) ^ offset, low, scratch);
+                Nibbles(Vector256.Load(w1 + 2) ^ offset, low, scratch + 32);
+                Nibbles(Vector256.Load(w2 + 2) ^ offset, low, scratch + 64);
+                Nibbles(Vector256.Load(w3 + 2) ^ offset, low, scratch + 96);
+            }
+            else
+            {
+                Q4Codes(w0 + 2).Store(scratch);
+                Q4Codes(w1 + 2).Store(scratch + 32);
+                Q4Codes(w2 + 2).Store(scratch + 64);
+                Q4Codes(w3 + 2).Store(scratch + 96);
+            }
+
+            ByteBlock(eight, scratch, lanes + (256 * b), starts + (8 * b), scales + (8 * b), Half16(w0), Half16(w1), Half16(w2), Half16(w3), ref a0, ref a1, ref a2, ref a3);
+        }
+
+        a0.Store(result);
+        a1.Store(result + 8);
+        a2.Store(result + 16);
+        a3.Store(result + 24);
+    }
+
+    /// <summary>The low nibbles of <paramref name="u"/> at <paramref name="at"/>, the high nibbles 128 bytes further.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Nibbles(Vector256<byte> u, Vector256<byte> low, byte* at)
+    {
+        (u & low).Store(at);
+        (Vector256.ShiftRightLogical(u.AsUInt16(), 4).AsByte() & low).Store(at + 128);
+    }
+
+    /// <summary>
+    /// One block of four rows' four-bit codes (row r at <paramref name="w"/> + 32·r; for Q8_0 the high nibbles 128 bytes
+    /// further) times eight tokens' codes at <paramref name="lanes"/>, added to the accumulators: a_r += (start + Σ)·d_x·f_r.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ByteBlock(
+        bool eight, byte* w, sbyte* lanes, int* starts, float* scales, float f0, float f1, float f2, float f3,
+        ref Vector256<float> a0, ref Vector256<float> a1, ref Vector256<float> a2, ref Vector256<float> a3)
+    {
+        var l = lanes;
+        Vector256<short> e0 = default, e1 = default, e2 = default, e3 = default;
+        ByteStepNarrow(w, l, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 4, l + 32, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 8, l + 64, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 12, l + 96, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 16, l + 128, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 20, l + 160, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 24, l + 192, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 28, l + 224, ref e0, ref e1, ref e2, ref e3);
+        var ones = Vector256<short>.One;
+        var start = Vector256.Load(starts);
+        var i0 = start + Avx2.MultiplyAddAdjacent(e0, ones);
+        var i1 = start + Avx2.MultiplyAddAdjacent(e1, ones);
+        var i2 = start + Avx2.MultiplyAddAdjacent(e2, ones);
+        var i3 = start + Avx2.MultiplyAddAdjacent(e3, ones);
+        if (eight)
+        {
+            var h = w + 128;
+            Vector256<short> h0 = default, h1 = default, h2 = default, h3 = default;
+            ByteStepNarrow(h, l, ref h0, ref h1, ref h2, ref h3);
+            ByteStepNarrow(h + 4, l + 32, ref h0, ref h1, ref h2, ref h3);
+            ByteStepNarrow(h + 8, l + 64, ref h0, ref h1, ref h2, ref h3);
+            ByteStepNarrow(h + 12, l + 96, ref h0, ref h1, ref h2, ref h3);
+            ByteStepNarrow(h + 16, l + 128, ref h0, ref h1, ref h2, ref h3);
+            ByteStepNarrow(h + 20, l + 160, ref h0, ref h1, ref h2, ref h3);
+            ByteStepNarrow(h + 24, l + 192, ref h0, ref h1, ref h2, ref h3);
+            ByteStepNarrow(h + 28, l + 224, ref h0, ref h1, ref h2, ref h3);
+            var sixteens = Vector256.Create((short)16);
+            i0 += Avx2.MultiplyAddAdjacent(h0, sixteens);
+            i1 += Avx2.MultiplyAddAdjacent(h1, sixteens);
+            i2 += Avx2.MultiplyAddAdjacent(h2, sixteens);
+            i3 += Avx2.MultiplyAddAdjacent(h3, sixteens);
+        }
+
+        var d = Vector256.Load(scales);
+        a0 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i0), d * f0, a0);
+        a1 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i1), d * f1, a1);
+        a2 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i2), d * f2, a2);
+        a3 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(i3), d * f3, a3);
     }
 
     /// <summary><see cref="ByteStep"/> for eight tokens.</summary>
