@@ -34,6 +34,9 @@ public static unsafe partial class QuantMatMul
     private static int ByteLaneRows(in Job job, int start, int end)
     {
         var tile = stackalloc float[LaneRowsPerTile * 2 * LaneTokens];
+        // One group's two block buffers (ByteTileStream), on a 64-byte boundary.
+        var streamRaw = stackalloc byte[(2 * 256) + 64];
+        var stream = (byte*)(((nint)streamRaw + 63) & ~(nint)63);
         var blocks = job.In / 32;
         var eight = job.Type == QuantType.Q8_0;
         var panelBytes = LaneRowsPerTile * 32 * blocks * (eight ? 2 : 1);
@@ -57,11 +60,11 @@ public static unsafe partial class QuantMatMul
                         var starts = (int*)job.LaneStarts;
                         if (eight)
                         {
-                            ByteTileStream(true, w, job.RowBytes, blocks, (sbyte*)job.Lanes, (float*)job.LaneScales, starts, panel, tile);
+                            ByteTileStream(true, w, job.RowBytes, blocks, (sbyte*)job.Lanes, (float*)job.LaneScales, starts, stream, tile);
                         }
                         else
                         {
-                            ByteTileStream(false, w, job.RowBytes, blocks, (sbyte*)job.Lanes, (float*)job.LaneScales, starts, panel, tile);
+                            ByteTileStream(false, w, job.RowBytes, blocks, (sbyte*)job.Lanes, (float*)job.LaneScales, starts, stream, tile);
                         }
 
                         StoreTile(job, o, 0, tile);
@@ -256,49 +259,66 @@ public static unsafe partial class QuantMatMul
 
     /// <summary>
     /// Four Q8_0 or Q4_0 rows from <paramref name="w"/> times one group of eight tokens into <paramref name="result"/>
-    /// [4, 8] without a panel (batched decode: each weight block is read once, so it is unpacked a block at a time into
-    /// the 256-byte <paramref name="scratch"/>, in L1, and the rows' blocks <see cref="PrefetchBytes"/> ahead are
-    /// prefetched, so that the loads overlap the products).
+    /// [4, 8] without a panel (batched decode: each weight block is read once). Each block is unpacked into one of the
+    /// two 256-byte halves of <paramref name="scratch"/> (in L1) while the block before runs from the other half, so
+    /// that the broadcasts never wait on the stores just made; the same blocks of the next tile's rows are prefetched.
     /// </summary>
     private static void ByteTileStream(bool eight, byte* w, int rowBytes, int blocks, sbyte* lanes, float* scales, int* starts, byte* scratch, float* result)
     {
-        var offset = Vector256.Create((byte)0x80);
-        var low = Vector256.Create((byte)0x0F);
         var blockBytes = eight ? 34 : 18;
         byte* w0 = w, w1 = w + rowBytes, w2 = w + (2 * rowBytes), w3 = w + (3 * rowBytes);
+        // The same block of the next tile's rows: a tile's four rows lie back to back, each only In/32 blocks long.
+        var ahead = (long)LaneRowsPerTile * rowBytes;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (var b = 0; b < blocks; b++, w0 += blockBytes, w1 += blockBytes, w2 += blockBytes, w3 += blockBytes)
+        UnpackBlock(eight, w0, w1, w2, w3, scratch);
+        for (var b = 0; b < blocks; b++)
         {
-            if ((b & 1) == 0)
+            var at = (long)b * blockBytes;
+            if (b + 1 < blocks)
             {
-                Sse.Prefetch0(w0 + PrefetchBytes);
-                Sse.Prefetch0(w1 + PrefetchBytes);
-                Sse.Prefetch0(w2 + PrefetchBytes);
-                Sse.Prefetch0(w3 + PrefetchBytes);
+                var next = at + blockBytes;
+                if ((b & 1) == 0)
+                {
+                    Sse.Prefetch0(w0 + next + ahead);
+                    Sse.Prefetch0(w1 + next + ahead);
+                    Sse.Prefetch0(w2 + next + ahead);
+                    Sse.Prefetch0(w3 + next + ahead);
+                }
+
+                UnpackBlock(eight, w0 + next, w1 + next, w2 + next, w3 + next, scratch + (256 * ((b + 1) & 1)));
             }
 
-            if (eight)
-            {
-                Nibbles(Vector256.Load(w0 + 2) ^ offset, low, scratch);
-                Nibbles(Vector256.Load(w1 + 2) ^ offset, low, scratch + 32);
-                Nibbles(Vector256.Load(w2 + 2) ^ offset, low, scratch + 64);
-                Nibbles(Vector256.Load(w3 + 2) ^ offset, low, scratch + 96);
-            }
-            else
-            {
-                Q4Codes(w0 + 2).Store(scratch);
-                Q4Codes(w1 + 2).Store(scratch + 32);
-                Q4Codes(w2 + 2).Store(scratch + 64);
-                Q4Codes(w3 + 2).Store(scratch + 96);
-            }
-
-            ByteBlock(eight, scratch, lanes + (256 * b), starts + (8 * b), scales + (8 * b), Half16(w0), Half16(w1), Half16(w2), Half16(w3), ref a0, ref a1, ref a2, ref a3);
+            ByteBlock(
+                eight, scratch + (256 * (b & 1)), lanes + (256 * b), starts + (8 * b), scales + (8 * b),
+                Half16(w0 + at), Half16(w1 + at), Half16(w2 + at), Half16(w3 + at), ref a0, ref a1, ref a2, ref a3);
         }
 
         a0.Store(result);
         a1.Store(result + 8);
         a2.Store(result + 16);
         a3.Store(result + 24);
+    }
+
+    /// <summary>One Q8_0 (<paramref name="eight"/>) or Q4_0 block of four rows as <see cref="BytePanel"/> lays out a block, at <paramref name="at"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void UnpackBlock(bool eight, byte* w0, byte* w1, byte* w2, byte* w3, byte* at)
+    {
+        if (eight)
+        {
+            var offset = Vector256.Create((byte)0x80);
+            var low = Vector256.Create((byte)0x0F);
+            Nibbles(Vector256.Load(w0 + 2) ^ offset, low, at);
+            Nibbles(Vector256.Load(w1 + 2) ^ offset, low, at + 32);
+            Nibbles(Vector256.Load(w2 + 2) ^ offset, low, at + 64);
+            Nibbles(Vector256.Load(w3 + 2) ^ offset, low, at + 96);
+        }
+        else
+        {
+            Q4Codes(w0 + 2).Store(at);
+            Q4Codes(w1 + 2).Store(at + 32);
+            Q4Codes(w2 + 2).Store(at + 64);
+            Q4Codes(w3 + 2).Store(at + 96);
+        }
     }
 
     /// <summary>The low nibbles of <paramref name="u"/> at <paramref name="at"/>, the high nibbles 128 bytes further.</summary>

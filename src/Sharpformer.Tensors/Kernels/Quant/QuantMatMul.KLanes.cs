@@ -7,8 +7,8 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// <summary>
 /// The token-lane path of <see cref="QuantMatMul"/> for the K-quants (Q4_K, Q6_K) times eight or more tokens, with
 /// AVX-VNNI or AVX-512BW (whose tier, QuantMatMul.KLanesWide.cs, needs no VPDPBUSD; without AVX-VNNI the 256-bit
-/// kernels here, for an odd last group and one group of Q6_K, take VPMADDUBSW + VPMADDWD instead): the Q8_K activations of eight tokens are interleaved as for Q8_0 (lane t of a vector holds token t's
-/// codes), and per super-block the codes of four weight rows are unpacked once into a 1 KiB scratch panel in value
+/// kernels here, for an odd last group and one group of Q6_K, take VPMADDUBSW + VPMADDWD instead): the Q8_K
+/// activations of eight tokens are interleaved as for Q8_0 (lane t of a vector holds token t's codes), and per super-block the codes of four weight rows are unpacked once into a 1 KiB scratch panel in value
 /// order (Q4_K nibbles 0–15, Q6_K six-bit codes 0–63, both unsigned), from which VPDPBUSD multiplies one broadcast
 /// group of four weight bytes by the eight tokens' four signed codes. Per sub-block (32 values for Q4_K, 16 for Q6_K)
 /// the integer sums of the eight tokens are scaled by the row's sub-block scale in one VPMULLD; Q4_K's min term and

@@ -16,7 +16,8 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// claim (<see cref="ParallelFor"/>). Three SIMD forms share the reference's exact integer block sums: one token at a
 /// time (decode: each weight row streamed once, prefetched ahead; QuantMatMul.Decode.cs); 2 weight rows × 4 tokens in registers without
 /// the token lanes (QuantMatMul.Tiled.cs); and 4 weight rows × 8 tokens held in the lanes of a vector, with AVX-VNNI
-/// (QuantMatMul.Lanes.cs for Q8_0/Q4_0, QuantMatMul.KLanes.cs for Q4_K/Q6_K) or, for the K-quants, AVX-512BW. AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD / VPDPWSSD where the
+/// or AVX-512BW (QuantMatMul.Lanes.cs, or QuantMatMul.ByteLanes.cs without AVX-VNNI, for Q8_0/Q4_0;
+/// QuantMatMul.KLanes.cs for Q4_K/Q6_K). AVX2 (VPMADDUBSW + VPMADDWD), with AVX-VNNI's VPDPBUSD / VPDPWSSD where the
 /// CPU has them (.NET 10 exposes no 512-bit VPDPBUSD short of AVX10.2); <see cref="MultiplyReference"/> is the scalar
 /// reference and the path without AVX2.
 /// </summary>
