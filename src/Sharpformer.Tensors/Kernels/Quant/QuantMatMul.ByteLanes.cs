@@ -11,8 +11,8 @@ namespace Sharpformer.Tensors.Kernels.Quant;
 /// through VPMADDUBSW (unsigned weight code × signed activation code, adjacent pairs added into int16) and VPADDW,
 /// eight steps (a block of 32 values) summed in int16 before one VPMADDWD folds each int32 lane's two halves. Pairs of
 /// token groups sit 16 wide in the lanes of a 512-bit vector (the K-quants' interleaving, QuantMatMul.KLanesWide.cs),
-/// so one broadcast of four weight bytes feeds sixteen tokens; an odd last group (and batched decode's one group) takes
-/// the same kernel 256 bits wide.
+/// so one broadcast of four weight bytes feeds sixteen tokens; an odd last group takes the same kernel 256 bits wide,
+/// and batched decode's one group streams the weight blocks without a panel (<see cref="ByteTileStream"/>).
 /// <para>
 /// Exact: Q8_0 activation codes lie in [−127, 127] and every weight code the kernel multiplies lies in [0, 15], so one
 /// VPMADDUBSW pair is at most 2·15·127 = 3810 in magnitude and a block's eight steps at most 30480 (int16 holds 32767).
@@ -27,8 +27,8 @@ public static unsafe partial class QuantMatMul
 
     /// <summary>
     /// Rows [start, end) in tiles of four over every group of eight tokens, the pairs of groups 512 bits wide, the
-    /// tokens past the last group one at a time; returns the first row not done. Each tile's codes are unpacked once
-    /// into a panel (<see cref="BytePanel"/>) that every group reads.
+    /// tokens past the last group one at a time; returns the first row not done. With two or more groups each tile's
+    /// codes are unpacked once into a panel (<see cref="BytePanel"/>) that every group reads.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static int ByteLaneRows(in Job job, int start, int end)
@@ -171,7 +171,7 @@ public static unsafe partial class QuantMatMul
     /// group A's block scales and starts −offset·Σx, then B's) into <paramref name="result"/> [4 rows, 16 tokens], A in
     /// tokens 0–7: per block and row one 512-bit integer sum for both groups, converted and scaled once.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void BytePairTile(
         bool eight, byte* panel, float* factors, int blocks, sbyte* lanes, float* scalesA, float* scalesB, int* startsA, int* startsB, float* result)
     {
@@ -183,14 +183,7 @@ public static unsafe partial class QuantMatMul
             var l = lanes + (512 * b);
             var w = panel + ((eight ? 256 : 128) * b);
             Vector512<short> e0 = default, e1 = default, e2 = default, e3 = default;
-            ByteStep(w, l, ref e0, ref e1, ref e2, ref e3);
-            ByteStep(w + 4, l + 64, ref e0, ref e1, ref e2, ref e3);
-            ByteStep(w + 8, l + 128, ref e0, ref e1, ref e2, ref e3);
-            ByteStep(w + 12, l + 192, ref e0, ref e1, ref e2, ref e3);
-            ByteStep(w + 16, l + 256, ref e0, ref e1, ref e2, ref e3);
-            ByteStep(w + 20, l + 320, ref e0, ref e1, ref e2, ref e3);
-            ByteStep(w + 24, l + 384, ref e0, ref e1, ref e2, ref e3);
-            ByteStep(w + 28, l + 448, ref e0, ref e1, ref e2, ref e3);
+            ByteSteps(w, l, ref e0, ref e1, ref e2, ref e3);
             var start = Vector512.Create(Vector256.Load(startsA + (8 * b)), Vector256.Load(startsB + (8 * b)));
             var i0 = start + Avx512BW.MultiplyAddAdjacent(e0, ones);
             var i1 = start + Avx512BW.MultiplyAddAdjacent(e1, ones);
@@ -201,14 +194,7 @@ public static unsafe partial class QuantMatMul
                 // The high nibbles, 128 bytes after the low ones: Σ h·x, weighed 16.
                 var h = w + 128;
                 Vector512<short> h0 = default, h1 = default, h2 = default, h3 = default;
-                ByteStep(h, l, ref h0, ref h1, ref h2, ref h3);
-                ByteStep(h + 4, l + 64, ref h0, ref h1, ref h2, ref h3);
-                ByteStep(h + 8, l + 128, ref h0, ref h1, ref h2, ref h3);
-                ByteStep(h + 12, l + 192, ref h0, ref h1, ref h2, ref h3);
-                ByteStep(h + 16, l + 256, ref h0, ref h1, ref h2, ref h3);
-                ByteStep(h + 20, l + 320, ref h0, ref h1, ref h2, ref h3);
-                ByteStep(h + 24, l + 384, ref h0, ref h1, ref h2, ref h3);
-                ByteStep(h + 28, l + 448, ref h0, ref h1, ref h2, ref h3);
+                ByteSteps(h, l, ref h0, ref h1, ref h2, ref h3);
                 i0 += Avx512BW.MultiplyAddAdjacent(h0, sixteens);
                 i1 += Avx512BW.MultiplyAddAdjacent(h1, sixteens);
                 i2 += Avx512BW.MultiplyAddAdjacent(h2, sixteens);
@@ -229,6 +215,34 @@ public static unsafe partial class QuantMatMul
         a3.Store(result + 48);
     }
 
+    /// <summary>The eight steps of one block (32 codes of each of four rows, 32 bytes apart from <paramref name="w"/>) against sixteen tokens' codes at <paramref name="x"/>, written out (no loop counter beside the products).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ByteSteps(byte* w, sbyte* x, ref Vector512<short> e0, ref Vector512<short> e1, ref Vector512<short> e2, ref Vector512<short> e3)
+    {
+        ByteStep(w, x, ref e0, ref e1, ref e2, ref e3);
+        ByteStep(w + 4, x + 64, ref e0, ref e1, ref e2, ref e3);
+        ByteStep(w + 8, x + 128, ref e0, ref e1, ref e2, ref e3);
+        ByteStep(w + 12, x + 192, ref e0, ref e1, ref e2, ref e3);
+        ByteStep(w + 16, x + 256, ref e0, ref e1, ref e2, ref e3);
+        ByteStep(w + 20, x + 320, ref e0, ref e1, ref e2, ref e3);
+        ByteStep(w + 24, x + 384, ref e0, ref e1, ref e2, ref e3);
+        ByteStep(w + 28, x + 448, ref e0, ref e1, ref e2, ref e3);
+    }
+
+    /// <summary><see cref="ByteSteps"/> for eight tokens.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ByteStepsNarrow(byte* w, sbyte* x, ref Vector256<short> e0, ref Vector256<short> e1, ref Vector256<short> e2, ref Vector256<short> e3)
+    {
+        ByteStepNarrow(w, x, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 4, x + 32, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 8, x + 64, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 12, x + 96, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 16, x + 128, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 20, x + 160, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 24, x + 192, ref e0, ref e1, ref e2, ref e3);
+        ByteStepNarrow(w + 28, x + 224, ref e0, ref e1, ref e2, ref e3);
+    }
+
     /// <summary>One step of four code bytes of each of four rows (32 bytes apart from <paramref name="w"/>) against sixteen tokens' four codes at <paramref name="x"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ByteStep(byte* w, sbyte* x, ref Vector512<short> e0, ref Vector512<short> e1, ref Vector512<short> e2, ref Vector512<short> e3)
@@ -241,7 +255,7 @@ public static unsafe partial class QuantMatMul
     }
 
     /// <summary><see cref="BytePairTile"/> for one group of eight tokens (8 wide at <paramref name="lanes"/>) into <paramref name="result"/> [4, 8], 256 bits wide.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ByteTile(bool eight, byte* panel, float* factors, int blocks, sbyte* lanes, float* scales, int* starts, float* result)
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -340,14 +354,7 @@ public static unsafe partial class QuantMatMul
     {
         var l = lanes;
         Vector256<short> e0 = default, e1 = default, e2 = default, e3 = default;
-        ByteStepNarrow(w, l, ref e0, ref e1, ref e2, ref e3);
-        ByteStepNarrow(w + 4, l + 32, ref e0, ref e1, ref e2, ref e3);
-        ByteStepNarrow(w + 8, l + 64, ref e0, ref e1, ref e2, ref e3);
-        ByteStepNarrow(w + 12, l + 96, ref e0, ref e1, ref e2, ref e3);
-        ByteStepNarrow(w + 16, l + 128, ref e0, ref e1, ref e2, ref e3);
-        ByteStepNarrow(w + 20, l + 160, ref e0, ref e1, ref e2, ref e3);
-        ByteStepNarrow(w + 24, l + 192, ref e0, ref e1, ref e2, ref e3);
-        ByteStepNarrow(w + 28, l + 224, ref e0, ref e1, ref e2, ref e3);
+        ByteStepsNarrow(w, l, ref e0, ref e1, ref e2, ref e3);
         var ones = Vector256<short>.One;
         var start = Vector256.Load(starts);
         var i0 = start + Avx2.MultiplyAddAdjacent(e0, ones);
@@ -358,14 +365,7 @@ public static unsafe partial class QuantMatMul
         {
             var h = w + 128;
             Vector256<short> h0 = default, h1 = default, h2 = default, h3 = default;
-            ByteStepNarrow(h, l, ref h0, ref h1, ref h2, ref h3);
-            ByteStepNarrow(h + 4, l + 32, ref h0, ref h1, ref h2, ref h3);
-            ByteStepNarrow(h + 8, l + 64, ref h0, ref h1, ref h2, ref h3);
-            ByteStepNarrow(h + 12, l + 96, ref h0, ref h1, ref h2, ref h3);
-            ByteStepNarrow(h + 16, l + 128, ref h0, ref h1, ref h2, ref h3);
-            ByteStepNarrow(h + 20, l + 160, ref h0, ref h1, ref h2, ref h3);
-            ByteStepNarrow(h + 24, l + 192, ref h0, ref h1, ref h2, ref h3);
-            ByteStepNarrow(h + 28, l + 224, ref h0, ref h1, ref h2, ref h3);
+            ByteStepsNarrow(h, l, ref h0, ref h1, ref h2, ref h3);
             var sixteens = Vector256.Create((short)16);
             i0 += Avx2.MultiplyAddAdjacent(h0, sixteens);
             i1 += Avx2.MultiplyAddAdjacent(h1, sixteens);
