@@ -119,21 +119,14 @@ public static unsafe partial class QuantMatMul
 
     /// <summary>Σ (q − 8)·x over one block of 32 unsigned 4-bit codes <paramref name="q"/>: Σ q·x − 8·Σx.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> BlockDotQ4(Vector256<byte> q, Vector256<sbyte> x, int xSum)
-    {
-        var start = Vector256.CreateScalar(-8 * xSum);
-        if (AvxVnni.IsSupported)
-        {
-            return AvxVnni.MultiplyWideningAndAdd(start, q, x);
-        }
-
-        return start + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q, x), Vector256<short>.One);
-    }
+    private static Vector256<int> BlockDotQ4(Vector256<byte> q, Vector256<sbyte> x, int xSum) =>
+        AddBytes(Vector256.CreateScalar(-8 * xSum), q, x);
 
     /// <summary>
     /// acc + each int32 lane's four products of an unsigned weight byte by a signed activation byte (VPDPBUSD, or
     /// VPMADDUBSW + VPMADDWD and an add without AVX-VNNI, exact while each adjacent pair of products sums inside int16:
-    /// the weights of the K-quant panels are at most 63, the activation codes at most 127 in magnitude).
+    /// the callers' weights are at most 128 (K-quant panel codes at most 63, Q4 codes 15, magnitudes of Q8_0 codes 128),
+    /// their activation codes at most 127 in magnitude).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> AddBytes(Vector256<int> acc, Vector256<byte> w, Vector256<sbyte> x) =>

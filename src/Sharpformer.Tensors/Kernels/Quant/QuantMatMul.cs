@@ -318,17 +318,8 @@ public static unsafe partial class QuantMatMul
 
     /// <summary>Σ_i |w_i|·sign(w_i)·x_i for 32 signed bytes, as eight int32 partial sums (VPDPBUSD, or VPMADDUBSW + VPMADDWD).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> SignedDot(Vector256<sbyte> w, Vector256<sbyte> x)
-    {
-        var magnitude = Avx2.Abs(w);
-        var signed = Avx2.Sign(x, w);
-        if (AvxVnni.IsSupported)
-        {
-            return AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, magnitude, signed);
-        }
-
-        return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, signed), Vector256<short>.One);
-    }
+    private static Vector256<int> SignedDot(Vector256<sbyte> w, Vector256<sbyte> x) =>
+        AddBytes(Vector256<int>.Zero, Avx2.Abs(w), Avx2.Sign(x, w));
 
     private static float DotQ8_0Avx2(byte* w, sbyte* x, float* xd, int blocks)
     {
