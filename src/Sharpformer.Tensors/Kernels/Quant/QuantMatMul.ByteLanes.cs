@@ -34,16 +34,29 @@ public static unsafe partial class QuantMatMul
     private static int ByteLaneRows(in Job job, int start, int end)
     {
         var tile = stackalloc float[LaneRowsPerTile * 2 * LaneTokens];
-        // One group's two block buffers (ByteTileStream), on a 64-byte boundary.
-        var streamRaw = stackalloc byte[(2 * 256) + 64];
-        var stream = (byte*)(((nint)streamRaw + 63) & ~(nint)63);
         var blocks = job.In / 32;
         var eight = job.Type == QuantType.Q8_0;
+        var o = start;
+        if (job.LaneGroups == 1)
+        {
+            // One group (batched decode): no panel, each block through one of two block buffers (ByteTileStream).
+            var streamRaw = stackalloc byte[(2 * 256) + 64];
+            var stream = (byte*)(((nint)streamRaw + 63) & ~(nint)63);
+            for (; o + LaneRowsPerTile <= end; o += LaneRowsPerTile)
+            {
+                var w = (byte*)job.W + ((long)o * job.RowBytes);
+                ByteTileStream(eight, w, job.RowBytes, blocks, (sbyte*)job.Lanes, (float*)job.LaneScales, (int*)job.LaneStarts, stream, tile);
+                StoreTile(job, o, 0, tile);
+                StoreRest(job, o, w);
+            }
+
+            return o;
+        }
+
         var panelBytes = LaneRowsPerTile * 32 * blocks * (eight ? 2 : 1);
         var buffer = ArrayPool<byte>.Shared.Rent(panelBytes + (LaneRowsPerTile * blocks * sizeof(float)) + 64);
         var groupBytes = (long)LaneTokens * job.In;
         var paired = job.LaneGroups / 2 * 2;
-        var o = start;
         try
         {
             fixed (byte* raw = buffer)
@@ -54,24 +67,6 @@ public static unsafe partial class QuantMatMul
                 for (; o + LaneRowsPerTile <= end; o += LaneRowsPerTile)
                 {
                     var w = (byte*)job.W + ((long)o * job.RowBytes);
-                    if (job.LaneGroups == 1)
-                    {
-                        // One group (batched decode): no panel.
-                        var starts = (int*)job.LaneStarts;
-                        if (eight)
-                        {
-                            ByteTileStream(true, w, job.RowBytes, blocks, (sbyte*)job.Lanes, (float*)job.LaneScales, starts, stream, tile);
-                        }
-                        else
-                        {
-                            ByteTileStream(false, w, job.RowBytes, blocks, (sbyte*)job.Lanes, (float*)job.LaneScales, starts, stream, tile);
-                        }
-
-                        StoreTile(job, o, 0, tile);
-                        StoreRest(job, o, w);
-                        continue;
-                    }
-
                     BytePanel(eight, w, job.RowBytes, blocks, panel, factors);
                     for (var g = 0; g < job.LaneGroups; g++)
                     {
@@ -82,30 +77,14 @@ public static unsafe partial class QuantMatMul
                         {
                             // Groups g and g + 1 share 16-wide rows (Activations.Interleave).
                             var stride = blocks * LaneTokens;
-                            if (eight)
-                            {
-                                BytePairTile(true, panel, factors, blocks, lanes, scales, scales + stride, starts, starts + stride, tile);
-                            }
-                            else
-                            {
-                                BytePairTile(false, panel, factors, blocks, lanes, scales, scales + stride, starts, starts + stride, tile);
-                            }
-
+                            BytePairTile(eight, panel, factors, blocks, lanes, scales, scales + stride, starts, starts + stride, tile);
                             StoreTile(job, o, g, tile, 2 * LaneTokens);
                             StoreTile(job, o, g + 1, tile + LaneTokens, 2 * LaneTokens);
                             g++;
                             continue;
                         }
 
-                        if (eight)
-                        {
-                            ByteTile(true, panel, factors, blocks, lanes, scales, starts, tile);
-                        }
-                        else
-                        {
-                            ByteTile(false, panel, factors, blocks, lanes, scales, starts, tile);
-                        }
-
+                        ByteTile(eight, panel, factors, blocks, lanes, scales, starts, tile);
                         StoreTile(job, o, g, tile);
                     }
 
