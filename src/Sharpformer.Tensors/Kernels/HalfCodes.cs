@@ -80,27 +80,18 @@ public static class HalfCodes
         return true;
     }
 
-    /// <summary>The encoding pass over halves already checked to be encodable: vector lanes, then the scalar reference.</summary>
-    private static void EncodeChecked(Span<ushort> bits)
-    {
-        var i = 0;
-        if (Vector.IsHardwareAccelerated)
-        {
-            ref var start = ref MemoryMarshal.GetReference(bits);
-            for (; i <= bits.Length - Vector<ushort>.Count; i += Vector<ushort>.Count)
-            {
-                Vector.Widen(Vector.LoadUnsafe(ref start, (nuint)i), out var low, out var high);
-                Vector.Narrow(EncodeLanes(low), EncodeLanes(high)).StoreUnsafe(ref start, (nuint)i);
-            }
-        }
-
-        EncodeReference(bits[i..]);
-    }
+    /// <summary>The encoding pass over halves already checked to be encodable.</summary>
+    private static void EncodeChecked(Span<ushort> bits) => Recode(bits, encode: true);
 
     /// <summary>Turns codes back into IEEE half bits in place, the exact inverse of <see cref="Encode"/>; vectorized.</summary>
-    public static void Decode(Span<HalfCode> codes)
+    public static void Decode(Span<HalfCode> codes) => Recode(MemoryMarshal.Cast<HalfCode, ushort>(codes), encode: false);
+
+    /// <summary>
+    /// Halves → codes (<paramref name="encode"/>) or codes → halves in place: vector lanes (<see cref="EncodeLanes"/>,
+    /// <see cref="DecodeLanes"/>), then the scalar reference for the tail.
+    /// </summary>
+    private static void Recode(Span<ushort> bits, bool encode)
     {
-        var bits = MemoryMarshal.Cast<HalfCode, ushort>(codes);
         var i = 0;
         if (Vector.IsHardwareAccelerated)
         {
@@ -108,11 +99,19 @@ public static class HalfCodes
             for (; i <= bits.Length - Vector<ushort>.Count; i += Vector<ushort>.Count)
             {
                 Vector.Widen(Vector.LoadUnsafe(ref start, (nuint)i), out var low, out var high);
-                Vector.Narrow(DecodeLanes(low), DecodeLanes(high)).StoreUnsafe(ref start, (nuint)i);
+                var narrow = encode ? Vector.Narrow(EncodeLanes(low), EncodeLanes(high)) : Vector.Narrow(DecodeLanes(low), DecodeLanes(high));
+                narrow.StoreUnsafe(ref start, (nuint)i);
             }
         }
 
-        DecodeReference(bits[i..]);
+        if (encode)
+        {
+            EncodeReference(bits[i..]);
+        }
+        else
+        {
+            DecodeReference(bits[i..]);
+        }
     }
 
     /// <summary>Widens codes to F32, exactly (each equals (float) of its half, −0 included); vectorized.</summary>
